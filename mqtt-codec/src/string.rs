@@ -1,0 +1,202 @@
+//! `MqttStr`, a validated MQTT UTF-8 string that is a zero-copy view into received bytes, and the
+//! validation rule itself: well-formed UTF-8 without U+0000 [MQTT-1.5.3-1/2] (v5: [MQTT-1.5.4-1/2]).
+
+use core::borrow::Borrow;
+use core::fmt;
+use core::ops::Deref;
+
+use bytes::Bytes;
+
+use crate::error::DecodeError;
+
+/// Checks the MQTT string rules: well-formed UTF-8 (surrogates are ill-formed in UTF-8, so
+/// `from_utf8` rejects them) and no U+0000.
+#[inline]
+fn validate(bytes: &[u8]) -> Result<(), DecodeError> {
+    if core::str::from_utf8(bytes).is_err() {
+        return Err(DecodeError::InvalidUtf8);
+    }
+    if memchr::memchr(0, bytes).is_some() {
+        return Err(DecodeError::NullCharacter);
+    }
+    Ok(())
+}
+
+/// A validated MQTT UTF-8 string; a view into a received frame, so cloning only bumps a refcount.
+///
+/// Equality, ordering and hashing are those of the `str`.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MqttStr(Bytes);
+
+impl MqttStr {
+    /// Builds a string from a constant.
+    ///
+    /// # Panics
+    /// If `s` contains U+0000, which an MQTT string must not [MQTT-1.5.4-2]; constants are the
+    /// caller's code, not peer input.
+    #[must_use]
+    pub fn from_static(s: &'static str) -> Self {
+        assert!(
+            !s.as_bytes().contains(&0),
+            "MQTT strings must not contain U+0000"
+        );
+        Self(Bytes::from_static(s.as_bytes()))
+    }
+
+    /// The string.
+    #[inline]
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        // The bytes were validated at construction, so this never takes the fallback.
+        core::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    /// The UTF-8 bytes.
+    #[inline]
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The underlying shared bytes.
+    #[inline]
+    #[must_use]
+    pub fn into_bytes(self) -> Bytes {
+        self.0
+    }
+
+    /// Length in bytes.
+    #[inline]
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the string is empty.
+    #[inline]
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Deref for MqttStr {
+    type Target = str;
+
+    #[inline]
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for MqttStr {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl Borrow<str> for MqttStr {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Debug for MqttStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for MqttStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&'static str> for MqttStr {
+    /// See [`MqttStr::from_static`] (panics on U+0000).
+    fn from(s: &'static str) -> Self {
+        Self::from_static(s)
+    }
+}
+
+impl TryFrom<Bytes> for MqttStr {
+    type Error = DecodeError;
+
+    fn try_from(bytes: Bytes) -> Result<Self, DecodeError> {
+        validate(&bytes)?;
+        Ok(Self(bytes))
+    }
+}
+
+impl TryFrom<String> for MqttStr {
+    type Error = DecodeError;
+
+    fn try_from(s: String) -> Result<Self, DecodeError> {
+        if s.as_bytes().contains(&0) {
+            return Err(DecodeError::NullCharacter);
+        }
+        Ok(Self(Bytes::from(s)))
+    }
+}
+
+impl PartialEq<str> for MqttStr {
+    fn eq(&self, other: &str) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl PartialEq<&str> for MqttStr {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mqtt_1_5_4_1_ill_formed_and_surrogates_rejected() {
+        // [MQTT-1.5.3-1] / [MQTT5-1.5.4-1]: a UTF-16 surrogate encoded as UTF-8 is ill-formed.
+        assert_eq!(
+            MqttStr::try_from(Bytes::from_static(b"\xED\xA0\x80")),
+            Err(DecodeError::InvalidUtf8)
+        );
+        assert_eq!(
+            MqttStr::try_from(Bytes::from_static(b"\xC3")),
+            Err(DecodeError::InvalidUtf8)
+        );
+    }
+
+    #[test]
+    fn mqtt_1_5_4_2_nul_rejected() {
+        // [MQTT-1.5.3-2] / [MQTT5-1.5.4-2]
+        assert_eq!(
+            MqttStr::try_from(Bytes::from_static(b"a\0b")),
+            Err(DecodeError::NullCharacter)
+        );
+        assert_eq!(
+            MqttStr::try_from(String::from("a\0")),
+            Err(DecodeError::NullCharacter)
+        );
+    }
+
+    #[test]
+    fn mqtt_1_5_4_3_bom_kept() {
+        // [MQTT-1.5.3-3] / [MQTT5-1.5.4-3]: U+FEFF is kept, not stripped.
+        let s = MqttStr::try_from(Bytes::from_static(b"\xEF\xBB\xBFx")).unwrap();
+        assert_eq!(s.as_str(), "\u{FEFF}x");
+    }
+
+    #[test]
+    fn behaves_like_str() {
+        let s = MqttStr::from_static("a/b");
+        assert_eq!(&*s, "a/b");
+        assert_eq!(s, "a/b");
+        assert_eq!(s.to_string(), "a/b");
+        assert_eq!(format!("{s:?}"), "\"a/b\"");
+        assert_eq!(s.len(), 3);
+        assert!(MqttStr::default().is_empty());
+    }
+}
