@@ -1,2 +1,6 @@
-//! The tokio adapter that turns `mqtt-broker-core` into a running server.
+//! The tokio adapter that turns `mqtt-broker-core` into a running server: configuration
+//! (native TOML or mosquitto.conf), mosquitto-compatible password and ACL files, and the
+//! listeners (TCP, TLS, WebSocket) that move bytes between sockets and the broker.
 #![forbid(unsafe_code)]
+
+pub mod config;

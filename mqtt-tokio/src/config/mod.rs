@@ -1,0 +1,270 @@
+//! The server's configuration: listeners, security files and limits, with defaults that need no
+//! file, read from our native TOML format or from a mosquitto.conf.
+//!
+//! [`ServerConfig::default`] is mosquitto 2.x's "local only" mode: one plain MQTT listener on
+//! `127.0.0.1:1883` that admits anonymous clients. A file that declares listeners must say
+//! `allow_anonymous = true` on each listener that should admit clients without a user name.
+
+mod load;
+mod mosquitto_conf;
+mod toml_file;
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+pub use load::{ConfigError, LoadedConfig, load_file};
+pub use mosquitto_conf::parse_mosquitto_conf;
+pub use toml_file::parse_toml;
+
+/// Port of a plain MQTT listener when none is given.
+pub const DEFAULT_PORT: u16 = 1883;
+
+/// The whole server configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// The sockets to listen on (`[[listener]]` tables). When empty, one loopback listener on
+    /// port 1883 is used, which admits anonymous clients unless a `password_file` is set.
+    #[serde(rename = "listener")]
+    pub listeners: Vec<ListenerConfig>,
+    /// A password file in mosquitto_passwd format; when set, clients that give a user name must
+    /// give its password.
+    pub password_file: Option<PathBuf>,
+    /// An ACL file in mosquitto format; when set, publishing and subscribing are limited to what
+    /// it grants. An empty or unreadable file grants nothing.
+    pub acl_file: Option<PathBuf>,
+    /// Whether sessions and retained messages are written to disk.
+    pub persistence: bool,
+    /// Directory of the persistence files (default: the working directory).
+    pub persistence_location: Option<PathBuf>,
+    /// Limits applied to every client.
+    pub limits: Limits,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listeners: Vec::new(),
+            password_file: None,
+            acl_file: None,
+            persistence: false,
+            persistence_location: None,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The listeners to open: the configured ones, or the local-only default listener.
+    pub fn effective_listeners(&self) -> Vec<ListenerConfig> {
+        if self.listeners.is_empty() {
+            vec![ListenerConfig {
+                allow_anonymous: self.password_file.is_none(),
+                ..ListenerConfig::default()
+            }]
+        } else {
+            self.listeners.clone()
+        }
+    }
+
+    /// Checks what can be checked without touching the network: TLS files come in pairs, the
+    /// limits are usable.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (index, listener) in self.listeners.iter().enumerate() {
+            listener.validate(index)?;
+        }
+        self.limits.validate()
+    }
+}
+
+/// What a listener speaks on top of its byte stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// MQTT directly on TCP (or TLS).
+    #[default]
+    Mqtt,
+    /// MQTT in binary WebSocket messages, subprotocol `mqtt` (or `wss` with TLS).
+    Websockets,
+}
+
+/// One listening socket and the rules for the clients it accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ListenerConfig {
+    /// Address or host name to bind (default `127.0.0.1`; `0.0.0.0` or `::` for every interface).
+    pub bind_address: String,
+    /// TCP port (default 1883; 0 picks a free port).
+    pub port: u16,
+    /// `mqtt` (default) or `websockets`.
+    pub protocol: Protocol,
+    /// PEM file of the CA certificates that sign client certificates (enables client
+    /// certificate verification when `require_certificate` is set).
+    pub cafile: Option<PathBuf>,
+    /// PEM certificate chain of the server; with `keyfile`, turns the listener into TLS.
+    pub certfile: Option<PathBuf>,
+    /// PEM private key of the server.
+    pub keyfile: Option<PathBuf>,
+    /// Refuse TLS clients that present no certificate signed by `cafile`.
+    pub require_certificate: bool,
+    /// Use the client certificate's common name (CN) as the user name.
+    pub use_identity_as_username: bool,
+    /// Admit clients that give no user name (default false; true on the implicit local-only
+    /// listener).
+    pub allow_anonymous: bool,
+    /// Most connections open at once on this listener; further ones wait in the OS backlog
+    /// (default: no limit).
+    pub max_connections: Option<usize>,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        ListenerConfig {
+            bind_address: String::from("127.0.0.1"),
+            port: DEFAULT_PORT,
+            protocol: Protocol::Mqtt,
+            cafile: None,
+            certfile: None,
+            keyfile: None,
+            require_certificate: false,
+            use_identity_as_username: false,
+            allow_anonymous: false,
+            max_connections: None,
+        }
+    }
+}
+
+impl ListenerConfig {
+    /// Whether this listener wraps its connections in TLS.
+    pub fn is_tls(&self) -> bool {
+        self.certfile.is_some()
+    }
+
+    fn validate(&self, index: usize) -> Result<(), ConfigError> {
+        let invalid = |why: &str| ConfigError::Invalid(format!("listener {index}: {why}"));
+        if self.certfile.is_some() != self.keyfile.is_some() {
+            return Err(invalid("certfile and keyfile must be given together"));
+        }
+        if self.require_certificate && (self.cafile.is_none() || !self.is_tls()) {
+            return Err(invalid(
+                "require_certificate needs cafile, certfile and keyfile",
+            ));
+        }
+        if self.use_identity_as_username && !self.require_certificate {
+            return Err(invalid(
+                "use_identity_as_username needs require_certificate",
+            ));
+        }
+        if self.max_connections == Some(0) {
+            return Err(invalid("max_connections must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// Limits applied to every client (`[limits]` table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Limits {
+    /// QoS 1/2 messages in flight per client in each direction (v5 Receive Maximum; default 32).
+    pub max_inflight_messages: u16,
+    /// Messages queued per session while its client is offline or its window is full
+    /// (default 1000).
+    pub max_queued_messages: usize,
+    /// Largest MQTT packet accepted, in bytes, whole packet included (default 1 MiB; 0 means
+    /// the protocol maximum, 256 MiB).
+    pub message_size_limit: u32,
+    /// Largest keep alive granted, in seconds; larger requests are lowered (default 0: any).
+    pub max_keepalive: u16,
+    /// Seconds between `$SYS` statistics updates (default 10; 0 disables them).
+    pub sys_interval: u64,
+    /// Seconds a new connection has to send its CONNECT (default 10).
+    pub connect_timeout: u64,
+}
+
+/// Largest packet the protocol can express: 256 MiB of remaining length plus a fixed header.
+const PROTOCOL_MAX_PACKET: u32 = 268_435_455 + 5;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_inflight_messages: 32,
+            max_queued_messages: 1000,
+            message_size_limit: 1024 * 1024,
+            max_keepalive: 0,
+            sys_interval: 10,
+            connect_timeout: 10,
+        }
+    }
+}
+
+impl Limits {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_inflight_messages == 0 {
+            return Err(ConfigError::Invalid(
+                "limits.max_inflight_messages must be at least 1".into(),
+            ));
+        }
+        if self.connect_timeout == 0 {
+            return Err(ConfigError::Invalid(
+                "limits.connect_timeout must be at least 1 second".into(),
+            ));
+        }
+        if self.message_size_limit != 0 && self.message_size_limit < 64 {
+            return Err(ConfigError::Invalid(
+                "limits.message_size_limit must be 0 or at least 64 bytes".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The largest packet size these limits allow.
+    pub fn max_packet_size(&self) -> u32 {
+        if self.message_size_limit == 0 {
+            PROTOCOL_MAX_PACKET
+        } else {
+            self.message_size_limit
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_local_only_anonymous() {
+        let config = ServerConfig::default();
+        let listeners = config.effective_listeners();
+        assert_eq!(listeners.len(), 1);
+        assert_eq!(listeners[0].bind_address, "127.0.0.1");
+        assert_eq!(listeners[0].port, 1883);
+        assert!(listeners[0].allow_anonymous);
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn default_listener_is_not_anonymous_with_a_password_file() {
+        let config = ServerConfig {
+            password_file: Some("pw".into()),
+            ..ServerConfig::default()
+        };
+        assert!(!config.effective_listeners()[0].allow_anonymous);
+    }
+
+    #[test]
+    fn tls_files_must_come_in_pairs() {
+        let config = ServerConfig {
+            listeners: vec![ListenerConfig {
+                certfile: Some("c.pem".into()),
+                ..ListenerConfig::default()
+            }],
+            ..ServerConfig::default()
+        };
+        assert!(matches!(config.validate(), Err(ConfigError::Invalid(_))));
+    }
+}

@@ -1,0 +1,115 @@
+//! The native configuration format: TOML mapped onto [`ServerConfig`] by serde.
+//!
+//! ```toml
+//! password_file = "/etc/mqtt/passwd"
+//! acl_file = "/etc/mqtt/acl"
+//!
+//! [[listener]]
+//! bind_address = "0.0.0.0"
+//! port = 1883
+//!
+//! [[listener]]
+//! port = 8883
+//! certfile = "/etc/mqtt/server.pem"
+//! keyfile = "/etc/mqtt/server.key"
+//!
+//! [limits]
+//! max_queued_messages = 5000
+//! ```
+
+use super::{ConfigError, ServerConfig};
+
+/// Parses a TOML configuration; unknown keys are errors (a typo must not pass silently).
+pub fn parse_toml(text: &str) -> Result<ServerConfig, ConfigError> {
+    let config: ServerConfig =
+        toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+    config.validate()?;
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Limits, Protocol};
+
+    #[test]
+    fn empty_file_is_the_default() {
+        assert_eq!(parse_toml("").unwrap(), ServerConfig::default());
+    }
+
+    #[test]
+    fn every_option_parses() {
+        let text = r#"
+            password_file = "/p"
+            acl_file = "/a"
+            persistence = true
+            persistence_location = "/var/lib/mqtt"
+
+            [[listener]]
+            bind_address = "0.0.0.0"
+            port = 8883
+            protocol = "websockets"
+            cafile = "ca.pem"
+            certfile = "server.pem"
+            keyfile = "server.key"
+            require_certificate = true
+            use_identity_as_username = true
+            allow_anonymous = true
+            max_connections = 100
+
+            [[listener]]
+            port = 1884
+
+            [limits]
+            max_inflight_messages = 10
+            max_queued_messages = 20
+            message_size_limit = 4096
+            max_keepalive = 60
+            sys_interval = 0
+            connect_timeout = 3
+        "#;
+        let config = parse_toml(text).unwrap();
+        assert_eq!(config.password_file.as_deref(), Some("/p".as_ref()));
+        assert_eq!(config.acl_file.as_deref(), Some("/a".as_ref()));
+        assert!(config.persistence);
+        assert_eq!(config.listeners.len(), 2);
+        let tls = &config.listeners[0];
+        assert_eq!(tls.bind_address, "0.0.0.0");
+        assert_eq!(tls.port, 8883);
+        assert_eq!(tls.protocol, Protocol::Websockets);
+        assert!(tls.is_tls() && tls.require_certificate && tls.use_identity_as_username);
+        assert!(tls.allow_anonymous);
+        assert_eq!(tls.max_connections, Some(100));
+        let plain = &config.listeners[1];
+        assert_eq!(plain.bind_address, "127.0.0.1");
+        assert!(!plain.allow_anonymous);
+        assert_eq!(
+            config.limits,
+            Limits {
+                max_inflight_messages: 10,
+                max_queued_messages: 20,
+                message_size_limit: 4096,
+                max_keepalive: 60,
+                sys_interval: 0,
+                connect_timeout: 3,
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_an_error() {
+        assert!(matches!(
+            parse_toml("pasword_file = \"/p\""),
+            Err(ConfigError::Syntax(_))
+        ));
+        assert!(matches!(
+            parse_toml("[[listener]]\nprot = 1"),
+            Err(ConfigError::Syntax(_))
+        ));
+    }
+
+    #[test]
+    fn bad_protocol_is_an_error() {
+        assert!(parse_toml("[[listener]]\nprotocol = \"quic\"").is_err());
+    }
+}
