@@ -3,4 +3,5 @@
 //! listeners (TCP, TLS, WebSocket) that move bytes between sockets and the broker.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod config;

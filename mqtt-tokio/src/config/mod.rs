@@ -21,7 +21,7 @@ pub use toml_file::parse_toml;
 pub const DEFAULT_PORT: u16 = 1883;
 
 /// The whole server configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ServerConfig {
@@ -41,19 +41,6 @@ pub struct ServerConfig {
     pub persistence_location: Option<PathBuf>,
     /// Limits applied to every client.
     pub limits: Limits,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            listeners: Vec::new(),
-            password_file: None,
-            acl_file: None,
-            persistence: false,
-            persistence_location: None,
-            limits: Limits::default(),
-        }
-    }
 }
 
 impl ServerConfig {

@@ -1,0 +1,3 @@
+//! Who may connect and what they may do: mosquitto-compatible password and ACL files.
+
+pub mod password;
