@@ -1,3 +1,4 @@
 //! Who may connect and what they may do: mosquitto-compatible password and ACL files.
 
+pub mod acl;
 pub mod password;
