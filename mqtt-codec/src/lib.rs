@@ -2,15 +2,21 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod decoder;
+mod encoder;
 mod error;
+mod frame;
 mod packet;
 mod primitives;
 mod properties;
+mod reader;
 mod reason;
 mod string;
 
 pub use bytes::{Bytes, BytesMut};
+pub use decoder::{Decoder, decode_packet};
 pub use error::{DecodeError, EncodeError};
+pub use frame::MAX_PACKET_SIZE;
 pub use packet::{
     Ack, Auth, ConnAck, Connect, Disconnect, LastWill, Packet, PacketType, Publish, RetainHandling,
     SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,

@@ -12,7 +12,7 @@ use crate::error::DecodeError;
 /// Checks the MQTT string rules: well-formed UTF-8 (surrogates are ill-formed in UTF-8, so
 /// `from_utf8` rejects them) and no U+0000.
 #[inline]
-fn validate(bytes: &[u8]) -> Result<(), DecodeError> {
+pub(crate) fn validate(bytes: &[u8]) -> Result<(), DecodeError> {
     if core::str::from_utf8(bytes).is_err() {
         return Err(DecodeError::InvalidUtf8);
     }
@@ -29,6 +29,12 @@ fn validate(bytes: &[u8]) -> Result<(), DecodeError> {
 pub struct MqttStr(Bytes);
 
 impl MqttStr {
+    /// Wraps bytes already checked by [`validate`].
+    #[inline]
+    pub(crate) fn from_validated(bytes: Bytes) -> Self {
+        Self(bytes)
+    }
+
     /// Builds a string from a constant.
     ///
     /// # Panics

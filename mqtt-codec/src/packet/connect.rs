@@ -1,9 +1,12 @@
 //! CONNECT and its will message: the client's opening packet, in all three protocol versions.
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::encoder::{prefixed_len, put_binary, put_str};
+use crate::error::{DecodeError, EncodeError};
 use crate::primitives::{ProtocolVersion, QoS};
-use crate::properties::Properties;
+use crate::properties::{Properties, PropertyContext};
+use crate::reader::Reader;
 use crate::string::MqttStr;
 
 /// CONNECT. `protocol` decides how it is encoded (the version argument of the encoder is not
@@ -41,4 +44,166 @@ pub struct LastWill {
     pub retain: bool,
     /// Will properties (5.0).
     pub properties: Properties,
+}
+
+impl Connect {
+    /// Reads the protocol name and level, the first fields of a CONNECT body.
+    pub(crate) fn decode_protocol(r: &mut Reader<'_>) -> Result<ProtocolVersion, DecodeError> {
+        let name = r.prefixed_slice()?;
+        let level = r.u8()?;
+        match (name, level) {
+            (b"MQTT", 4) => Ok(ProtocolVersion::V3_1_1),
+            (b"MQTT", 5) => Ok(ProtocolVersion::V5),
+            (b"MQIsdp", 3) => Ok(ProtocolVersion::V3_1),
+            (b"MQTT" | b"MQIsdp", other) => Err(DecodeError::UnsupportedProtocolVersion(other)),
+            _ => Err(DecodeError::InvalidProtocolName),
+        }
+    }
+
+    /// Decodes a CONNECT body; the version is the one the packet names, not the connection's.
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let protocol = Self::decode_protocol(r)?;
+        let v5 = protocol.is_v5();
+        let flags = r.u8()?;
+        if flags & flag::RESERVED != 0 {
+            return Err(DecodeError::InvalidConnectFlags); // [MQTT-3.1.2-3]
+        }
+        let will_flag = flags & flag::WILL != 0;
+        let will_qos = (flags >> 3) & 0b11;
+        let will_retain = flags & flag::WILL_RETAIN != 0;
+        if !will_flag && (will_qos != 0 || will_retain) {
+            return Err(DecodeError::WillFlagsWithoutWill); // [MQTT-3.1.2-11/13/15]
+        }
+        let will_qos = QoS::try_from(will_qos).map_err(|_| DecodeError::InvalidWillQoS)?;
+        let has_username = flags & flag::USERNAME != 0;
+        let has_password = flags & flag::PASSWORD != 0;
+        if !v5 && has_password && !has_username {
+            return Err(DecodeError::PasswordWithoutUsername); // [MQTT-3.1.2-22]
+        }
+        let keep_alive = r.u16()?;
+        let properties = if v5 {
+            Properties::decode(r, PropertyContext::Connect)?
+        } else {
+            Properties::default()
+        };
+        let client_id = r.string()?;
+        let will = if will_flag {
+            let properties = if v5 {
+                Properties::decode(r, PropertyContext::Will)?
+            } else {
+                Properties::default()
+            };
+            let topic = r.string()?;
+            let payload = r.binary()?;
+            Some(LastWill {
+                topic,
+                payload,
+                qos: will_qos,
+                retain: will_retain,
+                properties,
+            })
+        } else {
+            None
+        };
+        let username = if has_username {
+            Some(r.string()?)
+        } else {
+            None
+        };
+        let password = if has_password {
+            Some(r.binary()?)
+        } else {
+            None
+        };
+        r.finish()?;
+        Ok(Self {
+            protocol,
+            clean_start: flags & flag::CLEAN_START != 0,
+            keep_alive,
+            client_id,
+            will,
+            username,
+            password,
+            properties,
+        })
+    }
+
+    /// Remaining length in its own protocol version.
+    pub(crate) fn body_len(&self) -> usize {
+        let v5 = self.protocol.is_v5();
+        let mut n = prefixed_len(self.protocol.protocol_name().len()) + 1 + 1 + 2;
+        if v5 {
+            n += self.properties.encoded_len();
+        }
+        n += prefixed_len(self.client_id.len());
+        if let Some(will) = &self.will {
+            if v5 {
+                n += will.properties.encoded_len();
+            }
+            n += prefixed_len(will.topic.len()) + prefixed_len(will.payload.len());
+        }
+        if let Some(username) = &self.username {
+            n += prefixed_len(username.len());
+        }
+        if let Some(password) = &self.password {
+            n += prefixed_len(password.len());
+        }
+        n
+    }
+
+    /// Writes the body (after the fixed header).
+    pub(crate) fn write(&self, out: &mut BytesMut) -> Result<(), EncodeError> {
+        let v5 = self.protocol.is_v5();
+        if !v5 && self.password.is_some() && self.username.is_none() {
+            return Err(EncodeError::PasswordWithoutUsername);
+        }
+        let mut flags = 0;
+        if self.clean_start {
+            flags |= flag::CLEAN_START;
+        }
+        if let Some(will) = &self.will {
+            flags |= flag::WILL | ((will.qos as u8) << 3);
+            if will.retain {
+                flags |= flag::WILL_RETAIN;
+            }
+        }
+        if self.username.is_some() {
+            flags |= flag::USERNAME;
+        }
+        if self.password.is_some() {
+            flags |= flag::PASSWORD;
+        }
+        put_str(out, self.protocol.protocol_name())?;
+        out.put_u8(self.protocol.level());
+        out.put_u8(flags);
+        out.put_u16(self.keep_alive);
+        if v5 {
+            self.properties.write(PropertyContext::Connect, out)?;
+        }
+        put_str(out, &self.client_id)?;
+        if let Some(will) = &self.will {
+            if v5 {
+                will.properties.write(PropertyContext::Will, out)?;
+            }
+            put_str(out, &will.topic)?;
+            put_binary(out, &will.payload)?;
+        }
+        if let Some(username) = &self.username {
+            put_str(out, username)?;
+        }
+        if let Some(password) = &self.password {
+            put_binary(out, password)?;
+        }
+        Ok(())
+    }
+}
+
+/// CONNECT flag bits (§3.1.2.3).
+mod flag {
+    pub(super) const RESERVED: u8 = 0x01;
+    pub(super) const CLEAN_START: u8 = 0x02;
+    pub(super) const WILL: u8 = 0x04;
+    pub(super) const WILL_RETAIN: u8 = 0x20;
+    pub(super) const PASSWORD: u8 = 0x40;
+    pub(super) const USERNAME: u8 = 0x80;
 }

@@ -7,6 +7,7 @@ mod connack;
 mod connect;
 mod disconnect;
 mod publish;
+mod short_form;
 mod subscribe;
 mod unsubscribe;
 

@@ -1,0 +1,150 @@
+//! Encoding: [`Packet::encoded_len`], [`Packet::encode`] and the field writers every packet uses.
+//! A frame is measured first, the buffer reserved once, then written with `put_*`; if a field
+//! turns out to be unencodable the partial frame is removed again, so `out` is left unchanged.
+
+use bytes::{BufMut, BytesMut};
+
+use crate::error::EncodeError;
+use crate::frame::{MAX_VBI, put_vbi, vbi_len};
+use crate::packet::Packet;
+use crate::primitives::ProtocolVersion;
+
+/// Bytes a UTF-8 string or binary field takes: two-byte length plus the bytes.
+#[inline]
+pub(crate) const fn prefixed_len(len: usize) -> usize {
+    2 + len
+}
+
+/// Writes a two-byte-length-prefixed string.
+#[inline]
+pub(crate) fn put_str(out: &mut BytesMut, s: &str) -> Result<(), EncodeError> {
+    let len = u16::try_from(s.len()).map_err(|_| EncodeError::StringTooLong)?;
+    out.put_u16(len);
+    out.extend_from_slice(s.as_bytes());
+    Ok(())
+}
+
+/// Writes two-byte-length-prefixed binary data.
+#[inline]
+pub(crate) fn put_binary(out: &mut BytesMut, data: &[u8]) -> Result<(), EncodeError> {
+    let len = u16::try_from(data.len()).map_err(|_| EncodeError::BinaryTooLong)?;
+    out.put_u16(len);
+    out.extend_from_slice(data);
+    Ok(())
+}
+
+/// Writes a fixed header with `remaining` bytes to follow.
+#[inline]
+pub(crate) fn put_fixed_header(
+    out: &mut BytesMut,
+    first_byte: u8,
+    remaining: usize,
+) -> Result<(), EncodeError> {
+    let remaining = u32::try_from(remaining)
+        .ok()
+        .filter(|&r| r <= MAX_VBI)
+        .ok_or(EncodeError::PacketTooLarge)?;
+    out.put_u8(first_byte);
+    put_vbi(out, remaining);
+    Ok(())
+}
+
+/// Length of a whole frame whose remaining length is `body`.
+#[inline]
+pub(crate) const fn frame_len(body: usize) -> usize {
+    1 + vbi_len(body) + body
+}
+
+impl Packet {
+    /// The remaining length (everything after the fixed header) in `version`.
+    fn body_len(&self, version: ProtocolVersion) -> usize {
+        match self {
+            Self::Connect(p) => p.body_len(),
+            Self::ConnAck(p) => p.body_len(version),
+            Self::Publish(p) => p.body_len(version),
+            Self::PubAck(p) | Self::PubRec(p) | Self::PubRel(p) | Self::PubComp(p) => {
+                p.body_len(version)
+            }
+            Self::Subscribe(p) => p.body_len(version),
+            Self::SubAck(p) => p.body_len(version),
+            Self::Unsubscribe(p) => p.body_len(version),
+            Self::UnsubAck(p) => p.body_len(version),
+            Self::PingReq | Self::PingResp => 0,
+            Self::Disconnect(p) => p.body_len(version),
+            Self::Auth(p) => p.body_len(),
+        }
+    }
+
+    /// The exact size of the frame [`Packet::encode`] writes for `version`, fixed header
+    /// included. A CONNECT is measured in its own `protocol` version.
+    #[must_use]
+    pub fn encoded_len(&self, version: ProtocolVersion) -> usize {
+        frame_len(self.body_len(version))
+    }
+
+    /// Appends the frame of this packet in `version` to `out`, reserving space once. A CONNECT
+    /// is encoded in its own `protocol` version. On error `out` is left as it was.
+    ///
+    /// # Errors
+    /// A field that cannot be encoded: too long, a property or reason code the packet type
+    /// cannot carry, AUTH in MQTT 3.x, etc. (see [`EncodeError`]).
+    pub fn encode(&self, version: ProtocolVersion, out: &mut BytesMut) -> Result<(), EncodeError> {
+        let body = self.body_len(version);
+        out.reserve(frame_len(body));
+        let start = out.len();
+        let written = self.write(version, body, out);
+        if written.is_err() {
+            out.truncate(start);
+        }
+        written
+    }
+
+    fn write(
+        &self,
+        version: ProtocolVersion,
+        body: usize,
+        out: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        let packet_type = self.packet_type() as u8;
+        match self {
+            Self::Publish(p) => {
+                p.write_header(version, body, out)?;
+                out.extend_from_slice(&p.payload);
+                return Ok(());
+            }
+            Self::Connect(p) => {
+                put_fixed_header(out, 0x10, body)?;
+                return p.write(out);
+            }
+            Self::Auth(p) => {
+                if !version.is_v5() {
+                    return Err(EncodeError::UnsupportedPacket(packet_type));
+                }
+                put_fixed_header(out, 0xF0, body)?;
+                return p.write(out);
+            }
+            _ => {}
+        }
+        let flags = match self {
+            Self::PubRel(_) | Self::Subscribe(_) | Self::Unsubscribe(_) => 0b0010,
+            _ => 0,
+        };
+        put_fixed_header(out, (packet_type << 4) | flags, body)?;
+        match self {
+            Self::ConnAck(p) => p.write(version, out),
+            Self::PubAck(p) | Self::PubRec(p) | Self::PubRel(p) | Self::PubComp(p) => {
+                p.write(version, self.packet_type(), out)
+            }
+            Self::Subscribe(p) => p.write(version, out),
+            Self::SubAck(p) => p.write(version, out),
+            Self::Unsubscribe(p) => p.write(version, out),
+            Self::UnsubAck(p) => p.write(version, out),
+            Self::Disconnect(p) => p.write(version, out),
+            Self::PingReq
+            | Self::PingResp
+            | Self::Publish(_)
+            | Self::Connect(_)
+            | Self::Auth(_) => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! A bounds-checked cursor over one received frame. Every field it returns is a view into the
+//! frame (`Bytes::slice`), so decoding copies no payload, topic or string.
+
+use bytes::Bytes;
+
+use crate::error::DecodeError;
+use crate::frame::parse_vbi;
+use crate::primitives::PacketId;
+use crate::string::{MqttStr, validate};
+
+/// Reads fields from `frame[pos..end]`.
+pub(crate) struct Reader<'a> {
+    frame: &'a Bytes,
+    pos: usize,
+    end: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader over `frame[start..end]`; the caller guarantees `start <= end <= frame.len()`.
+    #[inline]
+    pub(crate) fn new(frame: &'a Bytes, start: usize, end: usize) -> Self {
+        Self {
+            frame,
+            pos: start,
+            end,
+        }
+    }
+
+    /// Bytes left to read.
+    #[inline]
+    pub(crate) fn remaining(&self) -> usize {
+        self.end - self.pos
+    }
+
+    /// Whether everything has been read.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pos == self.end
+    }
+
+    /// Fails with `TrailingBytes` unless everything has been read.
+    #[inline]
+    pub(crate) fn finish(&self) -> Result<(), DecodeError> {
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError::TrailingBytes)
+        }
+    }
+
+    #[inline]
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let bytes = self
+            .frame
+            .get(self.pos..self.end)
+            .and_then(<[u8]>::first_chunk::<N>)
+            .ok_or(DecodeError::Truncated)?;
+        self.pos += N;
+        Ok(*bytes)
+    }
+
+    /// One byte.
+    #[inline]
+    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    /// A big-endian two-byte integer.
+    #[inline]
+    pub(crate) fn u16(&mut self) -> Result<u16, DecodeError> {
+        Ok(u16::from_be_bytes(self.array()?))
+    }
+
+    /// A big-endian four-byte integer.
+    #[inline]
+    pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
+        Ok(u32::from_be_bytes(self.array()?))
+    }
+
+    /// A non-zero packet identifier [MQTT-2.3.1-1].
+    #[inline]
+    pub(crate) fn packet_id(&mut self) -> Result<PacketId, DecodeError> {
+        PacketId::new(self.u16()?).ok_or(DecodeError::ZeroPacketId)
+    }
+
+    /// A Variable Byte Integer inside the packet (property length, subscription identifier).
+    #[inline]
+    pub(crate) fn vbi(&mut self) -> Result<u32, DecodeError> {
+        let rest = self.frame.get(self.pos..self.end).unwrap_or_default();
+        let (value, used) = parse_vbi(rest)?.ok_or(DecodeError::Truncated)?;
+        self.pos += used;
+        Ok(value)
+    }
+
+    /// The next `len` bytes as a view.
+    #[inline]
+    pub(crate) fn take(&mut self, len: usize) -> Result<Bytes, DecodeError> {
+        if len > self.remaining() {
+            return Err(DecodeError::Truncated);
+        }
+        let start = self.pos;
+        self.pos += len;
+        Ok(self.frame.slice(start..self.pos))
+    }
+
+    /// A reader over the next `len` bytes, which this reader skips.
+    #[inline]
+    pub(crate) fn sub(&mut self, len: usize) -> Result<Reader<'a>, DecodeError> {
+        if len > self.remaining() {
+            return Err(DecodeError::Truncated);
+        }
+        let start = self.pos;
+        self.pos += len;
+        Ok(Reader::new(self.frame, start, self.pos))
+    }
+
+    /// Two-byte length-prefixed raw bytes, not yet viewed as `Bytes`.
+    #[inline]
+    pub(crate) fn prefixed_slice(&mut self) -> Result<&'a [u8], DecodeError> {
+        let len = usize::from(self.u16()?);
+        let frame: &'a Bytes = self.frame;
+        let bytes = frame
+            .get(self.pos..self.end)
+            .and_then(|rest| rest.get(..len))
+            .ok_or(DecodeError::Truncated)?;
+        self.pos += len;
+        Ok(bytes)
+    }
+
+    /// Binary Data: two-byte length, then the bytes.
+    #[inline]
+    pub(crate) fn binary(&mut self) -> Result<Bytes, DecodeError> {
+        let len = usize::from(self.u16()?);
+        self.take(len)
+    }
+
+    /// A UTF-8 Encoded String, validated [MQTT-1.5.3-1/2].
+    #[inline]
+    pub(crate) fn string(&mut self) -> Result<MqttStr, DecodeError> {
+        let len = usize::from(self.u16()?);
+        if len > self.remaining() {
+            return Err(DecodeError::Truncated);
+        }
+        let start = self.pos;
+        self.pos += len;
+        let bytes = self.frame.get(start..self.pos).unwrap_or_default();
+        validate(bytes)?;
+        Ok(MqttStr::from_validated(self.frame.slice(start..self.pos)))
+    }
+
+    /// Everything left, as a view.
+    #[inline]
+    pub(crate) fn rest(&mut self) -> Bytes {
+        let start = self.pos;
+        self.pos = self.end;
+        self.frame.slice(start..self.end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_are_bounded() {
+        let frame = Bytes::from_static(&[0x00, 0x03, b'a', b'b']);
+        let mut r = Reader::new(&frame, 0, frame.len());
+        assert_eq!(r.string(), Err(DecodeError::Truncated));
+        let mut r = Reader::new(&frame, 0, 3);
+        assert_eq!(r.u16().unwrap(), 3);
+        assert_eq!(r.u32(), Err(DecodeError::Truncated));
+        assert_eq!(r.u8().unwrap(), b'a');
+        assert!(r.finish().is_ok());
+    }
+
+    #[test]
+    fn views_share_the_frame() {
+        let frame = Bytes::from(vec![0x00, 0x02, b'h', b'i', 9, 9]);
+        let mut r = Reader::new(&frame, 0, frame.len());
+        let s = r.string().unwrap();
+        assert_eq!(s, "hi");
+        assert_eq!(s.as_bytes().as_ptr(), frame[2..].as_ptr());
+        assert_eq!(r.rest().as_ptr(), frame[4..].as_ptr());
+    }
+
+    #[test]
+    fn zero_packet_id_rejected() {
+        // [MQTT-2.3.1-1]
+        let frame = Bytes::from_static(&[0, 0]);
+        assert_eq!(
+            Reader::new(&frame, 0, 2).packet_id(),
+            Err(DecodeError::ZeroPacketId)
+        );
+    }
+}
