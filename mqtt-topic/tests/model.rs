@@ -77,14 +77,17 @@ type Found = (Vec<(u8, u16)>, Vec<(String, Vec<(u8, u16)>)>);
 
 fn trie_found(trie: &SubscriptionTrie<u8, u16>, topic: &str) -> Found {
     let (mut plain, mut groups) = (Vec::new(), Vec::new());
-    trie.for_each_match(&TopicName::try_from(topic).unwrap(), |m| match m {
-        Match::Subscriber(member) => plain.push((member.key, member.value)),
-        Match::Shared { share, members } => {
-            let mut members: Vec<_> = members.iter().map(|m| (m.key, m.value)).collect();
-            members.sort_unstable();
-            groups.push((share.to_owned(), members));
-        }
-    });
+    trie.for_each_match(
+        &TopicName::try_from(topic).expect("valid topic"),
+        |m| match m {
+            Match::Subscriber(member) => plain.push((member.key, member.value)),
+            Match::Shared { share, members } => {
+                let mut members: Vec<_> = members.iter().map(|m| (m.key, m.value)).collect();
+                members.sort_unstable();
+                groups.push((share.to_owned(), members));
+            }
+        },
+    );
     plain.sort_unstable();
     groups.sort_unstable();
     (plain, groups)
@@ -94,7 +97,7 @@ fn model_found(model: &Model, topic: &str) -> Found {
     let mut plain = Vec::new();
     let mut groups: BTreeMap<(String, String), Vec<(u8, u16)>> = BTreeMap::new();
     for ((subscription, key), value) in model {
-        let parsed = SubscriptionFilter::try_from(subscription.as_str()).unwrap();
+        let parsed = SubscriptionFilter::try_from(subscription.as_str()).expect("valid filter");
         if !naive_matches(parsed.filter().as_str(), topic) {
             continue;
         }
