@@ -69,8 +69,8 @@ impl Decoder {
     /// `Ok(None)`: `buf` does not hold a whole frame yet and nothing was consumed. `Ok(Some)`:
     /// one frame was split off `buf` and frozen, and every field of the packet is a view into
     /// it. The size limit is checked as soon as the fixed header is complete, before the body
-    /// is buffered. After an error the connection must be closed; the offending frame is not
-    /// consumed.
+    /// is buffered. After an error the connection must be closed: errors found in the fixed header
+    /// (size, remaining length) consume nothing, errors in the body consume the frame.
     ///
     /// When a CONNECT names a supported protocol version and no version is set yet, the decoder
     /// adopts that version, even if a later field of the CONNECT is malformed, so the caller

@@ -13,6 +13,10 @@ pub enum DecodeError {
     /// The remaining length field uses more than four bytes.
     #[error("remaining length is longer than four bytes")]
     MalformedRemainingLength,
+    /// A Variable Byte Integer inside the packet (property length, subscription identifier)
+    /// is longer than four bytes.
+    #[error("variable byte integer is longer than four bytes")]
+    MalformedVariableByteInteger,
     /// The packet (fixed header included) exceeds the configured maximum.
     #[error("packet of {size} bytes exceeds the maximum of {max}")]
     PacketTooLarge {

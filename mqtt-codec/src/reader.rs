@@ -87,7 +87,9 @@ impl<'a> Reader<'a> {
     #[inline]
     pub(crate) fn vbi(&mut self) -> Result<u32, DecodeError> {
         let rest = self.frame.get(self.pos..self.end).unwrap_or_default();
-        let (value, used) = parse_vbi(rest)?.ok_or(DecodeError::Truncated)?;
+        let (value, used) = parse_vbi(rest)
+            .map_err(|_| DecodeError::MalformedVariableByteInteger)?
+            .ok_or(DecodeError::Truncated)?;
         self.pos += used;
         Ok(value)
     }
