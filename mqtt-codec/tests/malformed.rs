@@ -2,6 +2,9 @@
 //! received in, and the typed error the decoder must return (never a panic). Rows name the
 //! normative statement they test, tagged `MQTT311-` / `MQTT5-` where the numbering differs.
 
+// Test helpers outside #[test] functions unwrap too; a failure is a test failure.
+#![allow(clippy::unwrap_used)]
+
 use mqtt_wire::{
     Bytes, BytesMut, DecodeError, Decoder, ProtocolVersion, ReasonCode, decode_packet,
 };

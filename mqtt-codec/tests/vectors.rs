@@ -3,6 +3,9 @@
 //! non-canonical forms the specification also allows, decodes to the same packet as the
 //! canonical one.
 
+// Test helpers outside #[test] functions unwrap too; a failure is a test failure.
+#![allow(clippy::unwrap_used)]
+
 use mqtt_wire::{
     Ack, Auth, Bytes, BytesMut, ConnAck, Connect, Decoder, Disconnect, LastWill, MqttStr, Packet,
     PacketId, Properties, ProtocolVersion, Publish, PublishQos, QoS, ReasonCode, RetainHandling,
