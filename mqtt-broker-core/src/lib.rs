@@ -1,2 +1,94 @@
-//! A sans-IO MQTT broker: bytes and time in; bytes, closes and deadlines out.
+//! A sans-IO MQTT 3.1 / 3.1.1 / 5.0 broker: bytes and time in; bytes, closes, decisions and
+//! deadlines out.
+//!
+//! One [`Broker`] owns every connection and session. It reads no clock, opens no socket and
+//! spawns nothing: the caller feeds it inputs, each with the current time, and drains its outputs.
+//!
+//! ```text
+//!  socket bytes ──► handle_bytes ─┐                       ┌─► Output::Transmit (header + shared payload)
+//!  accept       ──► handle_open   │   ┌──────────────┐    ├─► Output::Close
+//!  EOF / error  ──► handle_closed ├──►│    Broker    │───►├─► Output::AuthRequest (deferred CONNECT)
+//!  written      ──► handle_flushed│   └──────────────┘    └─► Output::Event (metrics, persistence)
+//!  timer fired  ──► handle_timeout┘          │
+//!                                            └─► poll_timeout: next deadline
+//! ```
+//!
+//! The rule of the driving loop: after every input, drain [`Broker::poll_output`] until it is
+//! empty, then read [`Broker::poll_timeout`] and sleep until then or the next input.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use mqtt_broker_core::{Broker, Config, ConnectionId, ConnectionInfo, Output};
+//!
+//! let mut broker = Broker::new(Config::default());
+//! let now = Instant::now();
+//! let conn = ConnectionId(1);
+//! broker.handle_open(conn, ConnectionInfo::default(), now)?;
+//! // A 3.1.1 CONNECT, client id "c", keep alive 60 s, clean session.
+//! let connect = [0x10, 0x0d, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 60, 0, 1, b'c'];
+//! broker.handle_bytes(conn, &connect, now)?;
+//! let mut written = Vec::new();
+//! while let Some(output) = broker.poll_output() {
+//!     match output {
+//!         Output::Transmit { conn, data } => {
+//!             for chunk in data {
+//!                 written.extend_from_slice(&chunk); // a socket write in real life
+//!             }
+//!             broker.handle_flushed(conn, written.len(), now)?;
+//!         }
+//!         Output::Close { .. } | Output::AuthRequest(_) | Output::Event(_) => {}
+//!         _ => {}
+//!     }
+//! }
+//! assert_eq!(written, [0x20, 0x02, 0x00, 0x00]); // CONNACK, accepted
+//! // Keep alive 60 s: the broker wants to be woken within 90 s.
+//! let deadline = broker.poll_timeout().expect("keep alive timer");
+//! assert!(deadline <= now + Duration::from_secs(90));
+//! broker.handle_timeout(deadline);
+//! # Ok::<(), mqtt_broker_core::ApiMisuse>(())
+//! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod alias;
+mod broker;
+mod config;
+mod conn;
+mod connect;
+mod delivery;
+mod error;
+mod fanout;
+mod hooks;
+mod inflight;
+mod lifecycle;
+mod message;
+mod output;
+mod publish;
+mod routing;
+mod session;
+mod stats;
+mod store;
+mod subscribe;
+mod timer;
+mod will;
+mod writer;
+
+pub use broker::Broker;
+pub use config::Config;
+pub use conn::{ConnectionId, ConnectionInfo, ListenerId};
+pub use error::{ApiMisuse, ConfigError, ProtocolViolation};
+pub use hooks::{
+    AllowAll, AuthDecision, AuthStep, Authenticator, Authorization, Authorizer, ClientRef,
+    ConnectCredentials, EnhancedAuthenticator, NoEnhancedAuth,
+};
+pub use message::Message;
+pub use output::{AuthRequest, DropReason, Event, Output};
+pub use stats::Stats;
+pub use store::{MemoryStore, SessionRecord, Store};
+
+/// The origin of the virtual clock used by unit tests (the only place a clock is read).
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn test_epoch() -> std::time::Instant {
+    std::time::Instant::now()
+}

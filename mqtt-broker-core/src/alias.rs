@@ -1,0 +1,147 @@
+//! v5 topic aliases of one connection, in both directions. Aliases never outlive their network
+//! connection [MQTT-3.3.2-7].
+
+use std::collections::HashMap;
+
+use mqtt_wire::{MqttStr, ReasonCode};
+
+use crate::error::ProtocolViolation;
+
+/// Aliases a client set for its PUBLISH packets to the broker.
+#[derive(Debug, Default)]
+pub(crate) struct InboundAliases {
+    maximum: u16,
+    topics: HashMap<u16, MqttStr>,
+}
+
+impl InboundAliases {
+    /// Accepts aliases 1..=`maximum` (the value advertised in CONNACK).
+    pub(crate) fn new(maximum: u16) -> Self {
+        InboundAliases {
+            maximum,
+            topics: HashMap::new(),
+        }
+    }
+
+    /// Resolves the topic of an incoming PUBLISH carrying `alias`: a non-empty `topic` (re)binds the
+    /// alias, an empty one uses the binding.
+    pub(crate) fn resolve(
+        &mut self,
+        alias: u16,
+        topic: &MqttStr,
+    ) -> Result<MqttStr, ProtocolViolation> {
+        if alias == 0 || alias > self.maximum {
+            // [MQTT-3.3.2-12]: only 1..=maximum is accepted.
+            return Err(ProtocolViolation::new(
+                "MQTT-3.3.2-12",
+                "topic alias out of range",
+                ReasonCode::TopicAliasInvalid,
+            ));
+        }
+        if topic.is_empty() {
+            self.topics
+                .get(&alias)
+                .cloned()
+                .ok_or(ProtocolViolation::new(
+                    "MQTT-3.3.2-12",
+                    "topic alias not bound",
+                    ReasonCode::TopicAliasInvalid,
+                ))
+        } else {
+            self.topics.insert(alias, topic.clone());
+            Ok(topic.clone())
+        }
+    }
+}
+
+/// Aliases the broker assigns for its PUBLISH packets to a client: the first `maximum` distinct
+/// topics get one, in order of first use; later topics are sent in full.
+#[derive(Debug, Default)]
+pub(crate) struct OutboundAliases {
+    maximum: u16,
+    aliases: HashMap<MqttStr, u16>,
+}
+
+/// How to name the topic of one outgoing PUBLISH.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum OutboundTopic {
+    /// Full topic, no alias.
+    Plain,
+    /// Full topic, and bind this alias to it.
+    Bind(u16),
+    /// Empty topic, this alias.
+    Alias(u16),
+}
+
+impl OutboundAliases {
+    /// Uses at most `maximum` aliases (the client's Topic Alias Maximum; 0 = none
+    /// [MQTT-3.1.2-27]).
+    pub(crate) fn new(maximum: u16) -> Self {
+        OutboundAliases {
+            maximum,
+            aliases: HashMap::new(),
+        }
+    }
+
+    /// How to send `topic` [MQTT-3.1.2-26] [MQTT-3.3.2-8]; a `Bind` takes effect with
+    /// [`OutboundAliases::bind`], once the packet is really sent.
+    pub(crate) fn name(&self, topic: &MqttStr) -> OutboundTopic {
+        if let Some(alias) = self.aliases.get(topic) {
+            return OutboundTopic::Alias(*alias);
+        }
+        let used = u16::try_from(self.aliases.len()).unwrap_or(u16::MAX);
+        if used < self.maximum {
+            OutboundTopic::Bind(used + 1)
+        } else {
+            OutboundTopic::Plain
+        }
+    }
+
+    /// Records that `alias` now names `topic`.
+    pub(crate) fn bind(&mut self, topic: MqttStr, alias: u16) {
+        self.aliases.insert(topic, alias);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inbound_alias_binds_then_resolves() {
+        let mut aliases = InboundAliases::new(2);
+        let topic = MqttStr::from_static("a/b");
+        assert_eq!(aliases.resolve(1, &topic), Ok(topic.clone()));
+        assert_eq!(aliases.resolve(1, &MqttStr::from_static("")), Ok(topic));
+    }
+
+    #[test]
+    fn mqtt_3_3_2_12_inbound_alias_outside_range_is_invalid() {
+        let mut aliases = InboundAliases::new(2);
+        let topic = MqttStr::from_static("a");
+        for alias in [0, 3] {
+            let err = aliases.resolve(alias, &topic).unwrap_err();
+            assert_eq!(err.reason, ReasonCode::TopicAliasInvalid);
+        }
+        let err = aliases.resolve(2, &MqttStr::from_static("")).unwrap_err();
+        assert_eq!(err.reason, ReasonCode::TopicAliasInvalid);
+    }
+
+    #[test]
+    fn mqtt_3_1_2_26_outbound_aliases_stay_within_maximum() {
+        let mut aliases = OutboundAliases::new(1);
+        let a = MqttStr::from_static("a");
+        let b = MqttStr::from_static("b");
+        assert_eq!(aliases.name(&a), OutboundTopic::Bind(1));
+        assert_eq!(
+            aliases.name(&a),
+            OutboundTopic::Bind(1),
+            "not bound until sent"
+        );
+        aliases.bind(a.clone(), 1);
+        assert_eq!(aliases.name(&a), OutboundTopic::Alias(1));
+        assert_eq!(aliases.name(&b), OutboundTopic::Plain);
+        let none = OutboundAliases::new(0);
+        assert_eq!(none.name(&a), OutboundTopic::Plain);
+    }
+}

@@ -1,0 +1,483 @@
+//! The [`Broker`]: owns every connection and session, takes inputs (`handle_*`, each with `now`)
+//! and queues outputs for [`Broker::poll_output`]. Packet handling lives in the sibling modules
+//! (`connect`, `publish`, `subscribe`, `delivery`, `lifecycle`); this file holds the state and
+//! the input/output surface.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+use bytes::Bytes;
+use mqtt_topic::TopicLimits;
+use mqtt_wire::{DecodeError, Packet, ReasonCode};
+
+use crate::config::Config;
+use crate::conn::{Conn, ConnectionId, ConnectionInfo, Phase};
+use crate::error::{ApiMisuse, ConfigError, ProtocolViolation};
+use crate::hooks::{AllowAll, Authenticator, Authorizer, EnhancedAuthenticator, NoEnhancedAuth};
+use crate::message::Message;
+use crate::output::{Event, Output};
+use crate::routing::SubscriptionIndex;
+use crate::session::{Session, SessionId};
+use crate::stats::Stats;
+use crate::store::{MemoryStore, Store};
+use crate::timer::TimerHeap;
+
+/// What a timer is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum TimerKey {
+    /// A new connection must send CONNECT by then.
+    Connect(ConnectionId),
+    /// Keep alive check of a connection.
+    KeepAlive(ConnectionId),
+    /// A disconnected session ends.
+    SessionExpiry(SessionId),
+    /// A delayed will is published.
+    WillDelay(SessionId),
+    /// `$SYS` statistics are published.
+    Sys,
+}
+
+/// A sans-IO MQTT broker. See the [crate documentation](crate) for the driving loop.
+pub struct Broker {
+    pub(crate) config: Config,
+    pub(crate) topic_limits: TopicLimits,
+    pub(crate) authenticator: Box<dyn Authenticator>,
+    pub(crate) authorizer: Box<dyn Authorizer>,
+    pub(crate) enhanced_auth: Box<dyn EnhancedAuthenticator>,
+    pub(crate) store: Box<dyn Store>,
+    pub(crate) conns: HashMap<ConnectionId, Conn>,
+    pub(crate) sessions: HashMap<SessionId, Session>,
+    pub(crate) client_ids: HashMap<String, SessionId>,
+    pub(crate) index: SubscriptionIndex,
+    pub(crate) shared_cursors: HashMap<String, usize>,
+    pub(crate) outputs: VecDeque<Output>,
+    pub(crate) timers: TimerHeap<TimerKey>,
+    pub(crate) stats: Stats,
+    next_session: u64,
+    pub(crate) next_assigned_id: u64,
+    started: Option<Instant>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("connections", &self.conns.len())
+            .field("sessions", &self.sessions.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Broker {
+    /// A broker with `config`, accepting every client, authorizing everything, refusing enhanced
+    /// authentication, with an in-memory store. `config` is taken as is; [`Broker::try_new`]
+    /// checks it first.
+    pub fn new(config: Config) -> Broker {
+        let topic_limits = TopicLimits {
+            max_len: usize::from(u16::MAX),
+            max_levels: 64,
+        };
+        Broker {
+            config,
+            topic_limits,
+            authenticator: Box::new(AllowAll),
+            authorizer: Box::new(AllowAll),
+            enhanced_auth: Box::new(NoEnhancedAuth),
+            store: Box::new(MemoryStore::new()),
+            conns: HashMap::new(),
+            sessions: HashMap::new(),
+            client_ids: HashMap::new(),
+            index: SubscriptionIndex::default(),
+            shared_cursors: HashMap::new(),
+            outputs: VecDeque::new(),
+            timers: TimerHeap::new(),
+            stats: Stats::default(),
+            next_session: 0,
+            next_assigned_id: 0,
+            started: None,
+        }
+    }
+
+    /// Like [`Broker::new`], after checking `config` with [`Config::validate`].
+    pub fn try_new(config: Config) -> Result<Broker, ConfigError> {
+        config.validate()?;
+        Ok(Broker::new(config))
+    }
+
+    /// Replaces the authenticator.
+    pub fn with_authenticator(mut self, authenticator: Box<dyn Authenticator>) -> Self {
+        self.authenticator = authenticator;
+        self
+    }
+
+    /// Replaces the authorizer.
+    pub fn with_authorizer(mut self, authorizer: Box<dyn Authorizer>) -> Self {
+        self.authorizer = authorizer;
+        self
+    }
+
+    /// Replaces the v5 enhanced authenticator.
+    pub fn with_enhanced_authenticator(mut self, auth: Box<dyn EnhancedAuthenticator>) -> Self {
+        self.enhanced_auth = auth;
+        self
+    }
+
+    /// Replaces the store, restoring the sessions it recorded (offline, with their
+    /// subscriptions; their expiry starts at the first input).
+    pub fn with_store(mut self, mut store: Box<dyn Store>) -> Self {
+        for (client_id, record) in store.load_sessions() {
+            let id = self.new_session_id();
+            let mut session = Session::new(client_id.clone(), record.version);
+            session.expiry_interval = record.expiry_interval;
+            for (filter, options, identifier) in record.subscriptions {
+                self.restore_subscription(id, &mut session, filter, options, identifier);
+            }
+            self.client_ids.insert(client_id, id);
+            self.sessions.insert(id, session);
+            self.stats.clients_disconnected += 1;
+        }
+        self.store = store;
+        self
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    // ---------------------------------------------------------------- inputs
+
+    /// A connection opened. Its CONNECT must arrive within `connect_timeout`.
+    pub fn handle_open(
+        &mut self,
+        conn: ConnectionId,
+        info: ConnectionInfo,
+        now: Instant,
+    ) -> Result<(), ApiMisuse> {
+        self.tick(now);
+        if self.conns.contains_key(&conn) {
+            return Err(ApiMisuse::ConnectionAlreadyOpen(conn.0));
+        }
+        self.conns
+            .insert(conn, Conn::new(info, self.config.max_packet_size, now));
+        self.stats.connections_open += 1;
+        self.timers
+            .set(TimerKey::Connect(conn), now + self.config.connect_timeout);
+        Ok(())
+    }
+
+    /// Bytes arrived on a connection. Any complete packets are handled; a partial one waits.
+    pub fn handle_bytes(
+        &mut self,
+        conn: ConnectionId,
+        data: &[u8],
+        now: Instant,
+    ) -> Result<(), ApiMisuse> {
+        self.tick(now);
+        let c = self
+            .conns
+            .get_mut(&conn)
+            .ok_or(ApiMisuse::UnknownConnection(conn.0))?;
+        if matches!(c.phase, Phase::Closing) {
+            return Ok(()); // [MQTT-3.1.4-6]: ignore whatever follows a refusal or a close
+        }
+        self.stats.bytes_received += data.len() as u64;
+        c.read_buf.extend_from_slice(data);
+        loop {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return Ok(());
+            };
+            if matches!(c.phase, Phase::Closing) {
+                c.read_buf.clear();
+                return Ok(());
+            }
+            match c.decoder.decode(&mut c.read_buf) {
+                Ok(Some(packet)) => {
+                    c.last_packet = now;
+                    self.stats.packets_received += 1;
+                    self.handle_packet(conn, packet, now);
+                }
+                Ok(None) => return Ok(()),
+                Err(error) => {
+                    self.decode_failed(conn, error, now);
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// The socket took `bytes` of what was transmitted. Frees outbox room and sends what waited.
+    pub fn handle_flushed(
+        &mut self,
+        conn: ConnectionId,
+        bytes: usize,
+        now: Instant,
+    ) -> Result<(), ApiMisuse> {
+        self.tick(now);
+        let c = self
+            .conns
+            .get_mut(&conn)
+            .ok_or(ApiMisuse::UnknownConnection(conn.0))?;
+        c.outbox = c
+            .outbox
+            .checked_sub(bytes)
+            .ok_or(ApiMisuse::FlushedTooMuch(conn.0))?;
+        if let Some(session) = c.session() {
+            self.pump(session, now);
+        }
+        Ok(())
+    }
+
+    /// The connection is gone (EOF, error, or after an `Output::Close`).
+    pub fn handle_closed(&mut self, conn: ConnectionId, now: Instant) -> Result<(), ApiMisuse> {
+        self.tick(now);
+        if !self.conns.contains_key(&conn) {
+            return Err(ApiMisuse::UnknownConnection(conn.0));
+        }
+        self.end_connection(conn, ReasonCode::UnspecifiedError, now);
+        self.conns.remove(&conn);
+        self.timers.cancel(TimerKey::Connect(conn));
+        self.timers.cancel(TimerKey::KeepAlive(conn));
+        self.stats.connections_open = self.stats.connections_open.saturating_sub(1);
+        Ok(())
+    }
+
+    /// Runs every timer due at `now`. Safe to call at any time, too often included.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.tick(now);
+        while let Some(key) = self.timers.pop_expired(now) {
+            match key {
+                TimerKey::Connect(conn) => self.connect_deadline(conn, now),
+                TimerKey::KeepAlive(conn) => self.keep_alive_check(conn, now),
+                TimerKey::SessionExpiry(session) => self.end_session(session, true, now),
+                TimerKey::WillDelay(session) => self.fire_will(session, now),
+                TimerKey::Sys => self.publish_sys(now),
+            }
+        }
+    }
+
+    /// Publishes `message` from inside the process (no publisher connection).
+    pub fn publish(&mut self, message: Message, now: Instant) -> Result<(), ApiMisuse> {
+        self.tick(now);
+        let topic = mqtt_topic::TopicName::with_limits(
+            message.topic.clone().into_bytes(),
+            &self.topic_limits,
+        )
+        .map_err(|_| ApiMisuse::InvalidTopic)?;
+        self.route(topic, message, now);
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- outputs
+
+    /// The next thing to do. Drain until `None` after every input.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When to call [`Broker::handle_timeout`] next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next_deadline()
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    /// Work done at every input: start the clock-driven duties on the first one.
+    fn tick(&mut self, now: Instant) {
+        if self.started.is_some() {
+            return;
+        }
+        self.started = Some(now);
+        if let Some(interval) = self.config.sys_interval {
+            self.timers.set(TimerKey::Sys, now + interval);
+        }
+        let offline: Vec<SessionId> = self.sessions.keys().copied().collect();
+        for session in offline {
+            self.arm_session_expiry(session, now);
+        }
+    }
+
+    pub(crate) fn new_session_id(&mut self) -> SessionId {
+        self.next_session += 1;
+        SessionId(self.next_session)
+    }
+
+    pub(crate) fn event(&mut self, event: Event) {
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    /// Dispatches one decoded packet.
+    fn handle_packet(&mut self, conn: ConnectionId, packet: Packet, now: Instant) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let result = match (&c.phase, packet) {
+            (Phase::AwaitingConnect, Packet::Connect(connect)) => {
+                self.handle_connect(conn, connect, now);
+                Ok(())
+            }
+            (Phase::AwaitingConnect, _) => Err(ProtocolViolation::new(
+                "MQTT-3.1.0-1",
+                "first packet is not CONNECT",
+                ReasonCode::ProtocolError,
+            )),
+            (Phase::Authenticating(_), Packet::Auth(auth)) => {
+                self.handle_connect_auth(conn, auth, now);
+                Ok(())
+            }
+            (Phase::Authenticating(_), _) => Err(ProtocolViolation::new(
+                "MQTT-3.1.2-30",
+                "packet other than AUTH before CONNACK",
+                ReasonCode::ProtocolError,
+            )),
+            (Phase::Closing, _) => Ok(()),
+            (Phase::Connected(_), Packet::Connect(_)) => Err(ProtocolViolation::new(
+                "MQTT-3.1.0-2",
+                "second CONNECT",
+                ReasonCode::ProtocolError,
+            )),
+            (Phase::Connected(session), packet) => {
+                let session = *session;
+                self.handle_session_packet(conn, session, packet, now)
+            }
+        };
+        if let Err(violation) = result {
+            self.protocol_error(conn, violation, now);
+        }
+    }
+
+    /// Packets of an established connection.
+    fn handle_session_packet(
+        &mut self,
+        conn: ConnectionId,
+        session: SessionId,
+        packet: Packet,
+        now: Instant,
+    ) -> Result<(), ProtocolViolation> {
+        match packet {
+            Packet::Publish(publish) => self.handle_publish(conn, session, publish, now),
+            Packet::PubAck(ack) => {
+                self.handle_puback(session, ack, now);
+                Ok(())
+            }
+            Packet::PubRec(ack) => {
+                self.handle_pubrec(conn, session, ack, now);
+                Ok(())
+            }
+            Packet::PubRel(ack) => {
+                self.handle_pubrel(conn, session, ack);
+                Ok(())
+            }
+            Packet::PubComp(ack) => {
+                self.handle_pubcomp(session, ack, now);
+                Ok(())
+            }
+            Packet::Subscribe(subscribe) => self.handle_subscribe(conn, session, subscribe, now),
+            Packet::Unsubscribe(unsubscribe) => {
+                self.handle_unsubscribe(conn, session, unsubscribe);
+                Ok(())
+            }
+            Packet::PingReq => {
+                self.send_packet(conn, &Packet::PingResp); // [MQTT-3.12.4-1]
+                Ok(())
+            }
+            Packet::Disconnect(disconnect) => {
+                self.handle_disconnect(conn, session, disconnect, now)
+            }
+            Packet::Auth(auth) => self.handle_reauth(conn, auth, now),
+            Packet::Connect(_)
+            | Packet::ConnAck(_)
+            | Packet::SubAck(_)
+            | Packet::UnsubAck(_)
+            | Packet::PingResp => Err(ProtocolViolation::new(
+                "MQTT-4.13.1-1",
+                "server-to-client packet sent by a client",
+                ReasonCode::ProtocolError,
+            )),
+        }
+    }
+
+    /// Malformed bytes: answer per version and phase, then close.
+    fn decode_failed(&mut self, conn: ConnectionId, error: DecodeError, now: Instant) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        if matches!(c.phase, Phase::AwaitingConnect) {
+            // Before CONNECT there is no version to speak: only an unsupported protocol level
+            // gets a CONNACK [MQTT-3.1.2-2]; everything else closes silently [MQTT-3.1.4-1].
+            if let DecodeError::UnsupportedProtocolVersion(level) = error {
+                self.refuse_unsupported_version(conn, level, now);
+            } else {
+                self.stats.protocol_errors += 1;
+                self.event(Event::ProtocolError {
+                    conn,
+                    spec_id: error.spec_id(),
+                    reason: error.reason_code(),
+                });
+                self.close(conn, error.reason_code(), now);
+            }
+            return;
+        }
+        let spec_id = error.spec_id_for(c.version);
+        let reason = error.reason_code();
+        self.stats.protocol_errors += 1;
+        self.event(Event::ProtocolError {
+            conn,
+            spec_id,
+            reason,
+        });
+        self.disconnect(conn, reason, now);
+    }
+
+    /// A well-formed but illegal packet: DISCONNECT with its reason (v5), then close
+    /// [MQTT-4.13.1-1].
+    pub(crate) fn protocol_error(
+        &mut self,
+        conn: ConnectionId,
+        violation: ProtocolViolation,
+        now: Instant,
+    ) {
+        self.stats.protocol_errors += 1;
+        self.event(Event::ProtocolError {
+            conn,
+            spec_id: Some(violation.spec_id),
+            reason: violation.reason,
+        });
+        self.disconnect(conn, violation.reason, now);
+    }
+
+    /// Publishes the `$SYS/broker/...` statistics as retained QoS 0 messages and re-arms the timer.
+    fn publish_sys(&mut self, now: Instant) {
+        let Some(interval) = self.config.sys_interval else {
+            return;
+        };
+        let started = self.started.unwrap_or(now);
+        self.stats.retained_messages = self.store.retained_len() as u64;
+        self.stats.messages_queued = self.sessions.values().map(|s| s.queue.len() as u64).sum();
+        let topics = self
+            .stats
+            .sys_topics(started, now, &self.config.version_string);
+        for (topic, value) in topics {
+            let Ok(name) = mqtt_topic::TopicName::new(Bytes::from(topic)) else {
+                continue;
+            };
+            let Ok(topic) = mqtt_wire::MqttStr::try_from(name.to_bytes()) else {
+                continue;
+            };
+            let message = Message::new(
+                topic,
+                Bytes::from(value),
+                mqtt_wire::QoS::AtMostOnce,
+                true,
+                now,
+            );
+            self.route(name, message, now);
+        }
+        self.timers.set(TimerKey::Sys, now + interval);
+    }
+}

@@ -1,0 +1,125 @@
+//! Broker limits and policy switches, with safe defaults.
+//!
+//! Every limit bounds memory or time spent on one peer. Exceeding one gets the specs' reaction
+//! (a reason code, a dropped message) and a metric, never unbounded growth.
+
+use std::time::Duration;
+
+use crate::error::ConfigError;
+
+/// Limits and policy of a [`Broker`](crate::Broker). Build it with `Config::default()` and
+/// adjust fields; [`Config::validate`] is called by [`Broker::try_new`](crate::Broker::try_new).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Largest packet accepted from a client, whole frame included (advertised to v5 clients).
+    pub max_packet_size: u32,
+    /// How many QoS 1/2 messages a client may have unacknowledged towards the broker (v5
+    /// Receive Maximum advertised in CONNACK) and the outbound window towards 3.1/3.1.1 clients.
+    pub receive_maximum: u16,
+    /// Messages kept for one session while it cannot take them (offline or window full).
+    pub max_queued_messages: usize,
+    /// Payload and topic bytes kept for one session's queue.
+    pub max_queued_bytes: usize,
+    /// Bytes handed to the caller for one connection and not yet reported by
+    /// [`Broker::handle_flushed`](crate::Broker::handle_flushed). Above it, QoS 0 is dropped and
+    /// QoS 1/2 wait in the session queue.
+    pub max_outbox_bytes: usize,
+    /// Subscriptions one session may hold; more are refused with SUBACK 0x97 / 0x80.
+    pub max_subscriptions_per_client: usize,
+    /// Topic aliases a v5 client may use towards the broker (0 disables them).
+    pub topic_alias_maximum: u16,
+    /// Largest keep alive accepted, in seconds; larger client values are lowered to it and, for
+    /// v5 clients, announced as Server Keep Alive. 0 means no limit.
+    pub max_keep_alive: u16,
+    /// Longest client identifier accepted, in bytes.
+    pub max_client_id_len: usize,
+    /// Longest session expiry interval, in seconds. Also the lifetime of a 3.1/3.1.1 session
+    /// kept with CleanSession=0. `u32::MAX` means such sessions never expire.
+    pub max_session_expiry_interval: u32,
+    /// Time a new connection gets to send its CONNECT.
+    pub connect_timeout: Duration,
+    /// Accept an empty client identifier (3.1.1 with CleanSession=1, and 5.0) by assigning one.
+    pub allow_empty_client_id: bool,
+    /// Whether retained messages are supported (advertised to v5 clients).
+    pub retain_available: bool,
+    /// Prefix of client identifiers assigned by the broker.
+    pub assigned_client_id_prefix: String,
+    /// Interval of `$SYS/broker/...` statistics messages; `None` disables them.
+    pub sys_interval: Option<Duration>,
+    /// Version string published in `$SYS/broker/version`.
+    pub version_string: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_packet_size: 1024 * 1024,
+            receive_maximum: 32,
+            max_queued_messages: 1000,
+            max_queued_bytes: 16 * 1024 * 1024,
+            max_outbox_bytes: 1024 * 1024,
+            max_subscriptions_per_client: 256,
+            topic_alias_maximum: 16,
+            max_keep_alive: 0,
+            max_client_id_len: 256,
+            max_session_expiry_interval: 7 * 24 * 3600,
+            connect_timeout: Duration::from_secs(10),
+            allow_empty_client_id: true,
+            retain_available: true,
+            assigned_client_id_prefix: String::from("auto-"),
+            sys_interval: None,
+            version_string: concat!("mqtt-broker-core ", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+impl Config {
+    /// Checks that the limits make sense together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_packet_size < 64 {
+            return Err(ConfigError::MaxPacketSizeTooSmall(self.max_packet_size));
+        }
+        if self.receive_maximum == 0 {
+            return Err(ConfigError::ZeroReceiveMaximum);
+        }
+        if self.max_outbox_bytes < self.max_packet_size as usize {
+            return Err(ConfigError::OutboxSmallerThanPacket);
+        }
+        if self.connect_timeout.is_zero() {
+            return Err(ConfigError::ZeroConnectTimeout);
+        }
+        if matches!(self.sys_interval, Some(d) if d.is_zero()) {
+            return Err(ConfigError::ZeroSysInterval);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        assert_eq!(Config::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn zero_receive_maximum_is_refused() {
+        let config = Config {
+            receive_maximum: 0,
+            ..Config::default()
+        };
+        assert_eq!(config.validate(), Err(ConfigError::ZeroReceiveMaximum));
+    }
+
+    #[test]
+    fn outbox_must_hold_one_packet() {
+        let config = Config {
+            max_outbox_bytes: 10,
+            ..Config::default()
+        };
+        assert_eq!(config.validate(), Err(ConfigError::OutboxSmallerThanPacket));
+    }
+}

@@ -1,0 +1,135 @@
+//! One network connection as the broker sees it: identity, decoder and read buffer, where it is in
+//! the CONNECT exchange, keep alive, the outbox count, and the per-connection v5 limits and aliases.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use mqtt_wire::{Connect, Decoder, MqttStr, ProtocolVersion};
+
+use crate::alias::{InboundAliases, OutboundAliases};
+use crate::session::SessionId;
+
+/// A connection handle chosen by the caller, unique while the connection is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionId(pub u64);
+
+impl fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "conn#{}", self.0)
+    }
+}
+
+/// Which listener (port, TLS or not, WebSocket...) a connection came through; caller-defined.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ListenerId(pub u16);
+
+/// What the caller knows about a new connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionInfo {
+    /// Remote address, if any.
+    pub peer: Option<SocketAddr>,
+    /// The listener it arrived on.
+    pub listener: ListenerId,
+    /// TLS client identity (e.g. certificate common name), usable as user name by hooks.
+    pub tls_identity: Option<String>,
+}
+
+impl ConnectionInfo {
+    /// Info with a peer address on listener 0.
+    pub fn new(peer: Option<SocketAddr>) -> Self {
+        ConnectionInfo {
+            peer,
+            ..ConnectionInfo::default()
+        }
+    }
+}
+
+/// Where a connection is in its life.
+#[derive(Debug)]
+pub(crate) enum Phase {
+    /// Waiting for CONNECT [MQTT-3.1.0-1].
+    AwaitingConnect,
+    /// CONNECT received; waiting for the caller's or the enhanced authenticator's decision.
+    Authenticating(Box<Connect>),
+    /// CONNACK sent; attached to this session.
+    Connected(SessionId),
+    /// Refused or disconnecting: input is ignored [MQTT-3.1.4-6], only a close follows.
+    Closing,
+}
+
+/// Per-connection state.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) info: ConnectionInfo,
+    pub(crate) decoder: Decoder,
+    pub(crate) read_buf: BytesMut,
+    pub(crate) phase: Phase,
+    /// Negotiated version (known once a CONNECT decoded).
+    pub(crate) version: ProtocolVersion,
+    /// Keep alive in force; zero disables the check.
+    pub(crate) keep_alive: Duration,
+    /// Last time a packet arrived.
+    pub(crate) last_packet: Instant,
+    /// Bytes handed out and not yet flushed.
+    pub(crate) outbox: usize,
+    /// The client's Maximum Packet Size (v5), else unlimited.
+    pub(crate) max_packet_size: u32,
+    /// The client's Receive Maximum (v5), or the broker's window for older clients.
+    pub(crate) receive_maximum: u16,
+    pub(crate) inbound_aliases: InboundAliases,
+    pub(crate) outbound_aliases: OutboundAliases,
+    /// User name given at CONNECT (for authorization hooks).
+    pub(crate) username: Option<String>,
+    /// Whether the client allows reason strings and user properties on most packets
+    /// [MQTT-3.1.2-29].
+    pub(crate) problem_information: bool,
+    /// Enhanced authentication method in use (v5).
+    pub(crate) auth_method: Option<MqttStr>,
+    /// Whether the client sent DISCONNECT 0x00 (its will is discarded).
+    pub(crate) clean_disconnect: bool,
+}
+
+impl Conn {
+    /// A connection that has just opened.
+    pub(crate) fn new(info: ConnectionInfo, max_packet_size: u32, now: Instant) -> Self {
+        Conn {
+            info,
+            decoder: Decoder::new().with_max_packet_size(max_packet_size),
+            read_buf: BytesMut::new(),
+            phase: Phase::AwaitingConnect,
+            version: ProtocolVersion::V3_1_1,
+            keep_alive: Duration::ZERO,
+            last_packet: now,
+            outbox: 0,
+            max_packet_size: u32::MAX,
+            receive_maximum: u16::MAX,
+            inbound_aliases: InboundAliases::default(),
+            outbound_aliases: OutboundAliases::default(),
+            username: None,
+            problem_information: true,
+            auth_method: None,
+            clean_disconnect: false,
+        }
+    }
+
+    /// The session, when connected.
+    pub(crate) fn session(&self) -> Option<SessionId> {
+        match self.phase {
+            Phase::Connected(session) => Some(session),
+            _ => None,
+        }
+    }
+
+    /// When keep alive runs out: 1.5 times the interval after the last packet [MQTT-3.1.2-22]
+    /// [MQTT-3.1.2-24].
+    pub(crate) fn keep_alive_deadline(&self) -> Option<Instant> {
+        if self.keep_alive.is_zero() {
+            None
+        } else {
+            Some(self.last_packet + self.keep_alive + self.keep_alive / 2)
+        }
+    }
+}

@@ -1,0 +1,461 @@
+//! CONNECT to CONNACK: client identifier rules, will checks, authentication (immediate, deferred
+//! to the caller, or the v5 AUTH exchange), client takeover, clean start / session resumption,
+//! and the limits announced to v5 clients.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mqtt_topic::TopicName;
+use mqtt_wire::{
+    Auth, ConnAck, Connect, Disconnect, MqttStr, Packet, PacketType, Properties, ProtocolVersion,
+    ReasonCode,
+};
+
+use crate::alias::{InboundAliases, OutboundAliases};
+use crate::broker::{Broker, TimerKey};
+use crate::conn::{ConnectionId, Phase};
+use crate::error::{ApiMisuse, ProtocolViolation};
+use crate::hooks::{AuthDecision, AuthStep, ConnectCredentials};
+use crate::output::{AuthRequest, Event, Output};
+use crate::session::{Session, SessionId};
+use crate::will::Will;
+
+/// Longest client identifier 3.1 allows.
+const V3_1_MAX_CLIENT_ID: usize = 23;
+
+impl Broker {
+    /// A CONNECT on a connection that has not sent one.
+    pub(crate) fn handle_connect(&mut self, conn: ConnectionId, connect: Connect, now: Instant) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.version = connect.protocol;
+        let version = connect.protocol;
+        if let Err(reason) = self.check_connect(&connect) {
+            self.refuse(conn, reason, now);
+            return;
+        }
+        if let (true, Some(method)) = (
+            version.is_v5(),
+            connect.properties.authentication_method.clone(),
+        ) {
+            if !self.enhanced_auth.supports(&method) {
+                self.refuse(conn, ReasonCode::BadAuthenticationMethod, now); // [MQTT-4.12.0-1]
+                return;
+            }
+            let step = self.enhanced_auth.start(
+                &connect.client_id,
+                &method,
+                connect.properties.authentication_data.as_deref(),
+            );
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.auth_method = Some(method);
+            }
+            self.connect_auth_step(conn, Box::new(connect), step, now);
+            return;
+        }
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let credentials = ConnectCredentials {
+            info: &c.info,
+            protocol: version,
+            client_id: &connect.client_id,
+            username: connect.username.as_deref(),
+            password: connect.password.as_deref(),
+        };
+        match self.authenticator.authenticate(&credentials) {
+            AuthDecision::Accept => self.complete_connect(conn, connect, None, now),
+            AuthDecision::Reject(reason) => self.refuse(conn, reason, now),
+            AuthDecision::Defer => {
+                let request = AuthRequest {
+                    conn,
+                    info: c.info.clone(),
+                    protocol: version,
+                    client_id: connect.client_id.to_string(),
+                    username: connect.username.as_ref().map(|u| u.to_string()),
+                    password: connect.password.clone(),
+                };
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.phase = Phase::Authenticating(Box::new(connect));
+                }
+                self.outputs.push_back(Output::AuthRequest(request));
+            }
+        }
+    }
+
+    /// Protocol-level checks of an accepted-format CONNECT; `Err` is the CONNACK reason.
+    fn check_connect(&self, connect: &Connect) -> Result<(), ReasonCode> {
+        let id_len = connect.client_id.len();
+        let empty_allowed = self.config.allow_empty_client_id
+            && match connect.protocol {
+                ProtocolVersion::V3_1 => false,
+                ProtocolVersion::V3_1_1 => connect.clean_start, // [MQTT-3.1.3-8] (3.1.1)
+                ProtocolVersion::V5 => true,
+            };
+        let too_long = id_len > self.config.max_client_id_len
+            || (connect.protocol == ProtocolVersion::V3_1 && id_len > V3_1_MAX_CLIENT_ID);
+        if (id_len == 0 && !empty_allowed) || too_long {
+            return Err(ReasonCode::ClientIdentifierNotValid); // [MQTT-3.1.3-9] / [MQTT5-3.1.3-8]
+        }
+        if let Some(will) = &connect.will {
+            if TopicName::with_limits(will.topic.clone().into_bytes(), &self.topic_limits).is_err()
+            {
+                return Err(ReasonCode::TopicNameInvalid);
+            }
+            if will.retain && !self.config.retain_available {
+                return Err(ReasonCode::RetainNotSupported); // [MQTT-3.2.2-13]
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers a CONNECT whose authentication was deferred with [`AuthDecision::Defer`]: the
+    /// client is let in.
+    pub fn accept_connect(&mut self, conn: ConnectionId, now: Instant) -> Result<(), ApiMisuse> {
+        let connect = self.take_deferred(conn)?;
+        self.complete_connect(conn, *connect, None, now);
+        Ok(())
+    }
+
+    /// Answers a deferred CONNECT with a refusal: CONNACK `reason` (a 3.1.1 client gets the
+    /// matching return code), then close.
+    pub fn reject_connect(
+        &mut self,
+        conn: ConnectionId,
+        reason: ReasonCode,
+        now: Instant,
+    ) -> Result<(), ApiMisuse> {
+        if !reason.is_error() {
+            return Err(ApiMisuse::NotAFailureReason(reason));
+        }
+        self.take_deferred(conn)?;
+        self.refuse(conn, reason, now);
+        Ok(())
+    }
+
+    fn take_deferred(&mut self, conn: ConnectionId) -> Result<Box<Connect>, ApiMisuse> {
+        let c = self
+            .conns
+            .get_mut(&conn)
+            .ok_or(ApiMisuse::UnknownConnection(conn.0))?;
+        if c.auth_method.is_some() || !matches!(c.phase, Phase::Authenticating(_)) {
+            return Err(ApiMisuse::NoPendingAuthentication(conn.0));
+        }
+        match std::mem::replace(&mut c.phase, Phase::AwaitingConnect) {
+            Phase::Authenticating(connect) => Ok(connect),
+            other => {
+                c.phase = other;
+                Err(ApiMisuse::NoPendingAuthentication(conn.0))
+            }
+        }
+    }
+
+    /// An AUTH during the v5 enhanced authentication of a CONNECT.
+    pub(crate) fn handle_connect_auth(&mut self, conn: ConnectionId, auth: Auth, now: Instant) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let Some(method) = c.auth_method.clone() else {
+            self.refuse(conn, ReasonCode::ProtocolError, now); // [MQTT-4.12.0-7]
+            return;
+        };
+        if auth.reason_code != ReasonCode::ContinueAuthentication
+            || auth.properties.authentication_method.as_ref() != Some(&method)
+        {
+            self.refuse(conn, ReasonCode::ProtocolError, now); // [MQTT-4.12.0-3] [MQTT-4.12.0-5]
+            return;
+        }
+        let Phase::Authenticating(connect) =
+            std::mem::replace(&mut c.phase, Phase::AwaitingConnect)
+        else {
+            return;
+        };
+        let step = self.enhanced_auth.step(
+            &connect.client_id,
+            &method,
+            auth.properties.authentication_data.as_deref(),
+        );
+        self.connect_auth_step(conn, connect, step, now);
+    }
+
+    fn connect_auth_step(
+        &mut self,
+        conn: ConnectionId,
+        connect: Box<Connect>,
+        step: AuthStep,
+        now: Instant,
+    ) {
+        match step {
+            AuthStep::Success(data) => self.complete_connect(conn, *connect, data, now),
+            AuthStep::Fail(reason) => self.refuse(conn, reason, now), // [MQTT-4.12.0-4]
+            AuthStep::Continue(data) => {
+                let method = self.conns.get(&conn).and_then(|c| c.auth_method.clone());
+                let auth = Auth {
+                    reason_code: ReasonCode::ContinueAuthentication, // [MQTT-4.12.0-2]
+                    properties: Properties {
+                        authentication_method: method,
+                        authentication_data: Some(data),
+                        ..Properties::default()
+                    },
+                };
+                self.send_packet(conn, &Packet::Auth(auth));
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.phase = Phase::Authenticating(connect);
+                }
+            }
+        }
+    }
+
+    /// An AUTH after CONNACK: v5 re-authentication [MQTT-4.12.1-1].
+    pub(crate) fn handle_reauth(
+        &mut self,
+        conn: ConnectionId,
+        auth: Auth,
+        now: Instant,
+    ) -> Result<(), ProtocolViolation> {
+        let violation = ProtocolViolation::new(
+            "MQTT-4.12.1-1",
+            "AUTH without the connection's authentication method",
+            ReasonCode::ProtocolError,
+        );
+        let Some(c) = self.conns.get(&conn) else {
+            return Ok(());
+        };
+        let Some(method) = c.auth_method.clone() else {
+            return Err(violation);
+        };
+        if auth.properties.authentication_method.as_ref() != Some(&method) {
+            return Err(violation);
+        }
+        let client_id = c
+            .session()
+            .and_then(|s| self.sessions.get(&s))
+            .map(|s| s.client_id.clone())
+            .unwrap_or_default();
+        let data = auth.properties.authentication_data.as_deref();
+        let step = match auth.reason_code {
+            ReasonCode::ReAuthenticate => self.enhanced_auth.start(&client_id, &method, data),
+            ReasonCode::ContinueAuthentication => {
+                self.enhanced_auth.step(&client_id, &method, data)
+            }
+            _ => return Err(violation),
+        };
+        let (reason, data) = match step {
+            AuthStep::Success(data) => (ReasonCode::Success, data),
+            AuthStep::Continue(data) => (ReasonCode::ContinueAuthentication, Some(data)),
+            AuthStep::Fail(reason) => {
+                self.disconnect(conn, reason, now); // [MQTT-4.12.1-2]
+                return Ok(());
+            }
+        };
+        let auth = Auth {
+            reason_code: reason,
+            properties: Properties {
+                authentication_method: Some(method),
+                authentication_data: data,
+                ..Properties::default()
+            },
+        };
+        self.send_packet(conn, &Packet::Auth(auth));
+        Ok(())
+    }
+
+    /// Refuses a CONNECT: CONNACK with `reason` (session present 0 [MQTT-3.2.2-6]) then close
+    /// [MQTT-3.2.2-7] [MQTT-3.1.4-2].
+    pub(crate) fn refuse(&mut self, conn: ConnectionId, reason: ReasonCode, now: Instant) {
+        let reason = if reason.is_error() && reason.is_valid_for(PacketType::ConnAck) {
+            reason
+        } else {
+            ReasonCode::UnspecifiedError
+        };
+        self.stats.connections_refused += 1;
+        self.event(Event::ConnectRefused { conn, reason });
+        let connack = ConnAck {
+            session_present: false,
+            reason_code: reason,
+            properties: Properties::default(),
+        };
+        self.send_packet(conn, &Packet::ConnAck(connack));
+        self.close(conn, reason, now);
+    }
+
+    /// A CONNECT naming a protocol level the broker does not speak: CONNACK 0x01 for older
+    /// clients [MQTT-3.1.2-2], 0x84 in the v5 format for newer ones, then close.
+    pub(crate) fn refuse_unsupported_version(
+        &mut self,
+        conn: ConnectionId,
+        level: u8,
+        now: Instant,
+    ) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.version = if level >= 5 {
+                ProtocolVersion::V5
+            } else {
+                ProtocolVersion::V3_1_1
+            };
+        }
+        self.refuse(conn, ReasonCode::UnsupportedProtocolVersion, now);
+    }
+
+    /// Lets an authenticated client in: takeover, session, CONNACK, resend, queue.
+    fn complete_connect(
+        &mut self,
+        conn: ConnectionId,
+        connect: Connect,
+        auth_data: Option<Bytes>,
+        now: Instant,
+    ) {
+        let version = connect.protocol;
+        let v5 = version.is_v5();
+        let assigned = connect.client_id.is_empty();
+        let client_id = if assigned {
+            self.assign_client_id()
+        } else {
+            connect.client_id.to_string()
+        };
+        let existing = self.client_ids.get(&client_id).copied();
+        if let Some(old) = existing
+            .and_then(|s| self.sessions.get(&s))
+            .and_then(|s| s.conn)
+            && old != conn
+        {
+            self.take_over(old, now); // [MQTT-3.1.4-2] [MQTT-3.1.4-3]
+        }
+        let requested_expiry = if v5 {
+            connect.properties.session_expiry_interval.unwrap_or(0)
+        } else if connect.clean_start {
+            0
+        } else {
+            u32::MAX
+        };
+        let expiry = requested_expiry.min(self.config.max_session_expiry_interval);
+        let (session, session_present) = match existing {
+            Some(session) if !connect.clean_start => (session, true), // [MQTT-3.1.2-5]
+            Some(old) => {
+                self.end_session(old, false, now); // [MQTT-3.1.2-4] [MQTT-3.1.2-6]
+                (self.create_session(&client_id, version), false)
+            }
+            None => (self.create_session(&client_id, version), false),
+        };
+        if session_present {
+            self.stats.clients_disconnected = self.stats.clients_disconnected.saturating_sub(1);
+        }
+        self.timers.cancel(TimerKey::SessionExpiry(session));
+        self.timers.cancel(TimerKey::WillDelay(session)); // [MQTT-3.1.3-9]
+        if let Some(s) = self.sessions.get_mut(&session) {
+            s.conn = Some(conn);
+            s.version = version;
+            s.expiry_interval = expiry;
+            s.will = connect.will.as_ref().map(Will::from_connect); // [MQTT-3.1.2-7]
+        }
+        let keep_alive = self.negotiated_keep_alive(connect.keep_alive);
+        let config = &self.config;
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.phase = Phase::Connected(session);
+        c.username = connect.username.as_ref().map(|u| u.to_string());
+        c.keep_alive = Duration::from_secs(u64::from(keep_alive));
+        let mut properties = Properties::default();
+        if v5 {
+            let p = &connect.properties;
+            c.max_packet_size = p.maximum_packet_size.unwrap_or(u32::MAX);
+            c.receive_maximum = p.receive_maximum.unwrap_or(u16::MAX);
+            c.outbound_aliases = OutboundAliases::new(p.topic_alias_maximum.unwrap_or(0));
+            c.inbound_aliases = InboundAliases::new(config.topic_alias_maximum);
+            c.problem_information = p.request_problem_information != Some(0);
+            properties.receive_maximum =
+                (config.receive_maximum != u16::MAX).then_some(config.receive_maximum);
+            properties.maximum_packet_size = Some(config.max_packet_size);
+            properties.topic_alias_maximum =
+                (config.topic_alias_maximum > 0).then_some(config.topic_alias_maximum);
+            properties.retain_available = (!config.retain_available).then_some(0);
+            if assigned {
+                // [MQTT-3.1.3-7] [MQTT-3.2.2-16]
+                properties.assigned_client_identifier = MqttStr::try_from(client_id.clone()).ok();
+            }
+            if expiry != requested_expiry {
+                properties.session_expiry_interval = Some(expiry);
+            }
+            if keep_alive != connect.keep_alive {
+                properties.server_keep_alive = Some(keep_alive);
+            }
+            if c.auth_method.is_some() {
+                properties.authentication_method = c.auth_method.clone(); // [MQTT-4.12.0-5]
+                properties.authentication_data = auth_data;
+            }
+        } else {
+            c.receive_maximum = config.receive_maximum;
+        }
+        let keep_alive_deadline = c.keep_alive_deadline();
+        self.timers.cancel(TimerKey::Connect(conn));
+        if let Some(deadline) = keep_alive_deadline {
+            self.timers.set(TimerKey::KeepAlive(conn), deadline);
+        }
+        let connack = ConnAck {
+            session_present, // [MQTT-3.2.2-2] [MQTT-3.2.2-3]
+            reason_code: ReasonCode::Success,
+            properties,
+        };
+        self.send_packet(conn, &Packet::ConnAck(connack));
+        self.stats.clients_connected += 1;
+        self.stats.clients_maximum = self.stats.clients_maximum.max(self.stats.clients_connected);
+        self.event(Event::ClientConnected {
+            conn,
+            client_id,
+            session_present,
+        });
+        self.save_session(session);
+        if session_present {
+            self.resend_inflight(session, conn, now);
+        }
+        self.pump(session, now);
+    }
+
+    /// The keep alive in force: the client's, lowered to the configured maximum.
+    fn negotiated_keep_alive(&self, requested: u16) -> u16 {
+        let max = self.config.max_keep_alive;
+        if max > 0 && (requested == 0 || requested > max) {
+            max
+        } else {
+            requested
+        }
+    }
+
+    /// A fresh client identifier from a counter [MQTT-3.1.3-6].
+    fn assign_client_id(&mut self) -> String {
+        loop {
+            self.next_assigned_id += 1;
+            let id = format!(
+                "{}{}",
+                self.config.assigned_client_id_prefix, self.next_assigned_id
+            );
+            if !self.client_ids.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    fn create_session(&mut self, client_id: &str, version: ProtocolVersion) -> SessionId {
+        let id = self.new_session_id();
+        self.sessions
+            .insert(id, Session::new(client_id.to_owned(), version));
+        self.client_ids.insert(client_id.to_owned(), id);
+        id
+    }
+
+    /// Disconnects the connection currently holding a session that a new CONNECT claims:
+    /// DISCONNECT 0x8E for v5 [MQTT5-3.1.4-3], then close. The session itself stays.
+    fn take_over(&mut self, old: ConnectionId, now: Instant) {
+        if self.conns.get(&old).is_some_and(|c| c.version.is_v5()) {
+            let packet = Packet::Disconnect(Disconnect {
+                reason_code: ReasonCode::SessionTakenOver,
+                ..Disconnect::default()
+            });
+            self.send_packet(old, &packet);
+        }
+        self.detach_for_takeover(old, now);
+        self.outputs.push_back(Output::Close { conn: old });
+    }
+}

@@ -1,0 +1,218 @@
+//! Getting a message to one session: send now, wait in the bounded queue, or drop (and count);
+//! the outbound window (Receive Maximum) and the outbox bound decide. Also resending the window
+//! when a session resumes.
+
+use std::time::Instant;
+
+use bytes::BytesMut;
+use mqtt_wire::{Ack, MqttStr, Packet, PacketId, Properties, Publish, PublishQos, QoS};
+
+use crate::alias::OutboundTopic;
+use crate::broker::Broker;
+use crate::conn::{ConnectionId, Phase};
+use crate::inflight::Outbound;
+use crate::message::{Delivery, Lifetime};
+use crate::output::{DropReason, Event};
+use crate::session::SessionId;
+
+/// What became of one PUBLISH handed to [`Broker::send_publish`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SendOutcome {
+    /// Transmitted.
+    Sent,
+    /// Over the client's Maximum Packet Size: dropped as if delivered [MQTT-3.1.2-25].
+    TooLarge,
+    /// Message expiry elapsed [MQTT-3.3.2-5].
+    Expired,
+    /// The connection is gone.
+    NoConnection,
+}
+
+impl Broker {
+    /// The connection `session` can be sent to now, if any.
+    pub(crate) fn online_conn(&self, session: SessionId) -> Option<ConnectionId> {
+        let conn = self.sessions.get(&session)?.conn?;
+        let c = self.conns.get(&conn)?;
+        matches!(c.phase, Phase::Connected(s) if s == session).then_some(conn)
+    }
+
+    /// Whether `conn` has room in its outbox.
+    fn outbox_open(&self, conn: ConnectionId) -> bool {
+        self.conns
+            .get(&conn)
+            .is_some_and(|c| c.outbox < self.config.max_outbox_bytes)
+    }
+
+    /// Counts and reports a message dropped for `session`.
+    pub(crate) fn dropped(&mut self, session: SessionId, reason: DropReason) {
+        self.stats.messages_dropped += 1;
+        let client_id = self
+            .sessions
+            .get(&session)
+            .map(|s| s.client_id.clone())
+            .unwrap_or_default();
+        self.event(Event::MessageDropped { client_id, reason });
+    }
+
+    /// Delivers to one session. QoS 0 goes out now or is dropped (full outbox, or offline);
+    /// QoS 1/2 goes through the bounded session queue [MQTT-3.1.2-5].
+    pub(crate) fn deliver(&mut self, session: SessionId, delivery: Delivery, now: Instant) {
+        if delivery.qos == QoS::AtMostOnce {
+            let Some(conn) = self.online_conn(session) else {
+                return; // QoS 0 is not kept for offline sessions
+            };
+            if !self.outbox_open(conn) {
+                self.dropped(session, DropReason::OutboxFull);
+                return;
+            }
+            match self.send_publish(conn, &delivery, None, false, now) {
+                SendOutcome::Sent | SendOutcome::NoConnection => {}
+                SendOutcome::TooLarge => self.dropped(session, DropReason::TooLarge),
+                SendOutcome::Expired => self.dropped(session, DropReason::Expired),
+            }
+            return;
+        }
+        let (max_messages, max_bytes) = (
+            self.config.max_queued_messages,
+            self.config.max_queued_bytes,
+        );
+        let Some(s) = self.sessions.get_mut(&session) else {
+            return;
+        };
+        if s.queue.push(delivery, max_messages, max_bytes).is_err() {
+            self.dropped(session, DropReason::QueueFull);
+            return;
+        }
+        self.pump(session, now);
+    }
+
+    /// Sends queued QoS 1/2 deliveries while the window [MQTT-3.3.4-9] and the outbox allow.
+    pub(crate) fn pump(&mut self, session: SessionId, now: Instant) {
+        while let Some(conn) = self.online_conn(session) {
+            if !self.outbox_open(conn) {
+                return;
+            }
+            let window = self
+                .conns
+                .get(&conn)
+                .map_or(0, |c| usize::from(c.receive_maximum));
+            let Some(s) = self.sessions.get_mut(&session) else {
+                return;
+            };
+            if s.inflight.len() >= window {
+                return; // [MQTT-4.9.0-2]
+            }
+            let Some(id) = s.inflight.next_id() else {
+                return;
+            };
+            let Some(delivery) = s.queue.pop() else {
+                return;
+            };
+            match self.send_publish(conn, &delivery, Some(id), false, now) {
+                SendOutcome::Sent => {
+                    if let Some(s) = self.sessions.get_mut(&session) {
+                        s.inflight.push(id, delivery);
+                    }
+                }
+                SendOutcome::TooLarge => self.dropped(session, DropReason::TooLarge),
+                SendOutcome::Expired => self.dropped(session, DropReason::Expired),
+                SendOutcome::NoConnection => return,
+            }
+        }
+    }
+
+    /// Resends the unacknowledged window of a resumed session, in order, with the original
+    /// packet identifiers and DUP=1 [MQTT-4.4.0-1] [MQTT-3.3.1-1].
+    pub(crate) fn resend_inflight(&mut self, session: SessionId, conn: ConnectionId, now: Instant) {
+        let Some(s) = self.sessions.get(&session) else {
+            return;
+        };
+        let pending: Vec<(PacketId, Outbound)> = s.inflight.iter().cloned().collect();
+        for (id, state) in pending {
+            match state {
+                Outbound::Published(delivery) => {
+                    self.send_publish(conn, &delivery, Some(id), true, now);
+                }
+                Outbound::Released => self.send_packet(conn, &Packet::PubRel(Ack::new(id))),
+            }
+        }
+    }
+
+    /// Encodes one PUBLISH as a header chunk plus the shared payload chunk.
+    pub(crate) fn send_publish(
+        &mut self,
+        conn: ConnectionId,
+        delivery: &Delivery,
+        packet_id: Option<PacketId>,
+        dup: bool,
+        now: Instant,
+    ) -> SendOutcome {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return SendOutcome::NoConnection;
+        };
+        let message = &delivery.message;
+        let remaining = match message.lifetime(now) {
+            Lifetime::Unlimited => None,
+            Lifetime::Remaining(secs) => Some(secs),
+            // A QoS 2 message already sent is never expired [MQTT-4.3.3-7].
+            Lifetime::Expired if dup => Some(1),
+            Lifetime::Expired => return SendOutcome::Expired,
+        };
+        let qos = match packet_id {
+            Some(id) => PublishQos::new(delivery.qos, id),
+            None => PublishQos::AtMostOnce,
+        };
+        let v5 = c.version.is_v5();
+        let (topic, properties, naming) = if v5 {
+            let mut properties = message.properties.clone();
+            properties.message_expiry_interval = remaining; // [MQTT-3.3.2-6]
+            properties
+                .subscription_identifiers
+                .clone_from(&delivery.subscription_ids);
+            let naming = c.outbound_aliases.name(&message.topic);
+            let topic = match naming {
+                OutboundTopic::Alias(alias) => {
+                    properties.topic_alias = Some(alias);
+                    MqttStr::from_static("")
+                }
+                OutboundTopic::Bind(alias) => {
+                    properties.topic_alias = Some(alias);
+                    message.topic.clone()
+                }
+                OutboundTopic::Plain => message.topic.clone(),
+            };
+            (topic, properties, naming)
+        } else {
+            (
+                message.topic.clone(),
+                Properties::default(),
+                OutboundTopic::Plain,
+            )
+        };
+        let publish = Publish {
+            dup: dup && packet_id.is_some(), // [MQTT-3.3.1-2]
+            qos,
+            retain: delivery.retain,
+            topic,
+            properties,
+            payload: message.payload.clone(),
+        };
+        let mut header = BytesMut::new();
+        if publish.encode_header(c.version, &mut header).is_err() {
+            return SendOutcome::TooLarge;
+        }
+        if header.len() + publish.payload.len() > c.max_packet_size as usize {
+            return SendOutcome::TooLarge; // [MQTT-3.1.2-24]
+        }
+        if let OutboundTopic::Bind(alias) = naming {
+            c.outbound_aliases.bind(message.topic.clone(), alias);
+        }
+        let mut data = vec![header.freeze()];
+        if !publish.payload.is_empty() {
+            data.push(publish.payload);
+        }
+        self.stats.messages_sent += 1;
+        self.transmit(conn, data);
+        SendOutcome::Sent
+    }
+}

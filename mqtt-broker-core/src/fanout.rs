@@ -1,0 +1,126 @@
+//! Routing one message: update the retained store, find matching subscriptions, pick one member
+//! per shared group (round-robin, online members first), and shape a [`Delivery`] per session.
+//!
+//! 3.1/3.1.1 sessions get one copy at the highest matching QoS [MQTT-3.3.5-1]; v5 sessions get one
+//! copy per matching subscription, each with its own identifier [MQTT-3.3.4-5]. The payload is
+//! shared by every copy.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use mqtt_topic::TopicName;
+
+use crate::broker::Broker;
+use crate::message::{Delivery, Message};
+use crate::output::Event;
+use crate::routing::Target;
+use crate::session::{SessionId, Subscription};
+
+impl Broker {
+    /// Routes `message`, published to `topic`, to every matching subscription.
+    pub(crate) fn route(&mut self, topic: TopicName, message: Message, now: Instant) {
+        let message = Arc::new(message);
+        if message.retain {
+            self.update_retained(&topic, &message);
+        }
+        let mut targets = Vec::new();
+        self.index.matches(&topic, &mut targets);
+        let mut deliveries: Vec<(SessionId, Delivery)> = Vec::with_capacity(targets.len());
+        let mut merged: HashMap<SessionId, usize> = HashMap::new();
+        for target in targets {
+            let (session, subscription) = match target {
+                Target::Plain(session, subscription) => (session, subscription),
+                Target::Shared { share, members } => match self.pick_member(&share, &members) {
+                    Some(member) => member,
+                    None => continue,
+                },
+            };
+            let Some(s) = self.sessions.get(&session) else {
+                continue;
+            };
+            let options = subscription.options;
+            if options.no_local && message.publisher.as_deref() == Some(s.client_id.as_str()) {
+                continue; // [MQTT-3.8.3-3]
+            }
+            let qos = message.qos.min(options.qos); // [MQTT-3.8.4-8]
+            // [MQTT-3.3.1-12] [MQTT-3.3.1-13]; 3.1.1 always clears it [MQTT-3.3.1-9].
+            let retain = options.retain_as_published && message.retain;
+            if s.version.is_v5() {
+                deliveries.push((
+                    session,
+                    Delivery {
+                        message: Arc::clone(&message),
+                        qos,
+                        retain,
+                        subscription_ids: subscription.identifier.into_iter().collect(),
+                    },
+                ));
+            } else if let Some(&at) = merged.get(&session) {
+                if let Some((_, delivery)) = deliveries.get_mut(at) {
+                    delivery.qos = delivery.qos.max(qos);
+                }
+            } else {
+                merged.insert(session, deliveries.len());
+                deliveries.push((
+                    session,
+                    Delivery {
+                        message: Arc::clone(&message),
+                        qos,
+                        retain: false,
+                        subscription_ids: Vec::new(),
+                    },
+                ));
+            }
+        }
+        for (session, delivery) in deliveries {
+            self.deliver(session, delivery, now);
+        }
+    }
+
+    /// Stores, replaces or clears the retained message of `topic`.
+    fn update_retained(&mut self, topic: &TopicName, message: &Arc<Message>) {
+        if !self.config.retain_available {
+            return;
+        }
+        if message.payload.is_empty() {
+            // [MQTT-3.3.1-6] [MQTT-3.3.1-7]: clears, and is not stored itself.
+            if self.store.remove_retained(topic) {
+                self.event(Event::RetainedChanged {
+                    topic: topic.as_str().to_owned(),
+                    present: false,
+                });
+            }
+        } else {
+            self.store.set_retained(topic.clone(), Arc::clone(message)); // [MQTT-3.3.1-5]
+            self.event(Event::RetainedChanged {
+                topic: topic.as_str().to_owned(),
+                present: true,
+            });
+        }
+        self.stats.retained_messages = self.store.retained_len() as u64;
+    }
+
+    /// Round-robin over a shared group, preferring connected members; the cursor is kept per
+    /// share name. No randomness.
+    fn pick_member(
+        &mut self,
+        share: &str,
+        members: &[(SessionId, Subscription)],
+    ) -> Option<(SessionId, Subscription)> {
+        let count = members.len();
+        if count == 0 {
+            return None;
+        }
+        let start = self.shared_cursors.get(share).copied().unwrap_or(0) % count;
+        let online = (0..count).map(|step| (start + step) % count).find(|&at| {
+            members
+                .get(at)
+                .is_some_and(|(session, _)| self.online_conn(*session).is_some())
+        });
+        let at = online.unwrap_or(start);
+        self.shared_cursors
+            .insert(share.to_owned(), (at + 1) % count);
+        members.get(at).copied()
+    }
+}

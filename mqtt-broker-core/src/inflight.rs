@@ -1,0 +1,176 @@
+//! Outbound QoS 1/2 messages sent to a client and not yet acknowledged, in send order, with the
+//! packet identifiers they use.
+//!
+//! The window is bounded by the client's Receive Maximum [MQTT-3.3.4-9]; the entries are kept in
+//! the order they were first sent so a resumed session resends them in that order [MQTT-4.6.0-1].
+
+use std::collections::VecDeque;
+
+use mqtt_wire::{PacketId, QoS};
+
+use crate::message::Delivery;
+
+/// Where one outbound exchange stands.
+#[derive(Debug, Clone)]
+pub(crate) enum Outbound {
+    /// PUBLISH sent; waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
+    Published(Delivery),
+    /// PUBREL sent; waiting for PUBCOMP [MQTT-4.3.3-5].
+    Released,
+}
+
+/// Result of a PUBREC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RecOutcome {
+    /// A QoS 2 PUBLISH was waiting: now release it.
+    Release,
+    /// Already released (the PUBREL was lost): send the PUBREL again.
+    AlreadyReleased,
+    /// Unknown packet identifier.
+    Unknown,
+}
+
+/// The outbound window of one session.
+#[derive(Debug, Default)]
+pub(crate) struct Inflight {
+    entries: VecDeque<(PacketId, Outbound)>,
+    last_id: u16,
+}
+
+impl Inflight {
+    /// Exchanges in progress.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// A packet identifier no exchange uses [MQTT-4.3.2-1] [MQTT-4.3.3-1]. `None` when all 65535
+    /// are taken (the window never allows that many).
+    pub(crate) fn next_id(&mut self) -> Option<PacketId> {
+        for _ in 0..u16::MAX {
+            self.last_id = self.last_id.checked_add(1).unwrap_or(1);
+            let id = PacketId::new(self.last_id)?;
+            if !self.entries.iter().any(|(used, _)| *used == id) {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// Records a PUBLISH just sent with `id`.
+    pub(crate) fn push(&mut self, id: PacketId, delivery: Delivery) {
+        self.entries.push_back((id, Outbound::Published(delivery)));
+    }
+
+    fn position(&self, id: PacketId) -> Option<usize> {
+        self.entries.iter().position(|(used, _)| *used == id)
+    }
+
+    /// A PUBACK arrived: ends a QoS 1 exchange. Returns whether one was found.
+    pub(crate) fn puback(&mut self, id: PacketId) -> bool {
+        match self.position(id) {
+            Some(index) if matches!(self.entries.get(index), Some((_, Outbound::Published(d))) if d.qos == QoS::AtLeastOnce) =>
+            {
+                self.entries.remove(index);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A PUBREC arrived. `failed` (reason 0x80 or above) ends the exchange [MQTT-4.4.0-2].
+    pub(crate) fn pubrec(&mut self, id: PacketId, failed: bool) -> RecOutcome {
+        let Some(index) = self.position(id) else {
+            return RecOutcome::Unknown;
+        };
+        let Some((_, state)) = self.entries.get_mut(index) else {
+            return RecOutcome::Unknown;
+        };
+        match state {
+            Outbound::Published(d) if d.qos == QoS::ExactlyOnce => {
+                if failed {
+                    self.entries.remove(index);
+                    RecOutcome::Unknown
+                } else {
+                    *state = Outbound::Released;
+                    RecOutcome::Release
+                }
+            }
+            Outbound::Released => RecOutcome::AlreadyReleased,
+            Outbound::Published(_) => RecOutcome::Unknown,
+        }
+    }
+
+    /// A PUBCOMP arrived: ends a QoS 2 exchange. Returns whether one was found.
+    pub(crate) fn pubcomp(&mut self, id: PacketId) -> bool {
+        match self.position(id) {
+            Some(index) if matches!(self.entries.get(index), Some((_, Outbound::Released))) => {
+                self.entries.remove(index);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Exchanges in send order, for resending on session resumption [MQTT-4.4.0-1].
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &(PacketId, Outbound)> {
+        self.entries.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Message;
+    use bytes::Bytes;
+    use mqtt_wire::MqttStr;
+    use std::sync::Arc;
+
+    fn delivery(qos: QoS) -> Delivery {
+        Delivery {
+            message: Arc::new(Message::new(
+                MqttStr::from_static("t"),
+                Bytes::new(),
+                qos,
+                false,
+                crate::test_epoch(),
+            )),
+            qos,
+            retain: false,
+            subscription_ids: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn ids_skip_those_in_use_and_wrap() {
+        let mut inflight = Inflight::default();
+        let first = inflight.next_id().unwrap();
+        inflight.push(first, delivery(QoS::AtLeastOnce));
+        inflight.last_id = u16::MAX;
+        assert_eq!(
+            inflight.next_id().unwrap().get(),
+            2,
+            "1 is in use, 0 skipped"
+        );
+    }
+
+    #[test]
+    fn qos2_exchange_runs_publish_rec_rel_comp() {
+        let mut inflight = Inflight::default();
+        let id = inflight.next_id().unwrap();
+        inflight.push(id, delivery(QoS::ExactlyOnce));
+        assert!(!inflight.puback(id), "PUBACK does not end a QoS 2 exchange");
+        assert_eq!(inflight.pubrec(id, false), RecOutcome::Release);
+        assert_eq!(inflight.pubrec(id, false), RecOutcome::AlreadyReleased);
+        assert!(inflight.pubcomp(id));
+        assert_eq!(inflight.len(), 0);
+    }
+
+    #[test]
+    fn mqtt_4_4_0_2_error_pubrec_ends_the_exchange() {
+        let mut inflight = Inflight::default();
+        let id = inflight.next_id().unwrap();
+        inflight.push(id, delivery(QoS::ExactlyOnce));
+        assert_eq!(inflight.pubrec(id, true), RecOutcome::Unknown);
+        assert_eq!(inflight.len(), 0);
+    }
+}

@@ -1,0 +1,130 @@
+//! What the broker asks of its caller: bytes to write, connections to close, decisions to take,
+//! and events to record.
+//!
+//! Outputs come out of one FIFO ([`Broker::poll_output`](crate::Broker::poll_output)), so a
+//! DISCONNECT followed by a close of the same connection stays in that order.
+
+use bytes::Bytes;
+use mqtt_wire::{ProtocolVersion, ReasonCode};
+
+use crate::conn::ConnectionId;
+use crate::conn::ConnectionInfo;
+
+/// One thing the caller must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use]
+pub enum Output {
+    /// Write these chunks, in order, to the connection. A PUBLISH is a small header chunk followed
+    /// by its payload chunk, shared (not copied) by every subscriber it goes to.
+    Transmit {
+        /// Where to write.
+        conn: ConnectionId,
+        /// The chunks, to be written back to back (vectored writes welcome).
+        data: Vec<Bytes>,
+    },
+    /// Close the connection once everything transmitted before on it has been written.
+    Close {
+        /// The connection to close.
+        conn: ConnectionId,
+    },
+    /// A CONNECT waits for an authentication decision: answer it with
+    /// [`Broker::accept_connect`](crate::Broker::accept_connect) or
+    /// [`Broker::reject_connect`](crate::Broker::reject_connect).
+    AuthRequest(AuthRequest),
+    /// Something for metrics or persistence.
+    Event(Event),
+}
+
+/// The credentials of a CONNECT whose authentication was deferred.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AuthRequest {
+    /// The connection waiting.
+    pub conn: ConnectionId,
+    /// Where it came from.
+    pub info: ConnectionInfo,
+    /// Protocol version of the CONNECT.
+    pub protocol: ProtocolVersion,
+    /// Client identifier as sent (empty if the broker is to assign one).
+    pub client_id: String,
+    /// User name, if any.
+    pub username: Option<String>,
+    /// Password, if any.
+    pub password: Option<Bytes>,
+}
+
+/// Why a message was not delivered to one session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DropReason {
+    /// The session queue was at its message or byte limit.
+    QueueFull,
+    /// A QoS 0 message met a full outbox.
+    OutboxFull,
+    /// The message expiry interval elapsed before delivery.
+    Expired,
+    /// The packet would exceed the client's maximum packet size [MQTT-3.1.2-25].
+    TooLarge,
+    /// QoS 0 message for an offline session.
+    Offline,
+}
+
+/// Events for metrics and persistence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A client completed CONNECT.
+    ClientConnected {
+        /// Its connection.
+        conn: ConnectionId,
+        /// Its (possibly assigned) client identifier.
+        client_id: String,
+        /// Whether an existing session was resumed.
+        session_present: bool,
+    },
+    /// A connected client's connection ended.
+    ClientDisconnected {
+        /// Its connection.
+        conn: ConnectionId,
+        /// Its client identifier.
+        client_id: String,
+        /// Why (NormalDisconnection when the client sent DISCONNECT 0x00).
+        reason: ReasonCode,
+    },
+    /// A connection was refused during CONNECT.
+    ConnectRefused {
+        /// The connection.
+        conn: ConnectionId,
+        /// The reason sent (or that would have been sent) in CONNACK.
+        reason: ReasonCode,
+    },
+    /// A peer broke the protocol; the connection is being closed.
+    ProtocolError {
+        /// The connection.
+        conn: ConnectionId,
+        /// The normative statement broken, when known.
+        spec_id: Option<&'static str>,
+        /// The reason code sent in the DISCONNECT (v5).
+        reason: ReasonCode,
+    },
+    /// A session ended (expired, or replaced by a clean start).
+    SessionEnded {
+        /// Its client identifier.
+        client_id: String,
+    },
+    /// A message was dropped for one session.
+    MessageDropped {
+        /// The session's client identifier.
+        client_id: String,
+        /// Why.
+        reason: DropReason,
+    },
+    /// The retained message of a topic was set (`true`) or cleared (`false`).
+    RetainedChanged {
+        /// The topic.
+        topic: String,
+        /// Whether a message is now retained there.
+        present: bool,
+    },
+}

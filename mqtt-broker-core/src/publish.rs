@@ -1,0 +1,204 @@
+//! Inbound PUBLISH (topic aliases, validation, authorization, exactly-once bookkeeping, the
+//! acknowledgement its QoS demands) and the acknowledgements of outbound QoS 1/2 exchanges.
+
+use std::time::Instant;
+
+use mqtt_topic::TopicName;
+use mqtt_wire::{Ack, Packet, PacketType, Publish, PublishQos, ReasonCode};
+
+use crate::broker::Broker;
+use crate::conn::ConnectionId;
+use crate::error::ProtocolViolation;
+use crate::hooks::{Authorization, ClientRef};
+use crate::inflight::RecOutcome;
+use crate::message::Message;
+use crate::session::SessionId;
+
+impl Broker {
+    /// A PUBLISH from a connected client.
+    pub(crate) fn handle_publish(
+        &mut self,
+        conn: ConnectionId,
+        session: SessionId,
+        publish: Publish,
+        now: Instant,
+    ) -> Result<(), ProtocolViolation> {
+        let Publish {
+            qos,
+            retain,
+            topic,
+            mut properties,
+            payload,
+            ..
+        } = publish;
+        let (Some(c), Some(s)) = (self.conns.get_mut(&conn), self.sessions.get_mut(&session))
+        else {
+            return Ok(());
+        };
+        let v5 = c.version.is_v5();
+        let topic = match properties.topic_alias.take() {
+            Some(alias) if v5 => c.inbound_aliases.resolve(alias, &topic)?,
+            _ => topic,
+        };
+        let name = TopicName::with_limits(topic.clone().into_bytes(), &self.topic_limits).map_err(
+            |_| {
+                ProtocolViolation::new(
+                    "MQTT-3.3.2-2",
+                    "invalid topic name in PUBLISH",
+                    ReasonCode::TopicNameInvalid,
+                )
+            },
+        )?;
+        if !properties.subscription_identifiers.is_empty() {
+            return Err(ProtocolViolation::new(
+                "MQTT-3.3.4-6",
+                "subscription identifier in a client PUBLISH",
+                ReasonCode::ProtocolError,
+            ));
+        }
+        if retain && !self.config.retain_available {
+            return Err(ProtocolViolation::new(
+                "MQTT-3.2.2-14",
+                "retained PUBLISH while retain is unavailable",
+                ReasonCode::RetainNotSupported,
+            ));
+        }
+        if let PublishQos::ExactlyOnce(id) = qos {
+            if s.incoming_qos2.contains(&id) {
+                // A duplicate before PUBREL: acknowledge again, deliver nothing [MQTT-4.3.3-10].
+                self.send_packet(conn, &Packet::PubRec(Ack::new(id)));
+                return Ok(());
+            }
+            if s.incoming_qos2.len() >= usize::from(self.config.receive_maximum) {
+                return Err(ProtocolViolation::new(
+                    "MQTT-3.3.4-7",
+                    "more unacknowledged QoS 2 PUBLISH than Receive Maximum",
+                    ReasonCode::ReceiveMaximumExceeded,
+                ));
+            }
+        }
+        self.stats.messages_received += 1;
+        let client = ClientRef {
+            client_id: &s.client_id,
+            username: c.username.as_deref(),
+            info: &c.info,
+        };
+        let verdict = self
+            .authorizer
+            .authorize_publish(&client, name.as_str(), qos.qos(), retain);
+        let publisher = s.client_id.clone();
+        let reason = match verdict {
+            Authorization::Allow => ReasonCode::Success,
+            // 3.1.1 has no way to say no: acknowledge and drop [MQTT-3.3.5-2].
+            Authorization::Deny(_) if !v5 => ReasonCode::Success,
+            Authorization::Deny(code) if code.is_valid_for(PacketType::PubAck) => code,
+            Authorization::Deny(_) => ReasonCode::NotAuthorized,
+        };
+        if verdict == Authorization::Allow {
+            let mut message = Message::new(topic, payload, qos.qos(), retain, now);
+            properties.subscription_identifiers.clear();
+            message.properties = properties;
+            message.publisher = Some(publisher);
+            self.route(name, message, now);
+        }
+        match qos {
+            PublishQos::AtMostOnce => {}
+            PublishQos::AtLeastOnce(id) => {
+                // [MQTT-4.3.2-4]
+                let ack = Ack {
+                    reason_code: reason,
+                    ..Ack::new(id)
+                };
+                self.send_packet(conn, &Packet::PubAck(ack));
+            }
+            PublishQos::ExactlyOnce(id) => {
+                if !reason.is_error()
+                    && let Some(s) = self.sessions.get_mut(&session)
+                {
+                    s.incoming_qos2.insert(id); // [MQTT-4.3.3-8]
+                }
+                let ack = Ack {
+                    reason_code: reason,
+                    ..Ack::new(id)
+                };
+                self.send_packet(conn, &Packet::PubRec(ack));
+            }
+        }
+        Ok(())
+    }
+
+    /// PUBREL: the exactly-once exchange ends; PUBCOMP with the same id [MQTT-4.3.3-11].
+    pub(crate) fn handle_pubrel(&mut self, conn: ConnectionId, session: SessionId, ack: Ack) {
+        let known = self
+            .sessions
+            .get_mut(&session)
+            .is_some_and(|s| s.incoming_qos2.remove(&ack.packet_id));
+        let v5 = self.conns.get(&conn).is_some_and(|c| c.version.is_v5());
+        let reason = if known || !v5 {
+            ReasonCode::Success
+        } else {
+            ReasonCode::PacketIdentifierNotFound
+        };
+        let comp = Ack {
+            reason_code: reason,
+            ..Ack::new(ack.packet_id)
+        };
+        self.send_packet(conn, &Packet::PubComp(comp));
+    }
+
+    /// PUBACK of an outbound QoS 1 message.
+    pub(crate) fn handle_puback(&mut self, session: SessionId, ack: Ack, now: Instant) {
+        let done = self
+            .sessions
+            .get_mut(&session)
+            .is_some_and(|s| s.inflight.puback(ack.packet_id));
+        if done {
+            self.pump(session, now);
+        }
+    }
+
+    /// PUBREC of an outbound QoS 2 message: release it [MQTT-4.3.3-4], or end it on an error
+    /// code [MQTT-4.4.0-2].
+    pub(crate) fn handle_pubrec(
+        &mut self,
+        conn: ConnectionId,
+        session: SessionId,
+        ack: Ack,
+        now: Instant,
+    ) {
+        let failed = ack.reason_code.is_error();
+        let Some(s) = self.sessions.get_mut(&session) else {
+            return;
+        };
+        let v5 = s.version.is_v5();
+        match s.inflight.pubrec(ack.packet_id, failed) {
+            RecOutcome::Release | RecOutcome::AlreadyReleased => {
+                self.send_packet(conn, &Packet::PubRel(Ack::new(ack.packet_id)));
+            }
+            RecOutcome::Unknown if failed => self.pump(session, now),
+            RecOutcome::Unknown => {
+                let reason = if v5 {
+                    ReasonCode::PacketIdentifierNotFound
+                } else {
+                    ReasonCode::Success
+                };
+                let rel = Ack {
+                    reason_code: reason,
+                    ..Ack::new(ack.packet_id)
+                };
+                self.send_packet(conn, &Packet::PubRel(rel));
+            }
+        }
+    }
+
+    /// PUBCOMP of an outbound QoS 2 message.
+    pub(crate) fn handle_pubcomp(&mut self, session: SessionId, ack: Ack, now: Instant) {
+        let done = self
+            .sessions
+            .get_mut(&session)
+            .is_some_and(|s| s.inflight.pubcomp(ack.packet_id));
+        if done {
+            self.pump(session, now);
+        }
+    }
+}

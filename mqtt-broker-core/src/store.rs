@@ -1,0 +1,93 @@
+//! Where retained messages and persistent session records live: the [`Store`] trait and
+//! [`MemoryStore`], its in-memory implementation.
+//!
+//! The broker is the only writer. Retained messages are read from the store when a subscription
+//! asks for them, so the store is their single home. Session records are written through
+//! (subscriptions and expiry, whenever they change) so a durable store can restore them at start.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use mqtt_topic::{RetainedTree, TopicFilter, TopicName};
+use mqtt_wire::{ProtocolVersion, SubscriptionOptions};
+
+use crate::message::Message;
+
+/// The durable part of a session: enough to restore its subscriptions after a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionRecord {
+    /// Protocol version of the client's last connection.
+    pub version: ProtocolVersion,
+    /// Session Expiry Interval in seconds (`u32::MAX` = never).
+    pub expiry_interval: u32,
+    /// Subscriptions: filter text (with any `$share/` prefix), options, identifier.
+    pub subscriptions: Vec<(String, SubscriptionOptions, Option<u32>)>,
+}
+
+/// Storage for retained messages and session records. Calls must not block: a durable store
+/// buffers its writes.
+pub trait Store: Send {
+    /// Sets the retained message of `topic`, replacing any [MQTT-3.3.1-5].
+    fn set_retained(&mut self, topic: TopicName, message: Arc<Message>);
+    /// Clears the retained message of `topic`; returns whether there was one [MQTT-3.3.1-6].
+    fn remove_retained(&mut self, topic: &TopicName) -> bool;
+    /// Calls `visit` with every retained message whose topic matches `filter`.
+    fn for_each_retained(&self, filter: &TopicFilter, visit: &mut dyn FnMut(&Arc<Message>));
+    /// Number of retained messages.
+    fn retained_len(&self) -> usize;
+    /// Records (or replaces) the session of `client_id`.
+    fn save_session(&mut self, client_id: &str, record: &SessionRecord);
+    /// Forgets the session of `client_id`.
+    fn remove_session(&mut self, client_id: &str);
+    /// Every recorded session, read once when the store is given to the broker.
+    fn load_sessions(&mut self) -> Vec<(String, SessionRecord)>;
+}
+
+/// Keeps everything in memory; nothing survives a restart.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    retained: RetainedTree<Arc<Message>>,
+    sessions: HashMap<String, SessionRecord>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+}
+
+impl Store for MemoryStore {
+    fn set_retained(&mut self, topic: TopicName, message: Arc<Message>) {
+        self.retained.insert(topic, message);
+    }
+
+    fn remove_retained(&mut self, topic: &TopicName) -> bool {
+        self.retained.remove(topic).is_some()
+    }
+
+    fn for_each_retained(&self, filter: &TopicFilter, visit: &mut dyn FnMut(&Arc<Message>)) {
+        self.retained
+            .for_each_match(filter, |_, message| visit(message));
+    }
+
+    fn retained_len(&self) -> usize {
+        self.retained.len()
+    }
+
+    fn save_session(&mut self, client_id: &str, record: &SessionRecord) {
+        self.sessions.insert(client_id.to_owned(), record.clone());
+    }
+
+    fn remove_session(&mut self, client_id: &str) {
+        self.sessions.remove(client_id);
+    }
+
+    fn load_sessions(&mut self) -> Vec<(String, SessionRecord)> {
+        self.sessions
+            .iter()
+            .map(|(id, record)| (id.clone(), record.clone()))
+            .collect()
+    }
+}

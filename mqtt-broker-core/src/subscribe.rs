@@ -1,0 +1,254 @@
+//! SUBSCRIBE and UNSUBSCRIBE: one reason code per filter, replacing identical filters, limits
+//! and authorization, and the retained messages a new subscription asks for.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use mqtt_topic::SubscriptionFilter;
+use mqtt_wire::{
+    Packet, Properties, QoS, ReasonCode, RetainHandling, SubAck, Subscribe, SubscriptionOptions,
+    UnsubAck, Unsubscribe,
+};
+
+use crate::broker::Broker;
+use crate::conn::ConnectionId;
+use crate::error::ProtocolViolation;
+use crate::hooks::{Authorization, ClientRef};
+use crate::message::{Delivery, Lifetime, Message};
+use crate::session::{Session, SessionId, Subscription};
+use crate::store::SessionRecord;
+
+impl Broker {
+    /// SUBSCRIBE: SUBACK with one code per filter, in order [MQTT-3.8.4-1] [MQTT-3.9.3-1],
+    /// then the retained messages of the new subscriptions.
+    pub(crate) fn handle_subscribe(
+        &mut self,
+        conn: ConnectionId,
+        session: SessionId,
+        subscribe: Subscribe,
+        now: Instant,
+    ) -> Result<(), ProtocolViolation> {
+        let Some(c) = self.conns.get(&conn) else {
+            return Ok(());
+        };
+        let v5 = c.version.is_v5();
+        let identifier = subscribe
+            .properties
+            .subscription_identifiers
+            .first()
+            .copied();
+        let mut codes = Vec::with_capacity(subscribe.filters.len());
+        let mut retained_for: Vec<(SubscriptionFilter, Subscription)> = Vec::new();
+        for (text, options) in subscribe.filters {
+            let filter =
+                match SubscriptionFilter::parse(text.clone().into_bytes(), &self.topic_limits) {
+                    Ok(filter) => filter,
+                    Err(_) => {
+                        codes.push(failure(v5, ReasonCode::TopicFilterInvalid));
+                        continue;
+                    }
+                };
+            if filter.share().is_some() && options.no_local {
+                return Err(ProtocolViolation::new(
+                    "MQTT-3.8.3-4",
+                    "No Local on a shared subscription",
+                    ReasonCode::ProtocolError,
+                ));
+            }
+            let (code, new) =
+                self.subscribe_one(conn, session, &text, &filter, options, identifier);
+            if let Some(is_new) = new {
+                let send = match options.retain_handling {
+                    _ if filter.share().is_some() => false,
+                    RetainHandling::SendAtSubscribe => true, // [MQTT-3.3.1-9]
+                    RetainHandling::SendIfNew => is_new,     // [MQTT-3.3.1-10]
+                    RetainHandling::DoNotSend => false,      // [MQTT-3.3.1-11]
+                };
+                if send {
+                    let granted = Subscription {
+                        options: SubscriptionOptions {
+                            qos: options.qos,
+                            ..options
+                        },
+                        identifier,
+                    };
+                    retained_for.push((filter, granted));
+                }
+            }
+            codes.push(code);
+        }
+        let suback = SubAck {
+            packet_id: subscribe.packet_id, // [MQTT-3.8.4-2]
+            reason_codes: codes,
+            properties: Properties::default(),
+        };
+        self.send_packet(conn, &Packet::SubAck(suback));
+        self.save_session(session);
+        for (filter, subscription) in retained_for {
+            self.send_retained(session, &filter, subscription, now);
+        }
+        Ok(())
+    }
+
+    /// Adds one subscription. Returns the SUBACK code and, on success, whether it is new.
+    fn subscribe_one(
+        &mut self,
+        conn: ConnectionId,
+        session: SessionId,
+        text: &str,
+        filter: &SubscriptionFilter,
+        options: SubscriptionOptions,
+        identifier: Option<u32>,
+    ) -> (ReasonCode, Option<bool>) {
+        let (Some(c), Some(s)) = (self.conns.get(&conn), self.sessions.get_mut(&session)) else {
+            return (ReasonCode::UnspecifiedError, None);
+        };
+        let v5 = c.version.is_v5();
+        let exists = s.subscriptions.contains_key(text);
+        if !exists && s.subscriptions.len() >= self.config.max_subscriptions_per_client {
+            return (failure(v5, ReasonCode::QuotaExceeded), None);
+        }
+        let client = ClientRef {
+            client_id: &s.client_id,
+            username: c.username.as_deref(),
+            info: &c.info,
+        };
+        if let Authorization::Deny(code) =
+            self.authorizer
+                .authorize_subscribe(&client, text, options.qos)
+        {
+            return (failure(v5, code), None);
+        }
+        let subscription = Subscription {
+            options,
+            identifier,
+        };
+        if self.index.insert(session, filter, subscription).is_err() {
+            return (failure(v5, ReasonCode::QuotaExceeded), None);
+        }
+        // Replaces an identical filter [MQTT-3.8.4-3].
+        s.subscriptions
+            .insert(text.to_owned(), (filter.clone(), subscription));
+        self.stats.subscriptions = self.index.len() as u64;
+        (granted(options.qos), Some(!exists))
+    }
+
+    /// Sends the retained messages matching a new subscription, RETAIN=1 [MQTT-3.3.1-6].
+    fn send_retained(
+        &mut self,
+        session: SessionId,
+        filter: &SubscriptionFilter,
+        subscription: Subscription,
+        now: Instant,
+    ) {
+        let mut found: Vec<Arc<Message>> = Vec::new();
+        self.store
+            .for_each_retained(filter.filter(), &mut |m| found.push(Arc::clone(m)));
+        for message in found {
+            if message.lifetime(now) == Lifetime::Expired {
+                continue;
+            }
+            let delivery = Delivery {
+                qos: message.qos.min(subscription.options.qos),
+                retain: true,
+                subscription_ids: subscription.identifier.into_iter().collect(),
+                message,
+            };
+            self.deliver(session, delivery, now);
+        }
+    }
+
+    /// UNSUBSCRIBE: removes exact matches [MQTT-3.10.4-1]; UNSUBACK even if nothing matched
+    /// [MQTT-3.10.4-5].
+    pub(crate) fn handle_unsubscribe(
+        &mut self,
+        conn: ConnectionId,
+        session: SessionId,
+        unsubscribe: Unsubscribe,
+    ) {
+        let v5 = self.conns.get(&conn).is_some_and(|c| c.version.is_v5());
+        let mut codes = Vec::with_capacity(unsubscribe.filters.len());
+        for text in &unsubscribe.filters {
+            let removed = self
+                .sessions
+                .get_mut(&session)
+                .and_then(|s| s.subscriptions.remove(text.as_str()));
+            let code = match removed {
+                Some((filter, _)) => {
+                    self.index.remove(session, &filter);
+                    ReasonCode::Success
+                }
+                None => ReasonCode::NoSubscriptionExisted,
+            };
+            codes.push(code);
+        }
+        self.stats.subscriptions = self.index.len() as u64;
+        let unsuback = UnsubAck {
+            packet_id: unsubscribe.packet_id,
+            reason_codes: if v5 { codes } else { Vec::new() },
+            properties: Properties::default(),
+        };
+        self.send_packet(conn, &Packet::UnsubAck(unsuback));
+        self.save_session(session);
+    }
+
+    /// Re-creates a subscription read from the store.
+    pub(crate) fn restore_subscription(
+        &mut self,
+        id: SessionId,
+        session: &mut Session,
+        text: String,
+        options: SubscriptionOptions,
+        identifier: Option<u32>,
+    ) {
+        let Ok(filter) = SubscriptionFilter::parse(text.clone().into(), &self.topic_limits) else {
+            return;
+        };
+        let subscription = Subscription {
+            options,
+            identifier,
+        };
+        if self.index.insert(id, &filter, subscription).is_ok() {
+            session.subscriptions.insert(text, (filter, subscription));
+            self.stats.subscriptions = self.index.len() as u64;
+        }
+    }
+
+    /// Writes a persistent session's record through to the store.
+    pub(crate) fn save_session(&mut self, session: SessionId) {
+        let Some(s) = self.sessions.get(&session) else {
+            return;
+        };
+        if s.expiry_interval == 0 {
+            return;
+        }
+        let record = SessionRecord {
+            version: s.version,
+            expiry_interval: s.expiry_interval,
+            subscriptions: s
+                .subscriptions
+                .iter()
+                .map(|(text, (_, sub))| (text.clone(), sub.options, sub.identifier))
+                .collect(),
+        };
+        self.store.save_session(&s.client_id, &record);
+    }
+}
+
+/// The granted-QoS code [MQTT-3.8.4-7].
+fn granted(qos: QoS) -> ReasonCode {
+    match qos {
+        QoS::AtMostOnce => ReasonCode::GRANTED_QOS0,
+        QoS::AtLeastOnce => ReasonCode::GrantedQoS1,
+        QoS::ExactlyOnce => ReasonCode::GrantedQoS2,
+    }
+}
+
+/// A failure code: as given for v5 (0x80 if not a SUBACK code), 0x80 for 3.1.1 [MQTT-3.9.3-2].
+fn failure(v5: bool, code: ReasonCode) -> ReasonCode {
+    if v5 && code.is_valid_for(mqtt_wire::PacketType::SubAck) && code.is_error() {
+        code
+    } else {
+        ReasonCode::UnspecifiedError
+    }
+}

@@ -1,0 +1,48 @@
+//! The will message stored with a session, and when it fires.
+//!
+//! A will is published when the network connection closes without a DISCONNECT 0x00
+//! [MQTT-3.1.2-8] [MQTT-3.14.4-3]: at once, or (v5) after the Will Delay Interval unless the client
+//! reconnects first [MQTT-3.1.3-9]; the delay never outlasts the session [MQTT-3.1.2-8].
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use mqtt_wire::{LastWill, MqttStr, Properties, QoS};
+
+use crate::message::Message;
+
+/// A will waiting for its connection to end.
+#[derive(Debug, Clone)]
+pub(crate) struct Will {
+    topic: MqttStr,
+    payload: Bytes,
+    qos: QoS,
+    retain: bool,
+    properties: Properties,
+    /// Will Delay Interval in seconds (0 for 3.1/3.1.1).
+    pub(crate) delay_interval: u32,
+}
+
+impl Will {
+    /// The will of a CONNECT; `publisher` is the client identifier.
+    pub(crate) fn from_connect(will: &LastWill) -> Self {
+        let mut properties = will.properties.clone();
+        let delay_interval = properties.will_delay_interval.take().unwrap_or(0);
+        Will {
+            topic: will.topic.clone(),
+            payload: will.payload.clone(),
+            qos: will.qos,
+            retain: will.retain,
+            properties,
+            delay_interval,
+        }
+    }
+
+    /// The message to publish now [MQTT-3.1.2-14] [MQTT-3.1.2-15] [MQTT-3.1.3-10].
+    pub(crate) fn into_message(self, publisher: String, now: Instant) -> Message {
+        let mut message = Message::new(self.topic, self.payload, self.qos, self.retain, now);
+        message.properties = self.properties;
+        message.publisher = Some(publisher);
+        message
+    }
+}

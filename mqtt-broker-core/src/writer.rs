@@ -1,0 +1,62 @@
+//! Turning packets into `Transmit` outputs for one connection, counting the outbox, and the two
+//! ways a connection ends from the broker's side: DISCONNECT-then-close, or close.
+
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use mqtt_wire::{Disconnect, Packet, ReasonCode};
+
+use crate::broker::Broker;
+use crate::conn::{ConnectionId, Phase};
+use crate::output::Output;
+
+impl Broker {
+    /// Queues `data` for `conn` and counts it in the outbox.
+    pub(crate) fn transmit(&mut self, conn: ConnectionId, data: Vec<Bytes>) {
+        let len: usize = data.iter().map(Bytes::len).sum();
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.outbox += len;
+        }
+        self.stats.bytes_sent += len as u64;
+        self.stats.packets_sent += 1;
+        self.outputs.push_back(Output::Transmit { conn, data });
+    }
+
+    /// Encodes `packet` in the connection's version and queues it. A packet the codec refuses to
+    /// encode is a broker bug; it is dropped rather than sent malformed.
+    pub(crate) fn send_packet(&mut self, conn: ConnectionId, packet: &Packet) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let mut buf = BytesMut::new();
+        if packet.encode(c.version, &mut buf).is_ok() {
+            self.transmit(conn, vec![buf.freeze()]);
+        }
+    }
+
+    /// Ends `conn` from the broker's side: a DISCONNECT carrying `reason` for a v5 client whose
+    /// CONNECT was accepted [MQTT-3.14.0-1], then a close [MQTT-4.13.1-1].
+    pub(crate) fn disconnect(&mut self, conn: ConnectionId, reason: ReasonCode, now: Instant) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        if c.version.is_v5() && matches!(c.phase, Phase::Connected(_)) {
+            let packet = Packet::Disconnect(Disconnect {
+                reason_code: reason,
+                ..Disconnect::default()
+            });
+            self.send_packet(conn, &packet);
+        }
+        self.close(conn, reason, now);
+    }
+
+    /// Emits `Close` for `conn` once and detaches it from its session; later input is ignored.
+    pub(crate) fn close(&mut self, conn: ConnectionId, reason: ReasonCode, now: Instant) {
+        match self.conns.get(&conn) {
+            Some(c) if !matches!(c.phase, Phase::Closing) => {}
+            _ => return,
+        }
+        self.end_connection(conn, reason, now);
+        self.outputs.push_back(Output::Close { conn });
+    }
+}
