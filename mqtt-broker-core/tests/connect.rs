@@ -1,0 +1,481 @@
+//! Chapter 3.1/3.2 (CONNECT, CONNACK), 3.12 (PING), 3.14 (DISCONNECT) and 4.13 (errors):
+//! connection establishment, client identifiers, takeover, keep alive, authentication, and
+//! malformed input.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use mqtt_broker_core::{AuthDecision, Authenticator, Broker, Config, ConnectCredentials, Event};
+use mqtt_wire::{Packet, Properties, QoS, ReasonCode};
+
+#[test]
+fn mqtt_3_1_0_1_first_packet_must_be_connect() {
+    for version in [V311, V5] {
+        let mut h = Harness::new();
+        let c = h.open(version);
+        h.send(c, Packet::PingReq);
+        assert!(h.is_closed(c));
+        h.expect_nothing(c); // no CONNACK, no DISCONNECT before CONNACK [MQTT-3.14.0-1]
+    }
+}
+
+#[test]
+fn mqtt311_3_1_0_2_second_connect_closes_the_connection() {
+    let mut h = Harness::new();
+    let c = h.connect(V311, "a");
+    h.send(c, Packet::Connect(connect_packet(V311, "a")));
+    assert!(h.is_closed(c));
+    h.expect_nothing(c);
+}
+
+#[test]
+fn mqtt5_3_1_0_2_second_connect_is_a_protocol_error() {
+    let mut h = Harness::new();
+    let c = h.connect(V5, "a");
+    h.send(c, Packet::Connect(connect_packet(V5, "a")));
+    match h.expect(c) {
+        Packet::Disconnect(d) => assert_eq!(d.reason_code, ReasonCode::ProtocolError),
+        other => panic!("expected DISCONNECT, got {other:?}"),
+    }
+    assert!(h.is_closed(c));
+}
+
+#[test]
+fn mqtt311_3_1_2_2_unsupported_level_gets_connack_0x01() {
+    let mut h = Harness::new();
+    let c = h.open(V311);
+    // CONNECT "MQTT" level 2.
+    h.send_raw(
+        c,
+        &[
+            0x10, 0x0d, 0, 4, b'M', b'Q', b'T', b'T', 2, 0x02, 0, 60, 0, 1, b'c',
+        ],
+    );
+    match h.expect(c) {
+        Packet::ConnAck(ack) => {
+            assert_eq!(ack.reason_code, ReasonCode::UnsupportedProtocolVersion);
+            assert!(!ack.session_present);
+        }
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+    assert!(h.is_closed(c));
+    assert_eq!(h.raw(c)[0][0].as_ref(), [0x20, 0x02, 0x00, 0x01]);
+}
+
+#[test]
+fn mqtt5_3_1_2_2_unsupported_level_gets_connack_0x84() {
+    let mut h = Harness::new();
+    let c = h.open(V5);
+    h.send_raw(
+        c,
+        &[
+            0x10, 0x0d, 0, 4, b'M', b'Q', b'T', b'T', 6, 0x02, 0, 60, 0, 1, b'c',
+        ],
+    );
+    match h.expect(c) {
+        Packet::ConnAck(ack) => assert_eq!(ack.reason_code, ReasonCode::UnsupportedProtocolVersion),
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+    assert!(h.is_closed(c));
+}
+
+#[test]
+fn mqtt_3_1_2_3_reserved_connect_flag_closes_without_connack() {
+    let mut h = Harness::new();
+    let c = h.open(V311);
+    h.send_raw(
+        c,
+        &[
+            0x10, 0x0d, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x03, 0, 60, 0, 1, b'c',
+        ],
+    );
+    assert!(h.is_closed(c));
+    h.expect_nothing(c); // [MQTT-3.1.4-1]
+}
+
+#[test]
+fn mqtt311_3_1_3_8_empty_client_id_needs_clean_session() {
+    let mut h = Harness::new();
+    let c = h.open(V311);
+    let mut connect = connect_packet(V311, "");
+    connect.clean_start = false;
+    let ack = h.connect_with(c, connect);
+    assert_eq!(ack.reason_code, ReasonCode::ClientIdentifierNotValid); // return code 0x02
+    assert!(h.is_closed(c));
+    assert_eq!(h.raw(c)[0][0].as_ref(), [0x20, 0x02, 0x00, 0x02]);
+}
+
+#[test]
+fn mqtt_3_1_3_6_empty_client_id_is_assigned() {
+    let mut h = Harness::new();
+    let c = h.open(V311);
+    let ack = h.connect_with(c, connect_packet(V311, ""));
+    assert_eq!(ack.reason_code, ReasonCode::Success);
+    assert!(h.events.iter().any(
+        |e| matches!(e, Event::ClientConnected { client_id, .. } if client_id.starts_with("auto-"))
+    ));
+}
+
+#[test]
+fn mqtt5_3_2_2_16_assigned_client_identifier_in_connack() {
+    let mut h = Harness::new();
+    let first = h.open(V5);
+    let a = h.connect_with(first, connect_packet(V5, ""));
+    let second = h.open(V5);
+    let b = h.connect_with(second, connect_packet(V5, ""));
+    let (Some(a), Some(b)) = (
+        a.properties.assigned_client_identifier,
+        b.properties.assigned_client_identifier,
+    ) else {
+        panic!("assigned client identifiers missing");
+    };
+    assert_ne!(a, b, "[MQTT-3.1.3-6] unique");
+    assert!(!h.is_closed(first) && !h.is_closed(second));
+}
+
+#[test]
+fn mqtt31_client_id_limited_to_23_bytes() {
+    let mut h = Harness::new();
+    let c = h.open(V31);
+    let ack = h.connect_with(c, connect_packet(V31, "abcdefghijklmnopqrstuvwxyz"));
+    assert_eq!(ack.reason_code, ReasonCode::ClientIdentifierNotValid);
+    assert!(h.is_closed(c));
+    let c = h.connect(V31, "abcdefghijklmnopqrstuvw");
+    assert!(!h.is_closed(c));
+}
+
+#[test]
+fn client_id_longer_than_configured_limit_is_refused() {
+    let mut h = Harness::with_config(config(|c| c.max_client_id_len = 4));
+    let c = h.open(V5);
+    let ack = h.connect_with(c, connect_packet(V5, "abcde"));
+    assert_eq!(ack.reason_code, ReasonCode::ClientIdentifierNotValid); // [MQTT5-3.1.3-8]
+    assert!(h.is_closed(c));
+}
+
+#[test]
+fn mqtt311_3_2_2_1_to_3_session_present_follows_clean_session() {
+    let mut h = Harness::new();
+    let c = h.open(V311);
+    let mut connect = connect_packet(V311, "p");
+    connect.clean_start = false;
+    let ack = h.connect_with(c, connect.clone());
+    assert!(!ack.session_present, "[MQTT-3.2.2-3] no stored session yet");
+    h.disconnect(c, ReasonCode::Success);
+    let c = h.open(V311);
+    let ack = h.connect_with(c, connect.clone());
+    assert!(ack.session_present, "[MQTT-3.2.2-2] stored session resumed");
+    h.disconnect(c, ReasonCode::Success);
+    let c = h.open(V311);
+    connect.clean_start = true;
+    let ack = h.connect_with(c, connect);
+    assert!(!ack.session_present, "[MQTT-3.2.2-1] clean session");
+}
+
+#[test]
+fn mqtt5_3_1_2_4_and_5_clean_start_and_session_expiry() {
+    let mut h = Harness::new();
+    let mut connect = connect_packet(V5, "p");
+    connect.clean_start = false;
+    connect.properties.session_expiry_interval = Some(60);
+    let c = h.open(V5);
+    assert!(!h.connect_with(c, connect.clone()).session_present); // [MQTT-3.1.2-6]
+    h.disconnect(c, ReasonCode::Success);
+    let c = h.open(V5);
+    assert!(
+        h.connect_with(c, connect.clone()).session_present,
+        "[MQTT-3.1.2-5] [MQTT-3.2.2-3]"
+    );
+    h.disconnect(c, ReasonCode::Success);
+    let c = h.open(V5);
+    connect.clean_start = true;
+    assert!(
+        !h.connect_with(c, connect).session_present,
+        "[MQTT-3.1.2-4] [MQTT-3.2.2-2]"
+    );
+}
+
+#[test]
+fn mqtt311_3_1_4_2_takeover_disconnects_the_existing_client() {
+    let mut h = Harness::new();
+    let old = h.connect(V311, "same");
+    let new = h.connect(V311, "same");
+    assert!(h.is_closed(old));
+    h.expect_nothing(old);
+    assert!(!h.is_closed(new));
+}
+
+#[test]
+fn mqtt5_3_1_4_3_takeover_sends_0x8e_to_the_existing_client() {
+    let mut h = Harness::new();
+    let old = h.connect(V5, "same");
+    let new = h.connect(V5, "same");
+    match h.expect(old) {
+        Packet::Disconnect(d) => assert_eq!(d.reason_code, ReasonCode::SessionTakenOver),
+        other => panic!("expected DISCONNECT, got {other:?}"),
+    }
+    assert!(h.is_closed(old));
+    assert!(!h.is_closed(new));
+    // The new connection works.
+    h.send(new, Packet::PingReq);
+    assert_eq!(h.expect(new), Packet::PingResp);
+}
+
+#[test]
+fn mqtt_3_12_4_1_pingreq_gets_pingresp() {
+    for version in [V311, V5] {
+        let mut h = Harness::new();
+        let c = h.connect(version, "a");
+        h.send(c, Packet::PingReq);
+        assert_eq!(h.expect(c), Packet::PingResp);
+    }
+}
+
+#[test]
+fn mqtt311_3_1_2_24_silent_client_closed_after_one_and_a_half_keep_alive() {
+    let mut h = Harness::new();
+    let watcher = h.connect(V311, "w");
+    h.subscribe(watcher, "will/#", QoS::AtMostOnce);
+    let c = h.open(V311);
+    let mut connect = connect_packet(V311, "k");
+    connect.keep_alive = 10;
+    connect.will = Some(will("will/k", b"gone", QoS::AtMostOnce, false));
+    h.connect_with(c, connect);
+    h.advance(Duration::from_secs(9));
+    h.send(c, Packet::PingReq); // activity resets the clock
+    assert_eq!(h.expect(c), Packet::PingResp);
+    h.advance(Duration::from_secs(14));
+    assert!(!h.is_closed(c));
+    h.advance(Duration::from_secs(2));
+    assert!(h.is_closed(c));
+    let wills = h.publishes(watcher);
+    assert_eq!(
+        wills.len(),
+        1,
+        "the will is published on keep alive timeout"
+    );
+    assert_eq!(wills[0].payload, Bytes::from_static(b"gone"));
+}
+
+#[test]
+fn mqtt5_3_1_2_22_keep_alive_timeout_sends_0x8d() {
+    let mut h = Harness::new();
+    let c = h.open(V5);
+    let mut connect = connect_packet(V5, "k");
+    connect.keep_alive = 4;
+    h.connect_with(c, connect);
+    h.advance(Duration::from_secs(6));
+    match h.expect(c) {
+        Packet::Disconnect(d) => assert_eq!(d.reason_code, ReasonCode::KeepAliveTimeout),
+        other => panic!("expected DISCONNECT, got {other:?}"),
+    }
+    assert!(h.is_closed(c));
+}
+
+#[test]
+fn mqtt5_3_2_2_21_server_keep_alive_lowers_the_client_value() {
+    let mut h = Harness::with_config(config(|c| c.max_keep_alive = 30));
+    let c = h.open(V5);
+    let mut connect = connect_packet(V5, "k");
+    connect.keep_alive = 0;
+    let ack = h.connect_with(c, connect);
+    assert_eq!(ack.properties.server_keep_alive, Some(30));
+    h.advance(Duration::from_secs(46));
+    assert!(h.is_closed(c), "the server keep alive is enforced");
+    // [MQTT-3.2.2-22]: without a Server Keep Alive the client's value is used.
+    let c = h.open(V5);
+    let mut connect = connect_packet(V5, "k2");
+    connect.keep_alive = 20;
+    let ack = h.connect_with(c, connect);
+    assert_eq!(ack.properties.server_keep_alive, None);
+}
+
+#[test]
+fn connection_without_connect_closes_at_the_deadline() {
+    let mut h = Harness::new();
+    let c = h.open(V311);
+    h.send_raw(c, &[0x10]); // a partial packet is not a CONNECT
+    h.advance(Duration::from_secs(9));
+    assert!(!h.is_closed(c));
+    h.advance(Duration::from_secs(2));
+    assert!(h.is_closed(c));
+    h.expect_nothing(c);
+}
+
+#[test]
+fn mqtt5_4_13_1_1_malformed_packet_gets_disconnect_0x81() {
+    let mut h = Harness::new();
+    let c = h.connect(V5, "m");
+    // SUBSCRIBE with fixed-header flags 0000 [MQTT-3.8.1-1].
+    h.send_raw(c, &[0x80, 0x06, 0x00, 0x01, 0x00, 0x00, 0x01, b'a']);
+    match h.expect(c) {
+        Packet::Disconnect(d) => assert_eq!(d.reason_code, ReasonCode::MalformedPacket),
+        other => panic!("expected DISCONNECT, got {other:?}"),
+    }
+    assert!(h.is_closed(c));
+}
+
+#[test]
+fn mqtt311_4_8_0_1_malformed_packet_closes() {
+    let mut h = Harness::new();
+    let c = h.connect(V311, "m");
+    h.send_raw(c, &[0x62, 0x02, 0x00, 0x00]); // PUBREL with packet id 0
+    assert!(h.is_closed(c));
+    h.expect_nothing(c);
+}
+
+#[test]
+fn garbage_never_panics_and_ends_in_close() {
+    let mut h = Harness::new();
+    let c = h.open(V5);
+    h.send_raw(c, &[0xff; 64]);
+    assert!(h.is_closed(c));
+}
+
+#[test]
+fn mqtt5_3_1_4_1_packet_larger_than_maximum_gets_0x95() {
+    let mut h = Harness::with_config(config(|c| c.max_packet_size = 128));
+    let c = h.connect(V5, "big");
+    h.publish(c, "t", b"small", QoS::AtMostOnce, false);
+    h.send_raw(c, &[0x30, 0xff, 0x01]); // PUBLISH announcing 255 bytes
+    match h.expect(c) {
+        Packet::Disconnect(d) => assert_eq!(d.reason_code, ReasonCode::PacketTooLarge),
+        other => panic!("expected DISCONNECT, got {other:?}"),
+    }
+    assert!(h.is_closed(c));
+}
+
+struct Password(&'static [u8]);
+
+impl Authenticator for Password {
+    fn authenticate(&mut self, credentials: &ConnectCredentials<'_>) -> AuthDecision {
+        if credentials.password == Some(self.0) {
+            AuthDecision::Accept
+        } else if credentials.username == Some("later") {
+            AuthDecision::Defer
+        } else {
+            AuthDecision::Reject(ReasonCode::BadUserNameOrPassword)
+        }
+    }
+}
+
+fn password_broker() -> Harness {
+    Harness::with_broker(
+        Broker::new(Config::default()).with_authenticator(Box::new(Password(b"pw"))),
+    )
+}
+
+#[test]
+fn mqtt_3_1_4_2_failed_authentication_is_refused_and_closed() {
+    for (version, raw) in [(V311, 0x04u8), (V5, 0x86u8)] {
+        let mut h = password_broker();
+        let c = h.open(version);
+        let mut connect = connect_packet(version, "a");
+        connect.username = Some(s("u"));
+        connect.password = Some(Bytes::from_static(b"wrong"));
+        let ack = h.connect_with(c, connect);
+        assert_eq!(ack.reason_code, ReasonCode::BadUserNameOrPassword);
+        assert!(!ack.session_present, "[MQTT-3.2.2-4] [MQTT5-3.2.2-6]");
+        assert!(h.is_closed(c), "[MQTT-3.2.2-5] [MQTT5-3.2.2-7]");
+        assert_eq!(h.raw(c)[0][0].as_ref()[3], raw);
+    }
+}
+
+#[test]
+fn mqtt311_3_1_4_5_input_after_refusal_is_ignored() {
+    let mut h = password_broker();
+    let c = h.open(V311);
+    let mut connect = connect_packet(V311, "a");
+    connect.username = Some(s("u"));
+    let mut bytes = bytes::BytesMut::new();
+    Packet::Connect(connect).encode(V311, &mut bytes).unwrap();
+    Packet::PingReq.encode(V311, &mut bytes).unwrap();
+    h.send_raw(c, &bytes);
+    assert!(matches!(h.expect(c), Packet::ConnAck(_)));
+    h.expect_nothing(c); // no PINGRESP
+}
+
+#[test]
+fn deferred_authentication_is_answered_later() {
+    let mut h = password_broker();
+    let c = h.open(V5);
+    let mut connect = connect_packet(V5, "d");
+    connect.username = Some(s("later"));
+    h.send(c, Packet::Connect(connect.clone()));
+    h.expect_nothing(c);
+    assert_eq!(h.auth_requests.len(), 1);
+    assert_eq!(h.auth_requests[0].client_id, "d");
+    h.broker.accept_connect(c.conn, h.now).unwrap();
+    h.drain();
+    assert!(matches!(h.expect(c), Packet::ConnAck(a) if a.reason_code == ReasonCode::Success));
+    assert!(
+        h.broker.accept_connect(c.conn, h.now).is_err(),
+        "nothing pending any more"
+    );
+
+    let c = h.open(V5);
+    connect.client_id = s("e");
+    h.send(c, Packet::Connect(connect));
+    h.broker
+        .reject_connect(c.conn, ReasonCode::NotAuthorized, h.now)
+        .unwrap();
+    h.drain();
+    assert!(
+        matches!(h.expect(c), Packet::ConnAck(a) if a.reason_code == ReasonCode::NotAuthorized)
+    );
+    assert!(h.is_closed(c));
+}
+
+#[test]
+fn mqtt5_4_12_0_1_unsupported_authentication_method_gets_0x8c() {
+    let mut h = Harness::new();
+    let c = h.open(V5);
+    let mut connect = connect_packet(V5, "x");
+    connect.properties = Properties {
+        authentication_method: Some(s("SCRAM-SHA-1")),
+        ..Properties::default()
+    };
+    let ack = h.connect_with(c, connect);
+    assert_eq!(ack.reason_code, ReasonCode::BadAuthenticationMethod);
+    assert!(h.is_closed(c));
+}
+
+#[test]
+fn mqtt5_3_2_2_connack_announces_limits() {
+    let mut h = Harness::new();
+    let c = h.open(V5);
+    let ack = h.connect_with(c, connect_packet(V5, "l"));
+    let config = Config::default();
+    assert_eq!(ack.properties.receive_maximum, Some(config.receive_maximum));
+    assert_eq!(
+        ack.properties.maximum_packet_size,
+        Some(config.max_packet_size)
+    );
+    assert_eq!(
+        ack.properties.topic_alias_maximum,
+        Some(config.topic_alias_maximum)
+    );
+    assert_eq!(ack.properties.response_information, None, "[MQTT-3.1.2-28]");
+}
+
+#[test]
+fn mqtt5_session_expiry_above_maximum_is_announced() {
+    let mut h = Harness::with_config(config(|c| c.max_session_expiry_interval = 100));
+    let c = h.open(V5);
+    let mut connect = connect_packet(V5, "l");
+    connect.properties.session_expiry_interval = Some(1000);
+    let ack = h.connect_with(c, connect);
+    assert_eq!(ack.properties.session_expiry_interval, Some(100));
+}
+
+#[test]
+fn mqtt5_3_14_disconnect_is_never_answered() {
+    let mut h = Harness::new();
+    let c = h.connect(V5, "d");
+    h.disconnect(c, ReasonCode::Success);
+    assert!(h.is_closed(c));
+    h.expect_nothing(c);
+}
