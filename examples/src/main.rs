@@ -1,13 +1,36 @@
-//! The `mqtt-broker` binary: command line parsing and the `passwd` subcommand.
+//! The `mqtt-broker` binary: parses the command line (mosquitto-like `-c`, `-p`, `-v`), loads
+//! the configuration, sets up logging and runs the server until SIGINT/SIGTERM; or runs the
+//! `passwd` subcommand.
 
 mod passwd;
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
+use mqtt_tokio::Server;
+use mqtt_tokio::config::{LoadedConfig, ServerConfig, load_file};
+use tracing::{error, warn};
+use tracing_subscriber::EnvFilter;
 
 /// An MQTT 3.1 / 3.1.1 / 5.0 broker.
 #[derive(Debug, Parser)]
-#[command(name = "mqtt-broker", version, about)]
+#[command(
+    name = "mqtt-broker",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
+    /// Configuration file: TOML (`*.toml`) or mosquitto.conf.
+    #[arg(short = 'c', long = "config-file")]
+    config: Option<PathBuf>,
+    /// Listen on this loopback port (repeatable); without a configuration file this replaces
+    /// the default 127.0.0.1:1883.
+    #[arg(short = 'p', long = "port")]
+    ports: Vec<u16>,
+    /// Verbose logging (debug level); `RUST_LOG` overrides.
+    #[arg(short = 'v', long = "verbose")]
+    verbose: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -22,10 +45,45 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Passwd(args)) => passwd::run(args),
-        None => Err(String::from("the server is not built yet")),
+        None => serve(cli.config, &cli.ports, cli.verbose),
     };
     if let Err(message) = result {
         eprintln!("mqtt-broker: {message}");
         std::process::exit(1);
     }
+}
+
+fn serve(config: Option<PathBuf>, ports: &[u16], verbose: bool) -> Result<(), String> {
+    let default_level = if verbose { "debug" } else { "info" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let loaded = match &config {
+        Some(path) => load_file(path).map_err(|e| e.to_string())?,
+        None => LoadedConfig::from(ServerConfig::default()),
+    };
+    loaded.warnings.iter().for_each(|w| warn!("{w}"));
+    let mut config = loaded.config;
+    for &port in ports {
+        config.add_local_listener(port);
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async {
+        let server = Server::builder(config)
+            .start()
+            .await
+            .map_err(|e| e.to_string())?;
+        server.run_until_signalled().await.map_err(|e| {
+            error!(%e, "signal handling failed");
+            e.to_string()
+        })
+    })
 }

@@ -5,3 +5,6 @@
 
 pub mod auth;
 pub mod config;
+mod server;
+
+pub use server::{SHUTDOWN_LIMIT, Server, ServerBuilder, ServerError, ServerHandle};

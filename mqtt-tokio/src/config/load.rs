@@ -39,6 +39,15 @@ pub struct LoadedConfig {
     pub warnings: Vec<String>,
 }
 
+impl From<ServerConfig> for LoadedConfig {
+    fn from(config: ServerConfig) -> Self {
+        LoadedConfig {
+            config,
+            warnings: Vec::new(),
+        }
+    }
+}
+
 /// Reads `path` as TOML when it ends in `.toml` or looks like TOML (`key = value`, `[table]`),
 /// otherwise as a mosquitto.conf.
 pub fn load_file(path: &Path) -> Result<LoadedConfig, ConfigError> {

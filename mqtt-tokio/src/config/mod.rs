@@ -10,6 +10,7 @@ mod mosquitto_conf;
 mod toml_file;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -54,6 +55,21 @@ impl ServerConfig {
         } else {
             self.listeners.clone()
         }
+    }
+
+    /// Adds a loopback listener on `port` (the binary's `-p`): like the local-only default, it
+    /// admits anonymous clients unless a password file is configured.
+    pub fn add_local_listener(&mut self, port: u16) {
+        self.listeners.push(ListenerConfig {
+            port,
+            allow_anonymous: self.password_file.is_none(),
+            ..ListenerConfig::default()
+        });
+    }
+
+    /// The broker core's configuration derived from these limits.
+    pub fn core_config(&self) -> mqtt_broker_core::Config {
+        self.limits.apply(mqtt_broker_core::Config::default())
     }
 
     /// Checks what can be checked without touching the network: TLS files come in pairs, the
@@ -217,6 +233,18 @@ impl Limits {
             self.message_size_limit
         }
     }
+
+    /// Writes these limits into a core configuration.
+    pub fn apply(&self, mut core: mqtt_broker_core::Config) -> mqtt_broker_core::Config {
+        core.receive_maximum = self.max_inflight_messages;
+        core.max_queued_messages = self.max_queued_messages;
+        core.max_packet_size = self.max_packet_size();
+        core.max_outbox_bytes = core.max_outbox_bytes.max(core.max_packet_size as usize);
+        core.max_keep_alive = self.max_keepalive;
+        core.sys_interval = (self.sys_interval > 0).then(|| Duration::from_secs(self.sys_interval));
+        core.connect_timeout = Duration::from_secs(self.connect_timeout);
+        core
+    }
 }
 
 #[cfg(test)]
@@ -241,6 +269,33 @@ mod tests {
             ..ServerConfig::default()
         };
         assert!(!config.effective_listeners()[0].allow_anonymous);
+    }
+
+    #[test]
+    fn limits_reach_the_core_config() {
+        let limits = Limits {
+            max_inflight_messages: 5,
+            message_size_limit: 0,
+            sys_interval: 0,
+            ..Limits::default()
+        };
+        let core = limits.apply(mqtt_broker_core::Config::default());
+        assert_eq!(core.receive_maximum, 5);
+        assert_eq!(core.max_packet_size, PROTOCOL_MAX_PACKET);
+        assert!(core.max_outbox_bytes >= PROTOCOL_MAX_PACKET as usize);
+        assert_eq!(core.sys_interval, None);
+        assert_eq!(core.validate(), Ok(()));
+    }
+
+    #[test]
+    fn local_listeners_follow_the_default_policy() {
+        let mut config = ServerConfig::default();
+        config.add_local_listener(0);
+        assert_eq!(config.effective_listeners()[0].port, 0);
+        assert!(config.effective_listeners()[0].allow_anonymous);
+        config.password_file = Some("pw".into());
+        config.add_local_listener(1);
+        assert!(!config.listeners[1].allow_anonymous);
     }
 
     #[test]

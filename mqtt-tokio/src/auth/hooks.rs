@@ -1,0 +1,227 @@
+//! The password and ACL files as the broker core's [`Authenticator`] and [`Authorizer`] hooks,
+//! with the per-listener policy (anonymous access, certificate identity as user name) and
+//! reloading on demand (SIGHUP).
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use mqtt_broker_core::{
+    AuthDecision, Authenticator, Authorization, Authorizer, ClientRef, ConnectCredentials,
+};
+use mqtt_wire::{QoS, ReasonCode};
+
+use super::acl::{AclError, AclFile};
+use super::password::{PasswordError, PasswordFile};
+
+/// The security files in force, shared by the hooks and the code that reloads them.
+#[derive(Debug, Default)]
+pub struct SecurityFiles {
+    password_path: Option<PathBuf>,
+    acl_path: Option<PathBuf>,
+    passwords: RwLock<Option<Arc<PasswordFile>>>,
+    acl: RwLock<Option<Arc<AclFile>>>,
+}
+
+/// A security file that could not be loaded at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SecurityError {
+    /// The password file.
+    Password(PasswordError),
+    /// The ACL file.
+    Acl(AclError),
+}
+
+impl std::fmt::Display for SecurityError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecurityError::Password(e) => e.fmt(f),
+            SecurityError::Acl(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for SecurityError {}
+
+impl SecurityFiles {
+    /// Loads the files (either may be absent); an unreadable or invalid file is an error, so a
+    /// server never starts with less protection than configured. Returns the warnings met
+    /// (password lines skipped).
+    pub fn load(
+        password_path: Option<PathBuf>,
+        acl_path: Option<PathBuf>,
+    ) -> Result<(Self, Vec<String>), SecurityError> {
+        let mut warnings = Vec::new();
+        let passwords = match &password_path {
+            Some(path) => {
+                let (file, skipped) = PasswordFile::load(path).map_err(SecurityError::Password)?;
+                warnings.extend(skipped);
+                Some(Arc::new(file))
+            }
+            None => None,
+        };
+        let acl = match &acl_path {
+            Some(path) => Some(Arc::new(AclFile::load(path).map_err(SecurityError::Acl)?)),
+            None => None,
+        };
+        let files = SecurityFiles {
+            password_path,
+            acl_path,
+            passwords: RwLock::new(passwords),
+            acl: RwLock::new(acl),
+        };
+        Ok((files, warnings))
+    }
+
+    /// Reads the files again. A file that fails now grants nothing until the next reload: an
+    /// ACL becomes deny-all and the password file knows no user. Returns one message per
+    /// problem met.
+    pub fn reload(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(path) = &self.password_path {
+            let file = match PasswordFile::load(path) {
+                Ok((file, skipped)) => {
+                    problems.extend(skipped);
+                    file
+                }
+                Err(e) => {
+                    problems.push(format!("{e}; no user can log in until fixed"));
+                    PasswordFile::default()
+                }
+            };
+            if let Ok(mut slot) = self.passwords.write() {
+                *slot = Some(Arc::new(file));
+            }
+        }
+        if let Some(path) = &self.acl_path {
+            let acl = AclFile::load(path).unwrap_or_else(|e| {
+                problems.push(format!("{e}; denying all access until fixed"));
+                AclFile::deny_all()
+            });
+            if let Ok(mut slot) = self.acl.write() {
+                *slot = Some(Arc::new(acl));
+            }
+        }
+        problems
+    }
+
+    fn passwords(&self) -> Option<Arc<PasswordFile>> {
+        self.passwords.read().ok().and_then(|slot| slot.clone())
+    }
+
+    /// The ACL in force; a poisoned lock reads as deny-all, never as "no ACL".
+    fn acl(&self) -> Option<Arc<AclFile>> {
+        match self.acl.read() {
+            Ok(slot) => slot.clone(),
+            Err(_) => Some(Arc::new(AclFile::deny_all())),
+        }
+    }
+}
+
+/// The rules of one listener that the hooks apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ListenerPolicy {
+    /// Clients without a user name are admitted.
+    pub allow_anonymous: bool,
+    /// The TLS client certificate's common name is the user name; no password is checked.
+    pub use_identity_as_username: bool,
+}
+
+/// Checks CONNECT credentials against the password file and the listener's policy.
+#[derive(Debug)]
+pub struct FileAuthenticator {
+    files: Arc<SecurityFiles>,
+    policies: Vec<ListenerPolicy>,
+}
+
+impl FileAuthenticator {
+    /// `policies[i]` applies to `ListenerId(i)`; connections from other listeners are refused.
+    pub fn new(files: Arc<SecurityFiles>, policies: Vec<ListenerPolicy>) -> Self {
+        FileAuthenticator { files, policies }
+    }
+}
+
+impl Authenticator for FileAuthenticator {
+    fn authenticate(&mut self, credentials: &ConnectCredentials<'_>) -> AuthDecision {
+        let refused = AuthDecision::Reject(ReasonCode::NotAuthorized);
+        let Some(policy) = self.policies.get(usize::from(credentials.info.listener.0)) else {
+            return refused;
+        };
+        if policy.use_identity_as_username {
+            return match credentials.info.tls_identity {
+                Some(_) => AuthDecision::Accept,
+                None => refused,
+            };
+        }
+        match (credentials.username, self.files.passwords()) {
+            (Some(user), Some(passwords)) => {
+                if passwords.verify(user, credentials.password.unwrap_or_default()) {
+                    AuthDecision::Accept
+                } else {
+                    AuthDecision::Reject(ReasonCode::BadUserNameOrPassword)
+                }
+            }
+            // Without a password file a user name proves nothing: it counts as anonymous.
+            _ if policy.allow_anonymous => AuthDecision::Accept,
+            _ => refused,
+        }
+    }
+}
+
+/// Checks publications and subscriptions against the ACL file, when one is configured.
+#[derive(Debug)]
+pub struct FileAuthorizer {
+    files: Arc<SecurityFiles>,
+    policies: Vec<ListenerPolicy>,
+}
+
+impl FileAuthorizer {
+    /// `policies[i]` applies to `ListenerId(i)`.
+    pub fn new(files: Arc<SecurityFiles>, policies: Vec<ListenerPolicy>) -> Self {
+        FileAuthorizer { files, policies }
+    }
+
+    /// The name the ACL knows the client by.
+    fn username<'a>(&self, client: &ClientRef<'a>) -> Option<&'a str> {
+        let by_identity = self
+            .policies
+            .get(usize::from(client.info.listener.0))
+            .is_some_and(|p| p.use_identity_as_username);
+        if by_identity {
+            client.info.tls_identity.as_deref()
+        } else {
+            client.username
+        }
+    }
+
+    fn decide(&self, allowed: impl FnOnce(&AclFile) -> bool) -> Authorization {
+        match self.files.acl() {
+            None => Authorization::Allow,
+            Some(acl) if allowed(&acl) => Authorization::Allow,
+            Some(_) => Authorization::Deny(ReasonCode::NotAuthorized),
+        }
+    }
+}
+
+impl Authorizer for FileAuthorizer {
+    fn authorize_publish(
+        &mut self,
+        client: &ClientRef<'_>,
+        topic: &str,
+        _qos: QoS,
+        _retain: bool,
+    ) -> Authorization {
+        let user = self.username(client);
+        self.decide(|acl| acl.allows_publish(user, client.client_id, topic))
+    }
+
+    fn authorize_subscribe(
+        &mut self,
+        client: &ClientRef<'_>,
+        filter: &str,
+        _qos: QoS,
+    ) -> Authorization {
+        let user = self.username(client);
+        self.decide(|acl| acl.allows_subscribe(user, client.client_id, filter))
+    }
+}

@@ -1,0 +1,184 @@
+//! The broker task: the one owner of the sans-IO [`Broker`]. Connection tasks feed it
+//! [`Input`]s through one bounded channel; it answers by appending to their write queues, so it
+//! never waits on a socket. After every input it drains `poll_output()` until empty, then reads
+//! the next deadline; the real clock is checked before sleeping on it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mqtt_broker_core::{Broker, ConnectionId, ConnectionInfo, Event, Message, Output};
+use tokio::sync::mpsc;
+use tracing::{debug, error, info, warn};
+
+use super::write_queue::WriteQueue;
+
+/// Something that happened outside the broker.
+#[derive(Debug)]
+pub(crate) enum Input {
+    /// A connection was accepted (after its TLS / WebSocket handshake).
+    Open {
+        conn: ConnectionId,
+        info: Box<ConnectionInfo>,
+        queue: Arc<WriteQueue>,
+    },
+    /// Bytes arrived.
+    Bytes { conn: ConnectionId, data: Bytes },
+    /// The socket took this many bytes.
+    Flushed { conn: ConnectionId, bytes: usize },
+    /// The connection is gone.
+    Closed { conn: ConnectionId },
+    /// An in-process publish.
+    Publish(Box<Message>),
+    /// Close every connection and stop.
+    Shutdown,
+}
+
+/// How long connections get to flush their queues at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+struct ConnEntry {
+    queue: Arc<WriteQueue>,
+    peer: Option<SocketAddr>,
+}
+
+/// The broker and the write queues of its open connections.
+struct BrokerTask {
+    broker: Broker,
+    conns: HashMap<ConnectionId, ConnEntry>,
+}
+
+/// Runs until a [`Input::Shutdown`] has been handled (and the connections closed, or the grace
+/// period is over) or every sender is gone.
+pub(crate) async fn run(broker: Broker, mut inputs: mpsc::Receiver<Input>) {
+    let mut task = BrokerTask {
+        broker,
+        conns: HashMap::new(),
+    };
+    let mut stop_at: Option<tokio::time::Instant> = None;
+    loop {
+        let now = Instant::now();
+        let deadline = task.broker.poll_timeout();
+        if deadline.is_some_and(|d| d <= now) {
+            task.broker.handle_timeout(now);
+            task.drain();
+            continue;
+        }
+        let sleep = deadline.map(tokio::time::Instant::from_std);
+        tokio::select! {
+            input = inputs.recv() => match input {
+                Some(Input::Shutdown) => {
+                    info!(connections = task.conns.len(), "shutting down");
+                    task.conns.values().for_each(|c| c.queue.close());
+                    stop_at = Some(tokio::time::Instant::now() + SHUTDOWN_GRACE);
+                }
+                Some(input) => task.handle(input),
+                None => return,
+            },
+            () = sleep_until(sleep) => task.broker.handle_timeout(Instant::now()),
+            () = sleep_until(stop_at) => return,
+        }
+        task.drain();
+        if stop_at.is_some() && task.conns.is_empty() {
+            return;
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl BrokerTask {
+    fn handle(&mut self, input: Input) {
+        let now = Instant::now();
+        let result = match input {
+            Input::Open { conn, info, queue } => {
+                debug!(%conn, peer = ?info.peer, "new connection");
+                let peer = info.peer;
+                self.conns.insert(conn, ConnEntry { queue, peer });
+                self.broker.handle_open(conn, *info, now)
+            }
+            Input::Bytes { conn, data } => self.broker.handle_bytes(conn, &data, now),
+            Input::Flushed { conn, bytes } => self.broker.handle_flushed(conn, bytes, now),
+            Input::Closed { conn } => {
+                self.conns.remove(&conn);
+                self.broker.handle_closed(conn, now)
+            }
+            Input::Publish(message) => self.broker.publish(*message, now),
+            Input::Shutdown => Ok(()),
+        };
+        if let Err(misuse) = result {
+            error!(%misuse, "broker API misuse");
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Some(output) = self.broker.poll_output() {
+            match output {
+                Output::Transmit { conn, data } => {
+                    if let Some(entry) = self.conns.get(&conn)
+                        && !entry.queue.push(data)
+                    {
+                        warn!(%conn, "write queue full or closing; closing the connection");
+                        entry.queue.close();
+                    }
+                }
+                Output::Close { conn } => {
+                    if let Some(entry) = self.conns.get(&conn) {
+                        entry.queue.close();
+                    }
+                }
+                Output::AuthRequest(request) => {
+                    warn!(conn = %request.conn, "deferred authentication is not supported by this server; refusing");
+                    let refused = self.broker.reject_connect(
+                        request.conn,
+                        mqtt_wire::ReasonCode::ServerUnavailable,
+                        Instant::now(),
+                    );
+                    if let Err(misuse) = refused {
+                        error!(%misuse, "broker API misuse");
+                    }
+                }
+                Output::Event(event) => self.log_event(event),
+                _ => {}
+            }
+        }
+    }
+
+    fn log_event(&self, event: Event) {
+        match event {
+            Event::ClientConnected {
+                conn,
+                client_id,
+                session_present,
+            } => {
+                let peer = self.conns.get(&conn).and_then(|c| c.peer);
+                info!(%conn, ?peer, %client_id, session_present, "client connected");
+            }
+            Event::ClientDisconnected {
+                conn,
+                client_id,
+                reason,
+            } => info!(%conn, %client_id, ?reason, "client disconnected"),
+            Event::ConnectRefused { conn, reason } => {
+                let peer = self.conns.get(&conn).and_then(|c| c.peer);
+                info!(%conn, ?peer, ?reason, "connection refused")
+            }
+            Event::ProtocolError {
+                conn,
+                spec_id,
+                reason,
+            } => info!(%conn, spec_id = spec_id.unwrap_or("-"), ?reason, "protocol error"),
+            Event::MessageDropped { client_id, reason } => {
+                debug!(%client_id, ?reason, "message dropped")
+            }
+            other => debug!(event = ?other, "broker event"),
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! The bounded queue between the broker task and one connection's writer.
+//!
+//! The broker task never waits on a socket: it appends the chunks of an `Output::Transmit` here
+//! and moves on. The writer takes everything queued at once (one vectored write for many small
+//! packets) and reports the bytes the socket took back to the broker (`handle_flushed`), which
+//! is what bounds the queue: the core stops handing out bytes for a connection whose outbox is
+//! full. A hard byte cap above that bound guards against a core that overshoots: reaching it
+//! closes the connection rather than growing memory.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+/// What the writer should do next.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// Write these chunks (in order).
+    Write,
+    /// Everything queued is written; close the connection.
+    Close,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    chunks: VecDeque<Bytes>,
+    bytes: usize,
+    closing: bool,
+}
+
+/// A single-producer (broker task), single-consumer (writer) queue of byte chunks.
+#[derive(Debug)]
+pub(crate) struct WriteQueue {
+    state: Mutex<State>,
+    ready: Notify,
+    cap: usize,
+}
+
+/// Most chunks handed to one vectored write.
+const MAX_BATCH_CHUNKS: usize = 64;
+
+impl WriteQueue {
+    /// A queue that refuses to hold more than `cap` bytes.
+    pub(crate) fn new(cap: usize) -> Self {
+        WriteQueue {
+            state: Mutex::new(State::default()),
+            ready: Notify::new(),
+            cap,
+        }
+    }
+
+    /// Appends chunks; `false` (nothing appended) when that would pass the byte cap or the
+    /// queue is closing.
+    pub(crate) fn push(&self, data: Vec<Bytes>) -> bool {
+        let len: usize = data.iter().map(Bytes::len).sum();
+        {
+            let Ok(mut state) = self.state.lock() else {
+                return false;
+            };
+            if state.closing || state.bytes + len > self.cap {
+                return false;
+            }
+            state.bytes += len;
+            state
+                .chunks
+                .extend(data.into_iter().filter(|c| !c.is_empty()));
+        }
+        self.ready.notify_one();
+        true
+    }
+
+    /// Asks the writer to close once what is queued is written.
+    pub(crate) fn close(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.closing = true;
+        }
+        self.ready.notify_one();
+    }
+
+    /// Waits for work: fills `batch` with queued chunks, or says it is time to close.
+    pub(crate) async fn next(&self, batch: &mut Vec<Bytes>) -> Next {
+        loop {
+            {
+                let Ok(mut state) = self.state.lock() else {
+                    return Next::Close;
+                };
+                if !state.chunks.is_empty() {
+                    let take = state.chunks.len().min(MAX_BATCH_CHUNKS);
+                    batch.extend(state.chunks.drain(..take));
+                    let taken: usize = batch.iter().map(Bytes::len).sum();
+                    state.bytes = state.bytes.saturating_sub(taken);
+                    return Next::Write;
+                }
+                if state.closing {
+                    return Next::Close;
+                }
+            }
+            self.ready.notified().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn chunks_come_out_in_order_then_close() {
+        let queue = WriteQueue::new(100);
+        assert!(queue.push(vec![Bytes::from_static(b"ab"), Bytes::new()]));
+        assert!(queue.push(vec![Bytes::from_static(b"c")]));
+        queue.close();
+        assert!(!queue.push(vec![Bytes::from_static(b"late")]));
+        let mut batch = Vec::new();
+        assert_eq!(queue.next(&mut batch).await, Next::Write);
+        assert_eq!(
+            batch,
+            vec![Bytes::from_static(b"ab"), Bytes::from_static(b"c")]
+        );
+        batch.clear();
+        assert_eq!(queue.next(&mut batch).await, Next::Close);
+    }
+
+    #[tokio::test]
+    async fn the_byte_cap_refuses_growth() {
+        let queue = WriteQueue::new(4);
+        assert!(queue.push(vec![Bytes::from_static(b"abc")]));
+        assert!(!queue.push(vec![Bytes::from_static(b"de")]));
+        let mut batch = Vec::new();
+        assert_eq!(queue.next(&mut batch).await, Next::Write);
+        assert!(queue.push(vec![Bytes::from_static(b"de")]));
+    }
+
+    #[tokio::test]
+    async fn the_writer_wakes_on_push() {
+        let queue = std::sync::Arc::new(WriteQueue::new(10));
+        let writer = {
+            let queue = queue.clone();
+            tokio::spawn(async move {
+                let mut batch = Vec::new();
+                let next = queue.next(&mut batch).await;
+                (next, batch)
+            })
+        };
+        tokio::task::yield_now().await;
+        assert!(queue.push(vec![Bytes::from_static(b"x")]));
+        let (next, batch) = writer.await.unwrap();
+        assert_eq!(next, Next::Write);
+        assert_eq!(batch, vec![Bytes::from_static(b"x")]);
+    }
+}
