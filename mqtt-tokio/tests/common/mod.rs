@@ -140,13 +140,16 @@ pub fn publish_ok(port: u16, args: &[&str]) {
 
 /// A running `mosquitto_sub` whose output lines are read as they come.
 pub struct Subscriber {
+    /// Lines that arrived before the first probe (retained messages).
+    pub early: Vec<String>,
     _child: Guard,
     lines: mpsc::Receiver<String>,
 }
 
 impl Subscriber {
     /// Starts `mosquitto_sub -v` with `args`, then publishes to `probe_topic` until the probe
-    /// comes back, so the subscription is known to be in place. Probe lines are not returned.
+    /// comes back, so the subscription is known to be in place. Lines before the first probe
+    /// are kept in `early`; later probe lines are skipped.
     pub fn start(port: u16, args: &[&str], probe_topic: &str, probe_args: &[&str]) -> Subscriber {
         let mut child = Guard(
             Command::new("mosquitto_sub")
@@ -168,7 +171,8 @@ impl Subscriber {
                 }
             }
         });
-        let subscriber = Subscriber {
+        let mut subscriber = Subscriber {
+            early: Vec::new(),
             _child: child,
             lines,
         };
@@ -177,12 +181,16 @@ impl Subscriber {
             let mut probe = vec!["-t", probe_topic, "-m", "probe"];
             probe.extend_from_slice(probe_args);
             publish_ok(port, &probe);
-            if let Ok(line) = subscriber.lines.recv_timeout(Duration::from_millis(200)) {
-                assert_eq!(
-                    line,
-                    format!("{probe_topic} probe"),
-                    "unexpected first line"
-                );
+            let probe_line = format!("{probe_topic} probe");
+            let mut seen = false;
+            while let Ok(line) = subscriber.lines.recv_timeout(Duration::from_millis(200)) {
+                if line == probe_line {
+                    seen = true;
+                    break;
+                }
+                subscriber.early.push(line);
+            }
+            if seen {
                 break;
             }
             assert!(
