@@ -47,7 +47,7 @@ impl TestServer {
             .worker_threads(2)
             .enable_all()
             .build()
-            .unwrap();
+            .expect("runtime");
         let server = runtime
             .block_on(Server::builder(config).start())
             .expect("server starts");
@@ -66,17 +66,20 @@ impl TestServer {
 
     /// Port of listener `index`.
     pub fn port(&self, index: usize) -> u16 {
-        self.server.as_ref().unwrap().local_addrs()[index].port()
+        self.server.as_ref().expect("server running").local_addrs()[index].port()
     }
 
     /// The server.
     pub fn server(&self) -> &Server {
-        self.server.as_ref().unwrap()
+        self.server.as_ref().expect("server running")
     }
 
     /// Runs a future on the server's runtime.
     pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
-        self.runtime.as_ref().unwrap().block_on(future)
+        self.runtime
+            .as_ref()
+            .expect("runtime running")
+            .block_on(future)
     }
 }
 
