@@ -3,10 +3,10 @@
 //! name's levels once.
 //!
 //! Layout, chosen for memory at millions of subscriptions: nodes live in one
-//! arena (`Vec<Node>`, `u32` indices, a free list); a node is 32 bytes — an
+//! arena (`Vec<Node>`, `u32` indices, a free list); a node is 20 bytes — an
 //! 8-byte reference into a shared label heap, the `+` child, the index of its
-//! subscription set, and its literal children (inline when there is one, a
-//! list when few, a hash table of indices when many). `#` is not a node: a
+//! subscription set, and a handle on its literal children (the child itself
+//! when there is one; else a list when few, a hash table of indices when many). `#` is not a node: a
 //! filter ending in `/#` is stored at its parent as a "multi" subscription.
 //! Removal prunes nodes that no longer hold or lead to a subscription.
 
@@ -17,7 +17,7 @@ mod subs;
 
 use std::hash::{BuildHasher, RandomState};
 
-use children::Children;
+use children::{ChildHandle, ChildSets, NO_CHILDREN, SET_FLAG};
 use labels::{Label, LabelHeap};
 use pending::Pending;
 pub use subs::{Match, Member};
@@ -39,12 +39,12 @@ struct Node {
     label: Label,
     plus: u32,
     subs: u32,
-    children: Children,
+    children: ChildHandle,
 }
 
 impl Node {
     fn is_useless(&self) -> bool {
-        self.subs == NO_SUBS && self.plus == NO_PLUS && self.children.is_empty()
+        self.subs == NO_SUBS && self.plus == NO_PLUS && self.children == NO_CHILDREN
     }
 }
 
@@ -79,6 +79,7 @@ pub struct SubscriptionTrie<K, V> {
     free_nodes: Vec<u32>,
     subs: Vec<SubSet<K, V>>,
     free_subs: Vec<u32>,
+    child_sets: ChildSets,
     labels: LabelHeap,
     hasher: RandomState,
     len: usize,
@@ -99,6 +100,7 @@ impl<K: Copy + Eq, V> SubscriptionTrie<K, V> {
             free_nodes: Vec::new(),
             subs: Vec::new(),
             free_subs: Vec::new(),
+            child_sets: ChildSets::default(),
             labels: LabelHeap::default(),
             hasher: RandomState::new(),
             len: 0,
@@ -129,9 +131,8 @@ impl<K: Copy + Eq, V> SubscriptionTrie<K, V> {
     ) -> Result<Option<V>, TrieFull> {
         let bytes = filter.filter().as_bytes();
         let levels = memchr::memchr_iter(b'/', bytes).count() + 1;
-        let limit = u32::MAX as usize - 1;
-        if self.nodes.len() + levels + 1 > limit
-            || self.labels.capacity_bytes() + bytes.len() > limit
+        if self.nodes.len() + levels + 1 >= SET_FLAG as usize
+            || self.labels.capacity_bytes() + bytes.len() >= u32::MAX as usize
         {
             return Err(TrieFull);
         }
@@ -274,6 +275,20 @@ impl<K: Copy + Eq, V> SubscriptionTrie<K, V> {
         self.nodes.len() - self.free_nodes.len()
     }
 
+    /// Heap bytes held by the trie (arena capacities, label heap, child
+    /// tables, subscription lists), for memory measurements.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let arenas = self.nodes.capacity() * size_of::<Node>()
+            + (self.free_nodes.capacity() + self.free_subs.capacity()) * size_of::<u32>()
+            + self.subs.capacity() * size_of::<SubSet<K, V>>()
+            + self.labels.capacity_bytes();
+        let lists: usize = self.subs.iter().map(SubSet::heap_bytes).sum();
+        arenas + self.child_sets.heap_bytes() + lists
+    }
+
     /// Checks the structure: every non-root node leads to a subscription, the
     /// free lists and counters agree with what is reachable, and every child
     /// can be found by its label.
@@ -285,7 +300,7 @@ impl<K: Copy + Eq, V> SubscriptionTrie<K, V> {
                 other => Err(format!("no nodes but len/subs {other:?}")),
             };
         }
-        let (mut reachable, mut subs_live, mut counted) = (0, 0, 0);
+        let (mut reachable, mut subs_live, mut counted, mut sets) = (0, 0, 0, 0);
         let mut stack = vec![ROOT];
         while let Some(index) = stack.pop() {
             let node = self.nodes.get(index as usize).ok_or("dangling index")?;
@@ -303,8 +318,9 @@ impl<K: Copy + Eq, V> SubscriptionTrie<K, V> {
             if node.plus != NO_PLUS {
                 stack.push(node.plus);
             }
+            sets += usize::from(node.children & SET_FLAG != 0);
             let mut lost = None;
-            node.children.for_each(|child| {
+            self.child_sets.for_each(node.children, |child| {
                 let label = self.label_of(child);
                 if self.literal_child(node, label) != Some(child) {
                     lost = Some(child);
@@ -318,6 +334,12 @@ impl<K: Copy + Eq, V> SubscriptionTrie<K, V> {
         if reachable != self.node_count() {
             return Err(format!("{reachable} reachable, {} live", self.node_count()));
         }
+        if sets != self.child_sets.live() {
+            return Err(format!(
+                "{sets} child sets reachable, {} live",
+                self.child_sets.live()
+            ));
+        }
         if subs_live != self.subs.len() - self.free_subs.len() || counted != self.len {
             return Err(format!(
                 "subscription sets {subs_live}, counted {counted}, len {}",
@@ -328,20 +350,20 @@ impl<K: Copy + Eq, V> SubscriptionTrie<K, V> {
     }
 
     fn hash(&self, label: &[u8]) -> u32 {
-        let full = self.hasher.hash_one(label);
-        (full ^ (full >> 32)) as u32
+        hash_label(&self.hasher, label)
     }
 
     fn label_of(&self, index: u32) -> &[u8] {
-        self.nodes
-            .get(index as usize)
-            .map_or(&[][..], |node| self.labels.get(node.label))
+        label_bytes(&self.nodes, &self.labels, index)
     }
 
     #[inline]
     fn literal_child(&self, node: &Node, level: &[u8]) -> Option<u32> {
-        node.children
-            .find(|| self.hash(level), |child| self.label_of(child) == level)
+        self.child_sets.find(
+            node.children,
+            || self.hash(level),
+            |child| self.label_of(child) == level,
+        )
     }
 
     /// Walks `filter` without changing anything, telling `step` each
@@ -375,7 +397,7 @@ impl<K: Copy + Eq, V> SubscriptionTrie<K, V> {
             label: self.labels.push(label).map_err(|_| TrieFull)?,
             plus: NO_PLUS,
             subs: NO_SUBS,
-            children: Children::Empty,
+            children: NO_CHILDREN,
         };
         if let Some(index) = self.free_nodes.pop()
             && let Some(slot) = self.nodes.get_mut(index as usize)
@@ -383,7 +405,10 @@ impl<K: Copy + Eq, V> SubscriptionTrie<K, V> {
             *slot = node;
             return Ok(index);
         }
-        let index = u32::try_from(self.nodes.len()).map_err(|_| TrieFull)?;
+        let index = u32::try_from(self.nodes.len())
+            .ok()
+            .filter(|index| index & SET_FLAG == 0)
+            .ok_or(TrieFull)?;
         self.nodes.push(node);
         Ok(index)
     }
@@ -406,15 +431,14 @@ impl<K: Copy + Eq, V> SubscriptionTrie<K, V> {
         if let Some(child) = self.literal_child(parent_node, level) {
             return Ok(child);
         }
+        let mut handle = parent_node.children;
         let child = self.new_node(level)?;
-        let mut children = self
-            .nodes
-            .get_mut(parent as usize)
-            .map(|node| std::mem::take(&mut node.children))
-            .unwrap_or_default();
-        children.insert(child, |c| self.hash(self.label_of(c)));
+        let (nodes, labels, hasher) = (&self.nodes, &self.labels, &self.hasher);
+        self.child_sets.insert(&mut handle, child, |c| {
+            hash_label(hasher, label_bytes(nodes, labels, c))
+        })?;
         if let Some(node) = self.nodes.get_mut(parent as usize) {
-            node.children = children;
+            node.children = handle;
         }
         Ok(child)
     }
@@ -445,7 +469,7 @@ impl<K: Copy + Eq, V> SubscriptionTrie<K, V> {
             if plus {
                 node.plus = NO_PLUS;
             } else {
-                node.children.remove(child, hash);
+                self.child_sets.remove(&mut node.children, child, hash);
             }
         }
         if let Some(node) = self.nodes.get_mut(child as usize) {
@@ -461,8 +485,22 @@ impl<K: Copy + Eq, V> SubscriptionTrie<K, V> {
         self.free_nodes = Vec::new();
         self.subs = Vec::new();
         self.free_subs = Vec::new();
+        self.child_sets = ChildSets::default();
         self.labels.clear();
     }
+}
+
+/// A label's 32-bit hash under the trie's keyed hasher.
+fn hash_label(hasher: &RandomState, label: &[u8]) -> u32 {
+    let full = hasher.hash_one(label);
+    (full ^ (full >> 32)) as u32
+}
+
+/// The label bytes of node `index`.
+fn label_bytes<'a>(nodes: &[Node], labels: &'a LabelHeap, index: u32) -> &'a [u8] {
+    nodes
+        .get(index as usize)
+        .map_or(&[][..], |node| labels.get(node.label))
 }
 
 #[cfg(test)]

@@ -1,10 +1,21 @@
-//! The literal children of one trie node, stored compactly: none, one index
-//! inline, a short list scanned linearly, or — for levels like the one under
+//! The literal children of the trie's nodes, stored compactly. A node holds
+//! a 4-byte handle: 0 for none, the child's own index when it has exactly one
+//! (the common case deep in a trie), or a flagged index into [`ChildSets`],
+//! where a few children are a list scanned linearly and many — the level under
 //! `cmnd/` with a million devices — an open-addressing table of node indices
 //! tagged with a 32-bit hash of their label.
 //!
-//! Node index 0 is the root, which is never a child, so 0 marks an empty slot.
+//! Node index 0 is the root, which is never a child, so 0 marks "none" and an
+//! empty table slot.
 
+use crate::TrieFull;
+
+/// A node's handle on its literal children.
+pub(super) type ChildHandle = u32;
+/// The handle of a node without literal children.
+pub(super) const NO_CHILDREN: ChildHandle = 0;
+/// Set in a handle that refers to a [`ChildSet`]; node indices stay below it.
+pub(super) const SET_FLAG: u32 = 1 << 31;
 /// Above this many children a node switches from a list to a hash table.
 const LIST_MAX: usize = 8;
 /// At or below this many children a table turns back into a list.
@@ -120,103 +131,161 @@ impl ChildTable {
     }
 }
 
-/// The literal children of a node.
-#[derive(Debug, Default)]
-pub(super) enum Children {
-    /// No literal child.
-    #[default]
-    Empty,
-    /// Exactly one, inline (the common case deep in a trie).
-    One(u32),
-    /// A few, scanned linearly. Boxed so the enum stays 16 bytes: most
-    /// nodes have no child or one, and a node's size is paid a million times.
-    #[allow(
-        clippy::box_collection,
-        reason = "a thin pointer keeps Node at 32 bytes"
-    )]
-    List(Box<Vec<u32>>),
+/// Two or more children of one node.
+#[derive(Debug)]
+enum ChildSet {
+    /// A free slot.
+    Vacant,
+    /// A few, scanned linearly.
+    List(Vec<u32>),
     /// Many, hashed by label.
-    Table(Box<ChildTable>),
+    Table(ChildTable),
 }
 
-impl Children {
-    /// Finds the child for which `is_match` holds; `hash` is only computed
-    /// when a table has to be probed.
+/// The storage of every node's multi-child sets, with a free list.
+#[derive(Debug, Default)]
+pub(super) struct ChildSets {
+    sets: Vec<ChildSet>,
+    free: Vec<u32>,
+}
+
+impl ChildSets {
+    /// Finds the child of `handle` for which `is_match` holds; `hash` is only
+    /// computed when a table has to be probed.
     #[inline]
     pub(super) fn find(
         &self,
+        handle: ChildHandle,
         hash: impl FnOnce() -> u32,
         mut is_match: impl FnMut(u32) -> bool,
     ) -> Option<u32> {
-        match self {
-            Self::Empty => None,
-            Self::One(child) => is_match(*child).then_some(*child),
-            Self::List(list) => list.iter().copied().find(|c| is_match(*c)),
-            Self::Table(table) => table.find(hash(), is_match),
+        if handle == NO_CHILDREN {
+            return None;
+        }
+        if handle & SET_FLAG == 0 {
+            return is_match(handle).then_some(handle);
+        }
+        match self.sets.get((handle & !SET_FLAG) as usize)? {
+            ChildSet::Vacant => None,
+            ChildSet::List(list) => list.iter().copied().find(|c| is_match(*c)),
+            ChildSet::Table(table) => table.find(hash(), is_match),
         }
     }
 
     /// Adds a child known to be absent; `hash_of` gives any child's hash.
-    pub(super) fn insert(&mut self, child: u32, hash_of: impl Fn(u32) -> u32) {
-        *self = match std::mem::take(self) {
-            Self::Empty => Self::One(child),
-            Self::One(first) => Self::List(Box::new(vec![first, child])),
-            Self::List(mut list) if list.len() < LIST_MAX => {
-                list.push(child);
-                Self::List(list)
-            }
-            Self::List(list) => {
+    pub(super) fn insert(
+        &mut self,
+        handle: &mut ChildHandle,
+        child: u32,
+        hash_of: impl Fn(u32) -> u32,
+    ) -> Result<(), TrieFull> {
+        if *handle == NO_CHILDREN {
+            *handle = child;
+            return Ok(());
+        }
+        if *handle & SET_FLAG == 0 {
+            let at = self.allocate(ChildSet::List(vec![*handle, child]))?;
+            *handle = SET_FLAG | at;
+            return Ok(());
+        }
+        let Some(set) = self.sets.get_mut((*handle & !SET_FLAG) as usize) else {
+            return Ok(());
+        };
+        match set {
+            ChildSet::List(list) if list.len() < LIST_MAX => list.push(child),
+            ChildSet::List(list) => {
                 let mut table = ChildTable::with_capacity(TABLE_MIN);
                 for c in list.iter().copied().chain([child]) {
                     table.insert(c, hash_of(c));
                 }
-                Self::Table(Box::new(table))
+                *set = ChildSet::Table(table);
             }
-            Self::Table(mut table) => {
-                table.insert(child, hash_of(child));
-                Self::Table(table)
-            }
-        };
+            ChildSet::Table(table) => table.insert(child, hash_of(child)),
+            ChildSet::Vacant => {}
+        }
+        Ok(())
     }
 
     /// Removes `child` (whose hash is `hash`), shrinking the storage.
-    pub(super) fn remove(&mut self, child: u32, hash: u32) {
-        *self = match std::mem::take(self) {
-            Self::Empty => Self::Empty,
-            Self::One(only) if only == child => Self::Empty,
-            one @ Self::One(_) => one,
-            Self::List(mut list) => {
+    pub(super) fn remove(&mut self, handle: &mut ChildHandle, child: u32, hash: u32) {
+        if *handle & SET_FLAG == 0 {
+            if *handle == child {
+                *handle = NO_CHILDREN;
+            }
+            return;
+        }
+        let at = *handle & !SET_FLAG;
+        let Some(set) = self.sets.get_mut(at as usize) else {
+            return;
+        };
+        match set {
+            ChildSet::List(list) => {
                 list.retain(|c| *c != child);
-                match list.as_slice() {
-                    [] => Self::Empty,
-                    [only] => Self::One(*only),
-                    _ => Self::List(list),
+                if let [only] = list.as_slice() {
+                    *handle = *only;
+                    *set = ChildSet::Vacant;
+                    self.free.push(at);
                 }
             }
-            Self::Table(mut table) => {
+            ChildSet::Table(table) => {
                 table.remove(child, hash);
                 if table.len <= LIST_AGAIN {
-                    Self::List(Box::new(table.iter().collect()))
-                } else {
-                    Self::Table(table)
+                    *set = ChildSet::List(table.iter().collect());
                 }
             }
-        };
-    }
-
-    /// Whether there is no literal child.
-    pub(super) fn is_empty(&self) -> bool {
-        matches!(self, Self::Empty)
-    }
-
-    /// Every child index, in no particular order.
-    pub(super) fn for_each(&self, mut f: impl FnMut(u32)) {
-        match self {
-            Self::Empty => {}
-            Self::One(child) => f(*child),
-            Self::List(list) => list.iter().copied().for_each(f),
-            Self::Table(table) => table.iter().for_each(f),
+            ChildSet::Vacant => {}
         }
+    }
+
+    /// Every child of `handle`, in no particular order.
+    pub(super) fn for_each(&self, handle: ChildHandle, mut f: impl FnMut(u32)) {
+        if handle & SET_FLAG == 0 {
+            if handle != NO_CHILDREN {
+                f(handle);
+            }
+            return;
+        }
+        match self.sets.get((handle & !SET_FLAG) as usize) {
+            Some(ChildSet::List(list)) => list.iter().copied().for_each(f),
+            Some(ChildSet::Table(table)) => table.iter().for_each(f),
+            Some(ChildSet::Vacant) | None => {}
+        }
+    }
+
+    /// Heap bytes held by all sets.
+    pub(super) fn heap_bytes(&self) -> usize {
+        let inner: usize = self
+            .sets
+            .iter()
+            .map(|set| match set {
+                ChildSet::Vacant => 0,
+                ChildSet::List(list) => list.capacity() * size_of::<u32>(),
+                ChildSet::Table(table) => table.slots.len() * size_of::<Slot>(),
+            })
+            .sum();
+        self.sets.capacity() * size_of::<ChildSet>()
+            + self.free.capacity() * size_of::<u32>()
+            + inner
+    }
+
+    /// The number of sets in use.
+    pub(super) fn live(&self) -> usize {
+        self.sets.len() - self.free.len()
+    }
+
+    fn allocate(&mut self, set: ChildSet) -> Result<u32, TrieFull> {
+        if let Some(at) = self.free.pop()
+            && let Some(slot) = self.sets.get_mut(at as usize)
+        {
+            *slot = set;
+            return Ok(at);
+        }
+        let at = u32::try_from(self.sets.len())
+            .ok()
+            .filter(|at| at & SET_FLAG == 0)
+            .ok_or(TrieFull)?;
+        self.sets.push(set);
+        Ok(at)
     }
 }
 
@@ -231,24 +300,26 @@ mod tests {
 
     #[test]
     fn grows_into_a_table_and_shrinks_back() {
-        let mut children = Children::default();
+        let mut sets = ChildSets::default();
+        let mut handle = NO_CHILDREN;
         for c in 1..=200 {
-            children.insert(c, hash);
+            sets.insert(&mut handle, c, hash).unwrap();
         }
-        assert!(matches!(children, Children::Table(_)));
+        assert!(matches!(sets.sets.first(), Some(ChildSet::Table(_))));
         for c in 1..=200 {
-            assert_eq!(children.find(|| hash(c), |x| x == c), Some(c));
+            assert_eq!(sets.find(handle, || hash(c), |x| x == c), Some(c));
         }
         for c in (1..=200).filter(|c| c % 3 != 0) {
-            children.remove(c, hash(c));
-            assert_eq!(children.find(|| hash(c), |x| x == c), None);
+            sets.remove(&mut handle, c, hash(c));
+            assert_eq!(sets.find(handle, || hash(c), |x| x == c), None);
         }
         for c in (1..=200).filter(|c| c % 3 == 0) {
-            assert_eq!(children.find(|| hash(c), |x| x == c), Some(c));
+            assert_eq!(sets.find(handle, || hash(c), |x| x == c), Some(c));
         }
         for c in (1..=200).filter(|c| c % 3 == 0) {
-            children.remove(c, hash(c));
+            sets.remove(&mut handle, c, hash(c));
         }
-        assert!(children.is_empty());
+        assert_eq!(handle, NO_CHILDREN);
+        assert_eq!(sets.live(), 0);
     }
 }

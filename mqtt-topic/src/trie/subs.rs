@@ -154,6 +154,22 @@ impl<K: Copy + Eq, V> SubSet<K, V> {
         matches!(self, Self::Vacant)
     }
 
+    /// Heap bytes behind this set (the general form only).
+    pub(super) fn heap_bytes(&self) -> usize {
+        let Self::Many(list) = self else {
+            return 0;
+        };
+        let member = size_of::<Member<K, V>>();
+        size_of::<SubList<K, V>>()
+            + (list.exact.capacity() + list.multi.capacity()) * member
+            + list.groups.capacity() * size_of::<Group<K, V>>()
+            + list
+                .groups
+                .iter()
+                .map(|g| g.share.len() + g.members.capacity() * member)
+                .sum::<usize>()
+    }
+
     /// The number of subscriptions (plain ones plus group members).
     pub(super) fn len(&self) -> usize {
         match self {

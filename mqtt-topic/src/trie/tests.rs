@@ -191,5 +191,5 @@ fn very_deep_filters_do_not_overflow_the_stack() {
 
 #[test]
 fn node_stays_compact() {
-    assert_eq!(std::mem::size_of::<Node>(), 32);
+    assert_eq!(std::mem::size_of::<Node>(), 20);
 }
