@@ -25,7 +25,12 @@ const V3_1_MAX_CLIENT_ID: usize = 23;
 
 impl Broker {
     /// A CONNECT on a connection that has not sent one.
-    pub(crate) fn handle_connect(&mut self, conn: ConnectionId, connect: Connect, now: Instant) {
+    pub(crate) fn handle_connect(
+        &mut self,
+        conn: ConnectionId,
+        connect: Box<Connect>,
+        now: Instant,
+    ) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -51,7 +56,7 @@ impl Broker {
             if let Some(c) = self.conns.get_mut(&conn) {
                 c.auth_method = Some(method);
             }
-            self.connect_auth_step(conn, Box::new(connect), step, now);
+            self.connect_auth_step(conn, connect, step, now);
             return;
         }
         let Some(c) = self.conns.get(&conn) else {
@@ -65,7 +70,7 @@ impl Broker {
             password: connect.password.as_deref(),
         };
         match self.authenticator.authenticate(&credentials) {
-            AuthDecision::Accept => self.complete_connect(conn, connect, None, now),
+            AuthDecision::Accept => self.complete_connect(conn, *connect, None, now),
             AuthDecision::Reject(reason) => self.refuse(conn, reason, now),
             AuthDecision::Defer => {
                 let request = AuthRequest {
@@ -77,7 +82,7 @@ impl Broker {
                     password: connect.password.clone(),
                 };
                 if let Some(c) = self.conns.get_mut(&conn) {
-                    c.phase = Phase::Authenticating(Box::new(connect));
+                    c.phase = Phase::Authenticating(connect);
                 }
                 self.outputs.push_back(Output::AuthRequest(request));
             }

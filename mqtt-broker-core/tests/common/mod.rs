@@ -172,6 +172,16 @@ impl Harness {
             .unwrap_or_else(|| panic!("{:?} expected a packet", client.conn))
     }
 
+    /// Removes and returns the first received packet that `wanted` accepts, leaving the others.
+    pub fn take(&mut self, client: Client, wanted: impl Fn(&Packet) -> bool) -> Packet {
+        let inbox = &mut self.peers.get_mut(&client.conn).expect("known peer").inbox;
+        let at = inbox
+            .iter()
+            .position(wanted)
+            .unwrap_or_else(|| panic!("no such packet in {inbox:?}"));
+        inbox.remove(at).expect("position is in range")
+    }
+
     /// Everything received so far.
     pub fn recv_all(&mut self, client: Client) -> Vec<Packet> {
         self.peers
@@ -229,7 +239,7 @@ impl Harness {
 
     /// Sends CONNECT, returns the CONNACK.
     pub fn connect_with(&mut self, client: Client, connect: Connect) -> ConnAck {
-        self.send(client, Packet::Connect(connect));
+        self.send(client, Packet::Connect(connect.into()));
         match self.expect(client) {
             Packet::ConnAck(ack) => ack,
             other => panic!("expected CONNACK, got {other:?}"),
@@ -267,7 +277,7 @@ impl Harness {
                 properties,
             }),
         );
-        match self.expect(client) {
+        match self.take(client, |p| matches!(p, Packet::SubAck(_))) {
             Packet::SubAck(ack) => ack,
             other => panic!("expected SUBACK, got {other:?}"),
         }
@@ -282,7 +292,7 @@ impl Harness {
                 properties: Properties::default(),
             }),
         );
-        match self.expect(client) {
+        match self.take(client, |p| matches!(p, Packet::UnsubAck(_))) {
             Packet::UnsubAck(ack) => ack,
             other => panic!("expected UNSUBACK, got {other:?}"),
         }

@@ -1,0 +1,477 @@
+//! Chapter 3.3 (PUBLISH), 3.4-3.7 (acknowledgements) and 4.3-4.6 (QoS flows, ordering):
+//! delivery in both directions, QoS downgrade, overlapping subscriptions, exactly-once,
+//! flow control, zero-copy fan-out and backpressure.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use mqtt_broker_core::{Authorization, Authorizer, Broker, ClientRef, Config, DropReason, Event};
+use mqtt_wire::{Ack, Packet, Properties, PublishQos, QoS, ReasonCode, SubscriptionOptions};
+
+#[test]
+fn mqtt_4_3_1_1_qos0_is_delivered_with_dup_0() {
+    for version in [V311, V5] {
+        let mut h = Harness::new();
+        let sub = h.connect(version, "s");
+        h.subscribe(sub, "a/b", QoS::ExactlyOnce);
+        let publisher = h.connect(version, "p");
+        h.publish(publisher, "a/b", b"hi", QoS::AtMostOnce, false);
+        let got = h.publishes(sub);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].qos, PublishQos::AtMostOnce);
+        assert!(!got[0].dup, "[MQTT-3.3.1-2]");
+        assert_eq!(got[0].topic.as_str(), "a/b");
+        assert_eq!(got[0].payload, Bytes::from_static(b"hi"));
+    }
+}
+
+#[test]
+fn mqtt_3_3_2_3_only_matching_subscriptions_receive() {
+    let mut h = Harness::new();
+    let sub = h.connect(V311, "s");
+    h.subscribe(sub, "a/+/c", QoS::AtMostOnce);
+    let p = h.connect(V311, "p");
+    h.publish(p, "a/b/d", b"x", QoS::AtMostOnce, false);
+    h.publish(p, "a/b/c", b"y", QoS::AtMostOnce, false);
+    let got = h.publishes(sub);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].topic.as_str(), "a/b/c");
+}
+
+#[test]
+fn mqtt_4_7_2_1_wildcard_does_not_match_dollar_topic() {
+    let mut h = Harness::new();
+    let all = h.connect(V311, "all");
+    h.subscribe(all, "#", QoS::AtMostOnce);
+    let sys = h.connect(V311, "sys");
+    h.subscribe(sys, "$SYS/#", QoS::AtMostOnce);
+    let p = h.connect(V311, "p");
+    h.publish(p, "$SYS/x", b"1", QoS::AtMostOnce, false);
+    assert!(h.publishes(all).is_empty());
+    assert_eq!(h.publishes(sys).len(), 1, "$SYS/# matches $SYS/x");
+}
+
+#[test]
+fn mqtt_4_3_2_4_qos1_is_acknowledged_and_delivered_with_a_fresh_id() {
+    for version in [V311, V5] {
+        let mut h = Harness::new();
+        let sub = h.connect(version, "s");
+        h.subscribe(sub, "t", QoS::AtLeastOnce);
+        let p = h.connect(version, "p");
+        h.send(
+            p,
+            Packet::Publish(publish_packet(
+                "t",
+                b"1",
+                PublishQos::AtLeastOnce(id(9)),
+                false,
+            )),
+        );
+        match h.expect(p) {
+            Packet::PubAck(ack) => assert_eq!(ack.packet_id, id(9)),
+            other => panic!("expected PUBACK, got {other:?}"),
+        }
+        h.send(
+            p,
+            Packet::Publish(publish_packet(
+                "t",
+                b"2",
+                PublishQos::AtLeastOnce(id(9)),
+                false,
+            )),
+        );
+        assert!(
+            matches!(h.expect(p), Packet::PubAck(_)),
+            "[MQTT-4.3.2-5] id reuse is a new message"
+        );
+        let got = h.publishes(sub);
+        assert_eq!(got.len(), 2);
+        let ids: Vec<_> = got.iter().map(|p| p.qos.packet_id()).collect();
+        assert!(
+            ids[0].is_some() && ids[0] != ids[1],
+            "[MQTT-4.3.2-1] unused ids: {ids:?}"
+        );
+        assert!(got.iter().all(|p| !p.dup), "[MQTT-4.3.2-2]");
+    }
+}
+
+#[test]
+fn mqtt_4_3_3_10_qos2_duplicate_before_pubrel_is_not_delivered_twice() {
+    for version in [V311, V5] {
+        let mut h = Harness::new();
+        let sub = h.connect(version, "s");
+        h.subscribe(sub, "t", QoS::AtMostOnce);
+        let p = h.connect(version, "p");
+        let publish = publish_packet("t", b"once", PublishQos::ExactlyOnce(id(5)), false);
+        h.send(p, Packet::Publish(publish.clone()));
+        assert!(
+            matches!(h.expect(p), Packet::PubRec(a) if a.packet_id == id(5)),
+            "[MQTT-4.3.3-8]"
+        );
+        let mut dup = publish.clone();
+        dup.dup = true;
+        h.send(p, Packet::Publish(dup));
+        assert!(matches!(h.expect(p), Packet::PubRec(a) if a.packet_id == id(5)));
+        assert_eq!(h.publishes(sub).len(), 1);
+        h.send(p, Packet::PubRel(Ack::new(id(5))));
+        assert!(
+            matches!(h.expect(p), Packet::PubComp(a) if a.packet_id == id(5)),
+            "[MQTT-4.3.3-11]"
+        );
+        h.send(p, Packet::Publish(publish));
+        assert!(matches!(h.expect(p), Packet::PubRec(_)));
+        assert_eq!(
+            h.publishes(sub).len(),
+            1,
+            "[MQTT-4.3.3-12] after PUBCOMP the id is new"
+        );
+    }
+}
+
+#[test]
+fn mqtt5_pubrel_for_unknown_id_gets_0x92() {
+    let mut h = Harness::new();
+    let p = h.connect(V5, "p");
+    h.send(p, Packet::PubRel(Ack::new(id(3))));
+    match h.expect(p) {
+        Packet::PubComp(ack) => assert_eq!(ack.reason_code, ReasonCode::PacketIdentifierNotFound),
+        other => panic!("expected PUBCOMP, got {other:?}"),
+    }
+}
+
+#[test]
+fn mqtt_4_3_3_outbound_qos2_handshake() {
+    for version in [V311, V5] {
+        let mut h = Harness::new();
+        let sub = h.connect(version, "s");
+        h.subscribe(sub, "t", QoS::ExactlyOnce);
+        let p = h.connect(version, "p");
+        h.publish(p, "t", b"x", QoS::ExactlyOnce, false);
+        let got = h.publishes(sub);
+        let Some(PublishQos::ExactlyOnce(pid)) = got.first().map(|p| p.qos) else {
+            panic!("expected a QoS 2 PUBLISH, got {got:?}");
+        };
+        h.send(sub, Packet::PubRec(Ack::new(pid)));
+        assert!(
+            matches!(h.expect(sub), Packet::PubRel(a) if a.packet_id == pid),
+            "[MQTT-4.3.3-4]"
+        );
+        h.send(sub, Packet::PubComp(Ack::new(pid)));
+        h.expect_nothing(sub);
+    }
+}
+
+#[test]
+fn mqtt_3_8_4_8_delivered_qos_is_the_minimum() {
+    for version in [V311, V5] {
+        let mut h = Harness::new();
+        let sub = h.connect(version, "s");
+        h.subscribe(sub, "t", QoS::AtLeastOnce);
+        let p = h.connect(version, "p");
+        h.publish(p, "t", b"x", QoS::ExactlyOnce, false);
+        h.publish(p, "t", b"y", QoS::AtMostOnce, false);
+        let got = h.publishes(sub);
+        assert_eq!(got[0].qos.qos(), QoS::AtLeastOnce);
+        assert_eq!(got[1].qos.qos(), QoS::AtMostOnce);
+    }
+}
+
+#[test]
+fn mqtt311_3_3_5_1_overlapping_subscriptions_deliver_once_at_max_qos() {
+    let mut h = Harness::new();
+    let sub = h.connect(V311, "s");
+    h.subscribe(sub, "a/#", QoS::AtMostOnce);
+    h.subscribe(sub, "a/+", QoS::AtLeastOnce);
+    let p = h.connect(V311, "p");
+    h.publish(p, "a/b", b"x", QoS::ExactlyOnce, false);
+    let got = h.publishes(sub);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].qos.qos(), QoS::AtLeastOnce);
+}
+
+#[test]
+fn mqtt5_3_3_4_5_overlapping_subscriptions_each_carry_their_identifier() {
+    let mut h = Harness::new();
+    let sub = h.connect(V5, "s");
+    let options = SubscriptionOptions {
+        qos: QoS::AtLeastOnce,
+        ..SubscriptionOptions::default()
+    };
+    let with_id = |n| Properties {
+        subscription_identifiers: vec![n],
+        ..Properties::default()
+    };
+    h.subscribe_with(sub, "a/#", options, with_id(1));
+    h.subscribe_with(sub, "a/+", options, with_id(2));
+    let p = h.connect(V5, "p");
+    h.publish(p, "a/b", b"x", QoS::AtLeastOnce, false);
+    let got = h.publishes(sub);
+    assert_eq!(got.len(), 2);
+    let mut ids: Vec<Vec<u32>> = got
+        .iter()
+        .map(|p| p.properties.subscription_identifiers.clone())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, vec![vec![1], vec![2]], "[MQTT-3.3.4-3]");
+}
+
+#[test]
+fn mqtt_3_3_1_3_outgoing_dup_ignores_incoming_dup() {
+    let mut h = Harness::new();
+    let sub = h.connect(V311, "s");
+    h.subscribe(sub, "t", QoS::AtLeastOnce);
+    let p = h.connect(V311, "p");
+    let mut publish = publish_packet("t", b"x", PublishQos::AtLeastOnce(id(1)), false);
+    publish.dup = true;
+    h.send(p, Packet::Publish(publish));
+    let got = h.publishes(sub);
+    assert!(!got[0].dup);
+}
+
+#[test]
+fn mqtt_4_6_0_5_messages_keep_their_order_per_topic() {
+    for version in [V311, V5] {
+        let mut h = Harness::new();
+        let sub = h.connect(version, "s");
+        h.subscribe(sub, "t", QoS::AtLeastOnce);
+        let p = h.connect(version, "p");
+        const PAYLOADS: [&[u8]; 6] = [b"0", b"1", b"2", b"3", b"4", b"5"];
+        for payload in PAYLOADS {
+            h.publish(p, "t", payload, QoS::AtLeastOnce, false);
+        }
+        let got: Vec<Bytes> = h
+            .receive_and_ack(sub)
+            .into_iter()
+            .map(|p| p.payload)
+            .collect();
+        assert_eq!(got, PAYLOADS.map(Bytes::from_static));
+    }
+}
+
+#[test]
+fn mqtt5_3_3_4_9_outbound_window_honours_client_receive_maximum() {
+    let mut h = Harness::new();
+    let sub = h.open(V5);
+    let mut connect = connect_packet(V5, "s");
+    connect.properties.receive_maximum = Some(2);
+    h.connect_with(sub, connect);
+    h.subscribe(sub, "t", QoS::AtLeastOnce);
+    let p = h.connect(V5, "p");
+    for _ in 0..5 {
+        h.publish(p, "t", b"x", QoS::AtLeastOnce, false);
+    }
+    let first = h.publishes(sub);
+    assert_eq!(first.len(), 2, "[MQTT-4.9.0-2] no more than the quota");
+    h.send(sub, Packet::PingReq);
+    assert_eq!(
+        h.expect(sub),
+        Packet::PingResp,
+        "[MQTT-3.3.4-10] other packets still flow"
+    );
+    let Some(pid) = first[0].qos.packet_id() else {
+        panic!("QoS 1 has an id")
+    };
+    h.send(sub, Packet::PubAck(Ack::new(pid)));
+    assert_eq!(h.publishes(sub).len(), 1, "one slot freed, one more sent");
+}
+
+#[test]
+fn mqtt311_outbound_window_uses_the_configured_inflight_limit() {
+    let mut h = Harness::with_config(config(|c| c.receive_maximum = 3));
+    let sub = h.connect(V311, "s");
+    h.subscribe(sub, "t", QoS::AtLeastOnce);
+    let p = h.connect(V311, "p");
+    for _ in 0..5 {
+        h.publish(p, "t", b"x", QoS::AtLeastOnce, false);
+    }
+    assert_eq!(h.receive_and_ack(sub).len(), 3);
+    assert_eq!(h.receive_and_ack(sub).len(), 2, "the rest follows the acks");
+}
+
+#[test]
+fn mqtt5_3_3_4_7_inbound_receive_maximum_exceeded_gets_0x93() {
+    let mut h = Harness::with_config(config(|c| c.receive_maximum = 2));
+    let p = h.connect(V5, "p");
+    for n in 1..=2 {
+        h.send(
+            p,
+            Packet::Publish(publish_packet(
+                "t",
+                b"x",
+                PublishQos::ExactlyOnce(id(n)),
+                false,
+            )),
+        );
+        assert!(matches!(h.expect(p), Packet::PubRec(_)));
+    }
+    h.send(
+        p,
+        Packet::Publish(publish_packet(
+            "t",
+            b"x",
+            PublishQos::ExactlyOnce(id(3)),
+            false,
+        )),
+    );
+    match h.expect(p) {
+        Packet::Disconnect(d) => assert_eq!(d.reason_code, ReasonCode::ReceiveMaximumExceeded),
+        other => panic!("expected DISCONNECT, got {other:?}"),
+    }
+    assert!(h.is_closed(p));
+}
+
+#[test]
+fn fan_out_shares_one_payload_buffer() {
+    let mut h = Harness::new();
+    let subs: Vec<_> = (0..3).map(|n| h.connect(V5, &format!("s{n}"))).collect();
+    for sub in &subs {
+        h.subscribe(*sub, "t", QoS::AtMostOnce);
+    }
+    let p = h.connect(V5, "p");
+    h.publish(p, "t", b"shared payload", QoS::AtMostOnce, false);
+    let pointers: Vec<*const u8> = subs
+        .iter()
+        .map(|sub| {
+            let chunks = h.raw(*sub).last().expect("a transmit").clone();
+            assert_eq!(chunks.len(), 2, "header chunk + payload chunk");
+            assert_eq!(chunks[1].as_ref(), b"shared payload");
+            chunks[1].as_ptr()
+        })
+        .collect();
+    assert!(
+        pointers.windows(2).all(|w| w[0] == w[1]),
+        "one payload buffer for all"
+    );
+}
+
+#[test]
+fn full_outbox_drops_qos0_and_holds_qos1() {
+    let mut h = Harness::with_config(config(|c| {
+        c.max_packet_size = 1024;
+        c.max_outbox_bytes = 1024;
+    }));
+    let sub = h.connect(V311, "s");
+    h.subscribe(sub, "t", QoS::AtLeastOnce);
+    let p = h.connect(V311, "p");
+    h.hold_flush(sub, true);
+    const BIG: &[u8] = &[7u8; 600];
+    h.publish(p, "t", BIG, QoS::AtMostOnce, false);
+    h.publish(p, "t", BIG, QoS::AtMostOnce, false);
+    h.publish(p, "t", BIG, QoS::AtMostOnce, false);
+    assert_eq!(
+        h.publishes(sub).len(),
+        2,
+        "the third QoS 0 met a full outbox"
+    );
+    assert!(h.events.iter().any(|e| matches!(
+        e,
+        Event::MessageDropped {
+            reason: DropReason::OutboxFull,
+            ..
+        }
+    )));
+    assert_eq!(h.broker.stats().messages_dropped, 1);
+    h.publish(p, "t", BIG, QoS::AtLeastOnce, false);
+    assert!(h.publishes(sub).is_empty(), "QoS 1 waits");
+    h.hold_flush(sub, false);
+    assert_eq!(
+        h.publishes(sub).len(),
+        1,
+        "and goes out once the socket drained"
+    );
+}
+
+struct DenyTopic(&'static str);
+
+impl Authorizer for DenyTopic {
+    fn authorize_publish(
+        &mut self,
+        _: &ClientRef<'_>,
+        topic: &str,
+        _: QoS,
+        _: bool,
+    ) -> Authorization {
+        if topic == self.0 {
+            Authorization::Deny(ReasonCode::NotAuthorized)
+        } else {
+            Authorization::Allow
+        }
+    }
+    fn authorize_subscribe(&mut self, _: &ClientRef<'_>, filter: &str, _: QoS) -> Authorization {
+        if filter == self.0 {
+            Authorization::Deny(ReasonCode::NotAuthorized)
+        } else {
+            Authorization::Allow
+        }
+    }
+}
+
+#[test]
+fn mqtt5_unauthorized_publish_gets_puback_0x87_and_is_not_delivered() {
+    let mut h = Harness::with_broker(
+        Broker::new(Config::default()).with_authorizer(Box::new(DenyTopic("secret"))),
+    );
+    let sub = h.connect(V5, "s");
+    h.subscribe(sub, "#", QoS::AtLeastOnce);
+    let p = h.connect(V5, "p");
+    h.send(
+        p,
+        Packet::Publish(publish_packet(
+            "secret",
+            b"x",
+            PublishQos::AtLeastOnce(id(1)),
+            false,
+        )),
+    );
+    match h.expect(p) {
+        Packet::PubAck(ack) => assert_eq!(ack.reason_code, ReasonCode::NotAuthorized),
+        other => panic!("expected PUBACK, got {other:?}"),
+    }
+    assert!(h.publishes(sub).is_empty());
+}
+
+#[test]
+fn mqtt311_3_3_5_2_unauthorized_publish_is_acknowledged_and_dropped() {
+    let mut h = Harness::with_broker(
+        Broker::new(Config::default()).with_authorizer(Box::new(DenyTopic("secret"))),
+    );
+    let sub = h.connect(V311, "s");
+    h.subscribe(sub, "#", QoS::AtLeastOnce);
+    let p = h.connect(V311, "p");
+    h.publish(p, "secret", b"x", QoS::AtLeastOnce, false);
+    assert!(h.publishes(sub).is_empty());
+    assert!(!h.is_closed(p));
+}
+
+#[test]
+fn mqtt_3_3_2_2_wildcard_in_topic_name_closes() {
+    for version in [V311, V5] {
+        let mut h = Harness::new();
+        let p = h.connect(version, "p");
+        h.send(
+            p,
+            Packet::Publish(publish_packet("a/+", b"x", PublishQos::AtMostOnce, false)),
+        );
+        assert!(h.is_closed(p), "{version:?}");
+    }
+}
+
+#[test]
+fn in_process_publish_reaches_subscribers() {
+    let mut h = Harness::new();
+    let sub = h.connect(V5, "s");
+    h.subscribe(sub, "x/y", QoS::AtMostOnce);
+    let message = mqtt_broker_core::Message::new(
+        s("x/y"),
+        Bytes::from_static(b"local"),
+        QoS::AtMostOnce,
+        false,
+        h.now,
+    );
+    h.broker.publish(message, h.now).unwrap();
+    h.drain();
+    assert_eq!(h.publishes(sub)[0].payload, Bytes::from_static(b"local"));
+    let bad = mqtt_broker_core::Message::new(s("x/#"), Bytes::new(), QoS::AtMostOnce, false, h.now);
+    assert!(h.broker.publish(bad, h.now).is_err());
+}
