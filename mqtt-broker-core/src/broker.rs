@@ -318,7 +318,7 @@ impl Broker {
         };
         let result = match (&c.phase, packet) {
             (Phase::AwaitingConnect, Packet::Connect(connect)) => {
-                self.handle_connect(conn, connect.into(), now);
+                self.handle_connect(conn, connect, now);
                 Ok(())
             }
             (Phase::AwaitingConnect, _) => Err(ProtocolViolation::new(
