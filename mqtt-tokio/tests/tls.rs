@@ -1,0 +1,197 @@
+//! TLS listeners driven by the mosquitto clients: server authentication with `--cafile`, and
+//! client certificates whose common name becomes the user name. The certificates are made for
+//! the test with the `openssl` command; the test is skipped with a notice when `openssl` or the
+//! mosquitto clients are missing.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{Subscriber, TestServer, have, have_clients, publish, publish_ok, run, scratch_dir};
+use mqtt_tokio::config::parse_toml;
+
+/// Makes `ca.pem`, `server.pem`/`server.key` (localhost, 127.0.0.1) and `client.pem`/
+/// `client.key` (CN sensor-7) in `dir`.
+fn make_certificates(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        let output = run(Command::new("openssl").current_dir(dir).args(args));
+        assert!(output.status.success(), "openssl {args:?}: {output:?}");
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=Test CA",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("client.ext"),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    for (name, cn) in [("server", "/CN=localhost"), ("client", "/CN=sensor-7")] {
+        let key = format!("{name}.key");
+        let csr = format!("{name}.csr");
+        let pem = format!("{name}.pem");
+        let ext = format!("{name}.ext");
+        openssl(
+            &[
+                &["req"][..],
+                &ec,
+                &["-keyout", &key, "-out", &csr, "-subj", cn],
+            ]
+            .concat(),
+        );
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ]);
+    }
+}
+
+fn tls_server(dir: &Path) -> TestServer {
+    let file = |name: &str| format!("{:?}", dir.join(name).display().to_string());
+    let acl = dir.join("acl");
+    std::fs::write(
+        &acl,
+        "topic readwrite public/#\nuser sensor-7\ntopic readwrite sensors/#\n",
+    )
+    .unwrap();
+    let toml = format!(
+        "acl_file = {acl:?}\n\
+         [[listener]]\nport = 0\ncertfile = {cert}\nkeyfile = {key}\nallow_anonymous = true\n\
+         [[listener]]\nport = 0\ncafile = {ca}\ncertfile = {cert}\nkeyfile = {key}\n\
+         require_certificate = true\nuse_identity_as_username = true\n",
+        acl = acl.display().to_string(),
+        ca = file("ca.pem"),
+        cert = file("server.pem"),
+        key = file("server.key"),
+    );
+    TestServer::start(parse_toml(&toml).unwrap())
+}
+
+fn ready(test: &str) -> Option<std::path::PathBuf> {
+    if !have_clients(test) || !have("openssl", test) {
+        return None;
+    }
+    let dir = scratch_dir(test);
+    make_certificates(&dir);
+    Some(dir)
+}
+
+#[test]
+fn cafile_clients_talk_over_tls() {
+    let Some(dir) = ready("cafile_clients_talk_over_tls") else {
+        return;
+    };
+    let server = tls_server(&dir);
+    let port = server.port(0);
+    let ca = dir.join("ca.pem").display().to_string();
+    let tls = ["-h", "localhost", "--cafile", &ca];
+    // The helpers pass -h 127.0.0.1 first; the later -h localhost wins, matching the cert.
+    let sub = Subscriber::start(
+        port,
+        &[&tls[..], &["-t", "public/#"]].concat(),
+        "public/probe",
+        &tls,
+    );
+    publish_ok(
+        port,
+        &[
+            &tls[..],
+            &["-t", "public/news", "-m", "über TLS", "-q", "1"],
+        ]
+        .concat(),
+    );
+    assert_eq!(sub.expect_lines(1), ["public/news über TLS"]);
+    // A client that does not trust our CA refuses the server.
+    let untrusted = publish(
+        port,
+        &[
+            "-h",
+            "localhost",
+            "--cafile",
+            "/dev/null",
+            "-t",
+            "t",
+            "-m",
+            "m",
+        ],
+    );
+    assert!(!untrusted.status.success());
+}
+
+#[test]
+fn client_certificate_identity_is_the_user_name() {
+    let Some(dir) = ready("client_certificate_identity_is_the_user_name") else {
+        return;
+    };
+    let server = tls_server(&dir);
+    let port = server.port(1);
+    let path = |name: &str| dir.join(name).display().to_string();
+    let (ca, cert, key) = (path("ca.pem"), path("client.pem"), path("client.key"));
+    let with_cert = [
+        "-h",
+        "localhost",
+        "--cafile",
+        &ca,
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+    ];
+    // sensor-7 may use sensors/#, granted to it by name in the ACL.
+    let sub = Subscriber::start(
+        port,
+        &[&with_cert[..], &["-t", "sensors/#"]].concat(),
+        "sensors/probe",
+        &with_cert,
+    );
+    publish_ok(
+        port,
+        &[&with_cert[..], &["-t", "sensors/temp", "-m", "21.5"]].concat(),
+    );
+    assert_eq!(sub.expect_lines(1), ["sensors/temp 21.5"]);
+    // Without a certificate the TLS handshake is refused.
+    let without = publish(
+        port,
+        &["-h", "localhost", "--cafile", &ca, "-t", "t", "-m", "m"],
+    );
+    assert!(!without.status.success());
+}
