@@ -318,7 +318,9 @@ impl Broker {
         };
         let result = match (&c.phase, packet) {
             (Phase::AwaitingConnect, Packet::Connect(connect)) => {
-                self.handle_connect(conn, connect, now);
+                // `Packet::Connect` may hold the CONNECT boxed or not; either way it ends boxed.
+                #[allow(clippy::useless_conversion)]
+                self.handle_connect(conn, connect.into(), now);
                 Ok(())
             }
             (Phase::AwaitingConnect, _) => Err(ProtocolViolation::new(

@@ -25,6 +25,17 @@ pub struct SessionRecord {
     pub subscriptions: Vec<(String, SubscriptionOptions, Option<u32>)>,
 }
 
+impl SessionRecord {
+    /// A record without subscriptions.
+    pub fn new(version: ProtocolVersion, expiry_interval: u32) -> Self {
+        SessionRecord {
+            version,
+            expiry_interval,
+            subscriptions: Vec::new(),
+        }
+    }
+}
+
 /// Storage for retained messages and session records. Calls must not block: a durable store
 /// buffers its writes.
 pub trait Store: Send {

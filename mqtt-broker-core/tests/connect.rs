@@ -26,7 +26,7 @@ fn mqtt_3_1_0_1_first_packet_must_be_connect() {
 fn mqtt311_3_1_0_2_second_connect_closes_the_connection() {
     let mut h = Harness::new();
     let c = h.connect(V311, "a");
-    h.send(c, Packet::Connect(connect_packet(V311, "a").into()));
+    h.send(c, connect_pkt(connect_packet(V311, "a")));
     assert!(h.is_closed(c));
     h.expect_nothing(c);
 }
@@ -35,7 +35,7 @@ fn mqtt311_3_1_0_2_second_connect_closes_the_connection() {
 fn mqtt5_3_1_0_2_second_connect_is_a_protocol_error() {
     let mut h = Harness::new();
     let c = h.connect(V5, "a");
-    h.send(c, Packet::Connect(connect_packet(V5, "a").into()));
+    h.send(c, connect_pkt(connect_packet(V5, "a")));
     match h.expect(c) {
         Packet::Disconnect(d) => assert_eq!(d.reason_code, ReasonCode::ProtocolError),
         other => panic!("expected DISCONNECT, got {other:?}"),
@@ -391,9 +391,7 @@ fn mqtt311_3_1_4_5_input_after_refusal_is_ignored() {
     let mut connect = connect_packet(V311, "a");
     connect.username = Some(s("u"));
     let mut bytes = bytes::BytesMut::new();
-    Packet::Connect(connect.into())
-        .encode(V311, &mut bytes)
-        .unwrap();
+    connect_pkt(connect).encode(V311, &mut bytes).unwrap();
     Packet::PingReq.encode(V311, &mut bytes).unwrap();
     h.send_raw(c, &bytes);
     assert!(matches!(h.expect(c), Packet::ConnAck(_)));
@@ -406,7 +404,7 @@ fn deferred_authentication_is_answered_later() {
     let c = h.open(V5);
     let mut connect = connect_packet(V5, "d");
     connect.username = Some(s("later"));
-    h.send(c, Packet::Connect(connect.clone().into()));
+    h.send(c, connect_pkt(connect.clone()));
     h.expect_nothing(c);
     assert_eq!(h.auth_requests.len(), 1);
     assert_eq!(h.auth_requests[0].client_id, "d");
@@ -420,7 +418,7 @@ fn deferred_authentication_is_answered_later() {
 
     let c = h.open(V5);
     connect.client_id = s("e");
-    h.send(c, Packet::Connect(connect.into()));
+    h.send(c, connect_pkt(connect));
     h.broker
         .reject_connect(c.conn, ReasonCode::NotAuthorized, h.now)
         .unwrap();

@@ -239,7 +239,7 @@ impl Harness {
 
     /// Sends CONNECT, returns the CONNACK.
     pub fn connect_with(&mut self, client: Client, connect: Connect) -> ConnAck {
-        self.send(client, Packet::Connect(connect.into()));
+        self.send(client, connect_pkt(connect));
         match self.expect(client) {
             Packet::ConnAck(ack) => ack,
             other => panic!("expected CONNACK, got {other:?}"),
@@ -414,4 +414,10 @@ pub fn config(change: impl FnOnce(&mut Config)) -> Config {
     let mut config = Config::default();
     change(&mut config);
     config
+}
+
+/// A CONNECT packet (whether the codec boxes it or not).
+#[allow(clippy::useless_conversion)]
+pub fn connect_pkt(connect: Connect) -> Packet {
+    Packet::Connect(connect.into())
 }

@@ -1,0 +1,253 @@
+//! Chapter 4.1 (session state) and 4.4 (redelivery): offline queues and their bounds,
+//! resending with DUP on resumption, v5 session expiry, and the store's session records.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use mqtt_broker_core::{Broker, Config, DropReason, Event, MemoryStore, SessionRecord, Store};
+use mqtt_wire::{
+    Ack, Disconnect, Packet, Properties, ProtocolVersion, PublishQos, QoS, ReasonCode,
+    SubscriptionOptions,
+};
+
+/// Connects `id` with a persistent session (CleanSession=0 / expiry 600 s).
+fn persistent(h: &mut Harness, version: ProtocolVersion, id: &str) -> (Client, bool) {
+    let c = h.open(version);
+    let mut connect = connect_packet(version, id);
+    connect.clean_start = false;
+    if version == V5 {
+        connect.properties.session_expiry_interval = Some(600);
+    }
+    let ack = h.connect_with(c, connect);
+    assert_eq!(ack.reason_code, ReasonCode::Success);
+    (c, ack.session_present)
+}
+
+#[test]
+fn mqtt311_3_1_2_5_offline_qos1_and_qos2_are_queued_qos0_is_not() {
+    for version in [V311, V5] {
+        let mut h = Harness::new();
+        let (sub, _) = persistent(&mut h, version, "s");
+        h.subscribe(sub, "t", QoS::ExactlyOnce);
+        h.disconnect(sub, ReasonCode::Success);
+        let p = h.connect(version, "p");
+        h.publish(p, "t", b"0", QoS::AtMostOnce, false);
+        h.publish(p, "t", b"1", QoS::AtLeastOnce, false);
+        h.publish(p, "t", b"2", QoS::ExactlyOnce, false);
+        let (sub, present) = persistent(&mut h, version, "s");
+        assert!(present);
+        let got = h.receive_and_ack(sub);
+        let payloads: Vec<&[u8]> = got.iter().map(|p| p.payload.as_ref()).collect();
+        assert_eq!(payloads, [b"1".as_ref(), b"2".as_ref()], "{version:?}");
+    }
+}
+
+#[test]
+fn mqtt_4_4_0_1_unacknowledged_publish_resent_with_dup_and_same_id() {
+    for version in [V311, V5] {
+        let mut h = Harness::new();
+        let (sub, _) = persistent(&mut h, version, "s");
+        h.subscribe(sub, "t", QoS::AtLeastOnce);
+        let p = h.connect(version, "p");
+        h.publish(p, "t", b"a", QoS::AtLeastOnce, false);
+        h.publish(p, "t", b"b", QoS::AtLeastOnce, false);
+        let first = h.publishes(sub);
+        assert_eq!(first.len(), 2);
+        h.drop_connection(sub);
+        let (sub, present) = persistent(&mut h, version, "s");
+        assert!(present);
+        let again = h.publishes(sub);
+        assert_eq!(again.len(), 2, "[MQTT-4.6.0-1] in the original order");
+        for (old, new) in first.iter().zip(&again) {
+            assert_eq!(old.qos.packet_id(), new.qos.packet_id());
+            assert_eq!(old.payload, new.payload);
+            assert!(new.dup, "[MQTT-3.3.1-1]");
+        }
+    }
+}
+
+#[test]
+fn mqtt_4_4_0_1_pubrel_resent_on_resumption() {
+    let mut h = Harness::new();
+    let (sub, _) = persistent(&mut h, V311, "s");
+    h.subscribe(sub, "t", QoS::ExactlyOnce);
+    let p = h.connect(V311, "p");
+    h.publish(p, "t", b"x", QoS::ExactlyOnce, false);
+    let pid = h.publishes(sub)[0].qos.packet_id().unwrap();
+    h.send(sub, Packet::PubRec(Ack::new(pid)));
+    assert!(matches!(h.expect(sub), Packet::PubRel(_)));
+    h.drop_connection(sub);
+    let (sub, _) = persistent(&mut h, V311, "s");
+    match h.expect(sub) {
+        Packet::PubRel(ack) => assert_eq!(ack.packet_id, pid),
+        other => panic!("expected PUBREL, got {other:?}"),
+    }
+    h.expect_nothing(sub); // [MQTT-4.3.3-6] the PUBLISH is not sent again
+    h.send(sub, Packet::PubComp(Ack::new(pid)));
+}
+
+#[test]
+fn mqtt_4_3_3_9_inbound_qos2_state_survives_reconnection() {
+    let mut h = Harness::new();
+    let watcher = h.connect(V311, "w");
+    h.subscribe(watcher, "t", QoS::AtMostOnce);
+    let (p, _) = persistent(&mut h, V311, "p");
+    h.send(
+        p,
+        Packet::Publish(publish_packet(
+            "t",
+            b"x",
+            PublishQos::ExactlyOnce(id(4)),
+            false,
+        )),
+    );
+    assert!(matches!(h.expect(p), Packet::PubRec(_)));
+    h.drop_connection(p);
+    let (p, _) = persistent(&mut h, V311, "p");
+    let mut dup = publish_packet("t", b"x", PublishQos::ExactlyOnce(id(4)), false);
+    dup.dup = true;
+    h.send(p, Packet::Publish(dup));
+    assert!(matches!(h.expect(p), Packet::PubRec(_)));
+    h.send(p, Packet::PubRel(Ack::new(id(4))));
+    assert!(matches!(h.expect(p), Packet::PubComp(_)));
+    assert_eq!(
+        h.publishes(watcher).len(),
+        1,
+        "exactly once across the reconnection"
+    );
+}
+
+#[test]
+fn offline_queue_is_bounded_and_drops_are_counted() {
+    let mut h = Harness::with_config(config(|c| c.max_queued_messages = 3));
+    let (sub, _) = persistent(&mut h, V311, "s");
+    h.subscribe(sub, "t", QoS::AtLeastOnce);
+    h.disconnect(sub, ReasonCode::Success);
+    let p = h.connect(V311, "p");
+    for _ in 0..5 {
+        h.publish(p, "t", b"x", QoS::AtLeastOnce, false);
+    }
+    assert_eq!(h.broker.stats().messages_dropped, 2);
+    let drops = h
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::MessageDropped { reason: DropReason::QueueFull, client_id } if client_id == "s"))
+        .count();
+    assert_eq!(drops, 2);
+    let (sub, _) = persistent(&mut h, V311, "s");
+    assert_eq!(h.receive_and_ack(sub).len(), 3);
+}
+
+#[test]
+fn offline_queue_is_bounded_in_bytes() {
+    let mut h = Harness::with_config(config(|c| c.max_queued_bytes = 25));
+    let (sub, _) = persistent(&mut h, V5, "s");
+    h.subscribe(sub, "t", QoS::AtLeastOnce);
+    h.disconnect(sub, ReasonCode::Success);
+    let p = h.connect(V5, "p");
+    for _ in 0..4 {
+        h.publish(p, "t", b"123456789", QoS::AtLeastOnce, false); // 10 bytes with the topic
+    }
+    let (sub, _) = persistent(&mut h, V5, "s");
+    assert_eq!(h.receive_and_ack(sub).len(), 2);
+}
+
+#[test]
+fn mqtt311_3_1_2_6_clean_session_state_is_not_kept() {
+    let mut h = Harness::new();
+    let sub = h.connect(V311, "s");
+    h.subscribe(sub, "t", QoS::AtLeastOnce);
+    h.disconnect(sub, ReasonCode::Success);
+    let p = h.connect(V311, "p");
+    h.publish(p, "t", b"x", QoS::AtLeastOnce, false);
+    let (sub, present) = persistent(&mut h, V311, "s");
+    assert!(!present);
+    assert!(h.publishes(sub).is_empty());
+}
+
+#[test]
+fn mqtt5_4_1_0_2_session_discarded_after_expiry() {
+    let mut h = Harness::new();
+    let (sub, _) = persistent(&mut h, V5, "s");
+    h.subscribe(sub, "t", QoS::AtLeastOnce);
+    h.drop_connection(sub);
+    h.advance(Duration::from_secs(599));
+    assert_eq!(h.broker.stats().clients_disconnected, 1);
+    h.advance(Duration::from_secs(1));
+    assert!(
+        h.events
+            .iter()
+            .any(|e| matches!(e, Event::SessionEnded { client_id } if client_id == "s"))
+    );
+    assert_eq!(h.broker.stats().subscriptions, 0);
+    let (_, present) = persistent(&mut h, V5, "s");
+    assert!(!present);
+}
+
+#[test]
+fn mqtt5_disconnect_can_shorten_the_session_expiry() {
+    let mut h = Harness::new();
+    let (sub, _) = persistent(&mut h, V5, "s");
+    h.send(
+        sub,
+        Packet::Disconnect(Disconnect {
+            reason_code: ReasonCode::Success,
+            properties: Properties {
+                session_expiry_interval: Some(0),
+                ..Properties::default()
+            },
+        }),
+    );
+    let (_, present) = persistent(&mut h, V5, "s");
+    assert!(!present, "expiry 0 at DISCONNECT ends the session at once");
+}
+
+#[test]
+fn mqtt5_3_1_2_23_session_kept_while_expiry_runs() {
+    let mut h = Harness::new();
+    let (sub, _) = persistent(&mut h, V5, "s");
+    let options = SubscriptionOptions {
+        qos: QoS::AtLeastOnce,
+        ..SubscriptionOptions::default()
+    };
+    h.subscribe_with(sub, "t", options, Properties::default());
+    h.drop_connection(sub);
+    h.advance(Duration::from_secs(300));
+    let p = h.connect(V5, "p");
+    h.publish(p, "t", b"x", QoS::AtLeastOnce, false);
+    let (sub, present) = persistent(&mut h, V5, "s");
+    assert!(present);
+    assert_eq!(
+        h.receive_and_ack(sub).len(),
+        1,
+        "subscription kept with the session"
+    );
+}
+
+#[test]
+fn store_records_persistent_sessions_and_restores_them() {
+    let mut h = Harness::new();
+    let (sub, _) = persistent(&mut h, V5, "s");
+    h.subscribe(sub, "a/+", QoS::AtLeastOnce);
+    h.disconnect(sub, ReasonCode::Success);
+    // A store as a durable one would hand it back after a restart.
+    let mut store = MemoryStore::new();
+    let mut record = SessionRecord::new(V5, 600);
+    record.subscriptions.push((
+        "a/+".to_owned(),
+        SubscriptionOptions {
+            qos: QoS::AtLeastOnce,
+            ..SubscriptionOptions::default()
+        },
+        None,
+    ));
+    store.save_session("s", &record);
+    let mut h = Harness::with_broker(Broker::new(Config::default()).with_store(Box::new(store)));
+    let p = h.connect(V5, "p");
+    h.publish(p, "a/b", b"x", QoS::AtLeastOnce, false);
+    let (sub, present) = persistent(&mut h, V5, "s");
+    assert!(present, "restored session");
+    assert_eq!(h.receive_and_ack(sub).len(), 1);
+}
