@@ -10,27 +10,28 @@ use mqtt_tokio::auth::password::{DEFAULT_ITERATIONS, PasswordHash};
 use mqtt_tokio::config::parse_toml;
 
 fn password_line(user: &str, password: &str) -> String {
-    let hash = PasswordHash::new_pbkdf2(password.as_bytes(), DEFAULT_ITERATIONS).unwrap();
+    let hash =
+        PasswordHash::new_pbkdf2(password.as_bytes(), DEFAULT_ITERATIONS).expect("test setup");
     format!("{user}:{hash}\n")
 }
 
 fn server_with(dir: &std::path::Path, passwords: &str, acl: Option<&str>) -> TestServer {
     let password_file = dir.join("passwd");
-    std::fs::write(&password_file, passwords).unwrap();
+    std::fs::write(&password_file, passwords).expect("test setup");
     let mut toml = format!(
         "password_file = {:?}\n",
         password_file.display().to_string()
     );
     if let Some(acl) = acl {
         let acl_file = dir.join("acl");
-        std::fs::write(&acl_file, acl).unwrap();
+        std::fs::write(&acl_file, acl).expect("test setup");
         toml.push_str(&format!(
             "acl_file = {:?}\n",
             acl_file.display().to_string()
         ));
     }
     toml.push_str("[[listener]]\nport = 0\n");
-    TestServer::start(parse_toml(&toml).unwrap())
+    TestServer::start(parse_toml(&toml).expect("test setup"))
 }
 
 #[test]
@@ -69,7 +70,7 @@ fn reload_picks_up_new_users() {
     let bob = ["-t", "t", "-m", "m", "-u", "bob", "-P", "two"];
     assert!(!publish(port, &bob).status.success());
     let both = password_line("alice", "one") + &password_line("bob", "two");
-    std::fs::write(dir.join("passwd"), both).unwrap();
+    std::fs::write(dir.join("passwd"), both).expect("test setup");
     assert!(server.server().reload_security().is_empty());
     publish_ok(port, &bob);
 }
@@ -112,7 +113,7 @@ topic read forbidden/#
     );
     bob.expect_silence(Duration::from_millis(300));
     // After a reload with an empty ACL, nothing is allowed any more (CVE-2018-12550).
-    std::fs::write(dir.join("acl"), "").unwrap();
+    std::fs::write(dir.join("acl"), "").expect("test setup");
     assert!(server.server().reload_security().is_empty());
     publish_ok(
         port,
@@ -131,7 +132,8 @@ fn a_missing_acl_file_stops_the_start() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap();
-    let started = runtime.block_on(mqtt_tokio::Server::builder(parse_toml(&toml).unwrap()).start());
+        .expect("test setup");
+    let started = runtime
+        .block_on(mqtt_tokio::Server::builder(parse_toml(&toml).expect("test setup")).start());
     assert!(matches!(started, Err(mqtt_tokio::ServerError::Security(_))));
 }

@@ -46,12 +46,12 @@ fn make_certificates(dir: &Path) {
         dir.join("server.ext"),
         "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
     )
-    .unwrap();
+    .expect("test setup");
     std::fs::write(
         dir.join("client.ext"),
         "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
     )
-    .unwrap();
+    .expect("test setup");
     for (name, cn) in [("server", "/CN=localhost"), ("client", "/CN=sensor-7")] {
         let key = format!("{name}.key");
         let csr = format!("{name}.csr");
@@ -92,7 +92,7 @@ fn tls_server(dir: &Path) -> TestServer {
         &acl,
         "topic readwrite public/#\nuser sensor-7\ntopic readwrite sensors/#\n",
     )
-    .unwrap();
+    .expect("test setup");
     let toml = format!(
         "acl_file = {acl:?}\n\
          [[listener]]\nport = 0\ncertfile = {cert}\nkeyfile = {key}\nallow_anonymous = true\n\
@@ -103,7 +103,7 @@ fn tls_server(dir: &Path) -> TestServer {
         cert = file("server.pem"),
         key = file("server.key"),
     );
-    TestServer::start(parse_toml(&toml).unwrap())
+    TestServer::start(parse_toml(&toml).expect("test setup"))
 }
 
 fn ready(test: &str) -> Option<std::path::PathBuf> {
