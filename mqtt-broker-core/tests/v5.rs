@@ -1,0 +1,380 @@
+//! MQTT 5.0 features: topic aliases (3.3.2.3.4), message expiry (3.3.2.3.3), maximum packet size
+//! (3.1.2.11.4), forwarded properties (3.3.2.3), subscription identifiers (3.3.4), and the
+//! enhanced authentication exchange (4.12).
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use mqtt_broker_core::{AuthStep, Broker, Config, DropReason, EnhancedAuthenticator, Event};
+use mqtt_wire::{Auth, Packet, Properties, PublishQos, QoS, ReasonCode, SubscriptionOptions};
+
+fn publish_with(topic: &str, properties: Properties) -> Packet {
+    let mut publish = publish_packet(topic, b"x", PublishQos::AtMostOnce, false);
+    publish.properties = properties;
+    Packet::Publish(publish)
+}
+
+#[test]
+fn mqtt5_3_3_2_12_inbound_topic_alias_binds_and_resolves() {
+    let mut h = Harness::new();
+    let sub = h.connect(V5, "s");
+    h.subscribe(sub, "long/topic", QoS::AtMostOnce);
+    let p = h.connect(V5, "p");
+    let alias = |n| Properties {
+        topic_alias: Some(n),
+        ..Properties::default()
+    };
+    h.send(p, publish_with("long/topic", alias(1)));
+    h.send(p, publish_with("", alias(1)));
+    let got = h.publishes(sub);
+    assert_eq!(got.len(), 2);
+    assert!(
+        got.iter().all(|p| p.topic.as_str() == "long/topic"),
+        "subscribers see the topic name"
+    );
+    assert!(
+        got.iter().all(|p| p.properties.topic_alias.is_none()),
+        "[MQTT-3.3.2-7] aliases stay on their connection"
+    );
+}
+
+#[test]
+fn mqtt5_3_3_2_12_topic_alias_above_maximum_gets_0x94() {
+    // Alias 0 is refused by the codec (malformed); above the maximum is the core's call.
+    let mut h = Harness::new(); // topic alias maximum 16
+    let p = h.connect(V5, "p");
+    h.send(
+        p,
+        publish_with(
+            "t",
+            Properties {
+                topic_alias: Some(17),
+                ..Properties::default()
+            },
+        ),
+    );
+    match h.expect(p) {
+        Packet::Disconnect(d) => assert_eq!(d.reason_code, ReasonCode::TopicAliasInvalid),
+        other => panic!("expected DISCONNECT, got {other:?}"),
+    }
+    assert!(h.is_closed(p));
+}
+
+#[test]
+fn mqtt5_unknown_topic_alias_gets_0x94() {
+    let mut h = Harness::new();
+    let p = h.connect(V5, "p");
+    h.send(
+        p,
+        publish_with(
+            "",
+            Properties {
+                topic_alias: Some(3),
+                ..Properties::default()
+            },
+        ),
+    );
+    match h.expect(p) {
+        Packet::Disconnect(d) => assert_eq!(d.reason_code, ReasonCode::TopicAliasInvalid),
+        other => panic!("expected DISCONNECT, got {other:?}"),
+    }
+}
+
+#[test]
+fn mqtt5_3_1_2_26_outbound_aliases_when_the_client_allows_them() {
+    let mut h = Harness::new();
+    let sub = h.open(V5);
+    let mut connect = connect_packet(V5, "s");
+    connect.properties.topic_alias_maximum = Some(1);
+    h.connect_with(sub, connect);
+    h.subscribe(sub, "#", QoS::AtMostOnce);
+    let p = h.connect(V5, "p");
+    h.publish(p, "a/b", b"1", QoS::AtMostOnce, false);
+    h.publish(p, "a/b", b"2", QoS::AtMostOnce, false);
+    h.publish(p, "c", b"3", QoS::AtMostOnce, false);
+    let got = h.publishes(sub);
+    assert_eq!(
+        (got[0].topic.as_str(), got[0].properties.topic_alias),
+        ("a/b", Some(1))
+    );
+    assert_eq!(
+        (got[1].topic.as_str(), got[1].properties.topic_alias),
+        ("", Some(1))
+    );
+    assert_eq!(
+        (got[2].topic.as_str(), got[2].properties.topic_alias),
+        ("c", None),
+        "[MQTT-3.3.2-11] within maximum"
+    );
+}
+
+#[test]
+fn mqtt5_3_1_2_27_no_outbound_aliases_by_default() {
+    let mut h = Harness::new();
+    let sub = h.connect(V5, "s");
+    h.subscribe(sub, "#", QoS::AtMostOnce);
+    let p = h.connect(V5, "p");
+    h.publish(p, "a", b"1", QoS::AtMostOnce, false);
+    h.publish(p, "a", b"2", QoS::AtMostOnce, false);
+    assert!(
+        h.publishes(sub)
+            .iter()
+            .all(|p| p.properties.topic_alias.is_none() && p.topic.as_str() == "a")
+    );
+}
+
+#[test]
+fn mqtt5_3_3_2_6_message_expiry_counts_down_and_expired_messages_are_dropped() {
+    let mut h = Harness::new();
+    let sub = h.open(V5);
+    let mut connect = connect_packet(V5, "s");
+    connect.clean_start = false;
+    connect.properties.session_expiry_interval = Some(600);
+    h.connect_with(sub, connect.clone());
+    h.subscribe(sub, "t", QoS::AtLeastOnce);
+    h.disconnect(sub, ReasonCode::Success);
+    let p = h.connect(V5, "p");
+    let mut publish = publish_packet("t", b"short", PublishQos::AtLeastOnce(id(1)), false);
+    publish.properties.message_expiry_interval = Some(10);
+    h.send(p, Packet::Publish(publish.clone()));
+    publish.payload = Bytes::from_static(b"long");
+    publish.properties.message_expiry_interval = Some(100);
+    h.send(p, Packet::Publish(publish));
+    h.advance(Duration::from_secs(30));
+    let sub = h.open(V5);
+    h.connect_with(sub, connect);
+    let got = h.receive_and_ack(sub);
+    assert_eq!(got.len(), 1, "[MQTT-3.3.2-5] the expired copy is not sent");
+    assert_eq!(got[0].payload, Bytes::from_static(b"long"));
+    assert_eq!(
+        got[0].properties.message_expiry_interval,
+        Some(70),
+        "[MQTT-3.3.2-6]"
+    );
+    assert!(h.events.iter().any(|e| matches!(
+        e,
+        Event::MessageDropped {
+            reason: DropReason::Expired,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn mqtt5_3_1_2_24_and_25_packets_above_client_maximum_are_not_sent() {
+    let mut h = Harness::new();
+    let sub = h.open(V5);
+    let mut connect = connect_packet(V5, "s");
+    connect.properties.maximum_packet_size = Some(64);
+    h.connect_with(sub, connect);
+    h.subscribe(sub, "t", QoS::AtLeastOnce);
+    let p = h.connect(V5, "p");
+    h.publish(p, "t", &[1u8; 100], QoS::AtLeastOnce, false);
+    h.publish(p, "t", b"small", QoS::AtLeastOnce, false);
+    let got = h.receive_and_ack(sub);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].payload, Bytes::from_static(b"small"));
+    assert!(
+        h.raw(sub)
+            .iter()
+            .all(|chunks| chunks.iter().map(Bytes::len).sum::<usize>() <= 64)
+    );
+    assert!(h.events.iter().any(|e| matches!(
+        e,
+        Event::MessageDropped {
+            reason: DropReason::TooLarge,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn mqtt5_3_3_2_forwarded_properties_are_unchanged() {
+    let mut h = Harness::new();
+    let sub = h.connect(V5, "s");
+    h.subscribe(sub, "req", QoS::AtMostOnce);
+    let p = h.connect(V5, "p");
+    let properties = Properties {
+        payload_format_indicator: Some(1),
+        content_type: Some(s("text/plain")),
+        response_topic: Some(s("resp/1")),
+        correlation_data: Some(Bytes::from_static(b"\x00\x01")),
+        user_properties: vec![(s("b"), s("2")), (s("a"), s("1")), (s("b"), s("3"))],
+        ..Properties::default()
+    };
+    h.send(p, publish_with("req", properties.clone()));
+    let got = h.publishes(sub);
+    let forwarded = &got[0].properties;
+    assert_eq!(
+        forwarded.payload_format_indicator,
+        Some(1),
+        "[MQTT-3.3.2-4]"
+    );
+    assert_eq!(
+        forwarded.content_type, properties.content_type,
+        "[MQTT-3.3.2-20]"
+    );
+    assert_eq!(
+        forwarded.response_topic, properties.response_topic,
+        "[MQTT-3.3.2-15]"
+    );
+    assert_eq!(
+        forwarded.correlation_data, properties.correlation_data,
+        "[MQTT-3.3.2-16]"
+    );
+    assert_eq!(
+        forwarded.user_properties, properties.user_properties,
+        "[MQTT-3.3.2-17] [MQTT-3.3.2-18]"
+    );
+}
+
+#[test]
+fn mqtt5_3_3_4_3_subscription_identifier_is_delivered() {
+    let mut h = Harness::new();
+    let sub = h.connect(V5, "s");
+    let options = SubscriptionOptions {
+        qos: QoS::AtMostOnce,
+        ..SubscriptionOptions::default()
+    };
+    h.subscribe_with(
+        sub,
+        "t",
+        options,
+        Properties {
+            subscription_identifiers: vec![77],
+            ..Properties::default()
+        },
+    );
+    let p = h.connect(V5, "p");
+    h.publish(p, "t", b"x", QoS::AtMostOnce, false);
+    assert_eq!(
+        h.publishes(sub)[0].properties.subscription_identifiers,
+        vec![77]
+    );
+}
+
+/// Method "TOKEN": the client must answer the challenge "who?" with "me".
+struct Token;
+
+impl EnhancedAuthenticator for Token {
+    fn supports(&self, method: &str) -> bool {
+        method == "TOKEN"
+    }
+    fn start(&mut self, _: &str, _: &str, _: Option<&[u8]>) -> AuthStep {
+        AuthStep::Continue(Bytes::from_static(b"who?"))
+    }
+    fn step(&mut self, _: &str, _: &str, data: Option<&[u8]>) -> AuthStep {
+        if data == Some(b"me".as_ref()) {
+            AuthStep::Success(Some(Bytes::from_static(b"welcome")))
+        } else {
+            AuthStep::Fail(ReasonCode::NotAuthorized)
+        }
+    }
+}
+
+fn auth(reason: ReasonCode, data: &'static [u8]) -> Packet {
+    Packet::Auth(Auth {
+        reason_code: reason,
+        properties: Properties {
+            authentication_method: Some(s("TOKEN")),
+            authentication_data: Some(Bytes::from_static(data)),
+            ..Properties::default()
+        },
+    })
+}
+
+#[test]
+fn mqtt5_4_12_enhanced_authentication_exchange() {
+    let mut h = Harness::with_broker(
+        Broker::new(Config::default()).with_enhanced_authenticator(Box::new(Token)),
+    );
+    let c = h.open(V5);
+    let mut connect = connect_packet(V5, "t");
+    connect.properties.authentication_method = Some(s("TOKEN"));
+    h.send(c, connect_pkt(connect.clone()));
+    match h.expect(c) {
+        Packet::Auth(a) => {
+            assert_eq!(
+                a.reason_code,
+                ReasonCode::ContinueAuthentication,
+                "[MQTT-4.12.0-2]"
+            );
+            assert_eq!(
+                a.properties.authentication_method,
+                Some(s("TOKEN")),
+                "[MQTT-4.12.0-5]"
+            );
+            assert_eq!(
+                a.properties.authentication_data,
+                Some(Bytes::from_static(b"who?"))
+            );
+        }
+        other => panic!("expected AUTH, got {other:?}"),
+    }
+    h.send(c, auth(ReasonCode::ContinueAuthentication, b"me"));
+    match h.expect(c) {
+        Packet::ConnAck(a) => {
+            assert_eq!(a.reason_code, ReasonCode::Success);
+            assert_eq!(a.properties.authentication_method, Some(s("TOKEN")));
+            assert_eq!(
+                a.properties.authentication_data,
+                Some(Bytes::from_static(b"welcome"))
+            );
+        }
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+    // Re-authentication [MQTT-4.12.1-1].
+    h.send(c, auth(ReasonCode::ReAuthenticate, b""));
+    assert!(
+        matches!(h.expect(c), Packet::Auth(a) if a.reason_code == ReasonCode::ContinueAuthentication)
+    );
+    h.send(c, auth(ReasonCode::ContinueAuthentication, b"me"));
+    assert!(matches!(h.expect(c), Packet::Auth(a) if a.reason_code == ReasonCode::Success));
+    // A failed re-authentication closes [MQTT-4.12.1-2].
+    h.send(c, auth(ReasonCode::ReAuthenticate, b""));
+    h.expect(c);
+    h.send(c, auth(ReasonCode::ContinueAuthentication, b"not me"));
+    assert!(
+        matches!(h.expect(c), Packet::Disconnect(d) if d.reason_code == ReasonCode::NotAuthorized)
+    );
+    assert!(h.is_closed(c));
+
+    // A wrong answer during CONNECT is refused with CONNACK [MQTT-4.12.0-4].
+    let c = h.open(V5);
+    h.send(c, connect_pkt(connect));
+    h.expect(c);
+    h.send(c, auth(ReasonCode::ContinueAuthentication, b"nobody"));
+    assert!(
+        matches!(h.expect(c), Packet::ConnAck(a) if a.reason_code == ReasonCode::NotAuthorized)
+    );
+    assert!(h.is_closed(c));
+}
+
+#[test]
+fn mqtt5_4_12_0_7_auth_without_a_method_is_a_protocol_error() {
+    let mut h = Harness::new();
+    let c = h.connect(V5, "c");
+    h.send(c, auth(ReasonCode::ReAuthenticate, b""));
+    assert!(
+        matches!(h.expect(c), Packet::Disconnect(d) if d.reason_code == ReasonCode::ProtocolError)
+    );
+    assert!(h.is_closed(c));
+}
+
+#[test]
+fn mqtt5_3_1_2_30_only_auth_before_connack() {
+    let mut h = Harness::with_broker(
+        Broker::new(Config::default()).with_enhanced_authenticator(Box::new(Token)),
+    );
+    let c = h.open(V5);
+    let mut connect = connect_packet(V5, "t");
+    connect.properties.authentication_method = Some(s("TOKEN"));
+    h.send(c, connect_pkt(connect));
+    h.expect(c);
+    h.send(c, Packet::PingReq);
+    assert!(h.is_closed(c));
+    h.expect_nothing(c); // no PINGRESP, no DISCONNECT before CONNACK [MQTT-3.14.0-1]
+}
