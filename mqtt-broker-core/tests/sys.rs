@@ -70,25 +70,34 @@ struct Shared(Arc<Mutex<MemoryStore>>);
 
 impl Store for Shared {
     fn set_retained(&mut self, topic: TopicName, message: Arc<Message>) {
-        self.0.lock().unwrap().set_retained(topic, message);
+        self.0
+            .lock()
+            .expect("store lock")
+            .set_retained(topic, message);
     }
     fn remove_retained(&mut self, topic: &TopicName) -> bool {
-        self.0.lock().unwrap().remove_retained(topic)
+        self.0.lock().expect("store lock").remove_retained(topic)
     }
     fn for_each_retained(&self, filter: &TopicFilter, visit: &mut dyn FnMut(&Arc<Message>)) {
-        self.0.lock().unwrap().for_each_retained(filter, visit);
+        self.0
+            .lock()
+            .expect("store lock")
+            .for_each_retained(filter, visit);
     }
     fn retained_len(&self) -> usize {
-        self.0.lock().unwrap().retained_len()
+        self.0.lock().expect("store lock").retained_len()
     }
     fn save_session(&mut self, client_id: &str, record: &SessionRecord) {
-        self.0.lock().unwrap().save_session(client_id, record);
+        self.0
+            .lock()
+            .expect("store lock")
+            .save_session(client_id, record);
     }
     fn remove_session(&mut self, client_id: &str) {
-        self.0.lock().unwrap().remove_session(client_id);
+        self.0.lock().expect("store lock").remove_session(client_id);
     }
     fn load_sessions(&mut self) -> Vec<(String, SessionRecord)> {
-        self.0.lock().unwrap().load_sessions()
+        self.0.lock().expect("store lock").load_sessions()
     }
 }
 
