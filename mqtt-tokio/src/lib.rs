@@ -1,6 +1,25 @@
 //! The tokio adapter that turns `mqtt-broker-core` into a running server: configuration
 //! (native TOML or mosquitto.conf), mosquitto-compatible password and ACL files, and the
 //! listeners (TCP, TLS, WebSocket) that move bytes between sockets and the broker.
+//!
+//! One broker task owns the sans-IO [`mqtt_broker_core::Broker`]; one task per connection reads
+//! and writes its socket. See the [`Server`] docs for the data flow and back-pressure rules.
+//!
+//! ```
+//! use mqtt_tokio::{Server, config::parse_toml};
+//! use mqtt_wire::QoS;
+//!
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+//! // One plain listener on a free loopback port that admits anonymous clients.
+//! let config = parse_toml("[[listener]]\nport = 0\nallow_anonymous = true\n")?;
+//! let server = Server::builder(config).start().await?;
+//! println!("listening on {}", server.local_addrs()[0]);
+//! // Publish from inside the process, retained for clients that subscribe later.
+//! server.handle().publish("status/server", "up", QoS::AtLeastOnce, true).await?;
+//! server.shutdown().await;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -8,3 +27,9 @@ pub mod config;
 mod server;
 
 pub use server::{SHUTDOWN_LIMIT, Server, ServerBuilder, ServerError, ServerHandle};
+
+/// The broker core, re-exported for its hook traits ([`mqtt_broker_core::Authenticator`],
+/// [`mqtt_broker_core::Authorizer`]) and their types.
+pub use mqtt_broker_core;
+/// The codec, re-exported for [`mqtt_wire::QoS`] and the reason codes hooks answer with.
+pub use mqtt_wire;

@@ -209,6 +209,14 @@ impl ServerBuilder {
 }
 
 /// A running server. Dropping it without [`Server::shutdown`] leaves its tasks running.
+///
+/// Data flow: each connection task reads its socket and sends the bytes to the broker task over
+/// one bounded channel (a full channel makes readers wait, which slows fast publishers through
+/// TCP instead of buffering). The broker task answers by appending `Bytes` chunks to the
+/// connection's write queue, never waiting on a socket; the connection's writer drains the
+/// queue with vectored writes and reports the bytes written, which the core uses to bound each
+/// connection's outbox. A slow subscriber therefore only fills its own outbox: beyond it the
+/// core drops its QoS 0 messages and keeps QoS 1/2 in its bounded session queue.
 #[derive(Debug)]
 pub struct Server {
     addresses: Vec<SocketAddr>,
