@@ -78,6 +78,7 @@ impl Decoder {
     ///
     /// # Errors
     /// The bytes break the specification; see [`DecodeError::reason_code`].
+    #[inline]
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Packet>, DecodeError> {
         let Some(header) = parse_fixed_header(buf)? else {
             return Ok(None);
@@ -100,7 +101,7 @@ impl Decoder {
                 self.version = Some(protocol);
             }
         }
-        decode_body(&frame, header, version).map(Some)
+        decode_body(frame, header, version).map(Some)
     }
 }
 
@@ -110,6 +111,7 @@ impl Decoder {
 /// # Errors
 /// The frame is incomplete (`Truncated`), longer than its header says (`TrailingBytes`), or
 /// breaks the specification.
+#[inline]
 pub fn decode_packet(frame: Bytes, version: ProtocolVersion) -> Result<Packet, DecodeError> {
     let header = parse_fixed_header(&frame)?.ok_or(DecodeError::Truncated)?;
     let size = header.frame_len();
@@ -119,13 +121,13 @@ pub fn decode_packet(frame: Bytes, version: ProtocolVersion) -> Result<Packet, D
     if frame.len() > size {
         return Err(DecodeError::TrailingBytes);
     }
-    decode_body(&frame, header, version)
+    decode_body(frame, header, version)
 }
 
 /// Checks the packet type and its fixed-header flags, then decodes the body.
-#[inline]
+#[inline(always)]
 fn decode_body(
-    frame: &Bytes,
+    frame: Bytes,
     header: FixedHeader,
     version: ProtocolVersion,
 ) -> Result<Packet, DecodeError> {
@@ -144,28 +146,37 @@ fn decode_body(
             flags,
         });
     }
-    let r = &mut Reader::new(frame, header.header_len, header.frame_len());
+    let (start, end) = (header.header_len, header.frame_len());
+    let body = |frame| Reader::new(frame, start, end);
     Ok(match packet_type {
-        PacketType::Publish => Packet::Publish(Publish::decode(flags, r, version)?),
-        PacketType::Connect => Packet::Connect(Connect::decode(r)?),
-        PacketType::ConnAck => Packet::ConnAck(ConnAck::decode(r, version)?),
-        PacketType::PubAck => Packet::PubAck(Ack::decode(r, version, packet_type)?),
-        PacketType::PubRec => Packet::PubRec(Ack::decode(r, version, packet_type)?),
-        PacketType::PubRel => Packet::PubRel(Ack::decode(r, version, packet_type)?),
-        PacketType::PubComp => Packet::PubComp(Ack::decode(r, version, packet_type)?),
-        PacketType::Subscribe => Packet::Subscribe(Subscribe::decode(r, version)?),
-        PacketType::SubAck => Packet::SubAck(SubAck::decode(r, version)?),
-        PacketType::Unsubscribe => Packet::Unsubscribe(Unsubscribe::decode(r, version)?),
-        PacketType::UnsubAck => Packet::UnsubAck(UnsubAck::decode(r, version)?),
+        PacketType::Publish => {
+            Packet::Publish(Publish::decode(flags, frame, header.header_len, version)?)
+        }
+        PacketType::Connect => Packet::Connect(Connect::decode(&mut body(&frame))?),
+        PacketType::ConnAck => Packet::ConnAck(ConnAck::decode(&mut body(&frame), version)?),
+        PacketType::PubAck => Packet::PubAck(Ack::decode(&mut body(&frame), version, packet_type)?),
+        PacketType::PubRec => Packet::PubRec(Ack::decode(&mut body(&frame), version, packet_type)?),
+        PacketType::PubRel => Packet::PubRel(Ack::decode(&mut body(&frame), version, packet_type)?),
+        PacketType::PubComp => {
+            Packet::PubComp(Ack::decode(&mut body(&frame), version, packet_type)?)
+        }
+        PacketType::Subscribe => Packet::Subscribe(Subscribe::decode(&mut body(&frame), version)?),
+        PacketType::SubAck => Packet::SubAck(SubAck::decode(&mut body(&frame), version)?),
+        PacketType::Unsubscribe => {
+            Packet::Unsubscribe(Unsubscribe::decode(&mut body(&frame), version)?)
+        }
+        PacketType::UnsubAck => Packet::UnsubAck(UnsubAck::decode(&mut body(&frame), version)?),
         PacketType::PingReq => {
-            r.finish()?;
+            body(&frame).finish()?;
             Packet::PingReq
         }
         PacketType::PingResp => {
-            r.finish()?;
+            body(&frame).finish()?;
             Packet::PingResp
         }
-        PacketType::Disconnect => Packet::Disconnect(Disconnect::decode(r, version)?),
-        PacketType::Auth => Packet::Auth(Auth::decode(r)?),
+        PacketType::Disconnect => {
+            Packet::Disconnect(Disconnect::decode(&mut body(&frame), version)?)
+        }
+        PacketType::Auth => Packet::Auth(Auth::decode(&mut body(&frame))?),
     })
 }

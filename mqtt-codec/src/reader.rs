@@ -26,6 +26,12 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Offset of the next byte in the frame.
+    #[inline]
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
     /// Bytes left to read.
     #[inline]
     pub(crate) fn remaining(&self) -> usize {
@@ -149,14 +155,6 @@ impl<'a> Reader<'a> {
         validate(bytes)?;
         Ok(MqttStr::from_validated(self.frame.slice(start..self.pos)))
     }
-
-    /// Everything left, as a view.
-    #[inline]
-    pub(crate) fn rest(&mut self) -> Bytes {
-        let start = self.pos;
-        self.pos = self.end;
-        self.frame.slice(start..self.end)
-    }
 }
 
 #[cfg(test)]
@@ -182,7 +180,6 @@ mod tests {
         let s = r.string().unwrap();
         assert_eq!(s, "hi");
         assert_eq!(s.as_bytes().as_ptr(), frame[2..].as_ptr());
-        assert_eq!(r.rest().as_ptr(), frame[4..].as_ptr());
     }
 
     #[test]

@@ -13,6 +13,10 @@ use crate::error::DecodeError;
 /// `from_utf8` rejects them) and no U+0000.
 #[inline]
 pub(crate) fn validate(bytes: &[u8]) -> Result<(), DecodeError> {
+    // Fast path: ASCII without NUL (every byte in 0x01..=0x7F) is always valid.
+    if bytes.iter().all(|&b| b.wrapping_sub(1) < 0x7F) {
+        return Ok(());
+    }
     if core::str::from_utf8(bytes).is_err() {
         return Err(DecodeError::InvalidUtf8);
     }

@@ -1,6 +1,6 @@
 //! PUBLISH: an application message, with zero-copy topic and payload.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::encoder::{frame_len, prefixed_len, put_fixed_header, put_str};
 use crate::error::{DecodeError, EncodeError};
@@ -28,16 +28,20 @@ pub struct Publish {
 }
 
 impl Publish {
-    /// Decodes a PUBLISH body; `flags` is the lower nibble of the fixed header.
-    #[inline]
+    /// Decodes a PUBLISH from its whole `frame`, whose body starts at `body_start`; `flags` is
+    /// the lower nibble of the fixed header. The payload is the frame itself advanced past the
+    /// headers, which saves a reference-count update.
+    #[inline(always)]
     pub(crate) fn decode(
         flags: u8,
-        r: &mut Reader<'_>,
+        frame: Bytes,
+        body_start: usize,
         version: ProtocolVersion,
     ) -> Result<Self, DecodeError> {
         let dup = flags & 0b1000 != 0;
         let retain = flags & 0b0001 != 0;
         let qos_bits = (flags >> 1) & 0b11;
+        let r = &mut Reader::new(&frame, body_start, frame.len());
         let topic = r.string()?;
         let qos = match qos_bits {
             0 if dup => return Err(DecodeError::DupWithQoS0), // [MQTT-3.3.1-2]
@@ -51,13 +55,16 @@ impl Publish {
         } else {
             Properties::default()
         };
+        let payload_start = r.position();
+        let mut payload = frame;
+        payload.advance(payload_start);
         Ok(Self {
             dup,
             qos,
             retain,
             topic,
             properties,
-            payload: r.rest(),
+            payload,
         })
     }
 
