@@ -139,6 +139,8 @@ fn decode_body(
     }
     if let Some(required) = packet_type.required_flags()
         && flags != required
+        // MQTT 3.1 let PUBREL, SUBSCRIBE and UNSUBSCRIBE carry DUP on retransmission.
+        && !(version == ProtocolVersion::V3_1 && required == 0b0010 && flags == 0b1010)
     {
         // [MQTT311-2.2.2-1/2] [MQTT5-2.1.3-1]
         return Err(DecodeError::InvalidFixedHeaderFlags {

@@ -247,6 +247,11 @@ impl Properties {
             }
             props.decode_value(&mut r, property, ctx)?;
         }
+        if props.authentication_data.is_some() && props.authentication_method.is_none() {
+            // "It is a Protocol Error to include Authentication Data if there is no
+            // Authentication Method" (MQTT 5.0 §3.1.2.11.10, §3.2.2.3.18, §3.15.2.2.3).
+            return Err(DecodeError::InvalidPropertyValue(id::AUTHENTICATION_DATA));
+        }
         Ok(props)
     }
 
@@ -416,6 +421,9 @@ impl Properties {
         out: &mut BytesMut,
     ) -> Result<(), EncodeError> {
         use id::*;
+        if self.authentication_data.is_some() && self.authentication_method.is_none() {
+            return Err(EncodeError::InvalidPropertyValue(AUTHENTICATION_DATA));
+        }
         let len = self.list_len();
         put_vbi(
             out,

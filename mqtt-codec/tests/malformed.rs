@@ -392,6 +392,30 @@ const TABLE: &[(&str, ProtocolVersion, &[u8], DecodeError)] = &[
             packet_type: 1,
         },
     ),
+    (
+        "authentication data without method",
+        V5,
+        b"\x10\x12\x00\x04MQTT\x05\x02\x00\x00\x05\x16\x00\x02ab\x00\x00",
+        E::InvalidPropertyValue(0x16),
+    ),
+    (
+        "3.1.1 PUBREL with DUP",
+        V3_1_1,
+        b"\x6a\x02\x00\x01",
+        E::InvalidFixedHeaderFlags {
+            packet_type: 6,
+            flags: 0x0a,
+        },
+    ),
+    (
+        "3.1 PUBREL with QoS 0",
+        V3_1,
+        b"\x60\x02\x00\x01",
+        E::InvalidFixedHeaderFlags {
+            packet_type: 6,
+            flags: 0,
+        },
+    ),
     // ---- CONNACK
     (
         "[MQTT5-3.2.2-1] CONNACK reserved flags",

@@ -138,6 +138,9 @@ fn restrict(mut p: Properties, allowed: &[u8], single_subscription_id: bool) -> 
     if single_subscription_id {
         p.subscription_identifiers.truncate(1);
     }
+    if p.authentication_method.is_none() {
+        p.authentication_data = None;
+    }
     p
 }
 

@@ -296,6 +296,18 @@ fn acks_v311() {
 }
 
 #[test]
+fn mqtt_31_allows_dup_on_pubrel_subscribe_unsubscribe() {
+    // MQTT 3.1 sent these with QoS 1 and DUP set on retransmission; 3.1.1 made the flags fixed.
+    decodes_to(V3_1, b"\x6a\x02\x00\x0a", &Packet::PubRel(Ack::new(id(10))));
+    let unsubscribe = Packet::Unsubscribe(Unsubscribe {
+        packet_id: id(2),
+        filters: vec!["a".into()],
+        properties: Properties::default(),
+    });
+    decodes_to(V3_1, b"\xaa\x05\x00\x02\x00\x01a", &unsubscribe);
+}
+
+#[test]
 fn acks_v5_short_forms() {
     // Success without properties: the two-byte form.
     exact(V5, b"\x40\x02\x00\x0a", &Packet::PubAck(Ack::new(id(10))));
