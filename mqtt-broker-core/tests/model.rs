@@ -169,10 +169,10 @@ impl Model {
         }
         if expiry == 0 {
             self.sessions[k] = None;
-        } else if expiry != u32::MAX {
-            if let Some(session) = self.sessions[k].as_mut() {
-                session.expires_at = Some(self.now + u64::from(expiry));
-            }
+        } else if expiry != u32::MAX
+            && let Some(session) = self.sessions[k].as_mut()
+        {
+            session.expires_at = Some(self.now + u64::from(expiry));
         }
     }
 
@@ -243,8 +243,8 @@ fn run(versions: [ProtocolVersion; CLIENTS], actions: Vec<Action>) -> Result<(),
         expected: Default::default(),
     };
     let mut clients: [Client; CLIENTS] = std::array::from_fn(|k| h.open(versions[k]));
-    for k in 0..CLIENTS {
-        h.drop_connection(clients[k]); // placeholders, never connected
+    for client in clients {
+        h.drop_connection(client); // placeholders, never connected
     }
     let mut next_id = 1u64;
     for action in actions {
@@ -402,11 +402,11 @@ fn run(versions: [ProtocolVersion; CLIENTS], actions: Vec<Action>) -> Result<(),
             }
         }
         let mut received = settle(&mut h, &clients);
-        for k in 0..CLIENTS {
+        for (k, received) in received.iter_mut().enumerate() {
             let mut expected = std::mem::take(&mut model.expected[k]);
             expected.sort();
-            received[k].sort();
-            prop_assert_eq!(&received[k], &expected, "deliveries to c{}", k);
+            received.sort();
+            prop_assert_eq!(&*received, &expected, "deliveries to c{}", k);
         }
         let (online, offline, subs) = model.counts();
         let stats = h.broker.stats();
