@@ -4,6 +4,7 @@
 
 mod passwd;
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -60,6 +61,7 @@ fn serve(config: Option<PathBuf>, ports: &[u16], verbose: bool) -> Result<(), St
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 
     let loaded = match &config {

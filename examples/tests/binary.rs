@@ -1,0 +1,73 @@
+//! The `mqtt-broker` binary end to end: reads a mosquitto.conf given with `-c` (warning about
+//! the options it ignores), serves mosquitto clients, and stops cleanly on SIGTERM. Skips with a
+//! notice when the mosquitto clients are not installed.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Guard, free_port, have, run, scratch_dir, wait_for_port};
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+#[test]
+fn serves_a_mosquitto_conf_and_stops_on_sigterm() {
+    let test = "serves_a_mosquitto_conf_and_stops_on_sigterm";
+    if !have("mosquitto_pub", test) || !have("kill", test) {
+        return;
+    }
+    let dir = scratch_dir(test);
+    let port = free_port();
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("log_dest stderr\nlistener {port} 127.0.0.1\nallow_anonymous true\n"),
+    )
+    .expect("write conf");
+    let broker = Guard::spawn(
+        Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
+            .arg("-c")
+            .arg(&conf),
+    );
+    wait_for_port(port, LIMIT);
+    let published = run(
+        Command::new("mosquitto_pub").args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-t",
+            "t",
+            "-m",
+            "m",
+        ]),
+        LIMIT,
+    );
+    assert!(published.status.success(), "{published:?}");
+
+    let killed = run(
+        Command::new("kill").args(["-TERM", &broker.0.id().to_string()]),
+        LIMIT,
+    );
+    assert!(killed.status.success());
+    let (status, _, stderr) = broker.finish(LIMIT);
+    assert_eq!(status.map(|s| s.success()), Some(true), "{stderr}");
+    assert!(stderr.contains("`log_dest` is not supported"), "{stderr}");
+    assert!(stderr.contains("client connected"), "{stderr}");
+}
+
+#[test]
+fn refuses_a_bad_config_with_a_message() {
+    let dir = scratch_dir("refuses_a_bad_config_with_a_message");
+    let conf = dir.join("broken.toml");
+    std::fs::write(&conf, "[[listener]]\nprot = 1\n").expect("write conf");
+    let output = run(
+        Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
+            .arg("-c")
+            .arg(&conf),
+        LIMIT,
+    );
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("prot"));
+}
