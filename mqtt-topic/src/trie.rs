@@ -3,21 +3,21 @@
 //! name's levels once.
 //!
 //! Layout, chosen for memory at millions of subscriptions: nodes live in one
-//! arena (`Vec<Node>`, `u32` indices, a free list); a node is 20 bytes — an
-//! 8-byte reference into a shared label heap, the `+` child, the index of its
+//! arena (`Vec<Node>`, `u32` indices, a free list); a node is 28 bytes — its
+//! label (inline up to 12 bytes, else an offset into a shared label heap), the `+` child, the index of its
 //! subscription set, and a handle on its literal children (the child itself
 //! when there is one; else a list when few, a hash table of indices when many). `#` is not a node: a
 //! filter ending in `/#` is stored at its parent as a "multi" subscription.
 //! Removal prunes nodes that no longer hold or lead to a subscription.
 
 mod children;
+mod hash;
 pub(crate) mod labels;
 pub(crate) mod pending;
 mod subs;
 
-use std::hash::{BuildHasher, RandomState};
-
 use children::{ChildHandle, ChildSets, NO_CHILDREN, SET_FLAG};
+use hash::LabelHasher;
 use labels::{Label, LabelHeap};
 use pending::Pending;
 pub use subs::{Match, Member};
@@ -81,7 +81,7 @@ pub struct SubscriptionTrie<K, V> {
     free_subs: Vec<u32>,
     child_sets: ChildSets,
     labels: LabelHeap,
-    hasher: RandomState,
+    hasher: LabelHasher,
     len: usize,
 }
 
@@ -102,7 +102,7 @@ impl<K: Copy + Eq, V> SubscriptionTrie<K, V> {
             free_subs: Vec::new(),
             child_sets: ChildSets::default(),
             labels: LabelHeap::default(),
-            hasher: RandomState::new(),
+            hasher: LabelHasher::new(),
             len: 0,
         }
     }
@@ -350,7 +350,7 @@ impl<K: Copy + Eq, V> SubscriptionTrie<K, V> {
     }
 
     fn hash(&self, label: &[u8]) -> u32 {
-        hash_label(&self.hasher, label)
+        self.hasher.hash(label)
     }
 
     fn label_of(&self, index: u32) -> &[u8] {
@@ -435,7 +435,7 @@ impl<K: Copy + Eq, V> SubscriptionTrie<K, V> {
         let child = self.new_node(level)?;
         let (nodes, labels, hasher) = (&self.nodes, &self.labels, &self.hasher);
         self.child_sets.insert(&mut handle, child, |c| {
-            hash_label(hasher, label_bytes(nodes, labels, c))
+            hasher.hash(label_bytes(nodes, labels, c))
         })?;
         if let Some(node) = self.nodes.get_mut(parent as usize) {
             node.children = handle;
@@ -490,17 +490,11 @@ impl<K: Copy + Eq, V> SubscriptionTrie<K, V> {
     }
 }
 
-/// A label's 32-bit hash under the trie's keyed hasher.
-fn hash_label(hasher: &RandomState, label: &[u8]) -> u32 {
-    let full = hasher.hash_one(label);
-    (full ^ (full >> 32)) as u32
-}
-
 /// The label bytes of node `index`.
-fn label_bytes<'a>(nodes: &[Node], labels: &'a LabelHeap, index: u32) -> &'a [u8] {
+fn label_bytes<'a>(nodes: &'a [Node], labels: &'a LabelHeap, index: u32) -> &'a [u8] {
     nodes
         .get(index as usize)
-        .map_or(&[][..], |node| labels.get(node.label))
+        .map_or(&[][..], |node| labels.get(&node.label))
 }
 
 #[cfg(test)]

@@ -1,12 +1,18 @@
-//! One byte heap holding every node's level label, so a node stores an
-//! 8-byte reference instead of a boxed slice with its allocator overhead.
-//! Released bytes are garbage until the owner compacts the heap, which it
-//! does once garbage outweighs the live bytes (amortised O(1) per byte).
+//! Level labels: up to 12 bytes live inside the node (device ids, `SENSOR`,
+//! `tele`), so comparing them touches no other memory; longer ones go to one
+//! byte heap shared by the trie, referenced by offset, instead of a boxed
+//! slice with its allocator overhead. Released heap bytes are garbage until
+//! the owner compacts the heap, which it does once garbage outweighs the live
+//! bytes (amortised O(1) per byte).
 
-/// A reference to a label in a [`LabelHeap`].
+/// The longest label stored inline.
+const INLINE: usize = 12;
+
+/// A label: inline bytes, or the offset of its bytes in a [`LabelHeap`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Label {
-    offset: u32,
+    /// The bytes when `len <= INLINE`, else the heap offset in the first four.
+    bytes: [u8; INLINE],
     len: u32,
 }
 
@@ -14,6 +20,15 @@ impl Label {
     /// The label's length in bytes.
     pub(crate) fn len(self) -> usize {
         self.len as usize
+    }
+
+    fn is_inline(self) -> bool {
+        self.len() <= INLINE
+    }
+
+    fn offset(self) -> usize {
+        let [a, b, c, d, ..] = self.bytes;
+        u32::from_le_bytes([a, b, c, d]) as usize
     }
 }
 
@@ -34,26 +49,43 @@ const COMPACT_MIN_GARBAGE: usize = 64 * 1024;
 impl LabelHeap {
     /// Copies `label` into the heap.
     pub(crate) fn push(&mut self, label: &[u8]) -> Result<Label, HeapFull> {
-        let offset = u32::try_from(self.bytes.len()).map_err(|_| HeapFull)?;
         let len = u32::try_from(label.len()).map_err(|_| HeapFull)?;
+        let mut bytes = [0u8; INLINE];
+        if label.len() <= INLINE {
+            bytes
+                .iter_mut()
+                .zip(label)
+                .for_each(|(to, from)| *to = *from);
+            return Ok(Label { bytes, len });
+        }
+        let offset = u32::try_from(self.bytes.len()).map_err(|_| HeapFull)?;
         offset.checked_add(len).ok_or(HeapFull)?;
+        bytes
+            .iter_mut()
+            .zip(offset.to_le_bytes())
+            .for_each(|(to, from)| *to = from);
         self.bytes.extend_from_slice(label);
         self.live += label.len();
-        Ok(Label { offset, len })
+        Ok(Label { bytes, len })
     }
 
     /// The bytes of `label`.
     #[inline]
-    pub(crate) fn get(&self, label: Label) -> &[u8] {
-        let start = label.offset as usize;
+    pub(crate) fn get<'a>(&'a self, label: &'a Label) -> &'a [u8] {
+        if label.is_inline() {
+            return label.bytes.get(..label.len()).unwrap_or_default();
+        }
+        let start = label.offset();
         self.bytes
-            .get(start..start + label.len as usize)
+            .get(start..start + label.len())
             .unwrap_or_default()
     }
 
     /// Marks `label` as garbage.
     pub(crate) fn release(&mut self, label: Label) {
-        self.live -= label.len();
+        if !label.is_inline() {
+            self.live -= label.len();
+        }
     }
 
     /// Whether garbage outweighs live bytes enough to compact.
@@ -68,10 +100,9 @@ impl LabelHeap {
             bytes: Vec::with_capacity(self.live),
             live: 0,
         };
-        for label in live {
-            let bytes = self.get(*label);
+        for label in live.filter(|label| !label.is_inline()) {
             // The fresh heap is never larger than the old one, so this fits.
-            if let Ok(moved) = fresh.push(bytes) {
+            if let Ok(moved) = fresh.push(self.get(label)) {
                 *label = moved;
             }
         }

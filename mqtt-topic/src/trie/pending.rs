@@ -1,9 +1,9 @@
-//! A stack of branches still to explore during a walk. The first sixteen
+//! A stack of branches still to explore during a walk. The first eight
 //! entries live inline, so an ordinary lookup allocates nothing; deeper
 //! wildcard nesting spills to the heap instead of recursing.
 
 /// How many entries live inline.
-const INLINE: usize = 16;
+const INLINE: usize = 8;
 
 /// A LIFO stack with inline storage.
 pub(crate) struct Pending<T: Copy + Default> {

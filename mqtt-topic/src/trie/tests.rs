@@ -191,5 +191,26 @@ fn very_deep_filters_do_not_overflow_the_stack() {
 
 #[test]
 fn node_stays_compact() {
-    assert_eq!(std::mem::size_of::<Node>(), 20);
+    assert_eq!(std::mem::size_of::<Node>(), 28);
+}
+
+#[test]
+fn long_labels_survive_heap_compaction() {
+    let mut trie = SubscriptionTrie::new();
+    let filters: Vec<_> = (0..20_000)
+        .map(|i| sub(&format!("a-level-longer-than-twelve-{i:08}/x")))
+        .collect();
+    for (key, filter) in (0..).zip(&filters) {
+        trie.insert(filter, key, key).unwrap();
+    }
+    for (key, filter) in (0..).zip(&filters).take(15_000) {
+        assert_eq!(trie.remove(filter, key), Some(key));
+    }
+    assert!(trie.labels.capacity_bytes() < 20_000 * 20, "heap was compacted");
+    trie.check_invariants().unwrap();
+    for key in [15_000, 17_777, 19_999] {
+        let topic = format!("a-level-longer-than-twelve-{key:08}/x");
+        assert_eq!(matches(&trie, &topic).0, [(key, key)]);
+    }
+    assert_eq!(keys(&trie, "a-level-longer-than-twelve-00000001/x"), [] as [u32; 0]);
 }
