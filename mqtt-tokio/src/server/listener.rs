@@ -94,6 +94,7 @@ async fn serve(
                 .peer_certificates()
                 .and_then(|certs| certs.first())
                 .and_then(|cert| common_name(cert));
+            debug!(%conn, %peer, identity = ?info.tls_identity, "TLS established");
             after_tls(listener, conn, stream, info, inputs).await;
         }
     }
