@@ -50,11 +50,19 @@ impl Publish {
             2 => PublishQos::ExactlyOnce(r.packet_id()?),
             _ => return Err(DecodeError::InvalidQoS(qos_bits)), // [MQTT-3.3.1-4]
         };
-        let properties = if version.is_v5() {
-            Properties::decode(r, PropertyContext::Publish)?
-        } else {
-            Properties::default()
-        };
+        if version.is_v5() {
+            let properties = Properties::decode(r, PropertyContext::Publish)?;
+            let payload_start = r.position();
+            return Ok(Self {
+                dup,
+                qos,
+                retain,
+                topic,
+                properties,
+                payload: frame.slice(payload_start..),
+            });
+        }
+        // MQTT 3.x: the payload takes over the frame, which saves a reference-count update.
         let payload_start = r.position();
         let mut payload = frame;
         payload.advance(payload_start);
@@ -63,7 +71,7 @@ impl Publish {
             qos,
             retain,
             topic,
-            properties,
+            properties: Properties::default(),
             payload,
         })
     }
