@@ -75,7 +75,7 @@ impl Broker {
     pub fn new(config: Config) -> Broker {
         let topic_limits = TopicLimits {
             max_len: usize::from(u16::MAX),
-            max_levels: 64,
+            max_levels: config.max_topic_levels,
         };
         Broker {
             config,
@@ -201,6 +201,7 @@ impl Broker {
                     c.last_packet = now;
                     self.stats.packets_received += 1;
                     self.handle_packet(conn, packet, now);
+                    self.check_outbox(conn, now);
                 }
                 Ok(None) => return Ok(()),
                 Err(error) => {
@@ -273,6 +274,17 @@ impl Broker {
         Ok(())
     }
 
+    /// Ends every connection for a shutdown: DISCONNECT 0x8B for v5 clients, then close. Wills
+    /// of clients that did not disconnect are published; sessions with an expiry stay.
+    pub fn shutdown(&mut self, now: Instant) {
+        self.tick(now);
+        let mut conns: Vec<ConnectionId> = self.conns.keys().copied().collect();
+        conns.sort();
+        for conn in conns {
+            self.disconnect(conn, ReasonCode::ServerShuttingDown, now);
+        }
+    }
+
     // ---------------------------------------------------------------- outputs
 
     /// The next thing to do. Drain until `None` after every input.
@@ -309,6 +321,16 @@ impl Broker {
 
     pub(crate) fn event(&mut self, event: Event) {
         self.outputs.push_back(Output::Event(event));
+    }
+
+    /// A client that sends but does not read lets its answers pile up: past twice the outbox
+    /// bound it is closed, so its memory stays bounded.
+    fn check_outbox(&mut self, conn: ConnectionId, now: Instant) {
+        let limit = self.config.max_outbox_bytes.saturating_mul(2);
+        if self.conns.get(&conn).is_some_and(|c| c.outbox > limit) {
+            self.stats.slow_consumers_closed += 1;
+            self.close(conn, ReasonCode::QuotaExceeded, now);
+        }
     }
 
     /// Dispatches one decoded packet.
@@ -381,7 +403,7 @@ impl Broker {
             }
             Packet::Subscribe(subscribe) => self.handle_subscribe(conn, session, subscribe, now),
             Packet::Unsubscribe(unsubscribe) => {
-                self.handle_unsubscribe(conn, session, unsubscribe);
+                self.handle_unsubscribe(conn, session, unsubscribe, now);
                 Ok(())
             }
             Packet::PingReq => {

@@ -32,6 +32,9 @@ pub struct Config {
     /// Largest keep alive accepted, in seconds; larger client values are lowered to it and, for
     /// v5 clients, announced as Server Keep Alive. 0 means no limit.
     pub max_keep_alive: u16,
+    /// Deepest topic name or filter accepted, in levels; deeper ones are refused (SUBACK failure,
+    /// or DISCONNECT 0x90 for a PUBLISH).
+    pub max_topic_levels: usize,
     /// Longest client identifier accepted, in bytes.
     pub max_client_id_len: usize,
     /// Longest session expiry interval, in seconds. Also the lifetime of a 3.1/3.1.1 session
@@ -62,6 +65,7 @@ impl Default for Config {
             max_subscriptions_per_client: 256,
             topic_alias_maximum: 16,
             max_keep_alive: 0,
+            max_topic_levels: 64,
             max_client_id_len: 256,
             max_session_expiry_interval: 7 * 24 * 3600,
             connect_timeout: Duration::from_secs(10),
@@ -85,6 +89,9 @@ impl Config {
         }
         if self.max_outbox_bytes < self.max_packet_size as usize {
             return Err(ConfigError::OutboxSmallerThanPacket);
+        }
+        if self.max_topic_levels == 0 {
+            return Err(ConfigError::ZeroTopicLevels);
         }
         if self.connect_timeout.is_zero() {
             return Err(ConfigError::ZeroConnectTimeout);

@@ -68,6 +68,9 @@ pub enum ConfigError {
     /// The outbox cannot hold one maximum-size packet.
     #[error("max_outbox_bytes must be at least max_packet_size")]
     OutboxSmallerThanPacket,
+    /// No topic would be accepted.
+    #[error("max_topic_levels must be at least 1")]
+    ZeroTopicLevels,
     /// A connection would be closed before it could send CONNECT.
     #[error("connect_timeout must be above zero")]
     ZeroConnectTimeout,

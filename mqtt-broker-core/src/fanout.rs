@@ -3,7 +3,8 @@
 //!
 //! 3.1/3.1.1 sessions get one copy at the highest matching QoS [MQTT-3.3.5-1]; v5 sessions get one
 //! copy per matching subscription, each with its own identifier [MQTT-3.3.4-5]. The payload is
-//! shared by every copy.
+//! shared by every copy. Queued copies of a shared subscription follow the group when their
+//! session leaves it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,12 +30,14 @@ impl Broker {
         let mut deliveries: Vec<(SessionId, Delivery)> = Vec::with_capacity(targets.len());
         let mut merged: HashMap<SessionId, usize> = HashMap::new();
         for target in targets {
-            let (session, subscription) = match target {
-                Target::Plain(session, subscription) => (session, subscription),
-                Target::Shared { share, members } => match self.pick_member(&share, &members) {
-                    Some(member) => member,
-                    None => continue,
-                },
+            let (session, subscription, share) = match target {
+                Target::Plain(session, subscription) => (session, subscription, None),
+                Target::Shared { share, members } => {
+                    match self.pick_member(&share, &members, None) {
+                        Some((session, subscription)) => (session, subscription, Some(share)),
+                        None => continue,
+                    }
+                }
             };
             let Some(s) = self.sessions.get(&session) else {
                 continue;
@@ -46,7 +49,7 @@ impl Broker {
             let qos = message.qos.min(options.qos); // [MQTT-3.8.4-8]
             // [MQTT-3.3.1-12] [MQTT-3.3.1-13]; 3.1.1 always clears it [MQTT-3.3.1-9].
             let retain = options.retain_as_published && message.retain;
-            if s.version.is_v5() {
+            if s.version.is_v5() || share.is_some() {
                 deliveries.push((
                     session,
                     Delivery {
@@ -54,6 +57,7 @@ impl Broker {
                         qos,
                         retain,
                         subscription_ids: subscription.identifier.into_iter().collect(),
+                        share,
                     },
                 ));
             } else if let Some(&at) = merged.get(&session) {
@@ -69,6 +73,7 @@ impl Broker {
                         qos,
                         retain: false,
                         subscription_ids: Vec::new(),
+                        share: None,
                     },
                 ));
             }
@@ -85,12 +90,7 @@ impl Broker {
         }
         if message.payload.is_empty() {
             // [MQTT-3.3.1-6] [MQTT-3.3.1-7]: clears, and is not stored itself.
-            if self.store.remove_retained(topic) {
-                self.event(Event::RetainedChanged {
-                    topic: topic.as_str().to_owned(),
-                    present: false,
-                });
-            }
+            self.clear_retained(topic);
         } else {
             self.store.set_retained(topic.clone(), Arc::clone(message)); // [MQTT-3.3.1-5]
             self.event(Event::RetainedChanged {
@@ -101,12 +101,25 @@ impl Broker {
         self.stats.retained_messages = self.store.retained_len() as u64;
     }
 
-    /// Round-robin over a shared group, preferring connected members; the cursor is kept per
-    /// share name. No randomness.
+    /// Clears the retained message of `topic`, if any.
+    pub(crate) fn clear_retained(&mut self, topic: &TopicName) {
+        if self.store.remove_retained(topic) {
+            self.event(Event::RetainedChanged {
+                topic: topic.as_str().to_owned(),
+                present: false,
+            });
+        }
+        self.stats.retained_messages = self.store.retained_len() as u64;
+    }
+
+    /// Round-robin over a shared group, preferring connected members and never `exclude`; the
+    /// cursor is kept per share name. No randomness. With `exclude` set, only a connected member
+    /// is chosen.
     fn pick_member(
         &mut self,
         share: &str,
         members: &[(SessionId, Subscription)],
+        exclude: Option<SessionId>,
     ) -> Option<(SessionId, Subscription)> {
         let count = members.len();
         if count == 0 {
@@ -114,13 +127,80 @@ impl Broker {
         }
         let start = self.shared_cursors.get(share).copied().unwrap_or(0) % count;
         let online = (0..count).map(|step| (start + step) % count).find(|&at| {
-            members
-                .get(at)
-                .is_some_and(|(session, _)| self.online_conn(*session).is_some())
+            members.get(at).is_some_and(|(session, _)| {
+                Some(*session) != exclude && self.online_conn(*session).is_some()
+            })
         });
-        let at = online.unwrap_or(start);
+        let at = match (online, exclude) {
+            (Some(at), _) => at,
+            (None, None) => start,
+            (None, Some(_)) => return None,
+        };
         self.shared_cursors
             .insert(share.to_owned(), (at + 1) % count);
         members.get(at).copied()
+    }
+
+    /// Hands the queued shared-subscription copies of `session` (of the group `only`, or of all
+    /// groups) to other connected members; copies no other member can take stay queued.
+    pub(crate) fn redistribute_shared(
+        &mut self,
+        session: SessionId,
+        only: Option<&str>,
+        now: Instant,
+    ) {
+        let Some(s) = self.sessions.get_mut(&session) else {
+            return;
+        };
+        let moving = |d: &Delivery| match (&d.share, only) {
+            (Some(share), Some(only)) => share == only,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        let (shared, own): (Vec<_>, Vec<_>) = s.queue.take_all().into_iter().partition(moving);
+        let (max_messages, max_bytes) = (
+            self.config.max_queued_messages,
+            self.config.max_queued_bytes,
+        );
+        for delivery in own {
+            let _ = s.queue.push(delivery, max_messages, max_bytes);
+        }
+        for delivery in shared {
+            let target = self.other_member(session, &delivery);
+            match target {
+                Some((other, subscription)) => {
+                    let delivery = Delivery {
+                        qos: delivery.message.qos.min(subscription.options.qos),
+                        subscription_ids: subscription.identifier.into_iter().collect(),
+                        ..delivery
+                    };
+                    self.deliver(other, delivery, now);
+                }
+                None => {
+                    if let Some(s) = self.sessions.get_mut(&session) {
+                        let _ = s.queue.push(delivery, max_messages, max_bytes);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Another connected member of the group `delivery` came through.
+    fn other_member(
+        &mut self,
+        session: SessionId,
+        delivery: &Delivery,
+    ) -> Option<(SessionId, Subscription)> {
+        let share = delivery.share.as_deref()?;
+        let topic = TopicName::new(delivery.message.topic.clone().into_bytes()).ok()?;
+        let mut targets = Vec::new();
+        self.index.matches(&topic, &mut targets);
+        targets.into_iter().find_map(|target| match target {
+            Target::Shared {
+                share: name,
+                members,
+            } if name == share => self.pick_member(share, &members, Some(session)),
+            _ => None,
+        })
     }
 }

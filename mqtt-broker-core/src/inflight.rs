@@ -137,6 +137,7 @@ mod tests {
             qos,
             retain: false,
             subscription_ids: Vec::new(),
+            share: None,
         }
     }
 

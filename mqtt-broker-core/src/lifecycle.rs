@@ -97,6 +97,7 @@ impl Broker {
             }
             _ => {}
         }
+        self.redistribute_shared(session, None, now);
         if expiry == 0 {
             self.end_session(session, true, now);
         } else {
@@ -152,6 +153,7 @@ impl Broker {
     /// Discards a session; a pending will is published first when `publish_will`
     /// [MQTT-3.1.2-8].
     pub(crate) fn end_session(&mut self, session: SessionId, publish_will: bool, now: Instant) {
+        self.redistribute_shared(session, None, now);
         let Some(mut s) = self.sessions.remove(&session) else {
             return;
         };

@@ -90,6 +90,9 @@ pub(crate) struct Delivery {
     pub(crate) retain: bool,
     /// Subscription identifiers of the matching subscriptions [MQTT-3.3.4-3].
     pub(crate) subscription_ids: Vec<u32>,
+    /// The ShareName when this copy came through a shared subscription: if the session leaves
+    /// before sending it, another member of the group gets it.
+    pub(crate) share: Option<String>,
 }
 
 impl Delivery {

@@ -14,6 +14,9 @@ use crate::inflight::RecOutcome;
 use crate::message::Message;
 use crate::session::SessionId;
 
+/// Topics the broker publishes its statistics under.
+const SYS_PREFIX: &str = "$SYS/";
+
 impl Broker {
     /// A PUBLISH from a connected client.
     pub(crate) fn handle_publish(
@@ -38,6 +41,13 @@ impl Broker {
         let v5 = c.version.is_v5();
         let topic = match properties.topic_alias.take() {
             Some(alias) if v5 => c.inbound_aliases.resolve(alias, &topic)?,
+            None if v5 && topic.is_empty() => {
+                return Err(ProtocolViolation::new(
+                    "MQTT-3.3.2-1",
+                    "empty topic name without a topic alias",
+                    ReasonCode::ProtocolError,
+                ));
+            }
             _ => topic,
         };
         let name = TopicName::with_limits(topic.clone().into_bytes(), &self.topic_limits).map_err(
@@ -83,9 +93,13 @@ impl Broker {
             username: c.username.as_deref(),
             info: &c.info,
         };
-        let verdict = self
-            .authorizer
-            .authorize_publish(&client, name.as_str(), qos.qos(), retain);
+        let verdict = if name.as_str().starts_with(SYS_PREFIX) {
+            // `$SYS` belongs to the broker: clients may read it, never write it.
+            Authorization::Deny(ReasonCode::NotAuthorized)
+        } else {
+            self.authorizer
+                .authorize_publish(&client, name.as_str(), qos.qos(), retain)
+        };
         let publisher = s.client_id.clone();
         let reason = match verdict {
             Authorization::Allow => ReasonCode::Success,

@@ -60,6 +60,12 @@ impl Queue {
         Some(delivery)
     }
 
+    /// Takes every delivery, oldest first.
+    pub(crate) fn take_all(&mut self) -> Vec<Delivery> {
+        self.bytes = 0;
+        self.items.drain(..).collect()
+    }
+
     /// Deliveries waiting.
     pub(crate) fn len(&self) -> usize {
         self.items.len()
@@ -126,6 +132,7 @@ mod tests {
             qos: QoS::AtLeastOnce,
             retain: false,
             subscription_ids: Vec::new(),
+            share: None,
         }
     }
 

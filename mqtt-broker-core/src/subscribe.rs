@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use mqtt_topic::SubscriptionFilter;
+use mqtt_topic::{SubscriptionFilter, TopicName};
 use mqtt_wire::{
     Packet, Properties, QoS, ReasonCode, RetainHandling, SubAck, Subscribe, SubscriptionOptions,
     UnsubAck, Unsubscribe,
@@ -146,12 +146,17 @@ impl Broker {
             .for_each_retained(filter.filter(), &mut |m| found.push(Arc::clone(m)));
         for message in found {
             if message.lifetime(now) == Lifetime::Expired {
+                // An expired retained message is dropped from the store when met.
+                if let Ok(topic) = TopicName::new(message.topic.clone().into_bytes()) {
+                    self.clear_retained(&topic);
+                }
                 continue;
             }
             let delivery = Delivery {
                 qos: message.qos.min(subscription.options.qos),
                 retain: true,
                 subscription_ids: subscription.identifier.into_iter().collect(),
+                share: None,
                 message,
             };
             self.deliver(session, delivery, now);
@@ -165,6 +170,7 @@ impl Broker {
         conn: ConnectionId,
         session: SessionId,
         unsubscribe: Unsubscribe,
+        now: Instant,
     ) {
         let v5 = self.conns.get(&conn).is_some_and(|c| c.version.is_v5());
         let mut codes = Vec::with_capacity(unsubscribe.filters.len());
@@ -176,6 +182,9 @@ impl Broker {
             let code = match removed {
                 Some((filter, _)) => {
                     self.index.remove(session, &filter);
+                    if let Some(share) = filter.share() {
+                        self.redistribute_shared(session, Some(share.as_str()), now);
+                    }
                     ReasonCode::Success
                 }
                 None => ReasonCode::NoSubscriptionExisted,

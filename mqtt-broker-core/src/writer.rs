@@ -11,11 +11,13 @@ use crate::conn::{ConnectionId, Phase};
 use crate::output::Output;
 
 impl Broker {
-    /// Queues `data` for `conn` and counts it in the outbox.
+    /// Queues `data` for `conn` and counts it in the outbox. Nothing is sent on a connection
+    /// that is closing [MQTT-3.14.4-1].
     pub(crate) fn transmit(&mut self, conn: ConnectionId, data: Vec<Bytes>) {
         let len: usize = data.iter().map(Bytes::len).sum();
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.outbox += len;
+        match self.conns.get_mut(&conn) {
+            Some(c) if !matches!(c.phase, Phase::Closing) => c.outbox += len,
+            _ => return,
         }
         self.stats.bytes_sent += len as u64;
         self.stats.packets_sent += 1;

@@ -479,3 +479,17 @@ fn mqtt5_3_14_disconnect_is_never_answered() {
     assert!(h.is_closed(c));
     h.expect_nothing(c);
 }
+
+#[test]
+fn shutdown_disconnects_everyone_with_0x8b() {
+    let mut h = Harness::new();
+    let v5 = h.connect(V5, "a");
+    let v3 = h.connect(V311, "b");
+    h.broker.shutdown(h.now);
+    h.drain();
+    assert!(
+        matches!(h.expect(v5), Packet::Disconnect(d) if d.reason_code == ReasonCode::ServerShuttingDown)
+    );
+    h.expect_nothing(v3);
+    assert!(h.is_closed(v5) && h.is_closed(v3));
+}

@@ -6,7 +6,9 @@ mod common;
 
 use bytes::Bytes;
 use common::*;
-use mqtt_broker_core::{Authorization, Authorizer, Broker, ClientRef, Config, DropReason, Event};
+use mqtt_broker_core::{
+    Authorization, Authorizer, Broker, ClientRef, Config, DropReason, Event, Message,
+};
 use mqtt_wire::{Ack, Packet, Properties, PublishQos, QoS, ReasonCode, SubscriptionOptions};
 
 #[test]
@@ -46,10 +48,68 @@ fn mqtt_4_7_2_1_wildcard_does_not_match_dollar_topic() {
     h.subscribe(all, "#", QoS::AtMostOnce);
     let sys = h.connect(V311, "sys");
     h.subscribe(sys, "$SYS/#", QoS::AtMostOnce);
-    let p = h.connect(V311, "p");
-    h.publish(p, "$SYS/x", b"1", QoS::AtMostOnce, false);
+    let message = Message::new(
+        s("$SYS/x"),
+        Bytes::from_static(b"1"),
+        QoS::AtMostOnce,
+        false,
+        h.now,
+    );
+    h.broker.publish(message, h.now).unwrap();
+    h.drain();
     assert!(h.publishes(all).is_empty());
     assert_eq!(h.publishes(sys).len(), 1, "$SYS/# matches $SYS/x");
+}
+
+#[test]
+fn clients_cannot_publish_to_sys() {
+    let mut h = Harness::new();
+    let sys = h.connect(V5, "sys");
+    h.subscribe(sys, "$SYS/#", QoS::AtMostOnce);
+    let p = h.connect(V5, "p");
+    h.send(
+        p,
+        Packet::Publish(publish_packet(
+            "$SYS/broker/uptime",
+            b"0",
+            PublishQos::AtLeastOnce(id(1)),
+            false,
+        )),
+    );
+    assert!(matches!(h.expect(p), Packet::PubAck(a) if a.reason_code == ReasonCode::NotAuthorized));
+    assert!(h.publishes(sys).is_empty());
+}
+
+#[test]
+fn mqtt5_3_3_2_1_empty_topic_without_alias_is_a_protocol_error() {
+    let mut h = Harness::new();
+    let p = h.connect(V5, "p");
+    h.send(
+        p,
+        Packet::Publish(publish_packet("", b"x", PublishQos::AtMostOnce, false)),
+    );
+    assert!(
+        matches!(h.expect(p), Packet::Disconnect(d) if d.reason_code == ReasonCode::ProtocolError)
+    );
+    assert!(h.is_closed(p));
+}
+
+#[test]
+fn client_that_never_reads_is_closed_at_twice_the_outbox_bound() {
+    let mut h = Harness::with_config(config(|c| {
+        c.max_packet_size = 1024;
+        c.max_outbox_bytes = 1024;
+    }));
+    let p = h.connect(V311, "p");
+    h.hold_flush(p, true);
+    for _ in 0..2000 {
+        h.send(p, Packet::PingReq);
+        if h.is_closed(p) {
+            break;
+        }
+    }
+    assert!(h.is_closed(p), "PINGRESPs no one reads are bounded");
+    assert_eq!(h.broker.stats().slow_consumers_closed, 1);
 }
 
 #[test]

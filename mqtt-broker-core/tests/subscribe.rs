@@ -3,6 +3,7 @@
 
 mod common;
 
+use bytes::Bytes;
 use common::*;
 use mqtt_broker_core::{Authorization, Authorizer, Broker, ClientRef, Config};
 use mqtt_wire::{Packet, Properties, QoS, ReasonCode, Subscribe, SubscriptionOptions, Unsubscribe};
@@ -285,6 +286,51 @@ fn mqtt5_4_8_2_shared_group_prefers_connected_members() {
         3,
         "the offline member gets nothing while another is online"
     );
+}
+
+#[test]
+fn mqtt5_4_8_2_queued_shared_messages_follow_the_group_when_a_member_leaves() {
+    let mut h = Harness::new();
+    let a = h.open(V5);
+    let mut connect = connect_packet(V5, "a");
+    connect.clean_start = false;
+    connect.properties.session_expiry_interval = Some(600);
+    connect.properties.receive_maximum = Some(1);
+    h.connect_with(a, connect.clone());
+    h.subscribe(a, "$share/g/t", QoS::AtLeastOnce);
+    let b = h.connect(V5, "b");
+    h.subscribe(b, "$share/g/t", QoS::AtLeastOnce);
+    let p = h.connect(V5, "p");
+    for payload in [b"1", b"2", b"3", b"4"] {
+        h.publish(p, "t", payload, QoS::AtLeastOnce, false);
+    }
+    let to_a = h.publishes(a);
+    assert_eq!(to_a.len(), 1, "window of one: the second copy for a waits");
+    assert_eq!(to_a[0].payload.as_ref(), b"1");
+    let to_b: Vec<_> = h
+        .receive_and_ack(b)
+        .into_iter()
+        .map(|p| p.payload)
+        .collect();
+    assert_eq!(to_b, [Bytes::from_static(b"2"), Bytes::from_static(b"4")]);
+    h.drop_connection(a);
+    let moved: Vec<_> = h
+        .receive_and_ack(b)
+        .into_iter()
+        .map(|p| p.payload)
+        .collect();
+    assert_eq!(
+        moved,
+        [Bytes::from_static(b"3")],
+        "queued copy went to the remaining member"
+    );
+    // The copy a had started stays with a [MQTT-4.8.2-4].
+    let a = h.open(V5);
+    h.connect_with(a, connect);
+    let resent = h.publishes(a);
+    assert_eq!(resent.len(), 1);
+    assert!(resent[0].dup);
+    assert_eq!(resent[0].payload.as_ref(), b"1");
 }
 
 #[test]
