@@ -47,6 +47,25 @@
 //! broker.handle_timeout(deadline);
 //! # Ok::<(), mqtt_broker_core::ApiMisuse>(())
 //! ```
+//!
+//! # Policy
+//!
+//! [`Authenticator`], [`Authorizer`], [`EnhancedAuthenticator`] and [`Store`] are boxed trait
+//! objects set with `Broker::with_*`; the defaults let everyone in, allow everything, refuse
+//! enhanced authentication (0x8C) and keep retained messages in memory. A hook never blocks: an
+//! authentication that needs I/O answers [`AuthDecision::Defer`], the broker emits
+//! [`Output::AuthRequest`], and the caller answers later with [`Broker::accept_connect`] or
+//! [`Broker::reject_connect`] (the CONNECT deadline still runs).
+//!
+//! # Errors and limits
+//!
+//! Nothing a peer sends produces an `Err` or a panic: malformed bytes and protocol violations
+//! become a DISCONNECT with the spec's reason code (v5, after CONNACK) and a `Close`, plus an
+//! [`Event::ProtocolError`]. `Err` ([`ApiMisuse`]) is reserved for caller mistakes such as an
+//! unknown connection id. Every [`Config`] limit bounds memory: a per-connection outbox counted by
+//! [`Broker::handle_flushed`] (above it QoS 0 is dropped and QoS 1/2 wait), bounded session queues
+//! (drops counted in [`Stats`] and reported as [`Event::MessageDropped`]), the client's Receive
+//! Maximum as the outbound window, and the broker's advertised limits enforced inbound.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
