@@ -1,0 +1,3 @@
+//! `mqtt-load`: a load generator for MQTT brokers.
+
+fn main() {}
