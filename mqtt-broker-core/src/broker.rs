@@ -167,7 +167,7 @@ impl Broker {
             .insert(conn, Conn::new(info, self.config.max_packet_size, now));
         self.stats.connections_open += 1;
         self.timers
-            .set(TimerKey::Connect(conn), now + self.config.connect_timeout);
+            .set_after(TimerKey::Connect(conn), now, self.config.connect_timeout);
         Ok(())
     }
 
@@ -306,7 +306,7 @@ impl Broker {
         }
         self.started = Some(now);
         if let Some(interval) = self.config.sys_interval {
-            self.timers.set(TimerKey::Sys, now + interval);
+            self.timers.set_after(TimerKey::Sys, now, interval);
         }
         let offline: Vec<SessionId> = self.sessions.keys().copied().collect();
         for session in offline {
@@ -502,6 +502,6 @@ impl Broker {
             );
             self.route(name, message, now);
         }
-        self.timers.set(TimerKey::Sys, now + interval);
+        self.timers.set_after(TimerKey::Sys, now, interval);
     }
 }

@@ -129,7 +129,8 @@ impl Conn {
         if self.keep_alive.is_zero() {
             None
         } else {
-            Some(self.last_packet + self.keep_alive + self.keep_alive / 2)
+            self.last_packet
+                .checked_add(self.keep_alive + self.keep_alive / 2)
         }
     }
 }

@@ -92,8 +92,9 @@ impl Broker {
             Some(0) => self.fire_will(session, now),
             // The will waits for its delay or the end of the session, whichever is first.
             Some(delay) if expiry > 0 && delay < expiry => {
-                let at = now + Duration::from_secs(u64::from(delay));
-                self.timers.set(TimerKey::WillDelay(session), at);
+                let after = Duration::from_secs(u64::from(delay));
+                self.timers
+                    .set_after(TimerKey::WillDelay(session), now, after);
             }
             _ => {}
         }
@@ -146,8 +147,9 @@ impl Broker {
         if s.conn.is_some() || s.expiry_interval == u32::MAX {
             return;
         }
-        let at = now + Duration::from_secs(u64::from(s.expiry_interval));
-        self.timers.set(TimerKey::SessionExpiry(session), at);
+        let after = Duration::from_secs(u64::from(s.expiry_interval));
+        self.timers
+            .set_after(TimerKey::SessionExpiry(session), now, after);
     }
 
     /// Discards a session; a pending will is published first when `publish_will`

@@ -7,7 +7,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::Hash;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Deadlines keyed by `K`; at most one live deadline per key.
 #[derive(Debug)]
@@ -34,6 +34,15 @@ impl<K: Copy + Eq + Hash + Ord> TimerHeap<K> {
         self.live.insert(key, generation);
         self.heap.push(Reverse((at, generation, key)));
         self.prune();
+    }
+
+    /// Arms `key` at `now + after`; a deadline beyond what `Instant` can hold never comes, so
+    /// the key is then disarmed.
+    pub(crate) fn set_after(&mut self, key: K, now: Instant, after: Duration) {
+        match now.checked_add(after) {
+            Some(at) => self.set(key, at),
+            None => self.cancel(key),
+        }
     }
 
     /// Disarms `key`; a no-op if it was not armed.
@@ -80,7 +89,6 @@ impl<K: Copy + Eq + Hash + Ord> TimerHeap<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn pops_in_deadline_order() {
@@ -105,6 +113,14 @@ mod tests {
         assert_eq!(timers.next_deadline(), Some(t0 + Duration::from_secs(3)));
         assert_eq!(timers.pop_expired(t0 + Duration::from_secs(2)), None);
         assert_eq!(timers.pop_expired(t0 + Duration::from_secs(3)), Some(7));
+    }
+
+    #[test]
+    fn unreachable_deadline_is_never_armed() {
+        let t0 = crate::test_epoch();
+        let mut timers = TimerHeap::new();
+        timers.set_after(1u32, t0, Duration::MAX);
+        assert_eq!(timers.next_deadline(), None);
     }
 
     #[test]

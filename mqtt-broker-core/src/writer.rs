@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use mqtt_wire::{Disconnect, Packet, ReasonCode};
+use mqtt_wire::{Disconnect, Packet, PacketType, ReasonCode};
 
 use crate::broker::Broker;
 use crate::conn::{ConnectionId, Phase};
@@ -43,8 +43,13 @@ impl Broker {
             return;
         };
         if c.version.is_v5() && matches!(c.phase, Phase::Connected(_)) {
+            let reason_code = if reason.is_valid_for(PacketType::Disconnect) {
+                reason
+            } else {
+                ReasonCode::UnspecifiedError
+            };
             let packet = Packet::Disconnect(Disconnect {
-                reason_code: reason,
+                reason_code,
                 ..Disconnect::default()
             });
             self.send_packet(conn, &packet);
