@@ -41,6 +41,7 @@ fn mqtt5_3_1_0_2_second_connect_is_a_protocol_error() {
         other => panic!("expected DISCONNECT, got {other:?}"),
     }
     assert!(h.is_closed(c));
+    h.expect_nothing(c); // [MQTT-3.2.0-2] no second CONNACK
 }
 
 #[test]
@@ -459,6 +460,10 @@ fn mqtt5_3_2_2_connack_announces_limits() {
         Some(config.topic_alias_maximum)
     );
     assert_eq!(ack.properties.response_information, None, "[MQTT-3.1.2-28]");
+    assert_eq!(
+        ack.properties.authentication_method, None,
+        "[MQTT-4.12.0-6]"
+    );
 }
 
 #[test]

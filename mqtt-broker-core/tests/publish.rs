@@ -535,3 +535,33 @@ fn in_process_publish_reaches_subscribers() {
     let bad = mqtt_broker_core::Message::new(s("x/#"), Bytes::new(), QoS::AtMostOnce, false, h.now);
     assert!(h.broker.publish(bad, h.now).is_err());
 }
+
+#[test]
+fn mqtt_3_3_1_4_publish_with_both_qos_bits_closes() {
+    for version in [V311, V5] {
+        let mut h = Harness::new();
+        let p = h.connect(version, "p");
+        h.send_raw(p, &[0x36, 0x05, 0x00, 0x01, b't', 0x00, 0x01]);
+        assert!(h.is_closed(p), "{version:?}");
+    }
+}
+
+#[test]
+fn mqtt5_4_8_2_6_error_puback_on_shared_delivery_is_not_redirected() {
+    let mut h = Harness::new();
+    let a = h.connect(V5, "a");
+    let b = h.connect(V5, "b");
+    h.subscribe(a, "$share/g/t", QoS::AtLeastOnce);
+    h.subscribe(b, "$share/g/t", QoS::AtLeastOnce);
+    let p = h.connect(V5, "p");
+    h.publish(p, "t", b"x", QoS::AtLeastOnce, false);
+    let got = h.publishes(a);
+    assert_eq!(got.len(), 1);
+    let ack = Ack {
+        reason_code: ReasonCode::UnspecifiedError,
+        ..Ack::new(got[0].qos.packet_id().unwrap())
+    };
+    h.send(a, Packet::PubAck(ack));
+    assert!(h.publishes(b).is_empty());
+    assert!(h.publishes(a).is_empty());
+}

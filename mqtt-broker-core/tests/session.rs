@@ -251,3 +251,45 @@ fn store_records_persistent_sessions_and_restores_them() {
     assert!(present, "restored session");
     assert_eq!(h.receive_and_ack(sub).len(), 1);
 }
+
+#[test]
+fn mqtt5_4_4_0_2_error_pubrec_is_never_retransmitted() {
+    let mut h = Harness::new();
+    let (sub, _) = persistent(&mut h, V5, "s");
+    h.subscribe(sub, "t", QoS::ExactlyOnce);
+    let p = h.connect(V5, "p");
+    h.publish(p, "t", b"x", QoS::ExactlyOnce, false);
+    let pid = h.publishes(sub)[0].qos.packet_id().unwrap();
+    let rec = Ack {
+        reason_code: ReasonCode::UnspecifiedError,
+        ..Ack::new(pid)
+    };
+    h.send(sub, Packet::PubRec(rec));
+    h.expect_nothing(sub); // no PUBREL after an error PUBREC
+    h.drop_connection(sub);
+    let (sub, present) = persistent(&mut h, V5, "s");
+    assert!(present);
+    h.expect_nothing(sub);
+}
+
+#[test]
+fn mqtt_3_1_2_10_will_is_removed_once_published() {
+    let mut h = Harness::new();
+    let watcher = h.connect(V311, "w");
+    h.subscribe(watcher, "will", QoS::AtMostOnce);
+    let c = h.open(V311);
+    let mut connect = connect_packet(V311, "c");
+    connect.clean_start = false;
+    connect.will = Some(will("will", b"x", QoS::AtMostOnce, false));
+    h.connect_with(c, connect.clone());
+    h.drop_connection(c);
+    assert_eq!(h.publishes(watcher).len(), 1);
+    connect.will = None;
+    let c = h.open(V311);
+    assert!(h.connect_with(c, connect).session_present);
+    h.drop_connection(c);
+    assert!(
+        h.publishes(watcher).is_empty(),
+        "the old will is not stored with the session any more"
+    );
+}
