@@ -16,7 +16,9 @@ fn connect_bytes(version: ProtocolVersion) -> Vec<u8> {
     connect.keep_alive = 5;
     connect.will = Some(will("w", b"x", mqtt_wire::QoS::AtLeastOnce, true));
     let mut buf = BytesMut::new();
-    connect_pkt(connect).encode(version, &mut buf).unwrap();
+    connect_pkt(connect)
+        .encode(version, &mut buf)
+        .expect("CONNECT encodes");
     buf.to_vec()
 }
 
