@@ -1,5 +1,5 @@
 //! v5 topic aliases of one connection, in both directions. Aliases never outlive their network
-//! connection [MQTT-3.3.2-7].
+//! connection [MQTT5-3.3.2-7].
 
 use std::collections::HashMap;
 
@@ -31,7 +31,7 @@ impl InboundAliases {
         topic: &MqttStr,
     ) -> Result<MqttStr, ProtocolViolation> {
         if alias == 0 || alias > self.maximum {
-            // [MQTT-3.3.2-12]: only 1..=maximum is accepted.
+            // [MQTT5-3.3.2-12]: only 1..=maximum is accepted.
             return Err(ProtocolViolation::new(
                 "MQTT-3.3.2-12",
                 "topic alias out of range",
@@ -75,7 +75,7 @@ pub(crate) enum OutboundTopic {
 
 impl OutboundAliases {
     /// Uses at most `maximum` aliases (the client's Topic Alias Maximum; 0 = none
-    /// [MQTT-3.1.2-27]).
+    /// [MQTT5-3.1.2-27]).
     pub(crate) fn new(maximum: u16) -> Self {
         OutboundAliases {
             maximum,
@@ -83,7 +83,7 @@ impl OutboundAliases {
         }
     }
 
-    /// How to send `topic` [MQTT-3.1.2-26] [MQTT-3.3.2-8]; a `Bind` takes effect with
+    /// How to send `topic` [MQTT5-3.1.2-26] [MQTT5-3.3.2-8]; a `Bind` takes effect with
     /// [`OutboundAliases::bind`], once the packet is really sent.
     pub(crate) fn name(&self, topic: &MqttStr) -> OutboundTopic {
         if let Some(alias) = self.aliases.get(topic) {
@@ -116,7 +116,7 @@ mod tests {
     }
 
     #[test]
-    fn mqtt_3_3_2_12_inbound_alias_outside_range_is_invalid() {
+    fn mqtt5_3_3_2_12_inbound_alias_outside_range_is_invalid() {
         let mut aliases = InboundAliases::new(2);
         let topic = MqttStr::from_static("a");
         for alias in [0, 3] {
@@ -128,7 +128,7 @@ mod tests {
     }
 
     #[test]
-    fn mqtt_3_1_2_26_outbound_aliases_stay_within_maximum() {
+    fn mqtt5_3_1_2_26_outbound_aliases_stay_within_maximum() {
         let mut aliases = OutboundAliases::new(1);
         let a = MqttStr::from_static("a");
         let b = MqttStr::from_static("b");

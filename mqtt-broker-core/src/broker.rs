@@ -184,7 +184,7 @@ impl Broker {
             .get_mut(&conn)
             .ok_or(ApiMisuse::UnknownConnection(conn.0))?;
         if matches!(c.phase, Phase::Closing) {
-            return Ok(()); // [MQTT-3.1.4-6]: ignore whatever follows a refusal or a close
+            return Ok(()); // [MQTT5-3.1.4-6] [MQTT311-3.1.4-5]: ignore whatever follows a refusal or a close
         }
         self.stats.bytes_received += data.len() as u64;
         c.read_buf.extend_from_slice(data);
@@ -459,7 +459,7 @@ impl Broker {
     }
 
     /// A well-formed but illegal packet: DISCONNECT with its reason (v5), then close
-    /// [MQTT-4.13.1-1].
+    /// [MQTT5-4.13.1-1] [MQTT311-4.8.0-1].
     pub(crate) fn protocol_error(
         &mut self,
         conn: ConnectionId,

@@ -56,7 +56,7 @@ pub(crate) enum Phase {
     Authenticating(Box<Connect>),
     /// CONNACK sent; attached to this session.
     Connected(SessionId),
-    /// Refused or disconnecting: input is ignored [MQTT-3.1.4-6], only a close follows.
+    /// Refused or disconnecting: input is ignored [MQTT5-3.1.4-6] [MQTT311-3.1.4-5], only a close follows.
     Closing,
 }
 
@@ -84,7 +84,7 @@ pub(crate) struct Conn {
     /// User name given at CONNECT (for authorization hooks).
     pub(crate) username: Option<String>,
     /// Whether the client allows reason strings and user properties on most packets
-    /// [MQTT-3.1.2-29].
+    /// [MQTT5-3.1.2-29].
     pub(crate) problem_information: bool,
     /// Enhanced authentication method in use (v5).
     pub(crate) auth_method: Option<MqttStr>,
@@ -123,8 +123,8 @@ impl Conn {
         }
     }
 
-    /// When keep alive runs out: 1.5 times the interval after the last packet [MQTT-3.1.2-22]
-    /// [MQTT-3.1.2-24].
+    /// When keep alive runs out: 1.5 times the interval after the last packet [MQTT5-3.1.2-22]
+    /// [MQTT311-3.1.2-24].
     pub(crate) fn keep_alive_deadline(&self) -> Option<Instant> {
         if self.keep_alive.is_zero() {
             None

@@ -45,7 +45,7 @@ impl Broker {
             connect.properties.authentication_method.clone(),
         ) {
             if !self.enhanced_auth.supports(&method) {
-                self.refuse(conn, ReasonCode::BadAuthenticationMethod, now); // [MQTT-4.12.0-1]
+                self.refuse(conn, ReasonCode::BadAuthenticationMethod, now); // [MQTT5-4.12.0-1]
                 return;
             }
             let step = self.enhanced_auth.start(
@@ -95,13 +95,13 @@ impl Broker {
         let empty_allowed = self.config.allow_empty_client_id
             && match connect.protocol {
                 ProtocolVersion::V3_1 => false,
-                ProtocolVersion::V3_1_1 => connect.clean_start, // [MQTT-3.1.3-8] (3.1.1)
+                ProtocolVersion::V3_1_1 => connect.clean_start, // [MQTT311-3.1.3-8]
                 ProtocolVersion::V5 => true,
             };
         let too_long = id_len > self.config.max_client_id_len
             || (connect.protocol == ProtocolVersion::V3_1 && id_len > V3_1_MAX_CLIENT_ID);
         if (id_len == 0 && !empty_allowed) || too_long {
-            return Err(ReasonCode::ClientIdentifierNotValid); // [MQTT-3.1.3-9] / [MQTT5-3.1.3-8]
+            return Err(ReasonCode::ClientIdentifierNotValid); // [MQTT311-3.1.3-9] [MQTT5-3.1.3-8]
         }
         if let Some(will) = &connect.will {
             if TopicName::with_limits(will.topic.clone().into_bytes(), &self.topic_limits).is_err()
@@ -109,7 +109,7 @@ impl Broker {
                 return Err(ReasonCode::TopicNameInvalid);
             }
             if will.retain && !self.config.retain_available {
-                return Err(ReasonCode::RetainNotSupported); // [MQTT-3.2.2-13]
+                return Err(ReasonCode::RetainNotSupported); // [MQTT5-3.2.2-13]
             }
         }
         Ok(())
@@ -162,13 +162,13 @@ impl Broker {
             return;
         };
         let Some(method) = c.auth_method.clone() else {
-            self.refuse(conn, ReasonCode::ProtocolError, now); // [MQTT-4.12.0-7]
+            self.refuse(conn, ReasonCode::ProtocolError, now); // [MQTT5-4.12.0-7]
             return;
         };
         if auth.reason_code != ReasonCode::ContinueAuthentication
             || auth.properties.authentication_method.as_ref() != Some(&method)
         {
-            self.refuse(conn, ReasonCode::ProtocolError, now); // [MQTT-4.12.0-3] [MQTT-4.12.0-5]
+            self.refuse(conn, ReasonCode::ProtocolError, now); // [MQTT5-4.12.0-3] [MQTT5-4.12.0-5]
             return;
         }
         let Phase::Authenticating(connect) =
@@ -193,11 +193,11 @@ impl Broker {
     ) {
         match step {
             AuthStep::Success(data) => self.complete_connect(conn, *connect, data, now),
-            AuthStep::Fail(reason) => self.refuse(conn, reason, now), // [MQTT-4.12.0-4]
+            AuthStep::Fail(reason) => self.refuse(conn, reason, now), // [MQTT5-4.12.0-4]
             AuthStep::Continue(data) => {
                 let method = self.conns.get(&conn).and_then(|c| c.auth_method.clone());
                 let auth = Auth {
-                    reason_code: ReasonCode::ContinueAuthentication, // [MQTT-4.12.0-2]
+                    reason_code: ReasonCode::ContinueAuthentication, // [MQTT5-4.12.0-2]
                     properties: Properties {
                         authentication_method: method,
                         authentication_data: Some(data),
@@ -212,7 +212,7 @@ impl Broker {
         }
     }
 
-    /// An AUTH after CONNACK: v5 re-authentication [MQTT-4.12.1-1].
+    /// An AUTH after CONNACK: v5 re-authentication [MQTT5-4.12.1-1].
     pub(crate) fn handle_reauth(
         &mut self,
         conn: ConnectionId,
@@ -250,7 +250,7 @@ impl Broker {
             AuthStep::Success(data) => (ReasonCode::Success, data),
             AuthStep::Continue(data) => (ReasonCode::ContinueAuthentication, Some(data)),
             AuthStep::Fail(reason) => {
-                self.disconnect(conn, reason, now); // [MQTT-4.12.1-2]
+                self.disconnect(conn, reason, now); // [MQTT5-4.12.1-2]
                 return Ok(());
             }
         };
@@ -266,8 +266,8 @@ impl Broker {
         Ok(())
     }
 
-    /// Refuses a CONNECT: CONNACK with `reason` (session present 0 [MQTT-3.2.2-6]) then close
-    /// [MQTT-3.2.2-7] [MQTT-3.1.4-2].
+    /// Refuses a CONNECT: CONNACK with `reason` (session present 0 [MQTT5-3.2.2-6] [MQTT311-3.2.2-4]) then close
+    /// [MQTT5-3.2.2-7] [MQTT311-3.2.2-5].
     pub(crate) fn refuse(&mut self, conn: ConnectionId, reason: ReasonCode, now: Instant) {
         let reason = if reason.is_error() && reason.is_valid_for(PacketType::ConnAck) {
             reason
@@ -325,7 +325,7 @@ impl Broker {
             .and_then(|s| s.conn)
             && old != conn
         {
-            self.take_over(old, now); // [MQTT-3.1.4-2] [MQTT-3.1.4-3]
+            self.take_over(old, now); // [MQTT311-3.1.4-2] [MQTT5-3.1.4-3]
         }
         let requested_expiry = if v5 {
             connect.properties.session_expiry_interval.unwrap_or(0)
@@ -336,9 +336,9 @@ impl Broker {
         };
         let expiry = requested_expiry.min(self.config.max_session_expiry_interval);
         let (session, session_present) = match existing {
-            Some(session) if !connect.clean_start => (session, true), // [MQTT-3.1.2-5]
+            Some(session) if !connect.clean_start => (session, true), // [MQTT5-3.1.2-5] [MQTT311-3.1.2-4]
             Some(old) => {
-                self.end_session(old, false, now); // [MQTT-3.1.2-4] [MQTT-3.1.2-6]
+                self.end_session(old, false, now); // [MQTT5-3.1.2-4] [MQTT311-3.1.2-6]
                 (self.create_session(&client_id, version), false)
             }
             None => (self.create_session(&client_id, version), false),
@@ -347,12 +347,12 @@ impl Broker {
             self.stats.clients_disconnected = self.stats.clients_disconnected.saturating_sub(1);
         }
         self.timers.cancel(TimerKey::SessionExpiry(session));
-        self.timers.cancel(TimerKey::WillDelay(session)); // [MQTT-3.1.3-9]
+        self.timers.cancel(TimerKey::WillDelay(session)); // [MQTT5-3.1.3-9]
         if let Some(s) = self.sessions.get_mut(&session) {
             s.conn = Some(conn);
             s.version = version;
             s.expiry_interval = expiry;
-            s.will = connect.will.as_ref().map(Will::from_connect); // [MQTT-3.1.2-7]
+            s.will = connect.will.as_ref().map(Will::from_connect); // [MQTT5-3.1.2-7]
         }
         let keep_alive = self.negotiated_keep_alive(connect.keep_alive);
         let config = &self.config;
@@ -377,7 +377,7 @@ impl Broker {
                 (config.topic_alias_maximum > 0).then_some(config.topic_alias_maximum);
             properties.retain_available = (!config.retain_available).then_some(0);
             if assigned {
-                // [MQTT-3.1.3-7] [MQTT-3.2.2-16]
+                // [MQTT5-3.1.3-7] [MQTT5-3.2.2-16]
                 properties.assigned_client_identifier = MqttStr::try_from(client_id.clone()).ok();
             }
             if expiry != requested_expiry {
@@ -387,7 +387,7 @@ impl Broker {
                 properties.server_keep_alive = Some(keep_alive);
             }
             if c.auth_method.is_some() {
-                properties.authentication_method = c.auth_method.clone(); // [MQTT-4.12.0-5]
+                properties.authentication_method = c.auth_method.clone(); // [MQTT5-4.12.0-5]
                 properties.authentication_data = auth_data;
             }
         } else {
@@ -399,7 +399,7 @@ impl Broker {
             self.timers.set(TimerKey::KeepAlive(conn), deadline);
         }
         let connack = ConnAck {
-            session_present, // [MQTT-3.2.2-2] [MQTT-3.2.2-3]
+            session_present, // [MQTT5-3.2.2-2] [MQTT5-3.2.2-3] [MQTT311-3.2.2-1..3]
             reason_code: ReasonCode::Success,
             properties,
         };

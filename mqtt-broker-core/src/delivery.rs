@@ -20,9 +20,9 @@ use crate::session::SessionId;
 pub(crate) enum SendOutcome {
     /// Transmitted.
     Sent,
-    /// Over the client's Maximum Packet Size: dropped as if delivered [MQTT-3.1.2-25].
+    /// Over the client's Maximum Packet Size: dropped as if delivered [MQTT5-3.1.2-25].
     TooLarge,
-    /// Message expiry elapsed [MQTT-3.3.2-5].
+    /// Message expiry elapsed [MQTT5-3.3.2-5].
     Expired,
     /// The connection is gone.
     NoConnection,
@@ -55,7 +55,7 @@ impl Broker {
     }
 
     /// Delivers to one session. QoS 0 goes out now or is dropped (full outbox, or offline);
-    /// QoS 1/2 goes through the bounded session queue [MQTT-3.1.2-5].
+    /// QoS 1/2 goes through the bounded session queue [MQTT311-3.1.2-5].
     pub(crate) fn deliver(&mut self, session: SessionId, delivery: Delivery, now: Instant) {
         if delivery.qos == QoS::AtMostOnce {
             let Some(conn) = self.online_conn(session) else {
@@ -86,7 +86,7 @@ impl Broker {
         self.pump(session, now);
     }
 
-    /// Sends queued QoS 1/2 deliveries while the window [MQTT-3.3.4-9] and the outbox allow.
+    /// Sends queued QoS 1/2 deliveries while the window [MQTT5-3.3.4-9] and the outbox allow.
     pub(crate) fn pump(&mut self, session: SessionId, now: Instant) {
         while let Some(conn) = self.online_conn(session) {
             if !self.outbox_open(conn) {
@@ -100,7 +100,7 @@ impl Broker {
                 return;
             };
             if s.inflight.len() >= window {
-                return; // [MQTT-4.9.0-2]
+                return; // [MQTT5-4.9.0-2]
             }
             let Some(id) = s.inflight.next_id() else {
                 return;
@@ -154,7 +154,7 @@ impl Broker {
         let remaining = match message.lifetime(now) {
             Lifetime::Unlimited => None,
             Lifetime::Remaining(secs) => Some(secs),
-            // A QoS 2 message already sent is never expired [MQTT-4.3.3-7].
+            // A QoS 2 message already sent is never expired [MQTT5-4.3.3-7].
             Lifetime::Expired if dup => Some(1),
             Lifetime::Expired => return SendOutcome::Expired,
         };
@@ -165,7 +165,7 @@ impl Broker {
         let v5 = c.version.is_v5();
         let (topic, properties, naming) = if v5 {
             let mut properties = message.properties.clone();
-            properties.message_expiry_interval = remaining; // [MQTT-3.3.2-6]
+            properties.message_expiry_interval = remaining; // [MQTT5-3.3.2-6]
             properties
                 .subscription_identifiers
                 .clone_from(&delivery.subscription_ids);
@@ -202,7 +202,7 @@ impl Broker {
             return SendOutcome::TooLarge;
         }
         if header.len() + publish.payload.len() > c.max_packet_size as usize {
-            return SendOutcome::TooLarge; // [MQTT-3.1.2-24]
+            return SendOutcome::TooLarge; // [MQTT5-3.1.2-24]
         }
         if let OutboundTopic::Bind(alias) = naming {
             c.outbound_aliases.bind(message.topic.clone(), alias);

@@ -1,8 +1,8 @@
 //! Routing one message: update the retained store, find matching subscriptions, pick one member
 //! per shared group (round-robin, online members first), and shape a [`Delivery`] per session.
 //!
-//! 3.1/3.1.1 sessions get one copy at the highest matching QoS [MQTT-3.3.5-1]; v5 sessions get one
-//! copy per matching subscription, each with its own identifier [MQTT-3.3.4-5]. The payload is
+//! 3.1/3.1.1 sessions get one copy at the highest matching QoS [MQTT311-3.3.5-1]; v5 sessions get one
+//! copy per matching subscription, each with its own identifier [MQTT5-3.3.4-5]. The payload is
 //! shared by every copy. Queued copies of a shared subscription follow the group when their
 //! session leaves it.
 
@@ -44,10 +44,10 @@ impl Broker {
             };
             let options = subscription.options;
             if options.no_local && message.publisher.as_deref() == Some(s.client_id.as_str()) {
-                continue; // [MQTT-3.8.3-3]
+                continue; // [MQTT5-3.8.3-3]
             }
-            let qos = message.qos.min(options.qos); // [MQTT-3.8.4-8]
-            // [MQTT-3.3.1-12] [MQTT-3.3.1-13]; 3.1.1 always clears it [MQTT-3.3.1-9].
+            let qos = message.qos.min(options.qos); // [MQTT5-3.8.4-8] [MQTT311-3.8.4-6]
+            // [MQTT5-3.3.1-12] [MQTT5-3.3.1-13]; 3.1.1 always clears it [MQTT311-3.3.1-9].
             let retain = options.retain_as_published && message.retain;
             if s.version.is_v5() || share.is_some() {
                 deliveries.push((
@@ -89,7 +89,7 @@ impl Broker {
             return;
         }
         if message.payload.is_empty() {
-            // [MQTT-3.3.1-6] [MQTT-3.3.1-7]: clears, and is not stored itself.
+            // [MQTT5-3.3.1-6] [MQTT5-3.3.1-7] [MQTT311-3.3.1-10] [MQTT311-3.3.1-11]: clears, and is not stored itself.
             self.clear_retained(topic);
         } else {
             self.store.set_retained(topic.clone(), Arc::clone(message)); // [MQTT-3.3.1-5]

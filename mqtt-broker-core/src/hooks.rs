@@ -81,7 +81,7 @@ pub enum Authorization {
 /// Decides, per topic, whether a client may publish or subscribe.
 pub trait Authorizer: Send {
     /// May `client` publish to `topic`? A refusal acknowledges the PUBLISH with PUBACK/PUBREC
-    /// carrying the reason (v5) or silently drops it (3.1.1) [MQTT-3.3.5-2].
+    /// carrying the reason (v5) or silently drops it (3.1.1) [MQTT311-3.3.5-2].
     fn authorize_publish(
         &mut self,
         client: &ClientRef<'_>,
@@ -129,7 +129,7 @@ pub trait EnhancedAuthenticator: Send {
 }
 
 /// Supports no authentication method: any CONNECT carrying one is refused with 0x8C
-/// [MQTT-4.12.0-1].
+/// [MQTT5-4.12.0-1].
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NoEnhancedAuth;
 

@@ -1,7 +1,7 @@
 //! Outbound QoS 1/2 messages sent to a client and not yet acknowledged, in send order, with the
 //! packet identifiers they use.
 //!
-//! The window is bounded by the client's Receive Maximum [MQTT-3.3.4-9]; the entries are kept in
+//! The window is bounded by the client's Receive Maximum [MQTT5-3.3.4-9]; the entries are kept in
 //! the order they were first sent so a resumed session resends them in that order [MQTT-4.6.0-1].
 
 use std::collections::VecDeque;
@@ -15,7 +15,7 @@ use crate::message::Delivery;
 pub(crate) enum Outbound {
     /// PUBLISH sent; waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
     Published(Delivery),
-    /// PUBREL sent; waiting for PUBCOMP [MQTT-4.3.3-5].
+    /// PUBREL sent; waiting for PUBCOMP [MQTT5-4.3.3-5].
     Released,
 }
 
@@ -77,7 +77,7 @@ impl Inflight {
         }
     }
 
-    /// A PUBREC arrived. `failed` (reason 0x80 or above) ends the exchange [MQTT-4.4.0-2].
+    /// A PUBREC arrived. `failed` (reason 0x80 or above) ends the exchange [MQTT5-4.4.0-2].
     pub(crate) fn pubrec(&mut self, id: PacketId, failed: bool) -> RecOutcome {
         let Some(index) = self.position(id) else {
             return RecOutcome::Unknown;
@@ -167,7 +167,7 @@ mod tests {
     }
 
     #[test]
-    fn mqtt_4_4_0_2_error_pubrec_ends_the_exchange() {
+    fn mqtt5_4_4_0_2_error_pubrec_ends_the_exchange() {
         let mut inflight = Inflight::default();
         let id = inflight.next_id().unwrap();
         inflight.push(id, delivery(QoS::ExactlyOnce));

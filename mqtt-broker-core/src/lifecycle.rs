@@ -59,7 +59,7 @@ impl Broker {
         }
     }
 
-    /// The session loses its connection: will, then expiry [MQTT-3.1.2-23] [MQTT-4.1.0-2].
+    /// The session loses its connection: will, then expiry [MQTT5-3.1.2-23] [MQTT5-4.1.0-2].
     fn detach_session(
         &mut self,
         conn: ConnectionId,
@@ -108,7 +108,7 @@ impl Broker {
     }
 
     /// Takeover: the old connection leaves its session to the new one. A will without delay
-    /// fires; a delayed will is cancelled by the new connection [MQTT-3.1.3-9].
+    /// fires; a delayed will is cancelled by the new connection [MQTT5-3.1.3-9].
     pub(crate) fn detach_for_takeover(&mut self, conn: ConnectionId, now: Instant) {
         self.timers.cancel(TimerKey::KeepAlive(conn));
         let Some(c) = self.conns.get_mut(&conn) else {
@@ -215,7 +215,7 @@ impl Broker {
         }
     }
 
-    /// Closes a connection silent for 1.5x its keep alive [MQTT-3.1.2-22], with DISCONNECT 0x8D
+    /// Closes a connection silent for 1.5x its keep alive [MQTT5-3.1.2-22] [MQTT311-3.1.2-24], with DISCONNECT 0x8D
     /// for v5; the will is published.
     pub(crate) fn keep_alive_check(&mut self, conn: ConnectionId, now: Instant) {
         let Some(deadline) = self.conns.get(&conn).and_then(|c| c.keep_alive_deadline()) else {

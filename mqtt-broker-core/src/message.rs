@@ -3,7 +3,7 @@
 //!
 //! A message keeps the properties that are forwarded unchanged to subscribers (payload format,
 //! content type, response topic, correlation data, user properties in order) and the time it
-//! entered the broker, from which the remaining message expiry is computed [MQTT-3.3.2-6].
+//! entered the broker, from which the remaining message expiry is computed [MQTT5-3.3.2-6].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,7 +39,7 @@ pub(crate) enum Lifetime {
     Unlimited,
     /// This many whole seconds remain (at least 1).
     Remaining(u32),
-    /// Expired: must not be delivered [MQTT-3.3.2-5].
+    /// Expired: must not be delivered [MQTT5-3.3.2-5].
     Expired,
 }
 
@@ -84,11 +84,11 @@ impl Message {
 pub(crate) struct Delivery {
     /// The shared message.
     pub(crate) message: Arc<Message>,
-    /// QoS granted for this copy (the lower of published and subscribed) [MQTT-3.8.4-8].
+    /// QoS granted for this copy (the lower of published and subscribed) [MQTT5-3.8.4-8].
     pub(crate) qos: QoS,
     /// RETAIN flag of this copy.
     pub(crate) retain: bool,
-    /// Subscription identifiers of the matching subscriptions [MQTT-3.3.4-3].
+    /// Subscription identifiers of the matching subscriptions [MQTT5-3.3.4-3].
     pub(crate) subscription_ids: Vec<u32>,
     /// The ShareName when this copy came through a shared subscription: if the session leaves
     /// before sending it, another member of the group gets it.

@@ -64,7 +64,7 @@ pub enum DropReason {
     OutboxFull,
     /// The message expiry interval elapsed before delivery.
     Expired,
-    /// The packet would exceed the client's maximum packet size [MQTT-3.1.2-25].
+    /// The packet would exceed the client's maximum packet size [MQTT5-3.1.2-25].
     TooLarge,
     /// QoS 0 message for an offline session.
     Offline,

@@ -75,7 +75,7 @@ impl Broker {
         }
         if let PublishQos::ExactlyOnce(id) = qos {
             if s.incoming_qos2.contains(&id) {
-                // A duplicate before PUBREL: acknowledge again, deliver nothing [MQTT-4.3.3-10].
+                // A duplicate before PUBREL: acknowledge again, deliver nothing [MQTT5-4.3.3-10].
                 self.send_packet(conn, &Packet::PubRec(Ack::new(id)));
                 return Ok(());
             }
@@ -103,7 +103,7 @@ impl Broker {
         let publisher = s.client_id.clone();
         let reason = match verdict {
             Authorization::Allow => ReasonCode::Success,
-            // 3.1.1 has no way to say no: acknowledge and drop [MQTT-3.3.5-2].
+            // 3.1.1 has no way to say no: acknowledge and drop [MQTT311-3.3.5-2].
             Authorization::Deny(_) if !v5 => ReasonCode::Success,
             Authorization::Deny(code) if code.is_valid_for(PacketType::PubAck) => code,
             Authorization::Deny(_) => ReasonCode::NotAuthorized,
@@ -118,7 +118,7 @@ impl Broker {
         match qos {
             PublishQos::AtMostOnce => {}
             PublishQos::AtLeastOnce(id) => {
-                // [MQTT-4.3.2-4]
+                // [MQTT5-4.3.2-4]
                 let ack = Ack {
                     reason_code: reason,
                     ..Ack::new(id)
@@ -129,7 +129,7 @@ impl Broker {
                 if !reason.is_error()
                     && let Some(s) = self.sessions.get_mut(&session)
                 {
-                    s.incoming_qos2.insert(id); // [MQTT-4.3.3-8]
+                    s.incoming_qos2.insert(id); // [MQTT5-4.3.3-8]
                 }
                 let ack = Ack {
                     reason_code: reason,
@@ -141,7 +141,7 @@ impl Broker {
         Ok(())
     }
 
-    /// PUBREL: the exactly-once exchange ends; PUBCOMP with the same id [MQTT-4.3.3-11].
+    /// PUBREL: the exactly-once exchange ends; PUBCOMP with the same id [MQTT5-4.3.3-11].
     pub(crate) fn handle_pubrel(&mut self, conn: ConnectionId, session: SessionId, ack: Ack) {
         let known = self
             .sessions
@@ -171,8 +171,8 @@ impl Broker {
         }
     }
 
-    /// PUBREC of an outbound QoS 2 message: release it [MQTT-4.3.3-4], or end it on an error
-    /// code [MQTT-4.4.0-2].
+    /// PUBREC of an outbound QoS 2 message: release it [MQTT5-4.3.3-4], or end it on an error
+    /// code [MQTT5-4.4.0-2].
     pub(crate) fn handle_pubrec(
         &mut self,
         conn: ConnectionId,

@@ -91,7 +91,7 @@ pub(crate) struct Session {
     pub(crate) incoming_qos2: HashSet<PacketId>,
     /// Session Expiry Interval in seconds, once disconnected (`u32::MAX` = never).
     pub(crate) expiry_interval: u32,
-    /// The will stored with the session [MQTT-3.1.2-7].
+    /// The will stored with the session [MQTT5-3.1.2-7].
     pub(crate) will: Option<Will>,
 }
 

@@ -41,7 +41,7 @@ impl SessionRecord {
 pub trait Store: Send {
     /// Sets the retained message of `topic`, replacing any [MQTT-3.3.1-5].
     fn set_retained(&mut self, topic: TopicName, message: Arc<Message>);
-    /// Clears the retained message of `topic`; returns whether there was one [MQTT-3.3.1-6].
+    /// Clears the retained message of `topic`; returns whether there was one [MQTT5-3.3.1-6].
     fn remove_retained(&mut self, topic: &TopicName) -> bool;
     /// Calls `visit` with every retained message whose topic matches `filter`.
     fn for_each_retained(&self, filter: &TopicFilter, visit: &mut dyn FnMut(&Arc<Message>));

@@ -60,9 +60,9 @@ impl Broker {
             if let Some(is_new) = new {
                 let send = match options.retain_handling {
                     _ if filter.share().is_some() => false,
-                    RetainHandling::SendAtSubscribe => true, // [MQTT-3.3.1-9]
-                    RetainHandling::SendIfNew => is_new,     // [MQTT-3.3.1-10]
-                    RetainHandling::DoNotSend => false,      // [MQTT-3.3.1-11]
+                    RetainHandling::SendAtSubscribe => true, // [MQTT5-3.3.1-9]
+                    RetainHandling::SendIfNew => is_new,     // [MQTT5-3.3.1-10]
+                    RetainHandling::DoNotSend => false,      // [MQTT5-3.3.1-11]
                 };
                 if send {
                     let granted = Subscription {
@@ -133,7 +133,8 @@ impl Broker {
         (granted(options.qos), Some(!exists))
     }
 
-    /// Sends the retained messages matching a new subscription, RETAIN=1 [MQTT-3.3.1-6].
+    /// Sends the retained messages matching a new subscription, RETAIN=1 [MQTT311-3.3.1-6]
+    /// [MQTT311-3.3.1-8].
     fn send_retained(
         &mut self,
         session: SessionId,
@@ -244,7 +245,7 @@ impl Broker {
     }
 }
 
-/// The granted-QoS code [MQTT-3.8.4-7].
+/// The granted-QoS code [MQTT5-3.8.4-7].
 fn granted(qos: QoS) -> ReasonCode {
     match qos {
         QoS::AtMostOnce => ReasonCode::GRANTED_QOS0,

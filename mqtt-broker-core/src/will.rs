@@ -2,7 +2,7 @@
 //!
 //! A will is published when the network connection closes without a DISCONNECT 0x00
 //! [MQTT-3.1.2-8] [MQTT-3.14.4-3]: at once, or (v5) after the Will Delay Interval unless the client
-//! reconnects first [MQTT-3.1.3-9]; the delay never outlasts the session [MQTT-3.1.2-8].
+//! reconnects first [MQTT5-3.1.3-9]; the delay never outlasts the session [MQTT-3.1.2-8].
 
 use std::time::Instant;
 
@@ -38,7 +38,8 @@ impl Will {
         }
     }
 
-    /// The message to publish now [MQTT-3.1.2-14] [MQTT-3.1.2-15] [MQTT-3.1.3-10].
+    /// The message to publish now [MQTT5-3.1.2-14] [MQTT5-3.1.2-15]
+    /// [MQTT311-3.1.2-16] [MQTT311-3.1.2-17] [MQTT5-3.1.3-10].
     pub(crate) fn into_message(self, publisher: String, now: Instant) -> Message {
         let mut message = Message::new(self.topic, self.payload, self.qos, self.retain, now);
         message.properties = self.properties;

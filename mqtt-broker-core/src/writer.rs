@@ -12,7 +12,7 @@ use crate::output::Output;
 
 impl Broker {
     /// Queues `data` for `conn` and counts it in the outbox. Nothing is sent on a connection
-    /// that is closing [MQTT-3.14.4-1].
+    /// that is closing [MQTT5-3.14.4-1].
     pub(crate) fn transmit(&mut self, conn: ConnectionId, data: Vec<Bytes>) {
         let len: usize = data.iter().map(Bytes::len).sum();
         match self.conns.get_mut(&conn) {
@@ -37,7 +37,7 @@ impl Broker {
     }
 
     /// Ends `conn` from the broker's side: a DISCONNECT carrying `reason` for a v5 client whose
-    /// CONNECT was accepted [MQTT-3.14.0-1], then a close [MQTT-4.13.1-1].
+    /// CONNECT was accepted [MQTT5-3.14.0-1], then a close [MQTT5-4.13.1-1].
     pub(crate) fn disconnect(&mut self, conn: ConnectionId, reason: ReasonCode, now: Instant) {
         let Some(c) = self.conns.get(&conn) else {
             return;

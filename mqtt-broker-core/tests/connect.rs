@@ -18,7 +18,7 @@ fn mqtt_3_1_0_1_first_packet_must_be_connect() {
         let c = h.open(version);
         h.send(c, Packet::PingReq);
         assert!(h.is_closed(c));
-        h.expect_nothing(c); // no CONNACK, no DISCONNECT before CONNACK [MQTT-3.14.0-1]
+        h.expect_nothing(c); // no CONNACK, no DISCONNECT before CONNACK [MQTT5-3.14.0-1]
     }
 }
 
@@ -41,7 +41,7 @@ fn mqtt5_3_1_0_2_second_connect_is_a_protocol_error() {
         other => panic!("expected DISCONNECT, got {other:?}"),
     }
     assert!(h.is_closed(c));
-    h.expect_nothing(c); // [MQTT-3.2.0-2] no second CONNACK
+    h.expect_nothing(c); // [MQTT5-3.2.0-2] no second CONNACK
 }
 
 #[test]
@@ -133,7 +133,7 @@ fn mqtt5_3_2_2_16_assigned_client_identifier_in_connack() {
     ) else {
         panic!("assigned client identifiers missing");
     };
-    assert_ne!(a, b, "[MQTT-3.1.3-6] unique");
+    assert_ne!(a, b, "[MQTT5-3.1.3-6] unique");
     assert!(!h.is_closed(first) && !h.is_closed(second));
 }
 
@@ -164,16 +164,22 @@ fn mqtt311_3_2_2_1_to_3_session_present_follows_clean_session() {
     let mut connect = connect_packet(V311, "p");
     connect.clean_start = false;
     let ack = h.connect_with(c, connect.clone());
-    assert!(!ack.session_present, "[MQTT-3.2.2-3] no stored session yet");
+    assert!(
+        !ack.session_present,
+        "[MQTT311-3.2.2-3] no stored session yet"
+    );
     h.disconnect(c, ReasonCode::Success);
     let c = h.open(V311);
     let ack = h.connect_with(c, connect.clone());
-    assert!(ack.session_present, "[MQTT-3.2.2-2] stored session resumed");
+    assert!(
+        ack.session_present,
+        "[MQTT311-3.2.2-2] stored session resumed"
+    );
     h.disconnect(c, ReasonCode::Success);
     let c = h.open(V311);
     connect.clean_start = true;
     let ack = h.connect_with(c, connect);
-    assert!(!ack.session_present, "[MQTT-3.2.2-1] clean session");
+    assert!(!ack.session_present, "[MQTT311-3.2.2-1] clean session");
 }
 
 #[test]
@@ -183,19 +189,19 @@ fn mqtt5_3_1_2_4_and_5_clean_start_and_session_expiry() {
     connect.clean_start = false;
     connect.properties.session_expiry_interval = Some(60);
     let c = h.open(V5);
-    assert!(!h.connect_with(c, connect.clone()).session_present); // [MQTT-3.1.2-6]
+    assert!(!h.connect_with(c, connect.clone()).session_present); // [MQTT5-3.1.2-6]
     h.disconnect(c, ReasonCode::Success);
     let c = h.open(V5);
     assert!(
         h.connect_with(c, connect.clone()).session_present,
-        "[MQTT-3.1.2-5] [MQTT-3.2.2-3]"
+        "[MQTT5-3.1.2-5] [MQTT5-3.2.2-3]"
     );
     h.disconnect(c, ReasonCode::Success);
     let c = h.open(V5);
     connect.clean_start = true;
     assert!(
         !h.connect_with(c, connect).session_present,
-        "[MQTT-3.1.2-4] [MQTT-3.2.2-2]"
+        "[MQTT5-3.1.2-4] [MQTT5-3.2.2-2]"
     );
 }
 
@@ -286,7 +292,7 @@ fn mqtt5_3_2_2_21_server_keep_alive_lowers_the_client_value() {
     assert_eq!(ack.properties.server_keep_alive, Some(30));
     h.advance(Duration::from_secs(46));
     assert!(h.is_closed(c), "the server keep alive is enforced");
-    // [MQTT-3.2.2-22]: without a Server Keep Alive the client's value is used.
+    // [MQTT5-3.2.2-22]: without a Server Keep Alive the client's value is used.
     let c = h.open(V5);
     let mut connect = connect_packet(V5, "k2");
     connect.keep_alive = 20;
@@ -370,7 +376,7 @@ fn password_broker() -> Harness {
 }
 
 #[test]
-fn mqtt_3_1_4_2_failed_authentication_is_refused_and_closed() {
+fn mqtt5_3_1_4_2_failed_authentication_is_refused_and_closed() {
     for (version, raw) in [(V311, 0x04u8), (V5, 0x86u8)] {
         let mut h = password_broker();
         let c = h.open(version);
@@ -379,8 +385,8 @@ fn mqtt_3_1_4_2_failed_authentication_is_refused_and_closed() {
         connect.password = Some(Bytes::from_static(b"wrong"));
         let ack = h.connect_with(c, connect);
         assert_eq!(ack.reason_code, ReasonCode::BadUserNameOrPassword);
-        assert!(!ack.session_present, "[MQTT-3.2.2-4] [MQTT5-3.2.2-6]");
-        assert!(h.is_closed(c), "[MQTT-3.2.2-5] [MQTT5-3.2.2-7]");
+        assert!(!ack.session_present, "[MQTT311-3.2.2-4] [MQTT5-3.2.2-6]");
+        assert!(h.is_closed(c), "[MQTT311-3.2.2-5] [MQTT5-3.2.2-7]");
         assert_eq!(h.raw(c)[0][0].as_ref()[3], raw);
     }
 }
@@ -459,10 +465,13 @@ fn mqtt5_3_2_2_connack_announces_limits() {
         ack.properties.topic_alias_maximum,
         Some(config.topic_alias_maximum)
     );
-    assert_eq!(ack.properties.response_information, None, "[MQTT-3.1.2-28]");
+    assert_eq!(
+        ack.properties.response_information, None,
+        "[MQTT5-3.1.2-28]"
+    );
     assert_eq!(
         ack.properties.authentication_method, None,
-        "[MQTT-4.12.0-6]"
+        "[MQTT5-4.12.0-6]"
     );
 }
 

@@ -113,7 +113,7 @@ fn client_that_never_reads_is_closed_at_twice_the_outbox_bound() {
 }
 
 #[test]
-fn mqtt_4_3_2_4_qos1_is_acknowledged_and_delivered_with_a_fresh_id() {
+fn mqtt5_4_3_2_4_mqtt311_4_3_2_2_qos1_is_acknowledged_and_delivered_with_a_fresh_id() {
     for version in [V311, V5] {
         let mut h = Harness::new();
         let sub = h.connect(version, "s");
@@ -143,7 +143,7 @@ fn mqtt_4_3_2_4_qos1_is_acknowledged_and_delivered_with_a_fresh_id() {
         );
         assert!(
             matches!(h.expect(p), Packet::PubAck(_)),
-            "[MQTT-4.3.2-5] id reuse is a new message"
+            "[MQTT5-4.3.2-5] id reuse is a new message"
         );
         let got = h.publishes(sub);
         assert_eq!(got.len(), 2);
@@ -152,12 +152,12 @@ fn mqtt_4_3_2_4_qos1_is_acknowledged_and_delivered_with_a_fresh_id() {
             ids[0].is_some() && ids[0] != ids[1],
             "[MQTT-4.3.2-1] unused ids: {ids:?}"
         );
-        assert!(got.iter().all(|p| !p.dup), "[MQTT-4.3.2-2]");
+        assert!(got.iter().all(|p| !p.dup), "[MQTT5-4.3.2-2]");
     }
 }
 
 #[test]
-fn mqtt_4_3_3_10_qos2_duplicate_before_pubrel_is_not_delivered_twice() {
+fn mqtt5_4_3_3_10_mqtt311_4_3_3_2_qos2_duplicate_before_pubrel_is_not_delivered_twice() {
     for version in [V311, V5] {
         let mut h = Harness::new();
         let sub = h.connect(version, "s");
@@ -167,7 +167,7 @@ fn mqtt_4_3_3_10_qos2_duplicate_before_pubrel_is_not_delivered_twice() {
         h.send(p, Packet::Publish(publish.clone()));
         assert!(
             matches!(h.expect(p), Packet::PubRec(a) if a.packet_id == id(5)),
-            "[MQTT-4.3.3-8]"
+            "[MQTT5-4.3.3-8]"
         );
         let mut dup = publish.clone();
         dup.dup = true;
@@ -177,14 +177,14 @@ fn mqtt_4_3_3_10_qos2_duplicate_before_pubrel_is_not_delivered_twice() {
         h.send(p, Packet::PubRel(Ack::new(id(5))));
         assert!(
             matches!(h.expect(p), Packet::PubComp(a) if a.packet_id == id(5)),
-            "[MQTT-4.3.3-11]"
+            "[MQTT5-4.3.3-11]"
         );
         h.send(p, Packet::Publish(publish));
         assert!(matches!(h.expect(p), Packet::PubRec(_)));
         assert_eq!(
             h.publishes(sub).len(),
             1,
-            "[MQTT-4.3.3-12] after PUBCOMP the id is new"
+            "[MQTT5-4.3.3-12] after PUBCOMP the id is new"
         );
     }
 }
@@ -215,7 +215,7 @@ fn mqtt_4_3_3_outbound_qos2_handshake() {
         h.send(sub, Packet::PubRec(Ack::new(pid)));
         assert!(
             matches!(h.expect(sub), Packet::PubRel(a) if a.packet_id == pid),
-            "[MQTT-4.3.3-4]"
+            "[MQTT5-4.3.3-4]"
         );
         h.send(sub, Packet::PubComp(Ack::new(pid)));
         h.expect_nothing(sub);
@@ -223,7 +223,7 @@ fn mqtt_4_3_3_outbound_qos2_handshake() {
 }
 
 #[test]
-fn mqtt_3_8_4_8_delivered_qos_is_the_minimum() {
+fn mqtt5_3_8_4_8_mqtt311_3_8_4_6_delivered_qos_is_the_minimum() {
     for version in [V311, V5] {
         let mut h = Harness::new();
         let sub = h.connect(version, "s");
@@ -273,7 +273,7 @@ fn mqtt5_3_3_4_5_overlapping_subscriptions_each_carry_their_identifier() {
         .map(|p| p.properties.subscription_identifiers.clone())
         .collect();
     ids.sort();
-    assert_eq!(ids, vec![vec![1], vec![2]], "[MQTT-3.3.4-3]");
+    assert_eq!(ids, vec![vec![1], vec![2]], "[MQTT5-3.3.4-3]");
 }
 
 #[test]
@@ -290,7 +290,7 @@ fn mqtt_3_3_1_3_outgoing_dup_ignores_incoming_dup() {
 }
 
 #[test]
-fn mqtt_4_6_0_5_messages_keep_their_order_per_topic() {
+fn mqtt5_4_6_0_5_mqtt311_4_6_0_6_messages_keep_their_order_per_topic() {
     for version in [V311, V5] {
         let mut h = Harness::new();
         let sub = h.connect(version, "s");
@@ -322,12 +322,12 @@ fn mqtt5_3_3_4_9_outbound_window_honours_client_receive_maximum() {
         h.publish(p, "t", b"x", QoS::AtLeastOnce, false);
     }
     let first = h.publishes(sub);
-    assert_eq!(first.len(), 2, "[MQTT-4.9.0-2] no more than the quota");
+    assert_eq!(first.len(), 2, "[MQTT5-4.9.0-2] no more than the quota");
     h.send(sub, Packet::PingReq);
     assert_eq!(
         h.expect(sub),
         Packet::PingResp,
-        "[MQTT-3.3.4-10] other packets still flow"
+        "[MQTT5-3.3.4-10] other packets still flow"
     );
     let Some(pid) = first[0].qos.packet_id() else {
         panic!("QoS 1 has an id")

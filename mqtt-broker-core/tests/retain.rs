@@ -17,7 +17,7 @@ fn options(retain_handling: RetainHandling, retain_as_published: bool) -> Subscr
 }
 
 #[test]
-fn mqtt_3_3_1_5_and_6_retained_message_goes_to_new_subscribers_with_retain_1() {
+fn mqtt311_3_3_1_6_mqtt5_3_3_1_9_retained_message_goes_to_new_subscribers_with_retain_1() {
     for version in [V311, V5] {
         let mut h = Harness::new();
         let p = h.connect(version, "p");
@@ -28,7 +28,7 @@ fn mqtt_3_3_1_5_and_6_retained_message_goes_to_new_subscribers_with_retain_1() {
         let got = h.publishes(sub);
         assert_eq!(got.len(), 1, "replaced, not accumulated");
         assert_eq!(got[0].payload, Bytes::from_static(b"second"));
-        assert!(got[0].retain, "[MQTT-3.3.1-8]");
+        assert!(got[0].retain, "[MQTT311-3.3.1-8]");
         assert_eq!(got[0].qos.qos(), QoS::AtLeastOnce);
     }
 }
@@ -44,7 +44,7 @@ fn mqtt311_3_3_1_9_forwarded_to_existing_subscribers_with_retain_0() {
 }
 
 #[test]
-fn mqtt_3_3_1_10_empty_retained_payload_clears_and_is_forwarded() {
+fn mqtt311_3_3_1_10_mqtt5_3_3_1_6_empty_retained_payload_clears_and_is_forwarded() {
     for version in [V311, V5] {
         let mut h = Harness::new();
         let p = h.connect(version, "p");
@@ -62,14 +62,14 @@ fn mqtt_3_3_1_10_empty_retained_payload_clears_and_is_forwarded() {
         h.subscribe(late, "t", QoS::AtMostOnce);
         assert!(
             h.publishes(late).is_empty(),
-            "[MQTT-3.3.1-6] cleared, [MQTT-3.3.1-7] not stored"
+            "[MQTT5-3.3.1-6] cleared, [MQTT5-3.3.1-7] [MQTT311-3.3.1-11] not stored"
         );
         assert_eq!(h.broker.stats().retained_messages, 0);
     }
 }
 
 #[test]
-fn mqtt_3_3_1_12_non_retained_publish_leaves_retained_message_alone() {
+fn mqtt311_3_3_1_12_mqtt5_3_3_1_8_non_retained_publish_leaves_retained_message_alone() {
     let mut h = Harness::new();
     let p = h.connect(V311, "p");
     h.publish(p, "t", b"kept", QoS::AtMostOnce, true);
@@ -120,7 +120,7 @@ fn mqtt5_3_3_1_9_to_11_retain_handling() {
         options(RetainHandling::SendAtSubscribe, false),
         none.clone(),
     );
-    assert_eq!(h.publishes(sub).len(), 1, "[MQTT-3.3.1-9]");
+    assert_eq!(h.publishes(sub).len(), 1, "[MQTT5-3.3.1-9]");
     h.subscribe_with(
         sub,
         "t",
@@ -130,7 +130,7 @@ fn mqtt5_3_3_1_9_to_11_retain_handling() {
     assert_eq!(
         h.publishes(sub).len(),
         1,
-        "[MQTT-3.8.4-4] sent again on replacement"
+        "[MQTT5-3.8.4-4] sent again on replacement"
     );
     h.subscribe_with(
         sub,
@@ -138,16 +138,16 @@ fn mqtt5_3_3_1_9_to_11_retain_handling() {
         options(RetainHandling::SendIfNew, false),
         none.clone(),
     );
-    assert!(h.publishes(sub).is_empty(), "[MQTT-3.3.1-10] not new");
+    assert!(h.publishes(sub).is_empty(), "[MQTT5-3.3.1-10] not new");
     h.subscribe_with(
         sub,
         "+",
         options(RetainHandling::SendIfNew, false),
         none.clone(),
     );
-    assert_eq!(h.publishes(sub).len(), 1, "[MQTT-3.3.1-10] new");
+    assert_eq!(h.publishes(sub).len(), 1, "[MQTT5-3.3.1-10] new");
     h.subscribe_with(sub, "#", options(RetainHandling::DoNotSend, false), none);
-    assert!(h.publishes(sub).is_empty(), "[MQTT-3.3.1-11]");
+    assert!(h.publishes(sub).is_empty(), "[MQTT5-3.3.1-11]");
 }
 
 #[test]
@@ -169,8 +169,8 @@ fn mqtt5_3_3_1_12_and_13_retain_as_published() {
     );
     let p = h.connect(V5, "p");
     h.publish(p, "t", b"x", QoS::AtMostOnce, true);
-    assert!(h.publishes(keep)[0].retain, "[MQTT-3.3.1-13]");
-    assert!(!h.publishes(clear)[0].retain, "[MQTT-3.3.1-12]");
+    assert!(h.publishes(keep)[0].retain, "[MQTT5-3.3.1-13]");
+    assert!(!h.publishes(clear)[0].retain, "[MQTT5-3.3.1-12]");
 }
 
 #[test]

@@ -84,12 +84,12 @@ fn mqtt_4_4_0_1_pubrel_resent_on_resumption() {
         Packet::PubRel(ack) => assert_eq!(ack.packet_id, pid),
         other => panic!("expected PUBREL, got {other:?}"),
     }
-    h.expect_nothing(sub); // [MQTT-4.3.3-6] the PUBLISH is not sent again
+    h.expect_nothing(sub); // [MQTT5-4.3.3-6] the PUBLISH is not sent again
     h.send(sub, Packet::PubComp(Ack::new(pid)));
 }
 
 #[test]
-fn mqtt_4_3_3_9_inbound_qos2_state_survives_reconnection() {
+fn mqtt5_4_3_3_10_inbound_qos2_state_survives_reconnection() {
     let mut h = Harness::new();
     let watcher = h.connect(V311, "w");
     h.subscribe(watcher, "t", QoS::AtMostOnce);

@@ -41,7 +41,7 @@ fn mqtt_3_8_4_5_and_3_9_3_1_one_code_per_filter_in_order() {
                 assert_eq!(
                     ack.reason_codes,
                     [ReasonCode::GrantedQoS2, invalid, ReasonCode::GrantedQoS1],
-                    "[MQTT-3.8.4-6] [MQTT-3.9.3-2]"
+                    "[MQTT5-3.8.4-6] [MQTT-3.9.3-2]"
                 );
             }
             other => panic!("expected SUBACK, got {other:?}"),
@@ -111,7 +111,7 @@ fn mqtt_3_10_4_6_multi_filter_unsubscribe_gets_one_unsuback() {
         Packet::UnsubAck(ack) => assert_eq!(
             ack.reason_codes,
             [ReasonCode::Success, ReasonCode::NoSubscriptionExisted],
-            "[MQTT-3.11.3-1]"
+            "[MQTT5-3.11.3-1]"
         ),
         other => panic!("expected UNSUBACK, got {other:?}"),
     }
@@ -262,7 +262,7 @@ fn mqtt5_4_8_2_shared_group_round_robin() {
     assert!(to_a.iter().all(|p| p.qos.qos() == QoS::AtLeastOnce));
     assert!(
         to_b.iter().all(|p| p.qos.qos() == QoS::AtMostOnce),
-        "[MQTT-4.8.2-3] member's granted QoS"
+        "[MQTT5-4.8.2-3] member's granted QoS"
     );
 }
 
@@ -324,7 +324,7 @@ fn mqtt5_4_8_2_queued_shared_messages_follow_the_group_when_a_member_leaves() {
         [Bytes::from_static(b"3")],
         "queued copy went to the remaining member"
     );
-    // The copy a had started stays with a [MQTT-4.8.2-4].
+    // The copy a had started stays with a [MQTT5-4.8.2-4].
     let a = h.open(V5);
     h.connect_with(a, connect);
     let resent = h.publishes(a);

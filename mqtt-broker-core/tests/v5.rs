@@ -37,7 +37,7 @@ fn mqtt5_3_3_2_12_inbound_topic_alias_binds_and_resolves() {
     );
     assert!(
         got.iter().all(|p| p.properties.topic_alias.is_none()),
-        "[MQTT-3.3.2-7] aliases stay on their connection"
+        "[MQTT5-3.3.2-7] aliases stay on their connection"
     );
 }
 
@@ -107,7 +107,7 @@ fn mqtt5_3_1_2_26_outbound_aliases_when_the_client_allows_them() {
     assert_eq!(
         (got[2].topic.as_str(), got[2].properties.topic_alias),
         ("c", None),
-        "[MQTT-3.3.2-11] within maximum"
+        "[MQTT5-3.3.2-11] within maximum"
     );
 }
 
@@ -147,12 +147,12 @@ fn mqtt5_3_3_2_6_message_expiry_counts_down_and_expired_messages_are_dropped() {
     let sub = h.open(V5);
     h.connect_with(sub, connect);
     let got = h.receive_and_ack(sub);
-    assert_eq!(got.len(), 1, "[MQTT-3.3.2-5] the expired copy is not sent");
+    assert_eq!(got.len(), 1, "[MQTT5-3.3.2-5] the expired copy is not sent");
     assert_eq!(got[0].payload, Bytes::from_static(b"long"));
     assert_eq!(
         got[0].properties.message_expiry_interval,
         Some(70),
-        "[MQTT-3.3.2-6]"
+        "[MQTT5-3.3.2-6]"
     );
     assert!(h.events.iter().any(|e| matches!(
         e,
@@ -211,23 +211,23 @@ fn mqtt5_3_3_2_forwarded_properties_are_unchanged() {
     assert_eq!(
         forwarded.payload_format_indicator,
         Some(1),
-        "[MQTT-3.3.2-4]"
+        "[MQTT5-3.3.2-4]"
     );
     assert_eq!(
         forwarded.content_type, properties.content_type,
-        "[MQTT-3.3.2-20]"
+        "[MQTT5-3.3.2-20]"
     );
     assert_eq!(
         forwarded.response_topic, properties.response_topic,
-        "[MQTT-3.3.2-15]"
+        "[MQTT5-3.3.2-15]"
     );
     assert_eq!(
         forwarded.correlation_data, properties.correlation_data,
-        "[MQTT-3.3.2-16]"
+        "[MQTT5-3.3.2-16]"
     );
     assert_eq!(
         forwarded.user_properties, properties.user_properties,
-        "[MQTT-3.3.2-17] [MQTT-3.3.2-18]"
+        "[MQTT5-3.3.2-17] [MQTT5-3.3.2-18]"
     );
 }
 
@@ -300,12 +300,12 @@ fn mqtt5_4_12_enhanced_authentication_exchange() {
             assert_eq!(
                 a.reason_code,
                 ReasonCode::ContinueAuthentication,
-                "[MQTT-4.12.0-2]"
+                "[MQTT5-4.12.0-2]"
             );
             assert_eq!(
                 a.properties.authentication_method,
                 Some(s("TOKEN")),
-                "[MQTT-4.12.0-5]"
+                "[MQTT5-4.12.0-5]"
             );
             assert_eq!(
                 a.properties.authentication_data,
@@ -326,14 +326,14 @@ fn mqtt5_4_12_enhanced_authentication_exchange() {
         }
         other => panic!("expected CONNACK, got {other:?}"),
     }
-    // Re-authentication [MQTT-4.12.1-1].
+    // Re-authentication [MQTT5-4.12.1-1].
     h.send(c, auth(ReasonCode::ReAuthenticate, b""));
     assert!(
         matches!(h.expect(c), Packet::Auth(a) if a.reason_code == ReasonCode::ContinueAuthentication)
     );
     h.send(c, auth(ReasonCode::ContinueAuthentication, b"me"));
     assert!(matches!(h.expect(c), Packet::Auth(a) if a.reason_code == ReasonCode::Success));
-    // A failed re-authentication closes [MQTT-4.12.1-2].
+    // A failed re-authentication closes [MQTT5-4.12.1-2].
     h.send(c, auth(ReasonCode::ReAuthenticate, b""));
     h.expect(c);
     h.send(c, auth(ReasonCode::ContinueAuthentication, b"not me"));
@@ -342,7 +342,7 @@ fn mqtt5_4_12_enhanced_authentication_exchange() {
     );
     assert!(h.is_closed(c));
 
-    // A wrong answer during CONNECT is refused with CONNACK [MQTT-4.12.0-4].
+    // A wrong answer during CONNECT is refused with CONNACK [MQTT5-4.12.0-4].
     let c = h.open(V5);
     h.send(c, connect_pkt(connect));
     h.expect(c);
@@ -376,5 +376,5 @@ fn mqtt5_3_1_2_30_only_auth_before_connack() {
     h.expect(c);
     h.send(c, Packet::PingReq);
     assert!(h.is_closed(c));
-    h.expect_nothing(c); // no PINGRESP, no DISCONNECT before CONNACK [MQTT-3.14.0-1]
+    h.expect_nothing(c); // no PINGRESP, no DISCONNECT before CONNACK [MQTT5-3.14.0-1]
 }

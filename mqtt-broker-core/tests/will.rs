@@ -62,7 +62,7 @@ fn mqtt5_disconnect_with_will_message_publishes_the_will() {
 }
 
 #[test]
-fn mqtt_3_1_2_17_retained_will_is_retained() {
+fn mqtt311_3_1_2_17_retained_will_is_retained() {
     let (mut h, watcher, c) = setup(V311, QoS::AtMostOnce, true, None, None);
     h.drop_connection(c);
     assert_eq!(h.publishes(watcher).len(), 1);
@@ -74,7 +74,7 @@ fn mqtt_3_1_2_17_retained_will_is_retained() {
 }
 
 #[test]
-fn mqtt_3_1_2_16_non_retained_will_is_not_retained() {
+fn mqtt311_3_1_2_16_non_retained_will_is_not_retained() {
     let (mut h, _watcher, c) = setup(V311, QoS::AtMostOnce, false, None, None);
     h.drop_connection(c);
     let late = h.connect(V311, "late");
@@ -83,7 +83,7 @@ fn mqtt_3_1_2_16_non_retained_will_is_not_retained() {
 }
 
 #[test]
-fn mqtt_3_1_2_12_no_will_flag_no_will() {
+fn mqtt311_3_1_2_12_no_will_flag_no_will() {
     let mut h = Harness::new();
     let watcher = h.connect(V311, "watcher");
     h.subscribe(watcher, "#", QoS::AtMostOnce);
@@ -153,15 +153,11 @@ fn mqtt5_will_without_session_fires_at_once_despite_delay() {
 }
 
 #[test]
-fn mqtt_will_published_on_protocol_error() {
+fn mqtt5_4_13_1_1_will_published_on_protocol_error() {
     let (mut h, watcher, c) = setup(V5, QoS::AtMostOnce, false, None, None);
     h.send(c, connect_pkt(connect_packet(V5, "w")));
     assert!(h.is_closed(c));
-    assert_eq!(
-        h.publishes(watcher).len(),
-        1,
-        "[MQTT-4.13.1-1] close without DISCONNECT"
-    );
+    assert_eq!(h.publishes(watcher).len(), 1, "close without DISCONNECT");
 }
 
 #[test]
