@@ -359,11 +359,17 @@ impl<K: Copy + Eq, V> SubscriptionTrie<K, V> {
 
     #[inline]
     fn literal_child(&self, node: &Node, level: &[u8]) -> Option<u32> {
-        self.child_sets.find(
-            node.children,
-            || self.hash(level),
-            |child| self.label_of(child) == level,
-        )
+        let hash = || self.hash(level);
+        match Label::inline_key(level) {
+            Some(key) => self.child_sets.find(node.children, hash, |child| {
+                self.nodes
+                    .get(child as usize)
+                    .is_some_and(|c| c.label.equals_inline(&key, level.len()))
+            }),
+            None => self
+                .child_sets
+                .find(node.children, hash, |child| self.label_of(child) == level),
+        }
     }
 
     /// Walks `filter` without changing anything, telling `step` each

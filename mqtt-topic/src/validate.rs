@@ -62,12 +62,25 @@ pub(crate) fn validate_filter(bytes: &[u8], limits: &TopicLimits) -> Result<(), 
     Ok(())
 }
 
+/// How many bytes [`next_level`] scans itself before handing over to memchr.
+const SHORT_LEVEL: usize = 16;
+
 /// Splits off the level starting at `start`: returns the level and the start
 /// of the next one, or `None` as the next start when this level is the last.
 #[inline]
 pub(crate) fn next_level(bytes: &[u8], start: usize) -> (&[u8], Option<usize>) {
     let rest = bytes.get(start..).unwrap_or_default();
-    match memchr::memchr(SEPARATOR, rest) {
+    // Levels are usually short: a plain scan beats memchr's set-up there.
+    let head = rest.get(..SHORT_LEVEL).unwrap_or(rest);
+    let separator = match head.iter().position(|b| *b == SEPARATOR) {
+        Some(at) => Some(at),
+        None if rest.len() > SHORT_LEVEL => rest
+            .get(SHORT_LEVEL..)
+            .and_then(|tail| memchr::memchr(SEPARATOR, tail))
+            .map(|at| at + SHORT_LEVEL),
+        None => None,
+    };
+    match separator {
         Some(at) => (rest.get(..at).unwrap_or_default(), Some(start + at + 1)),
         None => (rest, None),
     }

@@ -32,7 +32,18 @@ fn naive_matches(filter: &str, topic: &str) -> bool {
 }
 
 fn name_level() -> impl Strategy<Value = &'static str> {
-    prop::sample::select(vec!["a", "b", "", "$", "$SYS", "Ä", "ÄÖ", "a$", "GERÄT", "ÄÖÜ-longer-than-12"])
+    prop::sample::select(vec![
+        "a",
+        "b",
+        "",
+        "$",
+        "$SYS",
+        "Ä",
+        "ÄÖ",
+        "a$",
+        "GERÄT",
+        "ÄÖÜ-longer-than-12",
+    ])
 }
 
 fn topic() -> impl Strategy<Value = String> {

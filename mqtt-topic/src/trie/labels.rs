@@ -22,6 +22,25 @@ impl Label {
         self.len as usize
     }
 
+    /// `level` zero-padded to the inline size, if it is short enough to be
+    /// stored inline; compare it to labels with [`Label::equals_inline`].
+    #[inline]
+    pub(crate) fn inline_key(level: &[u8]) -> Option<[u8; INLINE]> {
+        let mut key = [0u8; INLINE];
+        if level.len() > INLINE {
+            return None;
+        }
+        key.iter_mut().zip(level).for_each(|(to, from)| *to = *from);
+        Some(key)
+    }
+
+    /// Whether this label equals the level of `len` bytes whose inline key is
+    /// `key`: two fixed-size comparisons, no call to memcmp.
+    #[inline]
+    pub(crate) fn equals_inline(&self, key: &[u8; INLINE], len: usize) -> bool {
+        self.len() == len && self.bytes == *key
+    }
+
     fn is_inline(self) -> bool {
         self.len() <= INLINE
     }

@@ -206,11 +206,17 @@ fn long_labels_survive_heap_compaction() {
     for (key, filter) in (0..).zip(&filters).take(15_000) {
         assert_eq!(trie.remove(filter, key), Some(key));
     }
-    assert!(trie.labels.capacity_bytes() < 20_000 * 20, "heap was compacted");
+    assert!(
+        trie.labels.capacity_bytes() < 20_000 * 20,
+        "heap was compacted"
+    );
     trie.check_invariants().unwrap();
     for key in [15_000, 17_777, 19_999] {
         let topic = format!("a-level-longer-than-twelve-{key:08}/x");
         assert_eq!(matches(&trie, &topic).0, [(key, key)]);
     }
-    assert_eq!(keys(&trie, "a-level-longer-than-twelve-00000001/x"), [] as [u32; 0]);
+    assert_eq!(
+        keys(&trie, "a-level-longer-than-twelve-00000001/x"),
+        [] as [u32; 0]
+    );
 }
