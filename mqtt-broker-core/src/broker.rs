@@ -472,7 +472,7 @@ impl Broker {
             spec_id: Some(violation.spec_id),
             reason: violation.reason,
         });
-        self.disconnect(conn, violation.reason, now);
+        self.disconnect_explained(conn, violation.reason, Some(violation.what), now);
     }
 
     /// Publishes the `$SYS/broker/...` statistics as retained QoS 0 messages and re-arms the timer.

@@ -15,7 +15,7 @@ use crate::alias::{InboundAliases, OutboundAliases};
 use crate::broker::{Broker, TimerKey};
 use crate::conn::{ConnectionId, Phase};
 use crate::error::{ApiMisuse, ProtocolViolation};
-use crate::hooks::{AuthDecision, AuthStep, ConnectCredentials};
+use crate::hooks::{AuthDecision, AuthStep, Authorization, ClientRef, ConnectCredentials};
 use crate::output::{AuthRequest, Event, Output};
 use crate::session::{Session, SessionId};
 use crate::will::Will;
@@ -319,6 +319,10 @@ impl Broker {
         } else {
             connect.client_id.to_string()
         };
+        if !self.will_allowed(conn, &client_id, &connect) {
+            self.refuse(conn, ReasonCode::NotAuthorized, now);
+            return;
+        }
         let existing = self.client_ids.get(&client_id).copied();
         if let Some(old) = existing
             .and_then(|s| self.sessions.get(&s))
@@ -399,7 +403,8 @@ impl Broker {
             self.timers.set(TimerKey::KeepAlive(conn), deadline);
         }
         let connack = ConnAck {
-            session_present, // [MQTT5-3.2.2-2] [MQTT5-3.2.2-3] [MQTT311-3.2.2-1..3]
+            // [MQTT5-3.2.2-2] [MQTT5-3.2.2-3] [MQTT311-3.2.2-1..3]; 3.1 has no such flag.
+            session_present: session_present && version != ProtocolVersion::V3_1,
             reason_code: ReasonCode::Success,
             properties,
         };
@@ -416,6 +421,24 @@ impl Broker {
             self.resend_inflight(session, conn, now);
         }
         self.pump(session, now);
+    }
+
+    /// Whether the client may publish its will where it asks to (never under `$SYS`).
+    fn will_allowed(&mut self, conn: ConnectionId, client_id: &str, connect: &Connect) -> bool {
+        let (Some(will), Some(c)) = (&connect.will, self.conns.get(&conn)) else {
+            return true;
+        };
+        if will.topic.starts_with("$SYS/") {
+            return false;
+        }
+        let client = ClientRef {
+            client_id,
+            username: connect.username.as_deref(),
+            info: &c.info,
+        };
+        self.authorizer
+            .authorize_publish(&client, &will.topic, will.qos, will.retain)
+            == Authorization::Allow
     }
 
     /// The keep alive in force: the client's, lowered to the configured maximum.

@@ -131,7 +131,14 @@ impl Broker {
         for (id, state) in pending {
             match state {
                 Outbound::Published(delivery) => {
-                    self.send_publish(conn, &delivery, Some(id), true, now);
+                    let outcome = self.send_publish(conn, &delivery, Some(id), true, now);
+                    if outcome == SendOutcome::TooLarge {
+                        // Treated as delivered [MQTT5-3.1.2-25]: free its slot.
+                        if let Some(s) = self.sessions.get_mut(&session) {
+                            s.inflight.remove(id);
+                        }
+                        self.dropped(session, DropReason::TooLarge);
+                    }
                 }
                 Outbound::Released => self.send_packet(conn, &Packet::PubRel(Ack::new(id))),
             }

@@ -111,6 +111,13 @@ impl Inflight {
         }
     }
 
+    /// Forgets the exchange using `id`.
+    pub(crate) fn remove(&mut self, id: PacketId) {
+        if let Some(index) = self.position(id) {
+            self.entries.remove(index);
+        }
+    }
+
     /// Exchanges in send order, for resending on session resumption [MQTT-4.4.0-1].
     pub(crate) fn iter(&self) -> impl Iterator<Item = &(PacketId, Outbound)> {
         self.entries.iter()

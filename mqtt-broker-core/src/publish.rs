@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use mqtt_topic::TopicName;
-use mqtt_wire::{Ack, Packet, PacketType, Publish, PublishQos, ReasonCode};
+use mqtt_wire::{Ack, MqttStr, Packet, PacketId, PacketType, Publish, PublishQos, ReasonCode};
 
 use crate::broker::Broker;
 use crate::conn::ConnectionId;
@@ -119,10 +119,7 @@ impl Broker {
             PublishQos::AtMostOnce => {}
             PublishQos::AtLeastOnce(id) => {
                 // [MQTT5-4.3.2-4]
-                let ack = Ack {
-                    reason_code: reason,
-                    ..Ack::new(id)
-                };
+                let ack = self.ack_for(conn, id, reason);
                 self.send_packet(conn, &Packet::PubAck(ack));
             }
             PublishQos::ExactlyOnce(id) => {
@@ -131,14 +128,32 @@ impl Broker {
                 {
                     s.incoming_qos2.insert(id); // [MQTT5-4.3.3-8]
                 }
-                let ack = Ack {
-                    reason_code: reason,
-                    ..Ack::new(id)
-                };
+                let ack = self.ack_for(conn, id, reason);
                 self.send_packet(conn, &Packet::PubRec(ack));
             }
         }
         Ok(())
+    }
+
+    /// A PUBACK/PUBREC body. A refusal explains itself in a reason string when the client asked
+    /// for problem information [MQTT5-3.1.2-29] and it fits its maximum packet size
+    /// [MQTT5-3.4.2-2].
+    fn ack_for(&self, conn: ConnectionId, id: PacketId, reason: ReasonCode) -> Ack {
+        let mut ack = Ack {
+            reason_code: reason,
+            ..Ack::new(id)
+        };
+        let Some(c) = self.conns.get(&conn) else {
+            return ack;
+        };
+        if reason.is_error() && c.version.is_v5() && c.problem_information {
+            ack.properties.reason_string = Some(MqttStr::from_static("publish not authorized"));
+            let len = Packet::PubAck(ack.clone()).encoded_len(c.version);
+            if len > c.max_packet_size as usize {
+                ack.properties.reason_string = None;
+            }
+        }
+        ack
     }
 
     /// PUBREL: the exactly-once exchange ends; PUBCOMP with the same id [MQTT5-4.3.3-11].

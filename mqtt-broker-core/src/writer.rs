@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use mqtt_wire::{Disconnect, Packet, PacketType, ReasonCode};
+use mqtt_wire::{Disconnect, MqttStr, Packet, PacketType, ReasonCode};
 
 use crate::broker::Broker;
 use crate::conn::{ConnectionId, Phase};
@@ -39,6 +39,18 @@ impl Broker {
     /// Ends `conn` from the broker's side: a DISCONNECT carrying `reason` for a v5 client whose
     /// CONNECT was accepted [MQTT5-3.14.0-1], then a close [MQTT5-4.13.1-1].
     pub(crate) fn disconnect(&mut self, conn: ConnectionId, reason: ReasonCode, now: Instant) {
+        self.disconnect_explained(conn, reason, None, now);
+    }
+
+    /// [`Broker::disconnect`] with a reason string for the client's logs, left out when it would
+    /// make the packet larger than the client accepts [MQTT5-3.14.2-3].
+    pub(crate) fn disconnect_explained(
+        &mut self,
+        conn: ConnectionId,
+        reason: ReasonCode,
+        explanation: Option<&'static str>,
+        now: Instant,
+    ) {
         let Some(c) = self.conns.get(&conn) else {
             return;
         };
@@ -48,10 +60,18 @@ impl Broker {
             } else {
                 ReasonCode::UnspecifiedError
             };
-            let packet = Packet::Disconnect(Disconnect {
+            let mut disconnect = Disconnect {
                 reason_code,
                 ..Disconnect::default()
-            });
+            };
+            disconnect.properties.reason_string = explanation.map(MqttStr::from_static);
+            let mut packet = Packet::Disconnect(disconnect);
+            if packet.encoded_len(c.version) > c.max_packet_size as usize {
+                packet = Packet::Disconnect(Disconnect {
+                    reason_code,
+                    ..Disconnect::default()
+                });
+            }
             self.send_packet(conn, &packet);
         }
         self.close(conn, reason, now);

@@ -507,3 +507,62 @@ fn shutdown_disconnects_everyone_with_0x8b() {
     h.expect_nothing(v3);
     assert!(h.is_closed(v5) && h.is_closed(v3));
 }
+
+struct NoWills;
+
+impl mqtt_broker_core::Authorizer for NoWills {
+    fn authorize_publish(
+        &mut self,
+        _: &mqtt_broker_core::ClientRef<'_>,
+        topic: &str,
+        _: QoS,
+        _: bool,
+    ) -> mqtt_broker_core::Authorization {
+        if topic.starts_with("will/") {
+            mqtt_broker_core::Authorization::Deny(ReasonCode::NotAuthorized)
+        } else {
+            mqtt_broker_core::Authorization::Allow
+        }
+    }
+    fn authorize_subscribe(
+        &mut self,
+        _: &mqtt_broker_core::ClientRef<'_>,
+        _: &str,
+        _: QoS,
+    ) -> mqtt_broker_core::Authorization {
+        mqtt_broker_core::Authorization::Allow
+    }
+}
+
+#[test]
+fn will_to_a_forbidden_topic_refuses_the_connect() {
+    for version in [V311, V5] {
+        let mut h =
+            Harness::with_broker(Broker::new(Config::default()).with_authorizer(Box::new(NoWills)));
+        let c = h.open(version);
+        let mut connect = connect_packet(version, "w");
+        connect.will = Some(will("will/w", b"x", QoS::AtMostOnce, false));
+        let ack = h.connect_with(c, connect);
+        assert_eq!(ack.reason_code, ReasonCode::NotAuthorized);
+        assert!(h.is_closed(c));
+    }
+}
+
+#[test]
+fn mqtt31_connack_has_no_session_present_flag() {
+    let mut h = Harness::new();
+    let mut connect = connect_packet(V31, "old");
+    connect.clean_start = false;
+    let c = h.open(V31);
+    h.connect_with(c, connect.clone());
+    h.disconnect(c, ReasonCode::Success);
+    let c = h.open(V31);
+    assert!(!h.connect_with(c, connect).session_present);
+    assert_eq!(h.raw(c)[0][0].as_ref(), [0x20, 0x02, 0x00, 0x00]);
+}
+
+#[test]
+fn broker_is_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Broker>();
+}

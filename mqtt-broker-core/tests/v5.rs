@@ -378,3 +378,88 @@ fn mqtt5_3_1_2_30_only_auth_before_connack() {
     assert!(h.is_closed(c));
     h.expect_nothing(c); // no PINGRESP, no DISCONNECT before CONNACK [MQTT5-3.14.0-1]
 }
+
+#[test]
+fn mqtt5_protocol_error_disconnect_explains_itself() {
+    let mut h = Harness::new();
+    let c = h.connect(V5, "c");
+    h.send(c, connect_pkt(connect_packet(V5, "c")));
+    match h.expect(c) {
+        Packet::Disconnect(d) => {
+            assert_eq!(d.reason_code, ReasonCode::ProtocolError);
+            assert_eq!(d.properties.reason_string, Some(s("second CONNECT")));
+        }
+        other => panic!("expected DISCONNECT, got {other:?}"),
+    }
+}
+
+#[test]
+fn mqtt5_3_14_2_3_reason_string_left_out_when_too_large() {
+    let mut h = Harness::new();
+    let c = h.open(V5);
+    let mut connect = connect_packet(V5, "c");
+    connect.properties.maximum_packet_size = Some(16);
+    h.connect_with(c, connect);
+    h.send(c, connect_pkt(connect_packet(V5, "c")));
+    match h.expect(c) {
+        Packet::Disconnect(d) => {
+            assert_eq!(d.reason_code, ReasonCode::ProtocolError);
+            assert_eq!(d.properties.reason_string, None);
+        }
+        other => panic!("expected DISCONNECT, got {other:?}"),
+    }
+}
+
+#[test]
+fn mqtt5_3_1_2_29_reason_strings_only_with_problem_information() {
+    for (request, expected) in [(None, true), (Some(0), false)] {
+        let mut h = Harness::new();
+        let c = h.open(V5);
+        let mut connect = connect_packet(V5, "c");
+        connect.properties.request_problem_information = request;
+        h.connect_with(c, connect);
+        h.send(
+            c,
+            Packet::Publish(publish_packet(
+                "$SYS/x",
+                b"x",
+                PublishQos::AtLeastOnce(id(1)),
+                false,
+            )),
+        );
+        match h.expect(c) {
+            Packet::PubAck(ack) => {
+                assert_eq!(ack.reason_code, ReasonCode::NotAuthorized);
+                assert_eq!(ack.properties.reason_string.is_some(), expected);
+            }
+            other => panic!("expected PUBACK, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn mqtt5_3_1_2_25_resend_too_large_for_the_new_connection_frees_its_slot() {
+    let mut h = Harness::new();
+    let mut connect = connect_packet(V5, "s");
+    connect.clean_start = false;
+    connect.properties.session_expiry_interval = Some(60);
+    connect.properties.receive_maximum = Some(1);
+    let sub = h.open(V5);
+    h.connect_with(sub, connect.clone());
+    h.subscribe(sub, "t", QoS::AtLeastOnce);
+    let p = h.connect(V5, "p");
+    h.publish(p, "t", &[9u8; 200], QoS::AtLeastOnce, false);
+    assert_eq!(h.publishes(sub).len(), 1, "sent, never acknowledged");
+    h.drop_connection(sub);
+    h.publish(p, "t", b"small", QoS::AtLeastOnce, false);
+    connect.properties.maximum_packet_size = Some(64);
+    let sub = h.open(V5);
+    h.connect_with(sub, connect);
+    let got = h.receive_and_ack(sub);
+    assert_eq!(
+        got.len(),
+        1,
+        "the big one is dropped, the small one takes its slot"
+    );
+    assert_eq!(got[0].payload, Bytes::from_static(b"small"));
+}
