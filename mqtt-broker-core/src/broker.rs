@@ -324,12 +324,13 @@ impl Broker {
     }
 
     /// A client that sends but does not read lets its answers pile up: past twice the outbox
-    /// bound it is closed, so its memory stays bounded.
+    /// bound it gets DISCONNECT 0x97 (v5) and is closed, so its memory stays bounded.
     fn check_outbox(&mut self, conn: ConnectionId, now: Instant) {
         let limit = self.config.max_outbox_bytes.saturating_mul(2);
         if self.conns.get(&conn).is_some_and(|c| c.outbox > limit) {
             self.stats.slow_consumers_closed += 1;
-            self.close(conn, ReasonCode::QuotaExceeded, now);
+            let why = Some("outbox limit exceeded");
+            self.disconnect_explained(conn, ReasonCode::QuotaExceeded, why, now);
         }
     }
 

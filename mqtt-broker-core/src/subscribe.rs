@@ -44,6 +44,7 @@ impl Broker {
                 match SubscriptionFilter::parse(text.clone().into_bytes(), &self.topic_limits) {
                     Ok(filter) => filter,
                     Err(_) => {
+                        self.stats.subscriptions_refused += 1;
                         codes.push(failure(v5, ReasonCode::TopicFilterInvalid));
                         continue;
                     }
@@ -74,6 +75,9 @@ impl Broker {
                     };
                     retained_for.push((filter, granted));
                 }
+            }
+            if code.is_error() {
+                self.stats.subscriptions_refused += 1;
             }
             codes.push(code);
         }

@@ -100,7 +100,7 @@ fn client_that_never_reads_is_closed_at_twice_the_outbox_bound() {
         c.max_packet_size = 1024;
         c.max_outbox_bytes = 1024;
     }));
-    let p = h.connect(V311, "p");
+    let p = h.connect(V5, "p");
     h.hold_flush(p, true);
     for _ in 0..2000 {
         h.send(p, Packet::PingReq);
@@ -109,6 +109,10 @@ fn client_that_never_reads_is_closed_at_twice_the_outbox_bound() {
         }
     }
     assert!(h.is_closed(p), "PINGRESPs no one reads are bounded");
+    let last = h.recv_all(p).pop();
+    assert!(
+        matches!(last, Some(Packet::Disconnect(d)) if d.reason_code == ReasonCode::QuotaExceeded)
+    );
     assert_eq!(h.broker.stats().slow_consumers_closed, 1);
 }
 

@@ -198,6 +198,7 @@ fn subscription_limit_gets_quota_exceeded() {
         h.subscribe(c, "a", QoS::AtMostOnce);
         h.subscribe(c, "b", QoS::AtMostOnce);
         assert_eq!(h.subscribe(c, "c", QoS::AtMostOnce).reason_codes, [code]);
+        assert_eq!(h.broker.stats().subscriptions_refused, 1, "counted");
         assert_eq!(
             h.subscribe(c, "a", QoS::AtLeastOnce).reason_codes,
             [ReasonCode::GrantedQoS1],
