@@ -403,7 +403,8 @@ impl Broker {
             self.timers.set(TimerKey::KeepAlive(conn), deadline);
         }
         let connack = ConnAck {
-            // [MQTT5-3.2.2-2] [MQTT5-3.2.2-3] [MQTT311-3.2.2-1..3]; 3.1 has no such flag.
+            // [MQTT5-3.2.2-2] [MQTT5-3.2.2-3] [MQTT311-3.2.2-1] [MQTT311-3.2.2-2]
+            // [MQTT311-3.2.2-3]; 3.1 has no such flag.
             session_present: session_present && version != ProtocolVersion::V3_1,
             reason_code: ReasonCode::Success,
             properties,

@@ -66,14 +66,11 @@ impl Broker {
                     RetainHandling::DoNotSend => false,      // [MQTT5-3.3.1-11]
                 };
                 if send {
-                    let granted = Subscription {
-                        options: SubscriptionOptions {
-                            qos: options.qos,
-                            ..options
-                        },
+                    let subscription = Subscription {
+                        options,
                         identifier,
                     };
-                    retained_for.push((filter, granted));
+                    retained_for.push((filter, subscription));
                 }
             }
             if code.is_error() {
