@@ -55,7 +55,8 @@ impl Broker {
     }
 
     /// Delivers to one session. QoS 0 goes out now or is dropped (full outbox, or offline);
-    /// QoS 1/2 goes through the bounded session queue [MQTT311-3.1.2-5].
+    /// QoS 1/2 goes out now when the window allows, else waits in the bounded session queue
+    /// [MQTT311-3.1.2-5].
     pub(crate) fn deliver(&mut self, session: SessionId, delivery: Delivery, now: Instant) {
         if delivery.qos == QoS::AtMostOnce {
             let Some(conn) = self.online_conn(session) else {
@@ -72,6 +73,14 @@ impl Broker {
             }
             return;
         }
+        let queue_empty = self
+            .sessions
+            .get(&session)
+            .is_some_and(|s| s.queue.is_empty());
+        if queue_empty && let Some((conn, id)) = self.send_slot(session) {
+            self.send_in_window(session, conn, id, delivery, now);
+            return;
+        }
         let (max_messages, max_bytes) = (
             self.config.max_queued_messages,
             self.config.max_queued_bytes,
@@ -81,43 +90,53 @@ impl Broker {
         };
         if s.queue.push(delivery, max_messages, max_bytes).is_err() {
             self.dropped(session, DropReason::QueueFull);
-            return;
         }
-        self.pump(session, now);
     }
 
-    /// Sends queued QoS 1/2 deliveries while the window [MQTT5-3.3.4-9] and the outbox allow.
+    /// Sends queued QoS 1/2 deliveries, oldest first, while the window and the outbox allow.
     pub(crate) fn pump(&mut self, session: SessionId, now: Instant) {
-        while let Some(conn) = self.online_conn(session) {
-            if !self.outbox_open(conn) {
-                return;
-            }
-            let window = self
-                .conns
-                .get(&conn)
-                .map_or(0, |c| usize::from(c.receive_maximum));
-            let Some(s) = self.sessions.get_mut(&session) else {
+        while let Some((conn, id)) = self.send_slot(session) {
+            let Some(delivery) = self.sessions.get_mut(&session).and_then(|s| s.queue.pop()) else {
                 return;
             };
-            if s.inflight.len() >= window {
-                return; // [MQTT5-4.9.0-2]
-            }
-            let Some(id) = s.inflight.next_id() else {
-                return;
-            };
-            let Some(delivery) = s.queue.pop() else {
-                return;
-            };
-            match self.send_publish(conn, &delivery, Some(id), false, now) {
-                SendOutcome::Sent => {
-                    if let Some(s) = self.sessions.get_mut(&session) {
-                        s.inflight.push(id, delivery);
-                    }
+            self.send_in_window(session, conn, id, delivery, now);
+        }
+    }
+
+    /// The connection and a free packet identifier, when `session` may send one more QoS 1/2
+    /// PUBLISH now: connected, outbox open, and fewer exchanges in flight than the client's
+    /// Receive Maximum [MQTT5-3.3.4-9] [MQTT5-4.9.0-2].
+    fn send_slot(&mut self, session: SessionId) -> Option<(ConnectionId, PacketId)> {
+        let conn = self.online_conn(session)?;
+        if !self.outbox_open(conn) {
+            return None;
+        }
+        let window = usize::from(self.conns.get(&conn)?.receive_maximum);
+        let s = self.sessions.get_mut(&session)?;
+        if s.inflight.len() >= window {
+            return None;
+        }
+        Some((conn, s.inflight.next_id()?))
+    }
+
+    /// Sends one QoS 1/2 delivery with `id` and records it in the window.
+    fn send_in_window(
+        &mut self,
+        session: SessionId,
+        conn: ConnectionId,
+        id: PacketId,
+        delivery: Delivery,
+        now: Instant,
+    ) {
+        match self.send_publish(conn, &delivery, Some(id), false, now) {
+            SendOutcome::Sent => {
+                if let Some(s) = self.sessions.get_mut(&session) {
+                    s.inflight.push(id, delivery);
                 }
-                SendOutcome::TooLarge => self.dropped(session, DropReason::TooLarge),
-                SendOutcome::Expired => self.dropped(session, DropReason::Expired),
-                SendOutcome::NoConnection => return,
             }
+            SendOutcome::TooLarge => self.dropped(session, DropReason::TooLarge),
+            SendOutcome::Expired => self.dropped(session, DropReason::Expired),
+            SendOutcome::NoConnection => {}
         }
     }
 

@@ -66,6 +66,11 @@ impl Queue {
         self.items.drain(..).collect()
     }
 
+    /// Whether nothing waits.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
     /// Deliveries waiting.
     pub(crate) fn len(&self) -> usize {
         self.items.len()

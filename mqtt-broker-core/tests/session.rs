@@ -293,3 +293,22 @@ fn mqtt_3_1_2_10_will_is_removed_once_published() {
         "the old will is not stored with the session any more"
     );
 }
+
+#[test]
+fn a_zero_queue_still_delivers_to_connected_clients() {
+    let mut h = Harness::with_config(config(|c| c.max_queued_messages = 0));
+    let (sub, _) = persistent(&mut h, V5, "s");
+    h.subscribe(sub, "t", QoS::AtLeastOnce);
+    let p = h.connect(V5, "p");
+    h.publish(p, "t", b"online", QoS::AtLeastOnce, false);
+    assert_eq!(
+        h.receive_and_ack(sub).len(),
+        1,
+        "an open window needs no queue"
+    );
+    h.disconnect(sub, ReasonCode::Success);
+    h.publish(p, "t", b"offline", QoS::AtLeastOnce, false);
+    assert_eq!(h.broker.stats().messages_dropped, 1);
+    let (sub, _) = persistent(&mut h, V5, "s");
+    assert!(h.publishes(sub).is_empty());
+}
