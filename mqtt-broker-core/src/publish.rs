@@ -59,6 +59,15 @@ impl Broker {
                 )
             },
         )?;
+        if let Some(response) = &properties.response_topic
+            && TopicName::with_limits(response.clone().into_bytes(), &self.topic_limits).is_err()
+        {
+            return Err(ProtocolViolation::new(
+                "MQTT-3.3.2-14",
+                "response topic is not a valid topic name",
+                ReasonCode::ProtocolError,
+            ));
+        }
         if !properties.subscription_identifiers.is_empty() {
             return Err(ProtocolViolation::new(
                 "MQTT-3.3.4-6",

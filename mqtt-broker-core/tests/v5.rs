@@ -463,3 +463,23 @@ fn mqtt5_3_1_2_25_resend_too_large_for_the_new_connection_frees_its_slot() {
     );
     assert_eq!(got[0].payload, Bytes::from_static(b"small"));
 }
+
+#[test]
+fn mqtt5_3_3_2_14_response_topic_with_wildcards_is_a_protocol_error() {
+    let mut h = Harness::new();
+    let p = h.connect(V5, "p");
+    h.send(
+        p,
+        publish_with(
+            "t",
+            Properties {
+                response_topic: Some(s("reply/#")),
+                ..Properties::default()
+            },
+        ),
+    );
+    assert!(
+        matches!(h.expect(p), Packet::Disconnect(d) if d.reason_code == ReasonCode::ProtocolError)
+    );
+    assert!(h.is_closed(p));
+}
