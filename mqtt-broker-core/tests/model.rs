@@ -4,7 +4,7 @@
 //! oracle. Clients acknowledge everything at once, so the oracle predicts every delivery exactly:
 //! QoS 1 arrives (at least once), QoS 2 exactly once, nothing arrives without a matching
 //! subscription, retained state is the last retained publish per topic, wills fire exactly on
-//! abnormal closes, session-present follows the session's life, and the broker's counters
+//! abnormal closes and takeovers, session-present follows the session's life, and the broker's counters
 //! (connections, sessions, subscriptions, retained) never drift from the model's.
 
 mod common;
@@ -176,6 +176,18 @@ impl Model {
         }
     }
 
+    /// A new connection claims the session of `k`, which stays for it.
+    fn take_over(&mut self, k: usize, will_id: u64) {
+        let Some(session) = self.sessions[k].as_mut() else {
+            return;
+        };
+        session.online = false;
+        let will = std::mem::take(&mut session.will);
+        if will {
+            self.publish(WILL_TOPIC, QoS::AtLeastOnce, false, will_id);
+        }
+    }
+
     fn counts(&self) -> (u64, u64, u64) {
         let online = self.sessions.iter().flatten().filter(|s| s.online).count() as u64;
         let offline = self.sessions.iter().flatten().filter(|s| !s.online).count() as u64;
@@ -257,7 +269,9 @@ fn run(versions: [ProtocolVersion; CLIENTS], actions: Vec<Action>) -> Result<(),
                 will,
             } => {
                 if online(&model, c) {
-                    continue;
+                    // Takeover: the old connection ends without DISCONNECT; its will fires and
+                    // the session waits for the new connection [MQTT311-3.1.4-2].
+                    model.take_over(c, 0);
                 }
                 let v5 = versions[c] == V5;
                 let clean = if v5 { clean } else { !persist };
