@@ -1,0 +1,104 @@
+//! `idle`: opens N connections, each subscribed to its own topic, and reports how much the
+//! broker's resident memory grew per connection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::client::{Client, ClientConfig};
+use crate::error::LoadError;
+use crate::options::Options;
+use crate::report::Report;
+use crate::rss::resident_bytes;
+use crate::stats::{Counters, spawn_progress};
+
+/// Time for the broker to settle (allocator, lazily freed buffers) before memory is read.
+const SETTLE: Duration = Duration::from_secs(1);
+
+/// Runs the `idle` scenario; connecting stops at `--duration`.
+///
+/// # Errors
+/// None in practice: failed connections are counted in the report.
+pub async fn run(options: &Options, config: &ClientConfig) -> Result<Report, LoadError> {
+    let total = options.connections;
+    let workers = options.concurrency.min(total).max(1);
+    let rss_before = options.pid.and_then(resident_bytes);
+    let counters = Arc::new(Counters::default());
+    let progress = (!options.quiet).then(|| spawn_progress(counters.clone(), "idle"));
+    let start = Instant::now();
+    let deadline = start + options.duration();
+    let qos = options.qos();
+    let mut tasks = JoinSet::new();
+    for worker in 0..workers {
+        let (config, counters) = (*config, counters.clone());
+        tasks.spawn(async move {
+            let mut open: Vec<TcpStream> = Vec::new();
+            let mut first_error = None;
+            for i in (worker..total).step_by(workers as usize) {
+                if Instant::now() >= deadline {
+                    break;
+                }
+                match connect_and_subscribe(&config, i, qos).await {
+                    Ok(stream) => {
+                        open.push(stream);
+                        Counters::add(&counters.connections, 1);
+                    }
+                    Err(e) => {
+                        Counters::add(&counters.errors, 1);
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            (open, first_error)
+        });
+    }
+    let mut open = Vec::new();
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok((streams, error)) = joined {
+            open.extend(streams);
+            first_error = first_error.or(error);
+        }
+    }
+    let connect_time = start.elapsed();
+    tokio::time::sleep(SETTLE).await;
+    let rss_after = options.pid.and_then(resident_bytes);
+    if let Some(progress) = progress {
+        progress.abort();
+    }
+
+    let established = open.len() as u64;
+    let mut report = Report::new("idle", &options.broker_label());
+    report.add("mqtt", options.mqtt_version);
+    report.add("connections", established);
+    report.add("failed", Counters::get(&counters.errors));
+    report.add(
+        "connect_s",
+        format_args!("{:.2}", connect_time.as_secs_f64()),
+    );
+    report.add_rate("conn_per_s", established, connect_time.as_secs_f64());
+    if let (Some(before), Some(after)) = (rss_before, rss_after) {
+        report.add("rss_before_kb", before / 1024);
+        report.add("rss_after_kb", after / 1024);
+        let per_connection = after.saturating_sub(before).checked_div(established);
+        report.add("bytes_per_conn", per_connection.unwrap_or(0));
+    }
+    if let Some(e) = first_error {
+        report.add("first_error", format_args!("\"{e}\""));
+    }
+    drop(open);
+    Ok(report)
+}
+
+async fn connect_and_subscribe(
+    config: &ClientConfig,
+    index: u32,
+    qos: mqtt_wire::QoS,
+) -> Result<TcpStream, LoadError> {
+    let mut client = Client::connect(config, &format!("load-idle-{index}")).await?;
+    client.subscribe(&format!("load/idle/{index}"), qos).await?;
+    Ok(client.into_stream())
+}
