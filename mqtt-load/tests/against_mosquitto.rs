@@ -1,0 +1,116 @@
+//! Runs tiny scenarios of the `mqtt-load` binary for one second against a real broker: Debian's
+//! `mosquitto` on a free loopback port. Skipped, with a notice, where mosquitto is not installed.
+
+use std::collections::HashMap;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A mosquitto process, killed when dropped.
+struct Mosquitto {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn mosquitto_binary() -> Option<PathBuf> {
+    [
+        "/usr/sbin/mosquitto",
+        "/usr/bin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+}
+
+fn start_mosquitto(binary: &Path) -> Mosquitto {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(binary)
+        .args(["-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let broker = Mosquitto { child, port };
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "mosquitto did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    broker
+}
+
+/// Runs `mqtt-load` and returns the fields of its RESULT line.
+fn run_load(port: u16, args: &[&str]) -> HashMap<String, String> {
+    let output = Command::new(env!("CARGO_BIN_EXE_mqtt-load"))
+        .args(args)
+        .args(["--port", &port.to_string(), "--duration", "1", "--quiet"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "mqtt-load failed: {stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("RESULT "))
+        .expect("a RESULT line");
+    line.split_whitespace()
+        .skip(1)
+        .filter_map(|field| field.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn number(fields: &HashMap<String, String>, key: &str) -> f64 {
+    fields[key].parse().unwrap()
+}
+
+#[test]
+fn tiny_fanin_delivers_every_message() {
+    let Some(binary) = mosquitto_binary() else {
+        eprintln!("SKIPPED: mosquitto is not installed (apt-get install mosquitto)");
+        return;
+    };
+    let broker = start_mosquitto(&binary);
+    let fields = run_load(
+        broker.port,
+        &["fanin", "--publishers", "2", "--rate", "2000"],
+    );
+    assert_eq!(fields["scenario"], "fanin");
+    let sent = number(&fields, "sent");
+    assert!((1500.0..=2200.0).contains(&sent), "sent {sent}");
+    assert_eq!(number(&fields, "received"), sent);
+    assert_eq!(number(&fields, "lost"), 0.0);
+    assert_eq!(number(&fields, "errors"), 0.0);
+    assert!(number(&fields, "p50_us") > 0.0);
+}
+
+#[test]
+fn tiny_qos1_run_is_verified() {
+    let Some(binary) = mosquitto_binary() else {
+        eprintln!("SKIPPED: mosquitto is not installed (apt-get install mosquitto)");
+        return;
+    };
+    let broker = start_mosquitto(&binary);
+    let fields = run_load(
+        broker.port,
+        &["qos1", "--publishers", "2", "--rate", "2000"],
+    );
+    assert_eq!(fields["verified"], "ok");
+    assert_eq!(fields["acked"], fields["sent"]);
+    assert_eq!(fields["unacked"], "0");
+}
