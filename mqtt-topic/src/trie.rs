@@ -364,7 +364,7 @@ impl<K: Copy + Eq, V> SubscriptionTrie<K, V> {
             Some(key) => self.child_sets.find(node.children, hash, |child| {
                 self.nodes
                     .get(child as usize)
-                    .is_some_and(|c| c.label.equals_inline(&key, level.len()))
+                    .is_some_and(|c| c.label.equals_inline(&key))
             }),
             None => self
                 .child_sets

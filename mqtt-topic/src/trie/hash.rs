@@ -40,14 +40,31 @@ impl LabelHasher {
         }
         let rest = words.remainder();
         if !rest.is_empty() {
-            let mut last = [0u8; 8];
-            for (to, from) in last.iter_mut().zip(rest) {
-                *to = *from;
-            }
-            state = fold(state ^ u64::from_le_bytes(last), key ^ MIX[2]);
+            state = fold(state ^ load_le(rest), key ^ MIX[2]);
         }
         let full = fold(state, seed ^ MIX[2]);
         (full ^ (full >> 32)) as u32
+    }
+}
+
+/// The little-endian value of up to 8 bytes, zero-padded, read with at most
+/// two overlapping loads instead of a byte copy (which would stall the
+/// following load on store forwarding).
+#[inline]
+pub(super) fn load_le(bytes: &[u8]) -> u64 {
+    let len = bytes.len();
+    let word = |at: usize| {
+        let four = bytes.get(at..at + 4).unwrap_or_default();
+        u64::from(u32::from_le_bytes(
+            <[u8; 4]>::try_from(four).unwrap_or_default(),
+        ))
+    };
+    let byte = |at: usize| u64::from(bytes.get(at).copied().unwrap_or_default());
+    match len {
+        0 => 0,
+        1..=3 => byte(0) | byte(len / 2) << (8 * (len / 2)) | byte(len - 1) << (8 * (len - 1)),
+        4..=7 => word(0) | word(len - 4) << (8 * (len - 4)),
+        _ => word(0) | word(4) << 32,
     }
 }
 
@@ -61,6 +78,20 @@ fn fold(a: u64, b: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn load_le_packs_every_length() {
+        let bytes: Vec<u8> = (1..=8).collect();
+        for len in 0..=8 {
+            let mut padded = [0u8; 8];
+            padded[..len].copy_from_slice(&bytes[..len]);
+            assert_eq!(
+                load_le(&bytes[..len]),
+                u64::from_le_bytes(padded),
+                "len {len}"
+            );
+        }
+    }
 
     #[test]
     fn distinguishes_lengths_contents_and_seeds() {

@@ -5,6 +5,8 @@
 //! the owner compacts the heap, which it does once garbage outweighs the live
 //! bytes (amortised O(1) per byte).
 
+use super::hash::load_le;
+
 /// The longest label stored inline.
 const INLINE: usize = 12;
 
@@ -22,23 +24,29 @@ impl Label {
         self.len as usize
     }
 
-    /// `level` zero-padded to the inline size, if it is short enough to be
-    /// stored inline; compare it to labels with [`Label::equals_inline`].
+    /// The comparison key of `level`, if it is short enough to be stored
+    /// inline; compare it to labels with [`Label::equals_inline`].
     #[inline]
-    pub(crate) fn inline_key(level: &[u8]) -> Option<[u8; INLINE]> {
-        let mut key = [0u8; INLINE];
+    pub(crate) fn inline_key(level: &[u8]) -> Option<InlineKey> {
         if level.len() > INLINE {
             return None;
         }
-        key.iter_mut().zip(level).for_each(|(to, from)| *to = *from);
-        Some(key)
+        let (low, high) = level.split_at(level.len().min(8));
+        Some(InlineKey {
+            low: load_le(low),
+            high: load_le(high) as u32,
+            len: level.len(),
+        })
     }
 
-    /// Whether this label equals the level of `len` bytes whose inline key is
-    /// `key`: two fixed-size comparisons, no call to memcmp.
+    /// Whether this label equals the level `key` was made from: integer
+    /// comparisons only, no call to memcmp.
     #[inline]
-    pub(crate) fn equals_inline(&self, key: &[u8; INLINE], len: usize) -> bool {
-        self.len() == len && self.bytes == *key
+    pub(crate) fn equals_inline(&self, key: &InlineKey) -> bool {
+        let [a, b, c, d, e, f, g, h, i, j, k, l] = self.bytes;
+        self.len() == key.len
+            && u64::from_le_bytes([a, b, c, d, e, f, g, h]) == key.low
+            && u32::from_le_bytes([i, j, k, l]) == key.high
     }
 
     fn is_inline(self) -> bool {
@@ -49,6 +57,14 @@ impl Label {
         let [a, b, c, d, ..] = self.bytes;
         u32::from_le_bytes([a, b, c, d]) as usize
     }
+}
+
+/// A short level packed into integers, to compare against inline labels.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct InlineKey {
+    low: u64,
+    high: u32,
+    len: usize,
 }
 
 /// The heap is full: more than 4 GiB of labels.
@@ -136,5 +152,32 @@ impl LabelHeap {
     /// Bytes held, live or garbage.
     pub(crate) fn capacity_bytes(&self) -> usize {
         self.bytes.capacity()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_keys_compare_like_bytes_for_every_length() {
+        let mut heap = LabelHeap::default();
+        let source = b"abcdefghijklmnop";
+        for len in 0..=INLINE {
+            let label = heap.push(&source[..len]).unwrap();
+            assert_eq!(heap.get(&label), &source[..len]);
+            for other in 0..=INLINE {
+                let key = Label::inline_key(&source[..other]).unwrap();
+                assert_eq!(label.equals_inline(&key), len == other, "{len} vs {other}");
+            }
+            let mut changed = source[..len].to_vec();
+            if let Some(last) = changed.last_mut() {
+                *last = b'Z';
+                assert!(!label.equals_inline(&Label::inline_key(&changed).unwrap()));
+            }
+        }
+        assert!(Label::inline_key(&source[..=INLINE]).is_none());
+        let long = heap.push(&source[..=INLINE]).unwrap();
+        assert_eq!(heap.get(&long), &source[..=INLINE]);
     }
 }
