@@ -88,6 +88,8 @@ pub(crate) struct Conn {
     pub(crate) problem_information: bool,
     /// Enhanced authentication method in use (v5).
     pub(crate) auth_method: Option<MqttStr>,
+    /// An authentication decision was handed to the caller and is not answered yet.
+    pub(crate) awaiting_decision: bool,
     /// Whether the client sent DISCONNECT 0x00 (its will is discarded).
     pub(crate) clean_disconnect: bool,
 }
@@ -111,6 +113,7 @@ impl Conn {
             username: None,
             problem_information: true,
             auth_method: None,
+            awaiting_decision: false,
             clean_disconnect: false,
         }
     }

@@ -1,22 +1,21 @@
-//! CONNECT to CONNACK: client identifier rules, will checks, authentication (immediate, deferred
-//! to the caller, or the v5 AUTH exchange), client takeover, clean start / session resumption,
-//! and the limits announced to v5 clients.
+//! CONNECT to CONNACK: client identifier rules, will checks, the first authentication step
+//! (multi-step and deferred ones continue in `auth`), client takeover, clean start / session
+//! resumption, and the limits announced to v5 clients.
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mqtt_topic::TopicName;
 use mqtt_wire::{
-    Auth, ConnAck, Connect, Disconnect, MqttStr, Packet, PacketType, Properties, ProtocolVersion,
+    ConnAck, Connect, Disconnect, MqttStr, Packet, PacketType, Properties, ProtocolVersion,
     ReasonCode,
 };
 
 use crate::alias::{InboundAliases, OutboundAliases};
 use crate::broker::{Broker, TimerKey};
 use crate::conn::{ConnectionId, Phase};
-use crate::error::{ApiMisuse, ProtocolViolation};
 use crate::hooks::{AuthDecision, AuthStep, Authorization, ClientRef, ConnectCredentials};
-use crate::output::{AuthRequest, Event, Output};
+use crate::output::{Event, Output};
 use crate::session::{Session, SessionId};
 use crate::will::Will;
 
@@ -48,15 +47,14 @@ impl Broker {
                 self.refuse(conn, ReasonCode::BadAuthenticationMethod, now); // [MQTT5-4.12.0-1]
                 return;
             }
-            let step = self.enhanced_auth.start(
-                &connect.client_id,
-                &method,
-                connect.properties.authentication_data.as_deref(),
-            );
+            let data = connect.properties.authentication_data.clone();
+            let step = self
+                .enhanced_auth
+                .start(&connect.client_id, &method, data.as_deref());
             if let Some(c) = self.conns.get_mut(&conn) {
                 c.auth_method = Some(method);
             }
-            self.connect_auth_step(conn, connect, step, now);
+            self.connect_auth_step(conn, connect, step, data, now);
             return;
         }
         let Some(c) = self.conns.get(&conn) else {
@@ -69,24 +67,12 @@ impl Broker {
             username: connect.username.as_deref(),
             password: connect.password.as_deref(),
         };
-        match self.authenticator.authenticate(&credentials) {
-            AuthDecision::Accept => self.complete_connect(conn, *connect, None, now),
-            AuthDecision::Reject(reason) => self.refuse(conn, reason, now),
-            AuthDecision::Defer => {
-                let request = AuthRequest {
-                    conn,
-                    info: c.info.clone(),
-                    protocol: version,
-                    client_id: connect.client_id.to_string(),
-                    username: connect.username.as_ref().map(|u| u.to_string()),
-                    password: connect.password.clone(),
-                };
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    c.phase = Phase::Authenticating(connect);
-                }
-                self.outputs.push_back(Output::AuthRequest(request));
-            }
-        }
+        let step = match self.authenticator.authenticate(&credentials) {
+            AuthDecision::Accept => AuthStep::Success(None),
+            AuthDecision::Reject(reason) => AuthStep::Fail(reason),
+            AuthDecision::Defer => AuthStep::Defer,
+        };
+        self.connect_auth_step(conn, connect, step, None, now);
     }
 
     /// Protocol-level checks of an accepted-format CONNECT; `Err` is the CONNACK reason.
@@ -112,157 +98,6 @@ impl Broker {
                 return Err(ReasonCode::RetainNotSupported); // [MQTT5-3.2.2-13]
             }
         }
-        Ok(())
-    }
-
-    /// Answers a CONNECT whose authentication was deferred with [`AuthDecision::Defer`]: the
-    /// client is let in.
-    pub fn accept_connect(&mut self, conn: ConnectionId, now: Instant) -> Result<(), ApiMisuse> {
-        let connect = self.take_deferred(conn)?;
-        self.complete_connect(conn, *connect, None, now);
-        Ok(())
-    }
-
-    /// Answers a deferred CONNECT with a refusal: CONNACK `reason` (a 3.1.1 client gets the
-    /// matching return code), then close.
-    pub fn reject_connect(
-        &mut self,
-        conn: ConnectionId,
-        reason: ReasonCode,
-        now: Instant,
-    ) -> Result<(), ApiMisuse> {
-        if !reason.is_error() {
-            return Err(ApiMisuse::NotAFailureReason(reason));
-        }
-        self.take_deferred(conn)?;
-        self.refuse(conn, reason, now);
-        Ok(())
-    }
-
-    fn take_deferred(&mut self, conn: ConnectionId) -> Result<Box<Connect>, ApiMisuse> {
-        let c = self
-            .conns
-            .get_mut(&conn)
-            .ok_or(ApiMisuse::UnknownConnection(conn.0))?;
-        if c.auth_method.is_some() || !matches!(c.phase, Phase::Authenticating(_)) {
-            return Err(ApiMisuse::NoPendingAuthentication(conn.0));
-        }
-        match std::mem::replace(&mut c.phase, Phase::AwaitingConnect) {
-            Phase::Authenticating(connect) => Ok(connect),
-            other => {
-                c.phase = other;
-                Err(ApiMisuse::NoPendingAuthentication(conn.0))
-            }
-        }
-    }
-
-    /// An AUTH during the v5 enhanced authentication of a CONNECT.
-    pub(crate) fn handle_connect_auth(&mut self, conn: ConnectionId, auth: Auth, now: Instant) {
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return;
-        };
-        let Some(method) = c.auth_method.clone() else {
-            self.refuse(conn, ReasonCode::ProtocolError, now); // [MQTT5-4.12.0-7]
-            return;
-        };
-        if auth.reason_code != ReasonCode::ContinueAuthentication
-            || auth.properties.authentication_method.as_ref() != Some(&method)
-        {
-            self.refuse(conn, ReasonCode::ProtocolError, now); // [MQTT5-4.12.0-3] [MQTT5-4.12.0-5]
-            return;
-        }
-        let Phase::Authenticating(connect) =
-            std::mem::replace(&mut c.phase, Phase::AwaitingConnect)
-        else {
-            return;
-        };
-        let step = self.enhanced_auth.step(
-            &connect.client_id,
-            &method,
-            auth.properties.authentication_data.as_deref(),
-        );
-        self.connect_auth_step(conn, connect, step, now);
-    }
-
-    fn connect_auth_step(
-        &mut self,
-        conn: ConnectionId,
-        connect: Box<Connect>,
-        step: AuthStep,
-        now: Instant,
-    ) {
-        match step {
-            AuthStep::Success(data) => self.complete_connect(conn, *connect, data, now),
-            AuthStep::Fail(reason) => self.refuse(conn, reason, now), // [MQTT5-4.12.0-4]
-            AuthStep::Continue(data) => {
-                let method = self.conns.get(&conn).and_then(|c| c.auth_method.clone());
-                let auth = Auth {
-                    reason_code: ReasonCode::ContinueAuthentication, // [MQTT5-4.12.0-2]
-                    properties: Properties {
-                        authentication_method: method,
-                        authentication_data: Some(data),
-                        ..Properties::default()
-                    },
-                };
-                self.send_packet(conn, &Packet::Auth(auth));
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    c.phase = Phase::Authenticating(connect);
-                }
-            }
-        }
-    }
-
-    /// An AUTH after CONNACK: v5 re-authentication [MQTT5-4.12.1-1].
-    pub(crate) fn handle_reauth(
-        &mut self,
-        conn: ConnectionId,
-        auth: Auth,
-        now: Instant,
-    ) -> Result<(), ProtocolViolation> {
-        let violation = ProtocolViolation::new(
-            "MQTT-4.12.1-1",
-            "AUTH without the connection's authentication method",
-            ReasonCode::ProtocolError,
-        );
-        let Some(c) = self.conns.get(&conn) else {
-            return Ok(());
-        };
-        let Some(method) = c.auth_method.clone() else {
-            return Err(violation);
-        };
-        if auth.properties.authentication_method.as_ref() != Some(&method) {
-            return Err(violation);
-        }
-        let client_id = c
-            .session()
-            .and_then(|s| self.sessions.get(&s))
-            .map(|s| s.client_id.clone())
-            .unwrap_or_default();
-        let data = auth.properties.authentication_data.as_deref();
-        let step = match auth.reason_code {
-            ReasonCode::ReAuthenticate => self.enhanced_auth.start(&client_id, &method, data),
-            ReasonCode::ContinueAuthentication => {
-                self.enhanced_auth.step(&client_id, &method, data)
-            }
-            _ => return Err(violation),
-        };
-        let (reason, data) = match step {
-            AuthStep::Success(data) => (ReasonCode::Success, data),
-            AuthStep::Continue(data) => (ReasonCode::ContinueAuthentication, Some(data)),
-            AuthStep::Fail(reason) => {
-                self.disconnect(conn, reason, now); // [MQTT5-4.12.1-2]
-                return Ok(());
-            }
-        };
-        let auth = Auth {
-            reason_code: reason,
-            properties: Properties {
-                authentication_method: Some(method),
-                authentication_data: data,
-                ..Properties::default()
-            },
-        };
-        self.send_packet(conn, &Packet::Auth(auth));
         Ok(())
     }
 
@@ -304,7 +139,7 @@ impl Broker {
     }
 
     /// Lets an authenticated client in: takeover, session, CONNACK, resend, queue.
-    fn complete_connect(
+    pub(crate) fn complete_connect(
         &mut self,
         conn: ConnectionId,
         connect: Connect,

@@ -44,6 +44,9 @@ pub enum ApiMisuse {
     /// `accept_connect` / `reject_connect` for a connection that has no pending decision.
     #[error("connection id {0} has no pending authentication decision")]
     NoPendingAuthentication(u64),
+    /// `continue_auth` asked to continue a connection that uses no authentication method.
+    #[error("connection id {0} uses no authentication method to continue")]
+    NoAuthenticationMethod(u64),
     /// `reject_connect` was given a reason code that is not an error.
     #[error("reason code {0:?} is not a failure code")]
     NotAFailureReason(ReasonCode),

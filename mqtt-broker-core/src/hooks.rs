@@ -116,6 +116,9 @@ pub enum AuthStep {
     Continue(Bytes),
     /// Refuse with this reason (CONNACK during connect, DISCONNECT on re-authentication).
     Fail(ReasonCode),
+    /// Decide later: the broker emits an `AuthRequest` carrying the method and data, and waits
+    /// for [`Broker::continue_auth`](crate::Broker::continue_auth).
+    Defer,
 }
 
 /// The v5 enhanced authentication exchange for one authentication method.

@@ -53,9 +53,12 @@
 //! [`Authenticator`], [`Authorizer`], [`EnhancedAuthenticator`] and [`Store`] are boxed trait
 //! objects set with `Broker::with_*`; the defaults let everyone in, allow everything, refuse
 //! enhanced authentication (0x8C) and keep retained messages in memory. A hook never blocks: an
-//! authentication that needs I/O answers [`AuthDecision::Defer`], the broker emits
-//! [`Output::AuthRequest`], and the caller answers later with [`Broker::accept_connect`] or
-//! [`Broker::reject_connect`] (the CONNECT deadline still runs).
+//! authentication that needs I/O answers [`AuthDecision::Defer`] (or [`AuthStep::Defer`] for a
+//! step of the v5 AUTH exchange), the broker emits [`Output::AuthRequest`], and the caller answers
+//! later with [`Broker::accept_connect`], [`Broker::reject_connect`] or [`Broker::continue_auth`]
+//! (the CONNECT deadline still runs; other connections are not held up). Authorization is
+//! answered synchronously: decisions that need I/O belong in the (deferrable) authentication
+//! step, cached for the connection by the authorizer.
 //!
 //! # Errors and limits
 //!
@@ -70,6 +73,7 @@
 #![warn(missing_docs)]
 
 mod alias;
+mod auth;
 mod broker;
 mod config;
 mod conn;

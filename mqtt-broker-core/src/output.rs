@@ -28,9 +28,10 @@ pub enum Output {
         /// The connection to close.
         conn: ConnectionId,
     },
-    /// A CONNECT waits for an authentication decision: answer it with
-    /// [`Broker::accept_connect`](crate::Broker::accept_connect) or
-    /// [`Broker::reject_connect`](crate::Broker::reject_connect).
+    /// An authentication decision waits for the caller: answer it with
+    /// [`Broker::accept_connect`](crate::Broker::accept_connect),
+    /// [`Broker::reject_connect`](crate::Broker::reject_connect) or
+    /// [`Broker::continue_auth`](crate::Broker::continue_auth).
     AuthRequest(AuthRequest),
     /// Something for metrics or persistence.
     Event(Event),
@@ -52,6 +53,11 @@ pub struct AuthRequest {
     pub username: Option<String>,
     /// Password, if any.
     pub password: Option<Bytes>,
+    /// The v5 authentication method, when the decision is a step of enhanced authentication
+    /// (answer it with [`Broker::continue_auth`](crate::Broker::continue_auth)).
+    pub method: Option<String>,
+    /// The client's latest authentication data (enhanced authentication).
+    pub data: Option<Bytes>,
 }
 
 /// Why a message was not delivered to one session.

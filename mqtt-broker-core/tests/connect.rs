@@ -566,3 +566,43 @@ fn broker_is_send() {
     fn assert_send<T: Send>() {}
     assert_send::<Broker>();
 }
+
+#[test]
+fn answering_a_plain_deferral_with_a_challenge_is_a_caller_mistake() {
+    let mut h = password_broker();
+    let c = h.open(V5);
+    let mut connect = connect_packet(V5, "d");
+    connect.username = Some(s("later"));
+    h.send(c, connect_pkt(connect));
+    let challenge = mqtt_broker_core::AuthStep::Continue(Bytes::from_static(b"?"));
+    assert_eq!(
+        h.broker.continue_auth(c.conn, challenge, h.now),
+        Err(mqtt_broker_core::ApiMisuse::NoAuthenticationMethod(
+            c.conn.0
+        ))
+    );
+    assert_eq!(
+        h.broker.reject_connect(c.conn, ReasonCode::Success, h.now),
+        Err(mqtt_broker_core::ApiMisuse::NotAFailureReason(
+            ReasonCode::Success
+        ))
+    );
+    h.broker.accept_connect(c.conn, h.now).unwrap();
+    h.drain();
+    assert!(matches!(h.expect(c), Packet::ConnAck(a) if a.reason_code == ReasonCode::Success));
+}
+
+#[test]
+fn unanswered_deferral_ends_at_the_connect_deadline() {
+    let mut h = password_broker();
+    let c = h.open(V311);
+    let mut connect = connect_packet(V311, "d");
+    connect.username = Some(s("later"));
+    h.send(c, connect_pkt(connect));
+    h.advance(Duration::from_secs(11));
+    assert!(h.is_closed(c));
+    assert!(
+        h.broker.accept_connect(c.conn, h.now).is_err(),
+        "closed and forgotten"
+    );
+}

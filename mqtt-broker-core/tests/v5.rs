@@ -483,3 +483,92 @@ fn mqtt5_3_3_2_14_response_topic_with_wildcards_is_a_protocol_error() {
     );
     assert!(h.is_closed(p));
 }
+
+/// Hands every step to the caller.
+struct AskTheCaller;
+
+impl EnhancedAuthenticator for AskTheCaller {
+    fn supports(&self, method: &str) -> bool {
+        method == "TOKEN"
+    }
+    fn start(&mut self, _: &str, _: &str, _: Option<&[u8]>) -> AuthStep {
+        AuthStep::Defer
+    }
+    fn step(&mut self, _: &str, _: &str, _: Option<&[u8]>) -> AuthStep {
+        AuthStep::Defer
+    }
+}
+
+#[test]
+fn mqtt5_4_12_enhanced_authentication_steps_can_be_deferred_to_the_caller() {
+    let mut h = Harness::with_broker(
+        Broker::new(Config::default()).with_enhanced_authenticator(Box::new(AskTheCaller)),
+    );
+    let c = h.open(V5);
+    let mut connect = connect_packet(V5, "t");
+    connect.properties.authentication_method = Some(s("TOKEN"));
+    connect.properties.authentication_data = Some(Bytes::from_static(b"hello"));
+    h.send(c, connect_pkt(connect));
+    h.expect_nothing(c);
+    let request = h.auth_requests.pop().expect("a request for the caller");
+    assert_eq!(request.method.as_deref(), Some("TOKEN"));
+    assert_eq!(request.data, Some(Bytes::from_static(b"hello")));
+    h.broker
+        .continue_auth(
+            c.conn,
+            AuthStep::Continue(Bytes::from_static(b"who?")),
+            h.now,
+        )
+        .unwrap();
+    h.drain();
+    assert!(
+        matches!(h.expect(c), Packet::Auth(a) if a.reason_code == ReasonCode::ContinueAuthentication)
+    );
+    assert!(
+        h.broker.accept_connect(c.conn, h.now).is_err(),
+        "now the client's turn"
+    );
+    h.send(c, auth(ReasonCode::ContinueAuthentication, b"me"));
+    let request = h
+        .auth_requests
+        .pop()
+        .expect("the answer goes to the caller");
+    assert_eq!(request.data, Some(Bytes::from_static(b"me")));
+    h.broker.accept_connect(c.conn, h.now).unwrap();
+    h.drain();
+    assert!(matches!(h.expect(c), Packet::ConnAck(a) if a.reason_code == ReasonCode::Success));
+
+    // Re-authentication deferred, then refused: DISCONNECT [MQTT5-4.12.1-2].
+    h.send(c, auth(ReasonCode::ReAuthenticate, b"again"));
+    assert_eq!(h.auth_requests.len(), 1);
+    h.send(c, Packet::PingReq);
+    assert_eq!(
+        h.expect(c),
+        Packet::PingResp,
+        "the connection keeps working meanwhile"
+    );
+    h.broker
+        .reject_connect(c.conn, ReasonCode::NotAuthorized, h.now)
+        .unwrap();
+    h.drain();
+    assert!(
+        matches!(h.expect(c), Packet::Disconnect(d) if d.reason_code == ReasonCode::NotAuthorized)
+    );
+    assert!(h.is_closed(c));
+}
+
+#[test]
+fn mqtt5_client_auth_before_the_servers_turn_is_refused() {
+    let mut h = Harness::with_broker(
+        Broker::new(Config::default()).with_enhanced_authenticator(Box::new(AskTheCaller)),
+    );
+    let c = h.open(V5);
+    let mut connect = connect_packet(V5, "t");
+    connect.properties.authentication_method = Some(s("TOKEN"));
+    h.send(c, connect_pkt(connect));
+    h.send(c, auth(ReasonCode::ContinueAuthentication, b"eager"));
+    assert!(
+        matches!(h.expect(c), Packet::ConnAck(a) if a.reason_code == ReasonCode::ProtocolError)
+    );
+    assert!(h.is_closed(c));
+}
