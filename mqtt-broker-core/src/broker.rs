@@ -6,13 +6,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-use bytes::Bytes;
 use mqtt_topic::TopicLimits;
-use mqtt_wire::{DecodeError, Packet, ReasonCode};
+use mqtt_wire::ReasonCode;
 
 use crate::config::Config;
 use crate::conn::{Conn, ConnectionId, ConnectionInfo, Phase};
-use crate::error::{ApiMisuse, ConfigError, ProtocolViolation};
+use crate::error::{ApiMisuse, ConfigError};
 use crate::hooks::{AllowAll, Authenticator, Authorizer, EnhancedAuthenticator, NoEnhancedAuth};
 use crate::message::Message;
 use crate::output::{Event, Output};
@@ -55,7 +54,7 @@ pub struct Broker {
     pub(crate) stats: Stats,
     next_session: u64,
     pub(crate) next_assigned_id: u64,
-    started: Option<Instant>,
+    pub(crate) started: Option<Instant>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -140,9 +139,12 @@ impl Broker {
         self
     }
 
-    /// The counters.
-    pub fn stats(&self) -> &Stats {
-        &self.stats
+    /// The counters, as of now.
+    pub fn stats(&self) -> Stats {
+        let mut stats = self.stats.clone();
+        stats.messages_queued = self.sessions.values().map(|s| s.queue.len() as u64).sum();
+        stats.retained_messages = self.store.retained_len() as u64;
+        stats
     }
 
     /// The configuration in force.
@@ -321,188 +323,5 @@ impl Broker {
 
     pub(crate) fn event(&mut self, event: Event) {
         self.outputs.push_back(Output::Event(event));
-    }
-
-    /// A client that sends but does not read lets its answers pile up: past twice the outbox
-    /// bound it gets DISCONNECT 0x97 (v5) and is closed, so its memory stays bounded.
-    fn check_outbox(&mut self, conn: ConnectionId, now: Instant) {
-        let limit = self.config.max_outbox_bytes.saturating_mul(2);
-        if self.conns.get(&conn).is_some_and(|c| c.outbox > limit) {
-            self.stats.slow_consumers_closed += 1;
-            let why = Some("outbox limit exceeded");
-            self.disconnect_explained(conn, ReasonCode::QuotaExceeded, why, now);
-        }
-    }
-
-    /// Dispatches one decoded packet.
-    fn handle_packet(&mut self, conn: ConnectionId, packet: Packet, now: Instant) {
-        let Some(c) = self.conns.get(&conn) else {
-            return;
-        };
-        let result = match (&c.phase, packet) {
-            (Phase::AwaitingConnect, Packet::Connect(connect)) => {
-                // `Packet::Connect` may hold the CONNECT boxed or not; either way it ends boxed.
-                #[allow(clippy::useless_conversion)]
-                self.handle_connect(conn, connect.into(), now);
-                Ok(())
-            }
-            (Phase::AwaitingConnect, _) => Err(ProtocolViolation::new(
-                "MQTT-3.1.0-1",
-                "first packet is not CONNECT",
-                ReasonCode::ProtocolError,
-            )),
-            (Phase::Authenticating(_), Packet::Auth(auth)) => {
-                self.handle_connect_auth(conn, auth, now);
-                Ok(())
-            }
-            (Phase::Authenticating(_), _) => Err(ProtocolViolation::new(
-                "MQTT-3.1.2-30",
-                "packet other than AUTH before CONNACK",
-                ReasonCode::ProtocolError,
-            )),
-            (Phase::Closing, _) => Ok(()),
-            (Phase::Connected(_), Packet::Connect(_)) => Err(ProtocolViolation::new(
-                "MQTT-3.1.0-2",
-                "second CONNECT",
-                ReasonCode::ProtocolError,
-            )),
-            (Phase::Connected(session), packet) => {
-                let session = *session;
-                self.handle_session_packet(conn, session, packet, now)
-            }
-        };
-        if let Err(violation) = result {
-            self.protocol_error(conn, violation, now);
-        }
-    }
-
-    /// Packets of an established connection.
-    fn handle_session_packet(
-        &mut self,
-        conn: ConnectionId,
-        session: SessionId,
-        packet: Packet,
-        now: Instant,
-    ) -> Result<(), ProtocolViolation> {
-        match packet {
-            Packet::Publish(publish) => self.handle_publish(conn, session, publish, now),
-            Packet::PubAck(ack) => {
-                self.handle_puback(session, ack, now);
-                Ok(())
-            }
-            Packet::PubRec(ack) => {
-                self.handle_pubrec(conn, session, ack, now);
-                Ok(())
-            }
-            Packet::PubRel(ack) => {
-                self.handle_pubrel(conn, session, ack);
-                Ok(())
-            }
-            Packet::PubComp(ack) => {
-                self.handle_pubcomp(session, ack, now);
-                Ok(())
-            }
-            Packet::Subscribe(subscribe) => self.handle_subscribe(conn, session, subscribe, now),
-            Packet::Unsubscribe(unsubscribe) => {
-                self.handle_unsubscribe(conn, session, unsubscribe, now);
-                Ok(())
-            }
-            Packet::PingReq => {
-                self.send_packet(conn, &Packet::PingResp); // [MQTT-3.12.4-1]
-                Ok(())
-            }
-            Packet::Disconnect(disconnect) => {
-                self.handle_disconnect(conn, session, disconnect, now)
-            }
-            Packet::Auth(auth) => self.handle_reauth(conn, auth, now),
-            Packet::Connect(_)
-            | Packet::ConnAck(_)
-            | Packet::SubAck(_)
-            | Packet::UnsubAck(_)
-            | Packet::PingResp => Err(ProtocolViolation::new(
-                "MQTT-4.13.1-1",
-                "server-to-client packet sent by a client",
-                ReasonCode::ProtocolError,
-            )),
-        }
-    }
-
-    /// Malformed bytes: answer per version and phase, then close.
-    fn decode_failed(&mut self, conn: ConnectionId, error: DecodeError, now: Instant) {
-        let Some(c) = self.conns.get(&conn) else {
-            return;
-        };
-        if matches!(c.phase, Phase::AwaitingConnect) {
-            // Before CONNECT there is no version to speak: only an unsupported protocol level
-            // gets a CONNACK [MQTT-3.1.2-2]; everything else closes silently [MQTT-3.1.4-1].
-            if let DecodeError::UnsupportedProtocolVersion(level) = error {
-                self.refuse_unsupported_version(conn, level, now);
-            } else {
-                self.stats.protocol_errors += 1;
-                self.event(Event::ProtocolError {
-                    conn,
-                    spec_id: error.spec_id(),
-                    reason: error.reason_code(),
-                });
-                self.close(conn, error.reason_code(), now);
-            }
-            return;
-        }
-        let spec_id = error.spec_id_for(c.version);
-        let reason = error.reason_code();
-        self.stats.protocol_errors += 1;
-        self.event(Event::ProtocolError {
-            conn,
-            spec_id,
-            reason,
-        });
-        self.disconnect(conn, reason, now);
-    }
-
-    /// A well-formed but illegal packet: DISCONNECT with its reason (v5), then close
-    /// [MQTT5-4.13.1-1] [MQTT311-4.8.0-1].
-    pub(crate) fn protocol_error(
-        &mut self,
-        conn: ConnectionId,
-        violation: ProtocolViolation,
-        now: Instant,
-    ) {
-        self.stats.protocol_errors += 1;
-        self.event(Event::ProtocolError {
-            conn,
-            spec_id: Some(violation.spec_id),
-            reason: violation.reason,
-        });
-        self.disconnect_explained(conn, violation.reason, Some(violation.what), now);
-    }
-
-    /// Publishes the `$SYS/broker/...` statistics as retained QoS 0 messages and re-arms the timer.
-    fn publish_sys(&mut self, now: Instant) {
-        let Some(interval) = self.config.sys_interval else {
-            return;
-        };
-        let started = self.started.unwrap_or(now);
-        self.stats.retained_messages = self.store.retained_len() as u64;
-        self.stats.messages_queued = self.sessions.values().map(|s| s.queue.len() as u64).sum();
-        let topics = self
-            .stats
-            .sys_topics(started, now, &self.config.version_string);
-        for (topic, value) in topics {
-            let Ok(name) = mqtt_topic::TopicName::new(Bytes::from(topic)) else {
-                continue;
-            };
-            let Ok(topic) = mqtt_wire::MqttStr::try_from(name.to_bytes()) else {
-                continue;
-            };
-            let message = Message::new(
-                topic,
-                Bytes::from(value),
-                mqtt_wire::QoS::AtMostOnce,
-                true,
-                now,
-            );
-            self.route(name, message, now);
-        }
-        self.timers.set_after(TimerKey::Sys, now, interval);
     }
 }
