@@ -98,7 +98,6 @@ impl Broker {
                 present: true,
             });
         }
-        self.stats.retained_messages = self.store.retained_len() as u64;
     }
 
     /// Clears the retained message of `topic`, if any.
@@ -109,7 +108,6 @@ impl Broker {
                 present: false,
             });
         }
-        self.stats.retained_messages = self.store.retained_len() as u64;
     }
 
     /// Round-robin over a shared group, preferring connected members and never `exclude`; the

@@ -36,11 +36,11 @@ pub struct Stats {
     pub subscriptions_refused: u64,
     /// Connections closed because they did not read what the broker wrote.
     pub slow_consumers_closed: u64,
-    /// Retained messages stored.
+    /// Retained messages stored (read from the store by `Broker::stats`).
     pub retained_messages: u64,
     /// Subscriptions held by all sessions.
     pub subscriptions: u64,
-    /// Messages waiting in session queues.
+    /// Messages waiting in session queues (counted by `Broker::stats`).
     pub messages_queued: u64,
 }
 
