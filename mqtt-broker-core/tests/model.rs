@@ -210,7 +210,7 @@ fn payload_id(payload: &Bytes) -> u64 {
 
 /// Plays the clients' side until the wire is quiet: acknowledge every PUBLISH, release every
 /// PUBREC, complete every PUBREL. Returns what each client received.
-fn settle(h: &mut Harness, clients: &[Client; CLIENTS]) -> [Vec<Delivery>; CLIENTS] {
+fn settle(h: &mut Harness, clients: &[TestClient; CLIENTS]) -> [Vec<Delivery>; CLIENTS] {
     let mut received: [Vec<Delivery>; CLIENTS] = Default::default();
     loop {
         let mut quiet = true;
@@ -254,7 +254,7 @@ fn run(versions: [ProtocolVersion; CLIENTS], actions: Vec<Action>) -> Result<(),
         now: 0,
         expected: Default::default(),
     };
-    let mut clients: [Client; CLIENTS] = std::array::from_fn(|k| h.open(versions[k]));
+    let mut clients: [TestClient; CLIENTS] = std::array::from_fn(|k| h.open(versions[k]));
     for client in clients {
         h.drop_connection(client); // placeholders, never connected
     }

@@ -13,7 +13,7 @@ use mqtt_wire::{
 };
 
 /// Connects `id` with a persistent session (CleanSession=0 / expiry 600 s).
-fn persistent(h: &mut Harness, version: ProtocolVersion, id: &str) -> (Client, bool) {
+fn persistent(h: &mut Harness, version: ProtocolVersion, id: &str) -> (TestClient, bool) {
     let c = h.open(version);
     let mut connect = connect_packet(version, id);
     connect.clean_start = false;

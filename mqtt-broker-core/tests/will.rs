@@ -16,7 +16,7 @@ fn setup(
     retain: bool,
     delay: Option<u32>,
     expiry: Option<u32>,
-) -> (Harness, Client, Client) {
+) -> (Harness, TestClient, TestClient) {
     let mut h = Harness::new();
     let watcher = h.connect(version, "watcher");
     h.subscribe(watcher, "will/#", QoS::ExactlyOnce);

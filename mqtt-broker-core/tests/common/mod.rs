@@ -1,5 +1,5 @@
 //! Virtual-clock test harness: a [`Harness`] owns a `Broker` and a hand-driven `now`; each
-//! [`Client`] encodes packets with the codec, feeds them to the broker, and decodes what the
+//! [`TestClient`] encodes packets with the codec, feeds them to the broker, and decodes what the
 //! broker transmits back. Outputs are drained after every input, as the driving-loop rule says.
 //! Shared by every integration test file, which each use a part of it.
 #![allow(dead_code)]
@@ -17,7 +17,7 @@ use mqtt_wire::{
 
 /// A client handle (copyable; state lives in the harness).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Client {
+pub struct TestClient {
     pub conn: ConnectionId,
     pub version: ProtocolVersion,
 }
@@ -118,7 +118,7 @@ impl Harness {
     }
 
     /// Opens a connection without sending anything.
-    pub fn open(&mut self, version: ProtocolVersion) -> Client {
+    pub fn open(&mut self, version: ProtocolVersion) -> TestClient {
         self.next_conn += 1;
         let conn = ConnectionId(self.next_conn);
         let mut decoder = Decoder::new();
@@ -139,11 +139,11 @@ impl Harness {
             .handle_open(conn, ConnectionInfo::default(), self.now)
             .expect("open");
         self.drain();
-        Client { conn, version }
+        TestClient { conn, version }
     }
 
     /// Feeds raw bytes.
-    pub fn send_raw(&mut self, client: Client, bytes: &[u8]) {
+    pub fn send_raw(&mut self, client: TestClient, bytes: &[u8]) {
         self.broker
             .handle_bytes(client.conn, bytes, self.now)
             .expect("bytes");
@@ -151,7 +151,7 @@ impl Harness {
     }
 
     /// Encodes and feeds a packet.
-    pub fn send(&mut self, client: Client, packet: Packet) {
+    pub fn send(&mut self, client: TestClient, packet: Packet) {
         let mut buf = BytesMut::new();
         packet
             .encode(client.version, &mut buf)
@@ -160,20 +160,20 @@ impl Harness {
     }
 
     /// The next packet the client received, if any.
-    pub fn recv(&mut self, client: Client) -> Option<Packet> {
+    pub fn recv(&mut self, client: TestClient) -> Option<Packet> {
         self.peers
             .get_mut(&client.conn)
             .and_then(|p| p.inbox.pop_front())
     }
 
     /// The next packet, which must exist.
-    pub fn expect(&mut self, client: Client) -> Packet {
+    pub fn expect(&mut self, client: TestClient) -> Packet {
         self.recv(client)
             .unwrap_or_else(|| panic!("{:?} expected a packet", client.conn))
     }
 
     /// Removes and returns the first received packet that `wanted` accepts, leaving the others.
-    pub fn take(&mut self, client: Client, wanted: impl Fn(&Packet) -> bool) -> Packet {
+    pub fn take(&mut self, client: TestClient, wanted: impl Fn(&Packet) -> bool) -> Packet {
         let inbox = &mut self.peers.get_mut(&client.conn).expect("known peer").inbox;
         let at = inbox
             .iter()
@@ -183,7 +183,7 @@ impl Harness {
     }
 
     /// Everything received so far.
-    pub fn recv_all(&mut self, client: Client) -> Vec<Packet> {
+    pub fn recv_all(&mut self, client: TestClient) -> Vec<Packet> {
         self.peers
             .get_mut(&client.conn)
             .map(|p| p.inbox.drain(..).collect())
@@ -191,17 +191,17 @@ impl Harness {
     }
 
     /// Asserts nothing more was received.
-    pub fn expect_nothing(&mut self, client: Client) {
+    pub fn expect_nothing(&mut self, client: TestClient) {
         let left = self.recv_all(client);
         assert!(left.is_empty(), "unexpected packets: {left:?}");
     }
 
-    pub fn is_closed(&self, client: Client) -> bool {
+    pub fn is_closed(&self, client: TestClient) -> bool {
         self.peers.get(&client.conn).is_some_and(|p| p.closed)
     }
 
     /// The socket goes away (EOF or error) without DISCONNECT.
-    pub fn drop_connection(&mut self, client: Client) {
+    pub fn drop_connection(&mut self, client: TestClient) {
         let peer = self.peers.get_mut(&client.conn).expect("known peer");
         if !peer.closed {
             peer.closed = true;
@@ -213,12 +213,12 @@ impl Harness {
     }
 
     /// Raw chunk lists transmitted to the client.
-    pub fn raw(&self, client: Client) -> &[Vec<Bytes>] {
+    pub fn raw(&self, client: TestClient) -> &[Vec<Bytes>] {
         self.peers.get(&client.conn).map_or(&[], |p| &p.raw)
     }
 
     /// Stops (or resumes) reporting flushes for the client.
-    pub fn hold_flush(&mut self, client: Client, hold: bool) {
+    pub fn hold_flush(&mut self, client: TestClient, hold: bool) {
         let peer = self.peers.get_mut(&client.conn).expect("known peer");
         peer.auto_flush = !hold;
         let unflushed = std::mem::take(&mut peer.unflushed);
@@ -238,7 +238,7 @@ impl Harness {
     }
 
     /// Sends CONNECT, returns the CONNACK.
-    pub fn connect_with(&mut self, client: Client, connect: Connect) -> ConnAck {
+    pub fn connect_with(&mut self, client: TestClient, connect: Connect) -> ConnAck {
         self.send(client, connect_pkt(connect));
         match self.expect(client) {
             Packet::ConnAck(ack) => ack,
@@ -247,14 +247,14 @@ impl Harness {
     }
 
     /// Opens and connects with clean start and no will; asserts success.
-    pub fn connect(&mut self, version: ProtocolVersion, client_id: &str) -> Client {
+    pub fn connect(&mut self, version: ProtocolVersion, client_id: &str) -> TestClient {
         let client = self.open(version);
         let ack = self.connect_with(client, connect_packet(version, client_id));
         assert_eq!(ack.reason_code, ReasonCode::Success, "CONNACK {ack:?}");
         client
     }
 
-    pub fn subscribe(&mut self, client: Client, filter: &str, qos: QoS) -> SubAck {
+    pub fn subscribe(&mut self, client: TestClient, filter: &str, qos: QoS) -> SubAck {
         let options = SubscriptionOptions {
             qos,
             ..SubscriptionOptions::default()
@@ -264,7 +264,7 @@ impl Harness {
 
     pub fn subscribe_with(
         &mut self,
-        client: Client,
+        client: TestClient,
         filter: &str,
         options: SubscriptionOptions,
         properties: Properties,
@@ -283,7 +283,7 @@ impl Harness {
         }
     }
 
-    pub fn unsubscribe(&mut self, client: Client, filter: &str) -> UnsubAck {
+    pub fn unsubscribe(&mut self, client: TestClient, filter: &str) -> UnsubAck {
         self.send(
             client,
             Packet::Unsubscribe(Unsubscribe {
@@ -301,7 +301,7 @@ impl Harness {
     /// Publishes; for QoS 1/2 also completes the client side of the handshake.
     pub fn publish(
         &mut self,
-        client: Client,
+        client: TestClient,
         topic: &str,
         payload: &'static [u8],
         qos: QoS,
@@ -327,7 +327,7 @@ impl Harness {
         }
     }
 
-    pub fn disconnect(&mut self, client: Client, reason: ReasonCode) {
+    pub fn disconnect(&mut self, client: TestClient, reason: ReasonCode) {
         self.send(
             client,
             Packet::Disconnect(Disconnect {
@@ -338,7 +338,7 @@ impl Harness {
     }
 
     /// Received PUBLISH packets (other packets are dropped).
-    pub fn publishes(&mut self, client: Client) -> Vec<Publish> {
+    pub fn publishes(&mut self, client: TestClient) -> Vec<Publish> {
         self.recv_all(client)
             .into_iter()
             .filter_map(|p| match p {
@@ -349,7 +349,7 @@ impl Harness {
     }
 
     /// Acknowledges every received QoS 1/2 PUBLISH fully and returns them.
-    pub fn receive_and_ack(&mut self, client: Client) -> Vec<Publish> {
+    pub fn receive_and_ack(&mut self, client: TestClient) -> Vec<Publish> {
         let received = self.publishes(client);
         for publish in &received {
             match publish.qos {
