@@ -6,6 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
+use bytes::BytesMut;
 use mqtt_topic::TopicLimits;
 use mqtt_wire::ReasonCode;
 
@@ -13,6 +14,7 @@ use crate::config::Config;
 use crate::conn::{Conn, ConnectionId, ConnectionInfo, Phase};
 use crate::error::{ApiMisuse, ConfigError};
 use crate::hooks::{AllowAll, Authenticator, Authorizer, EnhancedAuthenticator, NoEnhancedAuth};
+use crate::idmap::IdMap;
 use crate::message::Message;
 use crate::output::{Event, Output};
 use crate::routing::SubscriptionIndex;
@@ -44,8 +46,8 @@ pub struct Broker {
     pub(crate) authorizer: Box<dyn Authorizer>,
     pub(crate) enhanced_auth: Box<dyn EnhancedAuthenticator>,
     pub(crate) store: Box<dyn Store>,
-    pub(crate) conns: HashMap<ConnectionId, Conn>,
-    pub(crate) sessions: HashMap<SessionId, Session>,
+    pub(crate) conns: IdMap<ConnectionId, Conn>,
+    pub(crate) sessions: IdMap<SessionId, Session>,
     pub(crate) client_ids: HashMap<String, SessionId>,
     pub(crate) index: SubscriptionIndex,
     pub(crate) shared_cursors: HashMap<String, usize>,
@@ -54,6 +56,10 @@ pub struct Broker {
     pub(crate) stats: Stats,
     next_session: u64,
     pub(crate) next_assigned_id: u64,
+    /// Number of the message being routed (see `Session::route_mark`).
+    pub(crate) route_seq: u64,
+    /// Spare capacity that outgoing packet headers are encoded into, then split off.
+    pub(crate) scratch: BytesMut,
     pub(crate) started: Option<Instant>,
 }
 
@@ -83,8 +89,8 @@ impl Broker {
             authorizer: Box::new(AllowAll),
             enhanced_auth: Box::new(NoEnhancedAuth),
             store: Box::new(MemoryStore::new()),
-            conns: HashMap::new(),
-            sessions: HashMap::new(),
+            conns: IdMap::default(),
+            sessions: IdMap::default(),
             client_ids: HashMap::new(),
             index: SubscriptionIndex::default(),
             shared_cursors: HashMap::new(),
@@ -93,6 +99,8 @@ impl Broker {
             stats: Stats::default(),
             next_session: 0,
             next_assigned_id: 0,
+            route_seq: 0,
+            scratch: BytesMut::new(),
             started: None,
         }
     }

@@ -4,7 +4,6 @@
 
 use std::time::Instant;
 
-use bytes::BytesMut;
 use mqtt_wire::{Ack, MqttStr, Packet, PacketId, Properties, Publish, PublishQos, QoS};
 
 use crate::alias::OutboundTopic;
@@ -223,17 +222,25 @@ impl Broker {
             properties,
             payload: message.payload.clone(),
         };
-        let mut header = BytesMut::new();
-        if publish.encode_header(c.version, &mut header).is_err() {
+        let version = c.version;
+        let max_packet_size = c.max_packet_size as usize;
+        let buf = self.scratch_buffer();
+        if publish.encode_header(version, buf).is_err() {
+            buf.clear();
             return SendOutcome::TooLarge;
         }
-        if header.len() + publish.payload.len() > c.max_packet_size as usize {
+        if buf.len() + publish.payload.len() > max_packet_size {
+            buf.clear();
             return SendOutcome::TooLarge; // [MQTT5-3.1.2-24]
         }
+        let header = buf.split().freeze();
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return SendOutcome::NoConnection;
+        };
         if let OutboundTopic::Bind(alias) = naming {
             c.outbound_aliases.bind(message.topic.clone(), alias);
         }
-        let mut data = vec![header.freeze()];
+        let mut data = vec![header];
         if !publish.payload.is_empty() {
             data.push(publish.payload);
         }

@@ -6,7 +6,6 @@
 //! shared by every copy. Queued copies of a shared subscription follow the group when their
 //! session leaves it.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,7 +27,10 @@ impl Broker {
         let mut targets = Vec::new();
         self.index.matches(&topic, &mut targets);
         let mut deliveries: Vec<(SessionId, Delivery)> = Vec::with_capacity(targets.len());
-        let mut merged: HashMap<SessionId, usize> = HashMap::new();
+        // A 3.1.1 session matched by several filters gets one copy: its first match records
+        // (this routing's number, index of its copy) in the session.
+        self.route_seq += 1;
+        let seq = self.route_seq;
         for target in targets {
             let (session, subscription, share) = match target {
                 Target::Plain(session, subscription) => (session, subscription, None),
@@ -39,7 +41,7 @@ impl Broker {
                     }
                 }
             };
-            let Some(s) = self.sessions.get(&session) else {
+            let Some(s) = self.sessions.get_mut(&session) else {
                 continue;
             };
             let options = subscription.options;
@@ -60,12 +62,12 @@ impl Broker {
                         share,
                     },
                 ));
-            } else if let Some(&at) = merged.get(&session) {
-                if let Some((_, delivery)) = deliveries.get_mut(at) {
+            } else if s.route_mark.0 == seq {
+                if let Some((_, delivery)) = deliveries.get_mut(s.route_mark.1) {
                     delivery.qos = delivery.qos.max(qos);
                 }
             } else {
-                merged.insert(session, deliveries.len());
+                s.route_mark = (seq, deliveries.len());
                 deliveries.push((
                     session,
                     Delivery {

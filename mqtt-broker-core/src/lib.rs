@@ -83,6 +83,7 @@ mod dispatch;
 mod error;
 mod fanout;
 mod hooks;
+mod idmap;
 mod inflight;
 mod lifecycle;
 mod message;

@@ -98,6 +98,8 @@ pub(crate) struct Session {
     pub(crate) expiry_interval: u32,
     /// The will stored with the session [MQTT5-3.1.2-7].
     pub(crate) will: Option<Will>,
+    /// Routing scratch: the number of the last message routed here, and the index of its copy.
+    pub(crate) route_mark: (u64, usize),
 }
 
 impl Session {
@@ -113,6 +115,7 @@ impl Session {
             incoming_qos2: HashSet::new(),
             expiry_interval: 0,
             will: None,
+            route_mark: (0, 0),
         }
     }
 }

@@ -5,15 +5,17 @@
 //! is pruned after every change, so [`TimerHeap::next_deadline`] always names a live timer.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
+
+use crate::idmap::IdMap;
 
 /// Deadlines keyed by `K`; at most one live deadline per key.
 #[derive(Debug)]
 pub(crate) struct TimerHeap<K> {
     heap: BinaryHeap<Reverse<(Instant, u64, K)>>,
-    live: HashMap<K, u64>,
+    live: IdMap<K, u64>,
     next_generation: u64,
 }
 
@@ -22,7 +24,7 @@ impl<K: Copy + Eq + Hash + Ord> TimerHeap<K> {
     pub(crate) fn new() -> Self {
         TimerHeap {
             heap: BinaryHeap::new(),
-            live: HashMap::new(),
+            live: IdMap::default(),
             next_generation: 0,
         }
     }

@@ -27,13 +27,25 @@ impl Broker {
     /// Encodes `packet` in the connection's version and queues it. A packet the codec refuses to
     /// encode is a broker bug; it is dropped rather than sent malformed.
     pub(crate) fn send_packet(&mut self, conn: ConnectionId, packet: &Packet) {
-        let Some(c) = self.conns.get(&conn) else {
+        let Some(version) = self.conns.get(&conn).map(|c| c.version) else {
             return;
         };
-        let mut buf = BytesMut::new();
-        if packet.encode(c.version, &mut buf).is_ok() {
-            self.transmit(conn, vec![buf.freeze()]);
+        let buf = self.scratch_buffer();
+        if packet.encode(version, buf).is_ok() {
+            let bytes = buf.split().freeze();
+            self.transmit(conn, vec![bytes]);
         }
+    }
+
+    /// The buffer headers and small packets are encoded into, with room for at least one of
+    /// them; each is split off it, so many share one allocation.
+    pub(crate) fn scratch_buffer(&mut self) -> &mut BytesMut {
+        const BLOCK: usize = 16 * 1024;
+        const ROOM: usize = 1024;
+        if self.scratch.capacity() < ROOM {
+            self.scratch = BytesMut::with_capacity(BLOCK);
+        }
+        &mut self.scratch
     }
 
     /// Ends `conn` from the broker's side: a DISCONNECT carrying `reason` for a v5 client whose
