@@ -240,7 +240,8 @@ impl Broker {
         if let OutboundTopic::Bind(alias) = naming {
             c.outbound_aliases.bind(message.topic.clone(), alias);
         }
-        let mut data = vec![header];
+        let mut data = Vec::with_capacity(2);
+        data.push(header);
         if !publish.payload.is_empty() {
             data.push(publish.payload);
         }
