@@ -1,5 +1,8 @@
 //! v5 topic aliases of one connection, in both directions. Aliases never outlive their network
 //! connection [MQTT5-3.3.2-7].
+//!
+//! Topics kept here are copied out of the packets they arrived in (see [`detached`]): a view
+//! would keep a whole received frame, payload included, alive for the life of the connection.
 
 use std::collections::HashMap;
 
@@ -48,7 +51,7 @@ impl InboundAliases {
                     ReasonCode::TopicAliasInvalid,
                 ))
         } else {
-            self.topics.insert(alias, topic.clone());
+            self.topics.insert(alias, detached(topic));
             Ok(topic.clone())
         }
     }
@@ -99,13 +102,27 @@ impl OutboundAliases {
 
     /// Records that `alias` now names `topic`.
     pub(crate) fn bind(&mut self, topic: MqttStr, alias: u16) {
-        self.aliases.insert(topic, alias);
+        self.aliases.insert(detached(&topic), alias);
     }
+}
+
+/// A copy of `text` that shares no buffer with the packet it came from.
+pub(crate) fn detached(text: &MqttStr) -> MqttStr {
+    MqttStr::try_from(text.as_str().to_owned()).unwrap_or_else(|_| text.clone())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kept_topics_do_not_pin_their_packet() {
+        let frame = bytes::Bytes::from(b"a/b and a large payload".to_vec());
+        let topic = MqttStr::try_from(frame.slice(0..3)).unwrap();
+        let kept = detached(&topic);
+        assert_eq!(kept, topic);
+        assert_ne!(kept.as_bytes().as_ptr(), frame.as_ptr());
+    }
 
     #[test]
     fn inbound_alias_binds_then_resolves() {

@@ -27,7 +27,8 @@ pub struct Config {
     pub max_outbox_bytes: usize,
     /// Subscriptions one session may hold; more are refused with SUBACK 0x97 / 0x80.
     pub max_subscriptions_per_client: usize,
-    /// Topic aliases a v5 client may use towards the broker (0 disables them).
+    /// Topic aliases a v5 client may use towards the broker (0 disables them), and the most the
+    /// broker uses towards a client.
     pub topic_alias_maximum: u16,
     /// Largest keep alive accepted, in seconds; larger client values are lowered to it and, for
     /// v5 clients, announced as Server Keep Alive. 0 means no limit.

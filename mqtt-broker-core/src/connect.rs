@@ -11,7 +11,7 @@ use mqtt_wire::{
     ReasonCode,
 };
 
-use crate::alias::{InboundAliases, OutboundAliases};
+use crate::alias::{InboundAliases, OutboundAliases, detached};
 use crate::broker::{Broker, TimerKey};
 use crate::conn::{ConnectionId, Phase};
 use crate::hooks::{AuthDecision, AuthStep, Authorization, ClientRef, ConnectCredentials};
@@ -52,7 +52,7 @@ impl Broker {
                 .enhanced_auth
                 .start(&connect.client_id, &method, data.as_deref());
             if let Some(c) = self.conns.get_mut(&conn) {
-                c.auth_method = Some(method);
+                c.auth_method = Some(detached(&method));
             }
             self.connect_auth_step(conn, connect, step, data, now);
             return;
@@ -206,7 +206,9 @@ impl Broker {
             let p = &connect.properties;
             c.max_packet_size = p.maximum_packet_size.unwrap_or(u32::MAX);
             c.receive_maximum = p.receive_maximum.unwrap_or(u16::MAX);
-            c.outbound_aliases = OutboundAliases::new(p.topic_alias_maximum.unwrap_or(0));
+            // The client's maximum bounds the aliases; the broker's own bounds their memory.
+            let aliases = p.topic_alias_maximum.unwrap_or(0);
+            c.outbound_aliases = OutboundAliases::new(aliases.min(config.topic_alias_maximum));
             c.inbound_aliases = InboundAliases::new(config.topic_alias_maximum);
             c.problem_information = p.request_problem_information != Some(0);
             properties.receive_maximum =

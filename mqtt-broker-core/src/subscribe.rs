@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use mqtt_topic::{SubscriptionFilter, TopicName};
 use mqtt_wire::{
     Packet, Properties, QoS, ReasonCode, RetainHandling, SubAck, Subscribe, SubscriptionOptions,
@@ -41,7 +42,8 @@ impl Broker {
         let mut retained_for: Vec<(SubscriptionFilter, Subscription)> = Vec::new();
         for (text, options) in subscribe.filters {
             let filter =
-                match SubscriptionFilter::parse(text.clone().into_bytes(), &self.topic_limits) {
+                // Parsed from a copy: the session keeps it, and a view would pin the packet.
+                match SubscriptionFilter::parse(Bytes::copy_from_slice(text.as_bytes()), &self.topic_limits) {
                     Ok(filter) => filter,
                     Err(_) => {
                         self.stats.subscriptions_refused += 1;
