@@ -72,8 +72,6 @@ pub enum DropReason {
     Expired,
     /// The packet would exceed the client's maximum packet size [MQTT5-3.1.2-25].
     TooLarge,
-    /// QoS 0 message for an offline session.
-    Offline,
 }
 
 /// Events for metrics and persistence.

@@ -18,7 +18,8 @@ pub struct Stats {
     pub messages_received: u64,
     /// PUBLISH packets sent to clients.
     pub messages_sent: u64,
-    /// Messages dropped (queue full, outbox full, expired, too large, offline QoS 0).
+    /// Messages dropped for one session (queue full, outbox full, expired, too large); QoS 0
+    /// messages are never kept for offline sessions and are not counted.
     pub messages_dropped: u64,
     /// Bytes received from clients.
     pub bytes_received: u64,
