@@ -30,8 +30,9 @@ pub struct Config {
     /// Topic aliases a v5 client may use towards the broker (0 disables them), and the most the
     /// broker uses towards a client.
     pub topic_alias_maximum: u16,
-    /// Largest keep alive accepted, in seconds; larger client values are lowered to it and, for
-    /// v5 clients, announced as Server Keep Alive. 0 means no limit.
+    /// Largest keep alive accepted, in seconds. A v5 client asking for more (or for none) gets
+    /// this value as Server Keep Alive; a 3.x client, which cannot be told, is refused with
+    /// return code 0x02. 0 means no limit.
     pub max_keep_alive: u16,
     /// Deepest topic name or filter accepted, in levels; deeper ones are refused (SUBACK failure,
     /// or DISCONNECT 0x90 for a PUBLISH).

@@ -89,6 +89,15 @@ impl Broker {
         if (id_len == 0 && !empty_allowed) || too_long {
             return Err(ReasonCode::ClientIdentifierNotValid); // [MQTT311-3.1.3-9] [MQTT5-3.1.3-8]
         }
+        // A 3.x client cannot be told a Server Keep Alive: one above the maximum is refused
+        // (as mosquitto does) rather than silently shortened.
+        let max_keep_alive = self.config.max_keep_alive;
+        if !connect.protocol.is_v5()
+            && max_keep_alive > 0
+            && (connect.keep_alive == 0 || connect.keep_alive > max_keep_alive)
+        {
+            return Err(ReasonCode::ClientIdentifierNotValid);
+        }
         if let Some(will) = &connect.will {
             if TopicName::with_limits(will.topic.clone().into_bytes(), &self.topic_limits).is_err()
             {

@@ -606,3 +606,20 @@ fn unanswered_deferral_ends_at_the_connect_deadline() {
         "closed and forgotten"
     );
 }
+
+#[test]
+fn mqtt311_keep_alive_above_the_maximum_is_refused() {
+    let mut h = Harness::with_config(config(|c| c.max_keep_alive = 30));
+    for keep_alive in [0, 31] {
+        let c = h.open(V311);
+        let mut connect = connect_packet(V311, "k");
+        connect.keep_alive = keep_alive;
+        let ack = h.connect_with(c, connect);
+        assert_eq!(ack.reason_code, ReasonCode::ClientIdentifierNotValid);
+        assert!(h.is_closed(c));
+    }
+    let c = h.open(V311);
+    let mut connect = connect_packet(V311, "k");
+    connect.keep_alive = 30;
+    assert_eq!(h.connect_with(c, connect).reason_code, ReasonCode::Success);
+}
