@@ -392,17 +392,19 @@ fn mqtt5_3_1_4_2_failed_authentication_is_refused_and_closed() {
 }
 
 #[test]
-fn mqtt311_3_1_4_5_input_after_refusal_is_ignored() {
-    let mut h = password_broker();
-    let c = h.open(V311);
-    let mut connect = connect_packet(V311, "a");
-    connect.username = Some(s("u"));
-    let mut bytes = bytes::BytesMut::new();
-    connect_pkt(connect).encode(V311, &mut bytes).unwrap();
-    Packet::PingReq.encode(V311, &mut bytes).unwrap();
-    h.send_raw(c, &bytes);
-    assert!(matches!(h.expect(c), Packet::ConnAck(_)));
-    h.expect_nothing(c); // no PINGRESP
+fn mqtt311_3_1_4_5_mqtt5_3_1_4_6_input_after_refusal_is_ignored() {
+    for version in [V311, V5] {
+        let mut h = password_broker();
+        let c = h.open(version);
+        let mut connect = connect_packet(version, "a");
+        connect.username = Some(s("u"));
+        let mut bytes = bytes::BytesMut::new();
+        connect_pkt(connect).encode(version, &mut bytes).unwrap();
+        Packet::PingReq.encode(version, &mut bytes).unwrap();
+        h.send_raw(c, &bytes);
+        assert!(matches!(h.expect(c), Packet::ConnAck(_)));
+        h.expect_nothing(c); // no PINGRESP
+    }
 }
 
 #[test]
@@ -622,4 +624,95 @@ fn mqtt311_keep_alive_above_the_maximum_is_refused() {
     let mut connect = connect_packet(V311, "k");
     connect.keep_alive = 30;
     assert_eq!(h.connect_with(c, connect).reason_code, ReasonCode::Success);
+}
+
+#[test]
+fn mqtt311_3_1_2_1_wrong_protocol_name_closes() {
+    let mut h = Harness::new();
+    let c = h.open(V311);
+    h.send_raw(
+        c,
+        &[
+            0x10, 0x0d, 0, 4, b'M', b'Q', b'T', b'X', 4, 0x02, 0, 60, 0, 1, b'c',
+        ],
+    );
+    assert!(h.is_closed(c));
+}
+
+/// [MQTT311-3.1.4-4] [MQTT5-3.1.4-5] [MQTT-3.2.0-1] [MQTT5-3.2.2-1]
+#[test]
+fn mqtt_3_1_3_5_short_alphanumeric_client_ids_are_accepted() {
+    for version in [V31, V311, V5] {
+        for id in ["a", "0123456789abcdefghijklm"] {
+            let mut h = Harness::new();
+            let c = h.open(version);
+            let ack = h.connect_with(c, connect_packet(version, id));
+            assert_eq!(ack.reason_code, ReasonCode::Success);
+            let first = &h.raw(c)[0][0];
+            assert_eq!(first[0], 0x20, "the first packet is CONNACK");
+            assert_eq!(first[2] & 0xfe, 0, "acknowledge flags bits 7-1 are zero");
+        }
+    }
+}
+
+#[test]
+fn mqtt5_3_2_2_13_retained_will_without_retain_support_is_refused() {
+    let mut h = Harness::with_config(config(|c| c.retain_available = false));
+    let c = h.open(V5);
+    let mut connect = connect_packet(V5, "w");
+    connect.will = Some(will("w", b"x", QoS::AtMostOnce, true));
+    let ack = h.connect_with(c, connect);
+    assert_eq!(ack.reason_code, ReasonCode::RetainNotSupported);
+    assert!(h.is_closed(c), "[MQTT5-4.13.2-1]");
+}
+
+/// Fixed-header flags and empty payloads that make a packet malformed: the codec refuses them,
+/// the broker closes (after DISCONNECT 0x81 for v5).
+#[test]
+fn mqtt_3_6_1_1_3_10_1_1_3_14_1_1_malformed_headers_close() {
+    let cases: [(&str, &[u8]); 6] = [
+        (
+            "PUBREL flags 0000 [MQTT-3.6.1-1]",
+            &[0x60, 0x02, 0x00, 0x01],
+        ),
+        (
+            "UNSUBSCRIBE flags 0000 [MQTT-3.10.1-1]",
+            &[0xa0, 0x05, 0x00, 0x01, 0x00, 0x01, b'a'],
+        ),
+        ("DISCONNECT flags 0001 [MQTT-3.14.1-1]", &[0xe1, 0x00]),
+        (
+            "SUBSCRIBE without filters [MQTT311-3.8.3-3] [MQTT5-3.8.3-2]",
+            &[0x82, 0x02, 0x00, 0x01],
+        ),
+        (
+            "UNSUBSCRIBE without filters [MQTT-3.10.3-2]",
+            &[0xa2, 0x02, 0x00, 0x01],
+        ),
+        (
+            "SUBSCRIBE QoS 3 [MQTT311-3.8.3-4]",
+            &[0x82, 0x06, 0x00, 0x01, 0x00, 0x01, b'a', 0x03],
+        ),
+    ];
+    for version in [V311, V5] {
+        for (what, bytes) in cases {
+            let mut h = Harness::new();
+            let c = h.connect(version, "m");
+            h.send_raw(c, bytes);
+            assert!(h.is_closed(c), "{what} {version:?}");
+            if version == V5 {
+                assert!(
+                    matches!(h.recv(c), Some(Packet::Disconnect(d)) if d.reason_code.is_error()),
+                    "{what}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn mqtt5_3_15_1_1_auth_with_flags_closes() {
+    let mut h = Harness::new();
+    let c = h.connect(V5, "a");
+    h.send_raw(c, &[0xf1, 0x00]);
+    assert!(h.is_closed(c));
 }

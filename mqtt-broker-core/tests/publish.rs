@@ -116,6 +116,7 @@ fn client_that_never_reads_is_closed_at_twice_the_outbox_bound() {
     assert_eq!(h.broker.stats().slow_consumers_closed, 1);
 }
 
+/// [MQTT-3.3.4-1] [MQTT5-4.3.2-3] [MQTT5-4.5.0-1] [MQTT311-4.5.0-1]
 #[test]
 fn mqtt5_4_3_2_4_mqtt311_4_3_2_2_qos1_is_acknowledged_and_delivered_with_a_fresh_id() {
     for version in [V311, V5] {
@@ -254,6 +255,7 @@ fn mqtt311_3_3_5_1_overlapping_subscriptions_deliver_once_at_max_qos() {
     assert_eq!(got[0].qos.qos(), QoS::AtLeastOnce);
 }
 
+/// [MQTT5-3.3.4-2]: one copy per subscription, so the highest granted QoS is honoured.
 #[test]
 fn mqtt5_3_3_4_5_overlapping_subscriptions_each_carry_their_identifier() {
     let mut h = Harness::new();
@@ -313,6 +315,7 @@ fn mqtt5_4_6_0_5_mqtt311_4_6_0_6_messages_keep_their_order_per_topic() {
     }
 }
 
+/// [MQTT5-4.9.0-1] [MQTT5-4.9.0-3]
 #[test]
 fn mqtt5_3_3_4_9_outbound_window_honours_client_receive_maximum() {
     let mut h = Harness::new();
@@ -568,4 +571,61 @@ fn mqtt5_4_8_2_6_error_puback_on_shared_delivery_is_not_redirected() {
     h.send(a, Packet::PubAck(ack));
     assert!(h.publishes(b).is_empty());
     assert!(h.publishes(a).is_empty());
+}
+
+#[test]
+fn mqtt5_3_3_4_6_subscription_identifier_from_a_client_is_a_protocol_error() {
+    let mut h = Harness::new();
+    let p = h.connect(V5, "p");
+    let mut publish = publish_packet("t", b"x", PublishQos::AtMostOnce, false);
+    publish.properties.subscription_identifiers = vec![1];
+    h.send(p, Packet::Publish(publish));
+    assert!(
+        matches!(h.expect(p), Packet::Disconnect(d) if d.reason_code == ReasonCode::ProtocolError)
+    );
+    assert!(h.is_closed(p));
+}
+
+#[test]
+fn mqtt5_4_8_2_5_started_shared_delivery_is_not_redirected_when_its_session_ends() {
+    let mut h = Harness::new();
+    let a = h.connect(V5, "a");
+    let b = h.connect(V5, "b");
+    h.subscribe(a, "$share/g/t", QoS::AtLeastOnce);
+    h.subscribe(b, "$share/g/t", QoS::AtLeastOnce);
+    let p = h.connect(V5, "p");
+    h.publish(p, "t", b"x", QoS::AtLeastOnce, false);
+    assert_eq!(h.publishes(a).len(), 1, "sent to a, not acknowledged");
+    h.drop_connection(a); // session expiry 0: the session ends
+    assert!(h.publishes(b).is_empty());
+}
+
+#[test]
+fn mqtt5_4_3_3_9_after_an_error_pubrec_the_id_is_new() {
+    let mut h = Harness::new();
+    let p = h.connect(V5, "p");
+    for _ in 0..2 {
+        h.send(
+            p,
+            Packet::Publish(publish_packet(
+                "$SYS/x",
+                b"x",
+                PublishQos::ExactlyOnce(id(5)),
+                false,
+            )),
+        );
+        assert!(
+            matches!(h.expect(p), Packet::PubRec(a) if a.reason_code == ReasonCode::NotAuthorized)
+        );
+    }
+    h.send(
+        p,
+        Packet::Publish(publish_packet(
+            "ok",
+            b"x",
+            PublishQos::ExactlyOnce(id(5)),
+            false,
+        )),
+    );
+    assert!(matches!(h.expect(p), Packet::PubRec(a) if a.reason_code == ReasonCode::Success));
 }

@@ -15,6 +15,7 @@ fn options(qos: QoS) -> SubscriptionOptions {
     }
 }
 
+/// [MQTT-3.8.4-1] [MQTT-3.9.3-1] [MQTT311-3.8.4-4] [MQTT5-3.8.4-7] [MQTT5-3.9.3-2]
 #[test]
 fn mqtt_3_8_4_5_and_3_9_3_1_one_code_per_filter_in_order() {
     for (version, invalid) in [
@@ -65,6 +66,7 @@ fn mqtt_3_8_4_3_identical_filter_replaces_the_subscription() {
     }
 }
 
+/// [MQTT-3.10.4-5] [MQTT5-3.11.3-2]
 #[test]
 fn mqtt_3_10_4_1_to_5_unsubscribe_removes_exact_matches_and_always_answers() {
     for version in [V311, V5] {
