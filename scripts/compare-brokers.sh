@@ -191,7 +191,8 @@ scenario_args() {
 # The figures tabulated per scenario: key and whether higher is better.
 scenario_metrics() {
     case $1 in
-    fanin | fanout | qos1) echo "msg_per_s:higher" ;;
+    fanin | fanout) echo "msg_per_s:higher" ;;
+    qos1) echo "msg_per_s:higher lost:lower" ;;
     latency) echo "p50_us:lower p99_us:lower p999_us:lower" ;;
     idle) echo "bytes_per_conn:lower conn_per_s:higher" ;;
     connrate) echo "conn_per_s:higher p99_us:lower" ;;
