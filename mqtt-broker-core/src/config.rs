@@ -25,6 +25,12 @@ pub struct Config {
     /// [`Broker::handle_flushed`](crate::Broker::handle_flushed). Above it, QoS 0 is dropped and
     /// QoS 1/2 wait in the session queue.
     pub max_outbox_bytes: usize,
+    /// Retained messages kept, all topics together. A retained PUBLISH to a new topic beyond it
+    /// is refused (v5 PUBACK/PUBREC 0x97) and counted.
+    pub max_retained_messages: usize,
+    /// Topic and payload bytes of the retained messages, all topics together; a retained
+    /// PUBLISH that would pass it is refused like one beyond `max_retained_messages`.
+    pub max_retained_bytes: usize,
     /// Subscriptions one session may hold; more are refused with SUBACK 0x97 / 0x80.
     pub max_subscriptions_per_client: usize,
     /// Topic aliases a v5 client may use towards the broker (0 disables them), and the most the
@@ -64,6 +70,8 @@ impl Default for Config {
             max_queued_messages: 1000,
             max_queued_bytes: 16 * 1024 * 1024,
             max_outbox_bytes: 1024 * 1024,
+            max_retained_messages: 10_000,
+            max_retained_bytes: 64 * 1024 * 1024,
             max_subscriptions_per_client: 256,
             topic_alias_maximum: 16,
             max_keep_alive: 0,

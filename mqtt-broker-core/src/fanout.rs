@@ -93,13 +93,25 @@ impl Broker {
         if message.payload.is_empty() {
             // [MQTT5-3.3.1-6] [MQTT5-3.3.1-7] [MQTT311-3.3.1-10] [MQTT311-3.3.1-11]: clears, and is not stored itself.
             self.clear_retained(topic);
-        } else {
+        } else if self.retained_room(topic, message) {
             self.store.set_retained(topic.clone(), Arc::clone(message)); // [MQTT-3.3.1-5]
             self.event(Event::RetainedChanged {
                 topic: topic.as_str().to_owned(),
                 present: true,
             });
+        } else {
+            self.stats.retained_refused += 1;
         }
+    }
+
+    /// Whether storing `message` as the retained message of `topic` stays within the retained
+    /// limits (a replacement frees what it replaces).
+    pub(crate) fn retained_room(&self, topic: &TopicName, message: &Message) -> bool {
+        let old = self.store.get_retained(topic);
+        let old_weight = old.as_ref().map_or(0, |m| m.weight());
+        let count = self.store.retained_len() + usize::from(old.is_none());
+        let bytes = self.store.retained_bytes().saturating_sub(old_weight) + message.weight();
+        count <= self.config.max_retained_messages && bytes <= self.config.max_retained_bytes
     }
 
     /// Clears the retained message of `topic`, if any.

@@ -73,8 +73,8 @@ impl Message {
         }
     }
 
-    /// Bytes this message accounts for in a session queue.
-    pub(crate) fn weight(&self) -> usize {
+    /// Bytes this message accounts for in queues and the retained store: topic and payload.
+    pub fn weight(&self) -> usize {
         self.topic.len() + self.payload.len()
     }
 }

@@ -102,14 +102,26 @@ impl Broker {
             username: c.username.as_deref(),
             info: &c.info,
         };
-        let verdict = if name.as_str().starts_with(SYS_PREFIX) {
+        let mut verdict = if name.as_str().starts_with(SYS_PREFIX) {
             // `$SYS` belongs to the broker: clients may read it, never write it.
             Authorization::Deny(ReasonCode::NotAuthorized)
         } else {
             self.authorizer
                 .authorize_publish(&client, name.as_str(), qos.qos(), retain)
         };
-        let publisher = s.client_id.clone();
+        let mut message = Message::new(topic, payload, qos.qos(), retain, now);
+        properties.subscription_identifiers.clear();
+        message.properties = properties;
+        message.publisher = Some(s.client_id.clone());
+        if verdict == Authorization::Allow
+            && retain
+            && !message.payload.is_empty()
+            && self.config.retain_available
+            && !self.retained_room(&name, &message)
+        {
+            self.stats.retained_refused += 1;
+            verdict = Authorization::Deny(ReasonCode::QuotaExceeded);
+        }
         let reason = match verdict {
             Authorization::Allow => ReasonCode::Success,
             // 3.1.1 has no way to say no: acknowledge and drop [MQTT311-3.3.5-2].
@@ -118,10 +130,6 @@ impl Broker {
             Authorization::Deny(_) => ReasonCode::NotAuthorized,
         };
         if verdict == Authorization::Allow {
-            let mut message = Message::new(topic, payload, qos.qos(), retain, now);
-            properties.subscription_identifiers.clear();
-            message.properties = properties;
-            message.publisher = Some(publisher);
             self.route(name, message, now);
         }
         match qos {
@@ -156,7 +164,12 @@ impl Broker {
             return ack;
         };
         if reason.is_error() && c.version.is_v5() && c.problem_information {
-            ack.properties.reason_string = Some(MqttStr::from_static("publish not authorized"));
+            let why = if reason == ReasonCode::QuotaExceeded {
+                "retained message store full"
+            } else {
+                "publish not authorized"
+            };
+            ack.properties.reason_string = Some(MqttStr::from_static(why));
             let len = Packet::PubAck(ack.clone()).encoded_len(c.version);
             if len > c.max_packet_size as usize {
                 ack.properties.reason_string = None;

@@ -33,6 +33,8 @@ pub struct Stats {
     pub protocol_errors: u64,
     /// CONNECTs refused.
     pub connections_refused: u64,
+    /// Retained PUBLISH refused because the retained store was full.
+    pub retained_refused: u64,
     /// Subscriptions refused (limit, authorization, invalid filter).
     pub subscriptions_refused: u64,
     /// Connections closed because they did not read what the broker wrote.

@@ -45,8 +45,12 @@ pub trait Store: Send {
     fn remove_retained(&mut self, topic: &TopicName) -> bool;
     /// Calls `visit` with every retained message whose topic matches `filter`.
     fn for_each_retained(&self, filter: &TopicFilter, visit: &mut dyn FnMut(&Arc<Message>));
+    /// The retained message of `topic`, if any.
+    fn get_retained(&self, topic: &TopicName) -> Option<Arc<Message>>;
     /// Number of retained messages.
     fn retained_len(&self) -> usize;
+    /// Topic and payload bytes of the retained messages.
+    fn retained_bytes(&self) -> usize;
     /// Records (or replaces) the session of `client_id`.
     fn save_session(&mut self, client_id: &str, record: &SessionRecord);
     /// Forgets the session of `client_id`.
@@ -59,6 +63,7 @@ pub trait Store: Send {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     retained: RetainedTree<Arc<Message>>,
+    retained_bytes: usize,
     sessions: HashMap<String, SessionRecord>,
 }
 
@@ -71,11 +76,26 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     fn set_retained(&mut self, topic: TopicName, message: Arc<Message>) {
-        self.retained.insert(topic, message);
+        self.retained_bytes += message.weight();
+        if let Some(old) = self.retained.insert(topic, message) {
+            self.retained_bytes = self.retained_bytes.saturating_sub(old.weight());
+        }
     }
 
     fn remove_retained(&mut self, topic: &TopicName) -> bool {
-        self.retained.remove(topic).is_some()
+        let Some(old) = self.retained.remove(topic) else {
+            return false;
+        };
+        self.retained_bytes = self.retained_bytes.saturating_sub(old.weight());
+        true
+    }
+
+    fn get_retained(&self, topic: &TopicName) -> Option<Arc<Message>> {
+        self.retained.get(topic).cloned()
+    }
+
+    fn retained_bytes(&self) -> usize {
+        self.retained_bytes
     }
 
     fn for_each_retained(&self, filter: &TopicFilter, visit: &mut dyn FnMut(&Arc<Message>)) {

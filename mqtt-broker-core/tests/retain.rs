@@ -206,3 +206,45 @@ fn mqtt5_retain_unavailable_refuses_retained_publish() {
         other => panic!("expected DISCONNECT, got {other:?}"),
     }
 }
+
+#[test]
+fn retained_store_is_bounded_in_messages_and_bytes() {
+    for version in [V311, V5] {
+        let mut h = Harness::with_config(config(|c| {
+            c.max_retained_messages = 2;
+            c.max_retained_bytes = 64;
+        }));
+        let p = h.connect(version, "p");
+        h.publish(p, "a", b"1", QoS::AtMostOnce, true);
+        h.publish(p, "b", b"2", QoS::AtMostOnce, true);
+        h.publish(p, "a", b"replaced", QoS::AtMostOnce, true); // a replacement always fits
+        h.send(
+            p,
+            mqtt_wire::Packet::Publish(publish_packet(
+                "c",
+                b"3",
+                mqtt_wire::PublishQos::AtLeastOnce(id(1)),
+                true,
+            )),
+        );
+        match h.expect(p) {
+            mqtt_wire::Packet::PubAck(ack) if version == V5 => {
+                assert_eq!(ack.reason_code, mqtt_wire::ReasonCode::QuotaExceeded)
+            }
+            mqtt_wire::Packet::PubAck(_) => {}
+            other => panic!("expected PUBACK, got {other:?}"),
+        }
+        h.publish(p, "b", &[0u8; 100], QoS::AtMostOnce, true); // over the byte bound
+        let stats = h.broker.stats();
+        assert_eq!(stats.retained_messages, 2);
+        assert_eq!(stats.retained_refused, 2);
+        let sub = h.connect(version, "s");
+        h.subscribe(sub, "#", QoS::AtMostOnce);
+        let mut got: Vec<Bytes> = h.publishes(sub).into_iter().map(|p| p.payload).collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [Bytes::from_static(b"2"), Bytes::from_static(b"replaced")]
+        );
+    }
+}

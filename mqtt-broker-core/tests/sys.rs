@@ -84,6 +84,12 @@ impl Store for Shared {
             .expect("store lock")
             .for_each_retained(filter, visit);
     }
+    fn get_retained(&self, topic: &TopicName) -> Option<Arc<Message>> {
+        self.0.lock().expect("store lock").get_retained(topic)
+    }
+    fn retained_bytes(&self) -> usize {
+        self.0.lock().expect("store lock").retained_bytes()
+    }
     fn retained_len(&self) -> usize {
         self.0.lock().expect("store lock").retained_len()
     }
