@@ -4,17 +4,22 @@
 //!
 //! Layout, chosen for memory at millions of subscriptions: nodes live in one
 //! arena (`Vec<Node>`, `u32` indices, a free list); a node is 28 bytes — its
-//! label (inline up to 12 bytes, else an offset into a shared label heap), the `+` child, the index of its
-//! subscription set, and a handle on its literal children (the child itself
-//! when there is one; else a list when few, a hash table of indices when many). `#` is not a node: a
-//! filter ending in `/#` is stored at its parent as a "multi" subscription.
-//! Removal prunes nodes that no longer hold or lead to a subscription.
+//! label (inline up to 12 bytes, else an offset into a shared label heap),
+//! the `+` child, the index of its subscription set, and a handle on its
+//! literal children (the child itself when there is one; else a list when
+//! few, a hash table of indices when many). `#` is not a node: a filter
+//! ending in `/#` is stored at its parent as a "multi" subscription.
+//! Removal prunes nodes that no longer hold or lead to a subscription; freed
+//! nodes are reused, and every arena is released when the trie becomes empty.
 
 mod children;
 mod hash;
 pub(crate) mod labels;
+mod members;
 pub(crate) mod pending;
 mod subs;
+
+use std::hash::Hash;
 
 use children::{ChildHandle, ChildSets, NO_CHILDREN, SET_FLAG};
 use hash::LabelHasher;
@@ -85,13 +90,13 @@ pub struct SubscriptionTrie<K, V> {
     len: usize,
 }
 
-impl<K: Copy + Eq, V> Default for SubscriptionTrie<K, V> {
+impl<K: Copy + Eq + Hash, V> Default for SubscriptionTrie<K, V> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<K: Copy + Eq, V> SubscriptionTrie<K, V> {
+impl<K: Copy + Eq + Hash, V> SubscriptionTrie<K, V> {
     /// An empty trie; allocates nothing until the first insert.
     #[must_use]
     pub fn new() -> Self {

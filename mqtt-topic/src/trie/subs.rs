@@ -3,6 +3,10 @@
 //! groups. A node with a single plain subscription stores it inline; the
 //! public [`Match`] and [`Member`] types are what a lookup reports.
 
+use std::hash::Hash;
+
+use super::members::MemberList;
+
 /// One subscriber of a filter and its per-subscription data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member<K, V> {
@@ -22,7 +26,7 @@ pub enum Match<'a, K, V> {
     Shared {
         /// The ShareName of the group.
         share: &'a str,
-        /// The group's members, in subscription order; never empty.
+        /// The group's members, in no particular order; never empty.
         members: &'a [Member<K, V>],
     },
 }
@@ -41,14 +45,14 @@ pub(super) enum Tail {
 pub(super) struct Group<K, V> {
     share: Box<str>,
     tail: Tail,
-    members: Vec<Member<K, V>>,
+    members: MemberList<K, V>,
 }
 
 /// The general form of a node's subscriptions.
 #[derive(Debug)]
 pub(super) struct SubList<K, V> {
-    exact: Vec<Member<K, V>>,
-    multi: Vec<Member<K, V>>,
+    exact: MemberList<K, V>,
+    multi: MemberList<K, V>,
     groups: Vec<Group<K, V>>,
 }
 
@@ -63,7 +67,7 @@ pub(super) enum SubSet<K, V> {
     Many(Box<SubList<K, V>>),
 }
 
-impl<K: Copy + Eq, V> SubSet<K, V> {
+impl<K: Copy + Eq + Hash, V> SubSet<K, V> {
     /// Reports the subscriptions with `tail` to `visit`.
     #[inline]
     pub(super) fn visit<'a>(&'a self, tail: Tail, visit: &mut impl FnMut(Match<'a, K, V>)) {
@@ -79,11 +83,14 @@ impl<K: Copy + Eq, V> SubSet<K, V> {
                     Tail::Exact => &list.exact,
                     Tail::Multi => &list.multi,
                 };
-                plain.iter().for_each(|m| visit(Match::Subscriber(m)));
+                plain
+                    .as_slice()
+                    .iter()
+                    .for_each(|m| visit(Match::Subscriber(m)));
                 for group in list.groups.iter().filter(|g| g.tail == tail) {
                     visit(Match::Shared {
                         share: &group.share,
-                        members: &group.members,
+                        members: group.members.as_slice(),
                     });
                 }
             }
@@ -94,10 +101,10 @@ impl<K: Copy + Eq, V> SubSet<K, V> {
     pub(super) fn get(&self, share: Option<&str>, tail: Tail, key: K) -> Option<&V> {
         let member = match (self, share) {
             (Self::One(t, m), None) if *t == tail && m.key == key => Some(m),
-            (Self::Many(list), None) => list.plain(tail).iter().find(|m| m.key == key),
-            (Self::Many(list), Some(share)) => list
-                .group(share, tail)
-                .and_then(|g| g.members.iter().find(|m| m.key == key)),
+            (Self::Many(list), None) => list.plain(tail).get(key),
+            (Self::Many(list), Some(share)) => {
+                list.group(share, tail).and_then(|g| g.members.get(key))
+            }
             _ => None,
         };
         member.map(|m| &m.value)
@@ -123,7 +130,7 @@ impl<K: Copy + Eq, V> SubSet<K, V> {
             (Self::Vacant, Some(_)) => Box::new(SubList::default()),
             (Self::One(t, m), _) => {
                 let mut list = SubList::default();
-                list.plain_mut(t).push(m);
+                list.plain_mut(t).upsert(m);
                 Box::new(list)
             }
             (Self::Many(list), _) => list,
@@ -159,14 +166,14 @@ impl<K: Copy + Eq, V> SubSet<K, V> {
         let Self::Many(list) = self else {
             return 0;
         };
-        let member = size_of::<Member<K, V>>();
         size_of::<SubList<K, V>>()
-            + (list.exact.capacity() + list.multi.capacity()) * member
+            + list.exact.heap_bytes()
+            + list.multi.heap_bytes()
             + list.groups.capacity() * size_of::<Group<K, V>>()
             + list
                 .groups
                 .iter()
-                .map(|g| g.share.len() + g.members.capacity() * member)
+                .map(|g| g.share.len() + g.members.heap_bytes())
                 .sum::<usize>()
     }
 
@@ -187,22 +194,22 @@ impl<K: Copy + Eq, V> SubSet<K, V> {
 impl<K, V> Default for SubList<K, V> {
     fn default() -> Self {
         Self {
-            exact: Vec::new(),
-            multi: Vec::new(),
+            exact: MemberList::default(),
+            multi: MemberList::default(),
             groups: Vec::new(),
         }
     }
 }
 
-impl<K: Copy + Eq, V> SubList<K, V> {
-    fn plain(&self, tail: Tail) -> &[Member<K, V>] {
+impl<K: Copy + Eq + Hash, V> SubList<K, V> {
+    fn plain(&self, tail: Tail) -> &MemberList<K, V> {
         match tail {
             Tail::Exact => &self.exact,
             Tail::Multi => &self.multi,
         }
     }
 
-    fn plain_mut(&mut self, tail: Tail) -> &mut Vec<Member<K, V>> {
+    fn plain_mut(&mut self, tail: Tail) -> &mut MemberList<K, V> {
         match tail {
             Tail::Exact => &mut self.exact,
             Tail::Multi => &mut self.multi,
@@ -223,7 +230,7 @@ impl<K: Copy + Eq, V> SubList<K, V> {
                     self.groups.push(Group {
                         share: share.into(),
                         tail,
-                        members: Vec::new(),
+                        members: MemberList::default(),
                     });
                 }
                 let group = self
@@ -233,12 +240,7 @@ impl<K: Copy + Eq, V> SubList<K, V> {
                 &mut group.members
             }
         };
-        if let Some(existing) = members.iter_mut().find(|m| m.key == member.key) {
-            return Some(std::mem::replace(&mut existing.value, member.value));
-        }
-        members.reserve_exact(1);
-        members.push(member);
-        None
+        members.upsert(member)
     }
 
     fn remove(&mut self, share: Option<&str>, tail: Tail, key: K) -> Option<V> {
@@ -250,22 +252,20 @@ impl<K: Copy + Eq, V> SubList<K, V> {
                     .iter()
                     .position(|g| g.tail == tail && &*g.share == share)?;
                 let group = self.groups.get_mut(at)?;
-                let removed = take_member(&mut group.members, key);
-                if group.members.is_empty() {
+                let removed = group.members.remove(key);
+                if group.members.len() == 0 {
                     self.groups.swap_remove(at);
                 }
                 return removed;
             }
         };
-        take_member(members, key)
+        members.remove(key)
     }
 
     /// Turns a list back into the compact forms when it has become small.
     fn normalize(mut self: Box<Self>) -> SubSet<K, V> {
         let plain = self.exact.len() + self.multi.len();
         if !self.groups.is_empty() || plain > 1 {
-            self.exact.shrink_to_fit();
-            self.multi.shrink_to_fit();
             return SubSet::Many(self);
         }
         if let Some(member) = self.exact.pop() {
@@ -276,10 +276,4 @@ impl<K: Copy + Eq, V> SubList<K, V> {
             None => SubSet::Vacant,
         }
     }
-}
-
-fn take_member<K: Eq, V>(members: &mut Vec<Member<K, V>>, key: K) -> Option<V> {
-    let at = members.iter().position(|m| m.key == key)?;
-    // Keep the order of the others: shared groups are served in order.
-    Some(members.remove(at).value)
 }

@@ -220,3 +220,26 @@ fn long_labels_survive_heap_compaction() {
         [] as [u32; 0]
     );
 }
+
+#[test]
+fn a_filter_shared_by_many_clients_stays_consistent() {
+    let mut trie = SubscriptionTrie::new();
+    let (plain, shared) = (sub("alerts/#"), sub("$share/workers/alerts/#"));
+    for key in 0..20_000 {
+        trie.insert(&plain, key, key).unwrap();
+        trie.insert(&shared, key, key).unwrap();
+    }
+    for key in (0..20_000).filter(|k| k % 4 != 0) {
+        assert_eq!(trie.remove(&plain, key), Some(key));
+        assert_eq!(trie.remove(&shared, key), Some(key));
+    }
+    assert_eq!(trie.insert(&plain, 8, 80), Ok(Some(8)));
+    let (found, groups) = matches(&trie, "alerts/fire");
+    assert_eq!(found.len(), 5_000);
+    assert!(found.contains(&(8, 80)) && !found.contains(&(9, 9)));
+    assert_eq!(groups.len(), 1);
+    let mut members = groups[0].1.clone();
+    members.sort_unstable();
+    assert_eq!(members, (0..20_000).step_by(4).collect::<Vec<u32>>());
+    trie.check_invariants().unwrap();
+}
