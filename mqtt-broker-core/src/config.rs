@@ -17,6 +17,9 @@ pub struct Config {
     /// How many QoS 1/2 messages a client may have unacknowledged towards the broker (v5
     /// Receive Maximum advertised in CONNACK) and the outbound window towards 3.1/3.1.1 clients.
     pub receive_maximum: u16,
+    /// Sessions kept, connected or not; a CONNECT that would create one more is refused with
+    /// CONNACK 0x97 (3.x: 0x03, server unavailable).
+    pub max_sessions: usize,
     /// Messages kept for one session while it cannot take them (offline or window full).
     pub max_queued_messages: usize,
     /// Payload and topic bytes kept for one session's queue.
@@ -67,6 +70,7 @@ impl Default for Config {
         Config {
             max_packet_size: 1024 * 1024,
             receive_maximum: 32,
+            max_sessions: 100_000,
             max_queued_messages: 1000,
             max_queued_bytes: 16 * 1024 * 1024,
             max_outbox_bytes: 1024 * 1024,

@@ -168,6 +168,10 @@ impl Broker {
             return;
         }
         let existing = self.client_ids.get(&client_id).copied();
+        if existing.is_none() && self.sessions.len() >= self.config.max_sessions {
+            self.refuse(conn, ReasonCode::QuotaExceeded, now);
+            return;
+        }
         if let Some(old) = existing
             .and_then(|s| self.sessions.get(&s))
             .and_then(|s| s.conn)

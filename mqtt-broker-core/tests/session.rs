@@ -312,3 +312,20 @@ fn a_zero_queue_still_delivers_to_connected_clients() {
     let (sub, _) = persistent(&mut h, V5, "s");
     assert!(h.publishes(sub).is_empty());
 }
+
+#[test]
+fn session_count_is_bounded() {
+    for (version, raw) in [(V311, 0x03u8), (V5, 0x97u8)] {
+        let mut h = Harness::with_config(config(|c| c.max_sessions = 2));
+        let (a, _) = persistent(&mut h, version, "a");
+        h.disconnect(a, ReasonCode::Success);
+        let _b = h.connect(version, "b");
+        let c = h.open(version);
+        let ack = h.connect_with(c, connect_packet(version, "c"));
+        assert!(ack.reason_code.is_error());
+        assert_eq!(h.raw(c)[0][0].as_ref()[3], raw);
+        assert!(h.is_closed(c));
+        let (_, present) = persistent(&mut h, version, "a");
+        assert!(present, "an existing session can still be resumed");
+    }
+}
