@@ -68,7 +68,8 @@
 //! unknown connection id. Every [`Config`] limit bounds memory: a per-connection outbox counted by
 //! [`Broker::handle_flushed`] (above it QoS 0 is dropped and QoS 1/2 wait), bounded session queues
 //! (drops counted in [`Stats`] and reported as [`Event::MessageDropped`]), the client's Receive
-//! Maximum as the outbound window, and the broker's advertised limits enforced inbound.
+//! Maximum as the outbound window, the broker's advertised limits enforced inbound, and global
+//! bounds on sessions and on retained messages and bytes.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
