@@ -45,7 +45,7 @@ impl Queue {
         max_bytes: usize,
     ) -> Result<(), QueueFull> {
         let weight = delivery.weight();
-        if self.items.len() >= max_messages || self.bytes + weight > max_bytes {
+        if self.items.len() >= max_messages || self.bytes.saturating_add(weight) > max_bytes {
             return Err(QueueFull);
         }
         self.bytes += weight;
