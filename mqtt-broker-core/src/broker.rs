@@ -1,7 +1,7 @@
 //! The [`Broker`]: owns every connection and session, takes inputs (`handle_*`, each with `now`)
 //! and queues outputs for [`Broker::poll_output`]. Packet handling lives in the sibling modules
-//! (`connect`, `publish`, `subscribe`, `delivery`, `lifecycle`); this file holds the state and
-//! the input/output surface.
+//! (`dispatch`, `connect`, `auth`, `publish`, `fanout`, `delivery`, `subscribe`, `lifecycle`,
+//! `sys`); this file holds the state and the input/output surface.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
@@ -182,6 +182,8 @@ impl Broker {
     }
 
     /// Bytes arrived on a connection. Any complete packets are handled; a partial one waits.
+    /// Whatever the bytes are, the answer is `Ok`: malformed input closes the connection. `Err`
+    /// only for a connection id that is not open.
     pub fn handle_bytes(
         &mut self,
         conn: ConnectionId,
