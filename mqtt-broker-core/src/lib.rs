@@ -48,6 +48,21 @@
 //! # Ok::<(), mqtt_broker_core::ApiMisuse>(())
 //! ```
 //!
+//! # The life of one PUBLISH
+//!
+//! 1. `handle_bytes` appends to the connection's buffer; the codec splits off one frame and
+//!    freezes it, so topic, properties and payload are views into it.
+//! 2. The packet is checked against the connection's state: topic alias resolved, topic name
+//!    validated, exactly-once bookkeeping for QoS 2, authorization, retained-store limits.
+//! 3. Routing updates the retained store, walks the subscription trie once, picks one member
+//!    per shared group (round-robin), and shapes one delivery per session (3.1.1: one copy at
+//!    the highest QoS; 5.0: one copy per subscription with its identifier).
+//! 4. Each delivery goes out at once (QoS 0 if the outbox has room; QoS 1/2 if the client's
+//!    Receive Maximum allows) or waits in the session's bounded queue.
+//! 5. Going out, only a small header is encoded (into a shared scratch buffer); the
+//!    `Output::Transmit` carries it and the payload `Bytes` shared by every subscriber.
+//! 6. `handle_flushed` and acknowledgements free room; the queue drains in order.
+//!
 //! # Policy
 //!
 //! [`Authenticator`], [`Authorizer`], [`EnhancedAuthenticator`] and [`Store`] are boxed trait
