@@ -218,6 +218,12 @@ fn summarize(
     report.add("received", total_received);
     report.add("unique", unique);
     report.add("lost", missing);
+    let delivered = if expected == 0 {
+        100.0
+    } else {
+        unique as f64 * 100.0 / expected as f64
+    };
+    report.add("delivered_pct", format_args!("{delivered:.1}"));
     report.add("duplicates", duplicates);
     report.add("out_of_order", out_of_order);
     if plan.window.is_some() {
