@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use mqtt_wire::{DecodeError, Packet, ReasonCode};
+use mqtt_wire::{DecodeError, Packet, ProtocolVersion, ReasonCode};
 
 use crate::broker::Broker;
 use crate::conn::{ConnectionId, Phase};
@@ -123,9 +123,22 @@ impl Broker {
         };
         if matches!(c.phase, Phase::AwaitingConnect) {
             // Before CONNECT there is no version to speak: only an unsupported protocol level
-            // gets a CONNACK [MQTT-3.1.2-2]; everything else closes silently [MQTT-3.1.4-1].
+            // gets a CONNACK [MQTT-3.1.2-2]; a CONNECT that named level 5 before breaking gets a
+            // v5 CONNACK with the reason [MQTT5-3.1.4-1]; everything else closes silently
+            // [MQTT-3.1.4-1].
             if let DecodeError::UnsupportedProtocolVersion(level) = error {
                 self.refuse_unsupported_version(conn, level, now);
+            } else if c.decoder.version().is_some_and(|v| v.is_v5()) {
+                self.stats.protocol_errors += 1;
+                self.event(Event::ProtocolError {
+                    conn,
+                    spec_id: error.spec_id_for(ProtocolVersion::V5),
+                    reason: error.reason_code(),
+                });
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.version = ProtocolVersion::V5;
+                }
+                self.refuse(conn, error.reason_code(), now);
             } else {
                 self.stats.protocol_errors += 1;
                 self.event(Event::ProtocolError {

@@ -124,7 +124,9 @@ impl DecodeError {
             Self::DupWithQoS0
             | Self::DuplicateProperty(_)
             | Self::InvalidPropertyValue(_)
-            | Self::SessionPresentOnRefusal => ReasonCode::ProtocolError,
+            | Self::SessionPresentOnRefusal
+            | Self::EmptySubscription
+            | Self::EmptyUnsubscribe => ReasonCode::ProtocolError,
             _ => ReasonCode::MalformedPacket,
         }
     }
@@ -250,6 +252,15 @@ mod tests {
         );
         assert_eq!(
             DecodeError::DuplicateProperty(0x01).reason_code(),
+            ReasonCode::ProtocolError
+        );
+        // [MQTT5-3.8.3-2] [MQTT5-3.10.3-2]: no filters is a Protocol Error, not malformed.
+        assert_eq!(
+            DecodeError::EmptySubscription.reason_code(),
+            ReasonCode::ProtocolError
+        );
+        assert_eq!(
+            DecodeError::EmptyUnsubscribe.reason_code(),
             ReasonCode::ProtocolError
         );
         assert_eq!(
