@@ -38,18 +38,17 @@ fn pid(n: u16) -> NonZeroU16 {
 }
 
 fn publish(topic: &'static str, qos: PublishQos, payload_len: usize) -> Packet {
-    Packet::Publish(Publish {
-        dup: false,
-        qos,
-        retain: false,
-        topic: MqttStr::from_static(topic),
-        properties: Properties::default(),
-        payload: Bytes::from(vec![b'x'; payload_len]),
-    })
+    Packet::Publish(
+        Publish::new(
+            MqttStr::from_static(topic),
+            Bytes::from(vec![b'x'; payload_len]),
+        )
+        .with_qos(qos),
+    )
 }
 
 fn cases() -> Vec<Case> {
-    let connect = Packet::Connect(Connect {
+    let connect = Packet::Connect(Box::new(Connect {
         protocol: V4,
         clean_start: true,
         keep_alive: 60,
@@ -64,7 +63,7 @@ fn cases() -> Vec<Case> {
         username: Some(MqttStr::from_static("DVES_USER")),
         password: Some(Bytes::from_static(b"correct horse battery")),
         properties: Properties::default(),
-    });
+    }));
     let filters = [
         "cmnd/tasmota_5C1A2B/#",
         "cmnd/tasmotas/#",
@@ -137,7 +136,10 @@ fn decode_single(c: &mut Criterion) {
     for case in cases() {
         let mut group = c.benchmark_group(format!("decode/{}", case.name));
         group.throughput(Throughput::Bytes(case.frame.len() as u64));
-        assert_eq!(decode_packet(case.frame.clone(), V4).as_ref(), Ok(&case.packet));
+        assert_eq!(
+            decode_packet(case.frame.clone(), V4).as_ref(),
+            Ok(&case.packet)
+        );
         assert!(matches!(mqttrs::decode_slice(&case.frame), Ok(Some(_))));
         let _ = mqttbytes_decode(&case.frame);
 
@@ -205,12 +207,13 @@ fn encode_single(c: &mut Criterion) {
 /// 10,000 back-to-back QoS 0 PUBLISH frames (16 B topic, 64 B payload) in one buffer, as a
 /// socket read would deliver them.
 fn decode_stream(c: &mut Criterion) {
-    let frame = encode(&publish(
-        "stat/sonoff/POWE",
-        PublishQos::AtMostOnce,
-        64,
-    ));
-    let stream: Vec<u8> = frame.iter().copied().cycle().take(frame.len() * STREAM_FRAMES).collect();
+    let frame = encode(&publish("stat/sonoff/POWE", PublishQos::AtMostOnce, 64));
+    let stream: Vec<u8> = frame
+        .iter()
+        .copied()
+        .cycle()
+        .take(frame.len() * STREAM_FRAMES)
+        .collect();
     let mut group = c.benchmark_group("decode/stream_10k_publish_qos0");
     group.throughput(Throughput::Elements(STREAM_FRAMES as u64));
 

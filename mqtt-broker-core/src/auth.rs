@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use mqtt_wire::{Auth, Connect, Packet, Properties, ReasonCode};
+use mqtt_wire::{Auth, Connect, Packet, Properties, PropertyValues, ReasonCode};
 
 use crate::broker::Broker;
 use crate::conn::{ConnectionId, Phase};
@@ -94,7 +94,7 @@ impl Broker {
         else {
             return;
         };
-        let data = auth.properties.authentication_data;
+        let data = auth.properties.authentication_data.clone();
         let step = self
             .enhanced_auth
             .step(&connect.client_id, &method, data.as_deref());
@@ -155,7 +155,7 @@ impl Broker {
             return Err(violation);
         }
         let client_id = self.client_id_of(conn);
-        let data = auth.properties.authentication_data;
+        let data = auth.properties.authentication_data.clone();
         let step = match auth.reason_code {
             ReasonCode::ReAuthenticate => {
                 self.enhanced_auth
@@ -212,11 +212,11 @@ impl Broker {
         let method = self.conns.get(&conn).and_then(|c| c.auth_method.clone());
         let auth = Auth {
             reason_code: reason, // [MQTT5-4.12.0-2]
-            properties: Properties {
+            properties: Properties::from(PropertyValues {
                 authentication_method: method,
                 authentication_data: data,
-                ..Properties::default()
-            },
+                ..PropertyValues::default()
+            }),
         };
         self.send_packet(conn, &Packet::Auth(auth));
     }

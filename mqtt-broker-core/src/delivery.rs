@@ -214,14 +214,11 @@ impl Broker {
                 OutboundTopic::Plain,
             )
         };
-        let publish = Publish {
-            dup: dup && packet_id.is_some(), // [MQTT-3.3.1-2]
-            qos,
-            retain: delivery.retain,
-            topic,
-            properties,
-            payload: message.payload.clone(),
-        };
+        let publish = Publish::new(topic, message.payload.clone())
+            .with_dup(dup && packet_id.is_some()) // [MQTT-3.3.1-2]
+            .with_qos(qos)
+            .with_retain(delivery.retain)
+            .with_properties(properties);
         let version = c.version;
         let max_packet_size = c.max_packet_size as usize;
         let buf = self.scratch_buffer();
@@ -229,7 +226,7 @@ impl Broker {
             buf.clear();
             return SendOutcome::TooLarge;
         }
-        if buf.len() + publish.payload.len() > max_packet_size {
+        if buf.len() + publish.payload().len() > max_packet_size {
             buf.clear();
             return SendOutcome::TooLarge; // [MQTT5-3.1.2-24]
         }
@@ -242,8 +239,8 @@ impl Broker {
         }
         let mut data = Vec::with_capacity(2);
         data.push(header);
-        if !publish.payload.is_empty() {
-            data.push(publish.payload);
+        if !publish.payload().is_empty() {
+            data.push(publish.into_payload());
         }
         self.stats.messages_sent += 1;
         self.transmit(conn, data);

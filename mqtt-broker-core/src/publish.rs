@@ -26,20 +26,21 @@ impl Broker {
         publish: Publish,
         now: Instant,
     ) -> Result<(), ProtocolViolation> {
-        let Publish {
-            qos,
-            retain,
-            topic,
-            mut properties,
-            payload,
-            ..
-        } = publish;
+        let (qos, retain) = (publish.qos, publish.retain);
+        let mut publish = publish;
+        let mut properties = core::mem::take(&mut publish.properties);
+        let (topic, payload) = publish.into_topic_and_payload();
         let (Some(c), Some(s)) = (self.conns.get_mut(&conn), self.sessions.get_mut(&session))
         else {
             return Ok(());
         };
         let v5 = c.version.is_v5();
-        let topic = match properties.topic_alias.take() {
+        // Read, then cleared only when set: writing to empty properties would allocate.
+        let alias = properties.topic_alias;
+        if alias.is_some() {
+            properties.topic_alias = None;
+        }
+        let topic = match alias {
             Some(alias) if v5 => c.inbound_aliases.resolve(alias, &topic)?,
             None if v5 && topic.is_empty() => {
                 return Err(ProtocolViolation::new(
@@ -110,8 +111,7 @@ impl Broker {
                 .authorize_publish(&client, name.as_str(), qos.qos(), retain)
         };
         let mut message = Message::new(topic, payload, qos.qos(), retain, now);
-        properties.subscription_identifiers.clear();
-        message.properties = properties;
+        message.properties = properties; // without subscription identifiers: refused above
         message.publisher = Some(s.client_id.clone());
         if verdict == Authorization::Allow
             && retain

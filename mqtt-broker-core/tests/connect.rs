@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::*;
 use mqtt_broker_core::{AuthDecision, Authenticator, Broker, Config, ConnectCredentials, Event};
-use mqtt_wire::{Packet, Properties, QoS, ReasonCode};
+use mqtt_wire::{Packet, Properties, PropertyValues, QoS, ReasonCode};
 
 #[test]
 fn mqtt_3_1_0_1_first_packet_must_be_connect() {
@@ -128,8 +128,8 @@ fn mqtt5_3_2_2_16_assigned_client_identifier_in_connack() {
     let second = h.open(V5);
     let b = h.connect_with(second, connect_packet(V5, ""));
     let (Some(a), Some(b)) = (
-        a.properties.assigned_client_identifier,
-        b.properties.assigned_client_identifier,
+        a.properties.assigned_client_identifier.clone(),
+        b.properties.assigned_client_identifier.clone(),
     ) else {
         panic!("assigned client identifiers missing");
     };
@@ -264,7 +264,7 @@ fn mqtt311_3_1_2_24_silent_client_closed_after_one_and_a_half_keep_alive() {
         1,
         "the will is published on keep alive timeout"
     );
-    assert_eq!(wills[0].payload, Bytes::from_static(b"gone"));
+    assert_eq!(wills[0].payload(), Bytes::from_static(b"gone"));
 }
 
 #[test]
@@ -443,10 +443,10 @@ fn mqtt5_4_12_0_1_unsupported_authentication_method_gets_0x8c() {
     let mut h = Harness::new();
     let c = h.open(V5);
     let mut connect = connect_packet(V5, "x");
-    connect.properties = Properties {
+    connect.properties = Properties::from(PropertyValues {
         authentication_method: Some(s("SCRAM-SHA-1")),
-        ..Properties::default()
-    };
+        ..PropertyValues::default()
+    });
     let ack = h.connect_with(c, connect);
     assert_eq!(ack.reason_code, ReasonCode::BadAuthenticationMethod);
     assert!(h.is_closed(c));

@@ -201,7 +201,7 @@ impl Model {
     }
 }
 
-fn payload_id(payload: &Bytes) -> u64 {
+fn payload_id(payload: &[u8]) -> u64 {
     std::str::from_utf8(payload)
         .ok()
         .and_then(|s| s.parse().ok())
@@ -219,7 +219,7 @@ fn settle(h: &mut Harness, clients: &[TestClient; CLIENTS]) -> [Vec<Delivery>; C
                 quiet = false;
                 match packet {
                     Packet::Publish(p) => {
-                        received[k].push((payload_id(&p.payload), p.retain, p.qos.qos()));
+                        received[k].push((payload_id(p.payload()), p.retain, p.qos.qos()));
                         match p.qos {
                             PublishQos::AtMostOnce => {}
                             PublishQos::AtLeastOnce(pid) => {
@@ -391,14 +391,9 @@ fn run(versions: [ProtocolVersion; CLIENTS], actions: Vec<Action>) -> Result<(),
                     QoS::AtLeastOnce => PublishQos::AtLeastOnce(id(3)),
                     QoS::ExactlyOnce => PublishQos::ExactlyOnce(id(3)),
                 };
-                let publish = Publish {
-                    dup: false,
-                    qos: pq,
-                    retain,
-                    topic: s(TOPICS[t]),
-                    properties: Properties::default(),
-                    payload,
-                };
+                let publish = Publish::new(s(TOPICS[t]), payload)
+                    .with_qos(pq)
+                    .with_retain(retain);
                 h.send(clients[c], Packet::Publish(publish));
                 model.publish(t, qos(q), retain, id_now);
             }

@@ -9,7 +9,9 @@ use common::*;
 use mqtt_broker_core::{
     Authorization, Authorizer, Broker, ClientRef, Config, DropReason, Event, Message,
 };
-use mqtt_wire::{Ack, Packet, Properties, PublishQos, QoS, ReasonCode, SubscriptionOptions};
+use mqtt_wire::{
+    Ack, Packet, Properties, PropertyValues, PublishQos, QoS, ReasonCode, SubscriptionOptions,
+};
 
 #[test]
 fn mqtt_4_3_1_1_qos0_is_delivered_with_dup_0() {
@@ -23,8 +25,8 @@ fn mqtt_4_3_1_1_qos0_is_delivered_with_dup_0() {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].qos, PublishQos::AtMostOnce);
         assert!(!got[0].dup, "[MQTT-3.3.1-2]");
-        assert_eq!(got[0].topic.as_str(), "a/b");
-        assert_eq!(got[0].payload, Bytes::from_static(b"hi"));
+        assert_eq!(got[0].topic(), "a/b");
+        assert_eq!(got[0].payload(), Bytes::from_static(b"hi"));
     }
 }
 
@@ -38,7 +40,7 @@ fn mqtt_3_3_2_3_only_matching_subscriptions_receive() {
     h.publish(p, "a/b/c", b"y", QoS::AtMostOnce, false);
     let got = h.publishes(sub);
     assert_eq!(got.len(), 1);
-    assert_eq!(got[0].topic.as_str(), "a/b/c");
+    assert_eq!(got[0].topic(), "a/b/c");
 }
 
 #[test]
@@ -264,9 +266,11 @@ fn mqtt5_3_3_4_5_overlapping_subscriptions_each_carry_their_identifier() {
         qos: QoS::AtLeastOnce,
         ..SubscriptionOptions::default()
     };
-    let with_id = |n| Properties {
-        subscription_identifiers: vec![n],
-        ..Properties::default()
+    let with_id = |n| {
+        Properties::from(PropertyValues {
+            subscription_identifiers: vec![n],
+            ..PropertyValues::default()
+        })
     };
     h.subscribe_with(sub, "a/#", options, with_id(1));
     h.subscribe_with(sub, "a/+", options, with_id(2));
@@ -309,7 +313,7 @@ fn mqtt5_4_6_0_5_mqtt311_4_6_0_6_messages_keep_their_order_per_topic() {
         let got: Vec<Bytes> = h
             .receive_and_ack(sub)
             .into_iter()
-            .map(|p| p.payload)
+            .map(|p| p.payload_bytes())
             .collect();
         assert_eq!(got, PAYLOADS.map(Bytes::from_static));
     }
@@ -538,7 +542,7 @@ fn in_process_publish_reaches_subscribers() {
     );
     h.broker.publish(message, h.now).unwrap();
     h.drain();
-    assert_eq!(h.publishes(sub)[0].payload, Bytes::from_static(b"local"));
+    assert_eq!(h.publishes(sub)[0].payload(), Bytes::from_static(b"local"));
     let bad = mqtt_broker_core::Message::new(s("x/#"), Bytes::new(), QoS::AtMostOnce, false, h.now);
     assert!(h.broker.publish(bad, h.now).is_err());
 }

@@ -27,7 +27,7 @@ fn mqtt311_3_3_1_6_mqtt5_3_3_1_9_retained_message_goes_to_new_subscribers_with_r
         h.subscribe(sub, "a/#", QoS::AtLeastOnce);
         let got = h.publishes(sub);
         assert_eq!(got.len(), 1, "replaced, not accumulated");
-        assert_eq!(got[0].payload, Bytes::from_static(b"second"));
+        assert_eq!(got[0].payload(), Bytes::from_static(b"second"));
         assert!(got[0].retain, "[MQTT311-3.3.1-8]");
         assert_eq!(got[0].qos.qos(), QoS::AtLeastOnce);
     }
@@ -79,7 +79,7 @@ fn mqtt311_3_3_1_12_mqtt5_3_3_1_8_non_retained_publish_leaves_retained_message_a
     h.subscribe(sub, "t", QoS::AtMostOnce);
     let got = h.publishes(sub);
     assert_eq!(got.len(), 1);
-    assert_eq!(got[0].payload, Bytes::from_static(b"kept"));
+    assert_eq!(got[0].payload(), Bytes::from_static(b"kept"));
 }
 
 #[test]
@@ -92,7 +92,7 @@ fn mqtt311_3_3_1_7_retained_qos0_replaces_retained_qos1() {
     h.subscribe(sub, "t", QoS::ExactlyOnce);
     let got = h.publishes(sub);
     assert_eq!(got.len(), 1);
-    assert_eq!(got[0].payload, Bytes::from_static(b"zero"));
+    assert_eq!(got[0].payload(), Bytes::from_static(b"zero"));
     assert_eq!(got[0].qos.qos(), QoS::AtMostOnce, "stored with its own QoS");
 }
 
@@ -240,7 +240,11 @@ fn retained_store_is_bounded_in_messages_and_bytes() {
         assert_eq!(stats.retained_refused, 2);
         let sub = h.connect(version, "s");
         h.subscribe(sub, "#", QoS::AtMostOnce);
-        let mut got: Vec<Bytes> = h.publishes(sub).into_iter().map(|p| p.payload).collect();
+        let mut got: Vec<Bytes> = h
+            .publishes(sub)
+            .into_iter()
+            .map(|p| p.into_payload())
+            .collect();
         got.sort();
         assert_eq!(
             got,

@@ -8,8 +8,8 @@ use std::time::Duration;
 use common::*;
 use mqtt_broker_core::{Broker, Config, DropReason, Event, MemoryStore, SessionRecord, Store};
 use mqtt_wire::{
-    Ack, Disconnect, Packet, Properties, ProtocolVersion, PublishQos, QoS, ReasonCode,
-    SubscriptionOptions,
+    Ack, Disconnect, Packet, Properties, PropertyValues, ProtocolVersion, PublishQos, QoS,
+    ReasonCode, SubscriptionOptions,
 };
 
 /// Connects `id` with a persistent session (CleanSession=0 / expiry 600 s).
@@ -39,7 +39,7 @@ fn mqtt311_3_1_2_5_offline_qos1_and_qos2_are_queued_qos0_is_not() {
         let (sub, present) = persistent(&mut h, version, "s");
         assert!(present);
         let got = h.receive_and_ack(sub);
-        let payloads: Vec<&[u8]> = got.iter().map(|p| p.payload.as_ref()).collect();
+        let payloads: Vec<&[u8]> = got.iter().map(|p| p.payload()).collect();
         assert_eq!(payloads, [b"1".as_ref(), b"2".as_ref()], "{version:?}");
     }
 }
@@ -62,7 +62,7 @@ fn mqtt_4_4_0_1_unacknowledged_publish_resent_with_dup_and_same_id() {
         assert_eq!(again.len(), 2, "[MQTT-4.6.0-1] in the original order");
         for (old, new) in first.iter().zip(&again) {
             assert_eq!(old.qos.packet_id(), new.qos.packet_id());
-            assert_eq!(old.payload, new.payload);
+            assert_eq!(old.payload(), new.payload());
             assert!(new.dup, "[MQTT-3.3.1-1]");
         }
     }
@@ -194,10 +194,10 @@ fn mqtt5_disconnect_can_shorten_the_session_expiry() {
         sub,
         Packet::Disconnect(Disconnect {
             reason_code: ReasonCode::Success,
-            properties: Properties {
+            properties: Properties::from(PropertyValues {
                 session_expiry_interval: Some(0),
-                ..Properties::default()
-            },
+                ..PropertyValues::default()
+            }),
         }),
     );
     let (_, present) = persistent(&mut h, V5, "s");

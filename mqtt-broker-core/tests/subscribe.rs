@@ -309,18 +309,18 @@ fn mqtt5_4_8_2_queued_shared_messages_follow_the_group_when_a_member_leaves() {
     }
     let to_a = h.publishes(a);
     assert_eq!(to_a.len(), 1, "window of one: the second copy for a waits");
-    assert_eq!(to_a[0].payload.as_ref(), b"1");
+    assert_eq!(to_a[0].payload(), b"1");
     let to_b: Vec<_> = h
         .receive_and_ack(b)
         .into_iter()
-        .map(|p| p.payload)
+        .map(|p| p.into_payload())
         .collect();
     assert_eq!(to_b, [Bytes::from_static(b"2"), Bytes::from_static(b"4")]);
     h.drop_connection(a);
     let moved: Vec<_> = h
         .receive_and_ack(b)
         .into_iter()
-        .map(|p| p.payload)
+        .map(|p| p.into_payload())
         .collect();
     assert_eq!(
         moved,
@@ -333,7 +333,7 @@ fn mqtt5_4_8_2_queued_shared_messages_follow_the_group_when_a_member_leaves() {
     let resent = h.publishes(a);
     assert_eq!(resent.len(), 1);
     assert!(resent[0].dup);
-    assert_eq!(resent[0].payload.as_ref(), b"1");
+    assert_eq!(resent[0].payload(), b"1");
 }
 
 #[test]

@@ -24,8 +24,8 @@ fn sys_topics_are_published_at_the_interval() {
     let got = h.publishes(watcher);
     let value = |topic: &str| {
         got.iter()
-            .find(|p| p.topic.as_str() == topic)
-            .map(|p| p.payload.clone())
+            .find(|p| p.topic() == topic)
+            .map(|p| p.payload_bytes())
             .unwrap_or_else(|| panic!("{topic} missing"))
     };
     assert_eq!(

@@ -9,7 +9,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::*;
 use mqtt_broker_core::{AuthStep, Broker, Config, DropReason, EnhancedAuthenticator, Event};
-use mqtt_wire::{Auth, Packet, Properties, PublishQos, QoS, ReasonCode, SubscriptionOptions};
+use mqtt_wire::{
+    Auth, Packet, Properties, PropertyValues, PublishQos, QoS, ReasonCode, SubscriptionOptions,
+};
 
 fn publish_with(topic: &str, properties: Properties) -> Packet {
     let mut publish = publish_packet(topic, b"x", PublishQos::AtMostOnce, false);
@@ -23,16 +25,18 @@ fn mqtt5_3_3_2_12_inbound_topic_alias_binds_and_resolves() {
     let sub = h.connect(V5, "s");
     h.subscribe(sub, "long/topic", QoS::AtMostOnce);
     let p = h.connect(V5, "p");
-    let alias = |n| Properties {
-        topic_alias: Some(n),
-        ..Properties::default()
+    let alias = |n| {
+        Properties::from(PropertyValues {
+            topic_alias: Some(n),
+            ..PropertyValues::default()
+        })
     };
     h.send(p, publish_with("long/topic", alias(1)));
     h.send(p, publish_with("", alias(1)));
     let got = h.publishes(sub);
     assert_eq!(got.len(), 2);
     assert!(
-        got.iter().all(|p| p.topic.as_str() == "long/topic"),
+        got.iter().all(|p| p.topic() == "long/topic"),
         "subscribers see the topic name"
     );
     assert!(
@@ -50,10 +54,10 @@ fn mqtt5_3_3_2_12_topic_alias_above_maximum_gets_0x94() {
         p,
         publish_with(
             "t",
-            Properties {
+            Properties::from(PropertyValues {
                 topic_alias: Some(17),
-                ..Properties::default()
-            },
+                ..PropertyValues::default()
+            }),
         ),
     );
     match h.expect(p) {
@@ -71,10 +75,10 @@ fn mqtt5_unknown_topic_alias_gets_0x94() {
         p,
         publish_with(
             "",
-            Properties {
+            Properties::from(PropertyValues {
                 topic_alias: Some(3),
-                ..Properties::default()
-            },
+                ..PropertyValues::default()
+            }),
         ),
     );
     match h.expect(p) {
@@ -97,15 +101,15 @@ fn mqtt5_3_1_2_26_outbound_aliases_when_the_client_allows_them() {
     h.publish(p, "c", b"3", QoS::AtMostOnce, false);
     let got = h.publishes(sub);
     assert_eq!(
-        (got[0].topic.as_str(), got[0].properties.topic_alias),
+        (got[0].topic(), got[0].properties.topic_alias),
         ("a/b", Some(1))
     );
     assert_eq!(
-        (got[1].topic.as_str(), got[1].properties.topic_alias),
+        (got[1].topic(), got[1].properties.topic_alias),
         ("", Some(1))
     );
     assert_eq!(
-        (got[2].topic.as_str(), got[2].properties.topic_alias),
+        (got[2].topic(), got[2].properties.topic_alias),
         ("c", None),
         "[MQTT5-3.3.2-11] within maximum"
     );
@@ -122,7 +126,7 @@ fn mqtt5_3_1_2_27_no_outbound_aliases_by_default() {
     assert!(
         h.publishes(sub)
             .iter()
-            .all(|p| p.properties.topic_alias.is_none() && p.topic.as_str() == "a")
+            .all(|p| p.properties.topic_alias.is_none() && p.topic() == "a")
     );
 }
 
@@ -140,7 +144,7 @@ fn mqtt5_3_3_2_6_message_expiry_counts_down_and_expired_messages_are_dropped() {
     let mut publish = publish_packet("t", b"short", PublishQos::AtLeastOnce(id(1)), false);
     publish.properties.message_expiry_interval = Some(10);
     h.send(p, Packet::Publish(publish.clone()));
-    publish.payload = Bytes::from_static(b"long");
+    publish.set_payload(Bytes::from_static(b"long"));
     publish.properties.message_expiry_interval = Some(100);
     h.send(p, Packet::Publish(publish));
     h.advance(Duration::from_secs(30));
@@ -148,7 +152,7 @@ fn mqtt5_3_3_2_6_message_expiry_counts_down_and_expired_messages_are_dropped() {
     h.connect_with(sub, connect);
     let got = h.receive_and_ack(sub);
     assert_eq!(got.len(), 1, "[MQTT5-3.3.2-5] the expired copy is not sent");
-    assert_eq!(got[0].payload, Bytes::from_static(b"long"));
+    assert_eq!(got[0].payload(), Bytes::from_static(b"long"));
     assert_eq!(
         got[0].properties.message_expiry_interval,
         Some(70),
@@ -176,7 +180,7 @@ fn mqtt5_3_1_2_24_and_25_packets_above_client_maximum_are_not_sent() {
     h.publish(p, "t", b"small", QoS::AtLeastOnce, false);
     let got = h.receive_and_ack(sub);
     assert_eq!(got.len(), 1);
-    assert_eq!(got[0].payload, Bytes::from_static(b"small"));
+    assert_eq!(got[0].payload(), Bytes::from_static(b"small"));
     assert!(
         h.raw(sub)
             .iter()
@@ -197,14 +201,14 @@ fn mqtt5_3_3_2_forwarded_properties_are_unchanged() {
     let sub = h.connect(V5, "s");
     h.subscribe(sub, "req", QoS::AtMostOnce);
     let p = h.connect(V5, "p");
-    let properties = Properties {
+    let properties = Properties::from(PropertyValues {
         payload_format_indicator: Some(1),
         content_type: Some(s("text/plain")),
         response_topic: Some(s("resp/1")),
         correlation_data: Some(Bytes::from_static(b"\x00\x01")),
         user_properties: vec![(s("b"), s("2")), (s("a"), s("1")), (s("b"), s("3"))],
-        ..Properties::default()
-    };
+        ..PropertyValues::default()
+    });
     h.send(p, publish_with("req", properties.clone()));
     let got = h.publishes(sub);
     let forwarded = &got[0].properties;
@@ -243,10 +247,10 @@ fn mqtt5_3_3_4_3_subscription_identifier_is_delivered() {
         sub,
         "t",
         options,
-        Properties {
+        Properties::from(PropertyValues {
             subscription_identifiers: vec![77],
-            ..Properties::default()
-        },
+            ..PropertyValues::default()
+        }),
     );
     let p = h.connect(V5, "p");
     h.publish(p, "t", b"x", QoS::AtMostOnce, false);
@@ -278,11 +282,11 @@ impl EnhancedAuthenticator for Token {
 fn auth(reason: ReasonCode, data: &'static [u8]) -> Packet {
     Packet::Auth(Auth {
         reason_code: reason,
-        properties: Properties {
+        properties: Properties::from(PropertyValues {
             authentication_method: Some(s("TOKEN")),
             authentication_data: Some(Bytes::from_static(data)),
-            ..Properties::default()
-        },
+            ..PropertyValues::default()
+        }),
     })
 }
 
@@ -461,7 +465,7 @@ fn mqtt5_3_1_2_25_resend_too_large_for_the_new_connection_frees_its_slot() {
         1,
         "the big one is dropped, the small one takes its slot"
     );
-    assert_eq!(got[0].payload, Bytes::from_static(b"small"));
+    assert_eq!(got[0].payload(), Bytes::from_static(b"small"));
 }
 
 #[test]
@@ -472,10 +476,10 @@ fn mqtt5_3_3_2_14_response_topic_with_wildcards_is_a_protocol_error() {
         p,
         publish_with(
             "t",
-            Properties {
+            Properties::from(PropertyValues {
                 response_topic: Some(s("reply/#")),
-                ..Properties::default()
-            },
+                ..PropertyValues::default()
+            }),
         ),
     );
     assert!(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use mqtt_wire::{Disconnect, Packet, Properties, ProtocolVersion, QoS, ReasonCode};
+use mqtt_wire::{Disconnect, Packet, Properties, PropertyValues, ProtocolVersion, QoS, ReasonCode};
 
 /// A watcher subscribed to `will/#` and a client `w` whose will goes to `will/w`.
 fn setup(
@@ -38,8 +38,8 @@ fn mqtt_3_1_2_8_will_published_when_the_connection_drops() {
         h.drop_connection(c);
         let got = h.receive_and_ack(watcher);
         assert_eq!(got.len(), 1, "{version:?}");
-        assert_eq!(got[0].topic.as_str(), "will/w");
-        assert_eq!(got[0].payload, Bytes::from_static(b"bye"));
+        assert_eq!(got[0].topic(), "will/w");
+        assert_eq!(got[0].payload(), Bytes::from_static(b"bye"));
         assert_eq!(got[0].qos.qos(), QoS::AtLeastOnce);
     }
 }
@@ -186,10 +186,10 @@ fn mqtt5_server_disconnect_is_not_a_clean_disconnect() {
         c,
         Packet::Disconnect(Disconnect {
             reason_code: ReasonCode::Success,
-            properties: Properties {
+            properties: Properties::from(PropertyValues {
                 session_expiry_interval: Some(30),
-                ..Properties::default()
-            },
+                ..PropertyValues::default()
+            }),
         }),
     );
     assert!(h.is_closed(c));

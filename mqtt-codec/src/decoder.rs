@@ -133,6 +133,10 @@ fn decode_body(
 ) -> Result<Packet, DecodeError> {
     let type_bits = header.first_byte >> 4;
     let flags = header.first_byte & 0x0F;
+    if type_bits == PacketType::Publish as u8 {
+        // The common case first; PUBLISH flags are checked by its decoder.
+        return Publish::decode(flags, frame, header.header_len, version).map(Packet::Publish);
+    }
     let packet_type = PacketType::try_from(type_bits)?;
     if packet_type == PacketType::Auth && !version.is_v5() {
         return Err(DecodeError::InvalidPacketType(type_bits));
@@ -154,7 +158,7 @@ fn decode_body(
         PacketType::Publish => {
             Packet::Publish(Publish::decode(flags, frame, header.header_len, version)?)
         }
-        PacketType::Connect => Packet::Connect(Connect::decode(&mut body(&frame))?),
+        PacketType::Connect => Packet::Connect(Box::new(Connect::decode(&mut body(&frame))?)),
         PacketType::ConnAck => Packet::ConnAck(ConnAck::decode(&mut body(&frame), version)?),
         PacketType::PubAck => Packet::PubAck(Ack::decode(&mut body(&frame), version, packet_type)?),
         PacketType::PubRec => Packet::PubRec(Ack::decode(&mut body(&frame), version, packet_type)?),

@@ -18,9 +18,15 @@ pub(crate) const fn prefixed_len(len: usize) -> usize {
 /// Writes a two-byte-length-prefixed string.
 #[inline]
 pub(crate) fn put_str(out: &mut BytesMut, s: &str) -> Result<(), EncodeError> {
+    put_utf8(out, s.as_bytes())
+}
+
+/// Writes a two-byte-length-prefixed string given as its (already valid) UTF-8 bytes.
+#[inline]
+pub(crate) fn put_utf8(out: &mut BytesMut, s: &[u8]) -> Result<(), EncodeError> {
     let len = u16::try_from(s.len()).map_err(|_| EncodeError::StringTooLong)?;
     out.put_u16(len);
-    out.extend_from_slice(s.as_bytes());
+    out.extend_from_slice(s);
     Ok(())
 }
 
@@ -109,7 +115,7 @@ impl Packet {
         match self {
             Self::Publish(p) => {
                 p.write_header(version, body, out)?;
-                out.extend_from_slice(&p.payload);
+                out.extend_from_slice(p.payload());
                 return Ok(());
             }
             Self::Connect(p) => {

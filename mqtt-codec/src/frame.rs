@@ -34,6 +34,25 @@ impl FixedHeader {
 /// remaining length longer than four bytes is malformed.
 #[inline]
 pub(crate) fn parse_fixed_header(buf: &[u8]) -> Result<Option<FixedHeader>, DecodeError> {
+    // Fast path: remaining lengths below 16 KiB take one or two bytes.
+    if let [first_byte, len0, rest @ ..] = buf {
+        if len0 & 0x80 == 0 {
+            return Ok(Some(FixedHeader {
+                first_byte: *first_byte,
+                remaining_len: u32::from(*len0),
+                header_len: 2,
+            }));
+        }
+        if let [len1, ..] = rest
+            && len1 & 0x80 == 0
+        {
+            return Ok(Some(FixedHeader {
+                first_byte: *first_byte,
+                remaining_len: u32::from(len0 & 0x7F) | (u32::from(*len1) << 7),
+                header_len: 3,
+            }));
+        }
+    }
     let Some((&first_byte, rest)) = buf.split_first() else {
         return Ok(None);
     };

@@ -11,7 +11,9 @@
 //!  socket bytes ──► BytesMut ──► Decoder::decode ──► split_to(frame).freeze() ──► Packet
 //!                                 │ fixed header only:                         (topic, payload,
 //!                                 │ Ok(None) if partial,                        strings are views
-//!                                 │ PacketTooLarge at once                      into the frame)
+//!                                 │ PacketTooLarge at once                      into the frame;
+//!                                 │                                             a PUBLISH keeps
+//!                                 │                                             the frame whole)
 //!  Packet::encode(version, &mut BytesMut): measure, reserve once, put_* ──► socket
 //!  Publish::encode_header: header only, payload `Bytes` sent alongside (shared by N subscribers)
 //! ```
@@ -43,7 +45,7 @@
 //! assert_eq!(&output[..], b"\x20\x02\x00\x00");
 //!
 //! let Some(Packet::Publish(publish)) = decoder.decode(&mut input)? else { unreachable!() };
-//! assert_eq!((&*publish.topic, &publish.payload[..]), ("a/b", &b"hi"[..]));
+//! assert_eq!((publish.topic(), publish.payload()), ("a/b", &b"hi"[..]));
 //! assert_eq!(decoder.decode(&mut input)?, None); // partial frame: wait for more bytes
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -89,6 +91,6 @@ pub use packet::{
     SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,
 };
 pub use primitives::{PacketId, ProtocolVersion, PublishQos, QoS};
-pub use properties::Properties;
+pub use properties::{Properties, PropertyValues};
 pub use reason::{ConnectReturnCode, ReasonCode};
 pub use string::MqttStr;

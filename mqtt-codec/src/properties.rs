@@ -1,5 +1,9 @@
-//! MQTT 5.0 properties: one [`Properties`] struct used by every packet, the property identifiers,
-//! and which packet may carry which property.
+//! MQTT 5.0 properties: [`PropertyValues`], one struct with every property, used by every
+//! packet through [`Properties`], a pointer-sized handle that allocates only when a property is
+//! set; the property identifiers, and which packet may carry which property.
+
+use core::fmt;
+use core::ops::{Deref, DerefMut};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -10,10 +14,138 @@ use crate::packet::PacketType;
 use crate::reader::Reader;
 use crate::string::MqttStr;
 
-/// The properties of an MQTT 5.0 packet (or of a will message). Absent properties are `None` /
-/// empty; an empty `Properties` allocates nothing. MQTT 3.x packets always carry the default.
+/// The properties of an MQTT 5.0 packet (or of a will message), as a packet carries them.
+///
+/// One pointer wide: empty properties (every MQTT 3.x packet, most 5.0 ones) allocate nothing
+/// and cost nothing to create, move or drop. Read a property through `Deref` and set one
+/// through `DerefMut`, which allocates the [`PropertyValues`] on first write:
+///
+/// ```
+/// use mqtt_wire::{Properties, PropertyValues};
+///
+/// let mut properties = Properties::default();
+/// assert_eq!(properties.topic_alias, None); // reading an empty set allocates nothing
+/// properties.topic_alias = Some(3);
+/// assert_eq!(properties.topic_alias, Some(3));
+///
+/// let built = Properties::from(PropertyValues {
+///     topic_alias: Some(3),
+///     ..PropertyValues::default()
+/// });
+/// assert_eq!(built, properties);
+/// properties.topic_alias = None;
+/// assert_eq!(properties, Properties::default()); // equality compares the values only
+/// ```
+#[derive(Default, Clone)]
+pub struct Properties(Option<Box<PropertyValues>>);
+
+/// What [`Properties`] reads as when nothing was ever set.
+static NO_PROPERTIES: PropertyValues = PropertyValues::EMPTY;
+
+impl Properties {
+    /// No properties (allocates nothing).
+    #[inline]
+    #[must_use]
+    pub const fn new() -> Self {
+        Self(None)
+    }
+
+    /// Whether no property is set.
+    #[inline]
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.as_deref().is_none_or(PropertyValues::is_empty)
+    }
+
+    /// The values, moved out (empty ones if none were set).
+    #[must_use]
+    pub fn into_values(self) -> PropertyValues {
+        self.0
+            .map_or_else(PropertyValues::default, |values| *values)
+    }
+
+    /// Reads a property length and the property list it covers (see
+    /// [`PropertyValues::decode`]); an empty list allocates nothing.
+    #[inline]
+    pub(crate) fn decode(r: &mut Reader<'_>, ctx: PropertyContext) -> Result<Self, DecodeError> {
+        if r.peek() == Some(0) {
+            r.u8()?;
+            return Ok(Self(None));
+        }
+        PropertyValues::decode(r, ctx).map(|values| Self(Some(Box::new(values))))
+    }
+
+    /// Length of the property list with its Variable Byte Integer length prefix.
+    #[inline]
+    pub(crate) fn encoded_len(&self) -> usize {
+        self.0.as_deref().map_or(1, PropertyValues::encoded_len)
+    }
+
+    /// Writes the length prefix and the property list (see [`PropertyValues::write`]).
+    #[inline]
+    pub(crate) fn write(
+        &self,
+        ctx: PropertyContext,
+        out: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        match self.0.as_deref() {
+            None => {
+                out.put_u8(0);
+                Ok(())
+            }
+            Some(values) => values.write(ctx, out),
+        }
+    }
+}
+
+impl Deref for Properties {
+    type Target = PropertyValues;
+
+    #[inline]
+    fn deref(&self) -> &PropertyValues {
+        self.0.as_deref().unwrap_or(&NO_PROPERTIES)
+    }
+}
+
+impl DerefMut for Properties {
+    /// Allocates the values on first use.
+    #[inline]
+    fn deref_mut(&mut self) -> &mut PropertyValues {
+        self.0.get_or_insert_with(Box::default)
+    }
+}
+
+impl From<PropertyValues> for Properties {
+    fn from(values: PropertyValues) -> Self {
+        if values.is_empty() {
+            Self(None)
+        } else {
+            Self(Some(Box::new(values)))
+        }
+    }
+}
+
+impl PartialEq for Properties {
+    fn eq(&self, other: &Self) -> bool {
+        match (self.0.as_deref(), other.0.as_deref()) {
+            (None, None) => true,
+            _ => **self == **other,
+        }
+    }
+}
+
+impl Eq for Properties {}
+
+impl fmt::Debug for Properties {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+/// Every MQTT 5.0 property. Absent properties are `None` / empty. Packets hold them through
+/// [`Properties`].
 #[derive(Default, Clone, Debug, PartialEq, Eq)]
-pub struct Properties {
+pub struct PropertyValues {
     /// 0x01 Payload Format Indicator (PUBLISH, will): 0 bytes, 1 UTF-8.
     pub payload_format_indicator: Option<u8>,
     /// 0x02 Message Expiry Interval in seconds (PUBLISH, will).
@@ -218,11 +350,42 @@ fn set_once<T>(slot: &mut Option<T>, property: u8, value: T) -> Result<(), Decod
     Ok(())
 }
 
-impl Properties {
+impl PropertyValues {
+    /// No property set; a constant, so it can back a `static`.
+    const EMPTY: Self = Self {
+        payload_format_indicator: None,
+        message_expiry_interval: None,
+        content_type: None,
+        response_topic: None,
+        correlation_data: None,
+        subscription_identifiers: Vec::new(),
+        session_expiry_interval: None,
+        assigned_client_identifier: None,
+        server_keep_alive: None,
+        authentication_method: None,
+        authentication_data: None,
+        request_problem_information: None,
+        will_delay_interval: None,
+        request_response_information: None,
+        response_information: None,
+        server_reference: None,
+        reason_string: None,
+        receive_maximum: None,
+        topic_alias_maximum: None,
+        topic_alias: None,
+        maximum_qos: None,
+        retain_available: None,
+        user_properties: Vec::new(),
+        maximum_packet_size: None,
+        wildcard_subscription_available: None,
+        subscription_identifier_available: None,
+        shared_subscription_available: None,
+    };
+
     /// Whether no property is set.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        *self == Self::default()
+        *self == Self::EMPTY
     }
 
     /// Reads a property length and the property list it covers, checking that each property is

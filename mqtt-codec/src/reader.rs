@@ -38,6 +38,12 @@ impl<'a> Reader<'a> {
         self.end - self.pos
     }
 
+    /// The next byte, without consuming it.
+    #[inline]
+    pub(crate) fn peek(&self) -> Option<u8> {
+        self.frame.get(self.pos..self.end)?.first().copied()
+    }
+
     /// Whether everything has been read.
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {

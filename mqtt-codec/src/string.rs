@@ -13,8 +13,7 @@ use crate::error::DecodeError;
 /// `from_utf8` rejects them) and no U+0000.
 #[inline]
 pub(crate) fn validate(bytes: &[u8]) -> Result<(), DecodeError> {
-    // Fast path: ASCII without NUL (every byte in 0x01..=0x7F) is always valid.
-    if bytes.iter().all(|&b| b.wrapping_sub(1) < 0x7F) {
+    if is_ascii_without_nul(bytes) {
         return Ok(());
     }
     if core::str::from_utf8(bytes).is_err() {
@@ -24,6 +23,28 @@ pub(crate) fn validate(bytes: &[u8]) -> Result<(), DecodeError> {
         return Err(DecodeError::NullCharacter);
     }
     Ok(())
+}
+
+/// The fast path of [`validate`]: ASCII without NUL (every byte in 0x01..=0x7F) is always
+/// valid. Eight bytes at a time; a word flags a high bit if it has a non-ASCII or a zero byte
+/// (the zero-byte test may also flag some non-ASCII neighbours, which only sends the string to
+/// the exact check).
+#[inline]
+fn is_ascii_without_nul(bytes: &[u8]) -> bool {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut flagged = 0u64;
+    for chunk in &mut chunks {
+        if let Some(word) = chunk.first_chunk::<8>() {
+            let w = u64::from_le_bytes(*word);
+            flagged |= w | (w.wrapping_sub(LOW) & !w);
+        }
+    }
+    for &b in chunks.remainder() {
+        flagged |= u64::from(b | b.wrapping_sub(1));
+    }
+    flagged & HIGH == 0
 }
 
 /// A validated MQTT UTF-8 string; a view into a received frame, so cloning only bumps a refcount.
@@ -197,6 +218,22 @@ mod tests {
         // [MQTT-1.5.3-3] / [MQTT5-1.5.4-3]: U+FEFF is kept, not stripped.
         let s = MqttStr::try_from(Bytes::from_static(b"\xEF\xBB\xBFx")).unwrap();
         assert_eq!(s.as_str(), "\u{FEFF}x");
+    }
+
+    #[test]
+    fn fast_path_finds_nul_and_non_ascii_anywhere() {
+        // [MQTT-1.5.3-2]: a NUL at every position of strings of every length up to 24.
+        for len in 1..24 {
+            for at in 0..len {
+                let mut s = vec![b'a'; len];
+                s[at] = 0;
+                assert_eq!(validate(&s), Err(DecodeError::NullCharacter), "{len} {at}");
+                s[at] = 0xFF;
+                assert_eq!(validate(&s), Err(DecodeError::InvalidUtf8), "{len} {at}");
+                s[at] = 0x7F;
+                assert_eq!(validate(&s), Ok(()));
+            }
+        }
     }
 
     #[test]

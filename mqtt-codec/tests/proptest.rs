@@ -7,9 +7,9 @@
 
 use mqtt_wire::{
     Ack, Auth, Bytes, BytesMut, ConnAck, Connect, DecodeError, Decoder, Disconnect, LastWill,
-    MqttStr, Packet, PacketId, PacketType, Properties, ProtocolVersion, Publish, PublishQos, QoS,
-    ReasonCode, RetainHandling, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,
-    decode_packet,
+    MqttStr, Packet, PacketId, PacketType, Properties, PropertyValues, ProtocolVersion, Publish,
+    PublishQos, QoS, ReasonCode, RetainHandling, SubAck, Subscribe, SubscriptionOptions, UnsubAck,
+    Unsubscribe, decode_packet,
 };
 use proptest::collection::vec;
 use proptest::option::weighted;
@@ -79,34 +79,36 @@ fn any_properties() -> impl Strategy<Value = Properties> {
         opt(1..=u32::MAX),
     );
     let g3 = (opt(0..=1u8), opt(0..=1u8), opt(0..=1u8));
-    (g1, g2, g3).prop_map(|(g1, g2, g3)| Properties {
-        payload_format_indicator: g1.0,
-        message_expiry_interval: g1.1,
-        content_type: g1.2,
-        response_topic: g1.3,
-        correlation_data: g1.4,
-        subscription_identifiers: g1.5,
-        session_expiry_interval: g1.6,
-        assigned_client_identifier: g1.7,
-        server_keep_alive: g1.8,
-        authentication_method: g1.9,
-        authentication_data: g1.10,
-        request_problem_information: g1.11,
-        will_delay_interval: g2.0,
-        request_response_information: g2.1,
-        response_information: g2.2,
-        server_reference: g2.3,
-        reason_string: g2.4,
-        receive_maximum: g2.5,
-        topic_alias_maximum: g2.6,
-        topic_alias: g2.7,
-        maximum_qos: g2.8,
-        retain_available: g2.9,
-        user_properties: g2.10,
-        maximum_packet_size: g2.11,
-        wildcard_subscription_available: g3.0,
-        subscription_identifier_available: g3.1,
-        shared_subscription_available: g3.2,
+    (g1, g2, g3).prop_map(|(g1, g2, g3)| {
+        Properties::from(PropertyValues {
+            payload_format_indicator: g1.0,
+            message_expiry_interval: g1.1,
+            content_type: g1.2,
+            response_topic: g1.3,
+            correlation_data: g1.4,
+            subscription_identifiers: g1.5,
+            session_expiry_interval: g1.6,
+            assigned_client_identifier: g1.7,
+            server_keep_alive: g1.8,
+            authentication_method: g1.9,
+            authentication_data: g1.10,
+            request_problem_information: g1.11,
+            will_delay_interval: g2.0,
+            request_response_information: g2.1,
+            response_information: g2.2,
+            server_reference: g2.3,
+            reason_string: g2.4,
+            receive_maximum: g2.5,
+            topic_alias_maximum: g2.6,
+            topic_alias: g2.7,
+            maximum_qos: g2.8,
+            retain_available: g2.9,
+            user_properties: g2.10,
+            maximum_packet_size: g2.11,
+            wildcard_subscription_available: g3.0,
+            subscription_identifier_available: g3.1,
+            shared_subscription_available: g3.2,
+        })
     })
 }
 
@@ -216,7 +218,7 @@ fn connect(version: ProtocolVersion) -> impl Strategy<Value = Packet> {
                 } else {
                     None
                 };
-                Packet::Connect(Connect {
+                Packet::Connect(Box::new(Connect {
                     protocol: version,
                     clean_start,
                     keep_alive,
@@ -225,7 +227,7 @@ fn connect(version: ProtocolVersion) -> impl Strategy<Value = Packet> {
                     username,
                     password,
                     properties,
-                })
+                }))
             },
         )
 }
@@ -270,14 +272,13 @@ fn publish(version: ProtocolVersion) -> impl Strategy<Value = Packet> {
     )
         .prop_map(|(dup, qos, id, retain, topic, properties, payload)| {
             let qos = PublishQos::new(qos, id);
-            Packet::Publish(Publish {
-                dup: dup && qos.packet_id().is_some(),
-                qos,
-                retain,
-                topic,
-                properties,
-                payload,
-            })
+            Packet::Publish(
+                Publish::new(topic, payload)
+                    .with_qos(qos)
+                    .with_retain(retain)
+                    .with_dup(dup && qos.packet_id().is_some())
+                    .with_properties(properties),
+            )
         })
 }
 

@@ -8,8 +8,8 @@
 
 use mqtt_wire::{
     Ack, Auth, Bytes, BytesMut, ConnAck, Connect, Decoder, Disconnect, LastWill, MqttStr, Packet,
-    PacketId, Properties, ProtocolVersion, Publish, PublishQos, QoS, ReasonCode, RetainHandling,
-    SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe, decode_packet,
+    PacketId, Properties, PropertyValues, ProtocolVersion, Publish, PublishQos, QoS, ReasonCode,
+    RetainHandling, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe, decode_packet,
 };
 
 use ProtocolVersion::{V3_1, V3_1_1, V5};
@@ -43,7 +43,7 @@ fn user(k: &'static str, v: &'static str) -> (MqttStr, MqttStr) {
 #[test]
 fn connect_311_with_will_user_and_password() {
     let frame = b"\x10\x2a\x00\x04MQTT\x04\xee\x00\x3c\x00\x08client-1\x00\x03w/t\x00\x03bye\x00\x04user\x00\x04pass";
-    let packet = Packet::Connect(Connect {
+    let packet = Packet::Connect(Box::new(Connect {
         protocol: V3_1_1,
         clean_start: true,
         keep_alive: 60,
@@ -58,7 +58,7 @@ fn connect_311_with_will_user_and_password() {
         username: Some("user".into()),
         password: Some(Bytes::from_static(b"pass")),
         properties: Properties::default(),
-    });
+    }));
     exact(V3_1_1, frame, &packet);
 }
 
@@ -66,7 +66,7 @@ fn connect_311_with_will_user_and_password() {
 fn connect_31_mqisdp_as_mosquitto_pub_sends_it() {
     // mosquitto_pub -V mqttv31: protocol name "MQIsdp", level 3, clean session, keep alive 60.
     let frame = b"\x10\x1f\x00\x06MQIsdp\x03\x02\x00\x3c\x00\x11mosqpub|1234-host";
-    let packet = Packet::Connect(Connect {
+    let packet = Packet::Connect(Box::new(Connect {
         protocol: V3_1,
         clean_start: true,
         keep_alive: 60,
@@ -75,7 +75,7 @@ fn connect_31_mqisdp_as_mosquitto_pub_sends_it() {
         username: None,
         password: None,
         properties: Properties::default(),
-    });
+    }));
     // A CONNECT is decoded in the version it names, whatever the connection's version.
     exact(V3_1_1, frame, &packet);
     let mut decoder = Decoder::new();
@@ -87,7 +87,7 @@ fn connect_31_mqisdp_as_mosquitto_pub_sends_it() {
 #[test]
 fn connect_5_with_properties_and_will_properties() {
     let frame = b"\x10\x2a\x00\x04MQTT\x05\x06\x00\x3c\x0f\x11\x00\x00\x00\x78\x21\x00\x0a\x26\x00\x01k\x00\x01v\x00\x03abc\x05\x18\x00\x00\x00\x05\x00\x01t\x00\x00";
-    let packet = Packet::Connect(Connect {
+    let packet = Packet::Connect(Box::new(Connect {
         protocol: V5,
         clean_start: true,
         keep_alive: 60,
@@ -97,27 +97,27 @@ fn connect_5_with_properties_and_will_properties() {
             payload: Bytes::new(),
             qos: QoS::AtMostOnce,
             retain: false,
-            properties: Properties {
+            properties: Properties::from(PropertyValues {
                 will_delay_interval: Some(5),
-                ..Properties::default()
-            },
+                ..PropertyValues::default()
+            }),
         }),
         username: None,
         password: None,
-        properties: Properties {
+        properties: Properties::from(PropertyValues {
             session_expiry_interval: Some(120),
             receive_maximum: Some(10),
             user_properties: vec![user("k", "v")],
-            ..Properties::default()
-        },
-    });
+            ..PropertyValues::default()
+        }),
+    }));
     exact(V5, frame, &packet);
 }
 
 #[test]
 fn connect_5_password_without_username_is_allowed() {
     let frame = b"\x10\x11\x00\x04MQTT\x05\x40\x00\x00\x00\x00\x00\x00\x02pw";
-    let packet = Packet::Connect(Connect {
+    let packet = Packet::Connect(Box::new(Connect {
         protocol: V5,
         clean_start: false,
         keep_alive: 0,
@@ -126,7 +126,7 @@ fn connect_5_password_without_username_is_allowed() {
         username: None,
         password: Some(Bytes::from_static(b"pw")),
         properties: Properties::default(),
-    });
+    }));
     exact(V5, frame, &packet);
 }
 
@@ -155,12 +155,12 @@ fn connack_5_with_properties() {
     let packet = Packet::ConnAck(ConnAck {
         session_present: false,
         reason_code: ReasonCode::Success,
-        properties: Properties {
+        properties: Properties::from(PropertyValues {
             assigned_client_identifier: Some("cid".into()),
             receive_maximum: Some(20),
             maximum_qos: Some(1),
-            ..Properties::default()
-        },
+            ..PropertyValues::default()
+        }),
     });
     exact(V5, frame, &packet);
     let refused = Packet::ConnAck(ConnAck {
@@ -175,65 +175,45 @@ fn connack_5_with_properties() {
 
 #[test]
 fn publish_qos0_and_qos1_v311() {
-    let qos0 = Packet::Publish(Publish {
-        dup: false,
-        qos: PublishQos::AtMostOnce,
-        retain: false,
-        topic: "a/b".into(),
-        properties: Properties::default(),
-        payload: Bytes::from_static(b"hello"),
-    });
+    let qos0 = Packet::Publish(Publish::new("a/b".into(), Bytes::from_static(b"hello")));
     exact(V3_1_1, b"\x30\x0a\x00\x03a/bhello", &qos0);
-    let qos1 = Packet::Publish(Publish {
-        dup: true,
-        qos: PublishQos::AtLeastOnce(id(10)),
-        retain: true,
-        topic: "a/b".into(),
-        properties: Properties::default(),
-        payload: Bytes::from_static(b"hello"),
-    });
+    let qos1 = Packet::Publish(
+        Publish::new("a/b".into(), Bytes::from_static(b"hello"))
+            .with_qos(PublishQos::AtLeastOnce(id(10)))
+            .with_retain(true)
+            .with_dup(true),
+    );
     exact(V3_1_1, b"\x3b\x0c\x00\x03a/b\x00\x0ahello", &qos1);
-    let qos2 = Packet::Publish(Publish {
-        dup: false,
-        qos: PublishQos::ExactlyOnce(id(0x1234)),
-        retain: false,
-        topic: "x".into(),
-        properties: Properties::default(),
-        payload: Bytes::new(),
-    });
+    let qos2 = Packet::Publish(
+        Publish::new("x".into(), Bytes::new()).with_qos(PublishQos::ExactlyOnce(id(0x1234))),
+    );
     exact(V3_1, b"\x34\x05\x00\x01x\x12\x34", &qos2);
 }
 
 #[test]
 fn publish_5_with_properties_and_alias() {
     let frame = b"\x32\x12\x00\x03a/b\x00\x0a\x05\x01\x01\x23\x00\x05hello";
-    let packet = Packet::Publish(Publish {
-        dup: false,
-        qos: PublishQos::AtLeastOnce(id(10)),
-        retain: false,
-        topic: "a/b".into(),
-        properties: Properties {
-            payload_format_indicator: Some(1),
-            topic_alias: Some(5),
-            ..Properties::default()
-        },
-        payload: Bytes::from_static(b"hello"),
-    });
+    let packet = Packet::Publish(
+        Publish::new("a/b".into(), Bytes::from_static(b"hello"))
+            .with_qos(PublishQos::AtLeastOnce(id(10)))
+            .with_properties(Properties::from(PropertyValues {
+                payload_format_indicator: Some(1),
+                topic_alias: Some(5),
+                ..PropertyValues::default()
+            })),
+    );
     exact(V5, frame, &packet);
     // An empty topic with an alias, and two subscription identifiers (allowed in PUBLISH).
     let frame = b"\x30\x0b\x00\x00\x08\x0b\x01\x0b\x80\x01\x23\x00\x01";
-    let packet = Packet::Publish(Publish {
-        dup: false,
-        qos: PublishQos::AtMostOnce,
-        retain: false,
-        topic: MqttStr::default(),
-        properties: Properties {
-            subscription_identifiers: vec![1, 128],
-            topic_alias: Some(1),
-            ..Properties::default()
-        },
-        payload: Bytes::new(),
-    });
+    let packet = Packet::Publish(
+        Publish::new(MqttStr::default(), Bytes::new()).with_properties(Properties::from(
+            PropertyValues {
+                subscription_identifiers: vec![1, 128],
+                topic_alias: Some(1),
+                ..PropertyValues::default()
+            },
+        )),
+    );
     exact(V5, frame, &packet);
 }
 
@@ -243,24 +223,18 @@ fn publish_payload_and_topic_are_views_into_the_frame() {
     let Packet::Publish(p) = decode_packet(frame.clone(), V3_1_1).unwrap() else {
         panic!("not a publish")
     };
-    assert_eq!(p.payload.as_ptr(), frame[7..].as_ptr());
-    assert_eq!(p.topic.as_bytes().as_ptr(), frame[4..].as_ptr());
+    assert_eq!(p.payload().as_ptr(), frame[7..].as_ptr());
+    assert_eq!(p.topic().as_bytes().as_ptr(), frame[4..].as_ptr());
 }
 
 #[test]
 fn publish_encode_header_leaves_out_the_payload() {
-    let p = Publish {
-        dup: false,
-        qos: PublishQos::AtLeastOnce(id(1)),
-        retain: false,
-        topic: "t".into(),
-        properties: Properties::default(),
-        payload: Bytes::from_static(b"payload"),
-    };
+    let p = Publish::new("t".into(), Bytes::from_static(b"payload"))
+        .with_qos(PublishQos::AtLeastOnce(id(1)));
     for version in [V3_1, V3_1_1, V5] {
         let mut header = BytesMut::new();
         p.encode_header(version, &mut header).unwrap();
-        header.extend_from_slice(&p.payload);
+        header.extend_from_slice(p.payload());
         let mut whole = BytesMut::new();
         Packet::Publish(p.clone())
             .encode(version, &mut whole)
@@ -340,10 +314,10 @@ fn acks_v5_with_reason_string() {
     let packet = Packet::PubComp(Ack {
         packet_id: id(10),
         reason_code: ReasonCode::Success,
-        properties: Properties {
+        properties: Properties::from(PropertyValues {
             reason_string: Some("ok".into()),
-            ..Properties::default()
-        },
+            ..PropertyValues::default()
+        }),
     });
     exact(V5, b"\x70\x09\x00\x0a\x00\x05\x1f\x00\x02ok", &packet);
 }
@@ -398,10 +372,10 @@ fn subscribe_and_suback_v5() {
                 retain_handling: RetainHandling::DoNotSend,
             },
         )],
-        properties: Properties {
+        properties: Properties::from(PropertyValues {
             subscription_identifiers: vec![5],
-            ..Properties::default()
-        },
+            ..PropertyValues::default()
+        }),
     });
     exact(V5, b"\x82\x0b\x00\x01\x02\x0b\x05\x00\x03a/b\x2d", &packet);
     let suback = Packet::SubAck(SubAck {
@@ -460,10 +434,10 @@ fn ping_and_disconnect() {
     exact(V5, b"\xe0\x01\x04", &with_will);
     let taken_over = Packet::Disconnect(Disconnect {
         reason_code: ReasonCode::SessionTakenOver,
-        properties: Properties {
+        properties: Properties::from(PropertyValues {
             session_expiry_interval: Some(0),
-            ..Properties::default()
-        },
+            ..PropertyValues::default()
+        }),
     });
     exact(V5, b"\xe0\x07\x8e\x05\x11\x00\x00\x00\x00", &taken_over);
     decodes_to(
@@ -478,11 +452,11 @@ fn auth_v5() {
     exact(V5, b"\xf0\x00", &Packet::Auth(Auth::default()));
     let packet = Packet::Auth(Auth {
         reason_code: ReasonCode::ContinueAuthentication,
-        properties: Properties {
+        properties: Properties::from(PropertyValues {
             authentication_method: Some("SCRAM".into()),
             authentication_data: Some(Bytes::from_static(b"xy")),
-            ..Properties::default()
-        },
+            ..PropertyValues::default()
+        }),
     });
     exact(
         V5,

@@ -59,7 +59,7 @@ impl Client {
         };
         let client_id = MqttStr::try_from(client_id.to_owned())
             .map_err(|_| LoadError::Options(format!("invalid client id {client_id:?}")))?;
-        let connect = Packet::Connect(Connect {
+        let connect = Packet::Connect(Box::new(Connect {
             protocol: config.version,
             clean_start: true,
             keep_alive: config.keep_alive,
@@ -68,7 +68,7 @@ impl Client {
             username: None,
             password: None,
             properties: Properties::default(),
-        });
+        }));
         client.send(&connect).await?;
         match client.next_packet("CONNACK").await? {
             Packet::ConnAck(ack) if ack.reason_code.is_error() => {

@@ -6,9 +6,7 @@
 //! `mqtt-wire` and then only patches the stamp (and the packet identifier at QoS 1) in place
 //! while appending copies to a batch buffer.
 
-use mqtt_wire::{
-    BytesMut, MqttStr, Packet, PacketId, Properties, ProtocolVersion, Publish, PublishQos, QoS,
-};
+use mqtt_wire::{BytesMut, MqttStr, Packet, PacketId, ProtocolVersion, Publish, PublishQos, QoS};
 
 use crate::error::LoadError;
 
@@ -85,14 +83,8 @@ impl PublishTemplate {
         }
         let topic = MqttStr::try_from(topic.to_owned())
             .map_err(|_| LoadError::Options(format!("invalid topic {topic:?}")))?;
-        let publish = Publish {
-            dup: false,
-            qos: PublishQos::new(qos, PacketId::MIN),
-            retain: false,
-            topic,
-            properties: Properties::default(),
-            payload: vec![0; size].into(),
-        };
+        let publish =
+            Publish::new(topic, vec![0; size].into()).with_qos(PublishQos::new(qos, PacketId::MIN));
         let mut frame = BytesMut::new();
         Packet::Publish(publish).encode(version, &mut frame)?;
         let payload_at = frame.len() - size;
@@ -162,15 +154,15 @@ mod tests {
         let Packet::Publish(first) = decode_packet(out.freeze(), version).unwrap() else {
             panic!("not a PUBLISH");
         };
-        assert_eq!(&*first.topic, "load/p7");
-        assert_eq!(first.payload.len(), 64);
-        assert_eq!(Stamp::read(&first.payload), Some(stamp));
+        assert_eq!(first.topic(), "load/p7");
+        assert_eq!(first.payload().len(), 64);
+        assert_eq!(Stamp::read(first.payload()), Some(stamp));
         let expected_qos = PublishQos::new(qos, id);
         assert_eq!(first.qos, expected_qos);
         let Packet::Publish(next) = decode_packet(second, version).unwrap() else {
             panic!("not a PUBLISH");
         };
-        assert_eq!(Stamp::read(&next.payload).unwrap().sequence, 1);
+        assert_eq!(Stamp::read(next.payload()).unwrap().sequence, 1);
     }
 
     #[test]

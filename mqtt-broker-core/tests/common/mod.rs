@@ -395,14 +395,9 @@ pub fn publish_packet(
     qos: PublishQos,
     retain: bool,
 ) -> Publish {
-    Publish {
-        dup: false,
-        qos,
-        retain,
-        topic: s(topic),
-        properties: Properties::default(),
-        payload: Bytes::from_static(payload),
-    }
+    Publish::new(s(topic), Bytes::from_static(payload))
+        .with_qos(qos)
+        .with_retain(retain)
 }
 
 pub const V311: ProtocolVersion = ProtocolVersion::V3_1_1;

@@ -25,12 +25,12 @@ use crate::error::DecodeError;
 /// An MQTT control packet, for any protocol version (fields a version lacks are left at their
 /// defaults by the decoder and ignored by the encoder).
 ///
-/// `Connect` is the largest variant; it is kept unboxed to match the API contract.
+/// At most 128 bytes, so a decoded packet moves cheaply: `Connect`, the largest and rarest
+/// variant, is boxed, and [`crate::Properties`] is one pointer.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[allow(clippy::large_enum_variant)]
 pub enum Packet {
     /// CONNECT (client to server).
-    Connect(Connect),
+    Connect(Box<Connect>),
     /// CONNACK (server to client).
     ConnAck(ConnAck),
     /// PUBLISH (both directions).
@@ -158,5 +158,17 @@ impl TryFrom<u8> for PacketType {
             15 => Self::Auth,
             other => return Err(DecodeError::InvalidPacketType(other)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packet_is_small() {
+        // Every decoded packet is moved through `Result<Option<Packet>, _>`: keep it small.
+        assert!(size_of::<Packet>() <= 128, "{}", size_of::<Packet>());
+        assert!(size_of::<Result<Option<Packet>, DecodeError>>() <= 136);
     }
 }

@@ -1,16 +1,35 @@
-//! PUBLISH: an application message, with zero-copy topic and payload.
+//! PUBLISH: an application message. A decoded PUBLISH keeps its whole frame and the offsets of
+//! topic and payload, so decoding one costs no reference-count update; a built one holds its
+//! topic and payload as separate shared buffers.
+
+use core::fmt;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use crate::encoder::{frame_len, prefixed_len, put_fixed_header, put_str};
+use crate::encoder::{frame_len, prefixed_len, put_fixed_header, put_utf8};
 use crate::error::{DecodeError, EncodeError};
 use crate::primitives::{ProtocolVersion, PublishQos};
 use crate::properties::{Properties, PropertyContext};
 use crate::reader::Reader;
-use crate::string::MqttStr;
+use crate::string::{MqttStr, validate};
 
 /// PUBLISH.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Topic and payload are read with [`Publish::topic`] and [`Publish::payload`] (borrowed, free)
+/// or taken as shared buffers with [`Publish::topic_str`], [`Publish::payload_bytes`] and
+/// [`Publish::into_payload`]. Equality compares the message (flags, topic, payload,
+/// properties), not how it is stored.
+///
+/// ```
+/// use mqtt_wire::{Bytes, MqttStr, Publish, PublishQos, PacketId};
+///
+/// let id = PacketId::new(1).expect("non-zero");
+/// let publish = Publish::new(MqttStr::from_static("a/b"), Bytes::from_static(b"hi"))
+///     .with_qos(PublishQos::AtLeastOnce(id))
+///     .with_retain(true);
+/// assert_eq!((publish.topic(), publish.payload()), ("a/b", &b"hi"[..]));
+/// ```
+#[derive(Clone)]
 pub struct Publish {
     /// DUP flag: this is a re-delivery.
     pub dup: bool,
@@ -18,19 +37,192 @@ pub struct Publish {
     pub qos: PublishQos,
     /// RETAIN flag.
     pub retain: bool,
-    /// Topic name (may be empty in 5.0 when a topic alias is used); its validity as a topic name
-    /// is checked by the topic layer, not the codec.
-    pub topic: MqttStr,
     /// PUBLISH properties (5.0).
     pub properties: Properties,
-    /// Application payload.
-    pub payload: Bytes,
+    /// Topic name and payload.
+    content: Content,
+}
+
+/// Where the topic and the payload live.
+#[derive(Clone)]
+enum Content {
+    /// Decoded: `frame[topic_start..topic_end]` is the (validated) topic, `frame[payload_start..]`
+    /// the payload.
+    Frame {
+        frame: Bytes,
+        topic_start: u32,
+        topic_end: u32,
+        payload_start: u32,
+    },
+    /// Built by the application or the broker.
+    Parts { topic: MqttStr, payload: Bytes },
+}
+
+impl Content {
+    /// The payload; a frame is advanced past the headers, which needs no reference-count update.
+    #[inline]
+    fn into_payload(self) -> Bytes {
+        match self {
+            Self::Frame {
+                mut frame,
+                payload_start,
+                ..
+            } => {
+                frame.advance(payload_start as usize);
+                frame
+            }
+            Self::Parts { payload, .. } => payload,
+        }
+    }
 }
 
 impl Publish {
+    /// A QoS 0 message, neither DUP nor RETAIN, without properties. The payload is shared,
+    /// not copied.
+    #[inline]
+    #[must_use]
+    pub fn new(topic: MqttStr, payload: Bytes) -> Self {
+        Self {
+            dup: false,
+            qos: PublishQos::AtMostOnce,
+            retain: false,
+            properties: Properties::new(),
+            content: Content::Parts { topic, payload },
+        }
+    }
+
+    /// Sets the QoS and packet identifier.
+    #[inline]
+    #[must_use]
+    pub fn with_qos(mut self, qos: PublishQos) -> Self {
+        self.qos = qos;
+        self
+    }
+
+    /// Sets the RETAIN flag.
+    #[inline]
+    #[must_use]
+    pub fn with_retain(mut self, retain: bool) -> Self {
+        self.retain = retain;
+        self
+    }
+
+    /// Sets the DUP flag.
+    #[inline]
+    #[must_use]
+    pub fn with_dup(mut self, dup: bool) -> Self {
+        self.dup = dup;
+        self
+    }
+
+    /// Sets the properties.
+    #[inline]
+    #[must_use]
+    pub fn with_properties(mut self, properties: Properties) -> Self {
+        self.properties = properties;
+        self
+    }
+
+    /// The topic name (may be empty in 5.0 when a topic alias is used); its validity as a topic
+    /// name is checked by the topic layer, not the codec.
+    #[inline]
+    #[must_use]
+    pub fn topic(&self) -> &str {
+        // Validated when decoded or built, so this never takes the fallback.
+        core::str::from_utf8(self.topic_bytes()).unwrap_or_default()
+    }
+
+    /// The topic's UTF-8 bytes.
+    #[inline]
+    fn topic_bytes(&self) -> &[u8] {
+        match &self.content {
+            Content::Frame {
+                frame,
+                topic_start,
+                topic_end,
+                ..
+            } => frame
+                .get(*topic_start as usize..*topic_end as usize)
+                .unwrap_or_default(),
+            Content::Parts { topic, .. } => topic.as_bytes(),
+        }
+    }
+
+    /// The application payload.
+    #[inline]
+    #[must_use]
+    pub fn payload(&self) -> &[u8] {
+        match &self.content {
+            Content::Frame {
+                frame,
+                payload_start,
+                ..
+            } => frame.get(*payload_start as usize..).unwrap_or_default(),
+            Content::Parts { payload, .. } => payload,
+        }
+    }
+
+    /// The topic as a shared string (a view into the frame: one reference-count update).
+    #[must_use]
+    pub fn topic_str(&self) -> MqttStr {
+        match &self.content {
+            Content::Frame {
+                frame,
+                topic_start,
+                topic_end,
+                ..
+            } => MqttStr::from_validated(frame.slice(*topic_start as usize..*topic_end as usize)),
+            Content::Parts { topic, .. } => topic.clone(),
+        }
+    }
+
+    /// The payload as a shared buffer (a view into the frame: one reference-count update).
+    #[must_use]
+    pub fn payload_bytes(&self) -> Bytes {
+        match &self.content {
+            Content::Frame {
+                frame,
+                payload_start,
+                ..
+            } => frame.slice(*payload_start as usize..),
+            Content::Parts { payload, .. } => payload.clone(),
+        }
+    }
+
+    /// The payload, taking over the buffer without a reference-count update.
+    #[inline]
+    #[must_use]
+    pub fn into_payload(self) -> Bytes {
+        self.content.into_payload()
+    }
+
+    /// Topic and payload as shared buffers; the payload takes over the frame, so this costs one
+    /// reference-count update for the topic.
+    #[must_use]
+    pub fn into_topic_and_payload(self) -> (MqttStr, Bytes) {
+        let topic = self.topic_str();
+        (topic, self.into_payload())
+    }
+
+    /// Replaces the topic name (the payload keeps its buffer).
+    pub fn set_topic(&mut self, topic: MqttStr) {
+        let empty = Content::Parts {
+            topic: MqttStr::default(),
+            payload: Bytes::new(),
+        };
+        let payload = core::mem::replace(&mut self.content, empty).into_payload();
+        self.content = Content::Parts { topic, payload };
+    }
+
+    /// Replaces the payload (the topic keeps its buffer).
+    pub fn set_payload(&mut self, payload: Bytes) {
+        let topic = self.topic_str();
+        self.content = Content::Parts { topic, payload };
+    }
+
     /// Decodes a PUBLISH from its whole `frame`, whose body starts at `body_start`; `flags` is
-    /// the lower nibble of the fixed header. The payload is the frame itself advanced past the
-    /// headers, which saves a reference-count update.
+    /// the lower nibble of the fixed header. The frame is kept whole, so no reference count
+    /// changes.
     #[inline(always)]
     pub(crate) fn decode(
         flags: u8,
@@ -42,7 +234,10 @@ impl Publish {
         let retain = flags & 0b0001 != 0;
         let qos_bits = (flags >> 1) & 0b11;
         let r = &mut Reader::new(&frame, body_start, frame.len());
-        let topic = r.string()?;
+        let topic = r.prefixed_slice()?;
+        validate(topic)?;
+        let topic_end = r.position();
+        let topic_start = topic_end - topic.len();
         let qos = match qos_bits {
             0 if dup => return Err(DecodeError::DupWithQoS0), // [MQTT-3.3.1-2]
             0 => PublishQos::AtMostOnce,
@@ -50,29 +245,29 @@ impl Publish {
             2 => PublishQos::ExactlyOnce(r.packet_id()?),
             _ => return Err(DecodeError::InvalidQoS(qos_bits)), // [MQTT-3.3.1-4]
         };
-        if version.is_v5() {
-            let properties = Properties::decode(r, PropertyContext::Publish)?;
-            let payload_start = r.position();
-            return Ok(Self {
-                dup,
-                qos,
-                retain,
-                topic,
-                properties,
-                payload: frame.slice(payload_start..),
-            });
-        }
-        // MQTT 3.x: the payload takes over the frame, which saves a reference-count update.
-        let payload_start = r.position();
-        let mut payload = frame;
-        payload.advance(payload_start);
+        let properties = if version.is_v5() {
+            Properties::decode(r, PropertyContext::Publish)?
+        } else {
+            Properties::new()
+        };
+        // Offsets fit in u32: a frame is at most MAX_PACKET_SIZE bytes.
+        let offset = |n: usize| u32::try_from(n).map_err(|_| DecodeError::Truncated);
+        let (topic_start, topic_end, payload_start) = (
+            offset(topic_start)?,
+            offset(topic_end)?,
+            offset(r.position())?,
+        );
         Ok(Self {
             dup,
             qos,
             retain,
-            topic,
-            properties: Properties::default(),
-            payload,
+            properties,
+            content: Content::Frame {
+                frame,
+                topic_start,
+                topic_end,
+                payload_start,
+            },
         })
     }
 
@@ -85,7 +280,7 @@ impl Publish {
     /// Remaining length, payload included.
     #[inline]
     pub(crate) fn body_len(&self, version: ProtocolVersion) -> usize {
-        let mut n = prefixed_len(self.topic.len()) + self.payload.len();
+        let mut n = prefixed_len(self.topic_bytes().len()) + self.payload().len();
         if self.qos.packet_id().is_some() {
             n += 2;
         }
@@ -104,7 +299,7 @@ impl Publish {
         out: &mut BytesMut,
     ) -> Result<(), EncodeError> {
         put_fixed_header(out, 0x30 | self.flags(), body)?;
-        put_str(out, &self.topic)?;
+        put_utf8(out, self.topic_bytes())?;
         if let Some(id) = self.qos.packet_id() {
             out.put_u16(id.get());
         }
@@ -115,8 +310,9 @@ impl Publish {
     }
 
     /// Writes the fixed header and variable header only, announcing the full length; the caller
-    /// sends `payload` right after (for example with vectored I/O), so one payload buffer can be
-    /// shared by every subscriber. On error `out` is left as it was.
+    /// sends the payload ([`Publish::payload_bytes`]) right after (for example with vectored
+    /// I/O), so one payload buffer can be shared by every subscriber. On error `out` is left as
+    /// it was.
     ///
     /// # Errors
     /// As for [`crate::Packet::encode`].
@@ -126,12 +322,111 @@ impl Publish {
         out: &mut BytesMut,
     ) -> Result<(), EncodeError> {
         let body = self.body_len(version);
-        out.reserve(frame_len(body) - self.payload.len());
+        out.reserve(frame_len(body) - self.payload().len());
         let start = out.len();
         let written = self.write_header(version, body, out);
         if written.is_err() {
             out.truncate(start);
         }
         written
+    }
+}
+
+impl Default for Publish {
+    /// A QoS 0 message with an empty topic and payload.
+    fn default() -> Self {
+        Self::new(MqttStr::default(), Bytes::new())
+    }
+}
+
+impl PartialEq for Publish {
+    fn eq(&self, other: &Self) -> bool {
+        self.dup == other.dup
+            && self.qos == other.qos
+            && self.retain == other.retain
+            && self.topic_bytes() == other.topic_bytes()
+            && self.payload() == other.payload()
+            && self.properties == other.properties
+    }
+}
+
+impl Eq for Publish {}
+
+impl fmt::Debug for Publish {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Publish")
+            .field("dup", &self.dup)
+            .field("qos", &self.qos)
+            .field("retain", &self.retain)
+            .field("topic", &self.topic())
+            .field("properties", &self.properties)
+            .field("payload", &self.payload_bytes())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Decoder, Packet, PacketId};
+
+    fn decoded(frame: &'static [u8], version: ProtocolVersion) -> Publish {
+        let mut decoder = Decoder::new();
+        decoder.set_version(version);
+        let mut buf = BytesMut::from(frame);
+        match decoder.decode(&mut buf).unwrap() {
+            Some(Packet::Publish(p)) => p,
+            other => panic!("not a PUBLISH: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn decoded_and_built_compare_by_meaning() {
+        let got = decoded(b"\x32\x09\x00\x03a/b\x00\x07hi", ProtocolVersion::V3_1_1);
+        let id = PacketId::new(7).unwrap();
+        let built = Publish::new(MqttStr::from_static("a/b"), Bytes::from_static(b"hi"))
+            .with_qos(PublishQos::AtLeastOnce(id));
+        assert_eq!(got, built);
+        assert_eq!((got.topic(), got.payload()), ("a/b", &b"hi"[..]));
+        assert_ne!(got, built.clone().with_retain(true));
+        assert_ne!(got, built.with_dup(true));
+    }
+
+    #[test]
+    fn owned_views_point_into_the_frame() {
+        let got = decoded(b"\x30\x07\x00\x03a/bhi", ProtocolVersion::V3_1_1);
+        let topic = got.topic_str();
+        let payload = got.payload_bytes();
+        assert_eq!((topic.as_str(), &payload[..]), ("a/b", &b"hi"[..]));
+        assert_eq!(topic.as_bytes().as_ptr(), got.topic().as_ptr());
+        assert_eq!(payload.as_ptr(), got.payload().as_ptr());
+        let ptr = got.payload().as_ptr();
+        let owned = got.into_payload();
+        assert_eq!((&owned[..], owned.as_ptr()), (&b"hi"[..], ptr));
+    }
+
+    #[test]
+    fn v5_properties_and_payload() {
+        // Topic "t", property list with topic alias 2, payload "x".
+        let got = decoded(b"\x30\x08\x00\x01t\x03\x23\x00\x02x", ProtocolVersion::V5);
+        assert_eq!(got.properties.topic_alias, Some(2));
+        assert_eq!((got.topic(), got.payload()), ("t", &b"x"[..]));
+    }
+
+    #[test]
+    fn setters_keep_the_other_half() {
+        let mut got = decoded(b"\x30\x07\x00\x03a/bhi", ProtocolVersion::V3_1_1);
+        got.set_topic(MqttStr::from_static("c"));
+        assert_eq!((got.topic(), got.payload()), ("c", &b"hi"[..]));
+        got.set_payload(Bytes::from_static(b"yo"));
+        assert_eq!((got.topic(), got.payload()), ("c", &b"yo"[..]));
+    }
+
+    #[test]
+    fn invalid_topic_rejected() {
+        // [MQTT-1.5.3-2] U+0000 in the topic.
+        let mut decoder = Decoder::new();
+        let mut buf = BytesMut::from(&b"\x30\x05\x00\x03a\x00b"[..]);
+        assert_eq!(decoder.decode(&mut buf), Err(DecodeError::NullCharacter));
     }
 }

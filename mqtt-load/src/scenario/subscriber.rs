@@ -69,7 +69,7 @@ async fn receive_until_done(
             match packet {
                 Packet::Publish(publish) => {
                     batch += 1;
-                    if let Some(stamp) = Stamp::read(&publish.payload) {
+                    if let Some(stamp) = Stamp::read(publish.payload()) {
                         outcome.tracker.record(stamp.publisher, stamp.sequence);
                         outcome.latency.record(now_ns.saturating_sub(stamp.sent_ns));
                     }
