@@ -33,16 +33,15 @@ fn mosquitto_binary() -> Option<PathBuf> {
 
 fn start_mosquitto(binary: &Path) -> Mosquitto {
     let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
         .port();
     let child = Command::new(binary)
         .args(["-p", &port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap();
+        .expect("mosquitto starts");
     let broker = Mosquitto { child, port };
     let started = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -61,8 +60,8 @@ fn run_load(port: u16, args: &[&str]) -> HashMap<String, String> {
         .args(args)
         .args(["--port", &port.to_string(), "--duration", "1", "--quiet"])
         .output()
-        .unwrap();
-    let stdout = String::from_utf8(output.stdout).unwrap();
+        .expect("mqtt-load runs");
+    let stdout = String::from_utf8(output.stdout).expect("UTF-8 output");
     assert!(output.status.success(), "mqtt-load failed: {stdout}");
     let line = stdout
         .lines()
@@ -76,7 +75,7 @@ fn run_load(port: u16, args: &[&str]) -> HashMap<String, String> {
 }
 
 fn number(fields: &HashMap<String, String>, key: &str) -> f64 {
-    fields[key].parse().unwrap()
+    fields[key].parse().expect("a number")
 }
 
 #[test]

@@ -14,6 +14,8 @@ use crate::stats::Counters;
 
 /// Bytes written per batch (at most): large writes keep the load tool off the profile.
 const BATCH_BYTES: usize = 64 * 1024;
+/// How long a write may stay blocked past the deadline before the publisher gives up on it.
+const WRITE_GRACE: Duration = Duration::from_millis(100);
 /// How long a blocked publisher sleeps before looking at the clock again.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -28,6 +30,9 @@ pub struct PublisherOutcome {
     pub unexpected_acks: u64,
     /// Messages still unacknowledged when the publisher gave up.
     pub unacked: u64,
+    /// Whether the last batch was abandoned because the broker stopped reading (its messages
+    /// are not counted as sent).
+    pub write_cut: bool,
     /// Why the publisher stopped early, if it did.
     pub error: Option<LoadError>,
 }
@@ -122,7 +127,14 @@ impl Publisher {
                         id,
                     );
                 }
-                client.write_all(&batch).await?;
+                // A broker that stops reading must not stretch the run: give up at the deadline.
+                let write = client.write_all(&batch);
+                let Ok(written) = tokio::time::timeout_at(deadline + WRITE_GRACE, write).await
+                else {
+                    self.outcome.write_cut = true;
+                    return Ok(());
+                };
+                written?;
                 self.outcome.sent += n;
                 Counters::add(&state.counters.sent, n);
                 client.try_fill()?;

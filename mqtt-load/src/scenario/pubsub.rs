@@ -242,6 +242,10 @@ fn summarize(
             },
         );
     }
+    report.add(
+        "writes_cut",
+        published.iter().filter(|o| o.write_cut).count(),
+    );
     report.add_rate("sent_per_s", total_sent, publish_time.as_secs_f64());
     report.add_rate("msg_per_s", total_received, receive_time.as_secs_f64());
     let micros = |ns: u64| format!("{:.1}", ns as f64 / 1000.0);
