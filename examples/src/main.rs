@@ -32,6 +32,9 @@ struct Cli {
     /// Verbose logging (debug level); `RUST_LOG` overrides.
     #[arg(short = 'v', long = "verbose")]
     verbose: bool,
+    /// Start on an empty store if the existing one is corrupt (the damaged file is kept aside).
+    #[arg(long = "start-fresh")]
+    start_fresh: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -46,7 +49,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Passwd(args)) => passwd::run(args),
-        None => serve(cli.config, &cli.ports, cli.verbose),
+        None => serve(cli.config, &cli.ports, cli.verbose, cli.start_fresh),
     };
     if let Err(message) = result {
         eprintln!("mqtt-broker: {message}");
@@ -54,7 +57,12 @@ fn main() {
     }
 }
 
-fn serve(config: Option<PathBuf>, ports: &[u16], verbose: bool) -> Result<(), String> {
+fn serve(
+    config: Option<PathBuf>,
+    ports: &[u16],
+    verbose: bool,
+    start_fresh: bool,
+) -> Result<(), String> {
     let default_level = if verbose { "debug" } else { "info" };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -73,6 +81,9 @@ fn serve(config: Option<PathBuf>, ports: &[u16], verbose: bool) -> Result<(), St
     for &port in ports {
         config.add_local_listener(port);
     }
+    // The binary keeps its state on disk (./data) unless the configuration says otherwise.
+    config.persistence.get_or_insert(true);
+    config.start_fresh |= start_fresh;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

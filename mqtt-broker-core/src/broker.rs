@@ -17,6 +17,7 @@ use crate::hooks::{AllowAll, Authenticator, Authorizer, EnhancedAuthenticator, N
 use crate::idmap::IdMap;
 use crate::message::Message;
 use crate::output::{Event, Output};
+use crate::persist::PersistState;
 use crate::routing::SubscriptionIndex;
 use crate::session::{Session, SessionId};
 use crate::stats::Stats;
@@ -61,6 +62,8 @@ pub struct Broker {
     /// Spare capacity that outgoing packet headers are encoded into, then split off.
     pub(crate) scratch: BytesMut,
     pub(crate) started: Option<Instant>,
+    /// Records not yet handed out, and outputs waiting for durability.
+    pub(crate) persist: PersistState,
 }
 
 impl std::fmt::Debug for Broker {
@@ -102,6 +105,7 @@ impl Broker {
             route_seq: 0,
             scratch: BytesMut::new(),
             started: None,
+            persist: PersistState::default(),
         }
     }
 
@@ -301,6 +305,9 @@ impl Broker {
 
     /// The next thing to do. Drain until `None` after every input.
     pub fn poll_output(&mut self) -> Option<Output> {
+        if let Some(batch) = self.take_persist_batch() {
+            return Some(batch);
+        }
         self.outputs.pop_front()
     }
 
@@ -312,7 +319,7 @@ impl Broker {
     // ---------------------------------------------------------------- internals
 
     /// Work done at every input: start the clock-driven duties on the first one.
-    fn tick(&mut self, now: Instant) {
+    pub(crate) fn tick(&mut self, now: Instant) {
         if self.started.is_some() {
             return;
         }

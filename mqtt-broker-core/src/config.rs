@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crate::error::ConfigError;
+use crate::persist::Persistence;
 
 /// Limits and policy of a [`Broker`](crate::Broker). Build it with `Config::default()` and
 /// adjust fields; [`Config::validate`] is called by [`Broker::try_new`](crate::Broker::try_new).
@@ -63,6 +64,9 @@ pub struct Config {
     pub sys_interval: Option<Duration>,
     /// Version string published in `$SYS/broker/version`.
     pub version_string: String,
+    /// Whether changes of durable state are reported as [`Output::Persist`](crate::Output::Persist)
+    /// and whether acknowledgements wait for them (off by default).
+    pub persistence: Persistence,
 }
 
 impl Default for Config {
@@ -88,6 +92,7 @@ impl Default for Config {
             assigned_client_id_prefix: String::from("auto-"),
             sys_interval: None,
             version_string: concat!("mqtt-broker-core ", env!("CARGO_PKG_VERSION")).to_owned(),
+            persistence: Persistence::Off,
         }
     }
 }

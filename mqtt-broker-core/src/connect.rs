@@ -267,7 +267,7 @@ impl Broker {
             client_id,
             session_present,
         });
-        self.save_session(session);
+        self.save_session(session, now);
         if session_present {
             self.resend_inflight(session, conn, now);
         }
@@ -335,6 +335,6 @@ impl Broker {
             self.send_packet(old, &packet);
         }
         self.detach_for_takeover(old, now);
-        self.outputs.push_back(Output::Close { conn: old });
+        self.emit(Output::Close { conn: old });
     }
 }

@@ -12,6 +12,7 @@ use crate::conn::{ConnectionId, Phase};
 use crate::inflight::Outbound;
 use crate::message::{Delivery, Lifetime};
 use crate::output::{DropReason, Event};
+use crate::persist::DeliveryState;
 use crate::session::SessionId;
 
 /// What became of one PUBLISH handed to [`Broker::send_publish`].
@@ -56,7 +57,7 @@ impl Broker {
     /// Delivers to one session. QoS 0 goes out now or is dropped (full outbox, or offline);
     /// QoS 1/2 goes out now when the window allows, else waits in the bounded session queue
     /// [MQTT311-3.1.2-5].
-    pub(crate) fn deliver(&mut self, session: SessionId, delivery: Delivery, now: Instant) {
+    pub(crate) fn deliver(&mut self, session: SessionId, mut delivery: Delivery, now: Instant) {
         if delivery.qos == QoS::AtMostOnce {
             let Some(conn) = self.online_conn(session) else {
                 return; // QoS 0 is not kept for offline sessions
@@ -87,8 +88,13 @@ impl Broker {
         let Some(s) = self.sessions.get_mut(&session) else {
             return;
         };
-        if s.queue.push(delivery, max_messages, max_bytes).is_err() {
+        if !s.queue.has_room(&delivery, max_messages, max_bytes) {
             self.dropped(session, DropReason::QueueFull);
+            return;
+        }
+        self.store_delivery(session, &mut delivery, DeliveryState::Queued);
+        if let Some(s) = self.sessions.get_mut(&session) {
+            let _ = s.queue.push(delivery, max_messages, max_bytes);
         }
     }
 
@@ -124,18 +130,26 @@ impl Broker {
         session: SessionId,
         conn: ConnectionId,
         id: PacketId,
-        delivery: Delivery,
+        mut delivery: Delivery,
         now: Instant,
     ) {
-        match self.send_publish(conn, &delivery, Some(id), false, now) {
-            SendOutcome::Sent => {
-                if let Some(s) = self.sessions.get_mut(&session) {
-                    s.inflight.push(id, delivery);
-                }
+        let outcome = self.send_publish(conn, &delivery, Some(id), false, now);
+        if outcome == SendOutcome::Sent {
+            if delivery.stored == 0 {
+                self.store_delivery(session, &mut delivery, DeliveryState::Sent(id));
+            } else {
+                self.delivery_changed(session, delivery.stored, Some(DeliveryState::Sent(id)));
             }
+            if let Some(s) = self.sessions.get_mut(&session) {
+                s.inflight.push(id, delivery);
+            }
+            return;
+        }
+        self.delivery_changed(session, delivery.stored, None);
+        match outcome {
             SendOutcome::TooLarge => self.dropped(session, DropReason::TooLarge),
             SendOutcome::Expired => self.dropped(session, DropReason::Expired),
-            SendOutcome::NoConnection => {}
+            SendOutcome::Sent | SendOutcome::NoConnection => {}
         }
     }
 
@@ -155,10 +169,11 @@ impl Broker {
                         if let Some(s) = self.sessions.get_mut(&session) {
                             s.inflight.remove(id);
                         }
+                        self.delivery_changed(session, delivery.stored, None);
                         self.dropped(session, DropReason::TooLarge);
                     }
                 }
-                Outbound::Released => self.send_packet(conn, &Packet::PubRel(Ack::new(id))),
+                Outbound::Released(_) => self.send_packet(conn, &Packet::PubRel(Ack::new(id))),
             }
         }
     }

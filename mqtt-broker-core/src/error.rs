@@ -56,6 +56,9 @@ pub enum ApiMisuse {
     /// An in-process publish named an invalid topic.
     #[error("invalid topic name for an in-process publish")]
     InvalidTopic,
+    /// `handle_persisted` named a batch that was never handed out.
+    #[error("persistence batch {0} was never handed out")]
+    UnknownPersistBatch(u64),
 }
 
 /// Limits that do not make sense together.

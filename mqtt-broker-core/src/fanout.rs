@@ -14,6 +14,7 @@ use mqtt_topic::TopicName;
 use crate::broker::Broker;
 use crate::message::{Delivery, Message};
 use crate::output::Event;
+use crate::persist::PersistRecord;
 use crate::routing::Target;
 use crate::session::{SessionId, Subscription};
 
@@ -60,6 +61,7 @@ impl Broker {
                         retain,
                         subscription_ids: subscription.identifier.into_iter().collect(),
                         share,
+                        stored: 0,
                     },
                 ));
             } else if s.route_mark.0 == seq {
@@ -76,6 +78,7 @@ impl Broker {
                         retain: false,
                         subscription_ids: Vec::new(),
                         share: None,
+                        stored: 0,
                     },
                 ));
             }
@@ -95,6 +98,10 @@ impl Broker {
             self.clear_retained(topic);
         } else if self.retained_room(topic, message) {
             self.store.set_retained(topic.clone(), Arc::clone(message)); // [MQTT-3.3.1-5]
+            self.persist(PersistRecord::RetainedSet {
+                topic: topic.as_str().to_owned(),
+                message: Arc::clone(message),
+            });
             self.event(Event::RetainedChanged {
                 topic: topic.as_str().to_owned(),
                 present: true,
@@ -117,6 +124,9 @@ impl Broker {
     /// Clears the retained message of `topic`, if any.
     pub(crate) fn clear_retained(&mut self, topic: &TopicName) {
         if self.store.remove_retained(topic) {
+            self.persist(PersistRecord::RetainedCleared {
+                topic: topic.as_str().to_owned(),
+            });
             self.event(Event::RetainedChanged {
                 topic: topic.as_str().to_owned(),
                 present: false,
@@ -181,7 +191,9 @@ impl Broker {
             let target = self.other_member(session, &delivery);
             match target {
                 Some((other, subscription)) => {
+                    self.delivery_changed(session, delivery.stored, None);
                     let delivery = Delivery {
+                        stored: 0,
                         qos: delivery.message.qos.min(subscription.options.qos),
                         subscription_ids: subscription.identifier.into_iter().collect(),
                         ..delivery

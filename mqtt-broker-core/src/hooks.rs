@@ -1,4 +1,4 @@
-//! Pluggable policy: who may connect, who may publish or subscribe where, and the v5 enhanced
+//! Pluggable policy: who may connect, who may publish, subscribe or receive where, and the v5 enhanced
 //! authentication exchange.
 //!
 //! Hooks are called synchronously and must not block. A decision that needs I/O (a database, an
@@ -96,6 +96,21 @@ pub trait Authorizer: Send {
         filter: &str,
         qos: QoS,
     ) -> Authorization;
+    /// May a message published to `topic` be delivered to `client` (read access)? Asked for
+    /// every copy when it goes out: routed, retained at subscribe, or leaving the session queue
+    /// (so a revoked access also stops what was queued or retained before); not for resends of
+    /// a copy already sent. A refusal silently skips this copy. It sits on the delivery hot
+    /// path: answer without blocking or allocating. The default allows.
+    fn authorize_delivery(
+        &mut self,
+        client: &ClientRef<'_>,
+        topic: &str,
+        qos: QoS,
+        retain: bool,
+    ) -> bool {
+        let _ = (client, topic, qos, retain);
+        true
+    }
 }
 
 impl Authorizer for AllowAll {

@@ -15,8 +15,8 @@ use crate::message::Delivery;
 pub(crate) enum Outbound {
     /// PUBLISH sent; waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
     Published(Delivery),
-    /// PUBREL sent; waiting for PUBCOMP [MQTT5-4.3.3-5].
-    Released,
+    /// PUBREL sent; waiting for PUBCOMP [MQTT5-4.3.3-5]. Carries the delivery's stored number.
+    Released(u64),
 }
 
 /// Result of a PUBREC.
@@ -91,11 +91,11 @@ impl Inflight {
                     self.entries.remove(index);
                     RecOutcome::Unknown
                 } else {
-                    *state = Outbound::Released;
+                    *state = Outbound::Released(d.stored);
                     RecOutcome::Release
                 }
             }
-            Outbound::Released => RecOutcome::AlreadyReleased,
+            Outbound::Released(_) => RecOutcome::AlreadyReleased,
             Outbound::Published(_) => RecOutcome::Unknown,
         }
     }
@@ -103,11 +103,25 @@ impl Inflight {
     /// A PUBCOMP arrived: ends a QoS 2 exchange. Returns whether one was found.
     pub(crate) fn pubcomp(&mut self, id: PacketId) -> bool {
         match self.position(id) {
-            Some(index) if matches!(self.entries.get(index), Some((_, Outbound::Released))) => {
+            Some(index) if matches!(self.entries.get(index), Some((_, Outbound::Released(_)))) => {
                 self.entries.remove(index);
                 true
             }
             _ => false,
+        }
+    }
+
+    /// Restores a QoS 2 exchange already released (read back from a store).
+    pub(crate) fn push_released(&mut self, id: PacketId, stored: u64) {
+        self.entries.push_back((id, Outbound::Released(stored)));
+    }
+
+    /// The stored number of the delivery using `id` (0 when not recorded or unknown).
+    pub(crate) fn stored_number(&self, id: PacketId) -> u64 {
+        match self.entries.iter().find(|(used, _)| *used == id) {
+            Some((_, Outbound::Published(delivery))) => delivery.stored,
+            Some((_, Outbound::Released(stored))) => *stored,
+            None => 0,
         }
     }
 
@@ -116,6 +130,11 @@ impl Inflight {
         if let Some(index) = self.position(id) {
             self.entries.remove(index);
         }
+    }
+
+    /// Exchanges in send order, changeable.
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut (PacketId, Outbound)> {
+        self.entries.iter_mut()
     }
 
     /// Exchanges in send order, for resending on session resumption [MQTT-4.4.0-1].
@@ -145,6 +164,7 @@ mod tests {
             retain: false,
             subscription_ids: Vec::new(),
             share: None,
+            stored: 0,
         }
     }
 

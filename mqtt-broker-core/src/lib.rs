@@ -104,6 +104,7 @@ mod inflight;
 mod lifecycle;
 mod message;
 mod output;
+mod persist;
 mod publish;
 mod routing;
 mod session;
@@ -125,8 +126,12 @@ pub use hooks::{
 };
 pub use message::Message;
 pub use output::{AuthRequest, DropReason, Event, Output};
+pub use persist::{
+    DeliveryState, PersistBatch, PersistRecord, Persistence, RecoveredDelivery, RecoveredMessage,
+    RecoveredSession, RecoveredState, StoredDelivery,
+};
 pub use stats::Stats;
-pub use store::{MemoryStore, SessionRecord, Store};
+pub use store::{MemoryStore, SessionRecord, Store, WillRecord};
 
 /// The origin of the virtual clock used by unit tests (the only place a clock is read).
 #[cfg(test)]

@@ -10,6 +10,7 @@ use crate::broker::{Broker, TimerKey};
 use crate::conn::{ConnectionId, Phase};
 use crate::error::ProtocolViolation;
 use crate::output::Event;
+use crate::persist::PersistRecord;
 use crate::session::SessionId;
 use crate::will::Will;
 
@@ -103,7 +104,7 @@ impl Broker {
             self.end_session(session, true, now);
         } else {
             self.arm_session_expiry(session, now);
-            self.save_session(session);
+            self.save_session(session, now);
         }
     }
 
@@ -172,6 +173,11 @@ impl Broker {
             self.stats.clients_disconnected = self.stats.clients_disconnected.saturating_sub(1);
         }
         self.store.remove_session(&s.client_id);
+        if s.persisted {
+            self.persist(PersistRecord::SessionRemoved {
+                client_id: s.client_id.clone(),
+            });
+        }
         let will = if publish_will { s.will.take() } else { None };
         let client_id = std::mem::take(&mut s.client_id);
         self.event(Event::SessionEnded {
@@ -191,6 +197,7 @@ impl Broker {
             return;
         };
         let client_id = s.client_id.clone();
+        self.save_session(session, now);
         self.publish_will(will, client_id, now);
     }
 

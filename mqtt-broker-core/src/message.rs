@@ -93,6 +93,8 @@ pub(crate) struct Delivery {
     /// The ShareName when this copy came through a shared subscription: if the session leaves
     /// before sending it, another member of the group gets it.
     pub(crate) share: Option<String>,
+    /// Its number in the session's durable record, 0 when not recorded.
+    pub(crate) stored: u64,
 }
 
 impl Delivery {

@@ -9,6 +9,7 @@ use mqtt_wire::{ProtocolVersion, ReasonCode};
 
 use crate::conn::ConnectionId;
 use crate::conn::ConnectionInfo;
+use crate::persist::PersistBatch;
 
 /// One thing the caller must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +36,10 @@ pub enum Output {
     AuthRequest(AuthRequest),
     /// Something for metrics or persistence.
     Event(Event),
+    /// Write these records durably, in one transaction, then (in
+    /// [`Persistence::Sync`](crate::Persistence::Sync) mode) report the batch number with
+    /// [`Broker::handle_persisted`](crate::Broker::handle_persisted).
+    Persist(PersistBatch),
 }
 
 /// The credentials of a CONNECT whose authentication was deferred.

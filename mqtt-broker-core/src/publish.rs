@@ -12,6 +12,7 @@ use crate::error::ProtocolViolation;
 use crate::hooks::{Authorization, ClientRef};
 use crate::inflight::RecOutcome;
 use crate::message::Message;
+use crate::persist::{DeliveryState, PersistRecord};
 use crate::session::SessionId;
 
 /// Topics the broker publishes its statistics under.
@@ -144,6 +145,7 @@ impl Broker {
                     && let Some(s) = self.sessions.get_mut(&session)
                 {
                     s.incoming_qos2.insert(id); // [MQTT5-4.3.3-8]
+                    self.record_incoming_qos2(session, id, true);
                 }
                 let ack = self.ack_for(conn, id, reason);
                 self.send_packet(conn, &Packet::PubRec(ack));
@@ -184,6 +186,9 @@ impl Broker {
             .sessions
             .get_mut(&session)
             .is_some_and(|s| s.incoming_qos2.remove(&ack.packet_id));
+        if known {
+            self.record_incoming_qos2(session, ack.packet_id, false);
+        }
         let v5 = self.conns.get(&conn).is_some_and(|c| c.version.is_v5());
         let reason = if known || !v5 {
             ReasonCode::Success
@@ -197,13 +202,26 @@ impl Broker {
         self.send_packet(conn, &Packet::PubComp(comp));
     }
 
+    /// Records an inbound QoS 2 identifier answered (`pending`) or released, for a recorded
+    /// session.
+    fn record_incoming_qos2(&mut self, session: SessionId, packet_id: PacketId, pending: bool) {
+        if let Some(client_id) = self.recorded_client(session) {
+            self.persist(PersistRecord::IncomingQos2 {
+                client_id,
+                packet_id,
+                pending,
+            });
+        }
+    }
+
     /// PUBACK of an outbound QoS 1 message.
     pub(crate) fn handle_puback(&mut self, session: SessionId, ack: Ack, now: Instant) {
-        let done = self
-            .sessions
-            .get_mut(&session)
-            .is_some_and(|s| s.inflight.puback(ack.packet_id));
-        if done {
+        let Some(s) = self.sessions.get_mut(&session) else {
+            return;
+        };
+        let number = s.inflight.stored_number(ack.packet_id);
+        if s.inflight.puback(ack.packet_id) {
+            self.delivery_changed(session, number, None);
             self.pump(session, now);
         }
     }
@@ -222,11 +240,20 @@ impl Broker {
             return;
         };
         let v5 = s.version.is_v5();
+        let number = s.inflight.stored_number(ack.packet_id);
         match s.inflight.pubrec(ack.packet_id, failed) {
-            RecOutcome::Release | RecOutcome::AlreadyReleased => {
+            RecOutcome::Release => {
+                let released = DeliveryState::Released(ack.packet_id);
+                self.delivery_changed(session, number, Some(released));
                 self.send_packet(conn, &Packet::PubRel(Ack::new(ack.packet_id)));
             }
-            RecOutcome::Unknown if failed => self.pump(session, now),
+            RecOutcome::AlreadyReleased => {
+                self.send_packet(conn, &Packet::PubRel(Ack::new(ack.packet_id)));
+            }
+            RecOutcome::Unknown if failed => {
+                self.delivery_changed(session, number, None);
+                self.pump(session, now);
+            }
             RecOutcome::Unknown => {
                 let reason = if v5 {
                     ReasonCode::PacketIdentifierNotFound
@@ -244,11 +271,12 @@ impl Broker {
 
     /// PUBCOMP of an outbound QoS 2 message.
     pub(crate) fn handle_pubcomp(&mut self, session: SessionId, ack: Ack, now: Instant) {
-        let done = self
-            .sessions
-            .get_mut(&session)
-            .is_some_and(|s| s.inflight.pubcomp(ack.packet_id));
-        if done {
+        let Some(s) = self.sessions.get_mut(&session) else {
+            return;
+        };
+        let number = s.inflight.stored_number(ack.packet_id);
+        if s.inflight.pubcomp(ack.packet_id) {
+            self.delivery_changed(session, number, None);
             self.pump(session, now);
         }
     }

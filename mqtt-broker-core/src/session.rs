@@ -37,6 +37,16 @@ pub(crate) struct Queue {
 }
 
 impl Queue {
+    /// Whether `delivery` fits within `max_messages` and `max_bytes`.
+    pub(crate) fn has_room(
+        &self,
+        delivery: &Delivery,
+        max_messages: usize,
+        max_bytes: usize,
+    ) -> bool {
+        self.items.len() < max_messages && self.bytes.saturating_add(delivery.weight()) <= max_bytes
+    }
+
     /// Appends `delivery` unless that would pass `max_messages` or `max_bytes`.
     pub(crate) fn push(
         &mut self,
@@ -51,6 +61,11 @@ impl Queue {
         self.bytes += weight;
         self.items.push_back(delivery);
         Ok(())
+    }
+
+    /// The waiting deliveries, oldest first.
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut Delivery> {
+        self.items.iter_mut()
     }
 
     /// Takes the oldest delivery.
@@ -100,6 +115,10 @@ pub(crate) struct Session {
     pub(crate) will: Option<Will>,
     /// Routing scratch: the number of the last message routed here, and the index of its copy.
     pub(crate) route_mark: (u64, usize),
+    /// Whether a record of this session was written for persistence.
+    pub(crate) persisted: bool,
+    /// Number of the last delivery recorded for persistence.
+    pub(crate) next_number: u64,
 }
 
 impl Session {
@@ -116,6 +135,8 @@ impl Session {
             expiry_interval: 0,
             will: None,
             route_mark: (0, 0),
+            persisted: false,
+            next_number: 0,
         }
     }
 }
@@ -141,6 +162,7 @@ mod tests {
             retain: false,
             subscription_ids: Vec::new(),
             share: None,
+            stored: 0,
         }
     }
 

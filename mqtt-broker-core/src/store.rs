@@ -7,11 +7,22 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use mqtt_topic::{RetainedTree, TopicFilter, TopicName};
 use mqtt_wire::{ProtocolVersion, SubscriptionOptions};
 
 use crate::message::Message;
+
+/// A will kept with a persistent session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WillRecord {
+    /// Topic, payload, QoS, RETAIN and properties of the will (its `received_at` is the time the
+    /// record was made; `publisher` is unset).
+    pub message: Message,
+    /// Will Delay Interval in seconds.
+    pub delay_interval: u32,
+}
 
 /// The durable part of a session: enough to restore its subscriptions after a restart.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,15 +34,21 @@ pub struct SessionRecord {
     pub expiry_interval: u32,
     /// Subscriptions: filter text (with any `$share/` prefix), options, identifier.
     pub subscriptions: Vec<(String, SubscriptionOptions, Option<u32>)>,
+    /// The will waiting for the connection (or the session) to end.
+    pub will: Option<WillRecord>,
+    /// When its client disconnected (broker time); `None` while connected.
+    pub disconnected_at: Option<Instant>,
 }
 
 impl SessionRecord {
-    /// A record without subscriptions.
+    /// A record without subscriptions or will.
     pub fn new(version: ProtocolVersion, expiry_interval: u32) -> Self {
         SessionRecord {
             version,
             expiry_interval,
             subscriptions: Vec::new(),
+            will: None,
+            disconnected_at: None,
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::conn::ConnectionId;
 use crate::error::ProtocolViolation;
 use crate::hooks::{Authorization, ClientRef};
 use crate::message::{Delivery, Lifetime, Message};
+use crate::persist::PersistRecord;
 use crate::session::{Session, SessionId, Subscription};
 use crate::store::SessionRecord;
 
@@ -85,8 +86,8 @@ impl Broker {
             reason_codes: codes,
             properties: Properties::default(),
         };
+        self.save_session(session, now);
         self.send_packet(conn, &Packet::SubAck(suback));
-        self.save_session(session);
         for (filter, subscription) in retained_for {
             self.send_retained(session, &filter, subscription, now);
         }
@@ -161,6 +162,7 @@ impl Broker {
                 retain: true,
                 subscription_ids: subscription.identifier.into_iter().collect(),
                 share: None,
+                stored: 0,
                 message,
             };
             self.deliver(session, delivery, now);
@@ -201,8 +203,8 @@ impl Broker {
             reason_codes: if v5 { codes } else { Vec::new() },
             properties: Properties::default(),
         };
+        self.save_session(session, now);
         self.send_packet(conn, &Packet::UnsubAck(unsuback));
-        self.save_session(session);
     }
 
     /// Re-creates a subscription read from the store.
@@ -227,24 +229,34 @@ impl Broker {
         }
     }
 
-    /// Writes a persistent session's record through to the store.
-    pub(crate) fn save_session(&mut self, session: SessionId) {
-        let Some(s) = self.sessions.get(&session) else {
+    /// Writes a persistent session's record through to the store, and records it for
+    /// persistence; a session that stopped being persistent is recorded as removed.
+    pub(crate) fn save_session(&mut self, session: SessionId, now: Instant) {
+        let Some(s) = self.sessions.get_mut(&session) else {
             return;
         };
         if s.expiry_interval == 0 {
+            if std::mem::take(&mut s.persisted) {
+                let client_id = s.client_id.clone();
+                self.persist(PersistRecord::SessionRemoved { client_id });
+            }
             return;
         }
-        let record = SessionRecord {
-            version: s.version,
-            expiry_interval: s.expiry_interval,
-            subscriptions: s
-                .subscriptions
-                .iter()
-                .map(|(text, (_, sub))| (text.clone(), sub.options, sub.identifier))
-                .collect(),
-        };
+        let newly_persisted = !std::mem::replace(&mut s.persisted, true);
+        let mut record = SessionRecord::new(s.version, s.expiry_interval);
+        record.subscriptions = s
+            .subscriptions
+            .iter()
+            .map(|(text, (_, sub))| (text.clone(), sub.options, sub.identifier))
+            .collect();
+        record.will = s.will.as_ref().map(|will| will.to_record(now));
+        record.disconnected_at = s.conn.is_none().then_some(now);
         self.store.save_session(&s.client_id, &record);
+        let client_id = s.client_id.clone();
+        self.persist(PersistRecord::SessionSaved { client_id, record });
+        if newly_persisted {
+            self.persist_kept_deliveries(session);
+        }
     }
 }
 

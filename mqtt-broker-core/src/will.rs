@@ -10,6 +10,7 @@ use bytes::Bytes;
 use mqtt_wire::{LastWill, MqttStr, Properties, QoS};
 
 use crate::message::Message;
+use crate::store::WillRecord;
 
 /// A will waiting for its connection to end.
 #[derive(Debug, Clone)]
@@ -35,6 +36,35 @@ impl Will {
             retain: will.retain,
             properties,
             delay_interval,
+        }
+    }
+
+    /// The durable form of this will; `now` stands for the time of receipt.
+    pub(crate) fn to_record(&self, now: Instant) -> WillRecord {
+        let mut message = Message::new(
+            self.topic.clone(),
+            self.payload.clone(),
+            self.qos,
+            self.retain,
+            now,
+        );
+        message.properties = self.properties.clone();
+        WillRecord {
+            message,
+            delay_interval: self.delay_interval,
+        }
+    }
+
+    /// A will read back from a store.
+    pub(crate) fn from_record(record: WillRecord) -> Self {
+        let message = record.message;
+        Will {
+            topic: message.topic,
+            payload: message.payload,
+            qos: message.qos,
+            retain: message.retain,
+            properties: message.properties,
+            delay_interval: record.delay_interval,
         }
     }
 

@@ -21,7 +21,7 @@ impl Broker {
         }
         self.stats.bytes_sent += len as u64;
         self.stats.packets_sent += 1;
-        self.outputs.push_back(Output::Transmit { conn, data });
+        self.emit(Output::Transmit { conn, data });
     }
 
     /// Encodes `packet` in the connection's version and queues it. A packet the codec refuses to
@@ -96,6 +96,6 @@ impl Broker {
             _ => return,
         }
         self.end_connection(conn, reason, now);
-        self.outputs.push_back(Output::Close { conn });
+        self.emit(Output::Close { conn });
     }
 }

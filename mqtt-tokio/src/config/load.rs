@@ -105,9 +105,15 @@ mod tests {
     #[test]
     fn format_is_sniffed_without_an_extension() {
         let toml = file_with("", "# comment\npersistence = true\n");
-        assert!(load_file(toml.path()).unwrap().config.persistence);
+        assert_eq!(
+            load_file(toml.path()).unwrap().config.persistence,
+            Some(true)
+        );
         let conf = file_with("", "# comment\npersistence true\n");
-        assert!(load_file(conf.path()).unwrap().config.persistence);
+        assert_eq!(
+            load_file(conf.path()).unwrap().config.persistence,
+            Some(true)
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! `127.0.0.1:1883` that admits anonymous clients. A file that declares listeners must say
 //! `allow_anonymous = true` on each listener that should admit clients without a user name.
 
+mod durability;
 mod load;
 mod mosquitto_conf;
 mod toml_file;
@@ -13,6 +14,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+pub use durability::Durability;
 
 pub use load::{ConfigError, LoadedConfig, load_file};
 pub use mosquitto_conf::parse_mosquitto_conf;
@@ -36,10 +39,16 @@ pub struct ServerConfig {
     /// An ACL file in mosquitto format; when set, publishing and subscribing are limited to what
     /// it grants. An empty or unreadable file grants nothing.
     pub acl_file: Option<PathBuf>,
-    /// Whether sessions and retained messages are written to disk.
-    pub persistence: bool,
-    /// Directory of the persistence files (default: the working directory).
+    /// Whether sessions and retained messages are written to disk. Unset, the library keeps
+    /// state in memory and the `mqtt-broker` binary persists it.
+    pub persistence: Option<bool>,
+    /// Directory of the store file `mqtt-broker.redb` (default: `./data`).
     pub persistence_location: Option<PathBuf>,
+    /// `"sync"` (default: nothing is acknowledged before it is on disk) or `"periodic 30s"`.
+    pub durability: Durability,
+    /// Start on an empty store when the existing one is corrupt; the damaged file is kept,
+    /// renamed `mqtt-broker.redb.corrupt-<unix time>`. Without it the broker refuses to start.
+    pub start_fresh: bool,
     /// Limits applied to every client.
     pub limits: Limits,
 }

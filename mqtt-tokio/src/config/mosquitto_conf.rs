@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 
-use super::{ConfigError, ListenerConfig, LoadedConfig, Protocol, ServerConfig};
+use super::{ConfigError, Durability, ListenerConfig, LoadedConfig, Protocol, ServerConfig};
 
 /// The mosquitto.conf options this reader understands.
 pub const HONOURED: &[&str] = &[
@@ -29,6 +29,7 @@ pub const HONOURED: &[&str] = &[
     "max_connections",
     "persistence",
     "persistence_location",
+    "autosave_interval",
     "max_inflight_messages",
     "max_queued_messages",
     "message_size_limit",
@@ -120,7 +121,16 @@ impl Reader {
                 let max: i64 = number(value)?;
                 self.listener().max_connections = usize::try_from(max).ok().filter(|&n| n > 0);
             }
-            "persistence" => self.config.persistence = boolean(value)?,
+            "persistence" => self.config.persistence = Some(boolean(value)?),
+            // mosquitto saves every autosave_interval seconds; 0 there means "on every change".
+            "autosave_interval" => {
+                let seconds: u64 = number(value)?;
+                self.config.durability = if seconds == 0 {
+                    Durability::Sync
+                } else {
+                    Durability::Periodic(std::time::Duration::from_secs(seconds))
+                };
+            }
             "persistence_location" => self.config.persistence_location = Some(path(value)?),
             // mosquitto: 0 means "no limit"; the protocol's ceiling is 65535.
             "max_inflight_messages" => {
@@ -248,7 +258,7 @@ sys_interval 30
 ";
         let loaded = parse_mosquitto_conf(text).unwrap();
         let config = &loaded.config;
-        assert!(config.persistence);
+        assert_eq!(config.persistence, Some(true));
         assert_eq!(
             config.persistence_location.as_deref(),
             Some("/var/lib/mosquitto/".as_ref())

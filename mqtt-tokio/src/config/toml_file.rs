@@ -71,7 +71,7 @@ mod tests {
         let config = parse_toml(text).unwrap();
         assert_eq!(config.password_file.as_deref(), Some("/p".as_ref()));
         assert_eq!(config.acl_file.as_deref(), Some("/a".as_ref()));
-        assert!(config.persistence);
+        assert_eq!(config.persistence, Some(true));
         assert_eq!(config.listeners.len(), 2);
         let tls = &config.listeners[0];
         assert_eq!(tls.bind_address, "0.0.0.0");

@@ -13,6 +13,7 @@ use mqtt_broker_core::{Broker, ConnectionId, ConnectionInfo, Event, Message, Out
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
+use super::storage::Storage;
 use super::write_queue::WriteQueue;
 
 /// Something that happened outside the broker.
@@ -34,6 +35,8 @@ pub(crate) enum Input {
     Publish(Box<Message>),
     /// Close every connection and stop.
     Shutdown,
+    /// The storage thread made every persistence batch up to this one durable.
+    Persisted(u64),
 }
 
 /// How long connections get to flush their queues at shutdown.
@@ -48,15 +51,26 @@ struct ConnEntry {
 struct BrokerTask {
     broker: Broker,
     conns: HashMap<ConnectionId, ConnEntry>,
+    storage: Option<Storage>,
 }
 
 /// Runs until a [`Input::Shutdown`] has been handled (and the connections closed, or the grace
 /// period is over) or every sender is gone.
-pub(crate) async fn run(broker: Broker, mut inputs: mpsc::Receiver<Input>) {
+/// With `storage`, persistence batches go to the storage thread, which is let finish its writes
+/// before this returns.
+pub(crate) async fn run(broker: Broker, inputs: mpsc::Receiver<Input>, storage: Option<Storage>) {
     let mut task = BrokerTask {
         broker,
         conns: HashMap::new(),
+        storage,
     };
+    serve(&mut task, inputs).await;
+    if let Some(storage) = task.storage.take() {
+        storage.finish().await;
+    }
+}
+
+async fn serve(task: &mut BrokerTask, mut inputs: mpsc::Receiver<Input>) {
     let mut stop_at: Option<tokio::time::Instant> = None;
     loop {
         let now = Instant::now();
@@ -111,6 +125,7 @@ impl BrokerTask {
                 self.broker.handle_closed(conn, now)
             }
             Input::Publish(message) => self.broker.publish(*message, now),
+            Input::Persisted(seq) => self.broker.handle_persisted(seq, now),
             Input::Shutdown => Ok(()),
         };
         if let Err(misuse) = result {
@@ -146,6 +161,10 @@ impl BrokerTask {
                     }
                 }
                 Output::Event(event) => self.log_event(event),
+                Output::Persist(batch) => match &self.storage {
+                    Some(storage) => storage.write(batch),
+                    None => error!("persistence batch without a store"),
+                },
                 _ => {}
             }
         }

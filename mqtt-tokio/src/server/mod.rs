@@ -14,6 +14,7 @@
 mod broker_task;
 mod connection;
 mod listener;
+mod storage;
 mod tls;
 mod transport;
 mod write_queue;
@@ -33,9 +34,14 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::auth::hooks::{FileAuthenticator, FileAuthorizer, ListenerPolicy, SecurityFiles};
-use crate::config::{ConfigError, Protocol, ServerConfig};
+use crate::config::{ConfigError, Durability, Protocol, ServerConfig};
 use broker_task::Input;
 use listener::{Listener, accept_loop};
+use mqtt_broker_core::Persistence;
+use mqtt_store::WallClock;
+use std::path::PathBuf;
+use std::time::SystemTime;
+use storage::Storage;
 
 /// Capacity of the broker task's input channel; readers wait when it is full.
 const INPUT_CHANNEL: usize = 1024;
@@ -54,6 +60,8 @@ pub enum ServerError {
     Bind(String, std::io::Error),
     /// The broker core refused the limits.
     Core(mqtt_broker_core::ConfigError),
+    /// The store could not be opened or read (a corrupt one is refused unless `start_fresh`).
+    Store(mqtt_store::StoreError),
     /// An in-process publish named an invalid topic.
     InvalidTopic,
     /// The server has stopped.
@@ -68,6 +76,10 @@ impl fmt::Display for ServerError {
             ServerError::Tls(why) => write!(f, "TLS: {why}"),
             ServerError::Bind(address, e) => write!(f, "cannot listen on {address}: {e}"),
             ServerError::Core(e) => write!(f, "broker limits: {e}"),
+            ServerError::Store(e) => write!(
+                f,
+                "{e} (set start_fresh to keep it aside and start on an empty store)"
+            ),
             ServerError::InvalidTopic => f.write_str("invalid topic name"),
             ServerError::Stopped => f.write_str("the server has stopped"),
         }
@@ -134,7 +146,13 @@ impl ServerBuilder {
             })
             .collect();
 
-        let core_config = config.core_config();
+        let mut core_config = config.core_config();
+        if config.persistence == Some(true) {
+            core_config.persistence = match config.durability {
+                Durability::Sync => Persistence::Sync,
+                _ => Persistence::Deferred,
+            };
+        }
         let queue_cap = core_config.max_outbox_bytes.saturating_mul(2) + 64 * 1024;
         let handshake_timeout = core_config.connect_timeout;
         let broker = Broker::try_new(core_config).map_err(ServerError::Core)?;
@@ -146,9 +164,30 @@ impl ServerBuilder {
                 self.authorizer
                     .unwrap_or_else(|| Box::new(FileAuthorizer::new(files.clone(), policies))),
             );
-        if config.persistence {
-            warn!("persistence is not implemented by this server yet; state lives in memory");
-        }
+        let (inputs, receiver) = mpsc::channel(INPUT_CHANNEL);
+        let (broker, storage) = if config.persistence == Some(true) {
+            let dir = config
+                .persistence_location
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("data"));
+            let (now, wall) = (Instant::now(), SystemTime::now());
+            let (store, state) =
+                storage::open(&dir, config.start_fresh, now).map_err(ServerError::Store)?;
+            info!(
+                file = %store.path().display(),
+                retained = state.retained.len(),
+                sessions = state.sessions.len(),
+                durability = %config.durability,
+                "store loaded"
+            );
+            let mut broker = broker;
+            broker.restore(state, now, wall);
+            let clock = WallClock::new(now, wall);
+            let storage = Storage::start(store, clock, config.durability, inputs.clone());
+            (broker, Some(storage))
+        } else {
+            (broker, None)
+        };
 
         let mut bound = Vec::with_capacity(listeners.len());
         let mut addresses = Vec::with_capacity(listeners.len());
@@ -191,8 +230,7 @@ impl ServerBuilder {
             });
         }
 
-        let (inputs, receiver) = mpsc::channel(INPUT_CHANNEL);
-        let broker_task = tokio::spawn(broker_task::run(broker, receiver));
+        let broker_task = tokio::spawn(broker_task::run(broker, receiver, storage));
         let ids = Arc::new(AtomicU64::new(1));
         let accept_tasks = bound
             .into_iter()

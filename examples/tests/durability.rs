@@ -1,0 +1,376 @@
+//! Durability of the `mqtt-broker` binary on its default redb store: a graceful restart keeps
+//! retained messages, subscriptions and the queued QoS 1/2 messages of an offline persistent
+//! session; SIGKILL at random moments while clients publish loses nothing that was
+//! acknowledged (PUBACK / PUBREC), and QoS 2 messages arrive exactly once.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use common::{Guard, free_port, scratch_dir, wait_for_port};
+
+/// A blocking MQTT 3.1.1 client, just enough for these tests.
+struct Client {
+    stream: TcpStream,
+}
+
+/// One packet read: first header byte and body.
+type Packet = (u8, Vec<u8>);
+
+fn string(out: &mut Vec<u8>, text: &str) {
+    out.extend_from_slice(&(text.len() as u16).to_be_bytes());
+    out.extend_from_slice(text.as_bytes());
+}
+
+fn frame(first: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![first];
+    let mut len = body.len();
+    loop {
+        let mut byte = (len % 128) as u8;
+        len /= 128;
+        if len > 0 {
+            byte |= 0x80;
+        }
+        out.push(byte);
+        if len == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+impl Client {
+    fn connect(port: u16, id: &str, clean: bool) -> std::io::Result<Client> {
+        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut client = Client { stream };
+        let mut body = Vec::new();
+        string(&mut body, "MQTT");
+        body.extend_from_slice(&[4, if clean { 0x02 } else { 0x00 }, 0, 60]);
+        string(&mut body, id);
+        client.send(&frame(0x10, &body))?;
+        let (first, ack) = client.read()?;
+        if first != 0x20 || ack.get(1) != Some(&0) {
+            return Err(std::io::Error::other("CONNACK refused"));
+        }
+        Ok(client)
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    fn read(&mut self) -> std::io::Result<Packet> {
+        let mut first = [0u8; 1];
+        self.stream.read_exact(&mut first)?;
+        let (mut len, mut shift) = (0usize, 0);
+        loop {
+            let mut byte = [0u8; 1];
+            self.stream.read_exact(&mut byte)?;
+            len |= usize::from(byte[0] & 0x7f) << shift;
+            shift += 7;
+            if byte[0] & 0x80 == 0 {
+                break;
+            }
+        }
+        let mut body = vec![0; len];
+        self.stream.read_exact(&mut body)?;
+        Ok((first[0], body))
+    }
+
+    fn subscribe(&mut self, filter: &str, qos: u8) -> std::io::Result<()> {
+        let mut body = vec![0, 1];
+        string(&mut body, filter);
+        body.push(qos);
+        self.send(&frame(0x82, &body))?;
+        let (first, _) = self.read()?;
+        assert_eq!(first, 0x90, "SUBACK");
+        Ok(())
+    }
+
+    /// Publishes and waits for the PUBACK (QoS 1) or PUBREC (QoS 2): `Ok` means acknowledged.
+    /// The QoS 2 exchange is then completed (PUBREL / PUBCOMP).
+    fn publish(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        qos: u8,
+        retain: bool,
+        id: u16,
+    ) -> std::io::Result<()> {
+        let mut body = Vec::new();
+        string(&mut body, topic);
+        body.extend_from_slice(&id.to_be_bytes());
+        body.extend_from_slice(payload);
+        self.send(&frame(0x30 | (qos << 1) | u8::from(retain), &body))?;
+        let (first, _) = self.read()?;
+        let expected = if qos == 1 { 0x40 } else { 0x50 };
+        if first != expected {
+            return Err(std::io::Error::other("unexpected acknowledgement"));
+        }
+        Ok(())
+    }
+
+    fn release(&mut self, id: u16) -> std::io::Result<()> {
+        let [a, b] = id.to_be_bytes();
+        self.send(&frame(0x62, &[a, b]))?;
+        let (first, _) = self.read()?;
+        if first != 0x70 {
+            return Err(std::io::Error::other("expected PUBCOMP"));
+        }
+        Ok(())
+    }
+
+    /// Receives publishes until `idle` passes without one, acknowledging each (QoS 2: PUBREC,
+    /// then PUBCOMP for the PUBREL). Returns (topic, payload, qos, retain) in arrival order.
+    fn receive_all(&mut self, idle: Duration) -> Vec<(String, Vec<u8>, u8, bool)> {
+        self.stream.set_read_timeout(Some(idle)).unwrap();
+        let mut got = Vec::new();
+        while let Ok((first, body)) = self.read() {
+            match first >> 4 {
+                3 => {
+                    let qos = (first >> 1) & 3;
+                    let len = usize::from(u16::from_be_bytes([body[0], body[1]]));
+                    let topic = String::from_utf8(body[2..2 + len].to_vec()).unwrap();
+                    let mut at = 2 + len;
+                    let id = if qos > 0 {
+                        at += 2;
+                        Some([body[at - 2], body[at - 1]])
+                    } else {
+                        None
+                    };
+                    got.push((topic, body[at..].to_vec(), qos, first & 1 == 1));
+                    match (qos, id) {
+                        (1, Some(id)) => self.send(&frame(0x40, &id)).unwrap(),
+                        (2, Some(id)) => self.send(&frame(0x50, &id)).unwrap(),
+                        _ => {}
+                    }
+                }
+                6 => self.send(&frame(0x70, &body[..2])).unwrap(),
+                _ => {}
+            }
+        }
+        got
+    }
+
+    fn disconnect(mut self) {
+        let _ = self.send(&[0xe0, 0]);
+    }
+}
+
+fn broker(dir: &Path, port: u16) -> Guard {
+    let guard = Guard::spawn(
+        Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
+            .args(["-p", &port.to_string()])
+            .env("RUST_LOG", "warn")
+            .current_dir(dir),
+    );
+    wait_for_port(port, Duration::from_secs(20));
+    guard
+}
+
+/// Sends SIGTERM and waits for the broker to exit.
+fn stop_gracefully(guard: Guard) {
+    let pid = guard.0.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let (code, _, stderr) = guard.finish(Duration::from_secs(20));
+    assert!(code.is_some(), "broker did not stop: {stderr}");
+}
+
+fn retained(port: u16) -> HashMap<String, Vec<u8>> {
+    let mut reader = Client::connect(port, "retained-reader", true).unwrap();
+    reader.subscribe("r/#", 1).unwrap();
+    let got = reader.receive_all(Duration::from_millis(700));
+    reader.disconnect();
+    got.into_iter()
+        .filter(|(_, _, _, retain)| *retain)
+        .map(|(topic, payload, _, _)| (topic, payload))
+        .collect()
+}
+
+#[test]
+fn graceful_restart_keeps_retained_subscriptions_and_queued_messages() {
+    let dir = scratch_dir("durability-restart");
+    let port = free_port();
+    let guard = broker(&dir, port);
+    let mut subscriber = Client::connect(port, "sub", false).unwrap();
+    subscriber.subscribe("t/#", 2).unwrap();
+    subscriber.disconnect();
+    let mut publisher = Client::connect(port, "pub", true).unwrap();
+    publisher.publish("r/state", b"on", 1, true, 1).unwrap();
+    publisher.publish("t/1", b"one", 1, false, 2).unwrap();
+    publisher.publish("t/2", b"two", 2, false, 3).unwrap();
+    publisher.release(3).unwrap();
+    publisher.disconnect();
+    std::thread::sleep(Duration::from_millis(200));
+    stop_gracefully(guard);
+
+    let guard = broker(&dir, port);
+    assert_eq!(
+        retained(port).get("r/state").map(Vec::as_slice),
+        Some(&b"on"[..])
+    );
+    let mut subscriber = Client::connect(port, "sub", false).unwrap();
+    let got = subscriber.receive_all(Duration::from_millis(700));
+    let payloads: Vec<(&[u8], u8)> = got.iter().map(|(_, p, q, _)| (p.as_slice(), *q)).collect();
+    assert_eq!(payloads, [(&b"one"[..], 1), (&b"two"[..], 2)]);
+    // The subscription itself survived too: a new message reaches the resumed session.
+    let mut publisher = Client::connect(port, "pub", true).unwrap();
+    publisher.publish("t/3", b"three", 1, false, 4).unwrap();
+    let got = subscriber.receive_all(Duration::from_millis(500));
+    assert_eq!(got.len(), 1, "{got:?}");
+    stop_gracefully(guard);
+}
+
+/// What the publishers were told was stored, and which payloads count as QoS 2.
+#[derive(Default)]
+struct Acked {
+    messages: HashSet<Vec<u8>>,
+    qos2: HashSet<Vec<u8>>,
+    /// Per retained topic, the highest counter acknowledged.
+    retained: HashMap<String, u64>,
+}
+
+fn publisher(port: u16, round: u32, qos: u8, stop: Arc<AtomicBool>, acked: Arc<Mutex<Acked>>) {
+    let Ok(mut client) = Client::connect(port, &format!("pub-{round}-{qos}"), true) else {
+        return;
+    };
+    let retained_topic = format!("r/{round}-{qos}");
+    for n in 0..200u64 {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let id = (n % 60_000) as u16 + 1;
+        let payload = format!("{round}-{qos}-{n}").into_bytes();
+        if n % 10 == 0 {
+            let value = n.to_string();
+            if client
+                .publish(&retained_topic, value.as_bytes(), 1, true, id)
+                .is_err()
+            {
+                return;
+            }
+            acked
+                .lock()
+                .unwrap()
+                .retained
+                .insert(retained_topic.clone(), n);
+            continue;
+        }
+        if client
+            .publish(&format!("t/{qos}"), &payload, qos, false, id)
+            .is_err()
+        {
+            return;
+        }
+        {
+            let mut acked = acked.lock().unwrap();
+            if qos == 2 {
+                acked.qos2.insert(payload.clone());
+            }
+            acked.messages.insert(payload);
+        }
+        if qos == 2 && client.release(id).is_err() {
+            return;
+        }
+    }
+}
+
+#[test]
+fn sigkill_while_publishing_loses_nothing_acknowledged() {
+    let dir = scratch_dir("durability-crash");
+    let port = free_port();
+    let guard = broker(&dir, port);
+    let mut subscriber = Client::connect(port, "sub", false).unwrap();
+    subscriber.subscribe("t/#", 2).unwrap();
+    subscriber.disconnect();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut guard = Some(guard);
+    let mut seed = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let mut delivered: HashMap<Vec<u8>, u32> = HashMap::new();
+    let started = Instant::now();
+    for round in 0..4 {
+        let acked = Arc::new(Mutex::new(Acked::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let publishers: Vec<_> = [1u8, 2, 1, 2]
+            .into_iter()
+            .enumerate()
+            .map(|(i, qos)| {
+                let (stop, acked) = (stop.clone(), acked.clone());
+                let round = round * 10 + i as u32;
+                std::thread::spawn(move || publisher(port, round, qos, stop, acked))
+            })
+            .collect();
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        std::thread::sleep(Duration::from_millis(150 + u64::from(seed % 600)));
+        let mut killed = guard.take().unwrap();
+        killed.0.kill().unwrap(); // SIGKILL
+        let _ = killed.0.wait();
+        stop.store(true, Ordering::Relaxed);
+        publishers.into_iter().for_each(|p| p.join().unwrap());
+
+        guard = Some(broker(&dir, port));
+        let acked = acked.lock().unwrap();
+        let retained = retained(port);
+        for (topic, counter) in &acked.retained {
+            let kept: u64 = retained
+                .get(topic)
+                .and_then(|p| std::str::from_utf8(p).ok()?.parse().ok())
+                .unwrap_or_else(|| panic!("round {round}: retained {topic} lost"));
+            assert!(
+                kept >= *counter,
+                "round {round}: retained {topic} went back to {kept} from {counter}"
+            );
+        }
+        let mut subscriber = Client::connect(port, "sub", false).unwrap();
+        for (_, payload, _, _) in subscriber.receive_all(Duration::from_millis(1000)) {
+            *delivered.entry(payload).or_default() += 1;
+        }
+        subscriber.disconnect();
+        let lost: Vec<_> = acked
+            .messages
+            .iter()
+            .filter(|m| !delivered.contains_key(*m))
+            .map(|m| String::from_utf8_lossy(m).into_owned())
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "round {round}: {} of {} acknowledged messages lost: {lost:?}",
+            lost.len(),
+            acked.messages.len()
+        );
+        for payload in &acked.qos2 {
+            assert_eq!(
+                delivered.get(payload),
+                Some(&1),
+                "QoS 2 {payload:?} not exactly once"
+            );
+        }
+        eprintln!(
+            "round {round}: {} acknowledged messages, {} retained topics, all kept",
+            acked.messages.len(),
+            acked.retained.len()
+        );
+        assert!(started.elapsed() < Duration::from_secs(120), "bounded time");
+    }
+    if let Some(guard) = guard {
+        stop_gracefully(guard);
+    }
+}

@@ -1,0 +1,488 @@
+//! Durability without I/O: the broker describes every change of its durable state as an ordered
+//! [`PersistRecord`], hands them to the caller in numbered [`PersistBatch`]es
+//! ([`Output::Persist`]), and, in [`Persistence::Sync`] mode, holds back every later transmit and
+//! close (PUBACK, PUBREC, SUBACK, and deliveries of the messages concerned) until the caller
+//! reports with [`Broker::handle_persisted`] that the batch is on disk. Recovery is the reverse:
+//! [`Broker::restore`] takes the [`RecoveredState`] a store read, with the wall-clock time of the
+//! restart, and recomputes message and session expiry from it.
+//!
+//! Only sessions with a non-zero expiry (persistent sessions) and retained messages are
+//! recorded: a clean session's queue costs no record. Each QoS 1/2 delivery kept for a persistent
+//! session gets a number unique within the session; its records follow it from stored (queued or
+//! sent) through released (QoS 2 after PUBREC) to done.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use mqtt_topic::TopicName;
+use mqtt_wire::{PacketId, QoS};
+
+use crate::broker::{Broker, TimerKey};
+use crate::error::ApiMisuse;
+use crate::inflight::Outbound;
+use crate::message::{Delivery, Message};
+use crate::output::Output;
+use crate::session::{Session, SessionId};
+use crate::store::SessionRecord;
+use crate::will::Will;
+
+/// Whether and how the broker reports its durable state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Persistence {
+    /// No records (in-memory broker).
+    #[default]
+    Off,
+    /// Records are emitted, acknowledgements are not held (periodic snapshots).
+    Deferred,
+    /// Records are emitted and everything transmitted after them waits for
+    /// [`Broker::handle_persisted`]: nothing is acknowledged before it is durable.
+    Sync,
+}
+
+/// Records to write in one transaction, in order. Batch numbers start at 1 and increase by one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersistBatch {
+    /// The batch number to report to [`Broker::handle_persisted`] once it is durable.
+    pub seq: u64,
+    /// The changes, oldest first.
+    pub records: Vec<PersistRecord>,
+}
+
+/// Where a stored delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Waiting in the session queue.
+    Queued,
+    /// PUBLISH sent with this packet identifier; waiting for PUBACK / PUBREC.
+    Sent(PacketId),
+    /// QoS 2: PUBREC received and PUBREL sent with this identifier; waiting for PUBCOMP.
+    Released(PacketId),
+}
+
+/// One QoS 1/2 message kept for a persistent session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDelivery {
+    /// The message (its `received_at` is the broker's time of receipt).
+    pub message: Arc<Message>,
+    /// QoS of this copy.
+    pub qos: QoS,
+    /// RETAIN flag of this copy.
+    pub retain: bool,
+    /// Subscription identifiers of this copy.
+    pub subscription_ids: Vec<u32>,
+    /// ShareName, when it came through a shared subscription.
+    pub share: Option<String>,
+    /// Where it stands.
+    pub state: DeliveryState,
+}
+
+/// One change of the durable state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PersistRecord {
+    /// `topic` now retains `message`.
+    RetainedSet {
+        /// The topic.
+        topic: String,
+        /// The message.
+        message: Arc<Message>,
+    },
+    /// `topic` no longer retains a message.
+    RetainedCleared {
+        /// The topic.
+        topic: String,
+    },
+    /// The session of `client_id` is created or changed (subscriptions, expiry, will).
+    SessionSaved {
+        /// Its client identifier.
+        client_id: String,
+        /// Its durable fields.
+        record: SessionRecord,
+    },
+    /// The session of `client_id` ended, with everything kept for it.
+    SessionRemoved {
+        /// Its client identifier.
+        client_id: String,
+    },
+    /// A QoS 1/2 delivery is kept for the session.
+    MessageStored {
+        /// The session's client identifier.
+        client_id: String,
+        /// The delivery's number within the session.
+        number: u64,
+        /// The delivery.
+        delivery: StoredDelivery,
+    },
+    /// A stored delivery was sent or released.
+    MessageState {
+        /// The session's client identifier.
+        client_id: String,
+        /// The delivery's number within the session.
+        number: u64,
+        /// Its new state.
+        state: DeliveryState,
+    },
+    /// A stored delivery is finished (acknowledged, expired or dropped).
+    MessageDone {
+        /// The session's client identifier.
+        client_id: String,
+        /// The delivery's number within the session.
+        number: u64,
+    },
+    /// An inbound QoS 2 packet identifier was answered with PUBREC (`pending`), or released by
+    /// PUBREL (`!pending`).
+    IncomingQos2 {
+        /// The session's client identifier.
+        client_id: String,
+        /// The packet identifier.
+        packet_id: PacketId,
+        /// Whether it now awaits PUBREL.
+        pending: bool,
+    },
+}
+
+/// A retained message read back from a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveredMessage {
+    /// The message; its `received_at` is ignored.
+    pub message: Message,
+    /// Wall-clock time the broker received it.
+    pub received: SystemTime,
+}
+
+/// A stored delivery read back from a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveredDelivery {
+    /// Its number within the session.
+    pub number: u64,
+    /// The delivery; its message's `received_at` is ignored.
+    pub delivery: StoredDelivery,
+    /// Wall-clock time the broker received the message.
+    pub received: SystemTime,
+}
+
+/// A persistent session read back from a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveredSession {
+    /// Its client identifier.
+    pub client_id: String,
+    /// Its durable fields (`disconnected_at` is ignored: see `disconnected`).
+    pub record: SessionRecord,
+    /// Wall-clock time its client disconnected; `None` if it was connected when the broker
+    /// stopped (its expiry then starts at the restart).
+    pub disconnected: Option<SystemTime>,
+    /// Its deliveries, in number order.
+    pub messages: Vec<RecoveredDelivery>,
+    /// Inbound QoS 2 packet identifiers awaiting PUBREL.
+    pub incoming_qos2: Vec<PacketId>,
+}
+
+/// Everything a store holds, to give to [`Broker::restore`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveredState {
+    /// Retained messages.
+    pub retained: Vec<RecoveredMessage>,
+    /// Persistent sessions.
+    pub sessions: Vec<RecoveredSession>,
+}
+
+/// The broker's side of the record stream: records not yet handed out, batch numbers, and the
+/// outputs waiting for a batch to become durable.
+#[derive(Debug)]
+pub(crate) struct PersistState {
+    pending: Vec<PersistRecord>,
+    /// Number the batch being filled will get.
+    next_seq: u64,
+    /// Highest batch reported durable.
+    durable: u64,
+    /// Outputs held, each with the batch it waits for.
+    held: VecDeque<(u64, Output)>,
+}
+
+impl Default for PersistState {
+    fn default() -> Self {
+        PersistState {
+            pending: Vec::new(),
+            next_seq: 1,
+            durable: 0,
+            held: VecDeque::new(),
+        }
+    }
+}
+
+impl PersistState {
+    /// The batch an output produced now depends on.
+    fn awaited(&self) -> u64 {
+        if self.pending.is_empty() {
+            self.next_seq - 1
+        } else {
+            self.next_seq
+        }
+    }
+}
+
+/// Shifts a message read back from a store to the broker's clock: its expiry interval is reduced
+/// by the time since it was received; `None` if that consumed it.
+fn age_message(
+    mut message: Message,
+    received: SystemTime,
+    now: Instant,
+    wall_now: SystemTime,
+) -> Option<Message> {
+    let age = wall_now.duration_since(received).unwrap_or(Duration::ZERO);
+    if let Some(interval) = message.properties.message_expiry_interval {
+        let left = u64::from(interval).checked_sub(age.as_secs())?;
+        if left == 0 {
+            return None;
+        }
+        message.properties.message_expiry_interval = Some(u32::try_from(left).unwrap_or(u32::MAX));
+    }
+    message.received_at = now;
+    Some(message)
+}
+
+impl Broker {
+    /// Appends a record to the batch being filled (nothing when persistence is off).
+    pub(crate) fn persist(&mut self, record: PersistRecord) {
+        if self.config.persistence != Persistence::Off {
+            self.persist.pending.push(record);
+        }
+    }
+
+    /// The client identifier of `session` when its changes are recorded (persistence on and a
+    /// non-zero session expiry).
+    pub(crate) fn recorded_client(&self, session: SessionId) -> Option<String> {
+        if self.config.persistence == Persistence::Off {
+            return None;
+        }
+        let s = self.sessions.get(&session)?;
+        (s.expiry_interval > 0).then(|| s.client_id.clone())
+    }
+
+    /// Gives `delivery` a number in `session` and records it, if the session is recorded.
+    pub(crate) fn store_delivery(
+        &mut self,
+        session: SessionId,
+        delivery: &mut Delivery,
+        state: DeliveryState,
+    ) {
+        let Some(client_id) = self.recorded_client(session) else {
+            return;
+        };
+        let Some(s) = self.sessions.get_mut(&session) else {
+            return;
+        };
+        s.next_number += 1;
+        let number = s.next_number;
+        delivery.stored = number;
+        let stored = StoredDelivery {
+            message: Arc::clone(&delivery.message),
+            qos: delivery.qos,
+            retain: delivery.retain,
+            subscription_ids: delivery.subscription_ids.clone(),
+            share: delivery.share.clone(),
+            state,
+        };
+        self.persist(PersistRecord::MessageStored {
+            client_id,
+            number,
+            delivery: stored,
+        });
+    }
+
+    /// Records the deliveries a session already holds when it becomes persistent. A QoS 2
+    /// exchange already released has no message left to record and is not kept.
+    pub(crate) fn persist_kept_deliveries(&mut self, session: SessionId) {
+        let Some(client_id) = self.recorded_client(session) else {
+            return;
+        };
+        let Some(s) = self.sessions.get_mut(&session) else {
+            return;
+        };
+        let mut kept: Vec<(u64, StoredDelivery)> = Vec::new();
+        let mut number = s.next_number;
+        let mut keep = |delivery: &mut Delivery, state: DeliveryState| {
+            number += 1;
+            delivery.stored = number;
+            let stored = StoredDelivery {
+                message: Arc::clone(&delivery.message),
+                qos: delivery.qos,
+                retain: delivery.retain,
+                subscription_ids: delivery.subscription_ids.clone(),
+                share: delivery.share.clone(),
+                state,
+            };
+            kept.push((number, stored));
+        };
+        for (id, outbound) in s.inflight.iter_mut() {
+            if let Outbound::Published(delivery) = outbound {
+                keep(delivery, DeliveryState::Sent(*id));
+            }
+        }
+        for delivery in s.queue.iter_mut() {
+            keep(delivery, DeliveryState::Queued);
+        }
+        s.next_number = number;
+        for (number, delivery) in kept {
+            self.persist(PersistRecord::MessageStored {
+                client_id: client_id.clone(),
+                number,
+                delivery,
+            });
+        }
+    }
+
+    /// Records a state change (`Some`) or the end (`None`) of stored delivery `number`.
+    pub(crate) fn delivery_changed(
+        &mut self,
+        session: SessionId,
+        number: u64,
+        state: Option<DeliveryState>,
+    ) {
+        if number == 0 {
+            return;
+        }
+        let Some(client_id) = self.recorded_client(session) else {
+            return;
+        };
+        self.persist(match state {
+            Some(state) => PersistRecord::MessageState {
+                client_id,
+                number,
+                state,
+            },
+            None => PersistRecord::MessageDone { client_id, number },
+        });
+    }
+
+    /// Queues an output for the caller, behind any output still waiting for durability.
+    pub(crate) fn emit(&mut self, output: Output) {
+        let p = &mut self.persist;
+        let awaited = p.awaited();
+        if self.config.persistence == Persistence::Sync
+            && (!p.held.is_empty() || awaited > p.durable)
+        {
+            p.held.push_back((awaited, output));
+        } else {
+            self.outputs.push_back(output);
+        }
+    }
+
+    /// The records gathered since the last batch, as the next batch.
+    pub(crate) fn take_persist_batch(&mut self) -> Option<Output> {
+        if self.persist.pending.is_empty() {
+            return None;
+        }
+        let seq = self.persist.next_seq;
+        self.persist.next_seq += 1;
+        let records = std::mem::take(&mut self.persist.pending);
+        Some(Output::Persist(PersistBatch { seq, records }))
+    }
+
+    /// Every batch up to `seq` is durable: outputs that waited for them are released, in order.
+    /// `Err` for a batch number not handed out yet.
+    pub fn handle_persisted(&mut self, seq: u64, now: Instant) -> Result<(), ApiMisuse> {
+        self.tick(now);
+        if seq >= self.persist.next_seq {
+            return Err(ApiMisuse::UnknownPersistBatch(seq));
+        }
+        let p = &mut self.persist;
+        p.durable = p.durable.max(seq);
+        while p
+            .held
+            .front()
+            .is_some_and(|(awaited, _)| *awaited <= p.durable)
+        {
+            if let Some((_, output)) = p.held.pop_front() {
+                self.outputs.push_back(output);
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads what a store recovered: retained messages and offline persistent sessions with
+    /// their subscriptions, queued and in-flight deliveries, inbound QoS 2 identifiers and
+    /// delayed wills. `wall_now` is the wall-clock time matching `now`; message and session
+    /// expiry count the time since the stored wall-clock times. Call it before any connection
+    /// opens.
+    pub fn restore(&mut self, state: RecoveredState, now: Instant, wall_now: SystemTime) {
+        self.tick(now);
+        for recovered in state.retained {
+            let Some(message) = age_message(recovered.message, recovered.received, now, wall_now)
+            else {
+                continue;
+            };
+            if let Ok(topic) = TopicName::new(message.topic.clone().into_bytes()) {
+                self.store.set_retained(topic, Arc::new(message));
+            }
+        }
+        for recovered in state.sessions {
+            self.restore_session(recovered, now, wall_now);
+        }
+    }
+
+    fn restore_session(&mut self, recovered: RecoveredSession, now: Instant, wall_now: SystemTime) {
+        let RecoveredSession {
+            client_id,
+            record,
+            disconnected,
+            messages,
+            incoming_qos2,
+        } = recovered;
+        let id = self.new_session_id();
+        let mut session = Session::new(client_id.clone(), record.version);
+        session.expiry_interval = record.expiry_interval;
+        session.persisted = true;
+        session.will = record.will.map(Will::from_record);
+        for (filter, options, identifier) in record.subscriptions {
+            self.restore_subscription(id, &mut session, filter, options, identifier);
+        }
+        session.incoming_qos2.extend(incoming_qos2);
+        for recovered in messages {
+            session.next_number = session.next_number.max(recovered.number);
+            let stored = recovered.delivery;
+            let Some(message) =
+                age_message((*stored.message).clone(), recovered.received, now, wall_now)
+            else {
+                continue;
+            };
+            let delivery = Delivery {
+                message: Arc::new(message),
+                qos: stored.qos,
+                retain: stored.retain,
+                subscription_ids: stored.subscription_ids,
+                share: stored.share,
+                stored: recovered.number,
+            };
+            match stored.state {
+                DeliveryState::Queued => {
+                    // Restored whole: the limits applied when it was queued.
+                    let _ = session.queue.push(delivery, usize::MAX, usize::MAX);
+                }
+                DeliveryState::Sent(packet_id) => session.inflight.push(packet_id, delivery),
+                DeliveryState::Released(packet_id) => {
+                    session.inflight.push_released(packet_id, recovered.number);
+                }
+            }
+        }
+        let away = disconnected
+            .and_then(|at| wall_now.duration_since(at).ok())
+            .unwrap_or(Duration::ZERO);
+        let will_delay = session.will.as_ref().map(|w| w.delay_interval);
+        let expiry = session.expiry_interval;
+        self.client_ids.insert(client_id, id);
+        self.sessions.insert(id, session);
+        self.stats.clients_disconnected += 1;
+        if expiry != u32::MAX {
+            let left = Duration::from_secs(u64::from(expiry)).saturating_sub(away);
+            self.timers
+                .set_after(TimerKey::SessionExpiry(id), now, left);
+        }
+        if let Some(delay) = will_delay {
+            let left = Duration::from_secs(u64::from(delay)).saturating_sub(away);
+            self.timers.set_after(TimerKey::WillDelay(id), now, left);
+        }
+    }
+}

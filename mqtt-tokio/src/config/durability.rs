@@ -1,0 +1,76 @@
+//! The `durability` setting: when an acknowledgement may leave the broker relative to the disk.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// When acknowledged state reaches the disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Durability {
+    /// A PUBACK / PUBREC / SUBACK leaves only once what it acknowledges is on disk; commits of
+    /// all connections are grouped (`"sync"`).
+    #[default]
+    Sync,
+    /// Written continuously but made durable every interval, like mosquitto's autosave; a power
+    /// cut loses up to one interval (`"periodic 30s"`).
+    Periodic(Duration),
+}
+
+impl FromStr for Durability {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text == "sync" {
+            return Ok(Durability::Sync);
+        }
+        let bad =
+            || format!("durability must be \"sync\" or \"periodic <seconds>s\", not {text:?}");
+        let rest = text.strip_prefix("periodic").ok_or_else(bad)?.trim();
+        let digits = rest.strip_suffix('s').unwrap_or(rest).trim();
+        let seconds: u64 = digits.parse().map_err(|_| bad())?;
+        if seconds == 0 {
+            return Err(bad());
+        }
+        Ok(Durability::Periodic(Duration::from_secs(seconds)))
+    }
+}
+
+impl fmt::Display for Durability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Durability::Sync => f.write_str("sync"),
+            Durability::Periodic(every) => write!(f, "periodic {}s", every.as_secs()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Durability {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sync_and_periodic() {
+        assert_eq!("sync".parse(), Ok(Durability::Sync));
+        assert_eq!(
+            "periodic 30s".parse(),
+            Ok(Durability::Periodic(Duration::from_secs(30)))
+        );
+        assert_eq!(
+            "periodic 5".parse(),
+            Ok(Durability::Periodic(Duration::from_secs(5)))
+        );
+        assert!("periodic 0s".parse::<Durability>().is_err());
+        assert!("sometimes".parse::<Durability>().is_err());
+    }
+}

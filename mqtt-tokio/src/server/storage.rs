@@ -1,0 +1,171 @@
+//! The storage thread: opens and loads the redb store at start, then writes the broker's
+//! persistence batches. Group commit: it takes every batch that arrived while the previous
+//! commit was syncing and writes them in one transaction, then reports the highest durable batch
+//! to the broker task, which releases the acknowledgements that waited for it. In periodic mode
+//! the batches are written as they come but made durable only every interval.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::thread::JoinHandle;
+use std::time::{Instant, SystemTime};
+
+use mqtt_broker_core::{PersistBatch, RecoveredState};
+use mqtt_store::{Commit, DurableStore, StoreError, WallClock};
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+use super::broker_task::Input;
+use crate::config::Durability;
+
+/// Name of the store file inside the persistence location.
+pub(crate) const STORE_FILE: &str = "mqtt-broker.redb";
+
+/// Opens the store in `dir` (created if needed) and reads it back. A corrupt store is refused,
+/// unless `start_fresh`: then it is renamed aside (never deleted) and an empty one is created.
+pub(crate) fn open(
+    dir: &Path,
+    start_fresh: bool,
+    now: Instant,
+) -> Result<(DurableStore, RecoveredState), StoreError> {
+    std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(format!("{}: {e}", dir.display())))?;
+    let path = dir.join(STORE_FILE);
+    let opened = DurableStore::open(&path).and_then(|store| {
+        let state = store.load(now)?;
+        Ok((store, state))
+    });
+    match opened {
+        Err(e) if e.is_corrupt() && start_fresh => {
+            let aside = corrupt_name(&path);
+            warn!(%e, aside = %aside.display(), "starting fresh; the damaged store is kept aside");
+            std::fs::rename(&path, &aside)
+                .map_err(|e| StoreError::Io(format!("{}: {e}", aside.display())))?;
+            let store = DurableStore::open(&path)?;
+            let state = store.load(now)?;
+            Ok((store, state))
+        }
+        other => other,
+    }
+}
+
+fn corrupt_name(path: &Path) -> PathBuf {
+    let stamp = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".corrupt-{stamp}"));
+    PathBuf::from(name)
+}
+
+/// The sending end of the storage thread.
+#[derive(Debug)]
+pub(crate) struct Storage {
+    batches: Option<Sender<PersistBatch>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Storage {
+    /// Starts the thread; in `Sync` mode it reports durable batches on `inputs`.
+    pub(crate) fn start(
+        store: DurableStore,
+        clock: WallClock,
+        durability: Durability,
+        inputs: mpsc::Sender<Input>,
+    ) -> Storage {
+        let (batches, receiver) = channel();
+        let thread = std::thread::Builder::new()
+            .name("mqtt-storage".into())
+            .spawn(move || writer(store, clock, durability, &receiver, &inputs));
+        let thread = match thread {
+            Ok(thread) => Some(thread),
+            Err(e) => {
+                error!(%e, "cannot start the storage thread");
+                std::process::exit(70);
+            }
+        };
+        Storage {
+            batches: Some(batches),
+            thread,
+        }
+    }
+
+    /// Hands a batch to the thread.
+    pub(crate) fn write(&self, batch: PersistBatch) {
+        if let Some(batches) = &self.batches {
+            let _ = batches.send(batch);
+        }
+    }
+
+    /// Lets the thread write what it has, make it durable, and stop.
+    pub(crate) async fn finish(mut self) {
+        self.batches = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+/// A failed write cannot be acknowledged nor retried safely: the broker stops rather than
+/// pretend (clients then resend what was not acknowledged).
+fn fatal(e: &StoreError) -> ! {
+    error!(%e, "cannot write the store; stopping");
+    std::process::exit(70);
+}
+
+fn writer(
+    mut store: DurableStore,
+    clock: WallClock,
+    durability: Durability,
+    receiver: &Receiver<PersistBatch>,
+    inputs: &mpsc::Sender<Input>,
+) {
+    match durability {
+        Durability::Periodic(every) => {
+            let mut next_sync = Instant::now() + every;
+            loop {
+                let wait = next_sync.saturating_duration_since(Instant::now());
+                match receiver.recv_timeout(wait) {
+                    Ok(first) => {
+                        let group = gather(first, receiver);
+                        let records = group.iter().flat_map(|b| &b.records);
+                        if let Err(e) = store.apply(records, &clock, Commit::Buffered) {
+                            fatal(&e);
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+                if Instant::now() >= next_sync {
+                    if let Err(e) = store.sync() {
+                        fatal(&e);
+                    }
+                    next_sync = Instant::now() + every;
+                }
+            }
+            if let Err(e) = store.sync() {
+                fatal(&e);
+            }
+        }
+        _ => {
+            while let Ok(first) = receiver.recv() {
+                let group = gather(first, receiver);
+                let records = group.iter().flat_map(|b| &b.records);
+                if let Err(e) = store.apply(records, &clock, Commit::Durable) {
+                    fatal(&e);
+                }
+                if let Some(last) = group.last()
+                    && inputs.blocking_send(Input::Persisted(last.seq)).is_err()
+                {
+                    break;
+                }
+            }
+        }
+    }
+    info!(file = %store.path().display(), "store closed");
+}
+
+/// `first` and every batch already waiting behind it.
+fn gather(first: PersistBatch, receiver: &Receiver<PersistBatch>) -> Vec<PersistBatch> {
+    let mut group = vec![first];
+    group.extend(receiver.try_iter());
+    group
+}
