@@ -56,7 +56,12 @@ impl DurableStore {
     /// [`StoreError::Corrupt`]; a file from a newer format as [`StoreError::UnsupportedVersion`].
     pub fn open(path: impl AsRef<Path>) -> Result<DurableStore, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let db = match Database::create(&path) {
+        // A plain open trusts the file (and may panic on one damaged outside redb); the check
+        // verifies every page checksum and reports damage as `Corrupted`.
+        let db = match Database::builder()
+            .set_check_integrity_on_open(true)
+            .create(&path)
+        {
             Ok(db) => db,
             Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail))) => {
                 return Err(StoreError::Corrupt { path, detail });
