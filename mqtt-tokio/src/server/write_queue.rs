@@ -34,6 +34,8 @@ struct State {
 pub(crate) struct WriteQueue {
     state: Mutex<State>,
     ready: Notify,
+    /// Wakes everyone waiting in [`WriteQueue::closing`].
+    closed: Notify,
     cap: usize,
 }
 
@@ -46,6 +48,7 @@ impl WriteQueue {
         WriteQueue {
             state: Mutex::new(State::default()),
             ready: Notify::new(),
+            closed: Notify::new(),
             cap,
         }
     }
@@ -76,6 +79,19 @@ impl WriteQueue {
             state.closing = true;
         }
         self.ready.notify_one();
+        self.closed.notify_waiters();
+    }
+
+    /// Returns once [`WriteQueue::close`] has been called.
+    pub(crate) async fn closing(&self) {
+        loop {
+            // Created before the check, so a `close` in between still wakes it.
+            let notified = self.closed.notified();
+            if self.state.lock().map_or(true, |state| state.closing) {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Waits for work: fills `batch` with queued chunks, or says it is time to close.
@@ -120,6 +136,22 @@ mod tests {
         );
         batch.clear();
         assert_eq!(queue.next(&mut batch).await, Next::Close);
+    }
+
+    #[tokio::test]
+    async fn closing_returns_once_closed() {
+        let queue = std::sync::Arc::new(WriteQueue::new(10));
+        let waiter = tokio::spawn({
+            let queue = queue.clone();
+            async move { queue.closing().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        queue.close();
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("woken")
+            .expect("joined");
     }
 
     #[tokio::test]
