@@ -67,7 +67,10 @@ impl DurableStore {
                 return Err(StoreError::Corrupt { path, detail });
             }
             Err(redb::DatabaseError::Storage(redb::StorageError::Io(e)))
-                if e.kind() == std::io::ErrorKind::InvalidData =>
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+                ) =>
             {
                 return Err(StoreError::Corrupt {
                     path,

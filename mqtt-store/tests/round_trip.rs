@@ -1,0 +1,290 @@
+//! Whatever retained messages, sessions and deliveries are written, loading gives them back
+//! unchanged (receipt and disconnection times at millisecond precision in wall-clock time).
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use bytes::Bytes;
+use mqtt_broker_core::{
+    DeliveryState, Message, PersistRecord, RecoveredDelivery, RecoveredMessage, RecoveredSession,
+    SessionRecord, StoredDelivery, WillRecord,
+};
+use mqtt_store::{Commit, DurableStore, WallClock};
+use mqtt_wire::{MqttStr, PacketId, ProtocolVersion, QoS, RetainHandling, SubscriptionOptions};
+use proptest::collection::vec;
+use proptest::option;
+use proptest::prelude::*;
+
+fn s(text: String) -> MqttStr {
+    MqttStr::try_from(text).unwrap()
+}
+
+fn qos() -> impl Strategy<Value = QoS> {
+    prop_oneof![
+        Just(QoS::AtMostOnce),
+        Just(QoS::AtLeastOnce),
+        Just(QoS::ExactlyOnce)
+    ]
+}
+
+fn text() -> impl Strategy<Value = String> {
+    "[a-z0-9/é ]{0,12}"
+}
+
+/// A message received `offset` ms after the anchor, with any PUBLISH properties.
+#[derive(Debug, Clone)]
+struct MessageSpec {
+    topic: String,
+    payload: Vec<u8>,
+    qos: QoS,
+    retain: bool,
+    expiry: Option<u32>,
+    content_type: Option<String>,
+    response_topic: Option<String>,
+    correlation: Option<Vec<u8>>,
+    format: Option<u8>,
+    user: Vec<(String, String)>,
+    publisher: Option<String>,
+    offset: u64,
+}
+
+impl MessageSpec {
+    fn build(&self, at: Instant) -> Message {
+        let mut m = Message::new(
+            s(self.topic.clone()),
+            Bytes::from(self.payload.clone()),
+            self.qos,
+            self.retain,
+            at,
+        );
+        m.properties.message_expiry_interval = self.expiry;
+        m.properties.content_type = self.content_type.clone().map(s);
+        m.properties.response_topic = self.response_topic.clone().map(s);
+        m.properties.correlation_data = self.correlation.clone().map(Bytes::from);
+        m.properties.payload_format_indicator = self.format;
+        m.properties.user_properties = self
+            .user
+            .iter()
+            .map(|(k, v)| (s(k.clone()), s(v.clone())))
+            .collect();
+        m.publisher = self.publisher.clone();
+        m
+    }
+}
+
+fn message() -> impl Strategy<Value = MessageSpec> {
+    (
+        ("[a-z]{1,6}(/[a-z0-9]{1,6}){0,3}", vec(any::<u8>(), 0..64)),
+        (qos(), any::<bool>(), option::of(1u32..)),
+        (option::of(text()), option::of("[a-z/]{1,10}")),
+        (option::of(vec(any::<u8>(), 0..8)), option::of(0u8..=1)),
+        vec((text(), text()), 0..3),
+        option::of("[a-z0-9-]{1,10}"),
+        0u64..10_000_000,
+    )
+        .prop_map(
+            |(
+                (topic, payload),
+                (qos, retain, expiry),
+                (content_type, response_topic),
+                (correlation, format),
+                user,
+                publisher,
+                offset,
+            )| MessageSpec {
+                topic,
+                payload,
+                qos,
+                retain,
+                expiry,
+                content_type,
+                response_topic,
+                correlation,
+                format,
+                user,
+                publisher,
+                offset,
+            },
+        )
+}
+
+fn options() -> impl Strategy<Value = SubscriptionOptions> {
+    (qos(), any::<bool>(), any::<bool>(), 0u8..3).prop_map(|(qos, no_local, rap, handling)| {
+        SubscriptionOptions {
+            qos,
+            no_local,
+            retain_as_published: rap,
+            retain_handling: match handling {
+                0 => RetainHandling::SendAtSubscribe,
+                1 => RetainHandling::SendIfNew,
+                _ => RetainHandling::DoNotSend,
+            },
+        }
+    })
+}
+
+#[derive(Debug, Clone)]
+struct SessionSpec {
+    version: ProtocolVersion,
+    expiry: u32,
+    subscriptions: Vec<(String, SubscriptionOptions, Option<u32>)>,
+    will: Option<(MessageSpec, u32)>,
+    disconnected: Option<u64>,
+    deliveries: Vec<(MessageSpec, QoS, Vec<u32>, Option<String>, u8, u16)>,
+    incoming: Vec<u16>,
+}
+
+fn session() -> impl Strategy<Value = SessionSpec> {
+    (
+        prop_oneof![
+            Just(ProtocolVersion::V3_1),
+            Just(ProtocolVersion::V3_1_1),
+            Just(ProtocolVersion::V5)
+        ],
+        1u32..,
+        vec(
+            ("[a-z+#/$]{1,12}", options(), option::of(1u32..268_435_455)),
+            0..4,
+        ),
+        option::of((message(), any::<u32>())),
+        option::of(0u64..10_000_000),
+        vec(
+            (
+                message(),
+                qos(),
+                vec(1u32..268_435_455, 0..3),
+                option::of("[a-z]{1,6}"),
+                0u8..3,
+                1u16..,
+            ),
+            0..5,
+        ),
+        vec(1u16.., 0..4),
+    )
+        .prop_map(
+            |(version, expiry, subscriptions, will, disconnected, deliveries, incoming)| {
+                SessionSpec {
+                    version,
+                    expiry,
+                    subscriptions,
+                    will,
+                    disconnected,
+                    deliveries,
+                    incoming,
+                }
+            },
+        )
+}
+
+fn state(tag: u8, id: u16) -> DeliveryState {
+    let id = PacketId::new(id).unwrap();
+    match tag {
+        0 => DeliveryState::Queued,
+        1 => DeliveryState::Sent(id),
+        _ => DeliveryState::Released(id),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn written_records_load_back_equal(
+        retained in vec(message(), 0..8),
+        sessions in proptest::collection::btree_map("[a-z0-9]{1,8}", session(), 0..5),
+    ) {
+        let dir = std::env::temp_dir().join(format!(
+            "mqtt-store-round-trip-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("store.redb");
+        let _ = std::fs::remove_file(&path);
+        #[allow(clippy::disallowed_methods)]
+        let anchor = Instant::now();
+        let wall = UNIX_EPOCH + Duration::from_millis(1_700_000_000_000);
+        let clock = WallClock::new(anchor, wall);
+        let at = |offset: u64| anchor + Duration::from_millis(offset);
+        let time = |offset: u64| wall + Duration::from_millis(offset);
+
+        let mut records = Vec::new();
+        let mut want_retained: BTreeMap<String, RecoveredMessage> = BTreeMap::new();
+        for spec in &retained {
+            records.push(PersistRecord::RetainedSet {
+                topic: spec.topic.clone(),
+                message: Arc::new(spec.build(at(spec.offset))),
+            });
+            want_retained.insert(spec.topic.clone(), RecoveredMessage {
+                message: spec.build(anchor),
+                received: time(spec.offset),
+            });
+        }
+        let mut want_sessions = Vec::new();
+        for (client_id, spec) in &sessions {
+            let record = |when: Instant| {
+                let mut record = SessionRecord::new(spec.version, spec.expiry);
+                record.subscriptions = spec.subscriptions.clone();
+                record.will = spec.will.as_ref().map(|(m, delay)| WillRecord {
+                    message: m.build(when),
+                    delay_interval: *delay,
+                });
+                record
+            };
+            let mut saved = record(at(1));
+            saved.disconnected_at = spec.disconnected.map(at);
+            records.push(PersistRecord::SessionSaved { client_id: client_id.clone(), record: saved });
+            let mut messages = Vec::new();
+            for (n, (m, qos, ids, share, tag, id)) in spec.deliveries.iter().enumerate() {
+                let delivery = |when: Instant| StoredDelivery {
+                    message: Arc::new(m.build(when)),
+                    qos: *qos,
+                    retain: m.retain,
+                    subscription_ids: ids.clone(),
+                    share: share.clone(),
+                    state: state(*tag, *id),
+                };
+                let number = n as u64 * 3 + 1;
+                records.push(PersistRecord::MessageStored {
+                    client_id: client_id.clone(),
+                    number,
+                    delivery: delivery(at(m.offset)),
+                });
+                messages.push(RecoveredDelivery { number, delivery: delivery(anchor), received: time(m.offset) });
+            }
+            let mut incoming: Vec<PacketId> =
+                spec.incoming.iter().map(|id| PacketId::new(*id).unwrap()).collect();
+            for id in &incoming {
+                records.push(PersistRecord::IncomingQos2 {
+                    client_id: client_id.clone(),
+                    packet_id: *id,
+                    pending: true,
+                });
+            }
+            incoming.sort();
+            incoming.dedup();
+            want_sessions.push(RecoveredSession {
+                client_id: client_id.clone(),
+                record: record(anchor),
+                disconnected: spec.disconnected.map(time),
+                messages,
+                incoming_qos2: incoming,
+            });
+        }
+
+        let mut store = DurableStore::open(&path).unwrap();
+        let (first, second) = records.split_at(records.len() / 2);
+        store.apply(first, &clock, Commit::Buffered).unwrap();
+        store.apply(second, &clock, Commit::Durable).unwrap();
+        drop(store);
+        let loaded = DurableStore::open(&path).unwrap().load(anchor).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let want_retained: Vec<RecoveredMessage> = want_retained.into_values().collect();
+        prop_assert_eq!(loaded.retained, want_retained);
+        prop_assert_eq!(loaded.sessions, want_sessions);
+    }
+}
