@@ -136,6 +136,28 @@ impl Client {
         Ok(())
     }
 
+    /// Writes bytes until all are written or `deadline` passes; returns how many were written
+    /// (fewer than `bytes.len()` only when the deadline cut the write short).
+    ///
+    /// # Errors
+    /// The socket fails.
+    pub async fn write_until(
+        &mut self,
+        bytes: &[u8],
+        deadline: tokio::time::Instant,
+    ) -> Result<usize, LoadError> {
+        let mut written = 0;
+        while let Some(rest) = bytes.get(written..).filter(|rest| !rest.is_empty()) {
+            match tokio::time::timeout_at(deadline, self.stream.write(rest)).await {
+                Ok(Ok(0)) => return Err(LoadError::Closed),
+                Ok(Ok(n)) => written += n,
+                Ok(Err(e)) => return Err(e.into()),
+                Err(_) => break,
+            }
+        }
+        Ok(written)
+    }
+
     /// Waits for bytes and appends them to the input buffer; returns how many arrived.
     /// Cancel-safe: nothing is lost if the future is dropped.
     ///

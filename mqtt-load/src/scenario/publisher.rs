@@ -30,8 +30,8 @@ pub struct PublisherOutcome {
     pub unexpected_acks: u64,
     /// Messages still unacknowledged when the publisher gave up.
     pub unacked: u64,
-    /// Whether the last batch was abandoned because the broker stopped reading (its messages
-    /// are not counted as sent).
+    /// Whether the last batch was cut short because the broker stopped reading (only its
+    /// frames written whole are counted as sent).
     pub write_cut: bool,
     /// Why the publisher stopped early, if it did.
     pub error: Option<LoadError>,
@@ -127,16 +127,16 @@ impl Publisher {
                         id,
                     );
                 }
-                // A broker that stops reading must not stretch the run: give up at the deadline.
-                let write = client.write_all(&batch);
-                let Ok(written) = tokio::time::timeout_at(deadline + WRITE_GRACE, write).await
-                else {
+                // A broker that stops reading must not stretch the run: give up at the deadline
+                // and count only the frames written whole (the broker drops a partial one).
+                let written = client.write_until(&batch, deadline + WRITE_GRACE).await?;
+                let whole = (written / template.len()) as u64;
+                self.outcome.sent += whole;
+                state.add_sent(index, whole);
+                if whole < n {
                     self.outcome.write_cut = true;
                     return Ok(());
-                };
-                written?;
-                self.outcome.sent += n;
-                Counters::add(&state.counters.sent, n);
+                }
                 client.try_fill()?;
             } else if self.inflight > 0 {
                 if let Ok(read) = tokio::time::timeout_at(wake, client.fill()).await {

@@ -49,7 +49,7 @@ pub struct RunState {
     /// The common epoch of payload timestamps; publishing starts here.
     pub start: Instant,
     publishing_done: AtomicBool,
-    total_sent: AtomicU64,
+    sent: Vec<AtomicU64>,
 }
 
 impl RunState {
@@ -59,15 +59,25 @@ impl RunState {
         u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// Once every publisher has stopped: how many messages they sent in all.
-    pub fn total_sent(&self) -> Option<u64> {
-        self.publishing_done
-            .load(Ordering::Acquire)
-            .then(|| self.total_sent.load(Ordering::Relaxed))
+    /// Counts `n` more messages written whole by publisher `index`.
+    pub fn add_sent(&self, index: u32, n: u64) {
+        if let Some(sent) = self.sent.get(index as usize) {
+            sent.fetch_add(n, Ordering::Relaxed);
+        }
+        Counters::add(&self.counters.sent, n);
     }
 
-    fn finish_publishing(&self, total_sent: u64) {
-        self.total_sent.store(total_sent, Ordering::Relaxed);
+    /// Once every publisher has stopped: how many messages each sent.
+    pub fn sent_per_publisher(&self) -> Option<Vec<u64>> {
+        self.publishing_done.load(Ordering::Acquire).then(|| {
+            self.sent
+                .iter()
+                .map(|s| s.load(Ordering::Relaxed))
+                .collect()
+        })
+    }
+
+    fn finish_publishing(&self) {
         self.publishing_done.store(true, Ordering::Release);
     }
 }
@@ -119,7 +129,7 @@ pub async fn run(options: &Options, config: &ClientConfig) -> Result<Report, Loa
         counters,
         start: Instant::now(),
         publishing_done: AtomicBool::new(false),
-        total_sent: AtomicU64::new(0),
+        sent: (0..plan.publishers).map(|_| AtomicU64::new(0)).collect(),
     });
     let plan = Arc::new(plan);
     let mut receiving = JoinSet::new();
@@ -130,23 +140,18 @@ pub async fn run(options: &Options, config: &ClientConfig) -> Result<Report, Loa
     let mut publishing = JoinSet::new();
     for (index, (client, template)) in (0u32..).zip(publishers) {
         let (plan, state) = (plan.clone(), state.clone());
-        publishing.spawn(async move {
-            let outcome = publisher::publish(client, template, index, &plan, &state).await;
-            (index, outcome)
-        });
+        publishing
+            .spawn(async move { publisher::publish(client, template, index, &plan, &state).await });
     }
-    let mut sent = vec![0; plan.publishers as usize];
     let mut published = Vec::new();
     while let Some(joined) = publishing.join_next().await {
-        if let Ok((index, outcome)) = joined {
-            if let Some(slot) = sent.get_mut(index as usize) {
-                *slot = outcome.sent;
-            }
+        if let Ok(outcome) = joined {
             published.push(outcome);
         }
     }
     let publish_time = state.start.elapsed();
-    state.finish_publishing(sent.iter().sum());
+    state.finish_publishing();
+    let sent = state.sent_per_publisher().unwrap_or_default();
     let mut received = Vec::new();
     while let Some(joined) = receiving.join_next().await {
         if let Ok(outcome) = joined {

@@ -57,7 +57,8 @@ async fn receive_until_done(
     outcome: &mut SubscriberOutcome,
 ) -> Result<(), LoadError> {
     let mut acks = BytesMut::with_capacity(64 * 1024);
-    let mut done_since = None;
+    // When the publishers were first seen done, and how many messages each sent.
+    let mut done = None;
     loop {
         if let Ok(read) = tokio::time::timeout(POLL, client.fill()).await {
             read?;
@@ -91,10 +92,13 @@ async fn receive_until_done(
             outcome.last_receive = Some(now);
             Counters::add(&state.counters.received, batch);
         }
-        if let Some(total_sent) = state.total_sent() {
-            let since = *done_since.get_or_insert(now);
+        if done.is_none() {
+            done = state.sent_per_publisher().map(|sent| (now, sent));
+        }
+        if let Some((since, sent)) = &done {
+            let since = *since;
             let heard = outcome.last_receive.map_or(since, |t| t.max(since));
-            let all_in = outcome.tracker.unique() >= total_sent;
+            let all_in = outcome.tracker.missing(sent) == 0;
             if all_in || now - heard >= QUIET || now - since >= plan.drain {
                 return Ok(());
             }
