@@ -85,6 +85,30 @@ impl Broker {
         rss_kib(self.pid())
     }
 
+    /// Open file descriptors of the broker.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// The broker's `$SYS/broker/...` statistics (needs `sys_interval`), read by a fresh client
+    /// that waits `limit` for them.
+    pub fn sys_stats(&self, limit: Duration) -> std::collections::HashMap<String, String> {
+        let mut c = self.client_v5("sys-reader");
+        c.subscribe(1, "$SYS/broker/#", 0);
+        let mut stats = std::collections::HashMap::new();
+        let end = Instant::now() + limit;
+        while let Got::Packet(h, body) = c.read(end.saturating_duration_since(Instant::now())) {
+            if h >> 4 == 3 {
+                let (topic, _, payload) = parse_publish(true, h, &body);
+                let key = topic.trim_start_matches("$SYS/broker/").to_owned();
+                stats.insert(key, String::from_utf8_lossy(&payload).into_owned());
+            }
+        }
+        stats
+    }
+
     /// Whether the broker process is still running.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.0.try_wait(), Ok(None))

@@ -27,13 +27,18 @@ pub(crate) trait ByteSink: Send {
     fn close(&mut self) -> impl Future<Output = ()> + Send;
 }
 
-/// Read buffer size of a byte stream.
+/// Largest read of a byte stream.
 const READ_CHUNK: usize = 16 * 1024;
+/// Smallest read of a byte stream: what an idle connection keeps reserved.
+const MIN_READ: usize = 512;
 
-/// The read half of a byte stream.
+/// The read half of a byte stream. Reads start small and double while they come back full (up
+/// to [`READ_CHUNK`]), and shrink again when they come back mostly empty, so thousands of idle
+/// or chatty-but-small clients do not each hold a 16 KiB buffer.
 pub(crate) struct StreamSource<R> {
     reader: R,
     buf: BytesMut,
+    want: usize,
 }
 
 impl<R> StreamSource<R> {
@@ -41,15 +46,32 @@ impl<R> StreamSource<R> {
         StreamSource {
             reader,
             buf: BytesMut::new(),
+            want: MIN_READ,
         }
     }
 }
 
 impl<R: AsyncRead + Unpin + Send> ByteSource for StreamSource<R> {
     async fn read(&mut self) -> io::Result<Option<Bytes>> {
-        self.buf.reserve(READ_CHUNK);
+        self.buf.reserve(self.want);
+        let room = self.buf.capacity() - self.buf.len();
         let n = self.reader.read_buf(&mut self.buf).await?;
-        Ok((n > 0).then(|| self.buf.split().freeze()))
+        self.want = if n >= room {
+            (self.want * 2).min(READ_CHUNK)
+        } else if n < self.want / 4 {
+            (self.want / 2).max(MIN_READ)
+        } else {
+            self.want
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        let data = self.buf.split().freeze();
+        if self.want == MIN_READ && self.buf.capacity() > READ_CHUNK / 4 {
+            // Back to small reads: let the large buffer go with the last data.
+            self.buf = BytesMut::new();
+        }
+        Ok(Some(data))
     }
 }
 
