@@ -5,9 +5,10 @@
 use bytes::{BufMut, BytesMut};
 
 use crate::error::EncodeError;
-use crate::frame::{MAX_VBI, put_vbi, vbi_len};
+use crate::frame::{MAX_VBI, vbi_len};
 use crate::packet::Packet;
 use crate::primitives::ProtocolVersion;
+use crate::string::MqttStr;
 
 /// Bytes a UTF-8 string or binary field takes: two-byte length plus the bytes.
 #[inline]
@@ -15,9 +16,9 @@ pub(crate) const fn prefixed_len(len: usize) -> usize {
     2 + len
 }
 
-/// Writes a two-byte-length-prefixed string.
+/// Writes a two-byte-length-prefixed string (its bytes: no UTF-8 re-check).
 #[inline]
-pub(crate) fn put_str(out: &mut BytesMut, s: &str) -> Result<(), EncodeError> {
+pub(crate) fn put_str(out: &mut BytesMut, s: &MqttStr) -> Result<(), EncodeError> {
     put_utf8(out, s.as_bytes())
 }
 
@@ -39,19 +40,40 @@ pub(crate) fn put_binary(out: &mut BytesMut, data: &[u8]) -> Result<(), EncodeEr
     Ok(())
 }
 
-/// Writes a fixed header with `remaining` bytes to follow.
+/// Writes a fixed header with `remaining` bytes to follow, in one write.
 #[inline]
 pub(crate) fn put_fixed_header(
     out: &mut BytesMut,
     first_byte: u8,
     remaining: usize,
 ) -> Result<(), EncodeError> {
-    let remaining = u32::try_from(remaining)
+    let mut value = u32::try_from(remaining)
         .ok()
         .filter(|&r| r <= MAX_VBI)
         .ok_or(EncodeError::PacketTooLarge)?;
-    out.put_u8(first_byte);
-    put_vbi(out, remaining);
+    // Constant-size writes for the common one- and two-byte lengths.
+    if value < 0x80 {
+        out.extend_from_slice(&[first_byte, value as u8]);
+        return Ok(());
+    }
+    if value < 0x4000 {
+        out.extend_from_slice(&[first_byte, (value as u8) | 0x80, (value >> 7) as u8]);
+        return Ok(());
+    }
+    // At most MAX_VBI, so at most four length bytes after the first byte.
+    let mut header = [first_byte, 0, 0, 0, 0];
+    let mut len = 1;
+    for slot in header.iter_mut().skip(1) {
+        let byte = (value & 0x7F) as u8;
+        value >>= 7;
+        len += 1;
+        if value == 0 {
+            *slot = byte;
+            break;
+        }
+        *slot = byte | 0x80;
+    }
+    out.extend_from_slice(header.get(..len).unwrap_or_default());
     Ok(())
 }
 
@@ -111,46 +133,78 @@ impl Packet {
         body: usize,
         out: &mut BytesMut,
     ) -> Result<(), EncodeError> {
-        let packet_type = self.packet_type() as u8;
+        let packet_type = self.packet_type();
+        let first_byte = (packet_type as u8) << 4 | packet_type.required_flags().unwrap_or(0);
         match self {
             Self::Publish(p) => {
                 p.write_header(version, body, out)?;
                 out.extend_from_slice(p.payload());
-                return Ok(());
+                Ok(())
             }
             Self::Connect(p) => {
-                put_fixed_header(out, 0x10, body)?;
-                return p.write(out);
+                put_fixed_header(out, first_byte, body)?;
+                p.write(out)
             }
             Self::Auth(p) => {
                 if !version.is_v5() {
-                    return Err(EncodeError::UnsupportedPacket(packet_type));
+                    return Err(EncodeError::UnsupportedPacket(first_byte >> 4));
                 }
-                put_fixed_header(out, 0xF0, body)?;
-                return p.write(out);
+                put_fixed_header(out, first_byte, body)?;
+                p.write(out)
             }
-            _ => {}
-        }
-        let flags = match self {
-            Self::PubRel(_) | Self::Subscribe(_) | Self::Unsubscribe(_) => 0b0010,
-            _ => 0,
-        };
-        put_fixed_header(out, (packet_type << 4) | flags, body)?;
-        match self {
-            Self::ConnAck(p) => p.write(version, out),
+            Self::ConnAck(p) => {
+                put_fixed_header(out, first_byte, body)?;
+                p.write(version, out)
+            }
             Self::PubAck(p) | Self::PubRec(p) | Self::PubRel(p) | Self::PubComp(p) => {
-                p.write(version, self.packet_type(), out)
+                put_fixed_header(out, first_byte, body)?;
+                p.write(version, packet_type, out)
             }
-            Self::Subscribe(p) => p.write(version, out),
-            Self::SubAck(p) => p.write(version, out),
-            Self::Unsubscribe(p) => p.write(version, out),
-            Self::UnsubAck(p) => p.write(version, out),
-            Self::Disconnect(p) => p.write(version, out),
-            Self::PingReq
-            | Self::PingResp
-            | Self::Publish(_)
-            | Self::Connect(_)
-            | Self::Auth(_) => Ok(()),
+            Self::Subscribe(p) => {
+                put_fixed_header(out, first_byte, body)?;
+                p.write(version, out)
+            }
+            Self::SubAck(p) => {
+                put_fixed_header(out, first_byte, body)?;
+                p.write(version, out)
+            }
+            Self::Unsubscribe(p) => {
+                put_fixed_header(out, first_byte, body)?;
+                p.write(version, out)
+            }
+            Self::UnsubAck(p) => {
+                put_fixed_header(out, first_byte, body)?;
+                p.write(version, out)
+            }
+            Self::Disconnect(p) => {
+                put_fixed_header(out, first_byte, body)?;
+                p.write(version, out)
+            }
+            Self::PingReq | Self::PingResp => put_fixed_header(out, first_byte, body),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::parse_fixed_header;
+
+    #[test]
+    fn fixed_header_lengths_round_trip() {
+        for remaining in [0, 127, 128, 16_383, 16_384, 2_097_151, 2_097_152, MAX_VBI] {
+            let mut out = BytesMut::new();
+            put_fixed_header(&mut out, 0x30, remaining as usize).unwrap();
+            assert_eq!(out.len(), 1 + vbi_len(remaining as usize));
+            let header = parse_fixed_header(&out).unwrap().unwrap();
+            assert_eq!((header.first_byte, header.remaining_len), (0x30, remaining));
+            assert_eq!(header.header_len, out.len());
+        }
+        let mut out = BytesMut::new();
+        assert_eq!(
+            put_fixed_header(&mut out, 0x30, MAX_VBI as usize + 1),
+            Err(EncodeError::PacketTooLarge)
+        );
+        assert!(out.is_empty());
     }
 }

@@ -1,6 +1,6 @@
 //! CONNECT and its will message: the client's opening packet, in all three protocol versions.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 use crate::encoder::{prefixed_len, put_binary, put_str};
 use crate::error::{DecodeError, EncodeError};
@@ -173,10 +173,18 @@ impl Connect {
         if self.password.is_some() {
             flags |= flag::PASSWORD;
         }
-        put_str(out, self.protocol.protocol_name())?;
-        out.put_u8(self.protocol.level());
-        out.put_u8(flags);
-        out.put_u16(self.keep_alive);
+        // Protocol name, level, flags and keep alive: two constant-size writes.
+        out.extend_from_slice(match self.protocol {
+            ProtocolVersion::V3_1 => b"\x00\x06MQIsdp",
+            ProtocolVersion::V3_1_1 | ProtocolVersion::V5 => b"\x00\x04MQTT".as_slice(),
+        });
+        let [keep_alive_high, keep_alive_low] = self.keep_alive.to_be_bytes();
+        out.extend_from_slice(&[
+            self.protocol.level(),
+            flags,
+            keep_alive_high,
+            keep_alive_low,
+        ]);
         if v5 {
             self.properties.write(PropertyContext::Connect, out)?;
         }
