@@ -5,12 +5,13 @@
 //! session), `messages` ((client id, number) → delivery), `incoming_qos2` ((client id, packet
 //! id) → nothing). A batch is one write transaction, so a crash leaves either all of it or none.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use mqtt_broker_core::{
-    PersistRecord, RecoveredDelivery, RecoveredMessage, RecoveredSession, RecoveredState,
+    DeliveryState, PersistRecord, RecoveredDelivery, RecoveredMessage, RecoveredSession,
+    RecoveredState, StoredDelivery,
 };
 use mqtt_wire::PacketId;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
@@ -30,6 +31,16 @@ const INCOMING_QOS2: TableDefinition<'_, (&str, u16), ()> = TableDefinition::new
 
 /// Key of the format version in `meta`.
 const VERSION_KEY: &str = "format_version";
+
+/// The net change to one stored delivery within one [`DurableStore::apply`].
+enum DeliveryWrite<'r> {
+    /// Write it whole, in this state.
+    Put(&'r StoredDelivery, DeliveryState),
+    /// Change the state of the stored value.
+    State(DeliveryState),
+    /// Remove it.
+    Remove,
+}
 
 /// How a write transaction reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,6 +203,10 @@ impl DurableStore {
     }
 
     /// Writes `records` (one or more batches, in order) in one transaction.
+    ///
+    /// The changes to stored deliveries are gathered first and written once per delivery, in
+    /// key order: a delivery stored and finished within the same call never reaches the file,
+    /// and one stored then sent is encoded once, with its last state.
     pub fn apply<'r>(
         &mut self,
         records: impl IntoIterator<Item = &'r PersistRecord>,
@@ -207,6 +222,7 @@ impl DurableStore {
             let mut sessions = tx.open_table(SESSIONS).map_err(io)?;
             let mut messages = tx.open_table(MESSAGES).map_err(io)?;
             let mut incoming = tx.open_table(INCOMING_QOS2).map_err(io)?;
+            let mut deliveries: BTreeMap<(&'r str, u64), DeliveryWrite<'r>> = BTreeMap::new();
             for record in records {
                 match record {
                     PersistRecord::RetainedSet { topic, message } => {
@@ -226,6 +242,7 @@ impl DurableStore {
                     }
                     PersistRecord::SessionRemoved { client_id } => {
                         let id = client_id.as_str();
+                        deliveries.retain(|(client, _), _| *client != id);
                         sessions.remove(id).map_err(io)?;
                         messages
                             .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)
@@ -239,10 +256,8 @@ impl DurableStore {
                         number,
                         delivery,
                     } => {
-                        let value = encode_delivery(delivery, clock);
-                        messages
-                            .insert((client_id.as_str(), *number), value.as_slice())
-                            .map_err(io)?;
+                        let write = DeliveryWrite::Put(delivery, delivery.state);
+                        deliveries.insert((client_id.as_str(), *number), write);
                     }
                     PersistRecord::MessageState {
                         client_id,
@@ -250,16 +265,18 @@ impl DurableStore {
                         state,
                     } => {
                         let key = (client_id.as_str(), *number);
-                        let old = messages.get(key).map_err(io)?.map(|v| v.value().to_vec());
-                        if let Some(mut value) = old
-                            && value.len() >= STATE_LEN
-                        {
-                            value[..STATE_LEN].copy_from_slice(&encode_state(*state));
-                            messages.insert(key, value.as_slice()).map_err(io)?;
+                        match deliveries.get_mut(&key) {
+                            Some(DeliveryWrite::Put(_, old) | DeliveryWrite::State(old)) => {
+                                *old = *state;
+                            }
+                            Some(DeliveryWrite::Remove) => {}
+                            None => {
+                                deliveries.insert(key, DeliveryWrite::State(*state));
+                            }
                         }
                     }
                     PersistRecord::MessageDone { client_id, number } => {
-                        messages.remove((client_id.as_str(), *number)).map_err(io)?;
+                        deliveries.insert((client_id.as_str(), *number), DeliveryWrite::Remove);
                     }
                     PersistRecord::IncomingQos2 {
                         client_id,
@@ -274,6 +291,26 @@ impl DurableStore {
                         }
                     }
                     _ => {}
+                }
+            }
+            for (key, write) in deliveries {
+                match write {
+                    DeliveryWrite::Put(delivery, state) => {
+                        let value = encode_delivery(delivery, state, clock);
+                        messages.insert(key, value.as_slice()).map_err(io)?;
+                    }
+                    DeliveryWrite::State(state) => {
+                        let old = messages.get(key).map_err(io)?.map(|v| v.value().to_vec());
+                        if let Some(mut value) = old
+                            && value.len() >= STATE_LEN
+                        {
+                            value[..STATE_LEN].copy_from_slice(&encode_state(state));
+                            messages.insert(key, value.as_slice()).map_err(io)?;
+                        }
+                    }
+                    DeliveryWrite::Remove => {
+                        messages.remove(key).map_err(io)?;
+                    }
                 }
             }
         }

@@ -261,11 +261,15 @@ fn read_state(r: &mut Reader<'_>) -> Result<DeliveryState, DecodeFailure> {
     }
 }
 
-/// A delivery kept for a session: state header, qos u8, retain u8, subscription ids (u32
+/// A delivery kept for a session (in `state`, which overrides its own): state header, qos u8, retain u8, subscription ids (u32
 /// count, u32 each), share opt str, message.
-pub(crate) fn encode_delivery(delivery: &StoredDelivery, clock: &WallClock) -> Vec<u8> {
+pub(crate) fn encode_delivery(
+    delivery: &StoredDelivery,
+    state: DeliveryState,
+    clock: &WallClock,
+) -> Vec<u8> {
     let mut w = Writer::default();
-    w.0.extend_from_slice(&encode_state(delivery.state));
+    w.0.extend_from_slice(&encode_state(state));
     w.u8(qos_byte(delivery.qos));
     w.u8(u8::from(delivery.retain));
     w.u32(u32::try_from(delivery.subscription_ids.len()).unwrap_or(u32::MAX));

@@ -19,7 +19,9 @@
 //! let (now, wall) = (Instant::now(), SystemTime::now());
 //! let clock = WallClock::new(now, wall);
 //! let mut store = DurableStore::open(&path)?;
-//! let mut broker = Broker::new(Config { persistence: Persistence::Sync, ..Config::default() });
+//! let mut config = Config::default();
+//! config.persistence = Persistence::Sync;
+//! let mut broker = Broker::new(config);
 //! broker.restore(store.load(now)?, now, wall);
 //! // ... drive the broker; for every Output::Persist(batch):
 //! while let Some(output) = broker.poll_output() {

@@ -288,3 +288,105 @@ proptest! {
         prop_assert_eq!(loaded.sessions, want_sessions);
     }
 }
+
+/// One store written record by record, one written in a single call (where changes to the same
+/// delivery are merged): both load the same.
+#[test]
+fn merged_delivery_changes_load_like_one_by_one() {
+    #[allow(clippy::disallowed_methods)]
+    let anchor = Instant::now();
+    let clock = WallClock::new(anchor, UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+    let message = |n: u8| {
+        Arc::new(Message::new(
+            s(format!("t/{n}")),
+            Bytes::from(vec![n; 4]),
+            QoS::ExactlyOnce,
+            false,
+            anchor,
+        ))
+    };
+    let stored = |client: &str, number: u64, state: DeliveryState| PersistRecord::MessageStored {
+        client_id: client.to_owned(),
+        number,
+        delivery: StoredDelivery {
+            message: message(number as u8),
+            qos: QoS::ExactlyOnce,
+            retain: false,
+            subscription_ids: vec![],
+            share: None,
+            state,
+        },
+    };
+    let changed = |client: &str, number: u64, state: DeliveryState| PersistRecord::MessageState {
+        client_id: client.to_owned(),
+        number,
+        state,
+    };
+    let done = |client: &str, number: u64| PersistRecord::MessageDone {
+        client_id: client.to_owned(),
+        number,
+    };
+    let session = |client: &str| PersistRecord::SessionSaved {
+        client_id: client.to_owned(),
+        record: SessionRecord::new(ProtocolVersion::V5, 100),
+    };
+    let sent = DeliveryState::Sent(PacketId::new(1).unwrap());
+    let released = DeliveryState::Released(PacketId::new(1).unwrap());
+    let records = vec![
+        session("a"),
+        session("b"),
+        stored("a", 1, DeliveryState::Queued),
+        stored("a", 2, DeliveryState::Queued),
+        changed("a", 1, sent),
+        stored("a", 3, sent),
+        done("a", 3),
+        changed("a", 2, sent),
+        changed("a", 2, released),
+        stored("b", 1, DeliveryState::Queued),
+        PersistRecord::SessionRemoved {
+            client_id: "b".to_owned(),
+        },
+        session("b"),
+        stored("b", 1, sent),
+        done("a", 1),
+        changed("a", 1, sent),
+        stored("a", 4, DeliveryState::Queued),
+    ];
+    let dir = std::env::temp_dir().join(format!("mqtt-store-merged-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut one_by_one = DurableStore::open(dir.join("one.redb")).unwrap();
+    for record in &records {
+        one_by_one
+            .apply([record], &clock, Commit::Buffered)
+            .unwrap();
+    }
+    let mut merged = DurableStore::open(dir.join("merged.redb")).unwrap();
+    merged.apply(&records, &clock, Commit::Durable).unwrap();
+    // Half and half, to merge with what is already stored.
+    let mut split = DurableStore::open(dir.join("split.redb")).unwrap();
+    split.apply(&records[..7], &clock, Commit::Durable).unwrap();
+    split.apply(&records[7..], &clock, Commit::Durable).unwrap();
+    let expected = one_by_one.load(anchor).unwrap();
+    let numbers: Vec<Vec<(u64, DeliveryState)>> = expected
+        .sessions
+        .iter()
+        .map(|s| {
+            s.messages
+                .iter()
+                .map(|m| (m.number, m.delivery.state))
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        numbers,
+        [
+            vec![(2, released), (4, DeliveryState::Queued)],
+            vec![(1, sent)]
+        ]
+    );
+    assert_eq!(merged.load(anchor).unwrap(), expected);
+    assert_eq!(split.load(anchor).unwrap(), expected);
+    drop((one_by_one, merged, split));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
