@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{Guard, free_port, scratch_dir, wait_for_port};
+use common::{Guard, free_port, run, scratch_dir, wait_for_port};
 
 /// A blocking MQTT 3.1.1 client, just enough for these tests.
 struct Client {
@@ -170,9 +170,15 @@ impl Client {
 }
 
 fn broker(dir: &Path, port: u16) -> Guard {
+    broker_with(dir, port, &[])
+}
+
+/// The broker in `dir` (its store in `dir/data`) with extra command-line arguments.
+fn broker_with(dir: &Path, port: u16, args: &[&str]) -> Guard {
     let guard = Guard::spawn(
         Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
             .args(["-p", &port.to_string()])
+            .args(args)
             .env("RUST_LOG", "warn")
             .current_dir(dir),
     );
@@ -373,4 +379,171 @@ fn sigkill_while_publishing_loses_nothing_acknowledged() {
     if let Some(guard) = guard {
         stop_gracefully(guard);
     }
+}
+
+/// The store file of a broker started in `dir`.
+fn store_file(dir: &Path) -> std::path::PathBuf {
+    dir.join("data").join("mqtt-broker.redb")
+}
+
+/// A store with one retained message, written by a broker that stopped cleanly.
+fn store_with_retained(dir: &Path) {
+    let port = free_port();
+    let guard = broker(dir, port);
+    let mut publisher = Client::connect(port, "pub", true).unwrap();
+    publisher.publish("r/state", b"on", 1, true, 1).unwrap();
+    publisher.disconnect();
+    stop_gracefully(guard);
+}
+
+/// Starts the broker on a damaged store: it must refuse, saying why, with a non-zero status.
+fn assert_refused(dir: &Path, damage: &str) {
+    let output = run(
+        Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
+            .args(["-p", &free_port().to_string()])
+            .env("RUST_LOG", "warn")
+            .current_dir(dir),
+        Duration::from_secs(20),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "{damage}: the broker started on a damaged store"
+    );
+    assert!(
+        stderr.contains("is corrupt") && stderr.contains("mqtt-broker.redb"),
+        "{damage}: unclear message: {stderr}"
+    );
+    assert!(
+        stderr.contains("--start-fresh"),
+        "{damage}: the message does not name the way out: {stderr}"
+    );
+}
+
+#[test]
+fn a_corrupt_store_is_refused_and_start_fresh_keeps_it_aside() {
+    let dir = scratch_dir("durability-corrupt");
+    store_with_retained(&dir);
+    let path = store_file(&dir);
+    let good = std::fs::read(&path).unwrap();
+
+    // Truncated.
+    std::fs::write(&path, &good[..good.len() / 2]).unwrap();
+    assert_refused(&dir, "truncated");
+    // Header bytes overwritten.
+    let mut damaged = good.clone();
+    damaged[..64].fill(0xA5);
+    std::fs::write(&path, &damaged).unwrap();
+    assert_refused(&dir, "overwritten header");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        damaged,
+        "a refused store was changed"
+    );
+
+    // --start-fresh: the damaged file is renamed aside, never deleted, and the broker runs on
+    // an empty store.
+    let port = free_port();
+    let guard = broker_with(&dir, port, &["--start-fresh"]);
+    let aside: Vec<_> = std::fs::read_dir(dir.join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("mqtt-broker.redb.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(
+        std::fs::read(dir.join("data").join(&aside[0])).unwrap(),
+        damaged
+    );
+    assert!(retained(port).is_empty(), "the fresh store has old data");
+    let mut publisher = Client::connect(port, "pub", true).unwrap();
+    publisher.publish("r/new", b"fresh", 1, true, 1).unwrap();
+    publisher.disconnect();
+    stop_gracefully(guard);
+    let guard = broker(&dir, port);
+    assert_eq!(
+        retained(port).get("r/new").map(Vec::as_slice),
+        Some(&b"fresh"[..])
+    );
+    stop_gracefully(guard);
+}
+
+#[test]
+fn a_store_from_a_newer_format_is_refused() {
+    let dir = scratch_dir("durability-newer");
+    store_with_retained(&dir);
+    {
+        let db = redb::Database::create(store_file(&dir)).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut meta = tx
+                .open_table(redb::TableDefinition::<&str, u64>::new("meta"))
+                .unwrap();
+            meta.insert("format_version", mqtt_store::FORMAT_VERSION + 1)
+                .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    for args in [&[][..], &["--start-fresh"][..]] {
+        let output = run(
+            Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
+                .args(["-p", &free_port().to_string()])
+                .args(args)
+                .env("RUST_LOG", "warn")
+                .current_dir(&dir),
+            Duration::from_secs(20),
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success(),
+            "{args:?}: started on a newer store"
+        );
+        assert!(
+            stderr.contains("format version 2"),
+            "{args:?}: unclear message: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn periodic_durability_keeps_what_was_written_before_the_last_sync() {
+    let dir = scratch_dir("durability-periodic");
+    let config = dir.join("broker.toml");
+    std::fs::write(&config, "durability = \"periodic 1s\"\n").unwrap();
+    let config = config.to_string_lossy().into_owned();
+    let port = free_port();
+    let guard = broker_with(&dir, port, &["-c", &config]);
+    let mut subscriber = Client::connect(port, "sub", false).unwrap();
+    subscriber.subscribe("t/#", 1).unwrap();
+    subscriber.disconnect();
+    let mut publisher = Client::connect(port, "pub", true).unwrap();
+    for n in 1..=20u16 {
+        let payload = n.to_string();
+        publisher
+            .publish(&format!("r/{n}"), payload.as_bytes(), 1, true, n)
+            .unwrap();
+        publisher
+            .publish("t/queued", payload.as_bytes(), 1, false, n)
+            .unwrap();
+    }
+    // Everything was acknowledged at once; after the 1 s interval (and a margin) it is on
+    // disk. A kill inside the interval may lose the interval: that is what periodic means.
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut killed = guard;
+    killed.0.kill().unwrap(); // SIGKILL
+    let _ = killed.0.wait();
+
+    let guard = broker_with(&dir, port, &["-c", &config]);
+    let kept = retained(port);
+    for n in 1..=20u16 {
+        assert_eq!(
+            kept.get(&format!("r/{n}")).map(Vec::as_slice),
+            Some(n.to_string().as_bytes()),
+            "retained r/{n} lost"
+        );
+    }
+    let mut subscriber = Client::connect(port, "sub", false).unwrap();
+    let got = subscriber.receive_all(Duration::from_millis(700));
+    assert_eq!(got.len(), 20, "queued messages: {got:?}");
+    stop_gracefully(guard);
 }

@@ -76,10 +76,12 @@ impl fmt::Display for ServerError {
             ServerError::Tls(why) => write!(f, "TLS: {why}"),
             ServerError::Bind(address, e) => write!(f, "cannot listen on {address}: {e}"),
             ServerError::Core(e) => write!(f, "broker limits: {e}"),
-            ServerError::Store(e) => write!(
+            ServerError::Store(e) if e.is_corrupt() => write!(
                 f,
-                "{e} (set start_fresh to keep it aside and start on an empty store)"
+                "{e} (start with --start-fresh, or start_fresh = true in the configuration, to \
+                 keep it aside and start on an empty store)"
             ),
+            ServerError::Store(e) => e.fmt(f),
             ServerError::InvalidTopic => f.write_str("invalid topic name"),
             ServerError::Stopped => f.write_str("the server has stopped"),
         }
