@@ -6,7 +6,7 @@
 #![allow(dead_code)]
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -27,8 +27,8 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Starts the binary with one anonymous listener and `extra` appended to the TOML file
-    /// (`extra` may hold top-level keys before any table, passed as `top`, and tables after).
+    /// Starts the binary with a TOML file holding the top-level keys `top`, one anonymous
+    /// loopback listener on a free port, then the tables `tables` (e.g. `[limits]`).
     pub fn start(test: &str, top: &str, tables: &str) -> Broker {
         Broker::start_with(test, top, tables, None)
     }
@@ -296,11 +296,6 @@ impl Raw {
         let (_, body) = self.expect_kind(9);
         suback_codes(self.v5, &body)
     }
-
-    /// Closes the write side (TCP FIN).
-    pub fn shutdown(&self) {
-        let _ = self.stream.shutdown(Shutdown::Write);
-    }
 }
 
 /// Splits one frame off the front of `buf`: (first byte, body, bytes used).
@@ -459,11 +454,6 @@ pub fn parse_publish(v5: bool, header: u8, body: &[u8]) -> (String, u16, Vec<u8>
         at += used + plen;
     }
     (topic, id, body[at..].to_vec())
-}
-
-/// The reason code of a DISCONNECT body (0 when absent).
-pub fn disconnect_reason(body: &[u8]) -> u8 {
-    body.first().copied().unwrap_or(0)
 }
 
 /// Writes `text` to `path`.
