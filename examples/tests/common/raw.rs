@@ -8,7 +8,7 @@
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{Guard, free_port, scratch_dir};
@@ -34,40 +34,54 @@ impl Broker {
     }
 
     /// Like [`Broker::start`], with the open-file limit of the broker set to `nofile` (through
-    /// `prlimit`, so no code runs between fork and exec in the test).
+    /// `prlimit`, so no code runs between fork and exec in the test). The broker's log goes to
+    /// `broker.log` in the scratch directory (a pipe nobody reads could fill and stall it). A
+    /// port taken between choosing and binding it is retried with another.
     pub fn start_with(test: &str, top: &str, tables: &str, nofile: Option<u64>) -> Broker {
         let dir = scratch_dir(test);
-        let port = free_port();
-        let conf = dir.join("broker.toml");
-        let text = format!(
-            "{top}\n[[listener]]\nbind_address = \"127.0.0.1\"\nport = {port}\nallow_anonymous = true\n\n{tables}\n"
-        );
-        std::fs::write(&conf, text).expect("write config");
-        let binary = env!("CARGO_BIN_EXE_mqtt-broker");
-        let mut command = match nofile {
-            Some(n) => {
-                let mut c = Command::new("prlimit");
-                c.arg(format!("--nofile={n}:{n}")).arg(binary);
-                c
+        for _attempt in 0..3 {
+            let port = free_port();
+            let conf = dir.join("broker.toml");
+            let text = format!(
+                "{top}\n[[listener]]\nbind_address = \"127.0.0.1\"\nport = {port}\nallow_anonymous = true\n\n{tables}\n"
+            );
+            std::fs::write(&conf, text).expect("write config");
+            let binary = env!("CARGO_BIN_EXE_mqtt-broker");
+            let mut command = match nofile {
+                Some(n) => {
+                    let mut c = Command::new("prlimit");
+                    c.arg(format!("--nofile={n}:{n}")).arg(binary);
+                    c
+                }
+                None => Command::new(binary),
+            };
+            let log = std::fs::File::create(dir.join("broker.log")).expect("log file");
+            command
+                .arg("-c")
+                .arg(&conf)
+                .env("RUST_LOG", "warn")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log);
+            let mut child = Guard(command.spawn().expect("spawn broker"));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Broker { child, port, dir };
+                }
+                if let Ok(Some(status)) = child.0.try_wait() {
+                    let log = std::fs::read_to_string(dir.join("broker.log")).unwrap_or_default();
+                    assert!(
+                        log.contains("in use"),
+                        "broker exited ({status}) before listening: {log}"
+                    );
+                    break; // the port was taken meanwhile: try another
+                }
+                assert!(Instant::now() < deadline, "broker did not listen on {port}");
+                std::thread::sleep(Duration::from_millis(20));
             }
-            None => Command::new(binary),
-        };
-        command
-            .arg("-c")
-            .arg(&conf)
-            .env("RUST_LOG", "warn")
-            .stdin(std::process::Stdio::null());
-        let child = Guard::spawn(&mut command);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
-                drop(stream);
-                break;
-            }
-            assert!(Instant::now() < deadline, "broker did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(20));
         }
-        Broker { child, port, dir }
+        panic!("no free port for the broker after 3 attempts");
     }
 
     /// A path inside the test's scratch directory.
