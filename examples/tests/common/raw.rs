@@ -57,6 +57,7 @@ impl Broker {
             };
             let log = std::fs::File::create(dir.join("broker.log")).expect("log file");
             command
+                .current_dir(&dir) // anything the broker writes stays in the test's directory
                 .arg("-c")
                 .arg(&conf)
                 .env("RUST_LOG", "warn")
