@@ -72,7 +72,8 @@ fn rows() -> Vec<Row> {
     let mut will_qos3 = connect_v5("w", 60, None);
     will_qos3[9] |= 0x04 | 0x18; // will flag + QoS 3 (payload lacks the will too)
     vec![
-        // Packets only a server sends.
+        // Packets only a server sends (a CONNACK from a v5 client crashed mosquitto 2.0.9,
+        // CVE-2021-28166).
         row(
             "MQTT-4.13.1-1",
             "CONNACK from a client",
@@ -227,6 +228,7 @@ fn rows() -> Vec<Row> {
             publish(true, "a/+", b"x", 0, 0, false),
             Disconnect(0x90),
         ),
+        // A zero-length topic crashed mosquitto 2.0.7 (CVE-2021-34432).
         row(
             "MQTT-4.7.3-1",
             "PUBLISH to an empty topic without alias",
