@@ -1,9 +1,10 @@
-//! Hardening: a declared remaining length is never trusted (NanoMQ's length-field overflows,
-//! mosquitto CVE-2017-7651 / CVE-2023-28366 style exhaustion). With the packet limit at the
-//! protocol maximum (256 MiB), 1,000 connections each declaring a 256 MB PUBLISH after CONNECT,
-//! and 1,000 more declaring it before CONNECT, must barely move the broker's resident memory:
-//! nothing is reserved for bytes that have not arrived. 2,000 client sockets stay well within
-//! the default open-file limit of this environment (20,000); the broker needs as many.
+//! Hardening: a declared remaining length is never trusted (NanoMQ's length-field overflows;
+//! mosquitto CVE-2017-7651, a huge CONNECT, and CVE-2023-0809, huge packets before CONNECT).
+//! With the packet limit at the protocol maximum (256 MiB), 1,000 connections each declaring a
+//! 256 MB PUBLISH after CONNECT, and 1,000 more declaring it before CONNECT, must barely move the
+//! broker's resident memory: nothing is reserved for bytes that have not arrived. 2,000 client
+//! sockets stay well within the default open-file limit of this environment (20,000); the
+//! broker needs as many.
 
 mod common;
 #[path = "common/raw.rs"]

@@ -1,9 +1,8 @@
-//! Hardening: the broker's size limits hold against a client that pushes them (mosquitto
-//! CVE-2021-34432 / CVE-2023-0809 style resource abuse). 10,000-level topic names and filters
-//! are refused by the depth limit (default 64); 100,000 subscriptions from one client are capped
-//! at the per-client limit (default 256, the rest refused with 0x97) with bounded memory;
-//! invalid shared subscriptions are refused; client identifiers over the limit (default 256
-//! bytes) are refused.
+//! Hardening: the broker's size limits hold against a client that pushes them. 10,000-level
+//! topic names and filters are refused by the depth limit (default 64); 100,000 subscriptions
+//! from one client are capped at the per-client limit (default 256, the rest refused with
+//! 0x97) with bounded memory; invalid shared subscriptions are refused; client identifiers over
+//! the limit (default 256 bytes) are refused.
 
 mod common;
 #[path = "common/raw.rs"]

@@ -1,7 +1,8 @@
 //! Hardening: QoS 2 exactly-once under a client re-sending the same packet id many times before
-//! PUBREL (delivered once, nothing lost, no growth), and QoS 1/2 floods from clients that never
-//! read their acknowledgements (bounded memory; other clients keep a low round-trip latency; a
-//! QoS 2 flooder that never releases is disconnected with 0x93 at the Receive Maximum).
+//! PUBREL (delivered once, nothing lost, no growth: mosquitto leaked here, CVE-2023-28366), and
+//! QoS 1/2 floods from clients that never read their acknowledgements (bounded memory; other
+//! clients keep a low round-trip latency; a QoS 2 flooder that never releases is disconnected
+//! with 0x93 at the Receive Maximum).
 
 mod common;
 #[path = "common/raw.rs"]
