@@ -10,6 +10,7 @@ use bytes::BytesMut;
 use mqtt_topic::TopicLimits;
 use mqtt_wire::ReasonCode;
 
+use crate::backpressure::Backpressure;
 use crate::config::Config;
 use crate::conn::{Conn, ConnectionId, ConnectionInfo, Phase};
 use crate::error::{ApiMisuse, ConfigError};
@@ -37,6 +38,8 @@ pub(crate) enum TimerKey {
     WillDelay(SessionId),
     /// `$SYS` statistics are published.
     Sys,
+    /// A paused publisher resumes, whether or not the queues it fed drained.
+    PublisherPause(ConnectionId),
 }
 
 /// A sans-IO MQTT broker. See the [crate documentation](crate) for the driving loop.
@@ -64,6 +67,8 @@ pub struct Broker {
     pub(crate) started: Option<Instant>,
     /// Records not yet handed out, and outputs waiting for durability.
     pub(crate) persist: PersistState,
+    /// Publishers paused for full subscriber queues.
+    pub(crate) backpressure: Backpressure,
 }
 
 impl std::fmt::Debug for Broker {
@@ -106,6 +111,7 @@ impl Broker {
             scratch: BytesMut::new(),
             started: None,
             persist: PersistState::default(),
+            backpressure: Backpressure::default(),
         }
     }
 
@@ -253,10 +259,12 @@ impl Broker {
     /// The connection is gone (EOF, error, or after an `Output::Close`).
     pub fn handle_closed(&mut self, conn: ConnectionId, now: Instant) -> Result<(), ApiMisuse> {
         self.tick(now);
-        if !self.conns.contains_key(&conn) {
+        let Some(c) = self.conns.get(&conn) else {
             return Err(ApiMisuse::UnknownConnection(conn.0));
-        }
+        };
+        let session = c.session();
         self.end_connection(conn, ReasonCode::UnspecifiedError, now);
+        self.backpressure_closed(conn, session, now);
         self.conns.remove(&conn);
         self.timers.cancel(TimerKey::Connect(conn));
         self.timers.cancel(TimerKey::KeepAlive(conn));
@@ -274,6 +282,7 @@ impl Broker {
                 TimerKey::SessionExpiry(session) => self.end_session(session, true, now),
                 TimerKey::WillDelay(session) => self.fire_will(session, now),
                 TimerKey::Sys => self.publish_sys(now),
+                TimerKey::PublisherPause(conn) => self.pause_expired(conn, now),
             }
         }
     }

@@ -67,6 +67,12 @@ pub struct Config {
     /// Whether changes of durable state are reported as [`Output::Persist`](crate::Output::Persist)
     /// and whether acknowledgements wait for them (off by default).
     pub persistence: Persistence,
+    /// Longest a publisher is paused (not read from) because a connected subscriber's queue it
+    /// feeds is above half of `max_queued_messages` / `max_queued_bytes`; it resumes as soon as
+    /// that queue is back under a quarter. After this long the publisher resumes anyway and
+    /// that subscriber's queue drops (and counts) what does not fit until it drains. Zero
+    /// disables pausing: a full queue drops at once.
+    pub max_publisher_pause: Duration,
 }
 
 impl Default for Config {
@@ -93,6 +99,7 @@ impl Default for Config {
             sys_interval: None,
             version_string: concat!("mqtt-broker-core ", env!("CARGO_PKG_VERSION")).to_owned(),
             persistence: Persistence::Off,
+            max_publisher_pause: Duration::from_secs(10),
         }
     }
 }

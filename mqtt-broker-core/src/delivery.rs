@@ -85,6 +85,7 @@ impl Broker {
             self.config.max_queued_messages,
             self.config.max_queued_bytes,
         );
+        self.queue_pressure(session, now);
         let Some(s) = self.sessions.get_mut(&session) else {
             return;
         };
@@ -102,10 +103,11 @@ impl Broker {
     pub(crate) fn pump(&mut self, session: SessionId, now: Instant) {
         while let Some((conn, id)) = self.send_slot(session) {
             let Some(delivery) = self.sessions.get_mut(&session).and_then(|s| s.queue.pop()) else {
-                return;
+                break;
             };
             self.send_in_window(session, conn, id, delivery, now);
         }
+        self.queue_drained(session, now);
     }
 
     /// The connection and a free packet identifier, when `session` may send one more QoS 1/2

@@ -90,6 +90,7 @@
 
 mod alias;
 mod auth;
+mod backpressure;
 mod broker;
 mod config;
 mod conn;

@@ -40,6 +40,18 @@ pub enum Output {
     /// [`Persistence::Sync`](crate::Persistence::Sync) mode) report the batch number with
     /// [`Broker::handle_persisted`](crate::Broker::handle_persisted).
     Persist(PersistBatch),
+    /// Stop reading from this connection: a subscriber queue its messages go to is filling up.
+    /// Bytes already handed over are still handled. Lasts until the matching
+    /// [`Output::ResumeReading`] (at most `Config::max_publisher_pause`) or the connection's end.
+    PauseReading {
+        /// The publisher's connection.
+        conn: ConnectionId,
+    },
+    /// Read from this connection again.
+    ResumeReading {
+        /// The publisher's connection.
+        conn: ConnectionId,
+    },
 }
 
 /// The credentials of a CONNECT whose authentication was deferred.

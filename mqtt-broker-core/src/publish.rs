@@ -131,7 +131,9 @@ impl Broker {
             Authorization::Deny(_) => ReasonCode::NotAuthorized,
         };
         if verdict == Authorization::Allow {
+            self.backpressure.publisher = Some(conn);
             self.route(name, message, now);
+            self.backpressure.publisher = None;
         }
         match qos {
             PublishQos::AtMostOnce => {}

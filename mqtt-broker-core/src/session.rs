@@ -90,6 +90,11 @@ impl Queue {
     pub(crate) fn len(&self) -> usize {
         self.items.len()
     }
+
+    /// Payload and topic bytes waiting.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
 }
 
 /// State kept per client identifier.

@@ -42,6 +42,8 @@ pub struct Harness {
     peers: HashMap<ConnectionId, Peer>,
     pub events: Vec<Event>,
     pub auth_requests: Vec<AuthRequest>,
+    /// `PauseReading` (`false`) and `ResumeReading` (`true`) outputs, in order.
+    pub reading: Vec<(ConnectionId, bool)>,
 }
 
 #[allow(clippy::disallowed_methods)]
@@ -74,6 +76,7 @@ impl Harness {
             peers: HashMap::new(),
             events: Vec::new(),
             auth_requests: Vec::new(),
+            reading: Vec::new(),
         }
     }
 
@@ -112,6 +115,8 @@ impl Harness {
                 }
                 Output::AuthRequest(request) => self.auth_requests.push(request),
                 Output::Event(event) => self.events.push(event),
+                Output::PauseReading { conn } => self.reading.push((conn, false)),
+                Output::ResumeReading { conn } => self.reading.push((conn, true)),
                 _ => {}
             }
         }

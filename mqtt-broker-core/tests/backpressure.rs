@@ -1,0 +1,151 @@
+//! Backpressure on the virtual clock: a publisher feeding a connected QoS 1 subscriber whose
+//! queue passes half its bound is paused, resumes when the queue drains under a quarter, and
+//! resumes anyway after `max_publisher_pause`, after which the full queue drops and counts.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use mqtt_broker_core::{DropReason, Event};
+use mqtt_wire::QoS;
+
+/// Queue bound 8 (high-water 4, low-water 2), window 2, pause at most 5 s.
+fn harness(pause: Duration) -> Harness {
+    Harness::with_config(config(|c| {
+        c.max_queued_messages = 8;
+        c.receive_maximum = 2;
+        c.max_publisher_pause = pause;
+    }))
+}
+
+/// A subscriber on `t` that does not acknowledge yet, and a publisher.
+fn subscriber_and_publisher(h: &mut Harness) -> (TestClient, TestClient) {
+    let sub = h.connect(V311, "sub");
+    h.subscribe(sub, "t", QoS::AtLeastOnce);
+    let publisher = h.connect(V311, "pub");
+    (sub, publisher)
+}
+
+fn publish_n(h: &mut Harness, publisher: TestClient, n: usize) {
+    for _ in 0..n {
+        h.publish(publisher, "t", b"m", QoS::AtLeastOnce, false);
+    }
+}
+
+fn dropped(h: &Harness) -> usize {
+    h.events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::MessageDropped {
+                    reason: DropReason::QueueFull,
+                    ..
+                }
+            )
+        })
+        .count()
+}
+
+#[test]
+fn publisher_is_paused_when_a_subscriber_queue_passes_half() {
+    let mut h = harness(Duration::from_secs(5));
+    let (_sub, publisher) = subscriber_and_publisher(&mut h);
+    publish_n(&mut h, publisher, 6); // 2 in the window, 4 queued: at the mark, not above
+    assert!(h.reading.is_empty());
+    publish_n(&mut h, publisher, 1);
+    assert_eq!(h.reading, vec![(publisher.conn, false)]);
+    publish_n(&mut h, publisher, 1); // already paused: no second pause
+    assert_eq!(h.reading.len(), 1);
+    assert_eq!(h.broker.stats().publishers_paused, 1);
+}
+
+#[test]
+fn publisher_resumes_once_the_queue_drains_and_nothing_is_lost() {
+    let mut h = harness(Duration::from_secs(5));
+    let (sub, publisher) = subscriber_and_publisher(&mut h);
+    publish_n(&mut h, publisher, 8);
+    assert_eq!(h.reading, vec![(publisher.conn, false)]);
+    let mut received = h.receive_and_ack(sub).len(); // 2 acked: 2 more sent, 4 left queued
+    assert_eq!(h.reading.len(), 1, "4 queued is above the low-water mark");
+    received += h.receive_and_ack(sub).len(); // 2 left queued: under a quarter
+    assert_eq!(
+        h.reading,
+        vec![(publisher.conn, false), (publisher.conn, true)]
+    );
+    while received < 8 {
+        let got = h.receive_and_ack(sub).len();
+        assert!(got > 0, "queue drains");
+        received += got;
+    }
+    assert_eq!(received, 8);
+    assert_eq!(dropped(&h), 0);
+    assert_eq!(h.broker.stats().publisher_pauses_expired, 0);
+}
+
+#[test]
+fn pause_ends_after_the_maximum_then_the_full_queue_drops_and_counts() {
+    let mut h = harness(Duration::from_secs(5));
+    let (_sub, publisher) = subscriber_and_publisher(&mut h);
+    publish_n(&mut h, publisher, 7);
+    assert_eq!(h.reading, vec![(publisher.conn, false)]);
+    h.advance(Duration::from_millis(4_999));
+    assert_eq!(h.reading.len(), 1, "still paused before the maximum");
+    h.advance(Duration::from_millis(1));
+    assert_eq!(
+        h.reading,
+        vec![(publisher.conn, false), (publisher.conn, true)]
+    );
+    assert_eq!(h.broker.stats().publisher_pauses_expired, 1);
+    publish_n(&mut h, publisher, 10); // queue: 5 + 10 > 8
+    assert_eq!(
+        h.reading.len(),
+        2,
+        "a stuck subscriber pauses its publisher only once"
+    );
+    assert_eq!(dropped(&h), 7);
+    assert_eq!(h.broker.stats().messages_queued, 8);
+}
+
+#[test]
+fn zero_maximum_pause_keeps_the_drop_policy() {
+    let mut h = harness(Duration::ZERO);
+    let (_sub, publisher) = subscriber_and_publisher(&mut h);
+    publish_n(&mut h, publisher, 12);
+    assert!(h.reading.is_empty());
+    assert_eq!(dropped(&h), 2);
+}
+
+#[test]
+fn subscriber_that_leaves_releases_its_publishers() {
+    let mut h = harness(Duration::from_secs(5));
+    let (sub, publisher) = subscriber_and_publisher(&mut h);
+    publish_n(&mut h, publisher, 7);
+    assert_eq!(h.reading, vec![(publisher.conn, false)]);
+    h.drop_connection(sub);
+    assert_eq!(
+        h.reading,
+        vec![(publisher.conn, false), (publisher.conn, true)]
+    );
+}
+
+#[test]
+fn the_publishers_own_session_pauses_nobody() {
+    let mut h = harness(Duration::from_secs(5));
+    let publisher = h.connect(V311, "pub");
+    h.subscribe(publisher, "t", QoS::AtLeastOnce);
+    // The publisher's own queue: acknowledging would need the reads it would pause.
+    for _ in 0..8 {
+        h.send(
+            publisher,
+            mqtt_wire::Packet::Publish(publish_packet(
+                "t",
+                b"m",
+                mqtt_wire::PublishQos::AtLeastOnce(id(7)),
+                false,
+            )),
+        );
+    }
+    assert!(h.reading.is_empty());
+}
