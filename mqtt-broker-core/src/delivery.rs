@@ -9,6 +9,7 @@ use mqtt_wire::{Ack, MqttStr, Packet, PacketId, Properties, Publish, PublishQos,
 use crate::alias::OutboundTopic;
 use crate::broker::Broker;
 use crate::conn::{ConnectionId, Phase};
+use crate::hooks::ClientRef;
 use crate::inflight::Outbound;
 use crate::message::{Delivery, Lifetime};
 use crate::output::{DropReason, Event};
@@ -26,6 +27,8 @@ pub(crate) enum SendOutcome {
     Expired,
     /// The connection is gone.
     NoConnection,
+    /// The authorizer refused this client read access to the topic: skipped silently.
+    Denied,
 }
 
 impl Broker {
@@ -67,7 +70,7 @@ impl Broker {
                 return;
             }
             match self.send_publish(conn, &delivery, None, false, now) {
-                SendOutcome::Sent | SendOutcome::NoConnection => {}
+                SendOutcome::Sent | SendOutcome::NoConnection | SendOutcome::Denied => {}
                 SendOutcome::TooLarge => self.dropped(session, DropReason::TooLarge),
                 SendOutcome::Expired => self.dropped(session, DropReason::Expired),
             }
@@ -151,7 +154,7 @@ impl Broker {
         match outcome {
             SendOutcome::TooLarge => self.dropped(session, DropReason::TooLarge),
             SendOutcome::Expired => self.dropped(session, DropReason::Expired),
-            SendOutcome::Sent | SendOutcome::NoConnection => {}
+            SendOutcome::Sent | SendOutcome::NoConnection | SendOutcome::Denied => {}
         }
     }
 
@@ -180,7 +183,31 @@ impl Broker {
         }
     }
 
-    /// Encodes one PUBLISH as a header chunk plus the shared payload chunk.
+    /// Whether the client on `conn` may receive `delivery` (read access), asked once per copy
+    /// sent; no allocation.
+    fn may_receive(&mut self, conn: ConnectionId, delivery: &Delivery) -> bool {
+        let Some(c) = self.conns.get(&conn) else {
+            return false;
+        };
+        let Some(s) = c.session().and_then(|id| self.sessions.get(&id)) else {
+            return false;
+        };
+        let client = ClientRef {
+            client_id: &s.client_id,
+            username: c.username.as_deref(),
+            info: &c.info,
+        };
+        let message = &delivery.message;
+        self.authorizer.authorize_delivery(
+            &client,
+            message.topic.as_str(),
+            delivery.qos,
+            delivery.retain,
+        )
+    }
+
+    /// Encodes one PUBLISH as a header chunk plus the shared payload chunk (after the read
+    /// check, except for resends).
     pub(crate) fn send_publish(
         &mut self,
         conn: ConnectionId,
@@ -189,6 +216,9 @@ impl Broker {
         dup: bool,
         now: Instant,
     ) -> SendOutcome {
+        if !dup && !self.may_receive(conn, delivery) {
+            return SendOutcome::Denied;
+        }
         let Some(c) = self.conns.get_mut(&conn) else {
             return SendOutcome::NoConnection;
         };

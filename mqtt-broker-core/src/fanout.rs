@@ -1,9 +1,11 @@
 //! Routing one message: update the retained store, find matching subscriptions, pick one member
 //! per shared group (round-robin, online members first), and shape a [`Delivery`] per session.
 //!
-//! 3.1/3.1.1 sessions get one copy at the highest matching QoS [MQTT311-3.3.5-1]; v5 sessions get one
-//! copy per matching subscription, each with its own identifier [MQTT5-3.3.4-5]. The payload is
-//! shared by every copy. Queued copies of a shared subscription follow the group when their
+//! A session matched by several non-shared subscriptions gets one copy at the highest matching
+//! QoS [MQTT311-3.3.5-1] [MQTT5-3.3.4-2] carrying every matching subscription identifier
+//! [MQTT5-3.3.4-4], retained if any of them has Retain As Published; a subscription excluded by
+//! No Local does not contribute. Each shared subscription adds its own copy for the member it
+//! picks. The payload is shared by every copy. Queued copies of a shared subscription follow the group when their
 //! session leaves it.
 
 use std::sync::Arc;
@@ -28,8 +30,8 @@ impl Broker {
         let mut targets = Vec::new();
         self.index.matches(&topic, &mut targets);
         let mut deliveries: Vec<(SessionId, Delivery)> = Vec::with_capacity(targets.len());
-        // A 3.1.1 session matched by several filters gets one copy: its first match records
-        // (this routing's number, index of its copy) in the session.
+        // A session matched by several non-shared filters gets one copy: its first match
+        // records (this routing's number, index of its copy) in the session.
         self.route_seq += 1;
         let seq = self.route_seq;
         for target in targets {
@@ -51,37 +53,35 @@ impl Broker {
             }
             let qos = message.qos.min(options.qos); // [MQTT5-3.8.4-8] [MQTT311-3.8.4-6]
             // [MQTT5-3.3.1-12] [MQTT5-3.3.1-13]; 3.1.1 always clears it [MQTT311-3.3.1-9].
-            let retain = options.retain_as_published && message.retain;
-            if s.version.is_v5() || share.is_some() {
-                deliveries.push((
-                    session,
-                    Delivery {
-                        message: Arc::clone(&message),
-                        qos,
-                        retain,
-                        subscription_ids: subscription.identifier.into_iter().collect(),
-                        share,
-                        stored: 0,
-                    },
-                ));
-            } else if s.route_mark.0 == seq {
+            let retain = s.version.is_v5() && options.retain_as_published && message.retain;
+            if share.is_none() && s.route_mark.0 == seq {
+                // Another filter of a session already served: merge into its one copy
+                // [MQTT5-3.3.4-2] [MQTT5-3.3.4-4] [MQTT311-3.3.5-1].
                 if let Some((_, delivery)) = deliveries.get_mut(s.route_mark.1) {
                     delivery.qos = delivery.qos.max(qos);
+                    delivery.retain |= retain;
+                    if let Some(id) = subscription.identifier
+                        && !delivery.subscription_ids.contains(&id)
+                    {
+                        delivery.subscription_ids.push(id);
+                    }
                 }
-            } else {
-                s.route_mark = (seq, deliveries.len());
-                deliveries.push((
-                    session,
-                    Delivery {
-                        message: Arc::clone(&message),
-                        qos,
-                        retain: false,
-                        subscription_ids: Vec::new(),
-                        share: None,
-                        stored: 0,
-                    },
-                ));
+                continue;
             }
+            if share.is_none() {
+                s.route_mark = (seq, deliveries.len());
+            }
+            deliveries.push((
+                session,
+                Delivery {
+                    message: Arc::clone(&message),
+                    qos,
+                    retain,
+                    subscription_ids: subscription.identifier.into_iter().collect(),
+                    share,
+                    stored: 0,
+                },
+            ));
         }
         for (session, delivery) in deliveries {
             self.deliver(session, delivery, now);

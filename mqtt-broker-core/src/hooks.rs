@@ -1,5 +1,5 @@
-//! Pluggable policy: who may connect, who may publish, subscribe or receive where, and the v5 enhanced
-//! authentication exchange.
+//! Pluggable policy: who may connect, who may publish, subscribe or receive where, and the v5
+//! enhanced authentication exchange.
 //!
 //! Hooks are called synchronously and must not block. A decision that needs I/O (a database, an
 //! HTTP call) answers [`AuthDecision::Defer`]: the broker then emits an

@@ -55,11 +55,13 @@
 //! 2. The packet is checked against the connection's state: topic alias resolved, topic name
 //!    validated, exactly-once bookkeeping for QoS 2, authorization, retained-store limits.
 //! 3. Routing updates the retained store, walks the subscription trie once, picks one member
-//!    per shared group (round-robin), and shapes one delivery per session (3.1.1: one copy at
-//!    the highest QoS; 5.0: one copy per subscription with its identifier).
+//!    per shared group (round-robin), and shapes one delivery per session: one copy at the
+//!    highest matching QoS carrying every matching subscription identifier (plus one per shared
+//!    subscription).
 //! 4. Each delivery goes out at once (QoS 0 if the outbox has room; QoS 1/2 if the client's
 //!    Receive Maximum allows) or waits in the session's bounded queue.
-//! 5. Going out, only a small header is encoded (into a shared scratch buffer); the
+//! 5. Going out, each copy is checked for read access ([`Authorizer::authorize_delivery`]),
+//!    then only a small header is encoded (into a shared scratch buffer); the
 //!    `Output::Transmit` carries it and the payload `Bytes` shared by every subscriber.
 //! 6. `handle_flushed` and acknowledgements free room; the queue drains in order.
 //!

@@ -257,33 +257,101 @@ fn mqtt311_3_3_5_1_overlapping_subscriptions_deliver_once_at_max_qos() {
     assert_eq!(got[0].qos.qos(), QoS::AtLeastOnce);
 }
 
-/// [MQTT5-3.3.4-2]: one copy per subscription, so the highest granted QoS is honoured.
+fn options(qos: QoS) -> SubscriptionOptions {
+    SubscriptionOptions {
+        qos,
+        ..SubscriptionOptions::default()
+    }
+}
+
+fn with_id(n: u32) -> Properties {
+    Properties::from(PropertyValues {
+        subscription_identifiers: vec![n],
+        ..PropertyValues::default()
+    })
+}
+
+/// [MQTT5-3.3.4-2] [MQTT5-3.3.4-4]: overlapping subscriptions of one session get one copy at
+/// the highest granted QoS, carrying every matching identifier.
 #[test]
-fn mqtt5_3_3_4_5_overlapping_subscriptions_each_carry_their_identifier() {
+fn mqtt5_3_3_4_4_overlapping_subscriptions_get_one_copy_with_every_identifier() {
     let mut h = Harness::new();
     let sub = h.connect(V5, "s");
-    let options = SubscriptionOptions {
-        qos: QoS::AtLeastOnce,
-        ..SubscriptionOptions::default()
-    };
-    let with_id = |n| {
-        Properties::from(PropertyValues {
-            subscription_identifiers: vec![n],
-            ..PropertyValues::default()
-        })
-    };
-    h.subscribe_with(sub, "a/#", options, with_id(1));
-    h.subscribe_with(sub, "a/+", options, with_id(2));
+    h.subscribe_with(sub, "a/#", options(QoS::AtMostOnce), with_id(1));
+    h.subscribe_with(sub, "a/+", options(QoS::AtLeastOnce), with_id(2));
+    h.subscribe(sub, "a/b", QoS::AtMostOnce); // no identifier: adds none
     let p = h.connect(V5, "p");
-    h.publish(p, "a/b", b"x", QoS::AtLeastOnce, false);
+    h.publish(p, "a/b", b"x", QoS::ExactlyOnce, false);
     let got = h.publishes(sub);
-    assert_eq!(got.len(), 2);
-    let mut ids: Vec<Vec<u32>> = got
+    assert_eq!(got.len(), 1, "[MQTT5-3.3.4-2] one copy");
+    assert_eq!(
+        got[0].qos.qos(),
+        QoS::AtLeastOnce,
+        "the highest granted QoS"
+    );
+    let mut ids = got[0].properties.subscription_identifiers.clone();
+    ids.sort_unstable();
+    assert_eq!(ids, vec![1, 2], "[MQTT5-3.3.4-4]");
+}
+
+/// [MQTT5-3.8.3-3]: a No Local subscription does not contribute to the merged copy of the
+/// publisher's own message: neither its identifier nor its Retain As Published.
+#[test]
+fn mqtt5_3_8_3_3_no_local_subscription_does_not_contribute_to_the_copy() {
+    let mut h = Harness::new();
+    let c = h.connect(V5, "c");
+    let no_local = SubscriptionOptions {
+        no_local: true,
+        retain_as_published: true,
+        ..options(QoS::AtMostOnce)
+    };
+    h.subscribe_with(c, "t", no_local, with_id(1));
+    h.subscribe_with(c, "#", options(QoS::AtMostOnce), with_id(2));
+    h.publish(c, "t", b"mine", QoS::AtMostOnce, true);
+    let got = h.publishes(c);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].properties.subscription_identifiers, vec![2]);
+    assert!(!got[0].retain, "[MQTT5-3.3.1-12]");
+}
+
+/// [MQTT5-3.3.1-12] [MQTT5-3.3.1-13]: the merged copy of a retained message keeps RETAIN=1 when
+/// any contributing subscription has Retain As Published.
+#[test]
+fn mqtt5_3_3_1_12_merged_copy_is_retained_if_any_subscription_retains_as_published() {
+    for (retain_as_published, expected) in [(true, true), (false, false)] {
+        let mut h = Harness::new();
+        let sub = h.connect(V5, "s");
+        h.subscribe(sub, "#", QoS::AtMostOnce);
+        let as_published = SubscriptionOptions {
+            retain_as_published,
+            ..options(QoS::AtMostOnce)
+        };
+        h.subscribe_with(sub, "t", as_published, Properties::default());
+        let p = h.connect(V5, "p");
+        h.publish(p, "t", b"x", QoS::AtMostOnce, true);
+        let got = h.publishes(sub);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].retain, expected);
+    }
+}
+
+/// Section 4.8.2: a shared subscription's copy stays separate from the session's merged copy.
+#[test]
+fn mqtt5_shared_subscription_copy_is_not_merged() {
+    let mut h = Harness::new();
+    let sub = h.connect(V5, "s");
+    h.subscribe_with(sub, "$share/g/t", options(QoS::AtMostOnce), with_id(1));
+    h.subscribe_with(sub, "t", options(QoS::AtMostOnce), with_id(2));
+    h.subscribe_with(sub, "+", options(QoS::AtMostOnce), with_id(3));
+    let p = h.connect(V5, "p");
+    h.publish(p, "t", b"x", QoS::AtMostOnce, false);
+    let mut ids: Vec<Vec<u32>> = h
+        .publishes(sub)
         .iter()
         .map(|p| p.properties.subscription_identifiers.clone())
         .collect();
     ids.sort();
-    assert_eq!(ids, vec![vec![1], vec![2]], "[MQTT5-3.3.4-3]");
+    assert_eq!(ids, vec![vec![1], vec![2, 3]]);
 }
 
 #[test]

@@ -329,3 +329,77 @@ fn session_count_is_bounded() {
         assert!(present, "an existing session can still be resumed");
     }
 }
+
+/// Refuses delivery (read access) of the topics in a list shared with the test, so the test
+/// can revoke access while sessions live, as a reloaded ACL does.
+struct ReadDenied(std::sync::Arc<std::sync::Mutex<Vec<&'static str>>>);
+
+impl mqtt_broker_core::Authorizer for ReadDenied {
+    fn authorize_publish(
+        &mut self,
+        _: &mqtt_broker_core::ClientRef<'_>,
+        _: &str,
+        _: QoS,
+        _: bool,
+    ) -> mqtt_broker_core::Authorization {
+        mqtt_broker_core::Authorization::Allow
+    }
+    fn authorize_subscribe(
+        &mut self,
+        _: &mqtt_broker_core::ClientRef<'_>,
+        _: &str,
+        _: QoS,
+    ) -> mqtt_broker_core::Authorization {
+        mqtt_broker_core::Authorization::Allow
+    }
+    fn authorize_delivery(
+        &mut self,
+        client: &mqtt_broker_core::ClientRef<'_>,
+        topic: &str,
+        _: QoS,
+        _: bool,
+    ) -> bool {
+        client.client_id != "s" || !self.0.lock().is_ok_and(|denied| denied.contains(&topic))
+    }
+}
+
+/// Read access is checked for every copy when it goes out: routed, retained at subscribe, and
+/// queued for an offline session before the access was revoked.
+#[test]
+fn delivery_authorization_filters_routed_retained_and_queued_copies() {
+    for version in [V311, V5] {
+        let denied = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let broker =
+            Broker::new(Config::default()).with_authorizer(Box::new(ReadDenied(denied.clone())));
+        let mut h = Harness::with_broker(broker);
+        let (sub, _) = persistent(&mut h, version, "s");
+        h.subscribe(sub, "home/#", QoS::AtLeastOnce);
+        h.disconnect(sub, ReasonCode::Success);
+        let p = h.connect(version, "p");
+        h.publish(p, "home/secret", b"queued", QoS::AtLeastOnce, true);
+        h.publish(p, "home/open", b"queued", QoS::AtLeastOnce, false);
+        denied.lock().unwrap().push("home/secret");
+        let (sub, present) = persistent(&mut h, version, "s");
+        assert!(present);
+        let topics = |got: Vec<mqtt_wire::Publish>| -> Vec<String> {
+            got.iter().map(|p| p.topic().to_owned()).collect()
+        };
+        let got = h.publishes(sub);
+        assert_eq!(topics(got), ["home/open"], "queued copy of a revoked topic");
+        h.publish(p, "home/secret", b"routed", QoS::AtMostOnce, false);
+        h.publish(p, "home/open", b"routed", QoS::AtMostOnce, false);
+        assert_eq!(topics(h.publishes(sub)), ["home/open"], "routed copies");
+        h.subscribe(sub, "home/+", QoS::AtMostOnce);
+        assert!(
+            h.publishes(sub).is_empty(),
+            "retained copy of a revoked topic"
+        );
+        let other = h.connect(version, "o");
+        h.subscribe(other, "home/+", QoS::AtMostOnce);
+        assert_eq!(
+            topics(h.publishes(other)),
+            ["home/secret"],
+            "others still read it"
+        );
+    }
+}
