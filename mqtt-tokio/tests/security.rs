@@ -137,3 +137,61 @@ fn a_missing_acl_file_stops_the_start() {
         .block_on(mqtt_tokio::Server::builder(parse_toml(&toml).expect("test setup")).start());
     assert!(matches!(started, Err(mqtt_tokio::ServerError::Security(_))));
 }
+
+/// mosquitto's model: a SUBSCRIBE is checked as a whole filter, every delivery by read access.
+/// `home/#` is granted despite `topic deny home/secret`, which is simply never delivered; and
+/// when a reload revokes read access, nothing of that topic reaches the client any more: not
+/// what was queued for its persistent session, not the retained message, not new messages
+/// (the retained case is the one CVE-2018-12546 is about).
+#[test]
+fn reload_revoking_read_access_stops_queued_retained_and_new_messages() {
+    let test = "reload_revoking_read_access_stops_queued_retained_and_new_messages";
+    if !have_clients(test) {
+        return;
+    }
+    let dir = scratch_dir(test);
+    let passwords = password_line("alice", "a") + &password_line("bob", "b");
+    let acl = "user alice\ntopic write home/#\nuser bob\ntopic read home/#\n";
+    let server = server_with(&dir, &passwords, Some(acl));
+    let port = server.port(0);
+    let alice = ["-u", "alice", "-P", "a"];
+    let bob_args = [
+        "-u", "bob", "-P", "b", "-i", "bob", "-c", "-q", "1", "-t", "home/#",
+    ];
+    // A persistent session subscribed to home/#, then offline.
+    drop(Subscriber::start(port, &bob_args, "home/probe", &alice));
+    let pub_args = |extra: &[&'static str]| [extra, &alice[..]].concat();
+    publish_ok(
+        port,
+        &pub_args(&["-t", "home/secret", "-m", "kept", "-r", "-q", "1"]),
+    );
+    publish_ok(
+        port,
+        &pub_args(&["-t", "home/open", "-m", "queued", "-q", "1"]),
+    );
+    let revoked = format!("{acl}topic deny home/secret\n");
+    std::fs::write(dir.join("acl"), revoked).expect("test setup");
+    assert!(server.server().reload_security().is_empty());
+    // Reconnect: the session resumes and subscribes to home/# again (granted).
+    let bob = Subscriber::start(port, &bob_args, "home/probe", &alice);
+    let mut got = bob.early.clone();
+    if got.is_empty() {
+        got = bob.expect_lines(1);
+    }
+    assert_eq!(
+        got,
+        ["home/open queued"],
+        "the queued message that is still readable"
+    );
+    bob.expect_silence(Duration::from_millis(500));
+    publish_ok(
+        port,
+        &pub_args(&["-t", "home/secret", "-m", "new", "-q", "1"]),
+    );
+    publish_ok(
+        port,
+        &pub_args(&["-t", "home/open", "-m", "new", "-q", "1"]),
+    );
+    assert_eq!(bob.expect_lines(1), ["home/open new"]);
+    bob.expect_silence(Duration::from_millis(300));
+}

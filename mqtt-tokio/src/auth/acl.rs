@@ -18,10 +18,12 @@
 //! identifier containing `+`, `#` or `/` makes every `%u` / `%c` pattern match nothing, so it
 //! cannot widen a pattern into someone else's topics (CVE-2017-7650).
 //!
-//! Subscriptions are checked against the rules as a whole filter: a subscription is granted when
-//! a read rule covers every topic it can match, and refused when a deny rule shares a topic with
-//! it. (mosquitto instead grants every subscription and filters each delivery; the broker core
-//! has no per-delivery hook, so we refuse up front what could leak.)
+//! As in mosquitto, a subscription is checked as a whole filter and every delivery is checked
+//! again by topic: a SUBSCRIBE is granted when a read rule covers every topic the filter can
+//! match and no deny rule covers the whole filter; each message is then delivered only if the
+//! client may read its topic ([`AclFile::allows_read`], asked by the broker core for every copy).
+//! So `topic read home/#` with `topic deny home/secret` grants `home/#` and never delivers
+//! `home/secret`, and a reload that revokes read access also stops retained and queued messages.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -151,23 +153,27 @@ impl AclFile {
 
     /// May this client publish to `topic`?
     pub fn allows_publish(&self, username: Option<&str>, client_id: &str, topic: &str) -> bool {
-        self.decide(username, client_id, |rule| {
-            topic_matches(&rule.filter, topic).then_some(rule.grant.allows(Want::Write))
-        })
+        self.decide_topic(username, client_id, topic, Want::Write)
     }
 
-    /// May this client receive a message published to `topic`?
+    /// May this client receive a message published to `topic`? Asked for every delivery, so it
+    /// allocates nothing.
     pub fn allows_read(&self, username: Option<&str>, client_id: &str, topic: &str) -> bool {
-        self.decide(username, client_id, |rule| {
-            topic_matches(&rule.filter, topic).then_some(rule.grant.allows(Want::Read))
-        })
+        self.decide_topic(username, client_id, topic, Want::Read)
     }
 
     /// May this client subscribe to `filter`? Granted when a read rule covers every topic the
-    /// filter can match; refused when a deny rule shares a topic with it.
+    /// filter can match; refused when a deny rule covers the whole filter. A deny rule covering
+    /// only part of it does not refuse: those topics are filtered per delivery by
+    /// [`AclFile::allows_read`]. A shared subscription `$share/NAME/FILTER` is checked by its
+    /// `FILTER`, the topics it reads.
     pub fn allows_subscribe(&self, username: Option<&str>, client_id: &str, filter: &str) -> bool {
+        let filter = filter
+            .strip_prefix("$share/")
+            .and_then(|rest| rest.split_once('/'))
+            .map_or(filter, |(_, filter)| filter);
         self.decide(username, client_id, |rule| match rule.grant {
-            Grant::Deny => filters_intersect(&rule.filter, filter).then_some(false),
+            Grant::Deny => filter_covers(&rule.filter, filter).then_some(false),
             grant => {
                 (grant.allows(Want::Read) && filter_covers(&rule.filter, filter)).then_some(true)
             }
@@ -182,11 +188,7 @@ impl AclFile {
         client_id: &str,
         mut answer: impl FnMut(&Rule) -> Option<bool>,
     ) -> bool {
-        let own = match username {
-            Some(name) => self.users.get(name).map(Vec::as_slice).unwrap_or_default(),
-            None => &self.anonymous,
-        };
-        for rule in own {
+        for rule in self.own_rules(username) {
             if let Some(decision) = answer(rule) {
                 return decision;
             }
@@ -204,6 +206,36 @@ impl AclFile {
             }
         }
         false
+    }
+
+    /// [`AclFile::decide`] for a topic name, without allocating: the first rule matching
+    /// `topic` decides, patterns matched with `%u` / `%c` filled in as they are compared.
+    fn decide_topic(
+        &self,
+        username: Option<&str>,
+        client_id: &str,
+        topic: &str,
+        want: Want,
+    ) -> bool {
+        if let Some(rule) = self
+            .own_rules(username)
+            .iter()
+            .find(|rule| topic_matches(&rule.filter, topic))
+        {
+            return rule.grant.allows(want);
+        }
+        self.patterns
+            .iter()
+            .find(|p| pattern_matches(&p.filter, username, client_id, topic) == Some(true))
+            .is_some_and(|p| p.grant.allows(want))
+    }
+
+    /// The client's own rules: its user's, or the anonymous ones.
+    fn own_rules(&self, username: Option<&str>) -> &[Rule] {
+        match username {
+            Some(name) => self.users.get(name).map(Vec::as_slice).unwrap_or_default(),
+            None => &self.anonymous,
+        }
     }
 }
 
@@ -267,6 +299,64 @@ fn substitute(pattern: &str, username: Option<&str>, client_id: &str) -> Option<
     Some(out)
 }
 
+/// [`topic_matches`] of the pattern as [`substitute`] would fill it in, compared level by level
+/// without allocating (a value never holds `/`, so levels stay aligned); `None` when the
+/// pattern cannot apply to this client.
+fn pattern_matches(
+    pattern: &str,
+    username: Option<&str>,
+    client_id: &str,
+    topic: &str,
+) -> Option<bool> {
+    let safe = |v: &&str| !v.is_empty() && !v.contains(['+', '#', '/']);
+    let user = username.filter(safe);
+    let client = Some(client_id).filter(safe);
+    if (pattern.contains("%u") && user.is_none()) || (pattern.contains("%c") && client.is_none()) {
+        return None;
+    }
+    let (user, client) = (user.unwrap_or_default(), client.unwrap_or_default());
+    // A filled-in first level equals the topic's, `$` included; only wildcards need the guard.
+    if topic.starts_with('$') && matches!(pattern.split('/').next(), Some("+" | "#")) {
+        return Some(false);
+    }
+    let mut p = pattern.split('/');
+    let mut t = topic.split('/');
+    loop {
+        match (p.next(), t.next()) {
+            (Some("#"), _) => return Some(true),
+            (Some("+"), Some(_)) => {}
+            (Some(level), Some(actual)) if fills_to(level, user, client, actual) => {}
+            (None, None) => return Some(true),
+            _ => return Some(false),
+        }
+    }
+}
+
+/// Whether pattern `level`, with `%u` and `%c` replaced, equals `actual`.
+fn fills_to(level: &str, user: &str, client: &str, actual: &str) -> bool {
+    let mut rest = level;
+    let mut actual = actual;
+    while let Some(at) = rest.find('%') {
+        let Some(tail) = actual.strip_prefix(&rest[..at]) else {
+            return false;
+        };
+        let after = &rest[at + 1..];
+        let (value, next) = if let Some(next) = after.strip_prefix('u') {
+            (user, next)
+        } else if let Some(next) = after.strip_prefix('c') {
+            (client, next)
+        } else {
+            ("%", after)
+        };
+        let Some(tail) = tail.strip_prefix(value) else {
+            return false;
+        };
+        actual = tail;
+        rest = next;
+    }
+    actual == rest
+}
+
 /// Whether two filters or topics can relate at all: a rule or filter whose first level is not a
 /// `$` word never reaches a `$` topic [MQTT-4.7.2-1].
 fn dollar_guard(a: &str, b: &str) -> bool {
@@ -305,24 +395,6 @@ fn filter_covers(outer: &str, inner: &str) -> bool {
             (Some("+"), Some(_)) => {}
             (Some(a), Some(b)) if a == b => {}
             (None, None) => return true,
-            _ => return false,
-        }
-    }
-}
-
-/// Is there a topic matched by both filters?
-fn filters_intersect(a: &str, b: &str) -> bool {
-    if !dollar_guard(a, b) {
-        return false;
-    }
-    let mut x = a.split('/');
-    let mut y = b.split('/');
-    loop {
-        match (x.next(), y.next()) {
-            (Some("#"), _) | (_, Some("#")) => return true,
-            (None, None) => return true,
-            (Some("+"), Some(_)) | (Some(_), Some("+")) => {}
-            (Some(p), Some(q)) if p == q => {}
             _ => return false,
         }
     }
@@ -438,13 +510,21 @@ pattern readwrite shared/info
     }
 
     #[test]
-    fn subscriptions_must_be_covered_and_clear_of_denials() {
+    fn subscriptions_must_be_covered_and_not_wholly_denied() {
         let acl = acl();
         assert!(acl.allows_subscribe(Some("alice"), "c", "home/kitchen/#"));
         assert!(acl.allows_subscribe(Some("alice"), "c", "home/+/light"));
-        // Could receive home/secret.
-        assert!(!acl.allows_subscribe(Some("alice"), "c", "home/#"));
-        assert!(!acl.allows_subscribe(Some("alice"), "c", "home/+"));
+        // Partly denied: granted, and home/secret is filtered out per delivery.
+        assert!(acl.allows_subscribe(Some("alice"), "c", "home/#"));
+        assert!(acl.allows_subscribe(Some("alice"), "c", "home/+"));
+        assert!(!acl.allows_read(Some("alice"), "c", "home/secret"));
+        assert!(acl.allows_read(Some("alice"), "c", "home/door"));
+        // Wholly denied.
+        assert!(!acl.allows_subscribe(Some("alice"), "c", "home/secret"));
+        // Shared subscriptions by their filter.
+        assert!(acl.allows_subscribe(Some("alice"), "c", "$share/g/home/#"));
+        assert!(!acl.allows_subscribe(Some("alice"), "c", "$share/g/home/secret"));
+        assert!(!acl.allows_subscribe(Some("bob"), "c", "$share/g/home/+"));
         // Write-only rules do not grant subscriptions.
         assert!(!acl.allows_subscribe(Some("alice"), "c", "cmnd/lamp/POWER"));
         // Wider than the grant.
@@ -481,16 +561,62 @@ pattern readwrite shared/info
     }
 
     #[test]
+    fn patterns_match_in_place_as_substituted() {
+        let patterns = [
+            "%u/#",
+            "a/%c",
+            "a/x%uy/+",
+            "%%u/b",
+            "+/%c",
+            "#",
+            "a/%z",
+            "%c%u",
+            "a/%u/%c/b",
+        ];
+        let clients = [
+            (Some("bob"), "c1"),
+            (Some("$SYS"), "c"),
+            (None, "c1"),
+            (Some("b+"), "c/d"),
+            (Some(""), "c1"),
+        ];
+        let topics = [
+            "bob/x",
+            "a/c1",
+            "a/xboby/q",
+            "%bob/b",
+            "q/c1",
+            "$SYS/x",
+            "a/%z",
+            "c1bob",
+            "a/bob/c1/b",
+            "a/bob/c1",
+            "c/d",
+            "$SYS",
+            "",
+        ];
+        for pattern in patterns {
+            for (user, client) in clients {
+                for topic in topics {
+                    let expected = substitute(pattern, user, client)
+                        .map(|filter| topic_matches(&filter, topic));
+                    assert_eq!(
+                        pattern_matches(pattern, user, client, topic),
+                        expected,
+                        "{pattern} {user:?} {client} {topic}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn filter_relations() {
         assert!(filter_covers("a/#", "a"));
         assert!(filter_covers("a/#", "a/+/c"));
         assert!(filter_covers("+/b", "x/b"));
         assert!(!filter_covers("a/+", "a/#"));
         assert!(!filter_covers("a/b", "a/+"));
-        assert!(filters_intersect("a/+", "+/b"));
-        assert!(filters_intersect("a/#", "a"));
-        assert!(!filters_intersect("a/b", "a/c"));
-        assert!(!filters_intersect("a/b", "a/b/c"));
         assert!(topic_matches("stat/+/POWER", "stat/lamp/POWER"));
         assert!(!topic_matches("stat/+/POWER", "stat/lamp/x/POWER"));
         assert!(topic_matches("a/#", "a"));
