@@ -63,7 +63,8 @@ fn declared_256_mb_reserves_nothing() {
     );
     assert!(rtt < Duration::from_millis(200), "probe ping took {rtt:?}");
 
-    // The connections that never sent a whole CONNECT are closed by the connect deadline.
+    // The connections that never sent a whole CONNECT are closed: at once when their first
+    // byte is not CONNECT, by the connect deadline otherwise.
     let deadline = Instant::now() + Duration::from_secs(8);
     for c in held.iter_mut().skip(CONNECTIONS) {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -77,4 +78,41 @@ fn declared_256_mb_reserves_nothing() {
     }
     drop(held);
     probe.ping();
+}
+
+/// Bytes of junk each connection sends after its non-CONNECT fixed header.
+const JUNK: usize = 512 * 1024;
+
+/// CVE-2023-0809: a first packet that is not CONNECT is refused from its first byte, so its
+/// body is never buffered; 200 connections each sending half a megabyte of it barely move RSS.
+#[test]
+fn a_first_packet_that_is_not_connect_is_refused_at_once() {
+    let broker = Broker::start("hardening_length_first", "", "");
+    let baseline = broker.rss_kib();
+    let junk = vec![0u8; JUNK];
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        let mut c = broker.tcp();
+        c.stream
+            .set_write_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        let mut header = vec![0x30]; // PUBLISH declaring 900 KiB, within the 1 MiB limit
+        header.extend(raw::varint(900 * 1024));
+        c.send(&header);
+        c.send(&junk);
+        held.push(c);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let loaded = broker.rss_kib();
+    eprintln!("RSS {baseline} -> {loaded} KiB after 200 x {JUNK} bytes of pre-CONNECT junk");
+    for c in &mut held {
+        assert!(
+            matches!(c.read(Duration::from_secs(2)), Got::Closed),
+            "not closed"
+        );
+    }
+    assert!(
+        loaded.saturating_sub(baseline) < 32 * 1024,
+        "RSS {baseline} -> {loaded} KiB"
+    );
 }

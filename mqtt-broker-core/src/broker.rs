@@ -13,7 +13,7 @@ use mqtt_wire::ReasonCode;
 use crate::backpressure::Backpressure;
 use crate::config::Config;
 use crate::conn::{Conn, ConnectionId, ConnectionInfo, Phase};
-use crate::error::{ApiMisuse, ConfigError};
+use crate::error::{ApiMisuse, ConfigError, ProtocolViolation};
 use crate::hooks::{AllowAll, Authenticator, Authorizer, EnhancedAuthenticator, NoEnhancedAuth};
 use crate::idmap::IdMap;
 use crate::message::Message;
@@ -209,6 +209,20 @@ impl Broker {
             return Ok(()); // [MQTT5-3.1.4-6] [MQTT311-3.1.4-5]: ignore whatever follows a refusal or a close
         }
         self.stats.bytes_received += data.len() as u64;
+        if matches!(c.phase, Phase::AwaitingConnect)
+            && c.read_buf.is_empty()
+            && data.first().is_some_and(|first| first >> 4 != 1)
+        {
+            // [MQTT-3.1.0-1]: refused from its first byte, before any of its body is buffered
+            // (mosquitto CVE-2023-0809 buffered what such packets declared).
+            let violation = ProtocolViolation::new(
+                "MQTT-3.1.0-1",
+                "first packet is not CONNECT",
+                ReasonCode::ProtocolError,
+            );
+            self.protocol_error(conn, violation, now);
+            return Ok(());
+        }
         c.read_buf.extend_from_slice(data);
         loop {
             let Some(c) = self.conns.get_mut(&conn) else {
