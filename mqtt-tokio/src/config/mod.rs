@@ -196,6 +196,10 @@ pub struct Limits {
     pub sys_interval: u64,
     /// Seconds a new connection has to send its CONNECT (default 10).
     pub connect_timeout: u64,
+    /// Longest pause, in seconds, of a publisher whose messages fill a connected QoS 1/2
+    /// subscriber's queue past half; after it the queue drops what does not fit (default 10;
+    /// 0 never pauses and drops at once).
+    pub max_publisher_pause: u64,
 }
 
 /// Largest packet the protocol can express: 256 MiB of remaining length plus a fixed header.
@@ -210,6 +214,7 @@ impl Default for Limits {
             max_keepalive: 0,
             sys_interval: 10,
             connect_timeout: 10,
+            max_publisher_pause: 10,
         }
     }
 }
@@ -252,6 +257,7 @@ impl Limits {
         core.max_keep_alive = self.max_keepalive;
         core.sys_interval = (self.sys_interval > 0).then(|| Duration::from_secs(self.sys_interval));
         core.connect_timeout = Duration::from_secs(self.connect_timeout);
+        core.max_publisher_pause = Duration::from_secs(self.max_publisher_pause);
         core
     }
 }
@@ -286,10 +292,12 @@ mod tests {
             max_inflight_messages: 5,
             message_size_limit: 0,
             sys_interval: 0,
+            max_publisher_pause: 3,
             ..Limits::default()
         };
         let core = limits.apply(mqtt_broker_core::Config::default());
         assert_eq!(core.receive_maximum, 5);
+        assert_eq!(core.max_publisher_pause, Duration::from_secs(3));
         assert_eq!(core.max_packet_size, PROTOCOL_MAX_PACKET);
         assert!(core.max_outbox_bytes >= PROTOCOL_MAX_PACKET as usize);
         assert_eq!(core.sys_interval, None);

@@ -67,6 +67,7 @@ mod tests {
             max_keepalive = 60
             sys_interval = 0
             connect_timeout = 3
+            max_publisher_pause = 7
         "#;
         let config = parse_toml(text).unwrap();
         assert_eq!(config.password_file.as_deref(), Some("/p".as_ref()));
@@ -92,6 +93,7 @@ mod tests {
                 max_keepalive: 60,
                 sys_interval: 0,
                 connect_timeout: 3,
+                max_publisher_pause: 7,
             }
         );
     }

@@ -13,6 +13,7 @@ use mqtt_broker_core::{Broker, ConnectionId, ConnectionInfo, Event, Message, Out
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
+use super::read_gate::ReadGate;
 use super::storage::Storage;
 use super::write_queue::WriteQueue;
 
@@ -24,6 +25,7 @@ pub(crate) enum Input {
         conn: ConnectionId,
         info: Box<ConnectionInfo>,
         queue: Arc<WriteQueue>,
+        gate: Arc<ReadGate>,
     },
     /// Bytes arrived.
     Bytes { conn: ConnectionId, data: Bytes },
@@ -44,6 +46,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 struct ConnEntry {
     queue: Arc<WriteQueue>,
+    gate: Arc<ReadGate>,
     peer: Option<SocketAddr>,
 }
 
@@ -112,10 +115,15 @@ impl BrokerTask {
     fn handle(&mut self, input: Input) {
         let now = Instant::now();
         let result = match input {
-            Input::Open { conn, info, queue } => {
+            Input::Open {
+                conn,
+                info,
+                queue,
+                gate,
+            } => {
                 debug!(%conn, peer = ?info.peer, "new connection");
                 let peer = info.peer;
-                self.conns.insert(conn, ConnEntry { queue, peer });
+                self.conns.insert(conn, ConnEntry { queue, gate, peer });
                 self.broker.handle_open(conn, *info, now)
             }
             Input::Bytes { conn, data } => self.broker.handle_bytes(conn, &data, now),
@@ -161,6 +169,17 @@ impl BrokerTask {
                     }
                 }
                 Output::Event(event) => self.log_event(event),
+                Output::PauseReading { conn } => {
+                    if let Some(entry) = self.conns.get(&conn) {
+                        debug!(%conn, "pausing a publisher: a subscriber queue is filling up");
+                        entry.gate.pause();
+                    }
+                }
+                Output::ResumeReading { conn } => {
+                    if let Some(entry) = self.conns.get(&conn) {
+                        entry.gate.resume();
+                    }
+                }
                 Output::Persist(batch) => match &self.storage {
                     Some(storage) => storage.write(batch),
                     None => error!("persistence batch without a store"),

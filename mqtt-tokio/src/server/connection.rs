@@ -6,6 +6,8 @@
 //! Each connection has at most [`INPUT_CREDIT`] bytes handed to the broker task and not yet
 //! handled: the shared input channel is first come, first served, so without this one client
 //! flooding it could queue megabytes ahead of every other client's next packet.
+//! The broker can also close the connection's [`ReadGate`] while a subscriber queue its
+//! messages go to is filling up (`Output::PauseReading`), for a bounded time.
 //!
 //! When the broker ends a connection, the socket is closed gracefully (within [`LINGER`] for
 //! a client that does not read): the write side is shut down after the last packet (typically a DISCONNECT with its reason code) and whatever the
@@ -22,6 +24,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tracing::debug;
 
 use super::broker_task::Input;
+use super::read_gate::ReadGate;
 use super::transport::{ByteSink, ByteSource};
 use super::write_queue::{Next, WriteQueue};
 
@@ -55,16 +58,18 @@ pub(crate) async fn drive(
     queue_cap: usize,
 ) {
     let queue = Arc::new(WriteQueue::new(queue_cap));
+    let gate = Arc::new(ReadGate::default());
     let open = Input::Open {
         conn,
         info: Box::new(info),
         queue: queue.clone(),
+        gate: gate.clone(),
     };
     if inputs.send(open).await.is_err() {
         return;
     }
     let closed_by_broker = tokio::select! {
-        () = read_loop(conn, &mut source, &inputs) => false,
+        () = read_loop(conn, &mut source, &inputs, &gate) => false,
         ended = write_loop(conn, sink, &queue, &inputs) => ended == WriterEnd::Closed,
     };
     let _ = inputs.send(Input::Closed { conn }).await;
@@ -78,9 +83,15 @@ async fn drain(source: &mut impl ByteSource) {
     while let Ok(Some(_)) = source.read().await {}
 }
 
-async fn read_loop(conn: ConnectionId, source: &mut impl ByteSource, inputs: &mpsc::Sender<Input>) {
+async fn read_loop(
+    conn: ConnectionId,
+    source: &mut impl ByteSource,
+    inputs: &mpsc::Sender<Input>,
+    gate: &ReadGate,
+) {
     let credit = Arc::new(Semaphore::new(INPUT_CREDIT));
     loop {
+        gate.open().await; // closed while a subscriber queue this client feeds is filling up
         match source.read().await {
             Ok(Some(data)) => {
                 // A read larger than the whole credit takes all of it.

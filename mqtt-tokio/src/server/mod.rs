@@ -14,6 +14,7 @@
 mod broker_task;
 mod connection;
 mod listener;
+mod read_gate;
 mod storage;
 mod tls;
 mod transport;
