@@ -220,7 +220,7 @@ fn restored_delayed_will_fires_when_its_delay_ends() {
     let got = h.receive_and_ack(watcher);
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].topic(), "will/w");
-    assert_eq!(got[0].payload().as_ref(), b"w is gone");
+    assert_eq!(got[0].payload(), &b"w is gone"[..]);
 }
 
 #[test]

@@ -126,6 +126,9 @@ fn options() -> impl Strategy<Value = SubscriptionOptions> {
     })
 }
 
+/// A delivery: message, qos, subscription ids, share, state tag, packet id.
+type DeliverySpec = (MessageSpec, QoS, Vec<u32>, Option<String>, u8, u16);
+
 #[derive(Debug, Clone)]
 struct SessionSpec {
     version: ProtocolVersion,
@@ -133,7 +136,7 @@ struct SessionSpec {
     subscriptions: Vec<(String, SubscriptionOptions, Option<u32>)>,
     will: Option<(MessageSpec, u32)>,
     disconnected: Option<u64>,
-    deliveries: Vec<(MessageSpec, QoS, Vec<u32>, Option<String>, u8, u16)>,
+    deliveries: Vec<DeliverySpec>,
     incoming: Vec<u16>,
 }
 
