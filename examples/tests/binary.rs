@@ -27,6 +27,7 @@ fn serves_a_mosquitto_conf_and_stops_on_sigterm() {
     .expect("write conf");
     let broker = Guard::spawn(
         Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
+            .current_dir(&dir) // its default store (./data) stays in the test's directory
             .arg("-c")
             .arg(&conf),
     );
