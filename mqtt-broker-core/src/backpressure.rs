@@ -3,9 +3,11 @@
 //! A connected session whose queue passes half of its bounds (`max_queued_messages`,
 //! `max_queued_bytes`) pauses the connection whose PUBLISH is being routed to it
 //! ([`Output::PauseReading`]); once every session a publisher waits for is back under a quarter
-//! of its bounds (or offline, or gone), the publisher resumes ([`Output::ResumeReading`]). The
-//! half left above the high-water mark absorbs what paused publishers already sent, so the queue
-//! does not overflow and acknowledged messages are not dropped.
+//! of its bounds (or offline, or gone), the publisher resumes ([`Output::ResumeReading`]).
+//! The pause takes effect at once: packets of a paused publisher already handed over stay in its
+//! read buffer, undecoded and unacknowledged, until it resumes (the adapter's read gate bounds
+//! them to about one read). So a queue overshoots its high-water mark by at most one message per
+//! publisher, and acknowledged messages are not dropped.
 //!
 //! A pause lasts at most `Config::max_publisher_pause`: then the publisher resumes and the
 //! sessions it waited for are marked overflowing, which means the old policy (drop and count
@@ -31,6 +33,8 @@ pub(crate) struct Backpressure {
     /// Sessions whose publishers already waited the maximum pause: they pause nobody until
     /// their queue drains under the low-water mark.
     overflowing: HashSet<SessionId>,
+    /// Resumed publishers whose buffered packets are still to be handled.
+    resumed: Vec<ConnectionId>,
 }
 
 /// Whether `queue` is at or above half of either bound.
@@ -44,6 +48,18 @@ fn below_low_water(queue: &Queue, max_messages: usize, max_bytes: usize) -> bool
 }
 
 impl Broker {
+    /// Whether `conn` is paused: its buffered packets wait.
+    pub(crate) fn is_paused(&self, conn: ConnectionId) -> bool {
+        !self.backpressure.paused.is_empty() && self.backpressure.paused.contains_key(&conn)
+    }
+
+    /// Handles the packets that resumed publishers sent before they were paused.
+    pub(crate) fn read_resumed(&mut self, now: Instant) {
+        while let Some(conn) = self.backpressure.resumed.pop() {
+            self.read_packets(conn, now);
+        }
+    }
+
     /// A QoS 1/2 delivery is about to be queued for `session`: pauses the publisher being
     /// routed when the queue is above its high-water mark.
     pub(crate) fn queue_pressure(&mut self, session: SessionId, now: Instant) {
@@ -132,6 +148,7 @@ impl Broker {
         self.timers.cancel(TimerKey::PublisherPause(publisher));
         if let Some(c) = self.conns.get_mut(&publisher) {
             c.last_packet = now;
+            self.backpressure.resumed.push(publisher);
         }
         self.outputs
             .push_back(Output::ResumeReading { conn: publisher });

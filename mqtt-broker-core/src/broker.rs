@@ -224,13 +224,24 @@ impl Broker {
             return Ok(());
         }
         c.read_buf.extend_from_slice(data);
+        self.read_packets(conn, now);
+        self.read_resumed(now);
+        Ok(())
+    }
+
+    /// Handles the complete packets buffered for `conn`, unless it is paused (then they wait,
+    /// undecoded, for [`Output::ResumeReading`]).
+    pub(crate) fn read_packets(&mut self, conn: ConnectionId, now: Instant) {
         loop {
+            if self.is_paused(conn) {
+                return;
+            }
             let Some(c) = self.conns.get_mut(&conn) else {
-                return Ok(());
+                return;
             };
             if matches!(c.phase, Phase::Closing) {
                 c.read_buf.clear();
-                return Ok(());
+                return;
             }
             match c.decoder.decode(&mut c.read_buf) {
                 Ok(Some(packet)) => {
@@ -239,10 +250,10 @@ impl Broker {
                     self.handle_packet(conn, packet, now);
                     self.check_outbox(conn, now);
                 }
-                Ok(None) => return Ok(()),
+                Ok(None) => return,
                 Err(error) => {
                     self.decode_failed(conn, error, now);
-                    return Ok(());
+                    return;
                 }
             }
         }
@@ -267,6 +278,7 @@ impl Broker {
         if let Some(session) = c.session() {
             self.pump(session, now);
         }
+        self.read_resumed(now);
         Ok(())
     }
 
@@ -279,6 +291,7 @@ impl Broker {
         let session = c.session();
         self.end_connection(conn, ReasonCode::UnspecifiedError, now);
         self.backpressure_closed(conn, session, now);
+        self.read_resumed(now);
         self.conns.remove(&conn);
         self.timers.cancel(TimerKey::Connect(conn));
         self.timers.cancel(TimerKey::KeepAlive(conn));
@@ -299,6 +312,7 @@ impl Broker {
                 TimerKey::PublisherPause(conn) => self.pause_expired(conn, now),
             }
         }
+        self.read_resumed(now);
     }
 
     /// Publishes `message` from inside the process (no publisher connection).

@@ -41,7 +41,8 @@ pub enum Output {
     /// [`Broker::handle_persisted`](crate::Broker::handle_persisted).
     Persist(PersistBatch),
     /// Stop reading from this connection: a subscriber queue its messages go to is filling up.
-    /// Bytes already handed over are still handled. Lasts until the matching
+    /// Bytes already handed over are kept, undecoded, and handled after the resume. Lasts until
+    /// the matching
     /// [`Output::ResumeReading`] (at most `Config::max_publisher_pause`) or the connection's end.
     PauseReading {
         /// The publisher's connection.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use mqtt_broker_core::{DropReason, Event};
-use mqtt_wire::QoS;
+use mqtt_wire::{Packet, PublishQos, QoS};
 
 /// Queue bound 8 (high-water 4, low-water 2), window 2, pause at most 5 s.
 fn harness(pause: Duration) -> Harness {
@@ -31,6 +31,12 @@ fn publish_n(h: &mut Harness, publisher: TestClient, n: usize) {
     for _ in 0..n {
         h.publish(publisher, "t", b"m", QoS::AtLeastOnce, false);
     }
+}
+
+/// Sends one QoS 1 PUBLISH without waiting for its PUBACK.
+fn send_publish(h: &mut Harness, publisher: TestClient, packet_id: u16) {
+    let packet = publish_packet("t", b"m", PublishQos::AtLeastOnce(id(packet_id)), false);
+    h.send(publisher, Packet::Publish(packet));
 }
 
 fn dropped(h: &Harness) -> usize {
@@ -56,7 +62,10 @@ fn publisher_is_paused_when_a_subscriber_queue_passes_half() {
     assert!(h.reading.is_empty());
     publish_n(&mut h, publisher, 1);
     assert_eq!(h.reading, vec![(publisher.conn, false)]);
-    publish_n(&mut h, publisher, 1); // already paused: no second pause
+    let received = h.broker.stats().messages_received;
+    send_publish(&mut h, publisher, 8);
+    h.expect_nothing(publisher); // a paused publisher's packets wait, unacknowledged
+    assert_eq!(h.broker.stats().messages_received, received);
     assert_eq!(h.reading.len(), 1);
     assert_eq!(h.broker.stats().publishers_paused, 1);
 }
@@ -65,15 +74,19 @@ fn publisher_is_paused_when_a_subscriber_queue_passes_half() {
 fn publisher_resumes_once_the_queue_drains_and_nothing_is_lost() {
     let mut h = harness(Duration::from_secs(5));
     let (sub, publisher) = subscriber_and_publisher(&mut h);
-    publish_n(&mut h, publisher, 8);
+    publish_n(&mut h, publisher, 7);
     assert_eq!(h.reading, vec![(publisher.conn, false)]);
-    let mut received = h.receive_and_ack(sub).len(); // 2 acked: 2 more sent, 4 left queued
-    assert_eq!(h.reading.len(), 1, "4 queued is above the low-water mark");
-    received += h.receive_and_ack(sub).len(); // 2 left queued: under a quarter
+    send_publish(&mut h, publisher, 8);
+    let mut received = h.receive_and_ack(sub).len(); // 2 acked: 2 more sent, 3 left queued
+    assert_eq!(h.reading.len(), 1, "3 queued is above the low-water mark");
+    h.expect_nothing(publisher);
+    received += h.receive_and_ack(sub).len(); // 1 left queued: under a quarter
     assert_eq!(
         h.reading,
         vec![(publisher.conn, false), (publisher.conn, true)]
     );
+    // The waiting PUBLISH is handled on resume.
+    assert!(matches!(h.expect(publisher), Packet::PubAck(_)));
     while received < 8 {
         let got = h.receive_and_ack(sub).len();
         assert!(got > 0, "queue drains");
