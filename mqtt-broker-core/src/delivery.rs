@@ -129,7 +129,10 @@ impl Broker {
         Some((conn, s.inflight.next_id()?))
     }
 
-    /// Sends one QoS 1/2 delivery with `id` and records it in the window.
+    /// Sends one QoS 1/2 delivery with `id` and records it in the window. Its "sent with `id`"
+    /// record comes first, so in `Sync` mode a QoS 2 PUBLISH waits until the identifier is
+    /// durable: a restart can then only resend it under the same identifier. A delivery that is
+    /// not sent after all is recorded as done.
     fn send_in_window(
         &mut self,
         session: SessionId,
@@ -138,13 +141,13 @@ impl Broker {
         mut delivery: Delivery,
         now: Instant,
     ) {
+        if delivery.stored == 0 {
+            self.store_delivery(session, &mut delivery, DeliveryState::Sent(id));
+        } else {
+            self.delivery_changed(session, delivery.stored, Some(DeliveryState::Sent(id)));
+        }
         let outcome = self.send_publish(conn, &delivery, Some(id), false, now);
         if outcome == SendOutcome::Sent {
-            if delivery.stored == 0 {
-                self.store_delivery(session, &mut delivery, DeliveryState::Sent(id));
-            } else {
-                self.delivery_changed(session, delivery.stored, Some(DeliveryState::Sent(id)));
-            }
             if let Some(s) = self.sessions.get_mut(&session) {
                 s.inflight.push(id, delivery);
             }

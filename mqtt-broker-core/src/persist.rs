@@ -1,24 +1,51 @@
 //! Durability without I/O: the broker describes every change of its durable state as an ordered
 //! [`PersistRecord`], hands them to the caller in numbered [`PersistBatch`]es
-//! ([`Output::Persist`]), and, in [`Persistence::Sync`] mode, holds back every later transmit and
-//! close (PUBACK, PUBREC, SUBACK, and deliveries of the messages concerned) until the caller
-//! reports with [`Broker::handle_persisted`] that the batch is on disk. Recovery is the reverse:
-//! [`Broker::restore`] takes the [`RecoveredState`] a store read, with the wall-clock time of the
-//! restart, and recomputes message and session expiry from it.
+//! ([`Output::Persist`]), and, in [`Persistence::Sync`] mode, holds back what acknowledges or
+//! commits to that state until the caller reports with [`Broker::handle_persisted`] that the
+//! batch is on disk. Recovery is the reverse: [`Broker::restore`] takes the [`RecoveredState`] a
+//! store read, with the wall-clock time of the restart, and recomputes message and session expiry
+//! from it.
 //!
 //! Only sessions with a non-zero expiry (persistent sessions) and retained messages are
 //! recorded: a clean session's queue costs no record. Each QoS 1/2 delivery kept for a persistent
 //! session gets a number unique within the session; its records follow it from stored (queued or
-//! sent) through released (QoS 2 after PUBREC) to done.
+//! sent) through released (QoS 2 after PUBREC) to done. A delivery is recorded as sent *before*
+//! its PUBLISH is emitted, so the PUBLISH can wait for that record.
+//!
+//! # What `Sync` holds
+//!
+//! An output produced while records are not yet durable is held until the last batch that exists
+//! when it is produced is durable, if it is one of:
+//!
+//! - CONNACK, SUBACK, UNSUBACK: they confirm a session, its subscriptions or their removal;
+//! - PUBACK, PUBREC, PUBCOMP to a publisher: the message (retained or queued for a persistent
+//!   session) and the inbound QoS 2 identifier, or its release, must survive a crash;
+//! - QoS 2 PUBLISH and PUBREL to a subscriber: the packet identifier (state "sent" or
+//!   "released") must be on disk first, or a restart could send the message again under a new
+//!   identifier, or resend a PUBLISH the client already completed: twice delivered.
+//!
+//! Everything else goes out at once: QoS 0 and QoS 1 PUBLISH, PINGRESP, DISCONNECT, AUTH. A QoS 1
+//! delivery lost by a crash before its record is durable is either not acknowledged to its
+//! publisher yet (held PUBACK: the publisher resends) or resent from an older record after the
+//! restart: at worst a duplicate, which QoS 1 allows.
+//!
+//! Order: bytes on one connection keep the order in which they were produced, as the protocol
+//! requires (PUBACKs in the order of the PUBLISHes [MQTT-4.6.0-2], deliveries of a topic in
+//! order [MQTT-4.6.0-6], CONNACK first, `Close` last). So an output for a connection that already
+//! has a held output is held behind it, whatever it is, and a held output is released only when
+//! its batch is durable *and* nothing before it on its connection is still held. Connections do
+//! not wait for each other: no rule orders packets across connections, and a delivery that goes
+//! out before the PUBACK of the same message is the case QoS 1 already allows.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use mqtt_topic::TopicName;
-use mqtt_wire::{PacketId, QoS};
+use mqtt_wire::{PacketId, PacketType, QoS};
 
 use crate::broker::{Broker, TimerKey};
+use crate::conn::ConnectionId;
 use crate::error::ApiMisuse;
 use crate::inflight::Outbound;
 use crate::message::{Delivery, Message};
@@ -197,8 +224,11 @@ pub(crate) struct PersistState {
     next_seq: u64,
     /// Highest batch reported durable.
     durable: u64,
-    /// Outputs held, each with the batch it waits for.
+    /// Outputs held, each with the batch it waits for (0: only for an earlier output on its
+    /// connection).
     held: VecDeque<(u64, Output)>,
+    /// How many outputs each connection has in `held`.
+    held_per_conn: HashMap<ConnectionId, usize>,
 }
 
 impl Default for PersistState {
@@ -208,6 +238,7 @@ impl Default for PersistState {
             next_seq: 1,
             durable: 0,
             held: VecDeque::new(),
+            held_per_conn: HashMap::new(),
         }
     }
 }
@@ -220,6 +251,38 @@ impl PersistState {
         } else {
             self.next_seq
         }
+    }
+}
+
+/// The connection an output is for, if any.
+fn output_conn(output: &Output) -> Option<ConnectionId> {
+    match output {
+        Output::Transmit { conn, .. } | Output::Close { conn } => Some(*conn),
+        _ => None,
+    }
+}
+
+/// Whether `output` acknowledges durable state or commits to a packet identifier that must be
+/// durable first (see the module documentation). Read from the first byte of the packet.
+fn needs_durability(output: &Output) -> bool {
+    let Output::Transmit { data, .. } = output else {
+        return false;
+    };
+    let Some(&first) = data.first().and_then(|chunk| chunk.first()) else {
+        return false;
+    };
+    match PacketType::try_from(first >> 4) {
+        Ok(PacketType::Publish) => (first >> 1) & 0b11 == 2, // QoS 2
+        Ok(
+            PacketType::ConnAck
+            | PacketType::PubAck
+            | PacketType::PubRec
+            | PacketType::PubRel
+            | PacketType::PubComp
+            | PacketType::SubAck
+            | PacketType::UnsubAck,
+        ) => true,
+        _ => false,
     }
 }
 
@@ -357,13 +420,25 @@ impl Broker {
         });
     }
 
-    /// Queues an output for the caller, behind any output still waiting for durability.
+    /// Queues an output for the caller; in `Sync` mode it is held if it needs a batch that is
+    /// not durable yet, or if an earlier output on its connection is held.
     pub(crate) fn emit(&mut self, output: Output) {
+        if self.config.persistence != Persistence::Sync {
+            self.outputs.push_back(output);
+            return;
+        }
         let p = &mut self.persist;
-        let awaited = p.awaited();
-        if self.config.persistence == Persistence::Sync
-            && (!p.held.is_empty() || awaited > p.durable)
-        {
+        let conn = output_conn(&output);
+        let behind = conn.is_some_and(|c| p.held_per_conn.contains_key(&c));
+        let awaited = if needs_durability(&output) {
+            p.awaited()
+        } else {
+            0
+        };
+        if behind || awaited > p.durable {
+            if let Some(conn) = conn {
+                *p.held_per_conn.entry(conn).or_default() += 1;
+            }
             p.held.push_back((awaited, output));
         } else {
             self.outputs.push_back(output);
@@ -381,7 +456,8 @@ impl Broker {
         Some(Output::Persist(PersistBatch { seq, records }))
     }
 
-    /// Every batch up to `seq` is durable: outputs that waited for them are released, in order.
+    /// Every batch up to `seq` is durable: outputs that waited for them are released, in order,
+    /// each once nothing before it on its connection is still held.
     /// `Err` for a batch number not handed out yet.
     pub fn handle_persisted(&mut self, seq: u64, now: Instant) -> Result<(), ApiMisuse> {
         self.tick(now);
@@ -390,15 +466,26 @@ impl Broker {
         }
         let p = &mut self.persist;
         p.durable = p.durable.max(seq);
-        while p
-            .held
-            .front()
-            .is_some_and(|(awaited, _)| *awaited <= p.durable)
-        {
-            if let Some((_, output)) = p.held.pop_front() {
-                self.outputs.push_back(output);
+        let mut blocked: HashSet<ConnectionId> = HashSet::new();
+        let mut still_held = VecDeque::new();
+        for (awaited, output) in p.held.drain(..) {
+            let conn = output_conn(&output);
+            if awaited > p.durable || conn.is_some_and(|c| blocked.contains(&c)) {
+                blocked.extend(conn);
+                still_held.push_back((awaited, output));
+                continue;
             }
+            if let Some(conn) = conn
+                && let Some(count) = p.held_per_conn.get_mut(&conn)
+            {
+                *count -= 1;
+                if *count == 0 {
+                    p.held_per_conn.remove(&conn);
+                }
+            }
+            self.outputs.push_back(output);
         }
+        p.held = still_held;
         Ok(())
     }
 

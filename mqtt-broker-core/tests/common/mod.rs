@@ -8,7 +8,9 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use mqtt_broker_core::{AuthRequest, Broker, Config, ConnectionId, ConnectionInfo, Event, Output};
+use mqtt_broker_core::{
+    AuthRequest, Broker, Config, ConnectionId, ConnectionInfo, Event, Output, PersistBatch,
+};
 use mqtt_wire::{
     Ack, ConnAck, Connect, Decoder, Disconnect, LastWill, MqttStr, Packet, PacketId, Properties,
     ProtocolVersion, Publish, PublishQos, QoS, ReasonCode, SubAck, Subscribe, SubscriptionOptions,
@@ -44,6 +46,11 @@ pub struct Harness {
     pub auth_requests: Vec<AuthRequest>,
     /// `PauseReading` (`false`) and `ResumeReading` (`true`) outputs, in order.
     pub reading: Vec<(ConnectionId, bool)>,
+    /// `Persist` batches, in order.
+    pub batches: Vec<PersistBatch>,
+    /// Whether batches wait for [`Harness::persist_now`] instead of being reported durable at
+    /// once.
+    pub hold_persist: bool,
 }
 
 #[allow(clippy::disallowed_methods)]
@@ -77,6 +84,8 @@ impl Harness {
             events: Vec::new(),
             auth_requests: Vec::new(),
             reading: Vec::new(),
+            batches: Vec::new(),
+            hold_persist: false,
         }
     }
 
@@ -117,9 +126,28 @@ impl Harness {
                 Output::Event(event) => self.events.push(event),
                 Output::PauseReading { conn } => self.reading.push((conn, false)),
                 Output::ResumeReading { conn } => self.reading.push((conn, true)),
+                Output::Persist(batch) => {
+                    let seq = batch.seq;
+                    self.batches.push(batch);
+                    if !self.hold_persist {
+                        self.broker
+                            .handle_persisted(seq, self.now)
+                            .expect("persisted");
+                    }
+                }
                 _ => {}
             }
         }
+    }
+
+    /// Reports every batch handed out so far as durable, and drains.
+    pub fn persist_now(&mut self) {
+        if let Some(seq) = self.batches.last().map(|b| b.seq) {
+            self.broker
+                .handle_persisted(seq, self.now)
+                .expect("persisted");
+        }
+        self.drain();
     }
 
     /// Opens a connection without sending anything.

@@ -1,0 +1,116 @@
+//! `Persistence::Sync` on a virtual clock: what waits for a batch to be durable (acknowledgements,
+//! QoS 2 deliveries, whose packet identifier must be on disk first) and what goes out at once
+//! (QoS 1 deliveries, other packets), with the order on each connection kept.
+
+mod common;
+
+use common::*;
+use mqtt_broker_core::{DeliveryState, PersistRecord, Persistence};
+use mqtt_wire::{Packet, PublishQos, QoS};
+
+fn sync_harness() -> Harness {
+    Harness::with_config(config(|c| c.persistence = Persistence::Sync))
+}
+
+/// A subscriber with a persistent session (clean session off) on `t` at `qos`.
+fn persistent_subscriber(h: &mut Harness, qos: QoS) -> TestClient {
+    let client = h.open(V311);
+    let ack = h.connect_with(
+        client,
+        mqtt_wire::Connect {
+            clean_start: false,
+            ..connect_packet(V311, "sub")
+        },
+    );
+    assert!(!ack.session_present);
+    h.subscribe(client, "t", qos);
+    client
+}
+
+/// The records of every batch handed out so far.
+fn records(h: &Harness) -> Vec<PersistRecord> {
+    h.batches.iter().flat_map(|b| b.records.clone()).collect()
+}
+
+#[test]
+fn qos2_publish_to_a_subscriber_waits_until_its_packet_id_is_durable() {
+    let mut h = sync_harness();
+    let sub = persistent_subscriber(&mut h, QoS::ExactlyOnce);
+    // A clean publisher: its inbound QoS 2 identifier is not recorded, so the only record is
+    // the subscriber's delivery.
+    let publisher = h.connect(V311, "pub");
+    h.hold_persist = true;
+    h.send(
+        publisher,
+        Packet::Publish(publish_packet(
+            "t",
+            b"once",
+            PublishQos::ExactlyOnce(id(1)),
+            false,
+        )),
+    );
+    let sent = records(&h).into_iter().find_map(|r| match r {
+        PersistRecord::MessageStored { delivery, .. } => Some(delivery.state),
+        _ => None,
+    });
+    let Some(DeliveryState::Sent(recorded)) = sent else {
+        panic!("expected a delivery recorded as sent, got {sent:?}");
+    };
+    h.expect_nothing(sub);
+    h.expect_nothing(publisher);
+    h.persist_now();
+    let delivered = h.publishes(sub);
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0].qos, PublishQos::ExactlyOnce(recorded));
+    assert!(matches!(h.expect(publisher), Packet::PubRec(_)));
+}
+
+#[test]
+fn qos1_publish_to_a_subscriber_goes_out_at_once_and_the_puback_waits() {
+    let mut h = sync_harness();
+    let sub = persistent_subscriber(&mut h, QoS::AtLeastOnce);
+    let publisher = h.connect(V311, "pub");
+    h.hold_persist = true;
+    h.send(
+        publisher,
+        Packet::Publish(publish_packet(
+            "t",
+            b"least",
+            PublishQos::AtLeastOnce(id(1)),
+            false,
+        )),
+    );
+    assert_eq!(h.publishes(sub).len(), 1, "the delivery is not held");
+    h.expect_nothing(publisher);
+    h.persist_now();
+    assert!(matches!(h.expect(publisher), Packet::PubAck(_)));
+}
+
+#[test]
+fn a_held_puback_keeps_later_packets_of_its_connection_behind_it_only() {
+    let mut h = sync_harness();
+    let _sub = persistent_subscriber(&mut h, QoS::AtLeastOnce);
+    let publisher = h.connect(V311, "pub");
+    let other = h.connect(V311, "other");
+    h.hold_persist = true;
+    h.send(
+        publisher,
+        Packet::Publish(publish_packet(
+            "t",
+            b"m",
+            PublishQos::AtLeastOnce(id(1)),
+            false,
+        )),
+    );
+    h.send(publisher, Packet::PingReq);
+    h.send(other, Packet::PingReq);
+    h.expect_nothing(publisher);
+    assert_eq!(
+        h.expect(other),
+        Packet::PingResp,
+        "other connections do not wait"
+    );
+    h.persist_now();
+    assert!(matches!(h.expect(publisher), Packet::PubAck(_)));
+    assert_eq!(h.expect(publisher), Packet::PingResp);
+}
