@@ -140,9 +140,9 @@ async fn write_loop(
     queue: &WriteQueue,
     inputs: &mpsc::Sender<Input>,
 ) -> WriterEnd {
-    let mut batch: Vec<Bytes> = Vec::new();
     loop {
-        batch.clear();
+        // A fresh batch each time (it takes over the queue's buffer): an idle writer holds none.
+        let mut batch: Vec<Bytes> = Vec::new();
         match queue.next(&mut batch).await {
             Next::Write => {
                 let bytes = batch.iter().map(Bytes::len).sum();

@@ -78,29 +78,39 @@ async fn serve(
 ) {
     let mut info = ConnectionInfo::new(Some(peer));
     info.listener = listener.id;
-    // Each kind of connection runs in its own boxed future, so the task of a plain connection
-    // is not as large as a TLS or WebSocket one (measured: 5,000 idle plain connections, see
-    // docs/PERFORMANCE-brokers.md).
+    // The handshakes and each kind of connection run in their own boxed futures, so the task
+    // of an idle plain connection is not sized for a TLS or WebSocket handshake (measured:
+    // 5,000 idle subscribed connections, see docs/PERFORMANCE-brokers.md).
     match &listener.tls {
-        None => Box::pin(after_tls(listener, conn, stream, info, inputs)).await,
-        Some(acceptor) => {
-            let handshake =
-                tokio::time::timeout(listener.handshake_timeout, acceptor.accept(stream));
-            let stream = match handshake.await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(error)) => return debug!(%conn, %peer, %error, "TLS handshake failed"),
-                Err(_) => return debug!(%conn, %peer, "TLS handshake timed out"),
-            };
-            info.tls_identity = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|certs| certs.first())
-                .and_then(|cert| common_name(cert));
-            debug!(%conn, %peer, identity = ?info.tls_identity, "TLS established");
-            Box::pin(after_tls(listener, conn, stream, info, inputs)).await;
-        }
+        None => after_tls(listener, conn, stream, info, inputs).await,
+        Some(acceptor) => Box::pin(tls(listener, acceptor, conn, stream, info, inputs)).await,
     }
+}
+
+/// The TLS handshake, then the connection.
+async fn tls(
+    listener: &Listener,
+    acceptor: &TlsAcceptor,
+    conn: ConnectionId,
+    stream: TcpStream,
+    mut info: ConnectionInfo,
+    inputs: mpsc::Sender<Input>,
+) {
+    let peer = info.peer;
+    let handshake = tokio::time::timeout(listener.handshake_timeout, acceptor.accept(stream));
+    let stream = match handshake.await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => return debug!(%conn, ?peer, %error, "TLS handshake failed"),
+        Err(_) => return debug!(%conn, ?peer, "TLS handshake timed out"),
+    };
+    info.tls_identity = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|certs| certs.first())
+        .and_then(|cert| common_name(cert));
+    debug!(%conn, ?peer, identity = ?info.tls_identity, "TLS established");
+    after_tls(listener, conn, stream, info, inputs).await;
 }
 
 async fn after_tls<S>(

@@ -29,12 +29,16 @@ pub(crate) trait ByteSink: Send {
 
 /// Largest read of a byte stream.
 const READ_CHUNK: usize = 16 * 1024;
-/// Smallest read of a byte stream: what an idle connection keeps reserved.
+/// Smallest heap read of a byte stream.
 const MIN_READ: usize = 512;
+/// Size of the first, on-stack read of a quiet connection.
+const QUIET_READ: usize = 128;
 
-/// The read half of a byte stream. Reads start small and double while they come back full (up
-/// to [`READ_CHUNK`]), and shrink again when they come back mostly empty, so thousands of idle
-/// or chatty-but-small clients do not each hold a 16 KiB buffer.
+/// The read half of a byte stream. A quiet connection waits for input with a small buffer in
+/// its future and no heap buffer at all (what arrives is copied out); a read that comes back
+/// full switches to heap reads, which start at [`MIN_READ`], double while they come back full
+/// (up to [`READ_CHUNK`]) and shrink again when they come back mostly empty. So thousands of
+/// idle or chatty-but-small clients do not each hold a read buffer.
 pub(crate) struct StreamSource<R> {
     reader: R,
     buf: BytesMut,
@@ -46,20 +50,35 @@ impl<R> StreamSource<R> {
         StreamSource {
             reader,
             buf: BytesMut::new(),
-            want: MIN_READ,
+            want: QUIET_READ,
         }
     }
 }
 
 impl<R: AsyncRead + Unpin + Send> ByteSource for StreamSource<R> {
     async fn read(&mut self) -> io::Result<Option<Bytes>> {
+        if self.want == QUIET_READ {
+            let mut quiet = [0u8; QUIET_READ];
+            let n = self.reader.read(&mut quiet).await?;
+            if n == QUIET_READ {
+                self.want = MIN_READ; // more may be waiting: read it into the heap next time
+            }
+            return Ok(quiet
+                .get(..n)
+                .filter(|d| !d.is_empty())
+                .map(Bytes::copy_from_slice));
+        }
         self.buf.reserve(self.want);
         let room = self.buf.capacity() - self.buf.len();
         let n = self.reader.read_buf(&mut self.buf).await?;
         self.want = if n >= room {
             (self.want * 2).min(READ_CHUNK)
         } else if n < self.want / 4 {
-            (self.want / 2).max(MIN_READ)
+            if self.want == MIN_READ {
+                QUIET_READ
+            } else {
+                self.want / 2
+            }
         } else {
             self.want
         };
@@ -67,8 +86,10 @@ impl<R: AsyncRead + Unpin + Send> ByteSource for StreamSource<R> {
             return Ok(None);
         }
         let data = self.buf.split().freeze();
-        if self.want == MIN_READ && self.buf.capacity() > READ_CHUNK / 4 {
-            // Back to small reads: let the large buffer go with the last data.
+        if self.want == QUIET_READ
+            || (self.want == MIN_READ && self.buf.capacity() > READ_CHUNK / 4)
+        {
+            // Quiet again, or back to small reads: the heap buffer goes with the last data.
             self.buf = BytesMut::new();
         }
         Ok(Some(data))
@@ -192,5 +213,28 @@ mod tests {
         }
         writer.await.unwrap();
         assert_eq!(got, b"hello vectored world");
+    }
+
+    #[tokio::test]
+    async fn reads_grow_under_load_and_a_quiet_connection_holds_no_buffer() {
+        use tokio::io::AsyncWriteExt as _;
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let mut source = StreamSource::new(server);
+        client.write_all(&[1; 100]).await.unwrap();
+        assert_eq!(source.read().await.unwrap().unwrap().len(), 100);
+        assert_eq!((source.want, source.buf.capacity()), (QUIET_READ, 0));
+        let burst: Vec<u8> = (0..40_000u32).map(|i| i as u8).collect();
+        client.write_all(&burst).await.unwrap();
+        let mut got = Vec::new();
+        while got.len() < burst.len() {
+            got.extend_from_slice(&source.read().await.unwrap().unwrap());
+        }
+        assert_eq!(got, burst);
+        assert!(source.want > MIN_READ, "reads grew: {}", source.want);
+        for _ in 0..8 {
+            client.write_all(&[2; 10]).await.unwrap();
+            assert_eq!(source.read().await.unwrap().unwrap().len(), 10);
+        }
+        assert_eq!((source.want, source.buf.capacity()), (QUIET_READ, 0));
     }
 }

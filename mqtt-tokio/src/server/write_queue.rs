@@ -102,8 +102,14 @@ impl WriteQueue {
                     return Next::Close;
                 };
                 if !state.chunks.is_empty() {
-                    let take = state.chunks.len().min(MAX_BATCH_CHUNKS);
-                    batch.extend(state.chunks.drain(..take));
+                    if batch.is_empty() && state.chunks.len() <= MAX_BATCH_CHUNKS {
+                        // All of it: the queue's buffer becomes the batch, so an idle queue
+                        // holds no buffer.
+                        *batch = Vec::from(std::mem::take(&mut state.chunks));
+                    } else {
+                        let take = state.chunks.len().min(MAX_BATCH_CHUNKS);
+                        batch.extend(state.chunks.drain(..take));
+                    }
                     let taken: usize = batch.iter().map(Bytes::len).sum();
                     state.bytes = state.bytes.saturating_sub(taken);
                     return Next::Write;
