@@ -319,7 +319,7 @@ impl Broker {
     fn create_session(&mut self, client_id: &str, version: ProtocolVersion) -> SessionId {
         let id = self.new_session_id();
         self.sessions
-            .insert(id, Session::new(client_id.to_owned(), version));
+            .insert(id, Box::new(Session::new(client_id.to_owned(), version)));
         self.client_ids.insert(client_id.to_owned(), id);
         id
     }

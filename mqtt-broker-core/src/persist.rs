@@ -560,7 +560,7 @@ impl Broker {
         let will_delay = session.will.as_ref().map(|w| w.delay_interval);
         let expiry = session.expiry_interval;
         self.client_ids.insert(client_id, id);
-        self.sessions.insert(id, session);
+        self.sessions.insert(id, Box::new(session));
         self.stats.clients_disconnected += 1;
         if expiry != u32::MAX {
             let left = Duration::from_secs(u64::from(expiry)).saturating_sub(away);
