@@ -26,7 +26,10 @@ pub mod auth;
 pub mod config;
 mod server;
 
-pub use server::{SHUTDOWN_LIMIT, Server, ServerBuilder, ServerError, ServerHandle};
+pub use server::{
+    Delivery, LocalClient, LocalConnectOptions, SHUTDOWN_LIMIT, Server, ServerBuilder, ServerError,
+    ServerHandle,
+};
 
 /// The broker core, re-exported for its hook traits ([`mqtt_broker_core::Authenticator`],
 /// [`mqtt_broker_core::Authorizer`]) and their types.

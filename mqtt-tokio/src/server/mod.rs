@@ -14,6 +14,7 @@
 mod broker_task;
 mod connection;
 mod listener;
+mod local_client;
 mod read_gate;
 mod storage;
 mod tls;
@@ -24,11 +25,13 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+
+pub use local_client::{Delivery, LocalClient, LocalConnectOptions};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mqtt_broker_core::{Authenticator, Authorizer, Broker, ListenerId, Message};
-use mqtt_wire::{MqttStr, QoS};
+use mqtt_wire::{MqttStr, QoS, ReasonCode};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
@@ -63,8 +66,12 @@ pub enum ServerError {
     Core(mqtt_broker_core::ConfigError),
     /// The store could not be opened or read (a corrupt one is refused unless `start_fresh`).
     Store(mqtt_store::StoreError),
-    /// An in-process publish named an invalid topic.
+    /// An in-process publish named an invalid topic (or a subscription an invalid filter).
     InvalidTopic,
+    /// The broker refused an in-process client's request (CONNACK, SUBACK, PUBACK... reason).
+    Refused(ReasonCode),
+    /// The in-process client's connection is closed.
+    Disconnected,
     /// The server has stopped.
     Stopped,
 }
@@ -84,6 +91,8 @@ impl fmt::Display for ServerError {
             ),
             ServerError::Store(e) => e.fmt(f),
             ServerError::InvalidTopic => f.write_str("invalid topic name"),
+            ServerError::Refused(reason) => write!(f, "refused by the broker: {reason:?}"),
+            ServerError::Disconnected => f.write_str("the in-process client is disconnected"),
             ServerError::Stopped => f.write_str("the server has stopped"),
         }
     }
@@ -241,7 +250,11 @@ impl ServerBuilder {
             .collect();
         Ok(Server {
             addresses,
-            handle: ServerHandle { inputs },
+            handle: ServerHandle {
+                inputs,
+                ids,
+                queue_cap,
+            },
             files,
             broker_task,
             accept_tasks,
@@ -278,7 +291,7 @@ impl Server {
         &self.addresses
     }
 
-    /// A handle for publishing from inside the process.
+    /// A handle for publishing and connecting clients from inside the process.
     pub fn handle(&self) -> ServerHandle {
         self.handle.clone()
     }
@@ -307,10 +320,15 @@ impl Server {
     }
 }
 
-/// Publishes into a running server from the same process.
+/// Publishes into a running server from the same process, and connects in-process clients
+/// ([`ServerHandle::connect`]).
 #[derive(Debug, Clone)]
 pub struct ServerHandle {
     inputs: mpsc::Sender<Input>,
+    /// Where connection ids come from (shared with the listeners).
+    ids: Arc<AtomicU64>,
+    /// The byte cap of a connection's write queue.
+    queue_cap: usize,
 }
 
 impl ServerHandle {
