@@ -99,7 +99,7 @@ impl Default for Config {
             sys_interval: None,
             version_string: concat!("mqtt-broker-core ", env!("CARGO_PKG_VERSION")).to_owned(),
             persistence: Persistence::Off,
-            max_publisher_pause: Duration::from_secs(10),
+            max_publisher_pause: Duration::from_secs(2),
         }
     }
 }

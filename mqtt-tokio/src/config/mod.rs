@@ -197,7 +197,7 @@ pub struct Limits {
     /// Seconds a new connection has to send its CONNECT (default 10).
     pub connect_timeout: u64,
     /// Longest pause, in seconds, of a publisher whose messages fill a connected QoS 1/2
-    /// subscriber's queue past half; after it the queue drops what does not fit (default 10;
+    /// subscriber's queue past half; after it the queue drops what does not fit (default 2;
     /// 0 never pauses and drops at once).
     pub max_publisher_pause: u64,
 }
@@ -214,7 +214,7 @@ impl Default for Limits {
             max_keepalive: 0,
             sys_interval: 10,
             connect_timeout: 10,
-            max_publisher_pause: 10,
+            max_publisher_pause: 2,
         }
     }
 }
