@@ -25,8 +25,6 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-
-pub use local_client::{Delivery, LocalClient, LocalConnectOptions};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -46,6 +44,8 @@ use mqtt_store::WallClock;
 use std::path::PathBuf;
 use std::time::SystemTime;
 use storage::Storage;
+
+pub use local_client::{Delivery, LocalClient, LocalConnectOptions};
 
 /// Capacity of the broker task's input channel; readers wait when it is full.
 const INPUT_CHANNEL: usize = 1024;
