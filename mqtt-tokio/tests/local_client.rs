@@ -449,3 +449,26 @@ async fn a_local_client_that_is_not_polled_is_a_slow_subscriber() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_local_client_taken_over_ends_and_its_requests_fail() {
+    let server = start(|b| b).await;
+    let mut local = server
+        .handle()
+        .connect("twin", LocalConnectOptions::new())
+        .await
+        .unwrap();
+    // A second client with the same identifier takes the session over [MQTT-3.1.4-3].
+    let _tcp = Raw::connect(&server, "twin").await;
+    assert!(
+        tokio::time::timeout(LIMIT, local.recv())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let late = tokio::time::timeout(LIMIT, local.subscribe("a", QoS::AtMostOnce)).await;
+    assert!(matches!(late, Ok(Err(ServerError::Disconnected))));
+    let late = tokio::time::timeout(LIMIT, local.publish("a", "x", QoS::AtMostOnce, false)).await;
+    assert!(matches!(late, Ok(Err(ServerError::Disconnected))));
+    server.shutdown().await;
+}

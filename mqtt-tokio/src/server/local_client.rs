@@ -121,11 +121,16 @@ struct Shared {
 struct Pending {
     waiting: HashMap<PacketId, oneshot::Sender<Packet>>,
     last: u16,
+    /// The connection has ended: nothing will be answered any more.
+    closed: bool,
 }
 
 impl Shared {
     /// Sends `packet` to the broker as this connection's input.
     async fn send(&self, packet: &Packet) -> Result<(), ServerError> {
+        if self.pending.lock().map_or(true, |pending| pending.closed) {
+            return Err(ServerError::Disconnected);
+        }
         let mut out = BytesMut::new();
         packet
             .encode(VERSION, &mut out)
@@ -143,6 +148,9 @@ impl Shared {
     /// A free packet identifier and the receiver of the answer to it.
     fn register(&self) -> Result<(PacketId, oneshot::Receiver<Packet>), ServerError> {
         let mut pending = self.pending.lock().map_err(|_| ServerError::Disconnected)?;
+        if pending.closed {
+            return Err(ServerError::Disconnected);
+        }
         for _ in 0..=u16::MAX {
             pending.last = pending.last.wrapping_add(1);
             if let Some(id) = PacketId::new(pending.last)
@@ -168,6 +176,14 @@ impl Shared {
         }
     }
 
+    /// The connection has ended: every waiting request fails, later ones too.
+    fn close(&self) {
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.closed = true;
+            pending.waiting.clear();
+        }
+    }
+
     /// Sends `packet` (carrying `id`) and waits for the broker's answer to it.
     async fn request(
         &self,
@@ -189,6 +205,27 @@ impl Shared {
 /// subscriptions arrive through [`LocalClient::recv`]; not calling it makes the client a slow
 /// subscriber. Dropping it without [`LocalClient::disconnect`] ends the connection abruptly
 /// (its will, if it had one, would be published).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use mqtt_tokio::mqtt_wire::QoS;
+/// use mqtt_tokio::{LocalConnectOptions, Server};
+///
+/// let config = mqtt_tokio::config::parse_toml(
+///     "[[listener]]\nport = 0\nbind_address = \"127.0.0.1\"\nallow_anonymous = true\n",
+/// )?;
+/// let server = Server::builder(config).start().await?;
+/// let mut client = server.handle().connect("app", LocalConnectOptions::new()).await?;
+/// client.subscribe("cmnd/#", QoS::AtLeastOnce).await?;
+/// client.publish("cmnd/lamp", "on", QoS::AtLeastOnce, false).await?;
+/// let message = client.recv().await.expect("delivered");
+/// assert_eq!((message.topic.as_str(), &message.payload[..]), ("cmnd/lamp", &b"on"[..]));
+/// client.disconnect().await?;
+/// server.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct LocalClient {
     shared: Arc<Shared>,
@@ -355,7 +392,8 @@ impl LocalClient {
     /// Sends a normal DISCONNECT and waits for the broker to close the connection.
     ///
     /// # Errors
-    /// The server has stopped.
+    /// The connection was already closed ([`ServerError::Disconnected`]) or the server has
+    /// stopped.
     pub async fn disconnect(mut self) -> Result<(), ServerError> {
         let disconnect = Disconnect {
             reason_code: ReasonCode::Success,
@@ -398,10 +436,11 @@ async fn drive(
             bytes,
         };
         if shared.inputs.send(flushed).await.is_err() {
-            return;
+            break;
         }
     }
     debug!(conn = %shared.conn, "local client closed");
+    shared.close();
     let _ = shared
         .inputs
         .send(Input::Closed { conn: shared.conn })
