@@ -97,7 +97,8 @@ impl LocalConnectOptions {
 pub struct Delivery {
     /// The topic it was published to.
     pub topic: MqttStr,
-    /// The payload, shared with the broker's copy of the frame.
+    /// The payload: a view into the frame the client received (the frame is reassembled from
+    /// the broker's chunks once; clones share it).
     pub payload: Bytes,
     /// The QoS it was delivered with.
     pub qos: QoS,
