@@ -88,6 +88,10 @@ async fn serve(task: &mut BrokerTask, mut inputs: mpsc::Receiver<Input>) {
             input = inputs.recv() => match input {
                 Some(Input::Shutdown) => {
                     info!(connections = task.conns.len(), "shutting down");
+                    // v5 clients get DISCONNECT 0x8B (Server shutting down) before the close;
+                    // wills of clients that did not disconnect go out, sessions are recorded.
+                    task.broker.shutdown(Instant::now());
+                    task.drain();
                     task.conns.values().for_each(|c| c.queue.close());
                     stop_at = Some(tokio::time::Instant::now() + SHUTDOWN_GRACE);
                 }
