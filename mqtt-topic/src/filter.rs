@@ -1,10 +1,9 @@
 //! `TopicFilter`: a validated topic filter (what a SUBSCRIBE carries), holding
 //! the received `Bytes` without copying them, and the single-filter match.
 
-use std::fmt;
-
 use bytes::Bytes;
 
+use crate::topic_bytes::topic_bytes_type;
 use crate::validate::{MULTI, SINGLE, next_level, validate_filter};
 use crate::{TopicError, TopicLimits, TopicName};
 
@@ -24,53 +23,9 @@ use crate::{TopicError, TopicLimits, TopicName};
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TopicFilter(Bytes);
 
+topic_bytes_type!(TopicFilter, validate_filter, "filter");
+
 impl TopicFilter {
-    /// Validates bytes the codec already received, under the protocol limits.
-    pub fn new(bytes: Bytes) -> Result<Self, TopicError> {
-        Self::with_limits(bytes, &TopicLimits::PROTOCOL)
-    }
-
-    /// Validates bytes under the broker's `limits`.
-    pub fn with_limits(bytes: Bytes, limits: &TopicLimits) -> Result<Self, TopicError> {
-        validate_filter(&bytes, limits)?;
-        Ok(Self(bytes))
-    }
-
-    /// Validates a static string without copying it.
-    pub fn from_static(filter: &'static str) -> Result<Self, TopicError> {
-        Self::new(Bytes::from_static(filter.as_bytes()))
-    }
-
-    /// The raw bytes (valid UTF-8).
-    #[must_use]
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-
-    /// The filter as a string slice.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        // Validated as UTF-8 at construction, so this never falls back.
-        std::str::from_utf8(&self.0).unwrap_or_default()
-    }
-
-    /// The underlying buffer (a cheap clone).
-    #[must_use]
-    pub fn to_bytes(&self) -> Bytes {
-        self.0.clone()
-    }
-
-    /// Consumes the filter and returns its buffer.
-    #[must_use]
-    pub fn into_bytes(self) -> Bytes {
-        self.0
-    }
-
-    /// The levels, split at `/`; empty levels are kept.
-    pub fn levels(&self) -> impl Iterator<Item = &[u8]> {
-        self.0.split(|b| *b == b'/')
-    }
-
     /// Whether the filter contains `+` or `#`.
     #[must_use]
     pub fn has_wildcards(&self) -> bool {
@@ -106,56 +61,6 @@ impl TopicFilter {
             }
             (f_at, t_at) = (f_next, t_next);
         }
-    }
-}
-
-impl TryFrom<&str> for TopicFilter {
-    type Error = TopicError;
-
-    fn try_from(filter: &str) -> Result<Self, TopicError> {
-        Self::new(Bytes::copy_from_slice(filter.as_bytes()))
-    }
-}
-
-impl TryFrom<String> for TopicFilter {
-    type Error = TopicError;
-
-    fn try_from(filter: String) -> Result<Self, TopicError> {
-        Self::new(Bytes::from(filter))
-    }
-}
-
-impl TryFrom<Bytes> for TopicFilter {
-    type Error = TopicError;
-
-    fn try_from(bytes: Bytes) -> Result<Self, TopicError> {
-        Self::new(bytes)
-    }
-}
-
-impl std::str::FromStr for TopicFilter {
-    type Err = TopicError;
-
-    fn from_str(filter: &str) -> Result<Self, TopicError> {
-        Self::try_from(filter)
-    }
-}
-
-impl fmt::Debug for TopicFilter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TopicFilter({:?})", self.as_str())
-    }
-}
-
-impl fmt::Display for TopicFilter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl AsRef<[u8]> for TopicFilter {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
     }
 }
 

@@ -64,6 +64,7 @@ mod limits;
 mod name;
 mod retained;
 mod share;
+mod topic_bytes;
 mod trie;
 mod validate;
 

@@ -1,10 +1,9 @@
 //! `TopicName`: a validated topic name (what a PUBLISH carries), holding the
 //! received `Bytes` without copying them.
 
-use std::fmt;
-
 use bytes::Bytes;
 
+use crate::topic_bytes::topic_bytes_type;
 use crate::validate::validate_name;
 use crate::{TopicError, TopicLimits};
 
@@ -24,108 +23,14 @@ use crate::{TopicError, TopicLimits};
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TopicName(Bytes);
 
+topic_bytes_type!(TopicName, validate_name, "name");
+
 impl TopicName {
-    /// Validates bytes the codec already received, under the protocol limits.
-    pub fn new(bytes: Bytes) -> Result<Self, TopicError> {
-        Self::with_limits(bytes, &TopicLimits::PROTOCOL)
-    }
-
-    /// Validates bytes under the broker's `limits`.
-    pub fn with_limits(bytes: Bytes, limits: &TopicLimits) -> Result<Self, TopicError> {
-        validate_name(&bytes, limits)?;
-        Ok(Self(bytes))
-    }
-
-    /// Validates a static string without copying it.
-    pub fn from_static(name: &'static str) -> Result<Self, TopicError> {
-        Self::new(Bytes::from_static(name.as_bytes()))
-    }
-
-    /// The raw bytes (valid UTF-8).
-    #[must_use]
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-
-    /// The name as a string slice.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        // Validated as UTF-8 at construction, so this never falls back.
-        std::str::from_utf8(&self.0).unwrap_or_default()
-    }
-
-    /// The underlying buffer (a cheap clone).
-    #[must_use]
-    pub fn to_bytes(&self) -> Bytes {
-        self.0.clone()
-    }
-
-    /// Consumes the name and returns its buffer.
-    #[must_use]
-    pub fn into_bytes(self) -> Bytes {
-        self.0
-    }
-
-    /// The levels, split at `/`; empty levels are kept.
-    pub fn levels(&self) -> impl Iterator<Item = &[u8]> {
-        self.0.split(|b| *b == b'/')
-    }
-
     /// Whether the name starts with `$` (such topics are not matched by
     /// filters that start with a wildcard [MQTT-4.7.2-1]).
     #[must_use]
     pub fn is_dollar(&self) -> bool {
         self.0.first() == Some(&b'$')
-    }
-}
-
-impl TryFrom<&str> for TopicName {
-    type Error = TopicError;
-
-    fn try_from(name: &str) -> Result<Self, TopicError> {
-        Self::new(Bytes::copy_from_slice(name.as_bytes()))
-    }
-}
-
-impl TryFrom<String> for TopicName {
-    type Error = TopicError;
-
-    fn try_from(name: String) -> Result<Self, TopicError> {
-        Self::new(Bytes::from(name))
-    }
-}
-
-impl TryFrom<Bytes> for TopicName {
-    type Error = TopicError;
-
-    fn try_from(bytes: Bytes) -> Result<Self, TopicError> {
-        Self::new(bytes)
-    }
-}
-
-impl std::str::FromStr for TopicName {
-    type Err = TopicError;
-
-    fn from_str(name: &str) -> Result<Self, TopicError> {
-        Self::try_from(name)
-    }
-}
-
-impl fmt::Debug for TopicName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TopicName({:?})", self.as_str())
-    }
-}
-
-impl fmt::Display for TopicName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl AsRef<[u8]> for TopicName {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
     }
 }
 
