@@ -11,6 +11,7 @@ use crate::encoder::{prefixed_len, put_binary, put_str};
 use crate::error::{DecodeError, EncodeError};
 use crate::frame::{MAX_VBI, put_vbi, vbi_len};
 use crate::packet::PacketType;
+use crate::primitives::ProtocolVersion;
 use crate::reader::Reader;
 use crate::string::MqttStr;
 
@@ -73,6 +74,21 @@ impl Properties {
             return Ok(Self(None));
         }
         PropertyValues::decode(r, ctx).map(|values| Self(Some(Box::new(values))))
+    }
+
+    /// The property list of a packet on a `version` connection: decoded in 5.0, absent (empty)
+    /// in MQTT 3.x.
+    #[inline]
+    pub(crate) fn decode_if_v5(
+        r: &mut Reader<'_>,
+        version: ProtocolVersion,
+        ctx: PropertyContext,
+    ) -> Result<Self, DecodeError> {
+        if version.is_v5() {
+            Self::decode(r, ctx)
+        } else {
+            Ok(Self::default())
+        }
     }
 
     /// Length of the property list with its Variable Byte Integer length prefix.

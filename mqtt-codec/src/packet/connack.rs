@@ -45,11 +45,7 @@ impl ConnAck {
             // [MQTT311-3.2.2-4] [MQTT5-3.2.2-6]
             return Err(DecodeError::SessionPresentOnRefusal);
         }
-        let properties = if version.is_v5() {
-            Properties::decode(r, PropertyContext::ConnAck)?
-        } else {
-            Properties::default()
-        };
+        let properties = Properties::decode_if_v5(r, version, PropertyContext::ConnAck)?;
         r.finish()?;
         Ok(Self {
             session_present,

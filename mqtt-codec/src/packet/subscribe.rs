@@ -108,11 +108,7 @@ impl Subscribe {
         version: ProtocolVersion,
     ) -> Result<Self, DecodeError> {
         let packet_id = r.packet_id()?;
-        let properties = if version.is_v5() {
-            Properties::decode(r, PropertyContext::Subscribe)?
-        } else {
-            Properties::default()
-        };
+        let properties = Properties::decode_if_v5(r, version, PropertyContext::Subscribe)?;
         let mut filters = Vec::new();
         while !r.is_empty() {
             let filter = r.string()?;
@@ -166,11 +162,7 @@ impl SubAck {
         version: ProtocolVersion,
     ) -> Result<Self, DecodeError> {
         let packet_id = r.packet_id()?;
-        let properties = if version.is_v5() {
-            Properties::decode(r, PropertyContext::SubAck)?
-        } else {
-            Properties::default()
-        };
+        let properties = Properties::decode_if_v5(r, version, PropertyContext::SubAck)?;
         let mut reason_codes = Vec::with_capacity(r.remaining());
         while !r.is_empty() {
             let code = ReasonCode::try_from(r.u8()?)?;

@@ -39,11 +39,7 @@ impl Unsubscribe {
         version: ProtocolVersion,
     ) -> Result<Self, DecodeError> {
         let packet_id = r.packet_id()?;
-        let properties = if version.is_v5() {
-            Properties::decode(r, PropertyContext::Unsubscribe)?
-        } else {
-            Properties::default()
-        };
+        let properties = Properties::decode_if_v5(r, version, PropertyContext::Unsubscribe)?;
         let mut filters = Vec::new();
         while !r.is_empty() {
             filters.push(r.string()?);
