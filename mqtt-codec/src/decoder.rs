@@ -1,14 +1,16 @@
 //! Decoding: the streaming [`Decoder`] that finds frame boundaries in a `BytesMut`, enforces the
-//! size limit from the fixed header alone and splits each frame off zero-copy, and
-//! [`decode_packet`] which parses one whole frame.
+//! size limit from the fixed header alone and splits each frame off zero-copy (or a whole batch
+//! of frames at once, decoded as packets borrowing from it), and [`decode_packet`] which parses
+//! one whole frame.
 
 use bytes::{Bytes, BytesMut};
 
+use crate::borrowed::{PacketRef, Packets, PublishRef};
 use crate::error::DecodeError;
 use crate::frame::{FixedHeader, MAX_PACKET_SIZE, parse_fixed_header};
 use crate::packet::{
-    Ack, Auth, ConnAck, Connect, Disconnect, Packet, PacketType, Publish, SubAck, Subscribe,
-    UnsubAck, Unsubscribe,
+    Ack, Auth, ConnAck, Connect, Disconnect, Packet, PacketType, Publish, PublishLayout, SubAck,
+    Subscribe, UnsubAck, Unsubscribe,
 };
 use crate::primitives::ProtocolVersion;
 use crate::reader::Reader;
@@ -76,10 +78,122 @@ impl Decoder {
     /// adopts that version, even if a later field of the CONNECT is malformed, so the caller
     /// knows which CONNACK form to answer with.
     ///
+    /// Each packet owns a reference to its frame: splitting it off and dropping it are two
+    /// atomic reference-count updates. To decode many frames with none, see
+    /// [`Decoder::split_frames`] and [`Decoder::packets`].
+    ///
     /// # Errors
     /// The bytes break the specification; see [`DecodeError::reason_code`].
     #[inline]
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Packet>, DecodeError> {
+        let Some(header) = self.whole_frame(buf)? else {
+            return Ok(None);
+        };
+        let frame = buf.split_to(header.frame_len()).freeze();
+        let version = self.version_for(&frame, 0, header);
+        decode_body(frame, header, version).map(Some)
+    }
+
+    /// Splits every whole frame at the front of `buf` off at once, as one shared buffer to
+    /// decode with [`Decoder::packets`] or [`Decoder::decode_borrowed`]: one split for the whole
+    /// batch instead of one per frame. A partial frame at the end stays in `buf`; if nothing
+    /// whole is buffered the result is empty (and allocates nothing).
+    ///
+    /// Each frame's size limit is checked from its fixed header, as in [`Decoder::decode`].
+    ///
+    /// # Errors
+    /// The first frame in `buf` declares more than the maximum packet size or has a malformed
+    /// remaining length; nothing is consumed. (When such a frame follows whole frames, those are
+    /// returned first and the error comes with the next call.)
+    pub fn split_frames(&self, buf: &mut BytesMut) -> Result<Bytes, DecodeError> {
+        let mut len = 0;
+        loop {
+            match self.whole_frame(buf.get(len..).unwrap_or_default()) {
+                Ok(Some(header)) => len += header.frame_len(),
+                Ok(None) => break,
+                Err(error) if len == 0 => return Err(error),
+                Err(_) => break,
+            }
+        }
+        if len == 0 {
+            return Ok(Bytes::new());
+        }
+        Ok(buf.split_to(len).freeze())
+    }
+
+    /// Decodes the packets of the whole frames in `frames` in order, each borrowing from it
+    /// (see [`PacketRef`]): no reference count changes per frame.
+    ///
+    /// Iteration ends at the end of `frames` or before a partial frame at its end
+    /// ([`Packets::remainder`] holds what was not decoded), and after the first error, which
+    /// is yielded once. Version and size rules are those of [`Decoder::decode`].
+    ///
+    /// ```
+    /// use mqtt_wire::{BytesMut, Decoder, PacketRef, ProtocolVersion};
+    ///
+    /// let mut decoder = Decoder::new();
+    /// decoder.set_version(ProtocolVersion::V3_1_1);
+    /// let mut input = BytesMut::from(&b"\x30\x07\x00\x03a/bhi\x30\x06\x00\x01cbye\xc0"[..]);
+    ///
+    /// let frames = decoder.split_frames(&mut input)?; // two PUBLISH; PINGREQ is partial
+    /// assert_eq!(&input[..], b"\xc0");
+    /// let mut kept = Vec::new();
+    /// for packet in decoder.packets(&frames) {
+    ///     match packet? {
+    ///         PacketRef::Publish(publish) if publish.topic() == "c" => {
+    ///             kept.push(publish.to_publish()); // one reference-count update
+    ///         }
+    ///         PacketRef::Publish(publish) => assert_eq!(publish.payload(), b"hi"),
+    ///         PacketRef::Other(packet) => unreachable!("{packet:?}"),
+    ///     }
+    /// }
+    /// drop(frames); // `kept` holds its frame on its own
+    /// assert_eq!((kept[0].topic(), kept[0].payload()), ("c", &b"bye"[..]));
+    /// # Ok::<(), mqtt_wire::DecodeError>(())
+    /// ```
+    pub fn packets<'a>(&mut self, frames: &'a Bytes) -> Packets<'_, 'a> {
+        Packets::new(self, frames)
+    }
+
+    /// Decodes the packet of the frame at `frames[*offset..]` and advances `offset` past it;
+    /// the packet borrows from `frames` (see [`PacketRef`]). `Ok(None)`: `offset` is at the
+    /// end of `frames` or at a partial frame, and is left unchanged.
+    ///
+    /// The same as [`Decoder::packets`], one step at a time and without holding the decoder
+    /// between steps, so a caller that keeps the decoder beside other state (a broker's
+    /// connection table) can handle each packet before decoding the next, or stop early and
+    /// keep `frames.slice(offset..)`.
+    ///
+    /// # Errors
+    /// As for [`Decoder::decode`]; after an error the connection must be closed.
+    #[inline]
+    pub fn decode_borrowed<'a>(
+        &mut self,
+        frames: &'a Bytes,
+        offset: &mut usize,
+    ) -> Result<Option<PacketRef<'a>>, DecodeError> {
+        let start = *offset;
+        let Some(header) = self.whole_frame(frames.get(start..).unwrap_or_default())? else {
+            return Ok(None);
+        };
+        let end = start + header.frame_len();
+        *offset = end;
+        let version = self.version_for(frames, start, header);
+        if header.first_byte >> 4 == PacketType::Publish as u8 {
+            let flags = header.first_byte & 0x0F;
+            let body_start = start + header.header_len;
+            let layout = PublishLayout::parse(flags, frames, start, body_start, end, version)?;
+            return Ok(Some(PacketRef::Publish(PublishRef::new(
+                frames, start, end, layout,
+            ))));
+        }
+        decode_other(frames, start, header, version).map(|packet| Some(PacketRef::Other(packet)))
+    }
+
+    /// The fixed header of the frame at the start of `buf` if the whole frame is there;
+    /// `Ok(None)` if more bytes are needed. The size limit is checked first.
+    #[inline(always)]
+    fn whole_frame(&self, buf: &[u8]) -> Result<Option<FixedHeader>, DecodeError> {
         let Some(header) = parse_fixed_header(buf)? else {
             return Ok(None);
         };
@@ -90,18 +204,22 @@ impl Decoder {
                 max: self.max_packet_size,
             });
         }
-        if buf.len() < size {
-            return Ok(None);
-        }
-        let frame = buf.split_to(size).freeze();
+        Ok((buf.len() >= size).then_some(header))
+    }
+
+    /// The version to decode the frame at `buf[start..]` with. A CONNECT while no version is
+    /// known makes the decoder adopt the version it names.
+    #[inline(always)]
+    fn version_for(&mut self, buf: &Bytes, start: usize, header: FixedHeader) -> ProtocolVersion {
         let version = self.version.unwrap_or(ProtocolVersion::V3_1_1);
         if header.first_byte >> 4 == PacketType::Connect as u8 && self.version.is_none() {
-            let mut r = Reader::new(&frame, header.header_len, size);
+            let body = start + header.header_len;
+            let mut r = Reader::new(buf, body, start + header.frame_len());
             if let Ok(protocol) = Connect::decode_protocol(&mut r) {
                 self.version = Some(protocol);
             }
         }
-        decode_body(frame, header, version).map(Some)
+        version
     }
 }
 
@@ -124,19 +242,31 @@ pub fn decode_packet(frame: Bytes, version: ProtocolVersion) -> Result<Packet, D
     decode_body(frame, header, version)
 }
 
-/// Checks the packet type and its fixed-header flags, then decodes the body.
+/// Decodes a whole owned frame: a PUBLISH keeps it, other packets take views into it.
 #[inline(always)]
 fn decode_body(
     frame: Bytes,
     header: FixedHeader,
     version: ProtocolVersion,
 ) -> Result<Packet, DecodeError> {
-    let type_bits = header.first_byte >> 4;
-    let flags = header.first_byte & 0x0F;
-    if type_bits == PacketType::Publish as u8 {
+    if header.first_byte >> 4 == PacketType::Publish as u8 {
         // The common case first; PUBLISH flags are checked by its decoder.
+        let flags = header.first_byte & 0x0F;
         return Publish::decode(flags, frame, header.header_len, version).map(Packet::Publish);
     }
+    decode_other(&frame, 0, header, version)
+}
+
+/// Checks the packet type and its fixed-header flags, then decodes the body of the frame at
+/// `buf[start..]` (the caller has checked that it is whole). Fields are views into `buf`.
+fn decode_other(
+    buf: &Bytes,
+    start: usize,
+    header: FixedHeader,
+    version: ProtocolVersion,
+) -> Result<Packet, DecodeError> {
+    let type_bits = header.first_byte >> 4;
+    let flags = header.first_byte & 0x0F;
     let packet_type = PacketType::try_from(type_bits)?;
     if packet_type == PacketType::Auth && !version.is_v5() {
         return Err(DecodeError::InvalidPacketType(type_bits));
@@ -152,37 +282,32 @@ fn decode_body(
             flags,
         });
     }
-    let (start, end) = (header.header_len, header.frame_len());
-    let body = |frame| Reader::new(frame, start, end);
+    let (body_start, end) = (start + header.header_len, start + header.frame_len());
+    let body = || Reader::new(buf, body_start, end);
     Ok(match packet_type {
         PacketType::Publish => {
-            Packet::Publish(Publish::decode(flags, frame, header.header_len, version)?)
+            let layout = PublishLayout::parse(flags, buf, start, body_start, end, version)?;
+            Packet::Publish(Publish::from_layout(layout, buf.slice(start..end)))
         }
-        PacketType::Connect => Packet::Connect(Box::new(Connect::decode(&mut body(&frame))?)),
-        PacketType::ConnAck => Packet::ConnAck(ConnAck::decode(&mut body(&frame), version)?),
-        PacketType::PubAck => Packet::PubAck(Ack::decode(&mut body(&frame), version, packet_type)?),
-        PacketType::PubRec => Packet::PubRec(Ack::decode(&mut body(&frame), version, packet_type)?),
-        PacketType::PubRel => Packet::PubRel(Ack::decode(&mut body(&frame), version, packet_type)?),
-        PacketType::PubComp => {
-            Packet::PubComp(Ack::decode(&mut body(&frame), version, packet_type)?)
-        }
-        PacketType::Subscribe => Packet::Subscribe(Subscribe::decode(&mut body(&frame), version)?),
-        PacketType::SubAck => Packet::SubAck(SubAck::decode(&mut body(&frame), version)?),
-        PacketType::Unsubscribe => {
-            Packet::Unsubscribe(Unsubscribe::decode(&mut body(&frame), version)?)
-        }
-        PacketType::UnsubAck => Packet::UnsubAck(UnsubAck::decode(&mut body(&frame), version)?),
+        PacketType::Connect => Packet::Connect(Box::new(Connect::decode(&mut body())?)),
+        PacketType::ConnAck => Packet::ConnAck(ConnAck::decode(&mut body(), version)?),
+        PacketType::PubAck => Packet::PubAck(Ack::decode(&mut body(), version, packet_type)?),
+        PacketType::PubRec => Packet::PubRec(Ack::decode(&mut body(), version, packet_type)?),
+        PacketType::PubRel => Packet::PubRel(Ack::decode(&mut body(), version, packet_type)?),
+        PacketType::PubComp => Packet::PubComp(Ack::decode(&mut body(), version, packet_type)?),
+        PacketType::Subscribe => Packet::Subscribe(Subscribe::decode(&mut body(), version)?),
+        PacketType::SubAck => Packet::SubAck(SubAck::decode(&mut body(), version)?),
+        PacketType::Unsubscribe => Packet::Unsubscribe(Unsubscribe::decode(&mut body(), version)?),
+        PacketType::UnsubAck => Packet::UnsubAck(UnsubAck::decode(&mut body(), version)?),
         PacketType::PingReq => {
-            body(&frame).finish()?;
+            body().finish()?;
             Packet::PingReq
         }
         PacketType::PingResp => {
-            body(&frame).finish()?;
+            body().finish()?;
             Packet::PingResp
         }
-        PacketType::Disconnect => {
-            Packet::Disconnect(Disconnect::decode(&mut body(&frame), version)?)
-        }
-        PacketType::Auth => Packet::Auth(Auth::decode(&mut body(&frame))?),
+        PacketType::Disconnect => Packet::Disconnect(Disconnect::decode(&mut body(), version)?),
+        PacketType::Auth => Packet::Auth(Auth::decode(&mut body())?),
     })
 }

@@ -6,7 +6,7 @@ use bytes::{BufMut, BytesMut};
 
 use crate::error::EncodeError;
 use crate::frame::{MAX_VBI, vbi_len};
-use crate::packet::Packet;
+use crate::packet::{Packet, PacketType};
 use crate::primitives::ProtocolVersion;
 use crate::string::MqttStr;
 
@@ -40,9 +40,30 @@ pub(crate) fn put_binary(out: &mut BytesMut, data: &[u8]) -> Result<(), EncodeEr
     Ok(())
 }
 
-/// Writes a fixed header with `remaining` bytes to follow, in one write.
-#[inline]
+/// Writes a fixed header with `remaining` bytes to follow, in one write. On error nothing is
+/// written.
+#[inline(always)]
 pub(crate) fn put_fixed_header(
+    out: &mut BytesMut,
+    first_byte: u8,
+    remaining: usize,
+) -> Result<(), EncodeError> {
+    // Constant-size writes for the common one- and two-byte lengths.
+    if remaining < 0x80 {
+        out.extend_from_slice(&[first_byte, remaining as u8]);
+        return Ok(());
+    }
+    if remaining < 0x4000 {
+        out.extend_from_slice(&[first_byte, (remaining as u8) | 0x80, (remaining >> 7) as u8]);
+        return Ok(());
+    }
+    put_long_fixed_header(out, first_byte, remaining)
+}
+
+/// [`put_fixed_header`] for remaining lengths of three and four bytes (16 KiB and more), kept out
+/// of line so the common case inlines small.
+#[inline(never)]
+fn put_long_fixed_header(
     out: &mut BytesMut,
     first_byte: u8,
     remaining: usize,
@@ -51,15 +72,6 @@ pub(crate) fn put_fixed_header(
         .ok()
         .filter(|&r| r <= MAX_VBI)
         .ok_or(EncodeError::PacketTooLarge)?;
-    // Constant-size writes for the common one- and two-byte lengths.
-    if value < 0x80 {
-        out.extend_from_slice(&[first_byte, value as u8]);
-        return Ok(());
-    }
-    if value < 0x4000 {
-        out.extend_from_slice(&[first_byte, (value as u8) | 0x80, (value >> 7) as u8]);
-        return Ok(());
-    }
     // At most MAX_VBI, so at most four length bytes after the first byte.
     let mut header = [first_byte, 0, 0, 0, 0];
     let mut len = 1;
@@ -75,6 +87,25 @@ pub(crate) fn put_fixed_header(
     }
     out.extend_from_slice(header.get(..len).unwrap_or_default());
     Ok(())
+}
+
+/// Appends one whole frame: reserves its exact size once, writes the fixed header announcing
+/// `body` bytes, then the body with `write_body`. If either fails, `out` is truncated back to
+/// where it was, so a failed encode leaves no partial frame.
+#[inline(always)]
+pub(crate) fn put_frame(
+    out: &mut BytesMut,
+    first_byte: u8,
+    body: usize,
+    write_body: impl FnOnce(&mut BytesMut) -> Result<(), EncodeError>,
+) -> Result<(), EncodeError> {
+    out.reserve(frame_len(body));
+    let start = out.len();
+    let written = put_fixed_header(out, first_byte, body).and_then(|()| write_body(out));
+    if written.is_err() {
+        out.truncate(start);
+    }
+    written
 }
 
 /// Length of a whole frame whose remaining length is `body`.
@@ -117,72 +148,54 @@ impl Packet {
     /// A field that cannot be encoded: too long, a property or reason code the packet type
     /// cannot carry, AUTH in MQTT 3.x, etc. (see [`EncodeError`]).
     pub fn encode(&self, version: ProtocolVersion, out: &mut BytesMut) -> Result<(), EncodeError> {
-        let body = self.body_len(version);
-        out.reserve(frame_len(body));
-        let start = out.len();
-        let written = self.write(version, body, out);
-        if written.is_err() {
-            out.truncate(start);
-        }
-        written
-    }
-
-    fn write(
-        &self,
-        version: ProtocolVersion,
-        body: usize,
-        out: &mut BytesMut,
-    ) -> Result<(), EncodeError> {
-        let packet_type = self.packet_type();
-        let first_byte = (packet_type as u8) << 4 | packet_type.required_flags().unwrap_or(0);
+        // One dispatch: each arm measures and writes its own type, all inlined.
+        let first_byte = first_byte(self.packet_type());
         match self {
-            Self::Publish(p) => {
-                p.write_header(version, body, out)?;
-                out.extend_from_slice(p.payload());
-                Ok(())
-            }
-            Self::Connect(p) => {
-                put_fixed_header(out, first_byte, body)?;
-                p.write(out)
-            }
+            Self::Publish(p) => p.encode(version, out),
+            Self::Connect(p) => put_frame(out, first_byte, p.body_len(), |out| p.write(out)),
             Self::Auth(p) => {
                 if !version.is_v5() {
                     return Err(EncodeError::UnsupportedPacket(first_byte >> 4));
                 }
-                put_fixed_header(out, first_byte, body)?;
-                p.write(out)
+                put_frame(out, first_byte, p.body_len(), |out| p.write(out))
             }
-            Self::ConnAck(p) => {
-                put_fixed_header(out, first_byte, body)?;
+            Self::ConnAck(p) => put_frame(out, first_byte, p.body_len(version), |out| {
                 p.write(version, out)
-            }
+            }),
             Self::PubAck(p) | Self::PubRec(p) | Self::PubRel(p) | Self::PubComp(p) => {
-                put_fixed_header(out, first_byte, body)?;
-                p.write(version, packet_type, out)
+                let packet_type = self.packet_type();
+                put_frame(out, first_byte, p.body_len(version), |out| {
+                    p.write(version, packet_type, out)
+                })
             }
-            Self::Subscribe(p) => {
-                put_fixed_header(out, first_byte, body)?;
+            Self::Subscribe(p) => put_frame(out, first_byte, p.body_len(version), |out| {
                 p.write(version, out)
-            }
-            Self::SubAck(p) => {
-                put_fixed_header(out, first_byte, body)?;
+            }),
+            Self::SubAck(p) => put_frame(out, first_byte, p.body_len(version), |out| {
                 p.write(version, out)
-            }
-            Self::Unsubscribe(p) => {
-                put_fixed_header(out, first_byte, body)?;
+            }),
+            Self::Unsubscribe(p) => put_frame(out, first_byte, p.body_len(version), |out| {
                 p.write(version, out)
-            }
-            Self::UnsubAck(p) => {
-                put_fixed_header(out, first_byte, body)?;
+            }),
+            Self::UnsubAck(p) => put_frame(out, first_byte, p.body_len(version), |out| {
                 p.write(version, out)
-            }
-            Self::Disconnect(p) => {
-                put_fixed_header(out, first_byte, body)?;
+            }),
+            Self::Disconnect(p) => put_frame(out, first_byte, p.body_len(version), |out| {
                 p.write(version, out)
-            }
-            Self::PingReq | Self::PingResp => put_fixed_header(out, first_byte, body),
+            }),
+            Self::PingReq | Self::PingResp => put_fixed_header(out, first_byte, 0),
         }
     }
+}
+
+/// The first fixed-header byte of a packet of this type (PUBLISH: without its flags).
+#[inline]
+const fn first_byte(packet_type: PacketType) -> u8 {
+    let flags = match packet_type.required_flags() {
+        Some(flags) => flags,
+        None => 0,
+    };
+    (packet_type as u8) << 4 | flags
 }
 
 #[cfg(test)]

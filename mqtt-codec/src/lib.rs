@@ -71,6 +71,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod borrowed;
 mod decoder;
 mod encoder;
 mod error;
@@ -82,6 +83,7 @@ mod reader;
 mod reason;
 mod string;
 
+pub use borrowed::{PacketRef, Packets, PublishRef};
 pub use bytes::{Bytes, BytesMut};
 pub use decoder::{Decoder, decode_packet};
 pub use error::{DecodeError, EncodeError};

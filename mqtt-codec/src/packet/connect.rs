@@ -129,6 +129,7 @@ impl Connect {
     }
 
     /// Remaining length in its own protocol version.
+    #[inline]
     pub(crate) fn body_len(&self) -> usize {
         let v5 = self.protocol.is_v5();
         let mut n = prefixed_len(self.protocol.protocol_name().len()) + 1 + 1 + 2;
@@ -152,6 +153,7 @@ impl Connect {
     }
 
     /// Writes the body (after the fixed header).
+    #[inline]
     pub(crate) fn write(&self, out: &mut BytesMut) -> Result<(), EncodeError> {
         let v5 = self.protocol.is_v5();
         if !v5 && self.password.is_some() && self.username.is_none() {

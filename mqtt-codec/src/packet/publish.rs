@@ -6,7 +6,7 @@ use core::fmt;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use crate::encoder::{frame_len, prefixed_len, put_fixed_header, put_utf8};
+use crate::encoder::{frame_len, prefixed_len, put_fixed_header, put_frame, put_utf8};
 use crate::error::{DecodeError, EncodeError};
 use crate::primitives::{ProtocolVersion, PublishQos};
 use crate::properties::{Properties, PropertyContext};
@@ -230,45 +230,25 @@ impl Publish {
         body_start: usize,
         version: ProtocolVersion,
     ) -> Result<Self, DecodeError> {
-        let dup = flags & 0b1000 != 0;
-        let retain = flags & 0b0001 != 0;
-        let qos_bits = (flags >> 1) & 0b11;
-        let r = &mut Reader::new(&frame, body_start, frame.len());
-        let topic = r.prefixed_slice()?;
-        validate(topic)?;
-        let topic_end = r.position();
-        let topic_start = topic_end - topic.len();
-        let qos = match qos_bits {
-            0 if dup => return Err(DecodeError::DupWithQoS0), // [MQTT-3.3.1-2]
-            0 => PublishQos::AtMostOnce,
-            1 => PublishQos::AtLeastOnce(r.packet_id()?),
-            2 => PublishQos::ExactlyOnce(r.packet_id()?),
-            _ => return Err(DecodeError::InvalidQoS(qos_bits)), // [MQTT-3.3.1-4]
-        };
-        let properties = if version.is_v5() {
-            Properties::decode(r, PropertyContext::Publish)?
-        } else {
-            Properties::new()
-        };
-        // Offsets fit in u32: a frame is at most MAX_PACKET_SIZE bytes.
-        let offset = |n: usize| u32::try_from(n).map_err(|_| DecodeError::Truncated);
-        let (topic_start, topic_end, payload_start) = (
-            offset(topic_start)?,
-            offset(topic_end)?,
-            offset(r.position())?,
-        );
-        Ok(Self {
-            dup,
-            qos,
-            retain,
-            properties,
+        let layout = PublishLayout::parse(flags, &frame, 0, body_start, frame.len(), version)?;
+        Ok(Self::from_layout(layout, frame))
+    }
+
+    /// The PUBLISH whose `layout` was parsed from `frame` (offsets relative to its start).
+    #[inline(always)]
+    pub(crate) fn from_layout(layout: PublishLayout, frame: Bytes) -> Self {
+        Self {
+            dup: layout.dup,
+            qos: layout.qos,
+            retain: layout.retain,
+            properties: layout.properties,
             content: Content::Frame {
                 frame,
-                topic_start,
-                topic_end,
-                payload_start,
+                topic_start: layout.topic_start,
+                topic_end: layout.topic_end,
+                payload_start: layout.payload_start,
             },
-        })
+        }
     }
 
     /// The lower nibble of the fixed header: DUP, QoS, RETAIN.
@@ -292,13 +272,23 @@ impl Publish {
 
     /// Writes the fixed header (announcing `body` bytes) and the variable header.
     #[inline]
-    pub(crate) fn write_header(
+    fn write_header(
         &self,
         version: ProtocolVersion,
         body: usize,
         out: &mut BytesMut,
     ) -> Result<(), EncodeError> {
         put_fixed_header(out, 0x30 | self.flags(), body)?;
+        self.write_variable_header(version, out)
+    }
+
+    /// Writes the variable header: topic, packet identifier, properties (5.0).
+    #[inline]
+    fn write_variable_header(
+        &self,
+        version: ProtocolVersion,
+        out: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
         put_utf8(out, self.topic_bytes())?;
         if let Some(id) = self.qos.packet_id() {
             out.put_u16(id.get());
@@ -306,6 +296,65 @@ impl Publish {
         if version.is_v5() {
             self.properties.write(PropertyContext::Publish, out)?;
         }
+        Ok(())
+    }
+
+    /// Topic bytes and payload, with one look at where they live.
+    #[inline]
+    fn topic_and_payload(&self) -> (&[u8], &[u8]) {
+        match &self.content {
+            Content::Frame {
+                frame,
+                topic_start,
+                topic_end,
+                payload_start,
+            } => (
+                frame
+                    .get(*topic_start as usize..*topic_end as usize)
+                    .unwrap_or_default(),
+                frame.get(*payload_start as usize..).unwrap_or_default(),
+            ),
+            Content::Parts { topic, payload } => (topic.as_bytes(), payload),
+        }
+    }
+
+    /// Appends the whole frame (see [`crate::Packet::encode`]). Without properties (every
+    /// PUBLISH in 3.x) the frame is measured from the two lengths and written straight, with
+    /// every check done before the first byte; with properties it takes the general path.
+    #[inline]
+    pub(crate) fn encode(
+        &self,
+        version: ProtocolVersion,
+        out: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        let first_byte = 0x30 | self.flags();
+        if version.is_v5() && !self.properties.is_empty() {
+            return put_frame(out, first_byte, self.body_len(version), |out| {
+                self.write_variable_header(version, out)?;
+                out.extend_from_slice(self.payload());
+                Ok(())
+            });
+        }
+        let (topic, payload) = self.topic_and_payload();
+        let topic_len = u16::try_from(topic.len()).map_err(|_| EncodeError::StringTooLong)?;
+        let packet_id = self.qos.packet_id();
+        // Topic, packet identifier, an empty property list in 5.0, payload.
+        let body = prefixed_len(topic.len())
+            + if packet_id.is_some() { 2 } else { 0 }
+            + usize::from(version.is_v5())
+            + payload.len();
+        out.reserve(frame_len(body));
+        // Writes nothing when it fails (too large), so `out` is unchanged on every error.
+        put_fixed_header(out, first_byte, body)?;
+        out.put_u16(topic_len);
+        out.extend_from_slice(topic);
+        if let Some(id) = packet_id {
+            out.put_u16(id.get());
+        }
+        if version.is_v5() {
+            out.put_u8(0);
+        }
+        out.extend_from_slice(payload);
         Ok(())
     }
 
@@ -329,6 +378,67 @@ impl Publish {
             out.truncate(start);
         }
         written
+    }
+}
+
+/// A PUBLISH parsed in place: its flags and properties, and where its topic and payload lie
+/// in its frame. Shared by the owned [`Publish`] and the borrowed [`crate::PublishRef`].
+pub(crate) struct PublishLayout {
+    pub(crate) dup: bool,
+    pub(crate) qos: PublishQos,
+    pub(crate) retain: bool,
+    pub(crate) properties: Properties,
+    /// Offsets from the start of the frame (a frame is at most `MAX_PACKET_SIZE` bytes, so
+    /// they fit in `u32`).
+    pub(crate) topic_start: u32,
+    pub(crate) topic_end: u32,
+    pub(crate) payload_start: u32,
+}
+
+impl PublishLayout {
+    /// Parses the PUBLISH whose frame is `buf[frame_start..frame_end]` and whose body starts at
+    /// `body_start` (an offset into `buf`); `flags` is the lower nibble of its fixed header.
+    /// The topic is validated [MQTT-1.5.3-1/2]; nothing is copied and no reference count
+    /// changes (properties of 5.0 aside, which are views).
+    #[inline(always)]
+    pub(crate) fn parse(
+        flags: u8,
+        buf: &Bytes,
+        frame_start: usize,
+        body_start: usize,
+        frame_end: usize,
+        version: ProtocolVersion,
+    ) -> Result<Self, DecodeError> {
+        let dup = flags & 0b1000 != 0;
+        let retain = flags & 0b0001 != 0;
+        let qos_bits = (flags >> 1) & 0b11;
+        let r = &mut Reader::new(buf, body_start, frame_end);
+        let topic = r.prefixed_slice()?;
+        validate(topic)?;
+        let topic_end = r.position();
+        let topic_start = topic_end - topic.len();
+        let qos = match qos_bits {
+            0 if dup => return Err(DecodeError::DupWithQoS0), // [MQTT-3.3.1-2]
+            0 => PublishQos::AtMostOnce,
+            1 => PublishQos::AtLeastOnce(r.packet_id()?),
+            2 => PublishQos::ExactlyOnce(r.packet_id()?),
+            _ => return Err(DecodeError::InvalidQoS(qos_bits)), // [MQTT-3.3.1-4]
+        };
+        let properties = if version.is_v5() {
+            Properties::decode(r, PropertyContext::Publish)?
+        } else {
+            Properties::new()
+        };
+        let offset = |n: usize| u32::try_from(n - frame_start).map_err(|_| DecodeError::Truncated);
+        Ok(Self {
+            dup,
+            qos,
+            retain,
+            properties,
+            topic_start: offset(topic_start)?,
+            topic_end: offset(topic_end)?,
+            payload_start: offset(r.position())?,
+        })
     }
 }
 

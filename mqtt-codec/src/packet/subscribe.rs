@@ -125,6 +125,7 @@ impl Subscribe {
         })
     }
 
+    #[inline]
     pub(crate) fn body_len(&self, version: ProtocolVersion) -> usize {
         let mut n = 2;
         if version.is_v5() {
@@ -136,6 +137,7 @@ impl Subscribe {
         n
     }
 
+    #[inline]
     pub(crate) fn write(
         &self,
         version: ProtocolVersion,
