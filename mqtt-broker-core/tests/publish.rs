@@ -489,6 +489,8 @@ fn full_outbox_drops_qos0_and_holds_qos1() {
     let mut h = Harness::with_config(config(|c| {
         c.max_packet_size = 1024;
         c.max_outbox_bytes = 1024;
+        // Drop at once instead of pausing the publisher (see tests/backpressure_qos0.rs).
+        c.max_publisher_pause = std::time::Duration::ZERO;
     }));
     let sub = h.connect(V311, "s");
     h.subscribe(sub, "t", QoS::AtLeastOnce);
