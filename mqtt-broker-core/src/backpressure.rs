@@ -1,19 +1,26 @@
-//! Backpressure from full QoS 1/2 session queues to the publishers filling them.
+//! Backpressure from full subscribers to the publishers filling them.
 //!
-//! A connected session whose queue passes half of its bounds (`max_queued_messages`,
-//! `max_queued_bytes`) pauses the connection whose PUBLISH is being routed to it
-//! ([`Output::PauseReading`]); once every session a publisher waits for is back under a quarter
-//! of its bounds (or offline, or gone), the publisher resumes ([`Output::ResumeReading`]).
+//! A connected subscriber is *full* when its QoS 1/2 queue passes half of its bounds
+//! (`max_queued_messages`, `max_queued_bytes`) or its connection's outbox (bytes handed out and
+//! not yet flushed, where QoS 0 goes) passes half of `max_outbox_bytes`. The connection whose
+//! PUBLISH is being routed to a full subscriber is paused ([`Output::PauseReading`]); once every
+//! subscriber a publisher waits for is *drained* (queue under a quarter of its bounds and outbox
+//! under a quarter of its bound, or offline, or gone), the publisher resumes
+//! ([`Output::ResumeReading`]). So a subscriber that reads slower than its publishers send keeps
+//! them in step instead of dropping their QoS 0 messages or overflowing its queue.
 //! The pause takes effect at once: packets of a paused publisher already handed over stay in its
 //! read buffer, undecoded and unacknowledged, until it resumes (the adapter's read gate bounds
-//! them to about one read). So a queue overshoots its high-water mark by at most one message per
-//! publisher, and acknowledged messages are not dropped.
+//! them to about one read). So a queue or outbox overshoots its high-water mark by at most one
+//! message per publisher, and acknowledged messages are not dropped.
 //!
 //! A pause lasts at most `Config::max_publisher_pause`: then the publisher resumes and the
-//! sessions it waited for are marked overflowing, which means the old policy (drop and count
-//! when full) until they drain under the low-water mark. A subscriber that never reads thus
-//! stalls its publishers once, for a bounded time, and memory stays bounded throughout. Offline
-//! sessions and a publisher's own session never pause anyone.
+//! subscribers it waited for are marked overflowing, which means the old policy (QoS 0 dropped
+//! when the outbox is full, QoS 1/2 dropped when the queue is full, counted) until they drain.
+//! A subscriber that never reads thus stalls its publishers once, for a bounded time, and memory
+//! stays bounded throughout. A full subscriber whose connection has taken nothing (no flush, its
+//! outbox not newly in use) for `max_publisher_pause` is treated the same way at once, so several
+//! stuck subscribers cost one pause, not one each. Offline sessions and a publisher's own session
+//! never pause anyone.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -23,7 +30,7 @@ use crate::conn::ConnectionId;
 use crate::output::Output;
 use crate::session::{Queue, SessionId};
 
-/// Publishers paused on behalf of session queues.
+/// Publishers paused on behalf of full subscribers.
 #[derive(Debug, Default)]
 pub(crate) struct Backpressure {
     /// The connection whose PUBLISH is being routed, if any.
@@ -63,11 +70,39 @@ impl Broker {
     /// A QoS 1/2 delivery is about to be queued for `session`: pauses the publisher being
     /// routed when the queue is above its high-water mark.
     pub(crate) fn queue_pressure(&mut self, session: SessionId, now: Instant) {
-        let pause = self.config.max_publisher_pause;
+        if self.backpressure.publisher.is_none() {
+            return;
+        }
         let (max_messages, max_bytes) = (
             self.config.max_queued_messages,
             self.config.max_queued_bytes,
         );
+        let full = self
+            .sessions
+            .get(&session)
+            .is_some_and(|s| above_high_water(&s.queue, max_messages, max_bytes));
+        self.pressure(session, full, now);
+    }
+
+    /// A QoS 0 delivery is about to be sent to `session` on `conn`: pauses the publisher being
+    /// routed when that outbox is above half of its bound.
+    pub(crate) fn outbox_pressure(&mut self, session: SessionId, conn: ConnectionId, now: Instant) {
+        if self.backpressure.publisher.is_none() {
+            return;
+        }
+        let high_water = self.config.max_outbox_bytes.div_ceil(2);
+        let full = self
+            .conns
+            .get(&conn)
+            .is_some_and(|c| c.outbox >= high_water);
+        self.pressure(session, full, now);
+    }
+
+    /// Pauses the publisher being routed for `session` when `full`, unless the session is
+    /// offline, is the publisher's own, or already made a publisher wait the maximum and has
+    /// not drained since.
+    fn pressure(&mut self, session: SessionId, full: bool, now: Instant) {
+        let pause = self.config.max_publisher_pause;
         let Some(publisher) = self.backpressure.publisher else {
             return;
         };
@@ -80,13 +115,21 @@ impl Broker {
         if s.conn.is_none() || s.conn == Some(publisher) {
             return; // an offline session cannot drain; a publisher must read its own acks
         }
-        if self.backpressure.overflowing.contains(&session) {
-            if below_low_water(&s.queue, max_messages, max_bytes) {
+        if !self.backpressure.overflowing.is_empty()
+            && self.backpressure.overflowing.contains(&session)
+        {
+            if self.drained(session) {
                 self.backpressure.overflowing.remove(&session);
             }
             return;
         }
-        if !above_high_water(&s.queue, max_messages, max_bytes) {
+        if !full {
+            return;
+        }
+        if self.stalled(session, now) {
+            // Already took nothing for the longest pause: a reader that stopped, not a slow
+            // one. Waiting for it would only hold the publisher up once more.
+            self.backpressure.overflowing.insert(session);
             return;
         }
         match self.backpressure.paused.get_mut(&publisher) {
@@ -106,21 +149,40 @@ impl Broker {
         }
     }
 
-    /// `session`'s queue shrank: resumes the publishers that waited only for it once it is
-    /// under its low-water mark (or offline).
-    pub(crate) fn queue_drained(&mut self, session: SessionId, now: Instant) {
+    /// Whether `session`'s connection (full, so with work waiting) has taken nothing for
+    /// `max_publisher_pause` or longer.
+    fn stalled(&self, session: SessionId, now: Instant) -> bool {
+        let conn = self.sessions.get(&session).and_then(|s| s.conn);
+        conn.and_then(|conn| self.conns.get(&conn))
+            .is_some_and(|c| {
+                now.saturating_duration_since(c.last_progress) >= self.config.max_publisher_pause
+            })
+    }
+
+    /// Whether `session` is under both low-water marks (queue and outbox), offline, or gone.
+    fn drained(&self, session: SessionId) -> bool {
+        let Some(s) = self.sessions.get(&session) else {
+            return true;
+        };
+        let Some(conn) = s.conn else {
+            return true;
+        };
+        let outbox = self.conns.get(&conn).map_or(0, |c| c.outbox);
+        outbox <= self.config.max_outbox_bytes / 4
+            && below_low_water(
+                &s.queue,
+                self.config.max_queued_messages,
+                self.config.max_queued_bytes,
+            )
+    }
+
+    /// `session`'s queue or outbox shrank: resumes the publishers that waited only for it once
+    /// it is drained.
+    pub(crate) fn session_drained(&mut self, session: SessionId, now: Instant) {
         if self.backpressure.paused.is_empty() && self.backpressure.overflowing.is_empty() {
             return;
         }
-        let (max_messages, max_bytes) = (
-            self.config.max_queued_messages,
-            self.config.max_queued_bytes,
-        );
-        let drained = self
-            .sessions
-            .get(&session)
-            .is_none_or(|s| s.conn.is_none() || below_low_water(&s.queue, max_messages, max_bytes));
-        if drained {
+        if self.drained(session) {
             self.backpressure.overflowing.remove(&session);
             self.release_session(session, now);
         }
@@ -155,7 +217,7 @@ impl Broker {
     }
 
     /// `publisher` waited `max_publisher_pause`: it resumes, and the sessions it waited for
-    /// fall back to dropping when full until they drain.
+    /// fall back to dropping when full (queue or outbox) until they drain.
     pub(crate) fn pause_expired(&mut self, publisher: ConnectionId, now: Instant) {
         let Some(waiting) = self.backpressure.paused.remove(&publisher) else {
             return;

@@ -67,6 +67,9 @@ pub struct Broker {
     /// Spare capacity that outgoing packet headers are encoded into, then split off.
     pub(crate) scratch: BytesMut,
     pub(crate) started: Option<Instant>,
+    /// The `now` of the input being handled, for stamps taken deep in the call tree (outbox
+    /// progress in `transmit`).
+    pub(crate) input_time: Option<Instant>,
     /// Records not yet handed out, and outputs waiting for durability.
     pub(crate) persist: PersistState,
     /// Publishers paused for full subscriber queues.
@@ -112,6 +115,7 @@ impl Broker {
             route_seq: 0,
             scratch: BytesMut::new(),
             started: None,
+            input_time: None,
             persist: PersistState::default(),
             backpressure: Backpressure::default(),
         }
@@ -279,6 +283,9 @@ impl Broker {
             .outbox
             .checked_sub(bytes)
             .ok_or(ApiMisuse::FlushedTooMuch(conn.0))?;
+        if bytes > 0 {
+            c.last_progress = now;
+        }
         if let Some(session) = c.session() {
             self.pump(session, now);
         }
@@ -361,6 +368,7 @@ impl Broker {
 
     /// Work done at every input: start the clock-driven duties on the first one.
     pub(crate) fn tick(&mut self, now: Instant) {
+        self.input_time = Some(now);
         if self.started.is_some() {
             return;
         }

@@ -75,6 +75,9 @@ pub(crate) struct Conn {
     pub(crate) last_packet: Instant,
     /// Bytes handed out and not yet flushed.
     pub(crate) outbox: usize,
+    /// Last time the socket took bytes, or the outbox went from empty to in use: a connection
+    /// with bytes waiting and no progress since long ago is not reading (see `backpressure`).
+    pub(crate) last_progress: Instant,
     /// The client's Maximum Packet Size (v5), else unlimited.
     pub(crate) max_packet_size: u32,
     /// The client's Receive Maximum (v5), or the broker's window for older clients.
@@ -106,6 +109,7 @@ impl Conn {
             keep_alive: Duration::ZERO,
             last_packet: now,
             outbox: 0,
+            last_progress: now,
             max_packet_size: u32::MAX,
             receive_maximum: u16::MAX,
             inbound_aliases: InboundAliases::default(),

@@ -57,7 +57,8 @@ impl Broker {
         self.event(Event::MessageDropped { client_id, reason });
     }
 
-    /// Delivers to one session. QoS 0 goes out now or is dropped (full outbox, or offline);
+    /// Delivers to one session. QoS 0 goes out now or is dropped (full outbox, or offline), and
+    /// an outbox past half its bound pauses the publisher (see `backpressure`);
     /// QoS 1/2 goes out now when the window allows, else waits in the bounded session queue
     /// [MQTT311-3.1.2-5].
     pub(crate) fn deliver(&mut self, session: SessionId, mut delivery: Delivery, now: Instant) {
@@ -65,6 +66,7 @@ impl Broker {
             let Some(conn) = self.online_conn(session) else {
                 return; // QoS 0 is not kept for offline sessions
             };
+            self.outbox_pressure(session, conn, now);
             if !self.outbox_open(conn) {
                 self.dropped(session, DropReason::OutboxFull);
                 return;
@@ -110,7 +112,7 @@ impl Broker {
             };
             self.send_in_window(session, conn, id, delivery, now);
         }
-        self.queue_drained(session, now);
+        self.session_drained(session, now);
     }
 
     /// The connection and a free packet identifier, when `session` may send one more QoS 1/2

@@ -45,9 +45,10 @@ pub struct Stats {
     pub subscriptions: u64,
     /// Messages waiting in session queues (counted by `Broker::stats`).
     pub messages_queued: u64,
-    /// Times a publisher was paused because a subscriber queue it feeds was filling up.
+    /// Times a publisher was paused because a subscriber it feeds was filling up (its queue or
+    /// its outbox).
     pub publishers_paused: u64,
-    /// Pauses that reached `Config::max_publisher_pause` (the queue then drops when full).
+    /// Pauses that reached `Config::max_publisher_pause` (that subscriber then drops when full).
     pub publisher_pauses_expired: u64,
 }
 

@@ -15,8 +15,16 @@ impl Broker {
     /// that is closing [MQTT5-3.14.4-1].
     pub(crate) fn transmit(&mut self, conn: ConnectionId, data: Vec<Bytes>) {
         let len: usize = data.iter().map(Bytes::len).sum();
+        let input_time = self.input_time;
         match self.conns.get_mut(&conn) {
-            Some(c) if !matches!(c.phase, Phase::Closing) => c.outbox += len,
+            Some(c) if !matches!(c.phase, Phase::Closing) => {
+                if c.outbox == 0
+                    && let Some(now) = input_time
+                {
+                    c.last_progress = now; // it starts waiting for the socket now
+                }
+                c.outbox += len;
+            }
             _ => return,
         }
         self.stats.bytes_sent += len as u64;
