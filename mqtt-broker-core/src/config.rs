@@ -67,11 +67,12 @@ pub struct Config {
     /// Whether changes of durable state are reported as [`Output::Persist`](crate::Output::Persist)
     /// and whether acknowledgements wait for them (off by default).
     pub persistence: Persistence,
-    /// Longest a publisher is paused (not read from) because a connected subscriber's queue it
-    /// feeds is above half of `max_queued_messages` / `max_queued_bytes`; it resumes as soon as
-    /// that queue is back under a quarter. After this long the publisher resumes anyway and
-    /// that subscriber's queue drops (and counts) what does not fit until it drains. Zero
-    /// disables pausing: a full queue drops at once.
+    /// Longest a publisher is paused (not read from) because a connected subscriber it feeds
+    /// is above half of `max_queued_messages` / `max_queued_bytes` (its queue) or of
+    /// `max_outbox_bytes` (its outbox, where QoS 0 goes); it resumes as soon as that subscriber
+    /// is back under a quarter. After this long the publisher resumes anyway and that
+    /// subscriber drops (and counts) what does not fit until it drains. Zero disables pausing:
+    /// a full queue or outbox drops at once.
     pub max_publisher_pause: Duration,
 }
 
