@@ -16,10 +16,10 @@
 
 use std::hint::black_box;
 use std::num::NonZeroU16;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group};
 use mqtt_wire::{
     Connect, Decoder, LastWill, MqttStr, Packet, Properties, ProtocolVersion, Publish, PublishQos,
     QoS, RetainHandling, Subscribe, SubscriptionOptions, decode_packet,
@@ -160,6 +160,16 @@ fn decode_single(c: &mut Criterion) {
                 BatchSize::SmallInput,
             )
         });
+        // The borrowing API on the frame the bench owns, as mqttrs borrows: no clone, no drop
+        // of a frame reference (non-PUBLISH packets still take views of their fields).
+        let mut decoder = Decoder::new();
+        decoder.set_version(V4);
+        group.bench_function("mqtt-wire-borrowed", |b| {
+            b.iter(|| {
+                let frame = black_box(&case.frame);
+                decoder.decode_borrowed(frame, &mut 0).map(|p| p.is_some())
+            })
+        });
         // The same plus taking a reference to a shared frame and dropping the packet: one
         // atomic increment and one decrement.
         group.bench_function("mqtt-wire+clone+drop", |b| {
@@ -260,6 +270,23 @@ fn decode_stream(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
+    group.bench_function("mqtt-wire-packets", |b| {
+        b.iter_batched_ref(
+            || BytesMut::from(&stream[..]),
+            |buf| {
+                let mut decoder = Decoder::new();
+                decoder.set_version(V4);
+                let frames = decoder.split_frames(buf).expect("valid stream");
+                let mut n = 0;
+                for packet in decoder.packets(&frames) {
+                    black_box(packet.expect("valid stream"));
+                    n += 1;
+                }
+                assert_eq!(n, STREAM_FRAMES);
+            },
+            BatchSize::LargeInput,
+        )
+    });
     group.bench_function("mqttrs", |b| {
         b.iter(|| {
             // mqttrs does not report the consumed length; every frame here has the same one.
@@ -292,6 +319,219 @@ fn decode_stream(c: &mut Criterion) {
     group.finish();
 }
 
+/// One contender of the interleaved comparison: runs one round of `ops` operations (its own
+/// setup outside the timing) and returns the time the operations took.
+struct Contender {
+    name: &'static str,
+    round: Box<dyn FnMut() -> Duration>,
+}
+
+fn contender(name: &'static str, round: impl FnMut() -> Duration + 'static) -> Contender {
+    Contender {
+        name,
+        round: Box::new(round),
+    }
+}
+
+/// Times `ops` repetitions of `op`.
+fn timed(ops: usize, mut op: impl FnMut()) -> Duration {
+    let start = Instant::now();
+    for _ in 0..ops {
+        op();
+    }
+    start.elapsed()
+}
+
+/// Runs every contender in turn, `rounds` times, keeps each one's fastest round (a round slowed
+/// by another process does not count) and prints ns per operation with the ratios to mqttrs
+/// and mqttbytes (> 1: the row is faster).
+fn best_of(case: &str, rounds: usize, ops: usize, mut contenders: Vec<Contender>) {
+    // `CODEC_ONLY=<text>`: only the cases whose name contains it.
+    if std::env::var("CODEC_ONLY").is_ok_and(|only| !case.contains(&only)) {
+        return;
+    }
+    let mut best = vec![Duration::MAX; contenders.len()];
+    for _ in 0..rounds {
+        for (slot, c) in best.iter_mut().zip(&mut contenders) {
+            *slot = (*slot).min((c.round)());
+        }
+    }
+    let per_op: Vec<f64> = best
+        .iter()
+        .map(|d| d.as_secs_f64() * 1e9 / ops as f64)
+        .collect();
+    let of = |name: &str| {
+        contenders
+            .iter()
+            .position(|c| c.name == name)
+            .map(|i| per_op[i])
+    };
+    let (mqttrs, mqttbytes) = (of("mqttrs"), of("mqttbytes"));
+    for (c, ns) in contenders.iter().zip(&per_op) {
+        let ratio = |peer: Option<f64>| peer.map_or("-".into(), |p| format!("{:.2}x", p / ns));
+        println!(
+            "| {case} | {} | {ns:.1} | {} | {} |",
+            c.name,
+            ratio(mqttrs),
+            ratio(mqttbytes)
+        );
+    }
+}
+
+/// The interleaved best-of-N comparison (`CODEC_INTERLEAVED=<rounds>`, optionally
+/// `CODEC_ONLY=<case name part>`): the same work as the criterion rows, each contender run in
+/// turn so that all see the same machine load.
+fn interleaved(rounds: usize) {
+    const OPS: usize = 10_000;
+    println!("| case | row | best ns/op | vs mqttrs | vs mqttbytes |");
+    println!("|---|---|---:|---:|---:|");
+    for case in cases() {
+        let frame = case.frame.clone();
+        let name = format!("decode/{}", case.name);
+        let f = frame.clone();
+        let borrowed = contender("mqtt-wire-borrowed", move || {
+            let mut decoder = Decoder::new();
+            decoder.set_version(V4);
+            timed(OPS, || {
+                black_box(decoder.decode_borrowed(black_box(&f), &mut 0).is_ok());
+            })
+        });
+        let f = frame.clone();
+        let mut frames = Vec::with_capacity(OPS);
+        let mut packets = Vec::with_capacity(OPS);
+        let owned = contender("mqtt-wire", move || {
+            frames.extend(std::iter::repeat_n(f.clone(), OPS));
+            let start = Instant::now();
+            for frame in frames.drain(..) {
+                packets.push(decode_packet(black_box(frame), V4));
+            }
+            let took = start.elapsed();
+            packets.clear();
+            took
+        });
+        let f = frame.clone();
+        let clone_drop = contender("mqtt-wire+clone+drop", move || {
+            timed(OPS, || {
+                black_box(decode_packet(black_box(f.clone()), V4).is_ok());
+            })
+        });
+        let f = frame.clone();
+        let mqttrs = contender("mqttrs", move || {
+            timed(OPS, || {
+                black_box(mqttrs::decode_slice(black_box(&f[..])).is_ok());
+            })
+        });
+        let f = frame.clone();
+        let mqttbytes = contender("mqttbytes", move || {
+            timed(OPS, || {
+                black_box(mqttbytes_decode(black_box(&f)));
+            })
+        });
+        let f = frame.clone();
+        let mut floor = vec![0u8; f.len()];
+        let memcpy = contender("memcpy", move || {
+            timed(OPS, || floor.copy_from_slice(black_box(&f[..])))
+        });
+        let all = vec![borrowed, owned, clone_drop, mqttrs, mqttbytes, memcpy];
+        best_of(&name, rounds, OPS, all);
+    }
+    for case in cases() {
+        let name = format!("encode/{}", case.name);
+        let len = case.frame.len();
+        let packet = case.packet.clone();
+        let mut out = BytesMut::with_capacity(len);
+        let ours = contender("mqtt-wire", move || {
+            timed(OPS, || {
+                out.clear();
+                black_box(&packet).encode(V4, &mut out).expect("encodes");
+            })
+        });
+        let frame = case.frame.clone();
+        let mut slice = vec![0u8; len];
+        let mqttrs = contender("mqttrs", move || {
+            let theirs = mqttrs::decode_slice(&frame).expect("decodes").expect("whole");
+            timed(OPS, || {
+                mqttrs::encode_slice(black_box(&theirs), &mut slice).expect("encodes");
+            })
+        });
+        let rumqtt = mqttbytes_decode(&case.frame);
+        let mut buf = BytesMut::with_capacity(len);
+        let mqttbytes = contender("mqttbytes", move || {
+            timed(OPS, || {
+                buf.clear();
+                mqttbytes_encode(black_box(&rumqtt), &mut buf);
+            })
+        });
+        let frame = case.frame.clone();
+        let mut floor = vec![0u8; len];
+        let memcpy = contender("memcpy", move || {
+            timed(OPS, || floor.copy_from_slice(black_box(&frame[..])))
+        });
+        best_of(&name, rounds, OPS, vec![ours, mqttrs, mqttbytes, memcpy]);
+    }
+    let frame = encode(&publish("stat/sonoff/POWE", PublishQos::AtMostOnce, 64));
+    let stream: Bytes = frame
+        .iter()
+        .copied()
+        .cycle()
+        .take(frame.len() * STREAM_FRAMES)
+        .collect();
+    let s = stream.clone();
+    let packets = contender("mqtt-wire-packets", move || {
+        let mut buf = BytesMut::from(&s[..]);
+        let start = Instant::now();
+        let mut decoder = Decoder::new();
+        decoder.set_version(V4);
+        let frames = decoder.split_frames(&mut buf).expect("valid");
+        for packet in decoder.packets(&frames) {
+            black_box(packet.expect("valid"));
+        }
+        drop(frames);
+        start.elapsed()
+    });
+    let s = stream.clone();
+    let owned = contender("mqtt-wire", move || {
+        let mut buf = BytesMut::from(&s[..]);
+        let start = Instant::now();
+        let mut decoder = Decoder::new();
+        decoder.set_version(V4);
+        while let Some(packet) = decoder.decode(&mut buf).expect("valid") {
+            black_box(packet);
+        }
+        start.elapsed()
+    });
+    let (s, len) = (stream.clone(), frame.len());
+    let mqttrs = contender("mqttrs", move || {
+        let start = Instant::now();
+        for chunk in black_box(&s[..]).chunks_exact(len) {
+            black_box(mqttrs::decode_slice(chunk).expect("valid").expect("whole"));
+        }
+        start.elapsed()
+    });
+    let s = stream.clone();
+    let mqttbytes = contender("mqttbytes", move || {
+        let mut buf = BytesMut::from(&s[..]);
+        let start = Instant::now();
+        while !buf.is_empty() {
+            black_box(mqttbytes::v4::read(&mut buf, usize::MAX).expect("valid"));
+        }
+        start.elapsed()
+    });
+    let s = stream;
+    let mut floor = vec![0u8; s.len()];
+    let memcpy = contender("memcpy", move || {
+        let start = Instant::now();
+        floor.copy_from_slice(black_box(&s[..]));
+        start.elapsed()
+    });
+    best_of(
+        "decode/stream_10k_publish_qos0 (per frame)",
+        rounds,
+        STREAM_FRAMES,
+        vec![packets, owned, mqttrs, mqttbytes, memcpy],
+    );
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -304,4 +544,15 @@ criterion_group! {
     config = config();
     targets = decode_single, encode_single, decode_stream
 }
-criterion_main!(codec);
+
+fn main() {
+    if let Some(rounds) = std::env::var("CODEC_INTERLEAVED")
+        .ok()
+        .and_then(|r| r.parse().ok())
+    {
+        interleaved(rounds);
+        return;
+    }
+    codec();
+    Criterion::default().configure_from_args().final_summary();
+}

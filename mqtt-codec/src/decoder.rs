@@ -166,7 +166,7 @@ impl Decoder {
     ///
     /// # Errors
     /// As for [`Decoder::decode`]; after an error the connection must be closed.
-    #[inline]
+    #[inline(always)]
     pub fn decode_borrowed<'a>(
         &mut self,
         frames: &'a Bytes,
@@ -212,7 +212,7 @@ impl Decoder {
     #[inline(always)]
     fn version_for(&mut self, buf: &Bytes, start: usize, header: FixedHeader) -> ProtocolVersion {
         let version = self.version.unwrap_or(ProtocolVersion::V3_1_1);
-        if header.first_byte >> 4 == PacketType::Connect as u8 && self.version.is_none() {
+        if self.version.is_none() && header.first_byte >> 4 == PacketType::Connect as u8 {
             let body = start + header.header_len;
             let mut r = Reader::new(buf, body, start + header.frame_len());
             if let Ok(protocol) = Connect::decode_protocol(&mut r) {
@@ -259,6 +259,8 @@ fn decode_body(
 
 /// Checks the packet type and its fixed-header flags, then decodes the body of the frame at
 /// `buf[start..]` (the caller has checked that it is whole). Fields are views into `buf`.
+/// Out of line, so the PUBLISH paths that inline it stay small.
+#[inline(never)]
 fn decode_other(
     buf: &Bytes,
     start: usize,

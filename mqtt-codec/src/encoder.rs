@@ -147,8 +147,20 @@ impl Packet {
     /// # Errors
     /// A field that cannot be encoded: too long, a property or reason code the packet type
     /// cannot carry, AUTH in MQTT 3.x, etc. (see [`EncodeError`]).
+    #[inline]
     pub fn encode(&self, version: ProtocolVersion, out: &mut BytesMut) -> Result<(), EncodeError> {
-        // One dispatch: each arm measures and writes its own type, all inlined.
+        // PUBLISH, the packet that streams, inlines into the caller; the others share one
+        // function.
+        if let Self::Publish(p) = self {
+            return p.encode(version, out);
+        }
+        self.encode_other(version, out)
+    }
+
+    /// [`Packet::encode`] for every packet but PUBLISH: one dispatch, then each arm measures and
+    /// writes its own type.
+    #[inline(never)]
+    fn encode_other(&self, version: ProtocolVersion, out: &mut BytesMut) -> Result<(), EncodeError> {
         let first_byte = first_byte(self.packet_type());
         match self {
             Self::Publish(p) => p.encode(version, out),

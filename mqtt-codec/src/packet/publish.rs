@@ -344,9 +344,15 @@ impl Publish {
             + usize::from(version.is_v5())
             + payload.len();
         out.reserve(frame_len(body));
-        // Writes nothing when it fails (too large), so `out` is unchanged on every error.
-        put_fixed_header(out, first_byte, body)?;
-        out.put_u16(topic_len);
+        let [len_high, len_low] = topic_len.to_be_bytes();
+        if body < 0x80 {
+            // Fixed header and topic length in one constant-size write.
+            out.extend_from_slice(&[first_byte, body as u8, len_high, len_low]);
+        } else {
+            // Writes nothing when it fails (too large), so `out` is unchanged on every error.
+            put_fixed_header(out, first_byte, body)?;
+            out.extend_from_slice(&[len_high, len_low]);
+        }
         out.extend_from_slice(topic);
         if let Some(id) = packet_id {
             out.put_u16(id.get());
