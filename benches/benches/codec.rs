@@ -449,7 +449,9 @@ fn interleaved(rounds: usize) {
         let frame = case.frame.clone();
         let mut slice = vec![0u8; len];
         let mqttrs = contender("mqttrs", move || {
-            let theirs = mqttrs::decode_slice(&frame).expect("decodes").expect("whole");
+            let theirs = mqttrs::decode_slice(&frame)
+                .expect("decodes")
+                .expect("whole");
             timed(OPS, || {
                 mqttrs::encode_slice(black_box(&theirs), &mut slice).expect("encodes");
             })

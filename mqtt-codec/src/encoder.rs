@@ -31,6 +31,14 @@ pub(crate) fn put_utf8(out: &mut BytesMut, s: &[u8]) -> Result<(), EncodeError> 
     Ok(())
 }
 
+/// The two-byte length prefix of a string field.
+#[inline]
+pub(crate) fn str_len(s: &MqttStr) -> Result<[u8; 2], EncodeError> {
+    u16::try_from(s.len())
+        .map(u16::to_be_bytes)
+        .map_err(|_| EncodeError::StringTooLong)
+}
+
 /// Writes two-byte-length-prefixed binary data.
 #[inline]
 pub(crate) fn put_binary(out: &mut BytesMut, data: &[u8]) -> Result<(), EncodeError> {
@@ -108,6 +116,39 @@ pub(crate) fn put_frame(
     written
 }
 
+/// [`put_frame`] for a body that starts with the `N` constant-size bytes `head` (at most 14):
+/// when the remaining length takes one byte, fixed header and head go out in one write.
+#[inline(always)]
+pub(crate) fn put_frame_headed<const N: usize>(
+    out: &mut BytesMut,
+    first_byte: u8,
+    body: usize,
+    head: [u8; N],
+    write_rest: impl FnOnce(&mut BytesMut) -> Result<(), EncodeError>,
+) -> Result<(), EncodeError> {
+    const { assert!(N <= 14) };
+    if body >= 0x80 {
+        return put_frame(out, first_byte, body, |out| {
+            out.extend_from_slice(&head);
+            write_rest(out)
+        });
+    }
+    out.reserve(2 + body);
+    let start = out.len();
+    let mut joined = [
+        first_byte, body as u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    if let Some(slot) = joined.get_mut(2..2 + N) {
+        slot.copy_from_slice(&head);
+    }
+    out.extend_from_slice(joined.get(..2 + N).unwrap_or_default());
+    let written = write_rest(out);
+    if written.is_err() {
+        out.truncate(start);
+    }
+    written
+}
+
 /// Length of a whole frame whose remaining length is `body`.
 #[inline]
 pub(crate) const fn frame_len(body: usize) -> usize {
@@ -157,14 +198,33 @@ impl Packet {
         self.encode_other(version, out)
     }
 
-    /// [`Packet::encode`] for every packet but PUBLISH: one dispatch, then each arm measures and
-    /// writes its own type.
+    /// [`Packet::encode`] for every packet but PUBLISH: a thin dispatch to CONNECT and
+    /// SUBSCRIBE, which have their own functions, and to [`Packet::encode_small`].
     #[inline(never)]
-    fn encode_other(&self, version: ProtocolVersion, out: &mut BytesMut) -> Result<(), EncodeError> {
+    fn encode_other(
+        &self,
+        version: ProtocolVersion,
+        out: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        match self {
+            Self::Connect(p) => p.encode(out),
+            Self::Subscribe(p) => p.encode(version, out),
+            _ => self.encode_small(version, out),
+        }
+    }
+
+    /// [`Packet::encode`] for the packets without a function of their own: one dispatch, then
+    /// each arm measures and writes its own type.
+    #[inline(never)]
+    fn encode_small(
+        &self,
+        version: ProtocolVersion,
+        out: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
         let first_byte = first_byte(self.packet_type());
         match self {
             Self::Publish(p) => p.encode(version, out),
-            Self::Connect(p) => put_frame(out, first_byte, p.body_len(), |out| p.write(out)),
+            Self::Connect(p) => p.encode(out),
             Self::Auth(p) => {
                 if !version.is_v5() {
                     return Err(EncodeError::UnsupportedPacket(first_byte >> 4));
@@ -180,9 +240,7 @@ impl Packet {
                     p.write(version, packet_type, out)
                 })
             }
-            Self::Subscribe(p) => put_frame(out, first_byte, p.body_len(version), |out| {
-                p.write(version, out)
-            }),
+            Self::Subscribe(p) => p.encode(version, out),
             Self::SubAck(p) => put_frame(out, first_byte, p.body_len(version), |out| {
                 p.write(version, out)
             }),

@@ -2,8 +2,9 @@
 
 use bytes::{Bytes, BytesMut};
 
-use crate::encoder::{prefixed_len, put_binary, put_str};
+use crate::encoder::{prefixed_len, put_binary, put_frame_headed, put_str, str_len};
 use crate::error::{DecodeError, EncodeError};
+use crate::packet::PacketType;
 use crate::primitives::{ProtocolVersion, QoS};
 use crate::properties::{Properties, PropertyContext};
 use crate::reader::Reader;
@@ -152,13 +153,81 @@ impl Connect {
         n
     }
 
-    /// Writes the body (after the fixed header).
-    #[inline]
-    pub(crate) fn write(&self, out: &mut BytesMut) -> Result<(), EncodeError> {
-        let v5 = self.protocol.is_v5();
-        if !v5 && self.password.is_some() && self.username.is_none() {
+    /// Appends the whole frame in its own protocol version (see [`crate::Packet::encode`]).
+    /// Fixed header, protocol name and level, flags, keep alive and (3.x) the client
+    /// identifier's length go out in one constant-size write.
+    #[inline(never)]
+    pub(crate) fn encode(&self, out: &mut BytesMut) -> Result<(), EncodeError> {
+        if !self.protocol.is_v5() && self.password.is_some() && self.username.is_none() {
             return Err(EncodeError::PasswordWithoutUsername);
         }
+        let first_byte = (PacketType::Connect as u8) << 4;
+        let body = self.body_len();
+        let flags = self.flags();
+        let [keep_alive_high, keep_alive_low] = self.keep_alive.to_be_bytes();
+        let [id_high, id_low] = str_len(&self.client_id)?;
+        match self.protocol {
+            ProtocolVersion::V3_1_1 => {
+                let head = [
+                    0,
+                    4,
+                    b'M',
+                    b'Q',
+                    b'T',
+                    b'T',
+                    4,
+                    flags,
+                    keep_alive_high,
+                    keep_alive_low,
+                    id_high,
+                    id_low,
+                ];
+                put_frame_headed(out, first_byte, body, head, |out| self.write_payload(out))
+            }
+            ProtocolVersion::V3_1 => {
+                let head = [
+                    0,
+                    6,
+                    b'M',
+                    b'Q',
+                    b'I',
+                    b's',
+                    b'd',
+                    b'p',
+                    3,
+                    flags,
+                    keep_alive_high,
+                    keep_alive_low,
+                    id_high,
+                    id_low,
+                ];
+                put_frame_headed(out, first_byte, body, head, |out| self.write_payload(out))
+            }
+            ProtocolVersion::V5 => {
+                let head = [
+                    0,
+                    4,
+                    b'M',
+                    b'Q',
+                    b'T',
+                    b'T',
+                    5,
+                    flags,
+                    keep_alive_high,
+                    keep_alive_low,
+                ];
+                put_frame_headed(out, first_byte, body, head, |out| {
+                    self.properties.write(PropertyContext::Connect, out)?;
+                    out.extend_from_slice(&[id_high, id_low]);
+                    self.write_payload(out)
+                })
+            }
+        }
+    }
+
+    /// The connect flags byte.
+    #[inline]
+    fn flags(&self) -> u8 {
         let mut flags = 0;
         if self.clean_start {
             flags |= flag::CLEAN_START;
@@ -175,24 +244,16 @@ impl Connect {
         if self.password.is_some() {
             flags |= flag::PASSWORD;
         }
-        // Protocol name, level, flags and keep alive: two constant-size writes.
-        out.extend_from_slice(match self.protocol {
-            ProtocolVersion::V3_1 => b"\x00\x06MQIsdp",
-            ProtocolVersion::V3_1_1 | ProtocolVersion::V5 => b"\x00\x04MQTT".as_slice(),
-        });
-        let [keep_alive_high, keep_alive_low] = self.keep_alive.to_be_bytes();
-        out.extend_from_slice(&[
-            self.protocol.level(),
-            flags,
-            keep_alive_high,
-            keep_alive_low,
-        ]);
-        if v5 {
-            self.properties.write(PropertyContext::Connect, out)?;
-        }
-        put_str(out, &self.client_id)?;
+        flags
+    }
+
+    /// Writes the rest after the client identifier's length: its bytes, the will, user name
+    /// and password.
+    #[inline(always)]
+    fn write_payload(&self, out: &mut BytesMut) -> Result<(), EncodeError> {
+        out.extend_from_slice(self.client_id.as_bytes());
         if let Some(will) = &self.will {
-            if v5 {
+            if self.protocol.is_v5() {
                 will.properties.write(PropertyContext::Will, out)?;
             }
             put_str(out, &will.topic)?;
