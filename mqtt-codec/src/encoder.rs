@@ -31,14 +31,6 @@ pub(crate) fn put_utf8(out: &mut BytesMut, s: &[u8]) -> Result<(), EncodeError> 
     Ok(())
 }
 
-/// The two-byte length prefix of a string field.
-#[inline]
-pub(crate) fn str_len(s: &MqttStr) -> Result<[u8; 2], EncodeError> {
-    u16::try_from(s.len())
-        .map(u16::to_be_bytes)
-        .map_err(|_| EncodeError::StringTooLong)
-}
-
 /// Writes two-byte-length-prefixed binary data.
 #[inline]
 pub(crate) fn put_binary(out: &mut BytesMut, data: &[u8]) -> Result<(), EncodeError> {
@@ -116,33 +108,65 @@ pub(crate) fn put_frame(
     written
 }
 
-/// [`put_frame`] for a body that starts with the `N` constant-size bytes `head` (at most 14):
-/// when the remaining length takes one byte, fixed header and head go out in one write.
+/// A cursor over the zero-filled room of a measured frame: writes are plain slice copies, with
+/// no capacity check per field as `BytesMut::put_*` makes. Used for MQTT 3.x CONNECT and
+/// SUBSCRIBE, whose many short fields made those checks a measurable share of encoding.
+pub(crate) struct SliceWriter<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl SliceWriter<'_> {
+    /// Copies `bytes` to the cursor. The frame was measured exactly, so they always fit; were the
+    /// measure ever wrong, the bytes past the end would be dropped, never written elsewhere.
+    #[inline(always)]
+    pub(crate) fn put(&mut self, bytes: &[u8]) {
+        let end = self.pos + bytes.len();
+        if let Some(dst) = self.buf.get_mut(self.pos..end) {
+            dst.copy_from_slice(bytes);
+        }
+        self.pos = end;
+    }
+
+    /// A two-byte-length-prefixed string given as its UTF-8 bytes.
+    #[inline(always)]
+    pub(crate) fn utf8(&mut self, s: &[u8]) -> Result<(), EncodeError> {
+        let len = u16::try_from(s.len()).map_err(|_| EncodeError::StringTooLong)?;
+        self.put(&len.to_be_bytes());
+        self.put(s);
+        Ok(())
+    }
+
+    /// Two-byte-length-prefixed binary data.
+    #[inline(always)]
+    pub(crate) fn binary(&mut self, data: &[u8]) -> Result<(), EncodeError> {
+        let len = u16::try_from(data.len()).map_err(|_| EncodeError::BinaryTooLong)?;
+        self.put(&len.to_be_bytes());
+        self.put(data);
+        Ok(())
+    }
+}
+
+/// [`put_frame`] for bodies written through a [`SliceWriter`]: `out` grows by the exact frame
+/// (zero-filled) once, the fixed header is written, then `write_body` fills the rest. On error
+/// `out` is truncated back, as with [`put_frame`].
 #[inline(always)]
-pub(crate) fn put_frame_headed<const N: usize>(
+pub(crate) fn put_frame_exact(
     out: &mut BytesMut,
     first_byte: u8,
     body: usize,
-    head: [u8; N],
-    write_rest: impl FnOnce(&mut BytesMut) -> Result<(), EncodeError>,
+    write_body: impl FnOnce(&mut SliceWriter<'_>) -> Result<(), EncodeError>,
 ) -> Result<(), EncodeError> {
-    const { assert!(N <= 14) };
-    if body >= 0x80 {
-        return put_frame(out, first_byte, body, |out| {
-            out.extend_from_slice(&head);
-            write_rest(out)
-        });
-    }
-    out.reserve(2 + body);
     let start = out.len();
-    let mut joined = [
-        first_byte, body as u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    ];
-    if let Some(slot) = joined.get_mut(2..2 + N) {
-        slot.copy_from_slice(&head);
-    }
-    out.extend_from_slice(joined.get(..2 + N).unwrap_or_default());
-    let written = write_rest(out);
+    // The fixed header is written (or refused as too large) before the room is made.
+    put_fixed_header(out, first_byte, body)?;
+    out.resize(out.len() + body, 0);
+    let header_end = out.len() - body;
+    let mut writer = SliceWriter {
+        buf: out.get_mut(header_end..).unwrap_or_default(),
+        pos: 0,
+    };
+    let written = write_body(&mut writer);
     if written.is_err() {
         out.truncate(start);
     }

@@ -2,7 +2,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use crate::encoder::{prefixed_len, put_binary, put_frame_headed, put_str, str_len};
+use crate::encoder::{prefixed_len, put_binary, put_frame, put_frame_exact, put_str};
 use crate::error::{DecodeError, EncodeError};
 use crate::packet::PacketType;
 use crate::primitives::{ProtocolVersion, QoS};
@@ -153,9 +153,8 @@ impl Connect {
         n
     }
 
-    /// Appends the whole frame in its own protocol version (see [`crate::Packet::encode`]).
-    /// Fixed header, protocol name and level, flags, keep alive and (3.x) the client
-    /// identifier's length go out in one constant-size write.
+    /// Appends the whole frame in its own protocol version (see [`crate::Packet::encode`]);
+    /// in 3.x through a [`crate::encoder::SliceWriter`].
     #[inline(never)]
     pub(crate) fn encode(&self, out: &mut BytesMut) -> Result<(), EncodeError> {
         if !self.protocol.is_v5() && self.password.is_some() && self.username.is_none() {
@@ -165,61 +164,47 @@ impl Connect {
         let body = self.body_len();
         let flags = self.flags();
         let [keep_alive_high, keep_alive_low] = self.keep_alive.to_be_bytes();
-        let [id_high, id_low] = str_len(&self.client_id)?;
+        let preamble = |level| [level, flags, keep_alive_high, keep_alive_low];
         match self.protocol {
-            ProtocolVersion::V3_1_1 => {
-                let head = [
-                    0,
-                    4,
-                    b'M',
-                    b'Q',
-                    b'T',
-                    b'T',
-                    4,
-                    flags,
-                    keep_alive_high,
-                    keep_alive_low,
-                    id_high,
-                    id_low,
-                ];
-                put_frame_headed(out, first_byte, body, head, |out| self.write_payload(out))
-            }
-            ProtocolVersion::V3_1 => {
-                let head = [
-                    0,
-                    6,
-                    b'M',
-                    b'Q',
-                    b'I',
-                    b's',
-                    b'd',
-                    b'p',
-                    3,
-                    flags,
-                    keep_alive_high,
-                    keep_alive_low,
-                    id_high,
-                    id_low,
-                ];
-                put_frame_headed(out, first_byte, body, head, |out| self.write_payload(out))
-            }
-            ProtocolVersion::V5 => {
-                let head = [
-                    0,
-                    4,
-                    b'M',
-                    b'Q',
-                    b'T',
-                    b'T',
-                    5,
-                    flags,
-                    keep_alive_high,
-                    keep_alive_low,
-                ];
-                put_frame_headed(out, first_byte, body, head, |out| {
-                    self.properties.write(PropertyContext::Connect, out)?;
-                    out.extend_from_slice(&[id_high, id_low]);
-                    self.write_payload(out)
+            ProtocolVersion::V5 => put_frame(out, first_byte, body, |out| {
+                out.extend_from_slice(b"\x00\x04MQTT");
+                out.extend_from_slice(&preamble(5));
+                self.properties.write(PropertyContext::Connect, out)?;
+                put_str(out, &self.client_id)?;
+                if let Some(will) = &self.will {
+                    will.properties.write(PropertyContext::Will, out)?;
+                    put_str(out, &will.topic)?;
+                    put_binary(out, &will.payload)?;
+                }
+                if let Some(username) = &self.username {
+                    put_str(out, username)?;
+                }
+                if let Some(password) = &self.password {
+                    put_binary(out, password)?;
+                }
+                Ok(())
+            }),
+            ProtocolVersion::V3_1 | ProtocolVersion::V3_1_1 => {
+                put_frame_exact(out, first_byte, body, |w| {
+                    if self.protocol == ProtocolVersion::V3_1 {
+                        w.put(b"\x00\x06MQIsdp");
+                        w.put(&preamble(3));
+                    } else {
+                        w.put(b"\x00\x04MQTT");
+                        w.put(&preamble(4));
+                    }
+                    w.utf8(self.client_id.as_bytes())?;
+                    if let Some(will) = &self.will {
+                        w.utf8(will.topic.as_bytes())?;
+                        w.binary(&will.payload)?;
+                    }
+                    if let Some(username) = &self.username {
+                        w.utf8(username.as_bytes())?;
+                    }
+                    if let Some(password) = &self.password {
+                        w.binary(password)?;
+                    }
+                    Ok(())
                 })
             }
         }
@@ -245,27 +230,6 @@ impl Connect {
             flags |= flag::PASSWORD;
         }
         flags
-    }
-
-    /// Writes the rest after the client identifier's length: its bytes, the will, user name
-    /// and password.
-    #[inline(always)]
-    fn write_payload(&self, out: &mut BytesMut) -> Result<(), EncodeError> {
-        out.extend_from_slice(self.client_id.as_bytes());
-        if let Some(will) = &self.will {
-            if self.protocol.is_v5() {
-                will.properties.write(PropertyContext::Will, out)?;
-            }
-            put_str(out, &will.topic)?;
-            put_binary(out, &will.payload)?;
-        }
-        if let Some(username) = &self.username {
-            put_str(out, username)?;
-        }
-        if let Some(password) = &self.password {
-            put_binary(out, password)?;
-        }
-        Ok(())
     }
 }
 

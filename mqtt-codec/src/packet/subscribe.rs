@@ -2,7 +2,7 @@
 
 use bytes::{BufMut, BytesMut};
 
-use crate::encoder::{prefixed_len, put_frame, str_len};
+use crate::encoder::{prefixed_len, put_frame, put_frame_exact, put_str};
 use crate::error::{DecodeError, EncodeError};
 use crate::packet::PacketType;
 use crate::primitives::{PacketId, ProtocolVersion, QoS};
@@ -137,39 +137,36 @@ impl Subscribe {
         n
     }
 
-    /// Appends the whole frame (see [`crate::Packet::encode`]) in few constant-size writes:
-    /// the packet identifier (3.x) goes out with the first filter's length, each options byte
-    /// with the next filter's length.
+    /// Appends the whole frame (see [`crate::Packet::encode`]); in 3.x through a
+    /// [`crate::encoder::SliceWriter`].
     #[inline(never)]
     pub(crate) fn encode(
         &self,
         version: ProtocolVersion,
         out: &mut BytesMut,
     ) -> Result<(), EncodeError> {
-        let mut filters = self.filters.iter();
-        let Some((first, first_options)) = filters.next() else {
+        if self.filters.is_empty() {
             return Err(EncodeError::NoTopicFilters);
-        };
+        }
         let first_byte = (PacketType::Subscribe as u8) << 4 | 0b0010;
-        put_frame(out, first_byte, self.body_len(version), |out| {
-            let [id_high, id_low] = self.packet_id.get().to_be_bytes();
-            let [len_high, len_low] = str_len(first)?;
-            if version.is_v5() {
-                out.extend_from_slice(&[id_high, id_low]);
+        let body = self.body_len(version);
+        if version.is_v5() {
+            return put_frame(out, first_byte, body, |out| {
+                out.put_u16(self.packet_id.get());
                 self.properties.write(PropertyContext::Subscribe, out)?;
-                out.extend_from_slice(&[len_high, len_low]);
-            } else {
-                out.extend_from_slice(&[id_high, id_low, len_high, len_low]);
+                for (filter, options) in &self.filters {
+                    put_str(out, filter)?;
+                    out.put_u8(options.to_byte(version));
+                }
+                Ok(())
+            });
+        }
+        put_frame_exact(out, first_byte, body, |w| {
+            w.put(&self.packet_id.get().to_be_bytes());
+            for (filter, options) in &self.filters {
+                w.utf8(filter.as_bytes())?;
+                w.put(&[options.to_byte(version)]);
             }
-            out.extend_from_slice(first.as_bytes());
-            let mut options = *first_options;
-            for (filter, next_options) in filters {
-                let [len_high, len_low] = str_len(filter)?;
-                out.extend_from_slice(&[options.to_byte(version), len_high, len_low]);
-                out.extend_from_slice(filter.as_bytes());
-                options = *next_options;
-            }
-            out.put_u8(options.to_byte(version));
             Ok(())
         })
     }
