@@ -296,6 +296,104 @@ const fn first_byte(packet_type: PacketType) -> u8 {
 mod tests {
     use super::*;
     use crate::frame::parse_fixed_header;
+    use crate::{Connect, Properties, Publish, QoS, Subscribe, SubscriptionOptions, decode_packet};
+    use bytes::Bytes;
+
+    fn long_str() -> MqttStr {
+        MqttStr::try_from(Bytes::from(vec![b'a'; 70_000])).unwrap()
+    }
+
+    /// Every encoding path (PUBLISH direct, SliceWriter for 3.x CONNECT and SUBSCRIBE,
+    /// `put_frame` for 5.0) refuses a string over 65,535 bytes and leaves `out` as it was.
+    #[test]
+    fn unencodable_field_leaves_out_unchanged() {
+        let connect = |protocol, client_id| {
+            Packet::Connect(Box::new(Connect {
+                protocol,
+                clean_start: true,
+                keep_alive: 0,
+                client_id,
+                will: None,
+                username: Some(long_str()),
+                password: None,
+                properties: Properties::default(),
+            }))
+        };
+        let subscribe = Packet::Subscribe(Subscribe {
+            packet_id: crate::PacketId::new(1).unwrap(),
+            filters: vec![
+                (MqttStr::from_static("a"), SubscriptionOptions::default()),
+                (long_str(), SubscriptionOptions::default()),
+            ],
+            properties: Properties::default(),
+        });
+        let publish = Packet::Publish(Publish::new(long_str(), Bytes::from_static(b"x")));
+        for version in [
+            ProtocolVersion::V3_1,
+            ProtocolVersion::V3_1_1,
+            ProtocolVersion::V5,
+        ] {
+            let packets = [
+                connect(version, MqttStr::from_static("id")),
+                connect(version, long_str()),
+                subscribe.clone(),
+                publish.clone(),
+            ];
+            for packet in packets {
+                let mut out = BytesMut::from(&b"before"[..]);
+                assert_eq!(
+                    packet.encode(version, &mut out),
+                    Err(EncodeError::StringTooLong)
+                );
+                assert_eq!(
+                    &out[..],
+                    b"before",
+                    "{version:?} {:?}",
+                    packet.packet_type()
+                );
+            }
+        }
+    }
+
+    /// Frames whose remaining length takes two or three bytes take the general fixed-header
+    /// path of every encoder and still round-trip.
+    #[test]
+    fn long_frames_round_trip() {
+        for len in [100, 20_000] {
+            let filter = MqttStr::try_from(Bytes::from(vec![b'f'; len])).unwrap();
+            let subscribe = Packet::Subscribe(Subscribe {
+                packet_id: crate::PacketId::new(9).unwrap(),
+                filters: vec![(filter.clone(), SubscriptionOptions::default())],
+                properties: Properties::default(),
+            });
+            let connect = Packet::Connect(Box::new(Connect {
+                protocol: ProtocolVersion::V3_1_1,
+                clean_start: false,
+                keep_alive: 5,
+                client_id: filter.clone(),
+                will: Some(crate::LastWill {
+                    topic: filter,
+                    payload: Bytes::from_static(b"w"),
+                    qos: QoS::AtLeastOnce,
+                    retain: true,
+                    properties: Properties::default(),
+                }),
+                username: None,
+                password: None,
+                properties: Properties::default(),
+            }));
+            for packet in [subscribe, connect] {
+                let mut out = BytesMut::from(&b"x"[..]);
+                packet.encode(ProtocolVersion::V3_1_1, &mut out).unwrap();
+                assert_eq!(out.len(), 1 + packet.encoded_len(ProtocolVersion::V3_1_1));
+                let frame = out.split_off(1).freeze();
+                assert_eq!(
+                    decode_packet(frame, ProtocolVersion::V3_1_1).unwrap(),
+                    packet
+                );
+            }
+        }
+    }
 
     #[test]
     fn fixed_header_lengths_round_trip() {

@@ -1,6 +1,7 @@
 //! Property tests: every packet type round-trips in every version it exists in, arbitrary bytes
 //! never panic the decoder, a stream of frames split at arbitrary points decodes to the same
-//! packets, and a frame declaring a huge length is refused from its header alone.
+//! packets (with the owned and with the borrowed stream API), and a frame declaring a huge
+//! length is refused from its header alone.
 
 // Strategy helpers outside #[test] functions unwrap too; a failure is a test failure.
 #![allow(clippy::unwrap_used)]
@@ -470,6 +471,38 @@ fn encode(packet: &Packet, version: ProtocolVersion) -> BytesMut {
     out
 }
 
+/// Everything `Decoder::decode` gets from `data`: the packets, then the error that ended it.
+fn owned_all(mut decoder: Decoder, data: &[u8]) -> (Vec<Packet>, Option<DecodeError>) {
+    let mut buf = BytesMut::from(data);
+    let mut got = Vec::new();
+    loop {
+        match decoder.decode(&mut buf) {
+            Ok(Some(p)) => got.push(p),
+            Ok(None) => return (got, None),
+            Err(e) => return (got, Some(e)),
+        }
+    }
+}
+
+/// The same through `split_frames` and `packets`.
+fn borrowed_all(mut decoder: Decoder, data: &[u8]) -> (Vec<Packet>, Option<DecodeError>) {
+    let mut buf = BytesMut::from(data);
+    let mut got = Vec::new();
+    loop {
+        let frames = match decoder.split_frames(&mut buf) {
+            Ok(frames) if frames.is_empty() => return (got, None),
+            Ok(frames) => frames,
+            Err(e) => return (got, Some(e)),
+        };
+        for p in decoder.packets(&frames) {
+            match p {
+                Ok(p) => got.push(p.into_packet()),
+                Err(e) => return (got, Some(e)),
+            }
+        }
+    }
+}
+
 proptest! {
     /// decode(encode(p)) == p, the length is exact, and re-encoding the decoded packet gives the
     /// same bytes, for every packet type in every version.
@@ -511,6 +544,62 @@ proptest! {
         }
         prop_assert!(buf.is_empty());
         prop_assert_eq!(got, packets);
+    }
+
+    /// The borrowed stream API (`split_frames` + `packets`) yields exactly the packets
+    /// `Decoder::decode` yields, for a stream opened by a CONNECT (so both learn the version
+    /// from it) and fed in arbitrary pieces.
+    #[test]
+    fn borrowed_stream_matches_decoder(
+        (connect, packets) in version().prop_flat_map(|v| {
+            (connect(v), vec(packet_after_connect(v), 1..6))
+        }),
+        cuts in vec(any::<prop::sample::Index>(), 0..8),
+    ) {
+        let Packet::Connect(c) = &connect else { unreachable!() };
+        let version = c.protocol;
+        let mut stream = BytesMut::new();
+        for p in std::iter::once(&connect).chain(&packets) {
+            p.encode(version, &mut stream).unwrap();
+        }
+        let mut points: Vec<usize> = cuts.iter().map(|i| i.index(stream.len() + 1)).collect();
+        points.push(stream.len());
+        points.sort_unstable();
+        let (mut owned, mut borrowed) = (Decoder::new(), Decoder::new());
+        let (mut owned_buf, mut borrowed_buf) = (BytesMut::new(), BytesMut::new());
+        let (mut from_owned, mut from_borrowed) = (Vec::new(), Vec::new());
+        let mut start = 0;
+        for end in points {
+            owned_buf.extend_from_slice(&stream[start..end]);
+            borrowed_buf.extend_from_slice(&stream[start..end]);
+            start = end;
+            while let Some(p) = owned.decode(&mut owned_buf).unwrap() {
+                from_owned.push(p);
+            }
+            let frames = borrowed.split_frames(&mut borrowed_buf).unwrap();
+            for p in borrowed.packets(&frames) {
+                from_borrowed.push(p.unwrap().into_packet());
+            }
+        }
+        prop_assert!(owned_buf.is_empty() && borrowed_buf.is_empty());
+        prop_assert_eq!(borrowed.version(), Some(version));
+        prop_assert_eq!(&from_borrowed, &from_owned);
+        prop_assert_eq!(&from_owned[1..], &packets[..]);
+    }
+
+    /// On arbitrary bytes the borrowed stream API and `Decoder::decode` agree: the same packets,
+    /// then the same first error (or none), whatever the version and size limit.
+    #[test]
+    fn borrowed_stream_agrees_on_arbitrary_bytes(
+        data in vec(any::<u8>(), 0..256),
+        version in prop::option::of(version()),
+        small in any::<bool>(),
+    ) {
+        let mut decoder = if small { Decoder::new().with_max_packet_size(16) } else { Decoder::new() };
+        if let Some(version) = version {
+            decoder.set_version(version);
+        }
+        prop_assert_eq!(borrowed_all(decoder.clone(), &data), owned_all(decoder, &data));
     }
 
     /// Arbitrary bytes never panic the decoder, whatever the version and size limit.
