@@ -6,6 +6,9 @@
 # Every broker is started fresh for every run, pinned to CPU 0 (taskset -c 0); the load tool is
 # pinned to CPU 1 (taskset -c 1, one runtime thread). The brokers take turns within a round and
 # the order rotates between rounds. Brokers that are not installed are skipped with a notice.
+# The contestant `ours-2cpu` is our broker given both CPUs (taskset -c 0,1), sharing them with
+# the load tool (also taskset -c 0,1): BROKERS="ours ours-2cpu" measures how it scales from one
+# core to two, side by side.
 #
 # Same limits for all three (as far as each broker can express them):
 #   - loopback only, anonymous clients allowed, no persistence, no logging of connections;
@@ -28,7 +31,7 @@
 #
 # Usage: scripts/compare-brokers.sh            (from anywhere inside the workspace)
 # Environment: ROUNDS (3), DURATION seconds per run (5), IDLE_CONNECTIONS (10000),
-#   BROKERS ("ours mosquitto rumqttd"), RUMQTTD (path; default rumqttd on PATH or
+#   BROKERS ("ours mosquitto rumqttd"; also "ours-2cpu"), BROKER_CPUS (0), LOAD_CPUS (1), RUMQTTD (path; default rumqttd on PATH or
 #   /work/rumqttd-install/bin/rumqttd), MOSQUITTO (path), CARGO_TARGET_DIR, KEEP_LOGS=1.
 set -euo pipefail
 
@@ -41,6 +44,9 @@ BROKERS=${BROKERS:-"ours mosquitto rumqttd"}
 MOSQUITTO=${MOSQUITTO:-$(command -v mosquitto || echo /usr/sbin/mosquitto)}
 RUMQTTD=${RUMQTTD:-$(command -v rumqttd || echo /work/rumqttd-install/bin/rumqttd)}
 SCENARIOS=${SCENARIOS:-"fanin fanout qos1 latency idle connrate"}
+BROKER_CPUS=${BROKER_CPUS:-0}
+LOAD_CPUS=${LOAD_CPUS:-1}
+WIDE_CPUS=0,1
 RUN_TIMEOUT=$((DURATION * 4 + 60))
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/compare-brokers.XXXXXX")
@@ -132,26 +138,31 @@ next_connection_delay_ms = 0
 EOF
 }
 
-# Starts broker $1 on a free port, pinned to CPU 0; sets BROKER_PID and BROKER_PORT.
+# The CPUs broker $1 runs on, and the CPUs the load tool runs on against it.
+broker_cpus() { if [[ $1 == ours-2cpu ]]; then echo "$WIDE_CPUS"; else echo "$BROKER_CPUS"; fi; }
+load_cpus() { if [[ $1 == ours-2cpu ]]; then echo "$WIDE_CPUS"; else echo "$LOAD_CPUS"; fi; }
+
+# Starts broker $1 on a free port, pinned to its CPUs; sets BROKER_PID and BROKER_PORT.
 start_broker() {
-    local name=$1 conf
+    local name=$1 conf cpus
+    cpus=$(broker_cpus "$name")
     BROKER_PORT=$(free_port)
     case $name in
-    ours)
+    ours | ours-2cpu)
         conf=$WORK/ours-$BROKER_PORT.conf
         ours_conf "$BROKER_PORT" "$conf"
-        RUST_LOG=warn taskset -c 0 "$TARGET/release/mqtt-broker" -c "$conf" \
-            >>"$WORK/ours.log" 2>&1 &
+        RUST_LOG=warn taskset -c "$cpus" "$TARGET/release/mqtt-broker" -c "$conf" \
+            >>"$WORK/$name.log" 2>&1 &
         ;;
     mosquitto)
         conf=$WORK/mosquitto-$BROKER_PORT.conf
         mosquitto_conf "$BROKER_PORT" "$conf"
-        taskset -c 0 "$MOSQUITTO" -c "$conf" >>"$WORK/mosquitto.log" 2>&1 &
+        taskset -c "$cpus" "$MOSQUITTO" -c "$conf" >>"$WORK/mosquitto.log" 2>&1 &
         ;;
     rumqttd)
         conf=$WORK/rumqttd-$BROKER_PORT.toml
         rumqttd_conf "$BROKER_PORT" "$conf"
-        taskset -c 0 "$RUMQTTD" -q -c "$conf" >>"$WORK/rumqttd.log" 2>&1 &
+        taskset -c "$cpus" "$RUMQTTD" -q -c "$conf" >>"$WORK/rumqttd.log" 2>&1 &
         ;;
     esac
     BROKER_PID=$!
@@ -240,7 +251,7 @@ run_one() { # broker scenario round
     fi
     [[ $scenario == idle ]] && extra="--pid $BROKER_PID" && duration=$((DURATION * 6))
     # shellcheck disable=SC2046
-    line=$(timeout "$RUN_TIMEOUT" taskset -c 1 "$TARGET/release/mqtt-load" "$scenario" \
+    line=$(timeout "$RUN_TIMEOUT" taskset -c "$(load_cpus "$broker")" "$TARGET/release/mqtt-load" "$scenario" \
         --host 127.0.0.1 --port "$BROKER_PORT" --broker "$broker" --threads 1 \
         --duration "$duration" $(scenario_args "$scenario") $extra \
         2>>"$WORK/load-$broker-$scenario.log" | grep '^RESULT' || true)

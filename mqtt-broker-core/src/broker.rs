@@ -13,6 +13,7 @@ use mqtt_wire::ReasonCode;
 use crate::backpressure::Backpressure;
 use crate::config::Config;
 use crate::conn::{Conn, ConnectionId, ConnectionInfo, Phase};
+use crate::delivery::SharedHeader;
 use crate::error::{ApiMisuse, ConfigError, ProtocolViolation};
 use crate::hooks::{AllowAll, Authenticator, Authorizer, EnhancedAuthenticator, NoEnhancedAuth};
 use crate::idmap::IdMap;
@@ -74,6 +75,8 @@ pub struct Broker {
     pub(crate) persist: PersistState,
     /// Publishers paused for full subscriber queues.
     pub(crate) backpressure: Backpressure,
+    /// The QoS 0 header shared by the 3.x copies of the message being fanned out.
+    pub(crate) shared_header: Option<SharedHeader>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -118,6 +121,7 @@ impl Broker {
             input_time: None,
             persist: PersistState::default(),
             backpressure: Backpressure::default(),
+            shared_header: None,
         }
     }
 

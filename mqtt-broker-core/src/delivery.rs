@@ -2,16 +2,20 @@
 //! the outbound window (Receive Maximum) and the outbox bound decide. Also resending the window
 //! when a session resumes.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use mqtt_wire::{Ack, MqttStr, Packet, PacketId, Properties, Publish, PublishQos, QoS};
+use bytes::Bytes;
+use mqtt_wire::{
+    Ack, MqttStr, Packet, PacketId, Properties, ProtocolVersion, Publish, PublishQos, QoS,
+};
 
 use crate::alias::OutboundTopic;
 use crate::broker::Broker;
 use crate::conn::{ConnectionId, Phase};
 use crate::hooks::ClientRef;
 use crate::inflight::Outbound;
-use crate::message::{Delivery, Lifetime};
+use crate::message::{Delivery, Lifetime, Message};
 use crate::output::{DropReason, Event};
 use crate::persist::DeliveryState;
 use crate::session::SessionId;
@@ -235,6 +239,9 @@ impl Broker {
             Lifetime::Expired if dup => Some(1),
             Lifetime::Expired => return SendOutcome::Expired,
         };
+        if packet_id.is_none() && !c.version.is_v5() {
+            return self.send_shared_header(conn, delivery);
+        }
         let qos = match packet_id {
             Some(id) => PublishQos::new(delivery.qos, id),
             None => PublishQos::AtMostOnce,
@@ -297,5 +304,65 @@ impl Broker {
         self.stats.messages_sent += 1;
         self.transmit(conn, data);
         SendOutcome::Sent
+    }
+
+    /// Sends a QoS 0 PUBLISH to a 3.1/3.1.1 client. Its header depends only on the message and
+    /// the RETAIN flag, so it is encoded once per message and shared (like the payload) by every
+    /// such copy: a fan-out to many subscribers costs a reference count per copy, not an encode.
+    fn send_shared_header(&mut self, conn: ConnectionId, delivery: &Delivery) -> SendOutcome {
+        let Some(c) = self.conns.get(&conn) else {
+            return SendOutcome::NoConnection;
+        };
+        let (version, max_packet_size) = (c.version, c.max_packet_size as usize);
+        let message = &delivery.message;
+        let header = match &self.shared_header {
+            Some(shared) if shared.matches(message, delivery.retain, version) => {
+                shared.header.clone()
+            }
+            _ => {
+                let publish = Publish::new(message.topic.clone(), message.payload.clone())
+                    .with_retain(delivery.retain);
+                let buf = self.scratch_buffer();
+                if publish.encode_header(version, buf).is_err() {
+                    buf.clear();
+                    return SendOutcome::TooLarge;
+                }
+                let header = buf.split().freeze();
+                self.shared_header = Some(SharedHeader {
+                    message: Arc::clone(message),
+                    retain: delivery.retain,
+                    version,
+                    header: header.clone(),
+                });
+                header
+            }
+        };
+        if header.len() + message.payload.len() > max_packet_size {
+            return SendOutcome::TooLarge;
+        }
+        let mut data = Vec::with_capacity(2);
+        data.push(header);
+        if !message.payload.is_empty() {
+            data.push(message.payload.clone());
+        }
+        self.stats.messages_sent += 1;
+        self.transmit(conn, data);
+        SendOutcome::Sent
+    }
+}
+
+/// The encoded header of the last QoS 0 PUBLISH sent to a 3.1/3.1.1 client, kept for the next
+/// copy of the same message. It holds the message, so the pointer it compares cannot be reused.
+#[derive(Debug)]
+pub(crate) struct SharedHeader {
+    message: Arc<Message>,
+    retain: bool,
+    version: ProtocolVersion,
+    header: Bytes,
+}
+
+impl SharedHeader {
+    fn matches(&self, message: &Arc<Message>, retain: bool, version: ProtocolVersion) -> bool {
+        Arc::ptr_eq(&self.message, message) && self.retain == retain && self.version == version
     }
 }

@@ -2,6 +2,11 @@
 //! [`Input`]s through one bounded channel; it answers by appending to their write queues, so it
 //! never waits on a socket. After every input it drains `poll_output()` until empty, then reads
 //! the next deadline; the real clock is checked before sleeping on it.
+//!
+//! The chunks of the `Transmit` outputs of one drain are gathered per connection and handed to
+//! each write queue once, at the end of the drain (or before that connection's `Close`): a
+//! publish fanned out to many subscribers, or many publishes to one subscriber, then cost one
+//! lock and one wake-up per connection instead of one per packet.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -48,6 +53,8 @@ struct ConnEntry {
     queue: Arc<WriteQueue>,
     gate: Arc<ReadGate>,
     peer: Option<SocketAddr>,
+    /// Chunks of this drain not yet handed to the write queue.
+    pending: Vec<Bytes>,
 }
 
 /// The broker and the write queues of its open connections.
@@ -55,6 +62,8 @@ struct BrokerTask {
     broker: Broker,
     conns: HashMap<ConnectionId, ConnEntry>,
     storage: Option<Storage>,
+    /// Connections with pending chunks, in the order they got them.
+    dirty: Vec<ConnectionId>,
 }
 
 /// Runs until a [`Input::Shutdown`] has been handled (and the connections closed, or the grace
@@ -66,6 +75,7 @@ pub(crate) async fn run(broker: Broker, inputs: mpsc::Receiver<Input>, storage: 
         broker,
         conns: HashMap::new(),
         storage,
+        dirty: Vec::new(),
     };
     serve(&mut task, inputs).await;
     if let Some(storage) = task.storage.take() {
@@ -108,6 +118,18 @@ async fn serve(task: &mut BrokerTask, mut inputs: mpsc::Receiver<Input>) {
     }
 }
 
+/// Hands `entry`'s pending chunks to its write queue; a queue that refuses them (over its byte
+/// cap, or closing) is closed.
+fn hand_over(conn: ConnectionId, entry: &mut ConnEntry) {
+    if entry.pending.is_empty() {
+        return;
+    }
+    if !entry.queue.push(std::mem::take(&mut entry.pending)) {
+        warn!(%conn, "write queue full or closing; closing the connection");
+        entry.queue.close();
+    }
+}
+
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -127,7 +149,13 @@ impl BrokerTask {
             } => {
                 debug!(%conn, peer = ?info.peer, "new connection");
                 let peer = info.peer;
-                self.conns.insert(conn, ConnEntry { queue, gate, peer });
+                let entry = ConnEntry {
+                    queue,
+                    gate,
+                    peer,
+                    pending: Vec::new(),
+                };
+                self.conns.insert(conn, entry);
                 self.broker.handle_open(conn, *info, now)
             }
             Input::Bytes { conn, data } => self.broker.handle_bytes(conn, &data, now),
@@ -149,15 +177,18 @@ impl BrokerTask {
         while let Some(output) = self.broker.poll_output() {
             match output {
                 Output::Transmit { conn, data } => {
-                    if let Some(entry) = self.conns.get(&conn)
-                        && !entry.queue.push(data)
-                    {
-                        warn!(%conn, "write queue full or closing; closing the connection");
-                        entry.queue.close();
+                    if let Some(entry) = self.conns.get_mut(&conn) {
+                        if entry.pending.is_empty() {
+                            self.dirty.push(conn);
+                            entry.pending = data;
+                        } else {
+                            entry.pending.extend(data);
+                        }
                     }
                 }
                 Output::Close { conn } => {
-                    if let Some(entry) = self.conns.get(&conn) {
+                    if let Some(entry) = self.conns.get_mut(&conn) {
+                        hand_over(conn, entry);
                         entry.queue.close();
                     }
                 }
@@ -189,6 +220,11 @@ impl BrokerTask {
                     None => error!("persistence batch without a store"),
                 },
                 _ => {}
+            }
+        }
+        for conn in self.dirty.drain(..) {
+            if let Some(entry) = self.conns.get_mut(&conn) {
+                hand_over(conn, entry);
             }
         }
     }
