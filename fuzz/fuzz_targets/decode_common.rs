@@ -1,5 +1,6 @@
 //! Shared body of the per-version decode targets: decode a byte stream fed in two pieces,
-//! re-encode every packet that decodes and check that it decodes back to the same packet.
+//! re-encode every packet that decodes and check that it decodes back to the same packet, and
+//! check that the borrowed stream API decodes the same packets.
 
 use mqtt_wire::{BytesMut, DecodeError, Decoder, Packet, ProtocolVersion, decode_packet};
 
@@ -7,30 +8,81 @@ use mqtt_wire::{BytesMut, DecodeError, Decoder, Packet, ProtocolVersion, decode_
 const MAX_PACKET: u32 = 64 * 1024;
 
 /// Feeds `data` to a decoder of `version` (split where the first byte says), round-tripping
-/// every decoded packet. Panics only on a broken codec invariant.
+/// every decoded packet, and checks that the borrowed stream API (`split_frames` + `packets`)
+/// fed the same way yields the same packets and the same error. Panics only on a broken codec
+/// invariant.
 pub fn run(version: ProtocolVersion, data: &[u8]) {
     let Some((&split, rest)) = data.split_first() else {
         return;
     };
     let split = usize::from(split).min(rest.len());
+    let (first, second) = rest.split_at(split);
     let mut decoder = Decoder::new().with_max_packet_size(MAX_PACKET);
     decoder.set_version(version);
-    let mut buf = BytesMut::from(&rest[..split]);
-    let mut fed_rest = false;
-    loop {
-        match decoder.decode(&mut buf) {
-            Ok(Some(packet)) => round_trip(&packet, version),
-            Ok(None) if !fed_rest => {
-                buf.extend_from_slice(&rest[split..]);
-                fed_rest = true;
-            }
-            Ok(None) => return,
-            Err(error) => {
-                check_error(error);
-                return;
+    let owned = decode_owned(decoder.clone(), first, second);
+    for packet in &owned.0 {
+        round_trip(packet, version);
+    }
+    if let Some(error) = owned.1 {
+        check_error(error);
+    }
+    let borrowed = decode_borrowed(decoder, first, second);
+    assert_eq!(borrowed, owned, "borrowed and owned decoding agree");
+}
+
+/// What `Decoder::decode` yields from `first`, then `first` + `second`: the packets, then the
+/// error that ended decoding, if any.
+fn decode_owned(
+    mut decoder: Decoder,
+    first: &[u8],
+    second: &[u8],
+) -> (Vec<Packet>, Option<DecodeError>) {
+    let mut buf = BytesMut::from(first);
+    let mut got = Vec::new();
+    for next in [Some(second), None] {
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(packet)) => got.push(packet),
+                Ok(None) => break,
+                Err(error) => return (got, Some(error)),
             }
         }
+        match next {
+            Some(bytes) => buf.extend_from_slice(bytes),
+            None => return (got, None),
+        }
     }
+    (got, None)
+}
+
+/// The same through `Decoder::split_frames` and `Decoder::packets`.
+fn decode_borrowed(
+    mut decoder: Decoder,
+    first: &[u8],
+    second: &[u8],
+) -> (Vec<Packet>, Option<DecodeError>) {
+    let mut buf = BytesMut::from(first);
+    let mut got = Vec::new();
+    for next in [Some(second), None] {
+        loop {
+            let frames = match decoder.split_frames(&mut buf) {
+                Ok(frames) if frames.is_empty() => break,
+                Ok(frames) => frames,
+                Err(error) => return (got, Some(error)),
+            };
+            for packet in decoder.packets(&frames) {
+                match packet {
+                    Ok(packet) => got.push(packet.into_packet()),
+                    Err(error) => return (got, Some(error)),
+                }
+            }
+        }
+        match next {
+            Some(bytes) => buf.extend_from_slice(bytes),
+            None => return (got, None),
+        }
+    }
+    (got, None)
 }
 
 /// `decode(encode(p)) == p`, and the encoder's length is exact.
@@ -43,7 +95,11 @@ fn round_trip(packet: &Packet, version: ProtocolVersion) {
     if packet.encode(version, &mut out).is_err() {
         return;
     }
-    assert_eq!(out.len(), packet.encoded_len(version), "encoded_len is exact");
+    assert_eq!(
+        out.len(),
+        packet.encoded_len(version),
+        "encoded_len is exact"
+    );
     let again = decode_packet(out.freeze(), version).expect("an encoded packet decodes");
     assert_eq!(&again, packet, "decode(encode(p)) == p");
 }
@@ -51,6 +107,9 @@ fn round_trip(packet: &Packet, version: ProtocolVersion) {
 /// Every error knows what goes on the wire.
 fn check_error(error: DecodeError) {
     let code = error.reason_code();
-    assert!(u8::from(code) >= 0x80, "a decode error maps to an error reason code");
+    assert!(
+        u8::from(code) >= 0x80,
+        "a decode error maps to an error reason code"
+    );
     let _ = error.to_string();
 }

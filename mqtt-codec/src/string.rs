@@ -11,11 +11,18 @@ use crate::error::DecodeError;
 
 /// Checks the MQTT string rules: well-formed UTF-8 (surrogates are ill-formed in UTF-8, so
 /// `from_utf8` rejects them) and no U+0000.
-#[inline]
+#[inline(always)]
 pub(crate) fn validate(bytes: &[u8]) -> Result<(), DecodeError> {
     if is_ascii_without_nul(bytes) {
         return Ok(());
     }
+    validate_exactly(bytes)
+}
+
+/// The exact check behind [`validate`]'s fast path, out of line: strings that are not plain
+/// ASCII are rare in topics and identifiers.
+#[inline(never)]
+fn validate_exactly(bytes: &[u8]) -> Result<(), DecodeError> {
     if core::str::from_utf8(bytes).is_err() {
         return Err(DecodeError::InvalidUtf8);
     }
@@ -29,7 +36,7 @@ pub(crate) fn validate(bytes: &[u8]) -> Result<(), DecodeError> {
 /// valid. Eight bytes at a time; a word flags a high bit if it has a non-ASCII or a zero byte
 /// (the zero-byte test may also flag some non-ASCII neighbours, which only sends the string to
 /// the exact check).
-#[inline]
+#[inline(always)]
 fn is_ascii_without_nul(bytes: &[u8]) -> bool {
     const LOW: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;

@@ -8,7 +8,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::encoder::{frame_len, prefixed_len, put_fixed_header, put_frame, put_utf8};
 use crate::error::{DecodeError, EncodeError};
-use crate::primitives::{ProtocolVersion, PublishQos};
+use crate::primitives::{PacketId, ProtocolVersion, PublishQos};
 use crate::properties::{Properties, PropertyContext};
 use crate::reader::Reader;
 use crate::string::{MqttStr, validate};
@@ -418,32 +418,55 @@ impl PublishLayout {
         let dup = flags & 0b1000 != 0;
         let retain = flags & 0b0001 != 0;
         let qos_bits = (flags >> 1) & 0b11;
-        let r = &mut Reader::new(buf, body_start, frame_end);
-        let topic = r.prefixed_slice()?;
+        // Read from the body slice directly: one bounds check per field.
+        let body = buf.get(body_start..frame_end).unwrap_or_default();
+        let [len_high, len_low, rest @ ..] = body else {
+            return Err(DecodeError::Truncated);
+        };
+        let topic_len = usize::from(u16::from_be_bytes([*len_high, *len_low]));
+        let (topic, rest) = rest
+            .split_at_checked(topic_len)
+            .ok_or(DecodeError::Truncated)?;
         validate(topic)?;
-        let topic_end = r.position();
-        let topic_start = topic_end - topic.len();
+        let topic_start = body_start - frame_start + 2;
+        let topic_end = topic_start + topic_len;
+        let mut payload_start = topic_end;
         let qos = match qos_bits {
             0 if dup => return Err(DecodeError::DupWithQoS0), // [MQTT-3.3.1-2]
             0 => PublishQos::AtMostOnce,
-            1 => PublishQos::AtLeastOnce(r.packet_id()?),
-            2 => PublishQos::ExactlyOnce(r.packet_id()?),
+            1 | 2 => {
+                let [id_high, id_low, ..] = rest else {
+                    return Err(DecodeError::Truncated);
+                };
+                // [MQTT-2.3.1-1]
+                let id = PacketId::new(u16::from_be_bytes([*id_high, *id_low]))
+                    .ok_or(DecodeError::ZeroPacketId)?;
+                payload_start += 2;
+                if qos_bits == 1 {
+                    PublishQos::AtLeastOnce(id)
+                } else {
+                    PublishQos::ExactlyOnce(id)
+                }
+            }
             _ => return Err(DecodeError::InvalidQoS(qos_bits)), // [MQTT-3.3.1-4]
         };
         let properties = if version.is_v5() {
-            Properties::decode(r, PropertyContext::Publish)?
+            let r = &mut Reader::new(buf, frame_start + payload_start, frame_end);
+            let properties = Properties::decode(r, PropertyContext::Publish)?;
+            payload_start = r.position() - frame_start;
+            properties
         } else {
             Properties::new()
         };
-        let offset = |n: usize| u32::try_from(n - frame_start).map_err(|_| DecodeError::Truncated);
+        // Offsets within one frame, which is at most MAX_PACKET_SIZE (< 2^32) bytes long.
         Ok(Self {
             dup,
             qos,
             retain,
             properties,
-            topic_start: offset(topic_start)?,
-            topic_end: offset(topic_end)?,
-            payload_start: offset(r.position())?,
+            topic_start: topic_start as u32,
+            topic_end: topic_end as u32,
+            payload_start: payload_start as u32,
         })
     }
 }
