@@ -127,7 +127,7 @@ pub use hooks::{
     AllowAll, AuthDecision, AuthStep, Authenticator, Authorization, Authorizer, ClientRef,
     ConnectCredentials, EnhancedAuthenticator, NoEnhancedAuth,
 };
-pub use message::Message;
+pub use message::{Message, RetainSource};
 pub use output::{AuthRequest, DropReason, Event, Output};
 pub use persist::{
     DeliveryState, PersistBatch, PersistRecord, Persistence, RecoveredDelivery, RecoveredMessage,
