@@ -74,6 +74,14 @@ pub struct Config {
     /// subscriber drops (and counts) what does not fit until it drains. Zero disables pausing:
     /// a full queue or outbox drops at once.
     pub max_publisher_pause: Duration,
+    /// Before a retained message published by a client goes to a new subscriber, ask the
+    /// [`Authorizer`](crate::Authorizer) whether that publisher may still publish to its topic
+    /// ([`Authorizer::authorize_retained_source`](crate::Authorizer::authorize_retained_source));
+    /// if not, the message is removed instead of delivered (mosquitto's `check_retain_source`,
+    /// against CVE-2018-12546). Messages without a recorded publisher (published by the
+    /// embedding application, wills, restored from a store that did not record it) are
+    /// delivered. On by default.
+    pub check_retain_source: bool,
 }
 
 impl Default for Config {
@@ -101,6 +109,7 @@ impl Default for Config {
             version_string: concat!("mqtt-broker-core ", env!("CARGO_PKG_VERSION")).to_owned(),
             persistence: Persistence::Off,
             max_publisher_pause: Duration::from_secs(2),
+            check_retain_source: true,
         }
     }
 }

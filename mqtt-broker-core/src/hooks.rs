@@ -1,5 +1,5 @@
-//! Pluggable policy: who may connect, who may publish, subscribe or receive where, and the v5
-//! enhanced authentication exchange.
+//! Pluggable policy: who may connect, who may publish, subscribe or receive where (and whether a
+//! retained message's publisher still may), and the v5 enhanced authentication exchange.
 //!
 //! Hooks are called synchronously and must not block. A decision that needs I/O (a database, an
 //! HTTP call) answers [`AuthDecision::Defer`]: the broker then emits an
@@ -110,6 +110,21 @@ pub trait Authorizer: Send {
     ) -> bool {
         let _ = (client, topic, qos, retain);
         true
+    }
+    /// May the client that published a retained message still publish it to `topic`? Asked
+    /// before the message goes to a new subscriber, when
+    /// [`Config::check_retain_source`](crate::Config::check_retain_source) is on (the default),
+    /// with the publisher as recorded (`info.peer` is `None`: the publisher may be gone). A
+    /// refusal removes the retained message and sends nothing (CVE-2018-12546: a write access
+    /// revoked after publishing must not keep the message alive). The default asks
+    /// [`authorize_publish`](Authorizer::authorize_publish) again.
+    fn authorize_retained_source(
+        &mut self,
+        publisher: &ClientRef<'_>,
+        topic: &str,
+        qos: QoS,
+    ) -> bool {
+        self.authorize_publish(publisher, topic, qos, true) == Authorization::Allow
     }
 }
 

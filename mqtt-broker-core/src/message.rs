@@ -4,12 +4,17 @@
 //! A message keeps the properties that are forwarded unchanged to subscribers (payload format,
 //! content type, response topic, correlation data, user properties in order) and the time it
 //! entered the broker, from which the remaining message expiry is computed [MQTT5-3.3.2-6].
+//! A retained message published by a client also remembers who published it
+//! ([`RetainSource`]), so its publisher's write access can be checked again whenever it is
+//! delivered (CVE-2018-12546).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mqtt_wire::{MqttStr, Properties, QoS};
+
+use crate::conn::{ConnectionInfo, ListenerId};
 
 /// One application message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +35,53 @@ pub struct Message {
     pub received_at: Instant,
     /// Client identifier of the publisher (for No Local), `None` for in-process messages.
     pub publisher: Option<String>,
+    /// Who published it, kept with retained messages published by a client; `None` for
+    /// messages of the embedding application, wills, `$SYS` and retained messages restored from
+    /// a store that did not record it (format version 1). See
+    /// [`Config::check_retain_source`](crate::Config::check_retain_source).
+    pub retain_source: Option<Box<RetainSource>>,
+}
+
+/// The publisher of a retained message, as its authorizer saw it: enough to ask again, when the
+/// message is delivered, whether that client may still publish to its topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetainSource {
+    /// The publisher's client identifier.
+    pub client_id: String,
+    /// The user name it gave at CONNECT, if any.
+    pub username: Option<String>,
+    /// The listener it was connected through.
+    pub listener: ListenerId,
+    /// Its TLS client identity, if any.
+    pub tls_identity: Option<String>,
+}
+
+impl RetainSource {
+    /// A source with these fields.
+    pub fn new(
+        client_id: String,
+        username: Option<String>,
+        listener: ListenerId,
+        tls_identity: Option<String>,
+    ) -> Self {
+        RetainSource {
+            client_id,
+            username,
+            listener,
+            tls_identity,
+        }
+    }
+
+    /// The publisher's connection as far as it is known: listener and TLS identity, no peer
+    /// address (the publisher may be long gone).
+    pub(crate) fn connection_info(&self) -> ConnectionInfo {
+        ConnectionInfo {
+            peer: None,
+            listener: self.listener,
+            tls_identity: self.tls_identity.clone(),
+        }
+    }
 }
 
 /// What remains of a message's lifetime.
@@ -54,6 +106,7 @@ impl Message {
             properties: Properties::default(),
             received_at: now,
             publisher: None,
+            retain_source: None,
         }
     }
 

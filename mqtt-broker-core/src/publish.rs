@@ -11,7 +11,7 @@ use crate::conn::ConnectionId;
 use crate::error::ProtocolViolation;
 use crate::hooks::{Authorization, ClientRef};
 use crate::inflight::RecOutcome;
-use crate::message::Message;
+use crate::message::{Message, RetainSource};
 use crate::persist::{DeliveryState, PersistRecord};
 use crate::session::SessionId;
 
@@ -114,6 +114,14 @@ impl Broker {
         let mut message = Message::new(topic, payload, qos.qos(), retain, now);
         message.properties = properties; // without subscription identifiers: refused above
         message.publisher = Some(s.client_id.clone());
+        if retain {
+            message.retain_source = Some(Box::new(RetainSource::new(
+                s.client_id.clone(),
+                c.username.clone(),
+                c.info.listener,
+                c.info.tls_identity.clone(),
+            )));
+        }
         if verdict == Authorization::Allow
             && retain
             && !message.payload.is_empty()

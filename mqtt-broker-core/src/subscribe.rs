@@ -150,8 +150,9 @@ impl Broker {
         self.store
             .for_each_retained(filter.filter(), &mut |m| found.push(Arc::clone(m)));
         for message in found {
-            if message.lifetime(now) == Lifetime::Expired {
-                // An expired retained message is dropped from the store when met.
+            // An expired retained message, or one whose publisher lost its write access, is
+            // dropped from the store when met.
+            if message.lifetime(now) == Lifetime::Expired || !self.retain_source_allowed(&message) {
                 if let Ok(topic) = TopicName::new(message.topic.clone().into_bytes()) {
                     self.clear_retained(&topic);
                 }
@@ -167,6 +168,25 @@ impl Broker {
             };
             self.deliver(session, delivery, now);
         }
+    }
+
+    /// Whether the publisher of a retained message may still publish it (CVE-2018-12546);
+    /// always when the check is off or the message has no recorded publisher.
+    fn retain_source_allowed(&mut self, message: &Message) -> bool {
+        let Some(source) = &message.retain_source else {
+            return true;
+        };
+        if !self.config.check_retain_source {
+            return true;
+        }
+        let info = source.connection_info();
+        let publisher = ClientRef {
+            client_id: &source.client_id,
+            username: source.username.as_deref(),
+            info: &info,
+        };
+        self.authorizer
+            .authorize_retained_source(&publisher, &message.topic, message.qos)
     }
 
     /// UNSUBSCRIBE: removes exact matches [MQTT-3.10.4-1]; UNSUBACK even if nothing matched
