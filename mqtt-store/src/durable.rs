@@ -19,8 +19,8 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 use crate::clock::WallClock;
 use crate::error::{DecodeFailure, StoreError};
 use crate::format::{
-    FORMAT_VERSION, STATE_LEN, decode_delivery, decode_retained, decode_session, encode_delivery,
-    encode_retained, encode_session, encode_state,
+    FORMAT_VERSION, STATE_LEN, V1_RETAINED_SUFFIX, decode_delivery, decode_retained,
+    decode_session, encode_delivery, encode_retained, encode_session, encode_state,
 };
 
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
@@ -107,7 +107,8 @@ impl DurableStore {
         }
     }
 
-    /// Creates the tables and the version key of a new file; checks the version of an old one.
+    /// Creates the tables and the version key of a new file; checks the version of an old one
+    /// and converts a version 1 file.
     fn init(&self) -> Result<(), StoreError> {
         let tx = self.db.begin_write().map_err(io)?;
         {
@@ -127,6 +128,10 @@ impl DurableStore {
                         supported: FORMAT_VERSION,
                     });
                 }
+                Some(1) => {
+                    self.upgrade_from_v1(&tx)?;
+                    meta.insert(VERSION_KEY, FORMAT_VERSION).map_err(io)?;
+                }
                 Some(_) => {}
             }
             tx.open_table(RETAINED).map_err(|e| self.corrupt(e))?;
@@ -135,6 +140,25 @@ impl DurableStore {
             tx.open_table(INCOMING_QOS2).map_err(|e| self.corrupt(e))?;
         }
         tx.commit().map_err(io)
+    }
+
+    /// Converts a version 1 file within the opening transaction (so a crash leaves it version
+    /// 1, whole): each retained value gains an absent publisher, its only change.
+    fn upgrade_from_v1(&self, tx: &redb::WriteTransaction) -> Result<(), StoreError> {
+        let mut retained = tx.open_table(RETAINED).map_err(|e| self.corrupt(e))?;
+        let mut values: Vec<(String, Vec<u8>)> = Vec::new();
+        for entry in retained.iter().map_err(|e| self.corrupt(e))? {
+            let (key, value) = entry.map_err(|e| self.corrupt(e))?;
+            let mut value = value.value().to_vec();
+            value.extend_from_slice(&V1_RETAINED_SUFFIX);
+            values.push((key.value().to_owned(), value));
+        }
+        for (topic, value) in values {
+            retained
+                .insert(topic.as_str(), value.as_slice())
+                .map_err(io)?;
+        }
+        Ok(())
     }
 
     /// Reads everything back. `anchor` stands for the `received_at` of the messages returned

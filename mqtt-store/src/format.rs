@@ -1,4 +1,5 @@
-//! The byte layout of every value in the store (format version 1, see `docs/STORAGE.md`).
+//! The byte layout of every value in the store (format version 2, see `docs/STORAGE.md`), and
+//! the one change from version 1 (a retained value gained its publisher).
 //!
 //! Integers are little-endian; a string or byte string is a `u32` length then its bytes; an
 //! optional value is a `0`/`1` byte then the value. A message keeps its topic, properties and
@@ -10,7 +11,9 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use mqtt_broker_core::{DeliveryState, Message, SessionRecord, StoredDelivery, WillRecord};
+use mqtt_broker_core::{
+    DeliveryState, ListenerId, Message, RetainSource, SessionRecord, StoredDelivery, WillRecord,
+};
 use mqtt_wire::{
     Packet, PacketId, ProtocolVersion, Publish, QoS, RetainHandling, SubscriptionOptions,
     decode_packet,
@@ -20,7 +23,10 @@ use crate::clock::{WallClock, from_millis, to_millis};
 use crate::error::DecodeFailure;
 
 /// The format this build writes, and the newest it reads.
-pub const FORMAT_VERSION: u64 = 1;
+pub const FORMAT_VERSION: u64 = 2;
+
+/// What a version 1 retained value lacks to be a version 2 one: an absent publisher.
+pub(crate) const V1_RETAINED_SUFFIX: [u8; 1] = [0];
 
 /// Builds one value.
 #[derive(Debug, Default)]
@@ -32,6 +38,9 @@ impl Writer {
     }
     fn u8(&mut self, v: u8) {
         self.0.push(v);
+    }
+    fn u16(&mut self, v: u16) {
+        self.0.extend_from_slice(&v.to_le_bytes());
     }
     fn u32(&mut self, v: u32) {
         self.0.extend_from_slice(&v.to_le_bytes());
@@ -217,10 +226,29 @@ fn read_message(
     Ok((message, received))
 }
 
-/// A retained message.
+fn opt_str(w: &mut Writer, v: Option<&String>) {
+    w.opt(v, |w, v| w.bytes(v.as_bytes()));
+}
+
+fn read_opt_str(r: &mut Reader<'_>, what: &str) -> Result<Option<String>, DecodeFailure> {
+    if r.flag(what)? {
+        Ok(Some(r.string(what)?))
+    } else {
+        Ok(None)
+    }
+}
+
+/// A retained message: message, then its publisher opt (client id str, user name opt str,
+/// listener u16, TLS identity opt str).
 pub(crate) fn encode_retained(message: &Message, clock: &WallClock) -> Vec<u8> {
     let mut w = Writer::default();
     write_message(&mut w, message, clock.wall(message.received_at));
+    w.opt(message.retain_source.as_deref(), |w, source| {
+        w.bytes(source.client_id.as_bytes());
+        opt_str(w, source.username.as_ref());
+        w.u16(source.listener.0);
+        opt_str(w, source.tls_identity.as_ref());
+    });
     w.into_bytes()
 }
 
@@ -230,9 +258,21 @@ pub(crate) fn decode_retained(
     anchor: Instant,
 ) -> Result<(Message, SystemTime), DecodeFailure> {
     let mut r = Reader::new(buf);
-    let message = read_message(&mut r, anchor)?;
+    let (mut message, received) = read_message(&mut r, anchor)?;
+    if r.flag("retained publisher")? {
+        let client_id = r.string("retained publisher")?;
+        let username = read_opt_str(&mut r, "publisher user name")?;
+        let listener = ListenerId(r.u16("publisher listener")?);
+        let tls_identity = read_opt_str(&mut r, "publisher identity")?;
+        message.retain_source = Some(Box::new(RetainSource::new(
+            client_id,
+            username,
+            listener,
+            tls_identity,
+        )));
+    }
     r.end("retained message")?;
-    Ok(message)
+    Ok((message, received))
 }
 
 /// Byte length of the state header at the start of a stored delivery.

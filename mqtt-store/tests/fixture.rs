@@ -1,9 +1,11 @@
-//! The committed store `tests/fixtures/store-v1.redb`, written once by format version 1, must
-//! stay readable: every record it holds is checked field by field. A later format version keeps
-//! this test (and adds its own fixture) to prove it still reads version 1 files.
+//! The committed stores `tests/fixtures/store-v1.redb` and `store-v2.redb`, each written once by
+//! its format version, must stay readable: every record they hold is checked field by field. A
+//! later format version keeps these tests (and adds its own fixture) to prove it still reads the
+//! older files. Both hold the same records; version 2 adds the publisher of a retained message,
+//! which a version 1 file reads back without.
 //!
-//! The fixture was written by the ignored test `write_fixture_v1`
-//! (`cargo test -p mqtt-store --test fixture -- --ignored write_fixture_v1`); it is not rewritten
+//! The fixture of the current version is written by the ignored test `write_fixture`
+//! (`cargo test -p mqtt-store --test fixture -- --ignored write_fixture`); it is not rewritten
 //! by normal runs.
 
 #![allow(clippy::unwrap_used)]
@@ -14,8 +16,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use mqtt_broker_core::{
-    DeliveryState, Message, PersistRecord, RecoveredDelivery, RecoveredMessage, RecoveredSession,
-    RecoveredState, SessionRecord, StoredDelivery, WillRecord,
+    DeliveryState, ListenerId, Message, PersistRecord, RecoveredDelivery, RecoveredMessage,
+    RecoveredSession, RecoveredState, RetainSource, SessionRecord, StoredDelivery, WillRecord,
 };
 use mqtt_store::{Commit, DurableStore, FORMAT_VERSION, WallClock};
 use mqtt_wire::{MqttStr, PacketId, ProtocolVersion, QoS, RetainHandling, SubscriptionOptions};
@@ -23,8 +25,8 @@ use mqtt_wire::{MqttStr, PacketId, ProtocolVersion, QoS, RetainHandling, Subscri
 /// 2026-01-01T00:00:00Z, the wall-clock time the fixture's broker started.
 const T0_MILLIS: u64 = 1_767_225_600_000;
 
-fn fixture_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v1.redb")
+fn fixture_path(version: u64) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/store-v{version}.redb"))
 }
 
 fn t0() -> SystemTime {
@@ -39,8 +41,9 @@ fn id(n: u16) -> PacketId {
     PacketId::new(n).unwrap()
 }
 
-/// The retained message with every v5 property a PUBLISH may carry, and an expiry.
-fn rich_retained(at: Instant) -> Message {
+/// The retained message with every v5 property a PUBLISH may carry, and an expiry; from
+/// version 2 on, with its publisher.
+fn rich_retained(at: Instant, version: u64) -> Message {
     let mut m = Message::new(
         s("fixture/retained"),
         Bytes::from_static(b"retained-v1"),
@@ -55,6 +58,14 @@ fn rich_retained(at: Instant) -> Message {
     m.properties.correlation_data = Some(Bytes::from_static(b"corr-1"));
     m.properties.user_properties = vec![(s("origin"), s("fixture")), (s("origin"), s("again"))];
     m.publisher = Some("publisher-1".to_owned());
+    if version >= 2 {
+        m.retain_source = Some(Box::new(RetainSource::new(
+            "publisher-1".to_owned(),
+            Some("alice".to_owned()),
+            ListenerId(3),
+            Some("CN=alice".to_owned()),
+        )));
+    }
     m
 }
 
@@ -160,7 +171,7 @@ fn deliveries(at: Instant) -> Vec<(u64, StoredDelivery)> {
     ]
 }
 
-fn record_stream(anchor: Instant) -> Vec<PersistRecord> {
+fn record_stream(anchor: Instant, version: u64) -> Vec<PersistRecord> {
     let at = anchor + Duration::from_millis(1500);
     let client = "session-v5".to_owned();
     let mut records = vec![
@@ -174,7 +185,7 @@ fn record_stream(anchor: Instant) -> Vec<PersistRecord> {
         },
         PersistRecord::RetainedSet {
             topic: "fixture/retained".to_owned(),
-            message: Arc::new(rich_retained(at)),
+            message: Arc::new(rich_retained(at, version)),
         },
         PersistRecord::RetainedSet {
             topic: "fixture/plain".to_owned(),
@@ -252,8 +263,8 @@ fn record_stream(anchor: Instant) -> Vec<PersistRecord> {
     records
 }
 
-/// What loading the fixture must give, written out independently of the encoder.
-fn expected(anchor: Instant) -> RecoveredState {
+/// What loading the fixture of `version` must give, written out independently of the encoder.
+fn expected(anchor: Instant, version: u64) -> RecoveredState {
     let received = t0() + Duration::from_millis(1500);
     let mut deliveries = deliveries(anchor);
     deliveries.truncate(4);
@@ -282,7 +293,7 @@ fn expected(anchor: Instant) -> RecoveredState {
                 received: t0(),
             },
             RecoveredMessage {
-                message: rich_retained(anchor),
+                message: rich_retained(anchor, version),
                 received,
             },
         ],
@@ -306,50 +317,61 @@ fn expected(anchor: Instant) -> RecoveredState {
     }
 }
 
-/// Writes the fixture. Run once per format version; the file is committed.
+/// Writes the fixture of the current format version. Run once per format version; the file is
+/// committed.
 #[test]
-#[ignore = "writes tests/fixtures/store-v1.redb; run by hand for a new format version"]
-fn write_fixture_v1() {
-    assert_eq!(FORMAT_VERSION, 1, "a new version writes a new fixture file");
-    let path = fixture_path();
+#[ignore = "writes tests/fixtures/store-v<FORMAT_VERSION>.redb; run by hand for a new format version"]
+fn write_fixture() {
+    let path = fixture_path(FORMAT_VERSION);
     let _ = std::fs::remove_file(&path);
     #[allow(clippy::disallowed_methods)]
     let anchor = Instant::now();
     let clock = WallClock::new(anchor, t0());
     let mut store = DurableStore::open(&path).unwrap();
-    let records = record_stream(anchor);
+    let records = record_stream(anchor, FORMAT_VERSION);
     let (first, rest) = records.split_at(6);
     store.apply(first, &clock, Commit::Durable).unwrap();
     store.apply(rest, &clock, Commit::Durable).unwrap();
     drop(store);
-    assert_eq!(load_copy(&path, anchor), expected(anchor));
+    assert_eq!(
+        load_copy(&path, anchor, 1),
+        expected(anchor, FORMAT_VERSION)
+    );
 }
 
-/// Opens a copy (opening writes), returns what it loads.
-fn load_copy(path: &Path, anchor: Instant) -> RecoveredState {
-    let dir = std::env::temp_dir().join(format!("mqtt-store-fixture-{}", std::process::id()));
+/// Opens a copy (opening writes) `opens` times, returns what the last one loads.
+fn load_copy(path: &Path, anchor: Instant, opens: usize) -> RecoveredState {
+    let dir = std::env::temp_dir().join(format!(
+        "mqtt-store-fixture-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let copy = dir.join("store.redb");
     std::fs::copy(path, &copy).unwrap();
+    for _ in 1..opens {
+        DurableStore::open(&copy).unwrap().load(anchor).unwrap();
+    }
     let state = DurableStore::open(&copy).unwrap().load(anchor).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
     state
 }
 
-#[test]
-fn version_1_fixture_reads_back_every_record() {
-    let path = fixture_path();
+/// Loads the fixture of `version` and compares it with what it must hold.
+fn check_fixture(version: u64, opens: usize) {
+    let path = fixture_path(version);
     let size = std::fs::metadata(&path).unwrap().len();
     assert!(size < 100 * 1024, "fixture is {size} bytes");
     #[allow(clippy::disallowed_methods)]
     let anchor = Instant::now();
-    let state = load_copy(&path, anchor);
-    let expected = expected(anchor);
+    let state = load_copy(&path, anchor, opens);
+    let expected = expected(anchor, version);
     // Field by field first, for a readable failure; then the whole.
     assert_eq!(state.retained.len(), 2);
     for (got, want) in state.retained.iter().zip(&expected.retained) {
         assert_eq!(got.received, want.received, "{}", want.message.topic);
         assert_eq!(got.message.properties, want.message.properties);
+        assert_eq!(got.message.retain_source, want.message.retain_source);
         assert_eq!(got.message, want.message);
     }
     assert_eq!(state.sessions.len(), 2);
@@ -362,4 +384,22 @@ fn version_1_fixture_reads_back_every_record() {
         assert_eq!(got.messages, want.messages, "{}", want.client_id);
     }
     assert_eq!(state, expected);
+}
+
+/// A version 1 file: its retained messages have no recorded publisher.
+#[test]
+fn version_1_fixture_reads_back_every_record() {
+    check_fixture(1, 1);
+}
+
+/// The first open converts a version 1 file to version 2; later opens read it as version 2
+/// (converting twice would leave bytes a reader refuses).
+#[test]
+fn version_1_file_is_converted_once() {
+    check_fixture(1, 3);
+}
+
+#[test]
+fn version_2_fixture_reads_back_every_record_with_retained_publishers() {
+    check_fixture(2, 1);
 }

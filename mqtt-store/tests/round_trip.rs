@@ -1,5 +1,6 @@
-//! Whatever retained messages, sessions and deliveries are written, loading gives them back
-//! unchanged (receipt and disconnection times at millisecond precision in wall-clock time).
+//! Whatever retained messages (with their publisher), sessions and deliveries are written,
+//! loading gives them back unchanged (receipt and disconnection times at millisecond precision
+//! in wall-clock time).
 
 #![allow(clippy::unwrap_used)]
 
@@ -9,8 +10,8 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use bytes::Bytes;
 use mqtt_broker_core::{
-    DeliveryState, Message, PersistRecord, RecoveredDelivery, RecoveredMessage, RecoveredSession,
-    SessionRecord, StoredDelivery, WillRecord,
+    DeliveryState, ListenerId, Message, PersistRecord, RecoveredDelivery, RecoveredMessage,
+    RecoveredSession, RetainSource, SessionRecord, StoredDelivery, WillRecord,
 };
 use mqtt_store::{Commit, DurableStore, WallClock};
 use mqtt_wire::{MqttStr, PacketId, ProtocolVersion, QoS, RetainHandling, SubscriptionOptions};
@@ -111,6 +112,19 @@ fn message() -> impl Strategy<Value = MessageSpec> {
         )
 }
 
+/// The publisher of a retained message.
+fn source() -> impl Strategy<Value = RetainSource> {
+    (
+        "[a-z0-9-]{0,10}",
+        option::of(text()),
+        any::<u16>(),
+        option::of(text()),
+    )
+        .prop_map(|(client_id, username, listener, identity)| {
+            RetainSource::new(client_id, username, ListenerId(listener), identity)
+        })
+}
+
 fn options() -> impl Strategy<Value = SubscriptionOptions> {
     (qos(), any::<bool>(), any::<bool>(), 0u8..3).prop_map(|(qos, no_local, rap, handling)| {
         SubscriptionOptions {
@@ -196,7 +210,7 @@ proptest! {
 
     #[test]
     fn written_records_load_back_equal(
-        retained in vec(message(), 0..8),
+        retained in vec((message(), option::of(source())), 0..8),
         sessions in proptest::collection::btree_map("[a-z0-9]{1,8}", session(), 0..5),
     ) {
         let dir = std::env::temp_dir().join(format!(
@@ -216,13 +230,18 @@ proptest! {
 
         let mut records = Vec::new();
         let mut want_retained: BTreeMap<String, RecoveredMessage> = BTreeMap::new();
-        for spec in &retained {
+        for (spec, source) in &retained {
+            let build = |when: Instant| {
+                let mut message = spec.build(when);
+                message.retain_source = source.clone().map(Box::new);
+                message
+            };
             records.push(PersistRecord::RetainedSet {
                 topic: spec.topic.clone(),
-                message: Arc::new(spec.build(at(spec.offset))),
+                message: Arc::new(build(at(spec.offset))),
             });
             want_retained.insert(spec.topic.clone(), RecoveredMessage {
-                message: spec.build(anchor),
+                message: build(anchor),
                 received: time(spec.offset),
             });
         }
