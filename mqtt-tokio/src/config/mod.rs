@@ -25,7 +25,7 @@ pub use toml_file::parse_toml;
 pub const DEFAULT_PORT: u16 = 1883;
 
 /// The whole server configuration.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ServerConfig {
@@ -49,8 +49,29 @@ pub struct ServerConfig {
     /// Start on an empty store when the existing one is corrupt; the damaged file is kept,
     /// renamed `mqtt-broker.redb.corrupt-<unix time>`. Without it the broker refuses to start.
     pub start_fresh: bool,
+    /// Before a retained message goes to a new subscriber, check that the client that
+    /// published it may still publish there (its write access may have been revoked by an ACL
+    /// reload since); if not, the message is removed instead of delivered (CVE-2018-12546).
+    /// Default true.
+    pub check_retain_source: bool,
     /// Limits applied to every client.
     pub limits: Limits,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listeners: Vec::new(),
+            password_file: None,
+            acl_file: None,
+            persistence: None,
+            persistence_location: None,
+            durability: Durability::default(),
+            start_fresh: false,
+            check_retain_source: true,
+            limits: Limits::default(),
+        }
+    }
 }
 
 impl ServerConfig {
@@ -78,7 +99,9 @@ impl ServerConfig {
 
     /// The broker core's configuration derived from these limits.
     pub fn core_config(&self) -> mqtt_broker_core::Config {
-        self.limits.apply(mqtt_broker_core::Config::default())
+        let mut core = self.limits.apply(mqtt_broker_core::Config::default());
+        core.check_retain_source = self.check_retain_source;
+        core
     }
 
     /// Checks what can be checked without touching the network: TLS files come in pairs, the
@@ -275,6 +298,15 @@ mod tests {
         assert_eq!(listeners[0].port, 1883);
         assert!(listeners[0].allow_anonymous);
         assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn retain_source_check_is_on_by_default_and_reaches_the_core() {
+        let mut config = ServerConfig::default();
+        assert!(config.check_retain_source);
+        assert!(config.core_config().check_retain_source);
+        config.check_retain_source = false;
+        assert!(!config.core_config().check_retain_source);
     }
 
     #[test]

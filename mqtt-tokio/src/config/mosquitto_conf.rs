@@ -21,6 +21,7 @@ pub const HONOURED: &[&str] = &[
     "per_listener_settings",
     "password_file",
     "acl_file",
+    "check_retain_source",
     "cafile",
     "certfile",
     "keyfile",
@@ -110,6 +111,7 @@ impl Reader {
             "per_listener_settings" => self.per_listener_settings = boolean(value)?,
             "password_file" => self.config.password_file = Some(path(value)?),
             "acl_file" => self.config.acl_file = Some(path(value)?),
+            "check_retain_source" => self.config.check_retain_source = boolean(value)?,
             "cafile" => self.listener().cafile = Some(path(value)?),
             "certfile" => self.listener().certfile = Some(path(value)?),
             "keyfile" => self.listener().keyfile = Some(path(value)?),
@@ -325,6 +327,14 @@ sys_interval 30
         assert!(parse_mosquitto_conf("listener 70000\n").is_err());
         assert!(parse_mosquitto_conf("protocol quic\n").is_err());
         assert!(parse_mosquitto_conf("certfile\n").is_err());
+    }
+
+    #[test]
+    fn check_retain_source_is_read() {
+        let off = parse_mosquitto_conf("check_retain_source false\n").unwrap();
+        assert!(!off.config.check_retain_source && off.warnings.is_empty());
+        let on = parse_mosquitto_conf("check_retain_source true\n").unwrap();
+        assert!(on.config.check_retain_source);
     }
 
     #[test]

@@ -44,6 +44,7 @@ mod tests {
             acl_file = "/a"
             persistence = true
             persistence_location = "/var/lib/mqtt"
+            check_retain_source = false
 
             [[listener]]
             bind_address = "0.0.0.0"
@@ -73,6 +74,7 @@ mod tests {
         assert_eq!(config.password_file.as_deref(), Some("/p".as_ref()));
         assert_eq!(config.acl_file.as_deref(), Some("/a".as_ref()));
         assert_eq!(config.persistence, Some(true));
+        assert!(!config.check_retain_source);
         assert_eq!(config.listeners.len(), 2);
         let tls = &config.listeners[0];
         assert_eq!(tls.bind_address, "0.0.0.0");
