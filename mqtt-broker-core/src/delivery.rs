@@ -296,13 +296,8 @@ impl Broker {
         if let OutboundTopic::Bind(alias) = naming {
             c.outbound_aliases.bind(message.topic.clone(), alias);
         }
-        let mut data = Vec::with_capacity(2);
-        data.push(header);
-        if !publish.payload().is_empty() {
-            data.push(publish.into_payload());
-        }
         self.stats.messages_sent += 1;
-        self.transmit(conn, data);
+        self.transmit_publish(conn, header, publish.into_payload());
         SendOutcome::Sent
     }
 
@@ -340,13 +335,8 @@ impl Broker {
         if header.len() + message.payload.len() > max_packet_size {
             return SendOutcome::TooLarge;
         }
-        let mut data = Vec::with_capacity(2);
-        data.push(header);
-        if !message.payload.is_empty() {
-            data.push(message.payload.clone());
-        }
         self.stats.messages_sent += 1;
-        self.transmit(conn, data);
+        self.transmit_publish(conn, header, message.payload.clone());
         SendOutcome::Sent
     }
 }

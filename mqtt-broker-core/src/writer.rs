@@ -9,12 +9,46 @@ use mqtt_wire::{Disconnect, MqttStr, Packet, PacketType, ReasonCode};
 use crate::broker::Broker;
 use crate::conn::{ConnectionId, Phase};
 use crate::output::Output;
+use crate::persist::Persistence;
 
 impl Broker {
     /// Queues `data` for `conn` and counts it in the outbox. Nothing is sent on a connection
     /// that is closing [MQTT5-3.14.4-1].
     pub(crate) fn transmit(&mut self, conn: ConnectionId, data: Vec<Bytes>) {
         let len: usize = data.iter().map(Bytes::len).sum();
+        if !self.count_outbox(conn, len) {
+            return;
+        }
+        match self.joinable_transmit(conn) {
+            Some(chunks) => chunks.extend(data),
+            None => self.emit(Output::Transmit { conn, data }),
+        }
+    }
+
+    /// Queues a PUBLISH as its header and its (shared, not copied) payload, like
+    /// [`Broker::transmit`]; joined to the previous output when that is a transmit to the same
+    /// connection, so a run of messages to one subscriber costs no allocation per message.
+    pub(crate) fn transmit_publish(&mut self, conn: ConnectionId, header: Bytes, payload: Bytes) {
+        if !self.count_outbox(conn, header.len() + payload.len()) {
+            return;
+        }
+        if let Some(chunks) = self.joinable_transmit(conn) {
+            chunks.push(header);
+            if !payload.is_empty() {
+                chunks.push(payload);
+            }
+            return;
+        }
+        let mut data = Vec::with_capacity(2);
+        data.push(header);
+        if !payload.is_empty() {
+            data.push(payload);
+        }
+        self.emit(Output::Transmit { conn, data });
+    }
+
+    /// Counts `len` bytes about to be sent on `conn`; `false` when it is closing or gone.
+    fn count_outbox(&mut self, conn: ConnectionId, len: usize) -> bool {
         let input_time = self.input_time;
         match self.conns.get_mut(&conn) {
             Some(c) if !matches!(c.phase, Phase::Closing) => {
@@ -25,11 +59,24 @@ impl Broker {
                 }
                 c.outbox += len;
             }
-            _ => return,
+            _ => return false,
         }
         self.stats.bytes_sent += len as u64;
         self.stats.packets_sent += 1;
-        self.emit(Output::Transmit { conn, data });
+        true
+    }
+
+    /// The chunks of the last output queued, when it is a `Transmit` to `conn`: new chunks may
+    /// join it without reordering anything. Never in `Sync` persistence, where outputs may be
+    /// held back behind a batch.
+    fn joinable_transmit(&mut self, conn: ConnectionId) -> Option<&mut Vec<Bytes>> {
+        if self.config.persistence == Persistence::Sync {
+            return None;
+        }
+        match self.outputs.back_mut() {
+            Some(Output::Transmit { conn: last, data }) if *last == conn => Some(data),
+            _ => None,
+        }
     }
 
     /// Encodes `packet` in the connection's version and queues it. A packet the codec refuses to
