@@ -77,6 +77,9 @@ pub struct Broker {
     pub(crate) backpressure: Backpressure,
     /// The QoS 0 header shared by the 3.x copies of the message being fanned out.
     pub(crate) shared_header: Option<SharedHeader>,
+    /// Whether the message being routed goes to several sessions, so its header is worth
+    /// keeping for the next copy.
+    pub(crate) sharing_headers: bool,
 }
 
 impl std::fmt::Debug for Broker {
@@ -122,6 +125,7 @@ impl Broker {
             persist: PersistState::default(),
             backpressure: Backpressure::default(),
             shared_header: None,
+            sharing_headers: false,
         }
     }
 

@@ -302,8 +302,9 @@ impl Broker {
     }
 
     /// Sends a QoS 0 PUBLISH to a 3.1/3.1.1 client. Its header depends only on the message and
-    /// the RETAIN flag, so it is encoded once per message and shared (like the payload) by every
-    /// such copy: a fan-out to many subscribers costs a reference count per copy, not an encode.
+    /// the RETAIN flag, so it is encoded once per message routed to several sessions and shared
+    /// (like the payload) by every such copy: a fan-out to many subscribers costs a reference
+    /// count per copy, not an encode. The header is dropped once the message is routed.
     fn send_shared_header(&mut self, conn: ConnectionId, delivery: &Delivery) -> SendOutcome {
         let Some(c) = self.conns.get(&conn) else {
             return SendOutcome::NoConnection;
@@ -323,12 +324,14 @@ impl Broker {
                     return SendOutcome::TooLarge;
                 }
                 let header = buf.split().freeze();
-                self.shared_header = Some(SharedHeader {
-                    message: Arc::clone(message),
-                    retain: delivery.retain,
-                    version,
-                    header: header.clone(),
-                });
+                if self.sharing_headers {
+                    self.shared_header = Some(SharedHeader {
+                        message: Arc::clone(message),
+                        retain: delivery.retain,
+                        version,
+                        header: header.clone(),
+                    });
+                }
                 header
             }
         };
@@ -341,8 +344,9 @@ impl Broker {
     }
 }
 
-/// The encoded header of the last QoS 0 PUBLISH sent to a 3.1/3.1.1 client, kept for the next
-/// copy of the same message. It holds the message, so the pointer it compares cannot be reused.
+/// The encoded header of the QoS 0 PUBLISH being fanned out to 3.1/3.1.1 clients, kept for the
+/// next copy of the same message. It holds the message, so the pointer it compares cannot be
+/// reused.
 #[derive(Debug)]
 pub(crate) struct SharedHeader {
     message: Arc<Message>,

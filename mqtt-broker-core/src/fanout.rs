@@ -83,9 +83,12 @@ impl Broker {
                 },
             ));
         }
+        self.sharing_headers = deliveries.len() > 1;
         for (session, delivery) in deliveries {
             self.deliver(session, delivery, now);
         }
+        self.sharing_headers = false;
+        self.shared_header = None;
     }
 
     /// Stores, replaces or clears the retained message of `topic`.
