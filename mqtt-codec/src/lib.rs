@@ -14,6 +14,11 @@
 //!                                 │ PacketTooLarge at once                      into the frame;
 //!                                 │                                             a PUBLISH keeps
 //!                                 │                                             the frame whole)
+//!
+//!  many frames: Decoder::split_frames ──► Bytes ──► Decoder::packets ──► PacketRef
+//!               (one split for all)                 (no refcount per     (PUBLISH borrows;
+//!                                                    frame)               to_publish(): owned)
+//!
 //!  Packet::encode(version, &mut BytesMut): measure, reserve once, put_* ──► socket
 //!  Publish::encode_header: header only, payload `Bytes` sent alongside (shared by N subscribers)
 //! ```
@@ -49,6 +54,16 @@
 //! assert_eq!(decoder.decode(&mut input)?, None); // partial frame: wait for more bytes
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Streams
+//!
+//! [`Decoder::decode`] hands out owned packets; each holds a reference to its frame, which
+//! costs two atomic reference-count updates per packet (split off, dropped). A reader that
+//! takes many frames at once can instead split them off together with
+//! [`Decoder::split_frames`] and decode them with [`Decoder::packets`] (or step by step with
+//! [`Decoder::decode_borrowed`]): each [`PacketRef`] borrows from that buffer, and only the
+//! packets the caller keeps become owned, with one slice each ([`PublishRef::to_publish`],
+//! [`PacketRef::into_packet`]).
 //!
 //! # Versions
 //!
