@@ -3,7 +3,9 @@
 //! empty or unreadable ACL file denies, never allows (CVE-2018-12550); a client whose read
 //! access was revoked by a SIGHUP reload does not get the retained message after reconnecting
 //! (CVE-2018-12546 family), nor new messages through a subscription its kept session still
-//! holds; 200 wrong passwords in a row do not slow the broker for others.
+//! holds; a retained message whose publisher's write access was revoked goes to no new
+//! subscriber (CVE-2018-12546 itself, unless `check_retain_source = false`); 200 wrong
+//! passwords in a row do not slow the broker for others.
 
 mod common;
 #[path = "common/raw.rs"]
@@ -40,13 +42,18 @@ fn password_lines(users: &[(&str, &str)]) -> String {
 
 /// A broker with a password file for `users` and an ACL file holding `acl`.
 fn start(test: &str, users: &[(&str, &str)], acl: &str) -> Broker {
+    start_with(test, users, acl, "")
+}
+
+/// Like [`start`], with more top-level configuration keys.
+fn start_with(test: &str, users: &[(&str, &str)], acl: &str, top: &str) -> Broker {
     let dir = common::scratch_dir(&format!("{test}-files"));
     let passwd = dir.join("passwd");
     let acl_file = dir.join("acl");
     raw::write(&passwd, &password_lines(users));
     raw::write(&acl_file, acl);
     let top = format!(
-        "password_file = {:?}\nacl_file = {:?}\n",
+        "password_file = {:?}\nacl_file = {:?}\n{top}\n",
         passwd.display().to_string(),
         acl_file.display().to_string()
     );
@@ -281,6 +288,48 @@ fn revoked_reader_gets_nothing_through_its_kept_subscription() {
         !receives(&mut reader, Duration::from_millis(500)),
         "revoked reader got a new message through its kept subscription"
     );
+}
+
+/// Alice may write `house/#`, Bob only read it; then Alice's write access is revoked.
+const ACL_WRITER: &str = "user alice\ntopic readwrite house/#\nuser bob\ntopic read house/#\n";
+const ACL_WRITER_REVOKED: &str = "user alice\ntopic read house/#\nuser bob\ntopic read house/#\n";
+
+/// Alice publishes a retained message, Bob gets it; the ACL file is rewritten to revoke Alice's
+/// write access and reloaded (SIGHUP); returns whether a new subscriber still gets it.
+fn retained_after_publisher_revoked(test: &str, top: &str) -> bool {
+    let users = [("alice", "pw"), ("bob", "pw")];
+    let broker = start_with(test, &users, ACL_WRITER, top);
+    let mut alice = user(&broker, "alice", "alice", "pw");
+    alice.send(&publish(true, "house/door", b"open", 1, 1, true));
+    assert_eq!(alice.expect_kind(4).1.get(2).copied().unwrap_or(0), 0);
+    drop(alice);
+    let mut bob = user(&broker, "bob", "bob", "pw");
+    assert_eq!(bob.subscribe(1, "house/#", 1), vec![1]);
+    assert!(receives(&mut bob, Duration::from_secs(2)), "while granted");
+    drop(bob);
+
+    raw::write(&acl_path(&broker), ACL_WRITER_REVOKED);
+    broker.reload();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut bob = user(&broker, "bob", "bob", "pw");
+    assert_eq!(bob.subscribe(1, "house/#", 1), vec![1], "Bob still reads");
+    receives(&mut bob, Duration::from_millis(500))
+}
+
+#[test]
+fn cve_2018_12546_retained_message_of_a_revoked_publisher_is_not_delivered() {
+    assert!(
+        !retained_after_publisher_revoked("hardening_auth_retain_source", ""),
+        "a new subscriber got the retained message of a publisher whose write access was revoked"
+    );
+}
+
+#[test]
+fn check_retain_source_off_keeps_delivering_it() {
+    assert!(retained_after_publisher_revoked(
+        "hardening_auth_retain_source_off",
+        "check_retain_source = false"
+    ));
 }
 
 #[test]
