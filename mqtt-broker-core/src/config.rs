@@ -78,9 +78,9 @@ pub struct Config {
     /// [`Authorizer`](crate::Authorizer) whether that publisher may still publish to its topic
     /// ([`Authorizer::authorize_retained_source`](crate::Authorizer::authorize_retained_source));
     /// if not, the message is removed instead of delivered (mosquitto's `check_retain_source`,
-    /// against CVE-2018-12546). Messages without a recorded publisher (published by the
-    /// embedding application, wills, restored from a store that did not record it) are
-    /// delivered. On by default.
+    /// against CVE-2018-12546); a retained will counts as published by its client. Messages
+    /// without a recorded publisher (published by the embedding application, `$SYS`, restored
+    /// from a store that did not record it) are delivered. On by default.
     pub check_retain_source: bool,
 }
 

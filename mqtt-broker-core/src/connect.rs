@@ -15,6 +15,7 @@ use crate::alias::{InboundAliases, OutboundAliases, detached};
 use crate::broker::{Broker, TimerKey};
 use crate::conn::{ConnectionId, Phase};
 use crate::hooks::{AuthDecision, AuthStep, Authorization, ClientRef, ConnectCredentials};
+use crate::message::RetainSource;
 use crate::output::{Event, Output};
 use crate::session::{Session, SessionId};
 use crate::will::Will;
@@ -200,11 +201,24 @@ impl Broker {
         }
         self.timers.cancel(TimerKey::SessionExpiry(session));
         self.timers.cancel(TimerKey::WillDelay(session)); // [MQTT5-3.1.3-9]
+        let will = connect
+            .will
+            .as_ref()
+            .zip(self.conns.get(&conn))
+            .map(|(will, c)| {
+                // A retained will remembers its client, as a retained PUBLISH does.
+                let source = will.retain.then(|| {
+                    let username = connect.username.as_ref().map(|u| u.to_string());
+                    let (listener, identity) = (c.info.listener, c.info.tls_identity.clone());
+                    RetainSource::new(client_id.clone(), username, listener, identity)
+                });
+                Will::from_connect(will, source)
+            });
         if let Some(s) = self.sessions.get_mut(&session) {
             s.conn = Some(conn);
             s.version = version;
             s.expiry_interval = expiry;
-            s.will = connect.will.as_ref().map(Will::from_connect); // [MQTT5-3.1.2-7]
+            s.will = will; // [MQTT5-3.1.2-7]
         }
         let keep_alive = self.negotiated_keep_alive(connect.keep_alive);
         let config = &self.config;

@@ -35,9 +35,9 @@ pub struct Message {
     pub received_at: Instant,
     /// Client identifier of the publisher (for No Local), `None` for in-process messages.
     pub publisher: Option<String>,
-    /// Who published it, kept with retained messages published by a client; `None` for
-    /// messages of the embedding application, wills, `$SYS` and retained messages restored from
-    /// a store that did not record it (format version 1). See
+    /// Who published it, kept with retained messages published by a client (a retained will's
+    /// publisher is its client); `None` for messages of the embedding application, `$SYS` and
+    /// retained messages restored from a store that did not record it (format version 1). See
     /// [`Config::check_retain_source`](crate::Config::check_retain_source).
     pub retain_source: Option<Box<RetainSource>>,
 }

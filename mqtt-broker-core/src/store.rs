@@ -18,7 +18,8 @@ use crate::message::Message;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WillRecord {
     /// Topic, payload, QoS, RETAIN and properties of the will (its `received_at` is the time the
-    /// record was made; `publisher` is unset).
+    /// record was made; `publisher` is unset; `retain_source` is its client when it is
+    /// retained).
     pub message: Message,
     /// Will Delay Interval in seconds.
     pub delay_interval: u32,

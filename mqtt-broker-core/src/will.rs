@@ -3,13 +3,14 @@
 //! A will is published when the network connection closes without a DISCONNECT 0x00
 //! [MQTT-3.1.2-8] [MQTT-3.14.4-3]: at once, or (v5) after the Will Delay Interval unless the client
 //! reconnects first [MQTT5-3.1.3-9]; the delay never outlasts the session [MQTT-3.1.2-8].
+//! A retained will remembers its client as the source of the retained message it becomes.
 
 use std::time::Instant;
 
 use bytes::Bytes;
 use mqtt_wire::{LastWill, MqttStr, Properties, QoS};
 
-use crate::message::Message;
+use crate::message::{Message, RetainSource};
 use crate::store::WillRecord;
 
 /// A will waiting for its connection to end.
@@ -22,11 +23,13 @@ pub(crate) struct Will {
     properties: Properties,
     /// Will Delay Interval in seconds (0 for 3.1/3.1.1).
     pub(crate) delay_interval: u32,
+    /// The client, when the will is retained (see [`Message::retain_source`]).
+    source: Option<Box<RetainSource>>,
 }
 
 impl Will {
-    /// The will of a CONNECT; `publisher` is the client identifier.
-    pub(crate) fn from_connect(will: &LastWill) -> Self {
+    /// The will of a CONNECT; `source` is its client when the will is retained.
+    pub(crate) fn from_connect(will: &LastWill, source: Option<RetainSource>) -> Self {
         let mut properties = will.properties.clone();
         let delay_interval = properties.will_delay_interval.take().unwrap_or(0);
         Will {
@@ -36,6 +39,7 @@ impl Will {
             retain: will.retain,
             properties,
             delay_interval,
+            source: source.map(Box::new),
         }
     }
 
@@ -49,6 +53,7 @@ impl Will {
             now,
         );
         message.properties = self.properties.clone();
+        message.retain_source = self.source.clone();
         WillRecord {
             message,
             delay_interval: self.delay_interval,
@@ -65,6 +70,7 @@ impl Will {
             retain: message.retain,
             properties: message.properties,
             delay_interval: record.delay_interval,
+            source: message.retain_source,
         }
     }
 
@@ -74,6 +80,7 @@ impl Will {
         let mut message = Message::new(self.topic, self.payload, self.qos, self.retain, now);
         message.properties = self.properties;
         message.publisher = Some(publisher);
+        message.retain_source = self.source;
         message
     }
 }

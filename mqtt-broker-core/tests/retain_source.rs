@@ -1,7 +1,7 @@
 //! The publisher side of retained-message authorization (CVE-2018-12546, mosquitto's
 //! `check_retain_source`): a retained message remembers who published it, and goes to a new
-//! subscriber only while that publisher may still publish to its topic. A revoked publisher's
-//! message is removed; messages without a recorded publisher (the application's, restored from
+//! subscriber only while that publisher may still publish to its topic (a retained will's
+//! publisher is its client). A revoked publisher's message is removed; messages without a recorded publisher (the application's, restored from
 //! an old store) stay deliverable; `Config::check_retain_source = false` turns the check off.
 
 #![allow(clippy::unwrap_used)]
@@ -131,6 +131,27 @@ fn the_check_asks_about_the_publisher_as_it_connected() {
             true
         )]
     );
+}
+
+#[test]
+fn cve_2018_12546_retained_will_of_a_revoked_client_is_not_delivered() {
+    let (mut h, policy) = harness(Config::default());
+    let w = h.open(V5);
+    let mut connect = connect_packet(V5, "w");
+    connect.will = Some(will("status/w", b"gone", QoS::AtLeastOnce, true));
+    assert_eq!(h.connect_with(w, connect).reason_code, ReasonCode::Success);
+    policy.lock().unwrap().revoked.push(("w", "status/w"));
+    h.drop_connection(w);
+    assert_eq!(
+        h.broker.stats().retained_messages,
+        1,
+        "the will was retained"
+    );
+    let s = h.connect(V5, "s");
+    h.subscribe(s, "status/#", QoS::AtLeastOnce);
+    assert!(h.publishes(s).is_empty());
+    assert_eq!(h.broker.stats().retained_messages, 0);
+    assert_eq!(policy.lock().unwrap().asked[0].0, "w");
 }
 
 #[test]
