@@ -19,8 +19,9 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 use crate::clock::WallClock;
 use crate::error::{DecodeFailure, StoreError};
 use crate::format::{
-    FORMAT_VERSION, STATE_LEN, V1_RETAINED_SUFFIX, decode_delivery, decode_retained,
+    FORMAT_VERSION, STATE_LEN, V1_PUBLISHER_SUFFIX, decode_delivery, decode_retained,
     decode_session, encode_delivery, encode_retained, encode_session, encode_state,
+    v1_session_has_will,
 };
 
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
@@ -143,20 +144,29 @@ impl DurableStore {
     }
 
     /// Converts a version 1 file within the opening transaction (so a crash leaves it version
-    /// 1, whole): each retained value gains an absent publisher, its only change.
+    /// 1, whole): each retained value, and each session value with a will, gains an absent
+    /// publisher at its end; nothing else changed.
     fn upgrade_from_v1(&self, tx: &redb::WriteTransaction) -> Result<(), StoreError> {
-        let mut retained = tx.open_table(RETAINED).map_err(|e| self.corrupt(e))?;
-        let mut values: Vec<(String, Vec<u8>)> = Vec::new();
-        for entry in retained.iter().map_err(|e| self.corrupt(e))? {
-            let (key, value) = entry.map_err(|e| self.corrupt(e))?;
-            let mut value = value.value().to_vec();
-            value.extend_from_slice(&V1_RETAINED_SUFFIX);
-            values.push((key.value().to_owned(), value));
-        }
-        for (topic, value) in values {
-            retained
-                .insert(topic.as_str(), value.as_slice())
-                .map_err(io)?;
+        // Only to decode the old session values; no time is read from them.
+        let anchor = Instant::now();
+        for (table, sessions) in [(RETAINED, false), (SESSIONS, true)] {
+            let mut table = tx.open_table(table).map_err(|e| self.corrupt(e))?;
+            let mut values: Vec<(String, Vec<u8>)> = Vec::new();
+            for entry in table.iter().map_err(|e| self.corrupt(e))? {
+                let (key, value) = entry.map_err(|e| self.corrupt(e))?;
+                let (key, value) = (key.value(), value.value());
+                let converts = !sessions
+                    || v1_session_has_will(value, anchor)
+                        .map_err(|e| self.corrupt(format_args!("session {key:?}: {e}")))?;
+                if converts {
+                    let mut value = value.to_vec();
+                    value.extend_from_slice(&V1_PUBLISHER_SUFFIX);
+                    values.push((key.to_owned(), value));
+                }
+            }
+            for (key, value) in values {
+                table.insert(key.as_str(), value.as_slice()).map_err(io)?;
+            }
         }
         Ok(())
     }

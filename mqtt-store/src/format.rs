@@ -1,5 +1,6 @@
 //! The byte layout of every value in the store (format version 2, see `docs/STORAGE.md`), and
-//! the one change from version 1 (a retained value gained its publisher).
+//! reading the version 1 session layout for the conversion (version 2 added the publisher of
+//! retained messages and retained wills).
 //!
 //! Integers are little-endian; a string or byte string is a `u32` length then its bytes; an
 //! optional value is a `0`/`1` byte then the value. A message keeps its topic, properties and
@@ -25,8 +26,9 @@ use crate::error::DecodeFailure;
 /// The format this build writes, and the newest it reads.
 pub const FORMAT_VERSION: u64 = 2;
 
-/// What a version 1 retained value lacks to be a version 2 one: an absent publisher.
-pub(crate) const V1_RETAINED_SUFFIX: [u8; 1] = [0];
+/// What a version 1 retained value, or session value with a will, lacks to be a version 2 one:
+/// an absent publisher at its end.
+pub(crate) const V1_PUBLISHER_SUFFIX: [u8; 1] = [0];
 
 /// Builds one value.
 #[derive(Debug, Default)]
@@ -238,17 +240,38 @@ fn read_opt_str(r: &mut Reader<'_>, what: &str) -> Result<Option<String>, Decode
     }
 }
 
-/// A retained message: message, then its publisher opt (client id str, user name opt str,
-/// listener u16, TLS identity opt str).
-pub(crate) fn encode_retained(message: &Message, clock: &WallClock) -> Vec<u8> {
-    let mut w = Writer::default();
-    write_message(&mut w, message, clock.wall(message.received_at));
-    w.opt(message.retain_source.as_deref(), |w, source| {
+/// The publisher of a retained message or will: opt (client id str, user name opt str, listener
+/// u16, TLS identity opt str).
+fn write_publisher(w: &mut Writer, source: Option<&RetainSource>) {
+    w.opt(source, |w, source| {
         w.bytes(source.client_id.as_bytes());
         opt_str(w, source.username.as_ref());
         w.u16(source.listener.0);
         opt_str(w, source.tls_identity.as_ref());
     });
+}
+
+fn read_publisher(r: &mut Reader<'_>) -> Result<Option<Box<RetainSource>>, DecodeFailure> {
+    if !r.flag("publisher")? {
+        return Ok(None);
+    }
+    let client_id = r.string("publisher")?;
+    let username = read_opt_str(r, "publisher user name")?;
+    let listener = ListenerId(r.u16("publisher listener")?);
+    let tls_identity = read_opt_str(r, "publisher identity")?;
+    Ok(Some(Box::new(RetainSource::new(
+        client_id,
+        username,
+        listener,
+        tls_identity,
+    ))))
+}
+
+/// A retained message: message, then its publisher.
+pub(crate) fn encode_retained(message: &Message, clock: &WallClock) -> Vec<u8> {
+    let mut w = Writer::default();
+    write_message(&mut w, message, clock.wall(message.received_at));
+    write_publisher(&mut w, message.retain_source.as_deref());
     w.into_bytes()
 }
 
@@ -259,18 +282,7 @@ pub(crate) fn decode_retained(
 ) -> Result<(Message, SystemTime), DecodeFailure> {
     let mut r = Reader::new(buf);
     let (mut message, received) = read_message(&mut r, anchor)?;
-    if r.flag("retained publisher")? {
-        let client_id = r.string("retained publisher")?;
-        let username = read_opt_str(&mut r, "publisher user name")?;
-        let listener = ListenerId(r.u16("publisher listener")?);
-        let tls_identity = read_opt_str(&mut r, "publisher identity")?;
-        message.retain_source = Some(Box::new(RetainSource::new(
-            client_id,
-            username,
-            listener,
-            tls_identity,
-        )));
-    }
+    message.retain_source = read_publisher(&mut r)?;
     r.end("retained message")?;
     Ok((message, received))
 }
@@ -358,7 +370,7 @@ pub(crate) fn decode_delivery(
 }
 
 /// A session: version u8, expiry u32, disconnected opt u64 (unix ms), subscriptions (u32
-/// count; filter str, options u8, identifier opt u32), will opt (delay u32, message).
+/// count; filter str, options u8, identifier opt u32), will opt (delay u32, message, publisher).
 pub(crate) fn encode_session(record: &SessionRecord, clock: &WallClock) -> Vec<u8> {
     let mut w = Writer::default();
     w.u8(version_byte(record.version));
@@ -373,12 +385,27 @@ pub(crate) fn encode_session(record: &SessionRecord, clock: &WallClock) -> Vec<u
     w.opt(record.will.as_ref(), |w, will| {
         w.u32(will.delay_interval);
         write_message(w, &will.message, clock.wall(will.message.received_at));
+        write_publisher(w, will.message.retain_source.as_deref());
     });
     w.into_bytes()
 }
 
 /// Reads a session; returns it with its wall-clock disconnection time.
 pub(crate) fn decode_session(
+    buf: &[u8],
+    anchor: Instant,
+) -> Result<(SessionRecord, Option<SystemTime>), DecodeFailure> {
+    decode_session_of(FORMAT_VERSION, buf, anchor)
+}
+
+/// Whether a session value in the version 1 layout holds a will (checking the whole value).
+pub(crate) fn v1_session_has_will(buf: &[u8], anchor: Instant) -> Result<bool, DecodeFailure> {
+    Ok(decode_session_of(1, buf, anchor)?.0.will.is_some())
+}
+
+/// Reads a session in the layout of format `format` (1: a will has no publisher).
+fn decode_session_of(
+    format: u64,
     buf: &[u8],
     anchor: Instant,
 ) -> Result<(SessionRecord, Option<SystemTime>), DecodeFailure> {
@@ -404,7 +431,10 @@ pub(crate) fn decode_session(
     }
     if r.flag("will")? {
         let delay_interval = r.u32("will delay")?;
-        let (message, _) = read_message(&mut r, anchor)?;
+        let (mut message, _) = read_message(&mut r, anchor)?;
+        if format >= 2 {
+            message.retain_source = read_publisher(&mut r)?;
+        }
         record.will = Some(WillRecord {
             message,
             delay_interval,

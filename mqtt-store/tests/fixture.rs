@@ -1,8 +1,8 @@
 //! The committed stores `tests/fixtures/store-v1.redb` and `store-v2.redb`, each written once by
 //! its format version, must stay readable: every record they hold is checked field by field. A
 //! later format version keeps these tests (and adds its own fixture) to prove it still reads the
-//! older files. Both hold the same records; version 2 adds the publisher of a retained message,
-//! which a version 1 file reads back without.
+//! older files. Both hold the same records; version 2 adds the publisher of a retained message
+//! and of a retained will, which a version 1 file reads back without.
 //!
 //! The fixture of the current version is written by the ignored test `write_fixture`
 //! (`cargo test -p mqtt-store --test fixture -- --ignored write_fixture`); it is not rewritten
@@ -69,6 +69,18 @@ fn rich_retained(at: Instant, version: u64) -> Message {
     m
 }
 
+/// The retained will's publisher (from version 2 on): no user name or identity.
+fn will_source(version: u64) -> Option<Box<RetainSource>> {
+    (version >= 2).then(|| {
+        Box::new(RetainSource::new(
+            "session-v5".to_owned(),
+            None,
+            ListenerId(0),
+            None,
+        ))
+    })
+}
+
 fn plain_retained(at: Instant) -> Message {
     Message::new(
         s("fixture/plain"),
@@ -79,7 +91,7 @@ fn plain_retained(at: Instant) -> Message {
     )
 }
 
-fn will(at: Instant) -> WillRecord {
+fn will(at: Instant, version: u64) -> WillRecord {
     let mut message = Message::new(
         s("fixture/will"),
         Bytes::from_static(b"gone"),
@@ -88,13 +100,14 @@ fn will(at: Instant) -> WillRecord {
         at,
     );
     message.properties.message_expiry_interval = Some(600);
+    message.retain_source = will_source(version);
     WillRecord {
         message,
         delay_interval: 120,
     }
 }
 
-fn v5_session(disconnected_at: Option<Instant>, will_at: Instant) -> SessionRecord {
+fn v5_session(disconnected_at: Option<Instant>, will_at: Instant, version: u64) -> SessionRecord {
     let mut record = SessionRecord::new(ProtocolVersion::V5, 86_400);
     record.subscriptions = vec![
         (
@@ -118,7 +131,7 @@ fn v5_session(disconnected_at: Option<Instant>, will_at: Instant) -> SessionReco
             None,
         ),
     ];
-    record.will = Some(will(will_at));
+    record.will = Some(will(will_at, version));
     record.disconnected_at = disconnected_at;
     record
 }
@@ -177,7 +190,7 @@ fn record_stream(anchor: Instant, version: u64) -> Vec<PersistRecord> {
     let mut records = vec![
         PersistRecord::SessionSaved {
             client_id: client.clone(),
-            record: v5_session(None, at),
+            record: v5_session(None, at, version),
         },
         PersistRecord::SessionSaved {
             client_id: "session-v311".to_owned(),
@@ -257,7 +270,7 @@ fn record_stream(anchor: Instant, version: u64) -> Vec<PersistRecord> {
         // The client of session-v5 disconnects 10 s after the start.
         PersistRecord::SessionSaved {
             client_id: client,
-            record: v5_session(Some(anchor + Duration::from_secs(10)), at),
+            record: v5_session(Some(anchor + Duration::from_secs(10)), at, version),
         },
     ]);
     records
@@ -308,7 +321,7 @@ fn expected(anchor: Instant, version: u64) -> RecoveredState {
             RecoveredSession {
                 client_id: "session-v5".to_owned(),
                 // The will's message comes back with the load's anchor as its receipt time.
-                record: v5_session(None, anchor),
+                record: v5_session(None, anchor, version),
                 disconnected: Some(t0() + Duration::from_secs(10)),
                 messages,
                 incoming_qos2: vec![id(42)],

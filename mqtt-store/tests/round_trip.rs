@@ -1,4 +1,4 @@
-//! Whatever retained messages (with their publisher), sessions and deliveries are written,
+//! Whatever retained messages and wills (with their publisher), sessions and deliveries are written,
 //! loading gives them back unchanged (receipt and disconnection times at millisecond precision
 //! in wall-clock time).
 
@@ -148,7 +148,7 @@ struct SessionSpec {
     version: ProtocolVersion,
     expiry: u32,
     subscriptions: Vec<(String, SubscriptionOptions, Option<u32>)>,
-    will: Option<(MessageSpec, u32)>,
+    will: Option<(MessageSpec, u32, Option<RetainSource>)>,
     disconnected: Option<u64>,
     deliveries: Vec<DeliverySpec>,
     incoming: Vec<u16>,
@@ -166,7 +166,7 @@ fn session() -> impl Strategy<Value = SessionSpec> {
             ("[a-z+#/$]{1,12}", options(), option::of(1u32..268_435_455)),
             0..4,
         ),
-        option::of((message(), any::<u32>())),
+        option::of((message(), any::<u32>(), option::of(source()))),
         option::of(0u64..10_000_000),
         vec(
             (
@@ -250,9 +250,13 @@ proptest! {
             let record = |when: Instant| {
                 let mut record = SessionRecord::new(spec.version, spec.expiry);
                 record.subscriptions = spec.subscriptions.clone();
-                record.will = spec.will.as_ref().map(|(m, delay)| WillRecord {
-                    message: m.build(when),
-                    delay_interval: *delay,
+                record.will = spec.will.as_ref().map(|(m, delay, source)| {
+                    let mut message = m.build(when);
+                    message.retain_source = source.clone().map(Box::new);
+                    WillRecord {
+                        message,
+                        delay_interval: *delay,
+                    }
                 });
                 record
             };
