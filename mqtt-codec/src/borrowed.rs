@@ -385,6 +385,26 @@ mod tests {
     }
 
     #[test]
+    fn a_caller_can_stop_and_resume_from_the_remainder() {
+        // The broker pattern: decode step by step without holding the decoder, stop after the
+        // first packet (a paused publisher), keep the rest, resume later.
+        let frames = Bytes::from_static(b"\x30\x03\x00\x01a\x30\x03\x00\x01b\xc0\x00");
+        let mut decoder = v311();
+        let mut offset = 0;
+        let first = decoder.decode_borrowed(&frames, &mut offset).unwrap();
+        assert!(matches!(first, Some(PacketRef::Publish(p)) if p.topic() == "a"));
+        let pending = frames.slice(offset..);
+        drop(frames);
+        let mut offset = 0;
+        let mut rest = Vec::new();
+        while let Some(packet) = decoder.decode_borrowed(&pending, &mut offset).unwrap() {
+            rest.push(packet.into_packet());
+        }
+        assert_eq!(offset, pending.len());
+        assert!(matches!(&rest[..], [Packet::Publish(p), Packet::PingReq] if p.topic() == "b"));
+    }
+
+    #[test]
     fn connect_sets_the_version_for_what_follows() {
         // A 5.0 CONNECT, then a PUBLISH with an empty property list (a 5.0-only field).
         let frames = Bytes::from_static(
