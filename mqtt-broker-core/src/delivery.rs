@@ -360,3 +360,96 @@ impl SharedHeader {
         Arc::ptr_eq(&self.message, message) && self.retain == retain && self.version == version
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use mqtt_wire::{Connect, Subscribe, SubscriptionOptions};
+
+    use super::*;
+    use crate::{Config, ConnectionInfo, Output};
+
+    #[allow(clippy::disallowed_methods)] // a test needs some instant to start from
+    fn epoch() -> Instant {
+        Instant::now()
+    }
+
+    fn s(text: &'static str) -> MqttStr {
+        MqttStr::from_static(text)
+    }
+
+    /// Feeds `packet` (3.1.1) to `conn` and returns the transmits that follow, per connection.
+    fn send(broker: &mut Broker, conn: u64, packet: Packet, now: Instant) -> Vec<(u64, Bytes)> {
+        let mut buf = BytesMut::new();
+        packet
+            .encode(ProtocolVersion::V3_1_1, &mut buf)
+            .expect("encodes");
+        broker
+            .handle_bytes(ConnectionId(conn), &buf, now)
+            .expect("open");
+        let mut sent = Vec::new();
+        while let Some(output) = broker.poll_output() {
+            if let Output::Transmit { conn, data } = output {
+                let len = data.iter().map(Bytes::len).sum();
+                broker.handle_flushed(conn, len, now).expect("flushed");
+                sent.extend(data.into_iter().map(|chunk| (conn.0, chunk)));
+            }
+        }
+        sent
+    }
+
+    fn connect(broker: &mut Broker, conn: u64, client_id: &'static str, now: Instant) {
+        let info = ConnectionInfo::default();
+        broker
+            .handle_open(ConnectionId(conn), info, now)
+            .expect("new");
+        let connect = Connect {
+            protocol: ProtocolVersion::V3_1_1,
+            clean_start: true,
+            keep_alive: 0,
+            client_id: s(client_id),
+            will: None,
+            username: None,
+            password: None,
+            properties: Properties::default(),
+        };
+        send(broker, conn, Packet::Connect(connect.into()), now);
+    }
+
+    fn publish(topic: &'static str, payload: &'static [u8]) -> Packet {
+        Packet::Publish(Publish::new(s(topic), Bytes::from_static(payload)))
+    }
+
+    #[test]
+    fn copies_of_a_qos0_message_share_one_encoded_header() {
+        let now = epoch();
+        let mut broker = Broker::new(Config::default());
+        for (conn, id) in [(1, "a"), (2, "b")] {
+            connect(&mut broker, conn, id, now);
+            let subscribe = Subscribe {
+                packet_id: PacketId::new(1).expect("non-zero"),
+                filters: vec![(s("t/#"), SubscriptionOptions::default())],
+                properties: Properties::default(),
+            };
+            send(&mut broker, conn, Packet::Subscribe(subscribe), now);
+        }
+        connect(&mut broker, 3, "publisher", now);
+
+        let sent = send(&mut broker, 3, publish("t/x", b"one"), now);
+        let [(1, h1), (1, p1), (2, h2), (2, p2)] = sent.as_slice() else {
+            panic!("two copies expected: {sent:?}");
+        };
+        assert_eq!(h1.as_ref(), [0x30, 8, 0, 3, b't', b'/', b'x']);
+        assert_eq!((h1, h1.as_ptr()), (h2, h2.as_ptr()), "one header, shared");
+        assert_eq!((p1.as_ref(), p1.as_ptr()), (b"one".as_ref(), p2.as_ptr()));
+
+        // The next message, to another topic and of another size, gets its own header.
+        let sent = send(&mut broker, 3, publish("t/yy", b"four"), now);
+        let [(1, h1), (1, _), (2, h2), (2, _)] = sent.as_slice() else {
+            panic!("two copies expected: {sent:?}");
+        };
+        assert_eq!(h1.as_ref(), [0x30, 10, 0, 4, b't', b'/', b'y', b'y']);
+        assert_eq!(h1.as_ptr(), h2.as_ptr());
+        assert!(broker.shared_header.is_none(), "not kept once routed");
+    }
+}
