@@ -2,7 +2,7 @@
 //! the CONNACK, subscribe and wait for the SUBACK, then read raw bytes into a buffer and pull
 //! packets out with `mqtt-wire`'s [`Decoder`], and write pre-encoded bytes.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use mqtt_wire::{
@@ -10,7 +10,7 @@ use mqtt_wire::{
     QoS, Subscribe, SubscriptionOptions,
 };
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 use crate::error::LoadError;
 
@@ -28,6 +28,8 @@ pub struct ClientConfig {
     pub keep_alive: u16,
     /// Read buffer growth step: large for subscribers, small for idle connections.
     pub read_chunk: usize,
+    /// Local address to connect from (any port), or `None` to let the system choose.
+    pub source: Option<IpAddr>,
 }
 
 /// One connected client.
@@ -46,7 +48,7 @@ impl Client {
     /// # Errors
     /// The connection fails, the broker refuses or answers with anything else.
     pub async fn connect(config: &ClientConfig, client_id: &str) -> Result<Self, LoadError> {
-        let stream = TcpStream::connect(config.addr).await?;
+        let stream = open_stream(config).await?;
         stream.set_nodelay(true)?;
         let mut decoder = Decoder::new();
         decoder.set_version(config.version);
@@ -242,4 +244,17 @@ impl Client {
             self.input.reserve(self.read_chunk);
         }
     }
+}
+
+/// Connects to the broker, from `config.source` when one is given.
+async fn open_stream(config: &ClientConfig) -> Result<TcpStream, LoadError> {
+    let Some(source) = config.source else {
+        return Ok(TcpStream::connect(config.addr).await?);
+    };
+    let socket = match source {
+        IpAddr::V4(_) => TcpSocket::new_v4()?,
+        IpAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.bind(SocketAddr::new(source, 0))?;
+    Ok(socket.connect(config.addr).await?)
 }

@@ -1,5 +1,6 @@
 //! [`Options`]: the command line of `mqtt-load`, one [`Scenario`] plus the knobs it reads.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
@@ -104,6 +105,15 @@ pub struct Options {
     /// Silence the per-second progress lines.
     #[arg(long)]
     pub quiet: bool,
+    /// Local addresses to connect from, used round robin (e.g. `127.0.0.1,127.0.0.2`): each
+    /// source address has its own range of ephemeral ports, so more than ~28k connections to
+    /// one broker port need several. Default: chosen by the system.
+    #[arg(long, value_delimiter = ',')]
+    pub source_addrs: Vec<IpAddr>,
+    /// `idle`: keep the connections open this many seconds after measuring, then report how
+    /// many are still open (lets another client probe the broker while they are held).
+    #[arg(long, default_value_t = 0.0)]
+    pub hold: f64,
 }
 
 impl Options {
@@ -169,8 +179,25 @@ impl Options {
     /// Keep-alive long enough that silent subscribers outlive the run without PINGREQs.
     #[must_use]
     pub fn keep_alive(&self) -> u16 {
-        let needed = (self.duration.max(0.0) + self.drain.max(0.0)) * 2.0 + 60.0;
+        let run = self.duration.max(0.0) + self.drain.max(0.0) + self.hold.max(0.0);
+        let needed = run * 2.0 + 60.0;
         needed.min(f64::from(u16::MAX)) as u16
+    }
+
+    /// `--hold` as a [`Duration`].
+    #[must_use]
+    pub fn hold(&self) -> Duration {
+        Duration::try_from_secs_f64(self.hold).unwrap_or_default()
+    }
+
+    /// The local address connection number `index` binds to (round robin over
+    /// `--source-addrs`), or `None` to let the system choose.
+    #[must_use]
+    pub fn source_addr(&self, index: u32) -> Option<IpAddr> {
+        let count = u32::try_from(self.source_addrs.len())
+            .ok()
+            .filter(|&n| n > 0)?;
+        self.source_addrs.get((index % count) as usize).copied()
     }
 
     /// The label of the broker in the result line.
@@ -206,6 +233,24 @@ mod tests {
         assert_eq!(o.version(), ProtocolVersion::V5);
         let o = Options::parse_from(["mqtt-load", "qos1"]);
         assert_eq!((o.publishers(), o.qos()), (8, QoS::AtLeastOnce));
+    }
+
+    #[test]
+    fn source_addresses_rotate_and_hold_extends_keep_alive() {
+        let o = Options::parse_from(["mqtt-load", "idle", "--source-addrs", "127.0.0.1,127.0.0.2"]);
+        let first: IpAddr = "127.0.0.1".parse().unwrap();
+        let second: IpAddr = "127.0.0.2".parse().unwrap();
+        assert_eq!(
+            (o.source_addr(0), o.source_addr(1), o.source_addr(2)),
+            (Some(first), Some(second), Some(first))
+        );
+        assert_eq!(
+            Options::parse_from(["mqtt-load", "idle"]).source_addr(7),
+            None
+        );
+        let held = Options::parse_from(["mqtt-load", "idle", "--hold", "300"]);
+        assert!(u64::from(held.keep_alive()) > 600);
+        assert_eq!(held.hold(), Duration::from_secs(300));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `idle`: opens N connections, each subscribed to its own topic, and reports how much the
-//! broker's resident memory grew per connection.
+//! broker's resident memory grew per connection. With `--hold` it then keeps them open for a
+//! while (so another client can probe the loaded broker) and counts how many survived.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,13 +35,18 @@ pub async fn run(options: &Options, config: &ClientConfig) -> Result<Report, Loa
     let mut tasks = JoinSet::new();
     for worker in 0..workers {
         let (config, counters) = (*config, counters.clone());
+        let sources: Vec<_> = (worker..total)
+            .step_by(workers as usize)
+            .map(|i| options.source_addr(i))
+            .collect();
         tasks.spawn(async move {
             let mut open: Vec<TcpStream> = Vec::new();
             let mut first_error = None;
-            for i in (worker..total).step_by(workers as usize) {
+            for (i, source) in (worker..total).step_by(workers as usize).zip(sources) {
                 if Instant::now() >= deadline {
                     break;
                 }
+                let config = ClientConfig { source, ..config };
                 match connect_and_subscribe(&config, i, qos).await {
                     Ok(stream) => {
                         open.push(stream);
@@ -86,11 +92,39 @@ pub async fn run(options: &Options, config: &ClientConfig) -> Result<Report, Loa
         let per_connection = after.saturating_sub(before).checked_div(established);
         report.add("bytes_per_conn", per_connection.unwrap_or(0));
     }
+    if options.hold > 0.0 {
+        eprintln!(
+            "idle: holding {established} connections for {:.0} s",
+            options.hold().as_secs_f64()
+        );
+        tokio::time::sleep(options.hold()).await;
+        report.add(
+            "held_s",
+            format_args!("{:.0}", options.hold().as_secs_f64()),
+        );
+        report.add("still_open", still_open(&open));
+        if let Some(end) = options.pid.and_then(resident_bytes) {
+            report.add("rss_end_kb", end / 1024);
+        }
+    }
     if let Some(e) = first_error {
         report.add("first_error", format_args!("\"{e}\""));
     }
     drop(open);
     Ok(report)
+}
+
+/// How many of `streams` the broker has not closed (nothing to read means still open).
+fn still_open(streams: &[TcpStream]) -> usize {
+    let mut probe = [0u8; 64];
+    streams
+        .iter()
+        .filter(|stream| match stream.try_read(&mut probe) {
+            Ok(0) => false,
+            Ok(_) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+        })
+        .count()
 }
 
 async fn connect_and_subscribe(

@@ -37,6 +37,7 @@ pub async fn run(options: &Options) -> Result<Report, LoadError> {
         version: options.version(),
         keep_alive: options.keep_alive(),
         read_chunk,
+        source: None,
     };
     match options.scenario {
         Scenario::Fanin | Scenario::Fanout | Scenario::Qos1 | Scenario::Latency => {
