@@ -3,10 +3,11 @@
 //! never waits on a socket. After every input it drains `poll_output()` until empty, then reads
 //! the next deadline; the real clock is checked before sleeping on it.
 //!
-//! The chunks of the `Transmit` outputs of one drain are gathered per connection and handed to
-//! each write queue once, at the end of the drain (or before that connection's `Close`): a
-//! publish fanned out to many subscribers, or many publishes to one subscriber, then cost one
-//! lock and one wake-up per connection instead of one per packet.
+//! Inputs already waiting are taken together (up to [`INPUT_BATCH`]) and their outputs drained
+//! once. The chunks of the `Transmit` outputs of one drain are gathered per connection and
+//! handed to each write queue once, at the end of the drain (or before that connection's
+//! `Close`): a publish fanned out to many subscribers, or many publishes to one subscriber,
+//! then cost one lock and one wake-up per connection instead of one per packet.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -45,6 +46,12 @@ pub(crate) enum Input {
     /// The storage thread made every persistence batch up to this one durable.
     Persisted(u64),
 }
+
+/// Most inputs handled before the outputs are drained: under load, the outputs of several
+/// inputs then reach each write queue (and wake its writer) together, and the transmits of a
+/// run of PUBLISH packets to one subscriber join into one. At most this many reads (of at most
+/// `INPUT_CREDIT` bytes each) wait for their answers.
+const INPUT_BATCH: usize = 32;
 
 /// How long connections get to flush their queues at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -85,6 +92,7 @@ pub(crate) async fn run(broker: Broker, inputs: mpsc::Receiver<Input>, storage: 
 
 async fn serve(task: &mut BrokerTask, mut inputs: mpsc::Receiver<Input>) {
     let mut stop_at: Option<tokio::time::Instant> = None;
+    let mut batch = Vec::with_capacity(INPUT_BATCH);
     loop {
         let now = Instant::now();
         let deadline = task.broker.poll_timeout();
@@ -95,19 +103,25 @@ async fn serve(task: &mut BrokerTask, mut inputs: mpsc::Receiver<Input>) {
         }
         let sleep = deadline.map(tokio::time::Instant::from_std);
         tokio::select! {
-            input = inputs.recv() => match input {
-                Some(Input::Shutdown) => {
-                    info!(connections = task.conns.len(), "shutting down");
-                    // v5 clients get DISCONNECT 0x8B (Server shutting down) before the close;
-                    // wills of clients that did not disconnect go out, sessions are recorded.
-                    task.broker.shutdown(Instant::now());
-                    task.drain();
-                    task.conns.values().for_each(|c| c.queue.close());
-                    stop_at = Some(tokio::time::Instant::now() + SHUTDOWN_GRACE);
+            received = inputs.recv_many(&mut batch, INPUT_BATCH) => {
+                if received == 0 {
+                    return; // every sender is gone
                 }
-                Some(input) => task.handle(input),
-                None => return,
-            },
+                for input in batch.drain(..) {
+                    if let Input::Shutdown = input {
+                        info!(connections = task.conns.len(), "shutting down");
+                        // v5 clients get DISCONNECT 0x8B (Server shutting down) before the
+                        // close; wills of clients that did not disconnect go out, sessions are
+                        // recorded.
+                        task.broker.shutdown(Instant::now());
+                        task.drain();
+                        task.conns.values().for_each(|c| c.queue.close());
+                        stop_at = Some(tokio::time::Instant::now() + SHUTDOWN_GRACE);
+                    } else {
+                        task.handle(input);
+                    }
+                }
+            }
             () = sleep_until(sleep) => task.broker.handle_timeout(Instant::now()),
             () = sleep_until(stop_at) => return,
         }
