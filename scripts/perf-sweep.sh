@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# perf-sweep.sh: the data behind the plots of docs/PERFORMANCE-brokers.md, then the plots.
+#
+#  1. QoS 0 fan-out sweep: `mqtt-load fanout` with 1 publisher and S subscribers for S in COUNTS
+#     (1 10 100 1000), DURATION seconds per point, ROUNDS rounds, against every broker in
+#     BROKERS (ours, mosquitto, rumqttd), each started fresh per point with the limits of
+#     scripts/compare-brokers.sh (the configurations below repeat those), broker pinned to
+#     BROKER_CPUS, load tool to LOAD_CPUS; the broker order rotates between rounds.
+#  2. Latency at 1,000 msg/s: scripts/compare-brokers.sh with SCENARIOS=latency (its raw
+#     RESULT lines are kept).
+#  3. scripts/plot-performance.py writes docs/perf-fanout.svg and docs/perf-latency.svg.
+#
+# RESULT lines go to $DATA_DIR/fanout.txt and $DATA_DIR/latency.txt (each with a header naming
+# the machine, load average, commit and settings). Every run is bounded by `timeout`; brokers
+# are stopped by PID.
+#
+# Usage: scripts/perf-sweep.sh          (from anywhere inside the workspace)
+# Environment: COUNTS ("1 10 100 1000"), ROUNDS (2), DURATION (3), LATENCY_DURATION (5),
+#   BROKERS ("ours mosquitto rumqttd"), BROKER_CPUS (0), LOAD_CPUS (1), DATA_DIR
+#   (docs/perf-data), PLOT_DIR (docs), SKIP_FANOUT=1 / SKIP_LATENCY=1 (re-plot kept data),
+#   MOSQUITTO, RUMQTTD (paths), CARGO_TARGET_DIR.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+COUNTS=${COUNTS:-"1 10 100 1000"}
+ROUNDS=${ROUNDS:-2}
+DURATION=${DURATION:-3}
+LATENCY_DURATION=${LATENCY_DURATION:-5}
+BROKERS=${BROKERS:-"ours mosquitto rumqttd"}
+BROKER_CPUS=${BROKER_CPUS:-0}
+LOAD_CPUS=${LOAD_CPUS:-1}
+DATA_DIR=${DATA_DIR:-$ROOT/docs/perf-data}
+PLOT_DIR=${PLOT_DIR:-$ROOT/docs}
+MOSQUITTO=${MOSQUITTO:-$(command -v mosquitto || echo /usr/sbin/mosquitto)}
+RUMQTTD=${RUMQTTD:-$(command -v rumqttd || echo /work/rumqttd-install/bin/rumqttd)}
+RUN_TIMEOUT=$((DURATION * 4 + 60))
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/perf-sweep.XXXXXX")
+BROKER_PID=""
+
+log() { echo "[perf-sweep] $*" >&2; }
+
+stop_broker() {
+    local pid=$BROKER_PID
+    BROKER_PID=""
+    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    stop_broker
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_for_port() { # port pid
+    for _ in $(seq 1 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
+# The limits of scripts/compare-brokers.sh (keep the two in step).
+write_conf() { # broker port file
+    case $1 in
+    ours | mosquitto)
+        cat >"$3" <<EOF
+listener $2 127.0.0.1
+allow_anonymous true
+persistence false
+max_connections -1
+max_inflight_messages 100
+max_queued_messages 1000000
+message_size_limit 1048576
+EOF
+        if [[ $1 == mosquitto ]]; then
+            printf 'max_queued_bytes 16777216\nset_tcp_nodelay true\nlog_dest none\n' >>"$3"
+        fi
+        ;;
+    rumqttd)
+        cat >"$3" <<EOF
+id = 0
+
+[router]
+id = 0
+max_connections = 20010
+max_outgoing_packet_count = 200
+max_segment_size = 104857600
+max_segment_count = 10
+
+[v4.1]
+name = "v4-1"
+listen = "127.0.0.1:$2"
+next_connection_delay_ms = 0
+    [v4.1.connections]
+    connection_timeout_ms = 60000
+    max_payload_size = 1048576
+    max_inflight_count = 100
+    dynamic_filters = true
+EOF
+        ;;
+    esac
+}
+
+start_broker() { # broker; sets BROKER_PID and BROKER_PORT
+    local conf
+    BROKER_PORT=$(free_port)
+    conf=$WORK/$1-$BROKER_PORT.conf
+    write_conf "$1" "$BROKER_PORT" "$conf"
+    case $1 in
+    ours) RUST_LOG=warn taskset -c "$BROKER_CPUS" "$TARGET/release/mqtt-broker" -c "$conf" >>"$WORK/$1.log" 2>&1 & ;;
+    mosquitto) taskset -c "$BROKER_CPUS" "$MOSQUITTO" -c "$conf" >>"$WORK/$1.log" 2>&1 & ;;
+    rumqttd) taskset -c "$BROKER_CPUS" "$RUMQTTD" -q -c "$conf" >>"$WORK/$1.log" 2>&1 & ;;
+    esac
+    BROKER_PID=$!
+    wait_for_port "$BROKER_PORT" "$BROKER_PID"
+}
+
+header() { # what
+    echo "# $1: $(date -u +%FT%TZ), commit $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (working tree has uncommitted edits)'), $(nproc) CPUs, $(awk '/^MemTotal/ {print int($2/1048576)}' /proc/meminfo) GiB, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "# broker taskset -c $BROKER_CPUS, mqtt-load taskset -c $LOAD_CPUS --threads 1; limits of scripts/compare-brokers.sh"
+}
+
+fanout_sweep() {
+    local out=$DATA_DIR/fanout.txt round count i n order broker line
+    header "scripts/perf-sweep.sh fanout, COUNTS=\"$COUNTS\" ROUNDS=$ROUNDS DURATION=$DURATION" >"$out"
+    read -r -a order <<<"$BROKERS"
+    n=${#order[@]}
+    for round in $(seq 1 "$ROUNDS"); do
+        for count in $COUNTS; do
+            for i in $(seq 0 $((n - 1))); do
+                broker=${order[$(((i + round - 1) % n))]}
+                if ! start_broker "$broker"; then
+                    log "round $round $broker $count: broker did not start"
+                    stop_broker
+                    continue
+                fi
+                line=$(timeout "$RUN_TIMEOUT" taskset -c "$LOAD_CPUS" "$TARGET/release/mqtt-load" fanout \
+                    --host 127.0.0.1 --port "$BROKER_PORT" --broker "$broker" --threads 1 --quiet \
+                    --duration "$DURATION" --drain 2 --publishers 1 --subscribers "$count" \
+                    2>>"$WORK/load.log" | grep '^RESULT' || true)
+                stop_broker
+                if [[ -n $line ]]; then
+                    echo "round $round $line" >>"$out"
+                    log "round $round $broker S=$count: $(grep -o ' msg_per_s=[^ ]*' <<<"$line") $(grep -o ' delivered_pct=[^ ]*' <<<"$line")"
+                else
+                    log "round $round $broker S=$count: no result"
+                fi
+            done
+        done
+    done
+}
+
+latency_runs() {
+    local out=$DATA_DIR/latency.txt
+    header "scripts/compare-brokers.sh SCENARIOS=latency ROUNDS=$ROUNDS DURATION=$LATENCY_DURATION" >"$out"
+    SCENARIOS=latency ROUNDS=$ROUNDS DURATION=$LATENCY_DURATION BROKERS=$BROKERS \
+        BROKER_CPUS=$BROKER_CPUS LOAD_CPUS=$LOAD_CPUS CARGO_TARGET_DIR=$TARGET \
+        timeout $((ROUNDS * 3 * (LATENCY_DURATION * 4 + 60) + 300)) "$ROOT/scripts/compare-brokers.sh" |
+        grep 'RESULT ' | sed 's/^ *//' >>"$out"
+}
+
+main() {
+    local available=() b
+    for b in $BROKERS; do
+        case $b in
+        mosquitto) [[ -x $MOSQUITTO ]] || { log "skipping mosquitto: $MOSQUITTO not found"; continue; } ;;
+        rumqttd) [[ -x $RUMQTTD ]] || { log "skipping rumqttd: $RUMQTTD not found"; continue; } ;;
+        esac
+        available+=("$b")
+    done
+    BROKERS=${available[*]}
+    mkdir -p "$DATA_DIR"
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+    log "building mqtt-broker and mqtt-load (release) into $TARGET"
+    (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release --locked -q -p mqtt-broker -p mqtt-load)
+    [[ ${SKIP_FANOUT:-0} == 1 ]] || fanout_sweep
+    [[ ${SKIP_LATENCY:-0} == 1 ]] || latency_runs
+    python3 "$ROOT/scripts/plot-performance.py" --out-dir "$PLOT_DIR" \
+        "$DATA_DIR/fanout.txt" "$DATA_DIR/latency.txt"
+}
+
+main "$@"
