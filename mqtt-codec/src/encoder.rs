@@ -222,9 +222,10 @@ impl Packet {
         self.encode_other(version, out)
     }
 
-    /// [`Packet::encode`] for every packet but PUBLISH: a thin dispatch to CONNECT and
-    /// SUBSCRIBE, which have their own functions, and to [`Packet::encode_small`].
-    #[inline(never)]
+    /// [`Packet::encode`] for every packet but PUBLISH: a thin dispatch (inlined into the
+    /// caller) to CONNECT and SUBSCRIBE, which have their own functions, and to
+    /// [`Packet::encode_small`].
+    #[inline]
     fn encode_other(
         &self,
         version: ProtocolVersion,
