@@ -120,6 +120,7 @@ start_broker() { # broker; sets BROKER_PID and BROKER_PORT
     local conf
     BROKER_PORT=$(free_port)
     conf=$WORK/$1-$BROKER_PORT.conf
+    [[ $1 == rumqttd ]] && conf=${conf%.conf}.toml # rumqttd picks the format by extension
     write_conf "$1" "$BROKER_PORT" "$conf"
     case $1 in
     ours) RUST_LOG=warn taskset -c "$BROKER_CPUS" "$TARGET/release/mqtt-broker" -c "$conf" >>"$WORK/$1.log" 2>&1 & ;;
@@ -190,8 +191,9 @@ main() {
     (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release --locked -q -p mqtt-broker -p mqtt-load)
     [[ ${SKIP_FANOUT:-0} == 1 ]] || fanout_sweep
     [[ ${SKIP_LATENCY:-0} == 1 ]] || latency_runs
-    python3 "$ROOT/scripts/plot-performance.py" --out-dir "$PLOT_DIR" \
-        "$DATA_DIR/fanout.txt" "$DATA_DIR/latency.txt"
+    local data=()
+    for b in fanout latency; do [[ -f $DATA_DIR/$b.txt ]] && data+=("$DATA_DIR/$b.txt"); done
+    python3 "$ROOT/scripts/plot-performance.py" --out-dir "$PLOT_DIR" "${data[@]}"
 }
 
 main "$@"
