@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use crate::topic_bytes::topic_bytes_type;
-use crate::validate::validate_name;
+use crate::validate::{Utf8, validate_name, validate_name_utf8};
 use crate::{TopicError, TopicLimits};
 
 /// A validated topic name: non-empty, at most 65,535 bytes, UTF-8 without
@@ -31,6 +31,33 @@ impl TopicName {
     #[must_use]
     pub fn is_dollar(&self) -> bool {
         self.0.first() == Some(&b'$')
+    }
+
+    /// Validates `bytes` under `limits`, given `text`: the same bytes already seen as a `str`
+    /// (same address and length, e.g. two views into one received frame whose topic the codec
+    /// checked). That proves them UTF-8, so only the topic rules are checked, without reading
+    /// the UTF-8 again; when `text` is not a view of `bytes`, everything is checked as by
+    /// [`TopicName::with_limits`].
+    ///
+    /// ```
+    /// use mqtt_topic::{TopicError, TopicLimits, TopicName};
+    /// # use bytes::Bytes;
+    ///
+    /// let frame = Bytes::from_static(b"sensors/1");
+    /// let text = std::str::from_utf8(&frame).expect("checked by the codec");
+    /// let name = TopicName::with_limits_utf8(frame.clone(), text, &TopicLimits::PROTOCOL)?;
+    /// assert_eq!(name.as_bytes(), b"sensors/1");
+    /// # Ok::<(), TopicError>(())
+    /// ```
+    pub fn with_limits_utf8(
+        bytes: Bytes,
+        text: &str,
+        limits: &TopicLimits,
+    ) -> Result<Self, TopicError> {
+        let same = text.as_ptr() == bytes.as_ptr() && text.len() == bytes.len();
+        let utf8 = if same { Utf8::Known } else { Utf8::Unchecked };
+        validate_name_utf8(&bytes, limits, utf8)?;
+        Ok(Self(bytes))
     }
 }
 
@@ -83,6 +110,44 @@ mod tests {
                 Err(TopicError::InvalidUtf8)
             );
         }
+    }
+
+    #[test]
+    fn with_limits_utf8_checks_the_topic_rules() {
+        let limits = TopicLimits {
+            max_levels: 2,
+            ..TopicLimits::PROTOCOL
+        };
+        let cases: [(&[u8], Result<(), TopicError>); 5] = [
+            (b"a/b", Ok(())),
+            (b"", Err(TopicError::Empty)),
+            (b"a/+", Err(TopicError::WildcardInName)),
+            (b"a\0b", Err(TopicError::NullCharacter)), // [MQTT-4.7.3-2]
+            (b"a/b/c", Err(TopicError::TooManyLevels)),
+        ];
+        for (raw, expected) in cases {
+            let bytes = Bytes::copy_from_slice(raw);
+            let text = std::str::from_utf8(&bytes).unwrap();
+            let got = TopicName::with_limits_utf8(bytes.clone(), text, &limits);
+            assert_eq!(
+                got.map(|name| name.to_bytes()),
+                expected.map(|()| bytes.clone())
+            );
+        }
+    }
+
+    #[test]
+    fn with_limits_utf8_checks_utf8_when_text_is_another_buffer() {
+        // [MQTT-1.5.4-1]: a `str` elsewhere proves nothing about these bytes.
+        let bytes = Bytes::from_static(b"a/\xff");
+        assert_eq!(
+            TopicName::with_limits_utf8(bytes, "a/b", &TopicLimits::PROTOCOL),
+            Err(TopicError::InvalidUtf8)
+        );
+        let bytes = Bytes::from_static(b"a/b");
+        let longer = Bytes::from_static(b"a/bc");
+        let text = std::str::from_utf8(&longer).unwrap();
+        assert!(TopicName::with_limits_utf8(bytes, text, &TopicLimits::PROTOCOL).is_ok());
     }
 
     #[test]

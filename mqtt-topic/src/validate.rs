@@ -10,16 +10,25 @@ pub(crate) const SINGLE: u8 = b'+';
 /// The multi-level wildcard.
 pub(crate) const MULTI: u8 = b'#';
 
+/// Whether the bytes to validate are already known to be UTF-8 (so the check is skipped).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Utf8 {
+    /// Unknown: checked.
+    Unchecked,
+    /// Proven by a `&str` over the same bytes.
+    Known,
+}
+
 /// Checks the rules common to names and filters [MQTT-4.7.3-1/2/3]
 /// [MQTT-1.5.4-1], then the depth limit.
-fn validate_common(bytes: &[u8], limits: &TopicLimits) -> Result<(), TopicError> {
+fn validate_common(bytes: &[u8], limits: &TopicLimits, utf8: Utf8) -> Result<(), TopicError> {
     if bytes.is_empty() {
         return Err(TopicError::Empty);
     }
     if bytes.len() > limits.effective_max_len() {
         return Err(TopicError::TooLong);
     }
-    if std::str::from_utf8(bytes).is_err() {
+    if utf8 == Utf8::Unchecked && std::str::from_utf8(bytes).is_err() {
         return Err(TopicError::InvalidUtf8);
     }
     if memchr::memchr(0, bytes).is_some() {
@@ -37,7 +46,16 @@ fn validate_common(bytes: &[u8], limits: &TopicLimits) -> Result<(), TopicError>
 /// Validates a topic name: the common rules and no wildcard at all
 /// [MQTT5-4.7.0-1].
 pub(crate) fn validate_name(bytes: &[u8], limits: &TopicLimits) -> Result<(), TopicError> {
-    validate_common(bytes, limits)?;
+    validate_name_utf8(bytes, limits, Utf8::Unchecked)
+}
+
+/// [`validate_name`], with the UTF-8 check skipped when `utf8` is [`Utf8::Known`].
+pub(crate) fn validate_name_utf8(
+    bytes: &[u8],
+    limits: &TopicLimits,
+    utf8: Utf8,
+) -> Result<(), TopicError> {
+    validate_common(bytes, limits, utf8)?;
     if memchr::memchr2(SINGLE, MULTI, bytes).is_some() {
         return Err(TopicError::WildcardInName);
     }
@@ -47,7 +65,7 @@ pub(crate) fn validate_name(bytes: &[u8], limits: &TopicLimits) -> Result<(), To
 /// Validates a topic filter: the common rules, `#` only as the whole last
 /// level [MQTT5-4.7.1-1], `+` only as a whole level [MQTT5-4.7.1-2].
 pub(crate) fn validate_filter(bytes: &[u8], limits: &TopicLimits) -> Result<(), TopicError> {
-    validate_common(bytes, limits)?;
+    validate_common(bytes, limits, Utf8::Unchecked)?;
     for wildcard_at in memchr::memchr2_iter(SINGLE, MULTI, bytes) {
         let before_ok = wildcard_at == 0 || bytes.get(wildcard_at - 1) == Some(&SEPARATOR);
         let next = bytes.get(wildcard_at + 1);
