@@ -8,9 +8,10 @@
 //! under a quarter of its bound, or offline, or gone), the publisher resumes
 //! ([`Output::ResumeReading`]). So a subscriber that reads slower than its publishers send keeps
 //! them in step instead of dropping their QoS 0 messages or overflowing its queue.
-//! The pause takes effect at once: packets of a paused publisher already handed over stay in its
-//! read buffer, undecoded and unacknowledged, until it resumes (the adapter's read gate bounds
-//! them to about one read). So a queue or outbox overshoots its high-water mark by at most one
+//! The pause takes effect at once: packets of a paused publisher already handed over stay
+//! undecoded and unacknowledged until it resumes (the adapter's read gate bounds them to about one
+//! read): in its read buffer, or, for the frames of a read being decoded when the pause came, kept
+//! here as its *unread* frames, which are decoded first on resumption, so order is kept. So a queue or outbox overshoots its high-water mark by at most one
 //! message per publisher, and acknowledged messages are not dropped.
 //!
 //! A pause lasts at most `Config::max_publisher_pause`: then the publisher resumes and the
@@ -24,6 +25,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
+
+use bytes::Bytes;
 
 use crate::broker::{Broker, TimerKey};
 use crate::conn::ConnectionId;
@@ -42,6 +45,27 @@ pub(crate) struct Backpressure {
     overflowing: HashSet<SessionId>,
     /// Resumed publishers whose buffered packets are still to be handled.
     resumed: Vec<ConnectionId>,
+    /// Whole frames split off a publisher's read buffer and not decoded when it was paused:
+    /// they come before its read buffer.
+    unread: HashMap<ConnectionId, Bytes>,
+}
+
+impl Backpressure {
+    /// Keeps `frames`, the undecoded rest of a batch of `conn` that was paused, for its
+    /// resumption. `conn` has nothing kept already: kept frames are taken before more are split.
+    pub(crate) fn keep_unread(&mut self, conn: ConnectionId, frames: Bytes) {
+        if !frames.is_empty() {
+            self.unread.insert(conn, frames);
+        }
+    }
+
+    /// Takes the frames kept for `conn`, if any.
+    pub(crate) fn take_unread(&mut self, conn: ConnectionId) -> Option<Bytes> {
+        if self.unread.is_empty() {
+            return None;
+        }
+        self.unread.remove(&conn)
+    }
 }
 
 /// Whether `queue` is at or above half of either bound.
@@ -237,6 +261,7 @@ impl Broker {
         if self.backpressure.paused.remove(&conn).is_some() {
             self.timers.cancel(TimerKey::PublisherPause(conn));
         }
+        self.backpressure.take_unread(conn);
         if let Some(session) = session {
             self.backpressure.overflowing.remove(&session);
             self.release_session(session, now);

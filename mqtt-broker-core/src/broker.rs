@@ -6,7 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use mqtt_topic::TopicLimits;
 use mqtt_wire::ReasonCode;
 
@@ -246,7 +246,9 @@ impl Broker {
     }
 
     /// Handles the complete packets buffered for `conn`, unless it is paused (then they wait,
-    /// undecoded, for [`Output::ResumeReading`]).
+    /// undecoded, for [`Output::ResumeReading`]). Frames a pause left undecoded go first, then
+    /// the read buffer: every whole frame in it is split off at once and decoded in place
+    /// (`read_frames`).
     pub(crate) fn read_packets(&mut self, conn: ConnectionId, now: Instant) {
         loop {
             if self.is_paused(conn) {
@@ -257,19 +259,54 @@ impl Broker {
             };
             if matches!(c.phase, Phase::Closing) {
                 c.read_buf.clear();
+                self.backpressure.take_unread(conn);
                 return;
             }
-            match c.decoder.decode(&mut c.read_buf) {
+            let frames = match self.backpressure.take_unread(conn) {
+                Some(unread) => unread,
+                None => match c.decoder.split_frames(&mut c.read_buf) {
+                    Ok(frames) if frames.is_empty() => return,
+                    Ok(frames) => frames,
+                    Err(error) => {
+                        self.decode_failed(conn, error, now);
+                        return;
+                    }
+                },
+            };
+            if !self.read_frames(conn, &frames, now) {
+                return;
+            }
+        }
+    }
+
+    /// Decodes and handles the whole frames in `frames` in order, each borrowing from it (no
+    /// reference count changes per frame; a PUBLISH that is kept takes its own view). Stops
+    /// early when the connection is paused (the rest is kept for its resumption), closing, gone
+    /// or sent malformed bytes; `true` when every frame was handled.
+    fn read_frames(&mut self, conn: ConnectionId, frames: &Bytes, now: Instant) -> bool {
+        let mut offset = 0;
+        loop {
+            if self.is_paused(conn) {
+                self.backpressure.keep_unread(conn, frames.slice(offset..));
+                return false;
+            }
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return false;
+            };
+            if matches!(c.phase, Phase::Closing) {
+                return false;
+            }
+            match c.decoder.decode_borrowed(frames, &mut offset) {
                 Ok(Some(packet)) => {
                     c.last_packet = now;
                     self.stats.packets_received += 1;
                     self.handle_packet(conn, packet, now);
                     self.check_outbox(conn, now);
                 }
-                Ok(None) => return,
+                Ok(None) => return true,
                 Err(error) => {
                     self.decode_failed(conn, error, now);
-                    return;
+                    return false;
                 }
             }
         }

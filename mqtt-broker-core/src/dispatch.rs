@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use mqtt_wire::{DecodeError, Packet, ProtocolVersion, ReasonCode};
+use mqtt_wire::{DecodeError, Packet, PacketRef, ProtocolVersion, ReasonCode};
 
 use crate::broker::Broker;
 use crate::conn::{ConnectionId, Phase};
@@ -23,10 +23,26 @@ impl Broker {
         }
     }
 
-    /// Dispatches one decoded packet.
-    pub(crate) fn handle_packet(&mut self, conn: ConnectionId, packet: Packet, now: Instant) {
+    /// Dispatches one decoded packet. A PUBLISH borrows from the batch it was decoded from; its
+    /// handler takes views only of what it keeps.
+    pub(crate) fn handle_packet(
+        &mut self,
+        conn: ConnectionId,
+        packet: PacketRef<'_>,
+        now: Instant,
+    ) {
         let Some(c) = self.conns.get(&conn) else {
             return;
+        };
+        let packet = match (&c.phase, packet) {
+            (Phase::Connected(session), PacketRef::Publish(publish)) => {
+                let session = *session;
+                if let Err(violation) = self.handle_publish(conn, session, publish, now) {
+                    self.protocol_error(conn, violation, now);
+                }
+                return;
+            }
+            (_, packet) => packet.into_packet(),
         };
         let result = match (&c.phase, packet) {
             (Phase::AwaitingConnect, Packet::Connect(connect)) => {

@@ -3,8 +3,12 @@
 
 use std::time::Instant;
 
+use bytes::Bytes;
 use mqtt_topic::TopicName;
-use mqtt_wire::{Ack, MqttStr, Packet, PacketId, PacketType, Publish, PublishQos, ReasonCode};
+use mqtt_wire::{
+    Ack, MqttStr, Packet, PacketId, PacketType, Properties, Publish, PublishQos, PublishRef,
+    ReasonCode,
+};
 
 use crate::broker::Broker;
 use crate::conn::ConnectionId;
@@ -18,19 +22,86 @@ use crate::session::SessionId;
 /// Topics the broker publishes its statistics under.
 const SYS_PREFIX: &str = "$SYS/";
 
+/// A received PUBLISH as the handler reads it: borrowed from the batch it was decoded from
+/// ([`PublishRef`], the read path) or owned ([`Publish`]). The handler reads topic and payload in
+/// place and takes views of them only for a message it keeps.
+pub(crate) trait ReceivedPublish {
+    /// QoS and packet identifier.
+    fn qos(&self) -> PublishQos;
+    /// The RETAIN flag.
+    fn retain(&self) -> bool;
+    /// Takes the properties out.
+    fn take_properties(&mut self) -> Properties;
+    /// The topic as received (validated UTF-8; may be empty with a v5 alias).
+    fn topic(&self) -> &str;
+    /// The topic as a shared view.
+    fn topic_str(&self) -> MqttStr;
+    /// The payload.
+    fn payload(&self) -> &[u8];
+    /// The payload as a shared view.
+    fn into_payload(self) -> Bytes;
+}
+
+impl ReceivedPublish for PublishRef<'_> {
+    fn qos(&self) -> PublishQos {
+        self.qos
+    }
+    fn retain(&self) -> bool {
+        self.retain
+    }
+    fn take_properties(&mut self) -> Properties {
+        core::mem::take(&mut self.properties)
+    }
+    fn topic(&self) -> &str {
+        PublishRef::topic(self)
+    }
+    fn topic_str(&self) -> MqttStr {
+        PublishRef::topic_str(self)
+    }
+    fn payload(&self) -> &[u8] {
+        PublishRef::payload(self)
+    }
+    fn into_payload(self) -> Bytes {
+        self.payload_bytes()
+    }
+}
+
+impl ReceivedPublish for Publish {
+    fn qos(&self) -> PublishQos {
+        self.qos
+    }
+    fn retain(&self) -> bool {
+        self.retain
+    }
+    fn take_properties(&mut self) -> Properties {
+        core::mem::take(&mut self.properties)
+    }
+    fn topic(&self) -> &str {
+        Publish::topic(self)
+    }
+    fn topic_str(&self) -> MqttStr {
+        Publish::topic_str(self)
+    }
+    fn payload(&self) -> &[u8] {
+        Publish::payload(self)
+    }
+    fn into_payload(self) -> Bytes {
+        Publish::into_payload(self)
+    }
+}
+
 impl Broker {
-    /// A PUBLISH from a connected client.
+    /// A PUBLISH from a connected client. Nothing is taken from the received frame until the
+    /// topic is valid; the payload only for a message that is routed.
     pub(crate) fn handle_publish(
         &mut self,
         conn: ConnectionId,
         session: SessionId,
-        publish: Publish,
+        mut publish: impl ReceivedPublish,
         now: Instant,
     ) -> Result<(), ProtocolViolation> {
-        let (qos, retain) = (publish.qos, publish.retain);
-        let mut publish = publish;
-        let mut properties = core::mem::take(&mut publish.properties);
-        let (topic, payload) = publish.into_topic_and_payload();
+        let (qos, retain) = (publish.qos(), publish.retain());
+        let mut properties = publish.take_properties();
         let (Some(c), Some(s)) = (self.conns.get_mut(&conn), self.sessions.get_mut(&session))
         else {
             return Ok(());
@@ -41,26 +112,40 @@ impl Broker {
         if alias.is_some() {
             properties.topic_alias = None;
         }
-        let topic = match alias {
-            Some(alias) if v5 => c.inbound_aliases.resolve(alias, &topic)?,
-            None if v5 && topic.is_empty() => {
+        let invalid_name = |_| {
+            ProtocolViolation::new(
+                "MQTT-3.3.2-2",
+                "invalid topic name in PUBLISH",
+                ReasonCode::TopicNameInvalid,
+            )
+        };
+        let received = publish.topic();
+        let (topic, name) = match alias {
+            Some(alias) if v5 => {
+                let topic = c.inbound_aliases.resolve(alias, &publish.topic_str())?;
+                let name = TopicName::with_limits(topic.clone().into_bytes(), &self.topic_limits)
+                    .map_err(invalid_name)?;
+                (topic, name)
+            }
+            None if v5 && received.is_empty() => {
                 return Err(ProtocolViolation::new(
                     "MQTT-3.3.2-1",
                     "empty topic name without a topic alias",
                     ReasonCode::ProtocolError,
                 ));
             }
-            _ => topic,
-        };
-        let name = TopicName::with_limits(topic.clone().into_bytes(), &self.topic_limits).map_err(
-            |_| {
-                ProtocolViolation::new(
-                    "MQTT-3.3.2-2",
-                    "invalid topic name in PUBLISH",
-                    ReasonCode::TopicNameInvalid,
+            _ => {
+                // The codec validated the topic's UTF-8: the `str` view proves it.
+                let topic = publish.topic_str();
+                let name = TopicName::with_limits_utf8(
+                    topic.clone().into_bytes(),
+                    received,
+                    &self.topic_limits,
                 )
-            },
-        )?;
+                .map_err(invalid_name)?;
+                (topic, name)
+            }
+        };
         if let Some(response) = &properties.response_topic
             && TopicName::with_limits(response.clone().into_bytes(), &self.topic_limits).is_err()
         {
@@ -104,32 +189,39 @@ impl Broker {
             username: c.username.as_deref(),
             info: &c.info,
         };
-        let mut verdict = if name.as_str().starts_with(SYS_PREFIX) {
+        // Checked as bytes: `name` would check its UTF-8 again to show it as a `str`.
+        let mut verdict = if name.as_bytes().starts_with(SYS_PREFIX.as_bytes()) {
             // `$SYS` belongs to the broker: clients may read it, never write it.
             Authorization::Deny(ReasonCode::NotAuthorized)
         } else {
+            let text = if alias.is_some() {
+                topic.as_str()
+            } else {
+                received
+            };
             self.authorizer
-                .authorize_publish(&client, name.as_str(), qos.qos(), retain)
+                .authorize_publish(&client, text, qos.qos(), retain)
         };
-        let mut message = Message::new(topic, payload, qos.qos(), retain, now);
-        message.properties = properties; // without subscription identifiers: refused above
-        message.publisher = Some(s.client_id.clone());
-        if retain {
-            message.retain_source = Some(Box::new(RetainSource::new(
-                s.client_id.clone(),
-                c.username.clone(),
-                c.info.listener,
-                c.info.tls_identity.clone(),
-            )));
-        }
-        if verdict == Authorization::Allow
-            && retain
-            && !message.payload.is_empty()
-            && self.config.retain_available
-            && !self.retained_room(&name, &message)
-        {
-            self.stats.retained_refused += 1;
-            verdict = Authorization::Deny(ReasonCode::QuotaExceeded);
+        let mut routed = None;
+        if verdict == Authorization::Allow {
+            let empty = publish.payload().is_empty();
+            let mut message = Message::new(topic, publish.into_payload(), qos.qos(), retain, now);
+            message.properties = properties; // without subscription identifiers: refused above
+            message.publisher = Some(s.client_id.clone());
+            if retain {
+                message.retain_source = Some(Box::new(RetainSource::new(
+                    s.client_id.clone(),
+                    c.username.clone(),
+                    c.info.listener,
+                    c.info.tls_identity.clone(),
+                )));
+            }
+            if retain && !empty && !self.retained_room(&name, &message) {
+                self.stats.retained_refused += 1;
+                verdict = Authorization::Deny(ReasonCode::QuotaExceeded);
+            } else {
+                routed = Some(message);
+            }
         }
         let reason = match verdict {
             Authorization::Allow => ReasonCode::Success,
@@ -138,7 +230,7 @@ impl Broker {
             Authorization::Deny(code) if code.is_valid_for(PacketType::PubAck) => code,
             Authorization::Deny(_) => ReasonCode::NotAuthorized,
         };
-        if verdict == Authorization::Allow {
+        if let Some(message) = routed {
             self.backpressure.publisher = Some(conn);
             self.route(name, message, now);
             self.backpressure.publisher = None;
