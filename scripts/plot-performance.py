@@ -93,7 +93,7 @@ def si(value: float) -> str:
 def micros(value: float) -> str:
     if value >= 1000:
         return f"{value / 1000:.3g} ms"
-    return f"{value:.3g} µs"
+    return f"{value:.0f} µs"
 
 
 class Svg:
