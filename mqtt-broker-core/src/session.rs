@@ -3,6 +3,7 @@
 //! will and its expiry.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt::Write as _;
 
 use mqtt_topic::SubscriptionFilter;
 use mqtt_wire::{PacketId, ProtocolVersion, SubscriptionOptions};
@@ -23,6 +24,128 @@ pub(crate) struct Subscription {
     pub(crate) options: SubscriptionOptions,
     /// Subscription identifier (v5).
     pub(crate) identifier: Option<u32>,
+}
+
+/// Above this many subscriptions a session indexes them by filter text; below, a linear search
+/// of a vector is as fast and costs no table (most sessions hold one or two).
+const INDEX_ABOVE: usize = 32;
+
+/// The subscriptions of one session, each found by its filter text (including any `$share/`
+/// prefix). The text is not stored: it is compared against, and rebuilt from, the parsed filter.
+#[derive(Debug, Default)]
+pub(crate) struct Subscriptions {
+    entries: Vec<(SubscriptionFilter, Subscription)>,
+    /// Position in `entries` by filter text, once there are more than [`INDEX_ABOVE`].
+    #[allow(
+        clippy::box_collection,
+        reason = "a thin pointer keeps the map of a session with few subscriptions at 32 bytes"
+    )]
+    index: Option<Box<HashMap<Box<str>, usize>>>,
+}
+
+/// Whether `filter` was parsed from `text`.
+fn has_text(filter: &SubscriptionFilter, text: &str) -> bool {
+    let rest = match filter.share() {
+        None => Some(text),
+        Some(share) => text
+            .strip_prefix("$share/")
+            .and_then(|t| t.strip_prefix(share.as_str()))
+            .and_then(|t| t.strip_prefix('/')),
+    };
+    rest == Some(filter.filter().as_str())
+}
+
+/// The text `filter` was parsed from.
+pub(crate) fn filter_text(filter: &SubscriptionFilter) -> String {
+    match filter.share() {
+        None => filter.filter().as_str().to_owned(),
+        Some(share) => {
+            let mut text =
+                String::with_capacity(8 + share.as_str().len() + filter.filter().as_str().len());
+            let _ = write!(
+                text,
+                "$share/{}/{}",
+                share.as_str(),
+                filter.filter().as_str()
+            );
+            text
+        }
+    }
+}
+
+impl Subscriptions {
+    fn position(&self, text: &str) -> Option<usize> {
+        match &self.index {
+            Some(index) => index.get(text).copied(),
+            None => self.entries.iter().position(|(f, _)| has_text(f, text)),
+        }
+    }
+
+    /// Subscriptions held.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether a subscription to `text` is held.
+    pub(crate) fn contains_key(&self, text: &str) -> bool {
+        self.position(text).is_some()
+    }
+
+    /// Adds or replaces the subscription to `filter` (whose text is `text`); returns the one
+    /// replaced.
+    pub(crate) fn insert(
+        &mut self,
+        text: &str,
+        filter: SubscriptionFilter,
+        subscription: Subscription,
+    ) -> Option<(SubscriptionFilter, Subscription)> {
+        if let Some(slot) = self.position(text).and_then(|at| self.entries.get_mut(at)) {
+            return Some(std::mem::replace(slot, (filter, subscription)));
+        }
+        if self.entries.capacity() == self.entries.len() {
+            self.entries.reserve_exact(if self.entries.len() < 4 {
+                1
+            } else {
+                self.entries.len() / 2
+            });
+        }
+        self.entries.push((filter, subscription));
+        let at = self.entries.len() - 1;
+        match &mut self.index {
+            Some(index) => {
+                index.insert(text.into(), at);
+            }
+            None if self.entries.len() > INDEX_ABOVE => {
+                let index = self
+                    .entries
+                    .iter()
+                    .enumerate()
+                    .map(|(at, (f, _))| (filter_text(f).into_boxed_str(), at))
+                    .collect();
+                self.index = Some(Box::new(index));
+            }
+            None => {}
+        }
+        None
+    }
+
+    /// Removes the subscription to `text`.
+    pub(crate) fn remove(&mut self, text: &str) -> Option<(SubscriptionFilter, Subscription)> {
+        let at = self.position(text)?;
+        let removed = self.entries.swap_remove(at);
+        if let Some(index) = &mut self.index {
+            index.remove(text);
+            if let Some((moved, _)) = self.entries.get(at) {
+                index.insert(filter_text(moved).into_boxed_str(), at);
+            }
+        }
+        Some(removed)
+    }
+
+    /// Every subscription, in no particular order.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &(SubscriptionFilter, Subscription)> {
+        self.entries.iter()
+    }
 }
 
 /// Why a delivery could not be queued.
@@ -107,7 +230,7 @@ pub(crate) struct Session {
     /// Protocol version of the last connection.
     pub(crate) version: ProtocolVersion,
     /// Subscriptions by filter text (including any `$share/` prefix), with the parsed filter.
-    pub(crate) subscriptions: HashMap<String, (SubscriptionFilter, Subscription)>,
+    pub(crate) subscriptions: Subscriptions,
     /// Outbound QoS 1/2 exchanges.
     pub(crate) inflight: Inflight,
     /// Deliveries waiting.
@@ -133,7 +256,7 @@ impl Session {
             client_id,
             conn: None,
             version,
-            subscriptions: HashMap::new(),
+            subscriptions: Subscriptions::default(),
             inflight: Inflight::default(),
             queue: Queue::default(),
             incoming_qos2: HashSet::new(),
@@ -168,6 +291,57 @@ mod tests {
             subscription_ids: Vec::new(),
             share: None,
             stored: 0,
+        }
+    }
+
+    fn subscription(identifier: u32) -> Subscription {
+        Subscription {
+            options: SubscriptionOptions::default(),
+            identifier: Some(identifier),
+        }
+    }
+
+    fn filter(text: &'static str) -> SubscriptionFilter {
+        SubscriptionFilter::from_static(text).unwrap()
+    }
+
+    #[test]
+    fn subscriptions_are_found_replaced_and_removed_by_their_text() {
+        let mut subs = Subscriptions::default();
+        for (text, id) in [("a/b", 1), ("$share/g/a/b", 2), ("$share/h/a/b", 3)] {
+            assert!(subs.insert(text, filter(text), subscription(id)).is_none());
+        }
+        assert!(subs.contains_key("$share/g/a/b") && !subs.contains_key("$share/g/a"));
+        assert!(!subs.contains_key("g/a/b") && !subs.contains_key("$share/ga/b"));
+        let replaced = subs.insert("a/b", filter("a/b"), subscription(4));
+        assert_eq!(replaced.map(|(_, s)| s.identifier), Some(Some(1)));
+        assert_eq!(subs.len(), 3);
+        let removed = subs.remove("$share/g/a/b").map(|(f, _)| filter_text(&f));
+        assert_eq!(removed.as_deref(), Some("$share/g/a/b"));
+        assert!(subs.remove("$share/g/a/b").is_none());
+        let mut texts: Vec<String> = subs.values().map(|(f, _)| filter_text(f)).collect();
+        texts.sort();
+        assert_eq!(texts, ["$share/h/a/b", "a/b"]);
+    }
+
+    #[test]
+    fn many_subscriptions_are_indexed_and_stay_consistent() {
+        let mut subs = Subscriptions::default();
+        let texts: Vec<String> = (0..100).map(|i| format!("t/{i}")).collect();
+        for (i, text) in texts.iter().enumerate() {
+            let parsed = SubscriptionFilter::parse(text.clone().into(), &Default::default());
+            subs.insert(text, parsed.unwrap(), subscription(i as u32));
+        }
+        assert!(subs.index.is_some());
+        for text in texts.iter().step_by(3) {
+            assert!(subs.remove(text).is_some(), "{text}");
+        }
+        for (i, text) in texts.iter().enumerate() {
+            assert_eq!(subs.contains_key(text), i % 3 != 0, "{text}");
+        }
+        for (filter, sub) in subs.values() {
+            let text = filter_text(filter);
+            assert_eq!(text, format!("t/{}", sub.identifier.unwrap()));
         }
     }
 

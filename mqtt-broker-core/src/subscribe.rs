@@ -17,7 +17,7 @@ use crate::error::ProtocolViolation;
 use crate::hooks::{Authorization, ClientRef};
 use crate::message::{Delivery, Lifetime, Message};
 use crate::persist::PersistRecord;
-use crate::session::{Session, SessionId, Subscription};
+use crate::session::{Session, SessionId, Subscription, filter_text};
 use crate::store::SessionRecord;
 
 impl Broker {
@@ -131,8 +131,11 @@ impl Broker {
             return (failure(v5, ReasonCode::QuotaExceeded), None);
         }
         // Replaces an identical filter [MQTT-3.8.4-3].
-        s.subscriptions
-            .insert(text.to_owned(), (filter.clone(), subscription));
+        // Kept as a copy of its own: a clone would share (and so pin) the caller's buffer,
+        // which costs a shared-buffer header for the life of the subscription.
+        let kept = SubscriptionFilter::parse(Bytes::from(filter_text(filter)), &self.topic_limits)
+            .unwrap_or_else(|_| filter.clone());
+        s.subscriptions.insert(text, kept, subscription);
         self.stats.subscriptions = self.index.len() as u64;
         (granted(options.qos), Some(!exists))
     }
@@ -244,7 +247,7 @@ impl Broker {
             identifier,
         };
         if self.index.insert(id, &filter, subscription).is_ok() {
-            session.subscriptions.insert(text, (filter, subscription));
+            session.subscriptions.insert(&text, filter, subscription);
             self.stats.subscriptions = self.index.len() as u64;
         }
     }
@@ -266,8 +269,8 @@ impl Broker {
         let mut record = SessionRecord::new(s.version, s.expiry_interval);
         record.subscriptions = s
             .subscriptions
-            .iter()
-            .map(|(text, (_, sub))| (text.clone(), sub.options, sub.identifier))
+            .values()
+            .map(|(filter, sub)| (filter_text(filter), sub.options, sub.identifier))
             .collect();
         record.will = s.will.as_ref().map(|will| will.to_record(now));
         record.disconnected_at = s.conn.is_none().then_some(now);
