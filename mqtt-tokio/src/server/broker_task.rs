@@ -19,7 +19,6 @@ use mqtt_broker_core::{Broker, ConnectionId, ConnectionInfo, Event, Message, Out
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
-use super::read_gate::ReadGate;
 use super::storage::Storage;
 use super::write_queue::WriteQueue;
 
@@ -31,7 +30,6 @@ pub(crate) enum Input {
         conn: ConnectionId,
         info: Box<ConnectionInfo>,
         queue: Arc<WriteQueue>,
-        gate: Arc<ReadGate>,
     },
     /// Bytes arrived.
     Bytes { conn: ConnectionId, data: Bytes },
@@ -58,7 +56,6 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 struct ConnEntry {
     queue: Arc<WriteQueue>,
-    gate: Arc<ReadGate>,
     peer: Option<SocketAddr>,
     /// Chunks of this drain not yet handed to the write queue.
     pending: Vec<Bytes>,
@@ -155,17 +152,11 @@ impl BrokerTask {
     fn handle(&mut self, input: Input) {
         let now = Instant::now();
         let result = match input {
-            Input::Open {
-                conn,
-                info,
-                queue,
-                gate,
-            } => {
+            Input::Open { conn, info, queue } => {
                 debug!(%conn, peer = ?info.peer, "new connection");
                 let peer = info.peer;
                 let entry = ConnEntry {
                     queue,
-                    gate,
                     peer,
                     pending: Vec::new(),
                 };
@@ -221,12 +212,12 @@ impl BrokerTask {
                 Output::PauseReading { conn } => {
                     if let Some(entry) = self.conns.get(&conn) {
                         debug!(%conn, "pausing a publisher: a subscriber queue is filling up");
-                        entry.gate.pause();
+                        entry.queue.gate().pause();
                     }
                 }
                 Output::ResumeReading { conn } => {
                     if let Some(entry) = self.conns.get(&conn) {
-                        entry.gate.resume();
+                        entry.queue.gate().resume();
                     }
                 }
                 Output::Persist(batch) => match &self.storage {

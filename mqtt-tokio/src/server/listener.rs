@@ -21,6 +21,7 @@ use super::broker_task::Input;
 use super::connection::drive;
 use super::tls::common_name;
 use super::transport::{StreamSink, StreamSource, WsSink, WsSource};
+use super::write_queue::WriteQueue;
 use crate::config::Protocol;
 
 /// Everything a listener's accept loop needs.
@@ -128,11 +129,11 @@ async fn after_tls<S>(
             let source = StreamSource::new(reader);
             Box::pin(drive(
                 conn,
-                info,
+                Box::new(info),
                 source,
                 StreamSink(writer),
                 inputs,
-                listener.queue_cap,
+                Arc::new(WriteQueue::new(listener.queue_cap)),
             ))
             .await;
         }
@@ -162,11 +163,11 @@ async fn websocket<S>(
     let (sink, source) = ws.split();
     drive(
         conn,
-        info,
+        Box::new(info),
         WsSource(source),
         WsSink(sink),
         inputs,
-        listener.queue_cap,
+        Arc::new(WriteQueue::new(listener.queue_cap)),
     )
     .await;
 }

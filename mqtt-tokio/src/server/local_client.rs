@@ -27,7 +27,6 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
 use super::broker_task::Input;
-use super::read_gate::ReadGate;
 use super::write_queue::{Next, WriteQueue};
 use super::{ServerError, ServerHandle};
 
@@ -113,7 +112,8 @@ pub struct Delivery {
 struct Shared {
     conn: ConnectionId,
     inputs: mpsc::Sender<Input>,
-    gate: Arc<ReadGate>,
+    /// Its write queue, whose read gate pauses this client's publishing.
+    queue: Arc<WriteQueue>,
     pending: Mutex<Pending>,
 }
 
@@ -248,12 +248,10 @@ impl ServerHandle {
         let mut info = ConnectionInfo::new(None);
         info.tls_identity = options.identity;
         let queue = Arc::new(WriteQueue::new(self.queue_cap));
-        let gate = Arc::new(ReadGate::default());
         let open = Input::Open {
             conn,
             info: Box::new(info),
             queue: queue.clone(),
-            gate: gate.clone(),
         };
         self.inputs
             .send(open)
@@ -262,7 +260,7 @@ impl ServerHandle {
         let shared = Arc::new(Shared {
             conn,
             inputs: self.inputs.clone(),
-            gate,
+            queue: queue.clone(),
             pending: Mutex::default(),
         });
         let capacity = options
@@ -367,7 +365,7 @@ impl LocalClient {
     ) -> Result<(), ServerError> {
         let topic = MqttStr::try_from(topic.to_owned()).map_err(|_| ServerError::InvalidTopic)?;
         let publish = Publish::new(topic, payload.into()).with_retain(retain);
-        self.shared.gate.open().await;
+        self.shared.queue.gate().open().await;
         if qos == QoS::AtMostOnce {
             return self.shared.send(&Packet::Publish(publish)).await;
         }

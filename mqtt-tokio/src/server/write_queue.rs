@@ -13,6 +13,8 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use tokio::sync::Notify;
 
+use super::read_gate::ReadGate;
+
 /// What the writer should do next.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Next {
@@ -37,6 +39,8 @@ pub(crate) struct WriteQueue {
     /// Wakes everyone waiting in [`WriteQueue::closing`].
     closed: Notify,
     cap: usize,
+    /// The reader's gate of the same connection: one shared allocation per connection.
+    gate: ReadGate,
 }
 
 /// Most chunks handed to one vectored write (Linux's `IOV_MAX`): fewer, larger writes cost
@@ -51,7 +55,13 @@ impl WriteQueue {
             ready: Notify::new(),
             closed: Notify::new(),
             cap,
+            gate: ReadGate::default(),
         }
+    }
+
+    /// The gate the broker task closes to pause the connection's reader.
+    pub(crate) fn gate(&self) -> &ReadGate {
+        &self.gate
     }
 
     /// Appends chunks; `false` (nothing appended) when that would pass the byte cap or the
