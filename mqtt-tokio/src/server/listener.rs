@@ -2,7 +2,6 @@
 //! on TCP_NODELAY, runs the TLS and WebSocket handshakes within the connect timeout, then hands
 //! the connection to its driver task.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -11,7 +10,7 @@ use futures_util::StreamExt as _;
 use mqtt_broker_core::{ConnectionId, ConnectionInfo, ListenerId};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http;
@@ -61,24 +60,31 @@ pub(crate) async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let conn = ConnectionId(ids.fetch_add(1, Ordering::Relaxed));
-        let listener = listener.clone();
-        let inputs = inputs.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            serve(&listener, conn, stream, peer, inputs).await;
-        });
+        let mut info = Box::new(ConnectionInfo::new(Some(peer)));
+        info.listener = listener.id;
+        tokio::spawn(serve(
+            listener.clone(),
+            conn,
+            stream,
+            info,
+            inputs.clone(),
+            permit,
+        ));
     }
 }
 
+/// The task of one connection. Its arguments are all it holds besides the connection itself
+/// (no wrapping closure keeps a second copy of them), and the connection info is boxed: every
+/// idle connection has one such task.
 async fn serve(
-    listener: &Listener,
+    listener: Arc<Listener>,
     conn: ConnectionId,
     stream: TcpStream,
-    peer: SocketAddr,
+    info: Box<ConnectionInfo>,
     inputs: mpsc::Sender<Input>,
+    _permit: Option<OwnedSemaphorePermit>,
 ) {
-    let mut info = ConnectionInfo::new(Some(peer));
-    info.listener = listener.id;
+    let listener = &*listener;
     // The handshakes and each kind of connection run in their own boxed futures, so the task
     // of an idle plain connection is not sized for a TLS or WebSocket handshake (measured:
     // 5,000 idle subscribed connections, see docs/PERFORMANCE-brokers.md).
@@ -94,7 +100,7 @@ async fn tls(
     acceptor: &TlsAcceptor,
     conn: ConnectionId,
     stream: TcpStream,
-    mut info: ConnectionInfo,
+    mut info: Box<ConnectionInfo>,
     inputs: mpsc::Sender<Input>,
 ) {
     let peer = info.peer;
@@ -118,7 +124,7 @@ async fn after_tls<S>(
     listener: &Listener,
     conn: ConnectionId,
     stream: S,
-    info: ConnectionInfo,
+    info: Box<ConnectionInfo>,
     inputs: mpsc::Sender<Input>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -129,7 +135,7 @@ async fn after_tls<S>(
             let source = StreamSource::new(reader);
             Box::pin(drive(
                 conn,
-                Box::new(info),
+                info,
                 source,
                 StreamSink(writer),
                 inputs,
@@ -146,7 +152,7 @@ async fn websocket<S>(
     listener: &Listener,
     conn: ConnectionId,
     stream: S,
-    info: ConnectionInfo,
+    info: Box<ConnectionInfo>,
     inputs: mpsc::Sender<Input>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -163,7 +169,7 @@ async fn websocket<S>(
     let (sink, source) = ws.split();
     drive(
         conn,
-        Box::new(info),
+        info,
         WsSource(source),
         WsSink(sink),
         inputs,
