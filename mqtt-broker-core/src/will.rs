@@ -13,16 +13,23 @@ use mqtt_wire::{LastWill, MqttStr, Properties, QoS};
 use crate::message::{Message, RetainSource};
 use crate::store::WillRecord;
 
-/// A will waiting for its connection to end.
+/// A will waiting for its connection to end. Its message is boxed: every session has a place
+/// for a will, few have one, and a session is kept per connected client.
 #[derive(Debug, Clone)]
 pub(crate) struct Will {
+    /// Will Delay Interval in seconds (0 for 3.1/3.1.1).
+    pub(crate) delay_interval: u32,
+    body: Box<WillBody>,
+}
+
+/// What a will publishes.
+#[derive(Debug, Clone)]
+struct WillBody {
     topic: MqttStr,
     payload: Bytes,
     qos: QoS,
     retain: bool,
     properties: Properties,
-    /// Will Delay Interval in seconds (0 for 3.1/3.1.1).
-    pub(crate) delay_interval: u32,
     /// The client, when the will is retained (see [`Message::retain_source`]).
     source: Option<Box<RetainSource>>,
 }
@@ -33,27 +40,30 @@ impl Will {
         let mut properties = will.properties.clone();
         let delay_interval = properties.will_delay_interval.take().unwrap_or(0);
         Will {
-            topic: will.topic.clone(),
-            payload: will.payload.clone(),
-            qos: will.qos,
-            retain: will.retain,
-            properties,
             delay_interval,
-            source: source.map(Box::new),
+            body: Box::new(WillBody {
+                topic: will.topic.clone(),
+                payload: will.payload.clone(),
+                qos: will.qos,
+                retain: will.retain,
+                properties,
+                source: source.map(Box::new),
+            }),
         }
     }
 
     /// The durable form of this will; `now` stands for the time of receipt.
     pub(crate) fn to_record(&self, now: Instant) -> WillRecord {
+        let body = &self.body;
         let mut message = Message::new(
-            self.topic.clone(),
-            self.payload.clone(),
-            self.qos,
-            self.retain,
+            body.topic.clone(),
+            body.payload.clone(),
+            body.qos,
+            body.retain,
             now,
         );
-        message.properties = self.properties.clone();
-        message.retain_source = self.source.clone();
+        message.properties = body.properties.clone();
+        message.retain_source = body.source.clone();
         WillRecord {
             message,
             delay_interval: self.delay_interval,
@@ -64,23 +74,26 @@ impl Will {
     pub(crate) fn from_record(record: WillRecord) -> Self {
         let message = record.message;
         Will {
-            topic: message.topic,
-            payload: message.payload,
-            qos: message.qos,
-            retain: message.retain,
-            properties: message.properties,
             delay_interval: record.delay_interval,
-            source: message.retain_source,
+            body: Box::new(WillBody {
+                topic: message.topic,
+                payload: message.payload,
+                qos: message.qos,
+                retain: message.retain,
+                properties: message.properties,
+                source: message.retain_source,
+            }),
         }
     }
 
     /// The message to publish now [MQTT5-3.1.2-14] [MQTT5-3.1.2-15]
     /// [MQTT311-3.1.2-16] [MQTT311-3.1.2-17] [MQTT5-3.1.3-10].
     pub(crate) fn into_message(self, publisher: String, now: Instant) -> Message {
-        let mut message = Message::new(self.topic, self.payload, self.qos, self.retain, now);
-        message.properties = self.properties;
+        let body = *self.body;
+        let mut message = Message::new(body.topic, body.payload, body.qos, body.retain, now);
+        message.properties = body.properties;
         message.publisher = Some(publisher);
-        message.retain_source = self.source;
+        message.retain_source = body.source;
         message
     }
 }
