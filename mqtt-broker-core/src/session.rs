@@ -345,6 +345,14 @@ mod tests {
         }
     }
 
+    /// One session per client, connected or not: it stays within jemalloc's 256-byte size class
+    /// (a will inline made it 320).
+    #[test]
+    fn a_session_fits_in_256_bytes() {
+        let size = std::mem::size_of::<Session>();
+        assert!(size <= 256, "Session is {size} bytes");
+    }
+
     #[test]
     fn queue_is_bounded_by_messages_and_bytes() {
         let mut queue = Queue::default();
