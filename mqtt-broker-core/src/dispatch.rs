@@ -90,7 +90,13 @@ impl Broker {
         now: Instant,
     ) -> Result<(), ProtocolViolation> {
         match packet {
-            Packet::Publish(publish) => self.handle_publish(conn, session, publish, now),
+            // The decoder hands every PUBLISH over in place (`PacketRef::Publish`, handled in
+            // `handle_packet`); an owned one cannot come from a client.
+            Packet::Publish(_) => Err(ProtocolViolation::new(
+                "MQTT-4.13.1-1",
+                "PUBLISH not decoded in place",
+                ReasonCode::ImplementationSpecificError,
+            )),
             Packet::PubAck(ack) => {
                 self.handle_puback(session, ack, now);
                 Ok(())

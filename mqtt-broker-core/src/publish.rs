@@ -3,12 +3,8 @@
 
 use std::time::Instant;
 
-use bytes::Bytes;
 use mqtt_topic::TopicName;
-use mqtt_wire::{
-    Ack, MqttStr, Packet, PacketId, PacketType, Properties, Publish, PublishQos, PublishRef,
-    ReasonCode,
-};
+use mqtt_wire::{Ack, MqttStr, Packet, PacketId, PacketType, PublishQos, PublishRef, ReasonCode};
 
 use crate::broker::Broker;
 use crate::conn::ConnectionId;
@@ -22,86 +18,19 @@ use crate::session::SessionId;
 /// Topics the broker publishes its statistics under.
 const SYS_PREFIX: &str = "$SYS/";
 
-/// A received PUBLISH as the handler reads it: borrowed from the batch it was decoded from
-/// ([`PublishRef`], the read path) or owned ([`Publish`]). The handler reads topic and payload in
-/// place and takes views of them only for a message it keeps.
-pub(crate) trait ReceivedPublish {
-    /// QoS and packet identifier.
-    fn qos(&self) -> PublishQos;
-    /// The RETAIN flag.
-    fn retain(&self) -> bool;
-    /// Takes the properties out.
-    fn take_properties(&mut self) -> Properties;
-    /// The topic as received (validated UTF-8; may be empty with a v5 alias).
-    fn topic(&self) -> &str;
-    /// The topic as a shared view.
-    fn topic_str(&self) -> MqttStr;
-    /// The payload.
-    fn payload(&self) -> &[u8];
-    /// The payload as a shared view.
-    fn into_payload(self) -> Bytes;
-}
-
-impl ReceivedPublish for PublishRef<'_> {
-    fn qos(&self) -> PublishQos {
-        self.qos
-    }
-    fn retain(&self) -> bool {
-        self.retain
-    }
-    fn take_properties(&mut self) -> Properties {
-        core::mem::take(&mut self.properties)
-    }
-    fn topic(&self) -> &str {
-        PublishRef::topic(self)
-    }
-    fn topic_str(&self) -> MqttStr {
-        PublishRef::topic_str(self)
-    }
-    fn payload(&self) -> &[u8] {
-        PublishRef::payload(self)
-    }
-    fn into_payload(self) -> Bytes {
-        self.payload_bytes()
-    }
-}
-
-impl ReceivedPublish for Publish {
-    fn qos(&self) -> PublishQos {
-        self.qos
-    }
-    fn retain(&self) -> bool {
-        self.retain
-    }
-    fn take_properties(&mut self) -> Properties {
-        core::mem::take(&mut self.properties)
-    }
-    fn topic(&self) -> &str {
-        Publish::topic(self)
-    }
-    fn topic_str(&self) -> MqttStr {
-        Publish::topic_str(self)
-    }
-    fn payload(&self) -> &[u8] {
-        Publish::payload(self)
-    }
-    fn into_payload(self) -> Bytes {
-        Publish::into_payload(self)
-    }
-}
-
 impl Broker {
-    /// A PUBLISH from a connected client. Nothing is taken from the received frame until the
-    /// topic is valid; the payload only for a message that is routed.
+    /// A PUBLISH from a connected client, borrowed from the batch it was decoded from: topic and
+    /// payload are read in place. Nothing is taken from the received frame until the topic is
+    /// valid; the payload only for a message that is routed.
     pub(crate) fn handle_publish(
         &mut self,
         conn: ConnectionId,
         session: SessionId,
-        mut publish: impl ReceivedPublish,
+        mut publish: PublishRef<'_>,
         now: Instant,
     ) -> Result<(), ProtocolViolation> {
-        let (qos, retain) = (publish.qos(), publish.retain());
-        let mut properties = publish.take_properties();
+        let (qos, retain) = (publish.qos, publish.retain);
+        let mut properties = core::mem::take(&mut publish.properties);
         let (Some(c), Some(s)) = (self.conns.get_mut(&conn), self.sessions.get_mut(&session))
         else {
             return Ok(());
@@ -205,7 +134,7 @@ impl Broker {
         let mut routed = None;
         if verdict == Authorization::Allow {
             let empty = publish.payload().is_empty();
-            let mut message = Message::new(topic, publish.into_payload(), qos.qos(), retain, now);
+            let mut message = Message::new(topic, publish.payload_bytes(), qos.qos(), retain, now);
             message.properties = properties; // without subscription identifiers: refused above
             message.publisher = Some(s.client_id.clone());
             if retain {
