@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use mqtt_broker_core::{DropReason, Event};
+use mqtt_broker_core::DropReason;
 use mqtt_wire::{Packet, PublishQos, QoS};
 
 /// Queue bound 8 (high-water 4, low-water 2), window 2, pause at most 5 s.
@@ -19,48 +19,20 @@ fn harness(pause: Duration) -> Harness {
     }))
 }
 
-/// A subscriber on `t` that does not acknowledge yet, and a publisher.
-fn subscriber_and_publisher(h: &mut Harness) -> (TestClient, TestClient) {
-    let sub = h.connect(V311, "sub");
-    h.subscribe(sub, "t", QoS::AtLeastOnce);
-    let publisher = h.connect(V311, "pub");
-    (sub, publisher)
-}
-
-fn publish_n(h: &mut Harness, publisher: TestClient, n: usize) {
-    for _ in 0..n {
-        h.publish(publisher, "t", b"m", QoS::AtLeastOnce, false);
-    }
-}
-
 /// Sends one QoS 1 PUBLISH without waiting for its PUBACK.
 fn send_publish(h: &mut Harness, publisher: TestClient, packet_id: u16) {
     let packet = publish_packet("t", b"m", PublishQos::AtLeastOnce(id(packet_id)), false);
-    h.send(publisher, Packet::Publish(packet));
-}
-
-fn dropped(h: &Harness) -> usize {
-    h.events
-        .iter()
-        .filter(|e| {
-            matches!(
-                e,
-                Event::MessageDropped {
-                    reason: DropReason::QueueFull,
-                    ..
-                }
-            )
-        })
-        .count()
+    h.send_publish(publisher, packet);
 }
 
 #[test]
 fn publisher_is_paused_when_a_subscriber_queue_passes_half() {
     let mut h = harness(Duration::from_secs(5));
-    let (_sub, publisher) = subscriber_and_publisher(&mut h);
-    publish_n(&mut h, publisher, 6); // 2 in the window, 4 queued: at the mark, not above
+    let (_sub, publisher) = subscriber_and_publisher(&mut h, QoS::AtLeastOnce);
+    // 2 in the window, 4 queued: at the mark, not above.
+    h.publish_n(publisher, "t", b"m", QoS::AtLeastOnce, 6);
     assert!(h.reading.is_empty());
-    publish_n(&mut h, publisher, 1);
+    h.publish_n(publisher, "t", b"m", QoS::AtLeastOnce, 1);
     assert_eq!(h.reading, vec![(publisher.conn, false)]);
     let received = h.broker.stats().messages_received;
     send_publish(&mut h, publisher, 8);
@@ -73,8 +45,8 @@ fn publisher_is_paused_when_a_subscriber_queue_passes_half() {
 #[test]
 fn publisher_resumes_once_the_queue_drains_and_nothing_is_lost() {
     let mut h = harness(Duration::from_secs(5));
-    let (sub, publisher) = subscriber_and_publisher(&mut h);
-    publish_n(&mut h, publisher, 7);
+    let (sub, publisher) = subscriber_and_publisher(&mut h, QoS::AtLeastOnce);
+    h.publish_n(publisher, "t", b"m", QoS::AtLeastOnce, 7);
     assert_eq!(h.reading, vec![(publisher.conn, false)]);
     send_publish(&mut h, publisher, 8);
     let mut received = h.receive_and_ack(sub).len(); // 2 acked: 2 more sent, 3 left queued
@@ -93,15 +65,15 @@ fn publisher_resumes_once_the_queue_drains_and_nothing_is_lost() {
         received += got;
     }
     assert_eq!(received, 8);
-    assert_eq!(dropped(&h), 0);
+    assert_eq!(h.drops(DropReason::QueueFull), 0);
     assert_eq!(h.broker.stats().publisher_pauses_expired, 0);
 }
 
 #[test]
 fn pause_ends_after_the_maximum_then_the_full_queue_drops_and_counts() {
     let mut h = harness(Duration::from_secs(5));
-    let (_sub, publisher) = subscriber_and_publisher(&mut h);
-    publish_n(&mut h, publisher, 7);
+    let (_sub, publisher) = subscriber_and_publisher(&mut h, QoS::AtLeastOnce);
+    h.publish_n(publisher, "t", b"m", QoS::AtLeastOnce, 7);
     assert_eq!(h.reading, vec![(publisher.conn, false)]);
     h.advance(Duration::from_millis(4_999));
     assert_eq!(h.reading.len(), 1, "still paused before the maximum");
@@ -111,30 +83,30 @@ fn pause_ends_after_the_maximum_then_the_full_queue_drops_and_counts() {
         vec![(publisher.conn, false), (publisher.conn, true)]
     );
     assert_eq!(h.broker.stats().publisher_pauses_expired, 1);
-    publish_n(&mut h, publisher, 10); // queue: 5 + 10 > 8
+    h.publish_n(publisher, "t", b"m", QoS::AtLeastOnce, 10); // queue: 5 + 10 > 8
     assert_eq!(
         h.reading.len(),
         2,
         "a stuck subscriber pauses its publisher only once"
     );
-    assert_eq!(dropped(&h), 7);
+    assert_eq!(h.drops(DropReason::QueueFull), 7);
     assert_eq!(h.broker.stats().messages_queued, 8);
 }
 
 #[test]
 fn zero_maximum_pause_keeps_the_drop_policy() {
     let mut h = harness(Duration::ZERO);
-    let (_sub, publisher) = subscriber_and_publisher(&mut h);
-    publish_n(&mut h, publisher, 12);
+    let (_sub, publisher) = subscriber_and_publisher(&mut h, QoS::AtLeastOnce);
+    h.publish_n(publisher, "t", b"m", QoS::AtLeastOnce, 12);
     assert!(h.reading.is_empty());
-    assert_eq!(dropped(&h), 2);
+    assert_eq!(h.drops(DropReason::QueueFull), 2);
 }
 
 #[test]
 fn subscriber_that_leaves_releases_its_publishers() {
     let mut h = harness(Duration::from_secs(5));
-    let (sub, publisher) = subscriber_and_publisher(&mut h);
-    publish_n(&mut h, publisher, 7);
+    let (sub, publisher) = subscriber_and_publisher(&mut h, QoS::AtLeastOnce);
+    h.publish_n(publisher, "t", b"m", QoS::AtLeastOnce, 7);
     assert_eq!(h.reading, vec![(publisher.conn, false)]);
     h.drop_connection(sub);
     assert_eq!(
@@ -150,14 +122,9 @@ fn the_publishers_own_session_pauses_nobody() {
     h.subscribe(publisher, "t", QoS::AtLeastOnce);
     // The publisher's own queue: acknowledging would need the reads it would pause.
     for _ in 0..8 {
-        h.send(
+        h.send_publish(
             publisher,
-            mqtt_wire::Packet::Publish(publish_packet(
-                "t",
-                b"m",
-                mqtt_wire::PublishQos::AtLeastOnce(id(7)),
-                false,
-            )),
+            publish_packet("t", b"m", PublishQos::AtLeastOnce(id(7)), false),
         );
     }
     assert!(h.reading.is_empty());

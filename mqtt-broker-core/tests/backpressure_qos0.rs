@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use mqtt_broker_core::{Config, DropReason, Event};
+use mqtt_broker_core::{Config, DropReason};
 use mqtt_wire::{Packet, PublishQos, QoS};
 
 /// 100-byte payloads: a QoS 0 PUBLISH to `t` is 105 bytes on the wire (3.1.1).
@@ -29,9 +29,7 @@ fn limits(pause: Duration) -> Config {
 /// A QoS 0 subscriber on `t` whose transmits are held (not flushed), and a publisher.
 fn slow_subscriber_and_publisher(pause: Duration) -> (Harness, Reader, TestClient) {
     let mut h = Harness::with_config(limits(pause));
-    let sub = h.connect(V311, "sub");
-    h.subscribe(sub, "t", QoS::AtMostOnce);
-    let publisher = h.connect(V311, "pub");
+    let (sub, publisher) = subscriber_and_publisher(&mut h, QoS::AtMostOnce);
     h.hold_flush(sub, true);
     let reader = Reader {
         client: sub,
@@ -74,48 +72,33 @@ fn transmitted(h: &Harness, client: TestClient) -> usize {
         .sum()
 }
 
-fn publish_n(h: &mut Harness, publisher: TestClient, n: usize) {
-    for _ in 0..n {
-        h.publish(publisher, "t", &PAYLOAD, QoS::AtMostOnce, false);
-    }
-}
-
-fn outbox_drops(h: &Harness) -> usize {
-    h.events
-        .iter()
-        .filter(|e| {
-            matches!(
-                e,
-                Event::MessageDropped {
-                    reason: DropReason::OutboxFull,
-                    ..
-                }
-            )
-        })
-        .count()
-}
-
 #[test]
 fn a_qos0_publisher_is_paused_when_a_subscriber_outbox_passes_half() {
     let (mut h, reader, publisher) = slow_subscriber_and_publisher(Duration::from_secs(5));
-    publish_n(&mut h, publisher, 20); // 2,100 bytes held: the next delivery pauses
+    // 2,100 bytes held: the next delivery pauses.
+    h.publish_n(publisher, "t", &PAYLOAD, QoS::AtMostOnce, 20);
     assert!(h.reading.is_empty());
     assert_eq!(reader.unflushed(&h), 20 * PACKET);
-    publish_n(&mut h, publisher, 1);
+    h.publish_n(publisher, "t", &PAYLOAD, QoS::AtMostOnce, 1);
     assert_eq!(h.reading, vec![(publisher.conn, false)]);
     assert_eq!(h.broker.stats().publishers_paused, 1);
     // Further PUBLISH packets of the paused publisher wait in its read buffer, undecoded.
     let received = h.broker.stats().messages_received;
-    publish_n(&mut h, publisher, 30);
+    h.publish_n(publisher, "t", &PAYLOAD, QoS::AtMostOnce, 30);
     assert_eq!(h.broker.stats().messages_received, received);
     assert_eq!(h.publishes(reader.client).len(), 21);
-    assert_eq!(outbox_drops(&h), 0, "nothing dropped while paused");
+    assert_eq!(
+        h.drops(DropReason::OutboxFull),
+        0,
+        "nothing dropped while paused"
+    );
 }
 
 #[test]
 fn the_paused_publisher_resumes_when_the_outbox_drains_and_nothing_is_lost() {
     let (mut h, mut reader, publisher) = slow_subscriber_and_publisher(Duration::from_secs(5));
-    publish_n(&mut h, publisher, 51); // 21 delivered, then paused; 30 wait
+    // 21 delivered, then paused; 30 wait.
+    h.publish_n(publisher, "t", &PAYLOAD, QoS::AtMostOnce, 51);
     assert_eq!(h.reading, vec![(publisher.conn, false)]);
     reader.flush(&mut h, 11 * PACKET); // 10 packets (1,050 bytes) left: above a quarter
     assert_eq!(h.reading.len(), 1, "above the low-water mark: still paused");
@@ -134,14 +117,14 @@ fn the_paused_publisher_resumes_when_the_outbox_drains_and_nothing_is_lost() {
     }
     assert_eq!(before + h.publishes(reader.client).len(), 51);
     assert_eq!(h.reading.last(), Some(&(publisher.conn, true)));
-    assert_eq!(outbox_drops(&h), 0);
+    assert_eq!(h.drops(DropReason::OutboxFull), 0);
     assert_eq!(h.broker.stats().publisher_pauses_expired, 0);
 }
 
 #[test]
 fn a_subscriber_that_never_flushes_holds_the_publisher_up_once_for_the_maximum_pause() {
     let (mut h, reader, publisher) = slow_subscriber_and_publisher(Duration::from_secs(5));
-    publish_n(&mut h, publisher, 51);
+    h.publish_n(publisher, "t", &PAYLOAD, QoS::AtMostOnce, 51);
     assert_eq!(h.reading, vec![(publisher.conn, false)]);
     h.advance(Duration::from_millis(4_999));
     assert_eq!(h.reading.len(), 1, "still paused before the maximum");
@@ -154,7 +137,7 @@ fn a_subscriber_that_never_flushes_holds_the_publisher_up_once_for_the_maximum_p
     // Released: the 30 waiting and 50 more go through; the outbox fills past its bound (40
     // packets, 4,200 bytes: one goes out while it is under) and the rest is dropped and
     // counted, without another pause.
-    publish_n(&mut h, publisher, 50);
+    h.publish_n(publisher, "t", &PAYLOAD, QoS::AtMostOnce, 50);
     assert_eq!(
         h.reading.len(),
         2,
@@ -162,17 +145,17 @@ fn a_subscriber_that_never_flushes_holds_the_publisher_up_once_for_the_maximum_p
     );
     assert_eq!(h.broker.stats().messages_received, 101);
     assert_eq!(h.publishes(reader.client).len(), 40);
-    assert_eq!(outbox_drops(&h), 101 - 40);
+    assert_eq!(h.drops(DropReason::OutboxFull), 101 - 40);
     assert!(reader.unflushed(&h) < OUTBOX + PACKET);
 }
 
 #[test]
 fn zero_maximum_pause_keeps_dropping_qos0_for_a_full_outbox() {
     let (mut h, reader, publisher) = slow_subscriber_and_publisher(Duration::ZERO);
-    publish_n(&mut h, publisher, 50);
+    h.publish_n(publisher, "t", &PAYLOAD, QoS::AtMostOnce, 50);
     assert!(h.reading.is_empty());
     assert_eq!(h.publishes(reader.client).len(), 40);
-    assert_eq!(outbox_drops(&h), 50 - 40);
+    assert_eq!(h.drops(DropReason::OutboxFull), 50 - 40);
 }
 
 #[test]
@@ -181,18 +164,18 @@ fn a_publisher_feeding_its_own_full_outbox_is_not_paused() {
     let publisher = h.connect(V311, "pub");
     h.subscribe(publisher, "t", QoS::AtMostOnce);
     h.hold_flush(publisher, true);
-    publish_n(&mut h, publisher, 50);
+    h.publish_n(publisher, "t", &PAYLOAD, QoS::AtMostOnce, 50);
     assert!(h.reading.is_empty());
-    assert!(outbox_drops(&h) > 0);
+    assert!(h.drops(DropReason::OutboxFull) > 0);
 }
 
 #[test]
 fn a_qos1_publish_to_a_qos0_subscriber_pauses_too_and_is_acknowledged_on_resume() {
     let (mut h, mut reader, publisher) = slow_subscriber_and_publisher(Duration::from_secs(5));
-    publish_n(&mut h, publisher, 21);
+    h.publish_n(publisher, "t", &PAYLOAD, QoS::AtMostOnce, 21);
     assert_eq!(h.reading, vec![(publisher.conn, false)]);
     let packet = publish_packet("t", &PAYLOAD, PublishQos::AtLeastOnce(id(9)), false);
-    h.send(publisher, Packet::Publish(packet));
+    h.send_publish(publisher, packet);
     h.expect_nothing(publisher); // waits, unacknowledged
     let unflushed = reader.unflushed(&h);
     reader.flush(&mut h, unflushed);
@@ -237,8 +220,8 @@ fn several_stuck_subscribers_hold_the_publisher_up_once_not_once_each() {
 fn a_subscriber_idle_for_long_is_not_taken_for_stuck_when_a_burst_comes() {
     let (mut h, reader, publisher) = slow_subscriber_and_publisher(Duration::from_secs(5));
     h.advance(Duration::from_secs(60)); // nothing to send: no progress, but nothing waiting
-    publish_n(&mut h, publisher, 21);
+    h.publish_n(publisher, "t", &PAYLOAD, QoS::AtMostOnce, 21);
     assert_eq!(h.reading, vec![(publisher.conn, false)]);
     assert_eq!(h.publishes(reader.client).len(), 21);
-    assert_eq!(outbox_drops(&h), 0);
+    assert_eq!(h.drops(DropReason::OutboxFull), 0);
 }

@@ -6,9 +6,7 @@ mod common;
 
 use bytes::Bytes;
 use common::*;
-use mqtt_broker_core::{
-    Authorization, Authorizer, Broker, ClientRef, Config, DropReason, Event, Message,
-};
+use mqtt_broker_core::{Authorization, Authorizer, ClientRef, Config, DropReason, Event};
 use mqtt_wire::{
     Ack, Packet, Properties, PropertyValues, PublishQos, QoS, ReasonCode, SubscriptionOptions,
 };
@@ -50,13 +48,7 @@ fn mqtt_4_7_2_1_wildcard_does_not_match_dollar_topic() {
     h.subscribe(all, "#", QoS::AtMostOnce);
     let sys = h.connect(V311, "sys");
     h.subscribe(sys, "$SYS/#", QoS::AtMostOnce);
-    let message = Message::new(
-        s("$SYS/x"),
-        Bytes::from_static(b"1"),
-        QoS::AtMostOnce,
-        false,
-        h.now,
-    );
+    let message = app_message("$SYS/x", b"1", QoS::AtMostOnce, false, h.now);
     h.broker.publish(message, h.now).unwrap();
     h.drain();
     assert!(h.publishes(all).is_empty());
@@ -69,14 +61,14 @@ fn clients_cannot_publish_to_sys() {
     let sys = h.connect(V5, "sys");
     h.subscribe(sys, "$SYS/#", QoS::AtMostOnce);
     let p = h.connect(V5, "p");
-    h.send(
+    h.send_publish(
         p,
-        Packet::Publish(publish_packet(
+        publish_packet(
             "$SYS/broker/uptime",
             b"0",
             PublishQos::AtLeastOnce(id(1)),
             false,
-        )),
+        ),
     );
     assert!(matches!(h.expect(p), Packet::PubAck(a) if a.reason_code == ReasonCode::NotAuthorized));
     assert!(h.publishes(sys).is_empty());
@@ -86,10 +78,7 @@ fn clients_cannot_publish_to_sys() {
 fn mqtt5_3_3_2_1_empty_topic_without_alias_is_a_protocol_error() {
     let mut h = Harness::new();
     let p = h.connect(V5, "p");
-    h.send(
-        p,
-        Packet::Publish(publish_packet("", b"x", PublishQos::AtMostOnce, false)),
-    );
+    h.send_publish(p, publish_packet("", b"x", PublishQos::AtMostOnce, false));
     assert!(
         matches!(h.expect(p), Packet::Disconnect(d) if d.reason_code == ReasonCode::ProtocolError)
     );
@@ -126,27 +115,17 @@ fn mqtt5_4_3_2_4_mqtt311_4_3_2_2_qos1_is_acknowledged_and_delivered_with_a_fresh
         let sub = h.connect(version, "s");
         h.subscribe(sub, "t", QoS::AtLeastOnce);
         let p = h.connect(version, "p");
-        h.send(
+        h.send_publish(
             p,
-            Packet::Publish(publish_packet(
-                "t",
-                b"1",
-                PublishQos::AtLeastOnce(id(9)),
-                false,
-            )),
+            publish_packet("t", b"1", PublishQos::AtLeastOnce(id(9)), false),
         );
         match h.expect(p) {
             Packet::PubAck(ack) => assert_eq!(ack.packet_id, id(9)),
             other => panic!("expected PUBACK, got {other:?}"),
         }
-        h.send(
+        h.send_publish(
             p,
-            Packet::Publish(publish_packet(
-                "t",
-                b"2",
-                PublishQos::AtLeastOnce(id(9)),
-                false,
-            )),
+            publish_packet("t", b"2", PublishQos::AtLeastOnce(id(9)), false),
         );
         assert!(
             matches!(h.expect(p), Packet::PubAck(_)),
@@ -433,25 +412,15 @@ fn mqtt5_3_3_4_7_inbound_receive_maximum_exceeded_gets_0x93() {
     let mut h = Harness::with_config(config(|c| c.receive_maximum = 2));
     let p = h.connect(V5, "p");
     for n in 1..=2 {
-        h.send(
+        h.send_publish(
             p,
-            Packet::Publish(publish_packet(
-                "t",
-                b"x",
-                PublishQos::ExactlyOnce(id(n)),
-                false,
-            )),
+            publish_packet("t", b"x", PublishQos::ExactlyOnce(id(n)), false),
         );
         assert!(matches!(h.expect(p), Packet::PubRec(_)));
     }
-    h.send(
+    h.send_publish(
         p,
-        Packet::Publish(publish_packet(
-            "t",
-            b"x",
-            PublishQos::ExactlyOnce(id(3)),
-            false,
-        )),
+        publish_packet("t", b"x", PublishQos::ExactlyOnce(id(3)), false),
     );
     match h.expect(p) {
         Packet::Disconnect(d) => assert_eq!(d.reason_code, ReasonCode::ReceiveMaximumExceeded),
@@ -550,20 +519,13 @@ impl Authorizer for DenyTopic {
 
 #[test]
 fn mqtt5_unauthorized_publish_gets_puback_0x87_and_is_not_delivered() {
-    let mut h = Harness::with_broker(
-        Broker::new(Config::default()).with_authorizer(Box::new(DenyTopic("secret"))),
-    );
+    let mut h = Harness::with_authorizer(Config::default(), DenyTopic("secret"));
     let sub = h.connect(V5, "s");
     h.subscribe(sub, "#", QoS::AtLeastOnce);
     let p = h.connect(V5, "p");
-    h.send(
+    h.send_publish(
         p,
-        Packet::Publish(publish_packet(
-            "secret",
-            b"x",
-            PublishQos::AtLeastOnce(id(1)),
-            false,
-        )),
+        publish_packet("secret", b"x", PublishQos::AtLeastOnce(id(1)), false),
     );
     match h.expect(p) {
         Packet::PubAck(ack) => assert_eq!(ack.reason_code, ReasonCode::NotAuthorized),
@@ -574,9 +536,7 @@ fn mqtt5_unauthorized_publish_gets_puback_0x87_and_is_not_delivered() {
 
 #[test]
 fn mqtt311_3_3_5_2_unauthorized_publish_is_acknowledged_and_dropped() {
-    let mut h = Harness::with_broker(
-        Broker::new(Config::default()).with_authorizer(Box::new(DenyTopic("secret"))),
-    );
+    let mut h = Harness::with_authorizer(Config::default(), DenyTopic("secret"));
     let sub = h.connect(V311, "s");
     h.subscribe(sub, "#", QoS::AtLeastOnce);
     let p = h.connect(V311, "p");
@@ -590,9 +550,9 @@ fn mqtt_3_3_2_2_wildcard_in_topic_name_closes() {
     for version in [V311, V5] {
         let mut h = Harness::new();
         let p = h.connect(version, "p");
-        h.send(
+        h.send_publish(
             p,
-            Packet::Publish(publish_packet("a/+", b"x", PublishQos::AtMostOnce, false)),
+            publish_packet("a/+", b"x", PublishQos::AtMostOnce, false),
         );
         assert!(h.is_closed(p), "{version:?}");
     }
@@ -603,17 +563,11 @@ fn in_process_publish_reaches_subscribers() {
     let mut h = Harness::new();
     let sub = h.connect(V5, "s");
     h.subscribe(sub, "x/y", QoS::AtMostOnce);
-    let message = mqtt_broker_core::Message::new(
-        s("x/y"),
-        Bytes::from_static(b"local"),
-        QoS::AtMostOnce,
-        false,
-        h.now,
-    );
+    let message = app_message("x/y", b"local", QoS::AtMostOnce, false, h.now);
     h.broker.publish(message, h.now).unwrap();
     h.drain();
     assert_eq!(h.publishes(sub)[0].payload(), Bytes::from_static(b"local"));
-    let bad = mqtt_broker_core::Message::new(s("x/#"), Bytes::new(), QoS::AtMostOnce, false, h.now);
+    let bad = app_message("x/#", b"", QoS::AtMostOnce, false, h.now);
     assert!(h.broker.publish(bad, h.now).is_err());
 }
 
@@ -679,27 +633,17 @@ fn mqtt5_4_3_3_9_after_an_error_pubrec_the_id_is_new() {
     let mut h = Harness::new();
     let p = h.connect(V5, "p");
     for _ in 0..2 {
-        h.send(
+        h.send_publish(
             p,
-            Packet::Publish(publish_packet(
-                "$SYS/x",
-                b"x",
-                PublishQos::ExactlyOnce(id(5)),
-                false,
-            )),
+            publish_packet("$SYS/x", b"x", PublishQos::ExactlyOnce(id(5)), false),
         );
         assert!(
             matches!(h.expect(p), Packet::PubRec(a) if a.reason_code == ReasonCode::NotAuthorized)
         );
     }
-    h.send(
+    h.send_publish(
         p,
-        Packet::Publish(publish_packet(
-            "ok",
-            b"x",
-            PublishQos::ExactlyOnce(id(5)),
-            false,
-        )),
+        publish_packet("ok", b"x", PublishQos::ExactlyOnce(id(5)), false),
     );
     assert!(matches!(h.expect(p), Packet::PubRec(a) if a.reason_code == ReasonCode::Success));
 }

@@ -11,11 +11,10 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
 use common::*;
 use mqtt_broker_core::{
-    Authorization, Authorizer, Broker, ClientRef, Config, ListenerId, Message, PersistRecord,
-    Persistence, RecoveredMessage, RecoveredState, RetainSource,
+    Authorization, Authorizer, ClientRef, Config, ListenerId, PersistRecord, Persistence,
+    RecoveredMessage, RecoveredState, RetainSource,
 };
 use mqtt_wire::{QoS, ReasonCode};
 
@@ -71,10 +70,8 @@ impl Authorizer for Revocable {
 
 fn harness(config: Config) -> (Harness, Arc<Mutex<Policy>>) {
     let policy = Arc::new(Mutex::new(Policy::default()));
-    let broker = Broker::try_new(config)
-        .unwrap()
-        .with_authorizer(Box::new(Revocable(policy.clone())));
-    (Harness::with_broker(broker), policy)
+    let h = Harness::with_authorizer(config, Revocable(policy.clone()));
+    (h, policy)
 }
 
 fn payloads(got: Vec<mqtt_wire::Publish>) -> Vec<Vec<u8>> {
@@ -169,13 +166,7 @@ fn retain_source_check_off_delivers_a_revoked_publishers_message() {
 #[test]
 fn the_applications_retained_messages_have_no_source_and_stay_deliverable() {
     let (mut h, policy) = harness(Config::default());
-    let message = Message::new(
-        s("app/state"),
-        Bytes::from_static(b"up"),
-        QoS::AtMostOnce,
-        true,
-        h.now,
-    );
+    let message = app_message("app/state", b"up", QoS::AtMostOnce, true, h.now);
     h.broker.publish(message, h.now).unwrap();
     policy.lock().unwrap().revoked.push(("", "app/state"));
     let sub = h.connect(V5, "s");
@@ -214,13 +205,7 @@ fn the_source_is_recorded_for_the_store_and_checked_after_a_restore() {
     // publisher (a store of format version 1).
     let (mut h, policy) = harness(Config::default());
     policy.lock().unwrap().revoked.push(("p", "home/door"));
-    let mut revoked = Message::new(
-        s("home/door"),
-        Bytes::from_static(b"open"),
-        QoS::AtMostOnce,
-        true,
-        h.now,
-    );
+    let mut revoked = app_message("home/door", b"open", QoS::AtMostOnce, true, h.now);
     revoked.retain_source = Some(Box::new(RetainSource::new(
         "p".to_owned(),
         None,

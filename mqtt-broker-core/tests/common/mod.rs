@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use mqtt_broker_core::{
-    AuthRequest, Broker, Config, ConnectionId, ConnectionInfo, Event, Output, PersistBatch,
+    AuthRequest, Authorizer, Broker, Config, ConnectionId, ConnectionInfo, DropReason, Event,
+    Message, Output, PersistBatch,
 };
 use mqtt_wire::{
     Ack, ConnAck, Connect, Decoder, Disconnect, LastWill, MqttStr, Packet, PacketId, Properties,
@@ -73,6 +74,12 @@ impl Harness {
 
     pub fn with_config(config: Config) -> Self {
         Self::with_broker(Broker::try_new(config).expect("valid config"))
+    }
+
+    /// A broker with `config` that asks `authorizer`.
+    pub fn with_authorizer(config: Config, authorizer: impl Authorizer + 'static) -> Self {
+        let broker = Broker::try_new(config).expect("valid config");
+        Self::with_broker(broker.with_authorizer(Box::new(authorizer)))
     }
 
     pub fn with_broker(broker: Broker) -> Self {
@@ -360,6 +367,33 @@ impl Harness {
         }
     }
 
+    /// Publishes `payload` to `topic` `n` times (not retained), as [`Harness::publish`].
+    pub fn publish_n(
+        &mut self,
+        client: TestClient,
+        topic: &str,
+        payload: &'static [u8],
+        qos: QoS,
+        n: usize,
+    ) {
+        for _ in 0..n {
+            self.publish(client, topic, payload, qos, false);
+        }
+    }
+
+    /// Sends a PUBLISH and waits for nothing (no acknowledgement is read).
+    pub fn send_publish(&mut self, client: TestClient, publish: Publish) {
+        self.send(client, Packet::Publish(publish));
+    }
+
+    /// How many messages were dropped for `reason` so far.
+    pub fn drops(&self, reason: DropReason) -> usize {
+        self.events
+            .iter()
+            .filter(|e| matches!(e, Event::MessageDropped { reason: r, .. } if *r == reason))
+            .count()
+    }
+
     pub fn disconnect(&mut self, client: TestClient, reason: ReasonCode) {
         self.send(
             client,
@@ -431,6 +465,26 @@ pub fn publish_packet(
     Publish::new(s(topic), Bytes::from_static(payload))
         .with_qos(qos)
         .with_retain(retain)
+}
+
+/// A message published in process (by the application, not a client).
+pub fn app_message(
+    topic: &str,
+    payload: &'static [u8],
+    qos: QoS,
+    retain: bool,
+    now: Instant,
+) -> Message {
+    Message::new(s(topic), Bytes::from_static(payload), qos, retain, now)
+}
+
+/// A subscriber to `t` at `qos` (`sub`) and a publisher (`pub`), both 3.1.1, connected in that
+/// order.
+pub fn subscriber_and_publisher(h: &mut Harness, qos: QoS) -> (TestClient, TestClient) {
+    let sub = h.connect(V311, "sub");
+    h.subscribe(sub, "t", qos);
+    let publisher = h.connect(V311, "pub");
+    (sub, publisher)
 }
 
 pub const V311: ProtocolVersion = ProtocolVersion::V3_1_1;
