@@ -31,6 +31,7 @@
 #
 # Usage: scripts/compare-brokers.sh            (from anywhere inside the workspace)
 # Environment: ROUNDS (3), DURATION seconds per run (5), IDLE_CONNECTIONS (10000),
+#   FANOUT_SUBSCRIBERS (100, subscribers of the fanout scenario's one publisher),
 #   BROKERS ("ours mosquitto rumqttd"; also "ours-2cpu"), BROKER_CPUS (0), LOAD_CPUS (1), RUMQTTD (path; default rumqttd on PATH or
 #   /work/rumqttd-install/bin/rumqttd), MOSQUITTO (path), CARGO_TARGET_DIR, KEEP_LOGS=1.
 set -euo pipefail
@@ -40,6 +41,7 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5}
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000}
+FANOUT_SUBSCRIBERS=${FANOUT_SUBSCRIBERS:-100}
 BROKERS=${BROKERS:-"ours mosquitto rumqttd"}
 MOSQUITTO=${MOSQUITTO:-$(command -v mosquitto || echo /usr/sbin/mosquitto)}
 RUMQTTD=${RUMQTTD:-$(command -v rumqttd || echo /work/rumqttd-install/bin/rumqttd)}
@@ -74,132 +76,28 @@ trap 'exit 130' INT TERM
 
 log() { echo "[compare] $*" >&2; }
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-wait_for_port() {
-    local port=$1 pid=$2
-    for _ in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-        kill -0 "$pid" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
-}
-
-mosquitto_conf() { # port file
-    cat >"$2" <<EOF
-listener $1 127.0.0.1
-allow_anonymous true
-persistence false
-max_connections -1
-max_inflight_messages 100
-max_queued_messages 1000000
-max_queued_bytes 16777216
-message_size_limit 1048576
-set_tcp_nodelay true
-log_dest none
-EOF
-}
-
-ours_conf() { # port file
-    cat >"$2" <<EOF
-listener $1 127.0.0.1
-allow_anonymous true
-persistence false
-max_connections -1
-max_inflight_messages 100
-max_queued_messages 1000000
-message_size_limit 1048576
-EOF
-}
-
-rumqttd_conf() { # port file
-    cat >"$2" <<EOF
-id = 0
-
-[router]
-id = 0
-max_connections = 20010
-max_outgoing_packet_count = 200
-max_segment_size = 104857600
-max_segment_count = 10
-
-[v4.1]
-name = "v4-1"
-listen = "127.0.0.1:$1"
-next_connection_delay_ms = 0
-    [v4.1.connections]
-    connection_timeout_ms = 60000
-    max_payload_size = 1048576
-    max_inflight_count = 100
-    dynamic_filters = true
-EOF
-}
+# shellcheck source=scripts/lib-brokers.sh
+. "$ROOT/scripts/lib-brokers.sh"
 
 # The CPUs broker $1 runs on, and the CPUs the load tool runs on against it.
 broker_cpus() { if [[ $1 == ours-2cpu ]]; then echo "$WIDE_CPUS"; else echo "$BROKER_CPUS"; fi; }
 load_cpus() { if [[ $1 == ours-2cpu ]]; then echo "$WIDE_CPUS"; else echo "$LOAD_CPUS"; fi; }
 
 # Starts broker $1 on a free port, pinned to its CPUs; sets BROKER_PID and BROKER_PORT.
-start_broker() {
-    local name=$1 conf cpus
-    cpus=$(broker_cpus "$name")
-    BROKER_PORT=$(free_port)
-    case $name in
-    ours | ours-2cpu)
-        conf=$WORK/ours-$BROKER_PORT.conf
-        ours_conf "$BROKER_PORT" "$conf"
-        RUST_LOG=warn taskset -c "$cpus" "$TARGET/release/mqtt-broker" -c "$conf" \
-            >>"$WORK/$name.log" 2>&1 &
-        ;;
-    mosquitto)
-        conf=$WORK/mosquitto-$BROKER_PORT.conf
-        mosquitto_conf "$BROKER_PORT" "$conf"
-        taskset -c "$cpus" "$MOSQUITTO" -c "$conf" >>"$WORK/mosquitto.log" 2>&1 &
-        ;;
-    rumqttd)
-        conf=$WORK/rumqttd-$BROKER_PORT.toml
-        rumqttd_conf "$BROKER_PORT" "$conf"
-        taskset -c "$cpus" "$RUMQTTD" -q -c "$conf" >>"$WORK/rumqttd.log" 2>&1 &
-        ;;
-    esac
-    BROKER_PID=$!
-    wait_for_port "$BROKER_PORT" "$BROKER_PID"
-}
+start_broker() { start_limited_broker "$1" "$(broker_cpus "$1")"; }
 
 # Stops the current broker; sets STOP_STATE to "exited" (stopped on SIGTERM), "killed"
 # (needed SIGKILL) or "crashed" (was already gone).
 stop_broker() {
-    local pid=$BROKER_PID state=exited
+    local pid=$BROKER_PID
     BROKER_PID=""
-    if [[ -z $pid ]]; then
-        STOP_STATE=none
-        return
-    fi
-    if ! kill -0 "$pid" 2>/dev/null; then
-        wait "$pid" 2>/dev/null || true
-        STOP_STATE=crashed
-        return
-    fi
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -KILL "$pid" 2>/dev/null || true
-        state=killed
-    fi
-    wait "$pid" 2>/dev/null || true
-    STOP_STATE=$state
+    stop_pid "$pid"
 }
 
 scenario_args() {
     case $1 in
     fanin) echo "--publishers 8 --subscribers 1 --drain 2" ;;
-    fanout) echo "--publishers 1 --subscribers 100 --drain 2" ;;
+    fanout) echo "--publishers 1 --subscribers $FANOUT_SUBSCRIBERS --drain 2" ;;
     qos1) echo "--publishers 8 --window 64 --drain 20" ;;
     latency) echo "--publishers 1 --rate 1000 --drain 2" ;;
     idle) echo "--connections $IDLE_CONNECTIONS --concurrency 32" ;;
@@ -305,19 +203,10 @@ print_table() {
 }
 
 main() {
-    local available=() b
-    for b in $BROKERS; do
-        case $b in
-        mosquitto) [[ -x $MOSQUITTO ]] || { log "skipping mosquitto: $MOSQUITTO not found"; continue; } ;;
-        rumqttd) [[ -x $RUMQTTD ]] || { log "skipping rumqttd: $RUMQTTD not found"; continue; } ;;
-        esac
-        available+=("$b")
-    done
-    BROKERS=${available[*]}
+    BROKERS=$(available_brokers)
     command -v taskset >/dev/null || { log "taskset (util-linux) is required"; exit 1; }
     ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-    log "building mqtt-broker and mqtt-load (release) into $TARGET"
-    (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release --locked -q -p mqtt-broker -p mqtt-load)
+    build_release
     log "brokers: $BROKERS; scenarios: $SCENARIOS; $ROUNDS rounds of ${DURATION}s; fd limit $(ulimit -n)"
     local started=$SECONDS scenario round i n order
     for scenario in $SCENARIOS; do

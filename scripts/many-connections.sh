@@ -54,17 +54,8 @@ RUN=0
 
 log() { echo "[many-connections] $*" >&2; }
 
-stop_pid() { # pid
-    local pid=$1
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
+# shellcheck source=scripts/lib-brokers.sh
+. "$ROOT/scripts/lib-brokers.sh"
 
 cleanup() {
     stop_pid "$LOAD_PID"
@@ -78,19 +69,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-wait_for_port() { # port pid
-    for _ in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
-}
-
 available_mb() { awk '/^MemAvailable:/ {print int($2 / 1024)}' /proc/meminfo; }
 
 # Starts broker $1 pinned to BROKER_CPUS on a free port; sets BROKER_PID and BROKER_PORT.
@@ -98,30 +76,10 @@ start_broker() {
     local name=$1 conf
     BROKER_PORT=$(free_port)
     conf=$WORK/$name-$BROKER_PORT.conf
-    case $name in
-    ours)
-        cat >"$conf" <<EOF
-listener $BROKER_PORT 127.0.0.1
-allow_anonymous true
-persistence false
-max_connections -1
-EOF
-        RUST_LOG=warn taskset -c "$BROKER_CPUS" "$TARGET/release/mqtt-broker" -c "$conf" \
-            >>"$WORK/$name.log" 2>&1 &
-        ;;
-    mosquitto)
-        cat >"$conf" <<EOF
-listener $BROKER_PORT 127.0.0.1
-allow_anonymous true
-persistence false
-max_connections -1
-set_tcp_nodelay true
-log_dest none
-EOF
-        taskset -c "$BROKER_CPUS" "$MOSQUITTO" -c "$conf" >>"$WORK/$name.log" 2>&1 &
-        ;;
-    esac
-    BROKER_PID=$!
+    # No per-client limits: each broker's defaults.
+    listener_conf "$BROKER_PORT" "$conf"
+    if [[ $name == mosquitto ]]; then mosquitto_io_conf "$conf"; fi
+    launch_broker "$name" "$conf" "$BROKER_CPUS"
     prlimit --pid "$BROKER_PID" --nofile="$FILE_LIMIT:$FILE_LIMIT" 2>/dev/null || true
     wait_for_port "$BROKER_PORT" "$BROKER_PID"
 }
@@ -222,8 +180,7 @@ main() {
         log "only $(available_mb) MiB available; need at least $((MIN_AVAILABLE_MB * 2)) MiB"
         exit 1
     fi
-    log "building mqtt-broker and mqtt-load (release) into $TARGET"
-    (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release --locked -q -p mqtt-broker -p mqtt-load)
+    build_release
     log "$(nproc) CPUs, $(awk '/^MemTotal/ {print int($2/1048576)}' /proc/meminfo) GiB, load average $(cut -d' ' -f1-3 /proc/loadavg), fd limit $(ulimit -n)"
     local b
     for b in $BROKERS; do

@@ -4,7 +4,7 @@
 #  1. QoS 0 fan-out sweep: `mqtt-load fanout` with 1 publisher and S subscribers for S in COUNTS
 #     (1 10 100 1000), DURATION seconds per point, ROUNDS rounds, against every broker in
 #     BROKERS (ours, mosquitto, rumqttd), each started fresh per point with the limits of
-#     scripts/compare-brokers.sh (the configurations below repeat those), broker pinned to
+#     scripts/compare-brokers.sh (both take them from scripts/lib-brokers.sh), broker pinned to
 #     BROKER_CPUS, load tool to LOAD_CPUS; the broker order rotates between rounds.
 #  2. Latency at 1,000 msg/s: scripts/compare-brokers.sh with SCENARIOS=latency (its raw
 #     RESULT lines are kept), run under `chrt -f LATENCY_RT_PRIORITY` (10) so that brokers and
@@ -47,17 +47,14 @@ BROKER_PID=""
 
 log() { echo "[perf-sweep] $*" >&2; }
 
+# shellcheck source=scripts/lib-brokers.sh
+. "$ROOT/scripts/lib-brokers.sh"
+
+# Stops the current broker (by PID).
 stop_broker() {
     local pid=$BROKER_PID
     BROKER_PID=""
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+    stop_pid "$pid"
 }
 
 cleanup() {
@@ -67,75 +64,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-wait_for_port() { # port pid
-    for _ in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
-}
-
-# The limits of scripts/compare-brokers.sh (keep the two in step).
-write_conf() { # broker port file
-    case $1 in
-    ours | mosquitto)
-        cat >"$3" <<EOF
-listener $2 127.0.0.1
-allow_anonymous true
-persistence false
-max_connections -1
-max_inflight_messages 100
-max_queued_messages 1000000
-message_size_limit 1048576
-EOF
-        if [[ $1 == mosquitto ]]; then
-            printf 'max_queued_bytes 16777216\nset_tcp_nodelay true\nlog_dest none\n' >>"$3"
-        fi
-        ;;
-    rumqttd)
-        cat >"$3" <<EOF
-id = 0
-
-[router]
-id = 0
-max_connections = 20010
-max_outgoing_packet_count = 200
-max_segment_size = 104857600
-max_segment_count = 10
-
-[v4.1]
-name = "v4-1"
-listen = "127.0.0.1:$2"
-next_connection_delay_ms = 0
-    [v4.1.connections]
-    connection_timeout_ms = 60000
-    max_payload_size = 1048576
-    max_inflight_count = 100
-    dynamic_filters = true
-EOF
-        ;;
-    esac
-}
-
-start_broker() { # broker; sets BROKER_PID and BROKER_PORT
-    local conf
-    BROKER_PORT=$(free_port)
-    conf=$WORK/$1-$BROKER_PORT.conf
-    [[ $1 == rumqttd ]] && conf=${conf%.conf}.toml # rumqttd picks the format by extension
-    write_conf "$1" "$BROKER_PORT" "$conf"
-    case $1 in
-    ours) RUST_LOG=warn taskset -c "$BROKER_CPUS" "$TARGET/release/mqtt-broker" -c "$conf" >>"$WORK/$1.log" 2>&1 & ;;
-    mosquitto) taskset -c "$BROKER_CPUS" "$MOSQUITTO" -c "$conf" >>"$WORK/$1.log" 2>&1 & ;;
-    rumqttd) taskset -c "$BROKER_CPUS" "$RUMQTTD" -q -c "$conf" >>"$WORK/$1.log" 2>&1 & ;;
-    esac
-    BROKER_PID=$!
-    wait_for_port "$BROKER_PORT" "$BROKER_PID"
-}
+# Starts broker $1 on a free port, pinned to BROKER_CPUS; sets BROKER_PID and BROKER_PORT.
+start_broker() { start_limited_broker "$1" "$BROKER_CPUS"; }
 
 header() { # what
     echo "# $1: $(date -u +%FT%TZ), commit $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (working tree has uncommitted edits)'), $(nproc) CPUs, $(awk '/^MemTotal/ {print int($2/1048576)}' /proc/meminfo) GiB, load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -183,19 +113,11 @@ latency_runs() {
 }
 
 main() {
-    local available=() b
-    for b in $BROKERS; do
-        case $b in
-        mosquitto) [[ -x $MOSQUITTO ]] || { log "skipping mosquitto: $MOSQUITTO not found"; continue; } ;;
-        rumqttd) [[ -x $RUMQTTD ]] || { log "skipping rumqttd: $RUMQTTD not found"; continue; } ;;
-        esac
-        available+=("$b")
-    done
-    BROKERS=${available[*]}
+    local b
+    BROKERS=$(available_brokers)
     mkdir -p "$DATA_DIR"
     ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-    log "building mqtt-broker and mqtt-load (release) into $TARGET"
-    (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release --locked -q -p mqtt-broker -p mqtt-load)
+    build_release
     [[ ${SKIP_FANOUT:-0} == 1 ]] || fanout_sweep
     [[ ${SKIP_LATENCY:-0} == 1 ]] || latency_runs
     local data=()

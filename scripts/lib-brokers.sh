@@ -1,0 +1,171 @@
+# lib-brokers.sh: what the broker scripts share (sourced by compare-brokers.sh, perf-sweep.sh and
+# many-connections.sh, not run): free ports, broker configurations under the limits of
+# compare-brokers.sh, starting a broker pinned to CPUs and stopping it by PID, building the
+# release binaries.
+#
+# The sourcing script defines ROOT, TARGET (cargo target directory), WORK (scratch directory),
+# MOSQUITTO and RUMQTTD (paths; RUMQTTD only if it runs rumqttd) and `log`, and keeps the PID of
+# the running broker in BROKER_PID.
+# shellcheck shell=bash
+
+# Prints a TCP port that is free on 127.0.0.1 now.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Waits up to 5 s until port $1 on 127.0.0.1 accepts connections; fails early if process $2
+# is gone.
+wait_for_port() { # port pid
+    for _ in $(seq 1 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
+# Stops process $1 (a child of this shell): SIGTERM, up to 5 s to exit, then SIGKILL. Sets
+# STOP_STATE to "none" (no PID given), "crashed" (was already gone), "exited" (stopped on
+# SIGTERM) or "killed" (needed SIGKILL).
+stop_pid() { # pid
+    local pid=$1
+    STOP_STATE=none
+    [[ -n $pid ]] || return 0
+    if ! kill -0 "$pid" 2>/dev/null; then
+        wait "$pid" 2>/dev/null || true
+        STOP_STATE=crashed
+        return 0
+    fi
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    STOP_STATE=exited
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -KILL "$pid" 2>/dev/null || true
+        STOP_STATE=killed
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+# Writes to file $2 what every run of ours and mosquitto shares: a listener on 127.0.0.1 port
+# $1, anonymous clients allowed, no persistence, no connection limit.
+listener_conf() { # port file
+    cat >"$2" <<EOF
+listener $1 127.0.0.1
+allow_anonymous true
+persistence false
+max_connections -1
+EOF
+}
+
+# Appends to file $1 the per-client limits of compare-brokers.sh in ours' and mosquitto's
+# syntax: 100 QoS 1 messages in flight, 1,000,000 queued messages, messages up to 1 MiB.
+limits_conf() { # file
+    cat >>"$1" <<EOF
+max_inflight_messages 100
+max_queued_messages 1000000
+message_size_limit 1048576
+EOF
+}
+
+# Appends to file $1 mosquitto's socket and log settings: TCP_NODELAY (its default adds
+# delayed-ACK stalls), no logging.
+mosquitto_io_conf() { # file
+    printf 'set_tcp_nodelay true\nlog_dest none\n' >>"$1"
+}
+
+# Writes our broker's configuration under the limits of compare-brokers.sh to file $2 (port $1).
+ours_conf() { # port file
+    listener_conf "$1" "$2"
+    limits_conf "$2"
+}
+
+# Writes mosquitto's configuration under the limits of compare-brokers.sh to file $2 (port $1),
+# including the 16 MiB queued-bytes bound that ours has built in.
+mosquitto_conf() { # port file
+    listener_conf "$1" "$2"
+    limits_conf "$2"
+    echo 'max_queued_bytes 16777216' >>"$2"
+    mosquitto_io_conf "$2"
+}
+
+# Writes rumqttd's configuration under the limits of compare-brokers.sh to file $2 (port $1).
+rumqttd_conf() { # port file
+    cat >"$2" <<EOF
+id = 0
+
+[router]
+id = 0
+max_connections = 20010
+max_outgoing_packet_count = 200
+max_segment_size = 104857600
+max_segment_count = 10
+
+[v4.1]
+name = "v4-1"
+listen = "127.0.0.1:$1"
+next_connection_delay_ms = 0
+    [v4.1.connections]
+    connection_timeout_ms = 60000
+    max_payload_size = 1048576
+    max_inflight_count = 100
+    dynamic_filters = true
+EOF
+}
+
+# Starts broker $1 (ours, ours-2cpu, mosquitto or rumqttd) in the background with configuration
+# file $2, pinned to CPUs $3, its output appended to $WORK/$1.log; sets BROKER_PID.
+launch_broker() { # broker conf cpus
+    case $1 in
+    ours | ours-2cpu)
+        RUST_LOG=warn taskset -c "$3" "$TARGET/release/mqtt-broker" -c "$2" >>"$WORK/$1.log" 2>&1 &
+        ;;
+    mosquitto) taskset -c "$3" "$MOSQUITTO" -c "$2" >>"$WORK/$1.log" 2>&1 & ;;
+    rumqttd) taskset -c "$3" "$RUMQTTD" -q -c "$2" >>"$WORK/$1.log" 2>&1 & ;;
+    esac
+    BROKER_PID=$!
+}
+
+# Starts broker $1 on a free port under the limits of compare-brokers.sh, pinned to CPUs $2,
+# and waits until it listens; sets BROKER_PID and BROKER_PORT.
+start_limited_broker() { # broker cpus
+    local conf
+    BROKER_PORT=$(free_port)
+    case $1 in
+    rumqttd)
+        conf=$WORK/$1-$BROKER_PORT.toml # rumqttd picks the format by extension
+        rumqttd_conf "$BROKER_PORT" "$conf"
+        ;;
+    mosquitto)
+        conf=$WORK/$1-$BROKER_PORT.conf
+        mosquitto_conf "$BROKER_PORT" "$conf"
+        ;;
+    *)
+        conf=$WORK/$1-$BROKER_PORT.conf
+        ours_conf "$BROKER_PORT" "$conf"
+        ;;
+    esac
+    launch_broker "$1" "$conf" "$2"
+    wait_for_port "$BROKER_PORT" "$BROKER_PID"
+}
+
+# Prints the brokers of $BROKERS that are installed, logging the others as skipped.
+available_brokers() {
+    local available=() b
+    for b in $BROKERS; do
+        case $b in
+        mosquitto) [[ -x $MOSQUITTO ]] || { log "skipping mosquitto: $MOSQUITTO not found"; continue; } ;;
+        rumqttd) [[ -x $RUMQTTD ]] || { log "skipping rumqttd: $RUMQTTD not found"; continue; } ;;
+        esac
+        available+=("$b")
+    done
+    echo "${available[*]}"
+}
+
+# Builds mqtt-broker and mqtt-load (release, locked) into $TARGET.
+build_release() {
+    log "building mqtt-broker and mqtt-load (release) into $TARGET"
+    (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release --locked -q -p mqtt-broker -p mqtt-load)
+}
