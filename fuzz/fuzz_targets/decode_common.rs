@@ -37,22 +37,12 @@ fn decode_owned(
     first: &[u8],
     second: &[u8],
 ) -> (Vec<Packet>, Option<DecodeError>) {
-    let mut buf = BytesMut::from(first);
-    let mut got = Vec::new();
-    for next in [Some(second), None] {
-        loop {
-            match decoder.decode(&mut buf) {
-                Ok(Some(packet)) => got.push(packet),
-                Ok(None) => break,
-                Err(error) => return (got, Some(error)),
-            }
+    feed_in_two(first, second, |buf, got| {
+        while let Some(packet) = decoder.decode(buf)? {
+            got.push(packet);
         }
-        match next {
-            Some(bytes) => buf.extend_from_slice(bytes),
-            None => return (got, None),
-        }
-    }
-    (got, None)
+        Ok(())
+    })
 }
 
 /// The same through `Decoder::split_frames` and `Decoder::packets`.
@@ -61,25 +51,34 @@ fn decode_borrowed(
     first: &[u8],
     second: &[u8],
 ) -> (Vec<Packet>, Option<DecodeError>) {
+    feed_in_two(first, second, |buf, got| {
+        loop {
+            let frames = decoder.split_frames(buf)?;
+            if frames.is_empty() {
+                return Ok(());
+            }
+            for packet in decoder.packets(&frames) {
+                got.push(packet?.into_packet());
+            }
+        }
+    })
+}
+
+/// Puts `first` in a buffer and lets `drain` decode what is whole into the packet list, then
+/// appends `second` and drains again: the packets, then the error that ended decoding, if any.
+fn feed_in_two(
+    first: &[u8],
+    second: &[u8],
+    mut drain: impl FnMut(&mut BytesMut, &mut Vec<Packet>) -> Result<(), DecodeError>,
+) -> (Vec<Packet>, Option<DecodeError>) {
     let mut buf = BytesMut::from(first);
     let mut got = Vec::new();
     for next in [Some(second), None] {
-        loop {
-            let frames = match decoder.split_frames(&mut buf) {
-                Ok(frames) if frames.is_empty() => break,
-                Ok(frames) => frames,
-                Err(error) => return (got, Some(error)),
-            };
-            for packet in decoder.packets(&frames) {
-                match packet {
-                    Ok(packet) => got.push(packet.into_packet()),
-                    Err(error) => return (got, Some(error)),
-                }
-            }
+        if let Err(error) = drain(&mut buf, &mut got) {
+            return (got, Some(error));
         }
-        match next {
-            Some(bytes) => buf.extend_from_slice(bytes),
-            None => return (got, None),
+        if let Some(bytes) = next {
+            buf.extend_from_slice(bytes);
         }
     }
     (got, None)
