@@ -184,6 +184,12 @@ impl Broker {
         &self.config
     }
 
+    /// What the adapter said about an open connection when it opened (peer address,
+    /// listener, TLS identity); `None` once it is closed.
+    pub fn connection_info(&self, conn: ConnectionId) -> Option<&ConnectionInfo> {
+        self.conns.get(&conn).map(|c| &c.info)
+    }
+
     // ---------------------------------------------------------------- inputs
 
     /// A connection opened. Its CONNECT must arrive within `connect_timeout`.

@@ -10,7 +10,6 @@
 //! then cost one lock and one wake-up per connection instead of one per packet.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -56,7 +55,6 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 struct ConnEntry {
     queue: Arc<WriteQueue>,
-    peer: Option<SocketAddr>,
     /// Chunks of this drain not yet handed to the write queue.
     pending: Vec<Bytes>,
 }
@@ -154,10 +152,8 @@ impl BrokerTask {
         let result = match input {
             Input::Open { conn, info, queue } => {
                 debug!(%conn, peer = ?info.peer, "new connection");
-                let peer = info.peer;
                 let entry = ConnEntry {
                     queue,
-                    peer,
                     pending: Vec::new(),
                 };
                 self.conns.insert(conn, entry);
@@ -241,7 +237,7 @@ impl BrokerTask {
                 client_id,
                 session_present,
             } => {
-                let peer = self.conns.get(&conn).and_then(|c| c.peer);
+                let peer = self.broker.connection_info(conn).and_then(|c| c.peer);
                 info!(%conn, ?peer, %client_id, session_present, "client connected");
             }
             Event::ClientDisconnected {
@@ -250,7 +246,7 @@ impl BrokerTask {
                 reason,
             } => info!(%conn, %client_id, ?reason, "client disconnected"),
             Event::ConnectRefused { conn, reason } => {
-                let peer = self.conns.get(&conn).and_then(|c| c.peer);
+                let peer = self.broker.connection_info(conn).and_then(|c| c.peer);
                 info!(%conn, ?peer, ?reason, "connection refused")
             }
             Event::ProtocolError {

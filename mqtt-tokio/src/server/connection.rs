@@ -3,11 +3,8 @@
 //! The reader waits when the broker's input channel is full, which pushes back on a fast
 //! publisher through TCP; the writer only ever holds what its bounded queue holds.
 //!
-//! Each connection has at most [`INPUT_CREDIT`] bytes handed to the broker task and not yet
-//! handled: the shared input channel is first come, first served, so without this one client
-//! flooding it could queue megabytes ahead of every other client's next packet.
-//! The broker can also close the connection's [`ReadGate`] while a subscriber queue its
-//! messages go to is filling up (`Output::PauseReading`), for a bounded time.
+//! The reader spends its connection's input credit and stops while the broker has closed its
+//! [`ReadGate`](super::read_gate::ReadGate) (see there).
 //!
 //! When the broker ends a connection, the socket is closed gracefully (within [`LINGER`] for
 //! a client that does not read): the write side is shut down after the last packet (typically a DISCONNECT with its reason code) and whatever the
@@ -24,26 +21,21 @@ use std::time::Duration;
 use bytes::Bytes;
 use mqtt_broker_core::{ConnectionId, ConnectionInfo};
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tracing::debug;
 
 use super::broker_task::Input;
-use super::read_gate::ReadGate;
 use super::transport::{ByteSink, ByteSource};
 use super::write_queue::{Next, WriteQueue};
 
 /// How long a connection the broker closed keeps draining the client's input.
 pub(crate) const LINGER: Duration = Duration::from_secs(2);
 
-/// Bytes one connection may have in the broker task's input channel, not yet handled: one
-/// read. Under a flood, another client's packet then waits behind at most this much per
-/// flooder (measured: probe p99 ~30 ms in a debug build instead of seconds).
-pub(crate) const INPUT_CREDIT: usize = 16 * 1024;
-
-/// Received bytes that give their credit back when the broker task drops them.
+/// Received bytes that give their input credit back when the broker task drops them.
 struct Credited {
     data: Bytes,
-    _credit: OwnedSemaphorePermit,
+    queue: Arc<WriteQueue>,
+    credit: u32,
 }
 
 impl AsRef<[u8]> for Credited {
@@ -52,32 +44,58 @@ impl AsRef<[u8]> for Credited {
     }
 }
 
-/// Serves one connection until either side ends it, then reports it closed.
-/// `info` comes boxed: an async function keeps its arguments for its whole life, and the
-/// box is what the broker task takes anyway.
-pub(crate) async fn drive(
-    conn: ConnectionId,
-    info: Box<ConnectionInfo>,
+impl Drop for Credited {
+    fn drop(&mut self) {
+        self.queue.gate().give_back(self.credit);
+    }
+}
+
+/// Everything the task of one connection starts with besides its transport.
+pub(crate) struct Start {
+    pub(crate) conn: ConnectionId,
+    /// Boxed: an async function keeps its arguments for its whole life, and the box is what
+    /// the broker task takes anyway.
+    pub(crate) info: Box<ConnectionInfo>,
+    pub(crate) inputs: mpsc::Sender<Input>,
+    pub(crate) queue: Arc<WriteQueue>,
+    /// The connection's place under the listener's `max_connections`, given up with the task.
+    pub(crate) slot: Option<OwnedSemaphorePermit>,
+}
+
+/// Serves one connection until either side ends it, then reports it closed. This is the
+/// whole task of an established connection (spawned on its own, not inside the task that ran
+/// the handshakes), so an idle connection costs one task allocation.
+pub(crate) fn drive(
+    start: Start,
     mut source: impl ByteSource,
     sink: impl ByteSink,
-    inputs: mpsc::Sender<Input>,
-    queue: Arc<WriteQueue>,
-) {
-    let open = Input::Open {
+) -> impl Future<Output = ()> + Send {
+    // Taken apart before the future is built, so the future holds each part once.
+    let Start {
         conn,
         info,
-        queue: queue.clone(),
-    };
-    if inputs.send(open).await.is_err() {
-        return;
-    }
-    let closed_by_broker = tokio::select! {
-        () = read_loop(conn, &mut source, &inputs, queue.gate()) => false,
-        ended = write_loop(conn, sink, &queue, &inputs) => ended == WriterEnd::Closed,
-    };
-    let _ = inputs.send(Input::Closed { conn }).await;
-    if closed_by_broker {
-        let _ = tokio::time::timeout(LINGER, drain(&mut source)).await;
+        inputs,
+        queue,
+        slot,
+    } = start;
+    async move {
+        let _slot = slot;
+        let open = Input::Open {
+            conn,
+            info,
+            queue: queue.clone(),
+        };
+        if inputs.send(open).await.is_err() {
+            return;
+        }
+        let closed_by_broker = tokio::select! {
+            () = read_loop(conn, &mut source, &inputs, &queue) => false,
+            ended = write_loop(conn, sink, &queue, &inputs) => ended == WriterEnd::Closed,
+        };
+        let _ = inputs.send(Input::Closed { conn }).await;
+        if closed_by_broker {
+            let _ = tokio::time::timeout(LINGER, drain(&mut source)).await;
+        }
     }
 }
 
@@ -90,29 +108,20 @@ async fn read_loop(
     conn: ConnectionId,
     source: &mut impl ByteSource,
     inputs: &mpsc::Sender<Input>,
-    gate: &ReadGate,
+    queue: &Arc<WriteQueue>,
 ) {
-    let credit = Arc::new(Semaphore::new(INPUT_CREDIT));
+    let gate = queue.gate();
     loop {
         gate.open().await; // closed while a subscriber queue this client feeds is filling up
         match source.read().await {
             Ok(Some(data)) => {
-                // A read larger than the whole credit takes all of it.
-                let want = u32::try_from(data.len().min(INPUT_CREDIT)).unwrap_or(u32::MAX);
-                let permit = match credit.clone().try_acquire_many_owned(want) {
-                    Ok(permit) => permit,
-                    // Waiting is rare: its future is boxed so an idle task is not sized for it.
-                    Err(TryAcquireError::NoPermits) => {
-                        match Box::pin(credit.clone().acquire_many_owned(want)).await {
-                            Ok(permit) => permit,
-                            Err(_) => return,
-                        }
-                    }
-                    Err(TryAcquireError::Closed) => return,
+                let Ok(credit) = gate.spend(data.len()).await else {
+                    return;
                 };
                 let data = Bytes::from_owner(Credited {
                     data,
-                    _credit: permit,
+                    queue: queue.clone(),
+                    credit,
                 });
                 if send(inputs, Input::Bytes { conn, data }).await.is_err() {
                     return;
@@ -216,14 +225,14 @@ mod tests {
         let (client, _server) = tokio::io::duplex(64);
         let (reader, writer) = tokio::io::split(client);
         let (inputs, _receiver) = mpsc::channel(1);
-        let future = drive(
-            ConnectionId(1),
-            Box::default(),
-            StreamSource::new(reader),
-            StreamSink(writer),
+        let start = Start {
+            conn: ConnectionId(1),
+            info: Box::default(),
             inputs,
-            Arc::new(WriteQueue::new(100)),
-        );
+            queue: Arc::new(WriteQueue::new(100)),
+            slot: None,
+        };
+        let future = drive(start, StreamSource::new(reader), StreamSink(writer));
         let size = std::mem::size_of_val(&future);
         assert!(size <= 896, "drive future is {size} bytes");
     }

@@ -1,6 +1,6 @@
 //! One listening socket: accepts connections (waiting while `max_connections` are open), turns
 //! on TCP_NODELAY, runs the TLS and WebSocket handshakes within the connect timeout, then hands
-//! the connection to its driver task.
+//! the connection to its own task.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,14 +10,14 @@ use futures_util::StreamExt as _;
 use mqtt_broker_core::{ConnectionId, ConnectionInfo, ListenerId};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http;
 use tracing::{debug, warn};
 
 use super::broker_task::Input;
-use super::connection::drive;
+use super::connection::{Start, drive};
 use super::tls::common_name;
 use super::transport::{StreamSink, StreamSource, WsSink, WsSource};
 use super::write_queue::WriteQueue;
@@ -62,101 +62,68 @@ pub(crate) async fn accept_loop(
         let conn = ConnectionId(ids.fetch_add(1, Ordering::Relaxed));
         let mut info = Box::new(ConnectionInfo::new(Some(peer)));
         info.listener = listener.id;
-        tokio::spawn(serve(
-            listener.clone(),
+        let start = Start {
             conn,
-            stream,
             info,
-            inputs.clone(),
-            permit,
-        ));
+            inputs: inputs.clone(),
+            queue: Arc::new(WriteQueue::new(listener.queue_cap)),
+            slot: permit,
+        };
+        match (&listener.tls, listener.protocol) {
+            (None, Protocol::Mqtt) => spawn_stream(start, stream),
+            _ => drop(tokio::spawn(handshakes(listener.clone(), start, stream))),
+        }
     }
 }
 
-/// The task of one connection. Its arguments are all it holds besides the connection itself
-/// (no wrapping closure keeps a second copy of them), and the connection info is boxed: every
-/// idle connection has one such task.
-async fn serve(
-    listener: Arc<Listener>,
-    conn: ConnectionId,
-    stream: TcpStream,
-    info: Box<ConnectionInfo>,
-    inputs: mpsc::Sender<Input>,
-    _permit: Option<OwnedSemaphorePermit>,
-) {
-    let listener = &*listener;
-    // The handshakes and each kind of connection run in their own boxed futures, so the task
-    // of an idle plain connection is not sized for a TLS or WebSocket handshake (measured:
-    // 5,000 idle subscribed connections, see docs/PERFORMANCE-brokers.md).
-    match &listener.tls {
-        None => after_tls(listener, conn, stream, info, inputs).await,
-        Some(acceptor) => Box::pin(tls(listener, acceptor, conn, stream, info, inputs)).await,
-    }
+/// Spawns the task of an established byte-stream connection (plain TCP or TLS).
+fn spawn_stream<S>(start: Start, stream: S)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (reader, writer) = tokio::io::split(stream);
+    tokio::spawn(drive(start, StreamSource::new(reader), StreamSink(writer)));
 }
 
-/// The TLS handshake, then the connection.
-async fn tls(
-    listener: &Listener,
-    acceptor: &TlsAcceptor,
-    conn: ConnectionId,
-    stream: TcpStream,
-    mut info: Box<ConnectionInfo>,
-    inputs: mpsc::Sender<Input>,
-) {
-    let peer = info.peer;
+/// The task that runs the TLS and WebSocket handshakes of one connection, then spawns its
+/// connection task and ends: an idle connection does not keep a task sized for handshakes.
+async fn handshakes(listener: Arc<Listener>, mut start: Start, stream: TcpStream) {
+    let Some(acceptor) = &listener.tls else {
+        return after_tls(&listener, start, stream).await;
+    };
+    let (conn, peer) = (start.conn, start.info.peer);
     let handshake = tokio::time::timeout(listener.handshake_timeout, acceptor.accept(stream));
     let stream = match handshake.await {
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) => return debug!(%conn, ?peer, %error, "TLS handshake failed"),
         Err(_) => return debug!(%conn, ?peer, "TLS handshake timed out"),
     };
-    info.tls_identity = stream
+    start.info.tls_identity = stream
         .get_ref()
         .1
         .peer_certificates()
         .and_then(|certs| certs.first())
         .and_then(|cert| common_name(cert));
-    debug!(%conn, ?peer, identity = ?info.tls_identity, "TLS established");
-    after_tls(listener, conn, stream, info, inputs).await;
+    debug!(%conn, ?peer, identity = ?start.info.tls_identity, "TLS established");
+    after_tls(&listener, start, stream).await;
 }
 
-async fn after_tls<S>(
-    listener: &Listener,
-    conn: ConnectionId,
-    stream: S,
-    info: Box<ConnectionInfo>,
-    inputs: mpsc::Sender<Input>,
-) where
+async fn after_tls<S>(listener: &Listener, start: Start, stream: S)
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     match listener.protocol {
-        Protocol::Mqtt => {
-            let (reader, writer) = tokio::io::split(stream);
-            let source = StreamSource::new(reader);
-            Box::pin(drive(
-                conn,
-                info,
-                source,
-                StreamSink(writer),
-                inputs,
-                Arc::new(WriteQueue::new(listener.queue_cap)),
-            ))
-            .await;
-        }
-        Protocol::Websockets => Box::pin(websocket(listener, conn, stream, info, inputs)).await,
+        Protocol::Mqtt => spawn_stream(start, stream),
+        Protocol::Websockets => websocket(listener, start, stream).await,
     }
 }
 
-/// The WebSocket handshake, then the connection.
-async fn websocket<S>(
-    listener: &Listener,
-    conn: ConnectionId,
-    stream: S,
-    info: Box<ConnectionInfo>,
-    inputs: mpsc::Sender<Input>,
-) where
+/// The WebSocket handshake, then the connection's task.
+async fn websocket<S>(listener: &Listener, start: Start, stream: S)
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let conn = start.conn;
     let handshake = tokio::time::timeout(
         listener.handshake_timeout,
         tokio_tungstenite::accept_hdr_async(stream, choose_mqtt_subprotocol),
@@ -167,15 +134,7 @@ async fn websocket<S>(
         Err(_) => return debug!(%conn, "WebSocket handshake timed out"),
     };
     let (sink, source) = ws.split();
-    drive(
-        conn,
-        info,
-        WsSource(source),
-        WsSink(sink),
-        inputs,
-        Arc::new(WriteQueue::new(listener.queue_cap)),
-    )
-    .await;
+    tokio::spawn(drive(start, WsSource(source), WsSink(sink)));
 }
 
 /// Accepts the WebSocket upgrade only for the `mqtt` subprotocol (or the 3.1 draft's
