@@ -66,8 +66,7 @@ pub(crate) async fn accept_loop(
             conn,
             info,
             inputs: inputs.clone(),
-            queue: Arc::new(WriteQueue::new(listener.queue_cap)),
-            slot: permit,
+            queue: Arc::new(WriteQueue::holding(listener.queue_cap, permit)),
         };
         match (&listener.tls, listener.protocol) {
             (None, Protocol::Mqtt) => spawn_stream(start, stream),

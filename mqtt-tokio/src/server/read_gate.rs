@@ -64,6 +64,11 @@ impl ReadGate {
         self.resumed.notify_waiters();
     }
 
+    /// Whether the broker has paused the reader.
+    pub(crate) fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::SeqCst)
+    }
+
     /// Returns once the gate is open.
     pub(crate) async fn open(&self) {
         loop {

@@ -5,11 +5,13 @@
 
 use std::future::Future;
 use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt as _, StreamExt as _};
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -34,8 +36,8 @@ const MIN_READ: usize = 512;
 /// Size of the first, on-stack read of a quiet connection.
 const QUIET_READ: usize = 128;
 
-/// The read half of a byte stream. A quiet connection waits for input with a small buffer in
-/// its future and no heap buffer at all (what arrives is copied out); a read that comes back
+/// The read half of a byte stream. A quiet connection waits for input with no buffer at all
+/// (it reads into a small stack buffer once input is there, and what arrives is copied out); a read that comes back
 /// full switches to heap reads, which start at [`MIN_READ`], double while they come back full
 /// (up to [`READ_CHUNK`]) and shrink again when they come back mostly empty. So thousands of
 /// idle or chatty-but-small clients do not each hold a read buffer.
@@ -58,15 +60,23 @@ impl<R> StreamSource<R> {
 impl<R: AsyncRead + Unpin + Send> ByteSource for StreamSource<R> {
     async fn read(&mut self) -> io::Result<Option<Bytes>> {
         if self.want == QUIET_READ {
-            let mut quiet = [0u8; QUIET_READ];
-            let n = self.reader.read(&mut quiet).await?;
-            if n == QUIET_READ {
+            // The small buffer lives only during each poll, not in the waiting future: a read
+            // that is not ready reads nothing (the `AsyncRead` contract).
+            let reader = &mut self.reader;
+            let quiet = std::future::poll_fn(|cx| {
+                let mut quiet = [0u8; QUIET_READ];
+                let mut buf = ReadBuf::new(&mut quiet);
+                match Pin::new(&mut *reader).poll_read(cx, &mut buf) {
+                    Poll::Ready(Ok(())) => Poll::Ready(Ok(Bytes::copy_from_slice(buf.filled()))),
+                    Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+                    Poll::Pending => Poll::Pending,
+                }
+            });
+            let data = quiet.await?;
+            if data.len() == QUIET_READ {
                 self.want = MIN_READ; // more may be waiting: read it into the heap next time
             }
-            return Ok(quiet
-                .get(..n)
-                .filter(|d| !d.is_empty())
-                .map(Bytes::copy_from_slice));
+            return Ok(Some(data).filter(|d| !d.is_empty()));
         }
         self.buf.reserve(self.want);
         let room = self.buf.capacity() - self.buf.len();

@@ -8,10 +8,13 @@
 //! closes the connection rather than growing memory.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::Mutex;
+use std::task::Poll;
 
 use bytes::Bytes;
-use tokio::sync::Notify;
+use futures_util::task::AtomicWaker;
+use tokio::sync::{Notify, OwnedSemaphorePermit};
 
 use super::read_gate::ReadGate;
 
@@ -35,12 +38,17 @@ struct State {
 #[derive(Debug)]
 pub(crate) struct WriteQueue {
     state: Mutex<State>,
-    ready: Notify,
+    /// The one writer waiting in [`WriteQueue::next`]: a waker kept here, so a waiting writer's
+    /// future holds no waiter node of its own.
+    ready: AtomicWaker,
     /// Wakes everyone waiting in [`WriteQueue::closing`].
     closed: Notify,
     cap: usize,
     /// The reader's gate of the same connection: one shared allocation per connection.
     gate: ReadGate,
+    /// The connection's place under its listener's `max_connections`: given up once both the
+    /// connection's task and the broker task have let go of the queue.
+    _slot: Option<OwnedSemaphorePermit>,
 }
 
 /// Most chunks handed to one vectored write (Linux's `IOV_MAX`): fewer, larger writes cost
@@ -50,12 +58,18 @@ const MAX_BATCH_CHUNKS: usize = 1024;
 impl WriteQueue {
     /// A queue that refuses to hold more than `cap` bytes.
     pub(crate) fn new(cap: usize) -> Self {
+        Self::holding(cap, None)
+    }
+
+    /// A queue that refuses to hold more than `cap` bytes, for a connection that holds `slot`.
+    pub(crate) fn holding(cap: usize, slot: Option<OwnedSemaphorePermit>) -> Self {
         WriteQueue {
             state: Mutex::new(State::default()),
-            ready: Notify::new(),
+            ready: AtomicWaker::new(),
             closed: Notify::new(),
             cap,
             gate: ReadGate::default(),
+            _slot: slot,
         }
     }
 
@@ -83,7 +97,7 @@ impl WriteQueue {
                 state.chunks.extend(data);
             }
         }
-        self.ready.notify_one();
+        self.ready.wake();
         true
     }
 
@@ -92,7 +106,7 @@ impl WriteQueue {
         if let Ok(mut state) = self.state.lock() {
             state.closing = true;
         }
-        self.ready.notify_one();
+        self.ready.wake();
         self.closed.notify_waiters();
     }
 
@@ -108,32 +122,37 @@ impl WriteQueue {
         }
     }
 
-    /// Waits for work: fills `batch` with queued chunks, or says it is time to close.
-    pub(crate) async fn next(&self, batch: &mut Vec<Bytes>) -> Next {
-        loop {
-            {
-                let Ok(mut state) = self.state.lock() else {
-                    return Next::Close;
-                };
-                if !state.chunks.is_empty() {
-                    if batch.is_empty() && state.chunks.len() <= MAX_BATCH_CHUNKS {
-                        // All of it: the queue's buffer becomes the batch, so an idle queue
-                        // holds no buffer.
-                        *batch = Vec::from(std::mem::take(&mut state.chunks));
-                    } else {
-                        let take = state.chunks.len().min(MAX_BATCH_CHUNKS);
-                        batch.extend(state.chunks.drain(..take));
-                    }
-                    let taken: usize = batch.iter().map(Bytes::len).sum();
-                    state.bytes = state.bytes.saturating_sub(taken);
-                    return Next::Write;
-                }
-                if state.closing {
-                    return Next::Close;
-                }
+    /// Waits for work: fills `batch` with queued chunks, or says it is time to close. One
+    /// writer at a time.
+    pub(crate) fn next<'a>(&'a self, batch: &'a mut Vec<Bytes>) -> impl Future<Output = Next> + 'a {
+        std::future::poll_fn(move |cx| {
+            if let Some(next) = self.take(batch) {
+                return Poll::Ready(next);
             }
-            self.ready.notified().await;
+            // Registered before the second look: a push in between still wakes the writer.
+            self.ready.register(cx.waker());
+            self.take(batch).map_or(Poll::Pending, Poll::Ready)
+        })
+    }
+
+    /// Moves queued chunks into `batch`; `None` while there is nothing to do.
+    fn take(&self, batch: &mut Vec<Bytes>) -> Option<Next> {
+        let Ok(mut state) = self.state.lock() else {
+            return Some(Next::Close);
+        };
+        if state.chunks.is_empty() {
+            return state.closing.then_some(Next::Close);
         }
+        if batch.is_empty() && state.chunks.len() <= MAX_BATCH_CHUNKS {
+            // All of it: the queue's buffer becomes the batch, so an idle queue holds no buffer.
+            *batch = Vec::from(std::mem::take(&mut state.chunks));
+        } else {
+            let take = state.chunks.len().min(MAX_BATCH_CHUNKS);
+            batch.extend(state.chunks.drain(..take));
+        }
+        let taken: usize = batch.iter().map(Bytes::len).sum();
+        state.bytes = state.bytes.saturating_sub(taken);
+        Some(Next::Write)
     }
 }
 
