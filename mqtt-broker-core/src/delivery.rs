@@ -64,23 +64,29 @@ impl Broker {
     /// Delivers to one session. QoS 0 goes out now or is dropped (full outbox, or offline), and
     /// an outbox past half its bound pauses the publisher (see `backpressure`);
     /// QoS 1/2 goes out now when the window allows, else waits in the bounded session queue
-    /// [MQTT311-3.1.2-5].
-    pub(crate) fn deliver(&mut self, session: SessionId, mut delivery: Delivery, now: Instant) {
+    /// [MQTT311-3.1.2-5]. A queued message that pins its read buffer is copied first
+    /// ([`Message::detach_pinned`]); the copy is returned for the rest of its routing to share.
+    pub(crate) fn deliver(
+        &mut self,
+        session: SessionId,
+        mut delivery: Delivery,
+        now: Instant,
+    ) -> Option<Arc<Message>> {
         if delivery.qos == QoS::AtMostOnce {
             let Some(conn) = self.online_conn(session) else {
-                return; // QoS 0 is not kept for offline sessions
+                return None; // QoS 0 is not kept for offline sessions
             };
             self.outbox_pressure(session, conn, now);
             if !self.outbox_open(conn) {
                 self.dropped(session, DropReason::OutboxFull);
-                return;
+                return None;
             }
             match self.send_publish(conn, &delivery, None, false, now) {
                 SendOutcome::Sent | SendOutcome::NoConnection | SendOutcome::Denied => {}
                 SendOutcome::TooLarge => self.dropped(session, DropReason::TooLarge),
                 SendOutcome::Expired => self.dropped(session, DropReason::Expired),
             }
-            return;
+            return None;
         }
         let queue_empty = self
             .sessions
@@ -88,24 +94,25 @@ impl Broker {
             .is_some_and(|s| s.queue.is_empty());
         if queue_empty && let Some((conn, id)) = self.send_slot(session) {
             self.send_in_window(session, conn, id, delivery, now);
-            return;
+            return None;
         }
         let (max_messages, max_bytes) = (
             self.config.max_queued_messages,
             self.config.max_queued_bytes,
         );
         self.queue_pressure(session, now);
-        let Some(s) = self.sessions.get_mut(&session) else {
-            return;
-        };
+        let s = self.sessions.get_mut(&session)?;
         if !s.queue.has_room(&delivery, max_messages, max_bytes) {
             self.dropped(session, DropReason::QueueFull);
-            return;
+            return None;
         }
+        let detached =
+            Message::detach_pinned(&mut delivery.message).then(|| Arc::clone(&delivery.message));
         self.store_delivery(session, &mut delivery, DeliveryState::Queued);
         if let Some(s) = self.sessions.get_mut(&session) {
             let _ = s.queue.push(delivery, max_messages, max_bytes);
         }
+        detached
     }
 
     /// Sends queued QoS 1/2 deliveries, oldest first, while the window and the outbox allow.

@@ -23,9 +23,9 @@ use crate::session::{SessionId, Subscription};
 impl Broker {
     /// Routes `message`, published to `topic`, to every matching subscription.
     pub(crate) fn route(&mut self, topic: TopicName, message: Message, now: Instant) {
-        let message = Arc::new(message);
+        let mut message = Arc::new(message);
         if message.retain {
-            self.update_retained(&topic, &message);
+            self.update_retained(&topic, &mut message);
         }
         let mut targets = Vec::new();
         self.index.matches(&topic, &mut targets);
@@ -84,15 +84,24 @@ impl Broker {
             ));
         }
         self.sharing_headers = deliveries.len() > 1;
-        for (session, delivery) in deliveries {
-            self.deliver(session, delivery, now);
+        // A copy made to queue the message (see `Message::detach_pinned`) serves every later
+        // session of this routing.
+        let mut detached: Option<Arc<Message>> = None;
+        for (session, mut delivery) in deliveries {
+            if let Some(copy) = &detached {
+                delivery.message = Arc::clone(copy);
+            }
+            if let Some(copy) = self.deliver(session, delivery, now) {
+                detached = Some(copy);
+            }
         }
         self.sharing_headers = false;
         self.shared_header = None;
     }
 
-    /// Stores, replaces or clears the retained message of `topic`.
-    fn update_retained(&mut self, topic: &TopicName, message: &Arc<Message>) {
+    /// Stores, replaces or clears the retained message of `topic`. A message stored that pins
+    /// its read buffer is replaced by its copy (for the routing too).
+    fn update_retained(&mut self, topic: &TopicName, message: &mut Arc<Message>) {
         if !self.config.retain_available {
             return;
         }
@@ -100,6 +109,7 @@ impl Broker {
             // [MQTT5-3.3.1-6] [MQTT5-3.3.1-7] [MQTT311-3.3.1-10] [MQTT311-3.3.1-11]: clears, and is not stored itself.
             self.clear_retained(topic);
         } else if self.retained_room(topic, message) {
+            Message::detach_pinned(message);
             self.store.set_retained(topic.clone(), Arc::clone(message)); // [MQTT-3.3.1-5]
             self.persist(PersistRecord::RetainedSet {
                 topic: topic.as_str().to_owned(),

@@ -7,6 +7,11 @@
 //! A retained message published by a client also remembers who published it
 //! ([`RetainSource`]), so its publisher's write access can be checked again whenever it is
 //! delivered (CVE-2018-12546).
+//!
+//! A message read from a client is a view into the read buffer its frame arrived in. One kept
+//! long (retained, or waiting in a session queue) is first detached from a buffer much larger
+//! than itself ([`Message::detach_pinned`]), so the limits that count its bytes count what it
+//! keeps alive.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +22,7 @@ use mqtt_wire::{MqttStr, Properties, QoS};
 use crate::conn::{ConnectionInfo, ListenerId};
 
 /// One application message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Eq)]
 #[non_exhaustive]
 pub struct Message {
     /// The topic name (never an alias).
@@ -40,6 +45,47 @@ pub struct Message {
     /// retained messages restored from a store that did not record it (format version 1). See
     /// [`Config::check_retain_source`](crate::Config::check_retain_source).
     pub retain_source: Option<Box<RetainSource>>,
+    /// Whether its bytes are views into a read buffer much larger than itself (see
+    /// [`pins_read_buffer`]): set when decoded, cleared by [`Message::detach_pinned`].
+    pub(crate) pins_buffer: bool,
+}
+
+/// A message that keeps no more than this alive is never copied.
+const PIN_FLOOR: usize = 1024;
+
+/// Whether a message whose frame of `frame_len` bytes was decoded from a read buffer of
+/// `buffer_len` bytes would pin much more memory than its own if it were kept long: the buffer
+/// is over twice the frame and over [`PIN_FLOOR`]. Such a message is copied once when it is
+/// stored as retained or queued for a session (not when delivered at once: QoS 0 and a message
+/// sent into an open window never copy); any other message keeps sharing its buffer, which is
+/// then mostly its own (a quiet client's reads hold one or a few frames).
+pub(crate) fn pins_read_buffer(buffer_len: usize, frame_len: usize) -> bool {
+    buffer_len > PIN_FLOOR && buffer_len / 2 > frame_len
+}
+
+/// Equality of the message, not of where its bytes live.
+impl PartialEq for Message {
+    fn eq(&self, other: &Self) -> bool {
+        let Message {
+            topic,
+            payload,
+            qos,
+            retain,
+            properties,
+            received_at,
+            publisher,
+            retain_source,
+            pins_buffer: _,
+        } = self;
+        *topic == other.topic
+            && *payload == other.payload
+            && *qos == other.qos
+            && *retain == other.retain
+            && *properties == other.properties
+            && *received_at == other.received_at
+            && *publisher == other.publisher
+            && *retain_source == other.retain_source
+    }
 }
 
 /// The publisher of a retained message, as its authorizer saw it: enough to ask again, when the
@@ -107,6 +153,52 @@ impl Message {
             received_at: now,
             publisher: None,
             retain_source: None,
+            pins_buffer: false,
+        }
+    }
+
+    /// Makes `message` one that keeps nothing alive beyond its own bytes, before it is kept long:
+    /// when it pins a read buffer, it is replaced by a copy whose topic, payload and property
+    /// strings share one allocation of their own. `message` is the slot the copy is shared
+    /// from, so one routing copies at most once. Returns whether it copied.
+    pub(crate) fn detach_pinned(message: &mut Arc<Message>) -> bool {
+        if !message.pins_buffer {
+            return false;
+        }
+        let mut copy = Message::clone(message);
+        copy.pins_buffer = false;
+        let mut len = 0;
+        copy.for_each_view(|view| len += view.bytes().len());
+        let mut joined = Vec::with_capacity(len);
+        copy.for_each_view(|view| joined.extend_from_slice(view.bytes()));
+        let joined = Bytes::from(joined);
+        let mut at = 0;
+        copy.for_each_view(|view| {
+            let end = at + view.bytes().len();
+            view.replace(joined.slice(at..end));
+            at = end;
+        });
+        *message = Arc::new(copy);
+        true
+    }
+
+    /// Calls `visit` with every byte field that may be a view into a received frame.
+    fn for_each_view(&mut self, mut visit: impl FnMut(View<'_>)) {
+        visit(View::Text(&mut self.topic));
+        visit(View::Binary(&mut self.payload));
+        let properties = &mut self.properties;
+        if let Some(text) = &mut properties.content_type {
+            visit(View::Text(text));
+        }
+        if let Some(text) = &mut properties.response_topic {
+            visit(View::Text(text));
+        }
+        if let Some(data) = &mut properties.correlation_data {
+            visit(View::Binary(data));
+        }
+        for (name, value) in &mut properties.user_properties {
+            visit(View::Text(name));
+            visit(View::Text(value));
         }
     }
 
@@ -129,6 +221,34 @@ impl Message {
     /// Bytes this message accounts for in queues and the retained store: topic and payload.
     pub fn weight(&self) -> usize {
         self.topic.len() + self.payload.len()
+    }
+}
+
+/// A byte field of a message.
+enum View<'a> {
+    Text(&'a mut MqttStr),
+    Binary(&'a mut Bytes),
+}
+
+impl View<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            View::Text(text) => text.as_bytes(),
+            View::Binary(data) => data,
+        }
+    }
+
+    /// Points the field at `copy`, which holds the same bytes.
+    fn replace(self, copy: Bytes) {
+        match self {
+            // The same bytes as valid UTF-8: never keeps the view.
+            View::Text(text) => {
+                if let Ok(copy) = MqttStr::try_from(copy) {
+                    *text = copy;
+                }
+            }
+            View::Binary(data) => *data = copy,
+        }
     }
 }
 
@@ -171,6 +291,56 @@ mod tests {
         );
         message.properties.message_expiry_interval = expiry;
         message
+    }
+
+    #[test]
+    fn a_large_buffer_is_pinned_a_small_or_full_one_is_not() {
+        assert!(pins_read_buffer(16 * 1024, 64));
+        assert!(
+            !pins_read_buffer(16 * 1024, 9 * 1024),
+            "mostly the message itself"
+        );
+        assert!(!pins_read_buffer(PIN_FLOOR, 64), "too small to matter");
+        assert!(pins_read_buffer(PIN_FLOOR + 1, 64));
+    }
+
+    #[test]
+    fn a_detached_message_shares_one_allocation_and_nothing_of_its_frame() {
+        let frame = Bytes::from(b"a/b|payload|text/plain|reply|id|key|value".to_vec());
+        let text = |range| MqttStr::try_from(frame.slice(range)).unwrap();
+        let mut message = Message::new(
+            text(0..3),
+            frame.slice(4..11),
+            QoS::AtLeastOnce,
+            false,
+            crate::test_epoch(),
+        );
+        message.properties.content_type = Some(text(12..22));
+        message.properties.response_topic = Some(text(23..28));
+        message.properties.correlation_data = Some(frame.slice(29..31));
+        message.properties.user_properties = vec![(text(32..35), text(36..41))];
+        let original = message.clone();
+        let mut shared = Arc::new(message.clone());
+        assert!(
+            !Message::detach_pinned(&mut shared),
+            "not marked as pinning"
+        );
+
+        message.pins_buffer = true;
+        let mut shared = Arc::new(message);
+        assert!(Message::detach_pinned(&mut shared));
+        assert_eq!(*shared, original);
+        assert!(!shared.pins_buffer);
+        let frame_range = frame.as_ptr_range();
+        let mut at = shared.topic.as_bytes().as_ptr();
+        let mut copy = (*shared).clone();
+        copy.for_each_view(|view| {
+            let bytes = view.bytes();
+            assert!(!frame_range.contains(&bytes.as_ptr()));
+            assert_eq!(bytes.as_ptr(), at, "one allocation, in order");
+            at = bytes.as_ptr_range().end;
+        });
+        assert!(!Message::detach_pinned(&mut shared), "copied at most once");
     }
 
     #[test]
