@@ -10,11 +10,16 @@ use mqtt_wire::{MqttStr, ReasonCode};
 
 use crate::error::ProtocolViolation;
 
-/// Aliases a client set for its PUBLISH packets to the broker.
+/// Aliases a client set for its PUBLISH packets to the broker. The table is boxed and made on
+/// first use: most connections never use an alias, and a connection keeps 16 bytes for it.
 #[derive(Debug, Default)]
 pub(crate) struct InboundAliases {
     maximum: u16,
-    topics: HashMap<u16, MqttStr>,
+    #[allow(
+        clippy::box_collection,
+        reason = "a thin pointer keeps the connection of a client using no alias small"
+    )]
+    topics: Option<Box<HashMap<u16, MqttStr>>>,
 }
 
 impl InboundAliases {
@@ -22,7 +27,7 @@ impl InboundAliases {
     pub(crate) fn new(maximum: u16) -> Self {
         InboundAliases {
             maximum,
-            topics: HashMap::new(),
+            topics: None,
         }
     }
 
@@ -43,7 +48,8 @@ impl InboundAliases {
         }
         if topic.is_empty() {
             self.topics
-                .get(&alias)
+                .as_ref()
+                .and_then(|topics| topics.get(&alias))
                 .cloned()
                 .ok_or(ProtocolViolation::new(
                     "MQTT-3.3.2-12",
@@ -51,18 +57,25 @@ impl InboundAliases {
                     ReasonCode::TopicAliasInvalid,
                 ))
         } else {
-            self.topics.insert(alias, detached(topic));
+            self.topics
+                .get_or_insert_default()
+                .insert(alias, detached(topic));
             Ok(topic.clone())
         }
     }
 }
 
 /// Aliases the broker assigns for its PUBLISH packets to a client: the first `maximum` distinct
-/// topics get one, in order of first use; later topics are sent in full.
+/// topics get one, in order of first use; later topics are sent in full. The table is boxed and
+/// made on first use, like [`InboundAliases`]'s.
 #[derive(Debug, Default)]
 pub(crate) struct OutboundAliases {
     maximum: u16,
-    aliases: HashMap<MqttStr, u16>,
+    #[allow(
+        clippy::box_collection,
+        reason = "a thin pointer keeps the connection of a client using no alias small"
+    )]
+    aliases: Option<Box<HashMap<MqttStr, u16>>>,
 }
 
 /// How to name the topic of one outgoing PUBLISH.
@@ -82,17 +95,20 @@ impl OutboundAliases {
     pub(crate) fn new(maximum: u16) -> Self {
         OutboundAliases {
             maximum,
-            aliases: HashMap::new(),
+            aliases: None,
         }
     }
 
     /// How to send `topic` [MQTT5-3.1.2-26] [MQTT5-3.3.2-8]; a `Bind` takes effect with
     /// [`OutboundAliases::bind`], once the packet is really sent.
     pub(crate) fn name(&self, topic: &MqttStr) -> OutboundTopic {
-        if let Some(alias) = self.aliases.get(topic) {
+        let aliases = self.aliases.as_deref();
+        if let Some(alias) = aliases.and_then(|aliases| aliases.get(topic)) {
             return OutboundTopic::Alias(*alias);
         }
-        let used = u16::try_from(self.aliases.len()).unwrap_or(u16::MAX);
+        let used = aliases.map_or(0, |aliases| {
+            u16::try_from(aliases.len()).unwrap_or(u16::MAX)
+        });
         if used < self.maximum {
             OutboundTopic::Bind(used + 1)
         } else {
@@ -102,7 +118,9 @@ impl OutboundAliases {
 
     /// Records that `alias` now names `topic`.
     pub(crate) fn bind(&mut self, topic: MqttStr, alias: u16) {
-        self.aliases.insert(detached(&topic), alias);
+        self.aliases
+            .get_or_insert_default()
+            .insert(detached(&topic), alias);
     }
 }
 

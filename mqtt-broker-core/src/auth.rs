@@ -76,7 +76,7 @@ impl Broker {
             return;
         };
         let method = match &c.auth_method {
-            Some(method) if !c.awaiting_decision => method.clone(),
+            Some(method) if !c.awaiting_decision => (**method).clone(),
             // No method [MQTT5-4.12.0-7], or the client did not wait for the server's AUTH.
             _ => {
                 self.refuse(conn, ReasonCode::ProtocolError, now);
@@ -148,7 +148,7 @@ impl Broker {
         let Some(c) = self.conns.get(&conn) else {
             return Ok(());
         };
-        let Some(method) = c.auth_method.clone() else {
+        let Some(method) = c.auth_method.as_deref().cloned() else {
             return Err(violation);
         };
         if c.awaiting_decision || auth.properties.authentication_method.as_ref() != Some(&method) {
@@ -209,7 +209,10 @@ impl Broker {
 
     /// Sends AUTH with the connection's method [MQTT5-4.12.0-5].
     fn send_auth_challenge(&mut self, conn: ConnectionId, reason: ReasonCode, data: Option<Bytes>) {
-        let method = self.conns.get(&conn).and_then(|c| c.auth_method.clone());
+        let method = self
+            .conns
+            .get(&conn)
+            .and_then(|c| c.auth_method.as_deref().cloned());
         let auth = Auth {
             reason_code: reason, // [MQTT5-4.12.0-2]
             properties: Properties::from(PropertyValues {

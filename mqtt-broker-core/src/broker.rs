@@ -24,15 +24,12 @@ use crate::routing::SubscriptionIndex;
 use crate::session::{Session, SessionId};
 use crate::stats::Stats;
 use crate::store::{MemoryStore, Store};
-use crate::timer::TimerHeap;
+use crate::timer::{ConnTimers, TimerHeap};
 
-/// What a timer is for.
+/// What a timer is for. A connection's CONNECT deadline and keep alive are not here but in
+/// `Broker::conn_timers`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum TimerKey {
-    /// A new connection must send CONNECT by then.
-    Connect(ConnectionId),
-    /// Keep alive check of a connection.
-    KeepAlive(ConnectionId),
     /// A disconnected session ends.
     SessionExpiry(SessionId),
     /// A delayed will is published.
@@ -60,6 +57,8 @@ pub struct Broker {
     pub(crate) shared_cursors: HashMap<String, usize>,
     pub(crate) outputs: VecDeque<Output>,
     pub(crate) timers: TimerHeap<TimerKey>,
+    /// The one deadline of each connection: CONNECT, then keep alive (stamps kept in `Conn`).
+    conn_timers: ConnTimers<ConnectionId>,
     pub(crate) stats: Stats,
     next_session: u64,
     pub(crate) next_assigned_id: u64,
@@ -115,6 +114,7 @@ impl Broker {
             shared_cursors: HashMap::new(),
             outputs: VecDeque::new(),
             timers: TimerHeap::new(),
+            conn_timers: ConnTimers::default(),
             stats: Stats::default(),
             next_session: 0,
             next_assigned_id: 0,
@@ -208,8 +208,8 @@ impl Broker {
             Box::new(Conn::new(info, self.config.max_packet_size, now)),
         );
         self.stats.connections_open += 1;
-        self.timers
-            .set_after(TimerKey::Connect(conn), now, self.config.connect_timeout);
+        let deadline = now.checked_add(self.config.connect_timeout);
+        self.arm_conn_timer(conn, deadline);
         Ok(())
     }
 
@@ -264,7 +264,7 @@ impl Broker {
                 return;
             };
             if matches!(c.phase, Phase::Closing) {
-                c.read_buf.clear();
+                c.read_buf = BytesMut::new();
                 self.backpressure.take_unread(conn);
                 return;
             }
@@ -272,7 +272,14 @@ impl Broker {
                 Some(unread) => unread,
                 None => match c.decoder.split_frames(&mut c.read_buf) {
                     Ok(frames) if frames.is_empty() => return,
-                    Ok(frames) => frames,
+                    Ok(frames) => {
+                        if c.read_buf.is_empty() {
+                            // The emptied remnant would keep the read's whole allocation: an
+                            // idle connection keeps no read buffer.
+                            c.read_buf = BytesMut::new();
+                        }
+                        frames
+                    }
                     Err(error) => {
                         self.decode_failed(conn, error, now);
                         return;
@@ -355,8 +362,7 @@ impl Broker {
         self.backpressure_closed(conn, session, now);
         self.read_resumed(now);
         self.conns.remove(&conn);
-        self.timers.cancel(TimerKey::Connect(conn));
-        self.timers.cancel(TimerKey::KeepAlive(conn));
+        self.prune_conn_timers();
         self.stats.connections_open = self.stats.connections_open.saturating_sub(1);
         Ok(())
     }
@@ -364,10 +370,27 @@ impl Broker {
     /// Runs every timer due at `now`. Safe to call at any time, too often included.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.tick(now);
-        while let Some(key) = self.timers.pop_expired(now) {
+        loop {
+            let conn_first = match (
+                self.conn_timers.next_deadline(),
+                self.timers.next_deadline(),
+            ) {
+                (Some(conn_at), Some(at)) => conn_at < at,
+                (conn_at, _) => conn_at.is_some(),
+            };
+            if conn_first {
+                let conns = &self.conns;
+                let live_stamp = |conn| conns.get(&conn).map(|c| c.timer_stamp);
+                let Some(conn) = self.conn_timers.pop_expired(now, live_stamp) else {
+                    break;
+                };
+                self.conn_timer_expired(conn, now);
+                continue;
+            }
+            let Some(key) = self.timers.pop_expired(now) else {
+                break;
+            };
             match key {
-                TimerKey::Connect(conn) => self.connect_deadline(conn, now),
-                TimerKey::KeepAlive(conn) => self.keep_alive_check(conn, now),
                 TimerKey::SessionExpiry(session) => self.end_session(session, true, now),
                 TimerKey::WillDelay(session) => self.fire_will(session, now),
                 TimerKey::Sys => self.publish_sys(now),
@@ -412,7 +435,13 @@ impl Broker {
 
     /// When to call [`Broker::handle_timeout`] next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next_deadline()
+        match (
+            self.timers.next_deadline(),
+            self.conn_timers.next_deadline(),
+        ) {
+            (Some(at), Some(conn_at)) => Some(at.min(conn_at)),
+            (at, conn_at) => at.or(conn_at),
+        }
     }
 
     // ---------------------------------------------------------------- internals
@@ -430,6 +459,40 @@ impl Broker {
         let offline: Vec<SessionId> = self.sessions.keys().copied().collect();
         for session in offline {
             self.arm_session_expiry(session, now);
+        }
+    }
+
+    /// Arms the one deadline of `conn` at `at` (none for `None`), replacing any it had: the
+    /// CONNECT deadline while it has not connected, then its keep alive.
+    pub(crate) fn arm_conn_timer(&mut self, conn: ConnectionId, at: Option<Instant>) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.timer_stamp = match at {
+            Some(at) => self.conn_timers.set(conn, at),
+            None => 0,
+        };
+        self.prune_conn_timers();
+    }
+
+    /// Drops the connection deadlines no connection holds any more from the top of their heap.
+    fn prune_conn_timers(&mut self) {
+        let conns = &self.conns;
+        self.conn_timers
+            .prune(conns.len(), |conn| conns.get(&conn).map(|c| c.timer_stamp));
+    }
+
+    /// The deadline of `conn` came: a CONNECT deadline if it has not connected yet, else a keep
+    /// alive check.
+    fn conn_timer_expired(&mut self, conn: ConnectionId, now: Instant) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.timer_stamp = 0;
+        if matches!(c.phase, Phase::AwaitingConnect | Phase::Authenticating(_)) {
+            self.connect_deadline(conn, now);
+        } else {
+            self.keep_alive_check(conn, now);
         }
     }
 

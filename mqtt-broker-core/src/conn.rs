@@ -69,8 +69,11 @@ pub(crate) struct Conn {
     pub(crate) phase: Phase,
     /// Negotiated version (known once a CONNECT decoded).
     pub(crate) version: ProtocolVersion,
-    /// Keep alive in force; zero disables the check.
-    pub(crate) keep_alive: Duration,
+    /// Keep alive in force, in seconds; zero disables the check.
+    pub(crate) keep_alive: u16,
+    /// Stamp of the connection's armed deadline (CONNECT or keep alive) in the broker's
+    /// `ConnTimers`; 0 when none is armed.
+    pub(crate) timer_stamp: u64,
     /// Last time a packet arrived.
     pub(crate) last_packet: Instant,
     /// Bytes handed out and not yet flushed.
@@ -89,8 +92,8 @@ pub(crate) struct Conn {
     /// Whether the client allows reason strings and user properties on most packets
     /// [MQTT5-3.1.2-29].
     pub(crate) problem_information: bool,
-    /// Enhanced authentication method in use (v5).
-    pub(crate) auth_method: Option<MqttStr>,
+    /// Enhanced authentication method in use (v5); boxed, as most connections have none.
+    pub(crate) auth_method: Option<Box<MqttStr>>,
     /// An authentication decision was handed to the caller and is not answered yet.
     pub(crate) awaiting_decision: bool,
     /// Whether the client sent DISCONNECT 0x00 (its will is discarded).
@@ -106,7 +109,8 @@ impl Conn {
             read_buf: BytesMut::new(),
             phase: Phase::AwaitingConnect,
             version: ProtocolVersion::V3_1_1,
-            keep_alive: Duration::ZERO,
+            keep_alive: 0,
+            timer_stamp: 0,
             last_packet: now,
             outbox: 0,
             last_progress: now,
@@ -133,11 +137,11 @@ impl Conn {
     /// When keep alive runs out: 1.5 times the interval after the last packet [MQTT5-3.1.2-22]
     /// [MQTT311-3.1.2-24].
     pub(crate) fn keep_alive_deadline(&self) -> Option<Instant> {
-        if self.keep_alive.is_zero() {
+        if self.keep_alive == 0 {
             None
         } else {
-            self.last_packet
-                .checked_add(self.keep_alive + self.keep_alive / 2)
+            let interval = Duration::from_secs(u64::from(self.keep_alive));
+            self.last_packet.checked_add(interval + interval / 2)
         }
     }
 }

@@ -2,7 +2,7 @@
 //! (multi-step and deferred ones continue in `auth`), client takeover, clean start / session
 //! resumption, and the limits announced to v5 clients.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use mqtt_topic::TopicName;
@@ -53,7 +53,7 @@ impl Broker {
                 .enhanced_auth
                 .start(&connect.client_id, &method, data.as_deref());
             if let Some(c) = self.conns.get_mut(&conn) {
-                c.auth_method = Some(detached(&method));
+                c.auth_method = Some(Box::new(detached(&method)));
             }
             self.connect_auth_step(conn, connect, step, data, now);
             return;
@@ -227,7 +227,7 @@ impl Broker {
         };
         c.phase = Phase::Connected(session);
         c.username = connect.username.as_ref().map(|u| u.to_string());
-        c.keep_alive = Duration::from_secs(u64::from(keep_alive));
+        c.keep_alive = keep_alive;
         let mut properties = Properties::default();
         if v5 {
             let p = &connect.properties;
@@ -255,17 +255,15 @@ impl Broker {
                 properties.server_keep_alive = Some(keep_alive);
             }
             if c.auth_method.is_some() {
-                properties.authentication_method = c.auth_method.clone(); // [MQTT5-4.12.0-5]
+                properties.authentication_method = c.auth_method.as_deref().cloned(); // [MQTT5-4.12.0-5]
                 properties.authentication_data = auth_data;
             }
         } else {
             c.receive_maximum = config.receive_maximum;
         }
         let keep_alive_deadline = c.keep_alive_deadline();
-        self.timers.cancel(TimerKey::Connect(conn));
-        if let Some(deadline) = keep_alive_deadline {
-            self.timers.set(TimerKey::KeepAlive(conn), deadline);
-        }
+        self.arm_conn_timer(conn, keep_alive_deadline); // the CONNECT deadline goes
+
         let connack = ConnAck {
             // [MQTT5-3.2.2-2] [MQTT5-3.2.2-3] [MQTT311-3.2.2-1] [MQTT311-3.2.2-2]
             // [MQTT311-3.2.2-3]; 3.1 has no such flag.

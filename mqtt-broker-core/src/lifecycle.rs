@@ -48,8 +48,7 @@ impl Broker {
 
     /// Detaches `conn` from everything: its timers, and its session if it had one.
     pub(crate) fn end_connection(&mut self, conn: ConnectionId, reason: ReasonCode, now: Instant) {
-        self.timers.cancel(TimerKey::Connect(conn));
-        self.timers.cancel(TimerKey::KeepAlive(conn));
+        self.arm_conn_timer(conn, None);
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -111,7 +110,7 @@ impl Broker {
     /// Takeover: the old connection leaves its session to the new one. A will without delay
     /// fires; a delayed will is cancelled by the new connection [MQTT5-3.1.3-9].
     pub(crate) fn detach_for_takeover(&mut self, conn: ConnectionId, now: Instant) {
-        self.timers.cancel(TimerKey::KeepAlive(conn));
+        self.arm_conn_timer(conn, None);
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -231,7 +230,7 @@ impl Broker {
         if now >= deadline {
             self.disconnect(conn, ReasonCode::KeepAliveTimeout, now);
         } else {
-            self.timers.set(TimerKey::KeepAlive(conn), deadline);
+            self.arm_conn_timer(conn, Some(deadline));
         }
     }
 }

@@ -1,8 +1,12 @@
-//! A heap of deadlines, one per key, cancelled lazily.
+//! Heaps of deadlines, cancelled lazily.
 //!
-//! Re-arming or cancelling a key never searches the heap: the key's live generation is kept in a
-//! map, and heap entries whose generation is stale are discarded when they reach the top. The top
-//! is pruned after every change, so [`TimerHeap::next_deadline`] always names a live timer.
+//! Re-arming or cancelling never searches a heap: heap entries carry a stamp, and entries whose
+//! stamp is no longer the live one are discarded when they reach the top. The top is pruned after
+//! every change, so `next_deadline` always names a live timer.
+//!
+//! [`TimerHeap`] keeps the live stamp of each key in its own map; [`ConnTimers`], the one
+//! deadline of each connection (its CONNECT deadline, then its keep alive), leaves the live stamp
+//! with the connection, so an idle connection costs it one heap entry and no map entry.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -88,6 +92,73 @@ impl<K: Copy + Eq + Hash + Ord> TimerHeap<K> {
     }
 }
 
+/// One deadline per connection; the connection keeps the stamp of the live one (0: none), and
+/// every method that may find a stale entry is told how to read that stamp (`live_stamp`).
+#[derive(Debug)]
+pub(crate) struct ConnTimers<K> {
+    heap: BinaryHeap<Reverse<(Instant, K, u64)>>,
+    last_stamp: u64,
+}
+
+impl<K: Ord> Default for ConnTimers<K> {
+    fn default() -> Self {
+        ConnTimers {
+            heap: BinaryHeap::new(),
+            last_stamp: 0,
+        }
+    }
+}
+
+impl<K: Copy + Ord> ConnTimers<K> {
+    /// Arms a deadline at `at` for `key`; returns the stamp `key` must keep to keep it live
+    /// (which disarms any deadline it had). Call [`ConnTimers::prune`] once the stamp is kept.
+    pub(crate) fn set(&mut self, key: K, at: Instant) -> u64 {
+        self.last_stamp += 1;
+        self.heap.push(Reverse((at, key, self.last_stamp)));
+        self.last_stamp
+    }
+
+    /// The earliest deadline, live if [`ConnTimers::prune`] ran since the last change.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((at, _, _))| *at)
+    }
+
+    /// Removes and returns one live key whose deadline is at or before `now`; the key must then
+    /// forget its stamp.
+    pub(crate) fn pop_expired(
+        &mut self,
+        now: Instant,
+        live_stamp: impl Fn(K) -> Option<u64>,
+    ) -> Option<K> {
+        self.prune(usize::MAX, &live_stamp);
+        let Reverse((at, key, _)) = *self.heap.peek()?;
+        if at > now {
+            return None;
+        }
+        self.heap.pop();
+        Some(key)
+    }
+
+    /// Drops stale entries from the top of the heap, and every stale entry once they dominate
+    /// (more than four entries per possible live one, of which there are at most `keys`).
+    pub(crate) fn prune(&mut self, keys: usize, live_stamp: impl Fn(K) -> Option<u64>) {
+        let is_live =
+            |&Reverse((_, key, stamp)): &Reverse<(Instant, K, u64)>| live_stamp(key) == Some(stamp);
+        while let Some(top) = self.heap.peek() {
+            if is_live(top) {
+                break;
+            }
+            self.heap.pop();
+        }
+        if self.heap.len() > 64 && self.heap.len() / 4 > keys {
+            self.heap.retain(is_live);
+        }
+        if self.heap.capacity() > 64 && self.heap.len() < self.heap.capacity() / 4 {
+            self.heap.shrink_to(self.heap.len() * 2);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,5 +215,51 @@ mod tests {
             timers.set(1u32, t0 + Duration::from_secs(2 + i));
         }
         assert!(timers.heap.len() <= 64 * 4 + 8);
+    }
+
+    #[test]
+    fn conn_timers_fire_only_the_stamp_their_key_keeps() {
+        let t0 = crate::test_epoch();
+        let mut timers = ConnTimers::default();
+        let mut stamps = [0u64; 3];
+        stamps[1] = timers.set(1usize, t0 + Duration::from_secs(1));
+        stamps[2] = timers.set(2usize, t0 + Duration::from_secs(2));
+        stamps[1] = timers.set(1usize, t0 + Duration::from_secs(3)); // re-armed
+        stamps[2] = 0; // disarmed
+        let live = |key: usize| stamps.get(key).copied();
+        timers.prune(3, live);
+        assert_eq!(timers.next_deadline(), Some(t0 + Duration::from_secs(3)));
+        assert_eq!(timers.pop_expired(t0 + Duration::from_secs(2), live), None);
+        assert_eq!(
+            timers.pop_expired(t0 + Duration::from_secs(3), live),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn conn_timers_bound_their_stale_entries() {
+        let t0 = crate::test_epoch();
+        let mut timers = ConnTimers::default();
+        let mut stamp = 0;
+        for i in 0..10_000u64 {
+            // Each new deadline is the earliest, so the stale ones stay below the top.
+            stamp = timers.set(0usize, t0 + Duration::from_secs(10_000 - i));
+            timers.prune(1, |_| Some(stamp));
+        }
+        assert!(timers.heap.len() <= 4 + 64, "{}", timers.heap.len());
+        assert!(
+            timers.heap.capacity() <= 4 * 64,
+            "{}",
+            timers.heap.capacity()
+        );
+        assert_eq!(timers.next_deadline(), Some(t0 + Duration::from_secs(1)));
+        assert_eq!(
+            timers.pop_expired(t0 + Duration::from_secs(1), |_| Some(stamp)),
+            Some(0)
+        );
+        assert_eq!(
+            timers.pop_expired(t0 + Duration::from_secs(10_000), |_| Some(0)),
+            None
+        );
     }
 }
