@@ -164,8 +164,10 @@ impl Broker {
         if self.client_ids.get(&s.client_id) == Some(&session) {
             self.client_ids.remove(&s.client_id);
         }
-        for (filter, _) in s.subscriptions.values() {
-            self.index.remove(session, filter);
+        for (text, _) in s.subscriptions.values() {
+            if let Some(filter) = self.parsed_filter(text) {
+                self.index.remove(session, &filter);
+            }
         }
         self.stats.subscriptions = self.index.len() as u64;
         if s.conn.is_none() {

@@ -3,9 +3,7 @@
 //! will and its expiry.
 
 use std::collections::{HashMap, VecDeque};
-use std::fmt::Write as _;
 
-use mqtt_topic::SubscriptionFilter;
 use mqtt_wire::{PacketId, ProtocolVersion, SubscriptionOptions};
 
 use crate::conn::ConnectionId;
@@ -31,10 +29,11 @@ pub(crate) struct Subscription {
 const INDEX_ABOVE: usize = 32;
 
 /// The subscriptions of one session, each found by its filter text (including any `$share/`
-/// prefix). The text is not stored: it is compared against, and rebuilt from, the parsed filter.
+/// prefix). Only the text is kept (the parsed filter lives in the subscription index, and is
+/// parsed again from the text on the rare paths that need it): 32 bytes an entry.
 #[derive(Debug, Default)]
 pub(crate) struct Subscriptions {
-    entries: Vec<(SubscriptionFilter, Subscription)>,
+    entries: Vec<(Box<str>, Subscription)>,
     /// Position in `entries` by filter text, once there are more than [`INDEX_ABOVE`].
     #[allow(
         clippy::box_collection,
@@ -43,41 +42,11 @@ pub(crate) struct Subscriptions {
     index: Option<Box<HashMap<Box<str>, usize>>>,
 }
 
-/// Whether `filter` was parsed from `text`.
-fn has_text(filter: &SubscriptionFilter, text: &str) -> bool {
-    let rest = match filter.share() {
-        None => Some(text),
-        Some(share) => text
-            .strip_prefix("$share/")
-            .and_then(|t| t.strip_prefix(share.as_str()))
-            .and_then(|t| t.strip_prefix('/')),
-    };
-    rest == Some(filter.filter().as_str())
-}
-
-/// The text `filter` was parsed from.
-pub(crate) fn filter_text(filter: &SubscriptionFilter) -> String {
-    match filter.share() {
-        None => filter.filter().as_str().to_owned(),
-        Some(share) => {
-            let mut text =
-                String::with_capacity(8 + share.as_str().len() + filter.filter().as_str().len());
-            let _ = write!(
-                text,
-                "$share/{}/{}",
-                share.as_str(),
-                filter.filter().as_str()
-            );
-            text
-        }
-    }
-}
-
 impl Subscriptions {
     fn position(&self, text: &str) -> Option<usize> {
         match &self.index {
             Some(index) => index.get(text).copied(),
-            None => self.entries.iter().position(|(f, _)| has_text(f, text)),
+            None => self.entries.iter().position(|(t, _)| **t == *text),
         }
     }
 
@@ -91,16 +60,14 @@ impl Subscriptions {
         self.position(text).is_some()
     }
 
-    /// Adds or replaces the subscription to `filter` (whose text is `text`); returns the one
-    /// replaced.
+    /// Adds or replaces the subscription to the filter `text`; returns the one replaced.
     pub(crate) fn insert(
         &mut self,
         text: &str,
-        filter: SubscriptionFilter,
         subscription: Subscription,
-    ) -> Option<(SubscriptionFilter, Subscription)> {
-        if let Some(slot) = self.position(text).and_then(|at| self.entries.get_mut(at)) {
-            return Some(std::mem::replace(slot, (filter, subscription)));
+    ) -> Option<Subscription> {
+        if let Some((_, slot)) = self.position(text).and_then(|at| self.entries.get_mut(at)) {
+            return Some(std::mem::replace(slot, subscription));
         }
         if self.entries.capacity() == self.entries.len() {
             self.entries.reserve_exact(if self.entries.len() < 4 {
@@ -109,7 +76,7 @@ impl Subscriptions {
                 self.entries.len() / 2
             });
         }
-        self.entries.push((filter, subscription));
+        self.entries.push((text.into(), subscription));
         let at = self.entries.len() - 1;
         match &mut self.index {
             Some(index) => {
@@ -120,7 +87,7 @@ impl Subscriptions {
                     .entries
                     .iter()
                     .enumerate()
-                    .map(|(at, (f, _))| (filter_text(f).into_boxed_str(), at))
+                    .map(|(at, (t, _))| (t.clone(), at))
                     .collect();
                 self.index = Some(Box::new(index));
             }
@@ -130,21 +97,21 @@ impl Subscriptions {
     }
 
     /// Removes the subscription to `text`.
-    pub(crate) fn remove(&mut self, text: &str) -> Option<(SubscriptionFilter, Subscription)> {
+    pub(crate) fn remove(&mut self, text: &str) -> Option<Subscription> {
         let at = self.position(text)?;
-        let removed = self.entries.swap_remove(at);
+        let (_, removed) = self.entries.swap_remove(at);
         if let Some(index) = &mut self.index {
             index.remove(text);
             if let Some((moved, _)) = self.entries.get(at) {
-                index.insert(filter_text(moved).into_boxed_str(), at);
+                index.insert(moved.clone(), at);
             }
         }
         Some(removed)
     }
 
-    /// Every subscription, in no particular order.
-    pub(crate) fn values(&self) -> impl Iterator<Item = &(SubscriptionFilter, Subscription)> {
-        self.entries.iter()
+    /// Every subscription with its filter text, in no particular order.
+    pub(crate) fn values(&self) -> impl Iterator<Item = (&str, &Subscription)> {
+        self.entries.iter().map(|(text, sub)| (&**text, sub))
     }
 }
 
@@ -350,25 +317,21 @@ mod tests {
         }
     }
 
-    fn filter(text: &'static str) -> SubscriptionFilter {
-        SubscriptionFilter::from_static(text).unwrap()
-    }
-
     #[test]
     fn subscriptions_are_found_replaced_and_removed_by_their_text() {
         let mut subs = Subscriptions::default();
         for (text, id) in [("a/b", 1), ("$share/g/a/b", 2), ("$share/h/a/b", 3)] {
-            assert!(subs.insert(text, filter(text), subscription(id)).is_none());
+            assert!(subs.insert(text, subscription(id)).is_none());
         }
         assert!(subs.contains_key("$share/g/a/b") && !subs.contains_key("$share/g/a"));
         assert!(!subs.contains_key("g/a/b") && !subs.contains_key("$share/ga/b"));
-        let replaced = subs.insert("a/b", filter("a/b"), subscription(4));
-        assert_eq!(replaced.map(|(_, s)| s.identifier), Some(Some(1)));
+        let replaced = subs.insert("a/b", subscription(4));
+        assert_eq!(replaced.map(|s| s.identifier), Some(Some(1)));
         assert_eq!(subs.len(), 3);
-        let removed = subs.remove("$share/g/a/b").map(|(f, _)| filter_text(&f));
-        assert_eq!(removed.as_deref(), Some("$share/g/a/b"));
+        let removed = subs.remove("$share/g/a/b").map(|s| s.identifier);
+        assert_eq!(removed, Some(Some(2)));
         assert!(subs.remove("$share/g/a/b").is_none());
-        let mut texts: Vec<String> = subs.values().map(|(f, _)| filter_text(f)).collect();
+        let mut texts: Vec<&str> = subs.values().map(|(text, _)| text).collect();
         texts.sort();
         assert_eq!(texts, ["$share/h/a/b", "a/b"]);
     }
@@ -378,8 +341,7 @@ mod tests {
         let mut subs = Subscriptions::default();
         let texts: Vec<String> = (0..100).map(|i| format!("t/{i}")).collect();
         for (i, text) in texts.iter().enumerate() {
-            let parsed = SubscriptionFilter::parse(text.clone().into(), &Default::default());
-            subs.insert(text, parsed.unwrap(), subscription(i as u32));
+            subs.insert(text, subscription(i as u32));
         }
         assert!(subs.index.is_some());
         for text in texts.iter().step_by(3) {
@@ -388,8 +350,7 @@ mod tests {
         for (i, text) in texts.iter().enumerate() {
             assert_eq!(subs.contains_key(text), i % 3 != 0, "{text}");
         }
-        for (filter, sub) in subs.values() {
-            let text = filter_text(filter);
+        for (text, sub) in subs.values() {
             assert_eq!(text, format!("t/{}", sub.identifier.unwrap()));
         }
     }

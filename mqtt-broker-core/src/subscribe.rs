@@ -17,7 +17,7 @@ use crate::error::ProtocolViolation;
 use crate::hooks::{Authorization, ClientRef};
 use crate::message::{Delivery, Lifetime, Message};
 use crate::persist::PersistRecord;
-use crate::session::{Session, SessionId, Subscription, filter_text};
+use crate::session::{Session, SessionId, Subscription};
 use crate::store::SessionRecord;
 
 impl Broker {
@@ -131,11 +131,7 @@ impl Broker {
             return (failure(v5, ReasonCode::QuotaExceeded), None);
         }
         // Replaces an identical filter [MQTT-3.8.4-3].
-        // Kept as a copy of its own: a clone would share (and so pin) the caller's buffer,
-        // which costs a shared-buffer header for the life of the subscription.
-        let kept = SubscriptionFilter::parse(Bytes::from(filter_text(filter)), &self.topic_limits)
-            .unwrap_or_else(|_| filter.clone());
-        s.subscriptions.insert(text, kept, subscription);
+        s.subscriptions.insert(text, subscription);
         self.stats.subscriptions = self.index.len() as u64;
         (granted(options.qos), Some(!exists))
     }
@@ -207,9 +203,10 @@ impl Broker {
             let removed = self
                 .sessions
                 .get_mut(&session)
-                .and_then(|s| s.subscriptions.remove(text.as_str()));
+                .and_then(|s| s.subscriptions.remove(text.as_str()))
+                .and_then(|_| self.parsed_filter(text.as_str()));
             let code = match removed {
-                Some((filter, _)) => {
+                Some(filter) => {
                     self.index.remove(session, &filter);
                     if let Some(share) = filter.share() {
                         self.redistribute_shared(session, Some(share.as_str()), now);
@@ -230,6 +227,12 @@ impl Broker {
         self.send_packet(conn, &Packet::UnsubAck(unsuback));
     }
 
+    /// The filter a session's subscription was parsed from, parsed again from its `text`
+    /// (which parsed under the same limits when it was subscribed).
+    pub(crate) fn parsed_filter(&self, text: &str) -> Option<SubscriptionFilter> {
+        SubscriptionFilter::parse(Bytes::copy_from_slice(text.as_bytes()), &self.topic_limits).ok()
+    }
+
     /// Re-creates a subscription read from the store.
     pub(crate) fn restore_subscription(
         &mut self,
@@ -247,7 +250,7 @@ impl Broker {
             identifier,
         };
         if self.index.insert(id, &filter, subscription).is_ok() {
-            session.subscriptions.insert(&text, filter, subscription);
+            session.subscriptions.insert(&text, subscription);
             self.stats.subscriptions = self.index.len() as u64;
         }
     }
@@ -270,7 +273,7 @@ impl Broker {
         record.subscriptions = s
             .subscriptions
             .values()
-            .map(|(filter, sub)| (filter_text(filter), sub.options, sub.identifier))
+            .map(|(text, sub)| (text.to_owned(), sub.options, sub.identifier))
             .collect();
         record.will = s.will.as_ref().map(|will| will.to_record(now));
         record.disconnected_at = s.conn.is_none().then_some(now);
