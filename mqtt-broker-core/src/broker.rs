@@ -21,7 +21,7 @@ use crate::message::Message;
 use crate::output::{Event, Output};
 use crate::persist::PersistState;
 use crate::routing::SubscriptionIndex;
-use crate::session::{Session, SessionId};
+use crate::session::{ClientIds, Session, SessionId};
 use crate::stats::Stats;
 use crate::store::{MemoryStore, Store};
 use crate::timer::{ConnTimers, TimerHeap};
@@ -52,7 +52,7 @@ pub struct Broker {
     /// 16 bytes a slot instead of a whole connection (idle memory per client).
     pub(crate) conns: IdMap<ConnectionId, Box<Conn>>,
     pub(crate) sessions: IdMap<SessionId, Box<Session>>,
-    pub(crate) client_ids: HashMap<String, SessionId>,
+    pub(crate) client_ids: ClientIds,
     pub(crate) index: SubscriptionIndex,
     pub(crate) shared_cursors: HashMap<String, usize>,
     pub(crate) outputs: VecDeque<Output>,
@@ -109,7 +109,7 @@ impl Broker {
             store: Box::new(MemoryStore::new()),
             conns: IdMap::default(),
             sessions: IdMap::default(),
-            client_ids: HashMap::new(),
+            client_ids: ClientIds::default(),
             index: SubscriptionIndex::default(),
             shared_cursors: HashMap::new(),
             outputs: VecDeque::new(),

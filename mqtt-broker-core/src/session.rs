@@ -115,6 +115,33 @@ impl Subscriptions {
     }
 }
 
+/// The session of each client identifier. The identifiers are kept as boxed `str` (16 bytes,
+/// not a `String`'s 24): one table slot per session.
+#[derive(Debug, Default)]
+pub(crate) struct ClientIds(HashMap<Box<str>, SessionId>);
+
+impl ClientIds {
+    /// The session of `client_id`.
+    pub(crate) fn get(&self, client_id: &str) -> Option<&SessionId> {
+        self.0.get(client_id)
+    }
+
+    /// Whether `client_id` has a session.
+    pub(crate) fn contains_key(&self, client_id: &str) -> bool {
+        self.0.contains_key(client_id)
+    }
+
+    /// Records `session` as the session of `client_id`; returns the one it replaces.
+    pub(crate) fn insert(&mut self, client_id: String, session: SessionId) -> Option<SessionId> {
+        self.0.insert(client_id.into_boxed_str(), session)
+    }
+
+    /// Forgets the session of `client_id`.
+    pub(crate) fn remove(&mut self, client_id: &str) -> Option<SessionId> {
+        self.0.remove(client_id)
+    }
+}
+
 /// Inbound QoS 2 packet identifiers awaiting PUBREL, sorted: half the inline size of a hash
 /// set and no table while empty. At most the broker's Receive Maximum are held, and clients
 /// mostly use increasing identifiers, so inserting is appending.
