@@ -66,6 +66,11 @@ pub struct Broker {
     pub(crate) route_seq: u64,
     /// Spare capacity that outgoing packet headers are encoded into, then split off.
     pub(crate) scratch: BytesMut,
+    /// The read buffer of whichever connection has no partial packet waiting: a read is
+    /// appended to it, its whole frames are split off, and the emptied rest comes back here. Idle
+    /// connections then hold no read buffer, and reads reuse one allocation once the frames
+    /// that shared it are dropped.
+    read_spare: BytesMut,
     pub(crate) started: Option<Instant>,
     /// The `now` of the input being handled, for stamps taken deep in the call tree (outbox
     /// progress in `transmit`).
@@ -120,6 +125,7 @@ impl Broker {
             next_assigned_id: 0,
             route_seq: 0,
             scratch: BytesMut::new(),
+            read_spare: BytesMut::new(),
             started: None,
             input_time: None,
             persist: PersistState::default(),
@@ -245,6 +251,9 @@ impl Broker {
             self.protocol_error(conn, violation, now);
             return Ok(());
         }
+        if c.read_buf.is_empty() {
+            c.read_buf = std::mem::take(&mut self.read_spare);
+        }
         c.read_buf.extend_from_slice(data);
         self.read_packets(conn, now);
         self.read_resumed(now);
@@ -274,9 +283,9 @@ impl Broker {
                     Ok(frames) if frames.is_empty() => return,
                     Ok(frames) => {
                         if c.read_buf.is_empty() {
-                            // The emptied remnant would keep the read's whole allocation: an
-                            // idle connection keeps no read buffer.
-                            c.read_buf = BytesMut::new();
+                            // The emptied buffer (and the allocation it shares with `frames`)
+                            // goes back to the broker: an idle connection keeps no read buffer.
+                            self.read_spare = std::mem::take(&mut c.read_buf);
                         }
                         frames
                     }
