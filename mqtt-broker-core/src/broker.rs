@@ -478,7 +478,7 @@ impl Broker {
             return;
         };
         c.timer_stamp = match at {
-            Some(at) => self.conn_timers.set(conn, at),
+            Some(at) => self.conn_timers.set(conn, at, self.started.unwrap_or(at)),
             None => 0,
         };
         self.prune_conn_timers();

@@ -94,9 +94,11 @@ impl<K: Copy + Eq + Hash + Ord> TimerHeap<K> {
 
 /// One deadline per connection; the connection keeps the stamp of the live one (0: none), and
 /// every method that may find a stale entry is told how to read that stamp (`live_stamp`).
+/// Deadlines are kept as nanoseconds since an epoch (the first input): 24 bytes an entry.
 #[derive(Debug)]
 pub(crate) struct ConnTimers<K> {
-    heap: BinaryHeap<Reverse<(Instant, K, u64)>>,
+    heap: BinaryHeap<Reverse<(u64, K, u64)>>,
+    epoch: Option<Instant>,
     last_stamp: u64,
 }
 
@@ -104,6 +106,7 @@ impl<K: Ord> Default for ConnTimers<K> {
     fn default() -> Self {
         ConnTimers {
             heap: BinaryHeap::new(),
+            epoch: None,
             last_stamp: 0,
         }
     }
@@ -111,16 +114,23 @@ impl<K: Ord> Default for ConnTimers<K> {
 
 impl<K: Copy + Ord> ConnTimers<K> {
     /// Arms a deadline at `at` for `key`; returns the stamp `key` must keep to keep it live
-    /// (which disarms any deadline it had). Call [`ConnTimers::prune`] once the stamp is kept.
-    pub(crate) fn set(&mut self, key: K, at: Instant) -> u64 {
+    /// (which disarms any deadline it had), or 0 for a deadline too far to ever come. `epoch`
+    /// (the broker's first input, no later than any deadline) is fixed by the first call. Call
+    /// [`ConnTimers::prune`] once the stamp is kept.
+    pub(crate) fn set(&mut self, key: K, at: Instant, epoch: Instant) -> u64 {
+        let epoch = *self.epoch.get_or_insert(epoch);
+        let Ok(offset) = u64::try_from(at.saturating_duration_since(epoch).as_nanos()) else {
+            return 0;
+        };
         self.last_stamp += 1;
-        self.heap.push(Reverse((at, key, self.last_stamp)));
+        self.heap.push(Reverse((offset, key, self.last_stamp)));
         self.last_stamp
     }
 
     /// The earliest deadline, live if [`ConnTimers::prune`] ran since the last change.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse((at, _, _))| *at)
+        let Reverse((offset, _, _)) = self.heap.peek()?;
+        self.epoch?.checked_add(Duration::from_nanos(*offset))
     }
 
     /// Removes and returns one live key whose deadline is at or before `now`; the key must then
@@ -131,19 +141,17 @@ impl<K: Copy + Ord> ConnTimers<K> {
         live_stamp: impl Fn(K) -> Option<u64>,
     ) -> Option<K> {
         self.prune(usize::MAX, &live_stamp);
-        let Reverse((at, key, _)) = *self.heap.peek()?;
-        if at > now {
+        if self.next_deadline()? > now {
             return None;
         }
-        self.heap.pop();
-        Some(key)
+        self.heap.pop().map(|Reverse((_, key, _))| key)
     }
 
     /// Drops stale entries from the top of the heap, and every stale entry once they dominate
     /// (more than four entries per possible live one, of which there are at most `keys`).
     pub(crate) fn prune(&mut self, keys: usize, live_stamp: impl Fn(K) -> Option<u64>) {
         let is_live =
-            |&Reverse((_, key, stamp)): &Reverse<(Instant, K, u64)>| live_stamp(key) == Some(stamp);
+            |&Reverse((_, key, stamp)): &Reverse<(u64, K, u64)>| live_stamp(key) == Some(stamp);
         while let Some(top) = self.heap.peek() {
             if is_live(top) {
                 break;
@@ -222,9 +230,9 @@ mod tests {
         let t0 = crate::test_epoch();
         let mut timers = ConnTimers::default();
         let mut stamps = [0u64; 3];
-        stamps[1] = timers.set(1usize, t0 + Duration::from_secs(1));
-        stamps[2] = timers.set(2usize, t0 + Duration::from_secs(2));
-        stamps[1] = timers.set(1usize, t0 + Duration::from_secs(3)); // re-armed
+        stamps[1] = timers.set(1usize, t0 + Duration::from_secs(1), t0);
+        stamps[2] = timers.set(2usize, t0 + Duration::from_secs(2), t0);
+        stamps[1] = timers.set(1usize, t0 + Duration::from_secs(3), t0); // re-armed
         stamps[2] = 0; // disarmed
         let live = |key: usize| stamps.get(key).copied();
         timers.prune(3, live);
@@ -237,13 +245,29 @@ mod tests {
     }
 
     #[test]
+    fn conn_timers_keep_exact_deadlines_and_never_arm_unreachable_ones() {
+        let t0 = crate::test_epoch();
+        let mut timers = ConnTimers::default();
+        let at = t0 + Duration::new(7, 123_456_789);
+        let stamp = timers.set(1usize, at, t0);
+        assert_eq!(timers.next_deadline(), Some(at));
+        let too_far = t0 + Duration::from_secs(u64::MAX / 1_000_000_000 + 1);
+        assert_eq!(timers.set(2usize, too_far, t0), 0);
+        assert_eq!(
+            timers.pop_expired(at - Duration::from_nanos(1), |_| Some(stamp)),
+            None
+        );
+        assert_eq!(timers.pop_expired(at, |_| Some(stamp)), Some(1));
+    }
+
+    #[test]
     fn conn_timers_bound_their_stale_entries() {
         let t0 = crate::test_epoch();
         let mut timers = ConnTimers::default();
         let mut stamp = 0;
         for i in 0..10_000u64 {
             // Each new deadline is the earliest, so the stale ones stay below the top.
-            stamp = timers.set(0usize, t0 + Duration::from_secs(10_000 - i));
+            stamp = timers.set(0usize, t0 + Duration::from_secs(10_000 - i), t0);
             timers.prune(1, |_| Some(stamp));
         }
         assert!(timers.heap.len() <= 4 + 64, "{}", timers.heap.len());
