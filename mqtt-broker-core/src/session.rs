@@ -30,34 +30,62 @@ const INDEX_ABOVE: usize = 32;
 
 /// The subscriptions of one session, each found by its filter text (including any `$share/`
 /// prefix). Only the text is kept (the parsed filter lives in the subscription index, and is
-/// parsed again from the text on the rare paths that need it): 32 bytes an entry.
+/// parsed again from the text on the rare paths that need it); a single subscription, the common
+/// case, is held inline.
 #[derive(Debug, Default)]
-pub(crate) struct Subscriptions {
-    entries: Vec<(Box<str>, Subscription)>,
-    /// Position in `entries` by filter text, once there are more than [`INDEX_ABOVE`].
-    #[allow(
-        clippy::box_collection,
-        reason = "a thin pointer keeps the map of a session with few subscriptions at 32 bytes"
-    )]
-    index: Option<Box<HashMap<Box<str>, usize>>>,
+pub(crate) struct Subscriptions(Entries);
+
+/// One subscription: its filter text and what was granted.
+type Entry = (Box<str>, Subscription);
+
+#[derive(Debug, Default)]
+enum Entries {
+    #[default]
+    Empty,
+    One(Entry),
+    Many {
+        entries: Vec<Entry>,
+        /// Position in `entries` by filter text, once there are more than [`INDEX_ABOVE`].
+        #[allow(
+            clippy::box_collection,
+            reason = "a thin pointer keeps the map of a session with few subscriptions small"
+        )]
+        index: Option<Box<HashMap<Box<str>, usize>>>,
+    },
+}
+
+/// Position of the subscription to `text` in `entries`.
+fn position(
+    entries: &[Entry],
+    index: Option<&HashMap<Box<str>, usize>>,
+    text: &str,
+) -> Option<usize> {
+    match index {
+        Some(index) => index.get(text).copied(),
+        None => entries.iter().position(|(t, _)| **t == *text),
+    }
 }
 
 impl Subscriptions {
-    fn position(&self, text: &str) -> Option<usize> {
-        match &self.index {
-            Some(index) => index.get(text).copied(),
-            None => self.entries.iter().position(|(t, _)| **t == *text),
+    fn entries(&self) -> &[Entry] {
+        match &self.0 {
+            Entries::Empty => &[],
+            Entries::One(entry) => std::slice::from_ref(entry),
+            Entries::Many { entries, .. } => entries,
         }
     }
 
     /// Subscriptions held.
     pub(crate) fn len(&self) -> usize {
-        self.entries.len()
+        self.entries().len()
     }
 
     /// Whether a subscription to `text` is held.
     pub(crate) fn contains_key(&self, text: &str) -> bool {
-        self.position(text).is_some()
+        match &self.0 {
+            Entries::Many { entries, index } => position(entries, index.as_deref(), text).is_some(),
+            _ => self.entries().iter().any(|(t, _)| **t == *text),
+        }
     }
 
     /// Adds or replaces the subscription to the filter `text`; returns the one replaced.
@@ -66,52 +94,88 @@ impl Subscriptions {
         text: &str,
         subscription: Subscription,
     ) -> Option<Subscription> {
-        if let Some((_, slot)) = self.position(text).and_then(|at| self.entries.get_mut(at)) {
-            return Some(std::mem::replace(slot, subscription));
-        }
-        if self.entries.capacity() == self.entries.len() {
-            self.entries.reserve_exact(if self.entries.len() < 4 {
-                1
-            } else {
-                self.entries.len() / 2
-            });
-        }
-        self.entries.push((text.into(), subscription));
-        let at = self.entries.len() - 1;
-        match &mut self.index {
-            Some(index) => {
-                index.insert(text.into(), at);
+        match &mut self.0 {
+            Entries::Empty => {
+                self.0 = Entries::One((text.into(), subscription));
+                None
             }
-            None if self.entries.len() > INDEX_ABOVE => {
-                let index = self
-                    .entries
-                    .iter()
-                    .enumerate()
-                    .map(|(at, (t, _))| (t.clone(), at))
-                    .collect();
-                self.index = Some(Box::new(index));
+            Entries::One((t, slot)) if **t == *text => Some(std::mem::replace(slot, subscription)),
+            Entries::One(_) => {
+                let Entries::One(first) = std::mem::take(&mut self.0) else {
+                    return None;
+                };
+                let mut entries = Vec::with_capacity(2);
+                entries.extend([first, (text.into(), subscription)]);
+                self.0 = Entries::Many {
+                    entries,
+                    index: None,
+                };
+                None
             }
-            None => {}
+            Entries::Many { entries, index } => {
+                if let Some(at) = position(entries, index.as_deref(), text)
+                    && let Some((_, slot)) = entries.get_mut(at)
+                {
+                    return Some(std::mem::replace(slot, subscription));
+                }
+                if entries.capacity() == entries.len() {
+                    entries.reserve_exact(if entries.len() < 4 {
+                        1
+                    } else {
+                        entries.len() / 2
+                    });
+                }
+                entries.push((text.into(), subscription));
+                let at = entries.len() - 1;
+                match index {
+                    Some(index) => {
+                        index.insert(text.into(), at);
+                    }
+                    None if entries.len() > INDEX_ABOVE => {
+                        let built = entries
+                            .iter()
+                            .enumerate()
+                            .map(|(at, (t, _))| (t.clone(), at))
+                            .collect();
+                        *index = Some(Box::new(built));
+                    }
+                    None => {}
+                }
+                None
+            }
         }
-        None
     }
 
     /// Removes the subscription to `text`.
     pub(crate) fn remove(&mut self, text: &str) -> Option<Subscription> {
-        let at = self.position(text)?;
-        let (_, removed) = self.entries.swap_remove(at);
-        if let Some(index) = &mut self.index {
-            index.remove(text);
-            if let Some((moved, _)) = self.entries.get(at) {
-                index.insert(moved.clone(), at);
+        match &mut self.0 {
+            Entries::Empty => None,
+            Entries::One((t, _)) if **t != *text => None,
+            Entries::One(_) => match std::mem::take(&mut self.0) {
+                Entries::One((_, removed)) => Some(removed),
+                _ => None,
+            },
+            Entries::Many { entries, index } => {
+                let at = position(entries, index.as_deref(), text)?;
+                let (_, removed) = entries.swap_remove(at);
+                if let Some(index) = index {
+                    index.remove(text);
+                    if let Some((moved, _)) = entries.get(at) {
+                        index.insert(moved.clone(), at);
+                    }
+                }
+                if entries.len() <= 1 {
+                    // Back inline (or to nothing): the vector and any index go.
+                    self.0 = entries.pop().map_or(Entries::Empty, Entries::One);
+                }
+                Some(removed)
             }
         }
-        Some(removed)
     }
 
     /// Every subscription with its filter text, in no particular order.
     pub(crate) fn values(&self) -> impl Iterator<Item = (&str, &Subscription)> {
-        self.entries.iter().map(|(text, sub)| (&**text, sub))
+        self.entries().iter().map(|(text, sub)| (&**text, sub))
     }
 }
 
@@ -388,13 +452,28 @@ mod tests {
     }
 
     #[test]
+    fn a_single_subscription_is_held_inline() {
+        let mut subs = Subscriptions::default();
+        subs.insert("a", subscription(1));
+        assert!(matches!(subs.0, Entries::One(_)));
+        subs.insert("b", subscription(2));
+        assert!(matches!(subs.0, Entries::Many { .. }));
+        assert_eq!(subs.remove("a").map(|s| s.identifier), Some(Some(1)));
+        assert!(matches!(subs.0, Entries::One(_)), "back inline");
+        assert!(subs.contains_key("b") && !subs.contains_key("a"));
+        assert!(subs.remove("a").is_none());
+        assert_eq!(subs.remove("b").map(|s| s.identifier), Some(Some(2)));
+        assert!(matches!(subs.0, Entries::Empty) && subs.len() == 0);
+    }
+
+    #[test]
     fn many_subscriptions_are_indexed_and_stay_consistent() {
         let mut subs = Subscriptions::default();
         let texts: Vec<String> = (0..100).map(|i| format!("t/{i}")).collect();
         for (i, text) in texts.iter().enumerate() {
             subs.insert(text, subscription(i as u32));
         }
-        assert!(subs.index.is_some());
+        assert!(matches!(&subs.0, Entries::Many { index: Some(_), .. }));
         for text in texts.iter().step_by(3) {
             assert!(subs.remove(text).is_some(), "{text}");
         }
