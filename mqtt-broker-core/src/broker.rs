@@ -67,9 +67,9 @@ pub struct Broker {
     /// Spare capacity that outgoing packet headers are encoded into, then split off.
     pub(crate) scratch: BytesMut,
     /// The read buffer of whichever connection has no partial packet waiting: a read is
-    /// appended to it, its whole frames are split off, and the emptied rest comes back here. Idle
-    /// connections then hold no read buffer, and reads reuse one allocation once the frames
-    /// that shared it are dropped.
+    /// appended to it, its whole frames are split off and handled, and the emptied rest comes
+    /// back here (`spare_read_buffer`). Idle connections then hold no read buffer, and reads
+    /// reuse one allocation once the frames that shared it are dropped.
     read_spare: BytesMut,
     pub(crate) started: Option<Instant>,
     /// The `now` of the input being handled, for stamps taken deep in the call tree (outbox
@@ -265,9 +265,10 @@ impl Broker {
     /// the read buffer: every whole frame in it is split off at once and decoded in place
     /// (`read_frames`).
     pub(crate) fn read_packets(&mut self, conn: ConnectionId, now: Instant) {
+        let mut split = false;
         loop {
             if self.is_paused(conn) {
-                return;
+                break;
             }
             let Some(c) = self.conns.get_mut(&conn) else {
                 return;
@@ -280,24 +281,35 @@ impl Broker {
             let frames = match self.backpressure.take_unread(conn) {
                 Some(unread) => unread,
                 None => match c.decoder.split_frames(&mut c.read_buf) {
-                    Ok(frames) if frames.is_empty() => return,
+                    Ok(frames) if frames.is_empty() => break,
                     Ok(frames) => {
-                        if c.read_buf.is_empty() {
-                            // The emptied buffer (and the allocation it shares with `frames`)
-                            // goes back to the broker: an idle connection keeps no read buffer.
-                            self.read_spare = std::mem::take(&mut c.read_buf);
-                        }
+                        split = true;
                         frames
                     }
                     Err(error) => {
                         self.decode_failed(conn, error, now);
-                        return;
+                        break;
                     }
                 },
             };
             if !self.read_frames(conn, &frames, now) {
-                return;
+                break;
             }
+        }
+        if split {
+            self.spare_read_buffer(conn);
+        }
+    }
+
+    /// Once the frames split off `conn`'s read buffer are handled, the buffer, if emptied, goes
+    /// back to the broker (with the allocation it may still share with frames kept elsewhere):
+    /// an idle connection keeps no read buffer, and the next read reuses the allocation unless
+    /// a kept frame still holds it.
+    fn spare_read_buffer(&mut self, conn: ConnectionId) {
+        if let Some(c) = self.conns.get_mut(&conn)
+            && c.read_buf.is_empty()
+        {
+            self.read_spare = std::mem::take(&mut c.read_buf);
         }
     }
 
