@@ -69,7 +69,10 @@ impl Peer {
             let decodes = versions
                 .iter()
                 .any(|&v| decode_packet(frame.clone(), v).is_ok());
-            assert!(decodes, "broker wrote an undecodable frame {frame:?} ({known:?})");
+            assert!(
+                decodes,
+                "broker wrote an undecodable frame {frame:?} ({known:?})"
+            );
         }
     }
 }
@@ -101,13 +104,15 @@ fuzz_target!(|data: &[u8]| {
         input = tail;
         head
     };
-    loop {
-        let [op, c] = take(2) else { break };
+    while let [op, c] = take(2) {
         let index = usize::from(*c) % CONNECTIONS;
         let conn = ConnectionId(index as u64);
         match op % 6 {
             0 => {
-                if broker.handle_open(conn, ConnectionInfo::default(), now).is_ok() {
+                if broker
+                    .handle_open(conn, ConnectionInfo::default(), now)
+                    .is_ok()
+                {
                     peers[index].reset();
                 }
             }
@@ -130,7 +135,11 @@ fuzz_target!(|data: &[u8]| {
             }
             4 | 5 => {
                 let t = u64::from(take(1).first().copied().unwrap_or(0));
-                let step = if op % 6 == 4 { Duration::from_millis(100 * t) } else { Duration::from_secs(60 * t) };
+                let step = if op % 6 == 4 {
+                    Duration::from_millis(100 * t)
+                } else {
+                    Duration::from_secs(60 * t)
+                };
                 now += step;
                 broker.handle_timeout(now);
             }

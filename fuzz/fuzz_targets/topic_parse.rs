@@ -25,14 +25,23 @@ fuzz_target!(|data: &[u8]| {
 
     let mut trie = SubscriptionTrie::new();
     let plain = SubscriptionFilter::plain(filter.clone());
-    trie.insert(&plain, 1u32, ()).expect("one subscription fits");
+    trie.insert(&plain, 1u32, ())
+        .expect("one subscription fits");
     let mut found = 0;
     trie.for_each_match(&name, |_| found += 1);
-    assert_eq!(found == 1, expected, "trie agrees with TopicFilter::matches");
+    assert_eq!(
+        found == 1,
+        expected,
+        "trie agrees with TopicFilter::matches"
+    );
 
     let mut retained = RetainedTree::new();
     retained.insert(name.clone(), ());
     let mut hits = 0;
     retained.for_each_match(&filter, |_, _| hits += 1);
-    assert_eq!(hits == 1, expected, "retained tree agrees with TopicFilter::matches");
+    assert_eq!(
+        hits == 1,
+        expected,
+        "retained tree agrees with TopicFilter::matches"
+    );
 });
