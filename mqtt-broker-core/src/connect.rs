@@ -18,7 +18,7 @@ use crate::hooks::{AuthDecision, AuthStep, Authorization, ClientRef, ConnectCred
 use crate::message::RetainSource;
 use crate::output::{Event, Output};
 use crate::session::{Session, SessionId};
-use crate::will::Will;
+use crate::will::{self, Will};
 
 /// Longest client identifier 3.1 allows.
 const V3_1_MAX_CLIENT_ID: usize = 23;
@@ -28,7 +28,7 @@ impl Broker {
     pub(crate) fn handle_connect(
         &mut self,
         conn: ConnectionId,
-        connect: Box<Connect>,
+        mut connect: Box<Connect>,
         now: Instant,
     ) {
         let Some(c) = self.conns.get_mut(&conn) else {
@@ -39,6 +39,11 @@ impl Broker {
         if let Err(reason) = self.check_connect(&connect) {
             self.refuse(conn, reason, now);
             return;
+        }
+        // The will outlives the CONNECT: it lets go of a large read buffer now, while that
+        // buffer is known (authentication may finish after later reads).
+        if let (Some(last_will), Some(c)) = (&mut connect.will, self.conns.get(&conn)) {
+            will::detach_pinned(last_will, &c.read_buf);
         }
         if let (true, Some(method)) = (
             version.is_v5(),

@@ -4,11 +4,12 @@
 //! The window is bounded by the client's Receive Maximum [MQTT5-3.3.4-9]; the entries are kept in
 //! the order they were first sent so a resumed session resends them in that order [MQTT-4.6.0-1].
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use mqtt_wire::{PacketId, QoS};
 
-use crate::message::Delivery;
+use crate::message::{Delivery, Message};
 
 /// Where one outbound exchange stands.
 #[derive(Debug, Clone)]
@@ -132,6 +133,30 @@ impl Inflight {
         }
     }
 
+    /// The connection is gone and the session is kept: the messages waiting for acknowledgement
+    /// that pin a read buffer are copied out of it ([`Message::detach_pinned`]), each shared
+    /// message once however many exchanges use it. Returns how many copies were made.
+    pub(crate) fn detach_pinned(&mut self) -> usize {
+        // Original -> copy, by address; the original is held so its address stays its own.
+        let mut copies: HashMap<*const Message, (Arc<Message>, Arc<Message>)> = HashMap::new();
+        for (_, outbound) in &mut self.entries {
+            let Outbound::Published(delivery) = outbound else {
+                continue;
+            };
+            if !delivery.message.pins_buffer {
+                continue;
+            }
+            let original = Arc::clone(&delivery.message);
+            let (_, copy) = copies.entry(Arc::as_ptr(&original)).or_insert_with(|| {
+                let mut copy = Arc::clone(&original);
+                Message::detach_pinned(&mut copy);
+                (original, copy)
+            });
+            delivery.message = Arc::clone(copy);
+        }
+        copies.len()
+    }
+
     /// Exchanges in send order, changeable.
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut (PacketId, Outbound)> {
         self.entries.iter_mut()
@@ -146,10 +171,8 @@ impl Inflight {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::Message;
     use bytes::Bytes;
     use mqtt_wire::MqttStr;
-    use std::sync::Arc;
 
     fn delivery(qos: QoS) -> Delivery {
         Delivery {
@@ -191,6 +214,39 @@ mod tests {
         assert_eq!(inflight.pubrec(id, false), RecOutcome::AlreadyReleased);
         assert!(inflight.pubcomp(id));
         assert_eq!(inflight.len(), 0);
+    }
+
+    #[test]
+    fn detaching_copies_each_pinned_message_once_and_leaves_the_others() {
+        let mut inflight = Inflight::default();
+        let mut pinned = delivery(QoS::AtLeastOnce);
+        Arc::make_mut(&mut pinned.message).pins_buffer = true;
+        let plain = delivery(QoS::AtLeastOnce);
+        for d in [pinned.clone(), plain.clone(), pinned.clone()] {
+            let id = inflight.next_id().unwrap();
+            inflight.push(id, d);
+        }
+        let released = inflight.next_id().unwrap();
+        inflight.push_released(released, 7);
+
+        assert_eq!(inflight.detach_pinned(), 1);
+        let messages: Vec<&Arc<Message>> = inflight
+            .iter()
+            .filter_map(|(_, outbound)| match outbound {
+                Outbound::Published(d) => Some(&d.message),
+                Outbound::Released(_) => None,
+            })
+            .collect();
+        assert!(!Arc::ptr_eq(messages[0], &pinned.message), "copied");
+        assert!(!messages[0].pins_buffer);
+        assert_eq!(*messages[0], pinned.message);
+        assert!(Arc::ptr_eq(messages[0], messages[2]), "one copy shared");
+        assert!(
+            Arc::ptr_eq(messages[1], &plain.message),
+            "not pinning: kept"
+        );
+        assert_eq!(inflight.stored_number(released), 7);
+        assert_eq!(inflight.detach_pinned(), 0, "nothing pins any more");
     }
 
     #[test]

@@ -59,7 +59,9 @@ impl Broker {
         }
     }
 
-    /// The session loses its connection: will, then expiry [MQTT5-3.1.2-23] [MQTT5-4.1.0-2].
+    /// The session loses its connection: will, then expiry [MQTT5-3.1.2-23] [MQTT5-4.1.0-2]. A
+    /// session kept copies its unacknowledged messages out of large read buffers
+    /// (`Inflight::detach_pinned`).
     fn detach_session(
         &mut self,
         conn: ConnectionId,
@@ -102,6 +104,11 @@ impl Broker {
         if expiry == 0 {
             self.end_session(session, true, now);
         } else {
+            // Kept offline, perhaps for long: what waits for acknowledgement lets go of the
+            // read buffers it was sent from.
+            if let Some(s) = self.sessions.get_mut(&session) {
+                s.inflight.detach_pinned();
+            }
             self.arm_session_expiry(session, now);
             self.save_session(session, now);
         }

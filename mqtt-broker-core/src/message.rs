@@ -9,9 +9,9 @@
 //! delivered (CVE-2018-12546).
 //!
 //! A message read from a client is a view into the read buffer its frame arrived in. One kept
-//! long (retained, or waiting in a session queue) is first detached from a buffer much larger
-//! than itself ([`Message::detach_pinned`]), so the limits that count its bytes count what it
-//! keeps alive.
+//! long (retained, waiting in a session queue, or unacknowledged by a session gone offline) is
+//! first detached from a buffer much larger than itself ([`Message::detach_pinned`]), so the
+//! limits that count its bytes count what it keeps alive; so is a will (see `will`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,8 +57,9 @@ const PIN_FLOOR: usize = 1024;
 /// `buffer_len` bytes would pin much more memory than its own if it were kept long: the buffer
 /// is over twice the frame and over [`PIN_FLOOR`]. Such a message is copied once when it is
 /// stored as retained or queued for a session (not when delivered at once: QoS 0 and a message
-/// sent into an open window never copy); any other message keeps sharing its buffer, which is
-/// then mostly its own (a quiet client's reads hold one or a few frames).
+/// sent into an open window never copy), and once more per session whose connection ends while
+/// it waits for that session's acknowledgement; any other message keeps sharing its buffer,
+/// which is then mostly its own (a quiet client's reads hold one or a few frames).
 pub(crate) fn pins_read_buffer(buffer_len: usize, frame_len: usize) -> bool {
     buffer_len > PIN_FLOOR && buffer_len / 2 > frame_len
 }
@@ -159,47 +160,17 @@ impl Message {
 
     /// Makes `message` one that keeps nothing alive beyond its own bytes, before it is kept long:
     /// when it pins a read buffer, it is replaced by a copy whose topic, payload and property
-    /// strings share one allocation of their own. `message` is the slot the copy is shared
-    /// from, so one routing copies at most once. Returns whether it copied.
+    /// strings share one allocation of their own ([`copy_views`]). `message` is the slot the
+    /// copy is shared from, so one routing copies at most once. Returns whether it copied.
     pub(crate) fn detach_pinned(message: &mut Arc<Message>) -> bool {
         if !message.pins_buffer {
             return false;
         }
         let mut copy = Message::clone(message);
         copy.pins_buffer = false;
-        let mut len = 0;
-        copy.for_each_view(|view| len += view.bytes().len());
-        let mut joined = Vec::with_capacity(len);
-        copy.for_each_view(|view| joined.extend_from_slice(view.bytes()));
-        let joined = Bytes::from(joined);
-        let mut at = 0;
-        copy.for_each_view(|view| {
-            let end = at + view.bytes().len();
-            view.replace(joined.slice(at..end));
-            at = end;
-        });
+        copy_views(&mut copy.topic, &mut copy.payload, &mut copy.properties);
         *message = Arc::new(copy);
         true
-    }
-
-    /// Calls `visit` with every byte field that may be a view into a received frame.
-    fn for_each_view(&mut self, mut visit: impl FnMut(View<'_>)) {
-        visit(View::Text(&mut self.topic));
-        visit(View::Binary(&mut self.payload));
-        let properties = &mut self.properties;
-        if let Some(text) = &mut properties.content_type {
-            visit(View::Text(text));
-        }
-        if let Some(text) = &mut properties.response_topic {
-            visit(View::Text(text));
-        }
-        if let Some(data) = &mut properties.correlation_data {
-            visit(View::Binary(data));
-        }
-        for (name, value) in &mut properties.user_properties {
-            visit(View::Text(name));
-            visit(View::Text(value));
-        }
     }
 
     /// Remaining lifetime at `now`.
@@ -221,6 +192,59 @@ impl Message {
     /// Bytes this message accounts for in queues and the retained store: topic and payload.
     pub fn weight(&self) -> usize {
         self.topic.len() + self.payload.len()
+    }
+}
+
+/// Bytes of the fields of a message that may be views into a received frame (topic, payload,
+/// property strings and data): what it keeps of its own once copied.
+pub(crate) fn views_len(
+    topic: &mut MqttStr,
+    payload: &mut Bytes,
+    properties: &mut Properties,
+) -> usize {
+    let mut len = 0;
+    for_each_view(topic, payload, properties, |view| len += view.bytes().len());
+    len
+}
+
+/// Replaces those fields (see [`views_len`]) by views of one allocation of their own holding
+/// the same bytes, in order: whatever they were views into is no longer kept alive by them.
+pub(crate) fn copy_views(topic: &mut MqttStr, payload: &mut Bytes, properties: &mut Properties) {
+    let len = views_len(topic, payload, properties);
+    let mut joined = Vec::with_capacity(len);
+    for_each_view(topic, payload, properties, |view| {
+        joined.extend_from_slice(view.bytes());
+    });
+    let joined = Bytes::from(joined);
+    let mut at = 0;
+    for_each_view(topic, payload, properties, |view| {
+        let end = at + view.bytes().len();
+        view.replace(joined.slice(at..end));
+        at = end;
+    });
+}
+
+/// Calls `visit` with every byte field of a message that may be a view into a received frame.
+fn for_each_view(
+    topic: &mut MqttStr,
+    payload: &mut Bytes,
+    properties: &mut Properties,
+    mut visit: impl FnMut(View<'_>),
+) {
+    visit(View::Text(topic));
+    visit(View::Binary(payload));
+    if let Some(text) = &mut properties.content_type {
+        visit(View::Text(text));
+    }
+    if let Some(text) = &mut properties.response_topic {
+        visit(View::Text(text));
+    }
+    if let Some(data) = &mut properties.correlation_data {
+        visit(View::Binary(data));
+    }
+    for (name, value) in &mut properties.user_properties {
+        visit(View::Text(name));
+        visit(View::Text(value));
     }
 }
 
@@ -334,7 +358,13 @@ mod tests {
         let frame_range = frame.as_ptr_range();
         let mut at = shared.topic.as_bytes().as_ptr();
         let mut copy = (*shared).clone();
-        copy.for_each_view(|view| {
+        let Message {
+            topic,
+            payload,
+            properties,
+            ..
+        } = &mut copy;
+        for_each_view(topic, payload, properties, |view| {
             let bytes = view.bytes();
             assert!(!frame_range.contains(&bytes.as_ptr()));
             assert_eq!(bytes.as_ptr(), at, "one allocation, in order");

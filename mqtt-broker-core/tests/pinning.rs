@@ -1,16 +1,17 @@
 //! A message read from a client is a view into the read buffer its frame arrived in. One that
-//! the broker keeps long (retained, or queued for a session) must not keep a buffer much larger
-//! than itself alive: it is copied once. One delivered at once keeps sharing the buffer.
+//! the broker keeps long (retained, queued for a session, unacknowledged by a session gone
+//! offline, or a will) must not keep a buffer much larger than itself alive: it is copied once.
+//! One delivered at once keeps sharing the buffer.
 //!
-//! Each test feeds several PUBLISH frames in one `handle_bytes` call and finds where the
-//! broker's copy of that input lies from the payload chunk of a message delivered at once (the
-//! broker transmits payloads as shared chunks); payloads kept long must lie elsewhere.
+//! Each test feeds several frames in one `handle_bytes` call and finds where the broker's copy
+//! of that input lies from the payload chunk of a message delivered at once (the broker
+//! transmits payloads as shared chunks); payloads kept long must lie elsewhere.
 
 mod common;
 
 use bytes::{Bytes, BytesMut};
 use common::*;
-use mqtt_wire::{Packet, ProtocolVersion, Publish, PublishQos, QoS};
+use mqtt_wire::{Connect, Packet, ProtocolVersion, Publish, PublishQos, QoS};
 
 /// Frames encoded one after another into one input, remembering where each payload starts.
 struct Input {
@@ -33,6 +34,13 @@ impl Input {
         // The payload ends its frame.
         self.payload_at
             .push((payload, self.bytes.len() - payload.len()));
+    }
+
+    /// A CONNECT frame (the first of an input, so no payload offset to remember).
+    fn connect(&mut self, connect: Connect) {
+        connect_pkt(connect)
+            .encode(V311, &mut self.bytes)
+            .expect("test packet encodes");
     }
 
     /// `count` QoS 0 PUBLISH frames of 100 bytes that nobody receives.
@@ -173,6 +181,60 @@ fn a_small_read_is_kept_as_it_is() {
     assert_eq!(h.publishes(client).len(), 1);
     let expected = buffer.0 + input.offset_of(KEPT);
     assert_eq!(chunk_address(&h, client, KEPT), expected);
+}
+
+#[test]
+fn an_unacknowledged_message_lets_go_of_the_read_buffer_when_its_session_goes_offline() {
+    let mut h = Harness::new();
+    let watcher = h.connect(V311, "watcher");
+    h.subscribe(watcher, "live", QoS::AtMostOnce);
+    let away = persistent(&mut h, "away");
+    h.subscribe(away, "inflight", QoS::AtLeastOnce);
+    let publisher = h.connect(V311, "publisher");
+    let mut input = Input::new();
+    input.push("live", LIVE, PublishQos::AtMostOnce, false);
+    input.push("inflight", KEPT, PublishQos::AtLeastOnce(id(1)), false);
+    input.filler(30);
+    h.send_raw(publisher, &input.bytes);
+    let buffer = input_range(&h, watcher, &input, LIVE);
+    assert!(
+        within(buffer, chunk_address(&h, away, KEPT)),
+        "sent at once, sharing the read buffer"
+    );
+    h.drop_connection(away); // before its PUBACK
+
+    let away = persistent(&mut h, "away");
+    let resent = h.publishes(away);
+    assert_eq!(resent.len(), 1);
+    assert!(resent[0].dup, "the unacknowledged message, sent again");
+    assert_eq!(resent[0].payload(), KEPT);
+    assert!(!within(buffer, chunk_address(&h, away, KEPT)));
+}
+
+#[test]
+fn a_will_does_not_keep_the_read_buffer_of_its_connect() {
+    let mut h = Harness::new();
+    let watcher = h.connect(V311, "watcher");
+    h.subscribe(watcher, "live", QoS::AtMostOnce);
+    h.subscribe(watcher, "will", QoS::AtMostOnce);
+    let client = h.open(V311);
+    let mut connect = connect_packet(V311, "mortal");
+    connect.will = Some(will("will", KEPT, QoS::AtMostOnce, true));
+    let mut input = Input::new();
+    input.connect(connect);
+    input.push("live", LIVE, PublishQos::AtMostOnce, false);
+    input.filler(30);
+    h.send_raw(client, &input.bytes);
+    let buffer = input_range(&h, watcher, &input, LIVE);
+    h.drop_connection(client);
+    assert!(h.publishes(watcher).iter().any(|p| p.payload() == KEPT));
+    assert!(!within(buffer, chunk_address(&h, watcher, KEPT)));
+
+    let late = h.connect(V311, "late");
+    h.subscribe(late, "will", QoS::AtMostOnce);
+    let retained = h.publishes(late);
+    assert_eq!(retained.len(), 1);
+    assert!(!within(buffer, chunk_address(&h, late, KEPT)));
 }
 
 /// Messages the application publishes own their bytes: kept as given.
