@@ -402,11 +402,12 @@ impl Broker {
             if conn_first {
                 let conns = &self.conns;
                 let live_stamp = |conn| conns.get(&conn).map(|c| c.timer_stamp);
-                let Some(conn) = self.conn_timers.pop_expired(now, live_stamp) else {
-                    break;
-                };
-                self.conn_timer_expired(conn, now);
-                continue;
+                if let Some(conn) = self.conn_timers.pop_expired(now, live_stamp) {
+                    self.conn_timer_expired(conn, now);
+                    continue;
+                }
+                // The earliest connection deadline was stale and the live ones are not due:
+                // the other timers may be.
             }
             let Some(key) = self.timers.pop_expired(now) else {
                 break;
@@ -524,5 +525,31 @@ impl Broker {
 
     pub(crate) fn event(&mut self, event: Event) {
         self.outputs.push_back(Output::Event(event));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_stale_connection_deadline_does_not_hold_back_a_due_timer() {
+        let mut broker = Broker::new(Config::default());
+        let t0 = crate::test_epoch();
+        broker.tick(t0);
+        // A deadline no connection holds, earlier than a due session expiry.
+        let stale = ConnectionId(99);
+        broker
+            .conn_timers
+            .set(stale, t0 + Duration::from_secs(1), t0);
+        let session = SessionId(1);
+        broker.timers.set(
+            TimerKey::SessionExpiry(session),
+            t0 + Duration::from_secs(2),
+        );
+
+        broker.handle_timeout(t0 + Duration::from_secs(3));
+        assert_eq!(broker.timers.next_deadline(), None, "the expiry ran");
     }
 }

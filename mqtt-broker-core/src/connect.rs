@@ -40,10 +40,9 @@ impl Broker {
             self.refuse(conn, reason, now);
             return;
         }
-        // The will outlives the CONNECT: it lets go of a large read buffer now, while that
-        // buffer is known (authentication may finish after later reads).
-        if let (Some(last_will), Some(c)) = (&mut connect.will, self.conns.get(&conn)) {
-            will::detach_pinned(last_will, &c.read_buf);
+        // The will outlives the CONNECT: it lets go of the read buffer now.
+        if let Some(last_will) = &mut connect.will {
+            will::detach(last_will);
         }
         if let (true, Some(method)) = (
             version.is_v5(),

@@ -64,7 +64,7 @@ impl Broker {
     /// Delivers to one session. QoS 0 goes out now or is dropped (full outbox, or offline), and
     /// an outbox past half its bound pauses the publisher (see `backpressure`);
     /// QoS 1/2 goes out now when the window allows, else waits in the bounded session queue
-    /// [MQTT311-3.1.2-5]. A queued message that pins its read buffer is copied first
+    /// [MQTT311-3.1.2-5]. A queued message still a view into its read is copied first
     /// ([`Message::detach_pinned`]); the copy is returned for the rest of its routing to share.
     pub(crate) fn deliver(
         &mut self,

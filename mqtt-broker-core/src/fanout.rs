@@ -99,8 +99,9 @@ impl Broker {
         self.shared_header = None;
     }
 
-    /// Stores, replaces or clears the retained message of `topic`. A message stored that pins
-    /// its read buffer is replaced by its copy (for the routing too).
+    /// Stores, replaces or clears the retained message of `topic`. A message stored that is
+    /// still a view into its read is replaced by its copy (for the routing too), and so is the
+    /// topic name it is stored under, which is a view into the same read.
     fn update_retained(&mut self, topic: &TopicName, message: &mut Arc<Message>) {
         if !self.config.retain_available {
             return;
@@ -109,8 +110,12 @@ impl Broker {
             // [MQTT5-3.3.1-6] [MQTT5-3.3.1-7] [MQTT311-3.3.1-10] [MQTT311-3.3.1-11]: clears, and is not stored itself.
             self.clear_retained(topic);
         } else if self.retained_room(topic, message) {
-            Message::detach_pinned(message);
-            self.store.set_retained(topic.clone(), Arc::clone(message)); // [MQTT-3.3.1-5]
+            let key = if Message::detach_pinned(message) {
+                self.detached_name(topic, message)
+            } else {
+                topic.clone()
+            };
+            self.store.set_retained(key, Arc::clone(message)); // [MQTT-3.3.1-5]
             self.persist(PersistRecord::RetainedSet {
                 topic: topic.as_str().to_owned(),
                 message: Arc::clone(message),
@@ -122,6 +127,14 @@ impl Broker {
         } else {
             self.stats.retained_refused += 1;
         }
+    }
+
+    /// `topic` as a view of the copied topic of `message` (the same name), so that the retained
+    /// store's key keeps nothing of the read either.
+    fn detached_name(&self, topic: &TopicName, message: &Message) -> TopicName {
+        let text = &message.topic;
+        TopicName::with_limits_utf8(text.clone().into_bytes(), text, &self.topic_limits)
+            .unwrap_or_else(|_| topic.clone())
     }
 
     /// Whether storing `message` as the retained message of `topic` stays within the retained

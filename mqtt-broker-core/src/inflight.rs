@@ -134,8 +134,8 @@ impl Inflight {
     }
 
     /// The connection is gone and the session is kept: the messages waiting for acknowledgement
-    /// that pin a read buffer are copied out of it ([`Message::detach_pinned`]), each shared
-    /// message once however many exchanges use it. Returns how many copies were made.
+    /// that are still views into a read are copied out of it ([`Message::detach_pinned`]), each
+    /// shared message once however many exchanges use it. Returns how many copies were made.
     pub(crate) fn detach_pinned(&mut self) -> usize {
         // Original -> copy, by address; the original is held so its address stays its own.
         let mut copies: HashMap<*const Message, (Arc<Message>, Arc<Message>)> = HashMap::new();

@@ -60,8 +60,8 @@ impl Broker {
     }
 
     /// The session loses its connection: will, then expiry [MQTT5-3.1.2-23] [MQTT5-4.1.0-2]. A
-    /// session kept copies its unacknowledged messages out of large read buffers
-    /// (`Inflight::detach_pinned`).
+    /// session kept copies its unacknowledged messages out of the read buffers they were
+    /// published from (`Inflight::detach_pinned`).
     fn detach_session(
         &mut self,
         conn: ConnectionId,

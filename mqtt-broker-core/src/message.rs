@@ -10,8 +10,9 @@
 //!
 //! A message read from a client is a view into the read buffer its frame arrived in. One kept
 //! long (retained, waiting in a session queue, or unacknowledged by a session gone offline) is
-//! first detached from a buffer much larger than itself ([`Message::detach_pinned`]), so the
-//! limits that count its bytes count what it keeps alive; so is a will (see `will`).
+//! first copied out of that buffer, once ([`Message::detach_pinned`]), so the limits that count
+//! its bytes count what it keeps alive; so is a will (see `will`). One delivered at once (QoS 0,
+//! or sent into an open window) is never copied.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,23 +46,12 @@ pub struct Message {
     /// retained messages restored from a store that did not record it (format version 1). See
     /// [`Config::check_retain_source`](crate::Config::check_retain_source).
     pub retain_source: Option<Box<RetainSource>>,
-    /// Whether its bytes are views into a read buffer much larger than itself (see
-    /// [`pins_read_buffer`]): set when decoded, cleared by [`Message::detach_pinned`].
+    /// Whether its bytes are still views into the read buffer of the client that published it:
+    /// set when decoded, cleared by [`Message::detach_pinned`]. Whatever else that buffer
+    /// holds (other frames, bytes before it, room for later reads) stays alive as long as such
+    /// a view, so a message kept long is copied out first, without guessing how large the
+    /// buffer is.
     pub(crate) pins_buffer: bool,
-}
-
-/// A message that keeps no more than this alive is never copied.
-const PIN_FLOOR: usize = 1024;
-
-/// Whether a message whose frame of `frame_len` bytes was decoded from a read buffer of
-/// `buffer_len` bytes would pin much more memory than its own if it were kept long: the buffer
-/// is over twice the frame and over [`PIN_FLOOR`]. Such a message is copied once when it is
-/// stored as retained or queued for a session (not when delivered at once: QoS 0 and a message
-/// sent into an open window never copy), and once more per session whose connection ends while
-/// it waits for that session's acknowledgement; any other message keeps sharing its buffer,
-/// which is then mostly its own (a quiet client's reads hold one or a few frames).
-pub(crate) fn pins_read_buffer(buffer_len: usize, frame_len: usize) -> bool {
-    buffer_len > PIN_FLOOR && buffer_len / 2 > frame_len
 }
 
 /// Equality of the message, not of where its bytes live.
@@ -158,10 +148,12 @@ impl Message {
         }
     }
 
-    /// Makes `message` one that keeps nothing alive beyond its own bytes, before it is kept long:
-    /// when it pins a read buffer, it is replaced by a copy whose topic, payload and property
-    /// strings share one allocation of their own ([`copy_views`]). `message` is the slot the
-    /// copy is shared from, so one routing copies at most once. Returns whether it copied.
+    /// Makes `message` one that keeps nothing alive beyond its own bytes, before it is kept long
+    /// (stored as retained, queued for a session, or left unacknowledged by a session gone
+    /// offline): when it is still a view into a read buffer, it is replaced by a copy whose
+    /// topic, payload and property strings share one allocation of their own ([`copy_views`]).
+    /// `message` is the slot the copy is shared from, so one routing copies at most once.
+    /// Returns whether it copied.
     pub(crate) fn detach_pinned(message: &mut Arc<Message>) -> bool {
         if !message.pins_buffer {
             return false;
@@ -197,11 +189,7 @@ impl Message {
 
 /// Bytes of the fields of a message that may be views into a received frame (topic, payload,
 /// property strings and data): what it keeps of its own once copied.
-pub(crate) fn views_len(
-    topic: &mut MqttStr,
-    payload: &mut Bytes,
-    properties: &mut Properties,
-) -> usize {
+fn views_len(topic: &mut MqttStr, payload: &mut Bytes, properties: &mut Properties) -> usize {
     let mut len = 0;
     for_each_view(topic, payload, properties, |view| len += view.bytes().len());
     len
@@ -315,17 +303,6 @@ mod tests {
         );
         message.properties.message_expiry_interval = expiry;
         message
-    }
-
-    #[test]
-    fn a_large_buffer_is_pinned_a_small_or_full_one_is_not() {
-        assert!(pins_read_buffer(16 * 1024, 64));
-        assert!(
-            !pins_read_buffer(16 * 1024, 9 * 1024),
-            "mostly the message itself"
-        );
-        assert!(!pins_read_buffer(PIN_FLOOR, 64), "too small to matter");
-        assert!(pins_read_buffer(PIN_FLOOR + 1, 64));
     }
 
     #[test]

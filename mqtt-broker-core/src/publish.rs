@@ -11,7 +11,7 @@ use crate::conn::ConnectionId;
 use crate::error::ProtocolViolation;
 use crate::hooks::{Authorization, ClientRef};
 use crate::inflight::RecOutcome;
-use crate::message::{Message, RetainSource, pins_read_buffer};
+use crate::message::{Message, RetainSource};
 use crate::persist::{DeliveryState, PersistRecord};
 use crate::session::SessionId;
 
@@ -21,8 +21,8 @@ const SYS_PREFIX: &str = "$SYS/";
 impl Broker {
     /// A PUBLISH from a connected client, borrowed from the batch it was decoded from: topic and
     /// payload are read in place. Nothing is taken from the received frame until the topic is
-    /// valid; the payload only for a message that is routed. The message notes whether it pins
-    /// a read buffer much larger than itself, to be copied if it is kept long.
+    /// valid; the payload only for a message that is routed. The message is marked as a view into
+    /// the read, to be copied out of it if it is kept long.
     pub(crate) fn handle_publish(
         &mut self,
         conn: ConnectionId,
@@ -138,10 +138,8 @@ impl Broker {
             let mut message = Message::new(topic, publish.payload_bytes(), qos.qos(), retain, now);
             message.properties = properties; // without subscription identifiers: refused above
             message.publisher = Some(s.client_id.clone());
-            // The frames were split off the read buffer and share its allocation: what the
-            // buffer still has room for is pinned too.
-            let backing = publish.buffer_len() + c.read_buf.capacity();
-            message.pins_buffer = pins_read_buffer(backing, publish.frame().len());
+            // A view into the read: copied out of it if it is kept long.
+            message.pins_buffer = true;
             if retain {
                 message.retain_source = Some(Box::new(RetainSource::new(
                     s.client_id.clone(),

@@ -6,15 +6,15 @@
 //! A retained will remembers its client as the source of the retained message it becomes.
 //!
 //! A will is all a session keeps of its CONNECT, whose fields are views into the read buffer
-//! the CONNECT arrived in: one that would keep a buffer much larger than itself alive for the
-//! whole connection (and, retained, for good) is copied out of it first ([`detach_pinned`]).
+//! the CONNECT arrived in. Kept for the whole connection (and, retained, for good), it is
+//! always copied out of that buffer first ([`detach`]), once, at CONNECT.
 
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use mqtt_wire::{LastWill, MqttStr, Properties, QoS};
 
-use crate::message::{Message, RetainSource, copy_views, pins_read_buffer, views_len};
+use crate::message::{Message, RetainSource, copy_views};
 use crate::store::WillRecord;
 
 /// A will waiting for its connection to end. Its message is boxed: every session has a place
@@ -102,65 +102,37 @@ impl Will {
     }
 }
 
-/// Copies `will` out of the read buffer its CONNECT was just split from when it pins it (see
-/// [`pins_read_buffer`]); returns whether it copied. Called while the CONNECT's batch of frames
-/// is handled: the CONNECT, the first packet, begins the batch, and the batch was split off the
-/// front of `read_buf`, so the will's views keep alive the rest of the batch (up to where
-/// `read_buf` now begins) and the room left in `read_buf`.
-pub(crate) fn detach_pinned(will: &mut LastWill, read_buf: &BytesMut) -> bool {
+/// Copies the topic, payload and property strings of `will`, decoded from a client's read, into
+/// one allocation of their own, so that keeping the will keeps nothing else of that read alive.
+pub(crate) fn detach(will: &mut LastWill) {
     let LastWill {
         topic,
         payload,
         properties,
         ..
     } = will;
-    let rest_of_batch = (read_buf.as_ptr() as usize).saturating_sub(topic.as_ptr() as usize);
-    let backing = rest_of_batch + read_buf.capacity();
-    if !pins_read_buffer(backing, views_len(topic, payload, properties)) {
-        return false;
-    }
     copy_views(topic, payload, properties);
-    true
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A will read from a batch of `batch` bytes split off a read buffer of `capacity` bytes,
-    /// and what is left of that buffer.
-    fn will_in_read(batch: usize, capacity: usize) -> (LastWill, BytesMut) {
-        let mut read_buf = BytesMut::with_capacity(capacity);
-        read_buf.extend_from_slice(b"will/topicpayload");
-        read_buf.resize(batch, b'.');
-        let frames = read_buf.split_to(batch).freeze();
-        let will = LastWill {
+    #[test]
+    fn a_will_is_copied_out_of_its_read_even_a_small_one() {
+        let frames = Bytes::from_static(b"will/topicpayload");
+        let mut will = LastWill {
             topic: MqttStr::try_from(frames.slice(0..10)).unwrap(),
             payload: frames.slice(10..17),
             qos: QoS::AtMostOnce,
             retain: false,
             properties: Properties::default(),
         };
-        (will, read_buf)
-    }
-
-    #[test]
-    fn a_will_alone_in_a_small_read_is_kept_as_it_is() {
-        let (mut will, read_buf) = will_in_read(40, 40);
-        let before = will.payload.as_ptr();
-        assert!(!detach_pinned(&mut will, &read_buf));
-        assert_eq!(will.payload.as_ptr(), before);
-    }
-
-    #[test]
-    fn a_will_followed_by_many_frames_or_much_room_is_copied() {
-        for (batch, capacity) in [(4096, 4096), (40, 4096)] {
-            let (mut will, read_buf) = will_in_read(batch, capacity);
-            let frames = will.topic.as_ptr() as usize..read_buf.as_ptr() as usize;
-            assert!(detach_pinned(&mut will, &read_buf), "{batch} of {capacity}");
-            assert_eq!(&*will.topic, "will/topic");
-            assert_eq!(will.payload, &b"payload"[..]);
-            assert!(!frames.contains(&(will.payload.as_ptr() as usize)));
-        }
+        detach(&mut will);
+        assert_eq!(&*will.topic, "will/topic");
+        assert_eq!(will.payload, &b"payload"[..]);
+        let read = frames.as_ptr_range();
+        assert!(!read.contains(&will.topic.as_ptr()));
+        assert!(!read.contains(&will.payload.as_ptr()));
     }
 }

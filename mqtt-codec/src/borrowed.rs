@@ -114,16 +114,6 @@ impl<'a> PublishRef<'a> {
             .unwrap_or_default()
     }
 
-    /// Length of the whole buffer the frame was decoded from (the frame is part of it). A view
-    /// taken of this PUBLISH ([`PublishRef::payload_bytes`], [`PublishRef::topic_str`]) keeps
-    /// all of that buffer alive: a caller keeping a view long can compare this with
-    /// [`PublishRef::frame`]'s length to decide whether to copy instead.
-    #[inline]
-    #[must_use]
-    pub fn buffer_len(&self) -> usize {
-        self.buf.len()
-    }
-
     /// The topic's UTF-8 bytes.
     #[inline]
     fn topic_bytes(&self) -> &'a [u8] {
