@@ -2,11 +2,11 @@
 //! on TCP_NODELAY, runs the TLS and WebSocket handshakes within the connect timeout, then hands
 //! the connection to its own task.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures_util::StreamExt as _;
 use mqtt_broker_core::{ConnectionId, ConnectionInfo, ListenerId};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -17,9 +17,9 @@ use tokio_tungstenite::tungstenite::http;
 use tracing::{debug, warn};
 
 use super::broker_task::Input;
-use super::connection::{Start, drive};
+use super::connection::{Connection, Start};
 use super::tls::common_name;
-use super::transport::{StreamSink, StreamSource, WsSink, WsSource};
+use super::transport::{ByteStream, WebSocket};
 use super::write_queue::WriteQueue;
 use crate::config::Protocol;
 
@@ -69,19 +69,15 @@ pub(crate) async fn accept_loop(
             queue: Arc::new(WriteQueue::holding(listener.queue_cap, permit)),
         };
         match (&listener.tls, listener.protocol) {
-            (None, Protocol::Mqtt) => spawn_stream(start, stream),
-            _ => drop(tokio::spawn(handshakes(listener.clone(), start, stream))),
+            (None, Protocol::Mqtt) => spawn(Connection::new(start, ByteStream::new(stream))),
+            _ => spawn(handshakes(listener.clone(), start, stream)),
         }
     }
 }
 
-/// Spawns the task of an established byte-stream connection (plain TCP or TLS).
-fn spawn_stream<S>(start: Start, stream: S)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (reader, writer) = tokio::io::split(stream);
-    tokio::spawn(drive(start, StreamSource::new(reader), StreamSink(writer)));
+/// Spawns a task that nobody waits for.
+fn spawn(task: impl Future<Output = ()> + Send + 'static) {
+    drop(tokio::spawn(task));
 }
 
 /// The task that runs the TLS and WebSocket handshakes of one connection, then spawns its
@@ -112,7 +108,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     match listener.protocol {
-        Protocol::Mqtt => spawn_stream(start, stream),
+        Protocol::Mqtt => spawn(Connection::new(start, ByteStream::new(stream))),
         Protocol::Websockets => websocket(listener, start, stream).await,
     }
 }
@@ -132,8 +128,7 @@ where
         Ok(Err(error)) => return debug!(%conn, %error, "WebSocket handshake failed"),
         Err(_) => return debug!(%conn, "WebSocket handshake timed out"),
     };
-    let (sink, source) = ws.split();
-    tokio::spawn(drive(start, WsSource(source), WsSink(sink)));
+    spawn(Connection::new(start, WebSocket(ws)));
 }
 
 /// Accepts the WebSocket upgrade only for the `mqtt` subprotocol (or the 3.1 draft's

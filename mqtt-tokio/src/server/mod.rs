@@ -2,7 +2,7 @@
 //! gracefully.
 //!
 //! ```text
-//!  listener tasks ──accept──► connection task (one per client)
+//!  listener tasks ──accept──► connection task (one per client, after any handshakes)
 //!                               │ reader: socket ─► Input::Bytes ─┐   bounded mpsc
 //!                               │ writer: WriteQueue ─► socket    │   (back-pressure on
 //!                               │         └► Input::Flushed ──────┤    readers)

@@ -35,16 +35,26 @@ impl Default for ReadGate {
 }
 
 impl ReadGate {
+    /// Takes credit for a read of `len` bytes at once if there is enough (see
+    /// [`ReadGate::spend`]).
+    pub(crate) fn try_spend(&self, len: usize) -> Option<u32> {
+        let want = Self::credit_for(len);
+        let permit = self.credit.try_acquire_many(want).ok()?;
+        permit.forget();
+        Some(want)
+    }
+
+    /// The credit a read of `len` bytes takes: a read larger than the whole credit takes all.
+    fn credit_for(len: usize) -> u32 {
+        u32::try_from(len.min(INPUT_CREDIT)).unwrap_or(u32::MAX)
+    }
+
     /// Takes credit for a read of `len` bytes (a read larger than the whole credit takes all
     /// of it), waiting until the broker task has handled enough earlier reads. Returns how
     /// much was taken, to be handed back with [`ReadGate::give_back`].
     pub(crate) async fn spend(&self, len: usize) -> Result<u32, AcquireError> {
-        let want = u32::try_from(len.min(INPUT_CREDIT)).unwrap_or(u32::MAX);
-        match self.credit.try_acquire_many(want) {
-            Ok(permit) => permit.forget(),
-            // Waiting is rare: its future is boxed so an idle reader is not sized for it.
-            Err(_) => Box::pin(self.credit.acquire_many(want)).await?.forget(),
-        }
+        let want = Self::credit_for(len);
+        self.credit.acquire_many(want).await?.forget();
         Ok(want)
     }
 
@@ -92,7 +102,10 @@ mod tests {
     #[tokio::test]
     async fn a_reader_waits_for_credit_the_broker_gives_back() {
         let gate = Arc::new(ReadGate::default());
-        assert_eq!(gate.spend(INPUT_CREDIT * 2).await.unwrap() as usize, INPUT_CREDIT);
+        assert_eq!(
+            gate.spend(INPUT_CREDIT * 2).await.unwrap() as usize,
+            INPUT_CREDIT
+        );
         let waiter = tokio::spawn({
             let gate = gate.clone();
             async move { gate.spend(10).await.unwrap() }
@@ -100,7 +113,9 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!waiter.is_finished(), "no credit left");
         gate.give_back(INPUT_CREDIT as u32);
-        let got = tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .unwrap();
         assert_eq!(got.unwrap(), 10);
     }
 

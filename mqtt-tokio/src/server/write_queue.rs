@@ -10,11 +10,11 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Mutex;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_util::task::AtomicWaker;
-use tokio::sync::{Notify, OwnedSemaphorePermit};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::read_gate::ReadGate;
 
@@ -41,8 +41,6 @@ pub(crate) struct WriteQueue {
     /// The one writer waiting in [`WriteQueue::next`]: a waker kept here, so a waiting writer's
     /// future holds no waiter node of its own.
     ready: AtomicWaker,
-    /// Wakes everyone waiting in [`WriteQueue::closing`].
-    closed: Notify,
     cap: usize,
     /// The reader's gate of the same connection: one shared allocation per connection.
     gate: ReadGate,
@@ -66,7 +64,6 @@ impl WriteQueue {
         WriteQueue {
             state: Mutex::new(State::default()),
             ready: AtomicWaker::new(),
-            closed: Notify::new(),
             cap,
             gate: ReadGate::default(),
             _slot: slot,
@@ -107,32 +104,29 @@ impl WriteQueue {
             state.closing = true;
         }
         self.ready.wake();
-        self.closed.notify_waiters();
     }
 
-    /// Returns once [`WriteQueue::close`] has been called.
-    pub(crate) async fn closing(&self) {
-        loop {
-            // Created before the check, so a `close` in between still wakes it.
-            let notified = self.closed.notified();
-            if self.state.lock().map_or(true, |state| state.closing) {
-                return;
-            }
-            notified.await;
-        }
+    /// Whether [`WriteQueue::close`] has been called; if not, the writer is woken when it is.
+    pub(crate) fn poll_closing(&self, cx: &mut Context<'_>) -> bool {
+        self.ready.register(cx.waker());
+        self.state.lock().map_or(true, |state| state.closing)
     }
 
     /// Waits for work: fills `batch` with queued chunks, or says it is time to close. One
     /// writer at a time.
     pub(crate) fn next<'a>(&'a self, batch: &'a mut Vec<Bytes>) -> impl Future<Output = Next> + 'a {
-        std::future::poll_fn(move |cx| {
-            if let Some(next) = self.take(batch) {
-                return Poll::Ready(next);
-            }
-            // Registered before the second look: a push in between still wakes the writer.
-            self.ready.register(cx.waker());
-            self.take(batch).map_or(Poll::Pending, Poll::Ready)
-        })
+        std::future::poll_fn(move |cx| self.poll_next(cx, batch))
+    }
+
+    /// [`WriteQueue::next`] as a poll: `Pending` (the writer's waker kept) while there is
+    /// nothing to do.
+    pub(crate) fn poll_next(&self, cx: &mut Context<'_>, batch: &mut Vec<Bytes>) -> Poll<Next> {
+        if let Some(next) = self.take(batch) {
+            return Poll::Ready(next);
+        }
+        // Registered before the second look: a push in between still wakes the writer.
+        self.ready.register(cx.waker());
+        self.take(batch).map_or(Poll::Pending, Poll::Ready)
     }
 
     /// Moves queued chunks into `batch`; `None` while there is nothing to do.
@@ -178,11 +172,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn closing_returns_once_closed() {
+    async fn a_waiting_writer_learns_of_the_close() {
         let queue = std::sync::Arc::new(WriteQueue::new(10));
         let waiter = tokio::spawn({
             let queue = queue.clone();
-            async move { queue.closing().await }
+            std::future::poll_fn(move |cx| {
+                if queue.poll_closing(cx) {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
         });
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
