@@ -41,6 +41,9 @@ pub(crate) struct WriteQueue {
     /// The one writer waiting in [`WriteQueue::next`]: a waker kept here, so a waiting writer's
     /// future holds no waiter node of its own.
     ready: AtomicWaker,
+    /// The writer waiting for a write to the socket: woken only by [`WriteQueue::close`], so
+    /// new chunks for a connection whose socket is full do not wake it for nothing.
+    closer: AtomicWaker,
     cap: usize,
     /// The reader's gate of the same connection: one shared allocation per connection.
     gate: ReadGate,
@@ -64,6 +67,7 @@ impl WriteQueue {
         WriteQueue {
             state: Mutex::new(State::default()),
             ready: AtomicWaker::new(),
+            closer: AtomicWaker::new(),
             cap,
             gate: ReadGate::default(),
             _slot: slot,
@@ -104,11 +108,12 @@ impl WriteQueue {
             state.closing = true;
         }
         self.ready.wake();
+        self.closer.wake();
     }
 
     /// Whether [`WriteQueue::close`] has been called; if not, the writer is woken when it is.
     pub(crate) fn poll_closing(&self, cx: &mut Context<'_>) -> bool {
-        self.ready.register(cx.waker());
+        self.closer.register(cx.waker());
         self.state.lock().map_or(true, |state| state.closing)
     }
 
