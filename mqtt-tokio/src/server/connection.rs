@@ -78,6 +78,8 @@ pub(crate) struct Connection<T> {
     phase: Phase,
     /// The reader's rare wait.
     read_wait: Option<Wait>,
+    /// The read gate was looked at since the last read.
+    gate_checked: bool,
     /// The chunks being written (taken over from the queue: an idle writer holds none).
     batch: Vec<Bytes>,
     progress: Progress,
@@ -163,6 +165,7 @@ impl<T: Transport> Connection<T> {
                 wait: None,
             },
             read_wait: None,
+            gate_checked: false,
             batch: Vec::new(),
             progress: Progress::default(),
             flush_wait: None,
@@ -178,8 +181,10 @@ impl<T: Transport> Connection<T> {
         if ready!(poll_wait(&mut self.read_wait, cx)).is_err() {
             return Poll::Ready(Step::Ended);
         }
-        // Closed while a subscriber queue this client feeds is filling up.
-        if self.queue.gate().is_paused() {
+        // Closed while a subscriber queue this client feeds is filling up: looked at once
+        // before each read, not again while the read waits for the socket (a pause then takes
+        // effect after that read, as with a blocking reader).
+        if !std::mem::replace(&mut self.gate_checked, true) && self.queue.gate().is_paused() {
             let queue = self.queue.clone();
             self.read_wait = Some(Box::pin(async move {
                 queue.gate().open().await;
@@ -198,6 +203,7 @@ impl<T: Transport> Connection<T> {
                 return Poll::Ready(Step::Ended);
             }
         };
+        self.gate_checked = false;
         let queue = self.queue.clone();
         match queue.gate().try_spend(data.len()) {
             Some(credit) => {
