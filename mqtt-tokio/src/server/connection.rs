@@ -457,7 +457,10 @@ mod tests {
             queue: queue.clone(),
         };
         tokio::spawn(Connection::new(start, ByteStream::new(server)));
-        assert!(matches!(next_input(&mut received).await, Some(Input::Open { .. })));
+        assert!(matches!(
+            next_input(&mut received).await,
+            Some(Input::Open { .. })
+        ));
         tokio::task::yield_now().await; // the reader now waits for the socket
         queue.gate().pause();
         client.write_all(b"first").await.unwrap();
