@@ -44,6 +44,17 @@ impl AsRef<[u8]> for Credited {
     }
 }
 
+impl Credited {
+    /// `data` as bytes for the broker task that give `credit` back to `queue`'s gate when dropped.
+    fn bytes(data: Bytes, queue: Arc<WriteQueue>, credit: u32) -> Bytes {
+        Bytes::from_owner(Credited {
+            data,
+            queue,
+            credit,
+        })
+    }
+}
+
 impl Drop for Credited {
     fn drop(&mut self) {
         self.queue.gate().give_back(self.credit);
@@ -101,11 +112,7 @@ enum Phase {
     Running,
     /// Telling the broker task the connection is gone; then, if the broker ended it,
     /// draining the client's input.
-    Reporting {
-        drain: bool,
-        wait: Option<Wait>,
-        sent: bool,
-    },
+    Reporting { drain: bool, wait: Option<Wait> },
     /// Reading and discarding the client's input until it closes too, for at most LINGER.
     Draining(Pin<Box<tokio::time::Sleep>>),
 }
@@ -207,14 +214,9 @@ impl<T: Transport> Connection<T> {
         let queue = self.queue.clone();
         match queue.gate().try_spend(data.len()) {
             Some(credit) => {
-                let data = Bytes::from_owner(Credited {
-                    data,
-                    queue,
-                    credit,
-                });
                 let bytes = Input::Bytes {
                     conn: self.conn,
-                    data,
+                    data: Credited::bytes(data, queue, credit),
                 };
                 match send_now(&self.inputs, bytes) {
                     Ok(wait) => self.read_wait = wait,
@@ -231,11 +233,7 @@ impl<T: Transport> Connection<T> {
         let (conn, inputs) = (self.conn, self.inputs.clone());
         Box::pin(async move {
             let credit = queue.gate().spend(data.len()).await.map_err(drop)?;
-            let data = Bytes::from_owner(Credited {
-                data,
-                queue,
-                credit,
-            });
+            let data = Credited::bytes(data, queue, credit);
             inputs.send(Input::Bytes { conn, data }).await.map_err(drop)
         })
     }
@@ -340,19 +338,13 @@ impl<T: Transport> Connection<T> {
         }
     }
 
-    /// Tells the broker task the connection is gone.
-    fn poll_reporting(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let Phase::Reporting { wait, sent, .. } = &mut self.phase else {
-            return Poll::Ready(());
-        };
-        if !*sent {
-            *sent = true;
-            if let Ok(pending) = send_now(&self.inputs, Input::Closed { conn: self.conn }) {
-                *wait = pending;
-            }
-        }
-        ready!(poll_wait(wait, cx)).ok();
-        Poll::Ready(())
+    /// Tells the broker task the connection is gone: sent at once if the channel has room,
+    /// else the wait for room (none if the broker task is gone).
+    fn report_closed(&self, drain: bool) -> Phase {
+        let wait = send_now(&self.inputs, Input::Closed { conn: self.conn })
+            .ok()
+            .flatten();
+        Phase::Reporting { drain, wait }
     }
 
     /// Reads and discards input until the client closes its side, the stream fails or the
@@ -375,21 +367,20 @@ impl<T: Transport> Future for Connection<T> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
         loop {
-            this.phase = match &this.phase {
+            this.phase = match &mut this.phase {
                 Phase::Opening { .. } => {
                     if !ready!(this.poll_opening(cx)) {
                         return Poll::Ready(());
                     }
                     Phase::Running
                 }
-                Phase::Running => Phase::Reporting {
-                    drain: ready!(this.poll_running(cx)),
-                    wait: None,
-                    sent: false,
-                },
-                Phase::Reporting { drain, .. } => {
+                Phase::Running => {
+                    let drain = ready!(this.poll_running(cx));
+                    this.report_closed(drain)
+                }
+                Phase::Reporting { drain, wait } => {
                     let drain = *drain;
-                    ready!(this.poll_reporting(cx));
+                    ready!(poll_wait(wait, cx)).ok();
                     if !drain {
                         return Poll::Ready(());
                     }

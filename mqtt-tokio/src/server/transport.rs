@@ -40,6 +40,13 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
+    /// What is left of `chunks` to write, as slices for one vectored write.
+    fn rest<'a>(&self, chunks: &'a [Bytes]) -> Vec<IoSlice<'a>> {
+        let first = chunks.get(self.chunk).and_then(|c| c.get(self.offset..));
+        let later = chunks.iter().skip(self.chunk + 1).map(|c| &c[..]);
+        first.into_iter().chain(later).map(IoSlice::new).collect()
+    }
+
     /// Moves past `written` bytes of `chunks`.
     fn advance(&mut self, chunks: &[Bytes], mut written: usize) {
         while written > 0 {
@@ -142,23 +149,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Transport for ByteStream<S> {
         progress: &mut Progress,
     ) -> Poll<io::Result<()>> {
         while progress.chunk < chunks.len() {
-            let written = {
-                let mut slices: Vec<IoSlice<'_>> =
-                    Vec::with_capacity(chunks.len() - progress.chunk);
-                if let Some(first) = chunks
-                    .get(progress.chunk)
-                    .and_then(|c| c.get(progress.offset..))
-                {
-                    slices.push(IoSlice::new(first));
-                }
-                slices.extend(
-                    chunks
-                        .iter()
-                        .skip(progress.chunk + 1)
-                        .map(|c| IoSlice::new(c)),
-                );
-                ready!(Pin::new(&mut self.stream).poll_write_vectored(cx, &slices))?
-            };
+            let slices = progress.rest(chunks);
+            let written = ready!(Pin::new(&mut self.stream).poll_write_vectored(cx, &slices))?;
             if written == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
@@ -178,7 +170,7 @@ pub(crate) struct WebSocket<S>(pub(crate) WebSocketStream<S>);
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Transport for WebSocket<S> {
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>> {
         loop {
-            return Poll::Ready(match ready!(self.0.poll_next_unpin(cx)) {
+            let read = match ready!(self.0.poll_next_unpin(cx)) {
                 None | Some(Ok(Message::Close(_))) => Ok(None),
                 Some(Ok(Message::Binary(data))) => Ok(Some(data)),
                 // MQTT over WebSocket is binary only [MQTT-6.0.0-1].
@@ -188,7 +180,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Transport for WebSocket<S> {
                 )),
                 Some(Ok(_)) => continue, // ping, pong: answered by tungstenite
                 Some(Err(e)) => Err(io::Error::other(e)),
-            });
+            };
+            return Poll::Ready(read);
         }
     }
 
