@@ -73,6 +73,13 @@ fn chunk_address(h: &Harness, client: TestClient, payload: &[u8]) -> usize {
         .unwrap_or_else(|| panic!("no chunk {payload:?} sent"))
 }
 
+/// A client subscribed to "live", whose payload chunk tells where the broker holds an input.
+fn watcher(h: &mut Harness, qos: QoS) -> TestClient {
+    let watcher = h.connect(V311, "watcher");
+    h.subscribe(watcher, "live", qos);
+    watcher
+}
+
 /// Where the broker holds `input`: from the payload `live`, delivered at once to `client`.
 fn input_range(h: &Harness, client: TestClient, input: &Input, live: &[u8]) -> (usize, usize) {
     let start = chunk_address(h, client, live) - input.offset_of(live);
@@ -99,8 +106,7 @@ fn persistent(h: &mut Harness, client_id: &str) -> TestClient {
 #[test]
 fn a_retained_message_does_not_keep_the_read_buffer() {
     let mut h = Harness::new();
-    let watcher = h.connect(V311, "watcher");
-    h.subscribe(watcher, "live", QoS::AtMostOnce);
+    let watcher = watcher(&mut h, QoS::AtMostOnce);
     let publisher = h.connect(V311, "publisher");
     let mut input = Input::new();
     input.push("live", LIVE, PublishQos::AtMostOnce, false);
@@ -163,8 +169,7 @@ fn the_topic_a_retained_message_is_stored_under_does_not_keep_the_read_buffer() 
         keys: Arc::clone(&keys),
     };
     let mut h = Harness::with_broker(Broker::new(Config::default()).with_store(Box::new(store)));
-    let watcher = h.connect(V311, "watcher");
-    h.subscribe(watcher, "live", QoS::AtMostOnce);
+    let watcher = watcher(&mut h, QoS::AtMostOnce);
     let publisher = h.connect(V311, "publisher");
     let mut input = Input::new();
     input.push("live", LIVE, PublishQos::AtMostOnce, false);
@@ -180,8 +185,7 @@ fn the_topic_a_retained_message_is_stored_under_does_not_keep_the_read_buffer() 
 #[test]
 fn messages_delivered_at_once_share_the_read_buffer() {
     let mut h = Harness::new();
-    let watcher = h.connect(V311, "watcher");
-    h.subscribe(watcher, "live", QoS::AtLeastOnce);
+    let watcher = watcher(&mut h, QoS::AtLeastOnce);
     let publisher = h.connect(V311, "publisher");
     let mut input = Input::new();
     input.push("live", LIVE, PublishQos::AtMostOnce, false);
@@ -197,8 +201,7 @@ fn messages_delivered_at_once_share_the_read_buffer() {
 #[test]
 fn a_message_queued_for_offline_sessions_is_copied_once() {
     let mut h = Harness::new();
-    let watcher = h.connect(V311, "watcher");
-    h.subscribe(watcher, "live", QoS::AtMostOnce);
+    let watcher = watcher(&mut h, QoS::AtMostOnce);
     let mut away = Vec::new();
     for client_id in ["away-1", "away-2"] {
         let client = persistent(&mut h, client_id);
@@ -231,8 +234,7 @@ fn a_message_queued_for_offline_sessions_is_copied_once() {
 #[test]
 fn a_message_queued_from_a_small_read_is_copied_too() {
     let mut h = Harness::new();
-    let watcher = h.connect(V311, "watcher");
-    h.subscribe(watcher, "live", QoS::AtMostOnce);
+    let watcher = watcher(&mut h, QoS::AtMostOnce);
     let client = persistent(&mut h, "away");
     h.subscribe(client, "queued", QoS::AtLeastOnce);
     h.drop_connection(client);
@@ -251,8 +253,7 @@ fn a_message_queued_from_a_small_read_is_copied_too() {
 #[test]
 fn an_unacknowledged_message_lets_go_of_the_read_buffer_when_its_session_goes_offline() {
     let mut h = Harness::new();
-    let watcher = h.connect(V311, "watcher");
-    h.subscribe(watcher, "live", QoS::AtMostOnce);
+    let watcher = watcher(&mut h, QoS::AtMostOnce);
     let away = persistent(&mut h, "away");
     h.subscribe(away, "inflight", QoS::AtLeastOnce);
     let publisher = h.connect(V311, "publisher");
@@ -279,8 +280,7 @@ fn an_unacknowledged_message_lets_go_of_the_read_buffer_when_its_session_goes_of
 #[test]
 fn a_will_does_not_keep_the_read_buffer_of_its_connect() {
     let mut h = Harness::new();
-    let watcher = h.connect(V311, "watcher");
-    h.subscribe(watcher, "live", QoS::AtMostOnce);
+    let watcher = watcher(&mut h, QoS::AtMostOnce);
     h.subscribe(watcher, "will", QoS::AtMostOnce);
     let client = h.open(V311);
     let mut connect = connect_packet(V311, "mortal");
