@@ -18,6 +18,7 @@ use mqtt_broker_core::{Broker, ConnectionId, ConnectionInfo, Event, Message, Out
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
 
+use super::reactor::{Reactors, Remote};
 use super::storage::Storage;
 use super::write_queue::WriteQueue;
 
@@ -28,7 +29,7 @@ pub(crate) enum Input {
     Open {
         conn: ConnectionId,
         info: Box<ConnectionInfo>,
-        queue: Arc<WriteQueue>,
+        sink: Sink,
     },
     /// Bytes arrived.
     Bytes { conn: ConnectionId, data: Bytes },
@@ -53,8 +54,48 @@ const INPUT_BATCH: usize = 32;
 /// How long connections get to flush their queues at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
+/// Where the broker task sends a connection's bytes and orders.
+#[derive(Debug)]
+pub(crate) enum Sink {
+    /// The write queue of the connection's own task (TLS, WebSocket, in-process clients).
+    Task(Arc<WriteQueue>),
+    /// A connection of a reactor (plain TCP).
+    Reactor(Remote),
+}
+
+impl Sink {
+    /// Hands chunks over; `false` when the connection refuses them (over its byte cap, or
+    /// closing).
+    fn write(&self, conn: ConnectionId, chunks: Vec<Bytes>) -> bool {
+        match self {
+            Sink::Task(queue) => queue.push(chunks),
+            Sink::Reactor(remote) => {
+                remote.write(conn, chunks);
+                true
+            }
+        }
+    }
+
+    /// Closes the connection once what it was handed is written.
+    fn close(&self, conn: ConnectionId) {
+        match self {
+            Sink::Task(queue) => queue.close(),
+            Sink::Reactor(remote) => remote.close(conn),
+        }
+    }
+
+    /// Stops reading the connection (`true`) or starts again (`false`).
+    fn pause(&self, conn: ConnectionId, paused: bool) {
+        match self {
+            Sink::Task(queue) if paused => queue.gate().pause(),
+            Sink::Task(queue) => queue.gate().resume(),
+            Sink::Reactor(remote) => remote.pause(conn, paused),
+        }
+    }
+}
+
 struct ConnEntry {
-    queue: Arc<WriteQueue>,
+    sink: Sink,
     /// Chunks of this drain not yet handed to the write queue.
     pending: Vec<Bytes>,
 }
@@ -71,8 +112,13 @@ struct BrokerTask {
 /// Runs until a [`Input::Shutdown`] has been handled (and the connections closed, or the grace
 /// period is over) or every sender is gone.
 /// With `storage`, persistence batches go to the storage thread, which is let finish its writes
-/// before this returns.
-pub(crate) async fn run(broker: Broker, inputs: mpsc::Receiver<Input>, storage: Option<Storage>) {
+/// before this returns. The `reactors` are told to close what is left and end.
+pub(crate) async fn run(
+    broker: Broker,
+    inputs: mpsc::Receiver<Input>,
+    storage: Option<Storage>,
+    reactors: Reactors,
+) {
     let mut task = BrokerTask {
         broker,
         conns: HashMap::new(),
@@ -80,6 +126,7 @@ pub(crate) async fn run(broker: Broker, inputs: mpsc::Receiver<Input>, storage: 
         dirty: Vec::new(),
     };
     serve(&mut task, inputs).await;
+    reactors.stop();
     if let Some(storage) = task.storage.take() {
         storage.finish().await;
     }
@@ -110,7 +157,7 @@ async fn serve(task: &mut BrokerTask, mut inputs: mpsc::Receiver<Input>) {
                         // recorded.
                         task.broker.shutdown(Instant::now());
                         task.drain();
-                        task.conns.values().for_each(|c| c.queue.close());
+                        task.conns.iter().for_each(|(&conn, c)| c.sink.close(conn));
                         stop_at = Some(tokio::time::Instant::now() + SHUTDOWN_GRACE);
                     } else {
                         task.handle(input);
@@ -133,9 +180,9 @@ fn hand_over(conn: ConnectionId, entry: &mut ConnEntry) {
     if entry.pending.is_empty() {
         return;
     }
-    if !entry.queue.push(std::mem::take(&mut entry.pending)) {
+    if !entry.sink.write(conn, std::mem::take(&mut entry.pending)) {
         warn!(%conn, "write queue full or closing; closing the connection");
-        entry.queue.close();
+        entry.sink.close(conn);
     }
 }
 
@@ -150,10 +197,10 @@ impl BrokerTask {
     fn handle(&mut self, input: Input) {
         let now = Instant::now();
         let result = match input {
-            Input::Open { conn, info, queue } => {
+            Input::Open { conn, info, sink } => {
                 debug!(%conn, peer = ?info.peer, "new connection");
                 let entry = ConnEntry {
-                    queue,
+                    sink,
                     pending: Vec::new(),
                 };
                 self.conns.insert(conn, entry);
@@ -190,7 +237,7 @@ impl BrokerTask {
                 Output::Close { conn } => {
                     if let Some(entry) = self.conns.get_mut(&conn) {
                         hand_over(conn, entry);
-                        entry.queue.close();
+                        entry.sink.close(conn);
                     }
                 }
                 Output::AuthRequest(request) => {
@@ -208,12 +255,12 @@ impl BrokerTask {
                 Output::PauseReading { conn } => {
                     if let Some(entry) = self.conns.get(&conn) {
                         debug!(%conn, "pausing a publisher: a subscriber queue is filling up");
-                        entry.queue.gate().pause();
+                        entry.sink.pause(conn, true);
                     }
                 }
                 Output::ResumeReading { conn } => {
                     if let Some(entry) = self.conns.get(&conn) {
-                        entry.queue.gate().resume();
+                        entry.sink.pause(conn, false);
                     }
                 }
                 Output::Persist(batch) => match &self.storage {

@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use tracing::debug;
 
-use super::broker_task::Input;
+use super::broker_task::{Input, Sink};
 use super::transport::{Progress, Transport};
 use super::write_queue::{Next, WriteQueue};
 
@@ -309,7 +309,7 @@ impl<T: Transport> Connection<T> {
             let open = Input::Open {
                 conn: self.conn,
                 info,
-                queue: self.queue.clone(),
+                sink: Sink::Task(self.queue.clone()),
             };
             match send_now(&self.inputs, open) {
                 Ok(pending) => *wait = pending,

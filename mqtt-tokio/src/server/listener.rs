@@ -18,6 +18,7 @@ use tracing::{debug, warn};
 
 use super::broker_task::Input;
 use super::connection::{Connection, Start};
+use super::reactor::{Accepted, Reactors};
 use super::tls::common_name;
 use super::transport::{ByteStream, WebSocket};
 use super::write_queue::WriteQueue;
@@ -39,6 +40,7 @@ pub(crate) async fn accept_loop(
     listener: Listener,
     inputs: mpsc::Sender<Input>,
     ids: Arc<AtomicU64>,
+    reactors: Reactors,
 ) {
     let listener = Arc::new(listener);
     loop {
@@ -62,16 +64,25 @@ pub(crate) async fn accept_loop(
         let conn = ConnectionId(ids.fetch_add(1, Ordering::Relaxed));
         let mut info = Box::new(ConnectionInfo::new(Some(peer)));
         info.listener = listener.id;
+        if listener.tls.is_none() && listener.protocol == Protocol::Mqtt {
+            match stream.into_std() {
+                Ok(stream) => reactors.open(Accepted {
+                    conn,
+                    info,
+                    stream,
+                    slot: permit,
+                }),
+                Err(error) => debug!(%conn, %error, "cannot take the socket over"),
+            }
+            continue;
+        }
         let start = Start {
             conn,
             info,
             inputs: inputs.clone(),
             queue: Arc::new(WriteQueue::holding(listener.queue_cap, permit)),
         };
-        match (&listener.tls, listener.protocol) {
-            (None, Protocol::Mqtt) => spawn(Connection::new(start, ByteStream::new(stream))),
-            _ => spawn(handshakes(listener.clone(), start, stream)),
-        }
+        spawn(handshakes(listener.clone(), start, stream));
     }
 }
 

@@ -26,7 +26,7 @@ use mqtt_wire::{
 use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
-use super::broker_task::Input;
+use super::broker_task::{Input, Sink};
 use super::write_queue::{Next, WriteQueue};
 use super::{ServerError, ServerHandle};
 
@@ -251,7 +251,7 @@ impl ServerHandle {
         let open = Input::Open {
             conn,
             info: Box::new(info),
-            queue: queue.clone(),
+            sink: Sink::Task(queue.clone()),
         };
         self.inputs
             .send(open)

@@ -15,6 +15,7 @@ mod broker_task;
 mod connection;
 mod listener;
 mod local_client;
+mod reactor;
 mod read_gate;
 mod storage;
 mod tls;
@@ -242,11 +243,22 @@ impl ServerBuilder {
             });
         }
 
-        let broker_task = tokio::spawn(broker_task::run(broker, receiver, storage));
+        let workers = tokio::runtime::Handle::current().metrics().num_workers();
+        let reactors = reactor::Reactors::start(workers, &inputs, queue_cap)
+            .map_err(|e| ServerError::Bind("the connection poller".into(), e))?;
+        let broker_task = tokio::spawn(broker_task::run(
+            broker,
+            receiver,
+            storage,
+            reactors.clone(),
+        ));
         let ids = Arc::new(AtomicU64::new(1));
         let accept_tasks = bound
             .into_iter()
-            .map(|l| tokio::spawn(accept_loop(l, inputs.clone(), ids.clone())))
+            .map(|l| {
+                let (inputs, ids, reactors) = (inputs.clone(), ids.clone(), reactors.clone());
+                tokio::spawn(accept_loop(l, inputs, ids, reactors))
+            })
             .collect();
         Ok(Server {
             addresses,

@@ -1,0 +1,668 @@
+//! Plain TCP connections served without a task each. A reactor is one task that owns many
+//! sockets: they are registered with a `mio` poller of its own, whose file descriptor the
+//! tokio runtime watches for it, and kept in a slab. An idle connection then costs its socket
+//! and one slab entry; a task, tokio's readiness record and a shared write queue per
+//! connection (~860 bytes together) are gone.
+//!
+//! The broker task reaches a connection through a [`Remote`]: it posts orders (bytes to write,
+//! close, pause, resume) into the reactor's mailbox and wakes it; after a drain, the orders for
+//! every subscriber of a fan-out reach the reactor under one wake-up. The reactor answers with
+//! the same [`Input`]s a connection task sends: `Open`, `Bytes`, `Flushed`, `Closed`.
+//!
+//! Each round the reactor reads the mailbox, takes the poller's events, and serves the sockets
+//! that have work: a socket is read once per round (so a flooder gets no more turns than anyone
+//! else) and written until it is drained or full. Reads spend the connection's input credit
+//! (see [`INPUT_CREDIT`]), handed back when the broker task drops the bytes; a paused
+//! connection is not read. When the broker's input channel is full, the reactor stops reading
+//! and keeps its further inputs in order until there is room.
+
+mod socket;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::future::{Future, poll_fn};
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::task::AtomicWaker;
+use mqtt_broker_core::{ConnectionId, ConnectionInfo};
+use tokio::io::unix::AsyncFd;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::mpsc::{self, OwnedPermit};
+use tracing::{debug, warn};
+
+use super::broker_task::Input;
+use super::read_gate::INPUT_CREDIT;
+use socket::{Phase, Socket};
+
+/// Most poller events taken at once.
+const EVENTS: usize = 1024;
+
+/// The reactors of a server, connections spread over them in turn.
+#[derive(Debug, Clone)]
+pub(crate) struct Reactors {
+    all: Arc<[Arc<Shared>]>,
+    next: Arc<AtomicUsize>,
+}
+
+impl Reactors {
+    /// Spawns `count` reactor tasks (at least one) on the current runtime, feeding `inputs`;
+    /// a connection whose unwritten bytes would pass `cap` is closed.
+    pub(crate) fn start(
+        count: usize,
+        inputs: &mpsc::Sender<Input>,
+        cap: usize,
+    ) -> io::Result<Self> {
+        let mut all = Vec::with_capacity(count.max(1));
+        for _ in 0..count.max(1) {
+            let shared = Arc::new(Shared::default());
+            let reactor = Reactor::new(shared.clone(), inputs.clone(), cap)?;
+            drop(tokio::spawn(reactor.run()));
+            all.push(shared);
+        }
+        Ok(Reactors {
+            all: all.into(),
+            next: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// Hands an accepted connection to the next reactor, which tells the broker task about it.
+    pub(crate) fn open(&self, accepted: Accepted) {
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.all.len();
+        self.all[turn].mail(|mail| mail.opened.push(accepted));
+    }
+
+    /// Asks every reactor to close its connections and end.
+    pub(crate) fn stop(&self) {
+        self.all
+            .iter()
+            .for_each(|shared| shared.mail(|m| m.stop = true));
+    }
+}
+
+/// A connection accepted for a reactor.
+#[derive(Debug)]
+pub(crate) struct Accepted {
+    pub(crate) conn: ConnectionId,
+    pub(crate) info: Box<ConnectionInfo>,
+    pub(crate) stream: std::net::TcpStream,
+    /// The connection's place under its listener's `max_connections`.
+    pub(crate) slot: Option<OwnedSemaphorePermit>,
+}
+
+/// The broker task's handle on one connection of a reactor.
+#[derive(Debug)]
+pub(crate) struct Remote {
+    shared: Arc<Shared>,
+    slot: u32,
+}
+
+impl Remote {
+    /// Queues `chunks` for the connection's socket.
+    pub(crate) fn write(&self, conn: ConnectionId, chunks: Vec<Bytes>) {
+        self.order(conn, Order::Write(chunks));
+    }
+
+    /// Closes the connection once what is queued is written.
+    pub(crate) fn close(&self, conn: ConnectionId) {
+        self.order(conn, Order::Close);
+    }
+
+    /// Stops reading the connection (`true`) or starts again (`false`).
+    pub(crate) fn pause(&self, conn: ConnectionId, paused: bool) {
+        self.order(conn, Order::Pause(paused));
+    }
+
+    fn order(&self, conn: ConnectionId, order: Order) {
+        let slot = self.slot;
+        self.shared
+            .mail(|mail| mail.orders.push(Addressed { slot, conn, order }));
+    }
+}
+
+/// What the broker task asks of a connection.
+#[derive(Debug)]
+enum Order {
+    Write(Vec<Bytes>),
+    Close,
+    Pause(bool),
+}
+
+/// An order and the connection it is for (the slot may have been reused since: the id tells).
+#[derive(Debug)]
+struct Addressed {
+    slot: u32,
+    conn: ConnectionId,
+    order: Order,
+}
+
+/// What others leave for a reactor.
+#[derive(Debug, Default)]
+struct Mail {
+    opened: Vec<Accepted>,
+    orders: Vec<Addressed>,
+    /// Input credit the broker task handed back: slot, connection, bytes.
+    credit: Vec<(u32, ConnectionId, u32)>,
+    stop: bool,
+}
+
+impl Mail {
+    fn is_empty(&self) -> bool {
+        self.opened.is_empty() && self.orders.is_empty() && self.credit.is_empty() && !self.stop
+    }
+}
+
+/// The part of a reactor others reach: its mailbox and its waker.
+#[derive(Debug, Default)]
+struct Shared {
+    mail: Mutex<Mail>,
+    waker: AtomicWaker,
+    /// A connection waits for credit: returned credit wakes the reactor.
+    credit_wanted: AtomicBool,
+}
+
+impl Shared {
+    /// Leaves something in the mailbox and wakes the reactor.
+    fn mail(&self, leave: impl FnOnce(&mut Mail)) {
+        if let Ok(mut mail) = self.mail.lock() {
+            leave(&mut mail);
+        }
+        self.waker.wake();
+    }
+
+    /// Hands back input credit; wakes the reactor only if a connection waits for it.
+    fn give_back(&self, slot: u32, conn: ConnectionId, credit: u32) {
+        if let Ok(mut mail) = self.mail.lock() {
+            mail.credit.push((slot, conn, credit));
+        }
+        if self.credit_wanted.swap(false, Ordering::SeqCst) {
+            self.waker.wake();
+        }
+    }
+
+    /// Takes the mail, leaving `spare` (emptied) in its place to keep its buffers.
+    fn take_mail(&self, spare: &mut Mail) {
+        if let Ok(mut mail) = self.mail.lock() {
+            std::mem::swap(&mut *mail, spare);
+        }
+    }
+
+    fn has_mail(&self) -> bool {
+        self.mail.lock().map_or(true, |mail| !mail.is_empty())
+    }
+}
+
+/// Received bytes that give their input credit back when the broker task drops them.
+struct Credited {
+    data: Vec<u8>,
+    shared: Arc<Shared>,
+    slot: u32,
+    conn: ConnectionId,
+}
+
+impl AsRef<[u8]> for Credited {
+    fn as_ref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+impl Drop for Credited {
+    fn drop(&mut self) {
+        let credit = u32::try_from(self.data.len()).unwrap_or(u32::MAX);
+        self.shared.give_back(self.slot, self.conn, credit);
+    }
+}
+
+type RoomWait = Pin<Box<dyn Future<Output = Option<OwnedPermit<Input>>> + Send>>;
+
+/// The broker task's input channel, with the inputs that found it full kept in order.
+struct Outbound {
+    inputs: mpsc::Sender<Input>,
+    stalled: VecDeque<Input>,
+    room: Option<RoomWait>,
+    /// The broker task is gone.
+    gone: bool,
+}
+
+impl Outbound {
+    fn send(&mut self, input: Input) {
+        if !self.stalled.is_empty() {
+            return self.stalled.push_back(input);
+        }
+        match self.inputs.try_send(input) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(input)) => self.stalled.push_back(input),
+            Err(mpsc::error::TrySendError::Closed(_)) => self.gone = true,
+        }
+    }
+
+    /// Sends stalled inputs while there is room; `Ready` when none are left (or the broker
+    /// task is gone), else the channel's room is waited for.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        while let Some(input) = self.stalled.pop_front() {
+            if let Some(room) = &mut self.room {
+                match room.as_mut().poll(cx) {
+                    Poll::Ready(Some(permit)) => {
+                        self.room = None;
+                        permit.send(input);
+                        continue;
+                    }
+                    Poll::Ready(None) => self.gone = true,
+                    Poll::Pending => {}
+                }
+            }
+            match self.inputs.try_send(input) {
+                Ok(()) => continue,
+                Err(mpsc::error::TrySendError::Full(input)) if !self.gone => {
+                    self.stalled.push_front(input);
+                    if self.room.is_none() {
+                        let inputs = self.inputs.clone();
+                        self.room =
+                            Some(Box::pin(async move { inputs.reserve_owned().await.ok() }));
+                        continue; // polled once to register
+                    }
+                    return Poll::Pending;
+                }
+                Err(_) => {
+                    self.gone = true;
+                    self.stalled.clear();
+                }
+            }
+        }
+        Poll::Ready(())
+    }
+}
+
+/// One reactor task's state.
+struct Reactor {
+    shared: Arc<Shared>,
+    poller: AsyncFd<mio::Poll>,
+    events: mio::Events,
+    sockets: Vec<Option<Socket>>,
+    free: Vec<u32>,
+    /// Sockets with work for the next round.
+    ready: Vec<u32>,
+    /// Readable sockets left unread while the input channel was full.
+    blocked: Vec<u32>,
+    out: Outbound,
+    /// Closing deadlines, earliest first (stale entries are skipped).
+    deadlines: BinaryHeap<Reverse<(Instant, u32, ConnectionId)>>,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    mail: Mail,
+    /// What a read lands in before it is copied out at its size.
+    scratch: Box<[u8]>,
+    cap: usize,
+    stopping: bool,
+}
+
+/// What a wait found.
+struct Wake {
+    /// The poller has events (taken into `events`).
+    events: bool,
+}
+
+impl Reactor {
+    fn new(shared: Arc<Shared>, inputs: mpsc::Sender<Input>, cap: usize) -> io::Result<Self> {
+        // tokio deprecates its safe constructors because a caller could hand over a descriptor
+        // it does not own and close it while registered (the replacement is `unsafe`). Here
+        // the `AsyncFd` owns the poller, which keeps its one descriptor open and unchanged
+        // until the `AsyncFd` has deregistered it on drop: the contract of the unsafe
+        // constructor holds, and this crate stays free of `unsafe`.
+        #[allow(deprecated)]
+        let poller = AsyncFd::with_interest(mio::Poll::new()?, tokio::io::Interest::READABLE)?;
+        Ok(Reactor {
+            shared,
+            poller,
+            events: mio::Events::with_capacity(EVENTS),
+            sockets: Vec::new(),
+            free: Vec::new(),
+            ready: Vec::new(),
+            blocked: Vec::new(),
+            out: Outbound {
+                inputs,
+                stalled: VecDeque::new(),
+                room: None,
+                gone: false,
+            },
+            deadlines: BinaryHeap::new(),
+            timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            mail: Mail::default(),
+            scratch: vec![0; INPUT_CREDIT].into_boxed_slice(),
+            cap,
+            stopping: false,
+        })
+    }
+
+    async fn run(mut self) {
+        loop {
+            let wake = poll_fn(|cx| self.poll_wake(cx)).await;
+            self.read_mail();
+            if wake.events {
+                self.take_events();
+            }
+            self.expire(Instant::now());
+            if self.out.stalled.is_empty() {
+                self.unblock();
+            }
+            self.serve_round();
+            if self.out.gone && !self.stopping {
+                self.stop();
+            }
+            if self.stopping && self.sockets.iter().all(Option::is_none) {
+                return;
+            }
+            if !self.ready.is_empty() {
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+
+    /// Waits until there is mail, poller events, an expired deadline, room for stalled inputs
+    /// or sockets with work left from the last round.
+    fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<Wake> {
+        self.shared.waker.register(cx.waker());
+        let events = poll_events(&mut self.poller, &mut self.events, cx);
+        let flushed = !self.out.stalled.is_empty() && self.out.poll_flush(cx).is_ready();
+        let timer = self.arm_timer() && self.timer.as_mut().poll(cx).is_ready();
+        if events || flushed || timer || !self.ready.is_empty() || self.shared.has_mail() {
+            Poll::Ready(Wake { events })
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Sets the timer to the earliest deadline; `false` if there is none.
+    fn arm_timer(&mut self) -> bool {
+        let Some(Reverse((at, _, _))) = self.deadlines.peek() else {
+            return false;
+        };
+        let at = tokio::time::Instant::from_std(*at);
+        if self.timer.deadline() != at {
+            self.timer.as_mut().reset(at);
+        }
+        true
+    }
+
+    fn read_mail(&mut self) {
+        self.shared.take_mail(&mut self.mail);
+        let mut mail = std::mem::take(&mut self.mail);
+        if mail.stop {
+            mail.stop = false;
+            self.stop();
+        }
+        for accepted in mail.opened.drain(..) {
+            self.open(accepted);
+        }
+        for (slot, conn, credit) in mail.credit.drain(..) {
+            if let Some(socket) = find(&mut self.sockets, slot, conn) {
+                socket.credit += credit;
+                list(&mut self.ready, slot, socket);
+            }
+        }
+        for Addressed { slot, conn, order } in mail.orders.drain(..) {
+            self.obey(slot, conn, order);
+        }
+        self.mail = mail;
+    }
+
+    fn open(&mut self, accepted: Accepted) {
+        let Accepted {
+            conn,
+            info,
+            stream,
+            slot: place,
+        } = accepted;
+        if self.stopping {
+            return;
+        }
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => match u32::try_from(self.sockets.len()) {
+                Ok(slot) => {
+                    self.sockets.push(None);
+                    slot
+                }
+                Err(_) => return warn!(%conn, "reactor full; dropping the connection"),
+            },
+        };
+        let mut stream = mio::net::TcpStream::from_std(stream);
+        let interest = mio::Interest::READABLE | mio::Interest::WRITABLE;
+        let registry = self.poller.get_ref().registry();
+        if let Err(error) = registry.register(&mut stream, mio::Token(slot as usize), interest) {
+            self.free.push(slot);
+            return warn!(%conn, %error, "cannot watch the connection; dropping it");
+        }
+        self.sockets[slot as usize] = Some(Socket::new(conn, stream, place));
+        let sink = Remote {
+            shared: self.shared.clone(),
+            slot,
+        };
+        self.out.send(Input::Open {
+            conn,
+            info,
+            sink: super::broker_task::Sink::Reactor(sink),
+        });
+    }
+
+    fn obey(&mut self, slot: u32, conn: ConnectionId, order: Order) {
+        let cap = self.cap;
+        let Some(socket) = find(&mut self.sockets, slot, conn) else {
+            return; // gone already
+        };
+        match order {
+            Order::Write(chunks) => {
+                if !socket.queue(chunks, cap) {
+                    warn!(%conn, "write queue full or closing; closing the connection");
+                    socket.close();
+                }
+            }
+            Order::Close => socket.close(),
+            Order::Pause(paused) => socket.paused = paused,
+        }
+        list(&mut self.ready, slot, socket);
+    }
+
+    fn take_events(&mut self) {
+        for event in &self.events {
+            let slot = event.token().0 as u32;
+            if let Some(Some(socket)) = self.sockets.get_mut(slot as usize) {
+                socket.readable |=
+                    event.is_readable() || event.is_read_closed() || event.is_error();
+                socket.writable |=
+                    event.is_writable() || event.is_write_closed() || event.is_error();
+                list(&mut self.ready, slot, socket);
+            }
+        }
+        self.events.clear();
+    }
+
+    /// Ends connections whose closing deadline has passed.
+    fn expire(&mut self, now: Instant) {
+        while let Some(Reverse((at, slot, conn))) = self.deadlines.peek().copied() {
+            if at > now {
+                return;
+            }
+            self.deadlines.pop();
+            let due = find(&mut self.sockets, slot, conn)
+                .is_some_and(|s| s.deadline.is_some_and(|d| d <= now));
+            if due {
+                debug!(%conn, "closing connection timed out");
+                self.remove(slot);
+            }
+        }
+    }
+
+    /// Lists the sockets left unread while the input channel was full.
+    fn unblock(&mut self) {
+        for slot in std::mem::take(&mut self.blocked) {
+            if let Some(Some(socket)) = self.sockets.get_mut(slot as usize) {
+                list(&mut self.ready, slot, socket);
+            }
+        }
+    }
+
+    /// Closes every connection (the broker task is going or gone).
+    fn stop(&mut self) {
+        self.stopping = true;
+        for (slot, socket) in self.sockets.iter_mut().enumerate() {
+            if let Some(socket) = socket {
+                socket.close();
+                list(&mut self.ready, slot as u32, socket);
+            }
+        }
+    }
+
+    /// Serves every socket listed for this round once.
+    fn serve_round(&mut self) {
+        let round = std::mem::take(&mut self.ready);
+        let now = Instant::now();
+        for &slot in &round {
+            self.serve(slot, now);
+        }
+        if self.ready.is_empty() {
+            self.ready = round;
+            self.ready.clear();
+        }
+    }
+
+    fn serve(&mut self, slot: u32, now: Instant) {
+        let Some(Some(socket)) = self.sockets.get_mut(slot as usize) else {
+            return;
+        };
+        socket.listed = false;
+        let conn = socket.conn;
+        let flushed = match socket.write() {
+            Ok(flushed) => flushed,
+            Err(error) => {
+                debug!(%conn, %error, "write failed");
+                return self.remove(slot);
+            }
+        };
+        if flushed > 0 && socket.phase != Phase::Draining {
+            self.out.send(Input::Flushed {
+                conn,
+                bytes: flushed,
+            });
+        }
+        if socket.phase == Phase::Closing && socket.out_is_empty() {
+            socket.shut_down(now + super::connection::LINGER);
+            self.out.send(Input::Closed { conn });
+        } else if socket.phase == Phase::Closing && !socket.writable && socket.deadline.is_none() {
+            // A client that does not read gets LINGER to take the rest, not forever.
+            socket.deadline = Some(now + super::connection::LINGER);
+        }
+        if let Some(at) = socket.deadline.filter(|_| !socket.timed) {
+            socket.timed = true;
+            self.deadlines.push(Reverse((at, slot, conn)));
+        }
+        if !self.read(slot) {
+            return self.remove(slot);
+        }
+        let reading = self.out.stalled.is_empty();
+        if let Some(Some(socket)) = self.sockets.get_mut(slot as usize) {
+            if socket.has_work(reading) {
+                list(&mut self.ready, slot, socket);
+            }
+        }
+    }
+
+    /// One read of the socket at `slot` (or, once the broker closed it, reads discarding the
+    /// input); `false` once the connection is to go.
+    fn read(&mut self, slot: u32) -> bool {
+        let Some(Some(socket)) = self.sockets.get_mut(slot as usize) else {
+            return true;
+        };
+        if socket.phase != Phase::Open {
+            return socket.discard(&mut self.scratch);
+        }
+        if !socket.readable || socket.paused {
+            return true;
+        }
+        if !self.out.stalled.is_empty() {
+            self.blocked.push(slot);
+            return true;
+        }
+        if socket.credit == 0 {
+            self.shared.credit_wanted.store(true, Ordering::SeqCst);
+            return true;
+        }
+        let conn = socket.conn;
+        match socket.read(&mut self.scratch) {
+            Ok(Some(data)) => {
+                if socket.credit == 0 && socket.readable {
+                    // More is waiting: the credit the broker task hands back wakes the reactor.
+                    self.shared.credit_wanted.store(true, Ordering::SeqCst);
+                }
+                let data = Bytes::from_owner(Credited {
+                    data,
+                    shared: self.shared.clone(),
+                    slot,
+                    conn,
+                });
+                self.out.send(Input::Bytes { conn, data });
+                true
+            }
+            Ok(None) => true,
+            Err(error) => {
+                debug!(%conn, %error, "connection ended");
+                false
+            }
+        }
+    }
+
+    /// Drops the connection at `slot`, telling the broker task unless it was told already.
+    fn remove(&mut self, slot: u32) {
+        let Some(socket) = self.sockets.get_mut(slot as usize).and_then(Option::take) else {
+            return;
+        };
+        if socket.phase != Phase::Draining {
+            self.out.send(Input::Closed { conn: socket.conn });
+        }
+        self.free.push(slot);
+        if self.sockets.iter().all(Option::is_none) {
+            self.sockets = Vec::new();
+            self.free = Vec::new();
+        }
+    }
+}
+
+/// The socket at `slot` if it is still `conn`'s.
+fn find(sockets: &mut [Option<Socket>], slot: u32, conn: ConnectionId) -> Option<&mut Socket> {
+    let socket = sockets.get_mut(slot as usize)?.as_mut()?;
+    (socket.conn == conn).then_some(socket)
+}
+
+/// Puts `socket` on the list for the next round (once).
+fn list(ready: &mut Vec<u32>, slot: u32, socket: &mut Socket) {
+    if !socket.listed {
+        socket.listed = true;
+        ready.push(slot);
+    }
+}
+
+/// Takes the poller's events if it has any; `false` (the runtime watching for more) if not.
+fn poll_events(
+    poller: &mut AsyncFd<mio::Poll>,
+    events: &mut mio::Events,
+    cx: &mut Context<'_>,
+) -> bool {
+    loop {
+        let Poll::Ready(Ok(mut guard)) = poller.poll_read_ready_mut(cx) else {
+            return false;
+        };
+        match guard.get_inner_mut().poll(events, Some(Duration::ZERO)) {
+            Ok(()) if events.is_empty() => guard.clear_ready(),
+            Ok(()) => return true,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => {
+                warn!(%error, "poller failed");
+                return false;
+            }
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! One connection of a reactor: its socket, what is queued for it, and where it is in its
+//! life. Reads and writes never wait: they stop at `WouldBlock` and clear the readiness flag,
+//! which the poller's next event sets again.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Read as _, Write as _};
+use std::net::Shutdown;
+use std::time::Instant;
+
+use bytes::{Buf as _, Bytes};
+use mqtt_broker_core::ConnectionId;
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::server::read_gate::INPUT_CREDIT;
+
+/// Most chunks handed to one vectored write (Linux's `IOV_MAX`).
+const MAX_BATCH_CHUNKS: usize = 1024;
+
+/// Most reads of one round while discarding a closed connection's input.
+const DISCARD_READS: usize = 16;
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// Reading and writing.
+    Open,
+    /// The broker closed it: what is queued is written, input is discarded.
+    Closing,
+    /// Everything is written and the write side shut down; the broker task knows it is gone.
+    /// Input is discarded until the client closes too or the deadline passes.
+    Draining,
+}
+
+/// A connection's socket and state.
+#[derive(Debug)]
+pub(super) struct Socket {
+    stream: mio::net::TcpStream,
+    pub(super) conn: ConnectionId,
+    /// Chunks not yet written; the first may be partly written (its front is cut off).
+    out: VecDeque<Bytes>,
+    out_bytes: usize,
+    /// Bytes that may be read before the broker task hands credit back.
+    pub(super) credit: u32,
+    pub(super) phase: Phase,
+    /// The poller said so and no read has met `WouldBlock` since.
+    pub(super) readable: bool,
+    /// The poller said so and no write has met `WouldBlock` since.
+    pub(super) writable: bool,
+    /// The broker task paused the reading (a subscriber's queue fills up).
+    pub(super) paused: bool,
+    /// On the reactor's list for the next round.
+    pub(super) listed: bool,
+    /// `deadline` is on the reactor's timer heap.
+    pub(super) timed: bool,
+    /// When a closing connection is dropped, written out or not.
+    pub(super) deadline: Option<Instant>,
+    /// The connection's place under its listener's `max_connections`.
+    _place: Option<OwnedSemaphorePermit>,
+}
+
+impl Socket {
+    pub(super) fn new(
+        conn: ConnectionId,
+        stream: mio::net::TcpStream,
+        place: Option<OwnedSemaphorePermit>,
+    ) -> Self {
+        Socket {
+            stream,
+            conn,
+            out: VecDeque::new(),
+            out_bytes: 0,
+            credit: u32::try_from(INPUT_CREDIT).unwrap_or(u32::MAX),
+            phase: Phase::Open,
+            readable: false,
+            writable: false,
+            paused: false,
+            listed: false,
+            timed: false,
+            deadline: None,
+            _place: place,
+        }
+    }
+
+    /// Queues chunks to write; `false` (nothing queued) when they would pass `cap`. Chunks for
+    /// a connection already closing are dropped.
+    pub(super) fn queue(&mut self, chunks: Vec<Bytes>, cap: usize) -> bool {
+        if self.phase != Phase::Open {
+            return true;
+        }
+        let len: usize = chunks.iter().map(Bytes::len).sum();
+        if self.out_bytes + len > cap {
+            return false;
+        }
+        self.out_bytes += len;
+        let chunks = chunks.into_iter().filter(|c| !c.is_empty());
+        if self.out.is_empty() {
+            self.out = chunks.collect();
+        } else {
+            self.out.extend(chunks);
+        }
+        true
+    }
+
+    pub(super) fn out_is_empty(&self) -> bool {
+        self.out.is_empty()
+    }
+
+    /// The broker ends the connection: what is queued is still written.
+    pub(super) fn close(&mut self) {
+        if self.phase == Phase::Open {
+            self.phase = Phase::Closing;
+        }
+    }
+
+    /// Everything is written: the write side is shut down (the client reads the end of the
+    /// stream after the last packet) and input is discarded until `deadline`.
+    pub(super) fn shut_down(&mut self, deadline: Instant) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+        self.phase = Phase::Draining;
+        self.deadline = Some(deadline);
+        self.timed = false;
+    }
+
+    /// Whether the socket should be served again next round; `reading`: the input channel
+    /// has room.
+    pub(super) fn has_work(&self, reading: bool) -> bool {
+        let write = self.writable && !self.out.is_empty();
+        let read = self.readable
+            && match self.phase {
+                Phase::Open => reading && !self.paused && self.credit > 0,
+                Phase::Closing | Phase::Draining => true,
+            };
+        write || read
+    }
+
+    /// Writes what is queued until it is all written or the socket is full; returns the
+    /// bytes written.
+    pub(super) fn write(&mut self) -> io::Result<usize> {
+        let mut total = 0;
+        while self.writable && !self.out.is_empty() {
+            let slices: Vec<IoSlice<'_>> = (self.out.iter())
+                .take(MAX_BATCH_CHUNKS)
+                .map(|chunk| IoSlice::new(chunk))
+                .collect();
+            let asked: usize = slices.iter().map(|s| s.len()).sum();
+            match self.stream.write_vectored(&slices) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(written) => {
+                    // A short write means the socket buffer is full (as tokio reads it).
+                    self.writable = written == asked;
+                    self.consume(written);
+                    total += written;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(total)
+    }
+
+    /// Drops `written` bytes from the front of the queue.
+    fn consume(&mut self, mut written: usize) {
+        self.out_bytes = self.out_bytes.saturating_sub(written);
+        while let Some(front) = self.out.front_mut() {
+            if front.len() > written {
+                front.advance(written);
+                break;
+            }
+            written -= front.len();
+            self.out.pop_front();
+        }
+        if self.out.is_empty() {
+            self.out = VecDeque::new(); // an idle connection holds no queue buffer
+        }
+    }
+
+    /// One read into `scratch` of at most the credit left: `Ok(None)` when nothing is there,
+    /// an error at the end of the stream.
+    pub(super) fn read(&mut self, scratch: &mut [u8]) -> io::Result<Option<Vec<u8>>> {
+        let want = scratch.len().min(self.credit as usize);
+        loop {
+            match self.stream.read(&mut scratch[..want]) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "closed by the client",
+                    ));
+                }
+                Ok(n) => {
+                    // A short read means the socket is drained (as tokio reads it).
+                    self.readable = n == want;
+                    self.credit -= u32::try_from(n).unwrap_or(self.credit);
+                    return Ok(Some(scratch[..n].to_vec()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    return Ok(None);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads and drops input; `false` at the end of the stream or on an error.
+    pub(super) fn discard(&mut self, scratch: &mut [u8]) -> bool {
+        for _ in 0..DISCARD_READS {
+            if !self.readable {
+                break;
+            }
+            match self.stream.read(scratch) {
+                Ok(0) => return false,
+                Ok(n) => self.readable = n == scratch.len(),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+}
