@@ -564,10 +564,10 @@ impl Reactor {
             return self.remove(slot);
         }
         let reading = self.out.stalled.is_empty();
-        if let Some(Some(socket)) = self.sockets.get_mut(slot as usize) {
-            if socket.has_work(reading) {
-                list(&mut self.ready, slot, socket);
-            }
+        if let Some(Some(socket)) = self.sockets.get_mut(slot as usize)
+            && socket.has_work(reading)
+        {
+            list(&mut self.ready, slot, socket);
         }
     }
 
