@@ -646,6 +646,9 @@ fn list(ready: &mut Vec<u32>, slot: u32, socket: &mut Socket) {
 }
 
 /// Takes the poller's events if it has any; `false` (the runtime watching for more) if not.
+/// Fewer events than there is room for means the poller was emptied: its readiness is cleared
+/// at once (a later event is a new edge for the runtime), which saves asking it again only to
+/// find it empty.
 fn poll_events(
     poller: &mut AsyncFd<mio::Poll>,
     events: &mut mio::Events,
@@ -656,7 +659,14 @@ fn poll_events(
             return false;
         };
         match guard.get_inner_mut().poll(events, Some(Duration::ZERO)) {
-            Ok(()) if events.is_empty() => guard.clear_ready(),
+            Ok(()) if events.iter().count() < EVENTS => {
+                guard.clear_ready();
+                if !events.is_empty() {
+                    // Registers for the next edge (no system call: tokio's record is read).
+                    let _ = poller.poll_read_ready_mut(cx);
+                    return true;
+                }
+            }
             Ok(()) => return true,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) => {
