@@ -676,3 +676,6 @@ fn poll_events(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
