@@ -96,8 +96,8 @@ impl Sink {
 
 struct ConnEntry {
     sink: Sink,
-    /// Chunks of this drain not yet handed to the write queue.
-    pending: Vec<Bytes>,
+    /// Where the connection's chunks of this drain wait in `BrokerTask::dirty`, if it has any.
+    pending: Option<u32>,
 }
 
 /// The broker and the write queues of its open connections.
@@ -105,8 +105,9 @@ struct BrokerTask {
     broker: Broker,
     conns: HashMap<ConnectionId, ConnEntry>,
     storage: Option<Storage>,
-    /// Connections with pending chunks, in the order they got them.
-    dirty: Vec<ConnectionId>,
+    /// Chunks of this drain not yet handed over, per connection, in the order the connections
+    /// got them (kept out of the connection map: an idle connection's entry holds no `Vec`).
+    dirty: Vec<(ConnectionId, Vec<Bytes>)>,
 }
 
 /// Runs until a [`Input::Shutdown`] has been handled (and the connections closed, or the grace
@@ -174,15 +175,15 @@ async fn serve(task: &mut BrokerTask, mut inputs: mpsc::Receiver<Input>) {
     }
 }
 
-/// Hands `entry`'s pending chunks to its write queue; a queue that refuses them (over its byte
-/// cap, or closing) is closed.
-fn hand_over(conn: ConnectionId, entry: &mut ConnEntry) {
-    if entry.pending.is_empty() {
+/// Hands `chunks` to the connection; one that refuses them (over its byte cap, or closing)
+/// is closed.
+fn hand_over(conn: ConnectionId, sink: &Sink, chunks: Vec<Bytes>) {
+    if chunks.is_empty() {
         return;
     }
-    if !entry.sink.write(conn, std::mem::take(&mut entry.pending)) {
+    if !sink.write(conn, chunks) {
         warn!(%conn, "write queue full or closing; closing the connection");
-        entry.sink.close(conn);
+        sink.close(conn);
     }
 }
 
@@ -201,7 +202,7 @@ impl BrokerTask {
                 debug!(%conn, peer = ?info.peer, "new connection");
                 let entry = ConnEntry {
                     sink,
-                    pending: Vec::new(),
+                    pending: None,
                 };
                 self.conns.insert(conn, entry);
                 self.broker.handle_open(conn, *info, now)
@@ -225,18 +226,26 @@ impl BrokerTask {
         while let Some(output) = self.broker.poll_output() {
             match output {
                 Output::Transmit { conn, data } => {
-                    if let Some(entry) = self.conns.get_mut(&conn) {
-                        if entry.pending.is_empty() {
-                            self.dirty.push(conn);
-                            entry.pending = data;
-                        } else {
-                            entry.pending.extend(data);
+                    let Some(entry) = self.conns.get_mut(&conn) else {
+                        continue;
+                    };
+                    match entry.pending.and_then(|at| self.dirty.get_mut(at as usize)) {
+                        Some((_, pending)) => pending.extend(data),
+                        None => {
+                            entry.pending = u32::try_from(self.dirty.len()).ok();
+                            self.dirty.push((conn, data));
                         }
                     }
                 }
                 Output::Close { conn } => {
                     if let Some(entry) = self.conns.get_mut(&conn) {
-                        hand_over(conn, entry);
+                        let pending = entry
+                            .pending
+                            .take()
+                            .and_then(|at| self.dirty.get_mut(at as usize));
+                        if let Some((_, chunks)) = pending {
+                            hand_over(conn, &entry.sink, std::mem::take(chunks));
+                        }
                         entry.sink.close(conn);
                     }
                 }
@@ -270,9 +279,10 @@ impl BrokerTask {
                 _ => {}
             }
         }
-        for conn in self.dirty.drain(..) {
+        for (conn, chunks) in self.dirty.drain(..) {
             if let Some(entry) = self.conns.get_mut(&conn) {
-                hand_over(conn, entry);
+                entry.pending = None;
+                hand_over(conn, &entry.sink, chunks);
             }
         }
     }

@@ -38,7 +38,7 @@ use tracing::{debug, warn};
 
 use super::broker_task::Input;
 use super::read_gate::INPUT_CREDIT;
-use socket::{Phase, Socket};
+use socket::{Phase, Socket, Timer};
 
 /// Most poller events taken at once.
 const EVENTS: usize = 1024;
@@ -291,12 +291,12 @@ struct Reactor {
     blocked: Vec<u32>,
     out: Outbound,
     /// Closing deadlines, earliest first (stale entries are skipped).
-    deadlines: BinaryHeap<Reverse<(Instant, u32, ConnectionId)>>,
+    deadlines: BinaryHeap<Reverse<(Instant, u32, ConnectionId, Timer)>>,
     timer: Pin<Box<tokio::time::Sleep>>,
     mail: Mail,
     /// What a read lands in before it is copied out at its size.
     scratch: Box<[u8]>,
-    cap: usize,
+    cap: u32,
     stopping: bool,
 }
 
@@ -333,7 +333,7 @@ impl Reactor {
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             mail: Mail::default(),
             scratch: vec![0; INPUT_CREDIT].into_boxed_slice(),
-            cap,
+            cap: u32::try_from(cap).unwrap_or(u32::MAX),
             stopping: false,
         })
     }
@@ -378,7 +378,7 @@ impl Reactor {
 
     /// Sets the timer to the earliest deadline; `false` if there is none.
     fn arm_timer(&mut self) -> bool {
-        let Some(Reverse((at, _, _))) = self.deadlines.peek() else {
+        let Some(Reverse((at, ..))) = self.deadlines.peek() else {
             return false;
         };
         let at = tokio::time::Instant::from_std(*at);
@@ -424,6 +424,10 @@ impl Reactor {
             Some(slot) => slot,
             None => match u32::try_from(self.sockets.len()) {
                 Ok(slot) => {
+                    if self.sockets.len() == self.sockets.capacity() {
+                        // Grown by an eighth, not doubled: little room is left unused at rest.
+                        self.sockets.reserve_exact(self.sockets.len() / 8 + 16);
+                    }
                     self.sockets.push(None);
                     slot
                 }
@@ -483,13 +487,12 @@ impl Reactor {
 
     /// Ends connections whose closing deadline has passed.
     fn expire(&mut self, now: Instant) {
-        while let Some(Reverse((at, slot, conn))) = self.deadlines.peek().copied() {
+        while let Some(Reverse((at, slot, conn, timer))) = self.deadlines.peek().copied() {
             if at > now {
                 return;
             }
             self.deadlines.pop();
-            let due = find(&mut self.sockets, slot, conn)
-                .is_some_and(|s| s.deadline.is_some_and(|d| d <= now));
+            let due = find(&mut self.sockets, slot, conn).is_some_and(|s| s.timer == timer);
             if due {
                 debug!(%conn, "closing connection timed out");
                 self.remove(slot);
@@ -549,16 +552,17 @@ impl Reactor {
                 bytes: flushed,
             });
         }
+        let timer = socket.timer;
         if socket.phase == Phase::Closing && socket.out_is_empty() {
-            socket.shut_down(now + super::connection::LINGER);
+            socket.shut_down();
             self.out.send(Input::Closed { conn });
-        } else if socket.phase == Phase::Closing && !socket.writable && socket.deadline.is_none() {
+        } else if socket.phase == Phase::Closing && !socket.writable && timer == Timer::None {
             // A client that does not read gets LINGER to take the rest, not forever.
-            socket.deadline = Some(now + super::connection::LINGER);
+            socket.timer = Timer::Linger;
         }
-        if let Some(at) = socket.deadline.filter(|_| !socket.timed) {
-            socket.timed = true;
-            self.deadlines.push(Reverse((at, slot, conn)));
+        if socket.timer != timer {
+            let at = now + super::connection::LINGER;
+            self.deadlines.push(Reverse((at, slot, conn, socket.timer)));
         }
         if !self.read(slot) {
             return self.remove(slot);

@@ -5,7 +5,6 @@
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read as _, Write as _};
 use std::net::Shutdown;
-use std::time::Instant;
 
 use bytes::{Buf as _, Bytes};
 use mqtt_broker_core::ConnectionId;
@@ -31,6 +30,16 @@ pub(super) enum Phase {
     Draining,
 }
 
+/// The closing timer a connection has running (on its reactor's timer heap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Timer {
+    None,
+    /// Closing, its socket full: it goes when the timer ends, written out or not.
+    Linger,
+    /// Draining: it goes when the timer ends, whether the client has closed or not.
+    Drain,
+}
+
 /// A connection's socket and state.
 #[derive(Debug)]
 pub(super) struct Socket {
@@ -38,7 +47,7 @@ pub(super) struct Socket {
     pub(super) conn: ConnectionId,
     /// Chunks not yet written; the first may be partly written (its front is cut off).
     out: VecDeque<Bytes>,
-    out_bytes: usize,
+    out_bytes: u32,
     /// Bytes that may be read before the broker task hands credit back.
     pub(super) credit: u32,
     pub(super) phase: Phase,
@@ -50,10 +59,7 @@ pub(super) struct Socket {
     pub(super) paused: bool,
     /// On the reactor's list for the next round.
     pub(super) listed: bool,
-    /// `deadline` is on the reactor's timer heap.
-    pub(super) timed: bool,
-    /// When a closing connection is dropped, written out or not.
-    pub(super) deadline: Option<Instant>,
+    pub(super) timer: Timer,
     /// The connection's place under its listener's `max_connections`.
     _place: Option<OwnedSemaphorePermit>,
 }
@@ -75,23 +81,26 @@ impl Socket {
             writable: false,
             paused: false,
             listed: false,
-            timed: false,
-            deadline: None,
+            timer: Timer::None,
             _place: place,
         }
     }
 
     /// Queues chunks to write; `false` (nothing queued) when they would pass `cap`. Chunks for
     /// a connection already closing are dropped.
-    pub(super) fn queue(&mut self, chunks: Vec<Bytes>, cap: usize) -> bool {
+    pub(super) fn queue(&mut self, chunks: Vec<Bytes>, cap: u32) -> bool {
         if self.phase != Phase::Open {
             return true;
         }
         let len: usize = chunks.iter().map(Bytes::len).sum();
-        if self.out_bytes + len > cap {
+        let Some(total) = u32::try_from(len)
+            .ok()
+            .and_then(|len| len.checked_add(self.out_bytes))
+            .filter(|&total| total <= cap)
+        else {
             return false;
-        }
-        self.out_bytes += len;
+        };
+        self.out_bytes = total;
         let chunks = chunks.into_iter().filter(|c| !c.is_empty());
         if self.out.is_empty() {
             self.out = chunks.collect();
@@ -113,12 +122,11 @@ impl Socket {
     }
 
     /// Everything is written: the write side is shut down (the client reads the end of the
-    /// stream after the last packet) and input is discarded until `deadline`.
-    pub(super) fn shut_down(&mut self, deadline: Instant) {
+    /// stream after the last packet) and input is discarded until the drain timer ends.
+    pub(super) fn shut_down(&mut self) {
         let _ = self.stream.shutdown(Shutdown::Write);
         self.phase = Phase::Draining;
-        self.deadline = Some(deadline);
-        self.timed = false;
+        self.timer = Timer::Drain;
     }
 
     /// Whether the socket should be served again next round; `reading`: the input channel
@@ -161,7 +169,8 @@ impl Socket {
 
     /// Drops `written` bytes from the front of the queue.
     fn consume(&mut self, mut written: usize) {
-        self.out_bytes = self.out_bytes.saturating_sub(written);
+        let consumed = u32::try_from(written).unwrap_or(u32::MAX);
+        self.out_bytes = self.out_bytes.saturating_sub(consumed);
         while let Some(front) = self.out.front_mut() {
             if front.len() > written {
                 front.advance(written);
