@@ -1,5 +1,7 @@
-//! One connection's task: reads bytes and hands them to the broker task, writes what the broker
-//! queued for it and reports how much the socket took, and tells the broker when it is gone.
+//! The task of one TLS or WebSocket connection (plain TCP connections are served by a
+//! [reactor](super::reactor)): reads bytes and hands them to the broker task, writes what the
+//! broker queued for it and reports how much the socket took, and tells the broker when it is
+//! gone.
 //! The reader waits when the broker's input channel is full, which pushes back on a fast
 //! publisher through TCP; the writer only ever holds what its bounded queue holds.
 //!
@@ -411,10 +413,11 @@ mod tests {
     }
 
     /// tokio allocates a task as one cell aligned to 128 bytes: 104 bytes of its own plus the
-    /// future. A plain TCP connection's task stays within 384 bytes (it was a 1,024-byte cell
-    /// with an `async fn` reader and writer side by side, and a split stream besides).
+    /// future. The task over a bare stream stays within 384 bytes (it was a 1,024-byte cell
+    /// with an `async fn` reader and writer side by side, and a split stream besides); TLS and
+    /// WebSocket add their own state to it.
     #[tokio::test]
-    async fn an_idle_tcp_connection_task_fits_in_384_bytes() {
+    async fn a_connection_task_over_a_bare_stream_fits_in_384_bytes() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
             .await

@@ -1,14 +1,16 @@
-//! The running server: binds the configured listeners, starts the broker task, and stops both
-//! gracefully.
+//! The running server: binds the configured listeners, starts the broker task and the
+//! reactors, and stops them gracefully.
 //!
 //! ```text
-//!  listener tasks ──accept──► connection task (one per client, after any handshakes)
-//!                               │ reader: socket ─► Input::Bytes ─┐   bounded mpsc
-//!                               │ writer: WriteQueue ─► socket    │   (back-pressure on
-//!                               │         └► Input::Flushed ──────┤    readers)
-//!                               ▼                                 ▼
-//!                         WriteQueue ◄──Transmit/Close── broker task (owns the Broker,
-//!                                                         sleeps until poll_timeout)
+//!  listener tasks ─accept─┬─ plain TCP ──► reactor (one per runtime worker, owns many sockets)
+//!                         │                 │ read: socket ─► Input::Bytes ──┐  bounded mpsc
+//!                         │                 │ write: mailbox ─► socket       │  (back-pressure
+//!                         │                 │        └► Input::Flushed ──────┤   on readers)
+//!                         └─ TLS, WebSocket ─► connection task (one per client,│
+//!                                             after the handshakes; same inputs)
+//!                                                                            ▼
+//!  reactor mailbox / WriteQueue ◄──Transmit/Close/Pause── broker task (owns the Broker,
+//!                                                          sleeps until poll_timeout)
 //! ```
 
 mod broker_task;
@@ -276,12 +278,13 @@ impl ServerBuilder {
 
 /// A running server. Dropping it without [`Server::shutdown`] leaves its tasks running.
 ///
-/// Data flow: each connection task reads its socket and sends the bytes to the broker task over
-/// one bounded channel (a full channel makes readers wait, which slows fast publishers through
-/// TCP instead of buffering). The broker task answers by appending `Bytes` chunks to the
-/// connection's write queue, never waiting on a socket; the connection's writer drains the
-/// queue with vectored writes and reports the bytes written, which the core uses to bound each
-/// connection's outbox. A slow subscriber therefore only fills its own outbox: beyond it the
+/// Data flow: a connection's reader (its reactor for plain TCP, its own task for TLS and
+/// WebSocket) reads the socket and sends the bytes to the broker task over one bounded channel
+/// (a full channel makes readers wait, which slows fast publishers through TCP instead of
+/// buffering). The broker task answers by handing `Bytes` chunks to the connection's reactor
+/// mailbox or write queue, never waiting on a socket; the writer drains them with vectored
+/// writes and reports the bytes written, which the core uses to bound each connection's
+/// outbox. A slow subscriber therefore only fills its own outbox: beyond it the
 /// core drops its QoS 0 messages and keeps QoS 1/2 in its bounded session queue.
 #[derive(Debug)]
 pub struct Server {
