@@ -43,6 +43,10 @@ use socket::{Phase, Socket, Timer};
 /// Most poller events taken at once.
 const EVENTS: usize = 1024;
 
+/// Rounds a reactor runs back to back (kept busy by its mailbox) before it lets other tasks
+/// of its worker run.
+const ROUNDS_BEFORE_YIELD: usize = 16;
+
 /// The reactors of a server, connections spread over them in turn.
 #[derive(Debug, Clone)]
 pub(crate) struct Reactors {
@@ -74,7 +78,13 @@ impl Reactors {
     /// Hands an accepted connection to the next reactor, which tells the broker task about it.
     pub(crate) fn open(&self, accepted: Accepted) {
         let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.all.len();
-        self.all[turn].mail(|mail| mail.opened.push(accepted));
+        // A reactor that has ended closed its mailbox: the connection is dropped (and its
+        // `max_connections` slot freed) rather than left there.
+        self.all[turn].mail(|mail| {
+            if !mail.closed {
+                mail.opened.push(accepted);
+            }
+        });
     }
 
     /// Asks every reactor to close its connections and end.
@@ -149,6 +159,8 @@ struct Mail {
     /// Input credit the broker task handed back: slot, connection, bytes.
     credit: Vec<(u32, ConnectionId, u32)>,
     stop: bool,
+    /// The reactor has ended: nothing left here is taken any more.
+    closed: bool,
 }
 
 impl Mail {
@@ -162,7 +174,8 @@ impl Mail {
 struct Shared {
     mail: Mutex<Mail>,
     waker: AtomicWaker,
-    /// A connection waits for credit: returned credit wakes the reactor.
+    /// Some connection waits for credit: returned credit wakes the reactor. Set and cleared by
+    /// the reactor only (before it looks at its mailbox and waits).
     credit_wanted: AtomicBool,
 }
 
@@ -180,7 +193,7 @@ impl Shared {
         if let Ok(mut mail) = self.mail.lock() {
             mail.credit.push((slot, conn, credit));
         }
-        if self.credit_wanted.swap(false, Ordering::SeqCst) {
+        if self.credit_wanted.load(Ordering::SeqCst) {
             self.waker.wake();
         }
     }
@@ -190,6 +203,15 @@ impl Shared {
         if let Ok(mut mail) = self.mail.lock() {
             std::mem::swap(&mut *mail, spare);
         }
+    }
+
+    /// Closes the mailbox for good, dropping what is in it.
+    fn close(&self) {
+        let left = self.mail.lock().map(|mut mail| {
+            mail.closed = true;
+            std::mem::take(&mut mail.opened)
+        });
+        drop(left);
     }
 
     fn has_mail(&self) -> bool {
@@ -274,6 +296,8 @@ impl Outbound {
                 }
             }
         }
+        // Nothing left to send: a pending reservation would hold a slot nobody uses.
+        self.room = None;
         Poll::Ready(())
     }
 }
@@ -298,6 +322,10 @@ struct Reactor {
     scratch: Box<[u8]>,
     cap: u32,
     stopping: bool,
+    /// Sockets in the slab.
+    live: usize,
+    /// Sockets left readable with no input credit: handed-back credit must wake the reactor.
+    starved: usize,
 }
 
 /// What a wait found.
@@ -335,10 +363,13 @@ impl Reactor {
             scratch: vec![0; INPUT_CREDIT].into_boxed_slice(),
             cap: u32::try_from(cap).unwrap_or(u32::MAX),
             stopping: false,
+            live: 0,
+            starved: 0,
         })
     }
 
     async fn run(mut self) {
+        let mut rounds = 0;
         loop {
             let wake = poll_fn(|cx| self.poll_wake(cx)).await;
             self.read_mail();
@@ -353,10 +384,12 @@ impl Reactor {
             if self.out.gone && !self.stopping {
                 self.stop();
             }
-            if self.stopping && self.sockets.iter().all(Option::is_none) {
-                return;
+            if self.stopping && self.live == 0 {
+                return self.shared.close();
             }
-            if !self.ready.is_empty() {
+            rounds += 1;
+            if !self.ready.is_empty() || rounds == ROUNDS_BEFORE_YIELD {
+                rounds = 0;
                 tokio::task::yield_now().await;
             }
         }
@@ -366,6 +399,9 @@ impl Reactor {
     /// or sockets with work left from the last round.
     fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<Wake> {
         self.shared.waker.register(cx.waker());
+        // Before the mailbox is looked at: credit handed back after that look wakes us.
+        let starved = self.starved > 0;
+        self.shared.credit_wanted.store(starved, Ordering::SeqCst);
         let events = poll_events(&mut self.poller, &mut self.events, cx);
         let flushed = !self.out.stalled.is_empty() && self.out.poll_flush(cx).is_ready();
         let timer = self.arm_timer() && self.timer.as_mut().poll(cx).is_ready();
@@ -400,7 +436,10 @@ impl Reactor {
         }
         for (slot, conn, credit) in mail.credit.drain(..) {
             if let Some(socket) = find(&mut self.sockets, slot, conn) {
-                socket.credit += credit;
+                socket.credit = socket.credit.saturating_add(credit);
+                if std::mem::take(&mut socket.starved) {
+                    self.starved -= 1;
+                }
                 list(&mut self.ready, slot, socket);
             }
         }
@@ -442,6 +481,7 @@ impl Reactor {
             return warn!(%conn, %error, "cannot watch the connection; dropping it");
         }
         self.sockets[slot as usize] = Some(Socket::new(conn, stream, place));
+        self.live += 1;
         let sink = Remote {
             shared: self.shared.clone(),
             slot,
@@ -475,8 +515,8 @@ impl Reactor {
         for event in &self.events {
             let slot = event.token().0 as u32;
             if let Some(Some(socket)) = self.sockets.get_mut(slot as usize) {
-                socket.readable |=
-                    event.is_readable() || event.is_read_closed() || event.is_error();
+                socket.read_closed |= event.is_read_closed() || event.is_error();
+                socket.readable |= event.is_readable() || socket.read_closed;
                 socket.writable |=
                     event.is_writable() || event.is_write_closed() || event.is_error();
                 list(&mut self.ready, slot, socket);
@@ -492,11 +532,17 @@ impl Reactor {
                 return;
             }
             self.deadlines.pop();
-            let due = find(&mut self.sockets, slot, conn).is_some_and(|s| s.timer == timer);
-            if due {
-                debug!(%conn, "closing connection timed out");
-                self.remove(slot);
+            let Some(socket) = find(&mut self.sockets, slot, conn).filter(|s| s.timer == timer)
+            else {
+                continue; // gone, or its timer changed since
+            };
+            if timer == Timer::Linger && std::mem::take(&mut socket.progressed) {
+                let again = now + super::connection::LINGER;
+                self.deadlines.push(Reverse((again, slot, conn, timer)));
+                continue;
             }
+            debug!(%conn, "closing connection timed out");
+            self.remove(slot);
         }
     }
 
@@ -552,6 +598,10 @@ impl Reactor {
                 bytes: flushed,
             });
         }
+        if flushed > 0 && socket.timer == Timer::Linger {
+            // The client takes bytes: its LINGER starts again when this one ends.
+            socket.progressed = true;
+        }
         let timer = socket.timer;
         if socket.phase == Phase::Closing && socket.out_is_empty() {
             socket.shut_down();
@@ -592,15 +642,15 @@ impl Reactor {
             return true;
         }
         if socket.credit == 0 {
-            self.shared.credit_wanted.store(true, Ordering::SeqCst);
-            return true;
+            return true; // starved since its last read; handed-back credit lists it
         }
         let conn = socket.conn;
         match socket.read(&mut self.scratch) {
             Ok(Some(data)) => {
                 if socket.credit == 0 && socket.readable {
                     // More is waiting: the credit the broker task hands back wakes the reactor.
-                    self.shared.credit_wanted.store(true, Ordering::SeqCst);
+                    socket.starved = true;
+                    self.starved += 1;
                 }
                 let data = Bytes::from_owner(Credited {
                     data,
@@ -627,8 +677,12 @@ impl Reactor {
         if socket.phase != Phase::Draining {
             self.out.send(Input::Closed { conn: socket.conn });
         }
+        if socket.starved {
+            self.starved -= 1;
+        }
         self.free.push(slot);
-        if self.sockets.iter().all(Option::is_none) {
+        self.live -= 1;
+        if self.live == 0 {
             self.sockets = Vec::new();
             self.free = Vec::new();
         }

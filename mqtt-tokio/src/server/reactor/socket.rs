@@ -53,6 +53,13 @@ pub(super) struct Socket {
     pub(super) phase: Phase,
     /// The poller said so and no read has met `WouldBlock` since.
     pub(super) readable: bool,
+    /// The client's side is closed (or failed): reads go on until they say so, whatever their
+    /// size, as no further event will come.
+    pub(super) read_closed: bool,
+    /// Left readable with no input credit (counted by the reactor).
+    pub(super) starved: bool,
+    /// Bytes were written since the LINGER timer started.
+    pub(super) progressed: bool,
     /// The poller said so and no write has met `WouldBlock` since.
     pub(super) writable: bool,
     /// The broker task paused the reading (a subscriber's queue fills up).
@@ -78,6 +85,9 @@ impl Socket {
             credit: u32::try_from(INPUT_CREDIT).unwrap_or(u32::MAX),
             phase: Phase::Open,
             readable: false,
+            read_closed: false,
+            starved: false,
+            progressed: false,
             writable: false,
             paused: false,
             listed: false,
@@ -198,7 +208,7 @@ impl Socket {
                 }
                 Ok(n) => {
                     // A short read means the socket is drained (as tokio reads it).
-                    self.readable = n == want;
+                    self.readable = n == want || self.read_closed;
                     self.credit -= u32::try_from(n).unwrap_or(self.credit);
                     return Ok(Some(scratch[..n].to_vec()));
                 }
@@ -220,7 +230,7 @@ impl Socket {
             }
             match self.stream.read(scratch) {
                 Ok(0) => return false,
-                Ok(n) => self.readable = n == scratch.len(),
+                Ok(n) => self.readable = n == scratch.len() || self.read_closed,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return false,

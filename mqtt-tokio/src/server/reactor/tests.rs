@@ -19,32 +19,41 @@ struct Rig {
 async fn rig(channel: usize, cap: usize) -> Rig {
     let (sender, mut inputs) = mpsc::channel(channel);
     let reactors = Reactors::start(1, &sender, cap).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let client = TcpStream::connect(listener.local_addr().unwrap())
-        .await
-        .unwrap();
-    let (server, peer) = listener.accept().await.unwrap();
     let conn = ConnectionId(7);
-    reactors.open(Accepted {
-        conn,
-        info: Box::new(ConnectionInfo::new(Some(peer))),
-        stream: server.into_std().unwrap(),
-        slot: None,
-    });
-    let remote = match next(&mut inputs).await {
-        Some(Input::Open {
-            conn: opened,
-            sink: Sink::Reactor(remote),
-            ..
-        }) if opened == conn => remote,
-        other => panic!("expected the Open of a reactor connection, got {other:?}"),
-    };
+    let (client, remote) = connect(&reactors, &mut inputs, conn).await;
     Rig {
         client,
         remote,
         conn,
         inputs,
         reactors,
+    }
+}
+
+/// Opens a connection `conn` on `reactors`: the client's end and the remote from its `Open`.
+async fn connect(
+    reactors: &Reactors,
+    inputs: &mut mpsc::Receiver<Input>,
+    conn: ConnectionId,
+) -> (TcpStream, Remote) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (server, peer) = listener.accept().await.unwrap();
+    reactors.open(Accepted {
+        conn,
+        info: Box::new(ConnectionInfo::new(Some(peer))),
+        stream: server.into_std().unwrap(),
+        slot: None,
+    });
+    match next(inputs).await {
+        Some(Input::Open {
+            conn: opened,
+            sink: Sink::Reactor(remote),
+            ..
+        }) if opened == conn => (client, remote),
+        other => panic!("expected the Open of a reactor connection, got {other:?}"),
     }
 }
 
@@ -186,4 +195,68 @@ async fn a_client_that_leaves_is_reported_closed_and_the_reactor_ends_on_stop() 
         matches!(sender_gone, Ok(None)),
         "the reactor ends and lets go of the channel"
     );
+}
+
+/// Credit handed back to one of two starved connections used to clear the reactor's one "wake
+/// me" flag, so the other's credit, handed back later, woke nobody and that upload stalled.
+#[tokio::test]
+async fn credit_handed_back_to_each_of_two_starved_connections_wakes_the_reactor() {
+    let mut rig = rig(64, 1 << 20).await;
+    let other = ConnectionId(8);
+    let (mut second, _remote) = connect(&rig.reactors, &mut rig.inputs, other).await;
+    // The first has a little more than its credit, the second much more.
+    rig.client
+        .write_all(&vec![0x5a_u8; INPUT_CREDIT + 100])
+        .await
+        .unwrap();
+    second
+        .write_all(&vec![0xa5_u8; 3 * INPUT_CREDIT])
+        .await
+        .unwrap();
+    // Both use up their credit; the broker task holds every read.
+    let mut held: Vec<(ConnectionId, Bytes)> = Vec::new();
+    let mut got = [0usize; 2];
+    while got != [INPUT_CREDIT, INPUT_CREDIT] {
+        match next(&mut rig.inputs).await {
+            Some(Input::Bytes { conn, data }) => {
+                got[usize::from(conn == other)] += data.len();
+                held.push((conn, data));
+            }
+            other => panic!("expected bytes, got {other:?} with {got:?}"),
+        }
+    }
+    // The first one's credit comes back: its last 100 bytes are read, and it waits no more...
+    let (first, second_held): (Vec<_>, Vec<_>) =
+        held.into_iter().partition(|(c, _)| *c == rig.conn);
+    drop(first);
+    match next(&mut rig.inputs).await {
+        Some(Input::Bytes { conn, data }) if conn == rig.conn => assert_eq!(data.len(), 100),
+        other => panic!("expected the rest of the first connection, got {other:?}"),
+    }
+    tokio::task::yield_now().await;
+    // ...then the other's: it is read again too.
+    drop(second_held);
+    loop {
+        match next(&mut rig.inputs).await {
+            Some(Input::Bytes { conn, .. }) if conn == other => break,
+            Some(Input::Bytes { .. }) => {}
+            none_or_other => panic!("the second connection stalled: {none_or_other:?}"),
+        }
+    }
+}
+
+/// A packet and the end of the stream that arrive together (one event) are both seen: the
+/// bytes go to the broker task and the connection is reported closed at once.
+#[tokio::test]
+async fn the_end_of_the_stream_right_after_a_packet_is_seen() {
+    let mut rig = rig(64, 1 << 20).await;
+    // Written and shut down before the reactor runs again (this runtime has one thread).
+    rig.client.write_all(b"last packet").await.unwrap();
+    rig.client.shutdown().await.unwrap();
+    let got = receive(&mut rig.inputs, 11, None).await;
+    assert_eq!(got, b"last packet");
+    match next(&mut rig.inputs).await {
+        Some(Input::Closed { conn }) if conn == rig.conn => {}
+        other => panic!("expected Closed at once, got {other:?}"),
+    }
 }
