@@ -385,7 +385,7 @@ impl Reactor {
                 self.stop();
             }
             if self.stopping && self.live == 0 {
-                return self.shared.close();
+                return;
             }
             rounds += 1;
             if !self.ready.is_empty() || rounds == ROUNDS_BEFORE_YIELD {
@@ -685,6 +685,23 @@ impl Reactor {
         if self.live == 0 {
             self.sockets = Vec::new();
             self.free = Vec::new();
+        }
+    }
+}
+
+impl Drop for Reactor {
+    /// When the task ends, and also if it panics or its runtime drops it: the mailbox is
+    /// closed, so later connections are dropped rather than left in it, and the broker task
+    /// hears (as far as its channel has room) that every connection still here is gone.
+    fn drop(&mut self) {
+        self.shared.close();
+        for socket in self.sockets.iter().flatten() {
+            if socket.phase != Phase::Draining {
+                let _ = self
+                    .out
+                    .inputs
+                    .try_send(Input::Closed { conn: socket.conn });
+            }
         }
     }
 }

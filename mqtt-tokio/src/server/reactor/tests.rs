@@ -260,3 +260,30 @@ async fn the_end_of_the_stream_right_after_a_packet_is_seen() {
         other => panic!("expected Closed at once, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_connection_handed_to_an_ended_reactor_is_closed_not_kept() {
+    let (sender, mut inputs) = mpsc::channel(8);
+    let reactors = Reactors::start(1, &sender, 1024).unwrap();
+    drop(sender);
+    reactors.stop();
+    let ended = tokio::time::timeout(Duration::from_secs(5), inputs.recv()).await;
+    assert!(matches!(ended, Ok(None)), "the reactor ended: {ended:?}");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut client = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (server, peer) = listener.accept().await.unwrap();
+    reactors.open(Accepted {
+        conn: ConnectionId(9),
+        info: Box::new(ConnectionInfo::new(Some(peer))),
+        stream: server.into_std().unwrap(),
+        slot: None,
+    });
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(5), client.read(&mut byte)).await;
+    assert!(
+        matches!(read, Ok(Ok(0))),
+        "the client sees the end of the stream: {read:?}"
+    );
+}
