@@ -11,10 +11,10 @@ use mqtt_wire::{MqttStr, ReasonCode};
 use crate::error::ProtocolViolation;
 
 /// Aliases a client set for its PUBLISH packets to the broker. The table is boxed and made on
-/// first use: most connections never use an alias, and a connection keeps 16 bytes for it.
+/// first use: most connections never use an alias, and a connection keeps 8 bytes for it (the
+/// maximum is the broker's, the same for every connection).
 #[derive(Debug, Default)]
 pub(crate) struct InboundAliases {
-    maximum: u16,
     #[allow(
         clippy::box_collection,
         reason = "a thin pointer keeps the connection of a client using no alias small"
@@ -23,22 +23,16 @@ pub(crate) struct InboundAliases {
 }
 
 impl InboundAliases {
-    /// Accepts aliases 1..=`maximum` (the value advertised in CONNACK).
-    pub(crate) fn new(maximum: u16) -> Self {
-        InboundAliases {
-            maximum,
-            topics: None,
-        }
-    }
-
-    /// Resolves the topic of an incoming PUBLISH carrying `alias`: a non-empty `topic` (re)binds the
-    /// alias, an empty one uses the binding.
+    /// Resolves the topic of an incoming PUBLISH carrying `alias`, one of 1..=`maximum` (the
+    /// value advertised in CONNACK): a non-empty `topic` (re)binds the alias, an empty one uses
+    /// the binding.
     pub(crate) fn resolve(
         &mut self,
         alias: u16,
         topic: &MqttStr,
+        maximum: u16,
     ) -> Result<MqttStr, ProtocolViolation> {
-        if alias == 0 || alias > self.maximum {
+        if alias == 0 || alias > maximum {
             // [MQTT5-3.3.2-12]: only 1..=maximum is accepted.
             return Err(ProtocolViolation::new(
                 "MQTT-3.3.2-12",
@@ -67,15 +61,16 @@ impl InboundAliases {
 
 /// Aliases the broker assigns for its PUBLISH packets to a client: the first `maximum` distinct
 /// topics get one, in order of first use; later topics are sent in full. The table is boxed and
-/// made on first use, like [`InboundAliases`]'s.
+/// made only for a client that accepts aliases: a connection keeps 8 bytes for it.
 #[derive(Debug, Default)]
 pub(crate) struct OutboundAliases {
+    table: Option<Box<OutboundTable>>,
+}
+
+#[derive(Debug)]
+struct OutboundTable {
     maximum: u16,
-    #[allow(
-        clippy::box_collection,
-        reason = "a thin pointer keeps the connection of a client using no alias small"
-    )]
-    aliases: Option<Box<HashMap<MqttStr, u16>>>,
+    aliases: HashMap<MqttStr, u16>,
 }
 
 /// How to name the topic of one outgoing PUBLISH.
@@ -93,23 +88,26 @@ impl OutboundAliases {
     /// Uses at most `maximum` aliases (the client's Topic Alias Maximum; 0 = none
     /// [MQTT5-3.1.2-27]).
     pub(crate) fn new(maximum: u16) -> Self {
-        OutboundAliases {
-            maximum,
-            aliases: None,
-        }
+        let table = (maximum > 0).then(|| {
+            Box::new(OutboundTable {
+                maximum,
+                aliases: HashMap::new(),
+            })
+        });
+        OutboundAliases { table }
     }
 
     /// How to send `topic` [MQTT5-3.1.2-26] [MQTT5-3.3.2-8]; a `Bind` takes effect with
     /// [`OutboundAliases::bind`], once the packet is really sent.
     pub(crate) fn name(&self, topic: &MqttStr) -> OutboundTopic {
-        let aliases = self.aliases.as_deref();
-        if let Some(alias) = aliases.and_then(|aliases| aliases.get(topic)) {
+        let Some(table) = self.table.as_deref() else {
+            return OutboundTopic::Plain;
+        };
+        if let Some(alias) = table.aliases.get(topic) {
             return OutboundTopic::Alias(*alias);
         }
-        let used = aliases.map_or(0, |aliases| {
-            u16::try_from(aliases.len()).unwrap_or(u16::MAX)
-        });
-        if used < self.maximum {
+        let used = u16::try_from(table.aliases.len()).unwrap_or(u16::MAX);
+        if used < table.maximum {
             OutboundTopic::Bind(used + 1)
         } else {
             OutboundTopic::Plain
@@ -118,9 +116,9 @@ impl OutboundAliases {
 
     /// Records that `alias` now names `topic`.
     pub(crate) fn bind(&mut self, topic: MqttStr, alias: u16) {
-        self.aliases
-            .get_or_insert_default()
-            .insert(detached(&topic), alias);
+        if let Some(table) = &mut self.table {
+            table.aliases.insert(detached(&topic), alias);
+        }
     }
 }
 
@@ -144,21 +142,21 @@ mod tests {
 
     #[test]
     fn inbound_alias_binds_then_resolves() {
-        let mut aliases = InboundAliases::new(2);
+        let mut aliases = InboundAliases::default();
         let topic = MqttStr::from_static("a/b");
-        assert_eq!(aliases.resolve(1, &topic), Ok(topic.clone()));
-        assert_eq!(aliases.resolve(1, &MqttStr::from_static("")), Ok(topic));
+        assert_eq!(aliases.resolve(1, &topic, 2), Ok(topic.clone()));
+        assert_eq!(aliases.resolve(1, &MqttStr::from_static(""), 2), Ok(topic));
     }
 
     #[test]
     fn mqtt5_3_3_2_12_inbound_alias_outside_range_is_invalid() {
-        let mut aliases = InboundAliases::new(2);
+        let mut aliases = InboundAliases::default();
         let topic = MqttStr::from_static("a");
         for alias in [0, 3] {
-            let err = aliases.resolve(alias, &topic).unwrap_err();
+            let err = aliases.resolve(alias, &topic, 2).unwrap_err();
             assert_eq!(err.reason, ReasonCode::TopicAliasInvalid);
         }
-        let err = aliases.resolve(2, &MqttStr::from_static("")).unwrap_err();
+        let err = aliases.resolve(2, &MqttStr::from_static(""), 2).unwrap_err();
         assert_eq!(err.reason, ReasonCode::TopicAliasInvalid);
     }
 

@@ -197,7 +197,7 @@ impl Broker {
                     info: c.info.clone(),
                     protocol: c.version,
                     client_id,
-                    username: c.username.clone(),
+                    username: c.username.as_deref().map(str::to_owned),
                     password: None,
                     method: c.auth_method.as_ref().map(|m| m.to_string()),
                     data,

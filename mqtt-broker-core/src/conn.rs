@@ -88,7 +88,7 @@ pub(crate) struct Conn {
     pub(crate) inbound_aliases: InboundAliases,
     pub(crate) outbound_aliases: OutboundAliases,
     /// User name given at CONNECT (for authorization hooks).
-    pub(crate) username: Option<String>,
+    pub(crate) username: Option<Box<str>>,
     /// Whether the client allows reason strings and user properties on most packets
     /// [MQTT5-3.1.2-29].
     pub(crate) problem_information: bool,

@@ -11,7 +11,7 @@ use mqtt_wire::{
     ReasonCode,
 };
 
-use crate::alias::{InboundAliases, OutboundAliases, detached};
+use crate::alias::{OutboundAliases, detached};
 use crate::broker::{Broker, TimerKey};
 use crate::conn::{ConnectionId, Phase};
 use crate::hooks::{AuthDecision, AuthStep, Authorization, ClientRef, ConnectCredentials};
@@ -230,7 +230,7 @@ impl Broker {
             return;
         };
         c.phase = Phase::Connected(session);
-        c.username = connect.username.as_ref().map(|u| u.to_string());
+        c.username = connect.username.as_deref().map(Box::from);
         c.keep_alive = keep_alive;
         let mut properties = Properties::default();
         if v5 {
@@ -240,7 +240,6 @@ impl Broker {
             // The client's maximum bounds the aliases; the broker's own bounds their memory.
             let aliases = p.topic_alias_maximum.unwrap_or(0);
             c.outbound_aliases = OutboundAliases::new(aliases.min(config.topic_alias_maximum));
-            c.inbound_aliases = InboundAliases::new(config.topic_alias_maximum);
             c.problem_information = p.request_problem_information != Some(0);
             properties.receive_maximum =
                 (config.receive_maximum != u16::MAX).then_some(config.receive_maximum);

@@ -31,17 +31,36 @@ pub(crate) enum RecOutcome {
     Unknown,
 }
 
+/// One exchange of the window: its packet identifier and where it is.
+type Exchange = (PacketId, Outbound);
+
+/// The window of a session that never had an exchange.
+static NO_EXCHANGES: VecDeque<Exchange> = VecDeque::new();
+
 /// The outbound window of one session.
 #[derive(Debug, Default)]
 pub(crate) struct Inflight {
-    entries: VecDeque<(PacketId, Outbound)>,
+    /// Made on the first exchange: a session that only ever gets QoS 0 keeps 8 bytes for it.
+    #[allow(
+        clippy::box_collection,
+        reason = "a thin pointer keeps the session of a QoS 0 subscriber small"
+    )]
+    entries: Option<Box<VecDeque<Exchange>>>,
     last_id: u16,
 }
 
 impl Inflight {
+    fn entries(&self) -> &VecDeque<Exchange> {
+        self.entries.as_deref().unwrap_or(&NO_EXCHANGES)
+    }
+
+    fn entries_mut(&mut self) -> &mut VecDeque<Exchange> {
+        self.entries.get_or_insert_default()
+    }
+
     /// Exchanges in progress.
     pub(crate) fn len(&self) -> usize {
-        self.entries.len()
+        self.entries().len()
     }
 
     /// A packet identifier no exchange uses [MQTT-4.3.2-1] [MQTT-4.3.3-1]. `None` when all 65535
@@ -50,7 +69,7 @@ impl Inflight {
         for _ in 0..u16::MAX {
             self.last_id = self.last_id.checked_add(1).unwrap_or(1);
             let id = PacketId::new(self.last_id)?;
-            if !self.entries.iter().any(|(used, _)| *used == id) {
+            if !self.entries().iter().any(|(used, _)| *used == id) {
                 return Some(id);
             }
         }
@@ -59,19 +78,19 @@ impl Inflight {
 
     /// Records a PUBLISH just sent with `id`.
     pub(crate) fn push(&mut self, id: PacketId, delivery: Delivery) {
-        self.entries.push_back((id, Outbound::Published(delivery)));
+        self.entries_mut().push_back((id, Outbound::Published(delivery)));
     }
 
     fn position(&self, id: PacketId) -> Option<usize> {
-        self.entries.iter().position(|(used, _)| *used == id)
+        self.entries().iter().position(|(used, _)| *used == id)
     }
 
     /// A PUBACK arrived: ends a QoS 1 exchange. Returns whether one was found.
     pub(crate) fn puback(&mut self, id: PacketId) -> bool {
         match self.position(id) {
-            Some(index) if matches!(self.entries.get(index), Some((_, Outbound::Published(d))) if d.qos == QoS::AtLeastOnce) =>
+            Some(index) if matches!(self.entries().get(index), Some((_, Outbound::Published(d))) if d.qos == QoS::AtLeastOnce) =>
             {
-                self.entries.remove(index);
+                self.entries_mut().remove(index);
                 true
             }
             _ => false,
@@ -83,13 +102,13 @@ impl Inflight {
         let Some(index) = self.position(id) else {
             return RecOutcome::Unknown;
         };
-        let Some((_, state)) = self.entries.get_mut(index) else {
+        let Some((_, state)) = self.entries_mut().get_mut(index) else {
             return RecOutcome::Unknown;
         };
         match state {
             Outbound::Published(d) if d.qos == QoS::ExactlyOnce => {
                 if failed {
-                    self.entries.remove(index);
+                    self.entries_mut().remove(index);
                     RecOutcome::Unknown
                 } else {
                     *state = Outbound::Released(d.stored);
@@ -104,8 +123,8 @@ impl Inflight {
     /// A PUBCOMP arrived: ends a QoS 2 exchange. Returns whether one was found.
     pub(crate) fn pubcomp(&mut self, id: PacketId) -> bool {
         match self.position(id) {
-            Some(index) if matches!(self.entries.get(index), Some((_, Outbound::Released(_)))) => {
-                self.entries.remove(index);
+            Some(index) if matches!(self.entries().get(index), Some((_, Outbound::Released(_)))) => {
+                self.entries_mut().remove(index);
                 true
             }
             _ => false,
@@ -114,12 +133,12 @@ impl Inflight {
 
     /// Restores a QoS 2 exchange already released (read back from a store).
     pub(crate) fn push_released(&mut self, id: PacketId, stored: u64) {
-        self.entries.push_back((id, Outbound::Released(stored)));
+        self.entries_mut().push_back((id, Outbound::Released(stored)));
     }
 
     /// The stored number of the delivery using `id` (0 when not recorded or unknown).
     pub(crate) fn stored_number(&self, id: PacketId) -> u64 {
-        match self.entries.iter().find(|(used, _)| *used == id) {
+        match self.entries().iter().find(|(used, _)| *used == id) {
             Some((_, Outbound::Published(delivery))) => delivery.stored,
             Some((_, Outbound::Released(stored))) => *stored,
             None => 0,
@@ -129,7 +148,7 @@ impl Inflight {
     /// Forgets the exchange using `id`.
     pub(crate) fn remove(&mut self, id: PacketId) {
         if let Some(index) = self.position(id) {
-            self.entries.remove(index);
+            self.entries_mut().remove(index);
         }
     }
 
@@ -139,7 +158,7 @@ impl Inflight {
     pub(crate) fn detach_pinned(&mut self) -> usize {
         // Original -> copy, by address; the original is held so its address stays its own.
         let mut copies: HashMap<*const Message, (Arc<Message>, Arc<Message>)> = HashMap::new();
-        for (_, outbound) in &mut self.entries {
+        for (_, outbound) in self.entries.iter_mut().flat_map(|e| e.iter_mut()) {
             let Outbound::Published(delivery) = outbound else {
                 continue;
             };
@@ -159,12 +178,12 @@ impl Inflight {
 
     /// Exchanges in send order, changeable.
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut (PacketId, Outbound)> {
-        self.entries.iter_mut()
+        self.entries.iter_mut().flat_map(|e| e.iter_mut())
     }
 
     /// Exchanges in send order, for resending on session resumption [MQTT-4.4.0-1].
     pub(crate) fn iter(&self) -> impl Iterator<Item = &(PacketId, Outbound)> {
-        self.entries.iter()
+        self.entries().iter()
     }
 }
 

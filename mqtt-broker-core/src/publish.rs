@@ -52,7 +52,8 @@ impl Broker {
         let received = publish.topic();
         let (topic, name) = match alias {
             Some(alias) if v5 => {
-                let topic = c.inbound_aliases.resolve(alias, &publish.topic_str())?;
+                let maximum = self.config.topic_alias_maximum;
+                let topic = c.inbound_aliases.resolve(alias, &publish.topic_str(), maximum)?;
                 let name = TopicName::with_limits(topic.clone().into_bytes(), &self.topic_limits)
                     .map_err(invalid_name)?;
                 (topic, name)
@@ -143,7 +144,7 @@ impl Broker {
             if retain {
                 message.retain_source = Some(Box::new(RetainSource::new(
                     s.client_id.clone(),
-                    c.username.clone(),
+                    c.username.as_deref().map(str::to_owned),
                     c.info.listener,
                     c.info.tls_identity.clone(),
                 )));
