@@ -156,7 +156,9 @@ mod tests {
             let err = aliases.resolve(alias, &topic, 2).unwrap_err();
             assert_eq!(err.reason, ReasonCode::TopicAliasInvalid);
         }
-        let err = aliases.resolve(2, &MqttStr::from_static(""), 2).unwrap_err();
+        let err = aliases
+            .resolve(2, &MqttStr::from_static(""), 2)
+            .unwrap_err();
         assert_eq!(err.reason, ReasonCode::TopicAliasInvalid);
     }
 

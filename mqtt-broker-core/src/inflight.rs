@@ -78,7 +78,8 @@ impl Inflight {
 
     /// Records a PUBLISH just sent with `id`.
     pub(crate) fn push(&mut self, id: PacketId, delivery: Delivery) {
-        self.entries_mut().push_back((id, Outbound::Published(delivery)));
+        self.entries_mut()
+            .push_back((id, Outbound::Published(delivery)));
     }
 
     fn position(&self, id: PacketId) -> Option<usize> {
@@ -123,7 +124,9 @@ impl Inflight {
     /// A PUBCOMP arrived: ends a QoS 2 exchange. Returns whether one was found.
     pub(crate) fn pubcomp(&mut self, id: PacketId) -> bool {
         match self.position(id) {
-            Some(index) if matches!(self.entries().get(index), Some((_, Outbound::Released(_)))) => {
+            Some(index)
+                if matches!(self.entries().get(index), Some((_, Outbound::Released(_)))) =>
+            {
                 self.entries_mut().remove(index);
                 true
             }
@@ -133,7 +136,8 @@ impl Inflight {
 
     /// Restores a QoS 2 exchange already released (read back from a store).
     pub(crate) fn push_released(&mut self, id: PacketId, stored: u64) {
-        self.entries_mut().push_back((id, Outbound::Released(stored)));
+        self.entries_mut()
+            .push_back((id, Outbound::Released(stored)));
     }
 
     /// The stored number of the delivery using `id` (0 when not recorded or unknown).

@@ -53,7 +53,9 @@ impl Broker {
         let (topic, name) = match alias {
             Some(alias) if v5 => {
                 let maximum = self.config.topic_alias_maximum;
-                let topic = c.inbound_aliases.resolve(alias, &publish.topic_str(), maximum)?;
+                let topic = c
+                    .inbound_aliases
+                    .resolve(alias, &publish.topic_str(), maximum)?;
                 let name = TopicName::with_limits(topic.clone().into_bytes(), &self.topic_limits)
                     .map_err(invalid_name)?;
                 (topic, name)
