@@ -3,13 +3,16 @@
 //! the connection to its own task.
 
 use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use mqtt_broker_core::{ConnectionId, ConnectionInfo, ListenerId};
+use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
@@ -27,7 +30,8 @@ use crate::config::Protocol;
 /// Everything a listener's accept loop needs.
 pub(crate) struct Listener {
     pub(crate) id: ListenerId,
-    pub(crate) socket: TcpListener,
+    /// The listening socket, watched by the runtime.
+    pub(crate) socket: AsyncFd<mio::net::TcpListener>,
     pub(crate) protocol: Protocol,
     pub(crate) tls: Option<TlsAcceptor>,
     pub(crate) limit: Option<Arc<Semaphore>>,
@@ -51,7 +55,7 @@ pub(crate) async fn accept_loop(
             },
             None => None,
         };
-        let (stream, peer) = match listener.socket.accept().await {
+        let (stream, peer) = match accept(&listener.socket).await {
             Ok(accepted) => accepted,
             Err(error) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -65,17 +69,21 @@ pub(crate) async fn accept_loop(
         let mut info = Box::new(ConnectionInfo::new(Some(peer)));
         info.listener = listener.id;
         if listener.tls.is_none() && listener.protocol == Protocol::Mqtt {
-            match stream.into_std() {
-                Ok(stream) => reactors.open(Accepted {
-                    conn,
-                    info,
-                    stream,
-                    slot: permit,
-                }),
-                Err(error) => debug!(%conn, %error, "cannot take the socket over"),
-            }
+            reactors.open(Accepted {
+                conn,
+                info,
+                stream,
+                slot: permit,
+            });
             continue;
         }
+        let stream = match TcpStream::from_std(stream.into()) {
+            Ok(stream) => stream,
+            Err(error) => {
+                debug!(%conn, %error, "cannot register the connection");
+                continue;
+            }
+        };
         let start = Start {
             conn,
             info,
@@ -83,6 +91,19 @@ pub(crate) async fn accept_loop(
             queue: Arc::new(WriteQueue::holding(listener.queue_cap, permit)),
         };
         spawn(handshakes(listener.clone(), start, stream));
+    }
+}
+
+/// The next connection of `socket`, already non-blocking: accepted straight from the socket,
+/// so a plain TCP connection is never registered with the runtime, only with its reactor.
+async fn accept(
+    socket: &AsyncFd<mio::net::TcpListener>,
+) -> io::Result<(mio::net::TcpStream, SocketAddr)> {
+    loop {
+        let mut ready = socket.readable().await?;
+        if let Ok(accepted) = ready.try_io(|socket| socket.get_ref().accept()) {
+            return accepted;
+        }
     }
 }
 

@@ -214,6 +214,10 @@ impl ServerBuilder {
             let local = socket
                 .local_addr()
                 .map_err(|e| ServerError::Bind(address.clone(), e))?;
+            let socket = socket
+                .into_std()
+                .and_then(|socket| reactor::watch(mio::net::TcpListener::from_std(socket)))
+                .map_err(|e| ServerError::Bind(address.clone(), e))?;
             let tls = tls::acceptor(settings).map_err(ServerError::Tls)?;
             let scheme = match (settings.protocol, tls.is_some()) {
                 (Protocol::Mqtt, false) => "mqtt",

@@ -22,6 +22,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::future::{Future, poll_fn};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -100,7 +101,7 @@ impl Reactors {
 pub(crate) struct Accepted {
     pub(crate) conn: ConnectionId,
     pub(crate) info: Box<ConnectionInfo>,
-    pub(crate) stream: std::net::TcpStream,
+    pub(crate) stream: mio::net::TcpStream,
     /// The connection's place under its listener's `max_connections`.
     pub(crate) slot: Option<OwnedSemaphorePermit>,
 }
@@ -336,13 +337,7 @@ struct Wake {
 
 impl Reactor {
     fn new(shared: Arc<Shared>, inputs: mpsc::Sender<Input>, cap: usize) -> io::Result<Self> {
-        // tokio deprecates its safe constructors because a caller could hand over a descriptor
-        // it does not own and close it while registered (the replacement is `unsafe`). Here
-        // the `AsyncFd` owns the poller, which keeps its one descriptor open and unchanged
-        // until the `AsyncFd` has deregistered it on drop: the contract of the unsafe
-        // constructor holds, and this crate stays free of `unsafe`.
-        #[allow(deprecated)]
-        let poller = AsyncFd::with_interest(mio::Poll::new()?, tokio::io::Interest::READABLE)?;
+        let poller = watch(mio::Poll::new()?)?;
         Ok(Reactor {
             shared,
             poller,
@@ -473,7 +468,7 @@ impl Reactor {
                 Err(_) => return warn!(%conn, "reactor full; dropping the connection"),
             },
         };
-        let mut stream = mio::net::TcpStream::from_std(stream);
+        let mut stream = stream;
         let interest = mio::Interest::READABLE | mio::Interest::WRITABLE;
         let registry = self.poller.get_ref().registry();
         if let Err(error) = registry.register(&mut stream, mio::Token(slot as usize), interest) {
@@ -704,6 +699,18 @@ impl Drop for Reactor {
             }
         }
     }
+}
+
+/// `owned` (a poller or a listening socket, which owns its one descriptor) watched by the
+/// runtime for readability.
+///
+/// tokio deprecates this safe constructor because a caller could hand over a descriptor it
+/// does not own and close it while registered (the replacement is `unsafe`). An owning `T`
+/// keeps its descriptor open and unchanged until the `AsyncFd` has deregistered it on drop:
+/// the contract of the unsafe constructor holds, and this crate stays free of `unsafe`.
+pub(crate) fn watch<T: AsRawFd>(owned: T) -> io::Result<AsyncFd<T>> {
+    #[allow(deprecated)]
+    AsyncFd::with_interest(owned, tokio::io::Interest::READABLE)
 }
 
 /// The socket at `slot` if it is still `conn`'s.

@@ -44,7 +44,7 @@ async fn connect(
     reactors.open(Accepted {
         conn,
         info: Box::new(ConnectionInfo::new(Some(peer))),
-        stream: server.into_std().unwrap(),
+        stream: mio::net::TcpStream::from_std(server.into_std().unwrap()),
         slot: None,
     });
     match next(inputs).await {
@@ -277,7 +277,7 @@ async fn a_connection_handed_to_an_ended_reactor_is_closed_not_kept() {
     reactors.open(Accepted {
         conn: ConnectionId(9),
         info: Box::new(ConnectionInfo::new(Some(peer))),
-        stream: server.into_std().unwrap(),
+        stream: mio::net::TcpStream::from_std(server.into_std().unwrap()),
         slot: None,
     });
     let mut byte = [0u8; 1];
