@@ -16,29 +16,33 @@
 //! connection is not read. When the broker's input channel is full, the reactor stops reading
 //! and keeps its further inputs in order until there is room.
 
+mod mailbox;
+mod outbound;
 mod socket;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::BinaryHeap;
 use std::future::{Future, poll_fn};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::task::AtomicWaker;
 use mqtt_broker_core::{ConnectionId, ConnectionInfo};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::OwnedSemaphorePermit;
-use tokio::sync::mpsc::{self, OwnedPermit};
+use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::broker_task::Input;
 use super::read_gate::INPUT_CREDIT;
+pub(crate) use mailbox::Remote;
+use mailbox::{Addressed, Credited, Mail, Order, Shared};
+use outbound::Outbound;
 use socket::{Phase, Socket, Timer};
 
 /// Most poller events taken at once.
@@ -106,203 +110,6 @@ pub(crate) struct Accepted {
     pub(crate) slot: Option<OwnedSemaphorePermit>,
 }
 
-/// The broker task's handle on one connection of a reactor.
-#[derive(Debug)]
-pub(crate) struct Remote {
-    shared: Arc<Shared>,
-    slot: u32,
-}
-
-impl Remote {
-    /// Queues `chunks` for the connection's socket.
-    pub(crate) fn write(&self, conn: ConnectionId, chunks: Vec<Bytes>) {
-        self.order(conn, Order::Write(chunks));
-    }
-
-    /// Closes the connection once what is queued is written.
-    pub(crate) fn close(&self, conn: ConnectionId) {
-        self.order(conn, Order::Close);
-    }
-
-    /// Stops reading the connection (`true`) or starts again (`false`).
-    pub(crate) fn pause(&self, conn: ConnectionId, paused: bool) {
-        self.order(conn, Order::Pause(paused));
-    }
-
-    fn order(&self, conn: ConnectionId, order: Order) {
-        let slot = self.slot;
-        self.shared
-            .mail(|mail| mail.orders.push(Addressed { slot, conn, order }));
-    }
-}
-
-/// What the broker task asks of a connection.
-#[derive(Debug)]
-enum Order {
-    Write(Vec<Bytes>),
-    Close,
-    Pause(bool),
-}
-
-/// An order and the connection it is for (the slot may have been reused since: the id tells).
-#[derive(Debug)]
-struct Addressed {
-    slot: u32,
-    conn: ConnectionId,
-    order: Order,
-}
-
-/// What others leave for a reactor.
-#[derive(Debug, Default)]
-struct Mail {
-    opened: Vec<Accepted>,
-    orders: Vec<Addressed>,
-    /// Input credit the broker task handed back: slot, connection, bytes.
-    credit: Vec<(u32, ConnectionId, u32)>,
-    stop: bool,
-    /// The reactor has ended: nothing left here is taken any more.
-    closed: bool,
-}
-
-impl Mail {
-    fn is_empty(&self) -> bool {
-        self.opened.is_empty() && self.orders.is_empty() && self.credit.is_empty() && !self.stop
-    }
-}
-
-/// The part of a reactor others reach: its mailbox and its waker.
-#[derive(Debug, Default)]
-struct Shared {
-    mail: Mutex<Mail>,
-    waker: AtomicWaker,
-    /// Some connection waits for credit: returned credit wakes the reactor. Set and cleared by
-    /// the reactor only (before it looks at its mailbox and waits).
-    credit_wanted: AtomicBool,
-}
-
-impl Shared {
-    /// Leaves something in the mailbox and wakes the reactor.
-    fn mail(&self, leave: impl FnOnce(&mut Mail)) {
-        if let Ok(mut mail) = self.mail.lock() {
-            leave(&mut mail);
-        }
-        self.waker.wake();
-    }
-
-    /// Hands back input credit; wakes the reactor only if a connection waits for it.
-    fn give_back(&self, slot: u32, conn: ConnectionId, credit: u32) {
-        if let Ok(mut mail) = self.mail.lock() {
-            mail.credit.push((slot, conn, credit));
-        }
-        if self.credit_wanted.load(Ordering::SeqCst) {
-            self.waker.wake();
-        }
-    }
-
-    /// Takes the mail, leaving `spare` (emptied) in its place to keep its buffers.
-    fn take_mail(&self, spare: &mut Mail) {
-        if let Ok(mut mail) = self.mail.lock() {
-            std::mem::swap(&mut *mail, spare);
-        }
-    }
-
-    /// Closes the mailbox for good, dropping what is in it.
-    fn close(&self) {
-        let left = self.mail.lock().map(|mut mail| {
-            mail.closed = true;
-            std::mem::take(&mut mail.opened)
-        });
-        drop(left);
-    }
-
-    fn has_mail(&self) -> bool {
-        self.mail.lock().map_or(true, |mail| !mail.is_empty())
-    }
-}
-
-/// Received bytes that give their input credit back when the broker task drops them.
-struct Credited {
-    data: Vec<u8>,
-    shared: Arc<Shared>,
-    slot: u32,
-    conn: ConnectionId,
-}
-
-impl AsRef<[u8]> for Credited {
-    fn as_ref(&self) -> &[u8] {
-        &self.data
-    }
-}
-
-impl Drop for Credited {
-    fn drop(&mut self) {
-        let credit = u32::try_from(self.data.len()).unwrap_or(u32::MAX);
-        self.shared.give_back(self.slot, self.conn, credit);
-    }
-}
-
-type RoomWait = Pin<Box<dyn Future<Output = Option<OwnedPermit<Input>>> + Send>>;
-
-/// The broker task's input channel, with the inputs that found it full kept in order.
-struct Outbound {
-    inputs: mpsc::Sender<Input>,
-    stalled: VecDeque<Input>,
-    room: Option<RoomWait>,
-    /// The broker task is gone.
-    gone: bool,
-}
-
-impl Outbound {
-    fn send(&mut self, input: Input) {
-        if !self.stalled.is_empty() {
-            return self.stalled.push_back(input);
-        }
-        match self.inputs.try_send(input) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(input)) => self.stalled.push_back(input),
-            Err(mpsc::error::TrySendError::Closed(_)) => self.gone = true,
-        }
-    }
-
-    /// Sends stalled inputs while there is room; `Ready` when none are left (or the broker
-    /// task is gone), else the channel's room is waited for.
-    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        while let Some(input) = self.stalled.pop_front() {
-            if let Some(room) = &mut self.room {
-                match room.as_mut().poll(cx) {
-                    Poll::Ready(Some(permit)) => {
-                        self.room = None;
-                        permit.send(input);
-                        continue;
-                    }
-                    Poll::Ready(None) => self.gone = true,
-                    Poll::Pending => {}
-                }
-            }
-            match self.inputs.try_send(input) {
-                Ok(()) => continue,
-                Err(mpsc::error::TrySendError::Full(input)) if !self.gone => {
-                    self.stalled.push_front(input);
-                    if self.room.is_none() {
-                        let inputs = self.inputs.clone();
-                        self.room =
-                            Some(Box::pin(async move { inputs.reserve_owned().await.ok() }));
-                        continue; // polled once to register
-                    }
-                    return Poll::Pending;
-                }
-                Err(_) => {
-                    self.gone = true;
-                    self.stalled.clear();
-                }
-            }
-        }
-        // Nothing left to send: a pending reservation would hold a slot nobody uses.
-        self.room = None;
-        Poll::Ready(())
-    }
-}
-
 /// One reactor task's state.
 struct Reactor {
     shared: Arc<Shared>,
@@ -346,12 +153,7 @@ impl Reactor {
             free: Vec::new(),
             ready: Vec::new(),
             blocked: Vec::new(),
-            out: Outbound {
-                inputs,
-                stalled: VecDeque::new(),
-                room: None,
-                gone: false,
-            },
+            out: Outbound::new(inputs),
             deadlines: BinaryHeap::new(),
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             mail: Mail::default(),
