@@ -74,15 +74,7 @@ fn pause_ends_after_the_maximum_then_the_full_queue_drops_and_counts() {
     let mut h = harness(Duration::from_secs(5));
     let (_sub, publisher) = subscriber_and_publisher(&mut h, QoS::AtLeastOnce);
     h.publish_n(publisher, "t", b"m", QoS::AtLeastOnce, 7);
-    assert_eq!(h.reading, vec![(publisher.conn, false)]);
-    h.advance(Duration::from_millis(4_999));
-    assert_eq!(h.reading.len(), 1, "still paused before the maximum");
-    h.advance(Duration::from_millis(1));
-    assert_eq!(
-        h.reading,
-        vec![(publisher.conn, false), (publisher.conn, true)]
-    );
-    assert_eq!(h.broker.stats().publisher_pauses_expired, 1);
+    h.expect_pause_to_expire(publisher, Duration::from_secs(5));
     h.publish_n(publisher, "t", b"m", QoS::AtLeastOnce, 10); // queue: 5 + 10 > 8
     assert_eq!(
         h.reading.len(),

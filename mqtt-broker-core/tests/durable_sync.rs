@@ -40,14 +40,9 @@ fn qos2_publish_to_a_subscriber_waits_until_its_packet_id_is_durable() {
     // the subscriber's delivery.
     let publisher = h.connect(V311, "pub");
     h.hold_persist = true;
-    h.send(
+    h.send_publish(
         publisher,
-        Packet::Publish(publish_packet(
-            "t",
-            b"once",
-            PublishQos::ExactlyOnce(id(1)),
-            false,
-        )),
+        publish_packet("t", b"once", PublishQos::ExactlyOnce(id(1)), false),
     );
     let sent = records(&h).into_iter().find_map(|r| match r {
         PersistRecord::MessageStored { delivery, .. } => Some(delivery.state),
@@ -71,14 +66,9 @@ fn qos1_publish_to_a_subscriber_goes_out_at_once_and_the_puback_waits() {
     let sub = persistent_subscriber(&mut h, QoS::AtLeastOnce);
     let publisher = h.connect(V311, "pub");
     h.hold_persist = true;
-    h.send(
+    h.send_publish(
         publisher,
-        Packet::Publish(publish_packet(
-            "t",
-            b"least",
-            PublishQos::AtLeastOnce(id(1)),
-            false,
-        )),
+        publish_packet("t", b"least", PublishQos::AtLeastOnce(id(1)), false),
     );
     assert_eq!(h.publishes(sub).len(), 1, "the delivery is not held");
     h.expect_nothing(publisher);
@@ -93,14 +83,9 @@ fn a_held_puback_keeps_later_packets_of_its_connection_behind_it_only() {
     let publisher = h.connect(V311, "pub");
     let other = h.connect(V311, "other");
     h.hold_persist = true;
-    h.send(
+    h.send_publish(
         publisher,
-        Packet::Publish(publish_packet(
-            "t",
-            b"m",
-            PublishQos::AtLeastOnce(id(1)),
-            false,
-        )),
+        publish_packet("t", b"m", PublishQos::AtLeastOnce(id(1)), false),
     );
     h.send(publisher, Packet::PingReq);
     h.send(other, Packet::PingReq);

@@ -583,13 +583,7 @@ fn mqtt_3_3_1_4_publish_with_both_qos_bits_closes() {
 
 #[test]
 fn mqtt5_4_8_2_6_error_puback_on_shared_delivery_is_not_redirected() {
-    let mut h = Harness::new();
-    let a = h.connect(V5, "a");
-    let b = h.connect(V5, "b");
-    h.subscribe(a, "$share/g/t", QoS::AtLeastOnce);
-    h.subscribe(b, "$share/g/t", QoS::AtLeastOnce);
-    let p = h.connect(V5, "p");
-    h.publish(p, "t", b"x", QoS::AtLeastOnce, false);
+    let (mut h, a, b) = shared_pair_with_one_delivery();
     let got = h.publishes(a);
     assert_eq!(got.len(), 1);
     let ack = Ack {
@@ -616,13 +610,7 @@ fn mqtt5_3_3_4_6_subscription_identifier_from_a_client_is_a_protocol_error() {
 
 #[test]
 fn mqtt5_4_8_2_5_started_shared_delivery_is_not_redirected_when_its_session_ends() {
-    let mut h = Harness::new();
-    let a = h.connect(V5, "a");
-    let b = h.connect(V5, "b");
-    h.subscribe(a, "$share/g/t", QoS::AtLeastOnce);
-    h.subscribe(b, "$share/g/t", QoS::AtLeastOnce);
-    let p = h.connect(V5, "p");
-    h.publish(p, "t", b"x", QoS::AtLeastOnce, false);
+    let (mut h, a, b) = shared_pair_with_one_delivery();
     assert_eq!(h.publishes(a).len(), 1, "sent to a, not acknowledged");
     h.drop_connection(a); // session expiry 0: the session ends
     assert!(h.publishes(b).is_empty());
@@ -646,4 +634,17 @@ fn mqtt5_4_3_3_9_after_an_error_pubrec_the_id_is_new() {
         publish_packet("ok", b"x", PublishQos::ExactlyOnce(id(5)), false),
     );
     assert!(matches!(h.expect(p), Packet::PubRec(a) if a.reason_code == ReasonCode::Success));
+}
+
+/// Two v5 members `a` and `b` of the shared group `$share/g/t`, and one QoS 1 message to `t`
+/// delivered to one of them.
+fn shared_pair_with_one_delivery() -> (Harness, TestClient, TestClient) {
+    let mut h = Harness::new();
+    let a = h.connect(V5, "a");
+    let b = h.connect(V5, "b");
+    h.subscribe(a, "$share/g/t", QoS::AtLeastOnce);
+    h.subscribe(b, "$share/g/t", QoS::AtLeastOnce);
+    let p = h.connect(V5, "p");
+    h.publish(p, "t", b"x", QoS::AtLeastOnce, false);
+    (h, a, b)
 }

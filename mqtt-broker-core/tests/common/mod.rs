@@ -277,6 +277,20 @@ impl Harness {
         self.drain();
     }
 
+    /// `publisher` was paused and nothing else changed: it stays paused until `pause` has
+    /// passed and is resumed then (once), the expiry counted.
+    pub fn expect_pause_to_expire(&mut self, publisher: TestClient, pause: Duration) {
+        assert_eq!(self.reading, vec![(publisher.conn, false)]);
+        self.advance(pause - Duration::from_millis(1));
+        assert_eq!(self.reading.len(), 1, "still paused before the maximum");
+        self.advance(Duration::from_millis(1));
+        assert_eq!(
+            self.reading,
+            vec![(publisher.conn, false), (publisher.conn, true)]
+        );
+        assert_eq!(self.broker.stats().publisher_pauses_expired, 1);
+    }
+
     /// Sends CONNECT, returns the CONNACK.
     pub fn connect_with(&mut self, client: TestClient, connect: Connect) -> ConnAck {
         self.send(client, connect_pkt(connect));
