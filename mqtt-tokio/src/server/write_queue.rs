@@ -54,7 +54,7 @@ pub(crate) struct WriteQueue {
 
 /// Most chunks handed to one vectored write (Linux's `IOV_MAX`): fewer, larger writes cost
 /// the kernel fewer system calls and fewer TCP segments per message.
-const MAX_BATCH_CHUNKS: usize = 1024;
+pub(crate) const MAX_BATCH_CHUNKS: usize = 1024;
 
 impl WriteQueue {
     /// A queue that refuses to hold more than `cap` bytes.

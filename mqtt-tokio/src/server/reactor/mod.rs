@@ -173,11 +173,12 @@ impl Reactor {
             if wake.events {
                 self.take_events();
             }
-            self.expire(Instant::now());
+            let now = Instant::now();
+            self.expire(now);
             if self.out.stalled.is_empty() {
                 self.unblock();
             }
-            self.serve_round();
+            self.serve_round(now);
             if self.out.gone && !self.stopping {
                 self.stop();
             }
@@ -250,7 +251,7 @@ impl Reactor {
         let Accepted {
             conn,
             info,
-            stream,
+            mut stream,
             slot: place,
         } = accepted;
         if self.stopping {
@@ -270,7 +271,6 @@ impl Reactor {
                 Err(_) => return warn!(%conn, "reactor full; dropping the connection"),
             },
         };
-        let mut stream = stream;
         let interest = mio::Interest::READABLE | mio::Interest::WRITABLE;
         let registry = self.poller.get_ref().registry();
         if let Err(error) = registry.register(&mut stream, mio::Token(slot as usize), interest) {
@@ -364,9 +364,8 @@ impl Reactor {
     }
 
     /// Serves every socket listed for this round once.
-    fn serve_round(&mut self) {
+    fn serve_round(&mut self, now: Instant) {
         let round = std::mem::take(&mut self.ready);
-        let now = Instant::now();
         for &slot in &round {
             self.serve(slot, now);
         }

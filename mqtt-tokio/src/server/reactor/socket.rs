@@ -11,9 +11,7 @@ use mqtt_broker_core::ConnectionId;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::server::read_gate::INPUT_CREDIT;
-
-/// Most chunks handed to one vectored write (Linux's `IOV_MAX`).
-const MAX_BATCH_CHUNKS: usize = 1024;
+use crate::server::write_queue::MAX_BATCH_CHUNKS;
 
 /// Most reads of one round while discarding a closed connection's input.
 const DISCARD_READS: usize = 16;
