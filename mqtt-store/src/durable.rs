@@ -5,58 +5,63 @@
 //! session), `messages` ((client id, number) → delivery), `incoming_qos2` ((client id, packet
 //! id) → nothing). A batch is one write transaction, so a crash leaves either all of it or none.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use mqtt_broker_core::{
-    DeliveryState, PersistRecord, RecoveredDelivery, RecoveredMessage, RecoveredSession,
-    RecoveredState, StoredDelivery,
+    PersistRecord, RecoveredDelivery, RecoveredMessage, RecoveredSession, RecoveredState,
 };
 use mqtt_wire::PacketId;
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable};
 
+use crate::changes::{Changes, Op};
 use crate::clock::WallClock;
 use crate::error::{DecodeFailure, StoreError};
 use crate::format::{
-    FORMAT_VERSION, STATE_LEN, V1_PUBLISHER_SUFFIX, decode_delivery, decode_retained,
-    decode_session, encode_delivery, encode_retained, encode_session, encode_state,
+    FORMAT_VERSION, V1_PUBLISHER_SUFFIX, decode_delivery, decode_retained, decode_session,
     v1_session_has_will,
 };
+use crate::journal::{self, Journal};
+use crate::tables::{INCOMING_QOS2, JOURNAL_KEY, MESSAGES, META, RETAINED, SESSIONS, VERSION_KEY};
 
-const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
-const RETAINED: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("retained");
-const SESSIONS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("sessions");
-const MESSAGES: TableDefinition<'_, (&str, u64), &[u8]> = TableDefinition::new("messages");
-const INCOMING_QOS2: TableDefinition<'_, (&str, u16), ()> = TableDefinition::new("incoming_qos2");
-
-/// Key of the format version in `meta`.
-const VERSION_KEY: &str = "format_version";
-
-/// The net change to one stored delivery within one [`DurableStore::apply`].
-enum DeliveryWrite<'r> {
-    /// Write it whole, in this state.
-    Put(&'r StoredDelivery, DeliveryState),
-    /// Change the state of the stored value.
-    State(DeliveryState),
-    /// Remove it.
-    Remove,
-}
-
-/// How a write transaction reaches the disk.
+/// How a write reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Commit {
     /// On disk (fsync) when [`DurableStore::apply`] returns.
     Durable,
-    /// Buffered; made durable by a later durable commit or [`DurableStore::sync`].
-    Buffered,
+    /// Appended to the journal with one `write` (so a crash of the process loses nothing once
+    /// [`DurableStore::apply`] returns), and made durable at the next checkpoint:
+    /// [`DurableStore::sync`], a durable commit, or the journal passing its size limit.
+    Journaled,
 }
 
-/// The redb database of one broker.
+/// Default size of the journal at which a journaled store checkpoints by itself.
+pub const DEFAULT_JOURNAL_LIMIT: u64 = 64 << 20;
+
+/// What the journal of an earlier run held when the store was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalReplay {
+    /// Its entries written into the file (one per journaled [`DurableStore::apply`]).
+    pub entries: u64,
+    /// Bytes after its last whole entry, ignored: a write cut short (by a crash in the middle
+    /// of it, or a power cut), never acknowledged.
+    pub ignored_bytes: u64,
+}
+
+/// The redb database of one broker, with its journal.
 #[derive(Debug)]
 pub struct DurableStore {
     db: Database,
     path: PathBuf,
+    /// The newest journal epoch whose changes are in the file.
+    epoch: u64,
+    /// The journal, once a journaled change was applied.
+    journal: Option<Journal>,
+    /// Journaled changes not yet in the file.
+    pending: Changes,
+    journal_limit: u64,
+    replayed: Option<JournalReplay>,
 }
 
 fn io(error: impl std::fmt::Display) -> StoreError {
@@ -64,7 +69,8 @@ fn io(error: impl std::fmt::Display) -> StoreError {
 }
 
 impl DurableStore {
-    /// Opens the store at `path`, creating it if absent. A damaged file is reported as
+    /// Opens the store at `path`, creating it if absent, and writes into it what a journal left
+    /// by an earlier run holds (see [`DurableStore::journal_path`]). A damaged file is reported as
     /// [`StoreError::Corrupt`]; a file from a newer format as [`StoreError::UnsupportedVersion`].
     pub fn open(path: impl AsRef<Path>) -> Result<DurableStore, StoreError> {
         let path = path.as_ref().to_path_buf();
@@ -91,9 +97,87 @@ impl DurableStore {
             }
             Err(source) => return Err(StoreError::Open { path, source }),
         };
-        let store = DurableStore { db, path };
+        Self::on(db, path)
+    }
+
+    /// Opens the store on a database of redb's custom storage (a test's simulated disk, say);
+    /// `path` names it in errors and places its journal.
+    pub fn open_on(
+        backend: impl redb::StorageBackend,
+        path: impl AsRef<Path>,
+    ) -> Result<DurableStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let db = Database::builder()
+            .set_check_integrity_on_open(true)
+            .create_with_backend(backend)
+            .map_err(|e| StoreError::Corrupt {
+                path: path.clone(),
+                detail: e.to_string(),
+            })?;
+        Self::on(db, path)
+    }
+
+    fn on(db: Database, path: PathBuf) -> Result<DurableStore, StoreError> {
+        let mut store = DurableStore {
+            db,
+            path,
+            epoch: 0,
+            journal: None,
+            pending: Changes::default(),
+            journal_limit: DEFAULT_JOURNAL_LIMIT,
+            replayed: None,
+        };
         store.init()?;
+        store.replay_journal()?;
         Ok(store)
+    }
+
+    /// The journal beside the store file at `path`: the same name with the extension
+    /// `journal` (`mqtt-broker.redb` → `mqtt-broker.journal`).
+    pub fn journal_path(path: impl AsRef<Path>) -> PathBuf {
+        path.as_ref().with_extension("journal")
+    }
+
+    /// What the journal of an earlier run held, if it had changes the file lacked.
+    pub fn journal_replay(&self) -> Option<JournalReplay> {
+        self.replayed
+    }
+
+    /// Sets the journal size at which a journaled store checkpoints by itself
+    /// (default [`DEFAULT_JOURNAL_LIMIT`]).
+    pub fn set_journal_limit(&mut self, bytes: u64) {
+        self.journal_limit = bytes;
+    }
+
+    /// Writes the changes of a journal newer than the file into it, in one durable transaction.
+    fn replay_journal(&mut self) -> Result<(), StoreError> {
+        let Some(leftover) = journal::read(&Self::journal_path(&self.path))? else {
+            return Ok(());
+        };
+        if leftover.epoch <= self.epoch {
+            return Ok(());
+        }
+        let mut changes = Changes::default();
+        leftover.ops.into_iter().for_each(|op| changes.add(op));
+        self.commit(&changes, leftover.epoch)?;
+        self.replayed = Some(JournalReplay {
+            entries: leftover.entries,
+            ignored_bytes: leftover.ignored,
+        });
+        Ok(())
+    }
+
+    /// Writes `changes` and `epoch` in one durable transaction.
+    fn commit(&mut self, changes: &Changes, epoch: u64) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(io)?;
+        changes.write(&tx).map_err(io)?;
+        if epoch != self.epoch {
+            let mut meta = tx.open_table(META).map_err(io)?;
+            meta.insert(JOURNAL_KEY, epoch).map_err(io)?;
+        }
+        tx.commit().map_err(io)?;
+        self.epoch = epoch;
+        Ok(())
     }
 
     /// The file.
@@ -110,10 +194,14 @@ impl DurableStore {
 
     /// Creates the tables and the version key of a new file; checks the version of an old one
     /// and converts a version 1 file.
-    fn init(&self) -> Result<(), StoreError> {
+    fn init(&mut self) -> Result<(), StoreError> {
         let tx = self.db.begin_write().map_err(io)?;
         {
             let mut meta = tx.open_table(META).map_err(|e| self.corrupt(e))?;
+            self.epoch = meta
+                .get(JOURNAL_KEY)
+                .map_err(|e| self.corrupt(e))?
+                .map_or(0, |v| v.value());
             let found = meta
                 .get(VERSION_KEY)
                 .map_err(|e| self.corrupt(e))?
@@ -236,123 +324,67 @@ impl DurableStore {
         Ok(state)
     }
 
-    /// Writes `records` (one or more batches, in order) in one transaction.
+    /// Writes `records` (one or more batches, in order).
     ///
-    /// The changes to stored deliveries are gathered first and written once per delivery, in
-    /// key order: a delivery stored and finished within the same call never reaches the file,
-    /// and one stored then sent is encoded once, with its last state.
+    /// [`Commit::Durable`]: in one durable transaction, with any journaled changes not yet in
+    /// the file. [`Commit::Journaled`]: appended to the journal as one entry and kept in memory
+    /// for the next checkpoint.
+    ///
+    /// Changes are folded per key first: a delivery stored and finished before they reach the
+    /// file never does, and one stored then sent is written once, in its last state.
     pub fn apply<'r>(
         &mut self,
         records: impl IntoIterator<Item = &'r PersistRecord>,
         clock: &WallClock,
         commit: Commit,
     ) -> Result<(), StoreError> {
-        let mut tx = self.db.begin_write().map_err(io)?;
-        if commit == Commit::Buffered {
-            tx.set_durability(Durability::None).map_err(io)?;
-        }
-        {
-            let mut retained = tx.open_table(RETAINED).map_err(io)?;
-            let mut sessions = tx.open_table(SESSIONS).map_err(io)?;
-            let mut messages = tx.open_table(MESSAGES).map_err(io)?;
-            let mut incoming = tx.open_table(INCOMING_QOS2).map_err(io)?;
-            let mut deliveries: BTreeMap<(&'r str, u64), DeliveryWrite<'r>> = BTreeMap::new();
-            for record in records {
-                match record {
-                    PersistRecord::RetainedSet { topic, message } => {
-                        let value = encode_retained(message, clock);
-                        retained
-                            .insert(topic.as_str(), value.as_slice())
-                            .map_err(io)?;
-                    }
-                    PersistRecord::RetainedCleared { topic } => {
-                        retained.remove(topic.as_str()).map_err(io)?;
-                    }
-                    PersistRecord::SessionSaved { client_id, record } => {
-                        let value = encode_session(record, clock);
-                        sessions
-                            .insert(client_id.as_str(), value.as_slice())
-                            .map_err(io)?;
-                    }
-                    PersistRecord::SessionRemoved { client_id } => {
-                        let id = client_id.as_str();
-                        deliveries.retain(|(client, _), _| *client != id);
-                        sessions.remove(id).map_err(io)?;
-                        messages
-                            .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)
-                            .map_err(io)?;
-                        incoming
-                            .retain_in((id, 0)..=(id, u16::MAX), |_, _| false)
-                            .map_err(io)?;
-                    }
-                    PersistRecord::MessageStored {
-                        client_id,
-                        number,
-                        delivery,
-                    } => {
-                        let write = DeliveryWrite::Put(delivery, delivery.state);
-                        deliveries.insert((client_id.as_str(), *number), write);
-                    }
-                    PersistRecord::MessageState {
-                        client_id,
-                        number,
-                        state,
-                    } => {
-                        let key = (client_id.as_str(), *number);
-                        match deliveries.get_mut(&key) {
-                            Some(DeliveryWrite::Put(_, old) | DeliveryWrite::State(old)) => {
-                                *old = *state;
-                            }
-                            Some(DeliveryWrite::Remove) => {}
-                            None => {
-                                deliveries.insert(key, DeliveryWrite::State(*state));
-                            }
-                        }
-                    }
-                    PersistRecord::MessageDone { client_id, number } => {
-                        deliveries.insert((client_id.as_str(), *number), DeliveryWrite::Remove);
-                    }
-                    PersistRecord::IncomingQos2 {
-                        client_id,
-                        packet_id,
-                        pending,
-                    } => {
-                        let key = (client_id.as_str(), packet_id.get());
-                        if *pending {
-                            incoming.insert(key, ()).map_err(io)?;
-                        } else {
-                            incoming.remove(key).map_err(io)?;
-                        }
-                    }
-                    _ => {}
+        let ops = records.into_iter().filter_map(|r| Op::of(r, clock));
+        match commit {
+            Commit::Durable => {
+                let journaled = self.journal.as_ref().is_some_and(|j| !j.is_empty());
+                if !journaled && self.pending.is_empty() {
+                    let mut changes = Changes::default();
+                    ops.for_each(|op| changes.add(op));
+                    return self.commit(&changes, self.epoch);
                 }
+                ops.for_each(|op| self.pending.add(op));
+                self.sync()
             }
-            for (key, write) in deliveries {
-                match write {
-                    DeliveryWrite::Put(delivery, state) => {
-                        let value = encode_delivery(delivery, state, clock);
-                        messages.insert(key, value.as_slice()).map_err(io)?;
-                    }
-                    DeliveryWrite::State(state) => {
-                        let old = messages.get(key).map_err(io)?.map(|v| v.value().to_vec());
-                        if let Some(mut value) = old
-                            && value.len() >= STATE_LEN
-                        {
-                            value[..STATE_LEN].copy_from_slice(&encode_state(state));
-                            messages.insert(key, value.as_slice()).map_err(io)?;
-                        }
-                    }
-                    DeliveryWrite::Remove => {
-                        messages.remove(key).map_err(io)?;
-                    }
+            Commit::Journaled => {
+                let ops: Vec<Op> = ops.collect();
+                if ops.is_empty() {
+                    return Ok(());
                 }
+                let journal = match &mut self.journal {
+                    Some(journal) => journal,
+                    None => self.journal.insert(Journal::create(
+                        &Self::journal_path(&self.path),
+                        self.epoch + 1,
+                    )?),
+                };
+                journal.append(&ops)?;
+                let full = journal.len() >= self.journal_limit;
+                ops.into_iter().for_each(|op| self.pending.add(op));
+                if full { self.sync() } else { Ok(()) }
             }
         }
-        tx.commit().map_err(io)
     }
 
-    /// Makes every buffered commit durable (an empty durable transaction).
+    /// Checkpoint: writes the journaled changes into the file in one durable transaction and
+    /// empties the journal. Does nothing (no fsync) when nothing was journaled since the last one.
     pub fn sync(&mut self) -> Result<(), StoreError> {
-        self.db.begin_write().map_err(io)?.commit().map_err(io)
+        let Some(journal) = &self.journal else {
+            return Ok(());
+        };
+        if journal.is_empty() {
+            return Ok(());
+        }
+        let epoch = journal.epoch();
+        let changes = std::mem::take(&mut self.pending);
+        self.commit(&changes, epoch)?;
+        if let Some(journal) = &mut self.journal {
+            journal.restart(epoch + 1)?;
+        }
+        Ok(())
     }
 }

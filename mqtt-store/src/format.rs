@@ -35,26 +35,30 @@ pub(crate) const V1_PUBLISHER_SUFFIX: [u8; 1] = [0];
 pub(crate) struct Writer(Vec<u8>);
 
 impl Writer {
+    /// A writer that appends to `buf`.
+    pub(crate) fn on(buf: Vec<u8>) -> Writer {
+        Writer(buf)
+    }
     pub(crate) fn into_bytes(self) -> Vec<u8> {
         self.0
     }
-    fn u8(&mut self, v: u8) {
+    pub(crate) fn u8(&mut self, v: u8) {
         self.0.push(v);
     }
-    fn u16(&mut self, v: u16) {
+    pub(crate) fn u16(&mut self, v: u16) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
-    fn u32(&mut self, v: u32) {
+    pub(crate) fn u32(&mut self, v: u32) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
-    fn u64(&mut self, v: u64) {
+    pub(crate) fn u64(&mut self, v: u64) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
-    fn bytes(&mut self, v: &[u8]) {
+    pub(crate) fn bytes(&mut self, v: &[u8]) {
         self.u32(u32::try_from(v.len()).unwrap_or(u32::MAX));
         self.0.extend_from_slice(v);
     }
-    fn opt<T>(&mut self, v: Option<T>, mut write: impl FnMut(&mut Self, T)) {
+    pub(crate) fn opt<T>(&mut self, v: Option<T>, mut write: impl FnMut(&mut Self, T)) {
         match v {
             Some(v) => {
                 self.u8(1);
@@ -77,7 +81,7 @@ impl<'a> Reader<'a> {
     pub(crate) fn new(buf: &'a [u8]) -> Self {
         Reader(buf)
     }
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], DecodeFailure> {
+    pub(crate) fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], DecodeFailure> {
         if self.0.len() < n {
             return Err(fail(what));
         }
@@ -85,36 +89,39 @@ impl<'a> Reader<'a> {
         self.0 = tail;
         Ok(head)
     }
-    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], DecodeFailure> {
+    pub(crate) fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], DecodeFailure> {
         self.take(N, what)?.try_into().map_err(|_| fail(what))
     }
-    fn u8(&mut self, what: &str) -> Result<u8, DecodeFailure> {
+    pub(crate) fn u8(&mut self, what: &str) -> Result<u8, DecodeFailure> {
         Ok(u8::from_le_bytes(self.array(what)?))
     }
-    fn u16(&mut self, what: &str) -> Result<u16, DecodeFailure> {
+    pub(crate) fn u16(&mut self, what: &str) -> Result<u16, DecodeFailure> {
         Ok(u16::from_le_bytes(self.array(what)?))
     }
-    fn u32(&mut self, what: &str) -> Result<u32, DecodeFailure> {
+    pub(crate) fn u32(&mut self, what: &str) -> Result<u32, DecodeFailure> {
         Ok(u32::from_le_bytes(self.array(what)?))
     }
-    fn u64(&mut self, what: &str) -> Result<u64, DecodeFailure> {
+    pub(crate) fn u64(&mut self, what: &str) -> Result<u64, DecodeFailure> {
         Ok(u64::from_le_bytes(self.array(what)?))
     }
-    fn bytes(&mut self, what: &str) -> Result<&'a [u8], DecodeFailure> {
+    pub(crate) fn bytes(&mut self, what: &str) -> Result<&'a [u8], DecodeFailure> {
         let len = self.u32(what)? as usize;
         self.take(len, what)
     }
-    fn string(&mut self, what: &str) -> Result<String, DecodeFailure> {
+    pub(crate) fn string(&mut self, what: &str) -> Result<String, DecodeFailure> {
         String::from_utf8(self.bytes(what)?.to_vec()).map_err(|_| fail(what))
     }
-    fn flag(&mut self, what: &str) -> Result<bool, DecodeFailure> {
+    pub(crate) fn flag(&mut self, what: &str) -> Result<bool, DecodeFailure> {
         match self.u8(what)? {
             0 => Ok(false),
             1 => Ok(true),
             _ => Err(fail(what)),
         }
     }
-    fn end(&self, what: &str) -> Result<(), DecodeFailure> {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub(crate) fn end(&self, what: &str) -> Result<(), DecodeFailure> {
         if self.0.is_empty() {
             Ok(())
         } else {

@@ -40,12 +40,15 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod changes;
 mod clock;
 mod durable;
 mod error;
 mod format;
+mod journal;
+mod tables;
 
 pub use clock::WallClock;
-pub use durable::{Commit, DurableStore};
+pub use durable::{Commit, DEFAULT_JOURNAL_LIMIT, DurableStore, JournalReplay};
 pub use error::StoreError;
 pub use format::FORMAT_VERSION;

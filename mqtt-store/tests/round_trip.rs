@@ -303,11 +303,23 @@ proptest! {
 
         let mut store = DurableStore::open(&path).unwrap();
         let (first, second) = records.split_at(records.len() / 2);
-        store.apply(first, &clock, Commit::Buffered).unwrap();
+        store.apply(first, &clock, Commit::Journaled).unwrap();
         store.apply(second, &clock, Commit::Durable).unwrap();
         drop(store);
         let loaded = DurableStore::open(&path).unwrap().load(anchor).unwrap();
+        // Journaled only and never synced: the next open replays the journal.
+        let journaled_path = dir.join("journaled.redb");
+        let mut store = DurableStore::open(&journaled_path).unwrap();
+        store.apply(first, &clock, Commit::Journaled).unwrap();
+        store.apply(second, &clock, Commit::Journaled).unwrap();
+        drop(store);
+        let reopened = DurableStore::open(&journaled_path).unwrap();
+        let replay = reopened.journal_replay();
+        prop_assert_eq!(replay.map(|r| r.ignored_bytes), (!records.is_empty()).then_some(0));
+        let replayed = reopened.load(anchor).unwrap();
+        drop(reopened);
         std::fs::remove_dir_all(&dir).unwrap();
+        prop_assert_eq!(&replayed, &loaded);
 
         let want_retained: Vec<RecoveredMessage> = want_retained.into_values().collect();
         prop_assert_eq!(loaded.retained, want_retained);
@@ -384,9 +396,10 @@ fn merged_delivery_changes_load_like_one_by_one() {
     let mut one_by_one = DurableStore::open(dir.join("one.redb")).unwrap();
     for record in &records {
         one_by_one
-            .apply([record], &clock, Commit::Buffered)
+            .apply([record], &clock, Commit::Journaled)
             .unwrap();
     }
+    one_by_one.sync().unwrap();
     let mut merged = DurableStore::open(dir.join("merged.redb")).unwrap();
     merged.apply(&records, &clock, Commit::Durable).unwrap();
     // Half and half, to merge with what is already stored.

@@ -14,9 +14,29 @@ pub enum Durability {
     /// all connections are grouped (`"sync"`).
     #[default]
     Sync,
-    /// Written continuously but made durable every interval, like mosquitto's autosave; a power
-    /// cut loses up to one interval (`"periodic 30s"`).
+    /// Every change reaches the operating system (a journal appended with `write`) before what
+    /// it acknowledges leaves, and the disk (fsync) every interval and at shutdown, like
+    /// mosquitto's autosave: a crash of the process loses nothing, a power cut up to one interval
+    /// (`"periodic 30s"`).
     Periodic(Duration),
+}
+
+impl Durability {
+    /// What this mode keeps through a crash, in one sentence for the log.
+    pub fn guarantee(&self) -> String {
+        match self {
+            Durability::Sync => "durability sync: everything acknowledged is on disk (fsync) \
+                                 first; a crash of the process or of the machine loses nothing"
+                .to_owned(),
+            Durability::Periodic(every) => format!(
+                "durability periodic {}s: everything acknowledged is journaled first (a crash of \
+                 the process loses nothing) and synced to disk every {}s (a power cut loses at \
+                 most that)",
+                every.as_secs(),
+                every.as_secs()
+            ),
+        }
+    }
 }
 
 impl FromStr for Durability {

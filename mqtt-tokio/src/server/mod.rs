@@ -39,7 +39,7 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::auth::hooks::{FileAuthenticator, FileAuthorizer, ListenerPolicy, SecurityFiles};
-use crate::config::{ConfigError, Durability, Protocol, ServerConfig};
+use crate::config::{ConfigError, Protocol, ServerConfig};
 use broker_task::Input;
 use listener::{Listener, accept_loop};
 use mqtt_broker_core::Persistence;
@@ -163,10 +163,9 @@ impl ServerBuilder {
 
         let mut core_config = config.core_config();
         if config.persistence == Some(true) {
-            core_config.persistence = match config.durability {
-                Durability::Sync => Persistence::Sync,
-                _ => Persistence::Deferred,
-            };
+            // Both modes hold acknowledgements until the storage thread reports their records
+            // written: durably (sync), or journaled with one `write` (periodic).
+            core_config.persistence = Persistence::Sync;
         }
         let queue_cap = core_config.max_outbox_bytes.saturating_mul(2) + 64 * 1024;
         let handshake_timeout = core_config.connect_timeout;
@@ -195,6 +194,19 @@ impl ServerBuilder {
                 durability = %config.durability,
                 "store loaded"
             );
+            if let Some(replay) = store.journal_replay() {
+                info!(
+                    entries = replay.entries,
+                    "changes journaled before the last stop written into the store"
+                );
+                if replay.ignored_bytes > 0 {
+                    warn!(
+                        bytes = replay.ignored_bytes,
+                        "the journal ended in a write cut short (never acknowledged); ignored"
+                    );
+                }
+            }
+            info!("{}", config.durability.guarantee());
             let mut broker = broker;
             broker.restore(state, now, wall);
             let clock = WallClock::new(now, wall);

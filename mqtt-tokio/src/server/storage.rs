@@ -2,7 +2,9 @@
 //! persistence batches. Group commit: it takes every batch that arrived while the previous
 //! commit was syncing and writes them in one transaction, then reports the highest durable batch
 //! to the broker task, which releases the acknowledgements that waited for it. In periodic mode
-//! the batches are written as they come but made durable only every interval.
+//! each group is appended to the store's journal instead (one `write`, no fsync) and reported at
+//! once, so acknowledgements wait only for the kernel to hold the change; every interval a
+//! checkpoint writes the journaled changes into the redb file durably (`docs/STORAGE.md`).
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
@@ -39,6 +41,13 @@ pub(crate) fn open(
             warn!(%e, aside = %aside.display(), "starting fresh; the damaged store is kept aside");
             std::fs::rename(&path, &aside)
                 .map_err(|e| StoreError::Io(format!("{}: {e}", aside.display())))?;
+            // Its journal belongs to it: replayed onto an empty store it would dangle.
+            let journal = DurableStore::journal_path(&path);
+            if journal.exists() {
+                let aside = corrupt_name(&journal);
+                std::fs::rename(&journal, &aside)
+                    .map_err(|e| StoreError::Io(format!("{}: {e}", aside.display())))?;
+            }
             let store = DurableStore::open(&path)?;
             let state = store.load(now)?;
             Ok((store, state))
@@ -127,8 +136,13 @@ fn writer(
                     Ok(first) => {
                         let group = gather(first, receiver);
                         let records = group.iter().flat_map(|b| &b.records);
-                        if let Err(e) = store.apply(records, &clock, Commit::Buffered) {
+                        if let Err(e) = store.apply(records, &clock, Commit::Journaled) {
                             fatal(&e);
+                        }
+                        if let Some(last) = group.last()
+                            && inputs.blocking_send(Input::Persisted(last.seq)).is_err()
+                        {
+                            break;
                         }
                     }
                     Err(RecvTimeoutError::Timeout) => {}
@@ -139,6 +153,12 @@ fn writer(
                         fatal(&e);
                     }
                     next_sync = Instant::now() + every;
+                }
+            }
+            // What arrived after the broker task stopped listening is journaled too.
+            for batch in receiver.try_iter() {
+                if let Err(e) = store.apply(&batch.records, &clock, Commit::Journaled) {
+                    fatal(&e);
                 }
             }
             if let Err(e) = store.sync() {

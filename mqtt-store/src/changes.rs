@@ -1,0 +1,377 @@
+//! Changes to the tables before they reach the file: each [`PersistRecord`] becomes one [`Op`]
+//! (a key and, where it has one, the value in the file's own layout), and [`Changes`] folds any
+//! number of ops into the net change per key, which one write transaction applies.
+//!
+//! Folding is what keeps both write paths cheap: a delivery stored and acknowledged between two
+//! writes never reaches the file, and a journaled store (see `journal.rs`) that keeps its changes
+//! in memory for a whole interval holds at most one entry per key of the durable state, not one
+//! per record. That relies on one invariant of the core: a delivery number is never reused
+//! within a session's life (numbers increase; a removed session's entries go with it), so a
+//! delivery stored since the last write is not in the file, and removing it again needs no
+//! tombstone.
+
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
+
+use mqtt_broker_core::PersistRecord;
+use redb::{ReadableTable, WriteTransaction};
+
+use crate::clock::WallClock;
+use crate::error::DecodeFailure;
+use crate::format::{
+    Reader, STATE_LEN, Writer, encode_delivery, encode_retained, encode_session, encode_state,
+};
+use crate::tables::{INCOMING_QOS2, MESSAGES, RETAINED, SESSIONS};
+
+/// One change of one table entry; values are in the layouts of `format.rs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// `retained[topic] = value`.
+    RetainedPut { topic: String, value: Vec<u8> },
+    /// Remove `retained[topic]`.
+    RetainedRemove { topic: String },
+    /// `sessions[client] = value`.
+    SessionPut { client: String, value: Vec<u8> },
+    /// Remove the session and every delivery and QoS 2 identifier of `client`.
+    SessionRemove { client: String },
+    /// `messages[(client, number)] = value`.
+    MessagePut {
+        client: String,
+        number: u64,
+        value: Vec<u8>,
+    },
+    /// Rewrite the state header of `messages[(client, number)]`.
+    MessageState {
+        client: String,
+        number: u64,
+        state: [u8; STATE_LEN],
+    },
+    /// Remove `messages[(client, number)]`.
+    MessageRemove { client: String, number: u64 },
+    /// Insert (`pending`) or remove `incoming_qos2[(client, packet_id)]`.
+    Qos2 {
+        client: String,
+        packet_id: u16,
+        pending: bool,
+    },
+}
+
+impl Op {
+    /// The op of `record`, its times mapped to the wall clock by `clock`.
+    pub(crate) fn of(record: &PersistRecord, clock: &WallClock) -> Option<Op> {
+        Some(match record {
+            PersistRecord::RetainedSet { topic, message } => Op::RetainedPut {
+                topic: topic.clone(),
+                value: encode_retained(message, clock),
+            },
+            PersistRecord::RetainedCleared { topic } => Op::RetainedRemove {
+                topic: topic.clone(),
+            },
+            PersistRecord::SessionSaved { client_id, record } => Op::SessionPut {
+                client: client_id.clone(),
+                value: encode_session(record, clock),
+            },
+            PersistRecord::SessionRemoved { client_id } => Op::SessionRemove {
+                client: client_id.clone(),
+            },
+            PersistRecord::MessageStored {
+                client_id,
+                number,
+                delivery,
+            } => Op::MessagePut {
+                client: client_id.clone(),
+                number: *number,
+                value: encode_delivery(delivery, delivery.state, clock),
+            },
+            PersistRecord::MessageState {
+                client_id,
+                number,
+                state,
+            } => Op::MessageState {
+                client: client_id.clone(),
+                number: *number,
+                state: encode_state(*state),
+            },
+            PersistRecord::MessageDone { client_id, number } => Op::MessageRemove {
+                client: client_id.clone(),
+                number: *number,
+            },
+            PersistRecord::IncomingQos2 {
+                client_id,
+                packet_id,
+                pending,
+            } => Op::Qos2 {
+                client: client_id.clone(),
+                packet_id: packet_id.get(),
+                pending: *pending,
+            },
+            _ => return None,
+        })
+    }
+
+    /// Appends the op to `w`: a tag byte, then its fields (strings and values as length-prefixed
+    /// bytes, numbers little-endian).
+    pub(crate) fn encode(&self, w: &mut Writer) {
+        match self {
+            Op::RetainedPut { topic, value } => {
+                w.u8(1);
+                w.bytes(topic.as_bytes());
+                w.bytes(value);
+            }
+            Op::RetainedRemove { topic } => {
+                w.u8(2);
+                w.bytes(topic.as_bytes());
+            }
+            Op::SessionPut { client, value } => {
+                w.u8(3);
+                w.bytes(client.as_bytes());
+                w.bytes(value);
+            }
+            Op::SessionRemove { client } => {
+                w.u8(4);
+                w.bytes(client.as_bytes());
+            }
+            Op::MessagePut {
+                client,
+                number,
+                value,
+            } => {
+                w.u8(5);
+                w.bytes(client.as_bytes());
+                w.u64(*number);
+                w.bytes(value);
+            }
+            Op::MessageState {
+                client,
+                number,
+                state,
+            } => {
+                w.u8(6);
+                w.bytes(client.as_bytes());
+                w.u64(*number);
+                state.iter().for_each(|b| w.u8(*b));
+            }
+            Op::MessageRemove { client, number } => {
+                w.u8(7);
+                w.bytes(client.as_bytes());
+                w.u64(*number);
+            }
+            Op::Qos2 {
+                client,
+                packet_id,
+                pending,
+            } => {
+                w.u8(8);
+                w.bytes(client.as_bytes());
+                w.u16(*packet_id);
+                w.u8(u8::from(*pending));
+            }
+        }
+    }
+
+    /// Reads one op written by [`Op::encode`].
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Op, DecodeFailure> {
+        Ok(match r.u8("journal op")? {
+            1 => Op::RetainedPut {
+                topic: r.string("topic")?,
+                value: r.bytes("retained value")?.to_vec(),
+            },
+            2 => Op::RetainedRemove {
+                topic: r.string("topic")?,
+            },
+            3 => Op::SessionPut {
+                client: r.string("client identifier")?,
+                value: r.bytes("session value")?.to_vec(),
+            },
+            4 => Op::SessionRemove {
+                client: r.string("client identifier")?,
+            },
+            5 => Op::MessagePut {
+                client: r.string("client identifier")?,
+                number: r.u64("delivery number")?,
+                value: r.bytes("delivery value")?.to_vec(),
+            },
+            6 => Op::MessageState {
+                client: r.string("client identifier")?,
+                number: r.u64("delivery number")?,
+                state: r.array("delivery state")?,
+            },
+            7 => Op::MessageRemove {
+                client: r.string("client identifier")?,
+                number: r.u64("delivery number")?,
+            },
+            8 => Op::Qos2 {
+                client: r.string("client identifier")?,
+                packet_id: r.u16("packet identifier")?,
+                pending: r.flag("pending flag")?,
+            },
+            tag => return Err(DecodeFailure(format!("unknown journal op {tag}"))),
+        })
+    }
+}
+
+/// The net change to one stored delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum MessageWrite {
+    /// Write this value (stored since the last write: not in the file).
+    Put(Vec<u8>),
+    /// Rewrite the state header of the value in the file.
+    State([u8; STATE_LEN]),
+    /// Remove it from the file.
+    Remove,
+}
+
+/// Ops folded into the net change per key, in the order that keeps their meaning: removed
+/// sessions' entries first, then every put and removal.
+#[derive(Debug, Default)]
+pub(crate) struct Changes {
+    retained: BTreeMap<String, Option<Vec<u8>>>,
+    sessions: BTreeMap<String, Option<Vec<u8>>>,
+    /// Clients whose deliveries and QoS 2 identifiers in the file are removed before the rest.
+    cleared: BTreeSet<String>,
+    messages: BTreeMap<(String, u64), MessageWrite>,
+    /// Inbound QoS 2 identifiers to insert (`true`) or remove.
+    incoming: BTreeMap<(String, u16), bool>,
+}
+
+impl Changes {
+    /// Whether there is nothing to write.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.retained.is_empty()
+            && self.sessions.is_empty()
+            && self.cleared.is_empty()
+            && self.messages.is_empty()
+            && self.incoming.is_empty()
+    }
+
+    /// Folds `op` in after everything added before.
+    pub(crate) fn add(&mut self, op: Op) {
+        match op {
+            Op::RetainedPut { topic, value } => {
+                self.retained.insert(topic, Some(value));
+            }
+            Op::RetainedRemove { topic } => {
+                self.retained.insert(topic, None);
+            }
+            Op::SessionPut { client, value } => {
+                self.sessions.insert(client, Some(value));
+            }
+            Op::SessionRemove { client } => {
+                let messages: Vec<_> = self
+                    .messages
+                    .range((client.clone(), 0)..=(client.clone(), u64::MAX))
+                    .map(|(key, _)| key.clone())
+                    .collect();
+                messages.iter().for_each(|key| {
+                    self.messages.remove(key);
+                });
+                let incoming: Vec<_> = self
+                    .incoming
+                    .range((client.clone(), 0)..=(client.clone(), u16::MAX))
+                    .map(|(key, _)| key.clone())
+                    .collect();
+                incoming.iter().for_each(|key| {
+                    self.incoming.remove(key);
+                });
+                self.sessions.insert(client.clone(), None);
+                self.cleared.insert(client);
+            }
+            Op::MessagePut {
+                client,
+                number,
+                value,
+            } => {
+                self.messages
+                    .insert((client, number), MessageWrite::Put(value));
+            }
+            Op::MessageState {
+                client,
+                number,
+                state,
+            } => match self.messages.entry((client, number)) {
+                Entry::Occupied(mut entry) => match entry.get_mut() {
+                    MessageWrite::Put(value) if value.len() >= STATE_LEN => {
+                        value[..STATE_LEN].copy_from_slice(&state);
+                    }
+                    MessageWrite::State(old) => *old = state,
+                    _ => {}
+                },
+                Entry::Vacant(entry) => {
+                    entry.insert(MessageWrite::State(state));
+                }
+            },
+            Op::MessageRemove { client, number } => {
+                let key = (client, number);
+                if let Some(MessageWrite::Put(_)) = self.messages.get(&key) {
+                    self.messages.remove(&key);
+                } else {
+                    self.messages.insert(key, MessageWrite::Remove);
+                }
+            }
+            Op::Qos2 {
+                client,
+                packet_id,
+                pending,
+            } => {
+                self.incoming.insert((client, packet_id), pending);
+            }
+        }
+    }
+}
+
+impl Changes {
+    /// Writes the net change into `tx`: the removed sessions' deliveries and QoS 2 identifiers
+    /// first, then each table in key order.
+    pub(crate) fn write(&self, tx: &WriteTransaction) -> Result<(), redb::Error> {
+        let mut retained = tx.open_table(RETAINED)?;
+        let mut sessions = tx.open_table(SESSIONS)?;
+        let mut messages = tx.open_table(MESSAGES)?;
+        let mut incoming = tx.open_table(INCOMING_QOS2)?;
+        for client in &self.cleared {
+            let id = client.as_str();
+            messages.retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
+            incoming.retain_in((id, 0)..=(id, u16::MAX), |_, _| false)?;
+        }
+        for (topic, value) in &self.retained {
+            match value {
+                Some(value) => retained
+                    .insert(topic.as_str(), value.as_slice())
+                    .map(drop)?,
+                None => retained.remove(topic.as_str()).map(drop)?,
+            }
+        }
+        for (client, value) in &self.sessions {
+            match value {
+                Some(value) => sessions
+                    .insert(client.as_str(), value.as_slice())
+                    .map(drop)?,
+                None => sessions.remove(client.as_str()).map(drop)?,
+            }
+        }
+        for ((client, number), write) in &self.messages {
+            let key = (client.as_str(), *number);
+            match write {
+                MessageWrite::Put(value) => messages.insert(key, value.as_slice()).map(drop)?,
+                MessageWrite::State(state) => {
+                    let old = messages.get(key)?.map(|v| v.value().to_vec());
+                    if let Some(mut value) = old
+                        && value.len() >= STATE_LEN
+                    {
+                        value[..STATE_LEN].copy_from_slice(state);
+                        messages.insert(key, value.as_slice())?;
+                    }
+                }
+                MessageWrite::Remove => messages.remove(key).map(drop)?,
+            }
+        }
+        for ((client, packet_id), pending) in &self.incoming {
+            let key = (client.as_str(), *packet_id);
+            if *pending {
+                incoming.insert(key, ())?;
+            } else {
+                incoming.remove(key)?;
+            }
+        }
+        Ok(())
+    }
+}
