@@ -149,22 +149,27 @@ impl DurableStore {
         self.journal_limit = bytes;
     }
 
-    /// Writes the changes of a journal newer than the file into it, in one durable transaction.
+    /// Writes the changes of a journal newer than the file into it, in one durable transaction,
+    /// then removes the journal (a stale one, of an epoch the file already holds, too).
     fn replay_journal(&mut self) -> Result<(), StoreError> {
-        let Some(leftover) = journal::read(&Self::journal_path(&self.path))? else {
+        let path = Self::journal_path(&self.path);
+        let Some(leftover) = journal::read(&path)? else {
             return Ok(());
         };
-        if leftover.epoch <= self.epoch {
-            return Ok(());
+        if leftover.epoch > self.epoch || leftover.epoch == 0 {
+            if !leftover.ops.is_empty() {
+                let mut changes = Changes::default();
+                leftover.ops.into_iter().for_each(|op| changes.add(op));
+                self.commit(&changes, leftover.epoch)?;
+            }
+            if leftover.entries > 0 || leftover.ignored > 0 {
+                self.replayed = Some(JournalReplay {
+                    entries: leftover.entries,
+                    ignored_bytes: leftover.ignored,
+                });
+            }
         }
-        let mut changes = Changes::default();
-        leftover.ops.into_iter().for_each(|op| changes.add(op));
-        self.commit(&changes, leftover.epoch)?;
-        self.replayed = Some(JournalReplay {
-            entries: leftover.entries,
-            ignored_bytes: leftover.ignored,
-        });
-        Ok(())
+        std::fs::remove_file(&path).map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))
     }
 
     /// Writes `changes` and `epoch` in one durable transaction.

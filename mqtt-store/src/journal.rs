@@ -75,10 +75,15 @@ pub(crate) fn read(path: &Path) -> Result<Option<Leftover>, StoreError> {
     }
     let (header, mut rest) = bytes.split_at(HEADER_LEN as usize);
     if &header[..MAGIC.len()] != MAGIC {
-        return Err(corrupt(
-            path,
-            "not a journal of this broker (unknown header)",
-        ));
+        // The header is written after each checkpoint and never synced: only a power cut
+        // damages it, and what such a journal held is within the interval a power cut may
+        // lose (a crash of the process cannot tear a completed write). Nothing is readable.
+        return Ok(Some(Leftover {
+            epoch: 0,
+            ops: Vec::new(),
+            entries: 0,
+            ignored: bytes.len() as u64,
+        }));
     }
     let mut epoch = [0u8; 8];
     epoch.copy_from_slice(&header[MAGIC.len()..]);
