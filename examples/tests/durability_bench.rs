@@ -275,7 +275,7 @@ impl Broker {
         );
         conf += match self {
             Broker::Memory => "persistence false\n",
-            Broker::Sync => "persistence true\n",
+            Broker::Sync => "persistence true\nautosave_interval 0\n",
             Broker::Periodic => "persistence true\nautosave_interval 1\n",
             Broker::Mosquitto => {
                 "persistence true\nmax_queued_bytes 16777216\nset_tcp_nodelay true\nlog_dest none\n"

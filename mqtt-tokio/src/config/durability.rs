@@ -19,6 +19,9 @@ pub enum Durability {
     /// mosquitto's autosave: a crash of the process loses nothing, a power cut up to one interval
     /// (`"periodic 30s"`).
     Periodic(Duration),
+    /// As `Periodic`, but synced after this many journaled changes instead of an interval:
+    /// mosquitto's `autosave_on_changes true` (`"every 1000 changes"`).
+    Changes(u64),
 }
 
 impl Durability {
@@ -35,6 +38,11 @@ impl Durability {
                 every.as_secs(),
                 every.as_secs()
             ),
+            Durability::Changes(count) => format!(
+                "durability every {count} changes: everything acknowledged is journaled first (a \
+                 crash of the process loses nothing) and synced to disk after every {count} \
+                 changes (a power cut loses at most those)"
+            ),
         }
     }
 }
@@ -47,8 +55,20 @@ impl FromStr for Durability {
         if text == "sync" {
             return Ok(Durability::Sync);
         }
-        let bad =
-            || format!("durability must be \"sync\" or \"periodic <seconds>s\", not {text:?}");
+        let bad = || {
+            format!(
+                "durability must be \"sync\", \"periodic <seconds>s\" or \"every <n> changes\", \
+                 not {text:?}"
+            )
+        };
+        if let Some(rest) = text.strip_prefix("every") {
+            let count = rest.trim().strip_suffix("changes").ok_or_else(bad)?.trim();
+            let count: u64 = count.parse().map_err(|_| bad())?;
+            if count == 0 {
+                return Err(bad());
+            }
+            return Ok(Durability::Changes(count));
+        }
         let rest = text.strip_prefix("periodic").ok_or_else(bad)?.trim();
         let digits = rest.strip_suffix('s').unwrap_or(rest).trim();
         let seconds: u64 = digits.parse().map_err(|_| bad())?;
@@ -64,6 +84,7 @@ impl fmt::Display for Durability {
         match self {
             Durability::Sync => f.write_str("sync"),
             Durability::Periodic(every) => write!(f, "periodic {}s", every.as_secs()),
+            Durability::Changes(count) => write!(f, "every {count} changes"),
         }
     }
 }
@@ -92,5 +113,8 @@ mod tests {
         );
         assert!("periodic 0s".parse::<Durability>().is_err());
         assert!("sometimes".parse::<Durability>().is_err());
+        assert_eq!("every 1000 changes".parse(), Ok(Durability::Changes(1000)));
+        assert!("every 0 changes".parse::<Durability>().is_err());
+        assert!("every 10".parse::<Durability>().is_err());
     }
 }

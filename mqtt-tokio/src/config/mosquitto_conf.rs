@@ -31,6 +31,7 @@ pub const HONOURED: &[&str] = &[
     "persistence",
     "persistence_location",
     "autosave_interval",
+    "autosave_on_changes",
     "max_inflight_messages",
     "max_queued_messages",
     "message_size_limit",
@@ -49,6 +50,10 @@ struct Reader {
     default_listener: Option<usize>,
     per_listener_settings: bool,
     global_allow_anonymous: Option<bool>,
+    /// `autosave_interval`, resolved with `autosave_on_changes` at the end (either may come
+    /// first).
+    autosave_interval: Option<u64>,
+    autosave_on_changes: bool,
 }
 
 /// Parses the text of a mosquitto.conf.
@@ -124,15 +129,9 @@ impl Reader {
                 self.listener().max_connections = usize::try_from(max).ok().filter(|&n| n > 0);
             }
             "persistence" => self.config.persistence = Some(boolean(value)?),
-            // mosquitto saves every autosave_interval seconds; 0 there means "on every change".
-            "autosave_interval" => {
-                let seconds: u64 = number(value)?;
-                self.config.durability = if seconds == 0 {
-                    Durability::Sync
-                } else {
-                    Durability::Periodic(std::time::Duration::from_secs(seconds))
-                };
-            }
+            // Resolved in `finish`: seconds, or changes with `autosave_on_changes true`.
+            "autosave_interval" => self.autosave_interval = Some(number(value)?),
+            "autosave_on_changes" => self.autosave_on_changes = boolean(value)?,
             "persistence_location" => self.config.persistence_location = Some(path(value)?),
             // mosquitto: 0 means "no limit"; the protocol's ceiling is 65535.
             "max_inflight_messages" => {
@@ -180,6 +179,17 @@ impl Reader {
     }
 
     fn finish(mut self) -> Result<LoadedConfig, ConfigError> {
+        // mosquitto saves every `autosave_interval` seconds (default 1800), or after that many
+        // changes with `autosave_on_changes`; 0 means on every change. Ours journals every
+        // change before acknowledging it in both periodic modes (docs/STORAGE.md).
+        if self.autosave_interval.is_some() || self.config.persistence == Some(true) {
+            let interval = self.autosave_interval.unwrap_or(1800);
+            self.config.durability = match (interval, self.autosave_on_changes) {
+                (0, _) => Durability::Sync,
+                (n, false) => Durability::Periodic(std::time::Duration::from_secs(n)),
+                (n, true) => Durability::Changes(n),
+            };
+        }
         if let Some(allow) = self.global_allow_anonymous {
             if self.config.listeners.is_empty() {
                 // Local-only mode with an explicit choice: make the implicit listener explicit.
@@ -335,6 +345,32 @@ sys_interval 30
         assert!(!off.config.check_retain_source && off.warnings.is_empty());
         let on = parse_mosquitto_conf("check_retain_source true\n").unwrap();
         assert!(on.config.check_retain_source);
+    }
+
+    #[test]
+    fn autosave_settings_map_onto_durability() {
+        let durability = |text: &str| parse_mosquitto_conf(text).unwrap().config.durability;
+        let seconds = |n| Durability::Periodic(std::time::Duration::from_secs(n));
+        // mosquitto's default interval with persistence on.
+        assert_eq!(durability("persistence true\n"), seconds(1800));
+        assert_eq!(
+            durability("autosave_interval 60\npersistence true\n"),
+            seconds(60)
+        );
+        assert_eq!(
+            durability("autosave_interval 0\npersistence true\n"),
+            Durability::Sync
+        );
+        // Either order.
+        assert_eq!(
+            durability("autosave_on_changes true\nautosave_interval 500\n"),
+            Durability::Changes(500)
+        );
+        assert_eq!(
+            durability("autosave_interval 500\nautosave_on_changes true\n"),
+            Durability::Changes(500)
+        );
+        assert_eq!(durability("persistence false\n"), Durability::default());
     }
 
     #[test]

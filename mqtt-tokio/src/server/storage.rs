@@ -128,42 +128,8 @@ fn writer(
     inputs: &mpsc::Sender<Input>,
 ) {
     match durability {
-        Durability::Periodic(every) => {
-            let mut next_sync = Instant::now() + every;
-            loop {
-                let wait = next_sync.saturating_duration_since(Instant::now());
-                match receiver.recv_timeout(wait) {
-                    Ok(first) => {
-                        let group = gather(first, receiver);
-                        let records = group.iter().flat_map(|b| &b.records);
-                        if let Err(e) = store.apply(records, &clock, Commit::Journaled) {
-                            fatal(&e);
-                        }
-                        if let Some(last) = group.last()
-                            && inputs.blocking_send(Input::Persisted(last.seq)).is_err()
-                        {
-                            break;
-                        }
-                    }
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => break,
-                }
-                if Instant::now() >= next_sync {
-                    if let Err(e) = store.sync() {
-                        fatal(&e);
-                    }
-                    next_sync = Instant::now() + every;
-                }
-            }
-            // What arrived after the broker task stopped listening is journaled too.
-            for batch in receiver.try_iter() {
-                if let Err(e) = store.apply(&batch.records, &clock, Commit::Journaled) {
-                    fatal(&e);
-                }
-            }
-            if let Err(e) = store.sync() {
-                fatal(&e);
-            }
+        Durability::Periodic(_) | Durability::Changes(_) => {
+            journaled(&mut store, &clock, durability, receiver, inputs);
         }
         _ => {
             while let Ok(first) = receiver.recv() {
@@ -181,6 +147,65 @@ fn writer(
         }
     }
     info!(file = %store.path().display(), "store closed");
+}
+
+/// Periodic modes: each group is journaled and reported at once; a checkpoint makes the journal
+/// durable every interval (`Periodic`) or after that many changes (`Changes`), and at the end.
+fn journaled(
+    store: &mut DurableStore,
+    clock: &WallClock,
+    durability: Durability,
+    receiver: &Receiver<PersistBatch>,
+    inputs: &mpsc::Sender<Input>,
+) {
+    // A checkpoint is due at `next_sync` (interval mode) or after `max_changes` records.
+    let (every, max_changes) = match durability {
+        Durability::Changes(count) => (None, count),
+        Durability::Periodic(every) => (Some(every), u64::MAX),
+        Durability::Sync => (None, 0),
+    };
+    let mut next_sync = every.map(|every| Instant::now() + every);
+    let mut changes = 0u64;
+    loop {
+        let received = match next_sync {
+            Some(at) => receiver.recv_timeout(at.saturating_duration_since(Instant::now())),
+            None => receiver.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        match received {
+            Ok(first) => {
+                let group = gather(first, receiver);
+                let records = group.iter().flat_map(|b| &b.records);
+                if let Err(e) = store.apply(records, clock, Commit::Journaled) {
+                    fatal(&e);
+                }
+                changes += group.iter().map(|b| b.records.len() as u64).sum::<u64>();
+                if let Some(last) = group.last()
+                    && inputs.blocking_send(Input::Persisted(last.seq)).is_err()
+                {
+                    break;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        let due = next_sync.is_some_and(|at| Instant::now() >= at) || changes >= max_changes;
+        if due {
+            if let Err(e) = store.sync() {
+                fatal(&e);
+            }
+            changes = 0;
+            next_sync = every.map(|every| Instant::now() + every);
+        }
+    }
+    // What arrived after the broker task stopped listening is journaled too.
+    for batch in receiver.try_iter() {
+        if let Err(e) = store.apply(&batch.records, clock, Commit::Journaled) {
+            fatal(&e);
+        }
+    }
+    if let Err(e) = store.sync() {
+        fatal(&e);
+    }
 }
 
 /// `first` and every batch already waiting behind it.
