@@ -157,21 +157,25 @@ fn publisher(
     port: u16,
     index: usize,
     start: &Barrier,
-    seconds: f64,
+    (seconds, rate): (f64, Option<f64>),
     delivered: &AtomicU64,
 ) -> (u64, u64) {
     let mut wire = Wire::connect(port, &format!("bench-pub-{index}"), true);
     let topic = string(&format!("bench/{index}"));
     let payload = vec![b'x'; PAYLOAD];
     start.wait();
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let began = Instant::now();
+    let deadline = began + Duration::from_secs_f64(seconds);
+    // Paced: at most `rate` messages per second since the start.
+    let allowed =
+        |sent: u64| rate.is_none_or(|r| (sent as f64) < r * began.elapsed().as_secs_f64());
     let (mut sent, mut outstanding, mut in_window, mut total) = (0u64, 0usize, 0u64, 0u64);
     loop {
         let open = Instant::now() < deadline;
         if open {
             let limit = delivered.load(Ordering::Acquire) + WINDOW as u64;
             let before = sent;
-            while outstanding < WINDOW && sent < limit {
+            while outstanding < WINDOW && sent < limit && allowed(sent) {
                 let id = ((sent % 65_535) + 1) as u16;
                 frame(&mut wire.out, 0x32, &[&topic, &id.to_be_bytes(), &payload]);
                 sent += 1;
@@ -184,7 +188,11 @@ fn publisher(
             return (in_window, total);
         }
         if outstanding == 0 {
-            std::thread::sleep(Duration::from_micros(100));
+            std::thread::sleep(Duration::from_micros(if rate.is_some() {
+                1000
+            } else {
+                100
+            }));
             continue;
         }
         let (first, _) = wire.expect();
@@ -253,6 +261,10 @@ enum Broker {
     Sync,
     Periodic,
     Mosquitto,
+    /// mosquitto saving every 5 s (for the disk comparison).
+    Mosquitto5,
+    /// Ours with `periodic 5s` (for the disk comparison).
+    Periodic5,
 }
 
 impl Broker {
@@ -262,6 +274,8 @@ impl Broker {
             Broker::Sync => "mqtt-broker, durability sync",
             Broker::Periodic => "mqtt-broker, durability periodic 1s",
             Broker::Mosquitto => "mosquitto, persistence true",
+            Broker::Mosquitto5 => "mosquitto, autosave_interval 5",
+            Broker::Periodic5 => "mqtt-broker, durability periodic 5s",
         }
     }
 
@@ -277,14 +291,19 @@ impl Broker {
             Broker::Memory => "persistence false\n",
             Broker::Sync => "persistence true\nautosave_interval 0\n",
             Broker::Periodic => "persistence true\nautosave_interval 1\n",
+            Broker::Periodic5 => "persistence true\nautosave_interval 5\n",
             Broker::Mosquitto => {
                 "persistence true\nmax_queued_bytes 16777216\nset_tcp_nodelay true\nlog_dest none\n"
+            }
+            Broker::Mosquitto5 => {
+                "persistence true\nautosave_interval 5\nmax_queued_bytes 16777216\n\
+                 set_tcp_nodelay true\nlog_dest none\n"
             }
         };
         let path = dir.join("broker.conf");
         std::fs::write(&path, conf).unwrap();
         let program = match self {
-            Broker::Mosquitto => "mosquitto",
+            Broker::Mosquitto | Broker::Mosquitto5 => "mosquitto",
             _ => env!("CARGO_BIN_EXE_mqtt-broker"),
         };
         let guard = Guard::spawn(
@@ -306,12 +325,60 @@ struct Measured {
     delivered: f64,
     /// Acknowledged messages that never reached the subscriber (dropped by a queue bound).
     lost: u64,
+    /// Within the window: bytes the broker handed to `write` (`wchar`), bytes it dirtied
+    /// for the disk less those cancelled by truncation before writeback (`write_bytes` −
+    /// `cancelled_write_bytes`), and its fsync + fdatasync calls (perf's syscall tracepoints;
+    /// `None` without perf).
+    disk: Disk,
 }
 
-fn run(broker: Broker, seconds: f64) -> Measured {
+#[derive(Debug, Default, Clone, Copy)]
+struct Disk {
+    wchar: u64,
+    dirtied: i64,
+    fsyncs: Option<u64>,
+}
+
+/// `wchar` and `write_bytes − cancelled_write_bytes` of `pid` now.
+fn io_counters(pid: u32) -> (u64, i64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
+    let field = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let dirtied = field("write_bytes:") as i64 - field("cancelled_write_bytes:") as i64;
+    (field("wchar:"), dirtied)
+}
+
+/// Counts the fsync and fdatasync calls of `pid` for `seconds` (perf, in the background).
+fn count_fsyncs(pid: u32, seconds: f64) -> Option<std::process::Child> {
+    Command::new("perf")
+        .args(["stat", "-x", ",", "-e"])
+        .arg("syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync")
+        .args(["-p", &pid.to_string(), "--", "sleep", &format!("{seconds}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .ok()
+}
+
+fn fsyncs_counted(perf: Option<std::process::Child>) -> Option<u64> {
+    let out = perf?.wait_with_output().ok()?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    let counts: Vec<u64> = text
+        .lines()
+        .filter(|l| l.contains("syscalls:sys_enter_f"))
+        .filter_map(|l| l.split(',').next()?.trim().parse().ok())
+        .collect();
+    (counts.len() == 2).then(|| counts.iter().sum())
+}
+
+fn run(broker: Broker, seconds: f64, rate: Option<f64>) -> Measured {
     let dir = scratch_dir(&format!("durability-bench-{broker:?}"));
     let port = free_port();
     let guard = broker.start(&dir, port);
+    let pid = guard.0.id();
     let mut sub = Wire::connect(port, "bench-sub", false);
     let mut subscribe = vec![0, 1];
     subscribe.extend(string("bench/#"));
@@ -333,13 +400,22 @@ fn run(broker: Broker, seconds: f64) -> Measured {
     let publishers: Vec<_> = (0..PUBLISHERS)
         .map(|i| {
             let (start, delivered) = (start.clone(), delivered.clone());
-            std::thread::spawn(move || publisher(port, i, &start, seconds, &delivered[i]))
+            let pace = rate.map(|r| r / PUBLISHERS as f64);
+            std::thread::spawn(move || publisher(port, i, &start, (seconds, pace), &delivered[i]))
         })
         .collect();
     start.wait();
     let before = progress.load(Ordering::Acquire);
+    let (wchar, dirtied) = io_counters(pid);
+    let perf = count_fsyncs(pid, seconds);
     std::thread::sleep(Duration::from_secs_f64(seconds));
     let within = progress.load(Ordering::Acquire) - before;
+    let (wchar_end, dirtied_end) = io_counters(pid);
+    let disk = Disk {
+        wchar: wchar_end - wchar,
+        dirtied: dirtied_end - dirtied,
+        fsyncs: fsyncs_counted(perf),
+    };
     let (mut in_window, mut total) = (0, 0);
     for p in publishers {
         let (w, t) = p.join().unwrap();
@@ -355,6 +431,7 @@ fn run(broker: Broker, seconds: f64) -> Measured {
         acked: in_window as f64 / seconds,
         delivered: within as f64 / seconds,
         lost: total.saturating_sub(received),
+        disk,
     }
 }
 
@@ -387,7 +464,7 @@ fn qos1_throughput_with_durable_sessions() {
     for round in 0..rounds {
         for k in 0..brokers.len() {
             let i = (k + round) % brokers.len();
-            let m = run(brokers[i], seconds);
+            let m = run(brokers[i], seconds, None);
             eprintln!(
                 "round {round}: {:<38} acked {:>8.0} msg/s, delivered {:>8.0} msg/s, \
                  dropped by queue bounds {}",
@@ -415,5 +492,55 @@ fn qos1_throughput_with_durable_sessions() {
             delivered[i],
             delivered[i] / delivered[0].max(1.0)
         );
+    }
+}
+
+/// What the disk pays for 1,000 QoS 1 messages per second to a persistent session, per
+/// durability mode and against mosquitto's autosave (ignored; run by hand, release build):
+///
+/// ```text
+/// cargo test --release -p mqtt-broker --test durability_bench disk -- --ignored --nocapture
+/// ```
+///
+/// The same 8 publishers, paced to `BENCH_RATE` (default 1,000) messages per second in all,
+/// for `BENCH_SECONDS` (default 20). Per broker: bytes handed to `write` per message, bytes
+/// dirtied for the disk per message (page granularity; pages truncated before writeback are
+/// not counted), fsync + fdatasync calls in the window. A PUBLISH of the bench is 77 bytes.
+#[test]
+#[ignore = "benchmark: run by hand with --release --ignored --nocapture"]
+fn disk_cost_at_1000_qos1_per_second() {
+    let seconds: f64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20.0);
+    let rate: f64 = std::env::var("BENCH_RATE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000.0);
+    let mut brokers = vec![
+        Broker::Memory,
+        Broker::Sync,
+        Broker::Periodic5,
+        Broker::Periodic,
+    ];
+    if have("mosquitto", "the mosquitto rows") {
+        brokers.extend([Broker::Mosquitto5, Broker::Mosquitto]);
+    }
+    println!(
+        "\n| broker | acked msg/s | write() bytes/msg | dirtied bytes/msg | fsyncs in {seconds:.0} s |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    for broker in brokers {
+        let m = run(broker, seconds, Some(rate));
+        let messages = (m.acked * seconds).max(1.0);
+        println!(
+            "| {} | {:.0} | {:.0} | {:.0} | {} |",
+            broker.name(),
+            m.acked,
+            m.disk.wchar as f64 / messages,
+            m.disk.dirtied as f64 / messages,
+            m.disk.fsyncs.map_or("n/a".to_owned(), |n| n.to_string())
+        );
+        assert_eq!(m.lost, 0, "{}: acknowledged messages lost", broker.name());
     }
 }

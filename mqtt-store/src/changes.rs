@@ -109,27 +109,27 @@ impl Op {
         })
     }
 
-    /// Appends the op to `w`: a tag byte, then its fields (strings and values as length-prefixed
-    /// bytes, numbers little-endian).
+    /// Appends the op to `w`: a tag byte, then its fields (strings and values as bytes after a
+    /// varint length, numbers as varints).
     pub(crate) fn encode(&self, w: &mut Writer) {
         match self {
             Op::RetainedPut { topic, value } => {
                 w.u8(1);
-                w.bytes(topic.as_bytes());
-                w.bytes(value);
+                w.short_bytes(topic.as_bytes());
+                w.short_bytes(value);
             }
             Op::RetainedRemove { topic } => {
                 w.u8(2);
-                w.bytes(topic.as_bytes());
+                w.short_bytes(topic.as_bytes());
             }
             Op::SessionPut { client, value } => {
                 w.u8(3);
-                w.bytes(client.as_bytes());
-                w.bytes(value);
+                w.short_bytes(client.as_bytes());
+                w.short_bytes(value);
             }
             Op::SessionRemove { client } => {
                 w.u8(4);
-                w.bytes(client.as_bytes());
+                w.short_bytes(client.as_bytes());
             }
             Op::MessagePut {
                 client,
@@ -137,9 +137,9 @@ impl Op {
                 value,
             } => {
                 w.u8(5);
-                w.bytes(client.as_bytes());
-                w.u64(*number);
-                w.bytes(value);
+                w.short_bytes(client.as_bytes());
+                w.varint(*number);
+                w.short_bytes(value);
             }
             Op::MessageState {
                 client,
@@ -147,14 +147,14 @@ impl Op {
                 state,
             } => {
                 w.u8(6);
-                w.bytes(client.as_bytes());
-                w.u64(*number);
+                w.short_bytes(client.as_bytes());
+                w.varint(*number);
                 state.iter().for_each(|b| w.u8(*b));
             }
             Op::MessageRemove { client, number } => {
                 w.u8(7);
-                w.bytes(client.as_bytes());
-                w.u64(*number);
+                w.short_bytes(client.as_bytes());
+                w.varint(*number);
             }
             Op::Qos2 {
                 client,
@@ -162,8 +162,8 @@ impl Op {
                 pending,
             } => {
                 w.u8(8);
-                w.bytes(client.as_bytes());
-                w.u16(*packet_id);
+                w.short_bytes(client.as_bytes());
+                w.varint(u64::from(*packet_id));
                 w.u8(u8::from(*pending));
             }
         }
@@ -173,36 +173,37 @@ impl Op {
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Op, DecodeFailure> {
         Ok(match r.u8("journal op")? {
             1 => Op::RetainedPut {
-                topic: r.string("topic")?,
-                value: r.bytes("retained value")?.to_vec(),
+                topic: r.short_string("topic")?,
+                value: r.short_bytes("retained value")?.to_vec(),
             },
             2 => Op::RetainedRemove {
-                topic: r.string("topic")?,
+                topic: r.short_string("topic")?,
             },
             3 => Op::SessionPut {
-                client: r.string("client identifier")?,
-                value: r.bytes("session value")?.to_vec(),
+                client: r.short_string("client identifier")?,
+                value: r.short_bytes("session value")?.to_vec(),
             },
             4 => Op::SessionRemove {
-                client: r.string("client identifier")?,
+                client: r.short_string("client identifier")?,
             },
             5 => Op::MessagePut {
-                client: r.string("client identifier")?,
-                number: r.u64("delivery number")?,
-                value: r.bytes("delivery value")?.to_vec(),
+                client: r.short_string("client identifier")?,
+                number: r.varint("delivery number")?,
+                value: r.short_bytes("delivery value")?.to_vec(),
             },
             6 => Op::MessageState {
-                client: r.string("client identifier")?,
-                number: r.u64("delivery number")?,
+                client: r.short_string("client identifier")?,
+                number: r.varint("delivery number")?,
                 state: r.array("delivery state")?,
             },
             7 => Op::MessageRemove {
-                client: r.string("client identifier")?,
-                number: r.u64("delivery number")?,
+                client: r.short_string("client identifier")?,
+                number: r.varint("delivery number")?,
             },
             8 => Op::Qos2 {
-                client: r.string("client identifier")?,
-                packet_id: r.u16("packet identifier")?,
+                client: r.short_string("client identifier")?,
+                packet_id: u16::try_from(r.varint("packet identifier")?)
+                    .map_err(|_| DecodeFailure("packet identifier out of range".into()))?,
                 pending: r.flag("pending flag")?,
             },
             tag => return Err(DecodeFailure(format!("unknown journal op {tag}"))),
@@ -373,5 +374,71 @@ impl Changes {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_op_reads_back_as_written_at_the_edges_of_its_numbers() {
+        let ops = [
+            Op::RetainedPut {
+                topic: "a/é".into(),
+                value: vec![0; 300],
+            },
+            Op::RetainedRemove {
+                topic: String::new(),
+            },
+            Op::SessionPut {
+                client: "c".into(),
+                value: vec![],
+            },
+            Op::SessionRemove { client: "c".into() },
+            Op::MessagePut {
+                client: "c".into(),
+                number: u64::MAX,
+                value: vec![7; 128],
+            },
+            Op::MessageState {
+                client: "c".into(),
+                number: 127,
+                state: [1, 255, 255],
+            },
+            Op::MessageRemove {
+                client: "c".into(),
+                number: 128,
+            },
+            Op::Qos2 {
+                client: "c".into(),
+                packet_id: u16::MAX,
+                pending: true,
+            },
+        ];
+        let mut w = Writer::default();
+        ops.iter().for_each(|op| op.encode(&mut w));
+        let bytes = w.into_bytes();
+        let mut r = Reader::new(&bytes);
+        let back: Vec<Op> = ops.iter().map(|_| Op::decode(&mut r).unwrap()).collect();
+        assert!(r.is_empty());
+        assert_eq!(back, ops);
+        // A truncated op, an unknown tag and an over-long varint are errors, not panics.
+        for cut in 0..bytes.len() {
+            let mut r = Reader::new(&bytes[..cut]);
+            while !r.is_empty() {
+                if Op::decode(&mut r).is_err() {
+                    break;
+                }
+            }
+        }
+        assert!(Op::decode(&mut Reader::new(&[9])).is_err());
+        assert!(
+            Op::decode(&mut Reader::new(&[
+                7, 1, b'c', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01
+            ]))
+            .is_err()
+        );
     }
 }

@@ -54,6 +54,19 @@ impl Writer {
     pub(crate) fn u64(&mut self, v: u64) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
+    /// LEB128: seven bits a byte, low first, the high bit set on all but the last.
+    pub(crate) fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.0.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.0.push(v as u8);
+    }
+    /// A varint length, then the bytes.
+    pub(crate) fn short_bytes(&mut self, v: &[u8]) {
+        self.varint(v.len() as u64);
+        self.0.extend_from_slice(v);
+    }
     pub(crate) fn bytes(&mut self, v: &[u8]) {
         self.u32(u32::try_from(v.len()).unwrap_or(u32::MAX));
         self.0.extend_from_slice(v);
@@ -103,6 +116,27 @@ impl<'a> Reader<'a> {
     }
     pub(crate) fn u64(&mut self, what: &str) -> Result<u64, DecodeFailure> {
         Ok(u64::from_le_bytes(self.array(what)?))
+    }
+    /// Reads what [`Writer::varint`] wrote (at most ten bytes).
+    pub(crate) fn varint(&mut self, what: &str) -> Result<u64, DecodeFailure> {
+        let mut value = 0u64;
+        for shift in (0..70).step_by(7) {
+            let byte = self.u8(what)?;
+            value |= u64::from(byte & 0x7f).checked_shl(shift).unwrap_or(0);
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(fail(what))
+    }
+    /// Reads what [`Writer::short_bytes`] wrote.
+    pub(crate) fn short_bytes(&mut self, what: &str) -> Result<&'a [u8], DecodeFailure> {
+        let len = usize::try_from(self.varint(what)?).map_err(|_| fail(what))?;
+        self.take(len, what)
+    }
+    /// Reads a UTF-8 string written by [`Writer::short_bytes`].
+    pub(crate) fn short_string(&mut self, what: &str) -> Result<String, DecodeFailure> {
+        String::from_utf8(self.short_bytes(what)?.to_vec()).map_err(|_| fail(what))
     }
     pub(crate) fn bytes(&mut self, what: &str) -> Result<&'a [u8], DecodeFailure> {
         let len = self.u32(what)? as usize;
