@@ -435,6 +435,14 @@ fn run(broker: Broker, seconds: f64, rate: Option<f64>) -> Measured {
     }
 }
 
+/// The environment variable `name` parsed, or `default`.
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -443,14 +451,8 @@ fn median(values: &mut [f64]) -> f64 {
 #[test]
 #[ignore = "benchmark: run by hand with --release --ignored --nocapture"]
 fn qos1_throughput_with_durable_sessions() {
-    let seconds: f64 = std::env::var("BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5.0);
-    let rounds: usize = std::env::var("BENCH_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
+    let seconds: f64 = env_or("BENCH_SECONDS", 5.0);
+    let rounds: usize = env_or("BENCH_ROUNDS", 3);
     let mut brokers = vec![Broker::Memory, Broker::Sync, Broker::Periodic];
     if have("mosquitto", "the mosquitto column") {
         brokers.push(Broker::Mosquitto);
@@ -509,14 +511,8 @@ fn qos1_throughput_with_durable_sessions() {
 #[test]
 #[ignore = "benchmark: run by hand with --release --ignored --nocapture"]
 fn disk_cost_at_1000_qos1_per_second() {
-    let seconds: f64 = std::env::var("BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20.0);
-    let rate: f64 = std::env::var("BENCH_RATE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1000.0);
+    let seconds: f64 = env_or("BENCH_SECONDS", 20.0);
+    let rate: f64 = env_or("BENCH_RATE", 1000.0);
     let mut brokers = vec![
         Broker::Memory,
         Broker::Sync,
