@@ -109,6 +109,22 @@ impl Op {
         })
     }
 
+    /// At least the bytes [`Op::encode`] writes.
+    pub(crate) fn size_hint(&self) -> usize {
+        let (key, value) = match self {
+            Op::RetainedPut { topic, value } => (topic.len(), value.len()),
+            Op::SessionPut { client, value } | Op::MessagePut { client, value, .. } => {
+                (client.len(), value.len())
+            }
+            Op::RetainedRemove { topic } => (topic.len(), 0),
+            Op::SessionRemove { client }
+            | Op::MessageState { client, .. }
+            | Op::MessageRemove { client, .. }
+            | Op::Qos2 { client, .. } => (client.len(), 0),
+        };
+        key + value + 24
+    }
+
     /// Appends the op to `w`: a tag byte, then its fields (strings and values as bytes after a
     /// varint length, numbers as varints).
     pub(crate) fn encode(&self, w: &mut Writer) {
@@ -230,9 +246,15 @@ pub(crate) struct Changes {
     sessions: BTreeMap<String, Option<Vec<u8>>>,
     /// Clients whose deliveries and QoS 2 identifiers in the file are removed before the rest.
     cleared: BTreeSet<String>,
-    messages: BTreeMap<(String, u64), MessageWrite>,
-    /// Inbound QoS 2 identifiers to insert (`true`) or remove.
-    incoming: BTreeMap<(String, u16), bool>,
+    /// Per client (one string comparison per op, not one per tree level), per number.
+    messages: BTreeMap<String, BTreeMap<u64, MessageWrite>>,
+    /// Per client, inbound QoS 2 identifiers to insert (`true`) or remove.
+    incoming: BTreeMap<String, BTreeMap<u16, bool>>,
+}
+
+/// The entry of `client` in `map` (the op's own string becomes the key if it is new).
+fn of_client<V: Default>(map: &mut BTreeMap<String, V>, client: String) -> &mut V {
+    map.entry(client).or_default()
 }
 
 impl Changes {
@@ -258,22 +280,8 @@ impl Changes {
                 self.sessions.insert(client, Some(value));
             }
             Op::SessionRemove { client } => {
-                let messages: Vec<_> = self
-                    .messages
-                    .range((client.clone(), 0)..=(client.clone(), u64::MAX))
-                    .map(|(key, _)| key.clone())
-                    .collect();
-                messages.iter().for_each(|key| {
-                    self.messages.remove(key);
-                });
-                let incoming: Vec<_> = self
-                    .incoming
-                    .range((client.clone(), 0)..=(client.clone(), u16::MAX))
-                    .map(|(key, _)| key.clone())
-                    .collect();
-                incoming.iter().for_each(|key| {
-                    self.incoming.remove(key);
-                });
+                self.messages.remove(client.as_str());
+                self.incoming.remove(client.as_str());
                 self.sessions.insert(client.clone(), None);
                 self.cleared.insert(client);
             }
@@ -282,14 +290,13 @@ impl Changes {
                 number,
                 value,
             } => {
-                self.messages
-                    .insert((client, number), MessageWrite::Put(value));
+                of_client(&mut self.messages, client).insert(number, MessageWrite::Put(value));
             }
             Op::MessageState {
                 client,
                 number,
                 state,
-            } => match self.messages.entry((client, number)) {
+            } => match of_client(&mut self.messages, client).entry(number) {
                 Entry::Occupied(mut entry) => match entry.get_mut() {
                     MessageWrite::Put(value) if value.len() >= STATE_LEN => {
                         value[..STATE_LEN].copy_from_slice(&state);
@@ -302,11 +309,20 @@ impl Changes {
                 }
             },
             Op::MessageRemove { client, number } => {
-                let key = (client, number);
-                if let Some(MessageWrite::Put(_)) = self.messages.get(&key) {
-                    self.messages.remove(&key);
-                } else {
-                    self.messages.insert(key, MessageWrite::Remove);
+                let stored_here = self
+                    .messages
+                    .get_mut(client.as_str())
+                    .and_then(|numbers| numbers.remove_entry(&number).map(|e| (numbers, e)));
+                match stored_here {
+                    // Stored since the last write: the file never had it.
+                    Some((numbers, (_, MessageWrite::Put(_)))) => {
+                        if numbers.is_empty() {
+                            self.messages.remove(client.as_str());
+                        }
+                    }
+                    _ => {
+                        of_client(&mut self.messages, client).insert(number, MessageWrite::Remove);
+                    }
                 }
             }
             Op::Qos2 {
@@ -314,7 +330,7 @@ impl Changes {
                 packet_id,
                 pending,
             } => {
-                self.incoming.insert((client, packet_id), pending);
+                of_client(&mut self.incoming, client).insert(packet_id, pending);
             }
         }
     }
@@ -349,28 +365,32 @@ impl Changes {
                 None => sessions.remove(client.as_str()).map(drop)?,
             }
         }
-        for ((client, number), write) in &self.messages {
-            let key = (client.as_str(), *number);
-            match write {
-                MessageWrite::Put(value) => messages.insert(key, value.as_slice()).map(drop)?,
-                MessageWrite::State(state) => {
-                    let old = messages.get(key)?.map(|v| v.value().to_vec());
-                    if let Some(mut value) = old
-                        && value.len() >= STATE_LEN
-                    {
-                        value[..STATE_LEN].copy_from_slice(state);
-                        messages.insert(key, value.as_slice())?;
+        for (client, numbers) in &self.messages {
+            for (number, write) in numbers {
+                let key = (client.as_str(), *number);
+                match write {
+                    MessageWrite::Put(value) => messages.insert(key, value.as_slice()).map(drop)?,
+                    MessageWrite::State(state) => {
+                        let old = messages.get(key)?.map(|v| v.value().to_vec());
+                        if let Some(mut value) = old
+                            && value.len() >= STATE_LEN
+                        {
+                            value[..STATE_LEN].copy_from_slice(state);
+                            messages.insert(key, value.as_slice())?;
+                        }
                     }
+                    MessageWrite::Remove => messages.remove(key).map(drop)?,
                 }
-                MessageWrite::Remove => messages.remove(key).map(drop)?,
             }
         }
-        for ((client, packet_id), pending) in &self.incoming {
-            let key = (client.as_str(), *packet_id);
-            if *pending {
-                incoming.insert(key, ())?;
-            } else {
-                incoming.remove(key)?;
+        for (client, ids) in &self.incoming {
+            for (packet_id, pending) in ids {
+                let key = (client.as_str(), *packet_id);
+                if *pending {
+                    incoming.insert(key, ())?;
+                } else {
+                    incoming.remove(key)?;
+                }
             }
         }
         Ok(())

@@ -225,6 +225,15 @@ fn read_options(r: &mut Reader<'_>) -> Result<SubscriptionOptions, DecodeFailure
     })
 }
 
+/// About the bytes `message` takes in a value (exact for a message without properties), so
+/// a value is built without growing its buffer.
+fn message_size(message: &Message) -> usize {
+    message.topic.len()
+        + message.payload.len()
+        + message.publisher.as_ref().map_or(0, String::len)
+        + 48
+}
+
 /// Message layout: received (unix ms) u64, qos u8, publisher opt str, PUBLISH frame bytes.
 fn write_message(w: &mut Writer, message: &Message, received: SystemTime) {
     w.u64(to_millis(received));
@@ -233,7 +242,7 @@ fn write_message(w: &mut Writer, message: &Message, received: SystemTime) {
     let publish = Publish::new(message.topic.clone(), message.payload.clone())
         .with_retain(message.retain)
         .with_properties(message.properties.clone());
-    let mut frame = BytesMut::new();
+    let mut frame = BytesMut::with_capacity(message_size(message));
     // A message the broker accepted always encodes; an empty frame reads back as corrupt.
     if Packet::Publish(publish)
         .encode(ProtocolVersion::V5, &mut frame)
@@ -310,7 +319,7 @@ fn read_publisher(r: &mut Reader<'_>) -> Result<Option<Box<RetainSource>>, Decod
 
 /// A retained message: message, then its publisher.
 pub(crate) fn encode_retained(message: &Message, clock: &WallClock) -> Vec<u8> {
-    let mut w = Writer::default();
+    let mut w = Writer::on(Vec::with_capacity(message_size(message) + 32));
     write_message(&mut w, message, clock.wall(message.received_at));
     write_publisher(&mut w, message.retain_source.as_deref());
     w.into_bytes()
@@ -361,7 +370,10 @@ pub(crate) fn encode_delivery(
     state: DeliveryState,
     clock: &WallClock,
 ) -> Vec<u8> {
-    let mut w = Writer::default();
+    let ids = delivery.subscription_ids.len() * 4;
+    let mut w = Writer::on(Vec::with_capacity(
+        message_size(&delivery.message) + ids + 32,
+    ));
     w.0.extend_from_slice(&encode_state(state));
     w.u8(qos_byte(delivery.qos));
     w.u8(u8::from(delivery.retain));
