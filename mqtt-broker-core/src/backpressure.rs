@@ -22,6 +22,14 @@
 //! outbox not newly in use) for `max_publisher_pause` is treated the same way at once, so several
 //! stuck subscribers cost one pause, not one each. Offline sessions and a publisher's own session
 //! never pause anyone.
+//!
+//! A session marked overflowing releases at once every publisher that waited for it (not only
+//! the one whose pause expired), is passed over by its shared groups while another member can
+//! take their messages, and hands the queued copies of its shared subscriptions to those members.
+//! Its drops are counted one by one (`Stats::messages_dropped`, `$SYS/broker/messages/dropped`)
+//! but reported per *episode*: [`Event::DropsStarted`] at the first drop, [`Event::DropsEnded`]
+//! with the count once it has drained (or its session ended), so a log shows one line per stuck
+//! subscriber, not one per message.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -30,7 +38,7 @@ use bytes::Bytes;
 
 use crate::broker::{Broker, TimerKey};
 use crate::conn::ConnectionId;
-use crate::output::Output;
+use crate::output::{DropReason, Event, Output};
 use crate::session::{Queue, SessionId};
 
 /// Publishers paused on behalf of full subscribers.
@@ -48,6 +56,9 @@ pub(crate) struct Backpressure {
     /// Whole frames split off a publisher's read buffer and not decoded when it was paused:
     /// they come before its read buffer.
     unread: HashMap<ConnectionId, Bytes>,
+    /// Sessions in a drop episode (they dropped a message and have not drained since), with the
+    /// number dropped so far.
+    dropping: HashMap<SessionId, u64>,
 }
 
 impl Backpressure {
@@ -153,7 +164,7 @@ impl Broker {
         if self.stalled(session, now) {
             // Already took nothing for the longest pause: a reader that stopped, not a slow
             // one. Waiting for it would only hold the publisher up once more.
-            self.backpressure.overflowing.insert(session);
+            self.mark_overflowing(vec![session], now);
             return;
         }
         match self.backpressure.paused.get_mut(&publisher) {
@@ -200,15 +211,81 @@ impl Broker {
             )
     }
 
+    /// Whether `session` is marked overflowing: it pauses nobody and its shared groups pass it
+    /// over while another member can take their messages.
+    pub(crate) fn is_overflowing(&self, session: SessionId) -> bool {
+        !self.backpressure.overflowing.is_empty()
+            && self.backpressure.overflowing.contains(&session)
+    }
+
+    /// Marks `sessions` overflowing: every publisher that waited only for them resumes now, and
+    /// the queued copies of their shared subscriptions go to other members of the groups.
+    fn mark_overflowing(&mut self, sessions: Vec<SessionId>, now: Instant) {
+        for &session in &sessions {
+            self.backpressure.overflowing.insert(session);
+        }
+        for session in sessions {
+            self.release_session(session, now);
+            self.redistribute_shared(session, None, now);
+        }
+    }
+
     /// `session`'s queue or outbox shrank: resumes the publishers that waited only for it once
-    /// it is drained.
+    /// it is drained, and ends its drop episode.
     pub(crate) fn session_drained(&mut self, session: SessionId, now: Instant) {
-        if self.backpressure.paused.is_empty() && self.backpressure.overflowing.is_empty() {
+        if self.backpressure.paused.is_empty()
+            && self.backpressure.overflowing.is_empty()
+            && self.backpressure.dropping.is_empty()
+        {
             return;
         }
         if self.drained(session) {
             self.backpressure.overflowing.remove(&session);
             self.release_session(session, now);
+            self.end_drop_episode(session);
+        }
+    }
+
+    /// Counts one message dropped for `session`; the first of an episode is reported.
+    pub(crate) fn count_drop(&mut self, session: SessionId, reason: DropReason) {
+        self.stats.messages_dropped += 1;
+        if let Some(dropped) = self.backpressure.dropping.get_mut(&session) {
+            *dropped += 1;
+            return;
+        }
+        self.backpressure.dropping.insert(session, 1);
+        self.stats.drop_episodes += 1;
+        if let Some(s) = self.sessions.get(&session) {
+            let client_id = s.client_id.clone();
+            self.event(Event::DropsStarted { client_id, reason });
+        }
+    }
+
+    /// Ends `session`'s drop episode, if any, once it is connected and drained (an offline
+    /// session's episode lasts until it is back and has caught up), or gone.
+    fn end_drop_episode(&mut self, session: SessionId) {
+        if self.backpressure.dropping.is_empty() {
+            return;
+        }
+        let client_id = match self.sessions.get(&session) {
+            Some(s) if s.conn.is_none() => return,
+            Some(s) => Some(s.client_id.clone()),
+            None => None,
+        };
+        if let Some(dropped) = self.backpressure.dropping.remove(&session)
+            && let Some(client_id) = client_id
+        {
+            self.event(Event::DropsEnded { client_id, dropped });
+        }
+    }
+
+    /// `session` is ending: its drop episode ends with it.
+    pub(crate) fn drop_episode_session_ended(&mut self, session: SessionId) {
+        if let Some(dropped) = self.backpressure.dropping.remove(&session)
+            && let Some(s) = self.sessions.get(&session)
+        {
+            let client_id = s.client_id.clone();
+            self.event(Event::DropsEnded { client_id, dropped });
         }
     }
 
@@ -247,8 +324,8 @@ impl Broker {
             return;
         };
         self.stats.publisher_pauses_expired += 1;
-        self.backpressure.overflowing.extend(waiting);
         self.resume(publisher, now);
+        self.mark_overflowing(waiting, now);
     }
 
     /// `conn` closed: it no longer waits, and nobody waits for the session it carried.

@@ -50,9 +50,9 @@ impl Broker {
             .is_some_and(|c| c.outbox < self.config.max_outbox_bytes)
     }
 
-    /// Counts and reports a message dropped for `session`.
+    /// Counts and reports a message dropped for `session` (see `backpressure` for episodes).
     pub(crate) fn dropped(&mut self, session: SessionId, reason: DropReason) {
-        self.stats.messages_dropped += 1;
+        self.count_drop(session, reason);
         let client_id = self
             .sessions
             .get(&session)

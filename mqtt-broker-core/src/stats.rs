@@ -50,6 +50,10 @@ pub struct Stats {
     pub publishers_paused: u64,
     /// Pauses that reached `Config::max_publisher_pause` (that subscriber then drops when full).
     pub publisher_pauses_expired: u64,
+    /// Drop episodes: times a session dropped a message after having none dropped since it
+    /// last drained (each also reported once as
+    /// [`Event::DropsStarted`](crate::Event::DropsStarted)).
+    pub drop_episodes: u64,
 }
 
 impl Stats {
