@@ -214,13 +214,20 @@ impl Broker {
             (Some(_), None) => true,
             (None, _) => false,
         };
+        if !s.queue.is_empty() {
+            // Taken out whole, and the session's own copies put back: counted out and in.
+            self.memory.unqueued(s.queue.bytes());
+        }
         let (shared, own): (Vec<_>, Vec<_>) = s.queue.take_all().into_iter().partition(moving);
         let (max_messages, max_bytes) = (
             self.config.max_queued_messages,
             self.config.max_queued_bytes,
         );
         for delivery in own {
-            let _ = s.queue.push(delivery, max_messages, max_bytes);
+            let weight = delivery.weight();
+            if s.queue.push(delivery, max_messages, max_bytes).is_ok() {
+                self.memory.queued(weight);
+            }
         }
         for delivery in shared {
             let target = self.other_member(session, &delivery);
@@ -236,8 +243,11 @@ impl Broker {
                     self.deliver(other, delivery, now);
                 }
                 None => {
-                    if let Some(s) = self.sessions.get_mut(&session) {
-                        let _ = s.queue.push(delivery, max_messages, max_bytes);
+                    let weight = delivery.weight();
+                    if let Some(s) = self.sessions.get_mut(&session)
+                        && s.queue.push(delivery, max_messages, max_bytes).is_ok()
+                    {
+                        self.memory.queued(weight);
                     }
                 }
             }

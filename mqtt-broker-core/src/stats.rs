@@ -54,6 +54,17 @@ pub struct Stats {
     /// last drained (each also reported once as
     /// [`Event::DropsStarted`](crate::Event::DropsStarted)).
     pub drop_episodes: u64,
+    /// Topic and payload bytes of the messages waiting in session queues (counted by
+    /// `Broker::stats`).
+    pub bytes_queued: u64,
+    /// Bytes handed out for connections and not yet reported flushed (counted by
+    /// `Broker::stats`).
+    pub bytes_unflushed: u64,
+    /// Bytes held for delivery as `Config::memory_limit` counts them: `bytes_queued` plus
+    /// `bytes_unflushed`.
+    pub memory_used: u64,
+    /// PUBLISH packets refused because the broker held `Config::memory_limit` bytes.
+    pub publishes_refused_memory: u64,
 }
 
 impl Stats {
