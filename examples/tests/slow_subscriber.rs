@@ -7,7 +7,9 @@
 //! throughout: at least 99 % of PUBACKs within 12 s, a second client's pings answered within
 //! 100 ms, and the broker's memory growth bounded by the queue limits. Variants: 10 stuck
 //! subscribers and 8 publishers; a stuck member of a shared subscription, whose group's other
-//! members take the messages.
+//! members take the messages. And `memory_limit`: under a flood from many publishers into many
+//! stuck subscribers the broker refuses publishes (v5 PUBACK 0x97, 3.1.1 publishers
+//! disconnected) instead of growing.
 
 mod common;
 #[path = "common/raw.rs"]
@@ -331,4 +333,110 @@ fn a_stuck_member_of_a_shared_subscription_leaves_the_messages_to_the_others() {
     eprintln!("the group's readers received {received} of {MESSAGES}");
     // The stuck member keeps what it was sent (its window) and nothing more is lost.
     assert!(received * 100 >= MESSAGES * 99, "readers got {received}");
+}
+
+/// A v5 publisher keeping at most `window` QoS 1 messages unacknowledged (the broker's Receive
+/// Maximum [MQTT5-3.3.4-7]); returns the reason code of every PUBACK, in order.
+fn publisher_v5(port: u16, id: &str, topic: &str, count: usize, window: usize) -> Vec<u8> {
+    let mut client = Raw::tcp(port);
+    client.send(&raw::connect_v5(id, 60, None));
+    let (header, body) = client.expect_packet();
+    assert_eq!((header, body.get(1)), (0x20, Some(&0)), "CONNACK for {id}");
+    let mut writer = client.stream.try_clone().expect("clone");
+    let acked = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&acked);
+    let topic = topic.to_owned();
+    let start = Instant::now();
+    let writing = std::thread::spawn(move || {
+        let payload = vec![b'x'; PAYLOAD];
+        for n in 1..=count {
+            while n > seen.load(Ordering::Acquire) + window {
+                if start.elapsed() > GIVE_UP {
+                    return;
+                }
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            let packet_id = u16::try_from(n).expect("fewer than 65,536");
+            if writer
+                .write_all(&publish(true, &topic, &payload, 1, packet_id, false))
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let mut reasons = Vec::with_capacity(count);
+    while reasons.len() < count {
+        match client.read(GIVE_UP.saturating_sub(start.elapsed())) {
+            Got::Packet(0x40, body) => {
+                reasons.push(body.get(2).copied().unwrap_or(0));
+                acked.fetch_add(1, Ordering::Release);
+            }
+            Got::Packet(..) => {}
+            Got::Timeout | Got::Closed => break,
+        }
+    }
+    let _ = client.stream.shutdown(std::net::Shutdown::Both);
+    writing.join().expect("writer");
+    reasons
+}
+
+#[test]
+fn memory_limit_holds_under_a_flood_from_many_clients() {
+    // Per-session bounds far above what the flood offers: only the global limit holds it.
+    const LIMIT_KIB: u64 = 4 * 1024;
+    let limits = format!(
+        "[limits]\nsys_interval = 1\nmax_queued_messages = 100000\nmemory_limit = {}\n",
+        LIMIT_KIB * 1024
+    );
+    let broker = Broker::start("slow_subscriber_memory_limit", "", &limits);
+    let _stuck: Vec<_> = (0..10)
+        .map(|n| stuck_subscriber(broker.port, &format!("stuck{n}"), "load/t"))
+        .collect();
+    let rss_before_kib = broker.rss_kib();
+    let bystander = Bystander::start(&broker);
+    let per_publisher = 5_000;
+    let port = broker.port;
+    let threads: Vec<_> = (0..8)
+        .map(|n| {
+            std::thread::spawn(move || {
+                publisher_v5(port, &format!("pub{n}"), "load/t", per_publisher, 32)
+            })
+        })
+        .collect();
+    let reasons: Vec<Vec<u8>> = threads
+        .into_iter()
+        .map(|t| t.join().expect("publisher"))
+        .collect();
+    // A 3.1.1 publisher at the limit cannot be told: it is disconnected rather than
+    // acknowledged for a message that was dropped [MQTT311-3.3.5-2].
+    let mut old = client_v311(port, "pub311");
+    old.send(&publish(false, "load/t", &[b'x'; PAYLOAD], 1, 1, false));
+    let answer = old.read(Duration::from_secs(5));
+    let (pings, rss_peak_kib) = bystander.finish();
+    let growth = rss_peak_kib.saturating_sub(rss_before_kib);
+    let max_ping = pings.iter().max().copied().unwrap_or_default();
+    let refused: usize = reasons
+        .iter()
+        .map(|r| r.iter().filter(|c| **c == 0x97).count())
+        .sum();
+    let answered: usize = reasons.iter().map(Vec::len).sum();
+    eprintln!(
+        "memory_limit {LIMIT_KIB} KiB: {answered} of {} PUBACKs, {refused} with 0x97; \
+         RSS +{growth} KiB (peak {rss_peak_kib} KiB); {} pings, max {max_ping:?}; 3.1.1 publisher: {answer:?}",
+        8 * per_publisher,
+        pings.len()
+    );
+    assert_eq!(answered, 8 * per_publisher, "every PUBLISH answered");
+    assert!(
+        reasons.iter().flatten().all(|c| *c == 0 || *c == 0x97),
+        "only Success or Quota exceeded"
+    );
+    assert!(refused > 0, "the limit was reached");
+    assert_eq!(answer, Got::Closed, "3.1.1 publisher disconnected");
+    assert!(
+        growth <= LIMIT_KIB + 24 * 1024,
+        "RSS grew by {growth} KiB with a limit of {LIMIT_KIB} KiB"
+    );
+    assert!(max_ping <= PING_WITHIN, "a ping took {max_ping:?}");
 }
