@@ -32,6 +32,11 @@ const PAYLOAD: usize = 1024;
 const ACK_WITHIN: Duration = Duration::from_secs(12);
 /// The issue's bound on a bystander's ping round trip.
 const PING_WITHIN: Duration = Duration::from_millis(100);
+/// A wait for the next PUBACK longer than this is a pause.
+const STALL: Duration = Duration::from_millis(300);
+/// How long one publisher may spend paused in all: one `max_publisher_pause` (the default 2 s)
+/// and some slack, so two pauses fail.
+const PAUSED_AT_MOST: Duration = Duration::from_millis(3500);
 /// How long the test waits for the last PUBACK at all.
 const GIVE_UP: Duration = Duration::from_secs(40);
 /// Receive buffer of a stuck subscriber.
@@ -47,6 +52,14 @@ const LIMITS: &str = "[limits]\nsys_interval = 1\n";
 /// A QoS 1 subscriber to `filter` on a socket with a 4 KiB receive buffer that is never read
 /// after the SUBACK. The socket is returned to keep the connection open.
 fn stuck_subscriber(port: u16, id: &str, filter: &str) -> TcpStream {
+    let mut raw = stuck_connection(port, id, true);
+    assert_eq!(raw.subscribe(1, filter, 1), vec![1], "SUBACK for {id}");
+    raw.stream
+}
+
+/// A 3.1.1 connection on a socket with a 4 KiB receive buffer, CONNACK read; with `clean`
+/// false the session is kept (and resumed when it exists).
+fn stuck_connection(port: u16, id: &str, clean: bool) -> Raw {
     let socket =
         socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
     socket
@@ -55,11 +68,15 @@ fn stuck_subscriber(port: u16, id: &str, filter: &str) -> TcpStream {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     socket.connect(&addr.into()).expect("connect");
     let mut raw = Raw::from_stream(socket.into());
-    raw.send(&connect_v311(id, 60, None));
+    let mut connect = connect_v311(id, 60, None);
+    assert_eq!(connect[9], 0x02, "CONNECT flags: CleanSession");
+    if !clean {
+        connect[9] = 0;
+    }
+    raw.send(&connect);
     let (header, body) = raw.expect_packet();
     assert_eq!((header, body.get(1)), (0x20, Some(&0)), "CONNACK for {id}");
-    assert_eq!(raw.subscribe(1, filter, 1), vec![1], "SUBACK for {id}");
-    raw.stream
+    raw
 }
 
 /// A second client pinging every 20 ms until stopped, sampling the broker's RSS as it goes.
@@ -137,18 +154,31 @@ impl Reader {
     }
 }
 
-/// One publisher sending `count` QoS 1 messages to `topic` as fast as the broker reads them
-/// (a writer thread), while this thread times every PUBACK from `start`.
-fn publisher(port: u16, id: &str, topic: &str, count: usize, start: Instant) -> Vec<Duration> {
+/// One publisher sending `count` QoS 1 messages to `topic` (a writer thread), as fast as the
+/// broker reads them or at most `rate` a second, while this thread times every PUBACK from
+/// `start`. Each payload starts with the message's number (1, 2, ...), big-endian.
+fn publisher(
+    port: u16,
+    id: &str,
+    topic: &str,
+    count: usize,
+    rate: Option<u32>,
+    start: Instant,
+) -> Vec<Duration> {
     let mut client = client_v311(port, id);
     let mut writer = client.stream.try_clone().expect("clone");
     let topic = topic.to_owned();
     let writing = std::thread::spawn(move || {
-        let payload = vec![b'x'; PAYLOAD];
+        let mut payload = vec![b'x'; PAYLOAD];
         let mut batch = Vec::new();
         for n in 1..=count {
             let packet_id = u16::try_from(n).expect("fewer than 65,536 per publisher");
+            payload[..8].copy_from_slice(&(n as u64).to_be_bytes());
             batch.extend(publish(false, &topic, &payload, 1, packet_id, false));
+            if let Some(rate) = rate {
+                let due = start + Duration::from_secs_f64(n as f64 / f64::from(rate));
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            }
             if n % 16 == 0 || n == count {
                 if writer.write_all(&batch).is_err() {
                     return; // the read side reports what became of the rest
@@ -175,6 +205,9 @@ fn publisher(port: u16, id: &str, topic: &str, count: usize, start: Instant) -> 
 struct Flood {
     /// PUBACK times from the first PUBLISH, all publishers.
     acks: Vec<Duration>,
+    /// Per publisher, the time it waited for its next PUBACK in waits over [`STALL`], summed:
+    /// the pauses it met.
+    stalled: Vec<Duration>,
     pings: Vec<Duration>,
     rss_before_kib: u64,
     rss_peak_kib: u64,
@@ -198,9 +231,10 @@ impl Flood {
         let growth = self.rss_peak_kib.saturating_sub(self.rss_before_kib);
         eprintln!(
             "{name}: {within}/{MESSAGES} PUBACKs within {ACK_WITHIN:?} ({} in all, last at {:?}); \
-             {} pings, p99 {p99:?}, max {:?}; RSS {} KiB -> peak {} KiB (+{growth} KiB, bound {rss_bound_kib} KiB)",
+             paused {:?}; {} pings, p99 {p99:?}, max {:?}; RSS {} KiB -> peak {} KiB (+{growth} KiB, bound {rss_bound_kib} KiB)",
             self.acks.len(),
             self.acks.iter().max(),
+            self.stalled,
             self.pings.len(),
             self.max_ping(),
             self.rss_before_kib,
@@ -209,6 +243,12 @@ impl Flood {
         assert!(
             within * 100 >= MESSAGES * 99,
             "{name}: only {within} of {MESSAGES} PUBACKs within {ACK_WITHIN:?}"
+        );
+        // Paused once at most, for at most `max_publisher_pause`.
+        assert!(
+            self.stalled.iter().all(|t| *t <= PAUSED_AT_MOST),
+            "{name}: publishers paused for {:?} in all",
+            self.stalled
         );
         assert!(
             self.max_ping() <= PING_WITHIN,
@@ -222,8 +262,9 @@ impl Flood {
     }
 }
 
-/// `publishers` publishers share [`MESSAGES`] QoS 1 messages to `topic` while a bystander pings.
-fn flood(broker: &Broker, publishers: usize, topic: &str) -> Flood {
+/// `publishers` publishers share [`MESSAGES`] QoS 1 messages to `topic` while a bystander pings;
+/// with `rate`, each sends at most that many a second.
+fn flood(broker: &Broker, publishers: usize, topic: &str, rate: Option<u32>) -> Flood {
     let rss_before_kib = broker.rss_kib();
     let bystander = Bystander::start(broker);
     let start = Instant::now();
@@ -232,16 +273,26 @@ fn flood(broker: &Broker, publishers: usize, topic: &str) -> Flood {
             let id = format!("pub{n}");
             let count = MESSAGES / publishers + usize::from(n < MESSAGES % publishers);
             let (port, topic) = (broker.port, topic.to_owned());
-            std::thread::spawn(move || publisher(port, &id, &topic, count, start))
+            std::thread::spawn(move || publisher(port, &id, &topic, count, rate, start))
         })
         .collect();
     let mut acks = Vec::new();
+    let mut stalled = Vec::new();
     for thread in threads {
-        acks.extend(thread.join().expect("publisher"));
+        let times = thread.join().expect("publisher");
+        stalled.push(
+            times
+                .windows(2)
+                .map(|w| w[1].saturating_sub(w[0]))
+                .filter(|gap| *gap > STALL)
+                .sum(),
+        );
+        acks.extend(times);
     }
     let (pings, rss_peak_kib) = bystander.finish();
     Flood {
         acks,
+        stalled,
         pings,
         rss_before_kib,
         rss_peak_kib,
@@ -285,7 +336,7 @@ fn drop_episodes(broker: &Broker, client: &str) -> usize {
 fn one_stuck_subscriber_does_not_stall_a_qos1_publisher() {
     let broker = Broker::start("slow_subscriber_one", "", LIMITS);
     let _stuck = stuck_subscriber(broker.port, "stuck", "load/t");
-    let flood = flood(&broker, 1, "load/t");
+    let flood = flood(&broker, 1, "load/t", None);
     flood.check("1 stuck, 1 publisher", rss_bound_kib(1));
     // What did not fit its queue (1,000) and window (32) was dropped and counted, and logged
     // once for the episode, not per message.
@@ -307,7 +358,7 @@ fn ten_stuck_subscribers_do_not_stall_eight_publishers() {
     let _stuck: Vec<_> = (0..10)
         .map(|n| stuck_subscriber(broker.port, &format!("stuck{n}"), "load/t"))
         .collect();
-    let flood = flood(&broker, 8, "load/t");
+    let flood = flood(&broker, 8, "load/t", None);
     flood.check("10 stuck, 8 publishers", rss_bound_kib(10));
     let dropped = dropped(&broker);
     assert!(
@@ -326,13 +377,45 @@ fn a_stuck_member_of_a_shared_subscription_leaves_the_messages_to_the_others() {
     let readers: Vec<_> = (0..2)
         .map(|n| Reader::start(&broker, &format!("reader{n}"), "$share/g/load/t"))
         .collect();
-    let flood = flood(&broker, 1, "load/t");
+    let flood = flood(&broker, 1, "load/t", None);
     flood.check("stuck shared member", rss_bound_kib(1));
     std::thread::sleep(Duration::from_millis(500)); // the last deliveries
     let received: usize = readers.into_iter().map(Reader::finish).sum();
     eprintln!("the group's readers received {received} of {MESSAGES}");
     // The stuck member keeps what it was sent (its window) and nothing more is lost.
     assert!(received * 100 >= MESSAGES * 99, "readers got {received}");
+}
+
+#[test]
+fn a_stuck_subscriber_that_keeps_reconnecting_does_not_stall_the_publisher() {
+    // A device on bad Wi-Fi: its session is kept, it reconnects every 1.5 s and never reads;
+    // the publisher sends 3,000 messages a second (about 7 s in all), so it meets several
+    // reconnections.
+    let broker = Broker::start("slow_subscriber_reconnecting", "", LIMITS);
+    let mut raw = stuck_connection(broker.port, "flaky", false);
+    assert_eq!(raw.subscribe(1, "load/t", 1), vec![1]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let port = broker.port;
+    let stopped = Arc::clone(&stop);
+    let reconnecting = std::thread::spawn(move || {
+        let mut current = raw.stream;
+        let mut reconnects = 0;
+        while !stopped.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(1500));
+            // The connection breaks, and the device is back a moment later.
+            let _ = current.shutdown(std::net::Shutdown::Both);
+            std::thread::sleep(Duration::from_millis(50));
+            current = stuck_connection(port, "flaky", false).stream;
+            reconnects += 1;
+        }
+        reconnects
+    });
+    let flood = flood(&broker, 1, "load/t", Some(3000));
+    stop.store(true, Ordering::Relaxed);
+    let reconnects = reconnecting.join().expect("reconnecting subscriber");
+    eprintln!("the stuck subscriber reconnected {reconnects} times");
+    flood.check("1 stuck reconnecting, 1 publisher", rss_bound_kib(1));
+    assert!(reconnects >= 1);
 }
 
 /// A v5 publisher keeping at most `window` QoS 1 messages unacknowledged (the broker's Receive
