@@ -23,6 +23,11 @@
 //! stuck subscribers cost one pause, not one each. Offline sessions and a publisher's own session
 //! never pause anyone.
 //!
+//! The time a full session was waited for, and its overflowing mark, outlive its connection
+//! until it drains: a subscriber whose connection breaks and comes back while still full (a
+//! device on bad Wi-Fi) is waited for at most `max_publisher_pause` over all its connections,
+//! not once per connection. (A disconnect still resumes the publishers waiting for it at once.)
+//!
 //! A session marked overflowing releases at once every publisher that waited for it (not only
 //! the one whose pause expired), is passed over by its shared groups while another member can
 //! take their messages, and hands the queued copies of its shared subscriptions to those members.
@@ -59,6 +64,11 @@ pub(crate) struct Backpressure {
     /// Sessions in a drop episode (they dropped a message and have not drained since), with the
     /// number dropped so far.
     dropping: HashMap<SessionId, u64>,
+    /// Full sessions a publisher waited for, with when the first wait began. Kept across
+    /// reconnections until the session drains, so that a subscriber whose connection breaks
+    /// and comes back while it is still full is marked overflowing once the waits add up to
+    /// `max_publisher_pause`, instead of pausing its publishers again with each connection.
+    waited_since: HashMap<SessionId, Instant>,
 }
 
 impl Backpressure {
@@ -150,20 +160,20 @@ impl Broker {
         if s.conn.is_none() || s.conn == Some(publisher) {
             return; // an offline session cannot drain; a publisher must read its own acks
         }
-        if !self.backpressure.overflowing.is_empty()
-            && self.backpressure.overflowing.contains(&session)
-        {
+        if self.is_overflowing(session) {
             if self.drained(session) {
-                self.backpressure.overflowing.remove(&session);
+                self.session_caught_up(session);
             }
             return;
         }
         if !full {
             return;
         }
-        if self.stalled(session, now) {
-            // Already took nothing for the longest pause: a reader that stopped, not a slow
-            // one. Waiting for it would only hold the publisher up once more.
+        let since = *self.backpressure.waited_since.entry(session).or_insert(now);
+        if self.stalled(session, now) || now.saturating_duration_since(since) >= pause {
+            // Already took nothing for the longest pause (a reader that stopped, not a slow
+            // one), or was waited for that long over its connections: waiting for it would
+            // only hold the publisher up once more.
             self.mark_overflowing(vec![session], now);
             return;
         }
@@ -176,8 +186,9 @@ impl Broker {
             None => {
                 self.backpressure.paused.insert(publisher, vec![session]);
                 self.stats.publishers_paused += 1;
+                // What the session was waited for already counts.
                 self.timers
-                    .set_after(TimerKey::PublisherPause(publisher), now, pause);
+                    .set(TimerKey::PublisherPause(publisher), since + pause);
                 self.outputs
                     .push_back(Output::PauseReading { conn: publisher });
             }
@@ -194,13 +205,14 @@ impl Broker {
             })
     }
 
-    /// Whether `session` is under both low-water marks (queue and outbox), offline, or gone.
+    /// Whether `session` is connected and under both low-water marks (queue and outbox), or
+    /// gone. An offline session has not drained: it cannot.
     fn drained(&self, session: SessionId) -> bool {
         let Some(s) = self.sessions.get(&session) else {
             return true;
         };
         let Some(conn) = s.conn else {
-            return true;
+            return false;
         };
         let outbox = self.conns.get(&conn).map_or(0, |c| c.outbox);
         outbox <= self.config.max_outbox_bytes / 4
@@ -236,14 +248,22 @@ impl Broker {
         if self.backpressure.paused.is_empty()
             && self.backpressure.overflowing.is_empty()
             && self.backpressure.dropping.is_empty()
+            && self.backpressure.waited_since.is_empty()
         {
             return;
         }
         if self.drained(session) {
-            self.backpressure.overflowing.remove(&session);
             self.release_session(session, now);
-            self.end_drop_episode(session);
+            self.session_caught_up(session);
         }
+    }
+
+    /// `session` drained: it is no longer overflowing, no wait for it is remembered, and its
+    /// drop episode ends.
+    fn session_caught_up(&mut self, session: SessionId) {
+        self.backpressure.overflowing.remove(&session);
+        self.backpressure.waited_since.remove(&session);
+        self.end_drop_episode(session);
     }
 
     /// Counts one message dropped for `session`; the first of an episode is reported.
@@ -279,8 +299,10 @@ impl Broker {
         }
     }
 
-    /// `session` is ending: its drop episode ends with it.
-    pub(crate) fn drop_episode_session_ended(&mut self, session: SessionId) {
+    /// `session` is ending: its marks go, and its drop episode ends with it.
+    pub(crate) fn backpressure_session_ended(&mut self, session: SessionId) {
+        self.backpressure.overflowing.remove(&session);
+        self.backpressure.waited_since.remove(&session);
         if let Some(dropped) = self.backpressure.dropping.remove(&session)
             && let Some(s) = self.sessions.get(&session)
         {
@@ -340,7 +362,8 @@ impl Broker {
         }
         self.backpressure.take_unread(conn);
         if let Some(session) = session {
-            self.backpressure.overflowing.remove(&session);
+            // Nobody waits for an offline session; whether it was overflowing, or how long it
+            // was waited for, is kept for its next connection until it drains.
             self.release_session(session, now);
         }
     }

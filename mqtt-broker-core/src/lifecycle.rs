@@ -163,7 +163,7 @@ impl Broker {
     /// [MQTT-3.1.2-8].
     pub(crate) fn end_session(&mut self, session: SessionId, publish_will: bool, now: Instant) {
         self.redistribute_shared(session, None, now);
-        self.drop_episode_session_ended(session);
+        self.backpressure_session_ended(session);
         let Some(mut s) = self.sessions.remove(&session) else {
             return;
         };

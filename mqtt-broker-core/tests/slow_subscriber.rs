@@ -233,3 +233,49 @@ fn mqtt5_4_8_2_a_stuck_shared_member_is_passed_over_and_its_queue_goes_to_the_ot
     assert_eq!(read, expected, "every other message went to the reader");
     assert_eq!(h.reading.len(), 2, "paused once");
 }
+
+#[test]
+fn a_stuck_subscriber_whose_connection_breaks_and_comes_back_is_waited_for_once_in_all() {
+    let mut h = harness();
+    // A device on bad Wi-Fi: its session is kept, it never acknowledges.
+    let mut connect = connect_packet(V311, "flaky");
+    connect.clean_start = false;
+    let sub = h.open(V311);
+    h.connect_with(sub, connect.clone());
+    h.subscribe(sub, "t", QoS::AtLeastOnce);
+    let publisher = h.connect(V311, "pub");
+    h.publish_n(publisher, "t", b"m", QoS::AtLeastOnce, 7); // 2 in flight, 5 queued: paused
+    assert_eq!(h.reading, vec![(publisher.conn, false)]);
+    // 1.5 s into the pause its connection breaks: nobody waits for an offline session.
+    h.advance(Duration::from_millis(1500));
+    h.drop_connection(sub);
+    assert_eq!(h.reading[1..], [(publisher.conn, true)]);
+    h.advance(Duration::from_millis(50));
+    // Back, resumed, still not reading: the next PUBLISH finds its queue full again. It was
+    // waited for 1.55 s already, so the publisher waits only the 0.45 s left of one pause.
+    let mut sub = h.open(V311);
+    h.connect_with(sub, connect.clone());
+    h.send_publish(publisher, numbered("t", 0, 1));
+    assert!(matches!(h.expect(publisher), Packet::PubAck(_)));
+    assert_eq!(h.reading[2..], [(publisher.conn, false)]);
+    h.advance(Duration::from_millis(449));
+    assert_eq!(h.reading.len(), 3, "paused for the rest of one pause");
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.reading[3..], [(publisher.conn, true)]);
+    assert_eq!(h.broker.stats().publisher_pauses_expired, 1);
+    // Marked slow, which outlives its connections until it drains: breaking and coming back
+    // again pauses nobody.
+    for round in 0..3 {
+        h.drop_connection(sub);
+        sub = h.open(V311);
+        h.connect_with(sub, connect.clone());
+        publish_acked(&mut h, publisher, "t", round * 100..round * 100 + 100);
+        h.advance(Duration::from_millis(1500));
+    }
+    assert_eq!(h.reading.len(), 4, "paused twice, for 2 s in all");
+    assert_eq!(
+        episodes_started(&h),
+        vec!["flaky".to_owned()],
+        "one episode"
+    );
+}
