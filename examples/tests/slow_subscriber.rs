@@ -45,6 +45,8 @@ const STUCK_RCVBUF: usize = 4096;
 /// 1,000 x 1 KiB) and outbox bound of one session.
 const MAX_QUEUED_MESSAGES: u64 = 1000;
 const MAX_OUTBOX_KIB: u64 = 1024;
+/// The default window (`max_inflight_messages`) towards a 3.1.1 subscriber.
+const WINDOW: u64 = 32;
 
 /// `$SYS` every second, so the test can read the drop counter.
 const LIMITS: &str = "[limits]\nsys_interval = 1\n";
@@ -335,21 +337,33 @@ fn drop_episodes(broker: &Broker, client: &str) -> usize {
 #[test]
 fn one_stuck_subscriber_does_not_stall_a_qos1_publisher() {
     let broker = Broker::start("slow_subscriber_one", "", LIMITS);
-    let _stuck = stuck_subscriber(broker.port, "stuck", "load/t");
+    let stuck = stuck_subscriber(broker.port, "stuck", "load/t");
     let flood = flood(&broker, 1, "load/t", None);
     flood.check("1 stuck, 1 publisher", rss_bound_kib(1));
     // What did not fit its queue (1,000) and window (32) was dropped and counted, and logged
     // once for the episode, not per message.
     let dropped = dropped(&broker);
-    assert!(
-        dropped >= (MESSAGES as u64) - MAX_QUEUED_MESSAGES - 100,
-        "dropped {dropped}"
-    );
+    assert_eq!(dropped, MESSAGES as u64 - MAX_QUEUED_MESSAGES - WINDOW);
     assert_eq!(
         drop_episodes(&broker, "stuck"),
         1,
         "one log line per episode"
     );
+    // It reads again: it gets its window, then its queue, in the order published
+    // [MQTT311-4.6.0-6], and nothing after what was dropped.
+    let mut stuck = Raw::from_stream(stuck);
+    let mut numbers = Vec::new();
+    while let Got::Packet(header, body) = stuck.read(Duration::from_secs(2)) {
+        if header >> 4 == 3 {
+            let (_, id, payload) = parse_publish(false, header, &body);
+            stuck.send(&ack(0x40, id));
+            let number: [u8; 8] = payload[..8].try_into().expect("numbered payload");
+            numbers.push(u64::from_be_bytes(number));
+        }
+    }
+    let expected: Vec<u64> = (1..=MAX_QUEUED_MESSAGES + WINDOW).collect();
+    assert_eq!(numbers.len(), expected.len());
+    assert!(numbers == expected, "out of order or not the first ones");
 }
 
 #[test]
