@@ -169,7 +169,7 @@ impl Broker {
         if !full {
             return;
         }
-        let since = *self.backpressure.waited_since.entry(session).or_insert(now);
+        let since = self.waited_since(session, now);
         if self.stalled(session, now) || now.saturating_duration_since(since) >= pause {
             // Already took nothing for the longest pause (a reader that stopped, not a slow
             // one), or was waited for that long over its connections: waiting for it would
@@ -193,6 +193,18 @@ impl Broker {
                     .push_back(Output::PauseReading { conn: publisher });
             }
         }
+    }
+
+    /// When the wait for the full `session` began: the remembered start, unless it is more than
+    /// two pauses old (no pause for it can still be on, and a connection that broke that long
+    /// ago is not one a device is bouncing on), else now.
+    fn waited_since(&mut self, session: SessionId, now: Instant) -> Instant {
+        let stale_after = self.config.max_publisher_pause.saturating_mul(2);
+        let since = self.backpressure.waited_since.entry(session).or_insert(now);
+        if now.saturating_duration_since(*since) > stale_after {
+            *since = now;
+        }
+        *since
     }
 
     /// Whether `session`'s connection (full, so with work waiting) has taken nothing for

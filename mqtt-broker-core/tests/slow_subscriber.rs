@@ -279,3 +279,29 @@ fn a_stuck_subscriber_whose_connection_breaks_and_comes_back_is_waited_for_once_
         "one episode"
     );
 }
+
+#[test]
+fn a_wait_long_past_does_not_count_against_a_subscriber() {
+    let mut h = harness();
+    let (sub, first) = subscriber_and_publisher(&mut h, QoS::AtLeastOnce);
+    h.publish_n(first, "t", b"m", QoS::AtLeastOnce, 7);
+    assert_eq!(h.reading, vec![(first.conn, false)]);
+    // The paused publisher leaves after a second; the subscriber, still full, is not marked.
+    h.advance(Duration::from_secs(1));
+    h.drop_connection(first);
+    h.advance(Duration::from_secs(60));
+    // The subscriber's socket is taking bytes (a PINGRESP): it is alive, if behind.
+    h.send(sub, Packet::PingReq);
+    h.take(sub, |p| matches!(p, Packet::PingResp));
+    // A minute later another publisher meets its full queue: a pause of its own, in full.
+    let second = h.connect(V311, "pub2");
+    h.send_publish(second, numbered("t", 0, 1));
+    assert!(matches!(h.expect(second), Packet::PubAck(_)));
+    assert_eq!(h.reading[1..], [(second.conn, false)]);
+    h.advance(PAUSE - Duration::from_millis(1));
+    assert_eq!(h.reading.len(), 2, "still paused");
+    // It reads: the publisher resumes, nothing was dropped.
+    while !h.receive_and_ack(sub).is_empty() {}
+    assert_eq!(h.reading[2..], [(second.conn, true)]);
+    assert_eq!(h.broker.stats().messages_dropped, 0);
+}
