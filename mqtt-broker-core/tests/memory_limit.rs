@@ -181,3 +181,47 @@ fn an_ended_session_releases_its_queue_and_shared_copies_move_with_their_count()
     h.drop_connection(other);
     assert_eq!(consistent(&h).memory_used, 0);
 }
+
+#[test]
+fn queues_restored_from_a_store_count_against_the_limit() {
+    use std::sync::Arc;
+    use std::time::SystemTime;
+
+    use mqtt_broker_core::{
+        DeliveryState, RecoveredDelivery, RecoveredSession, RecoveredState, SessionRecord,
+        StoredDelivery,
+    };
+
+    let mut h = harness();
+    let message = app_message("t", &PAYLOAD, QoS::AtLeastOnce, false, h.now);
+    let messages = (1..=40)
+        .map(|number| RecoveredDelivery {
+            number,
+            delivery: StoredDelivery {
+                message: Arc::new(message.clone()),
+                qos: QoS::AtLeastOnce,
+                retain: false,
+                subscription_ids: Vec::new(),
+                share: None,
+                state: DeliveryState::Queued,
+            },
+            received: SystemTime::UNIX_EPOCH,
+        })
+        .collect();
+    let state = RecoveredState {
+        retained: Vec::new(),
+        sessions: vec![RecoveredSession {
+            client_id: "kept".to_owned(),
+            record: SessionRecord::new(V311, u32::MAX),
+            disconnected: None,
+            messages,
+            incoming_qos2: Vec::new(),
+        }],
+    };
+    h.broker.restore(state, h.now, SystemTime::UNIX_EPOCH);
+    // 40 restored copies: at the limit before anybody published.
+    assert_eq!(consistent(&h).bytes_queued, (40 * WEIGHT) as u64);
+    let publisher = h.connect(V5, "pub");
+    let ack = publish_v5(&mut h, publisher, QoS::AtLeastOnce, 1).expect("PUBACK");
+    assert_eq!(ack.reason_code, ReasonCode::QuotaExceeded);
+}
