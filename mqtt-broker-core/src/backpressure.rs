@@ -22,6 +22,19 @@
 //! outbox not newly in use) for `max_publisher_pause` is treated the same way at once, so several
 //! stuck subscribers cost one pause, not one each. Offline sessions and a publisher's own session
 //! never pause anyone.
+//!
+//! The time a full session was waited for, and its overflowing mark, outlive its connection
+//! until it drains: a subscriber whose connection breaks and comes back while still full (a
+//! device on bad Wi-Fi) is waited for at most `max_publisher_pause` over all its connections,
+//! not once per connection. (A disconnect still resumes the publishers waiting for it at once.)
+//!
+//! A session marked overflowing releases at once every publisher that waited for it (not only
+//! the one whose pause expired), is passed over by its shared groups while another member can
+//! take their messages, and hands the queued copies of its shared subscriptions to those members.
+//! Its drops are counted one by one (`Stats::messages_dropped`, `$SYS/broker/messages/dropped`)
+//! but reported per *episode*: [`Event::DropsStarted`] at the first drop, [`Event::DropsEnded`]
+//! with the count once it has drained (or its session ended), so a log shows one line per stuck
+//! subscriber, not one per message.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -30,7 +43,7 @@ use bytes::Bytes;
 
 use crate::broker::{Broker, TimerKey};
 use crate::conn::ConnectionId;
-use crate::output::Output;
+use crate::output::{DropReason, Event, Output};
 use crate::session::{Queue, SessionId};
 
 /// Publishers paused on behalf of full subscribers.
@@ -48,6 +61,14 @@ pub(crate) struct Backpressure {
     /// Whole frames split off a publisher's read buffer and not decoded when it was paused:
     /// they come before its read buffer.
     unread: HashMap<ConnectionId, Bytes>,
+    /// Sessions in a drop episode (they dropped a message and have not drained since), with the
+    /// number dropped so far.
+    dropping: HashMap<SessionId, u64>,
+    /// Full sessions a publisher waited for, with when the first wait began. Kept across
+    /// reconnections until the session drains, so that a subscriber whose connection breaks
+    /// and comes back while it is still full is marked overflowing once the waits add up to
+    /// `max_publisher_pause`, instead of pausing its publishers again with each connection.
+    waited_since: HashMap<SessionId, Instant>,
 }
 
 impl Backpressure {
@@ -139,21 +160,21 @@ impl Broker {
         if s.conn.is_none() || s.conn == Some(publisher) {
             return; // an offline session cannot drain; a publisher must read its own acks
         }
-        if !self.backpressure.overflowing.is_empty()
-            && self.backpressure.overflowing.contains(&session)
-        {
+        if self.is_overflowing(session) {
             if self.drained(session) {
-                self.backpressure.overflowing.remove(&session);
+                self.session_caught_up(session);
             }
             return;
         }
         if !full {
             return;
         }
-        if self.stalled(session, now) {
-            // Already took nothing for the longest pause: a reader that stopped, not a slow
-            // one. Waiting for it would only hold the publisher up once more.
-            self.backpressure.overflowing.insert(session);
+        let since = self.waited_since(session, now);
+        if self.stalled(session, now) || now.saturating_duration_since(since) >= pause {
+            // Already took nothing for the longest pause (a reader that stopped, not a slow
+            // one), or was waited for that long over its connections: waiting for it would
+            // only hold the publisher up once more.
+            self.mark_overflowing(vec![session], now);
             return;
         }
         match self.backpressure.paused.get_mut(&publisher) {
@@ -165,12 +186,25 @@ impl Broker {
             None => {
                 self.backpressure.paused.insert(publisher, vec![session]);
                 self.stats.publishers_paused += 1;
+                // What the session was waited for already counts.
                 self.timers
-                    .set_after(TimerKey::PublisherPause(publisher), now, pause);
+                    .set(TimerKey::PublisherPause(publisher), since + pause);
                 self.outputs
                     .push_back(Output::PauseReading { conn: publisher });
             }
         }
+    }
+
+    /// When the wait for the full `session` began: the remembered start, unless it is more than
+    /// two pauses old (no pause for it can still be on, and a connection that broke that long
+    /// ago is not one a device is bouncing on), else now.
+    fn waited_since(&mut self, session: SessionId, now: Instant) -> Instant {
+        let stale_after = self.config.max_publisher_pause.saturating_mul(2);
+        let since = self.backpressure.waited_since.entry(session).or_insert(now);
+        if now.saturating_duration_since(*since) > stale_after {
+            *since = now;
+        }
+        *since
     }
 
     /// Whether `session`'s connection (full, so with work waiting) has taken nothing for
@@ -183,13 +217,14 @@ impl Broker {
             })
     }
 
-    /// Whether `session` is under both low-water marks (queue and outbox), offline, or gone.
+    /// Whether `session` is connected and under both low-water marks (queue and outbox), or
+    /// gone. An offline session has not drained: it cannot.
     fn drained(&self, session: SessionId) -> bool {
         let Some(s) = self.sessions.get(&session) else {
             return true;
         };
         let Some(conn) = s.conn else {
-            return true;
+            return false;
         };
         let outbox = self.conns.get(&conn).map_or(0, |c| c.outbox);
         outbox <= self.config.max_outbox_bytes / 4
@@ -200,15 +235,91 @@ impl Broker {
             )
     }
 
+    /// Whether `session` is marked overflowing: it pauses nobody and its shared groups pass it
+    /// over while another member can take their messages.
+    pub(crate) fn is_overflowing(&self, session: SessionId) -> bool {
+        !self.backpressure.overflowing.is_empty()
+            && self.backpressure.overflowing.contains(&session)
+    }
+
+    /// Marks `sessions` overflowing: every publisher that waited only for them resumes now, and
+    /// the queued copies of their shared subscriptions go to other members of the groups.
+    fn mark_overflowing(&mut self, sessions: Vec<SessionId>, now: Instant) {
+        for &session in &sessions {
+            self.backpressure.overflowing.insert(session);
+        }
+        for session in sessions {
+            self.release_session(session, now);
+            self.redistribute_shared(session, None, now);
+        }
+    }
+
     /// `session`'s queue or outbox shrank: resumes the publishers that waited only for it once
-    /// it is drained.
+    /// it is drained, and ends its drop episode.
     pub(crate) fn session_drained(&mut self, session: SessionId, now: Instant) {
-        if self.backpressure.paused.is_empty() && self.backpressure.overflowing.is_empty() {
+        if self.backpressure.paused.is_empty()
+            && self.backpressure.overflowing.is_empty()
+            && self.backpressure.dropping.is_empty()
+            && self.backpressure.waited_since.is_empty()
+        {
             return;
         }
         if self.drained(session) {
-            self.backpressure.overflowing.remove(&session);
             self.release_session(session, now);
+            self.session_caught_up(session);
+        }
+    }
+
+    /// `session` drained: it is no longer overflowing, no wait for it is remembered, and its
+    /// drop episode ends.
+    fn session_caught_up(&mut self, session: SessionId) {
+        self.backpressure.overflowing.remove(&session);
+        self.backpressure.waited_since.remove(&session);
+        self.end_drop_episode(session);
+    }
+
+    /// Counts one message dropped for `session`; the first of an episode is reported.
+    pub(crate) fn count_drop(&mut self, session: SessionId, reason: DropReason) {
+        self.stats.messages_dropped += 1;
+        if let Some(dropped) = self.backpressure.dropping.get_mut(&session) {
+            *dropped += 1;
+            return;
+        }
+        self.backpressure.dropping.insert(session, 1);
+        self.stats.drop_episodes += 1;
+        if let Some(s) = self.sessions.get(&session) {
+            let client_id = s.client_id.clone();
+            self.event(Event::DropsStarted { client_id, reason });
+        }
+    }
+
+    /// Ends `session`'s drop episode, if any, once it is connected and drained (an offline
+    /// session's episode lasts until it is back and has caught up), or gone.
+    fn end_drop_episode(&mut self, session: SessionId) {
+        if self.backpressure.dropping.is_empty() {
+            return;
+        }
+        let client_id = match self.sessions.get(&session) {
+            Some(s) if s.conn.is_none() => return,
+            Some(s) => Some(s.client_id.clone()),
+            None => None,
+        };
+        if let Some(dropped) = self.backpressure.dropping.remove(&session)
+            && let Some(client_id) = client_id
+        {
+            self.event(Event::DropsEnded { client_id, dropped });
+        }
+    }
+
+    /// `session` is ending: its marks go, and its drop episode ends with it.
+    pub(crate) fn backpressure_session_ended(&mut self, session: SessionId) {
+        self.backpressure.overflowing.remove(&session);
+        self.backpressure.waited_since.remove(&session);
+        if let Some(dropped) = self.backpressure.dropping.remove(&session)
+            && let Some(s) = self.sessions.get(&session)
+        {
+            let client_id = s.client_id.clone();
+            self.event(Event::DropsEnded { client_id, dropped });
         }
     }
 
@@ -247,8 +358,8 @@ impl Broker {
             return;
         };
         self.stats.publisher_pauses_expired += 1;
-        self.backpressure.overflowing.extend(waiting);
         self.resume(publisher, now);
+        self.mark_overflowing(waiting, now);
     }
 
     /// `conn` closed: it no longer waits, and nobody waits for the session it carried.
@@ -263,7 +374,8 @@ impl Broker {
         }
         self.backpressure.take_unread(conn);
         if let Some(session) = session {
-            self.backpressure.overflowing.remove(&session);
+            // Nobody waits for an offline session; whether it was overflowing, or how long it
+            // was waited for, is kept for its next connection until it drains.
             self.release_session(session, now);
         }
     }

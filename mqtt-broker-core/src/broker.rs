@@ -17,6 +17,7 @@ use crate::delivery::SharedHeader;
 use crate::error::{ApiMisuse, ConfigError, ProtocolViolation};
 use crate::hooks::{AllowAll, Authenticator, Authorizer, EnhancedAuthenticator, NoEnhancedAuth};
 use crate::idmap::IdMap;
+use crate::memory::MemoryUse;
 use crate::message::Message;
 use crate::output::{Event, Output};
 use crate::persist::PersistState;
@@ -79,6 +80,8 @@ pub struct Broker {
     pub(crate) persist: PersistState,
     /// Publishers paused for full subscriber queues.
     pub(crate) backpressure: Backpressure,
+    /// Bytes held for delivery, checked against `Config::memory_limit`.
+    pub(crate) memory: MemoryUse,
     /// The QoS 0 header shared by the 3.x copies of the message being fanned out.
     pub(crate) shared_header: Option<SharedHeader>,
     /// Whether the message being routed goes to several sessions, so its header is worth
@@ -130,6 +133,7 @@ impl Broker {
             input_time: None,
             persist: PersistState::default(),
             backpressure: Backpressure::default(),
+            memory: MemoryUse::default(),
             shared_header: None,
             sharing_headers: false,
         }
@@ -181,6 +185,9 @@ impl Broker {
     pub fn stats(&self) -> Stats {
         let mut stats = self.stats.clone();
         stats.messages_queued = self.sessions.values().map(|s| s.queue.len() as u64).sum();
+        stats.bytes_queued = self.sessions.values().map(|s| s.queue.bytes() as u64).sum();
+        stats.bytes_unflushed = self.conns.values().map(|c| c.outbox as u64).sum();
+        stats.memory_used = self.memory.used() as u64;
         stats.retained_messages = self.store.retained_len() as u64;
         stats
     }
@@ -362,6 +369,7 @@ impl Broker {
             .outbox
             .checked_sub(bytes)
             .ok_or(ApiMisuse::FlushedTooMuch(conn.0))?;
+        self.memory.outbox = self.memory.outbox.saturating_sub(bytes);
         if bytes > 0 {
             c.last_progress = now;
         }
@@ -382,7 +390,9 @@ impl Broker {
         self.end_connection(conn, ReasonCode::UnspecifiedError, now);
         self.backpressure_closed(conn, session, now);
         self.read_resumed(now);
-        self.conns.remove(&conn);
+        if let Some(c) = self.conns.remove(&conn) {
+            self.memory.outbox = self.memory.outbox.saturating_sub(c.outbox);
+        }
         self.prune_conn_timers();
         self.stats.connections_open = self.stats.connections_open.saturating_sub(1);
         Ok(())

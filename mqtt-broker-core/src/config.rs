@@ -82,6 +82,13 @@ pub struct Config {
     /// without a recorded publisher (published by the embedding application, `$SYS`, restored
     /// from a store that did not record it) are delivered. On by default.
     pub check_retain_source: bool,
+    /// Bytes of messages the broker may hold for delivery, all sessions and connections
+    /// together (mosquitto's `memory_limit`): copies waiting in session queues plus bytes handed
+    /// out and not yet flushed, a message queued for several sessions counting once per copy.
+    /// At the limit new PUBLISH packets are refused (v5 PUBACK / PUBREC 0x97 Quota exceeded,
+    /// QoS 0 dropped, 3.1/3.1.1 publishers of QoS 1/2 disconnected) until subscribers have taken
+    /// enough. 0, the default, means no limit beyond the per-session bounds.
+    pub memory_limit: usize,
 }
 
 impl Default for Config {
@@ -110,6 +117,7 @@ impl Default for Config {
             persistence: Persistence::Off,
             max_publisher_pause: Duration::from_secs(2),
             check_retain_source: true,
+            memory_limit: 0,
         }
     }
 }

@@ -50,9 +50,9 @@ impl Broker {
             .is_some_and(|c| c.outbox < self.config.max_outbox_bytes)
     }
 
-    /// Counts and reports a message dropped for `session`.
+    /// Counts and reports a message dropped for `session` (see `backpressure` for episodes).
     pub(crate) fn dropped(&mut self, session: SessionId, reason: DropReason) {
-        self.stats.messages_dropped += 1;
+        self.count_drop(session, reason);
         let client_id = self
             .sessions
             .get(&session)
@@ -109,8 +109,11 @@ impl Broker {
         let detached =
             Message::detach_pinned(&mut delivery.message).then(|| Arc::clone(&delivery.message));
         self.store_delivery(session, &mut delivery, DeliveryState::Queued);
-        if let Some(s) = self.sessions.get_mut(&session) {
-            let _ = s.queue.push(delivery, max_messages, max_bytes);
+        let weight = delivery.weight();
+        if let Some(s) = self.sessions.get_mut(&session)
+            && s.queue.push(delivery, max_messages, max_bytes).is_ok()
+        {
+            self.memory.queued(weight);
         }
         detached
     }
@@ -121,6 +124,7 @@ impl Broker {
             let Some(delivery) = self.sessions.get_mut(&session).and_then(|s| s.queue.pop()) else {
                 break;
             };
+            self.memory.unqueued(delivery.weight());
             self.send_in_window(session, conn, id, delivery, now);
         }
         self.session_drained(session, now);

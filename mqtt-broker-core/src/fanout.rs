@@ -160,8 +160,8 @@ impl Broker {
         }
     }
 
-    /// Round-robin over a shared group, preferring connected members and never `exclude`; the
-    /// cursor is kept per share name. No randomness. With `exclude` set, only a connected member
+    /// Round-robin over a shared group, preferring connected members that are not overflowing
+    /// (see `backpressure`) and never `exclude`; the cursor is kept per share name. No randomness. With `exclude` set, only a connected member
     /// is chosen.
     fn pick_member(
         &mut self,
@@ -174,11 +174,20 @@ impl Broker {
             return None;
         }
         let start = self.shared_cursors.get(share).copied().unwrap_or(0) % count;
-        let online = (0..count).map(|step| (start + step) % count).find(|&at| {
-            members.get(at).is_some_and(|(session, _)| {
-                Some(*session) != exclude && self.online_conn(*session).is_some()
+        let order = (0..count).map(|step| (start + step) % count);
+        let online = |at: &usize, slow_too: bool| {
+            members.get(*at).is_some_and(|(session, _)| {
+                Some(*session) != exclude
+                    && self.online_conn(*session).is_some()
+                    && (slow_too || !self.is_overflowing(*session))
             })
-        });
+        };
+        // A member marked overflowing (stuck) is passed over while another can take the
+        // message.
+        let online = order
+            .clone()
+            .find(|at| online(at, false))
+            .or_else(|| order.clone().find(|at| online(at, true)));
         let at = match (online, exclude) {
             (Some(at), _) => at,
             (None, None) => start,
@@ -205,13 +214,20 @@ impl Broker {
             (Some(_), None) => true,
             (None, _) => false,
         };
+        if !s.queue.is_empty() {
+            // Taken out whole, and the session's own copies put back: counted out and in.
+            self.memory.unqueued(s.queue.bytes());
+        }
         let (shared, own): (Vec<_>, Vec<_>) = s.queue.take_all().into_iter().partition(moving);
         let (max_messages, max_bytes) = (
             self.config.max_queued_messages,
             self.config.max_queued_bytes,
         );
         for delivery in own {
-            let _ = s.queue.push(delivery, max_messages, max_bytes);
+            let weight = delivery.weight();
+            if s.queue.push(delivery, max_messages, max_bytes).is_ok() {
+                self.memory.queued(weight);
+            }
         }
         for delivery in shared {
             let target = self.other_member(session, &delivery);
@@ -227,8 +243,11 @@ impl Broker {
                     self.deliver(other, delivery, now);
                 }
                 None => {
-                    if let Some(s) = self.sessions.get_mut(&session) {
-                        let _ = s.queue.push(delivery, max_messages, max_bytes);
+                    let weight = delivery.weight();
+                    if let Some(s) = self.sessions.get_mut(&session)
+                        && s.queue.push(delivery, max_messages, max_bytes).is_ok()
+                    {
+                        self.memory.queued(weight);
                     }
                 }
             }

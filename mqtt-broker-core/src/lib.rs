@@ -105,6 +105,7 @@ mod hooks;
 mod idmap;
 mod inflight;
 mod lifecycle;
+mod memory;
 mod message;
 mod output;
 mod persist;

@@ -163,9 +163,11 @@ impl Broker {
     /// [MQTT-3.1.2-8].
     pub(crate) fn end_session(&mut self, session: SessionId, publish_will: bool, now: Instant) {
         self.redistribute_shared(session, None, now);
+        self.backpressure_session_ended(session);
         let Some(mut s) = self.sessions.remove(&session) else {
             return;
         };
+        self.memory.unqueued(s.queue.bytes());
         self.timers.cancel(TimerKey::SessionExpiry(session));
         self.timers.cancel(TimerKey::WillDelay(session));
         if self.client_ids.get(&s.client_id) == Some(&session) {

@@ -135,7 +135,25 @@ pub enum Event {
         /// Its client identifier.
         client_id: String,
     },
-    /// A message was dropped for one session.
+    /// A session started dropping messages (queue or outbox full, expired, too large): the first
+    /// drop of an episode, which lasts until the session has drained (its queue under a quarter
+    /// of its bounds, its outbox under a quarter of its bound) while connected, or has ended.
+    /// Meant for the log: one line per slow subscriber, not one per message.
+    DropsStarted {
+        /// The session's client identifier.
+        client_id: String,
+        /// Why its first message was dropped.
+        reason: DropReason,
+    },
+    /// A session's drop episode ended: it drained, or it ended.
+    DropsEnded {
+        /// The session's client identifier.
+        client_id: String,
+        /// Messages dropped for it in the episode.
+        dropped: u64,
+    },
+    /// A message was dropped for one session (one per message, for metrics; see
+    /// [`Event::DropsStarted`] for a log).
     MessageDropped {
         /// The session's client identifier.
         client_id: String,

@@ -4,7 +4,9 @@
 use std::time::Instant;
 
 use mqtt_topic::TopicName;
-use mqtt_wire::{Ack, MqttStr, Packet, PacketId, PacketType, PublishQos, PublishRef, ReasonCode};
+use mqtt_wire::{
+    Ack, MqttStr, Packet, PacketId, PacketType, PublishQos, PublishRef, QoS, ReasonCode,
+};
 
 use crate::broker::Broker;
 use crate::conn::ConnectionId;
@@ -153,6 +155,21 @@ impl Broker {
             }
             if retain && !empty && !self.retained_room(&name, &message) {
                 self.stats.retained_refused += 1;
+                verdict = Authorization::Deny(ReasonCode::QuotaExceeded);
+            } else if self.memory_full() {
+                // See `memory`: refused rather than held.
+                self.stats.publishes_refused_memory += 1;
+                if !v5 && qos.qos() != QoS::AtMostOnce {
+                    // 3.1.1 cannot refuse: a positive acknowledgement would hide the loss, so
+                    // the connection is closed [MQTT311-3.3.5-2].
+                    self.disconnect_explained(
+                        conn,
+                        ReasonCode::QuotaExceeded,
+                        Some("memory limit reached"),
+                        now,
+                    );
+                    return Ok(());
+                }
                 verdict = Authorization::Deny(ReasonCode::QuotaExceeded);
             } else {
                 routed = Some(message);

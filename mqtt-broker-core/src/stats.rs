@@ -50,6 +50,21 @@ pub struct Stats {
     pub publishers_paused: u64,
     /// Pauses that reached `Config::max_publisher_pause` (that subscriber then drops when full).
     pub publisher_pauses_expired: u64,
+    /// Drop episodes: times a session dropped a message after having none dropped since it
+    /// last drained (each also reported once as
+    /// [`Event::DropsStarted`](crate::Event::DropsStarted)).
+    pub drop_episodes: u64,
+    /// Topic and payload bytes of the messages waiting in session queues (counted by
+    /// `Broker::stats`).
+    pub bytes_queued: u64,
+    /// Bytes handed out for connections and not yet reported flushed (counted by
+    /// `Broker::stats`).
+    pub bytes_unflushed: u64,
+    /// Bytes held for delivery as `Config::memory_limit` counts them: `bytes_queued` plus
+    /// `bytes_unflushed`.
+    pub memory_used: u64,
+    /// PUBLISH packets refused because the broker held `Config::memory_limit` bytes.
+    pub publishes_refused_memory: u64,
 }
 
 impl Stats {

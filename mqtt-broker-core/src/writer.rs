@@ -61,6 +61,7 @@ impl Broker {
             }
             _ => return false,
         }
+        self.memory.outbox = self.memory.outbox.saturating_add(len);
         self.stats.bytes_sent += len as u64;
         self.stats.packets_sent += 1;
         true

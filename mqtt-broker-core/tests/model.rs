@@ -412,6 +412,11 @@ fn run(versions: [ProtocolVersion; CLIENTS], actions: Vec<Action>) -> Result<(),
         prop_assert_eq!(stats.clients_disconnected, offline);
         prop_assert_eq!(stats.subscriptions, subs);
         prop_assert_eq!(stats.retained_messages, model.retained.len() as u64);
+        // The running count `memory_limit` is checked against follows every queue and outbox.
+        prop_assert_eq!(
+            stats.memory_used,
+            stats.bytes_queued + stats.bytes_unflushed
+        );
     }
     Ok(())
 }

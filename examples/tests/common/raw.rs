@@ -209,6 +209,15 @@ impl Raw {
         }
     }
 
+    /// Wraps a connected stream (e.g. one with socket options set before connecting).
+    pub fn from_stream(stream: TcpStream) -> Raw {
+        Raw {
+            stream,
+            v5: false,
+            buf: Vec::new(),
+        }
+    }
+
     /// Connects, returning the error instead of panicking.
     pub fn try_tcp(port: u16) -> io::Result<Raw> {
         let stream = TcpStream::connect(("127.0.0.1", port))?;

@@ -223,6 +223,12 @@ pub struct Limits {
     /// subscriber's queue past half; after it the queue drops what does not fit (default 2;
     /// 0 never pauses and drops at once).
     pub max_publisher_pause: u64,
+    /// Bytes of messages the broker may hold for delivery, all clients together: copies queued
+    /// for sessions plus bytes written and not yet taken by the sockets (mosquitto's
+    /// `memory_limit`). At the limit new publishes are refused (v5: PUBACK / PUBREC 0x97 Quota
+    /// exceeded; QoS 0 dropped; a 3.1/3.1.1 publisher of QoS 1/2 is disconnected). Default 0:
+    /// no limit beyond the per-session bounds.
+    pub memory_limit: u64,
 }
 
 /// Largest packet the protocol can express: 256 MiB of remaining length plus a fixed header.
@@ -238,6 +244,7 @@ impl Default for Limits {
             sys_interval: 10,
             connect_timeout: 10,
             max_publisher_pause: 2,
+            memory_limit: 0,
         }
     }
 }
@@ -281,6 +288,7 @@ impl Limits {
         core.sys_interval = (self.sys_interval > 0).then(|| Duration::from_secs(self.sys_interval));
         core.connect_timeout = Duration::from_secs(self.connect_timeout);
         core.max_publisher_pause = Duration::from_secs(self.max_publisher_pause);
+        core.memory_limit = usize::try_from(self.memory_limit).unwrap_or(usize::MAX);
         core
     }
 }
@@ -325,11 +333,13 @@ mod tests {
             message_size_limit: 0,
             sys_interval: 0,
             max_publisher_pause: 3,
+            memory_limit: 1 << 20,
             ..Limits::default()
         };
         let core = limits.apply(mqtt_broker_core::Config::default());
         assert_eq!(core.receive_maximum, 5);
         assert_eq!(core.max_publisher_pause, Duration::from_secs(3));
+        assert_eq!(core.memory_limit, 1 << 20);
         assert_eq!(core.max_packet_size, PROTOCOL_MAX_PACKET);
         assert!(core.max_outbox_bytes >= PROTOCOL_MAX_PACKET as usize);
         assert_eq!(core.sys_interval, None);

@@ -37,6 +37,7 @@ pub const HONOURED: &[&str] = &[
     "message_size_limit",
     "max_keepalive",
     "sys_interval",
+    "memory_limit",
 ];
 
 /// The reader's state while walking the lines.
@@ -146,6 +147,8 @@ impl Reader {
             "message_size_limit" => limits.message_size_limit = number(value)?,
             "max_keepalive" => limits.max_keepalive = number(value)?,
             "sys_interval" => limits.sys_interval = number(value)?,
+            // Bytes; 0 (mosquitto's default) means no limit.
+            "memory_limit" => limits.memory_limit = number(value)?,
             _ => {}
         }
         Ok(())
@@ -267,6 +270,7 @@ max_queued_messages 200
 message_size_limit 100000
 max_keepalive 120
 sys_interval 30
+memory_limit 67108864
 ";
         let loaded = parse_mosquitto_conf(text).unwrap();
         let config = &loaded.config;
@@ -293,6 +297,7 @@ sys_interval 30
         assert_eq!(config.limits.message_size_limit, 100_000);
         assert_eq!(config.limits.max_keepalive, 120);
         assert_eq!(config.limits.sys_interval, 30);
+        assert_eq!(config.limits.memory_limit, 64 * 1024 * 1024);
         // Each ignored option is named, with its line.
         assert_eq!(loaded.warnings.len(), 3);
         assert!(loaded.warnings[0].contains("line 1") && loaded.warnings[0].contains("pid_file"));

@@ -69,6 +69,7 @@ mod tests {
             sys_interval = 0
             connect_timeout = 3
             max_publisher_pause = 7
+            memory_limit = 1000000
         "#;
         let config = parse_toml(text).unwrap();
         assert_eq!(config.password_file.as_deref(), Some("/p".as_ref()));
@@ -96,6 +97,7 @@ mod tests {
                 sys_interval: 0,
                 connect_timeout: 3,
                 max_publisher_pause: 7,
+                memory_limit: 1_000_000,
             }
         );
     }

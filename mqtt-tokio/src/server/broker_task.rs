@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use mqtt_broker_core::{Broker, ConnectionId, ConnectionInfo, Event, Message, Output};
 use tokio::sync::mpsc;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, info, trace, warn};
 
 use super::reactor::{Reactors, Remote};
 use super::storage::Storage;
@@ -311,8 +311,14 @@ impl BrokerTask {
                 spec_id,
                 reason,
             } => info!(%conn, spec_id = spec_id.unwrap_or("-"), ?reason, "protocol error"),
+            Event::DropsStarted { client_id, reason } => {
+                warn!(%client_id, ?reason, "slow subscriber: dropping messages for it until it catches up")
+            }
+            Event::DropsEnded { client_id, dropped } => {
+                info!(%client_id, dropped, "slow subscriber caught up")
+            }
             Event::MessageDropped { client_id, reason } => {
-                debug!(%client_id, ?reason, "message dropped")
+                trace!(%client_id, ?reason, "message dropped")
             }
             other => debug!(event = ?other, "broker event"),
         }

@@ -1,0 +1,52 @@
+//! The global memory bound (`Config::memory_limit`, mosquitto's option of that name): bytes of
+//! messages the broker holds for delivery, counted as they come and go, and the refusal of new
+//! PUBLISH packets while the count is at the limit.
+//!
+//! Counted: every copy of a message waiting in a session queue (its topic and payload bytes,
+//! as `max_queued_bytes` counts them) and every byte handed out for a connection and not yet
+//! reported flushed (its outbox). A message queued for several sessions counts once per copy,
+//! so the count is an upper bound of what they hold (their payload is shared). The per-session
+//! bounds (`max_queued_messages`, `max_queued_bytes`, `max_outbox_bytes`) still apply; the
+//! limit bounds their sum over many sessions.
+//!
+//! At the limit a PUBLISH is refused before it is routed: a v5 client gets PUBACK / PUBREC
+//! 0x97 (Quota exceeded) for QoS 1 / 2; a QoS 0 message is dropped; a 3.1/3.1.1 client, which
+//! cannot be told, is disconnected rather than acknowledged for a message that was dropped
+//! [MQTT311-3.3.5-2]. Publishing is accepted again once subscribers have taken enough.
+
+use crate::broker::Broker;
+
+/// Bytes held for delivery, all sessions and connections together.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct MemoryUse {
+    /// Topic and payload bytes of the deliveries in session queues.
+    pub(crate) queued: usize,
+    /// Bytes handed out for connections and not yet flushed.
+    pub(crate) outbox: usize,
+}
+
+impl MemoryUse {
+    /// Bytes counted against `Config::memory_limit`.
+    pub(crate) fn used(self) -> usize {
+        self.queued.saturating_add(self.outbox)
+    }
+
+    /// A delivery of `weight` bytes was queued.
+    pub(crate) fn queued(&mut self, weight: usize) {
+        self.queued = self.queued.saturating_add(weight);
+    }
+
+    /// Deliveries of `weight` bytes in all left a queue.
+    pub(crate) fn unqueued(&mut self, weight: usize) {
+        self.queued = self.queued.saturating_sub(weight);
+    }
+}
+
+impl Broker {
+    /// Whether the broker holds `Config::memory_limit` bytes or more for delivery (never when
+    /// the limit is 0, which means none).
+    pub(crate) fn memory_full(&self) -> bool {
+        let limit = self.config.memory_limit;
+        limit != 0 && self.memory.used() >= limit
+    }
+}
