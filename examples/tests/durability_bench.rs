@@ -10,7 +10,8 @@
 //! sent, acknowledged. Brokers, each started fresh on an empty directory and pinned to CPU 0:
 //! ours in memory (`persistence false`), ours with `durability = sync` (the default), ours
 //! with `periodic 1s`, and Debian's mosquitto with `persistence true` (default
-//! `autosave_interval`, 1800 s). `BENCH_ROUNDS` (default 3) rounds, the broker order rotating;
+//! `autosave_interval`, 1800 s). `BENCH_ROUNDS` (default 3) rounds, the broker order rotating
+//! (`BENCH_BROKER_CPUS=0,1` lets the brokers use both CPUs);
 //! the table gives medians of publisher acknowledgements per second within the window, and
 //! checks that every acknowledged message reached the subscriber.
 
@@ -308,7 +309,12 @@ impl Broker {
         };
         let guard = Guard::spawn(
             Command::new("taskset")
-                .args(["-c", "0", program, "-c"])
+                .args([
+                    "-c",
+                    &env_or("BENCH_BROKER_CPUS", "0".to_owned()),
+                    program,
+                    "-c",
+                ])
                 .arg(&path)
                 .env("RUST_LOG", "warn"),
         );

@@ -259,3 +259,40 @@ proptest! {
         );
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever bytes lie in the journal's place (a valid header or not), opening the store
+    /// reads what it can or refuses with an error; it never panics.
+    #[test]
+    fn any_journal_bytes_open_without_panic(
+        header in any::<bool>(),
+        epoch in 0u64..3,
+        bytes in vec(any::<u8>(), 0..200),
+    ) {
+        let dir = std::env::temp_dir().join(format!(
+            "mqtt-store-journal-bytes-{}-{}",
+            std::process::id(),
+            bytes.len() * 4 + epoch as usize
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("store.redb");
+        let mut journal = Vec::new();
+        if header {
+            journal.extend_from_slice(b"mqtt-rs journal\x01");
+            journal.extend_from_slice(&epoch.to_le_bytes());
+        }
+        journal.extend_from_slice(&bytes);
+        std::fs::write(DurableStore::journal_path(&path), &journal).unwrap();
+        match DurableStore::open_on(Disk::default(), &path) {
+            Ok(store) => {
+                let replay = store.journal_replay();
+                prop_assert!(replay.is_none_or(|r| r.entries == 0));
+            }
+            Err(e) => prop_assert!(e.is_corrupt(), "{e}"),
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
