@@ -60,6 +60,8 @@ pub struct DurableStore {
     journal: Option<Journal>,
     /// Journaled changes not yet in the file.
     pending: Changes,
+    /// Journaled ops not yet folded into `pending` ([`DurableStore::journal`]).
+    unfolded: Vec<Op>,
     journal_limit: u64,
     replayed: Option<JournalReplay>,
 }
@@ -124,6 +126,7 @@ impl DurableStore {
             epoch: 0,
             journal: None,
             pending: Changes::default(),
+            unfolded: Vec::new(),
             journal_limit: DEFAULT_JOURNAL_LIMIT,
             replayed: None,
         };
@@ -346,6 +349,10 @@ impl DurableStore {
         let ops = records.into_iter().filter_map(|r| Op::of(r, clock));
         match commit {
             Commit::Durable => {
+                // Journaled ops come first: they are older.
+                for op in self.unfolded.drain(..) {
+                    self.pending.add(op);
+                }
                 let journaled = self.journal.as_ref().is_some_and(|j| !j.is_empty());
                 if !journaled && self.pending.is_empty() {
                     let mut changes = Changes::default();
@@ -356,28 +363,61 @@ impl DurableStore {
                 self.sync()
             }
             Commit::Journaled => {
-                let ops: Vec<Op> = ops.collect();
-                if ops.is_empty() {
-                    return Ok(());
-                }
-                let journal = match &mut self.journal {
-                    Some(journal) => journal,
-                    None => self.journal.insert(Journal::create(
-                        &Self::journal_path(&self.path),
-                        self.epoch + 1,
-                    )?),
-                };
-                journal.append(&ops)?;
-                let full = journal.len() >= self.journal_limit;
-                ops.into_iter().for_each(|op| self.pending.add(op));
-                if full { self.sync() } else { Ok(()) }
+                self.append_journal(ops)?;
+                self.fold_journaled()
             }
         }
+    }
+
+    /// The first half of a journaled [`DurableStore::apply`]: appends `records` to the journal as
+    /// one entry with one `write`. When it returns, a crash of the process loses none of them:
+    /// what they acknowledge may leave. [`DurableStore::fold_journaled`] (or any later `apply` or
+    /// `sync`) does the rest, off the acknowledgement's path.
+    pub fn journal<'r>(
+        &mut self,
+        records: impl IntoIterator<Item = &'r PersistRecord>,
+        clock: &WallClock,
+    ) -> Result<(), StoreError> {
+        let ops = records.into_iter().filter_map(|r| Op::of(r, clock));
+        self.append_journal(ops)
+    }
+
+    /// The second half of a journaled [`DurableStore::apply`]: folds what
+    /// [`DurableStore::journal`] appended into the changes kept for the next checkpoint, and
+    /// checkpoints if the journal passed its size limit.
+    pub fn fold_journaled(&mut self) -> Result<(), StoreError> {
+        for op in self.unfolded.drain(..) {
+            self.pending.add(op);
+        }
+        let full = self
+            .journal
+            .as_ref()
+            .is_some_and(|j| j.len() >= self.journal_limit);
+        if full { self.sync() } else { Ok(()) }
+    }
+
+    fn append_journal(&mut self, ops: impl Iterator<Item = Op>) -> Result<(), StoreError> {
+        let start = self.unfolded.len();
+        self.unfolded.extend(ops);
+        if self.unfolded.len() == start {
+            return Ok(());
+        }
+        let journal = match &mut self.journal {
+            Some(journal) => journal,
+            None => self.journal.insert(Journal::create(
+                &Self::journal_path(&self.path),
+                self.epoch + 1,
+            )?),
+        };
+        journal.append(&self.unfolded[start..])
     }
 
     /// Checkpoint: writes the journaled changes into the file in one durable transaction and
     /// empties the journal. Does nothing (no fsync) when nothing was journaled since the last one.
     pub fn sync(&mut self) -> Result<(), StoreError> {
+        for op in self.unfolded.drain(..) {
+            self.pending.add(op);
+        }
         let Some(journal) = &self.journal else {
             return Ok(());
         };

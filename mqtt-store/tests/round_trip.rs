@@ -429,3 +429,54 @@ fn merged_delivery_changes_load_like_one_by_one() {
     drop((one_by_one, merged, split));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// What `journal` appended survives a crash before `fold_journaled` (the acknowledgement may
+/// already have left), and a durable write after it keeps the order: journaled first.
+#[test]
+fn journaled_records_survive_without_their_fold() {
+    #[allow(clippy::disallowed_methods)]
+    let anchor = Instant::now();
+    let clock = WallClock::new(anchor, UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+    let retained = |payload: &'static [u8]| PersistRecord::RetainedSet {
+        topic: "r".to_owned(),
+        message: Arc::new(Message::new(
+            s("r".to_owned()),
+            Bytes::from_static(payload),
+            QoS::AtLeastOnce,
+            true,
+            anchor,
+        )),
+    };
+    let dir = std::env::temp_dir().join(format!("mqtt-store-unfolded-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let payload = |store: &DurableStore| {
+        store.load(anchor).unwrap().retained[0]
+            .message
+            .payload
+            .clone()
+    };
+
+    let mut store = DurableStore::open(dir.join("a.redb")).unwrap();
+    store.journal([&retained(b"one")], &clock).unwrap();
+    drop(store); // a crash: never folded, never synced
+    let store = DurableStore::open(dir.join("a.redb")).unwrap();
+    assert_eq!(store.journal_replay().map(|r| r.entries), Some(1));
+    assert_eq!(payload(&store), Bytes::from_static(b"one"));
+
+    let mut store = DurableStore::open(dir.join("b.redb")).unwrap();
+    store.journal([&retained(b"one")], &clock).unwrap();
+    store
+        .apply([&retained(b"two")], &clock, Commit::Durable)
+        .unwrap();
+    drop(store);
+    let store = DurableStore::open(dir.join("b.redb")).unwrap();
+    assert_eq!(
+        store.journal_replay(),
+        None,
+        "the durable write took the journal with it"
+    );
+    assert_eq!(payload(&store), Bytes::from_static(b"two"));
+    drop(store);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -175,14 +175,19 @@ fn journaled(
             Ok(first) => {
                 let group = gather(first, receiver);
                 let records = group.iter().flat_map(|b| &b.records);
-                if let Err(e) = store.apply(records, clock, Commit::Journaled) {
+                if let Err(e) = store.journal(records, clock) {
                     fatal(&e);
                 }
                 changes += group.iter().map(|b| b.records.len() as u64).sum::<u64>();
+                // Journaled: the acknowledgements may leave; the rest is off their path.
                 if let Some(last) = group.last()
                     && inputs.blocking_send(Input::Persisted(last.seq)).is_err()
                 {
                     break;
+                }
+                drop(group);
+                if let Err(e) = store.fold_journaled() {
+                    fatal(&e);
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
