@@ -14,8 +14,11 @@
 //!
 //! # What `Sync` holds
 //!
-//! An output produced while records are not yet durable is held until the last batch that exists
-//! when it is produced is durable, if it is one of:
+//! An output is held until the batch it depends on is durable, if it is one of the kinds below.
+//! It depends on the batch being filled when the input being handled recorded anything (its own
+//! records: the message it acknowledges, the subscription it confirms); otherwise on the newest
+//! batch holding a record of its connection's session (state it confirms again), not on
+//! another client's batch; before CONNACK, on the newest batch. The kinds:
 //!
 //! - CONNACK, SUBACK, UNSUBACK: they confirm a session, its subscriptions or their removal;
 //! - PUBACK, PUBREC, PUBCOMP to a publisher: the message (retained or queued for a persistent
@@ -229,6 +232,8 @@ pub(crate) struct PersistState {
     held: VecDeque<(u64, Output)>,
     /// How many outputs each connection has in `held`.
     held_per_conn: HashMap<ConnectionId, usize>,
+    /// The newest batch holding a record of each session, while that batch is not durable.
+    session_batches: HashMap<SessionId, u64>,
 }
 
 impl Default for PersistState {
@@ -239,18 +244,30 @@ impl Default for PersistState {
             durable: 0,
             held: VecDeque::new(),
             held_per_conn: HashMap::new(),
+            session_batches: HashMap::new(),
         }
     }
 }
 
 impl PersistState {
-    /// The batch an output produced now depends on.
-    fn awaited(&self) -> u64 {
-        if self.pending.is_empty() {
-            self.next_seq - 1
-        } else {
-            self.next_seq
+    /// The batch an output for a connection of `session` produced now depends on: the batch
+    /// being filled if the input being handled recorded anything (its own records); else the
+    /// newest batch holding a record of `session` (a state this output confirms, such as an
+    /// inbound QoS 2 identifier answered again), not the newest batch of anyone. Without a
+    /// session (no CONNACK yet), the newest batch.
+    fn awaited(&self, session: Option<SessionId>) -> u64 {
+        if !self.pending.is_empty() {
+            return self.next_seq;
         }
+        match session {
+            Some(session) => self.session_batches.get(&session).copied().unwrap_or(0),
+            None => self.next_seq - 1,
+        }
+    }
+
+    /// A record of `session` goes into the batch being filled.
+    fn recorded(&mut self, session: SessionId) {
+        self.session_batches.insert(session, self.next_seq);
     }
 }
 
@@ -316,12 +333,23 @@ impl Broker {
 
     /// The client identifier of `session` when its changes are recorded (persistence on and a
     /// non-zero session expiry).
-    pub(crate) fn recorded_client(&self, session: SessionId) -> Option<String> {
+    /// The caller records a change of it next.
+    pub(crate) fn recorded_client(&mut self, session: SessionId) -> Option<String> {
         if self.config.persistence == Persistence::Off {
             return None;
         }
         let s = self.sessions.get(&session)?;
-        (s.expiry_interval > 0).then(|| s.client_id.clone())
+        let client_id = (s.expiry_interval > 0).then(|| s.client_id.clone())?;
+        self.persist.recorded(session);
+        Some(client_id)
+    }
+
+    /// Records a change of `session` that the caller names itself.
+    pub(crate) fn persist_for(&mut self, session: SessionId, record: PersistRecord) {
+        if self.config.persistence != Persistence::Off {
+            self.persist.recorded(session);
+            self.persist.pending.push(record);
+        }
     }
 
     /// Gives `delivery` a number in `session` and records it, if the session is recorded.
@@ -427,11 +455,12 @@ impl Broker {
             self.outputs.push_back(output);
             return;
         }
-        let p = &mut self.persist;
         let conn = output_conn(&output);
+        let session = conn.and_then(|c| self.conns.get(&c)?.session());
+        let p = &mut self.persist;
         let behind = conn.is_some_and(|c| p.held_per_conn.contains_key(&c));
         let awaited = if needs_durability(&output) {
-            p.awaited()
+            p.awaited(session)
         } else {
             0
         };
@@ -466,6 +495,8 @@ impl Broker {
         }
         let p = &mut self.persist;
         p.durable = p.durable.max(seq);
+        let durable = p.durable;
+        p.session_batches.retain(|_, batch| *batch > durable);
         let mut blocked: HashSet<ConnectionId> = HashSet::new();
         let mut still_held = VecDeque::new();
         for (awaited, output) in p.held.drain(..) {

@@ -264,7 +264,7 @@ impl Broker {
         if s.expiry_interval == 0 {
             if std::mem::take(&mut s.persisted) {
                 let client_id = s.client_id.clone();
-                self.persist(PersistRecord::SessionRemoved { client_id });
+                self.persist_for(session, PersistRecord::SessionRemoved { client_id });
             }
             return;
         }
@@ -279,7 +279,7 @@ impl Broker {
         record.disconnected_at = s.conn.is_none().then_some(now);
         self.store.save_session(&s.client_id, &record);
         let client_id = s.client_id.clone();
-        self.persist(PersistRecord::SessionSaved { client_id, record });
+        self.persist_for(session, PersistRecord::SessionSaved { client_id, record });
         if newly_persisted {
             self.persist_kept_deliveries(session);
         }

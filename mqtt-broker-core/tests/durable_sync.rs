@@ -99,3 +99,33 @@ fn a_held_puback_keeps_later_packets_of_its_connection_behind_it_only() {
     assert!(matches!(h.expect(publisher), Packet::PubAck(_)));
     assert_eq!(h.expect(publisher), Packet::PingResp);
 }
+
+/// A PUBACK waits for its own message's records, not for whatever batch is being written: a
+/// publish that recorded nothing (no persistent subscriber, not retained) is acknowledged at
+/// once while another client's batch is still on its way to the disk.
+#[test]
+fn a_puback_that_recorded_nothing_does_not_wait_for_another_clients_batch() {
+    let mut h = sync_harness();
+    let sub = persistent_subscriber(&mut h, QoS::AtLeastOnce);
+    let publisher = h.connect(V311, "pub");
+    let other = h.connect(V311, "other");
+    h.hold_persist = true;
+    h.send_publish(
+        publisher,
+        publish_packet("t", b"stored", PublishQos::AtLeastOnce(id(1)), false),
+    );
+    assert_eq!(h.publishes(sub).len(), 1);
+    h.expect_nothing(publisher);
+    // Nobody keeps `elsewhere`: nothing to store, nothing to wait for.
+    h.send_publish(
+        other,
+        publish_packet("elsewhere", b"m", PublishQos::AtLeastOnce(id(7)), false),
+    );
+    assert!(
+        matches!(h.expect(other), Packet::PubAck(_)),
+        "a PUBACK with no records of its own waited for another client's batch"
+    );
+    h.expect_nothing(publisher);
+    h.persist_now();
+    assert!(matches!(h.expect(publisher), Packet::PubAck(_)));
+}
