@@ -11,7 +11,8 @@
 //! ours in memory (`persistence false`), ours with `durability = sync` (the default), ours
 //! with `periodic 1s`, and Debian's mosquitto with `persistence true` (default
 //! `autosave_interval`, 1800 s). `BENCH_ROUNDS` (default 3) rounds, the broker order rotating
-//! (`BENCH_BROKER_CPUS=0,1` lets the brokers use both CPUs);
+//! (`BENCH_BROKER_CPUS=0,1` lets the brokers use both CPUs; `BENCH_BROKER_BIN` runs another
+//! build of ours);
 //! the table gives medians of publisher acknowledgements per second within the window, and
 //! checks that every acknowledged message reached the subscriber.
 
@@ -303,9 +304,13 @@ impl Broker {
         };
         let path = dir.join("broker.conf");
         std::fs::write(&path, conf).unwrap();
+        let ours = env_or(
+            "BENCH_BROKER_BIN",
+            env!("CARGO_BIN_EXE_mqtt-broker").to_owned(),
+        );
         let program = match self {
             Broker::Mosquitto | Broker::Mosquitto5 => "mosquitto",
-            _ => env!("CARGO_BIN_EXE_mqtt-broker"),
+            _ => ours.as_str(),
         };
         let guard = Guard::spawn(
             Command::new("taskset")
@@ -545,4 +550,89 @@ fn disk_cost_at_1000_qos1_per_second() {
         );
         assert_eq!(m.lost, 0, "{}: acknowledged messages lost", broker.name());
     }
+}
+
+/// PUBACK latency of a lone QoS 1 publisher that waits for each acknowledgement (as Tasmota
+/// does) on a topic nobody keeps, while the 8 publishers of the throughput bench load a
+/// `durability = sync` broker with durable deliveries (ignored; run by hand, release build):
+///
+/// ```text
+/// taskset -c 1 cargo test --release -p mqtt-broker --test durability_bench latency -- --ignored --nocapture
+/// ```
+///
+/// Prints the median, 90th and 99th percentile over `BENCH_SECONDS` (default 5).
+#[test]
+#[ignore = "benchmark: run by hand with --release --ignored --nocapture"]
+fn puback_latency_beside_durable_load() {
+    let seconds: f64 = env_or("BENCH_SECONDS", 5.0);
+    let dir = scratch_dir("durability-bench-latency");
+    let port = free_port();
+    let guard = Broker::Sync.start(&dir, port);
+    let mut sub = Wire::connect(port, "bench-sub", false);
+    let mut subscribe = vec![0, 1];
+    subscribe.extend(string("bench/#"));
+    subscribe.push(1);
+    frame(&mut sub.out, 0x82, &[&subscribe]);
+    sub.flush();
+    assert_eq!(sub.expect().0, 0x90, "SUBACK");
+    let done = Arc::new(AtomicBool::new(false));
+    let expected = Arc::new(AtomicU64::new(u64::MAX));
+    let progress = Arc::new(AtomicU64::new(0));
+    let delivered: Arc<Vec<AtomicU64>> =
+        Arc::new((0..PUBLISHERS).map(|_| AtomicU64::new(0)).collect());
+    let receiver = {
+        let (done, expected, progress) = (done.clone(), expected.clone(), progress.clone());
+        let delivered = delivered.clone();
+        std::thread::spawn(move || subscriber(sub, &done, &expected, &progress, &delivered))
+    };
+    let start = Arc::new(Barrier::new(PUBLISHERS + 2));
+    let publishers: Vec<_> = (0..PUBLISHERS)
+        .map(|i| {
+            let (start, delivered) = (start.clone(), delivered.clone());
+            std::thread::spawn(move || publisher(port, i, &start, (seconds, None), &delivered[i]))
+        })
+        .collect();
+    let probe = {
+        let start = start.clone();
+        std::thread::spawn(move || {
+            let mut wire = Wire::connect(port, "probe", true);
+            let topic = string("probe/state");
+            start.wait();
+            let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+            let mut waits = Vec::new();
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                n += 1;
+                let id = ((n % 65_535) + 1) as u16;
+                frame(&mut wire.out, 0x32, &[&topic, &id.to_be_bytes(), b"ON"]);
+                let sent = Instant::now();
+                wire.flush();
+                assert_eq!(wire.expect().0, 0x40, "PUBACK");
+                waits.push(sent.elapsed());
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            waits
+        })
+    };
+    start.wait();
+    let mut waits = probe.join().unwrap();
+    let mut total = 0;
+    for p in publishers {
+        total += p.join().unwrap().1;
+    }
+    expected.store(total, Ordering::Release);
+    done.store(true, Ordering::Release);
+    receiver.join().unwrap();
+    drop(guard);
+    let _ = std::fs::remove_dir_all(&dir);
+    waits.sort();
+    let at = |q: f64| waits[((waits.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3;
+    println!(
+        "\nprobe PUBACKs: {} | median {:.3} ms | p90 {:.3} ms | p99 {:.3} ms | load {:.0} msg/s",
+        waits.len(),
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        total as f64 / seconds
+    );
 }
