@@ -11,7 +11,7 @@
 //! tombstone.
 
 use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use mqtt_broker_core::PersistRecord;
 use redb::{ReadableTable, WriteTransaction};
@@ -227,6 +227,64 @@ impl Op {
     }
 }
 
+/// Shortens one group of ops without changing what it does, before it is journaled: a
+/// delivery stored in the group takes its later state changes into its stored value, and one
+/// stored and removed within the group goes altogether (it never was in the file: see the
+/// module documentation). Within a group a delivery is usually stored and sent together, so
+/// this saves one op per durable delivery.
+pub(crate) fn compact(ops: &mut Vec<Op>) {
+    // Delivery number → index of the op that stored it in this group.
+    let mut stored: HashMap<u64, usize> = HashMap::new();
+    let mut dropped = vec![false; ops.len()];
+    for i in 0..ops.len() {
+        let (client, number, state) = match &ops[i] {
+            Op::MessagePut { number, .. } => {
+                stored.insert(*number, i);
+                continue;
+            }
+            Op::SessionRemove { .. } => {
+                stored.clear();
+                continue;
+            }
+            Op::MessageState {
+                client,
+                number,
+                state,
+            } => (client.clone(), *number, Some(*state)),
+            Op::MessageRemove { client, number } => (client.clone(), *number, None),
+            _ => continue,
+        };
+        let Some(&at) = stored.get(&number) else {
+            continue;
+        };
+        let Op::MessagePut {
+            client: put_client,
+            value,
+            ..
+        } = &mut ops[at]
+        else {
+            continue;
+        };
+        if *put_client != client {
+            continue;
+        }
+        match state {
+            Some(state) if value.len() >= STATE_LEN => value[..STATE_LEN].copy_from_slice(&state),
+            Some(_) => continue,
+            None => {
+                dropped[at] = true;
+                stored.remove(&number);
+            }
+        }
+        dropped[i] = true;
+    }
+    let mut at = 0;
+    ops.retain(|_| {
+        at += 1;
+        !dropped[at - 1]
+    });
+}
+
 /// The net change to one stored delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum MessageWrite {
@@ -401,6 +459,49 @@ impl Changes {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_group_keeps_one_op_per_delivery_stored_in_it() {
+        let put = |client: &str, number| Op::MessagePut {
+            client: client.into(),
+            number,
+            value: vec![0, 0, 0, 9],
+        };
+        let sent = |client: &str, number| Op::MessageState {
+            client: client.into(),
+            number,
+            state: [1, 7, 0],
+        };
+        let done = |client: &str, number| Op::MessageRemove {
+            client: client.into(),
+            number,
+        };
+        let mut ops = vec![
+            put("a", 1),
+            sent("a", 1),
+            put("a", 2),
+            sent("b", 2), // another client's delivery 2: kept
+            done("a", 2),
+            sent("a", 3), // stored before this group: kept
+            Op::SessionRemove { client: "a".into() },
+            done("a", 1), // after the removal: kept, it changes nothing
+        ];
+        compact(&mut ops);
+        assert_eq!(
+            ops,
+            [
+                Op::MessagePut {
+                    client: "a".into(),
+                    number: 1,
+                    value: vec![1, 7, 0, 9]
+                },
+                sent("b", 2),
+                sent("a", 3),
+                Op::SessionRemove { client: "a".into() },
+                done("a", 1),
+            ]
+        );
+    }
 
     #[test]
     fn every_op_reads_back_as_written_at_the_edges_of_its_numbers() {

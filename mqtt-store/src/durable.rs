@@ -15,7 +15,7 @@ use mqtt_broker_core::{
 use mqtt_wire::PacketId;
 use redb::{Database, ReadableDatabase, ReadableTable};
 
-use crate::changes::{Changes, Op};
+use crate::changes::{Changes, Op, compact};
 use crate::clock::WallClock;
 use crate::error::{DecodeFailure, StoreError};
 use crate::format::{
@@ -397,11 +397,13 @@ impl DurableStore {
     }
 
     fn append_journal(&mut self, ops: impl Iterator<Item = Op>) -> Result<(), StoreError> {
-        let start = self.unfolded.len();
-        self.unfolded.extend(ops);
-        if self.unfolded.len() == start {
+        let mut group: Vec<Op> = ops.collect();
+        compact(&mut group);
+        if group.is_empty() {
             return Ok(());
         }
+        let start = self.unfolded.len();
+        self.unfolded.append(&mut group);
         let journal = match &mut self.journal {
             Some(journal) => journal,
             None => self.journal.insert(Journal::create(
