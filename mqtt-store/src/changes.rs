@@ -237,7 +237,7 @@ pub(crate) fn compact(ops: &mut Vec<Op>) {
     let mut stored: HashMap<u64, usize> = HashMap::new();
     let mut dropped = vec![false; ops.len()];
     for i in 0..ops.len() {
-        let (client, number, state) = match &ops[i] {
+        let (number, state) = match &ops[i] {
             Op::MessagePut { number, .. } => {
                 stored.insert(*number, i);
                 continue;
@@ -246,26 +246,24 @@ pub(crate) fn compact(ops: &mut Vec<Op>) {
                 stored.clear();
                 continue;
             }
-            Op::MessageState {
-                client,
-                number,
-                state,
-            } => (client.clone(), *number, Some(*state)),
-            Op::MessageRemove { client, number } => (client.clone(), *number, None),
+            Op::MessageState { number, state, .. } => (*number, Some(*state)),
+            Op::MessageRemove { number, .. } => (*number, None),
             _ => continue,
         };
         let Some(&at) = stored.get(&number) else {
             continue;
         };
-        let Op::MessagePut {
-            client: put_client,
-            value,
-            ..
-        } = &mut ops[at]
-        else {
+        let same_client = match (&ops[at], &ops[i]) {
+            (
+                Op::MessagePut { client: put, .. },
+                Op::MessageState { client, .. } | Op::MessageRemove { client, .. },
+            ) => put == client,
+            _ => false,
+        };
+        let Op::MessagePut { value, .. } = &mut ops[at] else {
             continue;
         };
-        if *put_client != client {
+        if !same_client {
             continue;
         }
         match state {
