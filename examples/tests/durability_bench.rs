@@ -385,57 +385,92 @@ fn fsyncs_counted(perf: Option<std::process::Child>) -> Option<u64> {
     (counts.len() == 2).then(|| counts.iter().sum())
 }
 
+/// The bench's load: a subscriber with a persistent session on `bench/#` (QoS 1) and
+/// `PUBLISHERS` publishers (paced to `rate` in all, if given), all started at `start`.
+struct Load {
+    /// The publishers and `extra` more parties wait here; the caller too.
+    start: Arc<Barrier>,
+    progress: Arc<AtomicU64>,
+    done: Arc<AtomicBool>,
+    expected: Arc<AtomicU64>,
+    receiver: std::thread::JoinHandle<u64>,
+    publishers: Vec<std::thread::JoinHandle<(u64, u64)>>,
+}
+
+impl Load {
+    fn start(port: u16, seconds: f64, rate: Option<f64>, extra: usize) -> Load {
+        let mut sub = Wire::connect(port, "bench-sub", false);
+        let mut subscribe = vec![0, 1];
+        subscribe.extend(string("bench/#"));
+        subscribe.push(1);
+        frame(&mut sub.out, 0x82, &[&subscribe]);
+        sub.flush();
+        assert_eq!(sub.expect().0, 0x90, "SUBACK");
+        let done = Arc::new(AtomicBool::new(false));
+        let expected = Arc::new(AtomicU64::new(0));
+        let progress = Arc::new(AtomicU64::new(0));
+        let delivered: Arc<Vec<AtomicU64>> =
+            Arc::new((0..PUBLISHERS).map(|_| AtomicU64::new(0)).collect());
+        let receiver = {
+            let (done, expected, progress) = (done.clone(), expected.clone(), progress.clone());
+            let delivered = delivered.clone();
+            std::thread::spawn(move || subscriber(sub, &done, &expected, &progress, &delivered))
+        };
+        let start = Arc::new(Barrier::new(PUBLISHERS + 1 + extra));
+        let publishers = (0..PUBLISHERS)
+            .map(|i| {
+                let (start, delivered) = (start.clone(), delivered.clone());
+                let pace = rate.map(|r| r / PUBLISHERS as f64);
+                std::thread::spawn(move || {
+                    publisher(port, i, &start, (seconds, pace), &delivered[i])
+                })
+            })
+            .collect();
+        Load {
+            start,
+            progress,
+            done,
+            expected,
+            receiver,
+            publishers,
+        }
+    }
+
+    /// Waits for the publishers and for the subscriber to receive what they sent: (messages
+    /// acknowledged within the window, in all, received).
+    fn finish(self) -> (u64, u64, u64) {
+        let (mut in_window, mut total) = (0, 0);
+        for p in self.publishers {
+            let (w, t) = p.join().unwrap();
+            in_window += w;
+            total += t;
+        }
+        self.expected.store(total, Ordering::Release);
+        self.done.store(true, Ordering::Release);
+        let received = self.receiver.join().unwrap();
+        (in_window, total, received)
+    }
+}
+
 fn run(broker: Broker, seconds: f64, rate: Option<f64>) -> Measured {
     let dir = scratch_dir(&format!("durability-bench-{broker:?}"));
     let port = free_port();
     let guard = broker.start(&dir, port);
     let pid = guard.0.id();
-    let mut sub = Wire::connect(port, "bench-sub", false);
-    let mut subscribe = vec![0, 1];
-    subscribe.extend(string("bench/#"));
-    subscribe.push(1);
-    frame(&mut sub.out, 0x82, &[&subscribe]);
-    sub.flush();
-    assert_eq!(sub.expect().0, 0x90, "SUBACK");
-    let done = Arc::new(AtomicBool::new(false));
-    let expected = Arc::new(AtomicU64::new(0));
-    let progress = Arc::new(AtomicU64::new(0));
-    let delivered: Arc<Vec<AtomicU64>> =
-        Arc::new((0..PUBLISHERS).map(|_| AtomicU64::new(0)).collect());
-    let receiver = {
-        let (done, expected, progress) = (done.clone(), expected.clone(), progress.clone());
-        let delivered = delivered.clone();
-        std::thread::spawn(move || subscriber(sub, &done, &expected, &progress, &delivered))
-    };
-    let start = Arc::new(Barrier::new(PUBLISHERS + 1));
-    let publishers: Vec<_> = (0..PUBLISHERS)
-        .map(|i| {
-            let (start, delivered) = (start.clone(), delivered.clone());
-            let pace = rate.map(|r| r / PUBLISHERS as f64);
-            std::thread::spawn(move || publisher(port, i, &start, (seconds, pace), &delivered[i]))
-        })
-        .collect();
-    start.wait();
-    let before = progress.load(Ordering::Acquire);
+    let load = Load::start(port, seconds, rate, 0);
+    load.start.wait();
+    let before = load.progress.load(Ordering::Acquire);
     let (wchar, dirtied) = io_counters(pid);
     let perf = count_fsyncs(pid, seconds);
     std::thread::sleep(Duration::from_secs_f64(seconds));
-    let within = progress.load(Ordering::Acquire) - before;
+    let within = load.progress.load(Ordering::Acquire) - before;
     let (wchar_end, dirtied_end) = io_counters(pid);
     let disk = Disk {
         wchar: wchar_end - wchar,
         dirtied: dirtied_end - dirtied,
         fsyncs: fsyncs_counted(perf),
     };
-    let (mut in_window, mut total) = (0, 0);
-    for p in publishers {
-        let (w, t) = p.join().unwrap();
-        in_window += w;
-        total += t;
-    }
-    expected.store(total, Ordering::Release);
-    done.store(true, Ordering::Release);
-    let received = receiver.join().unwrap();
+    let (in_window, total, received) = load.finish();
     drop(guard);
     let _ = std::fs::remove_dir_all(&dir);
     Measured {
@@ -568,32 +603,9 @@ fn puback_latency_beside_durable_load() {
     let dir = scratch_dir("durability-bench-latency");
     let port = free_port();
     let guard = Broker::Sync.start(&dir, port);
-    let mut sub = Wire::connect(port, "bench-sub", false);
-    let mut subscribe = vec![0, 1];
-    subscribe.extend(string("bench/#"));
-    subscribe.push(1);
-    frame(&mut sub.out, 0x82, &[&subscribe]);
-    sub.flush();
-    assert_eq!(sub.expect().0, 0x90, "SUBACK");
-    let done = Arc::new(AtomicBool::new(false));
-    let expected = Arc::new(AtomicU64::new(u64::MAX));
-    let progress = Arc::new(AtomicU64::new(0));
-    let delivered: Arc<Vec<AtomicU64>> =
-        Arc::new((0..PUBLISHERS).map(|_| AtomicU64::new(0)).collect());
-    let receiver = {
-        let (done, expected, progress) = (done.clone(), expected.clone(), progress.clone());
-        let delivered = delivered.clone();
-        std::thread::spawn(move || subscriber(sub, &done, &expected, &progress, &delivered))
-    };
-    let start = Arc::new(Barrier::new(PUBLISHERS + 2));
-    let publishers: Vec<_> = (0..PUBLISHERS)
-        .map(|i| {
-            let (start, delivered) = (start.clone(), delivered.clone());
-            std::thread::spawn(move || publisher(port, i, &start, (seconds, None), &delivered[i]))
-        })
-        .collect();
+    let load = Load::start(port, seconds, None, 1);
     let probe = {
-        let start = start.clone();
+        let start = load.start.clone();
         std::thread::spawn(move || {
             let mut wire = Wire::connect(port, "probe", true);
             let topic = string("probe/state");
@@ -614,15 +626,9 @@ fn puback_latency_beside_durable_load() {
             waits
         })
     };
-    start.wait();
+    load.start.wait();
     let mut waits = probe.join().unwrap();
-    let mut total = 0;
-    for p in publishers {
-        total += p.join().unwrap().1;
-    }
-    expected.store(total, Ordering::Release);
-    done.store(true, Ordering::Release);
-    receiver.join().unwrap();
+    let (_, total, _) = load.finish();
     drop(guard);
     let _ = std::fs::remove_dir_all(&dir);
     waits.sort();
