@@ -6,7 +6,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use mqtt_broker_core::{Broker, Config, DropReason, Event, MemoryStore, SessionRecord, Store};
+use mqtt_broker_core::{
+    Broker, Config, DropReason, Event, MemoryStore, Persistence, SessionRecord, Store,
+};
 use mqtt_wire::{
     Ack, Disconnect, Packet, Properties, PropertyValues, ProtocolVersion, PublishQos, QoS,
     ReasonCode, SubscriptionOptions,
@@ -27,8 +29,9 @@ fn persistent(h: &mut Harness, version: ProtocolVersion, id: &str) -> (TestClien
 
 #[test]
 fn mqtt311_3_1_2_5_offline_qos1_and_qos2_are_queued_qos0_is_not() {
-    for version in [V311, V5] {
-        let mut h = Harness::new();
+    let modes = [Persistence::Off, Persistence::Sync];
+    for (version, mode) in [V311, V5].into_iter().flat_map(|v| modes.map(|m| (v, m))) {
+        let mut h = Harness::with_config(config(|c| c.persistence = mode));
         let (sub, _) = persistent(&mut h, version, "s");
         h.subscribe(sub, "t", QoS::ExactlyOnce);
         h.disconnect(sub, ReasonCode::Success);
@@ -40,7 +43,13 @@ fn mqtt311_3_1_2_5_offline_qos1_and_qos2_are_queued_qos0_is_not() {
         assert!(present);
         let got = h.receive_and_ack(sub);
         let payloads: Vec<&[u8]> = got.iter().map(|p| p.payload()).collect();
-        assert_eq!(payloads, [b"1".as_ref(), b"2".as_ref()], "{version:?}");
+        assert_eq!(
+            payloads,
+            [b"1".as_ref(), b"2".as_ref()],
+            "{version:?} {mode:?}"
+        );
+        // Queued while offline, never sent before: a first attempt, DUP 0 [MQTT-3.3.1-1].
+        assert!(got.iter().all(|p| !p.dup), "{version:?} {mode:?}: {got:?}");
     }
 }
 
