@@ -576,3 +576,24 @@ fn mqtt5_client_auth_before_the_servers_turn_is_refused() {
     );
     assert!(h.is_closed(c));
 }
+
+/// A message too large for a subscriber's Maximum Packet Size is left out for it
+/// [MQTT5-3.1.2-24], and the next one that fits still arrives, at QoS 0, 1 and 2 (mosquitto's
+/// `12-prop-maximum-packet-size-publish-qos*`).
+#[test]
+fn mqtt5_3_1_2_24_the_message_after_a_too_large_one_still_arrives() {
+    for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+        let mut h = Harness::new();
+        let sub = h.open(V5);
+        let mut connect = connect_packet(V5, "sub");
+        connect.properties.maximum_packet_size = Some(64);
+        h.connect_with(sub, connect);
+        h.subscribe(sub, "t", qos);
+        let p = h.connect(V5, "p");
+        h.publish(p, "t", &[9u8; 200], qos, false);
+        h.publish(p, "t", b"small", qos, false);
+        let got = h.receive_and_ack(sub);
+        let payloads: Vec<&[u8]> = got.iter().map(|m| m.payload()).collect();
+        assert_eq!(payloads, [b"small".as_ref()], "{qos:?}");
+    }
+}
