@@ -554,14 +554,19 @@ fn sigkill_while_publishing_loses_nothing_acknowledged() {
     kill_rounds("durability-crash", &[], [4, 5]);
 }
 
+/// A TOML configuration with `durability = "<durability>"`, in a scratch directory of its own;
+/// its path.
+fn toml_config(name: &str, durability: &str) -> String {
+    let config = scratch_dir(name).join("broker.toml");
+    std::fs::write(&config, format!("durability = \"{durability}\"\n")).unwrap();
+    config.to_string_lossy().into_owned()
+}
+
 /// `periodic` with an interval far longer than the test: no checkpoint happens before the
 /// kills, so everything kept comes from the journal, written before each acknowledgement.
 #[test]
 fn sigkill_in_periodic_mode_loses_nothing_acknowledged() {
-    let dir = scratch_dir("durability-periodic-crash-config");
-    let config = dir.join("broker.toml");
-    std::fs::write(&config, "durability = \"periodic 1800s\"\n").unwrap();
-    let config = config.to_string_lossy().into_owned();
+    let config = toml_config("durability-periodic-crash-config", "periodic 1800s");
     kill_rounds("durability-periodic-crash", &["-c", &config], [5, 4]);
 }
 
@@ -695,9 +700,7 @@ fn a_store_from_a_newer_format_is_refused() {
 #[test]
 fn periodic_durability_keeps_what_was_written_before_the_last_sync() {
     let dir = scratch_dir("durability-periodic");
-    let config = dir.join("broker.toml");
-    std::fs::write(&config, "durability = \"periodic 1s\"\n").unwrap();
-    let config = config.to_string_lossy().into_owned();
+    let config = toml_config("durability-periodic-config", "periodic 1s");
     let port = free_port();
     let guard = broker_with(&dir, port, &["-c", &config]);
     let mut subscriber = Client::connect(port, "sub", false).unwrap();

@@ -296,17 +296,23 @@ impl Broker {
     /// Ends `session`'s drop episode, if any, once it is connected and drained (an offline
     /// session's episode lasts until it is back and has caught up), or gone.
     fn end_drop_episode(&mut self, session: SessionId) {
-        if self.backpressure.dropping.is_empty() {
+        if self.backpressure.dropping.is_empty()
+            || self
+                .sessions
+                .get(&session)
+                .is_some_and(|s| s.conn.is_none())
+        {
             return;
         }
-        let client_id = match self.sessions.get(&session) {
-            Some(s) if s.conn.is_none() => return,
-            Some(s) => Some(s.client_id.clone()),
-            None => None,
-        };
+        self.close_drop_episode(session);
+    }
+
+    /// Ends `session`'s drop episode, if any, reporting it while the session still exists.
+    fn close_drop_episode(&mut self, session: SessionId) {
         if let Some(dropped) = self.backpressure.dropping.remove(&session)
-            && let Some(client_id) = client_id
+            && let Some(s) = self.sessions.get(&session)
         {
+            let client_id = s.client_id.clone();
             self.event(Event::DropsEnded { client_id, dropped });
         }
     }
@@ -315,12 +321,7 @@ impl Broker {
     pub(crate) fn backpressure_session_ended(&mut self, session: SessionId) {
         self.backpressure.overflowing.remove(&session);
         self.backpressure.waited_since.remove(&session);
-        if let Some(dropped) = self.backpressure.dropping.remove(&session)
-            && let Some(s) = self.sessions.get(&session)
-        {
-            let client_id = s.client_id.clone();
-            self.event(Event::DropsEnded { client_id, dropped });
-        }
+        self.close_drop_episode(session);
     }
 
     /// Stops pausing anyone for `session`: resumes publishers that waited only for it.

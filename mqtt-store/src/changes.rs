@@ -314,15 +314,6 @@ fn of_client<V: Default>(map: &mut BTreeMap<String, V>, client: String) -> &mut 
 }
 
 impl Changes {
-    /// Whether there is nothing to write.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.retained.is_empty()
-            && self.sessions.is_empty()
-            && self.cleared.is_empty()
-            && self.messages.is_empty()
-            && self.incoming.is_empty()
-    }
-
     /// Folds `op` in after everything added before.
     pub(crate) fn add(&mut self, op: Op) {
         match op {

@@ -350,11 +350,9 @@ impl DurableStore {
         match commit {
             Commit::Durable => {
                 // Journaled ops come first: they are older.
-                for op in self.unfolded.drain(..) {
-                    self.pending.add(op);
-                }
-                let journaled = self.journal.as_ref().is_some_and(|j| !j.is_empty());
-                if !journaled && self.pending.is_empty() {
+                self.fold_unfolded();
+                // Nothing journaled since the last checkpoint: nothing pending either.
+                if self.journal.as_ref().is_none_or(Journal::is_empty) {
                     let mut changes = Changes::default();
                     ops.for_each(|op| changes.add(op));
                     return self.commit(&changes, self.epoch);
@@ -386,14 +384,19 @@ impl DurableStore {
     /// [`DurableStore::journal`] appended into the changes kept for the next checkpoint, and
     /// checkpoints if the journal passed its size limit.
     pub fn fold_journaled(&mut self) -> Result<(), StoreError> {
-        for op in self.unfolded.drain(..) {
-            self.pending.add(op);
-        }
+        self.fold_unfolded();
         let full = self
             .journal
             .as_ref()
             .is_some_and(|j| j.len() >= self.journal_limit);
         if full { self.sync() } else { Ok(()) }
+    }
+
+    /// Folds the journaled ops not yet folded into the changes kept for the next checkpoint.
+    fn fold_unfolded(&mut self) {
+        for op in self.unfolded.drain(..) {
+            self.pending.add(op);
+        }
     }
 
     fn append_journal(&mut self, ops: impl Iterator<Item = Op>) -> Result<(), StoreError> {
@@ -417,9 +420,7 @@ impl DurableStore {
     /// Checkpoint: writes the journaled changes into the file in one durable transaction and
     /// empties the journal. Does nothing (no fsync) when nothing was journaled since the last one.
     pub fn sync(&mut self) -> Result<(), StoreError> {
-        for op in self.unfolded.drain(..) {
-            self.pending.add(op);
-        }
+        self.fold_unfolded();
         let Some(journal) = &self.journal else {
             return Ok(());
         };

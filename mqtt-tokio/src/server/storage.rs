@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::thread::JoinHandle;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use mqtt_broker_core::{PersistBatch, RecoveredState};
 use mqtt_store::{Commit, DurableStore, StoreError, WallClock};
@@ -120,6 +120,11 @@ fn fatal(e: &StoreError) -> ! {
     std::process::exit(70);
 }
 
+/// The store failed: see [`fatal`].
+fn or_stop<T>(result: Result<T, StoreError>) -> T {
+    result.unwrap_or_else(|e| fatal(&e))
+}
+
 fn writer(
     mut store: DurableStore,
     clock: WallClock,
@@ -128,16 +133,23 @@ fn writer(
     inputs: &mpsc::Sender<Input>,
 ) {
     match durability {
-        Durability::Periodic(_) | Durability::Changes(_) => {
-            journaled(&mut store, &clock, durability, receiver, inputs);
+        Durability::Periodic(every) => {
+            journaled(
+                &mut store,
+                &clock,
+                (Some(every), u64::MAX),
+                receiver,
+                inputs,
+            );
+        }
+        Durability::Changes(count) => {
+            journaled(&mut store, &clock, (None, count), receiver, inputs);
         }
         _ => {
             while let Ok(first) = receiver.recv() {
                 let group = gather(first, receiver);
                 let records = group.iter().flat_map(|b| &b.records);
-                if let Err(e) = store.apply(records, &clock, Commit::Durable) {
-                    fatal(&e);
-                }
+                or_stop(store.apply(records, &clock, Commit::Durable));
                 if let Some(last) = group.last()
                     && inputs.blocking_send(Input::Persisted(last.seq)).is_err()
                 {
@@ -150,20 +162,15 @@ fn writer(
 }
 
 /// Periodic modes: each group is journaled and reported at once; a checkpoint makes the journal
-/// durable every interval (`Periodic`) or after that many changes (`Changes`), and at the end.
+/// durable when due — every `every` (interval mode) or after `max_changes` records — and at the
+/// end.
 fn journaled(
     store: &mut DurableStore,
     clock: &WallClock,
-    durability: Durability,
+    (every, max_changes): (Option<Duration>, u64),
     receiver: &Receiver<PersistBatch>,
     inputs: &mpsc::Sender<Input>,
 ) {
-    // A checkpoint is due at `next_sync` (interval mode) or after `max_changes` records.
-    let (every, max_changes) = match durability {
-        Durability::Changes(count) => (None, count),
-        Durability::Periodic(every) => (Some(every), u64::MAX),
-        Durability::Sync => (None, 0),
-    };
     let mut next_sync = every.map(|every| Instant::now() + every);
     let mut changes = 0u64;
     loop {
@@ -174,10 +181,7 @@ fn journaled(
         match received {
             Ok(first) => {
                 let group = gather(first, receiver);
-                let records = group.iter().flat_map(|b| &b.records);
-                if let Err(e) = store.journal(records, clock) {
-                    fatal(&e);
-                }
+                or_stop(store.journal(group.iter().flat_map(|b| &b.records), clock));
                 changes += group.iter().map(|b| b.records.len() as u64).sum::<u64>();
                 // Journaled: the acknowledgements may leave; the rest is off their path.
                 if let Some(last) = group.last()
@@ -186,31 +190,23 @@ fn journaled(
                     break;
                 }
                 drop(group);
-                if let Err(e) = store.fold_journaled() {
-                    fatal(&e);
-                }
+                or_stop(store.fold_journaled());
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
         let due = next_sync.is_some_and(|at| Instant::now() >= at) || changes >= max_changes;
         if due {
-            if let Err(e) = store.sync() {
-                fatal(&e);
-            }
+            or_stop(store.sync());
             changes = 0;
             next_sync = every.map(|every| Instant::now() + every);
         }
     }
     // What arrived after the broker task stopped listening is journaled too.
     for batch in receiver.try_iter() {
-        if let Err(e) = store.apply(&batch.records, clock, Commit::Journaled) {
-            fatal(&e);
-        }
+        or_stop(store.apply(&batch.records, clock, Commit::Journaled));
     }
-    if let Err(e) = store.sync() {
-        fatal(&e);
-    }
+    or_stop(store.sync());
 }
 
 /// `first` and every batch already waiting behind it.
