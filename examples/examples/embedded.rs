@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use mqtt_tokio::config::parse_toml;
-use mqtt_tokio::mqtt_broker_core::{AuthDecision, Authenticator, ConnectCredentials};
+use mqtt_tokio::mqtt_broker_core::hooks::{AuthDecision, Authenticator, ConnectCredentials};
 use mqtt_tokio::mqtt_wire::{QoS, ReasonCode};
 use mqtt_tokio::{LocalConnectOptions, Server};
 

@@ -21,10 +21,10 @@ use crate::memory::MemoryUse;
 use crate::message::Message;
 use crate::output::{Event, Output};
 use crate::persist::PersistState;
+use crate::retained::Retained;
 use crate::routing::SubscriptionIndex;
 use crate::session::{ClientIds, Session, SessionId};
 use crate::stats::Stats;
-use crate::store::{MemoryStore, Store};
 use crate::timer::{ConnTimers, TimerHeap};
 
 /// What a timer is for. A connection's CONNECT deadline and keep alive are not here but in
@@ -48,7 +48,7 @@ pub struct Broker {
     pub(crate) authenticator: Box<dyn Authenticator>,
     pub(crate) authorizer: Box<dyn Authorizer>,
     pub(crate) enhanced_auth: Box<dyn EnhancedAuthenticator>,
-    pub(crate) store: Box<dyn Store>,
+    pub(crate) retained: Retained,
     /// Boxed, like `sessions`: the tables then hold pointers, so their spare capacity costs
     /// 16 bytes a slot instead of a whole connection (idle memory per client).
     pub(crate) conns: IdMap<ConnectionId, Box<Conn>>,
@@ -101,7 +101,7 @@ impl std::fmt::Debug for Broker {
 
 impl Broker {
     /// A broker with `config`, accepting every client, authorizing everything, refusing enhanced
-    /// authentication, with an in-memory store. `config` is taken as is; [`Broker::try_new`]
+    /// authentication, with nothing restored. `config` is taken as is; [`Broker::try_new`]
     /// checks it first.
     pub fn new(config: Config) -> Broker {
         let topic_limits = TopicLimits {
@@ -114,7 +114,7 @@ impl Broker {
             authenticator: Box::new(AllowAll),
             authorizer: Box::new(AllowAll),
             enhanced_auth: Box::new(NoEnhancedAuth),
-            store: Box::new(MemoryStore::new()),
+            retained: Retained::default(),
             conns: IdMap::default(),
             sessions: IdMap::default(),
             client_ids: ClientIds::default(),
@@ -163,24 +163,6 @@ impl Broker {
         self
     }
 
-    /// Replaces the store, restoring the sessions it recorded (offline, with their
-    /// subscriptions; their expiry starts at the first input).
-    pub fn with_store(mut self, mut store: Box<dyn Store>) -> Self {
-        for (client_id, record) in store.load_sessions() {
-            let id = self.new_session_id();
-            let mut session = Session::new(client_id.clone(), record.version);
-            session.expiry_interval = record.expiry_interval;
-            for (filter, options, identifier) in record.subscriptions {
-                self.restore_subscription(id, &mut session, filter, options, identifier);
-            }
-            self.client_ids.insert(client_id, id);
-            self.sessions.insert(id, Box::new(session));
-            self.stats.clients_disconnected += 1;
-        }
-        self.store = store;
-        self
-    }
-
     /// The counters, as of now.
     pub fn stats(&self) -> Stats {
         let mut stats = self.stats.clone();
@@ -188,7 +170,7 @@ impl Broker {
         stats.bytes_queued = self.sessions.values().map(|s| s.queue.bytes() as u64).sum();
         stats.bytes_unflushed = self.conns.values().map(|c| c.outbox as u64).sum();
         stats.memory_used = self.memory.used() as u64;
-        stats.retained_messages = self.store.retained_len() as u64;
+        stats.retained_messages = self.retained.len() as u64;
         stats
     }
 

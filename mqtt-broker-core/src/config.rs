@@ -75,8 +75,8 @@ pub struct Config {
     /// a full queue or outbox drops at once.
     pub max_publisher_pause: Duration,
     /// Before a retained message published by a client goes to a new subscriber, ask the
-    /// [`Authorizer`](crate::Authorizer) whether that publisher may still publish to its topic
-    /// ([`Authorizer::authorize_retained_source`](crate::Authorizer::authorize_retained_source));
+    /// [`Authorizer`](crate::hooks::Authorizer) whether that publisher may still publish to its topic
+    /// ([`Authorizer::authorize_retained_source`](crate::hooks::Authorizer::authorize_retained_source));
     /// if not, the message is removed instead of delivered (mosquitto's `check_retain_source`,
     /// against CVE-2018-12546); a retained will counts as published by its client. Messages
     /// without a recorded publisher (published by the embedding application, `$SYS`, restored

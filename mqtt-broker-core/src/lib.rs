@@ -60,17 +60,17 @@
 //!    subscription).
 //! 4. Each delivery goes out at once (QoS 0 if the outbox has room; QoS 1/2 if the client's
 //!    Receive Maximum allows) or waits in the session's bounded queue.
-//! 5. Going out, each copy is checked for read access ([`Authorizer::authorize_delivery`]),
+//! 5. Going out, each copy is checked for read access ([`hooks::Authorizer::authorize_delivery`]),
 //!    then only a small header is encoded (into a shared scratch buffer); the
 //!    `Output::Transmit` carries it and the payload `Bytes` shared by every subscriber.
 //! 6. `handle_flushed` and acknowledgements free room; the queue drains in order.
 //!
 //! # Policy
 //!
-//! [`Authenticator`], [`Authorizer`], [`EnhancedAuthenticator`] and [`Store`] are boxed trait
-//! objects set with `Broker::with_*`; the defaults let everyone in, allow everything, refuse
-//! enhanced authentication (0x8C) and keep retained messages in memory. A hook never blocks: an
-//! authentication that needs I/O answers [`AuthDecision::Defer`] (or [`AuthStep::Defer`] for a
+//! [`hooks::Authenticator`], [`hooks::Authorizer`] and [`hooks::EnhancedAuthenticator`] are boxed trait
+//! objects set with `Broker::with_*`; the defaults let everyone in, allow everything and refuse
+//! enhanced authentication (0x8C). A hook never blocks: an
+//! authentication that needs I/O answers [`hooks::AuthDecision::Defer`] (or [`hooks::AuthStep::Defer`] for a
 //! step of the v5 AUTH exchange), the broker emits [`Output::AuthRequest`], and the caller answers
 //! later with [`Broker::accept_connect`], [`Broker::reject_connect`] or [`Broker::continue_auth`]
 //! (the CONNECT deadline still runs; other connections are not held up). Authorization is
@@ -101,19 +101,19 @@ mod delivery;
 mod dispatch;
 mod error;
 mod fanout;
-mod hooks;
+pub mod hooks;
 mod idmap;
 mod inflight;
 mod lifecycle;
 mod memory;
 mod message;
 mod output;
-mod persist;
+pub mod persist;
 mod publish;
+mod retained;
 mod routing;
 mod session;
 mod stats;
-mod store;
 mod subscribe;
 mod sys;
 mod timer;
@@ -124,18 +124,9 @@ pub use broker::Broker;
 pub use config::Config;
 pub use conn::{ConnectionId, ConnectionInfo, ListenerId};
 pub use error::{ApiMisuse, ConfigError, ProtocolViolation};
-pub use hooks::{
-    AllowAll, AuthDecision, AuthStep, Authenticator, Authorization, Authorizer, ClientRef,
-    ConnectCredentials, EnhancedAuthenticator, NoEnhancedAuth,
-};
 pub use message::{Message, RetainSource};
 pub use output::{AuthRequest, DropReason, Event, Output};
-pub use persist::{
-    DeliveryState, PersistBatch, PersistRecord, Persistence, RecoveredDelivery, RecoveredMessage,
-    RecoveredSession, RecoveredState, StoredDelivery,
-};
 pub use stats::Stats;
-pub use store::{MemoryStore, SessionRecord, Store, WillRecord};
 
 /// The origin of the virtual clock used by unit tests (the only place a clock is read).
 #[cfg(test)]

@@ -182,7 +182,6 @@ impl Broker {
         if s.conn.is_none() {
             self.stats.clients_disconnected = self.stats.clients_disconnected.saturating_sub(1);
         }
-        self.store.remove_session(&s.client_id);
         if s.persisted {
             self.persist(PersistRecord::SessionRemoved {
                 client_id: s.client_id.clone(),

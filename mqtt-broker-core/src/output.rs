@@ -37,7 +37,7 @@ pub enum Output {
     /// Something for metrics or persistence.
     Event(Event),
     /// Write these records durably, in one transaction, then (in
-    /// [`Persistence::Sync`](crate::Persistence::Sync) mode) report the batch number with
+    /// [`Persistence::Sync`](crate::persist::Persistence::Sync) mode) report the batch number with
     /// [`Broker::handle_persisted`](crate::Broker::handle_persisted).
     Persist(PersistBatch),
     /// Stop reading from this connection: a subscriber queue its messages go to is filling up.

@@ -45,7 +45,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use mqtt_topic::TopicName;
-use mqtt_wire::{PacketId, PacketType, QoS};
+use mqtt_wire::{PacketId, PacketType, ProtocolVersion, QoS, SubscriptionOptions};
 
 use crate::broker::{Broker, TimerKey};
 use crate::conn::ConnectionId;
@@ -54,7 +54,6 @@ use crate::inflight::Outbound;
 use crate::message::{Delivery, Message};
 use crate::output::Output;
 use crate::session::{Session, SessionId};
-use crate::store::SessionRecord;
 use crate::will::Will;
 
 /// Whether and how the broker reports its durable state.
@@ -78,6 +77,46 @@ pub struct PersistBatch {
     pub seq: u64,
     /// The changes, oldest first.
     pub records: Vec<PersistRecord>,
+}
+
+/// A will kept with a persistent session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WillRecord {
+    /// Topic, payload, QoS, RETAIN and properties of the will (its `received_at` is the time the
+    /// record was made; `publisher` is unset; `retain_source` is its client when it is
+    /// retained).
+    pub message: Message,
+    /// Will Delay Interval in seconds.
+    pub delay_interval: u32,
+}
+
+/// The durable part of a session: enough to restore its subscriptions after a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionRecord {
+    /// Protocol version of the client's last connection.
+    pub version: ProtocolVersion,
+    /// Session Expiry Interval in seconds (`u32::MAX` = never).
+    pub expiry_interval: u32,
+    /// Subscriptions: filter text (with any `$share/` prefix), options, identifier.
+    pub subscriptions: Vec<(String, SubscriptionOptions, Option<u32>)>,
+    /// The will waiting for the connection (or the session) to end.
+    pub will: Option<WillRecord>,
+    /// When its client disconnected (broker time); `None` while connected.
+    pub disconnected_at: Option<Instant>,
+}
+
+impl SessionRecord {
+    /// A record without subscriptions or will.
+    pub fn new(version: ProtocolVersion, expiry_interval: u32) -> Self {
+        SessionRecord {
+            version,
+            expiry_interval,
+            subscriptions: Vec::new(),
+            will: None,
+            disconnected_at: None,
+        }
+    }
 }
 
 /// Where a stored delivery stands.
@@ -533,7 +572,7 @@ impl Broker {
                 continue;
             };
             if let Ok(topic) = TopicName::new(message.topic.clone().into_bytes()) {
-                self.store.set_retained(topic, Arc::new(message));
+                self.retained.set(topic, Arc::new(message));
             }
         }
         for recovered in state.sessions {

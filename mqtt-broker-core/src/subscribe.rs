@@ -1,7 +1,6 @@
 //! SUBSCRIBE and UNSUBSCRIBE: one reason code per filter, replacing identical filters, limits
 //! and authorization, and the retained messages a new subscription asks for.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -16,9 +15,8 @@ use crate::conn::ConnectionId;
 use crate::error::ProtocolViolation;
 use crate::hooks::{Authorization, ClientRef};
 use crate::message::{Delivery, Lifetime, Message};
-use crate::persist::PersistRecord;
+use crate::persist::{PersistRecord, SessionRecord};
 use crate::session::{Session, SessionId, Subscription};
-use crate::store::SessionRecord;
 
 impl Broker {
     /// SUBSCRIBE: SUBACK with one code per filter, in order [MQTT-3.8.4-1] [MQTT-3.9.3-1],
@@ -145,10 +143,7 @@ impl Broker {
         subscription: Subscription,
         now: Instant,
     ) {
-        let mut found: Vec<Arc<Message>> = Vec::new();
-        self.store
-            .for_each_retained(filter.filter(), &mut |m| found.push(Arc::clone(m)));
-        for message in found {
+        for message in self.retained.matching(filter.filter()) {
             // An expired retained message, or one whose publisher lost its write access, is
             // dropped from the store when met.
             if message.lifetime(now) == Lifetime::Expired || !self.retain_source_allowed(&message) {
@@ -255,8 +250,7 @@ impl Broker {
         }
     }
 
-    /// Writes a persistent session's record through to the store, and records it for
-    /// persistence; a session that stopped being persistent is recorded as removed.
+    /// Records a persistent session's durable fields for persistence; a session that stopped being persistent is recorded as removed.
     pub(crate) fn save_session(&mut self, session: SessionId, now: Instant) {
         let Some(s) = self.sessions.get_mut(&session) else {
             return;
@@ -277,7 +271,6 @@ impl Broker {
             .collect();
         record.will = s.will.as_ref().map(|will| will.to_record(now));
         record.disconnected_at = s.conn.is_none().then_some(now);
-        self.store.save_session(&s.client_id, &record);
         let client_id = s.client_id.clone();
         self.persist_for(session, PersistRecord::SessionSaved { client_id, record });
         if newly_persisted {

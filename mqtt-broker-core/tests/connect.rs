@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use mqtt_broker_core::{AuthDecision, Authenticator, Broker, Config, ConnectCredentials, Event};
+use mqtt_broker_core::{
+    Broker, Config, Event,
+    hooks::{AuthDecision, Authenticator, ConnectCredentials},
+};
 use mqtt_wire::{Packet, Properties, PropertyValues, QoS, ReasonCode};
 
 #[test]
@@ -512,27 +515,27 @@ fn shutdown_disconnects_everyone_with_0x8b() {
 
 struct NoWills;
 
-impl mqtt_broker_core::Authorizer for NoWills {
+impl mqtt_broker_core::hooks::Authorizer for NoWills {
     fn authorize_publish(
         &mut self,
-        _: &mqtt_broker_core::ClientRef<'_>,
+        _: &mqtt_broker_core::hooks::ClientRef<'_>,
         topic: &str,
         _: QoS,
         _: bool,
-    ) -> mqtt_broker_core::Authorization {
+    ) -> mqtt_broker_core::hooks::Authorization {
         if topic.starts_with("will/") {
-            mqtt_broker_core::Authorization::Deny(ReasonCode::NotAuthorized)
+            mqtt_broker_core::hooks::Authorization::Deny(ReasonCode::NotAuthorized)
         } else {
-            mqtt_broker_core::Authorization::Allow
+            mqtt_broker_core::hooks::Authorization::Allow
         }
     }
     fn authorize_subscribe(
         &mut self,
-        _: &mqtt_broker_core::ClientRef<'_>,
+        _: &mqtt_broker_core::hooks::ClientRef<'_>,
         _: &str,
         _: QoS,
-    ) -> mqtt_broker_core::Authorization {
-        mqtt_broker_core::Authorization::Allow
+    ) -> mqtt_broker_core::hooks::Authorization {
+        mqtt_broker_core::hooks::Authorization::Allow
     }
 }
 
@@ -576,7 +579,7 @@ fn answering_a_plain_deferral_with_a_challenge_is_a_caller_mistake() {
     let mut connect = connect_packet(V5, "d");
     connect.username = Some(s("later"));
     h.send(c, connect_pkt(connect));
-    let challenge = mqtt_broker_core::AuthStep::Continue(Bytes::from_static(b"?"));
+    let challenge = mqtt_broker_core::hooks::AuthStep::Continue(Bytes::from_static(b"?"));
     assert_eq!(
         h.broker.continue_auth(c.conn, challenge, h.now),
         Err(mqtt_broker_core::ApiMisuse::NoAuthenticationMethod(

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use mqtt_broker_core::{DeliveryState, PersistRecord, Persistence};
+use mqtt_broker_core::persist::{DeliveryState, PersistRecord, Persistence};
 use mqtt_wire::{Packet, PublishQos, QoS};
 
 fn sync_harness() -> Harness {

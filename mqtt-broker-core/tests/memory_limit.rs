@@ -187,7 +187,7 @@ fn queues_restored_from_a_store_count_against_the_limit() {
     use std::sync::Arc;
     use std::time::SystemTime;
 
-    use mqtt_broker_core::{
+    use mqtt_broker_core::persist::{
         DeliveryState, RecoveredDelivery, RecoveredSession, RecoveredState, SessionRecord,
         StoredDelivery,
     };

@@ -9,12 +9,8 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
 use bytes::{Bytes, BytesMut};
 use common::*;
-use mqtt_broker_core::{Broker, Config, MemoryStore, Message, SessionRecord, Store};
-use mqtt_topic::{TopicFilter, TopicName};
 use mqtt_wire::{Connect, Packet, ProtocolVersion, Publish, PublishQos, QoS};
 
 /// Frames encoded one after another into one input, remembering where each payload starts.
@@ -121,65 +117,6 @@ fn a_retained_message_does_not_keep_the_read_buffer() {
     assert_eq!(retained.len(), 1);
     assert_eq!(retained[0].payload(), KEPT);
     assert!(!within(buffer, chunk_address(&h, late, KEPT)));
-}
-
-/// A memory store that records where the bytes of each retained topic it is given lie.
-struct KeyRecorder {
-    store: MemoryStore,
-    keys: Arc<Mutex<Vec<usize>>>,
-}
-
-impl Store for KeyRecorder {
-    fn set_retained(&mut self, topic: TopicName, message: Arc<Message>) {
-        let address = topic.as_bytes().as_ptr() as usize;
-        self.keys.lock().expect("keys lock").push(address);
-        self.store.set_retained(topic, message);
-    }
-    fn remove_retained(&mut self, topic: &TopicName) -> bool {
-        self.store.remove_retained(topic)
-    }
-    fn for_each_retained(&self, filter: &TopicFilter, visit: &mut dyn FnMut(&Arc<Message>)) {
-        self.store.for_each_retained(filter, visit);
-    }
-    fn get_retained(&self, topic: &TopicName) -> Option<Arc<Message>> {
-        self.store.get_retained(topic)
-    }
-    fn retained_bytes(&self) -> usize {
-        self.store.retained_bytes()
-    }
-    fn retained_len(&self) -> usize {
-        self.store.retained_len()
-    }
-    fn save_session(&mut self, client_id: &str, record: &SessionRecord) {
-        self.store.save_session(client_id, record);
-    }
-    fn remove_session(&mut self, client_id: &str) {
-        self.store.remove_session(client_id);
-    }
-    fn load_sessions(&mut self) -> Vec<(String, SessionRecord)> {
-        self.store.load_sessions()
-    }
-}
-
-#[test]
-fn the_topic_a_retained_message_is_stored_under_does_not_keep_the_read_buffer() {
-    let keys = Arc::new(Mutex::new(Vec::new()));
-    let store = KeyRecorder {
-        store: MemoryStore::new(),
-        keys: Arc::clone(&keys),
-    };
-    let mut h = Harness::with_broker(Broker::new(Config::default()).with_store(Box::new(store)));
-    let watcher = watcher(&mut h, QoS::AtMostOnce);
-    let publisher = h.connect(V311, "publisher");
-    let mut input = Input::new();
-    input.push("live", LIVE, PublishQos::AtMostOnce, false);
-    input.push("kept", KEPT, PublishQos::AtMostOnce, true);
-    h.send_raw(publisher, &input.bytes);
-    let buffer = input_range(&h, watcher, &input, LIVE);
-
-    let keys = keys.lock().expect("keys lock");
-    assert_eq!(keys.len(), 1, "one retained message stored");
-    assert!(!within(buffer, keys[0]));
 }
 
 #[test]

@@ -6,7 +6,10 @@ mod common;
 
 use bytes::Bytes;
 use common::*;
-use mqtt_broker_core::{Authorization, Authorizer, ClientRef, Config, DropReason, Event};
+use mqtt_broker_core::{
+    Config, DropReason, Event,
+    hooks::{Authorization, Authorizer, ClientRef},
+};
 use mqtt_wire::{
     Ack, Packet, Properties, PropertyValues, PublishQos, QoS, ReasonCode, SubscriptionOptions,
 };

@@ -13,8 +13,9 @@ use std::time::{Duration, SystemTime};
 
 use common::*;
 use mqtt_broker_core::{
-    Authorization, Authorizer, ClientRef, Config, ListenerId, PersistRecord, Persistence,
-    RecoveredMessage, RecoveredState, RetainSource,
+    Config, ListenerId, RetainSource,
+    hooks::{Authorization, Authorizer, ClientRef},
+    persist::{PersistRecord, Persistence, RecoveredMessage, RecoveredState},
 };
 use mqtt_wire::{QoS, ReasonCode};
 

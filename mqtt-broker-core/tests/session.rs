@@ -6,9 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use mqtt_broker_core::{
-    Broker, Config, DropReason, Event, MemoryStore, Persistence, SessionRecord, Store,
-};
+use mqtt_broker_core::persist::{Persistence, RecoveredSession, RecoveredState, SessionRecord};
+use mqtt_broker_core::{Broker, Config, DropReason, Event};
 use mqtt_wire::{
     Ack, Disconnect, Packet, Properties, PropertyValues, ProtocolVersion, PublishQos, QoS,
     ReasonCode, SubscriptionOptions,
@@ -241,8 +240,7 @@ fn store_records_persistent_sessions_and_restores_them() {
     let (sub, _) = persistent(&mut h, V5, "s");
     h.subscribe(sub, "a/+", QoS::AtLeastOnce);
     h.disconnect(sub, ReasonCode::Success);
-    // A store as a durable one would hand it back after a restart.
-    let mut store = MemoryStore::new();
+    // The session as a durable store hands it back after a restart.
     let mut record = SessionRecord::new(V5, 600);
     record.subscriptions.push((
         "a/+".to_owned(),
@@ -252,8 +250,19 @@ fn store_records_persistent_sessions_and_restores_them() {
         },
         None,
     ));
-    store.save_session("s", &record);
-    let mut h = Harness::with_broker(Broker::new(Config::default()).with_store(Box::new(store)));
+    let state = RecoveredState {
+        retained: Vec::new(),
+        sessions: vec![RecoveredSession {
+            client_id: "s".to_owned(),
+            record,
+            disconnected: None,
+            messages: Vec::new(),
+            incoming_qos2: Vec::new(),
+        }],
+    };
+    let mut h = Harness::new();
+    h.broker
+        .restore(state, h.now, std::time::SystemTime::UNIX_EPOCH);
     let p = h.connect(V5, "p");
     h.publish(p, "a/b", b"x", QoS::AtLeastOnce, false);
     let (sub, present) = persistent(&mut h, V5, "s");
@@ -343,27 +352,27 @@ fn session_count_is_bounded() {
 /// can revoke access while sessions live, as a reloaded ACL does.
 struct ReadDenied(std::sync::Arc<std::sync::Mutex<Vec<&'static str>>>);
 
-impl mqtt_broker_core::Authorizer for ReadDenied {
+impl mqtt_broker_core::hooks::Authorizer for ReadDenied {
     fn authorize_publish(
         &mut self,
-        _: &mqtt_broker_core::ClientRef<'_>,
+        _: &mqtt_broker_core::hooks::ClientRef<'_>,
         _: &str,
         _: QoS,
         _: bool,
-    ) -> mqtt_broker_core::Authorization {
-        mqtt_broker_core::Authorization::Allow
+    ) -> mqtt_broker_core::hooks::Authorization {
+        mqtt_broker_core::hooks::Authorization::Allow
     }
     fn authorize_subscribe(
         &mut self,
-        _: &mqtt_broker_core::ClientRef<'_>,
+        _: &mqtt_broker_core::hooks::ClientRef<'_>,
         _: &str,
         _: QoS,
-    ) -> mqtt_broker_core::Authorization {
-        mqtt_broker_core::Authorization::Allow
+    ) -> mqtt_broker_core::hooks::Authorization {
+        mqtt_broker_core::hooks::Authorization::Allow
     }
     fn authorize_delivery(
         &mut self,
-        client: &mqtt_broker_core::ClientRef<'_>,
+        client: &mqtt_broker_core::hooks::ClientRef<'_>,
         topic: &str,
         _: QoS,
         _: bool,

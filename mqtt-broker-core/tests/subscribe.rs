@@ -5,7 +5,10 @@ mod common;
 
 use bytes::Bytes;
 use common::*;
-use mqtt_broker_core::{Authorization, Authorizer, Broker, ClientRef, Config};
+use mqtt_broker_core::{
+    Broker, Config,
+    hooks::{Authorization, Authorizer, ClientRef},
+};
 use mqtt_wire::{Packet, Properties, QoS, ReasonCode, Subscribe, SubscriptionOptions, Unsubscribe};
 
 fn options(qos: QoS) -> SubscriptionOptions {

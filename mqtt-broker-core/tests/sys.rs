@@ -1,15 +1,13 @@
 //! `$SYS/broker/...` statistics (mosquitto layout) published at the configured interval, and the
-//! store write-through of session records.
+//! records of persistent sessions and retained messages handed to a store.
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use mqtt_broker_core::{Broker, Config, MemoryStore, Message, SessionRecord, Store};
-use mqtt_topic::{TopicFilter, TopicName};
+use mqtt_broker_core::persist::{PersistRecord, Persistence};
 use mqtt_wire::{QoS, ReasonCode};
 
 #[test]
@@ -65,76 +63,56 @@ fn no_sys_topics_unless_configured() {
     assert!(h.publishes(watcher).is_empty());
 }
 
-/// A store that shares its sessions with the test.
-struct Shared(Arc<Mutex<MemoryStore>>);
-
-impl Store for Shared {
-    fn set_retained(&mut self, topic: TopicName, message: Arc<Message>) {
-        self.0
-            .lock()
-            .expect("store lock")
-            .set_retained(topic, message);
-    }
-    fn remove_retained(&mut self, topic: &TopicName) -> bool {
-        self.0.lock().expect("store lock").remove_retained(topic)
-    }
-    fn for_each_retained(&self, filter: &TopicFilter, visit: &mut dyn FnMut(&Arc<Message>)) {
-        self.0
-            .lock()
-            .expect("store lock")
-            .for_each_retained(filter, visit);
-    }
-    fn get_retained(&self, topic: &TopicName) -> Option<Arc<Message>> {
-        self.0.lock().expect("store lock").get_retained(topic)
-    }
-    fn retained_bytes(&self) -> usize {
-        self.0.lock().expect("store lock").retained_bytes()
-    }
-    fn retained_len(&self) -> usize {
-        self.0.lock().expect("store lock").retained_len()
-    }
-    fn save_session(&mut self, client_id: &str, record: &SessionRecord) {
-        self.0
-            .lock()
-            .expect("store lock")
-            .save_session(client_id, record);
-    }
-    fn remove_session(&mut self, client_id: &str) {
-        self.0.lock().expect("store lock").remove_session(client_id);
-    }
-    fn load_sessions(&mut self) -> Vec<(String, SessionRecord)> {
-        self.0.lock().expect("store lock").load_sessions()
-    }
+/// The records of one kind in every batch handed out so far.
+fn records<T>(h: &Harness, pick: impl Fn(&PersistRecord) -> Option<T>) -> Vec<T> {
+    h.batches
+        .iter()
+        .flat_map(|batch| &batch.records)
+        .filter_map(pick)
+        .collect()
 }
 
 #[test]
-fn persistent_sessions_are_written_through_to_the_store() {
-    let store = Arc::new(Mutex::new(MemoryStore::new()));
-    let broker = Broker::new(Config::default()).with_store(Box::new(Shared(Arc::clone(&store))));
-    let mut h = Harness::with_broker(broker);
+fn persistent_sessions_are_recorded_for_the_store() {
+    let mut h = Harness::with_config(config(|c| c.persistence = Persistence::Deferred));
     let c = h.open(V5);
     let mut connect = connect_packet(V5, "durable");
     connect.properties.session_expiry_interval = Some(60);
     h.connect_with(c, connect);
     h.subscribe(c, "a/#", QoS::AtLeastOnce);
-    let sessions = store.lock().unwrap().load_sessions();
-    assert_eq!(sessions.len(), 1);
-    assert_eq!(sessions[0].0, "durable");
-    assert_eq!(sessions[0].1.expiry_interval, 60);
-    assert_eq!(sessions[0].1.subscriptions.len(), 1);
+    let saved = records(&h, |r| match r {
+        PersistRecord::SessionSaved { client_id, record } => {
+            Some((client_id.clone(), record.clone()))
+        }
+        _ => None,
+    });
+    let (client_id, record) = saved.last().expect("the session is recorded");
+    assert_eq!(client_id, "durable");
+    assert_eq!(record.expiry_interval, 60);
+    assert_eq!(record.subscriptions.len(), 1);
     let p = h.connect(V5, "p");
     h.publish(p, "r", b"x", QoS::AtMostOnce, true);
-    assert_eq!(store.lock().unwrap().retained_len(), 1);
+    let retained = records(&h, |r| match r {
+        PersistRecord::RetainedSet { topic, .. } => Some(topic.clone()),
+        _ => None,
+    });
+    assert_eq!(retained, ["r"]);
+    assert_eq!(h.broker.stats().retained_messages, 1);
     h.disconnect(c, ReasonCode::Success);
     h.advance(Duration::from_secs(60));
-    assert!(
-        store.lock().unwrap().load_sessions().is_empty(),
-        "removed at expiry"
-    );
+    let removed = records(&h, |r| match r {
+        PersistRecord::SessionRemoved { client_id } => Some(client_id.clone()),
+        _ => None,
+    });
+    assert_eq!(removed, ["durable"], "removed at expiry");
     let clean = h.connect(V5, "clean");
     h.subscribe(clean, "x", QoS::AtMostOnce);
+    let sessions = records(&h, |r| match r {
+        PersistRecord::SessionSaved { client_id, .. } => Some(client_id.clone()),
+        _ => None,
+    });
     assert!(
-        store.lock().unwrap().load_sessions().is_empty(),
+        sessions.iter().all(|id| id == "durable"),
         "sessions without expiry are not recorded"
     );
 }

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use mqtt_broker_core::{AuthStep, Broker, Config, DropReason, EnhancedAuthenticator, Event};
+use mqtt_broker_core::{
+    Broker, Config, DropReason, Event,
+    hooks::{AuthStep, EnhancedAuthenticator},
+};
 use mqtt_wire::{
     Auth, Packet, Properties, PropertyValues, PublishQos, QoS, ReasonCode, SubscriptionOptions,
 };

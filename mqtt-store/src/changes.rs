@@ -13,7 +13,7 @@
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use mqtt_broker_core::PersistRecord;
+use mqtt_broker_core::persist::PersistRecord;
 use redb::{ReadableTable, WriteTransaction};
 
 use crate::clock::WallClock;

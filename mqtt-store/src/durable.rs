@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use mqtt_broker_core::{
+use mqtt_broker_core::persist::{
     PersistRecord, RecoveredDelivery, RecoveredMessage, RecoveredSession, RecoveredState,
 };
 use mqtt_wire::PacketId;

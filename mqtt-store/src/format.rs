@@ -13,7 +13,8 @@ use std::time::{Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use mqtt_broker_core::{
-    DeliveryState, ListenerId, Message, RetainSource, SessionRecord, StoredDelivery, WillRecord,
+    ListenerId, Message, RetainSource,
+    persist::{DeliveryState, SessionRecord, StoredDelivery, WillRecord},
 };
 use mqtt_wire::{
     Packet, PacketId, ProtocolVersion, Publish, QoS, RetainHandling, SubscriptionOptions,

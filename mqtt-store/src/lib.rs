@@ -1,7 +1,7 @@
 //! Durable, crash-safe storage of retained messages and persistent sessions on redb.
 //!
 //! The broker core describes every change of its durable state as ordered
-//! [`PersistRecord`](mqtt_broker_core::PersistRecord)s in numbered batches; a [`DurableStore`]
+//! [`PersistRecord`](mqtt_broker_core::persist::PersistRecord)s in numbered batches; a [`DurableStore`]
 //! writes one or more batches in one redb transaction ([`DurableStore::apply`]), and reads the
 //! whole state back at start ([`DurableStore::load`]) for
 //! [`Broker::restore`](mqtt_broker_core::Broker::restore). Times are stored as wall-clock

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-use mqtt_broker_core::{Message, PersistRecord};
+use mqtt_broker_core::{Message, persist::PersistRecord};
 use mqtt_store::{Commit, DurableStore, FORMAT_VERSION, StoreError, WallClock};
 use mqtt_wire::{MqttStr, QoS};
 

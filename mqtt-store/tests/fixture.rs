@@ -16,8 +16,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use mqtt_broker_core::{
-    DeliveryState, ListenerId, Message, PersistRecord, RecoveredDelivery, RecoveredMessage,
-    RecoveredSession, RecoveredState, RetainSource, SessionRecord, StoredDelivery, WillRecord,
+    ListenerId, Message, RetainSource,
+    persist::{
+        DeliveryState, PersistRecord, RecoveredDelivery, RecoveredMessage, RecoveredSession,
+        RecoveredState, SessionRecord, StoredDelivery, WillRecord,
+    },
 };
 use mqtt_store::{Commit, DurableStore, FORMAT_VERSION, WallClock};
 use mqtt_wire::{MqttStr, PacketId, ProtocolVersion, QoS, RetainHandling, SubscriptionOptions};

@@ -12,7 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use bytes::Bytes;
-use mqtt_broker_core::{DeliveryState, Message, PersistRecord, SessionRecord, StoredDelivery};
+use mqtt_broker_core::{
+    Message,
+    persist::{DeliveryState, PersistRecord, SessionRecord, StoredDelivery},
+};
 use mqtt_store::{Commit, DurableStore, WallClock};
 use mqtt_wire::{MqttStr, PacketId, ProtocolVersion, QoS};
 use proptest::collection::vec;

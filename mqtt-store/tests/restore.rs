@@ -16,8 +16,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use common::{Harness, V5, connect_packet, id, s};
 use mqtt_broker_core::{
-    DeliveryState, Message, PersistRecord, RecoveredState, SessionRecord, StoredDelivery,
-    WillRecord,
+    Message,
+    persist::{
+        DeliveryState, PersistRecord, RecoveredState, SessionRecord, StoredDelivery, WillRecord,
+    },
 };
 use mqtt_store::{Commit, DurableStore, WallClock};
 use mqtt_wire::{PublishQos, QoS, ReasonCode};

@@ -10,8 +10,11 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use bytes::Bytes;
 use mqtt_broker_core::{
-    DeliveryState, ListenerId, Message, PersistRecord, RecoveredDelivery, RecoveredMessage,
-    RecoveredSession, RetainSource, SessionRecord, StoredDelivery, WillRecord,
+    ListenerId, Message, RetainSource,
+    persist::{
+        DeliveryState, PersistRecord, RecoveredDelivery, RecoveredMessage, RecoveredSession,
+        SessionRecord, StoredDelivery, WillRecord,
+    },
 };
 use mqtt_store::{Commit, DurableStore, WallClock};
 use mqtt_wire::{MqttStr, PacketId, ProtocolVersion, QoS, RetainHandling, SubscriptionOptions};

@@ -31,8 +31,8 @@ pub use server::{
     ServerHandle,
 };
 
-/// The broker core, re-exported for its hook traits ([`mqtt_broker_core::Authenticator`],
-/// [`mqtt_broker_core::Authorizer`]) and their types.
+/// The broker core, re-exported for its hook traits ([`mqtt_broker_core::hooks::Authenticator`],
+/// [`mqtt_broker_core::hooks::Authorizer`]) and their types.
 pub use mqtt_broker_core;
 /// The codec, re-exported for [`mqtt_wire::QoS`] and the reason codes hooks answer with.
 pub use mqtt_wire;

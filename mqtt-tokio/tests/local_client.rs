@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use mqtt_tokio::config::parse_toml;
-use mqtt_tokio::mqtt_broker_core::{
+use mqtt_tokio::mqtt_broker_core::hooks::{
     AuthDecision, Authenticator, Authorization, Authorizer, ClientRef, ConnectCredentials,
 };
 use mqtt_tokio::mqtt_wire::{

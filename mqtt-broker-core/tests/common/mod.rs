@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use mqtt_broker_core::{
-    AuthRequest, Authorizer, Broker, Config, ConnectionId, ConnectionInfo, DropReason, Event,
-    Message, Output, PersistBatch,
+    AuthRequest, Broker, Config, ConnectionId, ConnectionInfo, DropReason, Event, Message, Output,
+    hooks::Authorizer, persist::PersistBatch,
 };
 use mqtt_wire::{
     Ack, ConnAck, Connect, Decoder, Disconnect, LastWill, MqttStr, Packet, PacketId, Properties,

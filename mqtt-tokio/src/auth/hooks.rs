@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use mqtt_broker_core::{
+use mqtt_broker_core::hooks::{
     AuthDecision, Authenticator, Authorization, Authorizer, ClientRef, ConnectCredentials,
 };
 use mqtt_wire::{QoS, ReasonCode};

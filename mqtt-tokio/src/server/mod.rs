@@ -31,7 +31,10 @@ use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mqtt_broker_core::{Authenticator, Authorizer, Broker, ListenerId, Message};
+use mqtt_broker_core::{
+    Broker, ListenerId, Message,
+    hooks::{Authenticator, Authorizer},
+};
 use mqtt_wire::{MqttStr, QoS, ReasonCode};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
@@ -42,7 +45,7 @@ use crate::auth::hooks::{FileAuthenticator, FileAuthorizer, ListenerPolicy, Secu
 use crate::config::{ConfigError, Protocol, ServerConfig};
 use broker_task::Input;
 use listener::{Listener, accept_loop};
-use mqtt_broker_core::Persistence;
+use mqtt_broker_core::persist::Persistence;
 use mqtt_store::WallClock;
 use std::path::PathBuf;
 use std::time::SystemTime;

@@ -11,7 +11,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use mqtt_broker_core::{PersistBatch, RecoveredState};
+use mqtt_broker_core::persist::{PersistBatch, RecoveredState};
 use mqtt_store::{Commit, DurableStore, StoreError, WallClock};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
