@@ -115,7 +115,12 @@ impl Broker {
             AuthStep::Success(data) => self.complete_connect(conn, *connect, data, now),
             AuthStep::Fail(reason) => self.refuse(conn, reason, now), // [MQTT5-4.12.0-4]
             AuthStep::Continue(challenge) => {
-                self.send_auth_challenge(conn, ReasonCode::ContinueAuthentication, Some(challenge));
+                self.send_auth_challenge(
+                    conn,
+                    ReasonCode::ContinueAuthentication,
+                    Some(challenge),
+                    now,
+                );
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.phase = Phase::Authenticating(connect);
                 }
@@ -181,9 +186,16 @@ impl Broker {
         now: Instant,
     ) {
         match step {
-            AuthStep::Success(data) => self.send_auth_challenge(conn, ReasonCode::Success, data),
+            AuthStep::Success(data) => {
+                self.send_auth_challenge(conn, ReasonCode::Success, data, now)
+            }
             AuthStep::Continue(challenge) => {
-                self.send_auth_challenge(conn, ReasonCode::ContinueAuthentication, Some(challenge));
+                self.send_auth_challenge(
+                    conn,
+                    ReasonCode::ContinueAuthentication,
+                    Some(challenge),
+                    now,
+                );
             }
             AuthStep::Fail(reason) => self.disconnect(conn, reason, now),
             AuthStep::Defer => {
@@ -208,7 +220,13 @@ impl Broker {
     }
 
     /// Sends AUTH with the connection's method [MQTT5-4.12.0-5].
-    fn send_auth_challenge(&mut self, conn: ConnectionId, reason: ReasonCode, data: Option<Bytes>) {
+    fn send_auth_challenge(
+        &mut self,
+        conn: ConnectionId,
+        reason: ReasonCode,
+        data: Option<Bytes>,
+        now: Instant,
+    ) {
         let method = self
             .conns
             .get(&conn)
@@ -221,7 +239,7 @@ impl Broker {
                 ..PropertyValues::default()
             }),
         };
-        self.send_packet(conn, &Packet::Auth(auth));
+        self.send_packet(conn, &Packet::Auth(auth), now);
     }
 
     /// What the caller needs to decide about a CONNECT.
@@ -250,7 +268,7 @@ impl Broker {
             .get(&conn)
             .and_then(|c| c.session())
             .and_then(|s| self.sessions.get(&s))
-            .map(|s| s.client_id.clone())
+            .map(|s| s.client_id.to_string())
             .unwrap_or_default()
     }
 }

@@ -49,8 +49,6 @@ use crate::session::{Queue, SessionId};
 /// Publishers paused on behalf of full subscribers.
 #[derive(Debug, Default)]
 pub(crate) struct Backpressure {
-    /// The connection whose PUBLISH is being routed, if any.
-    pub(crate) publisher: Option<ConnectionId>,
     /// Paused publishers, each with the sessions it waits for.
     paused: HashMap<ConnectionId, Vec<SessionId>>,
     /// Sessions whose publishers already waited the maximum pause: they pause nobody until
@@ -99,6 +97,13 @@ fn below_low_water(queue: &Queue, max_messages: usize, max_bytes: usize) -> bool
     queue.len() <= max_messages / 4 && queue.bytes() <= max_bytes / 4
 }
 
+impl Backpressure {
+    /// Whether `session` is marked overflowing (see [`Broker::is_overflowing`]).
+    pub(crate) fn is_overflowing(&self, session: SessionId) -> bool {
+        !self.overflowing.is_empty() && self.overflowing.contains(&session)
+    }
+}
+
 impl Broker {
     /// Whether `conn` is paused: its buffered packets wait.
     pub(crate) fn is_paused(&self, conn: ConnectionId) -> bool {
@@ -112,12 +117,17 @@ impl Broker {
         }
     }
 
-    /// A QoS 1/2 delivery is about to be queued for `session`: pauses the publisher being
-    /// routed when the queue is above its high-water mark.
-    pub(crate) fn queue_pressure(&mut self, session: SessionId, now: Instant) {
-        if self.backpressure.publisher.is_none() {
+    /// A QoS 1/2 delivery is about to be queued for `session`: pauses `publisher`, whose
+    /// message is being routed, when the queue is above its high-water mark.
+    pub(crate) fn queue_pressure(
+        &mut self,
+        session: SessionId,
+        publisher: Option<ConnectionId>,
+        now: Instant,
+    ) {
+        let Some(publisher) = publisher else {
             return;
-        }
+        };
         let (max_messages, max_bytes) = (
             self.config.max_queued_messages,
             self.config.max_queued_bytes,
@@ -126,31 +136,33 @@ impl Broker {
             .sessions
             .get(&session)
             .is_some_and(|s| above_high_water(&s.queue, max_messages, max_bytes));
-        self.pressure(session, full, now);
+        self.pressure(session, publisher, full, now);
     }
 
-    /// A QoS 0 delivery is about to be sent to `session` on `conn`: pauses the publisher being
-    /// routed when that outbox is above half of its bound.
-    pub(crate) fn outbox_pressure(&mut self, session: SessionId, conn: ConnectionId, now: Instant) {
-        if self.backpressure.publisher.is_none() {
+    /// A QoS 0 delivery is about to be sent to `session` on `conn`: pauses `publisher`, whose
+    /// message is being routed, when that outbox is above half of its bound.
+    pub(crate) fn outbox_pressure(
+        &mut self,
+        session: SessionId,
+        conn: ConnectionId,
+        publisher: Option<ConnectionId>,
+        now: Instant,
+    ) {
+        let Some(publisher) = publisher else {
             return;
-        }
+        };
         let high_water = self.config.max_outbox_bytes.div_ceil(2);
         let full = self
             .conns
             .get(&conn)
             .is_some_and(|c| c.outbox >= high_water);
-        self.pressure(session, full, now);
+        self.pressure(session, publisher, full, now);
     }
 
-    /// Pauses the publisher being routed for `session` when `full`, unless the session is
-    /// offline, is the publisher's own, or already made a publisher wait the maximum and has
-    /// not drained since.
-    fn pressure(&mut self, session: SessionId, full: bool, now: Instant) {
+    /// Pauses `publisher` for `session` when `full`, unless the session is offline, is the
+    /// publisher's own, or already made a publisher wait the maximum and has not drained since.
+    fn pressure(&mut self, session: SessionId, publisher: ConnectionId, full: bool, now: Instant) {
         let pause = self.config.max_publisher_pause;
-        let Some(publisher) = self.backpressure.publisher else {
-            return;
-        };
         if pause.is_zero() {
             return;
         }
@@ -238,8 +250,7 @@ impl Broker {
     /// Whether `session` is marked overflowing: it pauses nobody and its shared groups pass it
     /// over while another member can take their messages.
     pub(crate) fn is_overflowing(&self, session: SessionId) -> bool {
-        !self.backpressure.overflowing.is_empty()
-            && self.backpressure.overflowing.contains(&session)
+        self.backpressure.is_overflowing(session)
     }
 
     /// Marks `sessions` overflowing: every publisher that waited only for them resumes now, and

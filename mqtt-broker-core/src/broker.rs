@@ -3,7 +3,7 @@
 //! (`dispatch`, `connect`, `auth`, `publish`, `fanout`, `delivery`, `subscribe`, `lifecycle`,
 //! `sys`); this file holds the state and the input/output surface.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -13,16 +13,15 @@ use mqtt_wire::ReasonCode;
 use crate::backpressure::Backpressure;
 use crate::config::Config;
 use crate::conn::{Conn, ConnectionId, ConnectionInfo, Phase};
-use crate::delivery::SharedHeader;
 use crate::error::{ApiMisuse, ConfigError, ProtocolViolation};
 use crate::hooks::{AllowAll, Authenticator, Authorizer, EnhancedAuthenticator, NoEnhancedAuth};
 use crate::idmap::IdMap;
 use crate::memory::MemoryUse;
-use crate::message::Message;
+use crate::message::{Delivery, Message};
 use crate::output::{Event, Output};
 use crate::persist::PersistState;
 use crate::retained::Retained;
-use crate::routing::SubscriptionIndex;
+use crate::router::Router;
 use crate::session::{ClientIds, Session, SessionId};
 use crate::stats::Stats;
 use crate::timer::{ConnTimers, TimerHeap};
@@ -54,8 +53,9 @@ pub struct Broker {
     pub(crate) conns: IdMap<ConnectionId, Box<Conn>>,
     pub(crate) sessions: IdMap<SessionId, Box<Session>>,
     pub(crate) client_ids: ClientIds,
-    pub(crate) index: SubscriptionIndex,
-    pub(crate) shared_cursors: HashMap<String, usize>,
+    pub(crate) router: Router,
+    /// The copies of the message being routed; empty between inputs (kept for its capacity).
+    pub(crate) deliveries: Vec<(SessionId, Delivery)>,
     pub(crate) outputs: VecDeque<Output>,
     pub(crate) timers: TimerHeap<TimerKey>,
     /// The one deadline of each connection: CONNECT, then keep alive (stamps kept in `Conn`).
@@ -73,20 +73,12 @@ pub struct Broker {
     /// reuse one allocation once the frames that shared it are dropped.
     read_spare: BytesMut,
     pub(crate) started: Option<Instant>,
-    /// The `now` of the input being handled, for stamps taken deep in the call tree (outbox
-    /// progress in `transmit`).
-    pub(crate) input_time: Option<Instant>,
     /// Records not yet handed out, and outputs waiting for durability.
     pub(crate) persist: PersistState,
     /// Publishers paused for full subscriber queues.
     pub(crate) backpressure: Backpressure,
     /// Bytes held for delivery, checked against `Config::memory_limit`.
     pub(crate) memory: MemoryUse,
-    /// The QoS 0 header shared by the 3.x copies of the message being fanned out.
-    pub(crate) shared_header: Option<SharedHeader>,
-    /// Whether the message being routed goes to several sessions, so its header is worth
-    /// keeping for the next copy.
-    pub(crate) sharing_headers: bool,
 }
 
 impl std::fmt::Debug for Broker {
@@ -118,8 +110,8 @@ impl Broker {
             conns: IdMap::default(),
             sessions: IdMap::default(),
             client_ids: ClientIds::default(),
-            index: SubscriptionIndex::default(),
-            shared_cursors: HashMap::new(),
+            router: Router::default(),
+            deliveries: Vec::new(),
             outputs: VecDeque::new(),
             timers: TimerHeap::new(),
             conn_timers: ConnTimers::default(),
@@ -130,12 +122,9 @@ impl Broker {
             scratch: BytesMut::new(),
             read_spare: BytesMut::new(),
             started: None,
-            input_time: None,
             persist: PersistState::default(),
             backpressure: Backpressure::default(),
             memory: MemoryUse::default(),
-            shared_header: None,
-            sharing_headers: false,
         }
     }
 
@@ -422,7 +411,7 @@ impl Broker {
             &self.topic_limits,
         )
         .map_err(|_| ApiMisuse::InvalidTopic)?;
-        self.route(topic, message, now);
+        self.route(topic, message, None, now);
         Ok(())
     }
 
@@ -462,7 +451,6 @@ impl Broker {
 
     /// Work done at every input: start the clock-driven duties on the first one.
     pub(crate) fn tick(&mut self, now: Instant) {
-        self.input_time = Some(now);
         if self.started.is_some() {
             return;
         }

@@ -2,6 +2,7 @@
 //! (multi-step and deferred ones continue in `auth`), client takeover, clean start / session
 //! resumption, and the limits announced to v5 clients.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -130,7 +131,7 @@ impl Broker {
             reason_code: reason,
             properties: Properties::default(),
         };
-        self.send_packet(conn, &Packet::ConnAck(connack));
+        self.send_packet(conn, &Packet::ConnAck(connack), now);
         self.close(conn, reason, now);
     }
 
@@ -274,14 +275,17 @@ impl Broker {
             reason_code: ReasonCode::Success,
             properties,
         };
-        self.send_packet(conn, &Packet::ConnAck(connack));
+        self.send_packet(conn, &Packet::ConnAck(connack), now);
         self.stats.clients_connected += 1;
         self.stats.clients_maximum = self.stats.clients_maximum.max(self.stats.clients_connected);
-        self.event(Event::ClientConnected {
-            conn,
-            client_id,
-            session_present,
-        });
+        if let Some(s) = self.sessions.get(&session) {
+            let client_id = Arc::clone(&s.client_id);
+            self.event(Event::ClientConnected {
+                conn,
+                client_id,
+                session_present,
+            });
+        }
         self.save_session(session, now);
         if session_present {
             self.resend_inflight(session, conn, now);
@@ -333,9 +337,10 @@ impl Broker {
 
     fn create_session(&mut self, client_id: &str, version: ProtocolVersion) -> SessionId {
         let id = self.new_session_id();
+        let client_id: Arc<str> = Arc::from(client_id);
+        self.client_ids.insert(Arc::clone(&client_id), id);
         self.sessions
-            .insert(id, Box::new(Session::new(client_id.to_owned(), version)));
-        self.client_ids.insert(client_id.to_owned(), id);
+            .insert(id, Box::new(Session::new(client_id, version)));
         id
     }
 
@@ -347,7 +352,7 @@ impl Broker {
                 reason_code: ReasonCode::SessionTakenOver,
                 ..Disconnect::default()
             });
-            self.send_packet(old, &packet);
+            self.send_packet(old, &packet, now);
         }
         self.detach_for_takeover(old, now);
         self.emit(Output::Close { conn: old });

@@ -12,13 +12,14 @@ use mqtt_wire::{
 
 use crate::alias::OutboundTopic;
 use crate::broker::Broker;
-use crate::conn::{ConnectionId, Phase};
+use crate::conn::{Conn, ConnectionId, Phase};
 use crate::hooks::ClientRef;
+use crate::idmap::IdMap;
 use crate::inflight::Outbound;
 use crate::message::{Delivery, Lifetime, Message};
 use crate::output::{DropReason, Event};
 use crate::persist::DeliveryState;
-use crate::session::SessionId;
+use crate::session::{Session, SessionId};
 
 /// What became of one PUBLISH handed to [`Broker::send_publish`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,12 +36,53 @@ pub(crate) enum SendOutcome {
     Denied,
 }
 
+/// What one routing of a message carries from copy to copy, passed down as an argument: the
+/// publisher that a full subscriber may pause, and the encoded QoS 0 header that the 3.1/3.1.1
+/// copies share.
+#[derive(Debug)]
+pub(crate) struct Copies {
+    publisher: Option<ConnectionId>,
+    /// Whether the message goes to several sessions, so its header is worth keeping.
+    several: bool,
+    header: Option<SharedHeader>,
+}
+
+impl Copies {
+    /// A single copy outside a routing (a retained message for a new subscription, a resend,
+    /// a queued copy moving to another member): nobody to pause, nothing to share.
+    pub(crate) fn one() -> Self {
+        Copies {
+            publisher: None,
+            several: false,
+            header: None,
+        }
+    }
+
+    /// The copies of one routing to `count` sessions, published by the client on `publisher`.
+    pub(crate) fn routing(publisher: Option<ConnectionId>, count: usize) -> Self {
+        Copies {
+            publisher,
+            several: count > 1,
+            header: None,
+        }
+    }
+}
+
+/// The connection `session` can be sent to now, if any.
+pub(crate) fn online_conn(
+    sessions: &IdMap<SessionId, Box<Session>>,
+    conns: &IdMap<ConnectionId, Box<Conn>>,
+    session: SessionId,
+) -> Option<ConnectionId> {
+    let conn = sessions.get(&session)?.conn?;
+    let c = conns.get(&conn)?;
+    matches!(c.phase, Phase::Connected(s) if s == session).then_some(conn)
+}
+
 impl Broker {
     /// The connection `session` can be sent to now, if any.
     pub(crate) fn online_conn(&self, session: SessionId) -> Option<ConnectionId> {
-        let conn = self.sessions.get(&session)?.conn?;
-        let c = self.conns.get(&conn)?;
-        matches!(c.phase, Phase::Connected(s) if s == session).then_some(conn)
+        online_conn(&self.sessions, &self.conns, session)
     }
 
     /// Whether `conn` has room in its outbox.
@@ -70,18 +112,19 @@ impl Broker {
         &mut self,
         session: SessionId,
         mut delivery: Delivery,
+        copies: &mut Copies,
         now: Instant,
     ) -> Option<Arc<Message>> {
         if delivery.qos == QoS::AtMostOnce {
             let Some(conn) = self.online_conn(session) else {
                 return None; // QoS 0 is not kept for offline sessions
             };
-            self.outbox_pressure(session, conn, now);
+            self.outbox_pressure(session, conn, copies.publisher, now);
             if !self.outbox_open(conn) {
                 self.dropped(session, DropReason::OutboxFull);
                 return None;
             }
-            match self.send_publish(conn, &delivery, None, false, now) {
+            match self.send_publish(conn, &delivery, None, false, copies, now) {
                 SendOutcome::Sent | SendOutcome::NoConnection | SendOutcome::Denied => {}
                 SendOutcome::TooLarge => self.dropped(session, DropReason::TooLarge),
                 SendOutcome::Expired => self.dropped(session, DropReason::Expired),
@@ -100,7 +143,7 @@ impl Broker {
             self.config.max_queued_messages,
             self.config.max_queued_bytes,
         );
-        self.queue_pressure(session, now);
+        self.queue_pressure(session, copies.publisher, now);
         let s = self.sessions.get_mut(&session)?;
         if !s.queue.has_room(&delivery, max_messages, max_bytes) {
             self.dropped(session, DropReason::QueueFull);
@@ -163,7 +206,7 @@ impl Broker {
         } else {
             self.delivery_changed(session, delivery.stored, Some(DeliveryState::Sent(id)));
         }
-        let outcome = self.send_publish(conn, &delivery, Some(id), false, now);
+        let outcome = self.send_publish(conn, &delivery, Some(id), false, &mut Copies::one(), now);
         if outcome == SendOutcome::Sent {
             if let Some(s) = self.sessions.get_mut(&session) {
                 s.inflight.push(id, delivery);
@@ -188,7 +231,8 @@ impl Broker {
         for (id, state) in pending {
             match state {
                 Outbound::Published(delivery) => {
-                    let outcome = self.send_publish(conn, &delivery, Some(id), true, now);
+                    let outcome =
+                        self.send_publish(conn, &delivery, Some(id), true, &mut Copies::one(), now);
                     if outcome == SendOutcome::TooLarge {
                         // Treated as delivered [MQTT5-3.1.2-25]: free its slot.
                         if let Some(s) = self.sessions.get_mut(&session) {
@@ -198,7 +242,7 @@ impl Broker {
                         self.dropped(session, DropReason::TooLarge);
                     }
                 }
-                Outbound::Released(_) => self.send_packet(conn, &Packet::PubRel(Ack::new(id))),
+                Outbound::Released(_) => self.send_packet(conn, &Packet::PubRel(Ack::new(id)), now),
             }
         }
     }
@@ -227,13 +271,14 @@ impl Broker {
     }
 
     /// Encodes one PUBLISH as a header chunk plus the shared payload chunk (after the read
-    /// check, except for resends).
+    /// check, except for resends). A QoS 0 header for a 3.x client may be shared by `copies`.
     pub(crate) fn send_publish(
         &mut self,
         conn: ConnectionId,
         delivery: &Delivery,
         packet_id: Option<PacketId>,
         dup: bool,
+        copies: &mut Copies,
         now: Instant,
     ) -> SendOutcome {
         if !dup && !self.may_receive(conn, delivery) {
@@ -251,7 +296,7 @@ impl Broker {
             Lifetime::Expired => return SendOutcome::Expired,
         };
         if packet_id.is_none() && !c.version.is_v5() {
-            return self.send_shared_header(conn, delivery);
+            return self.send_shared_header(conn, delivery, copies, now);
         }
         let qos = match packet_id {
             Some(id) => PublishQos::new(delivery.qos, id),
@@ -308,21 +353,28 @@ impl Broker {
             c.outbound_aliases.bind(message.topic.clone(), alias);
         }
         self.stats.messages_sent += 1;
-        self.transmit_publish(conn, header, publish.into_payload());
+        self.transmit_publish(conn, header, publish.into_payload(), now);
         SendOutcome::Sent
     }
 
     /// Sends a QoS 0 PUBLISH to a 3.1/3.1.1 client. Its header depends only on the message and
     /// the RETAIN flag, so it is encoded once per message routed to several sessions and shared
-    /// (like the payload) by every such copy: a fan-out to many subscribers costs a reference
-    /// count per copy, not an encode. The header is dropped once the message is routed.
-    fn send_shared_header(&mut self, conn: ConnectionId, delivery: &Delivery) -> SendOutcome {
+    /// (like the payload) by every such copy of `copies`: a fan-out to many subscribers costs a
+    /// reference count per copy, not an encode. The header goes with `copies` once the message
+    /// is routed.
+    fn send_shared_header(
+        &mut self,
+        conn: ConnectionId,
+        delivery: &Delivery,
+        copies: &mut Copies,
+        now: Instant,
+    ) -> SendOutcome {
         let Some(c) = self.conns.get(&conn) else {
             return SendOutcome::NoConnection;
         };
         let (version, max_packet_size) = (c.version, c.max_packet_size as usize);
         let message = &delivery.message;
-        let header = match &self.shared_header {
+        let header = match &copies.header {
             Some(shared) if shared.matches(message, delivery.retain, version) => {
                 shared.header.clone()
             }
@@ -335,8 +387,8 @@ impl Broker {
                     return SendOutcome::TooLarge;
                 }
                 let header = buf.split().freeze();
-                if self.sharing_headers {
-                    self.shared_header = Some(SharedHeader {
+                if copies.several {
+                    copies.header = Some(SharedHeader {
                         message: Arc::clone(message),
                         retain: delivery.retain,
                         version,
@@ -350,7 +402,7 @@ impl Broker {
             return SendOutcome::TooLarge;
         }
         self.stats.messages_sent += 1;
-        self.transmit_publish(conn, header, message.payload.clone());
+        self.transmit_publish(conn, header, message.payload.clone(), now);
         SendOutcome::Sent
     }
 }
@@ -461,6 +513,5 @@ mod tests {
         };
         assert_eq!(h1.as_ref(), [0x30, 10, 0, 4, b't', b'/', b'y', b'y']);
         assert_eq!(h1.as_ptr(), h2.as_ptr());
-        assert!(broker.shared_header.is_none(), "not kept once routed");
     }
 }

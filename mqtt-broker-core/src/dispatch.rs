@@ -106,7 +106,7 @@ impl Broker {
                 Ok(())
             }
             Packet::PubRel(ack) => {
-                self.handle_pubrel(conn, session, ack);
+                self.handle_pubrel(conn, session, ack, now);
                 Ok(())
             }
             Packet::PubComp(ack) => {
@@ -119,7 +119,7 @@ impl Broker {
                 Ok(())
             }
             Packet::PingReq => {
-                self.send_packet(conn, &Packet::PingResp); // [MQTT-3.12.4-1]
+                self.send_packet(conn, &Packet::PingResp, now); // [MQTT-3.12.4-1]
                 Ok(())
             }
             Packet::Disconnect(disconnect) => {

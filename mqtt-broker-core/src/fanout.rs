@@ -13,42 +13,53 @@ use std::time::Instant;
 
 use mqtt_topic::TopicName;
 
+use crate::backpressure::Backpressure;
 use crate::broker::Broker;
+use crate::conn::{Conn, ConnectionId};
+use crate::delivery::{Copies, online_conn};
+use crate::idmap::IdMap;
 use crate::message::{Delivery, Message};
 use crate::output::Event;
 use crate::persist::PersistRecord;
-use crate::routing::Target;
-use crate::session::{SessionId, Subscription};
+use crate::router::{Reach, Route};
+use crate::session::{Session, SessionId, Subscription};
 
 impl Broker {
-    /// Routes `message`, published to `topic`, to every matching subscription.
-    pub(crate) fn route(&mut self, topic: TopicName, message: Message, now: Instant) {
+    /// Routes `message`, published to `topic` (by the client on `publisher`, if any), to every
+    /// matching subscription. A full subscriber may pause `publisher` (see `backpressure`).
+    pub(crate) fn route(
+        &mut self,
+        topic: TopicName,
+        message: Message,
+        publisher: Option<ConnectionId>,
+        now: Instant,
+    ) {
         let mut message = Arc::new(message);
         if message.retain {
             self.update_retained(&topic, &mut message);
         }
-        let mut targets = Vec::new();
-        self.index.matches(&topic, &mut targets);
-        let mut deliveries: Vec<(SessionId, Delivery)> = Vec::with_capacity(targets.len());
+        let routes = {
+            let (sessions, conns, backpressure) = (&self.sessions, &self.conns, &self.backpressure);
+            self.router.route(&topic, |session| {
+                reach(sessions, conns, backpressure, session)
+            })
+        };
+        let mut deliveries = std::mem::take(&mut self.deliveries);
         // A session matched by several non-shared filters gets one copy: its first match
         // records (this routing's number, index of its copy) in the session.
         self.route_seq += 1;
         let seq = self.route_seq;
-        for target in targets {
-            let (session, subscription, share) = match target {
-                Target::Plain(session, subscription) => (session, subscription, None),
-                Target::Shared { share, members } => {
-                    match self.pick_member(&share, &members, None) {
-                        Some((session, subscription)) => (session, subscription, Some(share)),
-                        None => continue,
-                    }
-                }
-            };
-            let Some(s) = self.sessions.get_mut(&session) else {
+        for route in &routes {
+            let Some(s) = self.sessions.get_mut(&route.session) else {
                 continue;
             };
+            let Route {
+                session,
+                subscription,
+                ref share,
+            } = *route;
             let options = subscription.options;
-            if options.no_local && message.publisher.as_deref() == Some(s.client_id.as_str()) {
+            if options.no_local && message.publisher.as_deref() == Some(&*s.client_id) {
                 continue; // [MQTT5-3.8.3-3]
             }
             let qos = message.qos.min(options.qos); // [MQTT5-3.8.4-8] [MQTT311-3.8.4-6]
@@ -78,25 +89,27 @@ impl Broker {
                     qos,
                     retain,
                     subscription_ids: subscription.identifier.into_iter().collect(),
-                    share,
+                    share: share.clone(),
                     stored: 0,
                 },
             ));
         }
-        self.sharing_headers = deliveries.len() > 1;
+        self.router.recycle(routes);
+        let mut copies = Copies::routing(publisher, deliveries.len());
         // A copy made to queue the message (see `Message::detach_pinned`) serves every later
         // session of this routing.
         let mut detached: Option<Arc<Message>> = None;
-        for (session, mut delivery) in deliveries {
+        for (session, mut delivery) in deliveries.drain(..) {
             if let Some(copy) = &detached {
                 delivery.message = Arc::clone(copy);
             }
-            if let Some(copy) = self.deliver(session, delivery, now) {
+            if let Some(copy) = self.deliver(session, delivery, &mut copies, now) {
                 detached = Some(copy);
             }
         }
-        self.sharing_headers = false;
-        self.shared_header = None;
+        if deliveries.capacity() <= KEPT_DELIVERIES {
+            self.deliveries = deliveries;
+        }
     }
 
     /// Stores, replaces or clears the retained message of `topic`. A message stored that is
@@ -161,44 +174,6 @@ impl Broker {
         }
     }
 
-    /// Round-robin over a shared group, preferring connected members that are not overflowing
-    /// (see `backpressure`) and never `exclude`; the cursor is kept per share name. No randomness. With `exclude` set, only a connected member
-    /// is chosen.
-    fn pick_member(
-        &mut self,
-        share: &str,
-        members: &[(SessionId, Subscription)],
-        exclude: Option<SessionId>,
-    ) -> Option<(SessionId, Subscription)> {
-        let count = members.len();
-        if count == 0 {
-            return None;
-        }
-        let start = self.shared_cursors.get(share).copied().unwrap_or(0) % count;
-        let order = (0..count).map(|step| (start + step) % count);
-        let online = |at: &usize, slow_too: bool| {
-            members.get(*at).is_some_and(|(session, _)| {
-                Some(*session) != exclude
-                    && self.online_conn(*session).is_some()
-                    && (slow_too || !self.is_overflowing(*session))
-            })
-        };
-        // A member marked overflowing (stuck) is passed over while another can take the
-        // message.
-        let online = order
-            .clone()
-            .find(|at| online(at, false))
-            .or_else(|| order.clone().find(|at| online(at, true)));
-        let at = match (online, exclude) {
-            (Some(at), _) => at,
-            (None, None) => start,
-            (None, Some(_)) => return None,
-        };
-        self.shared_cursors
-            .insert(share.to_owned(), (at + 1) % count);
-        members.get(at).copied()
-    }
-
     /// Hands the queued shared-subscription copies of `session` (of the group `only`, or of all
     /// groups) to other connected members; copies no other member can take stay queued.
     pub(crate) fn redistribute_shared(
@@ -211,7 +186,7 @@ impl Broker {
             return;
         };
         let moving = |d: &Delivery| match (&d.share, only) {
-            (Some(share), Some(only)) => share == only,
+            (Some(share), Some(only)) => &**share == only,
             (Some(_), None) => true,
             (None, _) => false,
         };
@@ -241,7 +216,7 @@ impl Broker {
                         subscription_ids: subscription.identifier.into_iter().collect(),
                         ..delivery
                     };
-                    self.deliver(other, delivery, now);
+                    self.deliver(other, delivery, &mut Copies::one(), now);
                 }
                 None => {
                     let weight = delivery.weight();
@@ -263,15 +238,29 @@ impl Broker {
     ) -> Option<(SessionId, Subscription)> {
         let share = delivery.share.as_deref()?;
         let topic = TopicName::new(delivery.message.topic.clone().into_bytes()).ok()?;
-        let mut targets = Vec::new();
-        self.index.matches(&topic, &mut targets);
-        targets.into_iter().find_map(|target| match target {
-            Target::Shared {
-                share: name,
-                members,
-            } if name == share => self.pick_member(share, &members, Some(session)),
-            _ => None,
+        let (sessions, conns, backpressure) = (&self.sessions, &self.conns, &self.backpressure);
+        self.router.other_member(&topic, share, session, |member| {
+            reach(sessions, conns, backpressure, member)
         })
+    }
+}
+
+/// Delivery buffers longer than this are not kept between routings.
+const KEPT_DELIVERIES: usize = 4096;
+
+/// How `session` can be reached now, for a shared group's pick.
+fn reach(
+    sessions: &IdMap<SessionId, Box<Session>>,
+    conns: &IdMap<ConnectionId, Box<Conn>>,
+    backpressure: &Backpressure,
+    session: SessionId,
+) -> Reach {
+    if online_conn(sessions, conns, session).is_none() {
+        Reach::Offline
+    } else if backpressure.is_overflowing(session) {
+        Reach::Overflowing
+    } else {
+        Reach::Ready
     }
 }
 

@@ -111,7 +111,7 @@ mod output;
 pub mod persist;
 mod publish;
 mod retained;
-mod routing;
+mod router;
 mod session;
 mod stats;
 mod subscribe;

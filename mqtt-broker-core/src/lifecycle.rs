@@ -1,6 +1,7 @@
 //! How connections and sessions end: DISCONNECT from the client, keep alive and CONNECT
 //! deadlines, takeover, the will (at once or delayed), and session expiry.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mqtt_topic::TopicName;
@@ -175,22 +176,22 @@ impl Broker {
         }
         for (text, _) in s.subscriptions.values() {
             if let Some(filter) = self.parsed_filter(text) {
-                self.index.remove(session, &filter);
+                self.router.remove(session, &filter);
             }
         }
-        self.stats.subscriptions = self.index.len() as u64;
+        self.stats.subscriptions = self.router.len() as u64;
         if s.conn.is_none() {
             self.stats.clients_disconnected = self.stats.clients_disconnected.saturating_sub(1);
         }
         if s.persisted {
             self.persist(PersistRecord::SessionRemoved {
-                client_id: s.client_id.clone(),
+                client_id: s.client_id.to_string(),
             });
         }
         let will = if publish_will { s.will.take() } else { None };
-        let client_id = std::mem::take(&mut s.client_id);
+        let client_id = s.client_id;
         self.event(Event::SessionEnded {
-            client_id: client_id.clone(),
+            client_id: Arc::clone(&client_id),
         });
         if let Some(will) = will {
             self.publish_will(will, client_id, now);
@@ -210,13 +211,13 @@ impl Broker {
         self.publish_will(will, client_id, now);
     }
 
-    fn publish_will(&mut self, will: Will, client_id: String, now: Instant) {
+    fn publish_will(&mut self, will: Will, client_id: Arc<str>, now: Instant) {
         let message = will.into_message(client_id, now);
         // The topic was validated at CONNECT.
         if let Ok(topic) =
             TopicName::with_limits(message.topic.clone().into_bytes(), &self.topic_limits)
         {
-            self.route(topic, message, now);
+            self.route(topic, message, None, now);
         }
     }
 

@@ -40,7 +40,7 @@ pub struct Message {
     /// When the broker received it.
     pub received_at: Instant,
     /// Client identifier of the publisher (for No Local), `None` for in-process messages.
-    pub publisher: Option<String>,
+    pub publisher: Option<Arc<str>>,
     /// Who published it, kept with retained messages published by a client (a retained will's
     /// publisher is its client); `None` for messages of the embedding application, `$SYS` and
     /// retained messages restored from a store that did not record it (format version 1). See
@@ -277,7 +277,7 @@ pub(crate) struct Delivery {
     pub(crate) subscription_ids: Vec<u32>,
     /// The ShareName when this copy came through a shared subscription: if the session leaves
     /// before sending it, another member of the group gets it.
-    pub(crate) share: Option<String>,
+    pub(crate) share: Option<Arc<str>>,
     /// Its number in the session's durable record, 0 when not recorded.
     pub(crate) stored: u64,
 }

@@ -4,6 +4,8 @@
 //! Outputs come out of one FIFO ([`Broker::poll_output`](crate::Broker::poll_output)), so a
 //! DISCONNECT followed by a close of the same connection stays in that order.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use mqtt_wire::{ProtocolVersion, ReasonCode};
 
@@ -101,7 +103,7 @@ pub enum Event {
         /// Its connection.
         conn: ConnectionId,
         /// Its (possibly assigned) client identifier.
-        client_id: String,
+        client_id: Arc<str>,
         /// Whether an existing session was resumed.
         session_present: bool,
     },
@@ -110,7 +112,7 @@ pub enum Event {
         /// Its connection.
         conn: ConnectionId,
         /// Its client identifier.
-        client_id: String,
+        client_id: Arc<str>,
         /// Why (NormalDisconnection when the client sent DISCONNECT 0x00).
         reason: ReasonCode,
     },
@@ -133,7 +135,7 @@ pub enum Event {
     /// A session ended (expired, or replaced by a clean start).
     SessionEnded {
         /// Its client identifier.
-        client_id: String,
+        client_id: Arc<str>,
     },
     /// A session started dropping messages (queue or outbox full, expired, too large): the first
     /// drop of an episode, which lasts until the session has drained (its queue under a quarter
@@ -141,14 +143,14 @@ pub enum Event {
     /// Meant for the log: one line per slow subscriber, not one per message.
     DropsStarted {
         /// The session's client identifier.
-        client_id: String,
+        client_id: Arc<str>,
         /// Why its first message was dropped.
         reason: DropReason,
     },
     /// A session's drop episode ended: it drained, or it ended.
     DropsEnded {
         /// The session's client identifier.
-        client_id: String,
+        client_id: Arc<str>,
         /// Messages dropped for it in the episode.
         dropped: u64,
     },
@@ -156,7 +158,7 @@ pub enum Event {
     /// [`Event::DropsStarted`] for a log).
     MessageDropped {
         /// The session's client identifier.
-        client_id: String,
+        client_id: Arc<str>,
         /// Why.
         reason: DropReason,
     },

@@ -378,7 +378,7 @@ impl Broker {
             return None;
         }
         let s = self.sessions.get(&session)?;
-        let client_id = (s.expiry_interval > 0).then(|| s.client_id.clone())?;
+        let client_id = (s.expiry_interval > 0).then(|| s.client_id.to_string())?;
         self.persist.recorded(session);
         Some(client_id)
     }
@@ -412,7 +412,7 @@ impl Broker {
             qos: delivery.qos,
             retain: delivery.retain,
             subscription_ids: delivery.subscription_ids.clone(),
-            share: delivery.share.clone(),
+            share: delivery.share.as_deref().map(str::to_owned),
             state,
         };
         self.persist(PersistRecord::MessageStored {
@@ -441,7 +441,7 @@ impl Broker {
                 qos: delivery.qos,
                 retain: delivery.retain,
                 subscription_ids: delivery.subscription_ids.clone(),
-                share: delivery.share.clone(),
+                share: delivery.share.as_deref().map(str::to_owned),
                 state,
             };
             kept.push((number, stored));
@@ -589,7 +589,8 @@ impl Broker {
             incoming_qos2,
         } = recovered;
         let id = self.new_session_id();
-        let mut session = Session::new(client_id.clone(), record.version);
+        let client_id: Arc<str> = Arc::from(client_id);
+        let mut session = Session::new(Arc::clone(&client_id), record.version);
         session.expiry_interval = record.expiry_interval;
         session.persisted = true;
         session.will = record.will.map(Will::from_record);
@@ -610,7 +611,7 @@ impl Broker {
                 qos: stored.qos,
                 retain: stored.retain,
                 subscription_ids: stored.subscription_ids,
-                share: stored.share,
+                share: stored.share.map(Arc::from),
                 stored: recovered.number,
             };
             match stored.state {

@@ -107,7 +107,7 @@ impl Broker {
         if let PublishQos::ExactlyOnce(id) = qos {
             if s.incoming_qos2.contains(&id) {
                 // A duplicate before PUBREL: acknowledge again, deliver nothing [MQTT5-4.3.3-10].
-                self.send_packet(conn, &Packet::PubRec(Ack::new(id)));
+                self.send_packet(conn, &Packet::PubRec(Ack::new(id)), now);
                 return Ok(());
             }
             if s.incoming_qos2.len() >= usize::from(self.config.receive_maximum) {
@@ -147,7 +147,7 @@ impl Broker {
             message.pins_buffer = true;
             if retain {
                 message.retain_source = Some(Box::new(RetainSource::new(
-                    s.client_id.clone(),
+                    s.client_id.to_string(),
                     c.username.as_deref().map(str::to_owned),
                     c.info.listener,
                     c.info.tls_identity.clone(),
@@ -183,16 +183,14 @@ impl Broker {
             Authorization::Deny(_) => ReasonCode::NotAuthorized,
         };
         if let Some(message) = routed {
-            self.backpressure.publisher = Some(conn);
-            self.route(name, message, now);
-            self.backpressure.publisher = None;
+            self.route(name, message, Some(conn), now);
         }
         match qos {
             PublishQos::AtMostOnce => {}
             PublishQos::AtLeastOnce(id) => {
                 // [MQTT5-4.3.2-4]
                 let ack = self.ack_for(conn, id, reason);
-                self.send_packet(conn, &Packet::PubAck(ack));
+                self.send_packet(conn, &Packet::PubAck(ack), now);
             }
             PublishQos::ExactlyOnce(id) => {
                 if !reason.is_error()
@@ -202,7 +200,7 @@ impl Broker {
                     self.record_incoming_qos2(session, id, true);
                 }
                 let ack = self.ack_for(conn, id, reason);
-                self.send_packet(conn, &Packet::PubRec(ack));
+                self.send_packet(conn, &Packet::PubRec(ack), now);
             }
         }
         Ok(())
@@ -235,7 +233,13 @@ impl Broker {
     }
 
     /// PUBREL: the exactly-once exchange ends; PUBCOMP with the same id [MQTT5-4.3.3-11].
-    pub(crate) fn handle_pubrel(&mut self, conn: ConnectionId, session: SessionId, ack: Ack) {
+    pub(crate) fn handle_pubrel(
+        &mut self,
+        conn: ConnectionId,
+        session: SessionId,
+        ack: Ack,
+        now: Instant,
+    ) {
         let known = self
             .sessions
             .get_mut(&session)
@@ -253,7 +257,7 @@ impl Broker {
             reason_code: reason,
             ..Ack::new(ack.packet_id)
         };
-        self.send_packet(conn, &Packet::PubComp(comp));
+        self.send_packet(conn, &Packet::PubComp(comp), now);
     }
 
     /// Records an inbound QoS 2 identifier answered (`pending`) or released, for a recorded
@@ -299,10 +303,10 @@ impl Broker {
             RecOutcome::Release => {
                 let released = DeliveryState::Released(ack.packet_id);
                 self.delivery_changed(session, number, Some(released));
-                self.send_packet(conn, &Packet::PubRel(Ack::new(ack.packet_id)));
+                self.send_packet(conn, &Packet::PubRel(Ack::new(ack.packet_id)), now);
             }
             RecOutcome::AlreadyReleased => {
-                self.send_packet(conn, &Packet::PubRel(Ack::new(ack.packet_id)));
+                self.send_packet(conn, &Packet::PubRel(Ack::new(ack.packet_id)), now);
             }
             RecOutcome::Unknown if failed => {
                 self.delivery_changed(session, number, None);
@@ -318,7 +322,7 @@ impl Broker {
                     reason_code: reason,
                     ..Ack::new(ack.packet_id)
                 };
-                self.send_packet(conn, &Packet::PubRel(rel));
+                self.send_packet(conn, &Packet::PubRel(rel), now);
             }
         }
     }

@@ -3,6 +3,7 @@
 //! will and its expiry.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use mqtt_wire::{PacketId, ProtocolVersion, SubscriptionOptions};
 
@@ -179,10 +180,10 @@ impl Subscriptions {
     }
 }
 
-/// The session of each client identifier. The identifiers are kept as boxed `str` (16 bytes,
-/// not a `String`'s 24): one table slot per session.
+/// The session of each client identifier, keyed by the session's own shared identifier (16
+/// bytes a slot, no second copy of the text).
 #[derive(Debug, Default)]
-pub(crate) struct ClientIds(HashMap<Box<str>, SessionId>);
+pub(crate) struct ClientIds(HashMap<Arc<str>, SessionId>);
 
 impl ClientIds {
     /// The session of `client_id`.
@@ -196,8 +197,8 @@ impl ClientIds {
     }
 
     /// Records `session` as the session of `client_id`; returns the one it replaces.
-    pub(crate) fn insert(&mut self, client_id: String, session: SessionId) -> Option<SessionId> {
-        self.0.insert(client_id.into_boxed_str(), session)
+    pub(crate) fn insert(&mut self, client_id: Arc<str>, session: SessionId) -> Option<SessionId> {
+        self.0.insert(client_id, session)
     }
 
     /// Forgets the session of `client_id`.
@@ -354,8 +355,9 @@ impl Queue {
 /// State kept per client identifier.
 #[derive(Debug)]
 pub(crate) struct Session {
-    /// The client identifier.
-    pub(crate) client_id: String,
+    /// The client identifier, shared with the client id table, the messages it publishes
+    /// (their publisher, for No Local) and events.
+    pub(crate) client_id: Arc<str>,
     /// The connection it is attached to, if connected.
     pub(crate) conn: Option<ConnectionId>,
     /// Protocol version of the last connection.
@@ -382,7 +384,7 @@ pub(crate) struct Session {
 
 impl Session {
     /// A new, empty session.
-    pub(crate) fn new(client_id: String, version: ProtocolVersion) -> Self {
+    pub(crate) fn new(client_id: Arc<str>, version: ProtocolVersion) -> Self {
         Session {
             client_id,
             conn: None,

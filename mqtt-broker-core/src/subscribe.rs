@@ -12,6 +12,7 @@ use mqtt_wire::{
 
 use crate::broker::Broker;
 use crate::conn::ConnectionId;
+use crate::delivery::Copies;
 use crate::error::ProtocolViolation;
 use crate::hooks::{Authorization, ClientRef};
 use crate::message::{Delivery, Lifetime, Message};
@@ -85,7 +86,7 @@ impl Broker {
             properties: Properties::default(),
         };
         self.save_session(session, now);
-        self.send_packet(conn, &Packet::SubAck(suback));
+        self.send_packet(conn, &Packet::SubAck(suback), now);
         for (filter, subscription) in retained_for {
             self.send_retained(session, &filter, subscription, now);
         }
@@ -125,12 +126,12 @@ impl Broker {
             options,
             identifier,
         };
-        if self.index.insert(session, filter, subscription).is_err() {
+        if self.router.insert(session, filter, subscription).is_err() {
             return (failure(v5, ReasonCode::QuotaExceeded), None);
         }
         // Replaces an identical filter [MQTT-3.8.4-3].
         s.subscriptions.insert(text, subscription);
-        self.stats.subscriptions = self.index.len() as u64;
+        self.stats.subscriptions = self.router.len() as u64;
         (granted(options.qos), Some(!exists))
     }
 
@@ -160,7 +161,7 @@ impl Broker {
                 stored: 0,
                 message,
             };
-            self.deliver(session, delivery, now);
+            self.deliver(session, delivery, &mut Copies::one(), now);
         }
     }
 
@@ -202,7 +203,7 @@ impl Broker {
                 .and_then(|_| self.parsed_filter(text.as_str()));
             let code = match removed {
                 Some(filter) => {
-                    self.index.remove(session, &filter);
+                    self.router.remove(session, &filter);
                     if let Some(share) = filter.share() {
                         self.redistribute_shared(session, Some(share.as_str()), now);
                     }
@@ -212,14 +213,14 @@ impl Broker {
             };
             codes.push(code);
         }
-        self.stats.subscriptions = self.index.len() as u64;
+        self.stats.subscriptions = self.router.len() as u64;
         let unsuback = UnsubAck {
             packet_id: unsubscribe.packet_id,
             reason_codes: if v5 { codes } else { Vec::new() },
             properties: Properties::default(),
         };
         self.save_session(session, now);
-        self.send_packet(conn, &Packet::UnsubAck(unsuback));
+        self.send_packet(conn, &Packet::UnsubAck(unsuback), now);
     }
 
     /// The filter a session's subscription was parsed from, parsed again from its `text`
@@ -244,9 +245,9 @@ impl Broker {
             options,
             identifier,
         };
-        if self.index.insert(id, &filter, subscription).is_ok() {
+        if self.router.insert(id, &filter, subscription).is_ok() {
             session.subscriptions.insert(&text, subscription);
-            self.stats.subscriptions = self.index.len() as u64;
+            self.stats.subscriptions = self.router.len() as u64;
         }
     }
 
@@ -257,7 +258,7 @@ impl Broker {
         };
         if s.expiry_interval == 0 {
             if std::mem::take(&mut s.persisted) {
-                let client_id = s.client_id.clone();
+                let client_id = s.client_id.to_string();
                 self.persist_for(session, PersistRecord::SessionRemoved { client_id });
             }
             return;
@@ -271,7 +272,7 @@ impl Broker {
             .collect();
         record.will = s.will.as_ref().map(|will| will.to_record(now));
         record.disconnected_at = s.conn.is_none().then_some(now);
-        let client_id = s.client_id.clone();
+        let client_id = s.client_id.to_string();
         self.persist_for(session, PersistRecord::SessionSaved { client_id, record });
         if newly_persisted {
             self.persist_kept_deliveries(session);

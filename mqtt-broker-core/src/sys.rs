@@ -28,7 +28,7 @@ impl Broker {
                 continue;
             };
             let message = Message::new(topic, Bytes::from(value), QoS::AtMostOnce, true, now);
-            self.route(name, message, now);
+            self.route(name, message, None, now);
         }
         self.timers.set_after(TimerKey::Sys, now, interval);
     }

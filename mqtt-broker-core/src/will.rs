@@ -9,6 +9,7 @@
 //! the CONNECT arrived in. Kept for the whole connection (and, retained, for good), it is
 //! always copied out of that buffer first ([`detach`]), once, at CONNECT.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -92,7 +93,7 @@ impl Will {
 
     /// The message to publish now [MQTT5-3.1.2-14] [MQTT5-3.1.2-15]
     /// [MQTT311-3.1.2-16] [MQTT311-3.1.2-17] [MQTT5-3.1.3-10].
-    pub(crate) fn into_message(self, publisher: String, now: Instant) -> Message {
+    pub(crate) fn into_message(self, publisher: Arc<str>, now: Instant) -> Message {
         let body = *self.body;
         let mut message = Message::new(body.topic, body.payload, body.qos, body.retain, now);
         message.properties = body.properties;

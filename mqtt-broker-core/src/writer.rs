@@ -14,9 +14,9 @@ use crate::persist::Persistence;
 impl Broker {
     /// Queues `data` for `conn` and counts it in the outbox. Nothing is sent on a connection
     /// that is closing [MQTT5-3.14.4-1].
-    pub(crate) fn transmit(&mut self, conn: ConnectionId, data: Vec<Bytes>) {
+    pub(crate) fn transmit(&mut self, conn: ConnectionId, data: Vec<Bytes>, now: Instant) {
         let len: usize = data.iter().map(Bytes::len).sum();
-        if !self.count_outbox(conn, len) {
+        if !self.count_outbox(conn, len, now) {
             return;
         }
         match self.joinable_transmit(conn) {
@@ -28,8 +28,14 @@ impl Broker {
     /// Queues a PUBLISH as its header and its (shared, not copied) payload, like
     /// [`Broker::transmit`]; joined to the previous output when that is a transmit to the same
     /// connection, so a run of messages to one subscriber costs no allocation per message.
-    pub(crate) fn transmit_publish(&mut self, conn: ConnectionId, header: Bytes, payload: Bytes) {
-        if !self.count_outbox(conn, header.len() + payload.len()) {
+    pub(crate) fn transmit_publish(
+        &mut self,
+        conn: ConnectionId,
+        header: Bytes,
+        payload: Bytes,
+        now: Instant,
+    ) {
+        if !self.count_outbox(conn, header.len() + payload.len(), now) {
             return;
         }
         if let Some(chunks) = self.joinable_transmit(conn) {
@@ -47,14 +53,12 @@ impl Broker {
         self.emit(Output::Transmit { conn, data });
     }
 
-    /// Counts `len` bytes about to be sent on `conn`; `false` when it is closing or gone.
-    fn count_outbox(&mut self, conn: ConnectionId, len: usize) -> bool {
-        let input_time = self.input_time;
+    /// Counts `len` bytes about to be sent on `conn` at `now`; `false` when it is closing or
+    /// gone.
+    fn count_outbox(&mut self, conn: ConnectionId, len: usize, now: Instant) -> bool {
         match self.conns.get_mut(&conn) {
             Some(c) if !matches!(c.phase, Phase::Closing) => {
-                if c.outbox == 0
-                    && let Some(now) = input_time
-                {
+                if c.outbox == 0 {
                     c.last_progress = now; // it starts waiting for the socket now
                 }
                 c.outbox += len;
@@ -82,14 +86,14 @@ impl Broker {
 
     /// Encodes `packet` in the connection's version and queues it. A packet the codec refuses to
     /// encode is a broker bug; it is dropped rather than sent malformed.
-    pub(crate) fn send_packet(&mut self, conn: ConnectionId, packet: &Packet) {
+    pub(crate) fn send_packet(&mut self, conn: ConnectionId, packet: &Packet, now: Instant) {
         let Some(version) = self.conns.get(&conn).map(|c| c.version) else {
             return;
         };
         let buf = self.scratch_buffer();
         if packet.encode(version, buf).is_ok() {
             let bytes = buf.split().freeze();
-            self.transmit(conn, vec![bytes]);
+            self.transmit(conn, vec![bytes], now);
         }
     }
 
@@ -140,7 +144,7 @@ impl Broker {
                     ..Disconnect::default()
                 });
             }
-            self.send_packet(conn, &packet);
+            self.send_packet(conn, &packet, now);
         }
         self.close(conn, reason, now);
     }

@@ -141,7 +141,7 @@ fn offline_queue_is_bounded_and_drops_are_counted() {
     let drops = h
         .events
         .iter()
-        .filter(|e| matches!(e, Event::MessageDropped { reason: DropReason::QueueFull, client_id } if client_id == "s"))
+        .filter(|e| matches!(e, Event::MessageDropped { reason: DropReason::QueueFull, client_id } if &**client_id == "s"))
         .count();
     assert_eq!(drops, 2);
     let (sub, _) = persistent(&mut h, V311, "s");
@@ -187,7 +187,7 @@ fn mqtt5_4_1_0_2_session_discarded_after_expiry() {
     assert!(
         h.events
             .iter()
-            .any(|e| matches!(e, Event::SessionEnded { client_id } if client_id == "s"))
+            .any(|e| matches!(e, Event::SessionEnded { client_id } if &**client_id == "s"))
     );
     assert_eq!(h.broker.stats().subscriptions, 0);
     let (_, present) = persistent(&mut h, V5, "s");

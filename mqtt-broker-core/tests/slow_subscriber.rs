@@ -68,7 +68,7 @@ fn episodes_started(h: &Harness) -> Vec<String> {
     h.events
         .iter()
         .filter_map(|e| match e {
-            Event::DropsStarted { client_id, .. } => Some(client_id.clone()),
+            Event::DropsStarted { client_id, .. } => Some(client_id.to_string()),
             _ => None,
         })
         .collect()
@@ -78,7 +78,7 @@ fn episodes_ended(h: &Harness) -> Vec<(String, u64)> {
     h.events
         .iter()
         .filter_map(|e| match e {
-            Event::DropsEnded { client_id, dropped } => Some((client_id.clone(), *dropped)),
+            Event::DropsEnded { client_id, dropped } => Some((client_id.to_string(), *dropped)),
             _ => None,
         })
         .collect()

@@ -231,7 +231,7 @@ fn read_options(r: &mut Reader<'_>) -> Result<SubscriptionOptions, DecodeFailure
 fn message_size(message: &Message) -> usize {
     message.topic.len()
         + message.payload.len()
-        + message.publisher.as_ref().map_or(0, String::len)
+        + message.publisher.as_ref().map_or(0, |p| p.len())
         + 48
 }
 
@@ -275,7 +275,7 @@ fn read_message(
     let (topic, payload) = publish.into_topic_and_payload();
     let mut message = Message::new(topic, payload, qos, retain, anchor);
     message.properties = properties;
-    message.publisher = publisher;
+    message.publisher = publisher.map(Arc::from);
     Ok((message, received))
 }
 

@@ -60,7 +60,7 @@ fn rich_retained(at: Instant, version: u64) -> Message {
     m.properties.response_topic = Some(s("fixture/reply"));
     m.properties.correlation_data = Some(Bytes::from_static(b"corr-1"));
     m.properties.user_properties = vec![(s("origin"), s("fixture")), (s("origin"), s("again"))];
-    m.publisher = Some("publisher-1".to_owned());
+    m.publisher = Some("publisher-1".into());
     if version >= 2 {
         m.retain_source = Some(Box::new(RetainSource::new(
             "publisher-1".to_owned(),
@@ -154,7 +154,7 @@ fn v311_session() -> SessionRecord {
 
 fn delivery(topic: &str, payload: &'static [u8], qos: QoS, at: Instant) -> StoredDelivery {
     let mut message = Message::new(s(topic), Bytes::from_static(payload), qos, false, at);
-    message.publisher = Some("publisher-2".to_owned());
+    message.publisher = Some("publisher-2".into());
     StoredDelivery {
         message: Arc::new(message),
         qos,

@@ -74,7 +74,7 @@ impl MessageSpec {
             .iter()
             .map(|(k, v)| (s(k.clone()), s(v.clone())))
             .collect();
-        m.publisher = self.publisher.clone();
+        m.publisher = self.publisher.as_deref().map(Into::into);
         m
     }
 }
