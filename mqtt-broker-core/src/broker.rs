@@ -14,6 +14,7 @@ use crate::backpressure::Backpressure;
 use crate::config::Config;
 use crate::conn::{Conn, ConnectionId, ConnectionInfo, Phase};
 use crate::error::{ApiMisuse, ConfigError, ProtocolViolation};
+use crate::fanout::Origin;
 use crate::hooks::{AllowAll, Authenticator, Authorizer, EnhancedAuthenticator, NoEnhancedAuth};
 use crate::idmap::IdMap;
 use crate::memory::MemoryUse;
@@ -21,7 +22,7 @@ use crate::message::{Delivery, Message};
 use crate::output::{Event, Output};
 use crate::persist::PersistState;
 use crate::retained::Retained;
-use crate::router::Router;
+use crate::router::{InterestChange, Router};
 use crate::session::{ClientIds, Session, SessionId};
 use crate::stats::Stats;
 use crate::timer::{ConnTimers, TimerHeap};
@@ -100,6 +101,7 @@ impl Broker {
             max_len: usize::from(u16::MAX),
             max_levels: config.max_topic_levels,
         };
+        let router = Router::new(config.cluster);
         Broker {
             config,
             topic_limits,
@@ -110,7 +112,7 @@ impl Broker {
             conns: IdMap::default(),
             sessions: IdMap::default(),
             client_ids: ClientIds::default(),
-            router: Router::default(),
+            router,
             deliveries: Vec::new(),
             outputs: VecDeque::new(),
             timers: TimerHeap::new(),
@@ -406,13 +408,66 @@ impl Broker {
     /// Publishes `message` from inside the process (no publisher connection).
     pub fn publish(&mut self, message: Message, now: Instant) -> Result<(), ApiMisuse> {
         self.tick(now);
-        let topic = mqtt_topic::TopicName::with_limits(
-            message.topic.clone().into_bytes(),
-            &self.topic_limits,
-        )
-        .map_err(|_| ApiMisuse::InvalidTopic)?;
-        self.route(topic, message, None, now);
+        let topic = self.topic_of(&message)?;
+        self.route(topic, message, Origin::Local, now);
         Ok(())
+    }
+
+    /// Cluster seam: routes `message`, published on another broker of a cluster (handed out
+    /// there as [`Output::Forward`]), to the subscriptions of this one. Its `publisher` is the
+    /// client that published it, so No Local holds across brokers [MQTT5-3.8.3-3]; a retained
+    /// message also becomes this broker's retained message of its topic. It is not handed out
+    /// again.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use mqtt_broker_core::{Broker, Config, Message, Output};
+    /// use mqtt_wire::{Bytes, MqttStr, QoS};
+    ///
+    /// let mut config = Config::default();
+    /// config.cluster = true;
+    /// let (mut here, mut there) = (Broker::new(config.clone()), Broker::new(config));
+    /// let now = Instant::now();
+    /// let message = Message::new(MqttStr::from_static("t"), Bytes::from_static(b"x"), QoS::AtMostOnce, true, now);
+    /// here.publish(message, now)?;
+    /// while let Some(output) = here.poll_output() {
+    ///     if let Output::Forward(message) = output {
+    ///         there.publish_remote((*message).clone(), now)?;
+    ///     }
+    /// }
+    /// assert_eq!(there.stats().retained_messages, 1);
+    /// assert!(std::iter::from_fn(|| there.poll_output()).all(|o| !matches!(o, Output::Forward(_))));
+    /// # Ok::<(), mqtt_broker_core::ApiMisuse>(())
+    /// ```
+    pub fn publish_remote(&mut self, message: Message, now: Instant) -> Result<(), ApiMisuse> {
+        self.tick(now);
+        let topic = self.topic_of(&message)?;
+        self.route(topic, message, Origin::Remote, now);
+        Ok(())
+    }
+
+    /// Cluster seam: the session of `client_id` now belongs to another broker of the cluster
+    /// (its client connected there). A connection holding it here is taken over as by a
+    /// CONNECT with the same identifier: DISCONNECT 0x8E (Session taken over) to a v5 client,
+    /// then close [MQTT5-3.1.4-3] [MQTT311-3.1.4-2]; a will without delay is published. The
+    /// session is then discarded here, without publishing a delayed will: it lives on with its
+    /// new owner. `false` when this broker had no session of that identifier.
+    pub fn session_taken_over(&mut self, client_id: &str, now: Instant) -> bool {
+        self.tick(now);
+        let Some(session) = self.client_ids.get(client_id).copied() else {
+            return false;
+        };
+        if let Some(conn) = self.sessions.get(&session).and_then(|s| s.conn) {
+            self.take_over(conn, now);
+        }
+        self.end_session(session, false, now);
+        true
+    }
+
+    /// The validated topic name of a message from the application or another node.
+    fn topic_of(&self, message: &Message) -> Result<mqtt_topic::TopicName, ApiMisuse> {
+        mqtt_topic::TopicName::with_limits(message.topic.clone().into_bytes(), &self.topic_limits)
+            .map_err(|_| ApiMisuse::InvalidTopic)
     }
 
     /// Ends every connection for a shutdown: DISCONNECT 0x8B for v5 clients, then close. Wills
@@ -505,6 +560,13 @@ impl Broker {
 
     pub(crate) fn event(&mut self, event: Event) {
         self.outputs.push_back(Output::Event(event));
+    }
+
+    /// Reports a change of interest (the router makes them only with `Config::cluster`).
+    pub(crate) fn interest_changed(&mut self, change: Option<InterestChange>) {
+        if let Some(InterestChange { filter, present }) = change {
+            self.event(Event::InterestChanged { filter, present });
+        }
     }
 }
 

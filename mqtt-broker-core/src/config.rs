@@ -60,6 +60,15 @@ pub struct Config {
     pub retain_available: bool,
     /// Prefix of client identifiers assigned by the broker.
     pub assigned_client_id_prefix: String,
+    /// The cluster seam: when set, the broker reports what a backplane linking several brokers
+    /// needs: every message published here ([`Output::Forward`](crate::Output::Forward)), and
+    /// the filters this broker has subscribers for
+    /// ([`Event::InterestChanged`](crate::Event::InterestChanged)). Messages from other nodes
+    /// come in through [`Broker::publish_remote`](crate::Broker::publish_remote), and a session
+    /// another node took over is ended with
+    /// [`Broker::session_taken_over`](crate::Broker::session_taken_over). Off by default: a
+    /// single broker pays nothing for it.
+    pub cluster: bool,
     /// Interval of `$SYS/broker/...` statistics messages; `None` disables them.
     pub sys_interval: Option<Duration>,
     /// Version string published in `$SYS/broker/version`.
@@ -112,6 +121,7 @@ impl Default for Config {
             allow_empty_client_id: true,
             retain_available: true,
             assigned_client_id_prefix: String::from("auto-"),
+            cluster: false,
             sys_interval: None,
             version_string: concat!("mqtt-broker-core ", env!("CARGO_PKG_VERSION")).to_owned(),
             persistence: Persistence::Off,

@@ -346,7 +346,7 @@ impl Broker {
 
     /// Disconnects the connection currently holding a session that a new CONNECT claims:
     /// DISCONNECT 0x8E for v5 [MQTT5-3.1.4-3], then close. The session itself stays.
-    fn take_over(&mut self, old: ConnectionId, now: Instant) {
+    pub(crate) fn take_over(&mut self, old: ConnectionId, now: Instant) {
         if self.conns.get(&old).is_some_and(|c| c.version.is_v5()) {
             let packet = Packet::Disconnect(Disconnect {
                 reason_code: ReasonCode::SessionTakenOver,

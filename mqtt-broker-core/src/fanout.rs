@@ -19,25 +19,46 @@ use crate::conn::{Conn, ConnectionId};
 use crate::delivery::{Copies, online_conn};
 use crate::idmap::IdMap;
 use crate::message::{Delivery, Message};
-use crate::output::Event;
+use crate::output::{Event, Output};
 use crate::persist::PersistRecord;
 use crate::router::{Reach, Route};
 use crate::session::{Session, SessionId, Subscription};
 
+/// Where a message being routed comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// A client's PUBLISH on this connection: a full subscriber may pause it.
+    Client(ConnectionId),
+    /// The application or a will.
+    Local,
+    /// The broker's own statistics (`$SYS`): of this broker only.
+    Sys,
+    /// Another broker of a cluster (`Broker::publish_remote`): routed here only.
+    Remote,
+}
+
 impl Broker {
-    /// Routes `message`, published to `topic` (by the client on `publisher`, if any), to every
-    /// matching subscription. A full subscriber may pause `publisher` (see `backpressure`).
+    /// Routes `message`, published to `topic`, to every matching subscription. A full
+    /// subscriber may pause the publishing client (see `backpressure`). With `Config::cluster`,
+    /// a message published here is also handed out for the other nodes (`Output::Forward`).
     pub(crate) fn route(
         &mut self,
         topic: TopicName,
         message: Message,
-        publisher: Option<ConnectionId>,
+        origin: Origin,
         now: Instant,
     ) {
         let mut message = Arc::new(message);
         if message.retain {
             self.update_retained(&topic, &mut message);
         }
+        if self.config.cluster && matches!(origin, Origin::Client(_) | Origin::Local) {
+            self.emit(Output::Forward(Arc::clone(&message)));
+        }
+        let publisher = match origin {
+            Origin::Client(conn) => Some(conn),
+            Origin::Local | Origin::Sys | Origin::Remote => None,
+        };
         let routes = {
             let (sessions, conns, backpressure) = (&self.sessions, &self.conns, &self.backpressure);
             self.router.route(&topic, |session| {

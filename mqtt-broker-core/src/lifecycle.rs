@@ -10,6 +10,7 @@ use mqtt_wire::{Disconnect, ReasonCode};
 use crate::broker::{Broker, TimerKey};
 use crate::conn::{ConnectionId, Phase};
 use crate::error::ProtocolViolation;
+use crate::fanout::Origin;
 use crate::output::Event;
 use crate::persist::PersistRecord;
 use crate::session::SessionId;
@@ -176,7 +177,8 @@ impl Broker {
         }
         for (text, _) in s.subscriptions.values() {
             if let Some(filter) = self.parsed_filter(text) {
-                self.router.remove(session, &filter);
+                let change = self.router.remove(session, &filter);
+                self.interest_changed(change);
             }
         }
         self.stats.subscriptions = self.router.len() as u64;
@@ -217,7 +219,7 @@ impl Broker {
         if let Ok(topic) =
             TopicName::with_limits(message.topic.clone().into_bytes(), &self.topic_limits)
         {
-            self.route(topic, message, None, now);
+            self.route(topic, message, Origin::Local, now);
         }
     }
 

@@ -11,6 +11,7 @@ use mqtt_wire::{ProtocolVersion, ReasonCode};
 
 use crate::conn::ConnectionId;
 use crate::conn::ConnectionInfo;
+use crate::message::Message;
 use crate::persist::PersistBatch;
 
 /// One thing the caller must do.
@@ -55,6 +56,11 @@ pub enum Output {
         /// The publisher's connection.
         conn: ConnectionId,
     },
+    /// With [`Config::cluster`](crate::Config::cluster): a message published on this broker (by
+    /// a client, a will or the application; not `$SYS`, not one from another node), for the
+    /// other nodes to route with [`Broker::publish_remote`](crate::Broker::publish_remote). Its
+    /// `publisher` names the client, for No Local there.
+    Forward(Arc<Message>),
 }
 
 /// The credentials of a CONNECT whose authentication was deferred.
@@ -161,6 +167,15 @@ pub enum Event {
         client_id: Arc<str>,
         /// Why.
         reason: DropReason,
+    },
+    /// With [`Config::cluster`](crate::Config::cluster): this broker has its first subscription
+    /// to `filter` (`present`), or no longer any (`!present`). The filter is the text the
+    /// clients subscribed with, `$share/GROUP/` prefix included.
+    InterestChanged {
+        /// The filter.
+        filter: Arc<str>,
+        /// Whether this broker now has a subscription to it.
+        present: bool,
     },
     /// The retained message of a topic was set (`true`) or cleared (`false`).
     RetainedChanged {

@@ -11,6 +11,7 @@ use mqtt_wire::{
 use crate::broker::Broker;
 use crate::conn::ConnectionId;
 use crate::error::ProtocolViolation;
+use crate::fanout::Origin;
 use crate::hooks::{Authorization, ClientRef};
 use crate::inflight::RecOutcome;
 use crate::message::{Message, RetainSource};
@@ -183,7 +184,7 @@ impl Broker {
             Authorization::Deny(_) => ReasonCode::NotAuthorized,
         };
         if let Some(message) = routed {
-            self.route(name, message, Some(conn), now);
+            self.route(name, message, Origin::Client(conn), now);
         }
         match qos {
             PublishQos::AtMostOnce => {}

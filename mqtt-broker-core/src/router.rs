@@ -48,6 +48,16 @@ struct Group {
 /// allocates its buffer each time rather than holding the memory for good).
 const KEPT_ROUTES: usize = 4096;
 
+/// A change of this broker's interest (with interest reporting on): the first subscription to
+/// a filter appeared, or the last one went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InterestChange {
+    /// The filter text, `$share/GROUP/` included.
+    pub(crate) filter: Arc<str>,
+    /// Whether there is a subscription to it now.
+    pub(crate) present: bool,
+}
+
 /// All subscriptions of all sessions, and the shared groups' round-robin cursors.
 #[derive(Debug, Default)]
 pub(crate) struct Router {
@@ -57,22 +67,58 @@ pub(crate) struct Router {
     groups: HashMap<Box<str>, Group>,
     /// The buffer lent out by `route`, kept between routings.
     spare: Vec<Route>,
+    /// With interest reporting on: the number of subscriptions to each filter text.
+    interest: Option<HashMap<Arc<str>, usize>>,
 }
 
 impl Router {
-    /// Adds or replaces `session`'s subscription to `filter`; whether it replaced one.
+    /// A router that reports interest changes from `insert` and `remove` when `interest`.
+    pub(crate) fn new(interest: bool) -> Self {
+        Router {
+            interest: interest.then(HashMap::new),
+            ..Router::default()
+        }
+    }
+
+    /// Adds or replaces `session`'s subscription to `filter`; the interest change it makes.
     pub(crate) fn insert(
         &mut self,
         session: SessionId,
         filter: &SubscriptionFilter,
         subscription: Subscription,
-    ) -> Result<bool, TrieFull> {
-        Ok(self.trie.insert(filter, session, subscription)?.is_some())
+    ) -> Result<Option<InterestChange>, TrieFull> {
+        let replaced = self.trie.insert(filter, session, subscription)?.is_some();
+        let Some(interest) = self.interest.as_mut().filter(|_| !replaced) else {
+            return Ok(None);
+        };
+        let text = filter_text(filter);
+        let count = interest.entry(Arc::clone(&text)).or_insert(0);
+        *count += 1;
+        Ok((*count == 1).then_some(InterestChange {
+            filter: text,
+            present: true,
+        }))
     }
 
-    /// Removes `session`'s subscription to `filter`; whether there was one.
-    pub(crate) fn remove(&mut self, session: SessionId, filter: &SubscriptionFilter) -> bool {
-        self.trie.remove(filter, session).is_some()
+    /// Removes `session`'s subscription to `filter`; the interest change it makes.
+    pub(crate) fn remove(
+        &mut self,
+        session: SessionId,
+        filter: &SubscriptionFilter,
+    ) -> Option<InterestChange> {
+        let removed = self.trie.remove(filter, session).is_some();
+        let interest = self.interest.as_mut().filter(|_| removed)?;
+        let text = filter_text(filter);
+        let count = interest.get_mut(&text)?;
+        *count -= 1;
+        if *count > 0 {
+            return None;
+        }
+        interest.remove(&text);
+        Some(InterestChange {
+            filter: text,
+            present: false,
+        })
     }
 
     /// Subscriptions held, all sessions together.
@@ -145,6 +191,18 @@ impl Router {
             }
         });
         picked
+    }
+}
+
+/// The text of `filter` as subscribed: `$share/GROUP/FILTER` or `FILTER`.
+fn filter_text(filter: &SubscriptionFilter) -> Arc<str> {
+    match filter.share() {
+        Some(share) => Arc::from(format!(
+            "$share/{}/{}",
+            share.as_str(),
+            filter.filter().as_str()
+        )),
+        None => Arc::from(filter.filter().as_str()),
     }
 }
 
@@ -284,6 +342,44 @@ mod tests {
                 .other_member(&topic("a/b"), "h", SessionId(1), |_| Reach::Ready)
                 .is_none()
         );
+    }
+
+    #[test]
+    fn interest_changes_at_the_first_and_the_last_subscription_of_a_filter() {
+        let mut router = Router::new(true);
+        let added = |text: &str| {
+            Some(InterestChange {
+                filter: Arc::from(text),
+                present: true,
+            })
+        };
+        let insert = |router: &mut Router, session, text| {
+            router
+                .insert(SessionId(session), &filter(text), subscription())
+                .expect("room")
+        };
+        assert_eq!(insert(&mut router, 1, "a/+"), added("a/+"));
+        assert_eq!(insert(&mut router, 2, "a/+"), None, "second subscriber");
+        assert_eq!(insert(&mut router, 2, "a/+"), None, "a replacement");
+        assert_eq!(
+            insert(&mut router, 3, "$share/g/a/+"),
+            added("$share/g/a/+")
+        );
+        assert_eq!(router.remove(SessionId(1), &filter("a/+")), None);
+        assert_eq!(
+            router.remove(SessionId(1), &filter("a/+")),
+            None,
+            "not subscribed"
+        );
+        assert_eq!(
+            router.remove(SessionId(2), &filter("a/+")),
+            Some(InterestChange {
+                filter: Arc::from("a/+"),
+                present: false,
+            })
+        );
+        let mut quiet = Router::default();
+        assert_eq!(insert(&mut quiet, 1, "a/+"), None, "reporting off");
     }
 
     #[test]

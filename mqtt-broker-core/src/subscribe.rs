@@ -126,12 +126,13 @@ impl Broker {
             options,
             identifier,
         };
-        if self.router.insert(session, filter, subscription).is_err() {
+        let Ok(change) = self.router.insert(session, filter, subscription) else {
             return (failure(v5, ReasonCode::QuotaExceeded), None);
-        }
+        };
         // Replaces an identical filter [MQTT-3.8.4-3].
         s.subscriptions.insert(text, subscription);
         self.stats.subscriptions = self.router.len() as u64;
+        self.interest_changed(change);
         (granted(options.qos), Some(!exists))
     }
 
@@ -203,7 +204,8 @@ impl Broker {
                 .and_then(|_| self.parsed_filter(text.as_str()));
             let code = match removed {
                 Some(filter) => {
-                    self.router.remove(session, &filter);
+                    let change = self.router.remove(session, &filter);
+                    self.interest_changed(change);
                     if let Some(share) = filter.share() {
                         self.redistribute_shared(session, Some(share.as_str()), now);
                     }
@@ -245,7 +247,8 @@ impl Broker {
             options,
             identifier,
         };
-        if self.router.insert(id, &filter, subscription).is_ok() {
+        if let Ok(change) = self.router.insert(id, &filter, subscription) {
+            self.interest_changed(change);
             session.subscriptions.insert(&text, subscription);
             self.stats.subscriptions = self.router.len() as u64;
         }

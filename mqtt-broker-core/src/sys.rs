@@ -8,6 +8,7 @@ use mqtt_topic::TopicName;
 use mqtt_wire::{MqttStr, QoS};
 
 use crate::broker::{Broker, TimerKey};
+use crate::fanout::Origin;
 use crate::message::Message;
 
 impl Broker {
@@ -28,7 +29,7 @@ impl Broker {
                 continue;
             };
             let message = Message::new(topic, Bytes::from(value), QoS::AtMostOnce, true, now);
-            self.route(name, message, None, now);
+            self.route(name, message, Origin::Sys, now);
         }
         self.timers.set_after(TimerKey::Sys, now, interval);
     }

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -52,6 +53,8 @@ pub struct Harness {
     /// Whether batches wait for [`Harness::persist_now`] instead of being reported durable at
     /// once.
     pub hold_persist: bool,
+    /// `Forward` outputs (cluster seam), in order.
+    pub forwarded: Vec<Arc<Message>>,
 }
 
 #[allow(clippy::disallowed_methods)]
@@ -93,6 +96,7 @@ impl Harness {
             reading: Vec::new(),
             batches: Vec::new(),
             hold_persist: false,
+            forwarded: Vec::new(),
         }
     }
 
@@ -133,6 +137,7 @@ impl Harness {
                 Output::Event(event) => self.events.push(event),
                 Output::PauseReading { conn } => self.reading.push((conn, false)),
                 Output::ResumeReading { conn } => self.reading.push((conn, true)),
+                Output::Forward(message) => self.forwarded.push(message),
                 Output::Persist(batch) => {
                     let seq = batch.seq;
                     self.batches.push(batch);

@@ -1,0 +1,200 @@
+//! The cluster seam (`Config::cluster`), driven with a fake second node: messages published on
+//! one broker leave as `Output::Forward` and enter the other with `Broker::publish_remote`;
+//! subscriptions show as `Event::InterestChanged`; a session another node took over is ended
+//! with `Broker::session_taken_over`.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use mqtt_broker_core::{Event, Message};
+use mqtt_wire::{Packet, QoS, ReasonCode, SubscriptionOptions};
+
+fn node() -> Harness {
+    Harness::with_config(config(|c| c.cluster = true))
+}
+
+/// Hands every message `from` forwarded so far to `to`, as a backplane would.
+fn link(from: &mut Harness, to: &mut Harness) {
+    for message in std::mem::take(&mut from.forwarded) {
+        let message: Message = Arc::unwrap_or_clone(message);
+        to.broker
+            .publish_remote(message, to.now)
+            .expect("valid topic");
+        to.drain();
+    }
+}
+
+fn interest(h: &Harness) -> Vec<(String, bool)> {
+    h.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::InterestChanged { filter, present } => Some((filter.to_string(), *present)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_message_published_on_one_node_reaches_the_subscribers_of_the_other_once() {
+    let (mut a, mut b) = (node(), node());
+    let here = a.connect(V5, "here");
+    a.subscribe(here, "home/+/state", QoS::AtLeastOnce);
+    let there = b.connect(V311, "there");
+    b.subscribe(there, "home/#", QoS::AtLeastOnce);
+    let publisher = a.connect(V5, "plug");
+    a.publish(publisher, "home/plug/state", b"ON", QoS::AtLeastOnce, false);
+    assert_eq!(a.forwarded.len(), 1, "handed out once");
+    link(&mut a, &mut b);
+
+    assert_eq!(a.receive_and_ack(here).len(), 1);
+    let received = b.receive_and_ack(there);
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].topic(), "home/plug/state");
+    assert_eq!(received[0].payload(), b"ON");
+    assert!(
+        b.forwarded.is_empty(),
+        "a remote message is not handed out again"
+    );
+}
+
+#[test]
+fn a_retained_message_from_another_node_is_retained_here_too() {
+    let (mut a, mut b) = (node(), node());
+    let device = a.connect(V311, "tasmota");
+    a.publish(
+        device,
+        "tele/tasmota/LWT",
+        b"Online",
+        QoS::AtLeastOnce,
+        true,
+    );
+    link(&mut a, &mut b);
+    let late = b.connect(V311, "dashboard");
+    b.subscribe(late, "tele/+/LWT", QoS::AtLeastOnce);
+    let retained = b.receive_and_ack(late);
+    assert_eq!(retained.len(), 1);
+    assert!(
+        retained[0].retain,
+        "[MQTT-3.3.1-6] sent with RETAIN 1 to a new subscription"
+    );
+    assert_eq!(retained[0].payload(), b"Online");
+}
+
+#[test]
+fn mqtt5_3_8_3_3_no_local_holds_for_a_message_that_came_through_another_node() {
+    let (mut a, mut b) = (node(), node());
+    let publisher = a.connect(V5, "c");
+    a.publish(publisher, "t", b"x", QoS::AtMostOnce, false);
+    assert_eq!(
+        a.forwarded[0].publisher.as_deref(),
+        Some("c"),
+        "the publisher's identity travels with the message"
+    );
+    // The same client identifier subscribed with No Local on the other node, and another client.
+    let same = b.connect(V5, "c");
+    let no_local = SubscriptionOptions {
+        no_local: true,
+        ..SubscriptionOptions::default()
+    };
+    b.subscribe_with(same, "t", no_local, Default::default());
+    let other = b.connect(V5, "d");
+    b.subscribe_with(other, "t", no_local, Default::default());
+    link(&mut a, &mut b);
+    assert!(b.publishes(same).is_empty(), "not back to its publisher");
+    assert_eq!(b.publishes(other).len(), 1);
+}
+
+#[test]
+fn interest_is_reported_at_the_first_and_the_last_subscription_of_a_filter() {
+    let mut h = node();
+    let one = h.connect(V5, "one");
+    let two = h.connect(V5, "two");
+    h.subscribe(one, "a/+", QoS::AtMostOnce);
+    h.subscribe(two, "a/+", QoS::AtLeastOnce);
+    h.subscribe(two, "$share/g/b/#", QoS::AtMostOnce);
+    assert_eq!(
+        interest(&h),
+        [("a/+".to_owned(), true), ("$share/g/b/#".to_owned(), true)]
+    );
+    h.unsubscribe(one, "a/+");
+    assert_eq!(interest(&h).len(), 2, "another subscriber remains");
+    h.disconnect(two, ReasonCode::Success); // a clean session: its subscriptions end with it
+    assert_eq!(
+        interest(&h)[2..],
+        [
+            ("a/+".to_owned(), false),
+            ("$share/g/b/#".to_owned(), false)
+        ]
+    );
+}
+
+#[test]
+fn a_single_broker_reports_nothing_for_a_cluster() {
+    let mut h = Harness::new();
+    let (sub, publisher) = subscriber_and_publisher(&mut h, QoS::AtMostOnce);
+    h.publish(publisher, "t", b"x", QoS::AtMostOnce, false);
+    assert_eq!(h.publishes(sub).len(), 1);
+    assert!(h.forwarded.is_empty());
+    assert!(interest(&h).is_empty());
+}
+
+#[test]
+fn wills_are_handed_out_and_sys_messages_are_not() {
+    let mut h = Harness::with_config(config(|c| {
+        c.cluster = true;
+        c.sys_interval = Some(std::time::Duration::from_secs(10));
+    }));
+    let c = h.open(V311);
+    let mut connect = connect_packet(V311, "device");
+    connect.will = Some(will("tele/device/LWT", b"Offline", QoS::AtLeastOnce, true));
+    h.connect_with(c, connect);
+    h.advance(std::time::Duration::from_secs(11));
+    assert!(h.forwarded.is_empty(), "$SYS stays on its node");
+    h.drop_connection(c);
+    let topics: Vec<_> = h.forwarded.iter().map(|m| m.topic.to_string()).collect();
+    assert_eq!(topics, ["tele/device/LWT"]);
+}
+
+#[test]
+fn mqtt5_3_1_4_3_a_session_taken_over_by_another_node_disconnects_its_client_here() {
+    let mut a = node();
+    let c = a.connect(V5, "c");
+    a.subscribe(c, "t", QoS::AtLeastOnce);
+    assert!(!a.broker.session_taken_over("nobody", a.now));
+    assert!(a.broker.session_taken_over("c", a.now));
+    a.drain();
+    match a.expect(c) {
+        Packet::Disconnect(d) => assert_eq!(d.reason_code, ReasonCode::SessionTakenOver),
+        other => panic!("expected DISCONNECT 0x8E, got {other:?}"),
+    }
+    assert!(a.is_closed(c));
+    let stats = a.broker.stats();
+    assert_eq!((stats.clients_connected, stats.subscriptions), (0, 0));
+    assert!(
+        interest(&a).contains(&("t".to_owned(), false)),
+        "its interest leaves with it"
+    );
+}
+
+#[test]
+fn mqtt311_3_1_4_2_a_taken_over_3_1_1_client_is_closed_and_its_will_published() {
+    let mut a = node();
+    let watcher = a.connect(V311, "watcher");
+    a.subscribe(watcher, "lwt", QoS::AtMostOnce);
+    let c = a.open(V311);
+    let mut connect = connect_packet(V311, "c");
+    connect.will = Some(will("lwt", b"gone", QoS::AtMostOnce, false));
+    a.connect_with(c, connect);
+    assert!(a.broker.session_taken_over("c", a.now));
+    a.drain();
+    assert!(a.is_closed(c));
+    assert!(
+        a.recv_all(c).is_empty(),
+        "3.1.1 has no DISCONNECT from the server"
+    );
+    let wills = a.publishes(watcher);
+    assert_eq!(wills.len(), 1);
+    assert_eq!(wills[0].payload(), b"gone");
+}
