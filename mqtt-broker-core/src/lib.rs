@@ -134,3 +134,8 @@ pub use stats::Stats;
 pub(crate) fn test_epoch() -> std::time::Instant {
     std::time::Instant::now()
 }
+
+/// The examples of `README.md`, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

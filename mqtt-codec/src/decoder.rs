@@ -19,6 +19,32 @@ use crate::reader::Reader;
 ///
 /// Until a CONNECT has been decoded (or [`Decoder::set_version`] called) packets other than
 /// CONNECT are decoded with MQTT 3.1.1 rules.
+///
+/// Bytes are appended to a `BytesMut` as they arrive; [`Decoder::decode`] takes whole frames
+/// off its front and leaves a partial one for the next read:
+///
+/// ```
+/// use mqtt_wire::{BytesMut, DecodeError, Decoder, Packet, ProtocolVersion};
+///
+/// let mut decoder = Decoder::new().with_max_packet_size(128);
+/// let mut buf = BytesMut::new();
+/// // A 3.1.1 CONNECT (client id "dev1") arrives in two reads.
+/// buf.extend_from_slice(b"\x10\x10\x00\x04MQTT\x04");
+/// assert_eq!(decoder.decode(&mut buf)?, None);
+/// buf.extend_from_slice(b"\x02\x00\x1e\x00\x04dev1");
+/// let Some(Packet::Connect(connect)) = decoder.decode(&mut buf)? else { panic!() };
+/// assert_eq!((&*connect.client_id, connect.keep_alive), ("dev1", 30));
+/// assert_eq!(decoder.version(), Some(ProtocolVersion::V3_1_1));
+/// assert!(buf.is_empty());
+///
+/// // A PUBLISH announcing 1000 bytes is refused from its fixed header alone.
+/// buf.extend_from_slice(b"\x30\xe8\x07");
+/// assert_eq!(
+///     decoder.decode(&mut buf),
+///     Err(DecodeError::PacketTooLarge { size: 1003, max: 128 })
+/// );
+/// # Ok::<(), DecodeError>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Decoder {
     version: Option<ProtocolVersion>,
@@ -225,6 +251,22 @@ impl Decoder {
 
 /// Decodes one whole frame (fixed header included) received on a connection of `version`.
 /// A CONNECT is decoded in the version it names.
+///
+/// ```
+/// use mqtt_wire::{
+///     Bytes, DecodeError, Packet, PacketId, ProtocolVersion, ReasonCode, decode_packet,
+/// };
+///
+/// // An MQTT 5.0 PUBACK for packet 5 with reason code 0x10 (no matching subscribers).
+/// let frame = Bytes::from_static(b"\x40\x03\x00\x05\x10");
+/// let Packet::PubAck(ack) = decode_packet(frame, ProtocolVersion::V5)? else { panic!() };
+/// assert_eq!(ack.packet_id, PacketId::new(5).expect("non-zero"));
+/// assert_eq!(ack.reason_code, ReasonCode::NoMatchingSubscribers);
+///
+/// let cut_short = Bytes::from_static(b"\x40\x03\x00\x05");
+/// assert_eq!(decode_packet(cut_short, ProtocolVersion::V5), Err(DecodeError::Truncated));
+/// # Ok::<(), DecodeError>(())
+/// ```
 ///
 /// # Errors
 /// The frame is incomplete (`Truncated`), longer than its header says (`TrailingBytes`), or

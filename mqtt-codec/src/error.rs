@@ -7,6 +7,17 @@ use crate::reason::{ConnectReturnCode, ReasonCode};
 
 /// The received bytes are not a valid MQTT packet. Small and `Copy`; see
 /// [`DecodeError::reason_code`] for what to send before closing.
+///
+/// ```
+/// use mqtt_wire::{Bytes, DecodeError, ProtocolVersion, ReasonCode, decode_packet};
+///
+/// // A QoS 0 PUBLISH to "a/b" with the DUP flag set, which only QoS 1 and 2 may carry.
+/// let frame = Bytes::from_static(b"\x38\x05\x00\x03a/b");
+/// let error = decode_packet(frame, ProtocolVersion::V5).unwrap_err();
+/// assert_eq!(error, DecodeError::DupWithQoS0);
+/// assert_eq!(error.reason_code(), ReasonCode::ProtocolError);
+/// assert_eq!(error.spec_id(), Some("MQTT-3.3.1-2"));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 #[non_exhaustive]
 pub enum DecodeError {

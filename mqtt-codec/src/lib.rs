@@ -111,3 +111,8 @@ pub use primitives::{PacketId, ProtocolVersion, PublishQos, QoS};
 pub use properties::{Properties, PropertyValues};
 pub use reason::{ConnectReturnCode, ReasonCode};
 pub use string::MqttStr;
+
+/// The examples of `README.md`, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -53,3 +53,8 @@ pub use rss::resident_bytes;
 pub use scenario::run;
 pub use sequence::{Arrival, MAX_SEQUENCE, SequenceTracker};
 pub use stats::{Counters, spawn_progress};
+
+/// The examples of `README.md`, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

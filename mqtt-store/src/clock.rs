@@ -4,6 +4,15 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A pair of readings of the two clocks taken at the same moment.
+///
+/// ```
+/// use std::time::{Duration, Instant, UNIX_EPOCH};
+/// use mqtt_store::WallClock;
+///
+/// let now = Instant::now();
+/// let clock = WallClock::new(now, UNIX_EPOCH + Duration::from_secs(1_000));
+/// assert_eq!(clock.unix_millis(now + Duration::from_millis(250)), 1_000_250);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WallClock {
     instant: Instant,

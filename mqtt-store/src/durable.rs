@@ -50,6 +50,50 @@ pub struct JournalReplay {
 }
 
 /// The redb database of one broker, with its journal.
+///
+/// A journaled write survives the end of the process even without a checkpoint: the next
+/// [`DurableStore::open`] writes what the journal holds into the file.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::{Instant, SystemTime};
+///
+/// use mqtt_broker_core::{Message, PersistRecord};
+/// use mqtt_store::{Commit, DurableStore, JournalReplay, WallClock};
+/// use mqtt_wire::{Bytes, MqttStr, QoS};
+///
+/// let dir = std::env::temp_dir().join(format!("mqtt-store-durable-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let path = dir.join("broker.redb");
+/// let now = Instant::now();
+/// let clock = WallClock::new(now, SystemTime::now());
+/// let retained = |payload: &'static [u8]| PersistRecord::RetainedSet {
+///     topic: "state".to_owned(),
+///     message: Arc::new(Message::new(
+///         MqttStr::from_static("state"),
+///         Bytes::from_static(payload),
+///         QoS::AtMostOnce,
+///         true,
+///         now,
+///     )),
+/// };
+///
+/// let mut store = DurableStore::open(&path)?;
+/// store.apply([&retained(b"v1")], &clock, Commit::Durable)?;
+/// store.apply([&retained(b"v2")], &clock, Commit::Journaled)?; // in the journal only
+/// assert!(DurableStore::journal_path(&path).exists());
+/// drop(store); // no checkpoint, as after a crash of the process
+///
+/// let store = DurableStore::open(&path)?;
+/// let replay = JournalReplay { entries: 1, ignored_bytes: 0 };
+/// assert_eq!(store.journal_replay(), Some(replay));
+/// let state = store.load(Instant::now())?;
+/// assert_eq!(state.retained.len(), 1);
+/// assert_eq!(&state.retained[0].message.payload[..], b"v2");
+/// # drop(store);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct DurableStore {
     db: Database,

@@ -4,6 +4,19 @@
 use std::path::PathBuf;
 
 /// An error of the durable store.
+///
+/// ```
+/// use mqtt_store::DurableStore;
+///
+/// let dir = std::env::temp_dir().join(format!("mqtt-store-error-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let path = dir.join("broker.redb");
+/// std::fs::write(&path, vec![0x55; 8192])?; // not a redb file
+/// let error = DurableStore::open(&path).unwrap_err();
+/// assert!(error.is_corrupt(), "{error}");
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {

@@ -52,3 +52,8 @@ pub use clock::WallClock;
 pub use durable::{Commit, DEFAULT_JOURNAL_LIMIT, DurableStore, JournalReplay};
 pub use error::StoreError;
 pub use format::FORMAT_VERSION;
+
+/// The examples of `README.md`, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

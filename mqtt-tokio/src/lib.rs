@@ -36,3 +36,8 @@ pub use server::{
 pub use mqtt_broker_core;
 /// The codec, re-exported for [`mqtt_wire::QoS`] and the reason codes hooks answer with.
 pub use mqtt_wire;
+
+/// The examples of `README.md`, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -6,6 +6,16 @@
 ///
 /// Statement ids differ between the two specifications; where they do, both are
 /// given as `[MQTT311-…]` and `[MQTT5-…]`.
+///
+/// ```
+/// use mqtt_topic::{TopicError, TopicFilter, TopicName};
+///
+/// let error = TopicName::from_static("sensors/+").unwrap_err();
+/// assert_eq!(error, TopicError::WildcardInName);
+/// assert_eq!(error.to_string(), "wildcard in a topic name [MQTT-4.7.0-1]");
+/// assert_eq!(TopicFilter::from_static("sensors/t+"), Err(TopicError::PartialSingleLevelWildcard));
+/// assert_eq!(TopicFilter::from_static(""), Err(TopicError::Empty));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 #[non_exhaustive]
 pub enum TopicError {

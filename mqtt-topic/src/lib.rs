@@ -75,3 +75,8 @@ pub use name::TopicName;
 pub use retained::RetainedTree;
 pub use share::{ShareName, SubscriptionFilter};
 pub use trie::{Match, Member, SubscriptionTrie};
+
+/// The examples of `README.md`, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

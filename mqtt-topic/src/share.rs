@@ -14,6 +14,19 @@ const SHARE_PREFIX: &[u8] = b"$share/";
 
 /// A validated ShareName: non-empty UTF-8 without `/`, `+`, `#` or U+0000
 /// [MQTT5-4.8.2-1/2].
+///
+/// ```
+/// use mqtt_topic::{ShareName, SubscriptionFilter, TopicError, TopicFilter};
+///
+/// let workers = ShareName::new("workers".into())?;
+/// let shared = SubscriptionFilter::shared(workers.clone(), TopicFilter::from_static("jobs/#")?);
+/// assert_eq!(shared, SubscriptionFilter::from_static("$share/workers/jobs/#")?);
+/// assert_eq!(shared.share(), Some(&workers));
+///
+/// assert_eq!(ShareName::new("".into()), Err(TopicError::EmptyShareName));
+/// assert_eq!(ShareName::new("a+".into()), Err(TopicError::WildcardInShareName));
+/// # Ok::<(), TopicError>(())
+/// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ShareName(Bytes);
 

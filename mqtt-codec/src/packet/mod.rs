@@ -28,6 +28,34 @@ use crate::error::DecodeError;
 ///
 /// At most 128 bytes, so a decoded packet moves cheaply: `Connect`, the largest and rarest
 /// variant, is boxed, and [`crate::Properties`] is one pointer.
+///
+/// Encoding with [`Packet::encode`] and decoding with [`crate::decode_packet`] (or a
+/// [`crate::Decoder`]) are inverses:
+///
+/// ```
+/// use mqtt_wire::{
+///     BytesMut, MqttStr, Packet, PacketId, PacketType, Properties, ProtocolVersion, QoS,
+///     Subscribe, SubscriptionOptions, decode_packet,
+/// };
+///
+/// let subscribe = Packet::Subscribe(Subscribe {
+///     packet_id: PacketId::new(10).expect("non-zero"),
+///     filters: vec![(
+///         MqttStr::from_static("a/+"),
+///         SubscriptionOptions { qos: QoS::AtLeastOnce, ..SubscriptionOptions::default() },
+///     )],
+///     properties: Properties::default(),
+/// });
+/// let mut out = BytesMut::new();
+/// subscribe.encode(ProtocolVersion::V3_1_1, &mut out)?;
+/// assert_eq!(&out[..], b"\x82\x08\x00\x0a\x00\x03a/+\x01");
+/// assert_eq!(out.len(), subscribe.encoded_len(ProtocolVersion::V3_1_1));
+///
+/// let decoded = decode_packet(out.freeze(), ProtocolVersion::V3_1_1)?;
+/// assert_eq!(decoded.packet_type(), PacketType::Subscribe);
+/// assert_eq!(decoded, subscribe);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Packet {
     /// CONNECT (client to server).

@@ -369,6 +369,23 @@ impl Publish {
     /// I/O), so one payload buffer can be shared by every subscriber. On error `out` is left as
     /// it was.
     ///
+    /// ```
+    /// use mqtt_wire::{Bytes, BytesMut, MqttStr, Packet, ProtocolVersion, Publish};
+    ///
+    /// let payload = Bytes::from_static(b"a payload shared by every subscriber");
+    /// let publish = Publish::new(MqttStr::from_static("news"), payload.clone());
+    /// let mut header = BytesMut::new();
+    /// publish.encode_header(ProtocolVersion::V5, &mut header)?;
+    ///
+    /// // Header then payload on the wire are the whole frame.
+    /// let packet = Packet::Publish(publish);
+    /// let mut whole = BytesMut::new();
+    /// packet.encode(ProtocolVersion::V5, &mut whole)?;
+    /// assert_eq!(header.len() + payload.len(), packet.encoded_len(ProtocolVersion::V5));
+    /// assert_eq!([&header[..], &payload[..]].concat(), &whole[..]);
+    /// # Ok::<(), mqtt_wire::EncodeError>(())
+    /// ```
+    ///
     /// # Errors
     /// As for [`crate::Packet::encode`].
     pub fn encode_header(

@@ -17,6 +17,36 @@ pub struct Member<K, V> {
 }
 
 /// One result of [`SubscriptionTrie::for_each_match`](crate::SubscriptionTrie::for_each_match).
+///
+/// A plain subscriber receives every matching message; of a shared group, the caller picks
+/// one member per message, here in turn:
+///
+/// ```
+/// use mqtt_topic::{Match, SubscriptionFilter, SubscriptionTrie, TopicName};
+///
+/// let mut trie = SubscriptionTrie::new();
+/// trie.insert(&SubscriptionFilter::from_static("jobs/#")?, "audit", ())?;
+/// trie.insert(&SubscriptionFilter::from_static("$share/pool/jobs/+")?, "worker1", ())?;
+/// trie.insert(&SubscriptionFilter::from_static("$share/pool/jobs/+")?, "worker2", ())?;
+///
+/// let mut turn = 0;
+/// let mut received = Vec::new();
+/// for job in ["jobs/1", "jobs/2"] {
+///     trie.for_each_match(&TopicName::from_static(job)?, |m| match m {
+///         Match::Subscriber(member) => received.push(member.key),
+///         Match::Shared { share, members } => {
+///             assert_eq!(share, "pool");
+///             let mut keys: Vec<_> = members.iter().map(|member| member.key).collect();
+///             keys.sort(); // members come in no particular order
+///             received.push(keys[turn % keys.len()]);
+///             turn += 1;
+///         }
+///     });
+/// }
+/// received.sort();
+/// assert_eq!(received, ["audit", "audit", "worker1", "worker2"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub enum Match<'a, K, V> {
     /// A plain subscription whose filter matches the topic.
