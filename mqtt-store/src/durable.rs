@@ -58,7 +58,7 @@ pub struct JournalReplay {
 /// use std::sync::Arc;
 /// use std::time::{Instant, SystemTime};
 ///
-/// use mqtt_broker_core::{Message, PersistRecord};
+/// use mqtt_broker_core::{Message, persist::PersistRecord};
 /// use mqtt_store::{Commit, DurableStore, JournalReplay, WallClock};
 /// use mqtt_wire::{Bytes, MqttStr, QoS};
 ///

@@ -10,7 +10,7 @@
 //!
 //! ```
 //! use std::time::{Instant, SystemTime};
-//! use mqtt_broker_core::{Broker, Config, Output, Persistence};
+//! use mqtt_broker_core::{Broker, Config, Output, persist::Persistence};
 //! use mqtt_store::{Commit, DurableStore, WallClock};
 //!
 //! let dir = std::env::temp_dir().join(format!("mqtt-store-doc-{}", std::process::id()));
