@@ -115,12 +115,16 @@ next_connection_delay_ms = 0
 EOF
 }
 
-# Starts broker $1 (ours, ours-2cpu, mosquitto or rumqttd) in the background with configuration
-# file $2, pinned to CPUs $3, its output appended to $WORK/$1.log; sets BROKER_PID.
+# Starts broker $1 (ours, ours-2cpu, ours-base, mosquitto or rumqttd) in the background with
+# configuration file $2, pinned to CPUs $3, its output appended to $WORK/$1.log; sets BROKER_PID.
+# `ours-base` is another build of ours ($OURS_BASE, e.g. of the commit before a change).
 launch_broker() { # broker conf cpus
     case $1 in
     ours | ours-2cpu)
         RUST_LOG=warn taskset -c "$3" "$TARGET/release/mqtt-broker" -c "$2" >>"$WORK/$1.log" 2>&1 &
+        ;;
+    ours-base)
+        RUST_LOG=warn taskset -c "$3" "$OURS_BASE" -c "$2" >>"$WORK/$1.log" 2>&1 &
         ;;
     mosquitto) taskset -c "$3" "$MOSQUITTO" -c "$2" >>"$WORK/$1.log" 2>&1 & ;;
     rumqttd) taskset -c "$3" "$RUMQTTD" -q -c "$2" >>"$WORK/$1.log" 2>&1 & ;;
@@ -158,6 +162,7 @@ available_brokers() {
         case $b in
         mosquitto) [[ -x $MOSQUITTO ]] || { log "skipping mosquitto: $MOSQUITTO not found"; continue; } ;;
         rumqttd) [[ -x $RUMQTTD ]] || { log "skipping rumqttd: $RUMQTTD not found"; continue; } ;;
+        ours-base) [[ -x ${OURS_BASE:-} ]] || { log "skipping ours-base: set OURS_BASE to a mqtt-broker binary"; continue; } ;;
         esac
         available+=("$b")
     done
