@@ -5,12 +5,17 @@
 //! spawns nothing: the caller feeds it inputs, each with the current time, and drains its outputs.
 //!
 //! ```text
-//!  socket bytes ──► handle_bytes ─┐                       ┌─► Output::Transmit (header + shared payload)
-//!  accept       ──► handle_open   │   ┌──────────────┐    ├─► Output::Close
-//!  EOF / error  ──► handle_closed ├──►│    Broker    │───►├─► Output::AuthRequest (deferred CONNECT)
-//!  written      ──► handle_flushed│   └──────────────┘    └─► Output::Event (metrics, persistence)
-//!  timer fired  ──► handle_timeout┘          │
-//!                                            └─► poll_timeout: next deadline
+//!  accept          ──► handle_open     ┐                    ┌─► Output::Transmit (header + shared payload)
+//!  socket bytes    ──► handle_bytes    │                    ├─► Output::Close
+//!  written         ──► handle_flushed  │                    ├─► Output::PauseReading / ResumeReading
+//!  EOF / error     ──► handle_closed   │   ┌────────────┐   ├─► Output::AuthRequest (deferred CONNECT)
+//!  timer fired     ──► handle_timeout  ├──►│   Broker   │──►├─► Output::Persist (records to make durable)
+//!  batch durable   ──► handle_persisted│   └────────────┘   ├─► Output::Event (metrics, logs)
+//!  auth decided    ──► accept_connect, reject_connect,      └─► Output::Forward (cluster seam)
+//!                      continue_auth   │         │
+//!  application     ──► publish         │         └─► poll_timeout: next deadline
+//!  another node    ──► publish_remote, session_taken_over
+//!  restart         ──► restore         ┘
 //! ```
 //!
 //! The rule of the driving loop: after every input, drain [`Broker::poll_output`] until it is
