@@ -119,7 +119,13 @@ fuzz_target!(|data: &[u8]| {
             1 => {
                 let n = take(1).first().copied().unwrap_or(0);
                 let bytes = take(usize::from(n));
-                if broker.handle_bytes(conn, bytes, now).is_ok() {
+                // Both read inputs: a borrowed slice, or owned bytes (split without a copy).
+                let fed = if (op / 6) % 2 == 1 {
+                    broker.handle_read(conn, mqtt_wire::Bytes::copy_from_slice(bytes), now)
+                } else {
+                    broker.handle_bytes(conn, bytes, now)
+                };
+                if fed.is_ok() {
                     peers[index].learn_version(bytes);
                 }
             }

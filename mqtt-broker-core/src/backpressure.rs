@@ -78,6 +78,11 @@ impl Backpressure {
         }
     }
 
+    /// Whether frames are kept for `conn`.
+    pub(crate) fn has_unread(&self, conn: ConnectionId) -> bool {
+        !self.unread.is_empty() && self.unread.contains_key(&conn)
+    }
+
     /// Takes the frames kept for `conn`, if any.
     pub(crate) fn take_unread(&mut self, conn: ConnectionId) -> Option<Bytes> {
         if self.unread.is_empty() {

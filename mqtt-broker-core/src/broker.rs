@@ -208,13 +208,64 @@ impl Broker {
         data: &[u8],
         now: Instant,
     ) -> Result<(), ApiMisuse> {
+        if self.accept_read(conn, data, now)? {
+            self.buffer_read(conn, data);
+            self.read_packets(conn, now);
+            self.read_resumed(now);
+        }
+        Ok(())
+    }
+
+    /// [`Broker::handle_bytes`] for a read the caller holds as [`Bytes`]: when nothing partial
+    /// is buffered for the connection, its whole frames are handled as views into `data` (no
+    /// copy; a PUBLISH delivered at once shares it with its subscribers) and only a partial
+    /// frame at its end is copied, to wait for the rest.
+    pub fn handle_read(
+        &mut self,
+        conn: ConnectionId,
+        mut data: Bytes,
+        now: Instant,
+    ) -> Result<(), ApiMisuse> {
+        if !self.accept_read(conn, &data, now)? {
+            return Ok(());
+        }
+        let buffered = self
+            .conns
+            .get(&conn)
+            .is_some_and(|c| !c.read_buf.is_empty());
+        if buffered || self.backpressure.has_unread(conn) || self.is_paused(conn) {
+            self.buffer_read(conn, &data);
+            self.read_packets(conn, now);
+        } else if let Some(c) = self.conns.get_mut(&conn) {
+            match c.decoder.split_whole_frames(&mut data) {
+                Ok(frames) => {
+                    self.buffer_read(conn, &data);
+                    if self.read_frames(conn, &frames, now) {
+                        self.read_packets(conn, now); // the rest: a partial frame, or an error
+                    }
+                }
+                Err(error) => self.decode_failed(conn, error, now),
+            }
+        }
+        self.read_resumed(now);
+        Ok(())
+    }
+
+    /// The checks of a read before its bytes are buffered: `Ok(false)` when they are to be
+    /// ignored (a closing connection) or were refused (a first packet that is not CONNECT).
+    fn accept_read(
+        &mut self,
+        conn: ConnectionId,
+        data: &[u8],
+        now: Instant,
+    ) -> Result<bool, ApiMisuse> {
         self.tick(now);
         let c = self
             .conns
             .get_mut(&conn)
             .ok_or(ApiMisuse::UnknownConnection(conn.0))?;
         if matches!(c.phase, Phase::Closing) {
-            return Ok(()); // [MQTT5-3.1.4-6] [MQTT311-3.1.4-5]: ignore whatever follows a refusal or a close
+            return Ok(false); // [MQTT5-3.1.4-6] [MQTT311-3.1.4-5]: ignore whatever follows a refusal or a close
         }
         self.stats.bytes_received += data.len() as u64;
         if matches!(c.phase, Phase::AwaitingConnect)
@@ -229,15 +280,22 @@ impl Broker {
                 ReasonCode::ProtocolError,
             );
             self.protocol_error(conn, violation, now);
-            return Ok(());
+            return Ok(false);
         }
-        if c.read_buf.is_empty() {
-            c.read_buf = std::mem::take(&mut self.read_spare);
+        Ok(true)
+    }
+
+    /// Appends `data` to the read buffer of `conn` (the broker's spare one when it has none).
+    fn buffer_read(&mut self, conn: ConnectionId, data: &[u8]) {
+        if data.is_empty() {
+            return;
         }
-        c.read_buf.extend_from_slice(data);
-        self.read_packets(conn, now);
-        self.read_resumed(now);
-        Ok(())
+        if let Some(c) = self.conns.get_mut(&conn) {
+            if c.read_buf.is_empty() {
+                c.read_buf = std::mem::take(&mut self.read_spare);
+            }
+            c.read_buf.extend_from_slice(data);
+        }
     }
 
     /// Handles the complete packets buffered for `conn`, unless it is paused (then they wait,
@@ -593,5 +651,61 @@ mod tests {
 
         broker.handle_timeout(t0 + Duration::from_secs(3));
         assert_eq!(broker.timers.next_deadline(), None, "the expiry ran");
+    }
+
+    /// The transmitted bytes per connection after feeding `reads` to connection 2 (connection 1
+    /// subscribed to `t` first), each read whole, as `Bytes` when `owned`.
+    fn run(reads: &[&[u8]], owned: bool) -> Vec<u8> {
+        let t0 = crate::test_epoch();
+        let mut broker = Broker::new(Config::default());
+        let mut sent = Vec::new();
+        let subscriber: &[u8] =
+            b"\x10\x0d\x00\x04MQTT\x04\x02\x00\x00\x00\x01s\x82\x06\x00\x01\x00\x01t\x01";
+        for (conn, bytes) in [(1, subscriber)]
+            .into_iter()
+            .chain(reads.iter().map(|r| (2, *r)))
+        {
+            let conn = ConnectionId(conn);
+            if broker.connection_info(conn).is_none() {
+                broker
+                    .handle_open(conn, ConnectionInfo::default(), t0)
+                    .expect("new");
+            }
+            if owned {
+                broker
+                    .handle_read(conn, Bytes::copy_from_slice(bytes), t0)
+                    .expect("open");
+            } else {
+                broker.handle_bytes(conn, bytes, t0).expect("open");
+            }
+            while let Some(output) = broker.poll_output() {
+                if let Output::Transmit { conn, data } = output {
+                    let len = data.iter().map(Bytes::len).sum();
+                    broker.handle_flushed(conn, len, t0).expect("open");
+                    sent.push(conn.0 as u8);
+                    data.iter().for_each(|chunk| sent.extend_from_slice(chunk));
+                }
+            }
+        }
+        sent
+    }
+
+    #[test]
+    fn owned_reads_split_anywhere_handle_like_borrowed_ones() {
+        // CONNECT "p", PUBLISH t QoS 1 (id 1), PUBLISH t QoS 0, PINGREQ, then an oversized
+        // remaining length (malformed: 5 length bytes) that closes the connection.
+        let stream: &[u8] = b"\x10\x0d\x00\x04MQTT\x04\x02\x00\x00\x00\x01p\x32\x06\x00\x01t\x00\x01A\x30\x04\x00\x01tB\xc0\x00\x30\xff\xff\xff\xff\x7f";
+        let expected = run(&[stream], false);
+        assert!(
+            expected.windows(2).any(|w| w == b"\xd0\x00"),
+            "PINGRESP sent"
+        );
+        for i in 0..=stream.len() {
+            for j in i..=stream.len() {
+                let reads = [&stream[..i], &stream[i..j], &stream[j..]];
+                assert_eq!(run(&reads, true), expected, "split at {i} and {j}");
+                assert_eq!(run(&reads, false), expected, "split at {i} and {j}");
+            }
+        }
     }
 }

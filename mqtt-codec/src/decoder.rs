@@ -132,19 +132,45 @@ impl Decoder {
     /// remaining length; nothing is consumed. (When such a frame follows whole frames, those are
     /// returned first and the error comes with the next call.)
     pub fn split_frames(&self, buf: &mut BytesMut) -> Result<Bytes, DecodeError> {
-        let mut len = 0;
-        loop {
-            match self.whole_frame(buf.get(len..).unwrap_or_default()) {
-                Ok(Some(header)) => len += header.frame_len(),
-                Ok(None) => break,
-                Err(error) if len == 0 => return Err(error),
-                Err(_) => break,
-            }
-        }
+        let len = self.whole_frames_len(buf)?;
         if len == 0 {
             return Ok(Bytes::new());
         }
         Ok(buf.split_to(len).freeze())
+    }
+
+    /// [`Decoder::split_frames`] for a read that arrived as [`Bytes`]: the whole frames at its
+    /// front are split off without a copy (a view into the same buffer), and the rest (a
+    /// partial frame, or the frame after which an error will be reported) stays in `buf`.
+    ///
+    /// ```
+    /// use mqtt_wire::{Bytes, Decoder};
+    ///
+    /// let decoder = Decoder::new();
+    /// let mut read = Bytes::from_static(b"\xc0\x00\xc0\x00\x30"); // two PINGREQ, a partial PUBLISH
+    /// let frames = decoder.split_whole_frames(&mut read)?;
+    /// assert_eq!((&frames[..], &read[..]), (&b"\xc0\x00\xc0\x00"[..], &b"\x30"[..]));
+    /// # Ok::<(), mqtt_wire::DecodeError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Decoder::split_frames`]: the first frame is too large or malformed.
+    pub fn split_whole_frames(&self, buf: &mut Bytes) -> Result<Bytes, DecodeError> {
+        let len = self.whole_frames_len(buf)?;
+        Ok(buf.split_to(len))
+    }
+
+    /// Length of the whole frames at the front of `buf`; an error only for the first frame.
+    fn whole_frames_len(&self, buf: &[u8]) -> Result<usize, DecodeError> {
+        let mut len = 0;
+        loop {
+            match self.whole_frame(buf.get(len..).unwrap_or_default()) {
+                Ok(Some(header)) => len += header.frame_len(),
+                Ok(None) => return Ok(len),
+                Err(error) if len == 0 => return Err(error),
+                Err(_) => return Ok(len),
+            }
+        }
     }
 
     /// Decodes the packets of the whole frames in `frames` in order, each borrowing from it

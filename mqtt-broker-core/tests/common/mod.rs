@@ -55,6 +55,8 @@ pub struct Harness {
     pub hold_persist: bool,
     /// `Forward` outputs (cluster seam), in order.
     pub forwarded: Vec<Arc<Message>>,
+    /// Reads fed so far (`send_raw` alternates between the two read inputs).
+    reads: u64,
 }
 
 #[allow(clippy::disallowed_methods)]
@@ -97,6 +99,7 @@ impl Harness {
             batches: Vec::new(),
             hold_persist: false,
             forwarded: Vec::new(),
+            reads: 0,
         }
     }
 
@@ -187,11 +190,20 @@ impl Harness {
         TestClient { conn, version }
     }
 
-    /// Feeds raw bytes.
+    /// Feeds raw bytes: every other read as a borrowed slice (`handle_bytes`), the others as
+    /// owned `Bytes` (`handle_read`), so every test runs both ways in.
     pub fn send_raw(&mut self, client: TestClient, bytes: &[u8]) {
-        self.broker
-            .handle_bytes(client.conn, bytes, self.now)
-            .expect("bytes");
+        self.reads += 1;
+        if self.reads % 2 == 0 {
+            let owned = Bytes::copy_from_slice(bytes);
+            self.broker
+                .handle_read(client.conn, owned, self.now)
+                .expect("bytes");
+        } else {
+            self.broker
+                .handle_bytes(client.conn, bytes, self.now)
+                .expect("bytes");
+        }
         self.drain();
     }
 
