@@ -194,7 +194,7 @@ impl Harness {
     /// owned `Bytes` (`handle_read`), so every test runs both ways in.
     pub fn send_raw(&mut self, client: TestClient, bytes: &[u8]) {
         self.reads += 1;
-        if self.reads % 2 == 0 {
+        if self.reads.is_multiple_of(2) {
             let owned = Bytes::copy_from_slice(bytes);
             self.broker
                 .handle_read(client.conn, owned, self.now)
