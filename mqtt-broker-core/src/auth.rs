@@ -8,9 +8,10 @@ use bytes::Bytes;
 use mqtt_wire::{Auth, Connect, Packet, Properties, PropertyValues, ReasonCode};
 
 use crate::broker::Broker;
-use crate::conn::{ConnectionId, Phase};
+use crate::conn::Phase;
 use crate::error::{ApiMisuse, ProtocolViolation};
 use crate::hooks::AuthStep;
+use crate::ids::ConnectionId;
 use crate::output::{AuthRequest, Output};
 
 impl Broker {

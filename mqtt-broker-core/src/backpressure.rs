@@ -42,9 +42,10 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::broker::{Broker, TimerKey};
-use crate::conn::ConnectionId;
+use crate::ids::ConnectionId;
+use crate::ids::SessionId;
 use crate::output::{DropReason, Event, Output};
-use crate::session::{Queue, SessionId};
+use crate::session::Queue;
 
 /// Publishers paused on behalf of full subscribers.
 #[derive(Debug, Default)]

@@ -12,18 +12,20 @@ use mqtt_wire::ReasonCode;
 
 use crate::backpressure::Backpressure;
 use crate::config::Config;
-use crate::conn::{Conn, ConnectionId, ConnectionInfo, Phase};
+use crate::conn::{Conn, Phase};
 use crate::error::{ApiMisuse, ConfigError, ProtocolViolation};
-use crate::fanout::Origin;
 use crate::hooks::{AllowAll, Authenticator, Authorizer, EnhancedAuthenticator, NoEnhancedAuth};
 use crate::idmap::IdMap;
+use crate::ids::SessionId;
+use crate::ids::{ConnectionId, ConnectionInfo};
 use crate::memory::MemoryUse;
+use crate::message::Origin;
 use crate::message::{Delivery, Message};
 use crate::output::{Event, Output};
 use crate::persist::PersistState;
 use crate::retained::Retained;
 use crate::router::{InterestChange, Router};
-use crate::session::{ClientIds, Session, SessionId};
+use crate::session::{ClientIds, Session};
 use crate::stats::Stats;
 use crate::timer::{ConnTimers, TimerHeap};
 

@@ -1,51 +1,13 @@
 //! One network connection as the broker sees it: identity, decoder and read buffer, where it is in
 //! the CONNECT exchange, keep alive, the outbox count, and the per-connection v5 limits and aliases.
 
-use std::fmt;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use mqtt_wire::{Connect, Decoder, MqttStr, ProtocolVersion};
 
 use crate::alias::{InboundAliases, OutboundAliases};
-use crate::session::SessionId;
-
-/// A connection handle chosen by the caller, unique while the connection is open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnectionId(pub u64);
-
-impl fmt::Display for ConnectionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "conn#{}", self.0)
-    }
-}
-
-/// Which listener (port, TLS or not, WebSocket...) a connection came through; caller-defined.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ListenerId(pub u16);
-
-/// What the caller knows about a new connection.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ConnectionInfo {
-    /// Remote address, if any.
-    pub peer: Option<SocketAddr>,
-    /// The listener it arrived on.
-    pub listener: ListenerId,
-    /// TLS client identity (e.g. certificate common name), usable as user name by hooks.
-    pub tls_identity: Option<String>,
-}
-
-impl ConnectionInfo {
-    /// Info with a peer address on listener 0.
-    pub fn new(peer: Option<SocketAddr>) -> Self {
-        ConnectionInfo {
-            peer,
-            ..ConnectionInfo::default()
-        }
-    }
-}
+use crate::ids::{ConnectionInfo, SessionId};
 
 /// Where a connection is in its life.
 #[derive(Debug)]

@@ -14,11 +14,13 @@ use mqtt_wire::{
 
 use crate::alias::{OutboundAliases, detached};
 use crate::broker::{Broker, TimerKey};
-use crate::conn::{ConnectionId, Phase};
+use crate::conn::Phase;
 use crate::hooks::{AuthDecision, AuthStep, Authorization, ClientRef, ConnectCredentials};
+use crate::ids::ConnectionId;
+use crate::ids::SessionId;
 use crate::message::RetainSource;
 use crate::output::{Event, Output};
-use crate::session::{Session, SessionId};
+use crate::session::Session;
 use crate::will::{self, Will};
 
 /// Longest client identifier 3.1 allows.

@@ -12,14 +12,16 @@ use mqtt_wire::{
 
 use crate::alias::OutboundTopic;
 use crate::broker::Broker;
-use crate::conn::{Conn, ConnectionId, Phase};
+use crate::conn::{Conn, Phase};
 use crate::hooks::ClientRef;
 use crate::idmap::IdMap;
+use crate::ids::ConnectionId;
+use crate::ids::SessionId;
 use crate::inflight::Outbound;
 use crate::message::{Delivery, Lifetime, Message};
 use crate::output::{DropReason, Event};
-use crate::persist::DeliveryState;
-use crate::session::{Session, SessionId};
+use crate::records::DeliveryState;
+use crate::session::Session;
 
 /// What became of one PUBLISH handed to [`Broker::send_publish`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,10 +6,11 @@ use std::time::Instant;
 use mqtt_wire::{DecodeError, Packet, PacketRef, ProtocolVersion, ReasonCode};
 
 use crate::broker::Broker;
-use crate::conn::{ConnectionId, Phase};
+use crate::conn::Phase;
 use crate::error::ProtocolViolation;
+use crate::ids::ConnectionId;
+use crate::ids::SessionId;
 use crate::output::Event;
-use crate::session::SessionId;
 
 impl Broker {
     /// A client that sends but does not read lets its answers pile up: past twice the outbox

@@ -15,27 +15,16 @@ use mqtt_topic::TopicName;
 
 use crate::backpressure::Backpressure;
 use crate::broker::Broker;
-use crate::conn::{Conn, ConnectionId};
+use crate::conn::Conn;
 use crate::delivery::{Copies, online_conn};
 use crate::idmap::IdMap;
-use crate::message::{Delivery, Message};
+use crate::ids::ConnectionId;
+use crate::ids::SessionId;
+use crate::message::{Delivery, Message, Origin};
 use crate::output::{Event, Output};
-use crate::persist::PersistRecord;
+use crate::records::PersistRecord;
 use crate::router::{Reach, Route};
-use crate::session::{Session, SessionId, Subscription};
-
-/// Where a message being routed comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Origin {
-    /// A client's PUBLISH on this connection: a full subscriber may pause it.
-    Client(ConnectionId),
-    /// The application or a will.
-    Local,
-    /// The broker's own statistics (`$SYS`): of this broker only.
-    Sys,
-    /// Another broker of a cluster (`Broker::publish_remote`): routed here only.
-    Remote,
-}
+use crate::session::{Session, Subscription};
 
 impl Broker {
     /// Routes `message`, published to `topic`, to every matching subscription. A full

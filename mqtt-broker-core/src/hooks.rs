@@ -11,7 +11,7 @@
 use bytes::Bytes;
 use mqtt_wire::{ProtocolVersion, QoS, ReasonCode};
 
-use crate::conn::ConnectionInfo;
+use crate::ids::ConnectionInfo;
 
 /// The credentials of a CONNECT, as seen by an [`Authenticator`].
 #[derive(Debug, Clone, Copy)]

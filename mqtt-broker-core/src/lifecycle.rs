@@ -8,12 +8,13 @@ use mqtt_topic::TopicName;
 use mqtt_wire::{Disconnect, ReasonCode};
 
 use crate::broker::{Broker, TimerKey};
-use crate::conn::{ConnectionId, Phase};
+use crate::conn::Phase;
 use crate::error::ProtocolViolation;
-use crate::fanout::Origin;
+use crate::ids::ConnectionId;
+use crate::ids::SessionId;
+use crate::message::Origin;
 use crate::output::Event;
 use crate::persist::PersistRecord;
-use crate::session::SessionId;
 use crate::will::Will;
 
 impl Broker {

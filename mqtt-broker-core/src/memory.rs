@@ -14,8 +14,6 @@
 //! cannot be told, is disconnected rather than acknowledged for a message that was dropped
 //! [MQTT311-3.3.5-2]. Publishing is accepted again once subscribers have taken enough.
 
-use crate::broker::Broker;
-
 /// Bytes held for delivery, all sessions and connections together.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct MemoryUse {
@@ -36,17 +34,14 @@ impl MemoryUse {
         self.queued = self.queued.saturating_add(weight);
     }
 
+    /// Whether `limit` bytes or more are held for delivery (never when `limit` is 0, which means
+    /// none).
+    pub(crate) fn at_limit(self, limit: usize) -> bool {
+        limit != 0 && self.used() >= limit
+    }
+
     /// Deliveries of `weight` bytes in all left a queue.
     pub(crate) fn unqueued(&mut self, weight: usize) {
         self.queued = self.queued.saturating_sub(weight);
-    }
-}
-
-impl Broker {
-    /// Whether the broker holds `Config::memory_limit` bytes or more for delivery (never when
-    /// the limit is 0, which means none).
-    pub(crate) fn memory_full(&self) -> bool {
-        let limit = self.config.memory_limit;
-        limit != 0 && self.memory.used() >= limit
     }
 }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use mqtt_wire::{MqttStr, Properties, QoS};
 
-use crate::conn::{ConnectionInfo, ListenerId};
+use crate::ids::{ConnectionId, ConnectionInfo, ListenerId};
 
 /// One application message.
 #[derive(Debug, Clone, Eq)]
@@ -262,6 +262,19 @@ impl View<'_> {
             View::Binary(data) => *data = copy,
         }
     }
+}
+
+/// Where a message being routed comes from (`Broker::route`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// A client's PUBLISH on this connection: a full subscriber may pause it.
+    Client(ConnectionId),
+    /// The application or a will.
+    Local,
+    /// The broker's own statistics (`$SYS`): of this broker only.
+    Sys,
+    /// Another broker of a cluster (`Broker::publish_remote`): routed here only.
+    Remote,
 }
 
 /// One message bound for one session, with what that subscription made of it.

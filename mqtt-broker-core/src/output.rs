@@ -9,10 +9,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use mqtt_wire::{ProtocolVersion, ReasonCode};
 
-use crate::conn::ConnectionId;
-use crate::conn::ConnectionInfo;
+use crate::ids::ConnectionId;
+use crate::ids::ConnectionInfo;
 use crate::message::Message;
-use crate::persist::PersistBatch;
+use crate::records::PersistBatch;
 
 /// One thing the caller must do.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,14 +9,14 @@ use mqtt_wire::{
 };
 
 use crate::broker::Broker;
-use crate::conn::ConnectionId;
 use crate::error::ProtocolViolation;
-use crate::fanout::Origin;
 use crate::hooks::{Authorization, ClientRef};
+use crate::ids::ConnectionId;
+use crate::ids::SessionId;
 use crate::inflight::RecOutcome;
+use crate::message::Origin;
 use crate::message::{Message, RetainSource};
 use crate::persist::{DeliveryState, PersistRecord};
-use crate::session::SessionId;
 
 /// Topics the broker publishes its statistics under.
 const SYS_PREFIX: &str = "$SYS/";
@@ -157,7 +157,7 @@ impl Broker {
             if retain && !empty && !self.retained_room(&name, &message) {
                 self.stats.retained_refused += 1;
                 verdict = Authorization::Deny(ReasonCode::QuotaExceeded);
-            } else if self.memory_full() {
+            } else if self.memory.at_limit(self.config.memory_limit) {
                 // See `memory`: refused rather than held.
                 self.stats.publishes_refused_memory += 1;
                 if !v5 && qos.qos() != QoS::AtMostOnce {

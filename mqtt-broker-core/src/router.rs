@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use mqtt_topic::{Match, Member, SubscriptionFilter, SubscriptionTrie, TopicName, TrieFull};
 
-use crate::session::{SessionId, Subscription};
+use crate::ids::SessionId;
+use crate::session::Subscription;
 
 /// How a session can be reached now, for picking a shared group's member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

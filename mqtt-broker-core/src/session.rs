@@ -7,14 +7,10 @@ use std::sync::Arc;
 
 use mqtt_wire::{PacketId, ProtocolVersion, SubscriptionOptions};
 
-use crate::conn::ConnectionId;
+use crate::ids::{ConnectionId, SessionId};
 use crate::inflight::Inflight;
 use crate::message::Delivery;
 use crate::will::Will;
-
-/// Broker-internal handle of a session, used as the subscription trie key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct SessionId(pub(crate) u64);
 
 /// One subscription of a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,13 +11,14 @@ use mqtt_wire::{
 };
 
 use crate::broker::Broker;
-use crate::conn::ConnectionId;
 use crate::delivery::Copies;
 use crate::error::ProtocolViolation;
 use crate::hooks::{Authorization, ClientRef};
+use crate::ids::ConnectionId;
+use crate::ids::SessionId;
 use crate::message::{Delivery, Lifetime, Message};
 use crate::persist::{PersistRecord, SessionRecord};
-use crate::session::{Session, SessionId, Subscription};
+use crate::session::{Session, Subscription};
 
 impl Broker {
     /// SUBSCRIBE: SUBACK with one code per filter, in order [MQTT-3.8.4-1] [MQTT-3.9.3-1],

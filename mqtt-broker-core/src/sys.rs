@@ -8,8 +8,8 @@ use mqtt_topic::TopicName;
 use mqtt_wire::{MqttStr, QoS};
 
 use crate::broker::{Broker, TimerKey};
-use crate::fanout::Origin;
 use crate::message::Message;
+use crate::message::Origin;
 
 impl Broker {
     /// Publishes the `$SYS/broker/...` statistics as retained QoS 0 messages and re-arms the timer.

@@ -7,7 +7,8 @@ use bytes::{Bytes, BytesMut};
 use mqtt_wire::{Disconnect, MqttStr, Packet, PacketType, ReasonCode};
 
 use crate::broker::Broker;
-use crate::conn::{ConnectionId, Phase};
+use crate::conn::Phase;
+use crate::ids::ConnectionId;
 use crate::output::Output;
 use crate::persist::Persistence;
 
