@@ -10,10 +10,11 @@ use bytes::{Bytes, BytesMut};
 use mqtt_topic::TopicLimits;
 use mqtt_wire::ReasonCode;
 
-use crate::backpressure::Backpressure;
+use crate::backpressure::state::Backpressure;
 use crate::config::Config;
 use crate::conn::{Conn, Phase};
 use crate::error::{ApiMisuse, ConfigError, ProtocolViolation};
+use crate::gate::DurabilityGate;
 use crate::hooks::{AllowAll, Authenticator, Authorizer, EnhancedAuthenticator, NoEnhancedAuth};
 use crate::idmap::IdMap;
 use crate::ids::SessionId;
@@ -22,7 +23,6 @@ use crate::memory::MemoryUse;
 use crate::message::Origin;
 use crate::message::{Delivery, Message};
 use crate::output::{Event, Output};
-use crate::persist::PersistState;
 use crate::retained::Retained;
 use crate::router::{InterestChange, Router};
 use crate::session::{ClientIds, Session};
@@ -77,7 +77,7 @@ pub struct Broker {
     read_spare: BytesMut,
     pub(crate) started: Option<Instant>,
     /// Records not yet handed out, and outputs waiting for durability.
-    pub(crate) persist: PersistState,
+    pub(crate) persist: DurabilityGate,
     /// Publishers paused for full subscriber queues.
     pub(crate) backpressure: Backpressure,
     /// Bytes held for delivery, checked against `Config::memory_limit`.
@@ -126,7 +126,7 @@ impl Broker {
             scratch: BytesMut::new(),
             read_spare: BytesMut::new(),
             started: None,
-            persist: PersistState::default(),
+            persist: DurabilityGate::default(),
             backpressure: Backpressure::default(),
             memory: MemoryUse::default(),
         }

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use mqtt_topic::TopicName;
 
-use crate::backpressure::Backpressure;
+use crate::backpressure::state::Backpressure;
 use crate::broker::Broker;
 use crate::conn::Conn;
 use crate::delivery::{Copies, online_conn};

@@ -106,6 +106,7 @@ mod delivery;
 mod dispatch;
 mod error;
 mod fanout;
+mod gate;
 pub mod hooks;
 mod idmap;
 mod ids;

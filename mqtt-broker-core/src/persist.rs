@@ -40,16 +40,14 @@
 //! not wait for each other: no rule orders packets across connections, and a delivery that goes
 //! out before the PUBACK of the same message is the case QoS 1 already allows.
 
-use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use mqtt_topic::TopicName;
-use mqtt_wire::PacketType;
 
 use crate::broker::{Broker, TimerKey};
 use crate::error::ApiMisuse;
-use crate::ids::ConnectionId;
+use crate::gate::output_conn;
 use crate::ids::SessionId;
 use crate::inflight::Outbound;
 use crate::message::{Delivery, Message};
@@ -61,91 +59,6 @@ pub use crate::records::{
     DeliveryState, PersistBatch, PersistRecord, Persistence, RecoveredDelivery, RecoveredMessage,
     RecoveredSession, RecoveredState, SessionRecord, StoredDelivery, WillRecord,
 };
-
-/// The broker's side of the record stream: records not yet handed out, batch numbers, and the
-/// outputs waiting for a batch to become durable.
-#[derive(Debug)]
-pub(crate) struct PersistState {
-    pending: Vec<PersistRecord>,
-    /// Number the batch being filled will get.
-    next_seq: u64,
-    /// Highest batch reported durable.
-    durable: u64,
-    /// Outputs held, each with the batch it waits for (0: only for an earlier output on its
-    /// connection).
-    held: VecDeque<(u64, Output)>,
-    /// How many outputs each connection has in `held`.
-    held_per_conn: HashMap<ConnectionId, usize>,
-    /// The newest batch holding a record of each session, while that batch is not durable.
-    session_batches: HashMap<SessionId, u64>,
-}
-
-impl Default for PersistState {
-    fn default() -> Self {
-        PersistState {
-            pending: Vec::new(),
-            next_seq: 1,
-            durable: 0,
-            held: VecDeque::new(),
-            held_per_conn: HashMap::new(),
-            session_batches: HashMap::new(),
-        }
-    }
-}
-
-impl PersistState {
-    /// The batch an output for a connection of `session` produced now depends on: the batch
-    /// being filled if the input being handled recorded anything (its own records); else the
-    /// newest batch holding a record of `session` (a state this output confirms, such as an
-    /// inbound QoS 2 identifier answered again), not the newest batch of anyone. Without a
-    /// session (no CONNACK yet), the newest batch.
-    fn awaited(&self, session: Option<SessionId>) -> u64 {
-        if !self.pending.is_empty() {
-            return self.next_seq;
-        }
-        match session {
-            Some(session) => self.session_batches.get(&session).copied().unwrap_or(0),
-            None => self.next_seq - 1,
-        }
-    }
-
-    /// A record of `session` goes into the batch being filled.
-    fn recorded(&mut self, session: SessionId) {
-        self.session_batches.insert(session, self.next_seq);
-    }
-}
-
-/// The connection an output is for, if any.
-fn output_conn(output: &Output) -> Option<ConnectionId> {
-    match output {
-        Output::Transmit { conn, .. } | Output::Close { conn } => Some(*conn),
-        _ => None,
-    }
-}
-
-/// Whether `output` acknowledges durable state or commits to a packet identifier that must be
-/// durable first (see the module documentation). Read from the first byte of the packet.
-fn needs_durability(output: &Output) -> bool {
-    let Output::Transmit { data, .. } = output else {
-        return false;
-    };
-    let Some(&first) = data.first().and_then(|chunk| chunk.first()) else {
-        return false;
-    };
-    match PacketType::try_from(first >> 4) {
-        Ok(PacketType::Publish) => (first >> 1) & 0b11 == 2, // QoS 2
-        Ok(
-            PacketType::ConnAck
-            | PacketType::PubAck
-            | PacketType::PubRec
-            | PacketType::PubRel
-            | PacketType::PubComp
-            | PacketType::SubAck
-            | PacketType::UnsubAck,
-        ) => true,
-        _ => false,
-    }
-}
 
 /// Shifts a message read back from a store to the broker's clock: its expiry interval is reduced
 /// by the time since it was received; `None` if that consumed it.
@@ -171,7 +84,7 @@ impl Broker {
     /// Appends a record to the batch being filled (nothing when persistence is off).
     pub(crate) fn persist(&mut self, record: PersistRecord) {
         if self.config.persistence != Persistence::Off {
-            self.persist.pending.push(record);
+            self.persist.record(record, None);
         }
     }
 
@@ -184,15 +97,14 @@ impl Broker {
         }
         let s = self.sessions.get(&session)?;
         let client_id = (s.expiry_interval > 0).then(|| s.client_id.to_string())?;
-        self.persist.recorded(session);
+        self.persist.mark(session);
         Some(client_id)
     }
 
     /// Records a change of `session` that the caller names itself.
     pub(crate) fn persist_for(&mut self, session: SessionId, record: PersistRecord) {
         if self.config.persistence != Persistence::Off {
-            self.persist.recorded(session);
-            self.persist.pending.push(record);
+            self.persist.record(record, Some(session));
         }
     }
 
@@ -299,34 +211,15 @@ impl Broker {
             self.outputs.push_back(output);
             return;
         }
-        let conn = output_conn(&output);
-        let session = conn.and_then(|c| self.conns.get(&c)?.session());
-        let p = &mut self.persist;
-        let behind = conn.is_some_and(|c| p.held_per_conn.contains_key(&c));
-        let awaited = if needs_durability(&output) {
-            p.awaited(session)
-        } else {
-            0
-        };
-        if behind || awaited > p.durable {
-            if let Some(conn) = conn {
-                *p.held_per_conn.entry(conn).or_default() += 1;
-            }
-            p.held.push_back((awaited, output));
-        } else {
+        let session = output_conn(&output).and_then(|c| self.conns.get(&c)?.session());
+        if let Some(output) = self.persist.admit(output, session) {
             self.outputs.push_back(output);
         }
     }
 
     /// The records gathered since the last batch, as the next batch.
     pub(crate) fn take_persist_batch(&mut self) -> Option<Output> {
-        if self.persist.pending.is_empty() {
-            return None;
-        }
-        let seq = self.persist.next_seq;
-        self.persist.next_seq += 1;
-        let records = std::mem::take(&mut self.persist.pending);
-        Some(Output::Persist(PersistBatch { seq, records }))
+        self.persist.take_batch().map(Output::Persist)
     }
 
     /// Every batch up to `seq` is durable: outputs that waited for them are released, in order,
@@ -334,34 +227,7 @@ impl Broker {
     /// `Err` for a batch number not handed out yet.
     pub fn handle_persisted(&mut self, seq: u64, now: Instant) -> Result<(), ApiMisuse> {
         self.tick(now);
-        if seq >= self.persist.next_seq {
-            return Err(ApiMisuse::UnknownPersistBatch(seq));
-        }
-        let p = &mut self.persist;
-        p.durable = p.durable.max(seq);
-        let durable = p.durable;
-        p.session_batches.retain(|_, batch| *batch > durable);
-        let mut blocked: HashSet<ConnectionId> = HashSet::new();
-        let mut still_held = VecDeque::new();
-        for (awaited, output) in p.held.drain(..) {
-            let conn = output_conn(&output);
-            if awaited > p.durable || conn.is_some_and(|c| blocked.contains(&c)) {
-                blocked.extend(conn);
-                still_held.push_back((awaited, output));
-                continue;
-            }
-            if let Some(conn) = conn
-                && let Some(count) = p.held_per_conn.get_mut(&conn)
-            {
-                *count -= 1;
-                if *count == 0 {
-                    p.held_per_conn.remove(&conn);
-                }
-            }
-            self.outputs.push_back(output);
-        }
-        p.held = still_held;
-        Ok(())
+        self.persist.persisted(seq, &mut self.outputs)
     }
 
     /// Loads what a store recovered: retained messages and offline persistent sessions with

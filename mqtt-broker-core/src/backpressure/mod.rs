@@ -36,62 +36,15 @@
 //! with the count once it has drained (or its session ended), so a log shows one line per stuck
 //! subscriber, not one per message.
 
-use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use bytes::Bytes;
+pub(crate) mod state;
 
 use crate::broker::{Broker, TimerKey};
 use crate::ids::ConnectionId;
 use crate::ids::SessionId;
 use crate::output::{DropReason, Event, Output};
 use crate::session::Queue;
-
-/// Publishers paused on behalf of full subscribers.
-#[derive(Debug, Default)]
-pub(crate) struct Backpressure {
-    /// Paused publishers, each with the sessions it waits for.
-    paused: HashMap<ConnectionId, Vec<SessionId>>,
-    /// Sessions whose publishers already waited the maximum pause: they pause nobody until
-    /// their queue drains under the low-water mark.
-    overflowing: HashSet<SessionId>,
-    /// Resumed publishers whose buffered packets are still to be handled.
-    resumed: Vec<ConnectionId>,
-    /// Whole frames split off a publisher's read buffer and not decoded when it was paused:
-    /// they come before its read buffer.
-    unread: HashMap<ConnectionId, Bytes>,
-    /// Sessions in a drop episode (they dropped a message and have not drained since), with the
-    /// number dropped so far.
-    dropping: HashMap<SessionId, u64>,
-    /// Full sessions a publisher waited for, with when the first wait began. Kept across
-    /// reconnections until the session drains, so that a subscriber whose connection breaks
-    /// and comes back while it is still full is marked overflowing once the waits add up to
-    /// `max_publisher_pause`, instead of pausing its publishers again with each connection.
-    waited_since: HashMap<SessionId, Instant>,
-}
-
-impl Backpressure {
-    /// Keeps `frames`, the undecoded rest of a batch of `conn` that was paused, for its
-    /// resumption. `conn` has nothing kept already: kept frames are taken before more are split.
-    pub(crate) fn keep_unread(&mut self, conn: ConnectionId, frames: Bytes) {
-        if !frames.is_empty() {
-            self.unread.insert(conn, frames);
-        }
-    }
-
-    /// Whether frames are kept for `conn`.
-    pub(crate) fn has_unread(&self, conn: ConnectionId) -> bool {
-        !self.unread.is_empty() && self.unread.contains_key(&conn)
-    }
-
-    /// Takes the frames kept for `conn`, if any.
-    pub(crate) fn take_unread(&mut self, conn: ConnectionId) -> Option<Bytes> {
-        if self.unread.is_empty() {
-            return None;
-        }
-        self.unread.remove(&conn)
-    }
-}
 
 /// Whether `queue` is at or above half of either bound.
 fn above_high_water(queue: &Queue, max_messages: usize, max_bytes: usize) -> bool {
@@ -101,13 +54,6 @@ fn above_high_water(queue: &Queue, max_messages: usize, max_bytes: usize) -> boo
 /// Whether `queue` is under a quarter of both bounds.
 fn below_low_water(queue: &Queue, max_messages: usize, max_bytes: usize) -> bool {
     queue.len() <= max_messages / 4 && queue.bytes() <= max_bytes / 4
-}
-
-impl Backpressure {
-    /// Whether `session` is marked overflowing (see [`Broker::is_overflowing`]).
-    pub(crate) fn is_overflowing(&self, session: SessionId) -> bool {
-        !self.overflowing.is_empty() && self.overflowing.contains(&session)
-    }
 }
 
 impl Broker {
