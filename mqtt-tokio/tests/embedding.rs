@@ -84,7 +84,7 @@ async fn stats_and_events_of_a_running_server() {
         matches!(gone, Event::ClientDisconnected { client_id, reason: ReasonCode::Success, .. } if client_id == "local-1")
     );
 
-    // A PUBLISH with both QoS bits set is malformed [MQTT-3.3.1-4]: protocol error, closed.
+    // A PUBLISH with both QoS bits set is malformed [MQTT5-3.3.1-4]: protocol error, closed.
     tcp.write(&[0x36, 0x05, 0x00, 0x01, b'a', 0x00, 0x01]).await;
     let error = wait_event(&mut events, |e| matches!(e, Event::ProtocolError { .. })).await;
     assert!(matches!(error, Event::ProtocolError { .. }));
@@ -167,7 +167,7 @@ async fn the_will_of_a_dropped_local_client_is_published() {
         .connect("app", LocalConnectOptions::new().will(will))
         .await
         .expect("connected");
-    drop(client); // no DISCONNECT: the connection ends abnormally [MQTT-3.1.2-8]
+    drop(client); // no DISCONNECT: the connection ends abnormally [MQTT5-3.1.2-8]
     let published = watcher.next_publish().await;
     assert_eq!(
         (published.topic(), published.payload()),
@@ -186,7 +186,7 @@ async fn the_will_of_a_dropped_local_client_is_published() {
         published.properties.user_properties,
         [(MqttStr::from_static("why"), MqttStr::from_static("crash"))]
     );
-    // A retained will is kept as retained [MQTT-3.1.2-15].
+    // A retained will is kept as retained [MQTT5-3.1.2-15].
     let mut late = Raw::connect(&server, "late").await;
     late.subscribe("wills/#", QoS::AtMostOnce).await;
     let retained = late.next_publish().await;
@@ -209,7 +209,7 @@ async fn a_normal_disconnect_discards_the_will() {
         .await
         .expect("connected");
     client.disconnect().await.expect("disconnected");
-    // [MQTT-3.1.2-10] removed by the 0x00 DISCONNECT: the marker published after comes first.
+    // [MQTT5-3.1.2-10] removed by the 0x00 DISCONNECT: the marker published after comes first.
     server
         .handle()
         .publish("wills/marker", "after", QoS::AtMostOnce, false)
@@ -235,7 +235,7 @@ async fn a_will_with_a_delay_waits_for_it() {
         .await
         .expect("connected");
     drop(client);
-    // [MQTT-3.1.2-8] published once the delay elapses, not at the close.
+    // [MQTT5-3.1.2-8] published once the delay elapses, not at the close.
     assert_eq!(watcher.within(Duration::from_millis(600)).await, Ok(None));
     assert_eq!(watcher.next_publish().await.payload(), b"late");
     server.shutdown().await;
@@ -256,7 +256,7 @@ async fn a_persistent_local_session_gets_what_was_published_while_away() {
         .connect("durable", options())
         .await
         .expect("connected");
-    assert!(!first.session_present(), "[MQTT-3.1.2-6] a new session");
+    assert!(!first.session_present(), "[MQTT5-3.1.2-6] a new session");
     first
         .subscribe("inbox/#", QoS::AtLeastOnce)
         .await
@@ -264,7 +264,7 @@ async fn a_persistent_local_session_gets_what_was_published_while_away() {
     first.disconnect().await.expect("disconnected");
 
     // Published while it is away, by a socket client: queued for the session
-    // [MQTT-3.1.2-23].
+    // [MQTT5-3.1.2-23].
     let mut sender = Raw::connect(&server, "sender").await;
     let publish = Publish::new(
         MqttStr::from_static("inbox/1"),
@@ -274,7 +274,7 @@ async fn a_persistent_local_session_gets_what_was_published_while_away() {
     sender.send(Packet::Publish(publish)).await;
     assert!(matches!(sender.next().await, Packet::PubAck(_)));
 
-    // [MQTT-3.1.2-5] resumed: the subscription is still there, the message arrives.
+    // [MQTT5-3.1.2-5] resumed: the subscription is still there, the message arrives.
     let mut second = handle
         .connect("durable", options())
         .await
@@ -296,7 +296,7 @@ async fn a_persistent_local_session_gets_what_was_published_while_away() {
     assert_eq!(recv(&mut second).await.topic.as_str(), "inbox/2");
     second.disconnect().await.expect("disconnected");
 
-    // [MQTT-3.1.2-4] Clean Start discards it.
+    // [MQTT5-3.1.2-4] Clean Start discards it.
     let third = handle
         .connect("durable", LocalConnectOptions::new())
         .await
@@ -329,7 +329,7 @@ async fn no_local_keeps_a_clients_own_publications_away() {
             Bytes::from_static(b"theirs"),
         )))
         .await;
-    // [MQTT-3.8.3-3] its own message is not forwarded to it: the other's comes first.
+    // [MQTT5-3.8.3-3] its own message is not forwarded to it: the other's comes first.
     assert_eq!(&recv(&mut chat).await.payload[..], b"theirs");
     assert!(quiet(&mut chat, Duration::from_millis(100)).await);
     server.shutdown().await;
@@ -378,15 +378,15 @@ async fn retain_options_and_identifiers_on_local_deliveries() {
     publisher.send(Packet::Publish(retained)).await;
     assert!(matches!(publisher.next().await, Packet::PubAck(_)));
     let got = recv(&mut client).await;
-    // [MQTT-3.3.1-13] Retain As Published on one of the matching subscriptions keeps RETAIN;
-    // [MQTT-3.3.4-2] the highest QoS; [MQTT-3.3.4-3] both identifiers.
+    // [MQTT5-3.3.1-13] Retain As Published on one of the matching subscriptions keeps RETAIN;
+    // [MQTT5-3.3.4-2] the highest QoS; [MQTT5-3.3.4-3] both identifiers.
     assert!(got.retain);
     assert_eq!(got.qos, QoS::AtLeastOnce);
     let mut identifiers = got.subscription_identifiers().to_vec();
     identifiers.sort_unstable();
     assert_eq!(identifiers, [11, 12]);
 
-    // [MQTT-3.3.1-12] without Retain As Published, a live message is forwarded with RETAIN 0.
+    // [MQTT5-3.3.1-12] without Retain As Published, a live message is forwarded with RETAIN 0.
     let retained =
         Publish::new(MqttStr::from_static("plain/x"), Bytes::from_static(b"v")).with_retain(true);
     publisher.send(Packet::Publish(retained)).await;
@@ -425,7 +425,7 @@ async fn every_qos_both_ways_between_a_local_and_a_socket_client() {
         .into_iter()
         .enumerate()
     {
-        // Local to socket [MQTT-3.3.4-1]: the socket client acknowledges as the QoS requires.
+        // Local to socket [MQTT5-3.3.4-1]: the socket client acknowledges as the QoS requires.
         local
             .publish(&format!("to-tcp/{n}"), "down", qos, false)
             .await
@@ -497,7 +497,7 @@ async fn v5_properties_of_a_local_publish_reach_a_socket_client() {
     assert_eq!(p.payload_format_indicator, Some(1));
     // Forwarded with the time it waited taken off: at most what was sent.
     assert!(matches!(p.message_expiry_interval, Some(s) if s <= 120 && s >= 115));
-    // [MQTT-3.3.2-20], [MQTT-3.3.2-15], [MQTT-3.3.2-16] unchanged.
+    // [MQTT5-3.3.2-20], [MQTT5-3.3.2-15], [MQTT5-3.3.2-16] unchanged.
     assert_eq!(
         p.content_type.as_ref().map(MqttStr::as_str),
         Some("application/json")
@@ -507,7 +507,7 @@ async fn v5_properties_of_a_local_publish_reach_a_socket_client() {
         Some("replies/app")
     );
     assert_eq!(p.correlation_data.as_deref(), Some(&b"\x00req-7"[..]));
-    // [MQTT-3.3.2-17], [MQTT-3.3.2-18] all user properties, in order.
+    // [MQTT5-3.3.2-17], [MQTT5-3.3.2-18] all user properties, in order.
     let pairs: Vec<(&str, &str)> = p
         .user_properties
         .iter()

@@ -291,7 +291,7 @@ async fn scram_start(server: &Server, client_id: &str) -> (Raw, String) {
         Packet::Auth(auth) => auth,
         other => panic!("expected AUTH, got {other:?}"),
     };
-    // [MQTT-4.12.0-2] the server asks for more with 0x18; [MQTT-4.12.0-5] same method.
+    // [MQTT5-4.12.0-2] the server asks for more with 0x18; [MQTT5-4.12.0-5] same method.
     assert_eq!(challenge.reason_code, ReasonCode::ContinueAuthentication);
     assert_eq!(
         challenge
@@ -314,7 +314,7 @@ async fn scram_start(server: &Server, client_id: &str) -> (Raw, String) {
     (raw, nonce.expect("the nonce starts with the client's"))
 }
 
-/// The client's AUTH 0x18 answer [MQTT-4.12.0-3].
+/// The client's AUTH 0x18 answer [MQTT5-4.12.0-3].
 async fn scram_answer(raw: &mut Raw, proof_text: String) {
     raw.send(Packet::Auth(Auth {
         reason_code: ReasonCode::ContinueAuthentication,
@@ -331,7 +331,7 @@ async fn enhanced_authentication_challenge_and_response_over_a_socket() {
     match raw.next().await {
         Packet::ConnAck(ack) => {
             assert_eq!(ack.reason_code, ReasonCode::Success);
-            // [MQTT-4.12.0-5] the successful CONNACK repeats the method, with the server's
+            // [MQTT5-4.12.0-5] the successful CONNACK repeats the method, with the server's
             // final data.
             assert_eq!(
                 ack.properties
@@ -359,7 +359,7 @@ async fn enhanced_authentication_with_a_wrong_response_is_refused_and_closed() {
     let (mut raw, nonce) = scram_start(&server, "scram-bad").await;
     scram_answer(&mut raw, format!("p={}", proof("wrong password", &nonce))).await;
     match raw.next().await {
-        // [MQTT-4.12.0-4] the server may refuse at any step, then closes.
+        // [MQTT5-4.12.0-4] the server may refuse at any step, then closes.
         Packet::ConnAck(ack) => assert_eq!(ack.reason_code, ReasonCode::NotAuthorized),
         other => panic!("expected CONNACK, got {other:?}"),
     }
@@ -369,7 +369,7 @@ async fn enhanced_authentication_with_a_wrong_response_is_refused_and_closed() {
 
 #[tokio::test]
 async fn without_an_enhanced_authenticator_a_method_is_refused() {
-    // [MQTT-4.12.0-1] unsupported method: CONNACK 0x8C.
+    // [MQTT5-4.12.0-1] unsupported method: CONNACK 0x8C.
     let server = start(|b| b).await;
     let mut raw = Raw::open(&server).await;
     let mut connect = connect_packet("no-method");

@@ -339,7 +339,7 @@ pub struct Delivery {
 
 impl Delivery {
     /// The identifiers of the subscriptions it matched that carry one
-    /// ([`SubscribeRequest::identifier`]) [MQTT-3.3.4-3].
+    /// ([`SubscribeRequest::identifier`]) [MQTT5-3.3.4-3].
     pub fn subscription_identifiers(&self) -> &[u32] {
         &self.properties.subscription_identifiers
     }
@@ -564,7 +564,7 @@ impl ServerHandle {
 
 impl LocalClient {
     /// Whether the broker resumed a session it kept for this client identifier (only with
-    /// [`LocalConnectOptions::clean_start`] `false`) [MQTT-3.2.2-2].
+    /// [`LocalConnectOptions::clean_start`] `false`) [MQTT5-3.2.2-2].
     pub fn session_present(&self) -> bool {
         self.session_present
     }
@@ -749,15 +749,15 @@ pub struct SubscribeRequest<'a> {
 
 impl SubscribeRequest<'_> {
     /// No Local: messages this client publishes are not delivered back to it through this
-    /// subscription [MQTT-3.8.3-3] (not allowed on a shared subscription).
+    /// subscription [MQTT5-3.8.3-3] (not allowed on a shared subscription).
     pub fn no_local(mut self, no_local: bool) -> Self {
         self.options.no_local = no_local;
         self
     }
 
     /// Retain As Published: deliveries keep the RETAIN flag they were published with
-    /// [MQTT-3.3.1-13] (otherwise it is cleared, except for retained messages sent at
-    /// subscribe time [MQTT-3.3.1-12]).
+    /// [MQTT5-3.3.1-13] (otherwise it is cleared, except for retained messages sent at
+    /// subscribe time [MQTT5-3.3.1-12]).
     pub fn retain_as_published(mut self, retain_as_published: bool) -> Self {
         self.options.retain_as_published = retain_as_published;
         self
