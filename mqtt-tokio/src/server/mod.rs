@@ -122,6 +122,9 @@ impl fmt::Display for ServerError {
 
 impl std::error::Error for ServerError {}
 
+/// A change of the core configuration given to [`ServerBuilder::core_config`].
+type CoreConfigChange = Box<dyn FnOnce(&mut Config) + Send>;
+
 /// Builds a [`Server`]: the configuration, and optionally the hooks and limits of the broker
 /// core.
 ///
@@ -188,7 +191,7 @@ pub struct ServerBuilder {
     authorizer: Option<Box<dyn Authorizer>>,
     enhanced_authenticator: Option<Box<dyn EnhancedAuthenticator>>,
     store: Option<Box<dyn Store>>,
-    core_config: Vec<Box<dyn FnOnce(&mut Config) + Send>>,
+    core_config: Vec<CoreConfigChange>,
     auth_requests: Option<mpsc::Sender<AuthRequest>>,
     event_capacity: usize,
 }
