@@ -570,3 +570,82 @@ async fn v5_properties_of_a_local_publish_reach_mosquitto_sub() {
     assert_eq!(text.trim_end(), "mosq/props|hello|origin:local|text/plain");
     server.shutdown().await;
 }
+
+// ---- ServerBuilder: store and core limits -----------------------------------------------------
+
+#[tokio::test]
+async fn sessions_recorded_in_a_custom_store_are_restored() {
+    use mqtt_tokio::mqtt_broker_core::{MemoryStore, SessionRecord, Store as _};
+    use mqtt_tokio::mqtt_wire::{ProtocolVersion, SubscriptionOptions};
+
+    let mut store = MemoryStore::new();
+    let mut record = SessionRecord::new(ProtocolVersion::V5, 3600);
+    let options = SubscriptionOptions {
+        qos: QoS::AtLeastOnce,
+        ..SubscriptionOptions::default()
+    };
+    record
+        .subscriptions
+        .push(("restored/#".to_owned(), options, Some(5)));
+    store.save_session("kept", &record);
+    let server = start(|b| b.store(Box::new(store))).await;
+    let mut client = server
+        .handle()
+        .connect("kept", LocalConnectOptions::new().clean_start(false))
+        .await
+        .expect("connected");
+    assert!(
+        client.session_present(),
+        "[MQTT5-3.1.2-5] the stored session"
+    );
+    server
+        .handle()
+        .publish("restored/x", "hello", QoS::AtLeastOnce, false)
+        .await
+        .expect("published");
+    let got = recv(&mut client).await;
+    assert_eq!(
+        (got.topic.as_str(), got.qos),
+        ("restored/x", QoS::AtLeastOnce)
+    );
+    assert_eq!(got.subscription_identifiers(), [5]);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_custom_store_and_persistence_are_refused_together() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut config = mqtt_tokio::config::parse_toml("[[listener]]\nport = 0\n").expect("valid");
+    config.persistence = Some(true);
+    config.persistence_location = Some(dir.path().to_owned());
+    let store = Box::new(mqtt_tokio::mqtt_broker_core::MemoryStore::new());
+    let started = mqtt_tokio::Server::builder(config)
+        .store(store)
+        .start()
+        .await;
+    assert!(matches!(started, Err(ServerError::Config(_))));
+}
+
+#[tokio::test]
+async fn core_limits_reach_the_broker() {
+    // Not in the configuration file: the subscriptions one client may hold.
+    let server = start(|b| b.core_config(|core| core.max_subscriptions_per_client = 1)).await;
+    let client = server
+        .handle()
+        .connect("limited", LocalConnectOptions::new())
+        .await
+        .expect("connected");
+    client.subscribe("a", QoS::AtMostOnce).await.expect("first");
+    assert!(matches!(
+        client.subscribe("b", QoS::AtMostOnce).await,
+        Err(ServerError::Refused(ReasonCode::QuotaExceeded))
+    ));
+    // A core configuration that does not validate is refused at start.
+    let config = mqtt_tokio::config::parse_toml("[[listener]]\nport = 0\n").expect("valid");
+    let refused = mqtt_tokio::Server::builder(config)
+        .core_config(|core| core.receive_maximum = 0)
+        .start()
+        .await;
+    assert!(matches!(refused, Err(ServerError::Core(_))));
+    server.shutdown().await;
+}
