@@ -27,12 +27,15 @@ pub mod config;
 mod server;
 
 pub use server::{
-    Delivery, LocalClient, LocalConnectOptions, SHUTDOWN_LIMIT, Server, ServerBuilder, ServerError,
-    ServerHandle,
+    DEFAULT_EVENT_CAPACITY, Delivery, EventRecvError, Events, LocalClient, LocalConnectOptions,
+    LocalWill, MessageProperties, PublishRequest, SHUTDOWN_LIMIT, Server, ServerBuilder,
+    ServerError, ServerHandle, SubscribeRequest,
 };
 
 /// The broker core, re-exported for its hook traits ([`mqtt_broker_core::hooks::Authenticator`],
-/// [`mqtt_broker_core::hooks::Authorizer`]) and their types.
+/// [`mqtt_broker_core::hooks::Authorizer`], [`mqtt_broker_core::hooks::EnhancedAuthenticator`]),
+/// their types, [`mqtt_broker_core::Config`], [`mqtt_broker_core::Stats`] and
+/// [`mqtt_broker_core::Event`].
 pub use mqtt_broker_core;
 /// The codec, re-exported for [`mqtt_wire::QoS`] and the reason codes hooks answer with.
 pub use mqtt_wire;

@@ -14,10 +14,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mqtt_broker_core::{Broker, ConnectionId, ConnectionInfo, Event, Message, Output};
-use tokio::sync::mpsc;
+use mqtt_broker_core::{
+    ApiMisuse, AuthRequest, Broker, ConnectionId, ConnectionInfo, Event, Message, Output, Stats,
+    hooks::AuthStep,
+};
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, trace, warn};
 
+use super::events::EventHub;
 use super::reactor::{Reactors, Remote};
 use super::storage::Storage;
 use super::write_queue::WriteQueue;
@@ -43,6 +47,25 @@ pub(crate) enum Input {
     Shutdown,
     /// The storage thread made every persistence batch up to this one durable.
     Persisted(u64),
+    /// The application's answer to a deferred authentication ([`Output::AuthRequest`]).
+    AuthAnswer {
+        conn: ConnectionId,
+        step: AuthStep,
+        done: oneshot::Sender<Result<(), ApiMisuse>>,
+    },
+    /// The application asks for the broker's counters.
+    Stats(oneshot::Sender<Stats>),
+}
+
+/// Where the broker task sends what the application asked to see: deferred authentication
+/// requests and events.
+#[derive(Debug)]
+pub(crate) struct Outlets {
+    /// Deferred authentications go there; without it (or when it is full or closed) they are
+    /// refused with 0x88 Server unavailable.
+    pub(crate) auth_requests: Option<mpsc::Sender<AuthRequest>>,
+    /// The events, for the application's subscribers.
+    pub(crate) events: Arc<EventHub>,
 }
 
 /// Most inputs handled before the outputs are drained: under load, the outputs of several
@@ -108,6 +131,7 @@ struct BrokerTask {
     /// Chunks of this drain not yet handed over, per connection, in the order the connections
     /// got them (kept out of the connection map: an idle connection's entry holds no `Vec`).
     dirty: Vec<(ConnectionId, Vec<Bytes>)>,
+    outlets: Outlets,
 }
 
 /// Runs until a [`Input::Shutdown`] has been handled (and the connections closed, or the grace
@@ -119,12 +143,14 @@ pub(crate) async fn run(
     inputs: mpsc::Receiver<Input>,
     storage: Option<Storage>,
     reactors: Reactors,
+    outlets: Outlets,
 ) {
     let mut task = BrokerTask {
         broker,
         conns: HashMap::new(),
         storage,
         dirty: Vec::new(),
+        outlets,
     };
     serve(&mut task, inputs).await;
     reactors.stop();
@@ -215,6 +241,16 @@ impl BrokerTask {
             }
             Input::Publish(message) => self.broker.publish(*message, now),
             Input::Persisted(seq) => self.broker.handle_persisted(seq, now),
+            Input::AuthAnswer { conn, step, done } => {
+                // A misuse here is the application's answer coming too late (the connection
+                // closed or hit its CONNECT deadline) or twice: it is told, nothing is logged.
+                let _ = done.send(self.broker.continue_auth(conn, step, now));
+                Ok(())
+            }
+            Input::Stats(reply) => {
+                let _ = reply.send(self.broker.stats());
+                Ok(())
+            }
             Input::Shutdown => Ok(()),
         };
         if let Err(misuse) = result {
@@ -249,18 +285,11 @@ impl BrokerTask {
                         entry.sink.close(conn);
                     }
                 }
-                Output::AuthRequest(request) => {
-                    warn!(conn = %request.conn, "deferred authentication is not supported by this server; refusing");
-                    let refused = self.broker.reject_connect(
-                        request.conn,
-                        mqtt_wire::ReasonCode::ServerUnavailable,
-                        Instant::now(),
-                    );
-                    if let Err(misuse) = refused {
-                        error!(%misuse, "broker API misuse");
-                    }
+                Output::AuthRequest(request) => self.hand_auth_request(request),
+                Output::Event(event) => {
+                    self.log_event(&event);
+                    self.outlets.events.publish(event);
                 }
-                Output::Event(event) => self.log_event(event),
                 Output::PauseReading { conn } => {
                     if let Some(entry) = self.conns.get(&conn) {
                         debug!(%conn, "pausing a publisher: a subscriber queue is filling up");
@@ -287,14 +316,42 @@ impl BrokerTask {
         }
     }
 
-    fn log_event(&self, event: Event) {
+    /// Hands a deferred authentication to the application; refuses it (0x88 Server unavailable)
+    /// when nobody takes such requests or their channel is full or closed, so that the client
+    /// does not wait for an answer that cannot come.
+    fn hand_auth_request(&mut self, request: AuthRequest) {
+        let conn = request.conn;
+        let refused = match &self.outlets.auth_requests {
+            None => "no receiver of deferred authentications is set",
+            Some(sender) => match sender.try_send(request) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    "the channel of deferred authentications is full"
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    "the channel of deferred authentications is closed"
+                }
+            },
+        };
+        warn!(%conn, "{refused}; refusing the deferred authentication");
+        let result = self.broker.reject_connect(
+            conn,
+            mqtt_wire::ReasonCode::ServerUnavailable,
+            Instant::now(),
+        );
+        if let Err(misuse) = result {
+            error!(%misuse, "broker API misuse");
+        }
+    }
+
+    fn log_event(&self, event: &Event) {
         match event {
             Event::ClientConnected {
                 conn,
                 client_id,
                 session_present,
             } => {
-                let peer = self.broker.connection_info(conn).and_then(|c| c.peer);
+                let peer = self.broker.connection_info(*conn).and_then(|c| c.peer);
                 info!(%conn, ?peer, %client_id, session_present, "client connected");
             }
             Event::ClientDisconnected {
@@ -303,7 +360,7 @@ impl BrokerTask {
                 reason,
             } => info!(%conn, %client_id, ?reason, "client disconnected"),
             Event::ConnectRefused { conn, reason } => {
-                let peer = self.broker.connection_info(conn).and_then(|c| c.peer);
+                let peer = self.broker.connection_info(*conn).and_then(|c| c.peer);
                 info!(%conn, ?peer, ?reason, "connection refused")
             }
             Event::ProtocolError {

@@ -15,6 +15,7 @@
 
 mod broker_task;
 mod connection;
+mod events;
 mod listener;
 mod local_client;
 mod reactor;
@@ -32,18 +33,19 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mqtt_broker_core::{
-    Broker, ListenerId, Message,
-    hooks::{Authenticator, Authorizer},
+    ApiMisuse, AuthRequest, Broker, Config, ConnectionId, ListenerId, Message, Stats,
+    hooks::{AuthStep, Authenticator, Authorizer, EnhancedAuthenticator},
 };
 use mqtt_wire::{MqttStr, QoS, ReasonCode};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::auth::hooks::{FileAuthenticator, FileAuthorizer, ListenerPolicy, SecurityFiles};
 use crate::config::{ConfigError, Protocol, ServerConfig};
-use broker_task::Input;
+use broker_task::{Input, Outlets};
+use events::EventHub;
 use listener::{Listener, accept_loop};
 use mqtt_broker_core::persist::Persistence;
 use mqtt_store::WallClock;
@@ -51,7 +53,11 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 use storage::Storage;
 
-pub use local_client::{Delivery, LocalClient, LocalConnectOptions};
+pub use events::{DEFAULT_EVENT_CAPACITY, EventRecvError, Events};
+pub use local_client::{
+    Delivery, LocalClient, LocalConnectOptions, LocalWill, MessageProperties, PublishRequest,
+    SubscribeRequest,
+};
 
 /// Capacity of the broker task's input channel; readers wait when it is full.
 const INPUT_CHANNEL: usize = 1024;
@@ -78,6 +84,14 @@ pub enum ServerError {
     Refused(ReasonCode),
     /// The in-process client's connection is closed.
     Disconnected,
+    /// A property of an in-process client's message or will is not a valid MQTT string
+    /// (it names the property).
+    InvalidProperty(&'static str),
+    /// The broker refused the answer to a deferred authentication: no decision is waiting on
+    /// that connection (the client left, reached its CONNECT deadline, or was answered
+    /// already), or the answer does not fit (a `Fail` with a success code, a `Continue` without
+    /// an authentication method).
+    AuthAnswer(ApiMisuse),
     /// The server has stopped.
     Stopped,
 }
@@ -99,6 +113,8 @@ impl fmt::Display for ServerError {
             ServerError::InvalidTopic => f.write_str("invalid topic name"),
             ServerError::Refused(reason) => write!(f, "refused by the broker: {reason:?}"),
             ServerError::Disconnected => f.write_str("the in-process client is disconnected"),
+            ServerError::InvalidProperty(name) => write!(f, "invalid {name}"),
+            ServerError::AuthAnswer(misuse) => write!(f, "authentication answer refused: {misuse}"),
             ServerError::Stopped => f.write_str("the server has stopped"),
         }
     }
@@ -106,12 +122,77 @@ impl fmt::Display for ServerError {
 
 impl std::error::Error for ServerError {}
 
-/// Builds a [`Server`]: the configuration, and optionally hooks that replace the password and
-/// ACL files.
+/// A change of the core configuration given to [`ServerBuilder::core_config`].
+type CoreConfigChange = Box<dyn FnOnce(&mut Config) + Send>;
+
+/// Builds a [`Server`]: the configuration, and optionally the hooks and limits of the broker
+/// core.
+///
+/// * Who may connect: [`authenticator`](Self::authenticator) (replaces the password file and
+///   the listeners' `allow_anonymous`), [`enhanced_authenticator`](Self::enhanced_authenticator)
+///   (the MQTT 5.0 AUTH exchange), and [`auth_requests`](Self::auth_requests), where the
+///   decisions those hooks defer ([`AuthDecision::Defer`](mqtt_broker_core::hooks::AuthDecision::Defer),
+///   [`AuthStep::Defer`]) go, to be answered later through [`ServerHandle::accept_connect`],
+///   [`ServerHandle::reject_connect`] or [`ServerHandle::continue_auth`].
+/// * What they may do: [`authorizer`](Self::authorizer) (replaces the ACL file).
+/// * Limits: those of [`ServerConfig::limits`] (the configuration file's), and every other
+///   field of the core [`Config`] through [`core_config`](Self::core_config).
+/// * Where state lives: in memory (the default), or written by the server's storage thread to
+///   a store file, chosen in the [`ServerConfig`] itself: `persistence`,
+///   `persistence_location` and `durability` (no file needed, see the example). Another store
+///   can be built on the core's records (`mqtt_broker_core::persist`) by driving a `Broker`
+///   directly.
+/// * Events: [`event_capacity`](Self::event_capacity) bounds what
+///   [`ServerHandle::subscribe_events`] receivers may fall behind.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use mqtt_tokio::config::{Durability, ListenerConfig, ServerConfig};
+/// use mqtt_tokio::mqtt_broker_core::hooks::{AuthDecision, Authenticator, ConnectCredentials};
+/// use mqtt_tokio::Server;
+///
+/// struct OnlyAlice;
+/// impl Authenticator for OnlyAlice {
+///     fn authenticate(&mut self, c: &ConnectCredentials<'_>) -> AuthDecision {
+///         match c.username {
+///             Some("alice") => AuthDecision::Accept,
+///             _ => AuthDecision::Reject(mqtt_tokio::mqtt_wire::ReasonCode::NotAuthorized),
+///         }
+///     }
+/// }
+///
+/// let store = tempfile::tempdir()?;
+/// let mut listener = ListenerConfig::default();
+/// listener.port = 0;
+/// let mut config = ServerConfig::default();
+/// config.listeners.push(listener);
+/// // State on disk, every acknowledgement after its fsync; `None` or `Some(false)`: in memory.
+/// config.persistence = Some(true);
+/// config.persistence_location = Some(store.path().to_owned());
+/// config.durability = Durability::Sync;
+///
+/// let server = Server::builder(config)
+///     .authenticator(Box::new(OnlyAlice))
+///     .core_config(|core| {
+///         core.max_sessions = 1_000;
+///         core.max_retained_messages = 100;
+///     })
+///     .start()
+///     .await?;
+/// assert_eq!(server.handle().stats().await?.clients_connected, 0);
+/// server.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
 pub struct ServerBuilder {
     config: ServerConfig,
     authenticator: Option<Box<dyn Authenticator>>,
     authorizer: Option<Box<dyn Authorizer>>,
+    enhanced_authenticator: Option<Box<dyn EnhancedAuthenticator>>,
+    core_config: Vec<CoreConfigChange>,
+    auth_requests: Option<mpsc::Sender<AuthRequest>>,
+    event_capacity: usize,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -120,6 +201,13 @@ impl fmt::Debug for ServerBuilder {
             .field("config", &self.config)
             .field("custom_authenticator", &self.authenticator.is_some())
             .field("custom_authorizer", &self.authorizer.is_some())
+            .field(
+                "enhanced_authenticator",
+                &self.enhanced_authenticator.is_some(),
+            )
+            .field("core_config_changes", &self.core_config.len())
+            .field("auth_requests", &self.auth_requests.is_some())
+            .field("event_capacity", &self.event_capacity)
             .finish()
     }
 }
@@ -131,10 +219,16 @@ impl ServerBuilder {
             config,
             authenticator: None,
             authorizer: None,
+            enhanced_authenticator: None,
+            core_config: Vec::new(),
+            auth_requests: None,
+            event_capacity: events::DEFAULT_EVENT_CAPACITY,
         }
     }
 
     /// Decides CONNECTs with `authenticator` instead of the password file and listener policy.
+    /// It may answer [`AuthDecision::Defer`](mqtt_broker_core::hooks::AuthDecision::Defer) to decide
+    /// later: see [`auth_requests`](Self::auth_requests).
     pub fn authenticator(mut self, authenticator: Box<dyn Authenticator>) -> Self {
         self.authenticator = Some(authenticator);
         self
@@ -143,6 +237,92 @@ impl ServerBuilder {
     /// Decides publications and subscriptions with `authorizer` instead of the ACL file.
     pub fn authorizer(mut self, authorizer: Box<dyn Authorizer>) -> Self {
         self.authorizer = Some(authorizer);
+        self
+    }
+
+    /// Runs the MQTT 5.0 enhanced authentication exchange (CONNECT with an Authentication
+    /// Method, then AUTH packets both ways) with `authenticator`. Without it a CONNECT that
+    /// names a method is refused with 0x8C Bad authentication method. A step may answer
+    /// [`AuthStep::Defer`] to decide later: see [`auth_requests`](Self::auth_requests).
+    pub fn enhanced_authenticator(mut self, authenticator: Box<dyn EnhancedAuthenticator>) -> Self {
+        self.enhanced_authenticator = Some(authenticator);
+        self
+    }
+
+    /// Where deferred authentication decisions go. When the authenticator answers
+    /// [`AuthDecision::Defer`](mqtt_broker_core::hooks::AuthDecision::Defer) (or an enhanced
+    /// authentication step [`AuthStep::Defer`]), the broker task sends the
+    /// [`AuthRequest`] (credentials, or method and data) to `requests` and goes on serving
+    /// the other connections; the waiting client gets its CONNACK (or next AUTH) when the
+    /// application answers with [`ServerHandle::accept_connect`],
+    /// [`ServerHandle::reject_connect`] or [`ServerHandle::continue_auth`], from any task and
+    /// at any time before the CONNECT deadline (`limits.connect_timeout`), after which the
+    /// broker closes the connection and a late answer gets [`ServerError::AuthAnswer`].
+    ///
+    /// The broker task never waits on this channel: a request that finds it full or closed
+    /// is refused at once with 0x88 Server unavailable, as every deferred decision is when
+    /// this is not set.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use mqtt_tokio::mqtt_broker_core::hooks::{AuthDecision, Authenticator, ConnectCredentials};
+    /// use mqtt_tokio::{LocalConnectOptions, Server};
+    ///
+    /// /// Asks the application about every client.
+    /// struct AskLater;
+    /// impl Authenticator for AskLater {
+    ///     fn authenticate(&mut self, _: &ConnectCredentials<'_>) -> AuthDecision {
+    ///         AuthDecision::Defer
+    ///     }
+    /// }
+    ///
+    /// let config = mqtt_tokio::config::parse_toml("[[listener]]\nport = 0\n")?;
+    /// let (requests, mut pending) = tokio::sync::mpsc::channel(64);
+    /// let server = Server::builder(config)
+    ///     .authenticator(Box::new(AskLater))
+    ///     .auth_requests(requests)
+    ///     .start()
+    ///     .await?;
+    /// let handle = server.handle();
+    /// tokio::spawn(async move {
+    ///     while let Some(request) = pending.recv().await {
+    ///         // A database or HTTP call would go here.
+    ///         let _ = handle.accept_connect(request.conn).await;
+    ///     }
+    /// });
+    /// let client = server.handle().connect("app", LocalConnectOptions::new()).await?;
+    /// client.disconnect().await?;
+    /// server.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn auth_requests(mut self, requests: mpsc::Sender<AuthRequest>) -> Self {
+        self.auth_requests = Some(requests);
+        self
+    }
+
+    /// Adjusts the broker core's limits and switches. `change` gets the [`Config`] that the
+    /// [`ServerConfig`] makes (its `limits` and `check_retain_source` applied to the core's
+    /// defaults) and may change any field, e.g. `max_sessions`, `max_queued_bytes`,
+    /// `max_outbox_bytes`, the retained-message bounds, `max_subscriptions_per_client`,
+    /// `topic_alias_maximum`, `max_topic_levels`, `max_client_id_len`,
+    /// `max_session_expiry_interval`, `allow_empty_client_id`, `retain_available`,
+    /// `assigned_client_id_prefix`, `version_string`; a field the `ServerConfig` also sets is
+    /// overridden. Calls add up, in order. The one field it cannot change is `persistence`,
+    /// which follows the store chosen in the `ServerConfig`. The result is checked
+    /// ([`Config::validate`]) by [`start`](Self::start), which fails with
+    /// [`ServerError::Core`].
+    pub fn core_config(mut self, change: impl FnOnce(&mut Config) + Send + 'static) -> Self {
+        self.core_config.push(Box::new(change));
+        self
+    }
+
+    /// How many events a [`ServerHandle::subscribe_events`] receiver may fall behind before it
+    /// loses the oldest (default [`DEFAULT_EVENT_CAPACITY`]; at least 1). The memory it takes
+    /// is bounded by this, however slow the receivers are.
+    pub fn event_capacity(mut self, events: usize) -> Self {
+        self.event_capacity = events.max(1);
         self
     }
 
@@ -164,12 +344,19 @@ impl ServerBuilder {
             })
             .collect();
 
+        let persistent = config.persistence == Some(true);
         let mut core_config = config.core_config();
-        if config.persistence == Some(true) {
-            // Both modes hold acknowledgements until the storage thread reports their records
-            // written: durably (sync), or journaled with one `write` (periodic).
-            core_config.persistence = Persistence::Sync;
-        }
+        self.core_config
+            .into_iter()
+            .for_each(|change| change(&mut core_config));
+        // Both modes hold acknowledgements until the storage thread reports their records
+        // written: durably (sync), or journaled with one `write` (periodic). Without the
+        // storage thread nothing would answer the persistence batches.
+        core_config.persistence = if persistent {
+            Persistence::Sync
+        } else {
+            Persistence::Off
+        };
         let queue_cap = core_config.max_outbox_bytes.saturating_mul(2) + 64 * 1024;
         let handshake_timeout = core_config.connect_timeout;
         let broker = Broker::try_new(core_config).map_err(ServerError::Core)?;
@@ -181,8 +368,12 @@ impl ServerBuilder {
                 self.authorizer
                     .unwrap_or_else(|| Box::new(FileAuthorizer::new(files.clone(), policies))),
             );
+        let broker = match self.enhanced_authenticator {
+            Some(enhanced) => broker.with_enhanced_authenticator(enhanced),
+            None => broker,
+        };
         let (inputs, receiver) = mpsc::channel(INPUT_CHANNEL);
-        let (broker, storage) = if config.persistence == Some(true) {
+        let (broker, storage) = if persistent {
             let dir = config
                 .persistence_location
                 .clone()
@@ -267,11 +458,17 @@ impl ServerBuilder {
         let workers = tokio::runtime::Handle::current().metrics().num_workers();
         let reactors = reactor::Reactors::start(workers, &inputs, queue_cap)
             .map_err(|e| ServerError::Bind("the connection poller".into(), e))?;
+        let events = Arc::new(EventHub::new(self.event_capacity));
+        let outlets = Outlets {
+            auth_requests: self.auth_requests,
+            events: events.clone(),
+        };
         let broker_task = tokio::spawn(broker_task::run(
             broker,
             receiver,
             storage,
             reactors.clone(),
+            outlets,
         ));
         let ids = Arc::new(AtomicU64::new(1));
         let accept_tasks = bound
@@ -287,6 +484,7 @@ impl ServerBuilder {
                 inputs,
                 ids,
                 queue_cap,
+                events: Arc::downgrade(&events),
             },
             files,
             broker_task,
@@ -354,8 +552,14 @@ impl Server {
     }
 }
 
-/// Publishes into a running server from the same process, and connects in-process clients
-/// ([`ServerHandle::connect`]).
+/// The application's side of a running server, cheap to clone and usable from any task:
+/// publishing ([`ServerHandle::publish`]), in-process clients ([`ServerHandle::connect`]),
+/// answers to deferred authentications ([`ServerHandle::accept_connect`],
+/// [`ServerHandle::reject_connect`], [`ServerHandle::continue_auth`]), the broker's counters
+/// ([`ServerHandle::stats`]) and its events ([`ServerHandle::subscribe_events`]).
+///
+/// Every request goes to the broker task through the same bounded channel as the sockets'
+/// bytes, so it is handled in order with them and waits only for room in that channel.
 #[derive(Debug, Clone)]
 pub struct ServerHandle {
     inputs: mpsc::Sender<Input>,
@@ -363,6 +567,8 @@ pub struct ServerHandle {
     ids: Arc<AtomicU64>,
     /// The byte cap of a connection's write queue.
     queue_cap: usize,
+    /// The broker task's event hub (weak: receivers see the end when the task ends).
+    events: std::sync::Weak<EventHub>,
 }
 
 impl ServerHandle {
@@ -381,6 +587,81 @@ impl ServerHandle {
             .send(Input::Publish(Box::new(message)))
             .await
             .map_err(|_| ServerError::Stopped)
+    }
+
+    /// Lets in the client whose authentication was deferred on `conn` (the
+    /// [`AuthRequest::conn`] the application received, see [`ServerBuilder::auth_requests`]):
+    /// it gets CONNACK 0x00, or stays connected after a re-authentication.
+    ///
+    /// # Errors
+    /// [`ServerError::AuthAnswer`] when no decision is waiting on `conn` (the client left or
+    /// reached its CONNECT deadline, or it was answered already); [`ServerError::Stopped`].
+    pub async fn accept_connect(&self, conn: ConnectionId) -> Result<(), ServerError> {
+        self.continue_auth(conn, AuthStep::Success(None)).await
+    }
+
+    /// Refuses the client whose authentication was deferred on `conn`: CONNACK `reason` (an
+    /// error code such as `NotAuthorized` or `BadUserNameOrPassword`; a 3.1.1 client gets the
+    /// matching return code) and the connection is closed.
+    ///
+    /// # Errors
+    /// As [`ServerHandle::accept_connect`]; also [`ServerError::AuthAnswer`] when `reason` is
+    /// not an error code.
+    pub async fn reject_connect(
+        &self,
+        conn: ConnectionId,
+        reason: ReasonCode,
+    ) -> Result<(), ServerError> {
+        self.continue_auth(conn, AuthStep::Fail(reason)).await
+    }
+
+    /// Answers a deferred authentication on `conn` with the next step: `Success` (with the
+    /// server's final authentication data for the CONNACK, in an enhanced authentication),
+    /// `Fail`, `Continue` (a challenge sent in AUTH 0x18; enhanced authentication only) or
+    /// `Defer` (keep waiting). Returns once the broker has taken the answer.
+    ///
+    /// # Errors
+    /// As [`ServerHandle::accept_connect`]; also [`ServerError::AuthAnswer`] for a step that
+    /// does not fit the request.
+    pub async fn continue_auth(
+        &self,
+        conn: ConnectionId,
+        step: AuthStep,
+    ) -> Result<(), ServerError> {
+        let (done, answer) = oneshot::channel();
+        self.inputs
+            .send(Input::AuthAnswer { conn, step, done })
+            .await
+            .map_err(|_| ServerError::Stopped)?;
+        answer
+            .await
+            .map_err(|_| ServerError::Stopped)?
+            .map_err(ServerError::AuthAnswer)
+    }
+
+    /// The broker's counters ([`Stats`]), read by the broker task when it takes the request:
+    /// a consistent snapshot, never a stale copy. It waits behind the inputs already queued;
+    /// reading it costs the broker a pass over its sessions and connections, so poll it at the
+    /// pace of a metrics scraper, not per message.
+    ///
+    /// # Errors
+    /// [`ServerError::Stopped`].
+    pub async fn stats(&self) -> Result<Stats, ServerError> {
+        let (reply, stats) = oneshot::channel();
+        self.inputs
+            .send(Input::Stats(reply))
+            .await
+            .map_err(|_| ServerError::Stopped)?;
+        stats.await.map_err(|_| ServerError::Stopped)
+    }
+
+    /// A receiver of the broker's events from now on (see [`Events`]): connections accepted
+    /// and refused, disconnections, protocol errors, dropped messages, retained changes,
+    /// ended sessions. Receivers that fall behind lose the oldest events, never slowing the
+    /// broker; while there is none, events cost nothing more than the server's own log. On a
+    /// stopped server the receiver is at its end at once.
+    pub fn subscribe_events(&self) -> Events {
+        EventHub::subscribe(&self.events)
     }
 }
 
