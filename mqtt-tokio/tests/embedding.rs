@@ -7,22 +7,15 @@ mod embed_support;
 
 use std::time::Duration;
 
-use embed_support::{LIMIT, Raw, id, start};
+use embed_support::{LIMIT, Raw, id, local, recv, start};
 use mqtt_tokio::mqtt_broker_core::Event;
 use mqtt_tokio::mqtt_wire::{
     Bytes, MqttStr, Packet, Publish, PublishQos, QoS, ReasonCode, RetainHandling,
 };
 use mqtt_tokio::{
-    Delivery, EventRecvError, Events, LocalClient, LocalConnectOptions, LocalWill,
-    MessageProperties, ServerError,
+    EventRecvError, Events, LocalClient, LocalConnectOptions, LocalWill, MessageProperties,
+    ServerError,
 };
-
-async fn recv(client: &mut LocalClient) -> Delivery {
-    tokio::time::timeout(LIMIT, client.recv())
-        .await
-        .expect("a delivery in time")
-        .expect("connection open")
-}
 
 /// Nothing is delivered to `client` within `wait`.
 async fn quiet(client: &mut LocalClient, wait: Duration) -> bool {
@@ -313,11 +306,7 @@ async fn a_persistent_local_session_gets_what_was_published_while_away() {
 #[tokio::test]
 async fn no_local_keeps_a_clients_own_publications_away() {
     let server = start(|b| b).await;
-    let mut chat = server
-        .handle()
-        .connect("chatter", LocalConnectOptions::new())
-        .await
-        .expect("connected");
+    let mut chat = local(&server, "chatter").await;
     chat.subscribe("chat", QoS::AtLeastOnce)
         .no_local(true)
         .await
@@ -413,11 +402,7 @@ async fn retain_options_and_identifiers_on_local_deliveries() {
 #[tokio::test]
 async fn every_qos_both_ways_between_a_local_and_a_socket_client() {
     let server = start(|b| b).await;
-    let mut local = server
-        .handle()
-        .connect("local", LocalConnectOptions::new())
-        .await
-        .expect("connected");
+    let mut local = local(&server, "local").await;
     local
         .subscribe("to-local/#", QoS::ExactlyOnce)
         .await
@@ -484,11 +469,7 @@ async fn v5_properties_of_a_local_publish_reach_a_socket_client() {
     let server = start(|b| b).await;
     let mut tcp = Raw::connect(&server, "tcp").await;
     tcp.subscribe("props/#", QoS::ExactlyOnce).await;
-    let local = server
-        .handle()
-        .connect("local", LocalConnectOptions::new())
-        .await
-        .expect("connected");
+    let local = local(&server, "local").await;
     local
         .publish("props/1", "{\"on\":true}", QoS::ExactlyOnce, false)
         .properties(all_properties())
@@ -541,11 +522,7 @@ async fn v5_properties_of_a_local_publish_reach_mosquitto_sub() {
         return;
     }
     let server = start(|b| b).await;
-    let local = server
-        .handle()
-        .connect("local", LocalConnectOptions::new())
-        .await
-        .expect("connected");
+    let local = local(&server, "local").await;
     // Retained, so mosquitto_sub gets it whenever it subscribes.
     local
         .publish("mosq/props", "hello", QoS::AtLeastOnce, true)
@@ -577,11 +554,7 @@ async fn v5_properties_of_a_local_publish_reach_mosquitto_sub() {
 async fn core_limits_reach_the_broker() {
     // Not in the configuration file: the subscriptions one client may hold.
     let server = start(|b| b.core_config(|core| core.max_subscriptions_per_client = 1)).await;
-    let client = server
-        .handle()
-        .connect("limited", LocalConnectOptions::new())
-        .await
-        .expect("connected");
+    let client = local(&server, "limited").await;
     client.subscribe("a", QoS::AtMostOnce).await.expect("first");
     assert!(matches!(
         client.subscribe("b", QoS::AtMostOnce).await,

@@ -2,122 +2,16 @@
 //! ways, retained messages, QoS 1 acknowledgement, unsubscribe, and the application's
 //! authentication and authorization hooks applied to them.
 
+mod embed_support;
+
 use std::time::Duration;
 
-use mqtt_tokio::config::parse_toml;
+use embed_support::{LIMIT, Raw, id, recv, start};
 use mqtt_tokio::mqtt_broker_core::hooks::{
     AuthDecision, Authenticator, Authorization, Authorizer, ClientRef, ConnectCredentials,
 };
-use mqtt_tokio::mqtt_wire::{
-    Ack, Bytes, BytesMut, Connect, Decoder, MqttStr, Packet, PacketId, Properties, ProtocolVersion,
-    Publish, PublishQos, QoS, ReasonCode, Subscribe, SubscriptionOptions,
-};
-use mqtt_tokio::{LocalClient, LocalConnectOptions, Server, ServerError};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
-
-const LIMIT: Duration = Duration::from_secs(5);
-
-async fn start(
-    builder: impl FnOnce(mqtt_tokio::ServerBuilder) -> mqtt_tokio::ServerBuilder,
-) -> Server {
-    let config = parse_toml(
-        "[[listener]]\nport = 0\nbind_address = \"127.0.0.1\"\nallow_anonymous = true\n",
-    )
-    .expect("valid configuration");
-    builder(Server::builder(config))
-        .start()
-        .await
-        .expect("server starts")
-}
-
-fn id(n: u16) -> PacketId {
-    PacketId::new(n).expect("non-zero")
-}
-
-/// A bare MQTT 5.0 client over TCP.
-struct Raw {
-    stream: TcpStream,
-    decoder: Decoder,
-    buf: BytesMut,
-}
-
-impl Raw {
-    async fn connect(server: &Server, client_id: &str) -> Raw {
-        let stream = TcpStream::connect(server.local_addrs()[0])
-            .await
-            .expect("TCP connect");
-        let mut decoder = Decoder::new();
-        decoder.set_version(ProtocolVersion::V5);
-        let mut raw = Raw {
-            stream,
-            decoder,
-            buf: BytesMut::new(),
-        };
-        let connect = Connect {
-            protocol: ProtocolVersion::V5,
-            clean_start: true,
-            keep_alive: 0,
-            client_id: MqttStr::try_from(client_id.to_owned()).expect("valid client id"),
-            will: None,
-            username: None,
-            password: None,
-            properties: Properties::default(),
-        };
-        raw.send(Packet::Connect(Box::new(connect))).await;
-        match raw.next().await {
-            Packet::ConnAck(ack) => assert_eq!(ack.reason_code, ReasonCode::Success),
-            other => panic!("expected CONNACK, got {other:?}"),
-        }
-        raw
-    }
-
-    async fn send(&mut self, packet: Packet) {
-        let mut out = BytesMut::new();
-        packet
-            .encode(ProtocolVersion::V5, &mut out)
-            .expect("encodable");
-        self.stream.write_all(&out).await.expect("written");
-    }
-
-    async fn next(&mut self) -> Packet {
-        tokio::time::timeout(LIMIT, async {
-            loop {
-                if let Some(packet) = self.decoder.decode(&mut self.buf).expect("well-formed") {
-                    return packet;
-                }
-                assert_ne!(
-                    self.stream.read_buf(&mut self.buf).await.expect("read"),
-                    0,
-                    "closed"
-                );
-            }
-        })
-        .await
-        .expect("a packet in time")
-    }
-
-    async fn subscribe(&mut self, filter: &'static str, qos: QoS) {
-        let options = SubscriptionOptions {
-            qos,
-            ..SubscriptionOptions::default()
-        };
-        self.send(Packet::Subscribe(Subscribe {
-            packet_id: id(1),
-            filters: vec![(MqttStr::from_static(filter), options)],
-            properties: Properties::default(),
-        }))
-        .await;
-        assert!(matches!(self.next().await, Packet::SubAck(_)));
-    }
-}
-
-async fn recv(client: &mut LocalClient) -> mqtt_tokio::Delivery {
-    tokio::time::timeout(LIMIT, client.recv())
-        .await
-        .expect("a delivery in time")
-        .expect("connection open")
-}
+use mqtt_tokio::mqtt_wire::{Ack, Bytes, MqttStr, Packet, Publish, PublishQos, QoS, ReasonCode};
+use mqtt_tokio::{LocalConnectOptions, ServerError};
 
 #[tokio::test]
 async fn a_local_subscriber_receives_from_a_tcp_publisher() {

@@ -10,7 +10,7 @@ use mqtt_tokio::mqtt_wire::{
     Ack, BytesMut, Connect, Decoder, MqttStr, Packet, PacketId, Properties, ProtocolVersion,
     PublishQos, QoS, Subscribe, SubscriptionOptions,
 };
-use mqtt_tokio::{Server, ServerBuilder};
+use mqtt_tokio::{Delivery, LocalClient, LocalConnectOptions, Server, ServerBuilder};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -27,6 +27,23 @@ pub async fn start(builder: impl FnOnce(ServerBuilder) -> ServerBuilder) -> Serv
         .start()
         .await
         .expect("server starts")
+}
+
+/// An in-process client `client_id` of `server` with default options (clean start).
+pub async fn local(server: &Server, client_id: &str) -> LocalClient {
+    server
+        .handle()
+        .connect(client_id, LocalConnectOptions::new())
+        .await
+        .expect("connected")
+}
+
+/// The next delivery to `client`, failing the test if none comes within [`LIMIT`].
+pub async fn recv(client: &mut LocalClient) -> Delivery {
+    tokio::time::timeout(LIMIT, client.recv())
+        .await
+        .expect("a delivery in time")
+        .expect("connection open")
 }
 
 /// A packet identifier.
