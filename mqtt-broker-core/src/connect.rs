@@ -195,8 +195,14 @@ impl Broker {
             u32::MAX
         };
         let expiry = requested_expiry.min(self.config.max_session_expiry_interval);
+        // A session without expiry (CleanSession=1, or v5 expiry 0) lasts as long as its
+        // connection [MQTT311-3.1.2-6] [MQTT5-3.1.2-23]: taken over, it ended with that
+        // connection, and there is nothing to resume [MQTT5-3.1.2-6].
+        let resumable = existing
+            .and_then(|s| self.sessions.get(&s))
+            .is_some_and(|s| s.expiry_interval > 0);
         let (session, session_present) = match existing {
-            Some(session) if !connect.clean_start => (session, true), // [MQTT5-3.1.2-5] [MQTT311-3.1.2-4]
+            Some(session) if !connect.clean_start && resumable => (session, true), // [MQTT5-3.1.2-5] [MQTT311-3.1.2-4]
             Some(old) => {
                 self.end_session(old, false, now); // [MQTT5-3.1.2-4] [MQTT311-3.1.2-6]
                 (self.create_session(&client_id, version), false)

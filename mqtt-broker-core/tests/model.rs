@@ -173,6 +173,10 @@ impl Model {
         };
         session.online = false;
         let will = std::mem::take(&mut session.will);
+        if session.expiry == 0 {
+            // It lasted as long as its connection [MQTT311-3.1.2-6] [MQTT5-3.1.2-23].
+            self.sessions[k] = None;
+        }
         if will {
             self.publish(WILL_TOPIC, QoS::AtLeastOnce, false, will_id);
         }
@@ -259,7 +263,7 @@ fn run(versions: [ProtocolVersion; CLIENTS], actions: Vec<Action>) -> Result<(),
             } => {
                 if online(&model, c) {
                     // Takeover: the old connection ends without DISCONNECT; its will fires and
-                    // the session waits for the new connection [MQTT311-3.1.4-2].
+                    // a session with expiry waits for the new connection [MQTT311-3.1.4-2].
                     model.take_over(c, 0);
                 }
                 let v5 = versions[c] == V5;

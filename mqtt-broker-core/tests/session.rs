@@ -421,3 +421,44 @@ fn delivery_authorization_filters_routed_retained_and_queued_copies() {
         );
     }
 }
+
+/// A client id connected with a session that ends with its connection, then taken over by a
+/// connection asking to resume (mosquitto's 07-will-takeover case).
+fn take_over_a_session_without_expiry(version: ProtocolVersion) -> (Harness, TestClient, bool) {
+    let mut h = Harness::new();
+    let first = h.connect(version, "c"); // clean start, no expiry
+    h.subscribe(first, "t", QoS::AtLeastOnce);
+    let (second, present) = persistent(&mut h, version, "c");
+    assert!(h.is_closed(first), "taken over");
+    (h, second, present)
+}
+
+#[test]
+fn mqtt311_3_1_2_6_a_clean_session_taken_over_is_not_resumed() {
+    let (mut h, second, present) = take_over_a_session_without_expiry(V311);
+    assert!(!present, "the CleanSession=1 session ended with its connection");
+    let p = h.connect(V311, "p");
+    h.publish(p, "t", b"x", QoS::AtLeastOnce, false);
+    assert!(h.publishes(second).is_empty(), "its subscription ended with it");
+}
+
+#[test]
+fn mqtt5_3_1_2_6_a_session_without_expiry_taken_over_is_not_resumed() {
+    let (mut h, second, present) = take_over_a_session_without_expiry(V5);
+    assert!(!present, "[MQTT5-3.1.2-23] no expiry: it ended with its connection");
+    let p = h.connect(V5, "p");
+    h.publish(p, "t", b"x", QoS::AtLeastOnce, false);
+    assert!(h.publishes(second).is_empty());
+}
+
+#[test]
+fn mqtt5_3_1_2_5_a_persistent_session_taken_over_is_resumed() {
+    let mut h = Harness::new();
+    let (first, _) = persistent(&mut h, V5, "c");
+    h.subscribe(first, "t", QoS::AtLeastOnce);
+    let (second, present) = persistent(&mut h, V5, "c");
+    assert!(present);
+    let p = h.connect(V5, "p");
+    h.publish(p, "t", b"x", QoS::AtLeastOnce, false);
+    assert_eq!(h.receive_and_ack(second).len(), 1);
+}
