@@ -436,16 +436,25 @@ fn take_over_a_session_without_expiry(version: ProtocolVersion) -> (Harness, Tes
 #[test]
 fn mqtt311_3_1_2_6_a_clean_session_taken_over_is_not_resumed() {
     let (mut h, second, present) = take_over_a_session_without_expiry(V311);
-    assert!(!present, "the CleanSession=1 session ended with its connection");
+    assert!(
+        !present,
+        "the CleanSession=1 session ended with its connection"
+    );
     let p = h.connect(V311, "p");
     h.publish(p, "t", b"x", QoS::AtLeastOnce, false);
-    assert!(h.publishes(second).is_empty(), "its subscription ended with it");
+    assert!(
+        h.publishes(second).is_empty(),
+        "its subscription ended with it"
+    );
 }
 
 #[test]
 fn mqtt5_3_1_2_6_a_session_without_expiry_taken_over_is_not_resumed() {
     let (mut h, second, present) = take_over_a_session_without_expiry(V5);
-    assert!(!present, "[MQTT5-3.1.2-23] no expiry: it ended with its connection");
+    assert!(
+        !present,
+        "[MQTT5-3.1.2-23] no expiry: it ended with its connection"
+    );
     let p = h.connect(V5, "p");
     h.publish(p, "t", b"x", QoS::AtLeastOnce, false);
     assert!(h.publishes(second).is_empty());
@@ -461,4 +470,28 @@ fn mqtt5_3_1_2_5_a_persistent_session_taken_over_is_resumed() {
     let p = h.connect(V5, "p");
     h.publish(p, "t", b"x", QoS::AtLeastOnce, false);
     assert_eq!(h.receive_and_ack(second).len(), 1);
+}
+
+#[test]
+fn mqtt5_4_3_3_inbound_qos2_state_survives_a_reconnect_of_a_kept_session() {
+    // mosquitto's 03-publish-c2b-disconnect-qos2: PUBLISH QoS 2, PUBREC, reconnect, PUBREL.
+    let mut h = Harness::new();
+    let (c, _) = persistent(&mut h, V5, "c");
+    h.send_publish(
+        c,
+        publish_packet("t", b"x", PublishQos::ExactlyOnce(id(9)), false),
+    );
+    assert!(matches!(h.expect(c), Packet::PubRec(_)));
+    h.drop_connection(c);
+    let (c, present) = persistent(&mut h, V5, "c");
+    assert!(present);
+    h.send(c, Packet::PubRel(Ack::new(id(9))));
+    match h.expect(c) {
+        Packet::PubComp(ack) => assert_eq!(
+            ack.reason_code,
+            ReasonCode::Success,
+            "[MQTT5-4.3.3-11] the identifier is still known"
+        ),
+        other => panic!("expected PUBCOMP, got {other:?}"),
+    }
 }
