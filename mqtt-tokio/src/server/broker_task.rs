@@ -35,8 +35,13 @@ pub(crate) enum Input {
         info: Box<ConnectionInfo>,
         sink: Sink,
     },
-    /// Bytes arrived.
-    Bytes { conn: ConnectionId, data: Bytes },
+    /// Bytes arrived. The core may keep views into `data` (a message delivered at once shares
+    /// it with its subscribers); `credit` goes back to the reader as soon as they are handled.
+    Bytes {
+        conn: ConnectionId,
+        data: Bytes,
+        credit: Credit,
+    },
     /// The socket took this many bytes.
     Flushed { conn: ConnectionId, bytes: usize },
     /// The connection is gone.
@@ -55,6 +60,41 @@ pub(crate) enum Input {
     },
     /// The application asks for the broker's counters.
     Stats(oneshot::Sender<Stats>),
+}
+
+/// The input credit a read took from its connection's reader, handed back when dropped: by the
+/// broker task once it has handled the read, however long the core keeps views of its bytes
+/// (a QoS 0 message waiting in a slow subscriber's outbox must not hold its publisher's reads).
+pub(crate) struct Credit(Option<Box<dyn FnOnce() + Send>>);
+
+impl Credit {
+    /// Credit that `give_back` returns.
+    pub(crate) fn new(give_back: impl FnOnce() + Send + 'static) -> Self {
+        Credit(Some(Box::new(give_back)))
+    }
+
+    /// No credit (a reader without a gate, such as an in-process client).
+    pub(crate) fn none() -> Self {
+        Credit(None)
+    }
+}
+
+impl Drop for Credit {
+    fn drop(&mut self) {
+        if let Some(give_back) = self.0.take() {
+            give_back();
+        }
+    }
+}
+
+impl std::fmt::Debug for Credit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Credit"
+        } else {
+            "Credit(none)"
+        })
+    }
 }
 
 /// Where the broker task sends what the application asked to see: deferred authentication
@@ -233,7 +273,13 @@ impl BrokerTask {
                 self.conns.insert(conn, entry);
                 self.broker.handle_open(conn, *info, now)
             }
-            Input::Bytes { conn, data } => self.broker.handle_bytes(conn, &data, now),
+            Input::Bytes { conn, data, credit } => {
+                // Whole frames are handled as views into `data` (no copy); the credit goes
+                // back now, whatever the core keeps.
+                let handled = self.broker.handle_read(conn, data, now);
+                drop(credit);
+                handled
+            }
             Input::Flushed { conn, bytes } => self.broker.handle_flushed(conn, bytes, now),
             Input::Closed { conn } => {
                 self.conns.remove(&conn);

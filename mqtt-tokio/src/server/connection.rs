@@ -26,41 +26,17 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use tracing::debug;
 
-use super::broker_task::{Input, Sink};
+use super::broker_task::{Credit, Input, Sink};
 use super::transport::{Progress, Transport};
 use super::write_queue::{Next, WriteQueue};
 
 /// How long a connection the broker closed keeps draining the client's input.
 pub(crate) const LINGER: Duration = Duration::from_secs(2);
 
-/// Received bytes that give their input credit back when the broker task drops them.
-struct Credited {
-    data: Bytes,
-    queue: Arc<WriteQueue>,
-    credit: u32,
-}
-
-impl AsRef<[u8]> for Credited {
-    fn as_ref(&self) -> &[u8] {
-        &self.data
-    }
-}
-
-impl Credited {
-    /// `data` as bytes for the broker task that give `credit` back to `queue`'s gate when dropped.
-    fn bytes(data: Bytes, queue: Arc<WriteQueue>, credit: u32) -> Bytes {
-        Bytes::from_owner(Credited {
-            data,
-            queue,
-            credit,
-        })
-    }
-}
-
-impl Drop for Credited {
-    fn drop(&mut self) {
-        self.queue.gate().give_back(self.credit);
-    }
+/// `amount` of input credit, given back to `queue`'s gate when the broker task has handled the
+/// read.
+fn credit(queue: Arc<WriteQueue>, amount: u32) -> Credit {
+    Credit::new(move || queue.gate().give_back(amount))
 }
 
 /// Everything the task of one connection starts with besides its transport.
@@ -218,7 +194,8 @@ impl<T: Transport> Connection<T> {
             Some(credit) => {
                 let bytes = Input::Bytes {
                     conn: self.conn,
-                    data: Credited::bytes(data, queue, credit),
+                    data,
+                    credit: self::credit(queue, credit),
                 };
                 match send_now(&self.inputs, bytes) {
                     Ok(wait) => self.read_wait = wait,
@@ -234,9 +211,12 @@ impl<T: Transport> Connection<T> {
     fn spend_then_send(&self, queue: Arc<WriteQueue>, data: Bytes) -> Wait {
         let (conn, inputs) = (self.conn, self.inputs.clone());
         Box::pin(async move {
-            let credit = queue.gate().spend(data.len()).await.map_err(drop)?;
-            let data = Credited::bytes(data, queue, credit);
-            inputs.send(Input::Bytes { conn, data }).await.map_err(drop)
+            let amount = queue.gate().spend(data.len()).await.map_err(drop)?;
+            let credit = credit(queue, amount);
+            inputs
+                .send(Input::Bytes { conn, data, credit })
+                .await
+                .map_err(drop)
         })
     }
 

@@ -33,7 +33,7 @@ use mqtt_wire::{
 use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
-use super::broker_task::{Input, Sink};
+use super::broker_task::{Credit, Input, Sink};
 use super::write_queue::{Next, WriteQueue};
 use super::{ServerError, ServerHandle};
 
@@ -377,6 +377,7 @@ impl Shared {
         let input = Input::Bytes {
             conn: self.conn,
             data: out.freeze(),
+            credit: Credit::none(),
         };
         self.inputs
             .send(input)

@@ -123,24 +123,3 @@ impl Shared {
         self.mail.lock().map_or(true, |mail| !mail.is_empty())
     }
 }
-
-/// Received bytes that give their input credit back when the broker task drops them.
-pub(super) struct Credited {
-    pub(super) data: Vec<u8>,
-    pub(super) shared: Arc<Shared>,
-    pub(super) slot: u32,
-    pub(super) conn: ConnectionId,
-}
-
-impl AsRef<[u8]> for Credited {
-    fn as_ref(&self) -> &[u8] {
-        &self.data
-    }
-}
-
-impl Drop for Credited {
-    fn drop(&mut self) {
-        let credit = u32::try_from(self.data.len()).unwrap_or(u32::MAX);
-        self.shared.give_back(self.slot, self.conn, credit);
-    }
-}

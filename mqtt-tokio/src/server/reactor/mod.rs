@@ -38,10 +38,10 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use super::broker_task::Input;
+use super::broker_task::{Credit, Input};
 use super::read_gate::INPUT_CREDIT;
 pub(crate) use mailbox::Remote;
-use mailbox::{Addressed, Credited, Mail, Order, Shared};
+use mailbox::{Addressed, Mail, Order, Shared};
 use outbound::Outbound;
 use socket::{Phase, Socket, Timer};
 
@@ -448,13 +448,11 @@ impl Reactor {
                     socket.starved = true;
                     self.starved += 1;
                 }
-                let data = Bytes::from_owner(Credited {
-                    data,
-                    shared: self.shared.clone(),
-                    slot,
-                    conn,
-                });
-                self.out.send(Input::Bytes { conn, data });
+                let shared = self.shared.clone();
+                let amount = u32::try_from(data.len()).unwrap_or(u32::MAX);
+                let credit = Credit::new(move || shared.give_back(slot, conn, amount));
+                let data = Bytes::from(data);
+                self.out.send(Input::Bytes { conn, data, credit });
                 true
             }
             Ok(None) => true,

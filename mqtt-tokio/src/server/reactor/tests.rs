@@ -65,20 +65,20 @@ async fn next(inputs: &mut mpsc::Receiver<Input>) -> Option<Input> {
         .flatten()
 }
 
-/// Receives `Bytes` inputs until `want` bytes have come, dropping each (which hands its credit
-/// back) unless there is a `keep`.
+/// Receives `Bytes` inputs until `want` bytes have come, dropping each credit (which hands it
+/// back, as the broker task does once it handled the read) unless there is a `keep`.
 async fn receive(
     inputs: &mut mpsc::Receiver<Input>,
     want: usize,
-    mut keep: Option<&mut Vec<Bytes>>,
+    mut keep: Option<&mut Vec<Credit>>,
 ) -> Vec<u8> {
     let mut got = Vec::new();
     while got.len() < want {
         match next(inputs).await {
-            Some(Input::Bytes { data, .. }) => {
+            Some(Input::Bytes { data, credit, .. }) => {
                 got.extend_from_slice(&data);
                 if let Some(keep) = keep.as_mut() {
-                    keep.push(data);
+                    keep.push(credit);
                 }
             }
             Some(Input::Flushed { .. }) => {}
@@ -214,13 +214,13 @@ async fn credit_handed_back_to_each_of_two_starved_connections_wakes_the_reactor
         .await
         .unwrap();
     // Both use up their credit; the broker task holds every read.
-    let mut held: Vec<(ConnectionId, Bytes)> = Vec::new();
+    let mut held: Vec<(ConnectionId, Credit)> = Vec::new();
     let mut got = [0usize; 2];
     while got != [INPUT_CREDIT, INPUT_CREDIT] {
         match next(&mut rig.inputs).await {
-            Some(Input::Bytes { conn, data }) => {
+            Some(Input::Bytes { conn, data, credit }) => {
                 got[usize::from(conn == other)] += data.len();
-                held.push((conn, data));
+                held.push((conn, credit));
             }
             other => panic!("expected bytes, got {other:?} with {got:?}"),
         }
@@ -230,7 +230,9 @@ async fn credit_handed_back_to_each_of_two_starved_connections_wakes_the_reactor
         held.into_iter().partition(|(c, _)| *c == rig.conn);
     drop(first);
     match next(&mut rig.inputs).await {
-        Some(Input::Bytes { conn, data }) if conn == rig.conn => assert_eq!(data.len(), 100),
+        Some(Input::Bytes { conn, data, .. }) if conn == rig.conn => {
+            assert_eq!(data.len(), 100);
+        }
         other => panic!("expected the rest of the first connection, got {other:?}"),
     }
     tokio::task::yield_now().await;
