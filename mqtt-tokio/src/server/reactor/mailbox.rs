@@ -1,5 +1,5 @@
 //! A reactor's mailbox: what the broker task (orders), the listeners (accepted connections)
-//! and dropped input (credit handed back) leave for the reactor, and the waker that tells it.
+//! and input credit handed back by the broker task leave for the reactor, and the waker that tells it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
