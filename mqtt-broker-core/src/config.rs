@@ -10,6 +10,23 @@ use crate::records::Persistence;
 
 /// Limits and policy of a [`Broker`](crate::Broker). Build it with `Config::default()` and
 /// adjust fields; [`Config::validate`] is called by [`Broker::try_new`](crate::Broker::try_new).
+///
+/// ```
+/// use std::time::Duration;
+/// use mqtt_broker_core::{Broker, Config};
+///
+/// let mut config = Config::default();
+/// config.max_packet_size = 64 * 1024; // a Raspberry Pi's worth
+/// config.max_queued_messages = 500;
+/// config.sys_interval = Some(Duration::from_secs(10)); // $SYS/broker/... every 10 s
+/// let broker = Broker::try_new(config)?;
+/// assert_eq!(broker.config().max_queued_messages, 500);
+///
+/// let mut nonsense = Config::default();
+/// nonsense.max_packet_size = 1; // smaller than any packet
+/// assert!(Broker::try_new(nonsense).is_err());
+/// # Ok::<(), mqtt_broker_core::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {

@@ -42,6 +42,27 @@ pub enum AuthDecision {
 }
 
 /// Decides whether a CONNECT is accepted.
+///
+/// ```
+/// use mqtt_broker_core::hooks::{AuthDecision, Authenticator, ConnectCredentials};
+/// use mqtt_broker_core::{Broker, Config};
+/// use mqtt_wire::ReasonCode;
+///
+/// /// Lets in the devices that know the house password.
+/// struct House;
+///
+/// impl Authenticator for House {
+///     fn authenticate(&mut self, credentials: &ConnectCredentials<'_>) -> AuthDecision {
+///         match (credentials.username, credentials.password) {
+///             (Some("tasmota"), Some(b"secret")) => AuthDecision::Accept,
+///             _ => AuthDecision::Reject(ReasonCode::BadUserNameOrPassword),
+///         }
+///     }
+/// }
+///
+/// let broker = Broker::new(Config::default()).with_authenticator(Box::new(House));
+/// # let _ = broker;
+/// ```
 pub trait Authenticator: Send {
     /// Called once per CONNECT that passed the protocol checks.
     fn authenticate(&mut self, credentials: &ConnectCredentials<'_>) -> AuthDecision;
@@ -79,6 +100,32 @@ pub enum Authorization {
 }
 
 /// Decides, per topic, whether a client may publish or subscribe.
+///
+/// ```
+/// use mqtt_broker_core::hooks::{Authorization, Authorizer, ClientRef};
+/// use mqtt_broker_core::{Broker, Config};
+/// use mqtt_wire::{QoS, ReasonCode};
+///
+/// /// Each device publishes under its own `tele/<client id>/` only; anyone may subscribe.
+/// struct OwnTopics;
+///
+/// impl Authorizer for OwnTopics {
+///     fn authorize_publish(&mut self, client: &ClientRef<'_>, topic: &str, _: QoS, _: bool) -> Authorization {
+///         let own = topic.strip_prefix("tele/").and_then(|rest| rest.strip_prefix(client.client_id));
+///         if own.is_some_and(|rest| rest.starts_with('/')) {
+///             Authorization::Allow
+///         } else {
+///             Authorization::Deny(ReasonCode::NotAuthorized)
+///         }
+///     }
+///     fn authorize_subscribe(&mut self, _: &ClientRef<'_>, _: &str, _: QoS) -> Authorization {
+///         Authorization::Allow
+///     }
+/// }
+///
+/// let broker = Broker::new(Config::default()).with_authorizer(Box::new(OwnTopics));
+/// # let _ = broker;
+/// ```
 pub trait Authorizer: Send {
     /// May `client` publish to `topic`? A refusal acknowledges the PUBLISH with PUBACK/PUBREC
     /// carrying the reason (v5) or silently drops it (3.1.1) [MQTT311-3.3.5-2].

@@ -23,6 +23,20 @@ use mqtt_wire::{MqttStr, Properties, QoS};
 use crate::ids::{ConnectionId, ConnectionInfo, ListenerId};
 
 /// One application message.
+///
+/// ```
+/// use std::time::Instant;
+/// use mqtt_broker_core::{Broker, Config, Message};
+/// use mqtt_wire::{Bytes, MqttStr, QoS};
+///
+/// let now = Instant::now();
+/// let mut broker = Broker::new(Config::default());
+/// // A retained state, published by the application itself (no client connection).
+/// let message = Message::new(MqttStr::from_static("stat/plug/POWER"), Bytes::from_static(b"ON"), QoS::AtLeastOnce, true, now);
+/// broker.publish(message, now)?;
+/// assert_eq!(broker.stats().retained_messages, 1);
+/// # Ok::<(), mqtt_broker_core::ApiMisuse>(())
+/// ```
 #[derive(Debug, Clone, Eq)]
 #[non_exhaustive]
 pub struct Message {

@@ -14,7 +14,8 @@ use crate::ids::ConnectionInfo;
 use crate::message::Message;
 use crate::records::PersistBatch;
 
-/// One thing the caller must do.
+/// One thing the caller must do. The [crate documentation](crate) shows the driving loop
+/// that handles each.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 #[must_use]
@@ -100,7 +101,25 @@ pub enum DropReason {
     TooLarge,
 }
 
-/// Events for metrics and persistence.
+/// Events for metrics and persistence, delivered as [`Output::Event`].
+///
+/// ```
+/// use std::time::Instant;
+/// use mqtt_broker_core::{Broker, Config, ConnectionId, ConnectionInfo, Event, Output};
+///
+/// let (mut broker, now) = (Broker::new(Config::default()), Instant::now());
+/// broker.handle_open(ConnectionId(1), ConnectionInfo::default(), now)?;
+/// let connect = [0x10, 0x0d, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 60, 0, 1, b'c'];
+/// broker.handle_bytes(ConnectionId(1), &connect, now)?;
+/// let connected: Vec<String> = std::iter::from_fn(|| broker.poll_output())
+///     .filter_map(|output| match output {
+///         Output::Event(Event::ClientConnected { client_id, .. }) => Some(client_id.to_string()),
+///         _ => None,
+///     })
+///     .collect();
+/// assert_eq!(connected, ["c"]);
+/// # Ok::<(), mqtt_broker_core::ApiMisuse>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
