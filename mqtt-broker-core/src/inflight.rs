@@ -31,6 +31,17 @@ pub(crate) enum RecOutcome {
     Unknown,
 }
 
+/// The acknowledgement an exchange of the window waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Awaited {
+    /// PUBACK: a QoS 1 PUBLISH was sent.
+    Ack,
+    /// PUBREC: a QoS 2 PUBLISH was sent.
+    Rec,
+    /// PUBCOMP: a PUBREL was sent.
+    Comp,
+}
+
 /// One exchange of the window: its packet identifier and where it is.
 type Exchange = (PacketId, Outbound);
 
@@ -96,6 +107,18 @@ impl Inflight {
             }
             _ => false,
         }
+    }
+
+    /// What the exchange using `id` waits for; `None` when no exchange uses it.
+    pub(crate) fn awaited(&self, id: PacketId) -> Option<Awaited> {
+        self.entries()
+            .iter()
+            .find(|(used, _)| *used == id)
+            .map(|(_, state)| match state {
+                Outbound::Published(d) if d.qos == QoS::ExactlyOnce => Awaited::Rec,
+                Outbound::Published(_) => Awaited::Ack,
+                Outbound::Released(_) => Awaited::Comp,
+            })
     }
 
     /// A PUBREC arrived. `failed` (reason 0x80 or above) ends the exchange [MQTT5-4.4.0-2].

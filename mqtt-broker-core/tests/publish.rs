@@ -11,7 +11,8 @@ use mqtt_broker_core::{
     hooks::{Authorization, Authorizer, ClientRef},
 };
 use mqtt_wire::{
-    Ack, Packet, Properties, PropertyValues, PublishQos, QoS, ReasonCode, SubscriptionOptions,
+    Ack, Packet, Properties, PropertyValues, ProtocolVersion, PublishQos, QoS, ReasonCode,
+    SubscriptionOptions,
 };
 
 #[test]
@@ -650,4 +651,68 @@ fn shared_pair_with_one_delivery() -> (Harness, TestClient, TestClient) {
     let p = h.connect(V5, "p");
     h.publish(p, "t", b"x", QoS::AtLeastOnce, false);
     (h, a, b)
+}
+
+/// A subscriber of `version` at `qos` gets one message and answers it with `wrong`.
+fn answer_with(
+    version: ProtocolVersion,
+    qos: QoS,
+    wrong: fn(Ack) -> Packet,
+) -> (Harness, TestClient) {
+    let mut h = Harness::new();
+    let sub = h.connect(version, "sub");
+    h.subscribe(sub, "t", qos);
+    let publisher = h.connect(version, "pub");
+    h.publish(publisher, "t", b"x", qos, false);
+    let received = h.publishes(sub);
+    let id = received[0].qos.packet_id().expect("QoS 1 or 2");
+    h.send(sub, wrong(Ack::new(id)));
+    (h, sub)
+}
+
+#[test]
+fn mqtt5_4_13_1_1_an_acknowledgement_of_the_wrong_kind_is_a_protocol_error() {
+    // mosquitto's 02-subpub-qos1-bad-pubcomp and its siblings.
+    for (qos, wrong) in [
+        (QoS::AtLeastOnce, Packet::PubComp as fn(Ack) -> Packet),
+        (QoS::AtLeastOnce, Packet::PubRec),
+        (QoS::ExactlyOnce, Packet::PubAck),
+        (QoS::ExactlyOnce, Packet::PubComp),
+    ] {
+        let (mut h, sub) = answer_with(V5, qos, wrong);
+        match h.expect(sub) {
+            Packet::Disconnect(d) => assert_eq!(d.reason_code, ReasonCode::ProtocolError),
+            other => panic!("{qos:?}: expected DISCONNECT 0x82, got {other:?}"),
+        }
+        assert!(h.is_closed(sub), "{qos:?}");
+    }
+}
+
+#[test]
+fn mqtt311_4_8_0_1_an_acknowledgement_of_the_wrong_kind_closes_the_connection() {
+    let (mut h, sub) = answer_with(V311, QoS::AtLeastOnce, Packet::PubComp);
+    assert!(
+        h.recv_all(sub).is_empty(),
+        "3.1.1 has no DISCONNECT from the server"
+    );
+    assert!(h.is_closed(sub));
+}
+
+#[test]
+fn the_right_acknowledgements_and_late_duplicates_keep_the_connection() {
+    let (mut h, sub) = answer_with(V5, QoS::AtLeastOnce, Packet::PubAck);
+    // A duplicate PUBACK for an identifier no longer in use is tolerated.
+    h.send(sub, Packet::PubAck(Ack::new(id(4242))));
+    h.send(sub, Packet::PubComp(Ack::new(id(4243))));
+    assert!(!h.is_closed(sub));
+    // A PUBREC again after the PUBREL asks for the PUBREL again [MQTT5-4.3.3-4].
+    let (mut h, sub) = answer_with(V5, QoS::ExactlyOnce, Packet::PubRec);
+    let pid = match h.expect(sub) {
+        Packet::PubRel(ack) => ack.packet_id,
+        other => panic!("expected PUBREL, got {other:?}"),
+    };
+    h.send(sub, Packet::PubRec(Ack::new(pid)));
+    assert!(matches!(h.expect(sub), Packet::PubRel(_)));
+    h.send(sub, Packet::PubComp(Ack::new(pid)));
+    assert!(!h.is_closed(sub));
 }
