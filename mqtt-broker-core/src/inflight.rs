@@ -74,12 +74,15 @@ impl Inflight {
         self.entries().len()
     }
 
-    /// A packet identifier no exchange uses [MQTT-4.3.2-1] [MQTT-4.3.3-1]. `None` when all 65535
-    /// are taken (the window never allows that many).
-    pub(crate) fn next_id(&mut self) -> Option<PacketId> {
+    /// The packet identifier the next exchange gets: the first after the last one used that no
+    /// exchange uses [MQTT-4.3.2-1] [MQTT-4.3.3-1]. It is taken only by [`Inflight::push`], so
+    /// asking without sending wastes none (identifiers go up by one per message). `None` when
+    /// all 65535 are taken (the window never allows that many).
+    pub(crate) fn next_id(&self) -> Option<PacketId> {
+        let mut candidate = self.last_id;
         for _ in 0..u16::MAX {
-            self.last_id = self.last_id.checked_add(1).unwrap_or(1);
-            let id = PacketId::new(self.last_id)?;
+            candidate = candidate.checked_add(1).unwrap_or(1);
+            let id = PacketId::new(candidate)?;
             if !self.entries().iter().any(|(used, _)| *used == id) {
                 return Some(id);
             }
@@ -89,6 +92,7 @@ impl Inflight {
 
     /// Records a PUBLISH just sent with `id`.
     pub(crate) fn push(&mut self, id: PacketId, delivery: Delivery) {
+        self.last_id = id.get();
         self.entries_mut()
             .push_back((id, Outbound::Published(delivery)));
     }
@@ -159,6 +163,7 @@ impl Inflight {
 
     /// Restores a QoS 2 exchange already released (read back from a store).
     pub(crate) fn push_released(&mut self, id: PacketId, stored: u64) {
+        self.last_id = id.get();
         self.entries_mut()
             .push_back((id, Outbound::Released(stored)));
     }

@@ -716,3 +716,26 @@ fn the_right_acknowledgements_and_late_duplicates_keep_the_connection() {
     h.send(sub, Packet::PubComp(Ack::new(pid)));
     assert!(!h.is_closed(sub));
 }
+
+#[test]
+fn mqtt_4_3_2_1_packet_ids_go_up_by_one_per_message() {
+    // #20: ids advanced by two (an id was taken each time the window was checked after an
+    // acknowledgement, with nothing queued to send).
+    for version in [V311, V5] {
+        let (mut h, sub) = {
+            let mut h = Harness::new();
+            let sub = h.connect(version, "sub");
+            h.subscribe(sub, "t", QoS::AtLeastOnce);
+            (h, sub)
+        };
+        let publisher = h.connect(version, "pub");
+        let mut ids = Vec::new();
+        for _ in 0..4 {
+            h.publish(publisher, "t", b"x", QoS::AtLeastOnce, false);
+            for publish in h.receive_and_ack(sub) {
+                ids.extend(publish.qos.packet_id().map(|id| id.get()));
+            }
+        }
+        assert_eq!(ids, [1, 2, 3, 4], "{version:?}");
+    }
+}
