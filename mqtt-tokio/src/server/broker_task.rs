@@ -14,88 +14,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mqtt_broker_core::{
-    ApiMisuse, AuthRequest, Broker, ConnectionId, ConnectionInfo, Event, Message, Output, Stats,
-    hooks::AuthStep,
-};
-use tokio::sync::{mpsc, oneshot};
+use mqtt_broker_core::{AuthRequest, Broker, ConnectionId, Event, Output};
+use tokio::sync::mpsc;
 use tracing::{debug, error, info, trace, warn};
 
 use super::events::EventHub;
-use super::reactor::{Reactors, Remote};
+use super::input::{Input, Sink};
+use super::reactor::Reactors;
 use super::storage::Storage;
-use super::write_queue::WriteQueue;
-
-/// Something that happened outside the broker.
-#[derive(Debug)]
-pub(crate) enum Input {
-    /// A connection was accepted (after its TLS / WebSocket handshake).
-    Open {
-        conn: ConnectionId,
-        info: Box<ConnectionInfo>,
-        sink: Sink,
-    },
-    /// Bytes arrived. The core may keep views into `data` (a message delivered at once shares
-    /// it with its subscribers); `credit` goes back to the reader as soon as they are handled.
-    Bytes {
-        conn: ConnectionId,
-        data: Bytes,
-        credit: Credit,
-    },
-    /// The socket took this many bytes.
-    Flushed { conn: ConnectionId, bytes: usize },
-    /// The connection is gone.
-    Closed { conn: ConnectionId },
-    /// An in-process publish.
-    Publish(Box<Message>),
-    /// Close every connection and stop.
-    Shutdown,
-    /// The storage thread made every persistence batch up to this one durable.
-    Persisted(u64),
-    /// The application's answer to a deferred authentication ([`Output::AuthRequest`]).
-    AuthAnswer {
-        conn: ConnectionId,
-        step: AuthStep,
-        done: oneshot::Sender<Result<(), ApiMisuse>>,
-    },
-    /// The application asks for the broker's counters.
-    Stats(oneshot::Sender<Stats>),
-}
-
-/// The input credit a read took from its connection's reader, handed back when dropped: by the
-/// broker task once it has handled the read, however long the core keeps views of its bytes
-/// (a QoS 0 message waiting in a slow subscriber's outbox must not hold its publisher's reads).
-pub(crate) struct Credit(Option<Box<dyn FnOnce() + Send>>);
-
-impl Credit {
-    /// Credit that `give_back` returns.
-    pub(crate) fn new(give_back: impl FnOnce() + Send + 'static) -> Self {
-        Credit(Some(Box::new(give_back)))
-    }
-
-    /// No credit (a reader without a gate, such as an in-process client).
-    pub(crate) fn none() -> Self {
-        Credit(None)
-    }
-}
-
-impl Drop for Credit {
-    fn drop(&mut self) {
-        if let Some(give_back) = self.0.take() {
-            give_back();
-        }
-    }
-}
-
-impl std::fmt::Debug for Credit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "Credit"
-        } else {
-            "Credit(none)"
-        })
-    }
-}
 
 /// Where the broker task sends what the application asked to see: deferred authentication
 /// requests and events.
@@ -116,46 +42,6 @@ const INPUT_BATCH: usize = 32;
 
 /// How long connections get to flush their queues at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
-
-/// Where the broker task sends a connection's bytes and orders.
-#[derive(Debug)]
-pub(crate) enum Sink {
-    /// The write queue of the connection's own task (TLS, WebSocket, in-process clients).
-    Task(Arc<WriteQueue>),
-    /// A connection of a reactor (plain TCP).
-    Reactor(Remote),
-}
-
-impl Sink {
-    /// Hands chunks over; `false` when the connection refuses them (over its byte cap, or
-    /// closing).
-    fn write(&self, conn: ConnectionId, chunks: Vec<Bytes>) -> bool {
-        match self {
-            Sink::Task(queue) => queue.push(chunks),
-            Sink::Reactor(remote) => {
-                remote.write(conn, chunks);
-                true
-            }
-        }
-    }
-
-    /// Closes the connection once what it was handed is written.
-    fn close(&self, conn: ConnectionId) {
-        match self {
-            Sink::Task(queue) => queue.close(),
-            Sink::Reactor(remote) => remote.close(conn),
-        }
-    }
-
-    /// Stops reading the connection (`true`) or starts again (`false`).
-    fn pause(&self, conn: ConnectionId, paused: bool) {
-        match self {
-            Sink::Task(queue) if paused => queue.gate().pause(),
-            Sink::Task(queue) => queue.gate().resume(),
-            Sink::Reactor(remote) => remote.pause(conn, paused),
-        }
-    }
-}
 
 struct ConnEntry {
     sink: Sink,

@@ -18,7 +18,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::Duration;
 
 use bytes::Bytes;
 use mqtt_broker_core::{ConnectionId, ConnectionInfo};
@@ -26,12 +25,10 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use tracing::debug;
 
-use super::broker_task::{Credit, Input, Sink};
+use super::flow::{Credit, LINGER};
+use super::input::{Input, Sink};
 use super::transport::{Progress, Transport};
 use super::write_queue::{Next, WriteQueue};
-
-/// How long a connection the broker closed keeps draining the client's input.
-pub(crate) const LINGER: Duration = Duration::from_secs(2);
 
 /// `amount` of input credit, given back to `queue`'s gate when the broker task has handled the
 /// read.
@@ -379,6 +376,8 @@ impl<T: Transport> Future for Connection<T> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::server::transport::ByteStream;
 

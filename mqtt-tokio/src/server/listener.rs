@@ -19,8 +19,8 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::http;
 use tracing::{debug, warn};
 
-use super::broker_task::Input;
 use super::connection::{Connection, Start};
+use super::input::Input;
 use super::reactor::{Accepted, Reactors};
 use super::tls::common_name;
 use super::transport::{ByteStream, WebSocket};

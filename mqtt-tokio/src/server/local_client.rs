@@ -33,7 +33,8 @@ use mqtt_wire::{
 use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
-use super::broker_task::{Credit, Input, Sink};
+use super::flow::Credit;
+use super::input::{Input, Sink};
 use super::write_queue::{Next, WriteQueue};
 use super::{ServerError, ServerHandle};
 

@@ -16,6 +16,8 @@
 mod broker_task;
 mod connection;
 mod events;
+mod flow;
+mod input;
 mod listener;
 mod local_client;
 mod reactor;
@@ -44,8 +46,9 @@ use tracing::{error, info, warn};
 
 use crate::auth::hooks::{FileAuthenticator, FileAuthorizer, ListenerPolicy, SecurityFiles};
 use crate::config::{ConfigError, Protocol, ServerConfig};
-use broker_task::{Input, Outlets};
+use broker_task::Outlets;
 use events::EventHub;
+use input::Input;
 use listener::{Listener, accept_loop};
 use mqtt_broker_core::persist::Persistence;
 use mqtt_store::WallClock;

@@ -2,7 +2,7 @@
 //! and opens it again (`Output::PauseReading` / `Output::ResumeReading`): while it is closed
 //! the reader does not read, so TCP flow control slows the publisher down instead of its
 //! messages piling up in a subscriber's queue. And the reader has at most [`INPUT_CREDIT`]
-//! bytes handed to the broker task and not yet handled: the shared input channel is first
+//! bytes handed to the broker task and not yet handled (see `flow`): the shared input channel is first
 //! come, first served, so without this one client flooding it could queue megabytes ahead of
 //! every other client's next packet.
 
@@ -10,10 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::{AcquireError, Notify, Semaphore};
 
-/// Bytes one connection may have in the broker task's input channel, not yet handled: one
-/// read. Under a flood, another client's packet then waits behind at most this much per
-/// flooder (measured: probe p99 ~30 ms in a debug build instead of seconds).
-pub(crate) const INPUT_CREDIT: usize = 16 * 1024;
+use super::flow::INPUT_CREDIT;
 
 /// Open unless paused; shared by the broker task (which flips it) and one reader (which waits
 /// and spends credit).

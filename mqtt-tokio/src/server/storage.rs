@@ -16,7 +16,7 @@ use mqtt_store::{Commit, DurableStore, StoreError, WallClock};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use super::broker_task::Input;
+use super::input::Input;
 use crate::config::Durability;
 
 /// Name of the store file inside the persistence location.

@@ -8,7 +8,18 @@ use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use mqtt_broker_core::ConnectionId;
 
-use super::Accepted;
+use mqtt_broker_core::ConnectionInfo;
+use tokio::sync::OwnedSemaphorePermit;
+
+/// A connection accepted for a reactor.
+#[derive(Debug)]
+pub(crate) struct Accepted {
+    pub(crate) conn: ConnectionId,
+    pub(crate) info: Box<ConnectionInfo>,
+    pub(crate) stream: mio::net::TcpStream,
+    /// The connection's place under its listener's `max_connections`.
+    pub(crate) slot: Option<OwnedSemaphorePermit>,
+}
 
 /// The broker task's handle on one connection of a reactor.
 #[derive(Debug)]

@@ -12,11 +12,11 @@
 //! Each round the reactor reads the mailbox, takes the poller's events, and serves the sockets
 //! that have work: a socket is read once per round (so a flooder gets no more turns than anyone
 //! else) and written until it is drained or full. Reads spend the connection's input credit
-//! (see [`INPUT_CREDIT`]), handed back when the broker task drops the bytes; a paused
+//! (see [`INPUT_CREDIT`]), handed back once the broker task has handled the read; a paused
 //! connection is not read. When the broker's input channel is full, the reactor stops reading
 //! and keeps its further inputs in order until there is room.
 
-mod mailbox;
+pub(crate) mod mailbox;
 mod outbound;
 mod socket;
 
@@ -32,15 +32,15 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mqtt_broker_core::{ConnectionId, ConnectionInfo};
+use mqtt_broker_core::ConnectionId;
 use tokio::io::unix::AsyncFd;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use super::broker_task::{Credit, Input};
-use super::read_gate::INPUT_CREDIT;
-pub(crate) use mailbox::Remote;
+use super::flow::{Credit, INPUT_CREDIT, LINGER};
+use super::input::Input;
+
+pub(crate) use mailbox::{Accepted, Remote};
 use mailbox::{Addressed, Mail, Order, Shared};
 use outbound::Outbound;
 use socket::{Phase, Socket, Timer};
@@ -98,16 +98,6 @@ impl Reactors {
             .iter()
             .for_each(|shared| shared.mail(|m| m.stop = true));
     }
-}
-
-/// A connection accepted for a reactor.
-#[derive(Debug)]
-pub(crate) struct Accepted {
-    pub(crate) conn: ConnectionId,
-    pub(crate) info: Box<ConnectionInfo>,
-    pub(crate) stream: mio::net::TcpStream,
-    /// The connection's place under its listener's `max_connections`.
-    pub(crate) slot: Option<OwnedSemaphorePermit>,
 }
 
 /// One reactor task's state.
@@ -286,7 +276,7 @@ impl Reactor {
         self.out.send(Input::Open {
             conn,
             info,
-            sink: super::broker_task::Sink::Reactor(sink),
+            sink: super::input::Sink::Reactor(sink),
         });
     }
 
@@ -334,7 +324,7 @@ impl Reactor {
                 continue; // gone, or its timer changed since
             };
             if timer == Timer::Linger && std::mem::take(&mut socket.progressed) {
-                let again = now + super::connection::LINGER;
+                let again = now + LINGER;
                 self.deadlines.push(Reverse((again, slot, conn, timer)));
                 continue;
             }
@@ -407,7 +397,7 @@ impl Reactor {
             socket.timer = Timer::Linger;
         }
         if socket.timer != timer {
-            let at = now + super::connection::LINGER;
+            let at = now + LINGER;
             self.deadlines.push(Reverse((at, slot, conn, socket.timer)));
         }
         if !self.read(slot) {

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use tokio::sync::mpsc::{self, OwnedPermit};
 
-use crate::server::broker_task::Input;
+use crate::server::input::Input;
 
 type RoomWait = Pin<Box<dyn Future<Output = Option<OwnedPermit<Input>>> + Send>>;
 

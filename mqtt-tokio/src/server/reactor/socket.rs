@@ -10,7 +10,7 @@ use bytes::{Buf as _, Bytes};
 use mqtt_broker_core::ConnectionId;
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::server::read_gate::INPUT_CREDIT;
+use crate::server::flow::INPUT_CREDIT;
 use crate::server::write_queue::MAX_BATCH_CHUNKS;
 
 /// Most reads of one round while discarding a closed connection's input.

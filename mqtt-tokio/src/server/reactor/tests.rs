@@ -4,7 +4,8 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use super::*;
-use crate::server::broker_task::Sink;
+use crate::server::input::Sink;
+use mqtt_broker_core::ConnectionInfo;
 
 /// A reactor with one connection: the client's end, the reactor's remote for it, and the
 /// broker task's input channel.

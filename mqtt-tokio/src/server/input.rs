@@ -1,0 +1,90 @@
+//! What reaches the broker task from outside ([`Input`]: from the connection paths, the
+//! storage thread and the application) and where it answers a connection ([`Sink`]). Plain
+//! types: the reactor, the connection tasks and the storage thread build them without knowing
+//! the broker task.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use mqtt_broker_core::{ApiMisuse, ConnectionId, ConnectionInfo, Message, Stats, hooks::AuthStep};
+use tokio::sync::oneshot;
+
+use super::flow::Credit;
+use super::reactor::mailbox::Remote;
+use super::write_queue::WriteQueue;
+
+/// Something that happened outside the broker.
+#[derive(Debug)]
+pub(crate) enum Input {
+    /// A connection was accepted (after its TLS / WebSocket handshake).
+    Open {
+        conn: ConnectionId,
+        info: Box<ConnectionInfo>,
+        sink: Sink,
+    },
+    /// Bytes arrived. The core may keep views into `data` (a message delivered at once shares
+    /// it with its subscribers); `credit` goes back to the reader as soon as they are handled.
+    Bytes {
+        conn: ConnectionId,
+        data: Bytes,
+        credit: Credit,
+    },
+    /// The socket took this many bytes.
+    Flushed { conn: ConnectionId, bytes: usize },
+    /// The connection is gone.
+    Closed { conn: ConnectionId },
+    /// An in-process publish.
+    Publish(Box<Message>),
+    /// Close every connection and stop.
+    Shutdown,
+    /// The storage thread made every persistence batch up to this one durable.
+    Persisted(u64),
+    /// The application's answer to a deferred authentication ([`Output::AuthRequest`]).
+    AuthAnswer {
+        conn: ConnectionId,
+        step: AuthStep,
+        done: oneshot::Sender<Result<(), ApiMisuse>>,
+    },
+    /// The application asks for the broker's counters.
+    Stats(oneshot::Sender<Stats>),
+}
+
+/// Where the broker task sends a connection's bytes and orders.
+#[derive(Debug)]
+pub(crate) enum Sink {
+    /// The write queue of the connection's own task (TLS, WebSocket, in-process clients).
+    Task(Arc<WriteQueue>),
+    /// A connection of a reactor (plain TCP).
+    Reactor(Remote),
+}
+
+impl Sink {
+    /// Hands chunks over; `false` when the connection refuses them (over its byte cap, or
+    /// closing).
+    pub(crate) fn write(&self, conn: ConnectionId, chunks: Vec<Bytes>) -> bool {
+        match self {
+            Sink::Task(queue) => queue.push(chunks),
+            Sink::Reactor(remote) => {
+                remote.write(conn, chunks);
+                true
+            }
+        }
+    }
+
+    /// Closes the connection once what it was handed is written.
+    pub(crate) fn close(&self, conn: ConnectionId) {
+        match self {
+            Sink::Task(queue) => queue.close(),
+            Sink::Reactor(remote) => remote.close(conn),
+        }
+    }
+
+    /// Stops reading the connection (`true`) or starts again (`false`).
+    pub(crate) fn pause(&self, conn: ConnectionId, paused: bool) {
+        match self {
+            Sink::Task(queue) if paused => queue.gate().pause(),
+            Sink::Task(queue) => queue.gate().resume(),
+            Sink::Reactor(remote) => remote.pause(conn, paused),
+        }
+    }
+}
