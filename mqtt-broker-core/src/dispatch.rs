@@ -3,14 +3,13 @@
 
 use std::time::Instant;
 
-use mqtt_wire::{DecodeError, Packet, PacketId, PacketRef, ProtocolVersion, ReasonCode};
+use mqtt_wire::{DecodeError, Packet, PacketRef, ProtocolVersion, ReasonCode};
 
 use crate::broker::Broker;
 use crate::conn::Phase;
 use crate::error::ProtocolViolation;
 use crate::ids::ConnectionId;
 use crate::ids::SessionId;
-use crate::inflight::Awaited;
 use crate::output::Event;
 
 impl Broker {
@@ -99,26 +98,13 @@ impl Broker {
                 "PUBLISH not decoded in place",
                 ReasonCode::ImplementationSpecificError,
             )),
-            Packet::PubAck(ack) => {
-                self.check_ack_kind(session, ack.packet_id, &[Awaited::Ack])?;
-                self.handle_puback(session, ack, now);
-                Ok(())
-            }
-            Packet::PubRec(ack) => {
-                // A PUBREC again for a released exchange asks for the PUBREL again.
-                self.check_ack_kind(session, ack.packet_id, &[Awaited::Rec, Awaited::Comp])?;
-                self.handle_pubrec(conn, session, ack, now);
-                Ok(())
-            }
+            Packet::PubAck(ack) => self.handle_puback(session, ack, now),
+            Packet::PubRec(ack) => self.handle_pubrec(conn, session, ack, now),
             Packet::PubRel(ack) => {
                 self.handle_pubrel(conn, session, ack, now);
                 Ok(())
             }
-            Packet::PubComp(ack) => {
-                self.check_ack_kind(session, ack.packet_id, &[Awaited::Comp])?;
-                self.handle_pubcomp(session, ack, now);
-                Ok(())
-            }
+            Packet::PubComp(ack) => self.handle_pubcomp(session, ack, now),
             Packet::Subscribe(subscribe) => self.handle_subscribe(conn, session, subscribe, now),
             Packet::Unsubscribe(unsubscribe) => {
                 self.handle_unsubscribe(conn, session, unsubscribe, now);
@@ -204,31 +190,5 @@ impl Broker {
             reason: violation.reason,
         });
         self.disconnect_explained(conn, violation.reason, Some(violation.what), now);
-    }
-}
-
-impl Broker {
-    /// An acknowledgement for packet identifier `id` of an exchange that waits for another
-    /// kind (a PUBCOMP for a QoS 1 message, a PUBACK for a QoS 2 one) is a protocol error
-    /// [MQTT5-4.13.1-1] [MQTT311-4.8.0-1]. One for an identifier no exchange uses (a late
-    /// duplicate) is ignored.
-    fn check_ack_kind(
-        &self,
-        session: SessionId,
-        id: PacketId,
-        accepted: &[Awaited],
-    ) -> Result<(), ProtocolViolation> {
-        let awaited = self
-            .sessions
-            .get(&session)
-            .and_then(|s| s.inflight.awaited(id));
-        match awaited {
-            Some(awaited) if !accepted.contains(&awaited) => Err(ProtocolViolation::new(
-                "MQTT-4.13.1-1",
-                "acknowledgement of the wrong kind for its packet identifier",
-                ReasonCode::ProtocolError,
-            )),
-            _ => Ok(()),
-        }
     }
 }

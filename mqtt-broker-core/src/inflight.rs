@@ -20,26 +20,30 @@ pub(crate) enum Outbound {
     Released(u64),
 }
 
+/// Result of a PUBACK or a PUBCOMP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Acked {
+    /// It ended the exchange of the delivery with this stored number (0: not recorded).
+    Ended(u64),
+    /// No exchange uses the packet identifier (a late duplicate): ignored.
+    Unknown,
+    /// The exchange waits for another kind of acknowledgement: a protocol error.
+    WrongKind,
+}
+
 /// Result of a PUBREC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RecOutcome {
-    /// A QoS 2 PUBLISH was waiting: now release it.
-    Release,
+    /// A QoS 2 PUBLISH (with this stored number) was waiting: now release it.
+    Release(u64),
     /// Already released (the PUBREL was lost): send the PUBREL again.
     AlreadyReleased,
+    /// An error code ended the exchange of the delivery with this stored number.
+    Failed(u64),
     /// Unknown packet identifier.
     Unknown,
-}
-
-/// The acknowledgement an exchange of the window waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Awaited {
-    /// PUBACK: a QoS 1 PUBLISH was sent.
-    Ack,
-    /// PUBREC: a QoS 2 PUBLISH was sent.
-    Rec,
-    /// PUBCOMP: a PUBREL was sent.
-    Comp,
+    /// The exchange is a QoS 1 one: a protocol error.
+    WrongKind,
 }
 
 /// One exchange of the window: its packet identifier and where it is.
@@ -101,28 +105,19 @@ impl Inflight {
         self.entries().iter().position(|(used, _)| *used == id)
     }
 
-    /// A PUBACK arrived: ends a QoS 1 exchange. Returns whether one was found.
-    pub(crate) fn puback(&mut self, id: PacketId) -> bool {
-        match self.position(id) {
-            Some(index) if matches!(self.entries().get(index), Some((_, Outbound::Published(d))) if d.qos == QoS::AtLeastOnce) =>
-            {
+    /// A PUBACK arrived: ends a QoS 1 exchange.
+    pub(crate) fn puback(&mut self, id: PacketId) -> Acked {
+        let Some(index) = self.position(id) else {
+            return Acked::Unknown;
+        };
+        match self.entries().get(index) {
+            Some((_, Outbound::Published(d))) if d.qos == QoS::AtLeastOnce => {
+                let stored = d.stored;
                 self.entries_mut().remove(index);
-                true
+                Acked::Ended(stored)
             }
-            _ => false,
+            _ => Acked::WrongKind,
         }
-    }
-
-    /// What the exchange using `id` waits for; `None` when no exchange uses it.
-    pub(crate) fn awaited(&self, id: PacketId) -> Option<Awaited> {
-        self.entries()
-            .iter()
-            .find(|(used, _)| *used == id)
-            .map(|(_, state)| match state {
-                Outbound::Published(d) if d.qos == QoS::ExactlyOnce => Awaited::Rec,
-                Outbound::Published(_) => Awaited::Ack,
-                Outbound::Released(_) => Awaited::Comp,
-            })
     }
 
     /// A PUBREC arrived. `failed` (reason 0x80 or above) ends the exchange [MQTT5-4.4.0-2].
@@ -135,29 +130,32 @@ impl Inflight {
         };
         match state {
             Outbound::Published(d) if d.qos == QoS::ExactlyOnce => {
+                let stored = d.stored;
                 if failed {
                     self.entries_mut().remove(index);
-                    RecOutcome::Unknown
+                    RecOutcome::Failed(stored)
                 } else {
-                    *state = Outbound::Released(d.stored);
-                    RecOutcome::Release
+                    *state = Outbound::Released(stored);
+                    RecOutcome::Release(stored)
                 }
             }
             Outbound::Released(_) => RecOutcome::AlreadyReleased,
-            Outbound::Published(_) => RecOutcome::Unknown,
+            Outbound::Published(_) => RecOutcome::WrongKind,
         }
     }
 
-    /// A PUBCOMP arrived: ends a QoS 2 exchange. Returns whether one was found.
-    pub(crate) fn pubcomp(&mut self, id: PacketId) -> bool {
-        match self.position(id) {
-            Some(index)
-                if matches!(self.entries().get(index), Some((_, Outbound::Released(_)))) =>
-            {
+    /// A PUBCOMP arrived: ends a released QoS 2 exchange.
+    pub(crate) fn pubcomp(&mut self, id: PacketId) -> Acked {
+        let Some(index) = self.position(id) else {
+            return Acked::Unknown;
+        };
+        match self.entries().get(index) {
+            Some((_, Outbound::Released(stored))) => {
+                let stored = *stored;
                 self.entries_mut().remove(index);
-                true
+                Acked::Ended(stored)
             }
-            _ => false,
+            _ => Acked::WrongKind,
         }
     }
 
@@ -169,6 +167,7 @@ impl Inflight {
     }
 
     /// The stored number of the delivery using `id` (0 when not recorded or unknown).
+    #[cfg(test)]
     pub(crate) fn stored_number(&self, id: PacketId) -> u64 {
         match self.entries().iter().find(|(used, _)| *used == id) {
             Some((_, Outbound::Published(delivery))) => delivery.stored,
@@ -260,10 +259,13 @@ mod tests {
         let mut inflight = Inflight::default();
         let id = inflight.next_id().unwrap();
         inflight.push(id, delivery(QoS::ExactlyOnce));
-        assert!(!inflight.puback(id), "PUBACK does not end a QoS 2 exchange");
-        assert_eq!(inflight.pubrec(id, false), RecOutcome::Release);
+        assert!(
+            !matches!(inflight.puback(id), Acked::Ended(_)),
+            "PUBACK does not end a QoS 2 exchange"
+        );
+        assert!(matches!(inflight.pubrec(id, false), RecOutcome::Release(_)));
         assert_eq!(inflight.pubrec(id, false), RecOutcome::AlreadyReleased);
-        assert!(inflight.pubcomp(id));
+        assert!(matches!(inflight.pubcomp(id), Acked::Ended(_)));
         assert_eq!(inflight.len(), 0);
     }
 
@@ -305,7 +307,7 @@ mod tests {
         let mut inflight = Inflight::default();
         let id = inflight.next_id().unwrap();
         inflight.push(id, delivery(QoS::ExactlyOnce));
-        assert_eq!(inflight.pubrec(id, true), RecOutcome::Unknown);
+        assert!(matches!(inflight.pubrec(id, true), RecOutcome::Failed(_)));
         assert_eq!(inflight.len(), 0);
     }
 }

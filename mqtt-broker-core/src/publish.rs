@@ -13,7 +13,7 @@ use crate::error::ProtocolViolation;
 use crate::hooks::{Authorization, ClientRef};
 use crate::ids::ConnectionId;
 use crate::ids::SessionId;
-use crate::inflight::RecOutcome;
+use crate::inflight::{Acked, RecOutcome};
 use crate::message::Origin;
 use crate::message::{Message, RetainSource};
 use crate::persist::{DeliveryState, PersistRecord};
@@ -274,14 +274,49 @@ impl Broker {
     }
 
     /// PUBACK of an outbound QoS 1 message.
-    pub(crate) fn handle_puback(&mut self, session: SessionId, ack: Ack, now: Instant) {
+    pub(crate) fn handle_puback(
+        &mut self,
+        session: SessionId,
+        ack: Ack,
+        now: Instant,
+    ) -> Result<(), ProtocolViolation> {
         let Some(s) = self.sessions.get_mut(&session) else {
-            return;
+            return Ok(());
         };
-        let number = s.inflight.stored_number(ack.packet_id);
-        if s.inflight.puback(ack.packet_id) {
-            self.delivery_changed(session, number, None);
-            self.pump(session, now);
+        let acked = s.inflight.puback(ack.packet_id);
+        self.acked(session, acked, now)
+    }
+
+    /// PUBCOMP of an outbound QoS 2 message.
+    pub(crate) fn handle_pubcomp(
+        &mut self,
+        session: SessionId,
+        ack: Ack,
+        now: Instant,
+    ) -> Result<(), ProtocolViolation> {
+        let Some(s) = self.sessions.get_mut(&session) else {
+            return Ok(());
+        };
+        let acked = s.inflight.pubcomp(ack.packet_id);
+        self.acked(session, acked, now)
+    }
+
+    /// An exchange ended by PUBACK / PUBCOMP frees its slot; one for an identifier no exchange
+    /// uses (a late duplicate) is ignored.
+    fn acked(
+        &mut self,
+        session: SessionId,
+        acked: Acked,
+        now: Instant,
+    ) -> Result<(), ProtocolViolation> {
+        match acked {
+            Acked::Ended(number) => {
+                self.delivery_changed(session, number, None);
+                self.pump(session, now);
+                Ok(())
+            }
+            Acked::Unknown => Ok(()),
+            Acked::WrongKind => Err(wrong_acknowledgement()),
         }
     }
 
@@ -293,15 +328,14 @@ impl Broker {
         session: SessionId,
         ack: Ack,
         now: Instant,
-    ) {
+    ) -> Result<(), ProtocolViolation> {
         let failed = ack.reason_code.is_error();
         let Some(s) = self.sessions.get_mut(&session) else {
-            return;
+            return Ok(());
         };
         let v5 = s.version.is_v5();
-        let number = s.inflight.stored_number(ack.packet_id);
         match s.inflight.pubrec(ack.packet_id, failed) {
-            RecOutcome::Release => {
+            RecOutcome::Release(number) => {
                 let released = DeliveryState::Released(ack.packet_id);
                 self.delivery_changed(session, number, Some(released));
                 self.send_packet(conn, &Packet::PubRel(Ack::new(ack.packet_id)), now);
@@ -309,10 +343,12 @@ impl Broker {
             RecOutcome::AlreadyReleased => {
                 self.send_packet(conn, &Packet::PubRel(Ack::new(ack.packet_id)), now);
             }
-            RecOutcome::Unknown if failed => {
+            RecOutcome::Failed(number) => {
                 self.delivery_changed(session, number, None);
                 self.pump(session, now);
             }
+            RecOutcome::WrongKind => return Err(wrong_acknowledgement()),
+            RecOutcome::Unknown if failed => {}
             RecOutcome::Unknown => {
                 let reason = if v5 {
                     ReasonCode::PacketIdentifierNotFound
@@ -326,17 +362,16 @@ impl Broker {
                 self.send_packet(conn, &Packet::PubRel(rel), now);
             }
         }
+        Ok(())
     }
+}
 
-    /// PUBCOMP of an outbound QoS 2 message.
-    pub(crate) fn handle_pubcomp(&mut self, session: SessionId, ack: Ack, now: Instant) {
-        let Some(s) = self.sessions.get_mut(&session) else {
-            return;
-        };
-        let number = s.inflight.stored_number(ack.packet_id);
-        if s.inflight.pubcomp(ack.packet_id) {
-            self.delivery_changed(session, number, None);
-            self.pump(session, now);
-        }
-    }
+/// An acknowledgement of another kind than its exchange waits for (a PUBCOMP for a QoS 1
+/// message, a PUBACK for a QoS 2 one) [MQTT5-4.13.1-1] [MQTT311-4.8.0-1].
+fn wrong_acknowledgement() -> ProtocolViolation {
+    ProtocolViolation::new(
+        "MQTT-4.13.1-1",
+        "acknowledgement of the wrong kind for its packet identifier",
+        ReasonCode::ProtocolError,
+    )
 }
