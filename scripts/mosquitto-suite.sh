@@ -84,56 +84,74 @@ if [[ ${STRICT:-0} != 1 ]]; then
 _SERVER_LIMITS = (0x21, 0x22)
 
 
+def _varint(read):
+    """A variable byte integer, its bytes taken one at a time from `read()` (None at the end)."""
+    value, multiplier = 0, 1
+    while True:
+        byte = read()
+        if byte is None:
+            return None
+        value += (byte & 127) * multiplier
+        multiplier *= 128
+        if byte & 128 == 0:
+            return value
+
+
 def _read_packet(sock):
     head = sock.recv(1)
     if len(head) == 0:
         return head
-    length, multiplier, raw = 0, 1, b""
-    while True:
-        byte = sock.recv(1)
-        if len(byte) == 0:
-            return head + raw
-        raw += byte
-        length += (byte[0] & 127) * multiplier
-        multiplier *= 128
-        if byte[0] & 128 == 0:
-            break
+    raw = []
+
+    def next_byte():
+        b = sock.recv(1)
+        if len(b) == 0:
+            return None
+        raw.append(b[0])
+        return b[0]
+
+    length = _varint(next_byte)
+    if length is None:
+        return head + bytes(raw)
     body = b""
     while len(body) < length:
         chunk = sock.recv(length - len(body))
         if len(chunk) == 0:
             break
         body += chunk
-    return head + raw + body
+    return head + bytes(raw) + body
+
+
+def _bytes_from(buf, at):
+    """A reader of `buf` from `at` for `_varint`, and where it got to."""
+    pos = [at]
+
+    def read():
+        if pos[0] >= len(buf):
+            return None
+        pos[0] += 1
+        return buf[pos[0] - 1]
+
+    return read, pos
 
 
 def _connack_parts(packet):
     """(flags, reason code, properties as a sorted list of (id, bytes)), or None."""
-    rl, used, mult = 0, 1, 1
-    while True:
-        if used >= len(packet):
-            return None
-        b = packet[used]
-        rl += (b & 127) * mult
-        mult *= 128
-        used += 1
-        if b & 128 == 0:
-            break
-    body = packet[used:used + rl]
+    read, pos = _bytes_from(packet, 1)
+    rl = _varint(read)
+    if rl is None:
+        return None
+    body = packet[pos[0]:pos[0] + rl]
     if len(body) < 2:
         return None
     flags, rc, rest = body[0], body[1], body[2:]
     if not rest:
         return (flags, rc, [])
-    plen, i, mult = 0, 0, 1
-    while True:
-        b = rest[i]
-        plen += (b & 127) * mult
-        mult *= 128
-        i += 1
-        if b & 128 == 0:
-            break
-    props, data = [], rest[i:i + plen]
+    read, pos = _bytes_from(rest, 0)
+    plen = _varint(read)
+    if plen is None:
+        return None
+    props, data = [], rest[pos[0]:pos[0] + plen]
     sizes = {0x11: 4, 0x12: None, 0x13: 2, 0x15: None, 0x16: None, 0x1A: None, 0x1C: None,
              0x1F: None, 0x21: 2, 0x22: 2, 0x24: 1, 0x25: 1, 0x26: None, 0x27: 4, 0x28: 1,
              0x29: 1, 0x2A: 1}
