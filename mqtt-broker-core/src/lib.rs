@@ -55,8 +55,9 @@
 //!
 //! # The life of one PUBLISH
 //!
-//! 1. `handle_bytes` appends to the connection's buffer; the codec splits off one frame and
-//!    freezes it, so topic, properties and payload are views into it.
+//! 1. `handle_read` (or `handle_bytes`) gives the codec the read; it splits off the whole
+//!    frames (without a copy when the read is `Bytes` and nothing partial waits), so topic,
+//!    properties and payload are views into it.
 //! 2. The packet is checked against the connection's state: topic alias resolved, topic name
 //!    validated, exactly-once bookkeeping for QoS 2, authorization, retained-store limits.
 //! 3. Routing updates the retained store, walks the subscription trie once, picks one member

@@ -124,7 +124,7 @@ impl Broker {
         if s.conn.is_none() || s.conn == Some(publisher) {
             return; // an offline session cannot drain; a publisher must read its own acks
         }
-        if self.is_overflowing(session) {
+        if self.backpressure.is_overflowing(session) {
             if self.drained(session) {
                 self.session_caught_up(session);
             }
@@ -197,12 +197,6 @@ impl Broker {
                 self.config.max_queued_messages,
                 self.config.max_queued_bytes,
             )
-    }
-
-    /// Whether `session` is marked overflowing: it pauses nobody and its shared groups pass it
-    /// over while another member can take their messages.
-    pub(crate) fn is_overflowing(&self, session: SessionId) -> bool {
-        self.backpressure.is_overflowing(session)
     }
 
     /// Marks `sessions` overflowing: every publisher that waited only for them resumes now, and

@@ -56,7 +56,8 @@ impl Backpressure {
 }
 
 impl Backpressure {
-    /// Whether `session` is marked overflowing (see [`Broker::is_overflowing`]).
+    /// Whether `session` is marked overflowing: it pauses nobody and its shared groups pass it
+    /// over while another member can take their messages.
     pub(crate) fn is_overflowing(&self, session: SessionId) -> bool {
         !self.overflowing.is_empty() && self.overflowing.contains(&session)
     }
