@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// A mosquitto process, killed when dropped.
@@ -31,20 +32,37 @@ fn mosquitto_binary() -> Option<PathBuf> {
     .find(|p| p.exists())
 }
 
+/// A loopback port that was free a moment ago and that the other test of this file did not get
+/// (the kernel may hand the same free port to both; the second mosquitto would then fail to
+/// bind while its test talks to the first one).
+fn free_port() -> u16 {
+    static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
+}
+
 fn start_mosquitto(binary: &Path) -> Mosquitto {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = free_port();
     let child = Command::new(binary)
         .args(["-p", &port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("mosquitto starts");
-    let broker = Mosquitto { child, port };
+    let mut broker = Mosquitto { child, port };
     let started = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        let exited = broker.child.try_wait().expect("mosquitto's status");
+        assert!(exited.is_none(), "mosquitto exited: {exited:?}");
         assert!(
             started.elapsed() < Duration::from_secs(5),
             "mosquitto did not start"

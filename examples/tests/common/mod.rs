@@ -81,12 +81,23 @@ pub fn run(command: &mut Command, limit: Duration) -> Output {
     }
 }
 
-/// A loopback port that was free a moment ago.
+/// A loopback port that was free a moment ago and that no other test of this process got.
+///
+/// The kernel may hand the same free port to two tests running side by side; the second
+/// server then fails to bind while its test talks to the first one's server.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 /// Waits until something accepts TCP connections on `port`.
