@@ -458,8 +458,9 @@ impl ServerBuilder {
             });
         }
 
+        // The broker task keeps one worker busy; the reactors get the others (one at least).
         let workers = tokio::runtime::Handle::current().metrics().num_workers();
-        let reactors = reactor::Reactors::start(workers, &inputs, queue_cap)
+        let reactors = reactor::Reactors::start(workers.saturating_sub(1), &inputs, queue_cap)
             .map_err(|e| ServerError::Bind("the connection poller".into(), e))?;
         let events = Arc::new(EventHub::new(self.event_capacity));
         let outlets = Outlets {
