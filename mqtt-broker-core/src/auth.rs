@@ -133,7 +133,7 @@ impl Broker {
                     c.awaiting_decision = true;
                 }
                 if let Some(request) = request {
-                    self.outputs.push_back(Output::AuthRequest(request));
+                    self.out.push(Output::AuthRequest(request));
                 }
             }
         }
@@ -215,7 +215,7 @@ impl Broker {
                     method: c.auth_method.as_ref().map(|m| m.to_string()),
                     data,
                 };
-                self.outputs.push_back(Output::AuthRequest(request));
+                self.out.push(Output::AuthRequest(request));
             }
         }
     }

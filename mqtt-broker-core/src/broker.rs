@@ -3,7 +3,6 @@
 //! (`dispatch`, `connect`, `auth`, `publish`, `fanout`, `delivery`, `subscribe`, `lifecycle`,
 //! `sys`); this file holds the state and the input/output surface.
 
-use std::collections::VecDeque;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -14,7 +13,6 @@ use crate::backpressure::state::Backpressure;
 use crate::config::Config;
 use crate::conn::{Conn, Phase};
 use crate::error::{ApiMisuse, ConfigError, ProtocolViolation};
-use crate::gate::DurabilityGate;
 use crate::hooks::{AllowAll, Authenticator, Authorizer, EnhancedAuthenticator, NoEnhancedAuth};
 use crate::idmap::IdMap;
 use crate::ids::SessionId;
@@ -22,6 +20,7 @@ use crate::ids::{ConnectionId, ConnectionInfo};
 use crate::memory::MemoryUse;
 use crate::message::Origin;
 use crate::message::{Delivery, Message};
+use crate::outbox::Outbox;
 use crate::output::{Event, Output};
 use crate::retained::Retained;
 use crate::router::{InterestChange, Router};
@@ -59,7 +58,6 @@ pub struct Broker {
     pub(crate) router: Router,
     /// The copies of the message being routed; empty between inputs (kept for its capacity).
     pub(crate) deliveries: Vec<(SessionId, Delivery)>,
-    pub(crate) outputs: VecDeque<Output>,
     pub(crate) timers: TimerHeap<TimerKey>,
     /// The one deadline of each connection: CONNECT, then keep alive (stamps kept in `Conn`).
     conn_timers: ConnTimers<ConnectionId>,
@@ -68,16 +66,14 @@ pub struct Broker {
     pub(crate) next_assigned_id: u64,
     /// Number of the message being routed (see `Session::route_mark`).
     pub(crate) route_seq: u64,
-    /// Spare capacity that outgoing packet headers are encoded into, then split off.
-    pub(crate) scratch: BytesMut,
     /// The read buffer of whichever connection has no partial packet waiting: a read is
     /// appended to it, its whole frames are split off and handled, and the emptied rest comes
     /// back here (`spare_read_buffer`). Idle connections then hold no read buffer, and reads
     /// reuse one allocation once the frames that shared it are dropped.
     read_spare: BytesMut,
     pub(crate) started: Option<Instant>,
-    /// Records not yet handed out, and outputs waiting for durability.
-    pub(crate) persist: DurabilityGate,
+    /// The outputs, their encoding buffer and the durability gate.
+    pub(crate) out: Outbox,
     /// Publishers paused for full subscriber queues.
     pub(crate) backpressure: Backpressure,
     /// Bytes held for delivery, checked against `Config::memory_limit`.
@@ -104,6 +100,7 @@ impl Broker {
             max_levels: config.max_topic_levels,
         };
         let router = Router::new(config.cluster);
+        let out = Outbox::new(config.persistence);
         Broker {
             config,
             topic_limits,
@@ -116,17 +113,15 @@ impl Broker {
             client_ids: ClientIds::default(),
             router,
             deliveries: Vec::new(),
-            outputs: VecDeque::new(),
             timers: TimerHeap::new(),
             conn_timers: ConnTimers::default(),
             stats: Stats::default(),
             next_session: 0,
             next_assigned_id: 0,
             route_seq: 0,
-            scratch: BytesMut::new(),
             read_spare: BytesMut::new(),
             started: None,
-            persist: DurabilityGate::default(),
+            out,
             backpressure: Backpressure::default(),
             memory: MemoryUse::default(),
         }
@@ -162,7 +157,8 @@ impl Broker {
         stats.messages_queued = self.sessions.values().map(|s| s.queue.len() as u64).sum();
         stats.bytes_queued = self.sessions.values().map(|s| s.queue.bytes() as u64).sum();
         stats.bytes_unflushed = self.conns.values().map(|c| c.outbox as u64).sum();
-        stats.memory_used = self.memory.used() as u64;
+        stats.memory_used = self.memory.used(self.out.unflushed()) as u64;
+        (stats.bytes_sent, stats.packets_sent) = self.out.sent();
         stats.retained_messages = self.retained.len() as u64;
         stats
     }
@@ -398,14 +394,10 @@ impl Broker {
             .conns
             .get_mut(&conn)
             .ok_or(ApiMisuse::UnknownConnection(conn.0))?;
-        c.outbox = c
-            .outbox
-            .checked_sub(bytes)
-            .ok_or(ApiMisuse::FlushedTooMuch(conn.0))?;
-        self.memory.outbox = self.memory.outbox.saturating_sub(bytes);
-        if bytes > 0 {
-            c.last_progress = now;
+        if !c.flushed(bytes, now) {
+            return Err(ApiMisuse::FlushedTooMuch(conn.0));
         }
+        self.out.flushed(bytes);
         if let Some(session) = c.session() {
             self.pump(session, now);
         }
@@ -424,7 +416,7 @@ impl Broker {
         self.backpressure_closed(conn, session, now);
         self.read_resumed(now);
         if let Some(c) = self.conns.remove(&conn) {
-            self.memory.outbox = self.memory.outbox.saturating_sub(c.outbox);
+            self.out.flushed(c.outbox);
         }
         self.prune_conn_timers();
         self.stats.connections_open = self.stats.connections_open.saturating_sub(1);
@@ -545,10 +537,7 @@ impl Broker {
 
     /// The next thing to do. Drain until `None` after every input.
     pub fn poll_output(&mut self) -> Option<Output> {
-        if let Some(batch) = self.take_persist_batch() {
-            return Some(batch);
-        }
-        self.outputs.pop_front()
+        self.out.poll()
     }
 
     /// When to call [`Broker::handle_timeout`] next.
@@ -619,7 +608,7 @@ impl Broker {
     }
 
     pub(crate) fn event(&mut self, event: Event) {
-        self.outputs.push_back(Output::Event(event));
+        self.out.event(event);
     }
 
     /// Reports a change of interest (the router makes them only with `Config::cluster`).

@@ -96,6 +96,32 @@ impl Conn {
         }
     }
 
+    /// Counts `len` bytes about to be sent at `now` in the outbox; `false` (nothing counted)
+    /// when the connection is closing.
+    pub(crate) fn start_sending(&mut self, len: usize, now: Instant) -> bool {
+        if matches!(self.phase, Phase::Closing) {
+            return false;
+        }
+        if self.outbox == 0 {
+            self.last_progress = now; // it starts waiting for the socket now
+        }
+        self.outbox += len;
+        true
+    }
+
+    /// The adapter wrote `bytes` at `now`; `false` (nothing changed) when that is more than
+    /// was handed out.
+    pub(crate) fn flushed(&mut self, bytes: usize, now: Instant) -> bool {
+        let Some(left) = self.outbox.checked_sub(bytes) else {
+            return false;
+        };
+        self.outbox = left;
+        if bytes > 0 {
+            self.last_progress = now;
+        }
+        true
+    }
+
     /// When keep alive runs out: 1.5 times the interval after the last packet [MQTT5-3.1.2-22]
     /// [MQTT311-3.1.2-24].
     pub(crate) fn keep_alive_deadline(&self) -> Option<Instant> {

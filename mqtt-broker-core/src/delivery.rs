@@ -338,7 +338,7 @@ impl Broker {
             .with_properties(properties);
         let version = c.version;
         let max_packet_size = c.max_packet_size as usize;
-        let buf = self.scratch_buffer();
+        let buf = self.out.scratch();
         if publish.encode_header(version, buf).is_err() {
             buf.clear();
             return SendOutcome::TooLarge;
@@ -355,7 +355,8 @@ impl Broker {
             c.outbound_aliases.bind(message.topic.clone(), alias);
         }
         self.stats.messages_sent += 1;
-        self.transmit_publish(conn, header, publish.into_payload(), now);
+        self.out
+            .transmit_publish(conn, c, header, publish.into_payload(), now);
         SendOutcome::Sent
     }
 
@@ -383,7 +384,7 @@ impl Broker {
             _ => {
                 let publish = Publish::new(message.topic.clone(), message.payload.clone())
                     .with_retain(delivery.retain);
-                let buf = self.scratch_buffer();
+                let buf = self.out.scratch();
                 if publish.encode_header(version, buf).is_err() {
                     buf.clear();
                     return SendOutcome::TooLarge;
@@ -403,8 +404,12 @@ impl Broker {
         if header.len() + message.payload.len() > max_packet_size {
             return SendOutcome::TooLarge;
         }
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return SendOutcome::NoConnection;
+        };
         self.stats.messages_sent += 1;
-        self.transmit_publish(conn, header, message.payload.clone(), now);
+        self.out
+            .transmit_publish(conn, c, header, message.payload.clone(), now);
         SendOutcome::Sent
     }
 }

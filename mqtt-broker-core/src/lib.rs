@@ -115,6 +115,7 @@ mod inflight;
 mod lifecycle;
 mod memory;
 mod message;
+mod outbox;
 mod output;
 pub mod persist;
 mod publish;

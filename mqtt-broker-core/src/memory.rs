@@ -19,14 +19,13 @@
 pub(crate) struct MemoryUse {
     /// Topic and payload bytes of the deliveries in session queues.
     pub(crate) queued: usize,
-    /// Bytes handed out for connections and not yet flushed.
-    pub(crate) outbox: usize,
 }
 
 impl MemoryUse {
-    /// Bytes counted against `Config::memory_limit`.
-    pub(crate) fn used(self) -> usize {
-        self.queued.saturating_add(self.outbox)
+    /// Bytes counted against `Config::memory_limit`, with `unflushed` bytes handed out for
+    /// connections and not yet flushed (the outbox counts those).
+    pub(crate) fn used(self, unflushed: usize) -> usize {
+        self.queued.saturating_add(unflushed)
     }
 
     /// A delivery of `weight` bytes was queued.
@@ -34,10 +33,10 @@ impl MemoryUse {
         self.queued = self.queued.saturating_add(weight);
     }
 
-    /// Whether `limit` bytes or more are held for delivery (never when `limit` is 0, which means
-    /// none).
-    pub(crate) fn at_limit(self, limit: usize) -> bool {
-        limit != 0 && self.used() >= limit
+    /// Whether `limit` bytes or more are held for delivery, with `unflushed` bytes in the
+    /// outbox (never when `limit` is 0, which means none).
+    pub(crate) fn at_limit(self, limit: usize, unflushed: usize) -> bool {
+        limit != 0 && self.used(unflushed) >= limit
     }
 
     /// Deliveries of `weight` bytes in all left a queue.

@@ -83,29 +83,25 @@ fn age_message(
 impl Broker {
     /// Appends a record to the batch being filled (nothing when persistence is off).
     pub(crate) fn persist(&mut self, record: PersistRecord) {
-        if self.config.persistence != Persistence::Off {
-            self.persist.record(record, None);
-        }
+        self.out.record(record, None);
     }
 
     /// The client identifier of `session` when its changes are recorded (persistence on and a
     /// non-zero session expiry).
     /// The caller records a change of it next.
     pub(crate) fn recorded_client(&mut self, session: SessionId) -> Option<String> {
-        if self.config.persistence == Persistence::Off {
+        if !self.out.recording() {
             return None;
         }
         let s = self.sessions.get(&session)?;
         let client_id = (s.expiry_interval > 0).then(|| s.client_id.to_string())?;
-        self.persist.mark(session);
+        self.out.mark(session);
         Some(client_id)
     }
 
     /// Records a change of `session` that the caller names itself.
     pub(crate) fn persist_for(&mut self, session: SessionId, record: PersistRecord) {
-        if self.config.persistence != Persistence::Off {
-            self.persist.record(record, Some(session));
-        }
+        self.out.record(record, Some(session));
     }
 
     /// Gives `delivery` a number in `session` and records it, if the session is recorded.
@@ -207,19 +203,11 @@ impl Broker {
     /// Queues an output for the caller; in `Sync` mode it is held if it needs a batch that is
     /// not durable yet, or if an earlier output on its connection is held.
     pub(crate) fn emit(&mut self, output: Output) {
-        if self.config.persistence != Persistence::Sync {
-            self.outputs.push_back(output);
-            return;
-        }
-        let session = output_conn(&output).and_then(|c| self.conns.get(&c)?.session());
-        if let Some(output) = self.persist.admit(output, session) {
-            self.outputs.push_back(output);
-        }
-    }
-
-    /// The records gathered since the last batch, as the next batch.
-    pub(crate) fn take_persist_batch(&mut self) -> Option<Output> {
-        self.persist.take_batch().map(Output::Persist)
+        let session = match self.config.persistence {
+            Persistence::Sync => output_conn(&output).and_then(|c| self.conns.get(&c)?.session()),
+            _ => None,
+        };
+        self.out.emit(output, session);
     }
 
     /// Every batch up to `seq` is durable: outputs that waited for them are released, in order,
@@ -227,7 +215,7 @@ impl Broker {
     /// `Err` for a batch number not handed out yet.
     pub fn handle_persisted(&mut self, seq: u64, now: Instant) -> Result<(), ApiMisuse> {
         self.tick(now);
-        self.persist.persisted(seq, &mut self.outputs)
+        self.out.persisted(seq)
     }
 
     /// Loads what a store recovered: retained messages and offline persistent sessions with

@@ -157,7 +157,10 @@ impl Broker {
             if retain && !empty && !self.retained_room(&name, &message) {
                 self.stats.retained_refused += 1;
                 verdict = Authorization::Deny(ReasonCode::QuotaExceeded);
-            } else if self.memory.at_limit(self.config.memory_limit) {
+            } else if self
+                .memory
+                .at_limit(self.config.memory_limit, self.out.unflushed())
+            {
                 // See `memory`: refused rather than held.
                 self.stats.publishes_refused_memory += 1;
                 if !v5 && qos.qos() != QoS::AtMostOnce {

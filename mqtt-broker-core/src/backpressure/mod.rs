@@ -153,8 +153,7 @@ impl Broker {
                 // What the session was waited for already counts.
                 self.timers
                     .set(TimerKey::PublisherPause(publisher), since + pause);
-                self.outputs
-                    .push_back(Output::PauseReading { conn: publisher });
+                self.out.push(Output::PauseReading { conn: publisher });
             }
         }
     }
@@ -305,8 +304,7 @@ impl Broker {
             c.last_packet = now;
             self.backpressure.resumed.push(publisher);
         }
-        self.outputs
-            .push_back(Output::ResumeReading { conn: publisher });
+        self.out.push(Output::ResumeReading { conn: publisher });
     }
 
     /// `publisher` waited `max_publisher_pause`: it resumes, and the sessions it waited for
