@@ -151,12 +151,28 @@ impl Broker {
         self
     }
 
-    /// The counters, as of now.
+    /// The counters, as of now. Every figure is kept as it changes: a snapshot costs a copy,
+    /// not a walk over the sessions or connections, so it may be taken as often as a metrics
+    /// scrape or a web page asks.
     pub fn stats(&self) -> Stats {
         let mut stats = self.stats.clone();
-        stats.messages_queued = self.sessions.values().map(|s| s.queue.len() as u64).sum();
-        stats.bytes_queued = self.sessions.values().map(|s| s.queue.bytes() as u64).sum();
-        stats.bytes_unflushed = self.conns.values().map(|c| c.outbox as u64).sum();
+        let (messages, bytes) = self.memory.in_queues();
+        (stats.messages_queued, stats.bytes_queued) = (messages as u64, bytes as u64);
+        stats.bytes_unflushed = self.out.unflushed() as u64;
+        // Kept as they change, so a snapshot costs no walk over the sessions; debug builds
+        // (every test) check the counts against one.
+        debug_assert_eq!(
+            (messages, bytes),
+            self.sessions
+                .values()
+                .fold((0, 0), |(m, b), s| (m + s.queue.len(), b + s.queue.bytes())),
+            "queue counts drifted"
+        );
+        debug_assert_eq!(
+            stats.bytes_unflushed,
+            self.conns.values().map(|c| c.outbox as u64).sum::<u64>(),
+            "outbox count drifted"
+        );
         stats.memory_used = self.memory.used(self.out.unflushed()) as u64;
         (stats.bytes_sent, stats.packets_sent) = self.out.sent();
         stats.retained_messages = self.retained.len() as u64;

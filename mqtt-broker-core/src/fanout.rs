@@ -202,7 +202,7 @@ impl Broker {
         };
         if !s.queue.is_empty() {
             // Taken out whole, and the session's own copies put back: counted out and in.
-            self.memory.unqueued(s.queue.bytes());
+            self.memory.removed(s.queue.len(), s.queue.bytes());
         }
         let (shared, own): (Vec<_>, Vec<_>) = s.queue.take_all().into_iter().partition(moving);
         let (max_messages, max_bytes) = (

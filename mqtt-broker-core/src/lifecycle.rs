@@ -170,7 +170,7 @@ impl Broker {
         let Some(mut s) = self.sessions.remove(&session) else {
             return;
         };
-        self.memory.unqueued(s.queue.bytes());
+        self.memory.removed(s.queue.len(), s.queue.bytes());
         self.timers.cancel(TimerKey::SessionExpiry(session));
         self.timers.cancel(TimerKey::WillDelay(session));
         if self.client_ids.get(&s.client_id) == Some(&session) {

@@ -18,7 +18,9 @@
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct MemoryUse {
     /// Topic and payload bytes of the deliveries in session queues.
-    pub(crate) queued: usize,
+    queued: usize,
+    /// Deliveries in session queues.
+    messages: usize,
 }
 
 impl MemoryUse {
@@ -30,7 +32,24 @@ impl MemoryUse {
 
     /// A delivery of `weight` bytes was queued.
     pub(crate) fn queued(&mut self, weight: usize) {
-        self.queued = self.queued.saturating_add(weight);
+        self.added(1, weight);
+    }
+
+    /// `messages` deliveries of `bytes` in all were queued.
+    pub(crate) fn added(&mut self, messages: usize, bytes: usize) {
+        self.messages = self.messages.saturating_add(messages);
+        self.queued = self.queued.saturating_add(bytes);
+    }
+
+    /// `messages` deliveries of `bytes` in all left session queues.
+    pub(crate) fn removed(&mut self, messages: usize, bytes: usize) {
+        self.messages = self.messages.saturating_sub(messages);
+        self.queued = self.queued.saturating_sub(bytes);
+    }
+
+    /// Deliveries in session queues, and their topic and payload bytes.
+    pub(crate) fn in_queues(self) -> (usize, usize) {
+        (self.messages, self.queued)
     }
 
     /// Whether `limit` bytes or more are held for delivery, with `unflushed` bytes in the
@@ -39,8 +58,8 @@ impl MemoryUse {
         limit != 0 && self.used(unflushed) >= limit
     }
 
-    /// Deliveries of `weight` bytes in all left a queue.
+    /// A delivery of `weight` bytes left its queue.
     pub(crate) fn unqueued(&mut self, weight: usize) {
-        self.queued = self.queued.saturating_sub(weight);
+        self.removed(1, weight);
     }
 }

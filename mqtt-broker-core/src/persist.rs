@@ -290,7 +290,8 @@ impl Broker {
         let will_delay = session.will.as_ref().map(|w| w.delay_interval);
         let expiry = session.expiry_interval;
         self.client_ids.insert(client_id, id);
-        self.memory.queued(session.queue.bytes());
+        self.memory
+            .added(session.queue.len(), session.queue.bytes());
         self.sessions.insert(id, Box::new(session));
         self.stats.clients_disconnected += 1;
         if expiry != u32::MAX {

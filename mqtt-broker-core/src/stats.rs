@@ -43,7 +43,7 @@ pub struct Stats {
     pub retained_messages: u64,
     /// Subscriptions held by all sessions.
     pub subscriptions: u64,
-    /// Messages waiting in session queues (counted by `Broker::stats`).
+    /// Messages waiting in session queues.
     pub messages_queued: u64,
     /// Times a publisher was paused because a subscriber it feeds was filling up (its queue or
     /// its outbox).
@@ -54,11 +54,9 @@ pub struct Stats {
     /// last drained (each also reported once as
     /// [`Event::DropsStarted`](crate::Event::DropsStarted)).
     pub drop_episodes: u64,
-    /// Topic and payload bytes of the messages waiting in session queues (counted by
-    /// `Broker::stats`).
+    /// Topic and payload bytes of the messages waiting in session queues.
     pub bytes_queued: u64,
-    /// Bytes handed out for connections and not yet reported flushed (counted by
-    /// `Broker::stats`).
+    /// Bytes handed out for connections and not yet reported flushed.
     pub bytes_unflushed: u64,
     /// Bytes held for delivery as `Config::memory_limit` counts them: `bytes_queued` plus
     /// `bytes_unflushed`.
