@@ -26,21 +26,7 @@ use crate::retained::Retained;
 use crate::router::{InterestChange, Router};
 use crate::session::{ClientIds, Session};
 use crate::stats::Stats;
-use crate::timer::{ConnTimers, TimerHeap};
-
-/// What a timer is for. A connection's CONNECT deadline and keep alive are not here but in
-/// `Broker::conn_timers`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) enum TimerKey {
-    /// A disconnected session ends.
-    SessionExpiry(SessionId),
-    /// A delayed will is published.
-    WillDelay(SessionId),
-    /// `$SYS` statistics are published.
-    Sys,
-    /// A paused publisher resumes, whether or not the queues it fed drained.
-    PublisherPause(ConnectionId),
-}
+use crate::timer::{Due, TimerKey, Timers};
 
 /// A sans-IO MQTT broker. See the [crate documentation](crate) for the driving loop.
 pub struct Broker {
@@ -58,9 +44,8 @@ pub struct Broker {
     pub(crate) router: Router,
     /// The copies of the message being routed; empty between inputs (kept for its capacity).
     pub(crate) deliveries: Vec<(SessionId, Delivery)>,
-    pub(crate) timers: TimerHeap<TimerKey>,
-    /// The one deadline of each connection: CONNECT, then keep alive (stamps kept in `Conn`).
-    conn_timers: ConnTimers<ConnectionId>,
+    /// Keyed timers, the one deadline of each connection (stamps kept in `Conn`), the start.
+    pub(crate) timers: Timers,
     pub(crate) stats: Stats,
     next_session: u64,
     pub(crate) next_assigned_id: u64,
@@ -71,7 +56,6 @@ pub struct Broker {
     /// back here (`spare_read_buffer`). Idle connections then hold no read buffer, and reads
     /// reuse one allocation once the frames that shared it are dropped.
     read_spare: BytesMut,
-    pub(crate) started: Option<Instant>,
     /// The outputs, their encoding buffer and the durability gate.
     pub(crate) out: Outbox,
     /// Publishers paused for full subscriber queues.
@@ -113,14 +97,12 @@ impl Broker {
             client_ids: ClientIds::default(),
             router,
             deliveries: Vec::new(),
-            timers: TimerHeap::new(),
-            conn_timers: ConnTimers::default(),
+            timers: Timers::default(),
             stats: Stats::default(),
             next_session: 0,
             next_assigned_id: 0,
             route_seq: 0,
             read_spare: BytesMut::new(),
-            started: None,
             out,
             backpressure: Backpressure::default(),
             memory: MemoryUse::default(),
@@ -443,31 +425,17 @@ impl Broker {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.tick(now);
         loop {
-            let conn_first = match (
-                self.conn_timers.next_deadline(),
-                self.timers.next_deadline(),
-            ) {
-                (Some(conn_at), Some(at)) => conn_at < at,
-                (conn_at, _) => conn_at.is_some(),
-            };
-            if conn_first {
-                let conns = &self.conns;
-                let live_stamp = |conn| conns.get(&conn).map(|c| c.timer_stamp);
-                if let Some(conn) = self.conn_timers.pop_expired(now, live_stamp) {
-                    self.conn_timer_expired(conn, now);
-                    continue;
-                }
-                // The earliest connection deadline was stale and the live ones are not due:
-                // the other timers may be.
-            }
-            let Some(key) = self.timers.pop_expired(now) else {
+            let conns = &self.conns;
+            let live_stamp = |conn| conns.get(&conn).map(|c| c.timer_stamp);
+            let Some(due) = self.timers.pop_expired(now, live_stamp) else {
                 break;
             };
-            match key {
-                TimerKey::SessionExpiry(session) => self.end_session(session, true, now),
-                TimerKey::WillDelay(session) => self.fire_will(session, now),
-                TimerKey::Sys => self.publish_sys(now),
-                TimerKey::PublisherPause(conn) => self.pause_expired(conn, now),
+            match due {
+                Due::Conn(conn) => self.conn_timer_expired(conn, now),
+                Due::Key(TimerKey::SessionExpiry(session)) => self.end_session(session, true, now),
+                Due::Key(TimerKey::WillDelay(session)) => self.fire_will(session, now),
+                Due::Key(TimerKey::Sys) => self.publish_sys(now),
+                Due::Key(TimerKey::PublisherPause(conn)) => self.pause_expired(conn, now),
             }
         }
         self.read_resumed(now);
@@ -558,23 +526,16 @@ impl Broker {
 
     /// When to call [`Broker::handle_timeout`] next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (
-            self.timers.next_deadline(),
-            self.conn_timers.next_deadline(),
-        ) {
-            (Some(at), Some(conn_at)) => Some(at.min(conn_at)),
-            (at, conn_at) => at.or(conn_at),
-        }
+        self.timers.next_deadline()
     }
 
     // ---------------------------------------------------------------- internals
 
     /// Work done at every input: start the clock-driven duties on the first one.
     pub(crate) fn tick(&mut self, now: Instant) {
-        if self.started.is_some() {
+        if !self.timers.start(now) {
             return;
         }
-        self.started = Some(now);
         if let Some(interval) = self.config.sys_interval {
             self.timers.set_after(TimerKey::Sys, now, interval);
         }
@@ -590,18 +551,15 @@ impl Broker {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        c.timer_stamp = match at {
-            Some(at) => self.conn_timers.set(conn, at, self.started.unwrap_or(at)),
-            None => 0,
-        };
+        c.timer_stamp = self.timers.arm_conn(conn, at);
         self.prune_conn_timers();
     }
 
     /// Drops the connection deadlines no connection holds any more from the top of their heap.
     fn prune_conn_timers(&mut self) {
         let conns = &self.conns;
-        self.conn_timers
-            .prune(conns.len(), |conn| conns.get(&conn).map(|c| c.timer_stamp));
+        self.timers
+            .prune_conns(conns.len(), |conn| conns.get(&conn).map(|c| c.timer_stamp));
     }
 
     /// The deadline of `conn` came: a CONNECT deadline if it has not connected yet, else a keep
@@ -648,8 +606,8 @@ mod tests {
         // A deadline no connection holds, earlier than a due session expiry.
         let stale = ConnectionId(99);
         broker
-            .conn_timers
-            .set(stale, t0 + Duration::from_secs(1), t0);
+            .timers
+            .arm_conn(stale, Some(t0 + Duration::from_secs(1)));
         let session = SessionId(1);
         broker.timers.set(
             TimerKey::SessionExpiry(session),

@@ -13,7 +13,7 @@ use mqtt_wire::{
 };
 
 use crate::alias::{OutboundAliases, detached};
-use crate::broker::{Broker, TimerKey};
+use crate::broker::Broker;
 use crate::conn::Phase;
 use crate::hooks::{AuthDecision, AuthStep, Authorization, ClientRef, ConnectCredentials};
 use crate::ids::ConnectionId;
@@ -21,6 +21,7 @@ use crate::ids::SessionId;
 use crate::message::RetainSource;
 use crate::output::{Event, Output};
 use crate::session::Session;
+use crate::timer::TimerKey;
 use crate::will::{self, Will};
 
 /// Longest client identifier 3.1 allows.

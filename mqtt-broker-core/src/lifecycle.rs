@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use mqtt_topic::TopicName;
 use mqtt_wire::{Disconnect, ReasonCode};
 
-use crate::broker::{Broker, TimerKey};
+use crate::broker::Broker;
 use crate::conn::Phase;
 use crate::error::ProtocolViolation;
 use crate::ids::ConnectionId;
@@ -15,6 +15,7 @@ use crate::ids::SessionId;
 use crate::message::Origin;
 use crate::output::Event;
 use crate::persist::PersistRecord;
+use crate::timer::TimerKey;
 use crate::will::Will;
 
 impl Broker {

@@ -45,7 +45,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use mqtt_topic::TopicName;
 
-use crate::broker::{Broker, TimerKey};
+use crate::broker::Broker;
 use crate::error::ApiMisuse;
 use crate::gate::output_conn;
 use crate::ids::SessionId;
@@ -53,6 +53,7 @@ use crate::inflight::Outbound;
 use crate::message::{Delivery, Message};
 use crate::output::Output;
 use crate::session::Session;
+use crate::timer::TimerKey;
 use crate::will::Will;
 
 pub use crate::records::{

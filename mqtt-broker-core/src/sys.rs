@@ -7,9 +7,10 @@ use bytes::Bytes;
 use mqtt_topic::TopicName;
 use mqtt_wire::{MqttStr, QoS};
 
-use crate::broker::{Broker, TimerKey};
+use crate::broker::Broker;
 use crate::message::Message;
 use crate::message::Origin;
+use crate::timer::TimerKey;
 
 impl Broker {
     /// Publishes the `$SYS/broker/...` statistics as retained QoS 0 messages and re-arms the timer.
@@ -17,7 +18,7 @@ impl Broker {
         let Some(interval) = self.config.sys_interval else {
             return;
         };
-        let started = self.started.unwrap_or(now);
+        let started = self.timers.started().unwrap_or(now);
         let topics = self
             .stats()
             .sys_topics(started, now, &self.config.version_string);

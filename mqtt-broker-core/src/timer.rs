@@ -14,6 +14,128 @@ use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use crate::idmap::IdMap;
+use crate::ids::{ConnectionId, SessionId};
+
+/// What a broker timer is for. A connection's CONNECT deadline and keep alive are not here but
+/// in the connections' own heap ([`Timers::arm_conn`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum TimerKey {
+    /// A disconnected session ends.
+    SessionExpiry(SessionId),
+    /// A delayed will is published.
+    WillDelay(SessionId),
+    /// `$SYS` statistics are published.
+    Sys,
+    /// A paused publisher resumes, whether or not the queues it fed drained.
+    PublisherPause(ConnectionId),
+}
+
+/// A timer that is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Due {
+    /// The one deadline of a connection: its CONNECT deadline before it connected, then its
+    /// keep alive. The connection must forget its stamp.
+    Conn(ConnectionId),
+    /// A keyed timer.
+    Key(TimerKey),
+}
+
+/// Every deadline of a broker: keyed timers, one deadline per connection, and the time of the
+/// first input (the epoch of the connection deadlines and the start of `$SYS` uptime).
+#[derive(Debug)]
+pub(crate) struct Timers {
+    keyed: TimerHeap<TimerKey>,
+    conns: ConnTimers<ConnectionId>,
+    started: Option<Instant>,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers {
+            keyed: TimerHeap::new(),
+            conns: ConnTimers::default(),
+            started: None,
+        }
+    }
+}
+
+impl Timers {
+    /// Notes the first input at `now`; `true` only the first time.
+    pub(crate) fn start(&mut self, now: Instant) -> bool {
+        if self.started.is_some() {
+            return false;
+        }
+        self.started = Some(now);
+        true
+    }
+
+    /// The time of the first input.
+    pub(crate) fn started(&self) -> Option<Instant> {
+        self.started
+    }
+
+    /// Arms `key` to fire `after` from `now`, replacing its deadline.
+    pub(crate) fn set_after(&mut self, key: TimerKey, now: Instant, after: Duration) {
+        self.keyed.set_after(key, now, after);
+    }
+
+    /// Arms `key` to fire at `at`, replacing its deadline.
+    pub(crate) fn set(&mut self, key: TimerKey, at: Instant) {
+        self.keyed.set(key, at);
+    }
+
+    /// Disarms `key`.
+    pub(crate) fn cancel(&mut self, key: TimerKey) {
+        self.keyed.cancel(key);
+    }
+
+    /// Arms the one deadline of `conn` at `at`; returns the stamp the connection must keep (0:
+    /// none, for `None` or a deadline too far to come). Call [`Timers::prune_conns`] once it is
+    /// kept.
+    pub(crate) fn arm_conn(&mut self, conn: ConnectionId, at: Option<Instant>) -> u64 {
+        match at {
+            Some(at) => self.conns.set(conn, at, self.started.unwrap_or(at)),
+            None => 0,
+        }
+    }
+
+    /// Drops the connection deadlines no connection holds any more from the top of their
+    /// heap; `open` connections exist, `live_stamp` reads the stamp one keeps.
+    pub(crate) fn prune_conns(
+        &mut self,
+        open: usize,
+        live_stamp: impl Fn(ConnectionId) -> Option<u64>,
+    ) {
+        self.conns.prune(open, live_stamp);
+    }
+
+    /// The earliest deadline of all.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        match (self.keyed.next_deadline(), self.conns.next_deadline()) {
+            (Some(at), Some(conn_at)) => Some(at.min(conn_at)),
+            (at, conn_at) => at.or(conn_at),
+        }
+    }
+
+    /// Removes and returns one timer due at `now`, the earliest first; `live_stamp` reads the
+    /// stamp a connection keeps.
+    pub(crate) fn pop_expired(
+        &mut self,
+        now: Instant,
+        live_stamp: impl Fn(ConnectionId) -> Option<u64>,
+    ) -> Option<Due> {
+        // A stale connection deadline on top must not put a later one before a keyed timer.
+        self.conns.prune(usize::MAX, &live_stamp);
+        let conn_first = match (self.conns.next_deadline(), self.keyed.next_deadline()) {
+            (Some(conn_at), Some(at)) => conn_at < at,
+            (conn_at, _) => conn_at.is_some(),
+        };
+        if conn_first && let Some(conn) = self.conns.pop_expired(now, live_stamp) {
+            return Some(Due::Conn(conn));
+        }
+        self.keyed.pop_expired(now).map(Due::Key)
+    }
+}
 
 /// Deadlines keyed by `K`; at most one live deadline per key.
 #[derive(Debug)]
@@ -170,6 +292,29 @@ impl<K: Copy + Ord> ConnTimers<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timers_pop_connection_and_keyed_deadlines_in_order_skipping_stale_ones() {
+        let t0 = crate::test_epoch();
+        let mut timers = Timers::default();
+        assert!(timers.start(t0));
+        assert!(!timers.start(t0 + Duration::from_secs(5)), "started once");
+        let (stale, live) = (ConnectionId(1), ConnectionId(2));
+        let stale_stamp = timers.arm_conn(stale, Some(t0 + Duration::from_secs(1)));
+        let live_stamp = timers.arm_conn(live, Some(t0 + Duration::from_secs(3)));
+        let expiry = TimerKey::SessionExpiry(SessionId(7));
+        timers.set(expiry, t0 + Duration::from_secs(2));
+        assert_ne!(stale_stamp, 0);
+        // Connection 1 dropped its stamp (re-armed elsewhere or closed).
+        let keeps = |conn| (conn == live).then_some(live_stamp);
+        assert_eq!(timers.next_deadline(), Some(t0 + Duration::from_secs(1)));
+        let now = t0 + Duration::from_secs(4);
+        assert_eq!(timers.pop_expired(now, keeps), Some(Due::Key(expiry)));
+        assert_eq!(timers.pop_expired(now, keeps), Some(Due::Conn(live)));
+        assert_eq!(timers.pop_expired(now, keeps), None);
+        assert_eq!(timers.next_deadline(), None);
+        assert_eq!(timers.started(), Some(t0));
+    }
 
     #[test]
     fn pops_in_deadline_order() {

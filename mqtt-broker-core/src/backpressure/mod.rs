@@ -40,11 +40,12 @@ use std::time::Instant;
 
 pub(crate) mod state;
 
-use crate::broker::{Broker, TimerKey};
+use crate::broker::Broker;
 use crate::ids::ConnectionId;
 use crate::ids::SessionId;
 use crate::output::{DropReason, Event, Output};
 use crate::session::Queue;
+use crate::timer::TimerKey;
 
 /// Whether `queue` is at or above half of either bound.
 fn above_high_water(queue: &Queue, max_messages: usize, max_bytes: usize) -> bool {
