@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::error::ConfigError;
-use crate::records::Persistence;
+use crate::persist::Persistence;
 
 /// Limits and policy of a [`Broker`](crate::Broker). Build it with `Config::default()` and
 /// adjust fields; [`Config::validate`] is called by [`Broker::try_new`](crate::Broker::try_new).

@@ -1,7 +1,7 @@
 //! The durability gate: the records of durable state not handed out yet, their batch numbers,
-//! and the outputs that wait for a batch to be durable (see `persist.rs` for which outputs wait
-//! and why). It knows outputs and sessions by their handles only; the broker tells it, with
-//! each output, whose session it is for.
+//! and the outputs that wait for a batch to be durable (see the `persist` module for which
+//! outputs wait and why). It knows outputs and sessions by their handles only; the broker tells
+//! it, with each output, whose session it is for.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -10,7 +10,7 @@ use mqtt_wire::PacketType;
 use crate::error::ApiMisuse;
 use crate::ids::{ConnectionId, SessionId};
 use crate::output::Output;
-use crate::records::{PersistBatch, PersistRecord};
+use crate::persist::{PersistBatch, PersistRecord};
 
 /// Records not yet handed out, batch numbers, and the outputs held for durability.
 #[derive(Debug)]
@@ -149,7 +149,7 @@ pub(crate) fn output_conn(output: &Output) -> Option<ConnectionId> {
 }
 
 /// Whether `output` acknowledges durable state or commits to a packet identifier that must be
-/// durable first (see `persist.rs`). Read from the first byte of the packet.
+/// durable first (see the `persist` module). Read from the first byte of the packet.
 fn needs_durability(output: &Output) -> bool {
     let Output::Transmit { data, .. } = output else {
         return false;

@@ -97,38 +97,27 @@
 #![warn(missing_docs)]
 
 mod alias;
-mod auth;
 mod backpressure;
 mod broker;
 mod config;
 mod conn;
-mod connect;
-mod delivery;
-mod dispatch;
 mod error;
-mod fanout;
 mod gate;
 pub mod hooks;
 mod idmap;
 mod ids;
 mod inflight;
-mod lifecycle;
 mod memory;
 mod message;
 mod outbox;
 mod output;
 pub mod persist;
-mod publish;
-mod records;
 mod retained;
 mod router;
 mod session;
 mod stats;
-mod subscribe;
-mod sys;
 mod timer;
 mod will;
-mod writer;
 
 pub use broker::Broker;
 pub use config::Config;

@@ -14,7 +14,7 @@ use crate::error::ApiMisuse;
 use crate::gate::DurabilityGate;
 use crate::ids::{ConnectionId, SessionId};
 use crate::output::{Event, Output};
-use crate::records::{PersistRecord, Persistence};
+use crate::persist::{PersistRecord, Persistence};
 
 /// The queue of outputs with its encoding buffer, durability gate and byte counts.
 #[derive(Debug)]

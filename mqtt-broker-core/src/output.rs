@@ -12,7 +12,7 @@ use mqtt_wire::{ProtocolVersion, ReasonCode};
 use crate::ids::ConnectionId;
 use crate::ids::ConnectionInfo;
 use crate::message::Message;
-use crate::records::PersistBatch;
+use crate::persist::PersistBatch;
 
 /// One thing the caller must do. The [crate documentation](crate) shows the driving loop
 /// that handles each.

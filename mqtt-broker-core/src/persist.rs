@@ -1,8 +1,8 @@
 //! Durability without I/O: the broker describes every change of its durable state as an ordered
 //! [`PersistRecord`], hands them to the caller in numbered [`PersistBatch`]es
-//! ([`Output::Persist`]), and, in [`Persistence::Sync`] mode, holds back what acknowledges or
-//! commits to that state until the caller reports with [`Broker::handle_persisted`] that the
-//! batch is on disk. Recovery is the reverse: [`Broker::restore`] takes the [`RecoveredState`] a
+//! ([`Output::Persist`](crate::Output::Persist)), and, in [`Persistence::Sync`] mode, holds back what acknowledges or
+//! commits to that state until the caller reports with [`Broker::handle_persisted`](crate::Broker::handle_persisted) that the
+//! batch is on disk. Recovery is the reverse: [`Broker::restore`](crate::Broker::restore) takes the [`RecoveredState`] a
 //! store read, with the wall-clock time of the restart, and recomputes message and session expiry
 //! from it.
 //!
@@ -39,270 +39,215 @@
 //! its batch is durable *and* nothing before it on its connection is still held. Connections do
 //! not wait for each other: no rule orders packets across connections, and a delivery that goes
 //! out before the PUBACK of the same message is the case QoS 1 already allows.
+//!
+//! This module holds the records as plain data: what the broker hands a store
+//! ([`PersistBatch`] of [`PersistRecord`]s), what a store hands back at a restart
+//! ([`RecoveredState`]), and the [`Persistence`] mode.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
-use mqtt_topic::TopicName;
+use mqtt_wire::{PacketId, ProtocolVersion, QoS, SubscriptionOptions};
 
-use crate::broker::Broker;
-use crate::error::ApiMisuse;
-use crate::gate::output_conn;
-use crate::ids::SessionId;
-use crate::inflight::Outbound;
-use crate::message::{Delivery, Message};
-use crate::output::Output;
-use crate::session::Session;
-use crate::timer::TimerKey;
-use crate::will::Will;
+use crate::message::Message;
 
-pub use crate::records::{
-    DeliveryState, PersistBatch, PersistRecord, Persistence, RecoveredDelivery, RecoveredMessage,
-    RecoveredSession, RecoveredState, SessionRecord, StoredDelivery, WillRecord,
-};
-
-/// Shifts a message read back from a store to the broker's clock: its expiry interval is reduced
-/// by the time since it was received; `None` if that consumed it.
-fn age_message(
-    mut message: Message,
-    received: SystemTime,
-    now: Instant,
-    wall_now: SystemTime,
-) -> Option<Message> {
-    let age = wall_now.duration_since(received).unwrap_or(Duration::ZERO);
-    if let Some(interval) = message.properties.message_expiry_interval {
-        let left = u64::from(interval).checked_sub(age.as_secs())?;
-        if left == 0 {
-            return None;
-        }
-        message.properties.message_expiry_interval = Some(u32::try_from(left).unwrap_or(u32::MAX));
-    }
-    message.received_at = now;
-    Some(message)
+/// Whether and how the broker reports its durable state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Persistence {
+    /// No records (in-memory broker).
+    #[default]
+    Off,
+    /// Records are emitted, acknowledgements are not held (periodic snapshots).
+    Deferred,
+    /// Records are emitted and everything transmitted after them waits for
+    /// [`Broker::handle_persisted`](crate::Broker::handle_persisted): nothing is acknowledged before it is durable.
+    Sync,
 }
 
-impl Broker {
-    /// Appends a record to the batch being filled (nothing when persistence is off).
-    pub(crate) fn persist(&mut self, record: PersistRecord) {
-        self.out.record(record, None);
-    }
+/// Records to write in one transaction, in order. Batch numbers start at 1 and increase by one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersistBatch {
+    /// The batch number to report to [`Broker::handle_persisted`](crate::Broker::handle_persisted) once it is durable.
+    pub seq: u64,
+    /// The changes, oldest first.
+    pub records: Vec<PersistRecord>,
+}
 
-    /// The client identifier of `session` when its changes are recorded (persistence on and a
-    /// non-zero session expiry).
-    /// The caller records a change of it next.
-    pub(crate) fn recorded_client(&mut self, session: SessionId) -> Option<String> {
-        if !self.out.recording() {
-            return None;
-        }
-        let s = self.sessions.get(&session)?;
-        let client_id = (s.expiry_interval > 0).then(|| s.client_id.to_string())?;
-        self.out.mark(session);
-        Some(client_id)
-    }
+/// A will kept with a persistent session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WillRecord {
+    /// Topic, payload, QoS, RETAIN and properties of the will (its `received_at` is the time the
+    /// record was made; `publisher` is unset; `retain_source` is its client when it is
+    /// retained).
+    pub message: Message,
+    /// Will Delay Interval in seconds.
+    pub delay_interval: u32,
+}
 
-    /// Records a change of `session` that the caller names itself.
-    pub(crate) fn persist_for(&mut self, session: SessionId, record: PersistRecord) {
-        self.out.record(record, Some(session));
-    }
+/// The durable part of a session: enough to restore its subscriptions after a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionRecord {
+    /// Protocol version of the client's last connection.
+    pub version: ProtocolVersion,
+    /// Session Expiry Interval in seconds (`u32::MAX` = never).
+    pub expiry_interval: u32,
+    /// Subscriptions: filter text (with any `$share/` prefix), options, identifier.
+    pub subscriptions: Vec<(String, SubscriptionOptions, Option<u32>)>,
+    /// The will waiting for the connection (or the session) to end.
+    pub will: Option<WillRecord>,
+    /// When its client disconnected (broker time); `None` while connected.
+    pub disconnected_at: Option<Instant>,
+}
 
-    /// Gives `delivery` a number in `session` and records it, if the session is recorded.
-    pub(crate) fn store_delivery(
-        &mut self,
-        session: SessionId,
-        delivery: &mut Delivery,
-        state: DeliveryState,
-    ) {
-        let Some(client_id) = self.recorded_client(session) else {
-            return;
-        };
-        let Some(s) = self.sessions.get_mut(&session) else {
-            return;
-        };
-        s.next_number += 1;
-        let number = s.next_number;
-        delivery.stored = number;
-        let stored = StoredDelivery {
-            message: Arc::clone(&delivery.message),
-            qos: delivery.qos,
-            retain: delivery.retain,
-            subscription_ids: delivery.subscription_ids.clone(),
-            share: delivery.share.as_deref().map(str::to_owned),
-            state,
-        };
-        self.persist(PersistRecord::MessageStored {
-            client_id,
-            number,
-            delivery: stored,
-        });
-    }
-
-    /// Records the deliveries a session already holds when it becomes persistent. A QoS 2
-    /// exchange already released has no message left to record and is not kept.
-    pub(crate) fn persist_kept_deliveries(&mut self, session: SessionId) {
-        let Some(client_id) = self.recorded_client(session) else {
-            return;
-        };
-        let Some(s) = self.sessions.get_mut(&session) else {
-            return;
-        };
-        let mut kept: Vec<(u64, StoredDelivery)> = Vec::new();
-        let mut number = s.next_number;
-        let mut keep = |delivery: &mut Delivery, state: DeliveryState| {
-            number += 1;
-            delivery.stored = number;
-            let stored = StoredDelivery {
-                message: Arc::clone(&delivery.message),
-                qos: delivery.qos,
-                retain: delivery.retain,
-                subscription_ids: delivery.subscription_ids.clone(),
-                share: delivery.share.as_deref().map(str::to_owned),
-                state,
-            };
-            kept.push((number, stored));
-        };
-        for (id, outbound) in s.inflight.iter_mut() {
-            if let Outbound::Published(delivery) = outbound {
-                keep(delivery, DeliveryState::Sent(*id));
-            }
-        }
-        for delivery in s.queue.iter_mut() {
-            keep(delivery, DeliveryState::Queued);
-        }
-        s.next_number = number;
-        for (number, delivery) in kept {
-            self.persist(PersistRecord::MessageStored {
-                client_id: client_id.clone(),
-                number,
-                delivery,
-            });
+impl SessionRecord {
+    /// A record without subscriptions or will.
+    pub fn new(version: ProtocolVersion, expiry_interval: u32) -> Self {
+        SessionRecord {
+            version,
+            expiry_interval,
+            subscriptions: Vec::new(),
+            will: None,
+            disconnected_at: None,
         }
     }
+}
 
-    /// Records a state change (`Some`) or the end (`None`) of stored delivery `number`.
-    pub(crate) fn delivery_changed(
-        &mut self,
-        session: SessionId,
+/// Where a stored delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Waiting in the session queue.
+    Queued,
+    /// PUBLISH sent with this packet identifier; waiting for PUBACK / PUBREC.
+    Sent(PacketId),
+    /// QoS 2: PUBREC received and PUBREL sent with this identifier; waiting for PUBCOMP.
+    Released(PacketId),
+}
+
+/// One QoS 1/2 message kept for a persistent session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDelivery {
+    /// The message (its `received_at` is the broker's time of receipt).
+    pub message: Arc<Message>,
+    /// QoS of this copy.
+    pub qos: QoS,
+    /// RETAIN flag of this copy.
+    pub retain: bool,
+    /// Subscription identifiers of this copy.
+    pub subscription_ids: Vec<u32>,
+    /// ShareName, when it came through a shared subscription.
+    pub share: Option<String>,
+    /// Where it stands.
+    pub state: DeliveryState,
+}
+
+/// One change of the durable state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PersistRecord {
+    /// `topic` now retains `message`.
+    RetainedSet {
+        /// The topic.
+        topic: String,
+        /// The message.
+        message: Arc<Message>,
+    },
+    /// `topic` no longer retains a message.
+    RetainedCleared {
+        /// The topic.
+        topic: String,
+    },
+    /// The session of `client_id` is created or changed (subscriptions, expiry, will).
+    SessionSaved {
+        /// Its client identifier.
+        client_id: String,
+        /// Its durable fields.
+        record: SessionRecord,
+    },
+    /// The session of `client_id` ended, with everything kept for it.
+    SessionRemoved {
+        /// Its client identifier.
+        client_id: String,
+    },
+    /// A QoS 1/2 delivery is kept for the session.
+    MessageStored {
+        /// The session's client identifier.
+        client_id: String,
+        /// The delivery's number within the session.
         number: u64,
-        state: Option<DeliveryState>,
-    ) {
-        if number == 0 {
-            return;
-        }
-        let Some(client_id) = self.recorded_client(session) else {
-            return;
-        };
-        self.persist(match state {
-            Some(state) => PersistRecord::MessageState {
-                client_id,
-                number,
-                state,
-            },
-            None => PersistRecord::MessageDone { client_id, number },
-        });
-    }
+        /// The delivery.
+        delivery: StoredDelivery,
+    },
+    /// A stored delivery was sent or released.
+    MessageState {
+        /// The session's client identifier.
+        client_id: String,
+        /// The delivery's number within the session.
+        number: u64,
+        /// Its new state.
+        state: DeliveryState,
+    },
+    /// A stored delivery is finished (acknowledged, expired or dropped).
+    MessageDone {
+        /// The session's client identifier.
+        client_id: String,
+        /// The delivery's number within the session.
+        number: u64,
+    },
+    /// An inbound QoS 2 packet identifier was answered with PUBREC (`pending`), or released by
+    /// PUBREL (`!pending`).
+    IncomingQos2 {
+        /// The session's client identifier.
+        client_id: String,
+        /// The packet identifier.
+        packet_id: PacketId,
+        /// Whether it now awaits PUBREL.
+        pending: bool,
+    },
+}
 
-    /// Queues an output for the caller; in `Sync` mode it is held if it needs a batch that is
-    /// not durable yet, or if an earlier output on its connection is held.
-    pub(crate) fn emit(&mut self, output: Output) {
-        let session = match self.config.persistence {
-            Persistence::Sync => output_conn(&output).and_then(|c| self.conns.get(&c)?.session()),
-            _ => None,
-        };
-        self.out.emit(output, session);
-    }
+/// A retained message read back from a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveredMessage {
+    /// The message; its `received_at` is ignored.
+    pub message: Message,
+    /// Wall-clock time the broker received it.
+    pub received: SystemTime,
+}
 
-    /// Every batch up to `seq` is durable: outputs that waited for them are released, in order,
-    /// each once nothing before it on its connection is still held.
-    /// `Err` for a batch number not handed out yet.
-    pub fn handle_persisted(&mut self, seq: u64, now: Instant) -> Result<(), ApiMisuse> {
-        self.tick(now);
-        self.out.persisted(seq)
-    }
+/// A stored delivery read back from a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveredDelivery {
+    /// Its number within the session.
+    pub number: u64,
+    /// The delivery; its message's `received_at` is ignored.
+    pub delivery: StoredDelivery,
+    /// Wall-clock time the broker received the message.
+    pub received: SystemTime,
+}
 
-    /// Loads what a store recovered: retained messages and offline persistent sessions with
-    /// their subscriptions, queued and in-flight deliveries, inbound QoS 2 identifiers and
-    /// delayed wills. `wall_now` is the wall-clock time matching `now`; message and session
-    /// expiry count the time since the stored wall-clock times. Call it before any connection
-    /// opens.
-    pub fn restore(&mut self, state: RecoveredState, now: Instant, wall_now: SystemTime) {
-        self.tick(now);
-        for recovered in state.retained {
-            let Some(message) = age_message(recovered.message, recovered.received, now, wall_now)
-            else {
-                continue;
-            };
-            if let Ok(topic) = TopicName::new(message.topic.clone().into_bytes()) {
-                self.retained.set(topic, Arc::new(message));
-            }
-        }
-        for recovered in state.sessions {
-            self.restore_session(recovered, now, wall_now);
-        }
-    }
+/// A persistent session read back from a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveredSession {
+    /// Its client identifier.
+    pub client_id: String,
+    /// Its durable fields (`disconnected_at` is ignored: see `disconnected`).
+    pub record: SessionRecord,
+    /// Wall-clock time its client disconnected; `None` if it was connected when the broker
+    /// stopped (its expiry then starts at the restart).
+    pub disconnected: Option<SystemTime>,
+    /// Its deliveries, in number order.
+    pub messages: Vec<RecoveredDelivery>,
+    /// Inbound QoS 2 packet identifiers awaiting PUBREL.
+    pub incoming_qos2: Vec<PacketId>,
+}
 
-    fn restore_session(&mut self, recovered: RecoveredSession, now: Instant, wall_now: SystemTime) {
-        let RecoveredSession {
-            client_id,
-            record,
-            disconnected,
-            messages,
-            incoming_qos2,
-        } = recovered;
-        let id = self.new_session_id();
-        let client_id: Arc<str> = Arc::from(client_id);
-        let mut session = Session::new(Arc::clone(&client_id), record.version);
-        session.expiry_interval = record.expiry_interval;
-        session.persisted = true;
-        session.will = record.will.map(Will::from_record);
-        for (filter, options, identifier) in record.subscriptions {
-            self.restore_subscription(id, &mut session, filter, options, identifier);
-        }
-        session.incoming_qos2.extend(incoming_qos2);
-        for recovered in messages {
-            session.next_number = session.next_number.max(recovered.number);
-            let stored = recovered.delivery;
-            let Some(message) =
-                age_message((*stored.message).clone(), recovered.received, now, wall_now)
-            else {
-                continue;
-            };
-            let delivery = Delivery {
-                message: Arc::new(message),
-                qos: stored.qos,
-                retain: stored.retain,
-                subscription_ids: stored.subscription_ids,
-                share: stored.share.map(Arc::from),
-                stored: recovered.number,
-            };
-            match stored.state {
-                DeliveryState::Queued => {
-                    // Restored whole: the limits applied when it was queued.
-                    let _ = session.queue.push(delivery, usize::MAX, usize::MAX);
-                }
-                DeliveryState::Sent(packet_id) => session.inflight.push(packet_id, delivery),
-                DeliveryState::Released(packet_id) => {
-                    session.inflight.push_released(packet_id, recovered.number);
-                }
-            }
-        }
-        let away = disconnected
-            .and_then(|at| wall_now.duration_since(at).ok())
-            .unwrap_or(Duration::ZERO);
-        let will_delay = session.will.as_ref().map(|w| w.delay_interval);
-        let expiry = session.expiry_interval;
-        self.client_ids.insert(client_id, id);
-        self.memory
-            .added(session.queue.len(), session.queue.bytes());
-        self.sessions.insert(id, Box::new(session));
-        self.stats.clients_disconnected += 1;
-        if expiry != u32::MAX {
-            let left = Duration::from_secs(u64::from(expiry)).saturating_sub(away);
-            self.timers
-                .set_after(TimerKey::SessionExpiry(id), now, left);
-        }
-        if let Some(delay) = will_delay {
-            let left = Duration::from_secs(u64::from(delay)).saturating_sub(away);
-            self.timers.set_after(TimerKey::WillDelay(id), now, left);
-        }
-    }
+/// Everything a store holds, to give to [`Broker::restore`](crate::Broker::restore).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveredState {
+    /// Retained messages.
+    pub retained: Vec<RecoveredMessage>,
+    /// Persistent sessions.
+    pub sessions: Vec<RecoveredSession>,
 }

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use mqtt_wire::{LastWill, MqttStr, Properties, QoS};
 
 use crate::message::{Message, RetainSource, copy_views};
-use crate::records::WillRecord;
+use crate::persist::WillRecord;
 
 /// A will waiting for its connection to end. Its message is boxed: every session has a place
 /// for a will, few have one, and a session is kept per connected client.

@@ -11,7 +11,7 @@ use mqtt_wire::{
 };
 
 use crate::broker::Broker;
-use crate::delivery::Copies;
+use crate::broker::delivery::Copies;
 use crate::error::ProtocolViolation;
 use crate::hooks::{Authorization, ClientRef};
 use crate::ids::ConnectionId;

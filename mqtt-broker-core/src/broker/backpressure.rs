@@ -38,8 +38,6 @@
 
 use std::time::Instant;
 
-pub(crate) mod state;
-
 use crate::broker::Broker;
 use crate::ids::ConnectionId;
 use crate::ids::SessionId;

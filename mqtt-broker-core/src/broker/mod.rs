@@ -3,13 +3,26 @@
 //! (`dispatch`, `connect`, `auth`, `publish`, `fanout`, `delivery`, `subscribe`, `lifecycle`,
 //! `sys`); this file holds the state and the input/output surface.
 
+mod auth;
+mod backpressure;
+mod connect;
+mod delivery;
+mod dispatch;
+mod durability;
+mod fanout;
+mod lifecycle;
+mod publish;
+mod subscribe;
+mod sys;
+mod writer;
+
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use mqtt_topic::TopicLimits;
 use mqtt_wire::ReasonCode;
 
-use crate::backpressure::state::Backpressure;
+use crate::backpressure::Backpressure;
 use crate::config::Config;
 use crate::conn::{Conn, Phase};
 use crate::error::{ApiMisuse, ConfigError, ProtocolViolation};

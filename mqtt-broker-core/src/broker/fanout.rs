@@ -13,16 +13,16 @@ use std::time::Instant;
 
 use mqtt_topic::TopicName;
 
-use crate::backpressure::state::Backpressure;
+use crate::backpressure::Backpressure;
 use crate::broker::Broker;
+use crate::broker::delivery::{Copies, online_conn};
 use crate::conn::Conn;
-use crate::delivery::{Copies, online_conn};
 use crate::idmap::IdMap;
 use crate::ids::ConnectionId;
 use crate::ids::SessionId;
 use crate::message::{Delivery, Message, Origin};
 use crate::output::{Event, Output};
-use crate::records::PersistRecord;
+use crate::persist::PersistRecord;
 use crate::router::{Reach, Route};
 use crate::session::{Session, Subscription};
 

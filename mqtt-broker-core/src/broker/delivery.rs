@@ -20,7 +20,7 @@ use crate::ids::SessionId;
 use crate::inflight::Outbound;
 use crate::message::{Delivery, Lifetime, Message};
 use crate::output::{DropReason, Event};
-use crate::records::DeliveryState;
+use crate::persist::DeliveryState;
 use crate::session::Session;
 
 /// What became of one PUBLISH handed to [`Broker::send_publish`].
