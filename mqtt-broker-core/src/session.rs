@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use mqtt_wire::{PacketId, ProtocolVersion, SubscriptionOptions};
 
+use crate::idmap::IdMap;
 use crate::ids::{ConnectionId, SessionId};
 use crate::inflight::Inflight;
 use crate::message::Delivery;
@@ -176,30 +177,89 @@ impl Subscriptions {
     }
 }
 
-/// The session of each client identifier, keyed by the session's own shared identifier (16
-/// bytes a slot, no second copy of the text).
+/// Every session, and the session of each client identifier: the one place sessions are
+/// created and discarded, so the identifier index never names a session that is gone.
 #[derive(Debug, Default)]
-pub(crate) struct ClientIds(HashMap<Arc<str>, SessionId>);
+pub(crate) struct Sessions {
+    /// Boxed: the table then holds pointers, so its spare capacity costs 16 bytes a slot
+    /// instead of a whole session (idle memory per client).
+    by_id: IdMap<SessionId, Box<Session>>,
+    /// Keyed by the session's own shared identifier (16 bytes a slot, no second copy of the
+    /// text).
+    by_client_id: HashMap<Arc<str>, SessionId>,
+    last_id: u64,
+    last_assigned: u64,
+}
 
-impl ClientIds {
+impl Sessions {
+    /// The session `id`.
+    pub(crate) fn get(&self, id: &SessionId) -> Option<&Session> {
+        self.by_id.get(id).map(|s| &**s)
+    }
+
+    /// The session `id`, to change.
+    pub(crate) fn get_mut(&mut self, id: &SessionId) -> Option<&mut Session> {
+        self.by_id.get_mut(id).map(|s| &mut **s)
+    }
+
     /// The session of `client_id`.
-    pub(crate) fn get(&self, client_id: &str) -> Option<&SessionId> {
-        self.0.get(client_id)
+    pub(crate) fn find(&self, client_id: &str) -> Option<SessionId> {
+        self.by_client_id.get(client_id).copied()
     }
 
-    /// Whether `client_id` has a session.
-    pub(crate) fn contains_key(&self, client_id: &str) -> bool {
-        self.0.contains_key(client_id)
+    /// Sessions held, connected or not.
+    pub(crate) fn len(&self) -> usize {
+        self.by_id.len()
     }
 
-    /// Records `session` as the session of `client_id`; returns the one it replaces.
-    pub(crate) fn insert(&mut self, client_id: Arc<str>, session: SessionId) -> Option<SessionId> {
-        self.0.insert(client_id, session)
+    /// The identifiers of every session, in no particular order.
+    pub(crate) fn ids(&self) -> impl Iterator<Item = SessionId> + '_ {
+        self.by_id.keys().copied()
     }
 
-    /// Forgets the session of `client_id`.
-    pub(crate) fn remove(&mut self, client_id: &str) -> Option<SessionId> {
-        self.0.remove(client_id)
+    /// Every session, in no particular order.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &Session> {
+        self.by_id.values().map(|s| &**s)
+    }
+
+    /// A new, empty session for `client_id`, which from now on names it.
+    pub(crate) fn create(&mut self, client_id: &str, version: ProtocolVersion) -> SessionId {
+        let id = self.reserve_id();
+        self.insert(id, Session::new(Arc::from(client_id), version));
+        id
+    }
+
+    /// An identifier for a session that the caller builds and then [`Sessions::insert`]s.
+    pub(crate) fn reserve_id(&mut self) -> SessionId {
+        self.last_id += 1;
+        SessionId(self.last_id)
+    }
+
+    /// Holds `session` as `id`; its client identifier names it from now on.
+    pub(crate) fn insert(&mut self, id: SessionId, session: Session) {
+        self.by_client_id.insert(Arc::clone(&session.client_id), id);
+        self.by_id.insert(id, Box::new(session));
+    }
+
+    /// Discards session `id`; its client identifier no longer names it (unless a newer session
+    /// took the identifier over already).
+    pub(crate) fn remove(&mut self, id: &SessionId) -> Option<Box<Session>> {
+        let session = self.by_id.remove(id)?;
+        if self.by_client_id.get(&session.client_id) == Some(id) {
+            self.by_client_id.remove(&session.client_id);
+        }
+        Some(session)
+    }
+
+    /// A client identifier no session has: `prefix` and a counter [MQTT-3.1.3-6].
+    pub(crate) fn assign_client_id(&mut self, prefix: &str) -> String {
+        loop {
+            self.last_assigned += 1;
+            let id = format!("{prefix}{}", self.last_assigned);
+            if !self.by_client_id.contains_key(id.as_str()) {
+                return id;
+            }
+        }
     }
 }
 
@@ -405,6 +465,36 @@ mod tests {
     use bytes::Bytes;
     use mqtt_wire::{MqttStr, QoS};
     use std::sync::Arc;
+
+    #[test]
+    fn a_client_identifier_names_its_newest_session_only_while_it_exists() {
+        let mut sessions = Sessions::default();
+        let first = sessions.create("dev", ProtocolVersion::V5);
+        assert_eq!(sessions.find("dev"), Some(first));
+        // A restored session of the same identifier takes the name over.
+        let second = sessions.reserve_id();
+        sessions.insert(second, Session::new(Arc::from("dev"), ProtocolVersion::V5));
+        assert_ne!(first, second);
+        assert_eq!(sessions.find("dev"), Some(second));
+        // Discarding the older one leaves the name with the newer one.
+        assert!(sessions.remove(&first).is_some());
+        assert_eq!(sessions.find("dev"), Some(second));
+        assert!(sessions.remove(&second).is_some());
+        assert_eq!((sessions.find("dev"), sessions.len()), (None, 0));
+        assert!(sessions.remove(&second).is_none());
+    }
+
+    #[test]
+    fn assigned_client_identifiers_are_unused_ones() {
+        let mut sessions = Sessions::default();
+        sessions.create("auto-1", ProtocolVersion::V5);
+        assert_eq!(
+            sessions.assign_client_id("auto-"),
+            "auto-2",
+            "[MQTT-3.1.3-6]"
+        );
+        assert_eq!(sessions.assign_client_id("auto-"), "auto-3");
+    }
 
     fn delivery(payload: &'static [u8]) -> Delivery {
         Delivery {

@@ -17,10 +17,8 @@ use crate::broker::Broker;
 use crate::conn::Phase;
 use crate::hooks::{AuthDecision, AuthStep, Authorization, ClientRef, ConnectCredentials};
 use crate::ids::ConnectionId;
-use crate::ids::SessionId;
 use crate::message::RetainSource;
 use crate::output::{Event, Output};
-use crate::session::Session;
 use crate::timer::TimerKey;
 use crate::will::{self, Will};
 
@@ -168,7 +166,8 @@ impl Broker {
         let v5 = version.is_v5();
         let assigned = connect.client_id.is_empty();
         let client_id = if assigned {
-            self.assign_client_id()
+            self.sessions
+                .assign_client_id(&self.config.assigned_client_id_prefix)
         } else {
             connect.client_id.to_string()
         };
@@ -176,7 +175,7 @@ impl Broker {
             self.refuse(conn, ReasonCode::NotAuthorized, now);
             return;
         }
-        let existing = self.client_ids.get(&client_id).copied();
+        let existing = self.sessions.find(&client_id);
         if existing.is_none() && self.sessions.len() >= self.config.max_sessions {
             self.refuse(conn, ReasonCode::QuotaExceeded, now);
             return;
@@ -206,9 +205,9 @@ impl Broker {
             Some(session) if !connect.clean_start && resumable => (session, true), // [MQTT5-3.1.2-5] [MQTT311-3.1.2-4]
             Some(old) => {
                 self.end_session(old, false, now); // [MQTT5-3.1.2-4] [MQTT311-3.1.2-6]
-                (self.create_session(&client_id, version), false)
+                (self.sessions.create(&client_id, version), false)
             }
-            None => (self.create_session(&client_id, version), false),
+            None => (self.sessions.create(&client_id, version), false),
         };
         if session_present {
             self.stats.clients_disconnected = self.stats.clients_disconnected.saturating_sub(1);
@@ -328,29 +327,6 @@ impl Broker {
         } else {
             requested
         }
-    }
-
-    /// A fresh client identifier from a counter [MQTT-3.1.3-6].
-    fn assign_client_id(&mut self) -> String {
-        loop {
-            self.next_assigned_id += 1;
-            let id = format!(
-                "{}{}",
-                self.config.assigned_client_id_prefix, self.next_assigned_id
-            );
-            if !self.client_ids.contains_key(&id) {
-                return id;
-            }
-        }
-    }
-
-    fn create_session(&mut self, client_id: &str, version: ProtocolVersion) -> SessionId {
-        let id = self.new_session_id();
-        let client_id: Arc<str> = Arc::from(client_id);
-        self.client_ids.insert(Arc::clone(&client_id), id);
-        self.sessions
-            .insert(id, Box::new(Session::new(client_id, version)));
-        id
     }
 
     /// Disconnects the connection currently holding a session that a new CONNECT claims:

@@ -21,7 +21,7 @@ use crate::inflight::Outbound;
 use crate::message::{Delivery, Lifetime, Message};
 use crate::output::{DropReason, Event};
 use crate::persist::DeliveryState;
-use crate::session::Session;
+use crate::session::Sessions;
 
 /// What became of one PUBLISH handed to [`Broker::send_publish`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +72,7 @@ impl Copies {
 
 /// The connection `session` can be sent to now, if any.
 pub(crate) fn online_conn(
-    sessions: &IdMap<SessionId, Box<Session>>,
+    sessions: &Sessions,
     conns: &IdMap<ConnectionId, Box<Conn>>,
     session: SessionId,
 ) -> Option<ConnectionId> {

@@ -209,7 +209,7 @@ impl Broker {
             messages,
             incoming_qos2,
         } = recovered;
-        let id = self.new_session_id();
+        let id = self.sessions.reserve_id();
         let client_id: Arc<str> = Arc::from(client_id);
         let mut session = Session::new(Arc::clone(&client_id), record.version);
         session.expiry_interval = record.expiry_interval;
@@ -251,10 +251,9 @@ impl Broker {
             .unwrap_or(Duration::ZERO);
         let will_delay = session.will.as_ref().map(|w| w.delay_interval);
         let expiry = session.expiry_interval;
-        self.client_ids.insert(client_id, id);
         self.memory
             .added(session.queue.len(), session.queue.bytes());
-        self.sessions.insert(id, Box::new(session));
+        self.sessions.insert(id, session);
         self.stats.clients_disconnected += 1;
         if expiry != u32::MAX {
             let left = Duration::from_secs(u64::from(expiry)).saturating_sub(away);

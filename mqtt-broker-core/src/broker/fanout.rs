@@ -24,7 +24,7 @@ use crate::message::{Delivery, Message, Origin};
 use crate::output::{Event, Output};
 use crate::persist::PersistRecord;
 use crate::router::{Reach, Route};
-use crate::session::{Session, Subscription};
+use crate::session::{Sessions, Subscription};
 
 impl Broker {
     /// Routes `message`, published to `topic`, to every matching subscription. A full
@@ -260,7 +260,7 @@ const KEPT_DELIVERIES: usize = 4096;
 
 /// How `session` can be reached now, for a shared group's pick.
 fn reach(
-    sessions: &IdMap<SessionId, Box<Session>>,
+    sessions: &Sessions,
     conns: &IdMap<ConnectionId, Box<Conn>>,
     backpressure: &Backpressure,
     session: SessionId,

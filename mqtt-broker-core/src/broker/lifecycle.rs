@@ -174,9 +174,6 @@ impl Broker {
         self.memory.removed(s.queue.len(), s.queue.bytes());
         self.timers.cancel(TimerKey::SessionExpiry(session));
         self.timers.cancel(TimerKey::WillDelay(session));
-        if self.client_ids.get(&s.client_id) == Some(&session) {
-            self.client_ids.remove(&s.client_id);
-        }
         for (text, _) in s.subscriptions.values() {
             if let Some(filter) = self.parsed_filter(text) {
                 let change = self.router.remove(session, &filter);

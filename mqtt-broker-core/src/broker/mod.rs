@@ -37,7 +37,7 @@ use crate::outbox::Outbox;
 use crate::output::{Event, Output};
 use crate::retained::Retained;
 use crate::router::{InterestChange, Router};
-use crate::session::{ClientIds, Session};
+use crate::session::Sessions;
 use crate::stats::Stats;
 use crate::timer::{Due, TimerKey, Timers};
 
@@ -52,16 +52,13 @@ pub struct Broker {
     /// Boxed, like `sessions`: the tables then hold pointers, so their spare capacity costs
     /// 16 bytes a slot instead of a whole connection (idle memory per client).
     pub(crate) conns: IdMap<ConnectionId, Box<Conn>>,
-    pub(crate) sessions: IdMap<SessionId, Box<Session>>,
-    pub(crate) client_ids: ClientIds,
+    pub(crate) sessions: Sessions,
     pub(crate) router: Router,
     /// The copies of the message being routed; empty between inputs (kept for its capacity).
     pub(crate) deliveries: Vec<(SessionId, Delivery)>,
     /// Keyed timers, the one deadline of each connection (stamps kept in `Conn`), the start.
     pub(crate) timers: Timers,
     pub(crate) stats: Stats,
-    next_session: u64,
-    pub(crate) next_assigned_id: u64,
     /// Number of the message being routed (see `Session::route_mark`).
     pub(crate) route_seq: u64,
     /// The read buffer of whichever connection has no partial packet waiting: a read is
@@ -106,14 +103,11 @@ impl Broker {
             enhanced_auth: Box::new(NoEnhancedAuth),
             retained: Retained::default(),
             conns: IdMap::default(),
-            sessions: IdMap::default(),
-            client_ids: ClientIds::default(),
+            sessions: Sessions::default(),
             router,
             deliveries: Vec::new(),
             timers: Timers::default(),
             stats: Stats::default(),
-            next_session: 0,
-            next_assigned_id: 0,
             route_seq: 0,
             read_spare: BytesMut::new(),
             out,
@@ -503,7 +497,7 @@ impl Broker {
     /// new owner. `false` when this broker had no session of that identifier.
     pub fn session_taken_over(&mut self, client_id: &str, now: Instant) -> bool {
         self.tick(now);
-        let Some(session) = self.client_ids.get(client_id).copied() else {
+        let Some(session) = self.sessions.find(client_id) else {
             return false;
         };
         if let Some(conn) = self.sessions.get(&session).and_then(|s| s.conn) {
@@ -552,7 +546,7 @@ impl Broker {
         if let Some(interval) = self.config.sys_interval {
             self.timers.set_after(TimerKey::Sys, now, interval);
         }
-        let offline: Vec<SessionId> = self.sessions.keys().copied().collect();
+        let offline: Vec<SessionId> = self.sessions.ids().collect();
         for session in offline {
             self.arm_session_expiry(session, now);
         }
@@ -587,11 +581,6 @@ impl Broker {
         } else {
             self.keep_alive_check(conn, now);
         }
-    }
-
-    pub(crate) fn new_session_id(&mut self) -> SessionId {
-        self.next_session += 1;
-        SessionId(self.next_session)
     }
 
     pub(crate) fn event(&mut self, event: Event) {
