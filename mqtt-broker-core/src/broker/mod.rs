@@ -220,13 +220,14 @@ impl Broker {
     }
 
     /// [`Broker::handle_bytes`] for a read the caller holds as [`Bytes`]: when nothing partial
-    /// is buffered for the connection, its whole frames are handled as views into `data` (no
-    /// copy; a PUBLISH delivered at once shares it with its subscribers) and only a partial
-    /// frame at its end is copied, to wait for the rest.
+    /// is buffered for the connection, its whole frames are decoded and handled as views into
+    /// `data` (no copy; a PUBLISH delivered at once shares it with its subscribers; each fixed
+    /// header is parsed once) and only a partial frame at its end is copied, to wait for the
+    /// rest.
     pub fn handle_read(
         &mut self,
         conn: ConnectionId,
-        mut data: Bytes,
+        data: Bytes,
         now: Instant,
     ) -> Result<(), ApiMisuse> {
         if !self.accept_read(conn, &data, now)? {
@@ -239,16 +240,8 @@ impl Broker {
         if buffered || self.backpressure.has_unread(conn) || self.is_paused(conn) {
             self.buffer_read(conn, &data);
             self.read_packets(conn, now);
-        } else if let Some(c) = self.conns.get_mut(&conn) {
-            match c.decoder.split_whole_frames(&mut data) {
-                Ok(frames) => {
-                    self.buffer_read(conn, &data);
-                    if self.read_frames(conn, &frames, now) {
-                        self.read_packets(conn, now); // the rest: a partial frame, or an error
-                    }
-                }
-                Err(error) => self.decode_failed(conn, error, now),
-            }
+        } else if let Some(end) = self.read_frames(conn, &data, now) {
+            self.buffer_read(conn, &data[end..]); // a partial frame waits for the rest
         }
         self.read_resumed(now);
         Ok(())
@@ -333,7 +326,7 @@ impl Broker {
                     }
                 },
             };
-            if !self.read_frames(conn, &frames, now) {
+            if self.read_frames(conn, &frames, now).is_none() {
                 break;
             }
         }
@@ -354,22 +347,22 @@ impl Broker {
         }
     }
 
-    /// Decodes and handles the whole frames in `frames` in order, each borrowing from it (no
-    /// reference count changes per frame; a PUBLISH that is kept takes its own view). Stops
-    /// early when the connection is paused (the rest is kept for its resumption), closing, gone
-    /// or sent malformed bytes; `true` when every frame was handled.
-    fn read_frames(&mut self, conn: ConnectionId, frames: &Bytes, now: Instant) -> bool {
+    /// Decodes and handles the whole frames at the front of `frames` in order, each borrowing
+    /// from it (no reference count changes per frame; a PUBLISH that is kept takes its own
+    /// view). `Some(end)` when every whole frame was handled: `frames[end..]` is empty or the
+    /// start of a partial frame. `None` when it stopped early: the connection is paused (the
+    /// rest is kept for its resumption: its whole frames as unread, a partial one in the read
+    /// buffer), closing, gone or sent malformed bytes.
+    fn read_frames(&mut self, conn: ConnectionId, frames: &Bytes, now: Instant) -> Option<usize> {
         let mut offset = 0;
         loop {
             if self.is_paused(conn) {
-                self.backpressure.keep_unread(conn, frames.slice(offset..));
-                return false;
+                self.keep_for_resumption(conn, frames.slice(offset..));
+                return None;
             }
-            let Some(c) = self.conns.get_mut(&conn) else {
-                return false;
-            };
+            let c = self.conns.get_mut(&conn)?;
             if matches!(c.phase, Phase::Closing) {
-                return false;
+                return None;
             }
             match c.decoder.decode_borrowed(frames, &mut offset) {
                 Ok(Some(packet)) => {
@@ -378,13 +371,30 @@ impl Broker {
                     self.handle_packet(conn, packet, now);
                     self.check_outbox(conn, now);
                 }
-                Ok(None) => return true,
+                Ok(None) => return Some(offset),
                 Err(error) => {
                     self.decode_failed(conn, error, now);
-                    return false;
+                    return None;
                 }
             }
         }
+    }
+
+    /// Keeps what a paused connection sent and has not been handled: its whole frames as
+    /// unread (handled first when it resumes), a partial frame after them in the read buffer
+    /// (before anything read later). The frame headers are parsed again here, on this rare
+    /// path only; a malformed header leaves everything in the read buffer, to fail on
+    /// resumption.
+    fn keep_for_resumption(&mut self, conn: ConnectionId, mut rest: Bytes) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        if let Ok(whole) = c.decoder.split_whole_frames(&mut rest)
+            && !whole.is_empty()
+        {
+            self.backpressure.keep_unread(conn, whole);
+        }
+        self.buffer_read(conn, &rest);
     }
 
     /// The socket took `bytes` of what was transmitted. Frees outbox room and sends what waited.
