@@ -85,6 +85,9 @@ pub struct AuthRequest {
     pub method: Option<String>,
     /// The client's latest authentication data (enhanced authentication).
     pub data: Option<Bytes>,
+    /// Whether this is a re-authentication of a connected client (v5 AUTH 0x19) rather than a
+    /// CONNECT: refusing it disconnects the client [MQTT5-4.12.1-2].
+    pub reauthentication: bool,
 }
 
 /// Why a message was not delivered to one session.
@@ -131,6 +134,14 @@ pub enum Event {
         client_id: Arc<str>,
         /// Whether an existing session was resumed.
         session_present: bool,
+        /// The user name it authenticated with, if any.
+        username: Option<Box<str>>,
+        /// Its protocol version.
+        protocol: ProtocolVersion,
+        /// The keep alive in force, in seconds (0: none), after the server's limit.
+        keep_alive: u16,
+        /// Where it came from (peer address, listener, TLS identity).
+        info: ConnectionInfo,
     },
     /// A connected client's connection ended.
     ClientDisconnected {

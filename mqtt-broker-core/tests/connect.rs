@@ -420,9 +420,25 @@ fn deferred_authentication_is_answered_later() {
     h.expect_nothing(c);
     assert_eq!(h.auth_requests.len(), 1);
     assert_eq!(h.auth_requests[0].client_id, "d");
+    assert!(!h.auth_requests[0].reauthentication);
     h.broker.accept_connect(c.conn, h.now).unwrap();
     h.drain();
     assert!(matches!(h.expect(c), Packet::ConnAck(a) if a.reason_code == ReasonCode::Success));
+    let connected = h.events.iter().find_map(|e| match e {
+        Event::ClientConnected {
+            conn,
+            username,
+            protocol,
+            keep_alive,
+            ..
+        } if *conn == c.conn => Some((username.as_deref(), *protocol, *keep_alive)),
+        _ => None,
+    });
+    assert_eq!(
+        connected,
+        Some((Some("later"), V5, connect.keep_alive)),
+        "the event names who connected, how"
+    );
     assert!(
         h.broker.accept_connect(c.conn, h.now).is_err(),
         "nothing pending any more"

@@ -545,9 +545,11 @@ fn mqtt5_4_12_enhanced_authentication_steps_can_be_deferred_to_the_caller() {
     h.drain();
     assert!(matches!(h.expect(c), Packet::ConnAck(a) if a.reason_code == ReasonCode::Success));
 
+    assert!(!request.reauthentication, "a step of CONNECT");
     // Re-authentication deferred, then refused: DISCONNECT [MQTT5-4.12.1-2].
     h.send(c, auth(ReasonCode::ReAuthenticate, b"again"));
     assert_eq!(h.auth_requests.len(), 1);
+    assert!(h.auth_requests[0].reauthentication, "[MQTT5-4.12.1-1]");
     h.send(c, Packet::PingReq);
     assert_eq!(
         h.expect(c),

@@ -214,6 +214,7 @@ impl Broker {
                     password: None,
                     method: c.auth_method.as_ref().map(|m| m.to_string()),
                     data,
+                    reauthentication: true,
                 };
                 self.out.push(Output::AuthRequest(request));
             }
@@ -260,6 +261,7 @@ impl Broker {
             password: connect.password.clone(),
             method: c.auth_method.as_ref().map(|m| m.to_string()),
             data,
+            reauthentication: false,
         })
     }
 

@@ -286,13 +286,17 @@ impl Broker {
         self.send_packet(conn, &Packet::ConnAck(connack), now);
         self.stats.clients_connected += 1;
         self.stats.clients_maximum = self.stats.clients_maximum.max(self.stats.clients_connected);
-        if let Some(s) = self.sessions.get(&session) {
-            let client_id = Arc::clone(&s.client_id);
-            self.event(Event::ClientConnected {
+        if let (Some(s), Some(c)) = (self.sessions.get(&session), self.conns.get(&conn)) {
+            let event = Event::ClientConnected {
                 conn,
-                client_id,
+                client_id: Arc::clone(&s.client_id),
                 session_present,
-            });
+                username: c.username.clone(),
+                protocol: c.version,
+                keep_alive: c.keep_alive,
+                info: c.info.clone(),
+            };
+            self.event(event);
         }
         self.save_session(session, now);
         if session_present {

@@ -282,9 +282,15 @@ impl BrokerTask {
                 conn,
                 client_id,
                 session_present,
+                username,
+                protocol,
+                keep_alive,
+                info,
+                ..
             } => {
-                let peer = self.broker.connection_info(*conn).and_then(|c| c.peer);
-                info!(%conn, ?peer, %client_id, session_present, "client connected");
+                let peer = info.peer;
+                let username = username.as_deref();
+                info!(%conn, ?peer, %client_id, ?username, ?protocol, keep_alive, session_present, "client connected");
             }
             Event::ClientDisconnected {
                 conn,
