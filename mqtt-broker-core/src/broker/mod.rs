@@ -43,35 +43,35 @@ use crate::timer::{Due, TimerKey, Timers};
 
 /// A sans-IO MQTT broker. See the [crate documentation](crate) for the driving loop.
 pub struct Broker {
-    pub(crate) config: Config,
-    pub(crate) topic_limits: TopicLimits,
-    pub(crate) authenticator: Box<dyn Authenticator>,
-    pub(crate) authorizer: Box<dyn Authorizer>,
-    pub(crate) enhanced_auth: Box<dyn EnhancedAuthenticator>,
-    pub(crate) retained: Retained,
+    config: Config,
+    topic_limits: TopicLimits,
+    authenticator: Box<dyn Authenticator>,
+    authorizer: Box<dyn Authorizer>,
+    enhanced_auth: Box<dyn EnhancedAuthenticator>,
+    retained: Retained,
     /// Boxed, like `sessions`: the tables then hold pointers, so their spare capacity costs
     /// 16 bytes a slot instead of a whole connection (idle memory per client).
-    pub(crate) conns: IdMap<ConnectionId, Box<Conn>>,
-    pub(crate) sessions: Sessions,
-    pub(crate) router: Router,
+    conns: IdMap<ConnectionId, Box<Conn>>,
+    sessions: Sessions,
+    router: Router,
     /// The copies of the message being routed; empty between inputs (kept for its capacity).
-    pub(crate) deliveries: Vec<(SessionId, Delivery)>,
+    deliveries: Vec<(SessionId, Delivery)>,
     /// Keyed timers, the one deadline of each connection (stamps kept in `Conn`), the start.
-    pub(crate) timers: Timers,
-    pub(crate) stats: Stats,
+    timers: Timers,
+    stats: Stats,
     /// Number of the message being routed (see `Session::route_mark`).
-    pub(crate) route_seq: u64,
+    route_seq: u64,
     /// The read buffer of whichever connection has no partial packet waiting: a read is
     /// appended to it, its whole frames are split off and handled, and the emptied rest comes
     /// back here (`spare_read_buffer`). Idle connections then hold no read buffer, and reads
     /// reuse one allocation once the frames that shared it are dropped.
     read_spare: BytesMut,
     /// The outputs, their encoding buffer and the durability gate.
-    pub(crate) out: Outbox,
+    out: Outbox,
     /// Publishers paused for full subscriber queues.
-    pub(crate) backpressure: Backpressure,
+    backpressure: Backpressure,
     /// Bytes held for delivery, checked against `Config::memory_limit`.
-    pub(crate) memory: MemoryUse,
+    memory: MemoryUse,
 }
 
 impl std::fmt::Debug for Broker {
