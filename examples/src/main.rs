@@ -10,9 +10,10 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use mqtt_tokio::Server;
-use mqtt_tokio::config::{LoadedConfig, ServerConfig, load_file};
+use mqtt_tokio::config::{LoadedConfig, LogDest, Logging, ServerConfig, load_file};
 use tracing::{error, warn};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt as _};
 
 /// jemalloc (feature `jemalloc`, on by default): unlike glibc's malloc, it returns the memory
 /// freed after a burst of connections to the system (see [`return_freed_memory_promptly`]).
@@ -92,27 +93,21 @@ fn serve(
     verbose: bool,
     start_fresh: bool,
 ) -> Result<(), String> {
-    let default_level = if verbose { "debug" } else { "info" };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-
     let loaded = match &config {
         Some(path) => load_file(path).map_err(|e| e.to_string())?,
         None => LoadedConfig::from(ServerConfig::default()),
     };
+    start_logging(&loaded.config.log, verbose)?;
     loaded.warnings.iter().for_each(|w| warn!("{w}"));
     let mut config = loaded.config;
     for &port in ports {
         config.add_local_listener(port);
     }
-    // The binary keeps its state on disk (./data) unless the configuration says otherwise.
+    // The binary keeps its state on disk (./data) unless the configuration says otherwise (a
+    // mosquitto.conf says so unless it has `persistence true`, as in mosquitto).
     config.persistence.get_or_insert(true);
     config.start_fresh |= start_fresh;
+    let pid_file = config.pid_file.clone();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -123,9 +118,71 @@ fn serve(
             .start()
             .await
             .map_err(|e| e.to_string())?;
+        // Written once the listeners are bound, as mosquitto does; removed when it stops.
+        let _pid_file = pid_file.map(PidFile::write).transpose()?;
         server.run_until_signalled().await.map_err(|e| {
             error!(%e, "signal handling failed");
             e.to_string()
         })
     })
+}
+
+/// Sets up logging to the configured destinations (standard error when none), at the
+/// configured level (`info` by default, `debug` with `-v`); `RUST_LOG` overrides both.
+fn start_logging(log: &Logging, verbose: bool) -> Result<(), String> {
+    let level = match (&log.level, verbose) {
+        (_, true) => "debug",
+        (Some(level), false) => level.as_str(),
+        (None, false) => "info",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let mut to_terminal = log.dest.is_empty();
+    let mut writer: Option<BoxMakeWriter> = None;
+    for dest in &log.dest {
+        let next = match dest {
+            LogDest::Stderr => {
+                to_terminal = log.dest.len() == 1;
+                BoxMakeWriter::new(std::io::stderr)
+            }
+            LogDest::Stdout => BoxMakeWriter::new(std::io::stdout),
+            LogDest::None => BoxMakeWriter::new(std::io::sink),
+            LogDest::File(path) => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| format!("log_dest file {}: {e}", path.display()))?;
+                BoxMakeWriter::new(std::sync::Mutex::new(file))
+            }
+        };
+        writer = Some(match writer {
+            Some(before) => BoxMakeWriter::new(before.and(next)),
+            None => next,
+        });
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer.unwrap_or_else(|| BoxMakeWriter::new(std::io::stderr)))
+        .with_ansi(to_terminal && std::io::stderr().is_terminal())
+        .init();
+    Ok(())
+}
+
+/// The process id written to a file, removed again when dropped.
+struct PidFile(PathBuf);
+
+impl PidFile {
+    fn write(path: PathBuf) -> Result<PidFile, String> {
+        std::fs::write(&path, format!("{}\n", std::process::id()))
+            .map_err(|e| format!("pid_file {}: {e}", path.display()))?;
+        Ok(PidFile(path))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.0) {
+            warn!(file = %self.0.display(), %e, "cannot remove the pid file");
+        }
+    }
 }

@@ -1,6 +1,7 @@
-//! The `mqtt-broker` binary end to end: reads a mosquitto.conf given with `-c` (warning about
-//! the options it ignores), serves mosquitto clients, and stops cleanly on SIGTERM. Skips with a
-//! notice when the mosquitto clients are not installed.
+//! The `mqtt-broker` binary end to end: reads a mosquitto.conf given with `-c` (its pid file and
+//! log destinations, a warning about the options it ignores), serves mosquitto clients, and
+//! stops cleanly on SIGTERM; refuses an option it cannot honour. Skips with a notice when the
+//! mosquitto clients are not installed.
 
 mod common;
 
@@ -20,9 +21,15 @@ fn serves_a_mosquitto_conf_and_stops_on_sigterm() {
     let dir = scratch_dir(test);
     let port = free_port();
     let conf = dir.join("mosquitto.conf");
+    let (pid_file, log_file) = (dir.join("broker.pid"), dir.join("broker.log"));
     std::fs::write(
         &conf,
-        format!("log_dest stderr\nlistener {port} 127.0.0.1\nallow_anonymous true\n"),
+        format!(
+            "pid_file {}\nlog_dest file {}\nlog_dest stderr\nset_tcp_nodelay true\n\
+             listener {port} 127.0.0.1\nallow_anonymous true\n",
+            pid_file.display(),
+            log_file.display()
+        ),
     )
     .expect("write conf");
     let broker = Guard::spawn(
@@ -32,6 +39,8 @@ fn serves_a_mosquitto_conf_and_stops_on_sigterm() {
             .arg(&conf),
     );
     wait_for_port(port, LIMIT);
+    let pid = std::fs::read_to_string(&pid_file).expect("the pid file is written");
+    assert_eq!(pid.trim(), broker.0.id().to_string());
     let published = run(
         Command::new("mosquitto_pub").args([
             "-h",
@@ -54,8 +63,34 @@ fn serves_a_mosquitto_conf_and_stops_on_sigterm() {
     assert!(killed.status.success());
     let (status, _, stderr) = broker.finish(LIMIT);
     assert_eq!(status.map(|s| s.success()), Some(true), "{stderr}");
-    assert!(stderr.contains("`log_dest` is not supported"), "{stderr}");
+    assert!(
+        stderr.contains("mosquitto.conf:4: option `set_tcp_nodelay` ignored"),
+        "{stderr}"
+    );
     assert!(stderr.contains("client connected"), "{stderr}");
+    let logged = std::fs::read_to_string(&log_file).expect("the log file is written");
+    assert!(logged.contains("client connected"), "{logged}");
+    assert!(!pid_file.exists(), "the pid file is removed at the end");
+}
+
+#[test]
+fn refuses_a_mosquitto_option_it_cannot_honour_naming_file_and_line() {
+    let dir = scratch_dir("refuses_a_mosquitto_option_it_cannot_honour");
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(&conf, "listener 8883\npsk_file /etc/mosquitto/psk\n").expect("write conf");
+    let output = run(
+        Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
+            .arg("-c")
+            .arg(&conf),
+        LIMIT,
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let expected = format!(
+        "{}:2: psk_file: TLS-PSK is not supported; use certificates",
+        conf.display()
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
 }
 
 #[test]

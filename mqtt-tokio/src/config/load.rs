@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::Path;
 
-use super::{ServerConfig, parse_mosquitto_conf, parse_toml};
+use super::{ServerConfig, parse_mosquitto_conf_file, parse_toml};
 
 /// A configuration that could not be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +15,9 @@ pub enum ConfigError {
     Syntax(String),
     /// The values parse but contradict each other or are out of range.
     Invalid(String),
+    /// An option this broker cannot honour (with where and why): it refuses to start rather
+    /// than run weaker than configured.
+    Refused(String),
 }
 
 impl fmt::Display for ConfigError {
@@ -23,6 +26,7 @@ impl fmt::Display for ConfigError {
             ConfigError::Io(why) => write!(f, "cannot read configuration: {why}"),
             ConfigError::Syntax(why) => write!(f, "configuration syntax error: {why}"),
             ConfigError::Invalid(why) => write!(f, "invalid configuration: {why}"),
+            ConfigError::Refused(why) => write!(f, "unsupported configuration: {why}"),
         }
     }
 }
@@ -64,7 +68,7 @@ pub fn load_file(path: &Path) -> Result<LoadedConfig, ConfigError> {
             warnings: Vec::new(),
         })
     } else {
-        parse_mosquitto_conf(&text)
+        parse_mosquitto_conf_file(&text, path)
     }
 }
 

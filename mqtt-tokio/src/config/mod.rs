@@ -18,7 +18,9 @@ use serde::Deserialize;
 pub use durability::Durability;
 
 pub use load::{ConfigError, LoadedConfig, load_file};
-pub use mosquitto_conf::parse_mosquitto_conf;
+pub use mosquitto_conf::{
+    OPTIONS, Support, parse_mosquitto_conf, parse_mosquitto_conf_file, support,
+};
 pub use toml_file::parse_toml;
 
 /// Port of a plain MQTT listener when none is given.
@@ -56,6 +58,41 @@ pub struct ServerConfig {
     pub check_retain_source: bool,
     /// Limits applied to every client.
     pub limits: Limits,
+    /// Prefix of the client identifiers the broker assigns to clients that send an empty one
+    /// (default `auto-`, as mosquitto).
+    pub auto_id_prefix: String,
+    /// A file the `mqtt-broker` binary writes its process id into once it runs (removed when
+    /// it stops).
+    pub pid_file: Option<PathBuf>,
+    /// Where the `mqtt-broker` binary writes its log (default: standard error).
+    pub log: Logging,
+}
+
+/// Where and what the `mqtt-broker` binary logs (`[log]` table; mosquitto's `log_dest` and
+/// `log_type`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Logging {
+    /// Destinations; empty means standard error. Several may be given.
+    pub dest: Vec<LogDest>,
+    /// Most detailed level logged: `error`, `warn`, `info` (default), `debug` or `trace`;
+    /// `RUST_LOG` and `-v` override.
+    pub level: Option<String>,
+}
+
+/// One log destination.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogDest {
+    /// Standard error.
+    Stderr,
+    /// Standard output.
+    Stdout,
+    /// A file, appended to (created if missing).
+    File(PathBuf),
+    /// Nowhere (mosquitto's `log_dest none`).
+    None,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +107,9 @@ impl Default for ServerConfig {
             start_fresh: false,
             check_retain_source: true,
             limits: Limits::default(),
+            auto_id_prefix: String::from("auto-"),
+            pid_file: None,
+            log: Logging::default(),
         }
     }
 }
@@ -101,6 +141,7 @@ impl ServerConfig {
     pub fn core_config(&self) -> mqtt_broker_core::Config {
         let mut core = self.limits.apply(mqtt_broker_core::Config::default());
         core.check_retain_source = self.check_retain_source;
+        core.assigned_client_id_prefix = self.auto_id_prefix.clone();
         core
     }
 
@@ -109,6 +150,13 @@ impl ServerConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         for (index, listener) in self.listeners.iter().enumerate() {
             listener.validate(index)?;
+        }
+        if let Some(level) = &self.log.level
+            && !["off", "error", "warn", "info", "debug", "trace"].contains(&level.as_str())
+        {
+            return Err(ConfigError::Invalid(format!(
+                "log.level `{level}`: expected off, error, warn, info, debug or trace"
+            )));
         }
         self.limits.validate()
     }
@@ -229,6 +277,21 @@ pub struct Limits {
     /// exceeded; QoS 0 dropped; a 3.1/3.1.1 publisher of QoS 1/2 is disconnected). Default 0:
     /// no limit beyond the per-session bounds.
     pub memory_limit: u64,
+    /// Topic aliases a v5 client may set up towards the broker (Topic Alias Maximum; default
+    /// 16; 0 refuses aliases).
+    pub max_topic_alias: u16,
+    /// Whether retained messages are kept (default true; false: a retained PUBLISH is refused,
+    /// v5 Retain Available 0).
+    pub retain_available: bool,
+    /// Topic and payload bytes queued per session (default 16 MiB; 0 means no limit beyond
+    /// `max_queued_messages`).
+    pub max_queued_bytes: u64,
+    /// Whether a client may send an empty client identifier and get one assigned (default
+    /// true).
+    pub allow_zero_length_clientid: bool,
+    /// Longest a disconnected session is kept, in seconds, whatever its client asked
+    /// (mosquitto's `persistent_client_expiration`; default 604800, 7 days; 0: no limit).
+    pub max_session_expiry: u32,
 }
 
 /// Largest packet the protocol can express: 256 MiB of remaining length plus a fixed header.
@@ -245,6 +308,11 @@ impl Default for Limits {
             connect_timeout: 10,
             max_publisher_pause: 2,
             memory_limit: 0,
+            max_topic_alias: 16,
+            retain_available: true,
+            max_queued_bytes: 16 * 1024 * 1024,
+            allow_zero_length_clientid: true,
+            max_session_expiry: 7 * 24 * 3600,
         }
     }
 }
@@ -289,6 +357,17 @@ impl Limits {
         core.connect_timeout = Duration::from_secs(self.connect_timeout);
         core.max_publisher_pause = Duration::from_secs(self.max_publisher_pause);
         core.memory_limit = usize::try_from(self.memory_limit).unwrap_or(usize::MAX);
+        core.topic_alias_maximum = self.max_topic_alias;
+        core.retain_available = self.retain_available;
+        core.max_queued_bytes = match self.max_queued_bytes {
+            0 => usize::MAX,
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        };
+        core.allow_empty_client_id = self.allow_zero_length_clientid;
+        core.max_session_expiry_interval = match self.max_session_expiry {
+            0 => u32::MAX,
+            n => n,
+        };
         core
     }
 }

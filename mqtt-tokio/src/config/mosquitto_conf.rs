@@ -1,95 +1,423 @@
 //! A reader for mosquitto.conf, so an existing mosquitto installation can switch over with
 //! `-c /etc/mosquitto/mosquitto.conf`.
 //!
-//! The common options are honoured (see [`HONOURED`]); every other option is skipped with a
-//! warning that names it and its line, never silently. As in mosquitto 2.x without
-//! `per_listener_settings true`, `allow_anonymous` applies to every listener; a `listener`
-//! without a bind address listens on every IPv4 interface; a file with no `listener` or `port`
-//! keeps the local-only default listener.
+//! Every option of mosquitto.conf(5) of mosquitto 2.0 is in [`OPTIONS`], with what this reader
+//! does with it ([`Support`]): honoured with mosquitto's meaning, refused (the broker does not
+//! start, and the error names the file, the line and why), or ignored with a warning where
+//! nothing a client could notice and nothing about security, reachability or data changes. An
+//! option that is not in the table is an error, as in mosquitto: a typo must not pass.
+//!
+//! As in mosquitto 2.x: `include_dir` (in the main file only) reads the directory's `*.conf`
+//! files in mosquitto's order; without `per_listener_settings true`, `allow_anonymous` applies
+//! to every listener; options met before the first `listener` belong to the default listener
+//! (the one `port` / `bind_address` make, else the local-only one); a file with no `listener`
+//! or `port` keeps the local-only listener; nothing is persisted unless `persistence true`;
+//! sessions are kept until `persistent_client_expiration`, without a cap of ours.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use super::{ConfigError, Durability, ListenerConfig, LoadedConfig, Protocol, ServerConfig};
+use super::{
+    ConfigError, Durability, ListenerConfig, LoadedConfig, LogDest, Protocol, ServerConfig,
+};
 
-/// The mosquitto.conf options this reader understands.
-pub const HONOURED: &[&str] = &[
-    "listener",
-    "port",
-    "bind_address",
-    "protocol",
-    "allow_anonymous",
-    "per_listener_settings",
-    "password_file",
-    "acl_file",
-    "check_retain_source",
-    "cafile",
-    "certfile",
-    "keyfile",
-    "require_certificate",
-    "use_identity_as_username",
-    "max_connections",
-    "persistence",
-    "persistence_location",
-    "autosave_interval",
-    "autosave_on_changes",
-    "max_inflight_messages",
-    "max_queued_messages",
-    "message_size_limit",
-    "max_keepalive",
-    "sys_interval",
-    "memory_limit",
+/// What this reader does with one mosquitto.conf option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Support {
+    /// Honoured with mosquitto's meaning (for some, only the values named in [`OPTIONS`]'
+    /// reasons; other values are refused with the reason).
+    Honoured,
+    /// Refused: the broker does not start. The text says why.
+    Refused(&'static str),
+    /// Accepted with a warning: nothing a client could notice and nothing about security,
+    /// reachability or data depends on it. The text says why.
+    Ignored(&'static str),
+}
+
+use Support::{Honoured, Ignored, Refused};
+
+const BRIDGE: Support = Refused("bridges are not supported yet");
+const PLUGIN: Support = Refused(
+    "plugins are not supported (mosquitto's C plugin interface); use password_file and acl_file, or embed the broker and set an Authenticator",
+);
+
+/// Every option of mosquitto.conf(5) of mosquitto 2.0 (and the older names it still accepts),
+/// with what this reader does with it. Options ending in `_` are prefixes (`auth_opt_*`).
+pub const OPTIONS: &[(&str, Support)] = &[
+    ("acl_file", Honoured),
+    ("address", BRIDGE),
+    ("addresses", BRIDGE),
+    (
+        "allow_duplicate_messages",
+        Ignored(
+            "deprecated in mosquitto 2.0; a client with overlapping subscriptions gets one copy of a message here",
+        ),
+    ),
+    ("allow_anonymous", Honoured),
+    ("allow_zero_length_clientid", Honoured),
+    ("auth_opt_", PLUGIN),
+    ("auth_plugin", PLUGIN),
+    ("auth_plugin_deny_special_chars", PLUGIN),
+    ("auto_id_prefix", Honoured),
+    ("autosave_interval", Honoured),
+    ("autosave_on_changes", Honoured),
+    ("bind_address", Honoured),
+    (
+        "bind_interface",
+        Refused("binding to an interface is not supported yet; use the interface's address"),
+    ),
+    ("bridge_alpn", BRIDGE),
+    ("bridge_attempt_unsubscribe", BRIDGE),
+    ("bridge_bind_address", BRIDGE),
+    ("bridge_cafile", BRIDGE),
+    ("bridge_capath", BRIDGE),
+    ("bridge_certfile", BRIDGE),
+    ("bridge_identity", BRIDGE),
+    ("bridge_insecure", BRIDGE),
+    ("bridge_keyfile", BRIDGE),
+    ("bridge_max_packet_size", BRIDGE),
+    ("bridge_outgoing_retain", BRIDGE),
+    ("bridge_protocol_version", BRIDGE),
+    ("bridge_psk", BRIDGE),
+    ("bridge_require_ocsp", BRIDGE),
+    ("bridge_tls_version", BRIDGE),
+    ("cafile", Honoured),
+    (
+        "capath",
+        Refused("a directory of CA certificates is not supported yet; use cafile"),
+    ),
+    ("certfile", Honoured),
+    ("check_retain_source", Honoured),
+    (
+        "ciphers",
+        Refused("choosing TLS 1.2 cipher suites is not supported yet"),
+    ),
+    (
+        "ciphers_tls1.3",
+        Refused("choosing TLS 1.3 cipher suites is not supported yet"),
+    ),
+    ("cleansession", BRIDGE),
+    ("clientid", BRIDGE),
+    (
+        "clientid_prefixes",
+        Refused("restricting client identifiers by prefix is not supported; use an ACL"),
+    ),
+    ("connection", BRIDGE),
+    (
+        "connection_messages",
+        Ignored("connections are logged at info level; RUST_LOG filters them"),
+    ),
+    (
+        "crlfile",
+        Refused("certificate revocation lists are not supported yet"),
+    ),
+    (
+        "dhparamfile",
+        Ignored("rustls uses no finite-field Diffie-Hellman: the parameters are not needed"),
+    ),
+    (
+        "http_dir",
+        Refused("serving files over HTTP is not supported"),
+    ),
+    ("idle_timeout", BRIDGE),
+    ("include_dir", Honoured),
+    ("keepalive_interval", BRIDGE),
+    ("keyfile", Honoured),
+    ("listener", Honoured),
+    ("local_cleansession", BRIDGE),
+    ("local_clientid", BRIDGE),
+    ("local_password", BRIDGE),
+    ("local_username", BRIDGE),
+    ("log_dest", Honoured),
+    (
+        "log_facility",
+        Ignored("applies to syslog, which is not a log destination here"),
+    ),
+    (
+        "log_timestamp",
+        Ignored("log lines always carry an RFC 3339 time stamp"),
+    ),
+    (
+        "log_timestamp_format",
+        Ignored("log lines always carry an RFC 3339 time stamp"),
+    ),
+    ("log_type", Honoured),
+    ("max_connections", Honoured),
+    (
+        "max_inflight_bytes",
+        Refused("a byte bound on messages in flight is not supported; use max_inflight_messages"),
+    ),
+    ("max_inflight_messages", Honoured),
+    ("max_keepalive", Honoured),
+    ("max_packet_size", Honoured),
+    ("max_qos", Honoured),
+    ("max_queued_bytes", Honoured),
+    ("max_queued_messages", Honoured),
+    ("max_topic_alias", Honoured),
+    ("maximum_qos", Honoured),
+    ("memory_limit", Honoured),
+    ("message_size_limit", Honoured),
+    (
+        "mount_point",
+        Refused(
+            "mount points are not supported yet: clients of all listeners share one topic tree",
+        ),
+    ),
+    ("notification_topic", BRIDGE),
+    ("notifications", BRIDGE),
+    ("notifications_local_only", BRIDGE),
+    ("password", BRIDGE),
+    ("password_file", Honoured),
+    ("per_listener_settings", Honoured),
+    ("persistence", Honoured),
+    (
+        "persistence_file",
+        Ignored(
+            "the store is mqtt-broker.redb in persistence_location; mosquitto's file is not written",
+        ),
+    ),
+    ("persistence_location", Honoured),
+    ("persistent_client_expiration", Honoured),
+    ("pid_file", Honoured),
+    ("plugin", PLUGIN),
+    ("plugin_opt_", PLUGIN),
+    ("port", Honoured),
+    ("protocol", Honoured),
+    (
+        "psk_file",
+        Refused("TLS-PSK is not supported; use certificates"),
+    ),
+    (
+        "psk_hint",
+        Refused("TLS-PSK is not supported; use certificates"),
+    ),
+    ("queue_qos0_messages", Honoured),
+    ("remote_clientid", BRIDGE),
+    ("remote_password", BRIDGE),
+    ("remote_username", BRIDGE),
+    ("require_certificate", Honoured),
+    ("restart_timeout", BRIDGE),
+    ("retain_available", Honoured),
+    ("retained_persistence", Honoured),
+    (
+        "retry_interval",
+        Ignored("no longer available in mosquitto 2.0 either"),
+    ),
+    ("round_robin", BRIDGE),
+    (
+        "set_tcp_nodelay",
+        Ignored("TCP_NODELAY is always set here (low latency)"),
+    ),
+    ("socket_domain", Honoured),
+    ("start_type", BRIDGE),
+    ("sys_interval", Honoured),
+    ("threshold", BRIDGE),
+    (
+        "tls_engine",
+        Refused("OpenSSL engines are not supported; keys are read from PEM files"),
+    ),
+    (
+        "tls_engine_kpass_sha1",
+        Refused("OpenSSL engines are not supported; keys are read from PEM files"),
+    ),
+    ("tls_keyform", Honoured),
+    ("tls_version", Honoured),
+    ("topic", BRIDGE),
+    ("try_private", BRIDGE),
+    ("upgrade_outgoing_qos", Honoured),
+    ("use_identity_as_username", Honoured),
+    (
+        "use_subject_as_username",
+        Refused(
+            "the certificate subject as user name is not supported; use use_identity_as_username",
+        ),
+    ),
+    (
+        "use_username_as_clientid",
+        Refused("the user name as client identifier is not supported yet"),
+    ),
+    (
+        "user",
+        Refused(
+            "dropping privileges is not supported yet; start the broker as that user (systemd User=)",
+        ),
+    ),
+    ("username", BRIDGE),
+    (
+        "websockets_headers_size",
+        Ignored("WebSocket handshake headers are bounded by the WebSocket library"),
+    ),
+    (
+        "websockets_log_level",
+        Ignored("WebSocket library logging is part of the broker's log"),
+    ),
 ];
 
-/// The reader's state while walking the lines.
+/// What this reader does with `option` (prefix options included); `None` for an option
+/// mosquitto does not know either.
+pub fn support(option: &str) -> Option<Support> {
+    OPTIONS
+        .iter()
+        .find(|(name, _)| {
+            if name.ends_with("opt_") {
+                option.len() > name.len() && option.starts_with(name)
+            } else {
+                *name == option
+            }
+        })
+        .map(|&(_, support)| support)
+}
+
+/// Where a line came from, for errors and warnings.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    file: &'a str,
+    line: usize,
+}
+
+impl std::fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+/// The reader's state while walking the lines of the main file and its includes.
 #[derive(Default)]
 struct Reader {
     config: ServerConfig,
     warnings: Vec<String>,
-    /// Index in `config.listeners` of the listener that per-listener options apply to.
+    /// Index in `config.listeners` of the listener that per-listener options apply to, once a
+    /// `listener` line was read.
     current: Option<usize>,
-    /// Index of the listener made by `port` / `bind_address` outside any `listener` block.
-    default_listener: Option<usize>,
+    /// The default listener's settings: options met before any `listener` line.
+    default: ListenerConfig,
+    /// `port` or `bind_address` was given: the default listener is opened.
+    default_opened: bool,
+    /// `bind_address` was given (with `port` alone, the default listener binds every
+    /// interface).
+    default_bind_given: bool,
+    /// `allow_anonymous` given for the default listener with `per_listener_settings true`.
+    default_anonymous: Option<bool>,
     per_listener_settings: bool,
     global_allow_anonymous: Option<bool>,
     /// `autosave_interval`, resolved with `autosave_on_changes` at the end (either may come
     /// first).
     autosave_interval: Option<u64>,
     autosave_on_changes: bool,
+    /// Where per-listener password or ACL files were set (refused with more than one
+    /// listener).
+    per_listener_auth: Option<String>,
+    persistent_client_expiration: u32,
+    /// `max_packet_size`, combined with `message_size_limit` at the end (0: none).
+    max_packet_size: u32,
 }
 
-/// Parses the text of a mosquitto.conf.
+/// Parses the text of a mosquitto.conf; `include_dir` is read from the file system, and
+/// errors name the file as `mosquitto.conf`.
 pub fn parse_mosquitto_conf(text: &str) -> Result<LoadedConfig, ConfigError> {
+    parse_mosquitto_conf_file(text, Path::new("mosquitto.conf"))
+}
+
+/// Parses the text of the mosquitto.conf at `path` (named in errors and warnings).
+pub fn parse_mosquitto_conf_file(text: &str, path: &Path) -> Result<LoadedConfig, ConfigError> {
     let mut reader = Reader::default();
-    for (index, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (option, value) = match line.split_once(char::is_whitespace) {
-            Some((option, value)) => (option, value.trim()),
-            None => (line, ""),
-        };
-        reader
-            .option(option, value)
-            .map_err(|why| ConfigError::Syntax(format!("line {}: {option}: {why}", index + 1)))?;
-        if !HONOURED.contains(&option) {
-            reader.warnings.push(format!(
-                "mosquitto.conf line {}: option `{option}` is not supported and was ignored",
-                index + 1
-            ));
-        }
-    }
+    reader.read(text, &path.display().to_string(), true)?;
     reader.finish()
 }
 
+/// The `*.conf` files of `dir` in the order mosquitto reads them: by name, letters compared
+/// without case first, then with case.
+fn include_files(dir: &str) -> Result<Vec<PathBuf>, String> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot open include_dir {dir}: {e}"))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.len() > 5 && n.ends_with(".conf"))
+        })
+        .collect();
+    files.sort_by(|a, b| {
+        let (a, b) = (a.to_string_lossy(), b.to_string_lossy());
+        let key = |s: &str| {
+            s.bytes()
+                .map(|c| (c.to_ascii_uppercase(), c))
+                .collect::<Vec<_>>()
+        };
+        key(&a).cmp(&key(&b))
+    });
+    Ok(files)
+}
+
 impl Reader {
-    fn option(&mut self, option: &str, value: &str) -> Result<(), String> {
+    /// Reads the lines of one file; `main` for the file given on the command line (the only
+    /// one whose `include_dir` is followed, as in mosquitto).
+    fn read(&mut self, text: &str, file: &str, main: bool) -> Result<(), ConfigError> {
+        for (index, raw) in text.lines().enumerate() {
+            let at = At {
+                file,
+                line: index + 1,
+            };
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (option, value) = match line.split_once(char::is_whitespace) {
+                Some((option, value)) => (option, value.trim()),
+                None => (line, ""),
+            };
+            match support(option) {
+                None => {
+                    return Err(ConfigError::Syntax(format!(
+                        "{at}: unknown option `{option}`"
+                    )));
+                }
+                Some(Refused(why)) => {
+                    return Err(ConfigError::Refused(format!("{at}: {option}: {why}")));
+                }
+                Some(Ignored(why)) => {
+                    self.warnings
+                        .push(format!("{at}: option `{option}` ignored: {why}"));
+                }
+                Some(Honoured) if option == "include_dir" => {
+                    if value.is_empty() {
+                        return Err(ConfigError::Syntax(format!(
+                            "{at}: include_dir: expected a directory"
+                        )));
+                    }
+                    if !main {
+                        self.warnings.push(format!(
+                            "{at}: include_dir ignored: only the main file's is read, as in mosquitto"
+                        ));
+                        continue;
+                    }
+                    let files = include_files(value)
+                        .map_err(|why| ConfigError::Io(format!("{at}: {why}")))?;
+                    for path in files {
+                        let name = path.display().to_string();
+                        let text = std::fs::read_to_string(&path)
+                            .map_err(|e| ConfigError::Io(format!("{name}: {e}")))?;
+                        self.read(&text, &name, false)?;
+                    }
+                }
+                Some(Honoured) => self
+                    .option(option, value, at)
+                    .map_err(|why| ConfigError::Syntax(format!("{at}: {option}: {why}")))?,
+            }
+        }
+        Ok(())
+    }
+
+    fn option(&mut self, option: &str, value: &str, at: At<'_>) -> Result<(), String> {
         let limits = &mut self.config.limits;
         match option {
             "listener" => {
                 let mut words = value.split_whitespace();
                 let port = number(words.next().unwrap_or(""))?;
                 let bind_address = words.next().unwrap_or("0.0.0.0").to_owned();
+                if words.next().is_some() {
+                    return Err(String::from("expected a port and an optional address"));
+                }
                 self.config.listeners.push(ListenerConfig {
                     port,
                     bind_address,
@@ -97,30 +425,70 @@ impl Reader {
                 });
                 self.current = Some(self.config.listeners.len() - 1);
             }
-            "port" => self.default_listener().port = number(value)?,
-            "bind_address" => self.default_listener().bind_address = value.to_owned(),
+            "port" => {
+                self.default.port = number(value)?;
+                self.default_opened = true;
+            }
+            "bind_address" => {
+                self.default.bind_address = word(value)?.to_owned();
+                self.default_opened = true;
+                self.default_bind_given = true;
+            }
+            "socket_domain" => match value {
+                // Ours binds the IPv4 address of a listener without one already.
+                "ipv4" => {}
+                "ipv6" => return Err(String::from("IPv6-only listeners are not supported yet")),
+                _ => return Err(format!("expected ipv4 or ipv6, got `{value}`")),
+            },
             "protocol" => {
                 self.listener().protocol = match value {
                     "mqtt" => Protocol::Mqtt,
                     "websockets" => Protocol::Websockets,
-                    _ => return Err(format!("unknown protocol `{value}`")),
+                    _ => return Err(format!("unsupported protocol `{value}`")),
                 }
             }
             "allow_anonymous" => {
                 let allow = boolean(value)?;
                 if self.per_listener_settings {
-                    self.listener().allow_anonymous = allow;
+                    match self.current {
+                        Some(index) => self.config.listeners[index].allow_anonymous = allow,
+                        None => self.default_anonymous = Some(allow),
+                    }
                 } else {
                     self.global_allow_anonymous = Some(allow);
                 }
             }
             "per_listener_settings" => self.per_listener_settings = boolean(value)?,
-            "password_file" => self.config.password_file = Some(path(value)?),
-            "acl_file" => self.config.acl_file = Some(path(value)?),
+            "password_file" => {
+                self.note_per_listener_auth(at);
+                self.config.password_file = Some(path(value)?);
+            }
+            "acl_file" => {
+                self.note_per_listener_auth(at);
+                self.config.acl_file = Some(path(value)?);
+            }
             "check_retain_source" => self.config.check_retain_source = boolean(value)?,
             "cafile" => self.listener().cafile = Some(path(value)?),
             "certfile" => self.listener().certfile = Some(path(value)?),
             "keyfile" => self.listener().keyfile = Some(path(value)?),
+            "tls_keyform" => {
+                if value != "pem" {
+                    return Err(String::from(
+                        "only PEM keys are supported (OpenSSL engines are not)",
+                    ));
+                }
+            }
+            "tls_version" => match value {
+                // rustls speaks TLS 1.2 and 1.3, which is what this minimum allows.
+                "tlsv1.2" => {}
+                "tlsv1.3" => {
+                    return Err(String::from("a TLS 1.3-only listener is not supported yet"));
+                }
+                "tlsv1.1" | "tlsv1" => {
+                    return Err(String::from("TLS before 1.2 is not supported (rustls)"));
+                }
+                _ => return Err(format!("unknown TLS version `{value}`")),
+            },
             "require_certificate" => self.listener().require_certificate = boolean(value)?,
             "use_identity_as_username" => {
                 self.listener().use_identity_as_username = boolean(value)?
@@ -129,11 +497,16 @@ impl Reader {
                 let max: i64 = number(value)?;
                 self.listener().max_connections = usize::try_from(max).ok().filter(|&n| n > 0);
             }
-            "persistence" => self.config.persistence = Some(boolean(value)?),
+            "persistence" | "retained_persistence" => {
+                self.config.persistence = Some(boolean(value)?)
+            }
             // Resolved in `finish`: seconds, or changes with `autosave_on_changes true`.
             "autosave_interval" => self.autosave_interval = Some(number(value)?),
             "autosave_on_changes" => self.autosave_on_changes = boolean(value)?,
             "persistence_location" => self.config.persistence_location = Some(path(value)?),
+            "persistent_client_expiration" => {
+                self.persistent_client_expiration = duration(value)?;
+            }
             // mosquitto: 0 means "no limit"; the protocol's ceiling is 65535.
             "max_inflight_messages" => {
                 let max: u16 = number(value)?;
@@ -144,44 +517,141 @@ impl Reader {
                 let max: usize = number(value)?;
                 limits.max_queued_messages = if max == 0 { 1_000_000 } else { max };
             }
+            "max_queued_bytes" => limits.max_queued_bytes = number(value)?,
             "message_size_limit" => limits.message_size_limit = number(value)?,
+            "max_packet_size" => {
+                let max: u32 = number(value)?;
+                if max != 0 && max < 64 {
+                    return Err(String::from("must be 0 or at least 64 bytes here"));
+                }
+                self.max_packet_size = max;
+            }
             "max_keepalive" => limits.max_keepalive = number(value)?,
+            "max_topic_alias" => limits.max_topic_alias = number(value)?,
+            "max_qos" | "maximum_qos" => {
+                let qos: u8 = number(value)?;
+                match qos {
+                    2 => {}
+                    0 | 1 => {
+                        return Err(String::from(
+                            "limiting the QoS clients may use is not supported yet",
+                        ));
+                    }
+                    _ => return Err(format!("expected 0, 1 or 2, got `{value}`")),
+                }
+            }
+            "retain_available" => limits.retain_available = boolean(value)?,
+            "allow_zero_length_clientid" => limits.allow_zero_length_clientid = boolean(value)?,
+            "auto_id_prefix" => self.config.auto_id_prefix = word(value)?.to_owned(),
+            "queue_qos0_messages" => {
+                if boolean(value)? {
+                    return Err(String::from(
+                        "QoS 0 messages are never queued for offline clients here",
+                    ));
+                }
+            }
+            "upgrade_outgoing_qos" => {
+                if boolean(value)? {
+                    return Err(String::from(
+                        "messages are delivered at the lower of the two QoS, as MQTT says",
+                    ));
+                }
+            }
             "sys_interval" => limits.sys_interval = number(value)?,
             // Bytes; 0 (mosquitto's default) means no limit.
             "memory_limit" => limits.memory_limit = number(value)?,
-            _ => {}
+            "pid_file" => self.config.pid_file = Some(path(value)?),
+            "log_dest" => {
+                let mut words = value.splitn(2, char::is_whitespace);
+                let dest = match (words.next().unwrap_or(""), words.next().map(str::trim)) {
+                    ("stderr", None) => LogDest::Stderr,
+                    ("stdout", None) => LogDest::Stdout,
+                    ("none", None) => LogDest::None,
+                    ("file", Some(file)) if !file.is_empty() => LogDest::File(file.into()),
+                    ("file", _) => return Err(String::from("expected a file name")),
+                    ("syslog" | "topic" | "dlt", _) => {
+                        return Err(format!("log destination `{value}` is not supported yet"));
+                    }
+                    _ => return Err(format!("unknown log destination `{value}`")),
+                };
+                self.config.log.dest.push(dest);
+            }
+            "log_type" => {
+                let level = match value {
+                    "none" => "off",
+                    "error" => "error",
+                    "warning" => "warn",
+                    "notice" | "information" => "info",
+                    "debug" | "subscribe" | "unsubscribe" | "websockets" | "all" => "debug",
+                    _ => return Err(format!("unknown log type `{value}`")),
+                };
+                // Several log_type lines: the most detailed one wins.
+                let rank = |l: &str| {
+                    ["off", "error", "warn", "info", "debug"]
+                        .iter()
+                        .position(|&x| x == l)
+                };
+                let keep = match &self.config.log.level {
+                    Some(old) => rank(old) >= rank(level),
+                    None => false,
+                };
+                if !keep {
+                    self.config.log.level = Some(level.to_owned());
+                }
+            }
+            _ => {
+                return Err(String::from(
+                    "honoured but not handled (a bug: please report it)",
+                ));
+            }
         }
         Ok(())
     }
 
-    /// The listener that per-listener options apply to: the last `listener`, else the default.
-    fn listener(&mut self) -> &mut ListenerConfig {
-        let index = match self.current {
-            Some(index) => index,
-            None => self.default_index(),
-        };
-        &mut self.config.listeners[index]
-    }
-
-    fn default_listener(&mut self) -> &mut ListenerConfig {
-        let index = self.default_index();
-        &mut self.config.listeners[index]
-    }
-
-    fn default_index(&mut self) -> usize {
-        if let Some(index) = self.default_listener {
-            return index;
+    /// A password or ACL file was set with `per_listener_settings true`: it would belong to
+    /// one listener, which this broker cannot do with more than one listener.
+    fn note_per_listener_auth(&mut self, at: At<'_>) {
+        if self.per_listener_settings && self.per_listener_auth.is_none() {
+            self.per_listener_auth = Some(at.to_string());
         }
-        self.config.listeners.push(ListenerConfig {
-            bind_address: String::from("0.0.0.0"),
-            ..ListenerConfig::default()
-        });
-        let index = self.config.listeners.len() - 1;
-        self.default_listener = Some(index);
-        index
+    }
+
+    /// The listener that per-listener options apply to: the last `listener`, else the
+    /// default listener.
+    fn listener(&mut self) -> &mut ListenerConfig {
+        match self.current {
+            Some(index) => &mut self.config.listeners[index],
+            None => &mut self.default,
+        }
     }
 
     fn finish(mut self) -> Result<LoadedConfig, ConfigError> {
+        if self.default_opened {
+            let mut default = std::mem::take(&mut self.default);
+            if !self.default_bind_given {
+                default.bind_address = String::from("0.0.0.0");
+            }
+            default.allow_anonymous = self.default_anonymous.unwrap_or(false);
+            self.config.listeners.insert(0, default);
+        } else if self.config.listeners.is_empty()
+            && (self.default != ListenerConfig::default() || self.default_anonymous.is_some())
+        {
+            // Local-only mode, with settings given for it (TLS files, connection limit,
+            // anonymous access).
+            let default = std::mem::take(&mut self.default);
+            let anonymous = self.config.password_file.is_none();
+            self.config.listeners.push(ListenerConfig {
+                allow_anonymous: self.default_anonymous.unwrap_or(anonymous),
+                ..default
+            });
+        }
+        if let Some(at) = &self.per_listener_auth
+            && self.config.listeners.len() > 1
+        {
+            return Err(ConfigError::Refused(format!(
+                "{at}: per_listener_settings true: password and ACL files for one listener of several are not supported yet; give them without per_listener_settings"
+            )));
+        }
         // mosquitto saves every `autosave_interval` seconds (default 1800), or after that many
         // changes with `autosave_on_changes`; 0 means on every change. Ours journals every
         // change before acknowledging it in both periodic modes (docs/STORAGE.md).
@@ -193,6 +663,15 @@ impl Reader {
                 (n, true) => Durability::Changes(n),
             };
         }
+        // Both bound a packet here; the smaller one holds.
+        let limits = &mut self.config.limits;
+        limits.message_size_limit = match (limits.message_size_limit, self.max_packet_size) {
+            (0, max) | (max, 0) => max,
+            (a, b) => a.min(b),
+        };
+        // mosquitto persists nothing unless told to, and keeps sessions without a cap.
+        self.config.persistence.get_or_insert(false);
+        self.config.limits.max_session_expiry = self.persistent_client_expiration;
         if let Some(allow) = self.global_allow_anonymous {
             if self.config.listeners.is_empty() {
                 // Local-only mode with an explicit choice: make the implicit listener explicit.
@@ -212,8 +691,8 @@ impl Reader {
 
 fn boolean(value: &str) -> Result<bool, String> {
     match value {
-        "true" => Ok(true),
-        "false" => Ok(false),
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
         _ => Err(format!("expected true or false, got `{value}`")),
     }
 }
@@ -224,6 +703,14 @@ fn number<T: std::str::FromStr>(value: &str) -> Result<T, String> {
         .map_err(|_| format!("expected a number in range, got `{value}`"))
 }
 
+fn word(value: &str) -> Result<&str, String> {
+    match value.split_whitespace().collect::<Vec<_>>()[..] {
+        [word] => Ok(word),
+        [] => Err(String::from("expected a value")),
+        _ => Err(format!("expected one value, got `{value}`")),
+    }
+}
+
 fn path(value: &str) -> Result<PathBuf, String> {
     if value.is_empty() {
         Err(String::from("expected a path"))
@@ -232,26 +719,58 @@ fn path(value: &str) -> Result<PathBuf, String> {
     }
 }
 
+/// mosquitto's duration syntax: a number and a unit, `h`, `d`, `w`, `m` (month) or `y`; in
+/// seconds (at most `u32::MAX`).
+fn duration(value: &str) -> Result<u32, String> {
+    let bad = || format!("expected a number and h, d, w, m or y, got `{value}`");
+    let split = value.len().checked_sub(1).ok_or_else(bad)?;
+    let (count, unit) = value.split_at(split);
+    let count: u64 = count.parse().map_err(|_| bad())?;
+    let unit: u64 = match unit {
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        "m" => 30 * 86_400,
+        "y" => 365 * 86_400,
+        _ => return Err(bad()),
+    };
+    Ok(u32::try_from(count.saturating_mul(unit))
+        .unwrap_or(u32::MAX)
+        .max(1))
+}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::LogDest;
 
     #[test]
     fn empty_file_keeps_local_only_mode() {
         let loaded = parse_mosquitto_conf("# nothing\n\n").unwrap();
-        assert_eq!(loaded.config, ServerConfig::default());
+        // mosquitto's defaults: nothing persisted, sessions kept without a cap of ours.
+        let mut expected = ServerConfig {
+            persistence: Some(false),
+            ..ServerConfig::default()
+        };
+        expected.limits.max_session_expiry = 0;
+        assert_eq!(loaded.config, expected);
         assert!(loaded.warnings.is_empty());
         assert!(loaded.config.effective_listeners()[0].allow_anonymous);
     }
 
     #[test]
     fn typical_raspberry_pi_file() {
-        let text = "\
+        let conf_d = tempfile::tempdir().unwrap();
+        std::fs::write(conf_d.path().join("local.conf"), "sys_interval 30\n").unwrap();
+        let text = format!(
+            "\
 pid_file /run/mosquitto/mosquitto.pid
 persistence true
 persistence_location /var/lib/mosquitto/
 log_dest file /var/log/mosquitto/mosquitto.log
-include_dir /etc/mosquitto/conf.d
+include_dir {}
+",
+            conf_d.path().display()
+        ) + "\
 listener 1883
 allow_anonymous false
 password_file /etc/mosquitto/passwd
@@ -269,10 +788,9 @@ max_inflight_messages 0
 max_queued_messages 200
 message_size_limit 100000
 max_keepalive 120
-sys_interval 30
 memory_limit 67108864
 ";
-        let loaded = parse_mosquitto_conf(text).unwrap();
+        let loaded = parse_mosquitto_conf(&text).unwrap();
         let config = &loaded.config;
         assert_eq!(config.persistence, Some(true));
         assert_eq!(
@@ -298,11 +816,16 @@ memory_limit 67108864
         assert_eq!(config.limits.max_keepalive, 120);
         assert_eq!(config.limits.sys_interval, 30);
         assert_eq!(config.limits.memory_limit, 64 * 1024 * 1024);
-        // Each ignored option is named, with its line.
-        assert_eq!(loaded.warnings.len(), 3);
-        assert!(loaded.warnings[0].contains("line 1") && loaded.warnings[0].contains("pid_file"));
-        assert!(loaded.warnings[1].contains("log_dest"));
-        assert!(loaded.warnings[2].contains("include_dir"));
+        // pid_file, log_dest and include_dir are honoured (sys_interval came from conf.d).
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        assert_eq!(
+            config.pid_file.as_deref(),
+            Some("/run/mosquitto/mosquitto.pid".as_ref())
+        );
+        assert_eq!(
+            config.log.dest,
+            [LogDest::File("/var/log/mosquitto/mosquitto.log".into())]
+        );
     }
 
     #[test]
@@ -338,7 +861,7 @@ memory_limit 67108864
     #[test]
     fn bad_values_name_their_line() {
         let err = parse_mosquitto_conf("listener 1883\nallow_anonymous yes\n").unwrap_err();
-        assert!(matches!(err, ConfigError::Syntax(ref s) if s.contains("line 2")));
+        assert!(matches!(err, ConfigError::Syntax(ref s) if s.contains("mosquitto.conf:2")));
         assert!(parse_mosquitto_conf("listener 70000\n").is_err());
         assert!(parse_mosquitto_conf("protocol quic\n").is_err());
         assert!(parse_mosquitto_conf("certfile\n").is_err());
@@ -382,5 +905,184 @@ memory_limit 67108864
     fn unlimited_max_connections() {
         let loaded = parse_mosquitto_conf("listener 1\nmax_connections -1\n").unwrap();
         assert_eq!(loaded.config.listeners[0].max_connections, None);
+    }
+}
+
+#[cfg(test)]
+mod strictness {
+    use super::*;
+    use crate::config::LogDest;
+
+    /// A line setting `option` to a sample value.
+    fn sample(option: &str) -> String {
+        if option.ends_with("opt_") {
+            format!("{option}key value")
+        } else {
+            format!("{option} value")
+        }
+    }
+
+    #[test]
+    fn every_refused_option_stops_the_start_naming_file_line_and_reason() {
+        let refused: Vec<_> = OPTIONS
+            .iter()
+            .filter_map(|&(name, support)| match support {
+                Refused(why) => Some((name, why)),
+                _ => None,
+            })
+            .collect();
+        assert!(refused.len() > 40, "bridge, plugin, TLS and more");
+        for (name, why) in refused {
+            let text = format!("listener 1883\n{}\n", sample(name));
+            let file = Path::new("/etc/mosquitto/mosquitto.conf");
+            match parse_mosquitto_conf_file(&text, file) {
+                Err(ConfigError::Refused(message)) => {
+                    assert!(
+                        message.starts_with("/etc/mosquitto/mosquitto.conf:2: ")
+                            && message.contains(name.trim_end_matches('_'))
+                            && message.contains(why),
+                        "{name}: {message}"
+                    );
+                }
+                other => panic!("{name} must be refused, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn options_that_would_weaken_the_broker_are_refused() {
+        for line in [
+            "bind_interface eth0",
+            "psk_file /etc/mosquitto/psk",
+            "crlfile /etc/mosquitto/crl.pem",
+            "mount_point tenant/",
+            "plugin /usr/lib/mosquitto_dynamic_security.so",
+            "auth_plugin /usr/lib/auth.so",
+            "auth_opt_backends files",
+            "clientid_prefixes sonoff-",
+            "ciphers ECDHE-RSA-AES128-GCM-SHA256",
+            "tls_version tlsv1.3",
+            "max_qos 1",
+            "user mosquitto",
+            "log_dest syslog",
+            "connection bridge-01",
+        ] {
+            let err = parse_mosquitto_conf(&format!("listener 8883\n{line}\n")).unwrap_err();
+            let message = match &err {
+                ConfigError::Refused(m) | ConfigError::Syntax(m) => m,
+                other => panic!("{line}: {other}"),
+            };
+            assert!(message.starts_with("mosquitto.conf:2: "), "{line}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_option_is_an_error_as_in_mosquitto() {
+        let err = parse_mosquitto_conf("listener 1883\nallow_anonymus true\n").unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::Syntax(String::from(
+                "mosquitto.conf:2: unknown option `allow_anonymus`"
+            ))
+        );
+        assert_eq!(support("auth_opt_"), None, "a prefix alone is no option");
+        assert_eq!(support("plugin_opt_x"), Some(PLUGIN));
+    }
+
+    #[test]
+    fn ignored_options_warn_with_their_line_and_reason() {
+        let loaded =
+            parse_mosquitto_conf("listener 1883\nlog_timestamp false\nset_tcp_nodelay true\n")
+                .unwrap();
+        assert_eq!(loaded.warnings.len(), 2);
+        assert!(
+            loaded.warnings[0].starts_with("mosquitto.conf:2: option `log_timestamp` ignored: ")
+        );
+        assert!(loaded.warnings[1].contains("TCP_NODELAY"));
+    }
+
+    #[test]
+    fn include_dir_reads_conf_files_in_mosquittos_order_from_the_main_file_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        // Case-insensitive first: a.conf, B.conf, c.conf; later files win.
+        write("c.conf", "max_keepalive 30\ninclude_dir /nonexistent\n");
+        write("B.conf", "max_keepalive 20\nlistener 1884\n");
+        write("a.conf", "max_keepalive 10\nlistener 1883\n");
+        write("notes.txt", "this is not read\n");
+        write(".conf", "neither is this\n");
+        let text = format!(
+            "include_dir {}\nallow_anonymous true\n",
+            dir.path().display()
+        );
+        let loaded = parse_mosquitto_conf(&text).unwrap();
+        let ports: Vec<u16> = loaded.config.listeners.iter().map(|l| l.port).collect();
+        assert_eq!(ports, [1883, 1884]);
+        assert_eq!(loaded.config.limits.max_keepalive, 30);
+        assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+        assert!(loaded.warnings[0].contains("c.conf:2: include_dir ignored"));
+
+        let missing = parse_mosquitto_conf("include_dir /nonexistent/conf.d\n").unwrap_err();
+        assert!(matches!(missing, ConfigError::Io(ref m) if m.contains("mosquitto.conf:1")));
+        // An error inside an included file names that file.
+        write("d.conf", "max_keepalive many\n");
+        let err = parse_mosquitto_conf(&text).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Syntax(ref m) if m.contains("d.conf:1: max_keepalive")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn per_listener_options_before_any_listener_open_no_extra_listener() {
+        let loaded = parse_mosquitto_conf(
+            "per_listener_settings true\nallow_anonymous true\nlistener 1884 127.0.0.1\nallow_anonymous false\n",
+        )
+        .unwrap();
+        let listeners = &loaded.config.listeners;
+        assert_eq!(listeners.len(), 1, "no anonymous 0.0.0.0:1883 listener");
+        assert_eq!(
+            (listeners[0].port, listeners[0].allow_anonymous),
+            (1884, false)
+        );
+    }
+
+    #[test]
+    fn per_listener_password_files_with_several_listeners_are_refused() {
+        let text = "per_listener_settings true\nlistener 1883\npassword_file /a\nlistener 1884\npassword_file /b\n";
+        let err = parse_mosquitto_conf(text).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Refused(ref m) if m.starts_with("mosquitto.conf:3: per_listener_settings")),
+            "{err}"
+        );
+        // One listener: its file is the broker's file.
+        let one =
+            parse_mosquitto_conf("per_listener_settings true\nlistener 1883\npassword_file /a\n")
+                .unwrap();
+        assert_eq!(one.config.password_file.as_deref(), Some("/a".as_ref()));
+    }
+
+    #[test]
+    fn limits_take_mosquittos_names_and_syntax() {
+        let loaded = parse_mosquitto_conf(
+            "persistent_client_expiration 14d\nmax_topic_alias 0\nretain_available false\n\
+             max_queued_bytes 1000000\nallow_zero_length_clientid 0\nauto_id_prefix gen-\n\
+             max_packet_size 5000\nmessage_size_limit 0\nlog_type error\nlog_type notice\n\
+             log_dest stdout\nlog_dest stderr\nqueue_qos0_messages false\n",
+        )
+        .unwrap();
+        let config = &loaded.config;
+        assert_eq!(config.limits.max_session_expiry, 14 * 86_400);
+        assert_eq!(config.limits.max_topic_alias, 0);
+        assert!(!config.limits.retain_available && !config.limits.allow_zero_length_clientid);
+        assert_eq!(config.limits.max_queued_bytes, 1_000_000);
+        assert_eq!(config.limits.message_size_limit, 5000);
+        assert_eq!(config.auto_id_prefix, "gen-");
+        assert_eq!(config.log.level.as_deref(), Some("info"));
+        assert_eq!(config.log.dest, [LogDest::Stdout, LogDest::Stderr]);
+        assert_eq!(duration("2w"), Ok(14 * 86_400));
+        assert!(duration("14").is_err() && duration("d").is_err() && duration("").is_err());
+        assert!(parse_mosquitto_conf("queue_qos0_messages true\n").is_err());
+        assert!(parse_mosquitto_conf("max_packet_size 30\n").is_err());
     }
 }

@@ -30,7 +30,7 @@ pub fn parse_toml(text: &str) -> Result<ServerConfig, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Limits, Protocol};
+    use crate::config::{Limits, LogDest, Protocol};
 
     #[test]
     fn empty_file_is_the_default() {
@@ -45,6 +45,8 @@ mod tests {
             persistence = true
             persistence_location = "/var/lib/mqtt"
             check_retain_source = false
+            auto_id_prefix = "gen-"
+            pid_file = "/run/mqtt.pid"
 
             [[listener]]
             bind_address = "0.0.0.0"
@@ -70,6 +72,15 @@ mod tests {
             connect_timeout = 3
             max_publisher_pause = 7
             memory_limit = 1000000
+            max_topic_alias = 0
+            retain_available = false
+            max_queued_bytes = 5000
+            allow_zero_length_clientid = false
+            max_session_expiry = 3600
+
+            [log]
+            dest = ["stdout", { file = "/var/log/mqtt.log" }]
+            level = "debug"
         "#;
         let config = parse_toml(text).unwrap();
         assert_eq!(config.password_file.as_deref(), Some("/p".as_ref()));
@@ -98,8 +109,34 @@ mod tests {
                 connect_timeout: 3,
                 max_publisher_pause: 7,
                 memory_limit: 1_000_000,
+                max_topic_alias: 0,
+                retain_available: false,
+                max_queued_bytes: 5000,
+                allow_zero_length_clientid: false,
+                max_session_expiry: 3600,
             }
         );
+        assert_eq!(config.auto_id_prefix, "gen-");
+        assert_eq!(config.pid_file.as_deref(), Some("/run/mqtt.pid".as_ref()));
+        assert_eq!(
+            config.log.dest,
+            [LogDest::Stdout, LogDest::File("/var/log/mqtt.log".into())]
+        );
+        assert_eq!(config.log.level.as_deref(), Some("debug"));
+        let core = config.core_config();
+        assert_eq!(
+            (
+                core.topic_alias_maximum,
+                core.retain_available,
+                core.max_queued_bytes
+            ),
+            (0, false, 5000)
+        );
+        assert_eq!(
+            (core.allow_empty_client_id, core.max_session_expiry_interval),
+            (false, 3600)
+        );
+        assert_eq!(core.assigned_client_id_prefix, "gen-");
     }
 
     #[test]
