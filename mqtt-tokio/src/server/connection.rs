@@ -208,7 +208,7 @@ impl<T: Transport> Connection<T> {
     fn spend_then_send(&self, queue: Arc<WriteQueue>, data: Bytes) -> Wait {
         let (conn, inputs) = (self.conn, self.inputs.clone());
         Box::pin(async move {
-            let amount = queue.gate().spend(data.len()).await.map_err(drop)?;
+            let amount = queue.gate().spend(data.len()).await;
             let credit = credit(queue, amount);
             inputs
                 .send(Input::Bytes { conn, data, credit })

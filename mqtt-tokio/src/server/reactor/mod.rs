@@ -224,7 +224,7 @@ impl Reactor {
         }
         for (slot, conn, credit) in mail.credit.drain(..) {
             if let Some(socket) = find(&mut self.sockets, slot, conn) {
-                socket.credit = socket.credit.saturating_add(credit);
+                socket.credit.give_back(credit);
                 if std::mem::take(&mut socket.starved) {
                     self.starved -= 1;
                 }
@@ -427,19 +427,18 @@ impl Reactor {
             self.blocked.push(slot);
             return true;
         }
-        if socket.credit == 0 {
+        if socket.credit.left() == 0 {
             return true; // starved since its last read; handed-back credit lists it
         }
         let conn = socket.conn;
         match socket.read(&mut self.scratch) {
-            Ok(Some(data)) => {
-                if socket.credit == 0 && socket.readable {
+            Ok(Some((data, amount))) => {
+                if socket.credit.left() == 0 && socket.readable {
                     // More is waiting: the credit the broker task hands back wakes the reactor.
                     socket.starved = true;
                     self.starved += 1;
                 }
                 let shared = self.shared.clone();
-                let amount = u32::try_from(data.len()).unwrap_or(u32::MAX);
                 let credit = Credit::new(move || shared.give_back(slot, conn, amount));
                 let data = Bytes::from(data);
                 self.out.send(Input::Bytes { conn, data, credit });

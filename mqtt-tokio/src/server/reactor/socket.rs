@@ -10,7 +10,7 @@ use bytes::{Buf as _, Bytes};
 use mqtt_broker_core::ConnectionId;
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::server::flow::INPUT_CREDIT;
+use crate::server::flow::InputCredit;
 use crate::server::write_queue::MAX_BATCH_CHUNKS;
 
 /// Most reads of one round while discarding a closed connection's input.
@@ -47,7 +47,7 @@ pub(super) struct Socket {
     out: VecDeque<Bytes>,
     out_bytes: u32,
     /// Bytes that may be read before the broker task hands credit back.
-    pub(super) credit: u32,
+    pub(super) credit: InputCredit,
     pub(super) phase: Phase,
     /// The poller said so and no read has met `WouldBlock` since.
     pub(super) readable: bool,
@@ -80,7 +80,7 @@ impl Socket {
             conn,
             out: VecDeque::new(),
             out_bytes: 0,
-            credit: u32::try_from(INPUT_CREDIT).unwrap_or(u32::MAX),
+            credit: InputCredit::default(),
             phase: Phase::Open,
             readable: false,
             read_closed: false,
@@ -143,7 +143,7 @@ impl Socket {
         let write = self.writable && !self.out.is_empty();
         let read = self.readable
             && match self.phase {
-                Phase::Open => reading && !self.paused && self.credit > 0,
+                Phase::Open => reading && !self.paused && self.credit.left() > 0,
                 Phase::Closing | Phase::Draining => true,
             };
         write || read
@@ -192,10 +192,10 @@ impl Socket {
         }
     }
 
-    /// One read into `scratch` of at most the credit left: `Ok(None)` when nothing is there,
-    /// an error at the end of the stream.
-    pub(super) fn read(&mut self, scratch: &mut [u8]) -> io::Result<Option<Vec<u8>>> {
-        let want = scratch.len().min(self.credit as usize);
+    /// One read into `scratch` of at most the credit left: the bytes and the credit they took,
+    /// `Ok(None)` when nothing is there, an error at the end of the stream.
+    pub(super) fn read(&mut self, scratch: &mut [u8]) -> io::Result<Option<(Vec<u8>, u32)>> {
+        let want = scratch.len().min(self.credit.left());
         loop {
             match self.stream.read(&mut scratch[..want]) {
                 Ok(0) => {
@@ -207,8 +207,9 @@ impl Socket {
                 Ok(n) => {
                     // A short read means the socket is drained (as tokio reads it).
                     self.readable = n == want || self.read_closed;
-                    self.credit -= u32::try_from(n).unwrap_or(self.credit);
-                    return Ok(Some(scratch[..n].to_vec()));
+                    // Never refused: the read took no more than the credit left.
+                    let taken = self.credit.try_spend(n).unwrap_or_default();
+                    return Ok(Some((scratch[..n].to_vec(), taken)));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.readable = false;
