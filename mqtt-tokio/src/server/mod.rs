@@ -20,6 +20,7 @@ mod flow;
 mod input;
 mod listener;
 mod local_client;
+mod outbox;
 mod reactor;
 mod read_gate;
 mod storage;

@@ -118,7 +118,7 @@ struct Reactor {
     mail: Mail,
     /// What a read lands in before it is copied out at its size.
     scratch: Box<[u8]>,
-    cap: u32,
+    cap: usize,
     stopping: bool,
     /// Sockets in the slab.
     live: usize,
@@ -148,7 +148,7 @@ impl Reactor {
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             mail: Mail::default(),
             scratch: vec![0; INPUT_CREDIT].into_boxed_slice(),
-            cap: u32::try_from(cap).unwrap_or(u32::MAX),
+            cap,
             stopping: false,
             live: 0,
             starved: 0,

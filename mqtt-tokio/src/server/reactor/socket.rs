@@ -2,16 +2,15 @@
 //! life. Reads and writes never wait: they stop at `WouldBlock` and clear the readiness flag,
 //! which the poller's next event sets again.
 
-use std::collections::VecDeque;
-use std::io::{self, IoSlice, Read as _, Write as _};
+use std::io::{self, Read as _, Write as _};
 use std::net::Shutdown;
 
-use bytes::{Buf as _, Bytes};
+use bytes::Bytes;
 use mqtt_broker_core::ConnectionId;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::server::flow::InputCredit;
-use crate::server::write_queue::MAX_BATCH_CHUNKS;
+use crate::server::outbox::Outbox;
 
 /// Most reads of one round while discarding a closed connection's input.
 const DISCARD_READS: usize = 16;
@@ -43,9 +42,8 @@ pub(super) enum Timer {
 pub(super) struct Socket {
     stream: mio::net::TcpStream,
     pub(super) conn: ConnectionId,
-    /// Chunks not yet written; the first may be partly written (its front is cut off).
-    out: VecDeque<Bytes>,
-    out_bytes: u32,
+    /// What is not yet written.
+    out: Outbox,
     /// Bytes that may be read before the broker task hands credit back.
     pub(super) credit: InputCredit,
     pub(super) phase: Phase,
@@ -78,8 +76,7 @@ impl Socket {
         Socket {
             stream,
             conn,
-            out: VecDeque::new(),
-            out_bytes: 0,
+            out: Outbox::default(),
             credit: InputCredit::default(),
             phase: Phase::Open,
             readable: false,
@@ -96,26 +93,8 @@ impl Socket {
 
     /// Queues chunks to write; `false` (nothing queued) when they would pass `cap`. Chunks for
     /// a connection already closing are dropped.
-    pub(super) fn queue(&mut self, chunks: Vec<Bytes>, cap: u32) -> bool {
-        if self.phase != Phase::Open {
-            return true;
-        }
-        let len: usize = chunks.iter().map(Bytes::len).sum();
-        let Some(total) = u32::try_from(len)
-            .ok()
-            .and_then(|len| len.checked_add(self.out_bytes))
-            .filter(|&total| total <= cap)
-        else {
-            return false;
-        };
-        self.out_bytes = total;
-        let chunks = chunks.into_iter().filter(|c| !c.is_empty());
-        if self.out.is_empty() {
-            self.out = chunks.collect();
-        } else {
-            self.out.extend(chunks);
-        }
-        true
+    pub(super) fn queue(&mut self, chunks: Vec<Bytes>, cap: usize) -> bool {
+        self.phase != Phase::Open || self.out.push(chunks, cap)
     }
 
     pub(super) fn out_is_empty(&self) -> bool {
@@ -154,17 +133,14 @@ impl Socket {
     pub(super) fn write(&mut self) -> io::Result<usize> {
         let mut total = 0;
         while self.writable && !self.out.is_empty() {
-            let slices: Vec<IoSlice<'_>> = (self.out.iter())
-                .take(MAX_BATCH_CHUNKS)
-                .map(|chunk| IoSlice::new(chunk))
-                .collect();
+            let slices = self.out.front_slices();
             let asked: usize = slices.iter().map(|s| s.len()).sum();
             match self.stream.write_vectored(&slices) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(written) => {
                     // A short write means the socket buffer is full (as tokio reads it).
                     self.writable = written == asked;
-                    self.consume(written);
+                    self.out.consume(written);
                     total += written;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
@@ -173,23 +149,6 @@ impl Socket {
             }
         }
         Ok(total)
-    }
-
-    /// Drops `written` bytes from the front of the queue.
-    fn consume(&mut self, mut written: usize) {
-        let consumed = u32::try_from(written).unwrap_or(u32::MAX);
-        self.out_bytes = self.out_bytes.saturating_sub(consumed);
-        while let Some(front) = self.out.front_mut() {
-            if front.len() > written {
-                front.advance(written);
-                break;
-            }
-            written -= front.len();
-            self.out.pop_front();
-        }
-        if self.out.is_empty() {
-            self.out = VecDeque::new(); // an idle connection holds no queue buffer
-        }
     }
 
     /// One read into `scratch` of at most the credit left: the bytes and the credit they took,
