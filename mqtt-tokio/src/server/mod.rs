@@ -14,6 +14,7 @@
 //! ```
 
 mod broker_task;
+mod closing;
 mod connection;
 mod events;
 mod flow;

@@ -37,13 +37,14 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use super::flow::{Credit, INPUT_CREDIT, LINGER};
+use super::closing::{Action, Event, Phase, Timer};
+use super::flow::{Credit, INPUT_CREDIT};
 use super::input::Input;
 
 pub(crate) use mailbox::{Accepted, Remote};
 use mailbox::{Addressed, Mail, Order, Shared};
 use outbound::Outbound;
-use socket::{Phase, Socket, Timer};
+use socket::Socket;
 
 /// Most poller events taken at once.
 const EVENTS: usize = 1024;
@@ -289,10 +290,12 @@ impl Reactor {
             Order::Write(chunks) => {
                 if !socket.queue(chunks, cap) {
                     warn!(%conn, "write queue full or closing; closing the connection");
-                    socket.close();
+                    socket.life.on(Event::BrokerClosed, Instant::now());
                 }
             }
-            Order::Close => socket.close(),
+            Order::Close => {
+                socket.life.on(Event::BrokerClosed, Instant::now());
+            }
             Order::Pause(paused) => socket.paused = paused,
         }
         list(&mut self.ready, slot, socket);
@@ -319,17 +322,12 @@ impl Reactor {
                 return;
             }
             self.deadlines.pop();
-            let Some(socket) = find(&mut self.sockets, slot, conn).filter(|s| s.timer == timer)
-            else {
+            if find(&mut self.sockets, slot, conn).is_none_or(|s| s.life.timer() != timer) {
                 continue; // gone, or its timer changed since
-            };
-            if timer == Timer::Linger && std::mem::take(&mut socket.progressed) {
-                let again = now + LINGER;
-                self.deadlines.push(Reverse((again, slot, conn, timer)));
-                continue;
             }
-            debug!(%conn, "closing connection timed out");
-            self.remove(slot);
+            if !self.step(slot, Event::Deadline(timer), now) {
+                debug!(%conn, "closing connection timed out");
+            }
         }
     }
 
@@ -347,7 +345,7 @@ impl Reactor {
         self.stopping = true;
         for (slot, socket) in self.sockets.iter_mut().enumerate() {
             if let Some(socket) = socket {
-                socket.close();
+                socket.life.on(Event::BrokerClosed, Instant::now());
                 list(&mut self.ready, slot as u32, socket);
             }
         }
@@ -375,33 +373,27 @@ impl Reactor {
             Ok(flushed) => flushed,
             Err(error) => {
                 debug!(%conn, %error, "write failed");
-                return self.remove(slot);
+                self.step(slot, Event::ClientClosed, now);
+                return;
             }
         };
-        if flushed > 0 && socket.phase != Phase::Draining {
+        if flushed > 0 && socket.life.broker_knows() {
             self.out.send(Input::Flushed {
                 conn,
                 bytes: flushed,
             });
         }
-        if flushed > 0 && socket.timer == Timer::Linger {
-            // The client takes bytes: its LINGER starts again when this one ends.
-            socket.progressed = true;
-        }
-        let timer = socket.timer;
-        if socket.phase == Phase::Closing && socket.out_is_empty() {
-            socket.shut_down();
-            self.out.send(Input::Closed { conn });
-        } else if socket.phase == Phase::Closing && !socket.writable && timer == Timer::None {
-            // A client that does not read gets LINGER to take the rest, not forever.
-            socket.timer = Timer::Linger;
-        }
-        if socket.timer != timer {
-            let at = now + LINGER;
-            self.deadlines.push(Reverse((at, slot, conn, socket.timer)));
-        }
+        // The write stops when everything is written or the socket is full.
+        let left = if socket.out_is_empty() {
+            Event::AllWritten
+        } else {
+            Event::Blocked
+        };
+        self.step(slot, Event::Wrote(flushed), now);
+        self.step(slot, left, now);
         if !self.read(slot) {
-            return self.remove(slot);
+            self.step(slot, Event::ClientClosed, now);
+            return;
         }
         let reading = self.out.stalled.is_empty();
         if let Some(Some(socket)) = self.sockets.get_mut(slot as usize)
@@ -417,7 +409,7 @@ impl Reactor {
         let Some(Some(socket)) = self.sockets.get_mut(slot as usize) else {
             return true;
         };
-        if socket.phase != Phase::Open {
+        if socket.life.phase() != Phase::Open {
             return socket.discard(&mut self.scratch);
         }
         if !socket.readable || socket.paused {
@@ -452,12 +444,41 @@ impl Reactor {
         }
     }
 
-    /// Drops the connection at `slot`, telling the broker task unless it was told already.
-    fn remove(&mut self, slot: u32) {
+    /// Feeds `event` to the closing state machine of the socket at `slot` and does what it
+    /// says: arms its timer on the heap, shuts the socket down, or drops it. `false` once the
+    /// socket is gone.
+    fn step(&mut self, slot: u32, event: Event, now: Instant) -> bool {
+        let Some(Some(socket)) = self.sockets.get_mut(slot as usize) else {
+            return false;
+        };
+        let conn = socket.conn;
+        match socket.life.on(event, now) {
+            Action::Nothing => {}
+            Action::Arm(at) => {
+                let timer = socket.life.timer();
+                self.deadlines.push(Reverse((at, slot, conn, timer)));
+            }
+            Action::ShutDown { drain_until } => {
+                socket.shut_down();
+                let timer = socket.life.timer();
+                self.deadlines
+                    .push(Reverse((drain_until, slot, conn, timer)));
+                self.out.send(Input::Closed { conn });
+            }
+            Action::Drop { report } => {
+                self.remove(slot, report);
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Drops the connection at `slot`; `report`: tells the broker task first.
+    fn remove(&mut self, slot: u32, report: bool) {
         let Some(socket) = self.sockets.get_mut(slot as usize).and_then(Option::take) else {
             return;
         };
-        if socket.phase != Phase::Draining {
+        if report {
             self.out.send(Input::Closed { conn: socket.conn });
         }
         if socket.starved {
@@ -479,7 +500,7 @@ impl Drop for Reactor {
     fn drop(&mut self) {
         self.shared.close();
         for socket in self.sockets.iter().flatten() {
-            if socket.phase != Phase::Draining {
+            if socket.life.broker_knows() {
                 let _ = self
                     .out
                     .inputs

@@ -9,33 +9,12 @@ use bytes::Bytes;
 use mqtt_broker_core::ConnectionId;
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::server::closing::{Life, Phase};
 use crate::server::flow::InputCredit;
 use crate::server::outbox::Outbox;
 
 /// Most reads of one round while discarding a closed connection's input.
 const DISCARD_READS: usize = 16;
-
-/// Where a connection is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Phase {
-    /// Reading and writing.
-    Open,
-    /// The broker closed it: what is queued is written, input is discarded.
-    Closing,
-    /// Everything is written and the write side shut down; the broker task knows it is gone.
-    /// Input is discarded until the client closes too or the deadline passes.
-    Draining,
-}
-
-/// The closing timer a connection has running (on its reactor's timer heap).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) enum Timer {
-    None,
-    /// Closing, its socket full: it goes when the timer ends, written out or not.
-    Linger,
-    /// Draining: it goes when the timer ends, whether the client has closed or not.
-    Drain,
-}
 
 /// A connection's socket and state.
 #[derive(Debug)]
@@ -46,7 +25,8 @@ pub(super) struct Socket {
     out: Outbox,
     /// Bytes that may be read before the broker task hands credit back.
     pub(super) credit: InputCredit,
-    pub(super) phase: Phase,
+    /// Where it is in its life (the closing state machine both paths share).
+    pub(super) life: Life,
     /// The poller said so and no read has met `WouldBlock` since.
     pub(super) readable: bool,
     /// The client's side is closed (or failed): reads go on until they say so, whatever their
@@ -54,15 +34,12 @@ pub(super) struct Socket {
     pub(super) read_closed: bool,
     /// Left readable with no input credit (counted by the reactor).
     pub(super) starved: bool,
-    /// Bytes were written since the LINGER timer started.
-    pub(super) progressed: bool,
     /// The poller said so and no write has met `WouldBlock` since.
     pub(super) writable: bool,
     /// The broker task paused the reading (a subscriber's queue fills up).
     pub(super) paused: bool,
     /// On the reactor's list for the next round.
     pub(super) listed: bool,
-    pub(super) timer: Timer,
     /// The connection's place under its listener's `max_connections`.
     _place: Option<OwnedSemaphorePermit>,
 }
@@ -78,15 +55,13 @@ impl Socket {
             conn,
             out: Outbox::default(),
             credit: InputCredit::default(),
-            phase: Phase::Open,
+            life: Life::default(),
             readable: false,
             read_closed: false,
             starved: false,
-            progressed: false,
             writable: false,
             paused: false,
             listed: false,
-            timer: Timer::None,
             _place: place,
         }
     }
@@ -94,26 +69,17 @@ impl Socket {
     /// Queues chunks to write; `false` (nothing queued) when they would pass `cap`. Chunks for
     /// a connection already closing are dropped.
     pub(super) fn queue(&mut self, chunks: Vec<Bytes>, cap: usize) -> bool {
-        self.phase != Phase::Open || self.out.push(chunks, cap)
+        self.life.phase() != Phase::Open || self.out.push(chunks, cap)
     }
 
     pub(super) fn out_is_empty(&self) -> bool {
         self.out.is_empty()
     }
 
-    /// The broker ends the connection: what is queued is still written.
-    pub(super) fn close(&mut self) {
-        if self.phase == Phase::Open {
-            self.phase = Phase::Closing;
-        }
-    }
-
     /// Everything is written: the write side is shut down (the client reads the end of the
-    /// stream after the last packet) and input is discarded until the drain timer ends.
+    /// stream after the last packet).
     pub(super) fn shut_down(&mut self) {
         let _ = self.stream.shutdown(Shutdown::Write);
-        self.phase = Phase::Draining;
-        self.timer = Timer::Drain;
     }
 
     /// Whether the socket should be served again next round; `reading`: the input channel
@@ -121,9 +87,9 @@ impl Socket {
     pub(super) fn has_work(&self, reading: bool) -> bool {
         let write = self.writable && !self.out.is_empty();
         let read = self.readable
-            && match self.phase {
+            && match self.life.phase() {
                 Phase::Open => reading && !self.paused && self.credit.left() > 0,
-                Phase::Closing | Phase::Draining => true,
+                Phase::Closing | Phase::Draining | Phase::Gone => true,
             };
         write || read
     }
