@@ -1,14 +1,23 @@
-//! Flow control that both connection paths share, the reactor (plain TCP) and the task per
-//! connection (TLS, WebSocket):
+//! The flow control of a connection, one design for both connection paths, the reactor (plain
+//! TCP, `mio`) and the task per connection (TLS, WebSocket, tokio `AsyncRead`/`AsyncWrite`).
+//! Each path keeps only its I/O and its timer (a reactor's heap, a task's `Sleep`); the rules
+//! are these types, used by both:
 //!
-//! - a reader has at most [`INPUT_CREDIT`] bytes handed to the broker task and not yet
-//!   handled; each read takes credit and carries it as a [`Credit`] beside its bytes, and the
-//!   broker task hands it back once it has handled the read (the core may keep views into the
-//!   bytes for longer: they are bounded by the core's outbox and queue limits instead);
-//! - the broker task pauses and resumes a reader (`Output::PauseReading` /
-//!   `Output::ResumeReading`) for backpressure;
-//! - a connection the broker closed writes what is queued and drains the client's input for at
-//!   most [`LINGER`].
+//! - input: a reader has at most [`INPUT_CREDIT`] bytes handed to the broker task and not yet
+//!   handled, counted by one [`InputCredit`] (a reactor socket's own, a task's in its
+//!   [`ReadGate`](super::read_gate::ReadGate)); each read takes credit and carries it as a
+//!   [`Credit`] beside its bytes, and the broker task hands it back once it has handled the
+//!   read (the core may keep views into the bytes for longer: they are bounded by the core's
+//!   outbox and queue limits instead);
+//! - backpressure: the broker task pauses and resumes a reader (`Output::PauseReading` /
+//!   `Output::ResumeReading`);
+//! - output: what the broker hands a connection waits for its writer in one
+//!   [`Outbox`](super::outbox::Outbox), whose bytes the core bounds and the outbox only guards
+//!   against a core overshooting (see [`outbox`](super::outbox));
+//! - the end: one closing state machine, [`Life`](super::closing::Life): a connection the
+//!   broker closed writes what is queued (while the client takes bytes at least every
+//!   [`LINGER`]), shuts its write side down and drains the client's input for at most
+//!   [`LINGER`].
 
 use std::time::Duration;
 

@@ -2,9 +2,10 @@
 //! and opens it again (`Output::PauseReading` / `Output::ResumeReading`): while it is closed
 //! the reader does not read, so TCP flow control slows the publisher down instead of its
 //! messages piling up in a subscriber's queue. And the reader has at most [`INPUT_CREDIT`](super::flow::INPUT_CREDIT)
-//! bytes handed to the broker task and not yet handled (see `flow`): the shared input channel is first
-//! come, first served, so without this one client flooding it could queue megabytes ahead of
-//! every other client's next packet.
+//! bytes handed to the broker task and not yet handled, counted by the same
+//! [`InputCredit`] as a reactor socket's (see `flow`): the shared input channel is first come,
+//! first served, so without this one client flooding it could queue megabytes ahead of every
+//! other client's next packet.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};

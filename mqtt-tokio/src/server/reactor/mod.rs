@@ -15,6 +15,11 @@
 //! (see [`INPUT_CREDIT`]), handed back once the broker task has handled the read; a paused
 //! connection is not read. When the broker's input channel is full, the reactor stops reading
 //! and keeps its further inputs in order until there is room.
+//!
+//! The flow control is the one a connection task follows too (see `flow`): a socket's
+//! [`InputCredit`](super::flow::InputCredit), its [`Outbox`](super::outbox::Outbox) and its
+//! closing state machine ([`Life`](super::closing::Life)), whose timers the reactor keeps on
+//! one heap and whose actions [`Reactor::step`] carries out.
 
 pub(crate) mod mailbox;
 mod outbound;

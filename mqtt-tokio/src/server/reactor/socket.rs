@@ -1,6 +1,7 @@
-//! One connection of a reactor: its socket, what is queued for it, and where it is in its
-//! life. Reads and writes never wait: they stop at `WouldBlock` and clear the readiness flag,
-//! which the poller's next event sets again.
+//! One connection of a reactor: its socket, what is queued for it ([`Outbox`]), its input
+//! credit ([`InputCredit`]) and where it is in its life ([`Life`]), the types a connection task
+//! uses too. Reads and writes never wait: they stop at `WouldBlock` and clear the readiness
+//! flag, which the poller's next event sets again.
 
 use std::io::{self, Read as _, Write as _};
 use std::net::Shutdown;
@@ -45,6 +46,7 @@ pub(super) struct Socket {
 }
 
 impl Socket {
+    /// An open connection `conn` over `stream`, holding its listener `place`.
     pub(super) fn new(
         conn: ConnectionId,
         stream: mio::net::TcpStream,
@@ -72,6 +74,7 @@ impl Socket {
         self.life.phase() != Phase::Open || self.out.push(chunks, cap)
     }
 
+    /// Whether everything queued is written.
     pub(super) fn out_is_empty(&self) -> bool {
         self.out.is_empty()
     }
