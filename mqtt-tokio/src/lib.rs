@@ -2,8 +2,11 @@
 //! (native TOML or mosquitto.conf), mosquitto-compatible password and ACL files, and the
 //! listeners (TCP, TLS, WebSocket) that move bytes between sockets and the broker.
 //!
-//! One broker task owns the sans-IO [`mqtt_broker_core::Broker`]; one task per connection reads
-//! and writes its socket. See the [`Server`] docs for the data flow and back-pressure rules.
+//! One broker task owns the sans-IO [`mqtt_broker_core::Broker`]. Plain TCP connections are
+//! served by a few reactor tasks (each owns many sockets), TLS and WebSocket connections by a
+//! task each; both paths follow one flow-control design (the same input credit, outbox and
+//! closing state machine, with only their I/O apart). See the [`Server`] docs for the data flow
+//! and back-pressure rules.
 //!
 //! ```
 //! use mqtt_tokio::{Server, config::parse_toml};

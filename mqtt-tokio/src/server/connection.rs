@@ -1,31 +1,32 @@
 //! The task of one TLS or WebSocket connection (plain TCP connections are served by a
 //! [reactor](super::reactor)): reads bytes and hands them to the broker task, writes what the
 //! broker queued for it and reports how much the socket took, and tells the broker when it is
-//! gone.
+//! gone. It follows the same flow control as a reactor socket, with the same types: the
+//! reader spends its [`InputCredit`](super::flow::InputCredit) (through its
+//! [`ReadGate`](super::read_gate::ReadGate), which the broker task also closes to pause it),
+//! the writer takes from an [`Outbox`](super::outbox::Outbox) (in its
+//! [`WriteQueue`]), and the end of the connection is the shared closing state machine's
+//! ([`Life`]): this task only does the I/O and runs the one timer it asks for in a tokio
+//! `Sleep`.
+//!
 //! The reader waits when the broker's input channel is full, which pushes back on a fast
 //! publisher through TCP; the writer only ever holds what its bounded queue holds.
-//!
-//! The reader spends its connection's input credit and stops while the broker has closed its
-//! [`ReadGate`](super::read_gate::ReadGate) (see there).
-//!
-//! When the broker ends a connection, the socket is closed gracefully (within [`LINGER`] for
-//! a client that does not read): the write side is shut down after the last packet (typically a DISCONNECT with its reason code) and whatever the
-//! client still sends is read and discarded until it closes too, for at most [`LINGER`].
-//! Dropping a socket with unread input makes the kernel answer with a reset, which can destroy
-//! the DISCONNECT before the client reads it and makes the client's next write fail.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Instant;
 
 use bytes::Bytes;
 use mqtt_broker_core::{ConnectionId, ConnectionInfo};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
+use tokio::time::Sleep;
 use tracing::debug;
 
-use super::flow::{Credit, LINGER};
+use super::closing::{Action, Event, Life, Phase};
+use super::flow::Credit;
 use super::input::{Input, Sink};
 use super::transport::{Progress, Transport};
 use super::write_queue::{Next, WriteQueue};
@@ -61,7 +62,13 @@ pub(crate) struct Connection<T> {
     transport: T,
     inputs: mpsc::Sender<Input>,
     queue: Arc<WriteQueue>,
-    phase: Phase,
+    /// Where the connection is in its life (the closing state machine both paths share).
+    life: Life,
+    /// What the broker task is told first (taken by the first poll).
+    info: Option<Box<ConnectionInfo>>,
+    /// The `Open` or `Closed` report waiting for room in the input channel: nothing else
+    /// happens meanwhile (the `Open` goes before any read, the `Closed` before the drain).
+    report: Option<Wait>,
     /// The reader's rare wait.
     read_wait: Option<Wait>,
     /// The read gate was looked at since the last read.
@@ -71,43 +78,10 @@ pub(crate) struct Connection<T> {
     progress: Progress,
     /// The writer's rare wait: its `Flushed` report waiting for room in the input channel.
     flush_wait: Option<Wait>,
-    /// A write waiting for the socket after the broker closed the connection: its deadline.
-    linger: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// The broker closed the queue and everything queued is written: the stream is ending.
-    closing: bool,
-}
-
-enum Phase {
-    /// Telling the broker task about the connection.
-    Opening {
-        info: Option<Box<ConnectionInfo>>,
-        wait: Option<Wait>,
-    },
-    /// Reading and writing.
-    Running,
-    /// Telling the broker task the connection is gone; then, if the broker ended it,
-    /// draining the client's input.
-    Reporting { drain: bool, wait: Option<Wait> },
-    /// Reading and discarding the client's input until it closes too, for at most LINGER.
-    Draining(Pin<Box<tokio::time::Sleep>>),
-}
-
-/// What a step of the reader left.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
-    /// It may go on.
-    Again,
-    /// Reading has ended.
-    Ended,
-}
-
-/// Why the writer stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum WriterEnd {
-    /// The broker closed the connection; the write side is shut down.
-    Closed,
-    /// The socket or the broker task went away.
-    Failed,
+    /// The timer `life` runs (LINGER while closing, the drain after), once it runs one.
+    timer: Option<Pin<Box<Sleep>>>,
+    /// Everything is written: the write side is still to be shut down.
+    shutting_down: bool,
 }
 
 /// Sends `input` at once if the input channel has room, else returns the boxed wait for room;
@@ -142,49 +116,105 @@ impl<T: Transport> Connection<T> {
             transport,
             inputs: start.inputs,
             queue: start.queue,
-            phase: Phase::Opening {
-                info: Some(start.info),
-                wait: None,
-            },
+            life: Life::default(),
+            info: Some(start.info),
+            report: None,
             read_wait: None,
             gate_checked: false,
             batch: Vec::new(),
             progress: Progress::default(),
             flush_wait: None,
-            linger: None,
-            closing: false,
+            timer: None,
+            shutting_down: false,
         }
     }
 
-    /// One step of the reader: `Ready(Step::Ended)` once reading has ended (end of stream, a
-    /// failed read, or the broker task gone), `Ready(Step::Again)` after handing one read to
-    /// the broker task.
-    fn poll_read_step(&mut self, cx: &mut Context<'_>) -> Poll<Step> {
-        if ready!(poll_wait(&mut self.read_wait, cx)).is_err() {
-            return Poll::Ready(Step::Ended);
+    /// Feeds `event` to the closing state machine and does what it says.
+    fn step(&mut self, event: Event) {
+        match self.life.on(event, Instant::now()) {
+            Action::Nothing => {}
+            Action::Arm(at) => self.arm(at),
+            Action::ShutDown { drain_until } => {
+                self.shutting_down = true;
+                self.report_closed();
+                self.arm(drain_until);
+            }
+            Action::Drop { report } => {
+                self.timer = None;
+                if report {
+                    self.report_closed();
+                }
+            }
         }
+    }
+
+    /// Runs the timer until `at`.
+    fn arm(&mut self, at: Instant) {
+        let at = tokio::time::Instant::from_std(at);
+        match &mut self.timer {
+            Some(timer) => timer.as_mut().reset(at),
+            None => self.timer = Some(Box::pin(tokio::time::sleep_until(at))),
+        }
+    }
+
+    /// Whether the timer ran out; it is then told to the state machine.
+    fn poll_timer(&mut self, cx: &mut Context<'_>) {
+        if let Some(timer) = &mut self.timer
+            && timer.as_mut().poll(cx).is_ready()
+        {
+            self.timer = None;
+            let timer = self.life.timer();
+            self.step(Event::Deadline(timer));
+            if self.life.phase() == Phase::Gone {
+                debug!(conn = %self.conn, ?timer, "closing connection timed out");
+            }
+        }
+    }
+
+    /// Tells the broker task the connection is gone: sent at once if the channel has room,
+    /// else the wait for room (none if the broker task is gone).
+    fn report_closed(&mut self) {
+        let closed = Input::Closed { conn: self.conn };
+        self.report = send_now(&self.inputs, closed).ok().flatten();
+    }
+
+    /// One step of the reader: `Ready` after one read (handed to the broker task while open,
+    /// discarded once closing) or once reading has ended (the end of the stream, a failed read,
+    /// or the broker task gone: told to the state machine).
+    fn poll_read_step(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if ready!(poll_wait(&mut self.read_wait, cx)).is_err() {
+            self.step(Event::ClientClosed);
+            return Poll::Ready(());
+        }
+        let open = self.life.phase() == Phase::Open;
         // Closed while a subscriber queue this client feeds is filling up: looked at once
         // before each read, not again while the read waits for the socket (a pause then takes
         // effect after that read, as with a blocking reader).
-        if !std::mem::replace(&mut self.gate_checked, true) && self.queue.gate().is_paused() {
+        if open && !std::mem::replace(&mut self.gate_checked, true) && self.queue.gate().is_paused()
+        {
             let queue = self.queue.clone();
             self.read_wait = Some(Box::pin(async move {
                 queue.gate().open().await;
                 Ok(())
             }));
-            return Poll::Ready(Step::Again);
+            return Poll::Ready(());
         }
         let data = match ready!(self.transport.poll_read(cx)) {
             Ok(Some(data)) => data,
             Ok(None) => {
                 debug!(conn = %self.conn, "peer closed the connection");
-                return Poll::Ready(Step::Ended);
+                self.step(Event::ClientClosed);
+                return Poll::Ready(());
             }
             Err(error) => {
                 debug!(conn = %self.conn, %error, "read failed");
-                return Poll::Ready(Step::Ended);
+                self.step(Event::ClientClosed);
+                return Poll::Ready(());
             }
         };
+        if !open {
+            return Poll::Ready(()); // closing: the client's input is discarded
+        }
         self.gate_checked = false;
         let queue = self.queue.clone();
         match queue.gate().try_spend(data.len()) {
@@ -196,19 +226,19 @@ impl<T: Transport> Connection<T> {
                 };
                 match send_now(&self.inputs, bytes) {
                     Ok(wait) => self.read_wait = wait,
-                    Err(()) => return Poll::Ready(Step::Ended),
+                    Err(()) => self.step(Event::ClientClosed),
                 }
             }
             None => self.read_wait = Some(self.spend_then_send(queue, data)),
         }
-        Poll::Ready(Step::Again)
+        Poll::Ready(())
     }
 
     /// Waits for the input credit `data` needs, then hands it to the broker task.
     fn spend_then_send(&self, queue: Arc<WriteQueue>, data: Bytes) -> Wait {
         let (conn, inputs) = (self.conn, self.inputs.clone());
         Box::pin(async move {
-            let amount = queue.gate().spend(data.len()).await.map_err(drop)?;
+            let amount = queue.gate().spend(data.len()).await;
             let credit = credit(queue, amount);
             inputs
                 .send(Input::Bytes { conn, data, credit })
@@ -217,22 +247,20 @@ impl<T: Transport> Connection<T> {
         })
     }
 
-    /// One step of the writer: `Ready(Some(end))` once writing has ended, `Ready(None)` after
-    /// writing one batch.
-    fn poll_write_step(&mut self, cx: &mut Context<'_>) -> Poll<Option<WriterEnd>> {
+    /// One step of the writer: `Ready` after writing one batch, or once the queue is closed
+    /// and written (or the writer failed: told to the state machine).
+    fn poll_write_step(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if ready!(poll_wait(&mut self.flush_wait, cx)).is_err() {
-            return Poll::Ready(Some(WriterEnd::Failed));
-        }
-        if self.closing {
-            ready!(self.transport.poll_close(cx));
-            return Poll::Ready(Some(WriterEnd::Closed));
+            self.step(Event::ClientClosed);
+            return Poll::Ready(());
         }
         if self.batch.is_empty() {
             match ready!(self.queue.poll_next(cx, &mut self.batch)) {
                 Next::Write => self.progress = Progress::default(),
                 Next::Close => {
-                    self.closing = true;
-                    return Poll::Ready(None);
+                    self.step(Event::BrokerClosed);
+                    self.step(Event::AllWritten);
+                    return Poll::Ready(());
                 }
             }
         }
@@ -241,75 +269,53 @@ impl<T: Transport> Connection<T> {
             .poll_write(cx, &self.batch, &mut self.progress)
         {
             Poll::Ready(Ok(())) => {
-                self.linger = None;
                 let bytes = self.batch.iter().map(Bytes::len).sum();
                 self.batch = Vec::new();
-                let flushed = Input::Flushed {
-                    conn: self.conn,
-                    bytes,
-                };
-                match send_now(&self.inputs, flushed) {
-                    Ok(wait) => self.flush_wait = wait,
-                    Err(()) => return Poll::Ready(Some(WriterEnd::Failed)),
+                self.step(Event::Wrote(bytes));
+                if self.life.broker_knows() {
+                    let flushed = Input::Flushed {
+                        conn: self.conn,
+                        bytes,
+                    };
+                    match send_now(&self.inputs, flushed) {
+                        Ok(wait) => self.flush_wait = wait,
+                        Err(()) => self.step(Event::ClientClosed),
+                    }
                 }
-                Poll::Ready(None)
+                Poll::Ready(())
             }
             Poll::Ready(Err(error)) => {
                 debug!(conn = %self.conn, %error, "write failed");
-                Poll::Ready(Some(WriterEnd::Failed))
+                self.step(Event::ClientClosed);
+                Poll::Ready(())
             }
-            Poll::Pending => self.poll_linger(cx).map(Some),
-        }
-    }
-
-    /// A write waits for the socket. Once the broker has ended the connection, a client that
-    /// does not read gets LINGER to take the rest, not forever: the connection, its queue and
-    /// its reader would otherwise live as long as the client keeps sending.
-    fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<WriterEnd> {
-        if self.linger.is_none() {
-            if !self.queue.poll_closing(cx) {
-                return Poll::Pending;
-            }
-            self.linger = Some(Box::pin(tokio::time::sleep(LINGER)));
-        }
-        if let Some(linger) = &mut self.linger {
-            ready!(linger.as_mut().poll(cx));
-        }
-        debug!(conn = %self.conn, "write timed out after the close");
-        Poll::Ready(WriterEnd::Failed)
-    }
-
-    /// Tells the broker task about the connection: `Ready(false)` if it is gone.
-    fn poll_opening(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
-        let Phase::Opening { info, wait } = &mut self.phase else {
-            return Poll::Ready(true);
-        };
-        if let Some(info) = info.take() {
-            let open = Input::Open {
-                conn: self.conn,
-                info,
-                sink: Sink::Task(self.queue.clone()),
-            };
-            match send_now(&self.inputs, open) {
-                Ok(pending) => *wait = pending,
-                Err(()) => return Poll::Ready(false),
+            Poll::Pending => {
+                // The socket is full: once the broker has closed the connection, the client
+                // has LINGER to take the rest.
+                if self.life.phase() == Phase::Open && self.queue.poll_closing(cx) {
+                    self.step(Event::BrokerClosed);
+                }
+                self.step(Event::Blocked);
+                Poll::Pending
             }
         }
-        Poll::Ready(ready!(poll_wait(wait, cx)).is_ok())
     }
 
     /// Reads and writes, one step of each in turn (so neither waits behind a burst of the
-    /// other), until one side ends: `Ready(true)` if the broker ended the connection (the
-    /// client's input is then drained).
-    fn poll_running(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+    /// other), until the connection is neither open nor closing any more.
+    fn poll_running(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
+            self.poll_timer(cx);
+            if !self.life.broker_knows() {
+                return Poll::Ready(());
+            }
             let read = self.poll_read_step(cx);
-            if read == Poll::Ready(Step::Ended) {
-                return Poll::Ready(false);
+            if !self.life.broker_knows() {
+                return Poll::Ready(());
             }
             let write = self.poll_write_step(cx);
-            if let Poll::Ready(Some(end)) = write {
-                return Poll::Ready(end == WriterEnd::Closed);
+            if !self.life.broker_knows() {
+                return Poll::Ready(());
             }
             if read.is_pending() && write.is_pending() {
                 return Poll::Pending;
@@ -317,25 +323,19 @@ impl<T: Transport> Connection<T> {
         }
     }
 
-    /// Tells the broker task the connection is gone: sent at once if the channel has room,
-    /// else the wait for room (none if the broker task is gone).
-    fn report_closed(&self, drain: bool) -> Phase {
-        let wait = send_now(&self.inputs, Input::Closed { conn: self.conn })
-            .ok()
-            .flatten();
-        Phase::Reporting { drain, wait }
-    }
-
-    /// Reads and discards input until the client closes its side, the stream fails or the
-    /// timer ends.
+    /// Shuts the write side down, then reads and discards input until the client closes its
+    /// side, the stream fails or the drain timer ends.
     fn poll_draining(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let Phase::Draining(timer) = &mut self.phase else {
-            return Poll::Ready(());
-        };
-        if timer.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(());
+        self.poll_timer(cx);
+        if self.shutting_down && self.transport.poll_close(cx).is_ready() {
+            self.shutting_down = false;
         }
-        while let Ok(Some(_)) = ready!(self.transport.poll_read(cx)) {}
+        while self.life.phase() == Phase::Draining {
+            match ready!(self.transport.poll_read(cx)) {
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => self.step(Event::ClientClosed),
+            }
+        }
         Poll::Ready(())
     }
 }
@@ -345,31 +345,26 @@ impl<T: Transport> Future for Connection<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        loop {
-            this.phase = match &mut this.phase {
-                Phase::Opening { .. } => {
-                    if !ready!(this.poll_opening(cx)) {
-                        return Poll::Ready(());
-                    }
-                    Phase::Running
-                }
-                Phase::Running => {
-                    let drain = ready!(this.poll_running(cx));
-                    this.report_closed(drain)
-                }
-                Phase::Reporting { drain, wait } => {
-                    let drain = *drain;
-                    ready!(poll_wait(wait, cx)).ok();
-                    if !drain {
-                        return Poll::Ready(());
-                    }
-                    Phase::Draining(Box::pin(tokio::time::sleep(LINGER)))
-                }
-                Phase::Draining(_) => {
-                    ready!(this.poll_draining(cx));
-                    return Poll::Ready(());
-                }
+        if let Some(info) = this.info.take() {
+            let open = Input::Open {
+                conn: this.conn,
+                info,
+                sink: Sink::Task(this.queue.clone()),
             };
+            match send_now(&this.inputs, open) {
+                Ok(wait) => this.report = wait,
+                Err(()) => return Poll::Ready(()),
+            }
+        }
+        loop {
+            let reported = ready!(poll_wait(&mut this.report, cx));
+            match this.life.phase() {
+                // The broker task is gone before it heard of the connection.
+                Phase::Open if reported.is_err() => return Poll::Ready(()),
+                Phase::Open | Phase::Closing => ready!(this.poll_running(cx)),
+                Phase::Draining => ready!(this.poll_draining(cx)),
+                Phase::Gone => return Poll::Ready(()),
+            }
         }
     }
 }
@@ -449,5 +444,56 @@ mod tests {
             Some(Input::Bytes { data, .. }) => assert_eq!(&data[..], b"second"),
             other => panic!("read after the resume, got {other:?}"),
         }
+    }
+
+    /// The broker's close goes through the shared closing state machine: what is queued is
+    /// written, the client reads the end of the stream, the broker hears of the bytes and then
+    /// of the end, and the task ends once the client closes too.
+    #[tokio::test]
+    async fn a_close_writes_what_is_queued_then_ends_the_stream_and_drains() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let (mut client, server) = tokio::io::duplex(1024);
+        let (inputs, mut received) = mpsc::channel(8);
+        let queue = Arc::new(WriteQueue::new(100));
+        let start = Start {
+            conn: ConnectionId(1),
+            info: Box::default(),
+            inputs,
+            queue: queue.clone(),
+        };
+        let task = tokio::spawn(Connection::new(start, ByteStream::new(server)));
+        assert!(matches!(
+            next_input(&mut received).await,
+            Some(Input::Open { .. })
+        ));
+        assert!(queue.push(vec![
+            Bytes::from_static(b"last "),
+            Bytes::from_static(b"words")
+        ]));
+        queue.close();
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut got));
+        read.await.expect("the stream ends").unwrap();
+        assert_eq!(got, b"last words");
+        assert!(matches!(
+            next_input(&mut received).await,
+            Some(Input::Flushed { bytes: 10, .. })
+        ));
+        assert!(matches!(
+            next_input(&mut received).await,
+            Some(Input::Closed { .. })
+        ));
+        // Draining: what the client still sends is discarded, not handed to the broker.
+        client.write_all(b"ignored").await.unwrap();
+        assert!(!task.is_finished(), "drains until the client closes");
+        drop(client);
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the task ends once the client closes")
+            .unwrap();
+        assert!(
+            next_input(&mut received).await.is_none(),
+            "nothing after Closed"
+        );
     }
 }

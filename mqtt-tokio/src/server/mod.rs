@@ -12,14 +12,23 @@
 //!  reactor mailbox / WriteQueue ◄──Transmit/Close/Pause── broker task (owns the Broker,
 //!                                                          sleeps until poll_timeout)
 //! ```
+//!
+//! The two connection paths differ only in their I/O (`mio` readiness and a timer heap for
+//! many sockets in a reactor, tokio `AsyncRead`/`AsyncWrite` and a `Sleep` in a connection
+//! task); their flow control is one (see `flow`): the same input credit (`flow::InputCredit`),
+//! the same outbox with its one byte guard (`outbox::Outbox`; the core's own outbox count is
+//! the flow control of the bytes going out), and the same closing state machine
+//! (`closing::Life`: one `Phase`, one linger rule).
 
 mod broker_task;
+mod closing;
 mod connection;
 mod events;
 mod flow;
 mod input;
 mod listener;
 mod local_client;
+mod outbox;
 mod reactor;
 mod read_gate;
 mod storage;
@@ -505,8 +514,10 @@ impl ServerBuilder {
 /// buffering). The broker task answers by handing `Bytes` chunks to the connection's reactor
 /// mailbox or write queue, never waiting on a socket; the writer drains them with vectored
 /// writes and reports the bytes written, which the core uses to bound each connection's
-/// outbox. A slow subscriber therefore only fills its own outbox: beyond it the
-/// core drops its QoS 0 messages and keeps QoS 1/2 in its bounded session queue.
+/// outbox (the adapter only guards against a core that overshoots it: a connection whose
+/// unwritten bytes would pass twice `max_outbox_bytes` and 64 KiB is closed). A slow
+/// subscriber therefore only fills its own outbox: beyond it the core drops its QoS 0 messages
+/// and keeps QoS 1/2 in its bounded session queue.
 #[derive(Debug)]
 pub struct Server {
     addresses: Vec<SocketAddr>,
@@ -569,7 +580,7 @@ pub struct ServerHandle {
     inputs: mpsc::Sender<Input>,
     /// Where connection ids come from (shared with the listeners).
     ids: Arc<AtomicU64>,
-    /// The byte cap of a connection's write queue.
+    /// The byte cap of a connection's outbox (see `outbox`).
     queue_cap: usize,
     /// The broker task's event hub (weak: receivers see the end when the task ends).
     events: std::sync::Weak<EventHub>,

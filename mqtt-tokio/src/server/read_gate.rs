@@ -1,63 +1,60 @@
 //! One connection reader's flow control. The broker task closes the gate to stop the reader
 //! and opens it again (`Output::PauseReading` / `Output::ResumeReading`): while it is closed
 //! the reader does not read, so TCP flow control slows the publisher down instead of its
-//! messages piling up in a subscriber's queue. And the reader has at most [`INPUT_CREDIT`]
-//! bytes handed to the broker task and not yet handled (see `flow`): the shared input channel is first
-//! come, first served, so without this one client flooding it could queue megabytes ahead of
-//! every other client's next packet.
+//! messages piling up in a subscriber's queue. And the reader has at most [`INPUT_CREDIT`](super::flow::INPUT_CREDIT)
+//! bytes handed to the broker task and not yet handled, counted by the same
+//! [`InputCredit`] as a reactor socket's (see `flow`): the shared input channel is first come,
+//! first served, so without this one client flooding it could queue megabytes ahead of every
+//! other client's next packet.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tokio::sync::{AcquireError, Notify, Semaphore};
+use tokio::sync::Notify;
 
-use super::flow::INPUT_CREDIT;
+use super::flow::InputCredit;
 
-/// Open unless paused; shared by the broker task (which flips it) and one reader (which waits
-/// and spends credit).
-#[derive(Debug)]
+/// Open unless paused; shared by the broker task (which flips it and hands credit back) and
+/// one reader (which waits and spends credit).
+#[derive(Debug, Default)]
 pub(crate) struct ReadGate {
     paused: AtomicBool,
     resumed: Notify,
-    credit: Semaphore,
-}
-
-impl Default for ReadGate {
-    fn default() -> Self {
-        ReadGate {
-            paused: AtomicBool::new(false),
-            resumed: Notify::new(),
-            credit: Semaphore::new(INPUT_CREDIT),
-        }
-    }
+    /// The reader's input credit: the same accounting as a reactor socket's.
+    credit: Mutex<InputCredit>,
+    /// Credit was handed back (a reader waiting in [`ReadGate::spend`] looks again).
+    credited: Notify,
 }
 
 impl ReadGate {
     /// Takes credit for a read of `len` bytes at once if there is enough (see
-    /// [`ReadGate::spend`]).
+    /// [`InputCredit::try_spend`]).
     pub(crate) fn try_spend(&self, len: usize) -> Option<u32> {
-        let want = Self::credit_for(len);
-        let permit = self.credit.try_acquire_many(want).ok()?;
-        permit.forget();
-        Some(want)
-    }
-
-    /// The credit a read of `len` bytes takes: a read larger than the whole credit takes all.
-    fn credit_for(len: usize) -> u32 {
-        u32::try_from(len.min(INPUT_CREDIT)).unwrap_or(u32::MAX)
+        self.credit.lock().ok()?.try_spend(len)
     }
 
     /// Takes credit for a read of `len` bytes (a read larger than the whole credit takes all
     /// of it), waiting until the broker task has handled enough earlier reads. Returns how
     /// much was taken, to be handed back with [`ReadGate::give_back`].
-    pub(crate) async fn spend(&self, len: usize) -> Result<u32, AcquireError> {
-        let want = Self::credit_for(len);
-        self.credit.acquire_many(want).await?.forget();
-        Ok(want)
+    pub(crate) async fn spend(&self, len: usize) -> u32 {
+        loop {
+            let credited = self.credited.notified();
+            tokio::pin!(credited);
+            credited.as_mut().enable(); // registered before the look: no lost wake-up
+            if let Some(taken) = self.try_spend(len) {
+                return taken;
+            }
+            credited.await;
+        }
     }
 
     /// Returns credit taken by [`ReadGate::spend`] once the broker task has handled the bytes.
     pub(crate) fn give_back(&self, credit: u32) {
-        self.credit.add_permits(credit as usize);
+        if let Ok(mut left) = self.credit.lock() {
+            left.give_back(credit);
+        }
+        // One reader: a permit stored while it is not waiting only makes it look once more.
+        self.credited.notify_one();
     }
 
     /// The reader waits before its next read.
@@ -93,19 +90,17 @@ impl ReadGate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::flow::INPUT_CREDIT;
     use std::sync::Arc;
     use std::time::Duration;
 
     #[tokio::test]
     async fn a_reader_waits_for_credit_the_broker_gives_back() {
         let gate = Arc::new(ReadGate::default());
-        assert_eq!(
-            gate.spend(INPUT_CREDIT * 2).await.unwrap() as usize,
-            INPUT_CREDIT
-        );
+        assert_eq!(gate.spend(INPUT_CREDIT * 2).await as usize, INPUT_CREDIT);
         let waiter = tokio::spawn({
             let gate = gate.clone();
-            async move { gate.spend(10).await.unwrap() }
+            async move { gate.spend(10).await }
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!waiter.is_finished(), "no credit left");

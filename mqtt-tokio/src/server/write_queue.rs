@@ -1,13 +1,13 @@
 //! The bounded queue between the broker task and one connection's writer.
 //!
-//! The broker task never waits on a socket: it appends the chunks of an `Output::Transmit` here
-//! and moves on. The writer takes everything queued at once (one vectored write for many small
-//! packets) and reports the bytes the socket took back to the broker (`handle_flushed`), which
-//! is what bounds the queue: the core stops handing out bytes for a connection whose outbox is
-//! full. A hard byte cap above that bound guards against a core that overshoots: reaching it
-//! closes the connection rather than growing memory.
+//! The broker task never waits on a socket: it appends the chunks of an `Output::Transmit` to
+//! the connection's [`Outbox`] here and moves on. The writer takes everything queued at once
+//! (one vectored write for many small packets) and reports the bytes the socket took back to
+//! the broker (`handle_flushed`), which is what bounds the queue: the core stops handing out
+//! bytes for a connection whose outbox is full. The outbox's cap guards against a core that
+//! overshoots (see [`outbox`](super::outbox)): reaching it closes the connection rather than
+//! growing memory.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Mutex;
 use std::task::{Context, Poll};
@@ -16,6 +16,7 @@ use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::outbox::Outbox;
 use super::read_gate::ReadGate;
 
 /// What the writer should do next.
@@ -27,10 +28,12 @@ pub(crate) enum Next {
     Close,
 }
 
+/// What the broker task and the writer share.
 #[derive(Debug, Default)]
 struct State {
-    chunks: VecDeque<Bytes>,
-    bytes: usize,
+    /// What waits for the writer.
+    outbox: Outbox,
+    /// The broker closed the connection: nothing more is queued.
     closing: bool,
 }
 
@@ -44,6 +47,7 @@ pub(crate) struct WriteQueue {
     /// The writer waiting for a write to the socket: woken only by [`WriteQueue::close`], so
     /// new chunks for a connection whose socket is full do not wake it for nothing.
     closer: AtomicWaker,
+    /// The outbox's byte cap.
     cap: usize,
     /// The reader's gate of the same connection: one shared allocation per connection.
     gate: ReadGate,
@@ -51,10 +55,6 @@ pub(crate) struct WriteQueue {
     /// connection's task and the broker task have let go of the queue.
     _slot: Option<OwnedSemaphorePermit>,
 }
-
-/// Most chunks handed to one vectored write (Linux's `IOV_MAX`): fewer, larger writes cost
-/// the kernel fewer system calls and fewer TCP segments per message.
-pub(crate) const MAX_BATCH_CHUNKS: usize = 1024;
 
 impl WriteQueue {
     /// A queue that refuses to hold more than `cap` bytes.
@@ -81,21 +81,13 @@ impl WriteQueue {
 
     /// Appends chunks; `false` (nothing appended) when that would pass the byte cap or the
     /// queue is closing. An empty queue takes `data`'s buffer as it is.
-    pub(crate) fn push(&self, mut data: Vec<Bytes>) -> bool {
-        let len: usize = data.iter().map(Bytes::len).sum();
-        data.retain(|c| !c.is_empty());
+    pub(crate) fn push(&self, data: Vec<Bytes>) -> bool {
         {
             let Ok(mut state) = self.state.lock() else {
                 return false;
             };
-            if state.closing || state.bytes + len > self.cap {
+            if state.closing || !state.outbox.push(data, self.cap) {
                 return false;
-            }
-            state.bytes += len;
-            if state.chunks.is_empty() {
-                state.chunks = VecDeque::from(data);
-            } else {
-                state.chunks.extend(data);
             }
         }
         self.ready.wake();
@@ -139,18 +131,10 @@ impl WriteQueue {
         let Ok(mut state) = self.state.lock() else {
             return Some(Next::Close);
         };
-        if state.chunks.is_empty() {
+        if state.outbox.is_empty() {
             return state.closing.then_some(Next::Close);
         }
-        if batch.is_empty() && state.chunks.len() <= MAX_BATCH_CHUNKS {
-            // All of it: the queue's buffer becomes the batch, so an idle queue holds no buffer.
-            *batch = Vec::from(std::mem::take(&mut state.chunks));
-        } else {
-            let take = state.chunks.len().min(MAX_BATCH_CHUNKS);
-            batch.extend(state.chunks.drain(..take));
-        }
-        let taken: usize = batch.iter().map(Bytes::len).sum();
-        state.bytes = state.bytes.saturating_sub(taken);
+        state.outbox.take(batch);
         Some(Next::Write)
     }
 }

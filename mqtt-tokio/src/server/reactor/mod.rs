@@ -15,6 +15,11 @@
 //! (see [`INPUT_CREDIT`]), handed back once the broker task has handled the read; a paused
 //! connection is not read. When the broker's input channel is full, the reactor stops reading
 //! and keeps its further inputs in order until there is room.
+//!
+//! The flow control is the one a connection task follows too (see `flow`): a socket's
+//! [`InputCredit`](super::flow::InputCredit), its [`Outbox`](super::outbox::Outbox) and its
+//! closing state machine ([`Life`](super::closing::Life)), whose timers the reactor keeps on
+//! one heap and whose actions [`Reactor::step`] carries out.
 
 pub(crate) mod mailbox;
 mod outbound;
@@ -37,13 +42,14 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use super::flow::{Credit, INPUT_CREDIT, LINGER};
+use super::closing::{Action, Event, Phase, Timer};
+use super::flow::{Credit, INPUT_CREDIT};
 use super::input::Input;
 
 pub(crate) use mailbox::{Accepted, Remote};
 use mailbox::{Addressed, Mail, Order, Shared};
 use outbound::Outbound;
-use socket::{Phase, Socket, Timer};
+use socket::Socket;
 
 /// Most poller events taken at once.
 const EVENTS: usize = 1024;
@@ -118,7 +124,7 @@ struct Reactor {
     mail: Mail,
     /// What a read lands in before it is copied out at its size.
     scratch: Box<[u8]>,
-    cap: u32,
+    cap: usize,
     stopping: bool,
     /// Sockets in the slab.
     live: usize,
@@ -148,7 +154,7 @@ impl Reactor {
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             mail: Mail::default(),
             scratch: vec![0; INPUT_CREDIT].into_boxed_slice(),
-            cap: u32::try_from(cap).unwrap_or(u32::MAX),
+            cap,
             stopping: false,
             live: 0,
             starved: 0,
@@ -224,7 +230,7 @@ impl Reactor {
         }
         for (slot, conn, credit) in mail.credit.drain(..) {
             if let Some(socket) = find(&mut self.sockets, slot, conn) {
-                socket.credit = socket.credit.saturating_add(credit);
+                socket.credit.give_back(credit);
                 if std::mem::take(&mut socket.starved) {
                     self.starved -= 1;
                 }
@@ -289,10 +295,12 @@ impl Reactor {
             Order::Write(chunks) => {
                 if !socket.queue(chunks, cap) {
                     warn!(%conn, "write queue full or closing; closing the connection");
-                    socket.close();
+                    socket.life.on(Event::BrokerClosed, Instant::now());
                 }
             }
-            Order::Close => socket.close(),
+            Order::Close => {
+                socket.life.on(Event::BrokerClosed, Instant::now());
+            }
             Order::Pause(paused) => socket.paused = paused,
         }
         list(&mut self.ready, slot, socket);
@@ -319,17 +327,12 @@ impl Reactor {
                 return;
             }
             self.deadlines.pop();
-            let Some(socket) = find(&mut self.sockets, slot, conn).filter(|s| s.timer == timer)
-            else {
+            if find(&mut self.sockets, slot, conn).is_none_or(|s| s.life.timer() != timer) {
                 continue; // gone, or its timer changed since
-            };
-            if timer == Timer::Linger && std::mem::take(&mut socket.progressed) {
-                let again = now + LINGER;
-                self.deadlines.push(Reverse((again, slot, conn, timer)));
-                continue;
             }
-            debug!(%conn, "closing connection timed out");
-            self.remove(slot);
+            if !self.step(slot, Event::Deadline(timer), now) {
+                debug!(%conn, "closing connection timed out");
+            }
         }
     }
 
@@ -347,7 +350,7 @@ impl Reactor {
         self.stopping = true;
         for (slot, socket) in self.sockets.iter_mut().enumerate() {
             if let Some(socket) = socket {
-                socket.close();
+                socket.life.on(Event::BrokerClosed, Instant::now());
                 list(&mut self.ready, slot as u32, socket);
             }
         }
@@ -375,33 +378,27 @@ impl Reactor {
             Ok(flushed) => flushed,
             Err(error) => {
                 debug!(%conn, %error, "write failed");
-                return self.remove(slot);
+                self.step(slot, Event::ClientClosed, now);
+                return;
             }
         };
-        if flushed > 0 && socket.phase != Phase::Draining {
+        if flushed > 0 && socket.life.broker_knows() {
             self.out.send(Input::Flushed {
                 conn,
                 bytes: flushed,
             });
         }
-        if flushed > 0 && socket.timer == Timer::Linger {
-            // The client takes bytes: its LINGER starts again when this one ends.
-            socket.progressed = true;
-        }
-        let timer = socket.timer;
-        if socket.phase == Phase::Closing && socket.out_is_empty() {
-            socket.shut_down();
-            self.out.send(Input::Closed { conn });
-        } else if socket.phase == Phase::Closing && !socket.writable && timer == Timer::None {
-            // A client that does not read gets LINGER to take the rest, not forever.
-            socket.timer = Timer::Linger;
-        }
-        if socket.timer != timer {
-            let at = now + LINGER;
-            self.deadlines.push(Reverse((at, slot, conn, socket.timer)));
-        }
+        // The write stops when everything is written or the socket is full.
+        let left = if socket.out_is_empty() {
+            Event::AllWritten
+        } else {
+            Event::Blocked
+        };
+        self.step(slot, Event::Wrote(flushed), now);
+        self.step(slot, left, now);
         if !self.read(slot) {
-            return self.remove(slot);
+            self.step(slot, Event::ClientClosed, now);
+            return;
         }
         let reading = self.out.stalled.is_empty();
         if let Some(Some(socket)) = self.sockets.get_mut(slot as usize)
@@ -417,7 +414,7 @@ impl Reactor {
         let Some(Some(socket)) = self.sockets.get_mut(slot as usize) else {
             return true;
         };
-        if socket.phase != Phase::Open {
+        if socket.life.phase() != Phase::Open {
             return socket.discard(&mut self.scratch);
         }
         if !socket.readable || socket.paused {
@@ -427,19 +424,18 @@ impl Reactor {
             self.blocked.push(slot);
             return true;
         }
-        if socket.credit == 0 {
+        if socket.credit.left() == 0 {
             return true; // starved since its last read; handed-back credit lists it
         }
         let conn = socket.conn;
         match socket.read(&mut self.scratch) {
-            Ok(Some(data)) => {
-                if socket.credit == 0 && socket.readable {
+            Ok(Some((data, amount))) => {
+                if socket.credit.left() == 0 && socket.readable {
                     // More is waiting: the credit the broker task hands back wakes the reactor.
                     socket.starved = true;
                     self.starved += 1;
                 }
                 let shared = self.shared.clone();
-                let amount = u32::try_from(data.len()).unwrap_or(u32::MAX);
                 let credit = Credit::new(move || shared.give_back(slot, conn, amount));
                 let data = Bytes::from(data);
                 self.out.send(Input::Bytes { conn, data, credit });
@@ -453,12 +449,41 @@ impl Reactor {
         }
     }
 
-    /// Drops the connection at `slot`, telling the broker task unless it was told already.
-    fn remove(&mut self, slot: u32) {
+    /// Feeds `event` to the closing state machine of the socket at `slot` and does what it
+    /// says: arms its timer on the heap, shuts the socket down, or drops it. `false` once the
+    /// socket is gone.
+    fn step(&mut self, slot: u32, event: Event, now: Instant) -> bool {
+        let Some(Some(socket)) = self.sockets.get_mut(slot as usize) else {
+            return false;
+        };
+        let conn = socket.conn;
+        match socket.life.on(event, now) {
+            Action::Nothing => {}
+            Action::Arm(at) => {
+                let timer = socket.life.timer();
+                self.deadlines.push(Reverse((at, slot, conn, timer)));
+            }
+            Action::ShutDown { drain_until } => {
+                socket.shut_down();
+                let timer = socket.life.timer();
+                self.deadlines
+                    .push(Reverse((drain_until, slot, conn, timer)));
+                self.out.send(Input::Closed { conn });
+            }
+            Action::Drop { report } => {
+                self.remove(slot, report);
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Drops the connection at `slot`; `report`: tells the broker task first.
+    fn remove(&mut self, slot: u32, report: bool) {
         let Some(socket) = self.sockets.get_mut(slot as usize).and_then(Option::take) else {
             return;
         };
-        if socket.phase != Phase::Draining {
+        if report {
             self.out.send(Input::Closed { conn: socket.conn });
         }
         if socket.starved {
@@ -480,7 +505,7 @@ impl Drop for Reactor {
     fn drop(&mut self) {
         self.shared.close();
         for socket in self.sockets.iter().flatten() {
-            if socket.phase != Phase::Draining {
+            if socket.life.broker_knows() {
                 let _ = self
                     .out
                     .inputs

@@ -1,54 +1,33 @@
-//! One connection of a reactor: its socket, what is queued for it, and where it is in its
-//! life. Reads and writes never wait: they stop at `WouldBlock` and clear the readiness flag,
-//! which the poller's next event sets again.
+//! One connection of a reactor: its socket, what is queued for it ([`Outbox`]), its input
+//! credit ([`InputCredit`]) and where it is in its life ([`Life`]), the types a connection task
+//! uses too. Reads and writes never wait: they stop at `WouldBlock` and clear the readiness
+//! flag, which the poller's next event sets again.
 
-use std::collections::VecDeque;
-use std::io::{self, IoSlice, Read as _, Write as _};
+use std::io::{self, Read as _, Write as _};
 use std::net::Shutdown;
 
-use bytes::{Buf as _, Bytes};
+use bytes::Bytes;
 use mqtt_broker_core::ConnectionId;
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::server::flow::INPUT_CREDIT;
-use crate::server::write_queue::MAX_BATCH_CHUNKS;
+use crate::server::closing::{Life, Phase};
+use crate::server::flow::InputCredit;
+use crate::server::outbox::Outbox;
 
 /// Most reads of one round while discarding a closed connection's input.
 const DISCARD_READS: usize = 16;
-
-/// Where a connection is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Phase {
-    /// Reading and writing.
-    Open,
-    /// The broker closed it: what is queued is written, input is discarded.
-    Closing,
-    /// Everything is written and the write side shut down; the broker task knows it is gone.
-    /// Input is discarded until the client closes too or the deadline passes.
-    Draining,
-}
-
-/// The closing timer a connection has running (on its reactor's timer heap).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) enum Timer {
-    None,
-    /// Closing, its socket full: it goes when the timer ends, written out or not.
-    Linger,
-    /// Draining: it goes when the timer ends, whether the client has closed or not.
-    Drain,
-}
 
 /// A connection's socket and state.
 #[derive(Debug)]
 pub(super) struct Socket {
     stream: mio::net::TcpStream,
     pub(super) conn: ConnectionId,
-    /// Chunks not yet written; the first may be partly written (its front is cut off).
-    out: VecDeque<Bytes>,
-    out_bytes: u32,
+    /// What is not yet written.
+    out: Outbox,
     /// Bytes that may be read before the broker task hands credit back.
-    pub(super) credit: u32,
-    pub(super) phase: Phase,
+    pub(super) credit: InputCredit,
+    /// Where it is in its life (the closing state machine both paths share).
+    pub(super) life: Life,
     /// The poller said so and no read has met `WouldBlock` since.
     pub(super) readable: bool,
     /// The client's side is closed (or failed): reads go on until they say so, whatever their
@@ -56,20 +35,18 @@ pub(super) struct Socket {
     pub(super) read_closed: bool,
     /// Left readable with no input credit (counted by the reactor).
     pub(super) starved: bool,
-    /// Bytes were written since the LINGER timer started.
-    pub(super) progressed: bool,
     /// The poller said so and no write has met `WouldBlock` since.
     pub(super) writable: bool,
     /// The broker task paused the reading (a subscriber's queue fills up).
     pub(super) paused: bool,
     /// On the reactor's list for the next round.
     pub(super) listed: bool,
-    pub(super) timer: Timer,
     /// The connection's place under its listener's `max_connections`.
     _place: Option<OwnedSemaphorePermit>,
 }
 
 impl Socket {
+    /// An open connection `conn` over `stream`, holding its listener `place`.
     pub(super) fn new(
         conn: ConnectionId,
         stream: mio::net::TcpStream,
@@ -78,63 +55,34 @@ impl Socket {
         Socket {
             stream,
             conn,
-            out: VecDeque::new(),
-            out_bytes: 0,
-            credit: u32::try_from(INPUT_CREDIT).unwrap_or(u32::MAX),
-            phase: Phase::Open,
+            out: Outbox::default(),
+            credit: InputCredit::default(),
+            life: Life::default(),
             readable: false,
             read_closed: false,
             starved: false,
-            progressed: false,
             writable: false,
             paused: false,
             listed: false,
-            timer: Timer::None,
             _place: place,
         }
     }
 
     /// Queues chunks to write; `false` (nothing queued) when they would pass `cap`. Chunks for
     /// a connection already closing are dropped.
-    pub(super) fn queue(&mut self, chunks: Vec<Bytes>, cap: u32) -> bool {
-        if self.phase != Phase::Open {
-            return true;
-        }
-        let len: usize = chunks.iter().map(Bytes::len).sum();
-        let Some(total) = u32::try_from(len)
-            .ok()
-            .and_then(|len| len.checked_add(self.out_bytes))
-            .filter(|&total| total <= cap)
-        else {
-            return false;
-        };
-        self.out_bytes = total;
-        let chunks = chunks.into_iter().filter(|c| !c.is_empty());
-        if self.out.is_empty() {
-            self.out = chunks.collect();
-        } else {
-            self.out.extend(chunks);
-        }
-        true
+    pub(super) fn queue(&mut self, chunks: Vec<Bytes>, cap: usize) -> bool {
+        self.life.phase() != Phase::Open || self.out.push(chunks, cap)
     }
 
+    /// Whether everything queued is written.
     pub(super) fn out_is_empty(&self) -> bool {
         self.out.is_empty()
     }
 
-    /// The broker ends the connection: what is queued is still written.
-    pub(super) fn close(&mut self) {
-        if self.phase == Phase::Open {
-            self.phase = Phase::Closing;
-        }
-    }
-
     /// Everything is written: the write side is shut down (the client reads the end of the
-    /// stream after the last packet) and input is discarded until the drain timer ends.
+    /// stream after the last packet).
     pub(super) fn shut_down(&mut self) {
         let _ = self.stream.shutdown(Shutdown::Write);
-        self.phase = Phase::Draining;
-        self.timer = Timer::Drain;
     }
 
     /// Whether the socket should be served again next round; `reading`: the input channel
@@ -142,9 +90,9 @@ impl Socket {
     pub(super) fn has_work(&self, reading: bool) -> bool {
         let write = self.writable && !self.out.is_empty();
         let read = self.readable
-            && match self.phase {
-                Phase::Open => reading && !self.paused && self.credit > 0,
-                Phase::Closing | Phase::Draining => true,
+            && match self.life.phase() {
+                Phase::Open => reading && !self.paused && self.credit.left() > 0,
+                Phase::Closing | Phase::Draining | Phase::Gone => true,
             };
         write || read
     }
@@ -154,17 +102,14 @@ impl Socket {
     pub(super) fn write(&mut self) -> io::Result<usize> {
         let mut total = 0;
         while self.writable && !self.out.is_empty() {
-            let slices: Vec<IoSlice<'_>> = (self.out.iter())
-                .take(MAX_BATCH_CHUNKS)
-                .map(|chunk| IoSlice::new(chunk))
-                .collect();
+            let slices = self.out.front_slices();
             let asked: usize = slices.iter().map(|s| s.len()).sum();
             match self.stream.write_vectored(&slices) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(written) => {
                     // A short write means the socket buffer is full (as tokio reads it).
                     self.writable = written == asked;
-                    self.consume(written);
+                    self.out.consume(written);
                     total += written;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
@@ -175,27 +120,10 @@ impl Socket {
         Ok(total)
     }
 
-    /// Drops `written` bytes from the front of the queue.
-    fn consume(&mut self, mut written: usize) {
-        let consumed = u32::try_from(written).unwrap_or(u32::MAX);
-        self.out_bytes = self.out_bytes.saturating_sub(consumed);
-        while let Some(front) = self.out.front_mut() {
-            if front.len() > written {
-                front.advance(written);
-                break;
-            }
-            written -= front.len();
-            self.out.pop_front();
-        }
-        if self.out.is_empty() {
-            self.out = VecDeque::new(); // an idle connection holds no queue buffer
-        }
-    }
-
-    /// One read into `scratch` of at most the credit left: `Ok(None)` when nothing is there,
-    /// an error at the end of the stream.
-    pub(super) fn read(&mut self, scratch: &mut [u8]) -> io::Result<Option<Vec<u8>>> {
-        let want = scratch.len().min(self.credit as usize);
+    /// One read into `scratch` of at most the credit left: the bytes and the credit they took,
+    /// `Ok(None)` when nothing is there, an error at the end of the stream.
+    pub(super) fn read(&mut self, scratch: &mut [u8]) -> io::Result<Option<(Vec<u8>, u32)>> {
+        let want = scratch.len().min(self.credit.left());
         loop {
             match self.stream.read(&mut scratch[..want]) {
                 Ok(0) => {
@@ -207,8 +135,9 @@ impl Socket {
                 Ok(n) => {
                     // A short read means the socket is drained (as tokio reads it).
                     self.readable = n == want || self.read_closed;
-                    self.credit -= u32::try_from(n).unwrap_or(self.credit);
-                    return Ok(Some(scratch[..n].to_vec()));
+                    // Never refused: the read took no more than the credit left.
+                    let taken = self.credit.try_spend(n).unwrap_or_default();
+                    return Ok(Some((scratch[..n].to_vec(), taken)));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.readable = false;
