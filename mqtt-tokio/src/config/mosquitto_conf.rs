@@ -23,9 +23,9 @@ use super::{
 /// What this reader does with one mosquitto.conf option.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Support {
-    /// Honoured with mosquitto's meaning (for some, only the values named in [`OPTIONS`]'
-    /// reasons; other values are refused with the reason).
-    Honoured,
+    /// Honoured with mosquitto's meaning; the text notes where values or meaning differ
+    /// (empty: none). Values it names as refused stop the start with the reason.
+    Honoured(&'static str),
     /// Refused: the broker does not start. The text says why.
     Refused(&'static str),
     /// Accepted with a warning: nothing a client could notice and nothing about security,
@@ -43,7 +43,7 @@ const PLUGIN: Support = Refused(
 /// Every option of mosquitto.conf(5) of mosquitto 2.0 (and the older names it still accepts),
 /// with what this reader does with it. Options ending in `_` are prefixes (`auth_opt_*`).
 pub const OPTIONS: &[(&str, Support)] = &[
-    ("acl_file", Honoured),
+    ("acl_file", Honoured("")),
     ("address", BRIDGE),
     ("addresses", BRIDGE),
     (
@@ -52,15 +52,21 @@ pub const OPTIONS: &[(&str, Support)] = &[
             "deprecated in mosquitto 2.0; a client with overlapping subscriptions gets one copy of a message here",
         ),
     ),
-    ("allow_anonymous", Honoured),
-    ("allow_zero_length_clientid", Honoured),
+    ("allow_anonymous", Honoured("")),
+    ("allow_zero_length_clientid", Honoured("")),
     ("auth_opt_", PLUGIN),
     ("auth_plugin", PLUGIN),
     ("auth_plugin_deny_special_chars", PLUGIN),
-    ("auto_id_prefix", Honoured),
-    ("autosave_interval", Honoured),
-    ("autosave_on_changes", Honoured),
-    ("bind_address", Honoured),
+    ("auto_id_prefix", Honoured("")),
+    (
+        "autosave_interval",
+        Honoured("`0` = `sync` durability, `N` = `periodic Ns` (1800 with `persistence true`)"),
+    ),
+    (
+        "autosave_on_changes",
+        Honoured("`every N changes` durability"),
+    ),
+    ("bind_address", Honoured("")),
     (
         "bind_interface",
         Refused("binding to an interface is not supported yet; use the interface's address"),
@@ -80,13 +86,13 @@ pub const OPTIONS: &[(&str, Support)] = &[
     ("bridge_psk", BRIDGE),
     ("bridge_require_ocsp", BRIDGE),
     ("bridge_tls_version", BRIDGE),
-    ("cafile", Honoured),
+    ("cafile", Honoured("")),
     (
         "capath",
         Refused("a directory of CA certificates is not supported yet; use cafile"),
     ),
-    ("certfile", Honoured),
-    ("check_retain_source", Honoured),
+    ("certfile", Honoured("")),
+    ("check_retain_source", Honoured("")),
     (
         "ciphers",
         Refused("choosing TLS 1.2 cipher suites is not supported yet"),
@@ -119,15 +125,26 @@ pub const OPTIONS: &[(&str, Support)] = &[
         Refused("serving files over HTTP is not supported"),
     ),
     ("idle_timeout", BRIDGE),
-    ("include_dir", Honoured),
+    (
+        "include_dir",
+        Honoured("in the main file only, `*.conf` in mosquitto's order"),
+    ),
     ("keepalive_interval", BRIDGE),
-    ("keyfile", Honoured),
-    ("listener", Honoured),
+    ("keyfile", Honoured("")),
+    (
+        "listener",
+        Honoured("without an address it binds every IPv4 interface (mosquitto: IPv4 and IPv6)"),
+    ),
     ("local_cleansession", BRIDGE),
     ("local_clientid", BRIDGE),
     ("local_password", BRIDGE),
     ("local_username", BRIDGE),
-    ("log_dest", Honoured),
+    (
+        "log_dest",
+        Honoured(
+            "`stderr`, `stdout`, `file PATH`, `none`, several at once; `syslog`, `topic`, `dlt` are refused",
+        ),
+    ),
     (
         "log_facility",
         Ignored("applies to syslog, which is not a log destination here"),
@@ -140,22 +157,43 @@ pub const OPTIONS: &[(&str, Support)] = &[
         "log_timestamp_format",
         Ignored("log lines always carry an RFC 3339 time stamp"),
     ),
-    ("log_type", Honoured),
-    ("max_connections", Honoured),
+    (
+        "log_type",
+        Honoured(
+            "mapped to the most detailed level named (`debug` for subscribe/unsubscribe/websockets/all)",
+        ),
+    ),
+    (
+        "max_connections",
+        Honoured(
+            "`-1` = unlimited; further connections wait in the OS backlog (mosquitto: refused at once)",
+        ),
+    ),
     (
         "max_inflight_bytes",
         Refused("a byte bound on messages in flight is not supported; use max_inflight_messages"),
     ),
-    ("max_inflight_messages", Honoured),
-    ("max_keepalive", Honoured),
-    ("max_packet_size", Honoured),
-    ("max_qos", Honoured),
-    ("max_queued_bytes", Honoured),
-    ("max_queued_messages", Honoured),
-    ("max_topic_alias", Honoured),
-    ("maximum_qos", Honoured),
-    ("memory_limit", Honoured),
-    ("message_size_limit", Honoured),
+    ("max_inflight_messages", Honoured("`0` = 65535")),
+    ("max_keepalive", Honoured("")),
+    (
+        "max_packet_size",
+        Honoured("at least 64 bytes (mosquitto: 20)"),
+    ),
+    ("max_qos", Honoured("`2` only; `0` and `1` are refused")),
+    ("max_queued_bytes", Honoured("`0` = no byte bound")),
+    (
+        "max_queued_messages",
+        Honoured("`0` = 1 000 000 (memory stays bounded)"),
+    ),
+    ("max_topic_alias", Honoured("")),
+    ("maximum_qos", Honoured("as `max_qos`")),
+    ("memory_limit", Honoured("")),
+    (
+        "message_size_limit",
+        Honoured(
+            "counts the whole packet (mosquitto: the payload); the smaller of it and `max_packet_size` holds",
+        ),
+    ),
     (
         "mount_point",
         Refused(
@@ -166,22 +204,36 @@ pub const OPTIONS: &[(&str, Support)] = &[
     ("notifications", BRIDGE),
     ("notifications_local_only", BRIDGE),
     ("password", BRIDGE),
-    ("password_file", Honoured),
-    ("per_listener_settings", Honoured),
-    ("persistence", Honoured),
+    ("password_file", Honoured("")),
+    (
+        "per_listener_settings",
+        Honoured(
+            "allow_anonymous per listener; a password or ACL file per listener only with one listener (refused with several)",
+        ),
+    ),
+    (
+        "persistence",
+        Honoured("default `false`, as mosquitto; the store is `mqtt-broker.redb` (see STORAGE.md)"),
+    ),
     (
         "persistence_file",
         Ignored(
             "the store is mqtt-broker.redb in persistence_location; mosquitto's file is not written",
         ),
     ),
-    ("persistence_location", Honoured),
-    ("persistent_client_expiration", Honoured),
-    ("pid_file", Honoured),
+    ("persistence_location", Honoured("")),
+    (
+        "persistent_client_expiration",
+        Honoured("`<n>h|d|w|m|y`; without it sessions are kept for ever, as mosquitto"),
+    ),
+    (
+        "pid_file",
+        Honoured("written once the listeners are bound, removed at exit"),
+    ),
     ("plugin", PLUGIN),
     ("plugin_opt_", PLUGIN),
-    ("port", Honoured),
-    ("protocol", Honoured),
+    ("port", Honoured("")),
+    ("protocol", Honoured("")),
     (
         "psk_file",
         Refused("TLS-PSK is not supported; use certificates"),
@@ -190,14 +242,17 @@ pub const OPTIONS: &[(&str, Support)] = &[
         "psk_hint",
         Refused("TLS-PSK is not supported; use certificates"),
     ),
-    ("queue_qos0_messages", Honoured),
+    (
+        "queue_qos0_messages",
+        Honoured("`false` only (QoS 0 is never queued for offline clients); `true` is refused"),
+    ),
     ("remote_clientid", BRIDGE),
     ("remote_password", BRIDGE),
     ("remote_username", BRIDGE),
-    ("require_certificate", Honoured),
+    ("require_certificate", Honoured("")),
     ("restart_timeout", BRIDGE),
-    ("retain_available", Honoured),
-    ("retained_persistence", Honoured),
+    ("retain_available", Honoured("")),
+    ("retained_persistence", Honoured("as `persistence`")),
     (
         "retry_interval",
         Ignored("no longer available in mosquitto 2.0 either"),
@@ -207,9 +262,9 @@ pub const OPTIONS: &[(&str, Support)] = &[
         "set_tcp_nodelay",
         Ignored("TCP_NODELAY is always set here (low latency)"),
     ),
-    ("socket_domain", Honoured),
+    ("socket_domain", Honoured("`ipv4` only; `ipv6` is refused")),
     ("start_type", BRIDGE),
-    ("sys_interval", Honoured),
+    ("sys_interval", Honoured("")),
     ("threshold", BRIDGE),
     (
         "tls_engine",
@@ -219,12 +274,18 @@ pub const OPTIONS: &[(&str, Support)] = &[
         "tls_engine_kpass_sha1",
         Refused("OpenSSL engines are not supported; keys are read from PEM files"),
     ),
-    ("tls_keyform", Honoured),
-    ("tls_version", Honoured),
+    ("tls_keyform", Honoured("`pem` only; `engine` is refused")),
+    (
+        "tls_version",
+        Honoured("`tlsv1.2` (rustls' minimum); `tlsv1.3` and older versions are refused"),
+    ),
     ("topic", BRIDGE),
     ("try_private", BRIDGE),
-    ("upgrade_outgoing_qos", Honoured),
-    ("use_identity_as_username", Honoured),
+    (
+        "upgrade_outgoing_qos",
+        Honoured("`false` only; `true` is refused"),
+    ),
+    ("use_identity_as_username", Honoured("")),
     (
         "use_subject_as_username",
         Refused(
@@ -251,6 +312,26 @@ pub const OPTIONS: &[(&str, Support)] = &[
         Ignored("WebSocket library logging is part of the broker's log"),
     ),
 ];
+
+/// The option table as Markdown, one row per option: what docs/CONFIG.md shows.
+pub fn options_table() -> String {
+    let mut table = String::from("| option | here | why / how |\n|---|---|---|\n");
+    for (name, support) in OPTIONS {
+        let name = if name.ends_with("opt_") {
+            format!("{name}*")
+        } else {
+            (*name).to_owned()
+        };
+        let (here, why) = match support {
+            Honoured("") => ("honoured", "as mosquitto"),
+            Honoured(note) => ("honoured", *note),
+            Refused(why) => ("**refused**", *why),
+            Ignored(why) => ("ignored (warning)", *why),
+        };
+        table.push_str(&format!("| `{name}` | {here} | {why} |\n"));
+    }
+    table
+}
 
 /// What this reader does with `option` (prefix options included); `None` for an option
 /// mosquitto does not know either.
@@ -379,7 +460,7 @@ impl Reader {
                     self.warnings
                         .push(format!("{at}: option `{option}` ignored: {why}"));
                 }
-                Some(Honoured) if option == "include_dir" => {
+                Some(Honoured(_)) if option == "include_dir" => {
                     if value.is_empty() {
                         return Err(ConfigError::Syntax(format!(
                             "{at}: include_dir: expected a directory"
@@ -400,7 +481,7 @@ impl Reader {
                         self.read(&text, &name, false)?;
                     }
                 }
-                Some(Honoured) => self
+                Some(Honoured(_)) => self
                     .option(option, value, at)
                     .map_err(|why| ConfigError::Syntax(format!("{at}: {option}: {why}")))?,
             }
@@ -1084,5 +1165,29 @@ mod strictness {
         assert!(duration("14").is_err() && duration("d").is_err() && duration("").is_err());
         assert!(parse_mosquitto_conf("queue_qos0_messages true\n").is_err());
         assert!(parse_mosquitto_conf("max_packet_size 30\n").is_err());
+    }
+}
+
+#[cfg(test)]
+mod documentation {
+    /// docs/CONFIG.md shows the option table as [`super::options_table`] renders it (skipped
+    /// when the crate is built outside the workspace, without the docs).
+    #[test]
+    fn config_md_lists_every_option_as_the_reader_treats_it() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/CONFIG.md");
+        let Ok(doc) = std::fs::read_to_string(path) else {
+            return;
+        };
+        let (start, end) = ("<!-- options:start -->\n", "<!-- options:end -->");
+        let from = doc
+            .find(start)
+            .expect("docs/CONFIG.md has the options markers")
+            + start.len();
+        let to = doc[from..].find(end).expect("the end marker") + from;
+        let table = super::options_table();
+        assert!(
+            doc[from..to] == table,
+            "docs/CONFIG.md's option table is stale; between the markers it must read:\n{table}"
+        );
     }
 }
