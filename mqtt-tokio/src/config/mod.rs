@@ -19,7 +19,7 @@ pub use durability::Durability;
 
 pub use load::{ConfigError, LoadedConfig, load_file};
 pub use mosquitto_conf::{
-    OPTIONS, Support, parse_mosquitto_conf, parse_mosquitto_conf_file, support,
+    OPTIONS, Support, options_table, parse_mosquitto_conf, parse_mosquitto_conf_file, support,
 };
 pub use toml_file::parse_toml;
 
