@@ -45,10 +45,9 @@ impl Outbox {
             return false;
         };
         self.bytes = total;
-        let mut chunks = chunks;
-        chunks.retain(|c| !c.is_empty());
+        let chunks = chunks.into_iter().filter(|c| !c.is_empty());
         if self.chunks.is_empty() {
-            self.chunks = VecDeque::from(chunks);
+            self.chunks = chunks.collect();
         } else {
             self.chunks.extend(chunks);
         }
