@@ -16,8 +16,11 @@ use crate::report::Report;
 use crate::rss::resident_bytes;
 use crate::stats::{Counters, spawn_progress};
 
-/// Time for the broker to settle (allocator, lazily freed buffers) before memory is read.
-const SETTLE: Duration = Duration::from_secs(1);
+/// Time for the broker to settle (allocator, lazily freed buffers) before memory is read:
+/// three times the 1 s in which our binary's allocator gives freed pages back. With 1 s, the
+/// figure of one build was bimodal (about half the runs ~100 bytes per connection higher,
+/// memory of the connection burst not given back yet); with 3 s it is steady.
+const SETTLE: Duration = Duration::from_secs(3);
 
 /// Runs the `idle` scenario; connecting stops at `--duration`.
 ///
