@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 /// A mosquitto process, killed when dropped.
@@ -32,19 +32,16 @@ fn mosquitto_binary() -> Option<PathBuf> {
     .find(|p| p.exists())
 }
 
-/// A loopback port that was free a moment ago and that the other test of this file did not get
-/// (the kernel may hand the same free port to both; the second mosquitto would then fail to
-/// bind while its test talks to the first one).
+/// A loopback port below the kernel's range of ephemeral ports (32768 and up on Linux), free
+/// a moment ago and handed to no other test of this process. Below that range no client
+/// connection (the load tool's, the other test's) can take it as its source port between this
+/// check and the broker's bind.
 fn free_port() -> u16 {
-    static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
-    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let offset = (std::process::id() % 997) as u16 * 10;
     loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        if !handed_out.contains(&port) {
-            handed_out.push(port);
+        let port = 20_000 + (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }

@@ -81,20 +81,17 @@ pub fn run(command: &mut Command, limit: Duration) -> Output {
     }
 }
 
-/// A loopback port that was free a moment ago and that no other test of this process got.
-///
-/// The kernel may hand the same free port to two tests running side by side; the second
-/// server then fails to bind while its test talks to the first one's server.
+/// A loopback port below the kernel's range of ephemeral ports (32768 and up on Linux), free
+/// a moment ago and handed to no other test of this process. The kernel may hand the same
+/// free port to two tests asking for port 0, and a port in the ephemeral range may become a
+/// client connection's source port before the server binds it; neither can happen here.
 pub fn free_port() -> u16 {
-    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let offset = (std::process::id() % 997) as u16 * 10;
     loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        if !handed_out.contains(&port) {
-            handed_out.push(port);
+        let port = 20_000 + (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
