@@ -107,3 +107,57 @@ fn refuses_a_bad_config_with_a_message() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("prot"));
 }
+
+#[test]
+fn sigusr1_and_sigusr2_leave_the_broker_running_as_in_mosquitto() {
+    let test = "sigusr1_and_sigusr2_leave_the_broker_running";
+    if !have("mosquitto_pub", test) || !have("kill", test) {
+        return;
+    }
+    let dir = scratch_dir(test);
+    let port = free_port();
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "persistence true\npersistence_location {}\nautosave_interval 600\n\
+             listener {port} 127.0.0.1\nallow_anonymous true\n",
+            dir.display()
+        ),
+    )
+    .expect("write conf");
+    let broker = Guard::spawn(
+        Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
+            .arg("-c")
+            .arg(&conf),
+    );
+    wait_for_port(port, LIMIT);
+    let publish = |message: &str| {
+        let port = port.to_string();
+        let args = ["-p", &port, "-t", "tele/plug/STATE", "-r", "-q", "1", "-m"];
+        run(Command::new("mosquitto_pub").args(args).arg(message), LIMIT)
+    };
+    assert!(publish("before").status.success());
+    let pid = broker.0.id().to_string();
+    for signal in ["-USR1", "-USR2"] {
+        let sent = run(Command::new("kill").args([signal, &pid]), LIMIT);
+        assert!(sent.status.success());
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            publish(signal).status.success(),
+            "the broker still serves after {signal}"
+        );
+    }
+    let killed = run(Command::new("kill").args(["-TERM", &pid]), LIMIT);
+    assert!(killed.status.success());
+    let (status, _, stderr) = broker.finish(LIMIT);
+    assert_eq!(status.map(|s| s.success()), Some(true), "{stderr}");
+    assert!(
+        stderr.contains("checkpoint asked for: writing the journaled changes durably"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("sessions and subscriptions follow"),
+        "{stderr}"
+    );
+}

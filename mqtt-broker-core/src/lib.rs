@@ -125,6 +125,7 @@ pub use error::{ApiMisuse, ConfigError, ProtocolViolation};
 pub use ids::{ConnectionId, ConnectionInfo, ListenerId};
 pub use message::{Message, RetainSource};
 pub use output::{AuthRequest, DropReason, Event, Output};
+pub use session::SessionView;
 pub use stats::Stats;
 
 /// The origin of the virtual clock used by unit tests (the only place a clock is read).

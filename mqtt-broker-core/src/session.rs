@@ -458,6 +458,62 @@ impl Session {
     }
 }
 
+/// A read-only look at one session, for an operator's dump or a page of clients (see
+/// [`Broker::sessions`](crate::Broker::sessions)).
+#[derive(Clone, Copy)]
+pub struct SessionView<'a>(&'a Session);
+
+impl<'a> SessionView<'a> {
+    /// A view of `session`.
+    pub(crate) fn new(session: &'a Session) -> Self {
+        SessionView(session)
+    }
+
+    /// The client identifier.
+    pub fn client_id(&self) -> &'a str {
+        &self.0.client_id
+    }
+
+    /// Whether a client is connected to it.
+    pub fn connected(&self) -> bool {
+        self.0.conn.is_some()
+    }
+
+    /// The protocol version of its last connection.
+    pub fn protocol(&self) -> ProtocolVersion {
+        self.0.version
+    }
+
+    /// Its subscriptions: filter text (with any `$share/` prefix) and the options granted, in
+    /// no particular order.
+    pub fn subscriptions(&self) -> impl Iterator<Item = (&'a str, SubscriptionOptions)> + 'a {
+        self.0
+            .subscriptions
+            .values()
+            .map(|(text, sub)| (text, sub.options))
+    }
+
+    /// Messages waiting in its queue.
+    pub fn queued(&self) -> usize {
+        self.0.queue.len()
+    }
+
+    /// QoS 1/2 messages sent to it and not yet acknowledged.
+    pub fn inflight(&self) -> usize {
+        self.0.inflight.len()
+    }
+}
+
+impl std::fmt::Debug for SessionView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionView")
+            .field("client_id", &self.client_id())
+            .field("connected", &self.connected())
+            .field("queued", &self.queued())
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

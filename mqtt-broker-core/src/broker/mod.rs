@@ -37,7 +37,7 @@ use crate::outbox::Outbox;
 use crate::output::{Event, Output};
 use crate::retained::Retained;
 use crate::router::{InterestChange, Router};
-use crate::session::Sessions;
+use crate::session::{SessionView, Sessions};
 use crate::stats::Stats;
 use crate::timer::{Due, TimerKey, Timers};
 
@@ -166,6 +166,26 @@ impl Broker {
         (stats.bytes_sent, stats.packets_sent) = self.out.sent();
         stats.retained_messages = self.retained.len() as u64;
         stats
+    }
+
+    /// Every session, connected or not, in no particular order: a walk over all of them, for
+    /// an operator's dump or a page of clients, not for every message.
+    ///
+    /// ```
+    /// use mqtt_broker_core::{Broker, Config, ConnectionId, ConnectionInfo};
+    /// # let now = std::time::Instant::now();
+    /// let mut broker = Broker::new(Config::default());
+    /// broker.handle_open(ConnectionId(1), ConnectionInfo::default(), now)?;
+    /// // CONNECT "c", then SUBSCRIBE to "t" (MQTT 3.1.1).
+    /// broker.handle_bytes(ConnectionId(1), b"\x10\x0d\x00\x04MQTT\x04\x02\x00\x3c\x00\x01c", now)?;
+    /// broker.handle_bytes(ConnectionId(1), b"\x82\x06\x00\x01\x00\x01t\x01", now)?;
+    /// let session = broker.sessions().next().expect("one session");
+    /// assert_eq!((session.client_id(), session.connected()), ("c", true));
+    /// assert_eq!(session.subscriptions().map(|(f, _)| f).collect::<Vec<_>>(), ["t"]);
+    /// # Ok::<(), mqtt_broker_core::ApiMisuse>(())
+    /// ```
+    pub fn sessions(&self) -> impl Iterator<Item = SessionView<'_>> {
+        self.sessions.values().map(SessionView::new)
     }
 
     /// The configuration in force.

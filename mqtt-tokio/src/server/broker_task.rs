@@ -183,10 +183,47 @@ impl BrokerTask {
                 let _ = reply.send(self.broker.stats());
                 Ok(())
             }
+            Input::Checkpoint => {
+                match &self.storage {
+                    Some(storage) => storage.checkpoint(),
+                    None => info!("persistence is off: there is no state to write"),
+                }
+                Ok(())
+            }
+            Input::LogSessions => {
+                self.log_sessions();
+                Ok(())
+            }
             Input::Shutdown => Ok(()),
         };
         if let Err(misuse) = result {
             error!(%misuse, "broker API misuse");
+        }
+    }
+
+    /// Writes every session and its subscriptions to the log (mosquitto writes its
+    /// subscription tree on SIGUSR2).
+    fn log_sessions(&self) {
+        let stats = self.broker.stats();
+        info!(
+            sessions = stats.clients_connected + stats.clients_disconnected,
+            subscriptions = stats.subscriptions,
+            retained = stats.retained_messages,
+            "sessions and subscriptions follow"
+        );
+        for session in self.broker.sessions() {
+            let filters: Vec<String> = session
+                .subscriptions()
+                .map(|(filter, options)| format!("{filter} (QoS {})", options.qos as u8))
+                .collect();
+            info!(
+                client_id = session.client_id(),
+                connected = session.connected(),
+                queued = session.queued(),
+                inflight = session.inflight(),
+                subscriptions = %filters.join(", "),
+                "session"
+            );
         }
     }
 

@@ -47,6 +47,10 @@ pub(crate) enum Input {
     },
     /// The application asks for the broker's counters.
     Stats(oneshot::Sender<Stats>),
+    /// The operator asks for the persistent state to be written durably now (SIGUSR1).
+    Checkpoint,
+    /// The operator asks for every session and its subscriptions in the log (SIGUSR2).
+    LogSessions,
 }
 
 /// Where the broker task sends a connection's bytes and orders.

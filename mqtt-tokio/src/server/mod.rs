@@ -548,6 +548,12 @@ impl Server {
         self.files.reload()
     }
 
+    /// Hands an operator's request to the broker task (nothing when it has stopped).
+    #[cfg(unix)]
+    async fn operator(&self, input: Input) {
+        let _ = self.handle.inputs.send(input).await;
+    }
+
     /// Stops accepting, closes every connection (letting queued bytes out for up to two
     /// seconds) and waits for the broker task to end.
     pub async fn shutdown(self) {
@@ -681,11 +687,15 @@ impl ServerHandle {
 }
 
 mod signals {
-    //! Waiting for the operator: SIGINT/SIGTERM stop the server, SIGHUP reloads its files.
+    //! Waiting for the operator, as mosquitto: SIGINT/SIGTERM stop the server, SIGHUP reloads
+    //! its password and ACL files, SIGUSR1 writes the persistent state durably now, SIGUSR2
+    //! writes every session and its subscriptions to the log. Only the first two end it.
 
     use tracing::{error, info};
 
     use super::Server;
+    #[cfg(unix)]
+    use super::input::Input;
 
     #[cfg(unix)]
     pub(super) async fn serve(server: &Server) -> std::io::Result<()> {
@@ -693,6 +703,8 @@ mod signals {
         let mut terminate = signal(SignalKind::terminate())?;
         let mut interrupt = signal(SignalKind::interrupt())?;
         let mut hangup = signal(SignalKind::hangup())?;
+        let mut save = signal(SignalKind::user_defined1())?;
+        let mut dump = signal(SignalKind::user_defined2())?;
         loop {
             tokio::select! {
                 _ = terminate.recv() => break,
@@ -700,6 +712,14 @@ mod signals {
                 _ = hangup.recv() => {
                     info!("SIGHUP: reloading password and ACL files");
                     server.reload_security().iter().for_each(|p| error!("{p}"));
+                }
+                _ = save.recv() => {
+                    info!("SIGUSR1: writing the persistent state");
+                    server.operator(Input::Checkpoint).await;
+                }
+                _ = dump.recv() => {
+                    info!("SIGUSR2: logging sessions and subscriptions");
+                    server.operator(Input::LogSessions).await;
                 }
             }
         }

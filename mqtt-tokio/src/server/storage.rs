@@ -5,6 +5,7 @@
 //! each group is appended to the store's journal instead (one `write`, no fsync) and reported at
 //! once, so acknowledgements wait only for the kernel to hold the change; every interval a
 //! checkpoint writes the journaled changes into the redb file durably (`docs/STORAGE.md`).
+//! A checkpoint can also be asked for at any time (SIGUSR1, as mosquitto saves its database).
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
@@ -65,10 +66,19 @@ fn corrupt_name(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// What the storage thread is asked to do.
+#[derive(Debug)]
+enum Job {
+    /// Write a batch of records.
+    Batch(PersistBatch),
+    /// Make everything written so far durable in the store file now.
+    Checkpoint,
+}
+
 /// The sending end of the storage thread.
 #[derive(Debug)]
 pub(crate) struct Storage {
-    batches: Option<Sender<PersistBatch>>,
+    batches: Option<Sender<Job>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -100,7 +110,15 @@ impl Storage {
     /// Hands a batch to the thread.
     pub(crate) fn write(&self, batch: PersistBatch) {
         if let Some(batches) = &self.batches {
-            let _ = batches.send(batch);
+            let _ = batches.send(Job::Batch(batch));
+        }
+    }
+
+    /// Asks the thread to make everything written so far durable in the store file now (in
+    /// `sync` mode it already is).
+    pub(crate) fn checkpoint(&self) {
+        if let Some(batches) = &self.batches {
+            let _ = batches.send(Job::Checkpoint);
         }
     }
 
@@ -129,7 +147,7 @@ fn writer(
     mut store: DurableStore,
     clock: WallClock,
     durability: Durability,
-    receiver: &Receiver<PersistBatch>,
+    receiver: &Receiver<Job>,
     inputs: &mpsc::Sender<Input>,
 ) {
     match durability {
@@ -147,9 +165,14 @@ fn writer(
         }
         _ => {
             while let Ok(first) = receiver.recv() {
-                let group = gather(first, receiver);
-                let records = group.iter().flat_map(|b| &b.records);
-                or_stop(store.apply(records, &clock, Commit::Durable));
+                let (group, checkpoint) = gather(first, receiver);
+                if !group.is_empty() {
+                    let records = group.iter().flat_map(|b| &b.records);
+                    or_stop(store.apply(records, &clock, Commit::Durable));
+                }
+                if checkpoint {
+                    info!("checkpoint asked for: every change is already durable (sync mode)");
+                }
                 if let Some(last) = group.last()
                     && inputs.blocking_send(Input::Persisted(last.seq)).is_err()
                 {
@@ -168,7 +191,7 @@ fn journaled(
     store: &mut DurableStore,
     clock: &WallClock,
     (every, max_changes): (Option<Duration>, u64),
-    receiver: &Receiver<PersistBatch>,
+    receiver: &Receiver<Job>,
     inputs: &mpsc::Sender<Input>,
 ) {
     let mut next_sync = every.map(|every| Instant::now() + every);
@@ -178,10 +201,14 @@ fn journaled(
             Some(at) => receiver.recv_timeout(at.saturating_duration_since(Instant::now())),
             None => receiver.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
+        let mut asked = false;
         match received {
             Ok(first) => {
-                let group = gather(first, receiver);
-                or_stop(store.journal(group.iter().flat_map(|b| &b.records), clock));
+                let (group, checkpoint) = gather(first, receiver);
+                asked = checkpoint;
+                if !group.is_empty() {
+                    or_stop(store.journal(group.iter().flat_map(|b| &b.records), clock));
+                }
                 changes += group.iter().map(|b| b.records.len() as u64).sum::<u64>();
                 // Journaled: the acknowledgements may leave; the rest is off their path.
                 if let Some(last) = group.last()
@@ -196,22 +223,37 @@ fn journaled(
             Err(RecvTimeoutError::Disconnected) => break,
         }
         let due = next_sync.is_some_and(|at| Instant::now() >= at) || changes >= max_changes;
-        if due {
+        if asked {
+            info!(
+                changes,
+                "checkpoint asked for: writing the journaled changes durably"
+            );
+        }
+        if due || asked {
             or_stop(store.sync());
             changes = 0;
             next_sync = every.map(|every| Instant::now() + every);
         }
     }
     // What arrived after the broker task stopped listening is journaled too.
-    for batch in receiver.try_iter() {
-        or_stop(store.apply(&batch.records, clock, Commit::Journaled));
+    for job in receiver.try_iter() {
+        if let Job::Batch(batch) = job {
+            or_stop(store.apply(&batch.records, clock, Commit::Journaled));
+        }
     }
     or_stop(store.sync());
 }
 
-/// `first` and every batch already waiting behind it.
-fn gather(first: PersistBatch, receiver: &Receiver<PersistBatch>) -> Vec<PersistBatch> {
-    let mut group = vec![first];
-    group.extend(receiver.try_iter());
-    group
+/// The batches of `first` and every job already waiting behind it, and whether a checkpoint
+/// was asked for among them.
+fn gather(first: Job, receiver: &Receiver<Job>) -> (Vec<PersistBatch>, bool) {
+    let mut group = Vec::new();
+    let mut checkpoint = false;
+    for job in std::iter::once(first).chain(receiver.try_iter()) {
+        match job {
+            Job::Batch(batch) => group.push(batch),
+            Job::Checkpoint => checkpoint = true,
+        }
+    }
+    (group, checkpoint)
 }
