@@ -198,8 +198,8 @@ pub struct ListenerConfig {
     /// Admit clients that give no user name (default false; true on the implicit local-only
     /// listener).
     pub allow_anonymous: bool,
-    /// Most connections open at once on this listener; further ones wait in the OS backlog
-    /// (default: no limit).
+    /// Most connections open at once on this listener; a further one is closed at once, as
+    /// mosquitto does (default: no limit).
     pub max_connections: Option<usize>,
 }
 

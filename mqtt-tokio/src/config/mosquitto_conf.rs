@@ -165,9 +165,7 @@ pub const OPTIONS: &[(&str, Support)] = &[
     ),
     (
         "max_connections",
-        Honoured(
-            "`-1` = unlimited; further connections wait in the OS backlog (mosquitto: refused at once)",
-        ),
+        Honoured("`-1` = unlimited; a connection beyond it is closed at once"),
     ),
     (
         "max_inflight_bytes",

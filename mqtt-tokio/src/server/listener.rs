@@ -13,7 +13,7 @@ use mqtt_broker_core::{ConnectionId, ConnectionInfo, ListenerId};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, TryAcquireError, mpsc};
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http;
@@ -48,13 +48,6 @@ pub(crate) async fn accept_loop(
 ) {
     let listener = Arc::new(listener);
     loop {
-        let permit = match &listener.limit {
-            Some(limit) => match limit.clone().acquire_owned().await {
-                Ok(permit) => Some(permit),
-                Err(_) => return,
-            },
-            None => None,
-        };
         let (stream, peer) = match accept(&listener.socket).await {
             Ok(accepted) => accepted,
             Err(error) => {
@@ -63,6 +56,19 @@ pub(crate) async fn accept_loop(
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
+        };
+        // At `max_connections` the new connection is closed at once, as mosquitto does, rather
+        // than left waiting in the backlog.
+        let permit = match &listener.limit {
+            Some(limit) => match limit.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(TryAcquireError::NoPermits) => {
+                    debug!(?peer, "max_connections reached: connection closed");
+                    continue;
+                }
+                Err(TryAcquireError::Closed) => return,
+            },
+            None => None,
         };
         let _ = stream.set_nodelay(true);
         let conn = ConnectionId(ids.fetch_add(1, Ordering::Relaxed));
