@@ -53,8 +53,8 @@ struct Cli {
     /// Configuration file: TOML (`*.toml`) or mosquitto.conf.
     #[arg(short = 'c', long = "config-file")]
     config: Option<PathBuf>,
-    /// Listen on this loopback port (repeatable); without a configuration file this replaces
-    /// the default 127.0.0.1:1883.
+    /// Listen on this loopback port (repeatable) instead of the local-only 127.0.0.1:1883;
+    /// ignored when the configuration file declares listeners, as in mosquitto.
     #[arg(short = 'p', long = "port")]
     ports: Vec<u16>,
     /// Verbose logging (debug level); `RUST_LOG` overrides.
@@ -100,8 +100,13 @@ fn serve(
     start_logging(&loaded.config.log, verbose)?;
     loaded.warnings.iter().for_each(|w| warn!("{w}"));
     let mut config = loaded.config;
-    for &port in ports {
-        config.add_local_listener(port);
+    if config.listeners.is_empty() {
+        for &port in ports {
+            config.add_local_listener(port);
+        }
+    } else if !ports.is_empty() {
+        // As mosquitto: `-p` only replaces the local-only listener.
+        warn!("-p ignored: the configuration file declares listeners");
     }
     // The binary keeps its state on disk (./data) unless the configuration says otherwise (a
     // mosquitto.conf says so unless it has `persistence true`, as in mosquitto).

@@ -32,13 +32,19 @@ fn serves_a_mosquitto_conf_and_stops_on_sigterm() {
         ),
     )
     .expect("write conf");
+    let unused = free_port();
     let broker = Guard::spawn(
         Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
             .current_dir(&dir) // its default store (./data) stays in the test's directory
             .arg("-c")
-            .arg(&conf),
+            .arg(&conf)
+            .args(["-p", &unused.to_string()]),
     );
     wait_for_port(port, LIMIT);
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", unused)).is_err(),
+        "-p is ignored when the file declares listeners, as in mosquitto"
+    );
     let pid = std::fs::read_to_string(&pid_file).expect("the pid file is written");
     assert_eq!(pid.trim(), broker.0.id().to_string());
     let published = run(
@@ -68,6 +74,7 @@ fn serves_a_mosquitto_conf_and_stops_on_sigterm() {
         "{stderr}"
     );
     assert!(stderr.contains("client connected"), "{stderr}");
+    assert!(stderr.contains("-p ignored"), "{stderr}");
     let logged = std::fs::read_to_string(&log_file).expect("the log file is written");
     assert!(logged.contains("client connected"), "{logged}");
     assert!(!pid_file.exists(), "the pid file is removed at the end");
