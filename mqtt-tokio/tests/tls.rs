@@ -195,3 +195,140 @@ fn client_certificate_identity_is_the_user_name() {
     );
     assert!(!without.status.success());
 }
+
+/// One TLS listener on `dir`'s certificates with the extra TOML lines `extra`.
+fn tls_listener(dir: &Path, extra: &str) -> TestServer {
+    let file = |name: &str| format!("{:?}", dir.join(name).display().to_string());
+    let toml = format!(
+        "[[listener]]\nport = 0\ncafile = {ca}\ncertfile = {cert}\nkeyfile = {key}\n\
+         allow_anonymous = true\n{extra}",
+        ca = file("ca.pem"),
+        cert = file("server.pem"),
+        key = file("server.key"),
+    );
+    TestServer::start(parse_toml(&toml).expect("test setup"))
+}
+
+/// Whether `mosquitto_pub` with the CA and `args` gets a message through `port`.
+fn publishes(dir: &Path, port: u16, args: &[&str]) -> bool {
+    let ca = dir.join("ca.pem").display().to_string();
+    let tls = ["-h", "localhost", "--cafile", &ca, "-t", "t", "-m", "m"];
+    publish(port, &[&tls[..], args].concat()).status.success()
+}
+
+/// Whether an `openssl s_client` with `args` (protocol version, cipher) completes a TLS
+/// handshake with `port`, trusting the test CA. The mosquitto clients cannot be held to TLS 1.2
+/// (their `--tls-version` is a minimum), so the handshake is tested with OpenSSL's own client.
+fn handshakes(dir: &Path, port: u16, args: &[&str]) -> bool {
+    let output = run(Command::new("openssl")
+        .args([
+            "s_client",
+            "-brief",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args(["-servername", "localhost", "-CAfile"])
+        .arg(dir.join("ca.pem"))
+        .args(args)
+        .stdin(std::process::Stdio::null()));
+    output.status.success()
+        && String::from_utf8_lossy(&output.stderr).contains("CONNECTION ESTABLISHED")
+}
+
+#[test]
+fn ciphers_and_tls_version_restrict_what_clients_may_negotiate() {
+    let Some(dir) = ready("ciphers_and_tls_version_restrict") else {
+        return;
+    };
+    // As Tasmota users pin one TLS 1.2 suite (ECDSA here: the test's certificates are EC).
+    let pinned = tls_listener(&dir, "ciphers = \"ECDHE-ECDSA-AES128-GCM-SHA256\"\n");
+    let port = pinned.port(0);
+    assert!(handshakes(
+        &dir,
+        port,
+        &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"]
+    ));
+    assert!(
+        !handshakes(
+            &dir,
+            port,
+            &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES256-GCM-SHA384"]
+        ),
+        "a TLS 1.2 suite outside `ciphers` is refused"
+    );
+    assert!(
+        handshakes(&dir, port, &["-tls1_3"]),
+        "TLS 1.3 is not restricted"
+    );
+    // An MQTT client gets through the pinned listener.
+    assert!(publishes(&dir, port, &[]));
+
+    let only13 = tls_listener(&dir, "tls_version = \"tlsv1.3\"\n");
+    let port = only13.port(0);
+    assert!(handshakes(&dir, port, &["-tls1_3"]));
+    assert!(
+        !handshakes(&dir, port, &["-tls1_2"]),
+        "a TLS 1.2 client is refused by a tlsv1.3 listener"
+    );
+}
+
+#[test]
+fn a_revoked_client_certificate_is_refused() {
+    let Some(dir) = ready("a_revoked_client_certificate_is_refused") else {
+        return;
+    };
+    let openssl = |args: &[&str]| {
+        let output = run(Command::new("openssl").current_dir(&dir).args(args));
+        assert!(output.status.success(), "openssl {args:?}: {output:?}");
+    };
+    std::fs::write(dir.join("index.txt"), "").expect("test setup");
+    std::fs::write(dir.join("crlnumber"), "01\n").expect("test setup");
+    std::fs::write(
+        dir.join("ca.cnf"),
+        "[ca]\ndefault_ca = test\n[test]\ndatabase = index.txt\ncrlnumber = crlnumber\n\
+         default_md = sha256\ndefault_crl_days = 2\n",
+    )
+    .expect("test setup");
+    let ca = ["-config", "ca.cnf", "-keyfile", "ca.key", "-cert", "ca.pem"];
+    let path = |name: &str| dir.join(name).display().to_string();
+    let with_cert = |server: &TestServer| {
+        let (ca, cert, key) = (path("ca.pem"), path("client.pem"), path("client.key"));
+        let args = [
+            "-h",
+            "localhost",
+            "--cafile",
+            &ca,
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "-t",
+            "t",
+            "-m",
+            "m",
+        ];
+        publish(server.port(0), &args).status.success()
+    };
+    // A CRL that revokes nothing: the client certificate is accepted.
+    openssl(&[&["ca", "-gencrl", "-out", "empty-crl.pem"][..], &ca].concat());
+    let server = tls_listener(
+        &dir,
+        &format!(
+            "require_certificate = true\ncrlfile = {:?}\n",
+            path("empty-crl.pem")
+        ),
+    );
+    assert!(with_cert(&server));
+    drop(server);
+    // Revoked: refused.
+    openssl(&[&["ca", "-revoke", "client.pem"][..], &ca].concat());
+    openssl(&[&["ca", "-gencrl", "-out", "crl.pem"][..], &ca].concat());
+    let server = tls_listener(
+        &dir,
+        &format!(
+            "require_certificate = true\ncrlfile = {:?}\n",
+            path("crl.pem")
+        ),
+    );
+    assert!(!with_cert(&server), "a revoked certificate gets in");
+}

@@ -8,6 +8,7 @@
 mod durability;
 mod load;
 mod mosquitto_conf;
+pub(crate) mod tls_names;
 mod toml_file;
 
 use std::path::PathBuf;
@@ -195,6 +196,16 @@ pub struct ListenerConfig {
     pub require_certificate: bool,
     /// Use the client certificate's common name (CN) as the user name.
     pub use_identity_as_username: bool,
+    /// Lowest TLS version: `tlsv1.2` (default: TLS 1.2 and 1.3) or `tlsv1.3`.
+    pub tls_version: Option<String>,
+    /// TLS 1.2 cipher suites allowed, OpenSSL names separated by `:` (e.g. Tasmota's
+    /// `ECDHE-RSA-AES128-GCM-SHA256`); default: every suite rustls offers.
+    pub ciphers: Option<String>,
+    /// TLS 1.3 cipher suites allowed (e.g. `TLS_AES_256_GCM_SHA384`); default: all three.
+    pub ciphers_tls13: Option<String>,
+    /// PEM file of certificate revocation lists: client certificates they revoke are refused
+    /// (needs `cafile`).
+    pub crlfile: Option<PathBuf>,
     /// Admit clients that give no user name (default false; true on the implicit local-only
     /// listener).
     pub allow_anonymous: bool,
@@ -214,6 +225,10 @@ impl Default for ListenerConfig {
             keyfile: None,
             require_certificate: false,
             use_identity_as_username: false,
+            tls_version: None,
+            ciphers: None,
+            ciphers_tls13: None,
+            crlfile: None,
             allow_anonymous: false,
             max_connections: None,
         }
@@ -243,6 +258,27 @@ impl ListenerConfig {
         }
         if self.max_connections == Some(0) {
             return Err(invalid("max_connections must be at least 1"));
+        }
+        let tls_options = self.tls_version.is_some()
+            || self.ciphers.is_some()
+            || self.ciphers_tls13.is_some()
+            || self.crlfile.is_some();
+        if tls_options && !self.is_tls() {
+            return Err(invalid(
+                "tls_version, ciphers, ciphers_tls13 and crlfile need certfile and keyfile",
+            ));
+        }
+        if self.crlfile.is_some() && self.cafile.is_none() {
+            return Err(invalid("crlfile needs cafile"));
+        }
+        if let Some(version) = &self.tls_version {
+            tls_names::allows_tls12(version).map_err(|why| invalid(&why))?;
+        }
+        if let Some(list) = &self.ciphers {
+            tls_names::cipher_suites(list, false).map_err(|why| invalid(&why))?;
+        }
+        if let Some(list) = &self.ciphers_tls13 {
+            tls_names::cipher_suites(list, true).map_err(|why| invalid(&why))?;
         }
         Ok(())
     }

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use super::{
     ConfigError, Durability, ListenerConfig, LoadedConfig, LogDest, Protocol, ServerConfig,
+    tls_names,
 };
 
 /// What this reader does with one mosquitto.conf option.
@@ -95,11 +96,13 @@ pub const OPTIONS: &[(&str, Support)] = &[
     ("check_retain_source", Honoured("")),
     (
         "ciphers",
-        Refused("choosing TLS 1.2 cipher suites is not supported yet"),
+        Honoured(
+            "OpenSSL names of the TLS 1.2 suites rustls has (ECDHE with AES-GCM or ChaCha20, e.g. Tasmota's ECDHE-RSA-AES128-GCM-SHA256); keywords such as `HIGH` and other names are refused",
+        ),
     ),
     (
         "ciphers_tls1.3",
-        Refused("choosing TLS 1.3 cipher suites is not supported yet"),
+        Honoured("TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256"),
     ),
     ("cleansession", BRIDGE),
     ("clientid", BRIDGE),
@@ -114,7 +117,7 @@ pub const OPTIONS: &[(&str, Support)] = &[
     ),
     (
         "crlfile",
-        Refused("certificate revocation lists are not supported yet"),
+        Honoured("PEM CRLs; client certificates they revoke are refused (needs cafile)"),
     ),
     (
         "dhparamfile",
@@ -275,7 +278,7 @@ pub const OPTIONS: &[(&str, Support)] = &[
     ("tls_keyform", Honoured("`pem` only; `engine` is refused")),
     (
         "tls_version",
-        Honoured("`tlsv1.2` (rustls' minimum); `tlsv1.3` and older versions are refused"),
+        Honoured("`tlsv1.2` (TLS 1.2 and 1.3) or `tlsv1.3`; older versions are refused (rustls)"),
     ),
     ("topic", BRIDGE),
     ("try_private", BRIDGE),
@@ -557,17 +560,19 @@ impl Reader {
                     ));
                 }
             }
-            "tls_version" => match value {
-                // rustls speaks TLS 1.2 and 1.3, which is what this minimum allows.
-                "tlsv1.2" => {}
-                "tlsv1.3" => {
-                    return Err(String::from("a TLS 1.3-only listener is not supported yet"));
-                }
-                "tlsv1.1" | "tlsv1" => {
-                    return Err(String::from("TLS before 1.2 is not supported (rustls)"));
-                }
-                _ => return Err(format!("unknown TLS version `{value}`")),
-            },
+            "tls_version" => {
+                tls_names::allows_tls12(value)?;
+                self.listener().tls_version = Some(value.to_owned());
+            }
+            "ciphers" => {
+                tls_names::cipher_suites(value, false)?;
+                self.listener().ciphers = Some(value.to_owned());
+            }
+            "ciphers_tls1.3" => {
+                tls_names::cipher_suites(value, true)?;
+                self.listener().ciphers_tls13 = Some(value.to_owned());
+            }
+            "crlfile" => self.listener().crlfile = Some(path(value)?),
             "require_certificate" => self.listener().require_certificate = boolean(value)?,
             "use_identity_as_username" => {
                 self.listener().use_identity_as_username = boolean(value)?
@@ -1033,14 +1038,13 @@ mod strictness {
         for line in [
             "bind_interface eth0",
             "psk_file /etc/mosquitto/psk",
-            "crlfile /etc/mosquitto/crl.pem",
             "mount_point tenant/",
             "plugin /usr/lib/mosquitto_dynamic_security.so",
             "auth_plugin /usr/lib/auth.so",
             "auth_opt_backends files",
             "clientid_prefixes sonoff-",
-            "ciphers ECDHE-RSA-AES128-GCM-SHA256",
-            "tls_version tlsv1.3",
+            "ciphers HIGH:!aNULL",
+            "tls_version tlsv1.1",
             "max_qos 1",
             "user mosquitto",
             "log_dest syslog",
@@ -1186,6 +1190,33 @@ mod documentation {
         assert!(
             doc[from..to] == table,
             "docs/CONFIG.md's option table is stale; between the markers it must read:\n{table}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tls_options {
+    use super::*;
+
+    #[test]
+    fn tls_versions_ciphers_and_crls_reach_the_listener() {
+        let loaded = parse_mosquitto_conf(
+            "listener 8883\ncafile /ca.pem\ncertfile /s.pem\nkeyfile /s.key\n\
+             tls_version tlsv1.3\nciphers ECDHE-RSA-AES128-GCM-SHA256\n\
+             ciphers_tls1.3 TLS_AES_256_GCM_SHA384\ncrlfile /crl.pem\n",
+        )
+        .unwrap();
+        let tls = &loaded.config.listeners[0];
+        assert_eq!(tls.tls_version.as_deref(), Some("tlsv1.3"));
+        assert_eq!(tls.ciphers.as_deref(), Some("ECDHE-RSA-AES128-GCM-SHA256"));
+        assert_eq!(tls.ciphers_tls13.as_deref(), Some("TLS_AES_256_GCM_SHA384"));
+        assert_eq!(tls.crlfile.as_deref(), Some("/crl.pem".as_ref()));
+        // On a plain listener they would be silently meaningless: refused.
+        let err = parse_mosquitto_conf("listener 1883\nciphers ECDHE-RSA-AES128-GCM-SHA256\n")
+            .unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Invalid(ref m) if m.contains("need certfile")),
+            "{err}"
         );
     }
 }

@@ -6,12 +6,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rustls_pki_types::pem::PemObject as _;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::crypto::CryptoProvider;
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
-use tokio_rustls::rustls::{RootCertStore, ServerConfig};
+use tokio_rustls::rustls::{
+    RootCertStore, ServerConfig, SupportedCipherSuite, SupportedProtocolVersion, version,
+};
 
-use crate::config::ListenerConfig;
+use crate::config::{ListenerConfig, tls_names};
 
 /// Builds the TLS acceptor of a listener whose `certfile` and `keyfile` are set.
 pub(crate) fn acceptor(listener: &ListenerConfig) -> Result<Option<TlsAcceptor>, String> {
@@ -21,9 +24,18 @@ pub(crate) fn acceptor(listener: &ListenerConfig) -> Result<Option<TlsAcceptor>,
     let certs = read_certs(certfile)?;
     let key = PrivateKeyDer::from_pem_file(keyfile)
         .map_err(|e| format!("keyfile {}: {e}", keyfile.display()))?;
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let provider = Arc::new(provider(listener)?);
+    let allows_tls12 = match &listener.tls_version {
+        Some(version) => tls_names::allows_tls12(version)?,
+        None => true,
+    };
+    let versions: &[&SupportedProtocolVersion] = if allows_tls12 {
+        &[&version::TLS13, &version::TLS12]
+    } else {
+        &[&version::TLS13]
+    };
     let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .map_err(|e| e.to_string())?;
     let builder = match &listener.cafile {
         Some(cafile) => {
@@ -33,7 +45,17 @@ pub(crate) fn acceptor(listener: &ListenerConfig) -> Result<Option<TlsAcceptor>,
                     .add(cert)
                     .map_err(|e| format!("cafile {}: {e}", cafile.display()))?;
             }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let mut verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            if let Some(crlfile) = &listener.crlfile {
+                let crls = CertificateRevocationListDer::pem_file_iter(crlfile)
+                    .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| format!("crlfile {}: {e}", crlfile.display()))?;
+                if crls.is_empty() {
+                    return Err(format!("crlfile {}: no CRL found", crlfile.display()));
+                }
+                verifier = verifier.with_crls(crls);
+            }
             let verifier = if listener.require_certificate {
                 verifier
             } else {
@@ -47,6 +69,28 @@ pub(crate) fn acceptor(listener: &ListenerConfig) -> Result<Option<TlsAcceptor>,
         .with_single_cert(certs, key)
         .map_err(|e| format!("certfile {}: {e}", certfile.display()))?;
     Ok(Some(TlsAcceptor::from(Arc::new(config))))
+}
+
+/// rustls' cryptography with the cipher suites the listener allows (`ciphers` for TLS 1.2,
+/// `ciphers_tls13` for TLS 1.3; each unrestricted when not given).
+fn provider(listener: &ListenerConfig) -> Result<CryptoProvider, String> {
+    let mut provider = tokio_rustls::rustls::crypto::ring::default_provider();
+    let tls12 = (listener.ciphers.as_deref())
+        .map(|list| tls_names::cipher_suites(list, false))
+        .transpose()?;
+    let tls13 = (listener.ciphers_tls13.as_deref())
+        .map(|list| tls_names::cipher_suites(list, true))
+        .transpose()?;
+    provider.cipher_suites.retain(|supported| {
+        let allowed = match supported {
+            SupportedCipherSuite::Tls12(_) => &tls12,
+            SupportedCipherSuite::Tls13(_) => &tls13,
+        };
+        allowed
+            .as_ref()
+            .is_none_or(|suites| suites.contains(&supported.suite()))
+    });
+    Ok(provider)
 }
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
