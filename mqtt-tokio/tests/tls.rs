@@ -332,3 +332,43 @@ fn a_revoked_client_certificate_is_refused() {
     );
     assert!(!with_cert(&server), "a revoked certificate gets in");
 }
+
+#[test]
+fn a_renewed_certificate_serves_new_connections_after_a_reload() {
+    let Some(dir) = ready("a_renewed_certificate_serves_new_connections") else {
+        return;
+    };
+    let renewed = scratch_dir("a_renewed_certificate_renewal");
+    make_certificates(&renewed); // another CA, another server certificate
+    let server = tls_listener(&dir, "");
+    let port = server.port(0);
+    assert!(publishes(&dir, port, &[]));
+    assert!(
+        !publishes(&renewed, port, &[]),
+        "not yet the new certificate"
+    );
+
+    // The files are replaced in place, as certbot's deploy hook does; then SIGHUP's reload.
+    for name in ["server.pem", "server.key", "ca.pem"] {
+        std::fs::copy(renewed.join(name), dir.join(name)).expect("test setup");
+    }
+    assert_eq!(server.server().reload_security(), Vec::<String>::new());
+    assert!(
+        publishes(&renewed, port, &[]),
+        "the renewed certificate is served"
+    );
+
+    // Unusable files leave the listener as it was, and say so.
+    std::fs::write(dir.join("server.key"), "not a key").expect("test setup");
+    let problems = server.server().reload_security();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("TLS files not reloaded")),
+        "{problems:?}"
+    );
+    assert!(
+        publishes(&renewed, port, &[]),
+        "still served after a failed reload"
+    );
+}

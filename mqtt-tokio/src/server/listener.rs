@@ -14,7 +14,6 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, TryAcquireError, mpsc};
-use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http;
 use tracing::{debug, warn};
@@ -22,7 +21,7 @@ use tracing::{debug, warn};
 use super::connection::{Connection, Start};
 use super::input::Input;
 use super::reactor::{Accepted, Reactors};
-use super::tls::common_name;
+use super::tls::{Tls, common_name};
 use super::transport::{ByteStream, WebSocket};
 use super::write_queue::WriteQueue;
 use crate::config::Protocol;
@@ -33,7 +32,7 @@ pub(crate) struct Listener {
     /// The listening socket, watched by the runtime.
     pub(crate) socket: AsyncFd<mio::net::TcpListener>,
     pub(crate) protocol: Protocol,
-    pub(crate) tls: Option<TlsAcceptor>,
+    pub(crate) tls: Option<Arc<Tls>>,
     pub(crate) limit: Option<Arc<Semaphore>>,
     pub(crate) handshake_timeout: Duration,
     pub(crate) queue_cap: usize,
@@ -121,7 +120,7 @@ fn spawn(task: impl Future<Output = ()> + Send + 'static) {
 /// The task that runs the TLS and WebSocket handshakes of one connection, then spawns its
 /// connection task and ends: an idle connection does not keep a task sized for handshakes.
 async fn handshakes(listener: Arc<Listener>, mut start: Start, stream: TcpStream) {
-    let Some(acceptor) = &listener.tls else {
+    let Some(acceptor) = listener.tls.as_ref().map(|tls| tls.acceptor()) else {
         return after_tls(&listener, start, stream).await;
     };
     let (conn, peer) = (start.conn, start.info.peer);

@@ -424,6 +424,7 @@ impl ServerBuilder {
 
         let mut bound = Vec::with_capacity(listeners.len());
         let mut addresses = Vec::with_capacity(listeners.len());
+        let mut tls_sides = Vec::new();
         for (index, settings) in listeners.iter().enumerate() {
             let address = format!("{}:{}", settings.bind_address, settings.port);
             let socket = TcpListener::bind(&address)
@@ -436,7 +437,10 @@ impl ServerBuilder {
                 .into_std()
                 .and_then(|socket| reactor::watch(mio::net::TcpListener::from_std(socket)))
                 .map_err(|e| ServerError::Bind(address.clone(), e))?;
-            let tls = tls::acceptor(settings).map_err(ServerError::Tls)?;
+            let tls = tls::Tls::new(settings)
+                .map_err(ServerError::Tls)?
+                .map(Arc::new);
+            tls_sides.extend(tls.clone());
             let scheme = match (settings.protocol, tls.is_some()) {
                 (Protocol::Mqtt, false) => "mqtt",
                 (Protocol::Mqtt, true) => "mqtts",
@@ -500,6 +504,7 @@ impl ServerBuilder {
                 events: Arc::downgrade(&events),
             },
             files,
+            tls: tls_sides,
             broker_task,
             accept_tasks,
         })
@@ -523,6 +528,8 @@ pub struct Server {
     addresses: Vec<SocketAddr>,
     handle: ServerHandle,
     files: Arc<SecurityFiles>,
+    /// The TLS sides of the listeners, reloaded with the security files.
+    tls: Vec<Arc<tls::Tls>>,
     broker_task: JoinHandle<()>,
     accept_tasks: Vec<JoinHandle<()>>,
 }
@@ -543,9 +550,18 @@ impl Server {
         self.handle.clone()
     }
 
-    /// Re-reads the password and ACL files (what SIGHUP does); returns the problems met.
+    /// Re-reads the password and ACL files and the TLS listeners' certificate, key, CA and
+    /// CRL files (what SIGHUP does); returns the problems met. A renewed certificate serves the
+    /// next connections; open ones keep theirs. TLS files that cannot be used leave the
+    /// listener as it was.
     pub fn reload_security(&self) -> Vec<String> {
-        self.files.reload()
+        let mut problems = self.files.reload();
+        for tls in &self.tls {
+            if let Err(why) = tls.reload() {
+                problems.push(format!("TLS files not reloaded, the old ones stay: {why}"));
+            }
+        }
+        problems
     }
 
     /// Hands an operator's request to the broker task (nothing when it has stopped).

@@ -1,9 +1,11 @@
 //! TLS for a listener: the rustls server configuration built from PEM files (ring provider),
-//! optional client-certificate verification against a CA file, and the client identity (the
-//! certificate's common name) that `use_identity_as_username` turns into the user name.
+//! with the protocol versions and cipher suites the listener allows, optional client-certificate
+//! verification against a CA file and revocation lists, reloaded on SIGHUP, and the client
+//! identity (the certificate's common name) that `use_identity_as_username` turns into the user
+//! name.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
@@ -17,7 +19,48 @@ use tokio_rustls::rustls::{
 use crate::config::{ListenerConfig, tls_names};
 
 /// Builds the TLS acceptor of a listener whose `certfile` and `keyfile` are set.
-pub(crate) fn acceptor(listener: &ListenerConfig) -> Result<Option<TlsAcceptor>, String> {
+/// The TLS side of one listener, reloadable: SIGHUP re-reads its certificate, key, CA and
+/// CRL files (a renewed certificate takes effect for the next connections, the open ones keep
+/// theirs); a reload that fails keeps what was there.
+pub(crate) struct Tls {
+    settings: ListenerConfig,
+    current: RwLock<TlsAcceptor>,
+}
+
+impl Tls {
+    /// The listener's TLS side, or `None` for a plain listener.
+    pub(crate) fn new(settings: &ListenerConfig) -> Result<Option<Tls>, String> {
+        Ok(acceptor(settings)?.map(|acceptor| Tls {
+            settings: settings.clone(),
+            current: RwLock::new(acceptor),
+        }))
+    }
+
+    /// What handshakes the next connection.
+    pub(crate) fn acceptor(&self) -> TlsAcceptor {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Reads the files again; the problem, if they cannot be used (the old ones stay).
+    pub(crate) fn reload(&self) -> Result<(), String> {
+        let acceptor = acceptor(&self.settings)?.ok_or("no certificate configured")?;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = acceptor;
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls")
+            .field("certfile", &self.settings.certfile)
+            .finish_non_exhaustive()
+    }
+}
+
+fn acceptor(listener: &ListenerConfig) -> Result<Option<TlsAcceptor>, String> {
     let (Some(certfile), Some(keyfile)) = (&listener.certfile, &listener.keyfile) else {
         return Ok(None);
     };
