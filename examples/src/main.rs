@@ -5,13 +5,15 @@
 
 mod passwd;
 
-use std::io::IsTerminal as _;
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{IsTerminal as _, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use clap::{Parser, Subcommand};
 use mqtt_tokio::Server;
 use mqtt_tokio::config::{LoadedConfig, LogDest, Logging, ServerConfig, load_file};
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt as _};
 
@@ -97,7 +99,7 @@ fn serve(
         Some(path) => load_file(path).map_err(|e| e.to_string())?,
         None => LoadedConfig::from(ServerConfig::default()),
     };
-    start_logging(&loaded.config.log, verbose)?;
+    let log_files = start_logging(&loaded.config.log, verbose)?;
     loaded.warnings.iter().for_each(|w| warn!("{w}"));
     let mut config = loaded.config;
     if config.listeners.is_empty() {
@@ -125,16 +127,68 @@ fn serve(
             .map_err(|e| e.to_string())?;
         // Written once the listeners are bound, as mosquitto does; removed when it stops.
         let _pid_file = pid_file.map(PidFile::write).transpose()?;
-        server.run_until_signalled().await.map_err(|e| {
+        let reopening = tokio::spawn(reopen_logs_on_hangup(log_files));
+        let served = server.run_until_signalled().await.map_err(|e| {
             error!(%e, "signal handling failed");
             e.to_string()
-        })
+        });
+        reopening.abort();
+        served
     })
 }
 
+/// A log file, reopened on SIGHUP so that logrotate's renamed file is let go, as mosquitto does.
+struct LogFile {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+impl LogFile {
+    fn open(path: &Path) -> Result<Arc<LogFile>, String> {
+        Ok(Arc::new(LogFile {
+            path: path.to_owned(),
+            file: Mutex::new(Self::append(path)?),
+        }))
+    }
+
+    fn append(path: &Path) -> Result<File, String> {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("log_dest file {}: {e}", path.display()))
+    }
+
+    /// Opens the path again: later lines go to the file now there.
+    fn reopen(&self) -> Result<(), String> {
+        let file = Self::append(&self.path)?;
+        *self.file.lock().unwrap_or_else(PoisonError::into_inner) = file;
+        Ok(())
+    }
+}
+
+/// A log line written to a [`LogFile`], under its lock (the line is formatted first, then
+/// written at once).
+impl Write for &LogFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .flush()
+    }
+}
+
 /// Sets up logging to the configured destinations (standard error when none), at the
-/// configured level (`info` by default, `debug` with `-v`); `RUST_LOG` overrides both.
-fn start_logging(log: &Logging, verbose: bool) -> Result<(), String> {
+/// configured level (`info` by default, `debug` with `-v`); `RUST_LOG` overrides both. Returns
+/// the log files, to reopen on SIGHUP.
+fn start_logging(log: &Logging, verbose: bool) -> Result<Vec<Arc<LogFile>>, String> {
     let level = match (&log.level, verbose) {
         (_, true) => "debug",
         (Some(level), false) => level.as_str(),
@@ -143,6 +197,7 @@ fn start_logging(log: &Logging, verbose: bool) -> Result<(), String> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let mut to_terminal = log.dest.is_empty();
     let mut writer: Option<BoxMakeWriter> = None;
+    let mut files = Vec::new();
     for dest in &log.dest {
         let next = match dest {
             LogDest::Stderr => {
@@ -152,12 +207,9 @@ fn start_logging(log: &Logging, verbose: bool) -> Result<(), String> {
             LogDest::Stdout => BoxMakeWriter::new(std::io::stdout),
             LogDest::None => BoxMakeWriter::new(std::io::sink),
             LogDest::File(path) => {
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|e| format!("log_dest file {}: {e}", path.display()))?;
-                BoxMakeWriter::new(std::sync::Mutex::new(file))
+                let file = LogFile::open(path)?;
+                files.push(file.clone());
+                BoxMakeWriter::new(file)
             }
         };
         writer = Some(match writer {
@@ -170,7 +222,26 @@ fn start_logging(log: &Logging, verbose: bool) -> Result<(), String> {
         .with_writer(writer.unwrap_or_else(|| BoxMakeWriter::new(std::io::stderr)))
         .with_ansi(to_terminal && std::io::stderr().is_terminal())
         .init();
-    Ok(())
+    Ok(files)
+}
+
+/// Reopens the log files on every SIGHUP (the server itself reloads its security files then).
+async fn reopen_logs_on_hangup(files: Vec<Arc<LogFile>>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    if files.is_empty() {
+        return;
+    }
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        for file in &files {
+            match file.reopen() {
+                Ok(()) => info!(file = %file.path.display(), "log file reopened"),
+                Err(e) => error!("{e}"),
+            }
+        }
+    }
 }
 
 /// The process id written to a file, removed again when dropped.

@@ -62,6 +62,27 @@ fn serves_a_mosquitto_conf_and_stops_on_sigterm() {
     );
     assert!(published.status.success(), "{published:?}");
 
+    // logrotate: the file is renamed, SIGHUP makes the broker write to a new one.
+    let rotated = dir.join("broker.log.1");
+    std::fs::rename(&log_file, &rotated).expect("rotate");
+    let hangup = run(
+        Command::new("kill").args(["-HUP", &broker.0.id().to_string()]),
+        LIMIT,
+    );
+    assert!(hangup.status.success());
+    let deadline = std::time::Instant::now() + LIMIT;
+    while !log_file.exists() {
+        assert!(std::time::Instant::now() < deadline, "no new log file");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let again = run(
+        Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-t", "t", "-m", "after rotation"]),
+        LIMIT,
+    );
+    assert!(again.status.success(), "{again:?}");
+
     let killed = run(
         Command::new("kill").args(["-TERM", &broker.0.id().to_string()]),
         LIMIT,
@@ -75,8 +96,13 @@ fn serves_a_mosquitto_conf_and_stops_on_sigterm() {
     );
     assert!(stderr.contains("client connected"), "{stderr}");
     assert!(stderr.contains("-p ignored"), "{stderr}");
-    let logged = std::fs::read_to_string(&log_file).expect("the log file is written");
-    assert!(logged.contains("client connected"), "{logged}");
+    let before = std::fs::read_to_string(&rotated).expect("the log file is written");
+    assert!(before.contains("client connected"), "{before}");
+    let after = std::fs::read_to_string(&log_file).expect("the reopened log file");
+    assert!(
+        after.contains("log file reopened") && after.contains("client connected"),
+        "{after}"
+    );
     assert!(!pid_file.exists(), "the pid file is removed at the end");
 }
 
