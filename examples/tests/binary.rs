@@ -194,3 +194,42 @@ fn sigusr1_and_sigusr2_leave_the_broker_running_as_in_mosquitto() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_listener_without_an_address_serves_ipv4_and_ipv6_as_mosquitto() {
+    let test = "a_listener_without_an_address_serves_ipv4_and_ipv6";
+    if !have("mosquitto_pub", test) {
+        return;
+    }
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("notice: no IPv6 loopback here; skipping {test}");
+        return;
+    }
+    let dir = scratch_dir(test);
+    let port = free_port();
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(&conf, format!("listener {port}\nallow_anonymous true\n")).expect("write conf");
+    let _broker = Guard::spawn(
+        Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
+            .current_dir(&dir)
+            .arg("-c")
+            .arg(&conf),
+    );
+    wait_for_port(port, LIMIT);
+    for host in ["127.0.0.1", "::1"] {
+        let published = run(
+            Command::new("mosquitto_pub").args([
+                "-h",
+                host,
+                "-p",
+                &port.to_string(),
+                "-t",
+                "t",
+                "-m",
+                host,
+            ]),
+            LIMIT,
+        );
+        assert!(published.status.success(), "{host}: {published:?}");
+    }
+}

@@ -136,7 +136,9 @@ pub const OPTIONS: &[(&str, Support)] = &[
     ("keyfile", Honoured("")),
     (
         "listener",
-        Honoured("without an address it binds every IPv4 interface (mosquitto: IPv4 and IPv6)"),
+        Honoured(
+            "without an address it listens on every interface, IPv6 and IPv4 (one dual-stack socket; IPv4 only where the host has no IPv6)",
+        ),
     ),
     ("local_cleansession", BRIDGE),
     ("local_clientid", BRIDGE),
@@ -496,7 +498,8 @@ impl Reader {
             "listener" => {
                 let mut words = value.split_whitespace();
                 let port = number(words.next().unwrap_or(""))?;
-                let bind_address = words.next().unwrap_or("0.0.0.0").to_owned();
+                // Without an address: every interface, IPv6 and IPv4, as mosquitto.
+                let bind_address = words.next().unwrap_or("::").to_owned();
                 if words.next().is_some() {
                     return Err(String::from("expected a port and an optional address"));
                 }
@@ -713,7 +716,7 @@ impl Reader {
         if self.default_opened {
             let mut default = std::mem::take(&mut self.default);
             if !self.default_bind_given {
-                default.bind_address = String::from("0.0.0.0");
+                default.bind_address = String::from("::");
             }
             default.allow_anonymous = self.default_anonymous.unwrap_or(false);
             self.config.listeners.insert(0, default);
@@ -886,7 +889,10 @@ memory_limit 67108864
             Some("/etc/mosquitto/passwd".as_ref())
         );
         assert_eq!(config.listeners.len(), 3);
-        assert_eq!(config.listeners[0].bind_address, "0.0.0.0");
+        assert_eq!(
+            config.listeners[0].bind_address, "::",
+            "IPv6 and IPv4, as mosquitto"
+        );
         assert_eq!(config.listeners[0].port, 1883);
         let tls = &config.listeners[1];
         assert_eq!(tls.bind_address, "192.168.1.2");

@@ -426,10 +426,7 @@ impl ServerBuilder {
         let mut addresses = Vec::with_capacity(listeners.len());
         let mut tls_sides = Vec::new();
         for (index, settings) in listeners.iter().enumerate() {
-            let address = format!("{}:{}", settings.bind_address, settings.port);
-            let socket = TcpListener::bind(&address)
-                .await
-                .map_err(|e| ServerError::Bind(address.clone(), e))?;
+            let (address, socket) = bind(&settings.bind_address, settings.port).await?;
             let local = socket
                 .local_addr()
                 .map_err(|e| ServerError::Bind(address.clone(), e))?;
@@ -508,6 +505,39 @@ impl ServerBuilder {
             broker_task,
             accept_tasks,
         })
+    }
+}
+
+/// Linux's "address family not supported" (no IPv6 in the kernel).
+const EAFNOSUPPORT: i32 = 97;
+
+/// Binds a listening socket on `host` and `port`; the address it names, and the socket. An
+/// IPv6 literal is bracketed. `::` listens on every interface, IPv6 and IPv4 (a dual-stack
+/// socket, as mosquitto's `listener PORT` opens both); where the host has no IPv6 it falls
+/// back to every IPv4 interface, saying so.
+async fn bind(host: &str, port: u16) -> Result<(String, TcpListener), ServerError> {
+    let address = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    match TcpListener::bind(&address).await {
+        Ok(socket) => Ok((address, socket)),
+        Err(e)
+            if host == "::"
+                && (matches!(
+                    e.kind(),
+                    std::io::ErrorKind::AddrNotAvailable | std::io::ErrorKind::Unsupported
+                ) || e.raw_os_error() == Some(EAFNOSUPPORT)) =>
+        {
+            warn!(%e, "no IPv6 on this host: listening on every IPv4 interface only");
+            let fallback = format!("0.0.0.0:{port}");
+            let socket = TcpListener::bind(&fallback)
+                .await
+                .map_err(|e| ServerError::Bind(fallback.clone(), e))?;
+            Ok((fallback, socket))
+        }
+        Err(e) => Err(ServerError::Bind(address, e)),
     }
 }
 
