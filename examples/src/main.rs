@@ -115,6 +115,7 @@ fn serve(
     config.persistence.get_or_insert(true);
     config.start_fresh |= start_fresh;
     let pid_file = config.pid_file.clone();
+    let user = config.user.clone();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -127,6 +128,9 @@ fn serve(
             .map_err(|e| e.to_string())?;
         // Written once the listeners are bound, as mosquitto does; removed when it stops.
         let _pid_file = pid_file.map(PidFile::write).transpose()?;
+        if let Some(user) = &user {
+            drop_privileges(user)?;
+        }
         let reopening = tokio::spawn(reopen_logs_on_hangup(log_files));
         let served = server.run_until_signalled().await.map_err(|e| {
             error!(%e, "signal handling failed");
@@ -242,6 +246,36 @@ async fn reopen_logs_on_hangup(files: Vec<Arc<LogFile>>) {
             }
         }
     }
+}
+
+/// Switches the whole process to `name` and its primary group, as mosquitto does once its
+/// ports are bound and its files open: only when running as root (otherwise there is nothing
+/// to drop); a user that does not exist is an error.
+fn drop_privileges(name: &str) -> Result<(), String> {
+    use nix::unistd::{Uid, User, setgid, setgroups, setuid};
+    if !Uid::effective().is_root() {
+        info!(
+            user = name,
+            "not started as root: the user option has nothing to drop"
+        );
+        return Ok(());
+    }
+    let user = User::from_name(name)
+        .map_err(|e| format!("user {name}: {e}"))?
+        .ok_or_else(|| format!("user {name}: no such user"))?;
+    if user.uid.is_root() {
+        return Ok(());
+    }
+    setgroups(&[user.gid])
+        .and_then(|()| setgid(user.gid))
+        .and_then(|()| setuid(user.uid))
+        .map_err(|e| format!("user {name}: cannot switch to it: {e}"))?;
+    info!(
+        user = name,
+        uid = user.uid.as_raw(),
+        "switched to the configured user"
+    );
+    Ok(())
 }
 
 /// The process id written to a file, removed again when dropped.

@@ -233,3 +233,85 @@ fn a_listener_without_an_address_serves_ipv4_and_ipv6_as_mosquitto() {
         assert!(published.status.success(), "{host}: {published:?}");
     }
 }
+
+/// The real, effective, saved and file-system user ids of process `pid`.
+fn uids(pid: u32) -> Vec<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .expect("Uid line");
+    line.split_whitespace()
+        .skip(1)
+        .map(|id| id.parse().expect("a uid"))
+        .collect()
+}
+
+#[test]
+fn started_as_root_it_switches_to_the_configured_user_after_binding() {
+    let test = "started_as_root_it_switches_to_the_configured_user";
+    let Some(mosquitto_uid) = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd
+                .lines()
+                .find(|l| l.starts_with("mosquitto:"))
+                .and_then(|l| l.split(':').nth(2)?.parse::<u32>().ok())
+        })
+    else {
+        eprintln!("notice: no `mosquitto` user here; skipping {test}");
+        return;
+    };
+    if uids(std::process::id())[1] != 0 {
+        eprintln!("notice: not running as root; skipping {test}");
+        return;
+    }
+    let dir = scratch_dir(test);
+    let port = free_port();
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("user mosquitto\nlistener {port} 127.0.0.1\nallow_anonymous true\n"),
+    )
+    .expect("write conf");
+    let broker = Guard::spawn(
+        Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
+            .current_dir(&dir)
+            .arg("-c")
+            .arg(&conf),
+    );
+    wait_for_port(port, LIMIT);
+    let deadline = std::time::Instant::now() + LIMIT;
+    while uids(broker.0.id()) != [mosquitto_uid; 4] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {:?}",
+            uids(broker.0.id())
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(broker);
+
+    // A user that does not exist stops the start, saying so.
+    std::fs::write(
+        &conf,
+        format!(
+            "user no-such-user-here\nlistener {} 127.0.0.1\n",
+            free_port()
+        ),
+    )
+    .expect("write conf");
+    let output = run(
+        Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
+            .current_dir(&dir)
+            .arg("-c")
+            .arg(&conf),
+        LIMIT,
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("user no-such-user-here: no such user"),
+        "{stderr}"
+    );
+}

@@ -67,6 +67,9 @@ pub struct ServerConfig {
     pub pid_file: Option<PathBuf>,
     /// Where the `mqtt-broker` binary writes its log (default: standard error).
     pub log: Logging,
+    /// The user (and its primary group) the `mqtt-broker` binary switches to once its ports
+    /// are bound and its files open, when started as root (mosquitto's `user`).
+    pub user: Option<String>,
 }
 
 /// Where and what the `mqtt-broker` binary logs (`[log]` table; mosquitto's `log_dest` and
@@ -111,6 +114,7 @@ impl Default for ServerConfig {
             auto_id_prefix: String::from("auto-"),
             pid_file: None,
             log: Logging::default(),
+            user: None,
         }
     }
 }

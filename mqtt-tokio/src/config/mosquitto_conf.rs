@@ -301,8 +301,8 @@ pub const OPTIONS: &[(&str, Support)] = &[
     ),
     (
         "user",
-        Refused(
-            "dropping privileges is not supported yet; start the broker as that user (systemd User=)",
+        Honoured(
+            "when started as root: switches to the user once ports are bound and files open; a missing user is an error. Without the option the broker keeps the user it was started as (mosquitto: `mosquitto`)",
         ),
     ),
     ("username", BRIDGE),
@@ -648,6 +648,7 @@ impl Reader {
             // Bytes; 0 (mosquitto's default) means no limit.
             "memory_limit" => limits.memory_limit = number(value)?,
             "pid_file" => self.config.pid_file = Some(path(value)?),
+            "user" => self.config.user = Some(word(value)?.to_owned()),
             "log_dest" => {
                 let mut words = value.splitn(2, char::is_whitespace);
                 let dest = match (words.next().unwrap_or(""), words.next().map(str::trim)) {
@@ -1052,7 +1053,6 @@ mod strictness {
             "ciphers HIGH:!aNULL",
             "tls_version tlsv1.1",
             "max_qos 1",
-            "user mosquitto",
             "log_dest syslog",
             "connection bridge-01",
         ] {
