@@ -5,12 +5,34 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use common::{Guard, free_port, have, run, scratch_dir, wait_for_port};
 
 const LIMIT: Duration = Duration::from_secs(10);
+
+/// The binary with `-c conf`, run from `dir` (its default store, `./data`, stays there).
+fn broker_command(dir: &Path, conf: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mqtt-broker"));
+    command.current_dir(dir).arg("-c").arg(conf);
+    command
+}
+
+/// The binary started on `conf`, once it listens on `port`.
+fn serve(dir: &Path, conf: &Path, port: u16) -> Guard {
+    let broker = Guard::spawn(&mut broker_command(dir, conf));
+    wait_for_port(port, LIMIT);
+    broker
+}
+
+/// The binary refusing to start on `conf`: its standard error.
+fn refusal(dir: &Path, conf: &Path) -> String {
+    let output = run(&mut broker_command(dir, conf), LIMIT);
+    assert!(!output.status.success(), "started on {}", conf.display());
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
 
 #[test]
 fn serves_a_mosquitto_conf_and_stops_on_sigterm() {
@@ -33,13 +55,7 @@ fn serves_a_mosquitto_conf_and_stops_on_sigterm() {
     )
     .expect("write conf");
     let unused = free_port();
-    let broker = Guard::spawn(
-        Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
-            .current_dir(&dir) // its default store (./data) stays in the test's directory
-            .arg("-c")
-            .arg(&conf)
-            .args(["-p", &unused.to_string()]),
-    );
+    let broker = Guard::spawn(broker_command(&dir, &conf).args(["-p", &unused.to_string()]));
     wait_for_port(port, LIMIT);
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", unused)).is_err(),
@@ -111,14 +127,7 @@ fn refuses_a_mosquitto_option_it_cannot_honour_naming_file_and_line() {
     let dir = scratch_dir("refuses_a_mosquitto_option_it_cannot_honour");
     let conf = dir.join("mosquitto.conf");
     std::fs::write(&conf, "listener 8883\npsk_file /etc/mosquitto/psk\n").expect("write conf");
-    let output = run(
-        Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
-            .arg("-c")
-            .arg(&conf),
-        LIMIT,
-    );
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refusal(&dir, &conf);
     let expected = format!(
         "{}:2: psk_file: TLS-PSK is not supported; use certificates",
         conf.display()
@@ -131,14 +140,7 @@ fn refuses_a_bad_config_with_a_message() {
     let dir = scratch_dir("refuses_a_bad_config_with_a_message");
     let conf = dir.join("broken.toml");
     std::fs::write(&conf, "[[listener]]\nprot = 1\n").expect("write conf");
-    let output = run(
-        Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
-            .arg("-c")
-            .arg(&conf),
-        LIMIT,
-    );
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("prot"));
+    assert!(refusal(&dir, &conf).contains("prot"));
 }
 
 #[test]
@@ -159,12 +161,7 @@ fn sigusr1_and_sigusr2_leave_the_broker_running_as_in_mosquitto() {
         ),
     )
     .expect("write conf");
-    let broker = Guard::spawn(
-        Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
-            .arg("-c")
-            .arg(&conf),
-    );
-    wait_for_port(port, LIMIT);
+    let broker = serve(&dir, &conf, port);
     let publish = |message: &str| {
         let port = port.to_string();
         let args = ["-p", &port, "-t", "tele/plug/STATE", "-r", "-q", "1", "-m"];
@@ -209,13 +206,7 @@ fn a_listener_without_an_address_serves_ipv4_and_ipv6_as_mosquitto() {
     let port = free_port();
     let conf = dir.join("mosquitto.conf");
     std::fs::write(&conf, format!("listener {port}\nallow_anonymous true\n")).expect("write conf");
-    let _broker = Guard::spawn(
-        Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
-            .current_dir(&dir)
-            .arg("-c")
-            .arg(&conf),
-    );
-    wait_for_port(port, LIMIT);
+    let _broker = serve(&dir, &conf, port);
     for host in ["127.0.0.1", "::1"] {
         let published = run(
             Command::new("mosquitto_pub").args([
@@ -274,13 +265,7 @@ fn started_as_root_it_switches_to_the_configured_user_after_binding() {
         format!("user mosquitto\nlistener {port} 127.0.0.1\nallow_anonymous true\n"),
     )
     .expect("write conf");
-    let broker = Guard::spawn(
-        Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
-            .current_dir(&dir)
-            .arg("-c")
-            .arg(&conf),
-    );
-    wait_for_port(port, LIMIT);
+    let broker = serve(&dir, &conf, port);
     let deadline = std::time::Instant::now() + LIMIT;
     while uids(broker.0.id()) != [mosquitto_uid; 4] {
         assert!(
@@ -301,15 +286,7 @@ fn started_as_root_it_switches_to_the_configured_user_after_binding() {
         ),
     )
     .expect("write conf");
-    let output = run(
-        Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
-            .current_dir(&dir)
-            .arg("-c")
-            .arg(&conf),
-        LIMIT,
-    );
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refusal(&dir, &conf);
     assert!(
         stderr.contains("user no-such-user-here: no such user"),
         "{stderr}"
