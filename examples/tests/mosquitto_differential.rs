@@ -1,8 +1,8 @@
 //! The same mosquitto.conf files, started once with Debian's `mosquitto` and once with our
 //! binary, driven by the same script of `mosquitto_pub` / `mosquitto_sub` commands: right and
 //! wrong passwords, anonymous clients, ACL-allowed and -denied topics, per-listener settings,
-//! `include_dir`, `max_connections`. Every command's outcome must be the same on both (#16).
-//! Skips with a notice when mosquitto or its clients are not installed.
+//! `include_dir`, `message_size_limit`, `max_connections`. Every command's outcome must be the
+//! same on both (#16). Skips with a notice when mosquitto or its clients are not installed.
 
 mod common;
 
@@ -152,6 +152,35 @@ const CASES: &[Case] = &[
                 login: DEVICE,
                 topic: "c",
                 message: "a user without any password file",
+            },
+        ],
+    },
+    Case {
+        name: "message-size-limit-bounds-the-payload",
+        ports: 1,
+        files: &[(
+            "mosquitto.conf",
+            "listener {port0} 127.0.0.1\n\
+             allow_anonymous true\n\
+             message_size_limit 10\n",
+        )],
+        script: &[
+            Step::Subscribe {
+                port: 0,
+                login: None,
+                topic: "#",
+            },
+            Step::Publish {
+                port: 0,
+                login: None,
+                topic: "a/long/topic/name/of/many/levels",
+                message: "ten bytes.",
+            },
+            Step::Publish {
+                port: 0,
+                login: None,
+                topic: "t",
+                message: "eleven byte",
             },
         ],
     },

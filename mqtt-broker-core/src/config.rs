@@ -115,6 +115,12 @@ pub struct Config {
     /// QoS 0 dropped, 3.1/3.1.1 publishers of QoS 1/2 disconnected) until subscribers have taken
     /// enough. 0, the default, means no limit beyond the per-session bounds.
     pub memory_limit: usize,
+    /// Largest payload of a PUBLISH routed (mosquitto's `message_size_limit`); a larger one is
+    /// dropped and acknowledged, the connection kept: v5 PUBACK / PUBREC 0x83 (Implementation
+    /// specific error: the PUBLISH is valid, the server is not willing to accept it), 3.1/3.1.1
+    /// a plain acknowledgement (it cannot refuse), QoS 0 dropped. 0, the default, means none
+    /// beyond `max_packet_size`.
+    pub max_payload_size: usize,
 }
 
 impl Default for Config {
@@ -145,6 +151,7 @@ impl Default for Config {
             max_publisher_pause: Duration::from_secs(2),
             check_retain_source: true,
             memory_limit: 0,
+            max_payload_size: 0,
         }
     }
 }

@@ -63,6 +63,8 @@ pub struct Stats {
     pub memory_used: u64,
     /// PUBLISH packets refused because the broker held `Config::memory_limit` bytes.
     pub publishes_refused_memory: u64,
+    /// PUBLISH packets dropped because their payload passed `Config::max_payload_size`.
+    pub publishes_refused_size: u64,
 }
 
 impl Stats {

@@ -739,3 +739,36 @@ fn mqtt_4_3_2_1_packet_ids_go_up_by_one_per_message() {
         assert_eq!(ids, [1, 2, 3, 4], "{version:?}");
     }
 }
+
+/// mosquitto's `message_size_limit`: a payload over `max_payload_size` is dropped and
+/// acknowledged, the connection kept. v5 says why with a PUBACK reason code (0x83: mosquitto's
+/// 0x95 is not one [MQTT5-3.4.2-1]); 3.1.1 cannot refuse and gets a plain PUBACK
+/// [MQTT311-3.3.5-2].
+#[test]
+fn a_payload_over_max_payload_size_is_dropped_and_acknowledged_the_connection_kept() {
+    let mut h = Harness::with_config(config(|c| c.max_payload_size = 8));
+    let sub = h.connect(V5, "sub");
+    h.subscribe(sub, "t", QoS::AtLeastOnce);
+    for (version, expected) in [
+        (V5, ReasonCode::ImplementationSpecificError),
+        (V311, ReasonCode::Success),
+    ] {
+        let publisher = h.connect(version, "pub");
+        let too_large = publish_packet("t", b"123456789", PublishQos::AtLeastOnce(id(1)), false);
+        h.send(publisher, Packet::Publish(too_large));
+        match h.expect(publisher) {
+            Packet::PubAck(ack) => assert_eq!(ack.reason_code, expected, "{version:?}"),
+            other => panic!("expected PUBACK, got {other:?}"),
+        }
+        let qos0 = publish_packet("t", b"123456789", PublishQos::AtMostOnce, false);
+        h.send(publisher, Packet::Publish(qos0));
+        h.expect_nothing(sub);
+        assert!(!h.is_closed(publisher), "{version:?}: the connection stays");
+        // At the limit: routed.
+        h.publish(publisher, "t", b"12345678", QoS::AtLeastOnce, false);
+        let got = h.receive_and_ack(sub);
+        assert_eq!(got.len(), 1, "{version:?}");
+        assert_eq!(got[0].payload(), b"12345678");
+    }
+    assert_eq!(h.broker.stats().publishes_refused_size, 4);
+}

@@ -154,7 +154,13 @@ impl Broker {
                     c.info.tls_identity.clone(),
                 )));
             }
-            if retain && !empty && !self.retained_room(&name, &message) {
+            let limit = self.config.max_payload_size;
+            if limit != 0 && publish.payload().len() > limit {
+                // Dropped, the connection kept (mosquitto's `message_size_limit`; mosquitto
+                // answers 0x95, which is not a PUBACK reason code [MQTT5-3.4.2-1]).
+                self.stats.publishes_refused_size += 1;
+                verdict = Authorization::Deny(ReasonCode::ImplementationSpecificError);
+            } else if retain && !empty && !self.retained_room(&name, &message) {
                 self.stats.retained_refused += 1;
                 verdict = Authorization::Deny(ReasonCode::QuotaExceeded);
             } else if self
@@ -222,10 +228,10 @@ impl Broker {
             return ack;
         };
         if reason.is_error() && c.version.is_v5() && c.problem_information {
-            let why = if reason == ReasonCode::QuotaExceeded {
-                "retained message store full"
-            } else {
-                "publish not authorized"
+            let why = match reason {
+                ReasonCode::QuotaExceeded => "retained message store full",
+                ReasonCode::ImplementationSpecificError => "payload larger than the server accepts",
+                _ => "publish not authorized",
             };
             ack.properties.reason_string = Some(MqttStr::from_static(why));
             let len = Packet::PubAck(ack.clone()).encoded_len(c.version);

@@ -332,6 +332,10 @@ pub struct Limits {
     /// Longest a disconnected session is kept, in seconds, whatever its client asked
     /// (mosquitto's `persistent_client_expiration`; default 604800, 7 days; 0: no limit).
     pub max_session_expiry: u32,
+    /// Largest payload of a PUBLISH that is routed (mosquitto's `message_size_limit`); a larger
+    /// one is dropped and acknowledged, the connection kept (default 0: none beyond
+    /// `message_size_limit`, which bounds the whole packet).
+    pub max_payload_size: u32,
 }
 
 /// Largest packet the protocol can express: 256 MiB of remaining length plus a fixed header.
@@ -353,6 +357,7 @@ impl Default for Limits {
             max_queued_bytes: 16 * 1024 * 1024,
             allow_zero_length_clientid: true,
             max_session_expiry: 7 * 24 * 3600,
+            max_payload_size: 0,
         }
     }
 }
@@ -404,6 +409,7 @@ impl Limits {
             n => usize::try_from(n).unwrap_or(usize::MAX),
         };
         core.allow_empty_client_id = self.allow_zero_length_clientid;
+        core.max_payload_size = usize::try_from(self.max_payload_size).unwrap_or(usize::MAX);
         core.max_session_expiry_interval = match self.max_session_expiry {
             0 => u32::MAX,
             n => n,

@@ -194,7 +194,7 @@ pub const OPTIONS: &[(&str, Support)] = &[
     (
         "message_size_limit",
         Honoured(
-            "counts the whole packet (mosquitto: the payload); the smaller of it and `max_packet_size` holds",
+            "the payload; a larger PUBLISH is dropped and acknowledged (v5 0x83: mosquitto's 0x95 is no PUBACK reason code), the connection kept",
         ),
     ),
     (
@@ -605,7 +605,8 @@ impl Reader {
                 limits.max_queued_messages = if max == 0 { 1_000_000 } else { max };
             }
             "max_queued_bytes" => limits.max_queued_bytes = number(value)?,
-            "message_size_limit" => limits.message_size_limit = number(value)?,
+            // The payload, as in mosquitto; `max_packet_size` bounds the whole packet.
+            "message_size_limit" => limits.max_payload_size = number(value)?,
             "max_packet_size" => {
                 let max: u32 = number(value)?;
                 if max != 0 && max < 64 {
@@ -751,12 +752,9 @@ impl Reader {
                 (n, true) => Durability::Changes(n),
             };
         }
-        // Both bound a packet here; the smaller one holds.
-        let limits = &mut self.config.limits;
-        limits.message_size_limit = match (limits.message_size_limit, self.max_packet_size) {
-            (0, max) | (max, 0) => max,
-            (a, b) => a.min(b),
-        };
+        // The packet bound is `max_packet_size` (0, mosquitto's default: the protocol's
+        // maximum); `message_size_limit` bounds payloads.
+        self.config.limits.message_size_limit = self.max_packet_size;
         // mosquitto persists nothing unless told to, and keeps sessions without a cap.
         self.config.persistence.get_or_insert(false);
         self.config.limits.max_session_expiry = self.persistent_client_expiration;
@@ -834,12 +832,14 @@ mod tests {
     #[test]
     fn empty_file_keeps_local_only_mode() {
         let loaded = parse_mosquitto_conf("# nothing\n\n").unwrap();
-        // mosquitto's defaults: nothing persisted, sessions kept without a cap of ours.
+        // mosquitto's defaults: nothing persisted, sessions kept without a cap of ours, packets
+        // bounded by the protocol only.
         let mut expected = ServerConfig {
             persistence: Some(false),
             ..ServerConfig::default()
         };
         expected.limits.max_session_expiry = 0;
+        expected.limits.message_size_limit = 0;
         assert_eq!(loaded.config, expected);
         assert!(loaded.warnings.is_empty());
         assert!(loaded.config.effective_listeners()[0].allow_anonymous);
@@ -903,7 +903,14 @@ memory_limit 67108864
         assert!(config.listeners.iter().all(|l| !l.allow_anonymous));
         assert_eq!(config.limits.max_inflight_messages, u16::MAX);
         assert_eq!(config.limits.max_queued_messages, 200);
-        assert_eq!(config.limits.message_size_limit, 100_000);
+        assert_eq!(
+            config.limits.max_payload_size, 100_000,
+            "the payload, as mosquitto"
+        );
+        assert_eq!(
+            config.limits.message_size_limit, 0,
+            "no packet bound but the protocol's"
+        );
         assert_eq!(config.limits.max_keepalive, 120);
         assert_eq!(config.limits.sys_interval, 30);
         assert_eq!(config.limits.memory_limit, 64 * 1024 * 1024);
@@ -1156,7 +1163,7 @@ mod strictness {
         let loaded = parse_mosquitto_conf(
             "persistent_client_expiration 14d\nmax_topic_alias 0\nretain_available false\n\
              max_queued_bytes 1000000\nallow_zero_length_clientid 0\nauto_id_prefix gen-\n\
-             max_packet_size 5000\nmessage_size_limit 0\nlog_type error\nlog_type notice\n\
+             max_packet_size 5000\nmessage_size_limit 300\nlog_type error\nlog_type notice\n\
              log_dest stdout\nlog_dest stderr\nqueue_qos0_messages false\n",
         )
         .unwrap();
@@ -1166,6 +1173,7 @@ mod strictness {
         assert!(!config.limits.retain_available && !config.limits.allow_zero_length_clientid);
         assert_eq!(config.limits.max_queued_bytes, 1_000_000);
         assert_eq!(config.limits.message_size_limit, 5000);
+        assert_eq!(config.limits.max_payload_size, 300);
         assert_eq!(config.auto_id_prefix, "gen-");
         assert_eq!(config.log.level.as_deref(), Some("info"));
         assert_eq!(config.log.dest, [LogDest::Stdout, LogDest::Stderr]);

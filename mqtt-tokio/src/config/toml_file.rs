@@ -77,6 +77,7 @@ mod tests {
             max_queued_bytes = 5000
             allow_zero_length_clientid = false
             max_session_expiry = 3600
+            max_payload_size = 777
 
             [log]
             dest = ["stdout", { file = "/var/log/mqtt.log" }]
@@ -114,6 +115,7 @@ mod tests {
                 max_queued_bytes: 5000,
                 allow_zero_length_clientid: false,
                 max_session_expiry: 3600,
+                max_payload_size: 777,
             }
         );
         assert_eq!(config.auto_id_prefix, "gen-");
@@ -137,6 +139,7 @@ mod tests {
             (false, 3600)
         );
         assert_eq!(core.assigned_client_id_prefix, "gen-");
+        assert_eq!(core.max_payload_size, 777);
     }
 
     #[test]
