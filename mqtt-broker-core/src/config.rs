@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use mqtt_wire::QoS;
+
 use crate::error::ConfigError;
 use crate::persist::Persistence;
 
@@ -121,6 +123,11 @@ pub struct Config {
     /// a plain acknowledgement (it cannot refuse), QoS 0 dropped. 0, the default, means none
     /// beyond `max_packet_size`.
     pub max_payload_size: usize,
+    /// Highest QoS clients may publish at (mosquitto's `max_qos`; default `ExactlyOnce`).
+    /// Below it, v5 clients are told in CONNACK (Maximum QoS), subscriptions are granted at
+    /// most this QoS, a will above it is refused (v5 CONNACK 0x9B) and a PUBLISH above it
+    /// ends the connection (v5 DISCONNECT 0x9B).
+    pub maximum_qos: QoS,
 }
 
 impl Default for Config {
@@ -152,6 +159,7 @@ impl Default for Config {
             check_retain_source: true,
             memory_limit: 0,
             max_payload_size: 0,
+            maximum_qos: QoS::ExactlyOnce,
         }
     }
 }

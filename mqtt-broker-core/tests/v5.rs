@@ -602,3 +602,57 @@ fn mqtt5_3_1_2_24_the_message_after_a_too_large_one_still_arrives() {
         assert_eq!(payloads, [b"small".as_ref()], "{qos:?}");
     }
 }
+
+/// A server that allows at most QoS 1 (mosquitto's `max_qos 1`).
+#[test]
+fn mqtt5_3_2_2_9_to_12_a_reduced_maximum_qos_is_announced_and_enforced() {
+    let mut h = Harness::with_config(config(|c| c.maximum_qos = QoS::AtLeastOnce));
+    let c = h.open(V5);
+    h.send(c, connect_pkt(connect_packet(V5, "c")));
+    match h.expect(c) {
+        Packet::ConnAck(ack) => assert_eq!(ack.properties.maximum_qos, Some(1), "[MQTT5-3.2.2-9]"),
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+    // A QoS 2 subscription is accepted, granted at QoS 1 [MQTT5-3.2.2-10].
+    h.send(
+        c,
+        Packet::Subscribe(mqtt_wire::Subscribe {
+            packet_id: id(1),
+            filters: vec![(
+                s("t"),
+                SubscriptionOptions {
+                    qos: QoS::ExactlyOnce,
+                    ..SubscriptionOptions::default()
+                },
+            )],
+            properties: Properties::default(),
+        }),
+    );
+    match h.expect(c) {
+        Packet::SubAck(ack) => assert_eq!(ack.reason_codes, [ReasonCode::GrantedQoS1]),
+        other => panic!("expected SUBACK, got {other:?}"),
+    }
+    // A QoS 2 PUBLISH breaks the announced maximum [MQTT5-3.2.2-11]: DISCONNECT 0x9B.
+    let publish = publish_packet("t", b"x", PublishQos::ExactlyOnce(id(2)), false);
+    h.send(c, Packet::Publish(publish));
+    assert!(
+        matches!(h.expect(c), Packet::Disconnect(d) if d.reason_code == ReasonCode::QoSNotSupported)
+    );
+    assert!(h.is_closed(c));
+
+    // A will above the maximum is refused [MQTT5-3.2.2-12].
+    let w = h.open(V5);
+    let mut connect = connect_packet(V5, "w");
+    connect.will = Some(will("lwt", b"gone", QoS::ExactlyOnce, false));
+    h.send(w, connect_pkt(connect));
+    assert!(
+        matches!(h.expect(w), Packet::ConnAck(a) if a.reason_code == ReasonCode::QoSNotSupported)
+    );
+    assert!(h.is_closed(w));
+
+    // A 3.1.1 client cannot be told: a QoS 2 PUBLISH closes it, as mosquitto does.
+    let old = h.connect(V311, "old");
+    let publish = publish_packet("t", b"x", PublishQos::ExactlyOnce(id(3)), false);
+    h.send(old, Packet::Publish(publish));
+    assert!(h.is_closed(old));
+}

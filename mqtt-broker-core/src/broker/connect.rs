@@ -8,7 +8,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use mqtt_topic::TopicName;
 use mqtt_wire::{
-    ConnAck, Connect, Disconnect, MqttStr, Packet, PacketType, Properties, ProtocolVersion,
+    ConnAck, Connect, Disconnect, MqttStr, Packet, PacketType, Properties, ProtocolVersion, QoS,
     ReasonCode,
 };
 
@@ -112,6 +112,9 @@ impl Broker {
             }
             if will.retain && !self.config.retain_available {
                 return Err(ReasonCode::RetainNotSupported); // [MQTT5-3.2.2-13]
+            }
+            if will.qos > self.config.maximum_qos {
+                return Err(ReasonCode::QoSNotSupported); // [MQTT5-3.2.2-12]
             }
         }
         Ok(())
@@ -256,6 +259,9 @@ impl Broker {
             properties.topic_alias_maximum =
                 (config.topic_alias_maximum > 0).then_some(config.topic_alias_maximum);
             properties.retain_available = (!config.retain_available).then_some(0);
+            // [MQTT5-3.2.2-9]
+            properties.maximum_qos =
+                (config.maximum_qos != QoS::ExactlyOnce).then_some(config.maximum_qos as u8);
             if assigned {
                 // [MQTT5-3.1.3-7] [MQTT5-3.2.2-16]
                 properties.assigned_client_identifier = MqttStr::try_from(client_id.clone()).ok();

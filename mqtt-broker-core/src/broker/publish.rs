@@ -40,6 +40,15 @@ impl Broker {
             return Ok(());
         };
         let v5 = c.version.is_v5();
+        if qos.qos() > self.config.maximum_qos {
+            // The client was told (v5 CONNACK Maximum QoS) [MQTT5-3.2.2-11]; a 3.x client
+            // cannot be, and is disconnected as mosquitto does.
+            return Err(ProtocolViolation::new(
+                "MQTT-3.2.2-11",
+                "PUBLISH above the server's Maximum QoS",
+                ReasonCode::QoSNotSupported,
+            ));
+        }
         // Read, then cleared only when set: writing to empty properties would allocate.
         let alias = properties.topic_alias;
         if alias.is_some() {

@@ -41,7 +41,9 @@ impl Broker {
             .copied();
         let mut codes = Vec::with_capacity(subscribe.filters.len());
         let mut retained_for: Vec<(SubscriptionFilter, Subscription)> = Vec::new();
-        for (text, options) in subscribe.filters {
+        for (text, mut options) in subscribe.filters {
+            // Accepted at any QoS, granted at most the server's [MQTT5-3.2.2-10].
+            options.qos = options.qos.min(self.config.maximum_qos);
             let filter =
                 // Parsed from a copy: the session keeps it, and a view would pin the packet.
                 match SubscriptionFilter::parse(Bytes::copy_from_slice(text.as_bytes()), &self.topic_limits) {

@@ -336,6 +336,9 @@ pub struct Limits {
     /// one is dropped and acknowledged, the connection kept (default 0: none beyond
     /// `message_size_limit`, which bounds the whole packet).
     pub max_payload_size: u32,
+    /// Highest QoS clients may publish at, 0 to 2 (default 2): v5 clients are told in CONNACK,
+    /// subscriptions are granted at most this, a will or PUBLISH above it is refused.
+    pub max_qos: u8,
 }
 
 /// Largest packet the protocol can express: 256 MiB of remaining length plus a fixed header.
@@ -358,6 +361,7 @@ impl Default for Limits {
             allow_zero_length_clientid: true,
             max_session_expiry: 7 * 24 * 3600,
             max_payload_size: 0,
+            max_qos: 2,
         }
     }
 }
@@ -372,6 +376,11 @@ impl Limits {
         if self.connect_timeout == 0 {
             return Err(ConfigError::Invalid(
                 "limits.connect_timeout must be at least 1 second".into(),
+            ));
+        }
+        if self.max_qos > 2 {
+            return Err(ConfigError::Invalid(
+                "limits.max_qos must be 0, 1 or 2".into(),
             ));
         }
         if self.message_size_limit != 0 && self.message_size_limit < 64 {
@@ -410,6 +419,11 @@ impl Limits {
         };
         core.allow_empty_client_id = self.allow_zero_length_clientid;
         core.max_payload_size = usize::try_from(self.max_payload_size).unwrap_or(usize::MAX);
+        core.maximum_qos = match self.max_qos {
+            0 => mqtt_wire::QoS::AtMostOnce,
+            1 => mqtt_wire::QoS::AtLeastOnce,
+            _ => mqtt_wire::QoS::ExactlyOnce,
+        };
         core.max_session_expiry_interval = match self.max_session_expiry {
             0 => u32::MAX,
             n => n,

@@ -182,7 +182,10 @@ pub const OPTIONS: &[(&str, Support)] = &[
         "max_packet_size",
         Honoured("at least 64 bytes (mosquitto: 20)"),
     ),
-    ("max_qos", Honoured("`2` only; `0` and `1` are refused")),
+    (
+        "max_qos",
+        Honoured("for the whole broker: with several listeners only `2`"),
+    ),
     ("max_queued_bytes", Honoured("`0` = no byte bound")),
     (
         "max_queued_messages",
@@ -393,6 +396,8 @@ struct Reader {
     persistent_client_expiration: u32,
     /// `max_packet_size`, combined with `message_size_limit` at the end (0: none).
     max_packet_size: u32,
+    /// `max_qos` and where it was given.
+    max_qos: Option<(u8, String)>,
 }
 
 /// Parses the text of a mosquitto.conf; `include_dir` is read from the file system, and
@@ -618,15 +623,11 @@ impl Reader {
             "max_topic_alias" => limits.max_topic_alias = number(value)?,
             "max_qos" | "maximum_qos" => {
                 let qos: u8 = number(value)?;
-                match qos {
-                    2 => {}
-                    0 | 1 => {
-                        return Err(String::from(
-                            "limiting the QoS clients may use is not supported yet",
-                        ));
-                    }
-                    _ => return Err(format!("expected 0, 1 or 2, got `{value}`")),
+                if qos > 2 {
+                    return Err(format!("expected 0, 1 or 2, got `{value}`"));
                 }
+                // Per listener in mosquitto; one for the whole broker here (see `finish`).
+                self.max_qos = Some((qos, at.to_string()));
             }
             "retain_available" => limits.retain_available = boolean(value)?,
             "allow_zero_length_clientid" => limits.allow_zero_length_clientid = boolean(value)?,
@@ -740,6 +741,14 @@ impl Reader {
             return Err(ConfigError::Refused(format!(
                 "{at}: per_listener_settings true: password and ACL files for one listener of several are not supported yet; give them without per_listener_settings"
             )));
+        }
+        if let Some((qos, at)) = self.max_qos.take() {
+            if qos < 2 && self.config.listeners.len() > 1 {
+                return Err(ConfigError::Refused(format!(
+                    "{at}: max_qos: a maximum QoS for one listener of several is not supported yet"
+                )));
+            }
+            self.config.limits.max_qos = qos;
         }
         // mosquitto saves every `autosave_interval` seconds (default 1800), or after that many
         // changes with `autosave_on_changes`; 0 means on every change. Ours journals every
@@ -1059,7 +1068,6 @@ mod strictness {
             "clientid_prefixes sonoff-",
             "ciphers HIGH:!aNULL",
             "tls_version tlsv1.1",
-            "max_qos 1",
             "log_dest syslog",
             "connection bridge-01",
         ] {
@@ -1231,6 +1239,35 @@ mod tls_options {
         assert!(
             matches!(err, ConfigError::Invalid(ref m) if m.contains("need certfile")),
             "{err}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod maximum_qos {
+    use super::*;
+
+    #[test]
+    fn max_qos_holds_for_the_whole_broker_and_is_refused_for_one_listener_of_several() {
+        let one = parse_mosquitto_conf("listener 1883\nmax_qos 1\n").unwrap();
+        assert_eq!(one.config.limits.max_qos, 1);
+        assert_eq!(
+            one.config.core_config().maximum_qos,
+            mqtt_wire::QoS::AtLeastOnce
+        );
+        let two = parse_mosquitto_conf("listener 1883\nmax_qos 0\nlistener 1884\n").unwrap_err();
+        assert!(
+            matches!(two, ConfigError::Refused(ref m) if m.starts_with("mosquitto.conf:2: max_qos")),
+            "{two}"
+        );
+        assert!(parse_mosquitto_conf("max_qos 3\n").is_err());
+        assert_eq!(
+            parse_mosquitto_conf("listener 1883\nmax_qos 2\nlistener 1884\n")
+                .unwrap()
+                .config
+                .limits
+                .max_qos,
+            2
         );
     }
 }

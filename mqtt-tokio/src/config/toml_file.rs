@@ -78,6 +78,7 @@ mod tests {
             allow_zero_length_clientid = false
             max_session_expiry = 3600
             max_payload_size = 777
+            max_qos = 1
 
             [log]
             dest = ["stdout", { file = "/var/log/mqtt.log" }]
@@ -116,6 +117,7 @@ mod tests {
                 allow_zero_length_clientid: false,
                 max_session_expiry: 3600,
                 max_payload_size: 777,
+                max_qos: 1,
             }
         );
         assert_eq!(config.auto_id_prefix, "gen-");
