@@ -128,6 +128,12 @@ pub struct Config {
     /// most this QoS, a will above it is refused (v5 CONNACK 0x9B) and a PUBLISH above it
     /// ends the connection (v5 DISCONNECT 0x9B).
     pub maximum_qos: QoS,
+    /// A client's user name becomes its client identifier, whatever it sent (mosquitto's
+    /// `use_username_as_clientid`); a client without a user name is refused (Not authorized).
+    pub use_username_as_client_id: bool,
+    /// Only client identifiers starting with this are admitted (mosquitto's
+    /// `clientid_prefixes`); others are refused (Not authorized).
+    pub required_client_id_prefix: Option<String>,
 }
 
 impl Default for Config {
@@ -160,6 +166,8 @@ impl Default for Config {
             memory_limit: 0,
             max_payload_size: 0,
             maximum_qos: QoS::ExactlyOnce,
+            use_username_as_client_id: false,
+            required_client_id_prefix: None,
         }
     }
 }

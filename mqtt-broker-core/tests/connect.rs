@@ -735,3 +735,51 @@ fn mqtt5_3_15_1_1_auth_with_flags_closes() {
     h.send_raw(c, &[0xf1, 0x00]);
     assert!(h.is_closed(c));
 }
+
+/// mosquitto's `use_username_as_clientid`: the user name is the client identifier, so two
+/// devices sharing credentials take each other over; a client without a user name is refused.
+#[test]
+fn the_user_name_can_be_the_client_identifier() {
+    let mut h = Harness::with_config(config(|c| c.use_username_as_client_id = true));
+    for version in [V311, V5] {
+        let c = h.open(version);
+        let mut connect = connect_packet(version, "sent-id");
+        connect.username = Some(s("plug-7"));
+        h.send(c, connect_pkt(connect));
+        assert!(matches!(h.expect(c), Packet::ConnAck(a) if a.reason_code == ReasonCode::Success));
+        let joined = h.events.iter().rev().find_map(|e| match e {
+            Event::ClientConnected {
+                conn, client_id, ..
+            } if *conn == c.conn => Some(client_id.to_string()),
+            _ => None,
+        });
+        assert_eq!(joined.as_deref(), Some("plug-7"), "{version:?}");
+    }
+    // No user name: refused.
+    let c = h.open(V5);
+    h.send(c, connect_pkt(connect_packet(V5, "anonymous")));
+    assert!(
+        matches!(h.expect(c), Packet::ConnAck(a) if a.reason_code == ReasonCode::NotAuthorized)
+    );
+    assert!(h.is_closed(c));
+}
+
+/// mosquitto's `clientid_prefixes`: only client identifiers with the prefix are admitted.
+#[test]
+fn only_client_identifiers_with_the_required_prefix_are_admitted() {
+    let mut h = Harness::with_config(config(|c| {
+        c.required_client_id_prefix = Some("sonoff-".into())
+    }));
+    let ok = h.open(V311);
+    h.send(ok, connect_pkt(connect_packet(V311, "sonoff-kitchen")));
+    assert!(matches!(h.expect(ok), Packet::ConnAck(a) if a.reason_code == ReasonCode::Success));
+    for version in [V311, V5] {
+        let c = h.open(version);
+        h.send(c, connect_pkt(connect_packet(version, "intruder")));
+        match h.expect(c) {
+            Packet::ConnAck(a) => assert!(a.reason_code.is_error(), "{version:?}"),
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+        assert!(h.is_closed(c));
+    }
+}

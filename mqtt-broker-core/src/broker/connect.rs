@@ -93,6 +93,11 @@ impl Broker {
             };
         let too_long = id_len > self.config.max_client_id_len
             || (connect.protocol == ProtocolVersion::V3_1 && id_len > V3_1_MAX_CLIENT_ID);
+        if let Some(prefix) = &self.config.required_client_id_prefix
+            && !connect.client_id.starts_with(prefix.as_str())
+        {
+            return Err(ReasonCode::NotAuthorized);
+        }
         if (id_len == 0 && !empty_allowed) || too_long {
             return Err(ReasonCode::ClientIdentifierNotValid); // [MQTT311-3.1.3-9] [MQTT5-3.1.3-8]
         }
@@ -168,7 +173,13 @@ impl Broker {
         let version = connect.protocol;
         let v5 = version.is_v5();
         let assigned = connect.client_id.is_empty();
-        let client_id = if assigned {
+        let client_id = if self.config.use_username_as_client_id {
+            let Some(username) = &connect.username else {
+                self.refuse(conn, ReasonCode::NotAuthorized, now);
+                return;
+            };
+            username.to_string()
+        } else if assigned {
             self.sessions
                 .assign_client_id(&self.config.assigned_client_id_prefix)
         } else {

@@ -70,6 +70,12 @@ pub struct ServerConfig {
     /// The user (and its primary group) the `mqtt-broker` binary switches to once its ports
     /// are bound and its files open, when started as root (mosquitto's `user`).
     pub user: Option<String>,
+    /// A client's user name becomes its client identifier (mosquitto's
+    /// `use_username_as_clientid`); clients without one are refused.
+    pub use_username_as_clientid: bool,
+    /// Only client identifiers starting with this are admitted (mosquitto's
+    /// `clientid_prefixes`).
+    pub clientid_prefixes: Option<String>,
 }
 
 /// Where and what the `mqtt-broker` binary logs (`[log]` table; mosquitto's `log_dest` and
@@ -115,6 +121,8 @@ impl Default for ServerConfig {
             pid_file: None,
             log: Logging::default(),
             user: None,
+            use_username_as_clientid: false,
+            clientid_prefixes: None,
         }
     }
 }
@@ -147,6 +155,8 @@ impl ServerConfig {
         let mut core = self.limits.apply(mqtt_broker_core::Config::default());
         core.check_retain_source = self.check_retain_source;
         core.assigned_client_id_prefix = self.auto_id_prefix.clone();
+        core.use_username_as_client_id = self.use_username_as_clientid;
+        core.required_client_id_prefix = self.clientid_prefixes.clone();
         core
     }
 

@@ -106,10 +106,7 @@ pub const OPTIONS: &[(&str, Support)] = &[
     ),
     ("cleansession", BRIDGE),
     ("clientid", BRIDGE),
-    (
-        "clientid_prefixes",
-        Refused("restricting client identifiers by prefix is not supported; use an ACL"),
-    ),
+    ("clientid_prefixes", Honoured("")),
     ("connection", BRIDGE),
     (
         "connection_messages",
@@ -300,7 +297,7 @@ pub const OPTIONS: &[(&str, Support)] = &[
     ),
     (
         "use_username_as_clientid",
-        Refused("the user name as client identifier is not supported yet"),
+        Honoured("for the whole broker: with several listeners it must be the same on all"),
     ),
     (
         "user",
@@ -398,6 +395,8 @@ struct Reader {
     max_packet_size: u32,
     /// `max_qos` and where it was given.
     max_qos: Option<(u8, String)>,
+    /// `use_username_as_clientid` per listener (`None`: the default listener), with where.
+    use_username: Vec<(Option<usize>, bool, String)>,
 }
 
 /// Parses the text of a mosquitto.conf; `include_dir` is read from the file system, and
@@ -651,6 +650,12 @@ impl Reader {
             "memory_limit" => limits.memory_limit = number(value)?,
             "pid_file" => self.config.pid_file = Some(path(value)?),
             "user" => self.config.user = Some(word(value)?.to_owned()),
+            "clientid_prefixes" => self.config.clientid_prefixes = Some(word(value)?.to_owned()),
+            "use_username_as_clientid" => {
+                let on = boolean(value)?;
+                let index = self.current;
+                self.use_username.push((index, on, at.to_string()));
+            }
             "log_dest" => {
                 let mut words = value.splitn(2, char::is_whitespace);
                 let dest = match (words.next().unwrap_or(""), words.next().map(str::trim)) {
@@ -741,6 +746,20 @@ impl Reader {
             return Err(ConfigError::Refused(format!(
                 "{at}: per_listener_settings true: password and ACL files for one listener of several are not supported yet; give them without per_listener_settings"
             )));
+        }
+        // Per listener in mosquitto; one setting for the whole broker here: every listener
+        // must agree.
+        let listeners = self.config.listeners.len().max(1);
+        let on: Vec<&(Option<usize>, bool, String)> =
+            self.use_username.iter().filter(|(_, on, _)| *on).collect();
+        if let Some((_, _, at)) = on.first() {
+            let covered: std::collections::HashSet<_> = on.iter().map(|(l, _, _)| *l).collect();
+            if listeners > 1 && covered.len() < listeners {
+                return Err(ConfigError::Refused(format!(
+                    "{at}: use_username_as_clientid: for one listener of several is not supported yet"
+                )));
+            }
+            self.config.use_username_as_clientid = true;
         }
         if let Some((qos, at)) = self.max_qos.take() {
             if qos < 2 && self.config.listeners.len() > 1 {
@@ -1065,7 +1084,6 @@ mod strictness {
             "plugin /usr/lib/mosquitto_dynamic_security.so",
             "auth_plugin /usr/lib/auth.so",
             "auth_opt_backends files",
-            "clientid_prefixes sonoff-",
             "ciphers HIGH:!aNULL",
             "tls_version tlsv1.1",
             "log_dest syslog",
@@ -1269,5 +1287,35 @@ mod maximum_qos {
                 .max_qos,
             2
         );
+    }
+}
+
+#[cfg(test)]
+mod client_identifiers {
+    use super::*;
+
+    #[test]
+    fn client_identifier_options_reach_the_core() {
+        let loaded = parse_mosquitto_conf(
+            "clientid_prefixes sonoff-\nlistener 1883\nuse_username_as_clientid true\n",
+        )
+        .unwrap();
+        let core = loaded.config.core_config();
+        assert!(core.use_username_as_client_id);
+        assert_eq!(core.required_client_id_prefix.as_deref(), Some("sonoff-"));
+        // On one listener of two: refused, naming where.
+        let err =
+            parse_mosquitto_conf("listener 1883\nuse_username_as_clientid true\nlistener 1884\n")
+                .unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Refused(ref m) if m.starts_with("mosquitto.conf:2: use_username_as_clientid")),
+            "{err}"
+        );
+        // On both: the broker's setting.
+        let both = parse_mosquitto_conf(
+            "listener 1883\nuse_username_as_clientid true\nlistener 1884\nuse_username_as_clientid true\n",
+        )
+        .unwrap();
+        assert!(both.config.use_username_as_clientid);
     }
 }

@@ -47,6 +47,8 @@ mod tests {
             check_retain_source = false
             auto_id_prefix = "gen-"
             pid_file = "/run/mqtt.pid"
+            use_username_as_clientid = true
+            clientid_prefixes = "sonoff-"
 
             [[listener]]
             bind_address = "0.0.0.0"
@@ -142,6 +144,8 @@ mod tests {
         );
         assert_eq!(core.assigned_client_id_prefix, "gen-");
         assert_eq!(core.max_payload_size, 777);
+        assert!(core.use_username_as_client_id);
+        assert_eq!(core.required_client_id_prefix.as_deref(), Some("sonoff-"));
     }
 
     #[test]
