@@ -1,8 +1,9 @@
 //! The same mosquitto.conf files, started once with Debian's `mosquitto` and once with our
 //! binary, driven by the same script of `mosquitto_pub` / `mosquitto_sub` commands: right and
 //! wrong passwords, anonymous clients, ACL-allowed and -denied topics, per-listener settings,
-//! `include_dir`, `message_size_limit`, `max_connections`. Every command's outcome must be the
-//! same on both (#16). Skips with a notice when mosquitto or its clients are not installed.
+//! `include_dir`, `message_size_limit`, `bind_interface`, `max_connections`. Every command's
+//! outcome must be the same on both (#16). Skips with a notice when mosquitto or its clients
+//! are not installed.
 
 mod common;
 
@@ -181,6 +182,29 @@ const CASES: &[Case] = &[
                 login: None,
                 topic: "t",
                 message: "eleven byte",
+            },
+        ],
+    },
+    Case {
+        name: "bind-interface-lo",
+        ports: 1,
+        files: &[(
+            "mosquitto.conf",
+            "listener {port0}\n\
+             bind_interface lo\n\
+             allow_anonymous true\n",
+        )],
+        script: &[
+            Step::Subscribe {
+                port: 0,
+                login: None,
+                topic: "#",
+            },
+            Step::Publish {
+                port: 0,
+                login: None,
+                topic: "t",
+                message: "on the loopback interface",
             },
         ],
     },

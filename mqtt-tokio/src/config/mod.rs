@@ -195,6 +195,10 @@ pub enum Protocol {
 pub struct ListenerConfig {
     /// Address or host name to bind (default `127.0.0.1`; `0.0.0.0` or `::` for every interface).
     pub bind_address: String,
+    /// A network interface (e.g. `eth0`) whose address the listener binds, as mosquitto's
+    /// `bind_interface`: its first IPv4 address, else its first IPv6 address. A specific
+    /// `bind_address` must then be one of the interface's.
+    pub bind_interface: Option<String>,
     /// TCP port (default 1883; 0 picks a free port).
     pub port: u16,
     /// `mqtt` (default) or `websockets`.
@@ -232,6 +236,7 @@ impl Default for ListenerConfig {
     fn default() -> Self {
         ListenerConfig {
             bind_address: String::from("127.0.0.1"),
+            bind_interface: None,
             port: DEFAULT_PORT,
             protocol: Protocol::Mqtt,
             cafile: None,

@@ -70,7 +70,9 @@ pub const OPTIONS: &[(&str, Support)] = &[
     ("bind_address", Honoured("")),
     (
         "bind_interface",
-        Refused("binding to an interface is not supported yet; use the interface's address"),
+        Honoured(
+            "binds the interface's first IPv4 address, else its first IPv6 address, read at start",
+        ),
     ),
     ("bridge_alpn", BRIDGE),
     ("bridge_attempt_unsubscribe", BRIDGE),
@@ -518,6 +520,7 @@ impl Reader {
                 self.default.port = number(value)?;
                 self.default_opened = true;
             }
+            "bind_interface" => self.listener().bind_interface = Some(word(value)?.to_owned()),
             "bind_address" => {
                 self.default.bind_address = word(value)?.to_owned();
                 self.default_opened = true;
@@ -1078,7 +1081,6 @@ mod strictness {
     #[test]
     fn options_that_would_weaken_the_broker_are_refused() {
         for line in [
-            "bind_interface eth0",
             "psk_file /etc/mosquitto/psk",
             "mount_point tenant/",
             "plugin /usr/lib/mosquitto_dynamic_security.so",

@@ -37,7 +37,7 @@ mod transport;
 mod write_queue;
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
@@ -426,7 +426,13 @@ impl ServerBuilder {
         let mut addresses = Vec::with_capacity(listeners.len());
         let mut tls_sides = Vec::new();
         for (index, settings) in listeners.iter().enumerate() {
-            let (address, socket) = bind(&settings.bind_address, settings.port).await?;
+            let host = match &settings.bind_interface {
+                Some(interface) => interface_address(interface, &settings.bind_address)
+                    .map_err(|why| ServerError::Config(ConfigError::Invalid(why)))?
+                    .to_string(),
+                None => settings.bind_address.clone(),
+            };
+            let (address, socket) = bind(&host, settings.port).await?;
             let local = socket
                 .local_addr()
                 .map_err(|e| ServerError::Bind(address.clone(), e))?;
@@ -506,6 +512,33 @@ impl ServerBuilder {
             accept_tasks,
         })
     }
+}
+
+/// The address a listener with `bind_interface` binds: the interface's first IPv4 address,
+/// else its first IPv6 address; a specific `bind_address` must be one of them.
+fn interface_address(interface: &str, bind_address: &str) -> Result<IpAddr, String> {
+    let addresses: Vec<IpAddr> = nix::ifaddrs::getifaddrs()
+        .map_err(|e| format!("bind_interface {interface}: {e}"))?
+        .filter(|a| a.interface_name == interface)
+        .filter_map(|a| {
+            let address = a.address?;
+            (address.as_sockaddr_in().map(|v4| IpAddr::V4(v4.ip())))
+                .or_else(|| address.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+        })
+        .collect();
+    if let Ok(wanted) = bind_address.parse::<IpAddr>()
+        && !wanted.is_unspecified()
+    {
+        return addresses.contains(&wanted).then_some(wanted).ok_or_else(|| {
+            format!("bind_interface {interface}: bind_address {bind_address} is not one of its addresses")
+        });
+    }
+    (addresses.iter().find(|a| a.is_ipv4()))
+        .or_else(|| addresses.first())
+        .copied()
+        .ok_or_else(|| {
+            format!("bind_interface {interface}: no such interface, or it has no address")
+        })
 }
 
 /// Linux's "address family not supported" (no IPv6 in the kernel).
