@@ -3,7 +3,7 @@
 //! that holds its socket) and publishers sending 20,000 QoS 1 messages of 1 KiB to its topic:
 //! the publishers are paused at most `max_publisher_pause` (2 s) once, then the stuck subscriber
 //! is marked slow and pauses nobody again; its messages queue up to its limits and the rest are
-//! dropped and counted (`$SYS/broker/messages/dropped`, one log line per episode). Measured
+//! dropped and counted (`$SYS/broker/publish/messages/dropped`, one log line per episode). Measured
 //! throughout: at least 99 % of PUBACKs within 12 s, a second client's pings answered within
 //! 100 ms, and the broker's memory growth bounded by the queue limits. Variants: 10 stuck
 //! subscribers and 8 publishers; a stuck member of a shared subscription, whose group's other
@@ -318,13 +318,13 @@ fn rss_bound_kib(stuck: u64) -> u64 {
     stuck * (MAX_QUEUED_MESSAGES * 5 / 4 + MAX_OUTBOX_KIB) + 12 * 1024
 }
 
-/// The number of `$SYS/broker/messages/dropped`.
+/// The number of `$SYS/broker/publish/messages/dropped`.
 fn dropped(broker: &Broker) -> u64 {
     let stats = broker.sys_stats(Duration::from_millis(1500));
     stats
-        .get("messages/dropped")
+        .get("publish/messages/dropped")
         .and_then(|v| v.parse().ok())
-        .expect("$SYS/broker/messages/dropped")
+        .expect("$SYS/broker/publish/messages/dropped")
 }
 
 /// Lines of the broker's log that report drops for `client`.

@@ -65,10 +65,22 @@ pub struct Stats {
     pub publishes_refused_memory: u64,
     /// PUBLISH packets dropped because their payload passed `Config::max_payload_size`.
     pub publishes_refused_size: u64,
+    /// Network connections opened since the start.
+    pub sockets_opened: u64,
+    /// CONNECT packets accepted since the start.
+    pub connects_accepted: u64,
+    /// Sessions ended because their expiry interval passed.
+    pub clients_expired: u64,
+    /// Payload bytes of the PUBLISH packets received.
+    pub publish_bytes_received: u64,
+    /// Payload bytes of the PUBLISH packets sent.
+    pub publish_bytes_sent: u64,
 }
 
 impl Stats {
-    /// The `$SYS/broker/...` topics and values, in a fixed order.
+    /// The `$SYS/broker/...` topics and values, in a fixed order, with mosquitto's names and
+    /// meanings: `messages/*` count packets of every kind, `publish/messages/*` PUBLISH packets,
+    /// `messages/stored` and `store/messages/*` what waits in session queues.
     pub fn sys_topics(
         &self,
         started: Instant,
@@ -76,38 +88,130 @@ impl Stats {
         version: &str,
     ) -> Vec<(String, String)> {
         let uptime = now.saturating_duration_since(started);
-        let entries: [(&str, String); 17] = [
+        let entries: [(&str, String); 22] = [
             ("version", version.to_owned()),
             ("uptime", format_uptime(uptime)),
             ("clients/connected", self.clients_connected.to_string()),
+            ("clients/active", self.clients_connected.to_string()),
             (
                 "clients/disconnected",
                 self.clients_disconnected.to_string(),
             ),
+            ("clients/inactive", self.clients_disconnected.to_string()),
             (
                 "clients/total",
                 (self.clients_connected + self.clients_disconnected).to_string(),
             ),
             ("clients/maximum", self.clients_maximum.to_string()),
-            ("messages/received", self.messages_received.to_string()),
-            ("messages/sent", self.messages_sent.to_string()),
-            ("messages/dropped", self.messages_dropped.to_string()),
+            ("clients/expired", self.clients_expired.to_string()),
+            ("messages/received", self.packets_received.to_string()),
+            ("messages/sent", self.packets_sent.to_string()),
             ("messages/stored", self.messages_queued.to_string()),
+            ("store/messages/count", self.messages_queued.to_string()),
+            ("store/messages/bytes", self.bytes_queued.to_string()),
+            (
+                "publish/messages/received",
+                self.messages_received.to_string(),
+            ),
+            ("publish/messages/sent", self.messages_sent.to_string()),
+            (
+                "publish/messages/dropped",
+                self.messages_dropped.to_string(),
+            ),
+            (
+                "publish/bytes/received",
+                self.publish_bytes_received.to_string(),
+            ),
+            ("publish/bytes/sent", self.publish_bytes_sent.to_string()),
             ("bytes/received", self.bytes_received.to_string()),
             ("bytes/sent", self.bytes_sent.to_string()),
-            ("load/connections", self.connections_open.to_string()),
-            ("packets/received", self.packets_received.to_string()),
-            ("packets/sent", self.packets_sent.to_string()),
             (
                 "retained messages/count",
                 self.retained_messages.to_string(),
             ),
-            ("subscriptions/count", self.subscriptions.to_string()),
         ];
-        entries
+        let mut topics: Vec<(String, String)> = entries
             .into_iter()
             .map(|(name, value)| (format!("$SYS/broker/{name}"), value))
-            .collect()
+            .collect();
+        topics.push((
+            String::from("$SYS/broker/subscriptions/count"),
+            self.subscriptions.to_string(),
+        ));
+        topics
+    }
+}
+
+/// The counters whose rates `$SYS/broker/load/...` shows, as mosquitto names them.
+const LOADS: [&str; 9] = [
+    "messages/received",
+    "messages/sent",
+    "publish/dropped",
+    "publish/received",
+    "publish/sent",
+    "bytes/received",
+    "bytes/sent",
+    "sockets",
+    "connections",
+];
+
+/// The averaging windows of the load figures, in seconds.
+const WINDOWS: [(u32, &str); 3] = [(60, "1min"), (300, "5min"), (900, "15min")];
+
+/// `$SYS/broker/load/...`: per-minute rates of the counters of [`LOADS`], averaged over 1, 5
+/// and 15 minutes the way mosquitto does (an exponentially decaying average updated at every
+/// `$SYS` interval, first set to the first interval's rate).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct SysLoad {
+    /// The counters at the last update, and when; `None` before the first.
+    last: Option<([u64; 9], Instant)>,
+    /// The averages, by window then counter.
+    averages: [[f64; 9]; 3],
+}
+
+impl SysLoad {
+    /// The load topics at `now` from `stats`; the first update measures from `started`.
+    pub(crate) fn update(
+        &mut self,
+        stats: &Stats,
+        started: Instant,
+        now: Instant,
+    ) -> Vec<(String, String)> {
+        let counters = [
+            stats.packets_received,
+            stats.packets_sent,
+            stats.messages_dropped,
+            stats.messages_received,
+            stats.messages_sent,
+            stats.bytes_received,
+            stats.bytes_sent,
+            stats.sockets_opened,
+            stats.connects_accepted,
+        ];
+        let (before, since) = match self.last {
+            Some((before, at)) => (Some(before), at),
+            None => (None, started),
+        };
+        self.last = Some((counters, now));
+        let seconds = now.saturating_duration_since(since).as_secs_f64().max(1.0);
+        let mut topics = Vec::with_capacity(LOADS.len() * WINDOWS.len());
+        for (w, (window, suffix)) in WINDOWS.iter().enumerate() {
+            let exponent = (-seconds / f64::from(*window)).exp();
+            for (i, name) in LOADS.iter().enumerate() {
+                let previous = before.map_or(0, |before| before[i]);
+                let rate = counters[i].saturating_sub(previous) as f64 * 60.0 / seconds;
+                let average = &mut self.averages[w][i];
+                *average = match before {
+                    None => rate,
+                    Some(_) => rate + exponent * (*average - rate),
+                };
+                topics.push((
+                    format!("$SYS/broker/load/{name}/{suffix}"),
+                    format!("{average:.2}"),
+                ));
+            }
+        }
+        topics
     }
 }
 
@@ -126,6 +230,7 @@ mod tests {
         let stats = Stats {
             clients_connected: 3,
             messages_received: 7,
+            packets_received: 20,
             ..Stats::default()
         };
         let topics = stats.sys_topics(t0, t0 + Duration::from_secs(42), "v1");
@@ -136,8 +241,43 @@ mod tests {
                 .map(|(_, value)| value.as_str())
         };
         assert_eq!(get("$SYS/broker/clients/connected"), Some("3"));
-        assert_eq!(get("$SYS/broker/messages/received"), Some("7"));
+        assert_eq!(get("$SYS/broker/publish/messages/received"), Some("7"));
+        assert_eq!(
+            get("$SYS/broker/messages/received"),
+            Some("20"),
+            "packets, as mosquitto"
+        );
         assert_eq!(get("$SYS/broker/uptime"), Some("42 seconds"));
         assert_eq!(get("$SYS/broker/version"), Some("v1"));
+    }
+
+    #[test]
+    fn load_figures_decay_towards_the_current_rate_as_mosquitto_computes_them() {
+        let t0 = crate::test_epoch();
+        let mut load = SysLoad::default();
+        let mut stats = Stats::default();
+        let value = |topics: &[(String, String)], name: &str| -> f64 {
+            let topic = format!("$SYS/broker/load/{name}");
+            topics
+                .iter()
+                .find(|(t, _)| *t == topic)
+                .map(|(_, v)| v.parse().expect("a number"))
+                .unwrap_or_else(|| panic!("{topic} missing"))
+        };
+        // 60 PUBLISH in the first minute: 60 a minute, in every window.
+        stats.messages_received = 60;
+        let first = load.update(&stats, t0, t0 + Duration::from_secs(60));
+        assert_eq!(first.len(), 27);
+        assert_eq!(value(&first, "publish/received/1min"), 60.0);
+        assert_eq!(value(&first, "publish/received/15min"), 60.0);
+        // A silent minute: the 1-minute figure falls to 60/e, the 15-minute one much less.
+        let second = load.update(&stats, t0, t0 + Duration::from_secs(120));
+        let one = value(&second, "publish/received/1min");
+        let fifteen = value(&second, "publish/received/15min");
+        assert!((one - 60.0 / std::f64::consts::E).abs() < 0.01, "{one}");
+        assert!(
+            (fifteen - 60.0 * (-60.0f64 / 900.0).exp()).abs() < 0.01,
+            "{fifteen}"
+        );
     }
 }

@@ -102,7 +102,7 @@ fn a_stuck_subscriber_pauses_once_then_drops_and_counts_one_episode() {
     assert_eq!(h.broker.stats().messages_dropped, dropped as u64);
     let sys = h.broker.stats().sys_topics(h.now, h.now, "v");
     assert!(sys.contains(&(
-        "$SYS/broker/messages/dropped".to_owned(),
+        "$SYS/broker/publish/messages/dropped".to_owned(),
         dropped.to_string()
     )));
     // One episode, reported once, not once per message.

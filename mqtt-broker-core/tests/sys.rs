@@ -30,9 +30,24 @@ fn sys_topics_are_published_at_the_interval() {
         value("$SYS/broker/clients/connected"),
         Bytes::from_static(b"2")
     );
+    // mosquitto's meanings: `messages/*` are packets of any kind (two CONNECT, a SUBSCRIBE,
+    // a PUBLISH), `publish/messages/*` PUBLISH packets.
+    assert_eq!(
+        value("$SYS/broker/publish/messages/received"),
+        Bytes::from_static(b"1")
+    );
     assert_eq!(
         value("$SYS/broker/messages/received"),
-        Bytes::from_static(b"1")
+        Bytes::from_static(b"4")
+    );
+    // One PUBLISH in the first 10 s: 6 a minute, as the first value of every average.
+    assert_eq!(
+        value("$SYS/broker/load/publish/received/1min"),
+        Bytes::from_static(b"6.00")
+    );
+    assert_eq!(
+        value("$SYS/broker/load/connections/15min"),
+        Bytes::from_static(b"12.00")
     );
     assert_eq!(
         value("$SYS/broker/uptime"),

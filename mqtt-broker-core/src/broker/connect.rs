@@ -302,6 +302,7 @@ impl Broker {
         };
         self.send_packet(conn, &Packet::ConnAck(connack), now);
         self.stats.clients_connected += 1;
+        self.stats.connects_accepted += 1;
         self.stats.clients_maximum = self.stats.clients_maximum.max(self.stats.clients_connected);
         if let (Some(s), Some(c)) = (self.sessions.get(&session), self.conns.get(&conn)) {
             let event = Event::ClientConnected {

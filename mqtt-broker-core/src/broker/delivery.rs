@@ -355,8 +355,9 @@ impl Broker {
             c.outbound_aliases.bind(message.topic.clone(), alias);
         }
         self.stats.messages_sent += 1;
-        self.out
-            .transmit_publish(conn, c, header, publish.into_payload(), now);
+        let payload = publish.into_payload();
+        self.stats.publish_bytes_sent += payload.len() as u64;
+        self.out.transmit_publish(conn, c, header, payload, now);
         SendOutcome::Sent
     }
 
@@ -408,6 +409,7 @@ impl Broker {
             return SendOutcome::NoConnection;
         };
         self.stats.messages_sent += 1;
+        self.stats.publish_bytes_sent += message.payload.len() as u64;
         self.out
             .transmit_publish(conn, c, header, message.payload.clone(), now);
         SendOutcome::Sent

@@ -38,7 +38,7 @@ use crate::output::{Event, Output};
 use crate::retained::Retained;
 use crate::router::{InterestChange, Router};
 use crate::session::{SessionView, Sessions};
-use crate::stats::Stats;
+use crate::stats::{Stats, SysLoad};
 use crate::timer::{Due, TimerKey, Timers};
 
 /// A sans-IO MQTT broker. See the [crate documentation](crate) for the driving loop.
@@ -59,6 +59,8 @@ pub struct Broker {
     /// Keyed timers, the one deadline of each connection (stamps kept in `Conn`), the start.
     timers: Timers,
     stats: Stats,
+    /// The `$SYS/broker/load/...` averages.
+    sys_load: SysLoad,
     /// Number of the message being routed (see `Session::route_mark`).
     route_seq: u64,
     /// The read buffer of whichever connection has no partial packet waiting: a read is
@@ -108,6 +110,7 @@ impl Broker {
             deliveries: Vec::new(),
             timers: Timers::default(),
             stats: Stats::default(),
+            sys_load: SysLoad::default(),
             route_seq: 0,
             read_spare: BytesMut::new(),
             out,
@@ -217,6 +220,7 @@ impl Broker {
             Box::new(Conn::new(info, self.config.max_packet_size, now)),
         );
         self.stats.connections_open += 1;
+        self.stats.sockets_opened += 1;
         let deadline = now.checked_add(self.config.connect_timeout);
         self.arm_conn_timer(conn, deadline);
         Ok(())
@@ -469,7 +473,12 @@ impl Broker {
             };
             match due {
                 Due::Conn(conn) => self.conn_timer_expired(conn, now),
-                Due::Key(TimerKey::SessionExpiry(session)) => self.end_session(session, true, now),
+                Due::Key(TimerKey::SessionExpiry(session)) => {
+                    if self.sessions.get(&session).is_some() {
+                        self.stats.clients_expired += 1;
+                    }
+                    self.end_session(session, true, now);
+                }
                 Due::Key(TimerKey::WillDelay(session)) => self.fire_will(session, now),
                 Due::Key(TimerKey::Sys) => self.publish_sys(now),
                 Due::Key(TimerKey::PublisherPause(conn)) => self.pause_expired(conn, now),

@@ -129,6 +129,7 @@ impl Broker {
             }
         }
         self.stats.messages_received += 1;
+        self.stats.publish_bytes_received += publish.payload().len() as u64;
         let client = ClientRef {
             client_id: &s.client_id,
             username: c.username.as_deref(),

@@ -19,9 +19,9 @@ impl Broker {
             return;
         };
         let started = self.timers.started().unwrap_or(now);
-        let topics = self
-            .stats()
-            .sys_topics(started, now, &self.config.version_string);
+        let stats = self.stats();
+        let mut topics = stats.sys_topics(started, now, &self.config.version_string);
+        topics.extend(self.sys_load.update(&stats, started, now));
         for (topic, value) in topics {
             let Ok(name) = TopicName::new(Bytes::from(topic)) else {
                 continue;
