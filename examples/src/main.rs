@@ -116,6 +116,9 @@ fn serve(
     config.start_fresh |= start_fresh;
     let pid_file = config.pid_file.clone();
     let user = config.user.clone();
+    // The store keeps writing after the switch: its directory must be the user's to write.
+    let store_dir = (config.persistence == Some(true))
+        .then(|| (config.persistence_location.clone()).unwrap_or_else(|| PathBuf::from("data")));
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -130,6 +133,14 @@ fn serve(
         let _pid_file = pid_file.map(PidFile::write).transpose()?;
         if let Some(user) = &user {
             drop_privileges(user)?;
+            if let Some(dir) = &store_dir {
+                writable(dir).map_err(|e| {
+                    format!(
+                        "user {user} cannot write persistence_location {}: {e}",
+                        dir.display()
+                    )
+                })?;
+            }
         }
         let reopening = tokio::spawn(reopen_logs_on_hangup(log_files));
         let served = server.run_until_signalled().await.map_err(|e| {
@@ -276,6 +287,13 @@ fn drop_privileges(name: &str) -> Result<(), String> {
         "switched to the configured user"
     );
     Ok(())
+}
+
+/// Whether a file can be created in `dir` (by the user the process now runs as).
+fn writable(dir: &Path) -> std::io::Result<()> {
+    let probe = dir.join(format!(".mqtt-broker-write-check-{}", std::process::id()));
+    File::create(&probe)?;
+    std::fs::remove_file(probe)
 }
 
 /// The process id written to a file, removed again when dropped.

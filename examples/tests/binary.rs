@@ -277,6 +277,27 @@ fn started_as_root_it_switches_to_the_configured_user_after_binding() {
     }
     drop(broker);
 
+    // A store directory the user cannot write stops the start, saying so (the store would
+    // fail at its first write otherwise).
+    let store = dir.join("root-only");
+    std::fs::create_dir_all(&store).expect("store dir");
+    std::fs::set_permissions(&store, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("chmod");
+    std::fs::write(
+        &conf,
+        format!(
+            "user mosquitto\npersistence true\npersistence_location {}\nlistener {} 127.0.0.1\n",
+            store.display(),
+            free_port()
+        ),
+    )
+    .expect("write conf");
+    let stderr = refusal(&dir, &conf);
+    assert!(
+        stderr.contains("user mosquitto cannot write persistence_location"),
+        "{stderr}"
+    );
+
     // A user that does not exist stops the start, saying so.
     std::fs::write(
         &conf,
