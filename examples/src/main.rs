@@ -65,6 +65,10 @@ struct Cli {
     /// Start on an empty store if the existing one is corrupt (the damaged file is kept aside).
     #[arg(long = "start-fresh")]
     start_fresh: bool,
+    /// Run in the background (as mosquitto's `-d`), once the configuration is read; standard
+    /// input and output go to /dev/null, so log to a file (`log_dest file`).
+    #[arg(short = 'd', long = "daemon")]
+    daemon: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -76,12 +80,16 @@ enum Command {
 }
 
 fn main() {
-    #[cfg(feature = "jemalloc")]
-    return_freed_memory_promptly();
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Passwd(args)) => passwd::run(args),
-        None => serve(cli.config, &cli.ports, cli.verbose, cli.start_fresh),
+        None => serve(
+            cli.config,
+            &cli.ports,
+            cli.verbose,
+            cli.start_fresh,
+            cli.daemon,
+        ),
     };
     if let Err(message) = result {
         eprintln!("mqtt-broker: {message}");
@@ -94,11 +102,20 @@ fn serve(
     ports: &[u16],
     verbose: bool,
     start_fresh: bool,
+    daemon: bool,
 ) -> Result<(), String> {
     let loaded = match &config {
         Some(path) => load_file(path).map_err(|e| e.to_string())?,
         None => LoadedConfig::from(ServerConfig::default()),
     };
+    if daemon {
+        // Before any thread exists (a fork keeps only the calling one); the working directory
+        // stays, so relative paths in the configuration keep their meaning.
+        nix::unistd::daemon(true, false)
+            .map_err(|e| format!("cannot run in the background: {e}"))?;
+    }
+    #[cfg(feature = "jemalloc")]
+    return_freed_memory_promptly();
     let log_files = start_logging(&loaded.config.log, verbose)?;
     loaded.warnings.iter().for_each(|w| warn!("{w}"));
     let mut config = loaded.config;

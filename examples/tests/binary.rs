@@ -313,3 +313,48 @@ fn started_as_root_it_switches_to_the_configured_user_after_binding() {
         "{stderr}"
     );
 }
+
+#[test]
+fn dash_d_runs_the_broker_in_the_background() {
+    let test = "dash_d_runs_the_broker_in_the_background";
+    if !have("mosquitto_pub", test) || !have("kill", test) {
+        return;
+    }
+    let dir = scratch_dir(test);
+    let port = free_port();
+    let conf = dir.join("mosquitto.conf");
+    let (pid_file, log_file) = (dir.join("broker.pid"), dir.join("broker.log"));
+    std::fs::write(
+        &conf,
+        format!(
+            "pid_file {}\nlog_dest file {}\nlistener {port} 127.0.0.1\nallow_anonymous true\n",
+            pid_file.display(),
+            log_file.display()
+        ),
+    )
+    .expect("write conf");
+    // The command itself returns at once; the broker goes on in the background.
+    let started = run(broker_command(&dir, &conf).arg("-d"), LIMIT);
+    assert!(started.status.success(), "{started:?}");
+    wait_for_port(port, LIMIT);
+    let pid = std::fs::read_to_string(&pid_file).expect("the daemon writes its pid");
+    let published = run(
+        Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-t", "t", "-m", "to the daemon"]),
+        LIMIT,
+    );
+    assert!(published.status.success(), "{published:?}");
+    let killed = run(Command::new("kill").args(["-TERM", pid.trim()]), LIMIT);
+    assert!(killed.status.success());
+    let deadline = std::time::Instant::now() + LIMIT;
+    while pid_file.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let logged = std::fs::read_to_string(&log_file).expect("the daemon logs to its file");
+    assert!(logged.contains("client connected"), "{logged}");
+}
