@@ -338,6 +338,14 @@ fn dash_d_runs_the_broker_in_the_background() {
     assert!(started.status.success(), "{started:?}");
     wait_for_port(port, LIMIT);
     let pid = std::fs::read_to_string(&pid_file).expect("the daemon writes its pid");
+    // Ended however the test ends.
+    struct Daemon(String);
+    impl Drop for Daemon {
+        fn drop(&mut self) {
+            let _ = Command::new("kill").args(["-KILL", self.0.trim()]).status();
+        }
+    }
+    let _daemon = Daemon(pid.clone());
     let published = run(
         Command::new("mosquitto_pub")
             .args(["-h", "127.0.0.1", "-p", &port.to_string()])
