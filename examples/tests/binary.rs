@@ -338,11 +338,16 @@ fn dash_d_runs_the_broker_in_the_background() {
     assert!(started.status.success(), "{started:?}");
     wait_for_port(port, LIMIT);
     let pid = std::fs::read_to_string(&pid_file).expect("the daemon writes its pid");
-    // Ended however the test ends.
+    // Ended however the test ends (only while that pid is still our broker).
     struct Daemon(String);
     impl Drop for Daemon {
         fn drop(&mut self) {
-            let _ = Command::new("kill").args(["-KILL", self.0.trim()]).status();
+            let pid = self.0.trim();
+            let ours = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains("mqtt-broker"));
+            if ours {
+                let _ = Command::new("kill").args(["-KILL", pid]).status();
+            }
         }
     }
     let _daemon = Daemon(pid.clone());
