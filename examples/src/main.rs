@@ -16,6 +16,8 @@ use mqtt_tokio::config::{LoadedConfig, LogDest, Logging, ServerConfig, load_file
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt as _};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// jemalloc (feature `jemalloc`, on by default): unlike glibc's malloc, it returns the memory
 /// freed after a burst of connections to the system (see [`return_freed_memory_promptly`]).
@@ -116,7 +118,7 @@ fn serve(
     }
     #[cfg(feature = "jemalloc")]
     return_freed_memory_promptly();
-    let log_files = start_logging(&loaded.config.log, verbose)?;
+    let logs = start_logging(&loaded.config.log, verbose)?;
     loaded.warnings.iter().for_each(|w| warn!("{w}"));
     let mut config = loaded.config;
     if config.listeners.is_empty() {
@@ -159,12 +161,18 @@ fn serve(
                 })?;
             }
         }
-        let reopening = tokio::spawn(reopen_logs_on_hangup(log_files));
+        let reopening = tokio::spawn(reopen_logs_on_hangup(logs.files));
+        let publishing = logs
+            .topic
+            .map(|lines| tokio::spawn(publish_logs(lines, server.handle())));
         let served = server.run_until_signalled().await.map_err(|e| {
             error!(%e, "signal handling failed");
             e.to_string()
         });
         reopening.abort();
+        if let Some(publishing) = publishing {
+            publishing.abort();
+        }
         served
     })
 }
@@ -217,10 +225,71 @@ impl Write for &LogFile {
     }
 }
 
+/// Log lines waiting to be published under `$SYS/broker/log/...`, at most this many (more are
+/// dropped: logging never waits for the broker).
+const TOPIC_LOG_BACKLOG: usize = 1024;
+
+/// mosquitto's `log_dest topic`: errors, warnings and information go to
+/// `$SYS/broker/log/E`, `W` and `I` (debug lines are not published: publishing logs at debug
+/// level itself).
+struct TopicLog(tokio::sync::mpsc::Sender<(char, String)>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for TopicLog {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let letter = match *event.metadata().level() {
+            tracing::Level::ERROR => 'E',
+            tracing::Level::WARN => 'W',
+            tracing::Level::INFO => 'I',
+            _ => return,
+        };
+        let mut line = LogLine(String::new());
+        event.record(&mut line);
+        let _ = self.0.try_send((letter, line.0));
+    }
+}
+
+/// A log event's message and fields as one line.
+struct LogLine(String);
+
+impl tracing::field::Visit for LogLine {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write as _;
+        let separator = if self.0.is_empty() { "" } else { " " };
+        let _ = if field.name() == "message" {
+            write!(self.0, "{separator}{value:?}")
+        } else {
+            write!(self.0, "{separator}{}={value:?}", field.name())
+        };
+    }
+}
+
+/// What logging hands the rest of the binary: the log files, to reopen on SIGHUP, and the
+/// lines to publish, with `log_dest topic`.
+struct Logs {
+    files: Vec<Arc<LogFile>>,
+    topic: Option<tokio::sync::mpsc::Receiver<(char, String)>>,
+}
+
+/// Publishes the log lines under `$SYS/broker/log/...` as they come.
+async fn publish_logs(
+    mut lines: tokio::sync::mpsc::Receiver<(char, String)>,
+    server: mqtt_tokio::ServerHandle,
+) {
+    while let Some((letter, line)) = lines.recv().await {
+        let topic = format!("$SYS/broker/log/{letter}");
+        if server
+            .publish(&topic, line, mqtt_tokio::mqtt_wire::QoS::AtMostOnce, false)
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
 /// Sets up logging to the configured destinations (standard error when none), at the
-/// configured level (`info` by default, `debug` with `-v`); `RUST_LOG` overrides both. Returns
-/// the log files, to reopen on SIGHUP.
-fn start_logging(log: &Logging, verbose: bool) -> Result<Vec<Arc<LogFile>>, String> {
+/// configured level (`info` by default, `debug` with `-v`); `RUST_LOG` overrides both.
+fn start_logging(log: &Logging, verbose: bool) -> Result<Logs, String> {
     let level = match (&log.level, verbose) {
         (_, true) => "debug",
         (Some(level), false) => level.as_str(),
@@ -230,8 +299,14 @@ fn start_logging(log: &Logging, verbose: bool) -> Result<Vec<Arc<LogFile>>, Stri
     let mut to_terminal = log.dest.is_empty();
     let mut writer: Option<BoxMakeWriter> = None;
     let mut files = Vec::new();
+    let mut topic = None;
     for dest in &log.dest {
         let next = match dest {
+            LogDest::Topic => {
+                let (lines, published) = tokio::sync::mpsc::channel(TOPIC_LOG_BACKLOG);
+                topic = Some((TopicLog(lines), published));
+                continue;
+            }
             LogDest::Stderr => {
                 to_terminal = log.dest.len() == 1;
                 BoxMakeWriter::new(std::io::stderr)
@@ -249,12 +324,24 @@ fn start_logging(log: &Logging, verbose: bool) -> Result<Vec<Arc<LogFile>>, Stri
             None => next,
         });
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer.unwrap_or_else(|| BoxMakeWriter::new(std::io::stderr)))
-        .with_ansi(to_terminal && std::io::stderr().is_terminal())
+    let writer = writer.unwrap_or_else(|| match topic {
+        Some(_) => BoxMakeWriter::new(std::io::sink), // only `log_dest topic`
+        None => BoxMakeWriter::new(std::io::stderr),
+    });
+    let (topic_layer, topic) = match topic {
+        Some((layer, published)) => (Some(layer), Some(published)),
+        None => (None, None),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(writer)
+                .with_ansi(to_terminal && std::io::stderr().is_terminal()),
+        )
+        .with(topic_layer)
         .init();
-    Ok(files)
+    Ok(Logs { files, topic })
 }
 
 /// Reopens the log files on every SIGHUP (the server itself reloads its security files then).

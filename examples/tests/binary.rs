@@ -371,3 +371,59 @@ fn dash_d_runs_the_broker_in_the_background() {
     let logged = std::fs::read_to_string(&log_file).expect("the daemon logs to its file");
     assert!(logged.contains("client connected"), "{logged}");
 }
+
+#[test]
+fn log_dest_topic_publishes_log_lines_under_sys_as_mosquitto() {
+    let test = "log_dest_topic_publishes_log_lines_under_sys";
+    if !have("mosquitto_sub", test) {
+        return;
+    }
+    let dir = scratch_dir(test);
+    let port = free_port();
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "log_dest topic\nlog_dest stderr\nlistener {port} 127.0.0.1\nallow_anonymous true\n"
+        ),
+    )
+    .expect("write conf");
+    let _broker = serve(&dir, &conf, port);
+    let port = port.to_string();
+    let watcher = Guard::spawn(Command::new("mosquitto_sub").args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-t",
+        "$SYS/broker/log/#",
+        "-v",
+        "-C",
+        "1",
+        "-W",
+        "5",
+    ]));
+    std::thread::sleep(Duration::from_millis(300));
+    let published = run(
+        Command::new("mosquitto_pub").args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-i",
+            "plug-7",
+            "-t",
+            "t",
+            "-m",
+            "m",
+        ]),
+        LIMIT,
+    );
+    assert!(published.status.success(), "{published:?}");
+    let (status, out, _) = watcher.finish(LIMIT);
+    assert_eq!(status.map(|s| s.success()), Some(true), "{out}");
+    assert!(
+        out.starts_with("$SYS/broker/log/I ") && out.contains("client connected"),
+        "{out}"
+    );
+}

@@ -103,6 +103,9 @@ pub enum LogDest {
     File(PathBuf),
     /// Nowhere (mosquitto's `log_dest none`).
     None,
+    /// As messages under `$SYS/broker/log/<E|W|I>` (errors, warnings, information), for
+    /// clients that subscribe (mosquitto's `log_dest topic`).
+    Topic,
 }
 
 impl Default for ServerConfig {

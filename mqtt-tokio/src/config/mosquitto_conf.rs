@@ -146,7 +146,7 @@ pub const OPTIONS: &[(&str, Support)] = &[
     (
         "log_dest",
         Honoured(
-            "`stderr`, `stdout`, `file PATH`, `none`, several at once; `syslog`, `topic`, `dlt` are refused",
+            "`stderr`, `stdout`, `file PATH`, `topic` (`$SYS/broker/log/E`, `W`, `I`), `none`, several at once; `syslog` and `dlt` are refused",
         ),
     ),
     (
@@ -665,9 +665,10 @@ impl Reader {
                     ("stderr", None) => LogDest::Stderr,
                     ("stdout", None) => LogDest::Stdout,
                     ("none", None) => LogDest::None,
+                    ("topic", None) => LogDest::Topic,
                     ("file", Some(file)) if !file.is_empty() => LogDest::File(file.into()),
                     ("file", _) => return Err(String::from("expected a file name")),
-                    ("syslog" | "topic" | "dlt", _) => {
+                    ("syslog" | "dlt", _) => {
                         return Err(format!("log destination `{value}` is not supported yet"));
                     }
                     _ => return Err(format!("unknown log destination `{value}`")),
