@@ -157,6 +157,63 @@ const CASES: &[Case] = &[
         ],
     },
     Case {
+        name: "per-listener-password-and-acl-files",
+        ports: 2,
+        files: &[(
+            "mosquitto.conf",
+            "per_listener_settings true\n\
+             listener {port0} 127.0.0.1\n\
+             allow_anonymous true\n\
+             listener {port1} 127.0.0.1\n\
+             allow_anonymous false\n\
+             password_file {dir}/passwd\n\
+             acl_file {dir}/acl\n",
+        )],
+        script: &[
+            Step::Subscribe {
+                port: 1,
+                login: ADMIN,
+                topic: "#",
+            },
+            Step::Publish {
+                port: 0,
+                login: None,
+                topic: "open/door",
+                message: "anonymous on the open listener",
+            },
+            Step::Publish {
+                port: 0,
+                login: WRONG,
+                topic: "open/user",
+                message: "no password file there: a name proves nothing",
+            },
+            Step::Publish {
+                port: 1,
+                login: DEVICE,
+                topic: "tele/plug/STATE",
+                message: "by the listener's ACL",
+            },
+            Step::Publish {
+                port: 1,
+                login: DEVICE,
+                topic: "open/door",
+                message: "denied by the listener's ACL",
+            },
+            Step::Publish {
+                port: 1,
+                login: WRONG,
+                topic: "tele/plug/STATE",
+                message: "wrong password",
+            },
+            Step::Publish {
+                port: 1,
+                login: None,
+                topic: "tele/plug/STATE",
+                message: "anonymous on the closed listener",
+            },
+        ],
+    },
+    Case {
         name: "message-size-limit-bounds-the-payload",
         ports: 1,
         files: &[(

@@ -132,33 +132,59 @@ pub struct ListenerPolicy {
     pub use_identity_as_username: bool,
 }
 
+/// One listener's policy and the security files its clients are checked against.
+#[derive(Debug, Clone)]
+pub struct ListenerSecurity {
+    /// The listener's rules.
+    pub policy: ListenerPolicy,
+    /// Its password and ACL files (mosquitto's `per_listener_settings`: each listener may have
+    /// its own).
+    pub files: Arc<SecurityFiles>,
+}
+
+/// The same files for every listener, with each listener's policy.
+fn shared(files: Arc<SecurityFiles>, policies: Vec<ListenerPolicy>) -> Vec<ListenerSecurity> {
+    (policies.into_iter())
+        .map(|policy| ListenerSecurity {
+            policy,
+            files: files.clone(),
+        })
+        .collect()
+}
+
 /// Checks CONNECT credentials against the password file and the listener's policy.
 #[derive(Debug)]
 pub struct FileAuthenticator {
-    files: Arc<SecurityFiles>,
-    policies: Vec<ListenerPolicy>,
+    listeners: Vec<ListenerSecurity>,
 }
 
 impl FileAuthenticator {
-    /// `policies[i]` applies to `ListenerId(i)`; connections from other listeners are refused.
+    /// `policies[i]` applies to `ListenerId(i)`, with `files` for every listener; connections
+    /// from other listeners are refused.
     pub fn new(files: Arc<SecurityFiles>, policies: Vec<ListenerPolicy>) -> Self {
-        FileAuthenticator { files, policies }
+        Self::per_listener(shared(files, policies))
+    }
+
+    /// `listeners[i]` applies to `ListenerId(i)`, each with its own files.
+    pub fn per_listener(listeners: Vec<ListenerSecurity>) -> Self {
+        FileAuthenticator { listeners }
     }
 }
 
 impl Authenticator for FileAuthenticator {
     fn authenticate(&mut self, credentials: &ConnectCredentials<'_>) -> AuthDecision {
         let refused = AuthDecision::Reject(ReasonCode::NotAuthorized);
-        let Some(policy) = self.policies.get(usize::from(credentials.info.listener.0)) else {
+        let Some(listener) = self.listeners.get(usize::from(credentials.info.listener.0)) else {
             return refused;
         };
+        let policy = &listener.policy;
         if policy.use_identity_as_username {
             return match credentials.info.tls_identity {
                 Some(_) => AuthDecision::Accept,
                 None => refused,
             };
         }
-        match (credentials.username, self.files.passwords()) {
+        match (credentials.username, listener.files.passwords()) {
             (Some(user), Some(passwords)) => {
                 if passwords.verify(user, credentials.password.unwrap_or_default()) {
                     AuthDecision::Accept
@@ -177,22 +203,27 @@ impl Authenticator for FileAuthenticator {
 /// when one is configured.
 #[derive(Debug)]
 pub struct FileAuthorizer {
-    files: Arc<SecurityFiles>,
-    policies: Vec<ListenerPolicy>,
+    listeners: Vec<ListenerSecurity>,
 }
 
 impl FileAuthorizer {
-    /// `policies[i]` applies to `ListenerId(i)`.
+    /// `policies[i]` applies to `ListenerId(i)`, with `files` for every listener.
     pub fn new(files: Arc<SecurityFiles>, policies: Vec<ListenerPolicy>) -> Self {
-        FileAuthorizer { files, policies }
+        Self::per_listener(shared(files, policies))
+    }
+
+    /// `listeners[i]` applies to `ListenerId(i)`, each with its own files; a client of
+    /// another listener is denied everything.
+    pub fn per_listener(listeners: Vec<ListenerSecurity>) -> Self {
+        FileAuthorizer { listeners }
     }
 
     /// The name the ACL knows the client by.
     fn username<'a>(&self, client: &ClientRef<'a>) -> Option<&'a str> {
         let by_identity = self
-            .policies
+            .listeners
             .get(usize::from(client.info.listener.0))
-            .is_some_and(|p| p.use_identity_as_username);
+            .is_some_and(|l| l.policy.use_identity_as_username);
         if by_identity {
             client.info.tls_identity.as_deref()
         } else {
@@ -200,13 +231,21 @@ impl FileAuthorizer {
         }
     }
 
-    fn decide(&self, allowed: impl FnOnce(&AclFile) -> bool) -> Authorization {
-        if !self.files.has_acl_file() {
+    fn decide(
+        &self,
+        client: &ClientRef<'_>,
+        allowed: impl FnOnce(&AclFile) -> bool,
+    ) -> Authorization {
+        let Some(listener) = self.listeners.get(usize::from(client.info.listener.0)) else {
+            return Authorization::Deny(ReasonCode::NotAuthorized);
+        };
+        let files = &listener.files;
+        if !files.has_acl_file() {
             // Without an ACL file there is nothing to look up: every publish and every
             // delivery asks, so this skips a lock and a reference count per message.
             return Authorization::Allow;
         }
-        match self.files.acl() {
+        match files.acl() {
             None => Authorization::Allow,
             Some(acl) if allowed(&acl) => Authorization::Allow,
             Some(_) => Authorization::Deny(ReasonCode::NotAuthorized),
@@ -223,7 +262,9 @@ impl Authorizer for FileAuthorizer {
         _retain: bool,
     ) -> Authorization {
         let user = self.username(client);
-        self.decide(|acl| acl.allows_publish(user, client.client_id, topic))
+        self.decide(client, |acl| {
+            acl.allows_publish(user, client.client_id, topic)
+        })
     }
 
     fn authorize_subscribe(
@@ -233,7 +274,9 @@ impl Authorizer for FileAuthorizer {
         _qos: QoS,
     ) -> Authorization {
         let user = self.username(client);
-        match self.decide(|acl| acl.allows_subscribe(user, client.client_id, filter)) {
+        match self.decide(client, |acl| {
+            acl.allows_subscribe(user, client.client_id, filter)
+        }) {
             // A refused filter gets SUBACK 0x80 (Unspecified error) in 5.0 as in 3.1.1, not 0x87
             // (Not authorized): the spec allows either [MQTT5-3.9.3-2], 0x80 hides whether the
             // topic exists behind the ACL, and clients that only know the 3.1.1 codes (the
@@ -251,6 +294,7 @@ impl Authorizer for FileAuthorizer {
         _retain: bool,
     ) -> bool {
         let user = self.username(client);
-        self.decide(|acl| acl.allows_read(user, client.client_id, topic)) == Authorization::Allow
+        self.decide(client, |acl| acl.allows_read(user, client.client_id, topic))
+            == Authorization::Allow
     }
 }

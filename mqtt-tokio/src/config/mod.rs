@@ -230,6 +230,11 @@ pub struct ListenerConfig {
     /// Admit clients that give no user name (default false; true on the implicit local-only
     /// listener).
     pub allow_anonymous: bool,
+    /// This listener's own password file, instead of the server's (mosquitto's
+    /// `per_listener_settings`).
+    pub password_file: Option<PathBuf>,
+    /// This listener's own ACL file, instead of the server's.
+    pub acl_file: Option<PathBuf>,
     /// Most connections open at once on this listener; a further one is closed at once, as
     /// mosquitto does (default: no limit).
     pub max_connections: Option<usize>,
@@ -252,6 +257,8 @@ impl Default for ListenerConfig {
             ciphers_tls13: None,
             crlfile: None,
             allow_anonymous: false,
+            password_file: None,
+            acl_file: None,
             max_connections: None,
         }
     }

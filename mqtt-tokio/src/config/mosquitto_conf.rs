@@ -212,9 +212,7 @@ pub const OPTIONS: &[(&str, Support)] = &[
     ("password_file", Honoured("")),
     (
         "per_listener_settings",
-        Honoured(
-            "allow_anonymous per listener; a password or ACL file per listener only with one listener (refused with several)",
-        ),
+        Honoured("allow_anonymous, password_file and acl_file per listener"),
     ),
     (
         "persistence",
@@ -389,9 +387,6 @@ struct Reader {
     /// first).
     autosave_interval: Option<u64>,
     autosave_on_changes: bool,
-    /// Where per-listener password or ACL files were set (refused with more than one
-    /// listener).
-    per_listener_auth: Option<String>,
     persistent_client_expiration: u32,
     /// `max_packet_size`, combined with `message_size_limit` at the end (0: none).
     max_packet_size: u32,
@@ -551,14 +546,14 @@ impl Reader {
                 }
             }
             "per_listener_settings" => self.per_listener_settings = boolean(value)?,
-            "password_file" => {
-                self.note_per_listener_auth(at);
-                self.config.password_file = Some(path(value)?);
+            "password_file" if self.per_listener_settings => {
+                self.listener().password_file = Some(path(value)?);
             }
-            "acl_file" => {
-                self.note_per_listener_auth(at);
-                self.config.acl_file = Some(path(value)?);
+            "acl_file" if self.per_listener_settings => {
+                self.listener().acl_file = Some(path(value)?);
             }
+            "password_file" => self.config.password_file = Some(path(value)?),
+            "acl_file" => self.config.acl_file = Some(path(value)?),
             "check_retain_source" => self.config.check_retain_source = boolean(value)?,
             "cafile" => self.listener().cafile = Some(path(value)?),
             "certfile" => self.listener().certfile = Some(path(value)?),
@@ -707,14 +702,6 @@ impl Reader {
         Ok(())
     }
 
-    /// A password or ACL file was set with `per_listener_settings true`: it would belong to
-    /// one listener, which this broker cannot do with more than one listener.
-    fn note_per_listener_auth(&mut self, at: At<'_>) {
-        if self.per_listener_settings && self.per_listener_auth.is_none() {
-            self.per_listener_auth = Some(at.to_string());
-        }
-    }
-
     /// The listener that per-listener options apply to: the last `listener`, else the
     /// default listener.
     fn listener(&mut self) -> &mut ListenerConfig {
@@ -743,13 +730,6 @@ impl Reader {
                 allow_anonymous: self.default_anonymous.unwrap_or(anonymous),
                 ..default
             });
-        }
-        if let Some(at) = &self.per_listener_auth
-            && self.config.listeners.len() > 1
-        {
-            return Err(ConfigError::Refused(format!(
-                "{at}: per_listener_settings true: password and ACL files for one listener of several are not supported yet; give them without per_listener_settings"
-            )));
         }
         // Per listener in mosquitto; one setting for the whole broker here: every listener
         // must agree.
@@ -1173,18 +1153,36 @@ mod strictness {
     }
 
     #[test]
-    fn per_listener_password_files_with_several_listeners_are_refused() {
-        let text = "per_listener_settings true\nlistener 1883\npassword_file /a\nlistener 1884\npassword_file /b\n";
-        let err = parse_mosquitto_conf(text).unwrap_err();
-        assert!(
-            matches!(err, ConfigError::Refused(ref m) if m.starts_with("mosquitto.conf:3: per_listener_settings")),
-            "{err}"
+    fn per_listener_password_and_acl_files_belong_to_their_listener() {
+        let text = "per_listener_settings true\nlistener 1883\npassword_file /a\nacl_file /acl-a\n\
+                    listener 1884\npassword_file /b\nlistener 1885\nallow_anonymous true\n";
+        let loaded = parse_mosquitto_conf(text).unwrap();
+        let files: Vec<(Option<&Path>, Option<&Path>)> = (loaded.config.listeners.iter())
+            .map(|l| (l.password_file.as_deref(), l.acl_file.as_deref()))
+            .collect();
+        assert_eq!(
+            files,
+            [
+                (Some("/a".as_ref()), Some("/acl-a".as_ref())),
+                (Some("/b".as_ref()), None),
+                (None, None),
+            ]
         );
-        // One listener: its file is the broker's file.
-        let one =
-            parse_mosquitto_conf("per_listener_settings true\nlistener 1883\npassword_file /a\n")
-                .unwrap();
-        assert_eq!(one.config.password_file.as_deref(), Some("/a".as_ref()));
+        assert_eq!(
+            loaded.config.password_file, None,
+            "nothing for the whole broker"
+        );
+        // Without per_listener_settings they are the broker's.
+        let global =
+            parse_mosquitto_conf("listener 1883\npassword_file /a\nlistener 1884\n").unwrap();
+        assert_eq!(global.config.password_file.as_deref(), Some("/a".as_ref()));
+        assert!(
+            global
+                .config
+                .listeners
+                .iter()
+                .all(|l| l.password_file.is_none())
+        );
     }
 
     #[test]

@@ -53,7 +53,9 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
-use crate::auth::hooks::{FileAuthenticator, FileAuthorizer, ListenerPolicy, SecurityFiles};
+use crate::auth::hooks::{
+    FileAuthenticator, FileAuthorizer, ListenerPolicy, ListenerSecurity, SecurityFiles,
+};
 use crate::config::{ConfigError, Protocol, ServerConfig};
 use broker_task::Outlets;
 use events::EventHub;
@@ -342,19 +344,37 @@ impl ServerBuilder {
     pub async fn start(self) -> Result<Server, ServerError> {
         let config = self.config;
         config.validate().map_err(ServerError::Config)?;
-        let (files, warnings) =
-            SecurityFiles::load(config.password_file.clone(), config.acl_file.clone())
-                .map_err(ServerError::Security)?;
-        warnings.iter().for_each(|w| warn!("{w}"));
-        let files = Arc::new(files);
         let listeners = config.effective_listeners();
-        let policies: Vec<ListenerPolicy> = listeners
-            .iter()
-            .map(|l| ListenerPolicy {
-                allow_anonymous: l.allow_anonymous,
-                use_identity_as_username: l.use_identity_as_username,
-            })
-            .collect();
+        // Each listener's files: its own where it names them, else the server's; the same
+        // pair of files is loaded once and shared.
+        let mut files: Vec<Arc<SecurityFiles>> = Vec::new();
+        let mut loaded: Vec<((Option<PathBuf>, Option<PathBuf>), Arc<SecurityFiles>)> = Vec::new();
+        let mut security = Vec::with_capacity(listeners.len());
+        for listener in &listeners {
+            let paths = (
+                (listener.password_file.clone()).or_else(|| config.password_file.clone()),
+                (listener.acl_file.clone()).or_else(|| config.acl_file.clone()),
+            );
+            let shared = match loaded.iter().find(|(p, _)| *p == paths) {
+                Some((_, shared)) => shared.clone(),
+                None => {
+                    let (set, warnings) = SecurityFiles::load(paths.0.clone(), paths.1.clone())
+                        .map_err(ServerError::Security)?;
+                    warnings.iter().for_each(|w| warn!("{w}"));
+                    let set = Arc::new(set);
+                    files.push(set.clone());
+                    loaded.push((paths, set.clone()));
+                    set
+                }
+            };
+            security.push(ListenerSecurity {
+                policy: ListenerPolicy {
+                    allow_anonymous: listener.allow_anonymous,
+                    use_identity_as_username: listener.use_identity_as_username,
+                },
+                files: shared,
+            });
+        }
 
         let persistent = config.persistence == Some(true);
         let mut core_config = config.core_config();
@@ -373,12 +393,13 @@ impl ServerBuilder {
         let handshake_timeout = core_config.connect_timeout;
         let broker = Broker::try_new(core_config).map_err(ServerError::Core)?;
         let broker = broker
-            .with_authenticator(self.authenticator.unwrap_or_else(|| {
-                Box::new(FileAuthenticator::new(files.clone(), policies.clone()))
-            }))
+            .with_authenticator(
+                self.authenticator
+                    .unwrap_or_else(|| Box::new(FileAuthenticator::per_listener(security.clone()))),
+            )
             .with_authorizer(
                 self.authorizer
-                    .unwrap_or_else(|| Box::new(FileAuthorizer::new(files.clone(), policies))),
+                    .unwrap_or_else(|| Box::new(FileAuthorizer::per_listener(security))),
             );
         let broker = match self.enhanced_authenticator {
             Some(enhanced) => broker.with_enhanced_authenticator(enhanced),
@@ -590,7 +611,8 @@ async fn bind(host: &str, port: u16) -> Result<(String, TcpListener), ServerErro
 pub struct Server {
     addresses: Vec<SocketAddr>,
     handle: ServerHandle,
-    files: Arc<SecurityFiles>,
+    /// Every distinct set of password and ACL files (one per listener at most).
+    files: Vec<Arc<SecurityFiles>>,
     /// The TLS sides of the listeners, reloaded with the security files.
     tls: Vec<Arc<tls::Tls>>,
     broker_task: JoinHandle<()>,
@@ -618,7 +640,7 @@ impl Server {
     /// next connections; open ones keep theirs. TLS files that cannot be used leave the
     /// listener as it was.
     pub fn reload_security(&self) -> Vec<String> {
-        let mut problems = self.files.reload();
+        let mut problems: Vec<String> = self.files.iter().flat_map(|f| f.reload()).collect();
         for tls in &self.tls {
             if let Err(why) = tls.reload() {
                 problems.push(format!("TLS files not reloaded, the old ones stay: {why}"));
