@@ -348,7 +348,7 @@ impl ServerBuilder {
         // Each listener's files: its own where it names them, else the server's; the same
         // pair of files is loaded once and shared.
         let mut files: Vec<Arc<SecurityFiles>> = Vec::new();
-        let mut loaded: Vec<((Option<PathBuf>, Option<PathBuf>), Arc<SecurityFiles>)> = Vec::new();
+        let mut loaded: Vec<(SecurityPaths, Arc<SecurityFiles>)> = Vec::new();
         let mut security = Vec::with_capacity(listeners.len());
         for listener in &listeners {
             let paths = (
@@ -561,6 +561,9 @@ fn interface_address(interface: &str, bind_address: &str) -> Result<IpAddr, Stri
             format!("bind_interface {interface}: no such interface, or it has no address")
         })
 }
+
+/// A listener's password and ACL file paths.
+type SecurityPaths = (Option<PathBuf>, Option<PathBuf>);
 
 /// Linux's "address family not supported" (no IPv6 in the kernel).
 const EAFNOSUPPORT: i32 = 97;
