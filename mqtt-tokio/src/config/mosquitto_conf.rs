@@ -336,6 +336,15 @@ pub fn options_table() -> String {
     table
 }
 
+/// Marks an option's error as a value this broker does not support (refused), rather than a
+/// value that is wrong (a syntax error).
+const UNSUPPORTED: &str = "\u{0}unsupported: ";
+
+/// A refusal of a value this broker does not support (see [`UNSUPPORTED`]).
+fn unsupported(why: &str) -> String {
+    format!("{UNSUPPORTED}{why}")
+}
+
 /// What this reader does with `option` (prefix options included); `None` for an option
 /// mosquitto does not know either.
 pub fn support(option: &str) -> Option<Support> {
@@ -485,9 +494,12 @@ impl Reader {
                         self.read(&text, &name, false)?;
                     }
                 }
-                Some(Honoured(_)) => self
-                    .option(option, value, at)
-                    .map_err(|why| ConfigError::Syntax(format!("{at}: {option}: {why}")))?,
+                Some(Honoured(_)) => self.option(option, value, at).map_err(|why| {
+                    match why.strip_prefix(UNSUPPORTED) {
+                        Some(why) => ConfigError::Refused(format!("{at}: {option}: {why}")),
+                        None => ConfigError::Syntax(format!("{at}: {option}: {why}")),
+                    }
+                })?,
             }
         }
         Ok(())
@@ -524,7 +536,7 @@ impl Reader {
             "socket_domain" => match value {
                 // Ours binds the IPv4 address of a listener without one already.
                 "ipv4" => {}
-                "ipv6" => return Err(String::from("IPv6-only listeners are not supported yet")),
+                "ipv6" => return Err(unsupported("IPv6-only listeners are not supported yet")),
                 _ => return Err(format!("expected ipv4 or ipv6, got `{value}`")),
             },
             "protocol" => {
@@ -560,13 +572,17 @@ impl Reader {
             "keyfile" => self.listener().keyfile = Some(path(value)?),
             "tls_keyform" => {
                 if value != "pem" {
-                    return Err(String::from(
+                    return Err(unsupported(
                         "only PEM keys are supported (OpenSSL engines are not)",
                     ));
                 }
             }
             "tls_version" => {
-                tls_names::allows_tls12(value)?;
+                // tlsv1 and tlsv1.1 are real versions this broker refuses; others are typos.
+                tls_names::allows_tls12(value).map_err(|why| match value {
+                    "tlsv1" | "tlsv1.1" => unsupported(&why),
+                    _ => why,
+                })?;
                 self.listener().tls_version = Some(value.to_owned());
             }
             "ciphers" => {
@@ -631,15 +647,15 @@ impl Reader {
             "auto_id_prefix" => self.config.auto_id_prefix = word(value)?.to_owned(),
             "queue_qos0_messages" => {
                 if boolean(value)? {
-                    return Err(String::from(
+                    return Err(unsupported(
                         "QoS 0 messages are never queued for offline clients here",
                     ));
                 }
             }
             "upgrade_outgoing_qos" => {
                 if boolean(value)? {
-                    return Err(String::from(
-                        "messages are delivered at the lower of the two QoS, as MQTT says",
+                    return Err(unsupported(
+                        "messages are delivered at the lower of the two QoS, as MQTT requires [MQTT5-3.8.4-8]",
                     ));
                 }
             }
@@ -664,7 +680,9 @@ impl Reader {
                     ("file", Some(file)) if !file.is_empty() => LogDest::File(file.into()),
                     ("file", _) => return Err(String::from("expected a file name")),
                     ("syslog" | "dlt", _) => {
-                        return Err(format!("log destination `{value}` is not supported yet"));
+                        return Err(unsupported(&format!(
+                            "log destination `{value}` is not supported yet"
+                        )));
                     }
                     _ => return Err(format!("unknown log destination `{value}`")),
                 };
@@ -1079,6 +1097,24 @@ mod strictness {
             };
             assert!(message.starts_with("mosquitto.conf:2: "), "{line}: {err}");
         }
+    }
+
+    #[test]
+    fn values_this_broker_does_not_support_are_refusals_not_syntax_errors() {
+        for line in [
+            "upgrade_outgoing_qos true",
+            "queue_qos0_messages true",
+            "log_dest syslog",
+            "tls_version tlsv1.1",
+        ] {
+            let err = parse_mosquitto_conf(&format!("{line}\n")).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::Refused(ref m) if !m.contains('\0')),
+                "{line}: {err:?}"
+            );
+        }
+        let typo = parse_mosquitto_conf("upgrade_outgoing_qos yes\n").unwrap_err();
+        assert!(matches!(typo, ConfigError::Syntax(_)), "{typo:?}");
     }
 
     #[test]
