@@ -172,10 +172,13 @@ impl Default for Config {
     }
 }
 
+/// The smallest `max_packet_size` accepted, as in mosquitto.
+pub(crate) const MIN_PACKET_SIZE: u32 = 20;
+
 impl Config {
     /// Checks that the limits make sense together.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.max_packet_size < 64 {
+        if self.max_packet_size < MIN_PACKET_SIZE {
             return Err(ConfigError::MaxPacketSizeTooSmall(self.max_packet_size));
         }
         if self.receive_maximum == 0 {

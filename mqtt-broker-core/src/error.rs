@@ -65,8 +65,8 @@ pub enum ApiMisuse {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// Maximum packet size below 64 bytes.
-    #[error("max_packet_size {0} is below 64 bytes")]
+    /// Maximum packet size below 20 bytes (mosquitto's floor: smaller than a useful CONNECT).
+    #[error("max_packet_size {0} is below 20 bytes")]
     MaxPacketSizeTooSmall(u32),
     /// Receive maximum of zero (forbidden by MQTT 5.0).
     #[error("receive_maximum must be at least 1")]

@@ -408,9 +408,9 @@ impl Limits {
                 "limits.max_qos must be 0, 1 or 2".into(),
             ));
         }
-        if self.message_size_limit != 0 && self.message_size_limit < 64 {
+        if self.message_size_limit != 0 && self.message_size_limit < 20 {
             return Err(ConfigError::Invalid(
-                "limits.message_size_limit must be 0 or at least 64 bytes".into(),
+                "limits.message_size_limit must be 0 or at least 20 bytes".into(),
             ));
         }
         Ok(())

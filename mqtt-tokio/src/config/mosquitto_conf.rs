@@ -179,7 +179,7 @@ pub const OPTIONS: &[(&str, Support)] = &[
     ("max_keepalive", Honoured("")),
     (
         "max_packet_size",
-        Honoured("at least 64 bytes (mosquitto: 20)"),
+        Honoured("at least 20 bytes, as mosquitto"),
     ),
     (
         "max_qos",
@@ -627,8 +627,8 @@ impl Reader {
             "message_size_limit" => limits.max_payload_size = number(value)?,
             "max_packet_size" => {
                 let max: u32 = number(value)?;
-                if max != 0 && max < 64 {
-                    return Err(String::from("must be 0 or at least 64 bytes here"));
+                if max != 0 && max < 20 {
+                    return Err(String::from("must be 0 or at least 20 bytes"));
                 }
                 self.max_packet_size = max;
             }
@@ -1243,7 +1243,15 @@ mod strictness {
         assert_eq!(duration("2w"), Ok(14 * 86_400));
         assert!(duration("14").is_err() && duration("d").is_err() && duration("").is_err());
         assert!(parse_mosquitto_conf("queue_qos0_messages true\n").is_err());
-        assert!(parse_mosquitto_conf("max_packet_size 30\n").is_err());
+        assert!(parse_mosquitto_conf("max_packet_size 19\n").is_err());
+        assert_eq!(
+            parse_mosquitto_conf("max_packet_size 30\n")
+                .unwrap()
+                .config
+                .limits
+                .message_size_limit,
+            30
+        );
     }
 }
 
