@@ -27,6 +27,12 @@ fn serve(dir: &Path, conf: &Path, port: u16) -> Guard {
     broker
 }
 
+/// `mosquitto_pub` to the broker on `host` and `port` with `args`.
+fn mosquitto_pub(host: &str, port: u16, args: &[&str]) -> std::process::Output {
+    let target = ["-h", host, "-p", &port.to_string()].map(str::to_owned);
+    run(Command::new("mosquitto_pub").args(target).args(args), LIMIT)
+}
+
 /// The binary refusing to start on `conf`: its standard error.
 fn refusal(dir: &Path, conf: &Path) -> String {
     let output = run(&mut broker_command(dir, conf), LIMIT);
@@ -63,19 +69,7 @@ fn serves_a_mosquitto_conf_and_stops_on_sigterm() {
     );
     let pid = std::fs::read_to_string(&pid_file).expect("the pid file is written");
     assert_eq!(pid.trim(), broker.0.id().to_string());
-    let published = run(
-        Command::new("mosquitto_pub").args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-t",
-            "t",
-            "-m",
-            "m",
-        ]),
-        LIMIT,
-    );
+    let published = mosquitto_pub("127.0.0.1", port, &["-t", "t", "-m", "m"]);
     assert!(published.status.success(), "{published:?}");
 
     // logrotate: the file is renamed, SIGHUP makes the broker write to a new one.
@@ -91,12 +85,7 @@ fn serves_a_mosquitto_conf_and_stops_on_sigterm() {
         assert!(std::time::Instant::now() < deadline, "no new log file");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let again = run(
-        Command::new("mosquitto_pub")
-            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-            .args(["-t", "t", "-m", "after rotation"]),
-        LIMIT,
-    );
+    let again = mosquitto_pub("127.0.0.1", port, &["-t", "t", "-m", "after rotation"]);
     assert!(again.status.success(), "{again:?}");
 
     let killed = run(
@@ -163,9 +152,8 @@ fn sigusr1_and_sigusr2_leave_the_broker_running_as_in_mosquitto() {
     .expect("write conf");
     let broker = serve(&dir, &conf, port);
     let publish = |message: &str| {
-        let port = port.to_string();
-        let args = ["-p", &port, "-t", "tele/plug/STATE", "-r", "-q", "1", "-m"];
-        run(Command::new("mosquitto_pub").args(args).arg(message), LIMIT)
+        let args = ["-t", "tele/plug/STATE", "-r", "-q", "1", "-m", message];
+        mosquitto_pub("127.0.0.1", port, &args)
     };
     assert!(publish("before").status.success());
     let pid = broker.0.id().to_string();
@@ -208,19 +196,7 @@ fn a_listener_without_an_address_serves_ipv4_and_ipv6_as_mosquitto() {
     std::fs::write(&conf, format!("listener {port}\nallow_anonymous true\n")).expect("write conf");
     let _broker = serve(&dir, &conf, port);
     for host in ["127.0.0.1", "::1"] {
-        let published = run(
-            Command::new("mosquitto_pub").args([
-                "-h",
-                host,
-                "-p",
-                &port.to_string(),
-                "-t",
-                "t",
-                "-m",
-                host,
-            ]),
-            LIMIT,
-        );
+        let published = mosquitto_pub(host, port, &["-t", "t", "-m", host]);
         assert!(published.status.success(), "{host}: {published:?}");
     }
 }
@@ -351,12 +327,7 @@ fn dash_d_runs_the_broker_in_the_background() {
         }
     }
     let _daemon = Daemon(pid.clone());
-    let published = run(
-        Command::new("mosquitto_pub")
-            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-            .args(["-t", "t", "-m", "to the daemon"]),
-        LIMIT,
-    );
+    let published = mosquitto_pub("127.0.0.1", port, &["-t", "t", "-m", "to the daemon"]);
     assert!(published.status.success(), "{published:?}");
     let killed = run(Command::new("kill").args(["-TERM", pid.trim()]), LIMIT);
     assert!(killed.status.success());
@@ -389,12 +360,11 @@ fn log_dest_topic_publishes_log_lines_under_sys_as_mosquitto() {
     )
     .expect("write conf");
     let _broker = serve(&dir, &conf, port);
-    let port = port.to_string();
     let watcher = Guard::spawn(Command::new("mosquitto_sub").args([
         "-h",
         "127.0.0.1",
         "-p",
-        &port,
+        &port.to_string(),
         "-t",
         "$SYS/broker/log/#",
         "-v",
@@ -404,21 +374,7 @@ fn log_dest_topic_publishes_log_lines_under_sys_as_mosquitto() {
         "5",
     ]));
     std::thread::sleep(Duration::from_millis(300));
-    let published = run(
-        Command::new("mosquitto_pub").args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-i",
-            "plug-7",
-            "-t",
-            "t",
-            "-m",
-            "m",
-        ]),
-        LIMIT,
-    );
+    let published = mosquitto_pub("127.0.0.1", port, &["-i", "plug-7", "-t", "t", "-m", "m"]);
     assert!(published.status.success(), "{published:?}");
     let (status, out, _) = watcher.finish(LIMIT);
     assert_eq!(status.map(|s| s.success()), Some(true), "{out}");
