@@ -88,7 +88,7 @@ impl Stats {
         version: &str,
     ) -> Vec<(String, String)> {
         let uptime = now.saturating_duration_since(started);
-        let entries: [(&str, String); 22] = [
+        let entries: [(&str, String); 23] = [
             ("version", version.to_owned()),
             ("uptime", format_uptime(uptime)),
             ("clients/connected", self.clients_connected.to_string()),
@@ -129,16 +129,12 @@ impl Stats {
                 "retained messages/count",
                 self.retained_messages.to_string(),
             ),
+            ("subscriptions/count", self.subscriptions.to_string()),
         ];
-        let mut topics: Vec<(String, String)> = entries
+        entries
             .into_iter()
             .map(|(name, value)| (format!("$SYS/broker/{name}"), value))
-            .collect();
-        topics.push((
-            String::from("$SYS/broker/subscriptions/count"),
-            self.subscriptions.to_string(),
-        ));
-        topics
+            .collect()
     }
 }
 

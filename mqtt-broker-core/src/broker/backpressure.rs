@@ -31,8 +31,9 @@
 //! A session marked overflowing releases at once every publisher that waited for it (not only
 //! the one whose pause expired), is passed over by its shared groups while another member can
 //! take their messages, and hands the queued copies of its shared subscriptions to those members.
-//! Its drops are counted one by one (`Stats::messages_dropped`, `$SYS/broker/messages/dropped`)
-//! but reported per *episode*: [`Event::DropsStarted`] at the first drop, [`Event::DropsEnded`]
+//! Its drops are counted one by one (`Stats::messages_dropped`,
+//! `$SYS/broker/publish/messages/dropped`) but reported per *episode*: [`Event::DropsStarted`]
+//! at the first drop, [`Event::DropsEnded`]
 //! with the count once it has drained (or its session ended), so a log shows one line per stuck
 //! subscriber, not one per message.
 

@@ -336,13 +336,18 @@ pub fn options_table() -> String {
     table
 }
 
-/// Marks an option's error as a value this broker does not support (refused), rather than a
-/// value that is wrong (a syntax error).
-const UNSUPPORTED: &str = "\u{0}unsupported: ";
+/// Why an honoured option's value cannot be used.
+enum Problem {
+    /// The value is wrong: a syntax error.
+    Bad(String),
+    /// The value is one this broker does not support: a refusal.
+    Unsupported(String),
+}
 
-/// A refusal of a value this broker does not support (see [`UNSUPPORTED`]).
-fn unsupported(why: &str) -> String {
-    format!("{UNSUPPORTED}{why}")
+impl From<String> for Problem {
+    fn from(why: String) -> Self {
+        Problem::Bad(why)
+    }
 }
 
 /// What this reader does with `option` (prefix options included); `None` for an option
@@ -494,18 +499,18 @@ impl Reader {
                         self.read(&text, &name, false)?;
                     }
                 }
-                Some(Honoured(_)) => self.option(option, value, at).map_err(|why| {
-                    match why.strip_prefix(UNSUPPORTED) {
-                        Some(why) => ConfigError::Refused(format!("{at}: {option}: {why}")),
-                        None => ConfigError::Syntax(format!("{at}: {option}: {why}")),
+                Some(Honoured(_)) => self.option(option, value, at).map_err(|why| match why {
+                    Problem::Unsupported(why) => {
+                        ConfigError::Refused(format!("{at}: {option}: {why}"))
                     }
+                    Problem::Bad(why) => ConfigError::Syntax(format!("{at}: {option}: {why}")),
                 })?,
             }
         }
         Ok(())
     }
 
-    fn option(&mut self, option: &str, value: &str, at: At<'_>) -> Result<(), String> {
+    fn option(&mut self, option: &str, value: &str, at: At<'_>) -> Result<(), Problem> {
         let limits = &mut self.config.limits;
         match option {
             "listener" => {
@@ -514,7 +519,9 @@ impl Reader {
                 // Without an address: every interface, IPv6 and IPv4, as mosquitto.
                 let bind_address = words.next().unwrap_or("::").to_owned();
                 if words.next().is_some() {
-                    return Err(String::from("expected a port and an optional address"));
+                    return Err(Problem::Bad(String::from(
+                        "expected a port and an optional address",
+                    )));
                 }
                 self.config.listeners.push(ListenerConfig {
                     port,
@@ -536,14 +543,22 @@ impl Reader {
             "socket_domain" => match value {
                 // Ours binds the IPv4 address of a listener without one already.
                 "ipv4" => {}
-                "ipv6" => return Err(unsupported("IPv6-only listeners are not supported yet")),
-                _ => return Err(format!("expected ipv4 or ipv6, got `{value}`")),
+                "ipv6" => {
+                    return Err(Problem::Unsupported(String::from(
+                        "IPv6-only listeners are not supported yet",
+                    )));
+                }
+                _ => {
+                    return Err(Problem::Bad(format!(
+                        "expected ipv4 or ipv6, got `{value}`"
+                    )));
+                }
             },
             "protocol" => {
                 self.listener().protocol = match value {
                     "mqtt" => Protocol::Mqtt,
                     "websockets" => Protocol::Websockets,
-                    _ => return Err(format!("unsupported protocol `{value}`")),
+                    _ => return Err(Problem::Bad(format!("unsupported protocol `{value}`"))),
                 }
             }
             "allow_anonymous" => {
@@ -572,16 +587,16 @@ impl Reader {
             "keyfile" => self.listener().keyfile = Some(path(value)?),
             "tls_keyform" => {
                 if value != "pem" {
-                    return Err(unsupported(
+                    return Err(Problem::Unsupported(String::from(
                         "only PEM keys are supported (OpenSSL engines are not)",
-                    ));
+                    )));
                 }
             }
             "tls_version" => {
                 // tlsv1 and tlsv1.1 are real versions this broker refuses; others are typos.
                 tls_names::allows_tls12(value).map_err(|why| match value {
-                    "tlsv1" | "tlsv1.1" => unsupported(&why),
-                    _ => why,
+                    "tlsv1" | "tlsv1.1" => Problem::Unsupported(why),
+                    _ => Problem::Bad(why),
                 })?;
                 self.listener().tls_version = Some(value.to_owned());
             }
@@ -628,7 +643,7 @@ impl Reader {
             "max_packet_size" => {
                 let max: u32 = number(value)?;
                 if max != 0 && max < 20 {
-                    return Err(String::from("must be 0 or at least 20 bytes"));
+                    return Err(Problem::Bad(String::from("must be 0 or at least 20 bytes")));
                 }
                 self.max_packet_size = max;
             }
@@ -637,7 +652,7 @@ impl Reader {
             "max_qos" | "maximum_qos" => {
                 let qos: u8 = number(value)?;
                 if qos > 2 {
-                    return Err(format!("expected 0, 1 or 2, got `{value}`"));
+                    return Err(Problem::Bad(format!("expected 0, 1 or 2, got `{value}`")));
                 }
                 // Per listener in mosquitto; one for the whole broker here (see `finish`).
                 self.max_qos = Some((qos, at.to_string()));
@@ -647,16 +662,16 @@ impl Reader {
             "auto_id_prefix" => self.config.auto_id_prefix = word(value)?.to_owned(),
             "queue_qos0_messages" => {
                 if boolean(value)? {
-                    return Err(unsupported(
+                    return Err(Problem::Unsupported(String::from(
                         "QoS 0 messages are never queued for offline clients here",
-                    ));
+                    )));
                 }
             }
             "upgrade_outgoing_qos" => {
                 if boolean(value)? {
-                    return Err(unsupported(
+                    return Err(Problem::Unsupported(String::from(
                         "messages are delivered at the lower of the two QoS, as MQTT requires [MQTT5-3.8.4-8]",
-                    ));
+                    )));
                 }
             }
             "sys_interval" => limits.sys_interval = number(value)?,
@@ -678,13 +693,13 @@ impl Reader {
                     ("none", None) => LogDest::None,
                     ("topic", None) => LogDest::Topic,
                     ("file", Some(file)) if !file.is_empty() => LogDest::File(file.into()),
-                    ("file", _) => return Err(String::from("expected a file name")),
+                    ("file", _) => return Err(Problem::Bad(String::from("expected a file name"))),
                     ("syslog" | "dlt", _) => {
-                        return Err(unsupported(&format!(
+                        return Err(Problem::Unsupported(format!(
                             "log destination `{value}` is not supported yet"
                         )));
                     }
-                    _ => return Err(format!("unknown log destination `{value}`")),
+                    _ => return Err(Problem::Bad(format!("unknown log destination `{value}`"))),
                 };
                 self.config.log.dest.push(dest);
             }
@@ -695,7 +710,7 @@ impl Reader {
                     "warning" => "warn",
                     "notice" | "information" => "info",
                     "debug" | "subscribe" | "unsubscribe" | "websockets" | "all" => "debug",
-                    _ => return Err(format!("unknown log type `{value}`")),
+                    _ => return Err(Problem::Bad(format!("unknown log type `{value}`"))),
                 };
                 // Several log_type lines: the most detailed one wins.
                 let rank = |l: &str| {
@@ -712,9 +727,9 @@ impl Reader {
                 }
             }
             _ => {
-                return Err(String::from(
+                return Err(Problem::Bad(String::from(
                     "honoured but not handled (a bug: please report it)",
-                ));
+                )));
             }
         }
         Ok(())

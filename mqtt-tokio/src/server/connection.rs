@@ -409,13 +409,15 @@ mod tests {
             .flatten()
     }
 
-    /// A pause that comes while the reader waits for the socket takes effect after that read:
-    /// the bytes it was waiting for go to the broker, the next ones wait for the resume. (Looking
-    /// at the gate on every poll instead stopped readers at once and cost QoS 1 8 %.)
-    #[tokio::test]
-    async fn a_pause_takes_effect_after_the_read_in_progress() {
-        use tokio::io::AsyncWriteExt as _;
-        let (mut client, server) = tokio::io::duplex(1024);
+    /// A connection task over an in-memory stream, past its `Open`: the client's end, what the
+    /// task sends the broker, its write queue and the task.
+    async fn opened_connection() -> (
+        tokio::io::DuplexStream,
+        mpsc::Receiver<Input>,
+        Arc<WriteQueue>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let (client, server) = tokio::io::duplex(1024);
         let (inputs, mut received) = mpsc::channel(8);
         let queue = Arc::new(WriteQueue::new(100));
         let start = Start {
@@ -424,11 +426,21 @@ mod tests {
             inputs,
             queue: queue.clone(),
         };
-        tokio::spawn(Connection::new(start, ByteStream::new(server)));
+        let task = tokio::spawn(Connection::new(start, ByteStream::new(server)));
         assert!(matches!(
             next_input(&mut received).await,
             Some(Input::Open { .. })
         ));
+        (client, received, queue, task)
+    }
+
+    /// A pause that comes while the reader waits for the socket takes effect after that read:
+    /// the bytes it was waiting for go to the broker, the next ones wait for the resume. (Looking
+    /// at the gate on every poll instead stopped readers at once and cost QoS 1 8 %.)
+    #[tokio::test]
+    async fn a_pause_takes_effect_after_the_read_in_progress() {
+        use tokio::io::AsyncWriteExt as _;
+        let (mut client, mut received, queue, _task) = opened_connection().await;
         tokio::task::yield_now().await; // the reader now waits for the socket
         queue.gate().pause();
         client.write_all(b"first").await.unwrap();
@@ -452,20 +464,7 @@ mod tests {
     #[tokio::test]
     async fn a_close_writes_what_is_queued_then_ends_the_stream_and_drains() {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let (mut client, server) = tokio::io::duplex(1024);
-        let (inputs, mut received) = mpsc::channel(8);
-        let queue = Arc::new(WriteQueue::new(100));
-        let start = Start {
-            conn: ConnectionId(1),
-            info: Box::default(),
-            inputs,
-            queue: queue.clone(),
-        };
-        let task = tokio::spawn(Connection::new(start, ByteStream::new(server)));
-        assert!(matches!(
-            next_input(&mut received).await,
-            Some(Input::Open { .. })
-        ));
+        let (mut client, mut received, queue, task) = opened_connection().await;
         assert!(queue.push(vec![
             Bytes::from_static(b"last "),
             Bytes::from_static(b"words")
