@@ -3,11 +3,12 @@
 //! Every limit bounds memory or time spent on one peer. Exceeding one gets the specs' reaction
 //! (a reason code, a dropped message) and a metric, never unbounded growth.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use mqtt_wire::QoS;
-
 use crate::error::ConfigError;
+use crate::ids::ListenerId;
+use crate::listener::ListenerRules;
 use crate::persist::Persistence;
 
 /// Limits and policy of a [`Broker`](crate::Broker). Build it with `Config::default()` and
@@ -56,9 +57,6 @@ pub struct Config {
     pub max_retained_bytes: usize,
     /// Subscriptions one session may hold; more are refused with SUBACK 0x97 / 0x80.
     pub max_subscriptions_per_client: usize,
-    /// Topic aliases a v5 client may use towards the broker (0 disables them), and the most the
-    /// broker uses towards a client.
-    pub topic_alias_maximum: u16,
     /// Largest keep alive accepted, in seconds. A v5 client asking for more (or for none) gets
     /// this value as Server Keep Alive; a 3.x client, which cannot be told, is refused with
     /// return code 0x02. 0 means no limit.
@@ -73,12 +71,8 @@ pub struct Config {
     pub max_session_expiry_interval: u32,
     /// Time a new connection gets to send its CONNECT.
     pub connect_timeout: Duration,
-    /// Accept an empty client identifier (3.1.1 with CleanSession=1, and 5.0) by assigning one.
-    pub allow_empty_client_id: bool,
     /// Whether retained messages are supported (advertised to v5 clients).
     pub retain_available: bool,
-    /// Prefix of client identifiers assigned by the broker.
-    pub assigned_client_id_prefix: String,
     /// The cluster seam: when set, the broker reports what a backplane linking several brokers
     /// needs: every message published here ([`Output::Forward`](crate::Output::Forward)), and
     /// the filters this broker has subscribers for
@@ -123,17 +117,15 @@ pub struct Config {
     /// a plain acknowledgement (it cannot refuse), QoS 0 dropped. 0, the default, means none
     /// beyond `max_packet_size`.
     pub max_payload_size: usize,
-    /// Highest QoS clients may publish at (mosquitto's `max_qos`; default `ExactlyOnce`).
-    /// Below it, v5 clients are told in CONNACK (Maximum QoS), subscriptions are granted at
-    /// most this QoS, a will above it is refused (v5 CONNACK 0x9B) and a PUBLISH above it
-    /// ends the connection (v5 DISCONNECT 0x9B).
-    pub maximum_qos: QoS,
-    /// A client's user name becomes its client identifier, whatever it sent (mosquitto's
-    /// `use_username_as_clientid`); a client without a user name is refused (Not authorized).
-    pub use_username_as_client_id: bool,
     /// Only client identifiers starting with this are admitted (mosquitto's
     /// `clientid_prefixes`); others are refused (Not authorized).
     pub required_client_id_prefix: Option<String>,
+    /// The rules of every listener not named in `listeners`: mount point, maximum QoS, topic
+    /// aliases, client identifier policy.
+    pub listener: ListenerRules,
+    /// Rules of particular listeners, by the [`ListenerId`] the caller gives connections in
+    /// [`ConnectionInfo`](crate::ConnectionInfo).
+    pub listeners: BTreeMap<ListenerId, ListenerRules>,
 }
 
 impl Default for Config {
@@ -148,15 +140,12 @@ impl Default for Config {
             max_retained_messages: 10_000,
             max_retained_bytes: 64 * 1024 * 1024,
             max_subscriptions_per_client: 256,
-            topic_alias_maximum: 16,
             max_keep_alive: 0,
             max_topic_levels: 64,
             max_client_id_len: 256,
             max_session_expiry_interval: 7 * 24 * 3600,
             connect_timeout: Duration::from_secs(10),
-            allow_empty_client_id: true,
             retain_available: true,
-            assigned_client_id_prefix: String::from("auto-"),
             cluster: false,
             sys_interval: None,
             version_string: concat!("mqtt-broker-core ", env!("CARGO_PKG_VERSION")).to_owned(),
@@ -165,9 +154,9 @@ impl Default for Config {
             check_retain_source: true,
             memory_limit: 0,
             max_payload_size: 0,
-            maximum_qos: QoS::ExactlyOnce,
-            use_username_as_client_id: false,
             required_client_id_prefix: None,
+            listener: ListenerRules::default(),
+            listeners: BTreeMap::new(),
         }
     }
 }
@@ -176,8 +165,17 @@ impl Default for Config {
 pub(crate) const MIN_PACKET_SIZE: u32 = 20;
 
 impl Config {
+    /// The rules for connections on `listener`.
+    pub fn rules(&self, listener: ListenerId) -> &ListenerRules {
+        self.listeners.get(&listener).unwrap_or(&self.listener)
+    }
+
     /// Checks that the limits make sense together.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let every = std::iter::once(&self.listener).chain(self.listeners.values());
+        if let Some(why) = every.filter_map(ListenerRules::mount_point_error).next() {
+            return Err(ConfigError::MountPoint(why));
+        }
         if self.max_packet_size < MIN_PACKET_SIZE {
             return Err(ConfigError::MaxPacketSizeTooSmall(self.max_packet_size));
         }

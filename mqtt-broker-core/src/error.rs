@@ -83,4 +83,7 @@ pub enum ConfigError {
     /// `$SYS` interval of zero.
     #[error("sys_interval must be above zero")]
     ZeroSysInterval,
+    /// A listener's mount point cannot prefix topics.
+    #[error("mount_point: {0}")]
+    MountPoint(&'static str),
 }

@@ -484,7 +484,7 @@ fn mqtt5_3_2_2_connack_announces_limits() {
     );
     assert_eq!(
         ack.properties.topic_alias_maximum,
-        Some(config.topic_alias_maximum)
+        Some(config.listener.topic_alias_maximum)
     );
     assert_eq!(
         ack.properties.response_information, None,
@@ -740,7 +740,7 @@ fn mqtt5_3_15_1_1_auth_with_flags_closes() {
 /// devices sharing credentials take each other over; a client without a user name is refused.
 #[test]
 fn the_user_name_can_be_the_client_identifier() {
-    let mut h = Harness::with_config(config(|c| c.use_username_as_client_id = true));
+    let mut h = Harness::with_config(config(|c| c.listener.use_username_as_client_id = true));
     for version in [V311, V5] {
         let c = h.open(version);
         let mut connect = connect_packet(version, "sent-id");

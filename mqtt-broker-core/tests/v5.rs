@@ -606,7 +606,7 @@ fn mqtt5_3_1_2_24_the_message_after_a_too_large_one_still_arrives() {
 /// A server that allows at most QoS 1 (mosquitto's `max_qos 1`).
 #[test]
 fn mqtt5_3_2_2_9_to_12_a_reduced_maximum_qos_is_announced_and_enforced() {
-    let mut h = Harness::with_config(config(|c| c.maximum_qos = QoS::AtLeastOnce));
+    let mut h = Harness::with_config(config(|c| c.listener.maximum_qos = QoS::AtLeastOnce));
     let c = h.open(V5);
     h.send(c, connect_pkt(connect_packet(V5, "c")));
     match h.expect(c) {

@@ -116,6 +116,24 @@ impl MqttStr {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// The rest of the string after `prefix`, sharing its bytes (no copy); `None` if it does not
+    /// start with `prefix`.
+    ///
+    /// ```
+    /// use mqtt_wire::MqttStr;
+    ///
+    /// let topic = MqttStr::from_static("tenant-a/cmnd/plug/POWER");
+    /// assert_eq!(topic.strip_prefix("tenant-a/").unwrap(), "cmnd/plug/POWER");
+    /// assert!(topic.strip_prefix("tenant-b/").is_none());
+    /// ```
+    #[must_use]
+    pub fn strip_prefix(&self, prefix: &str) -> Option<MqttStr> {
+        // A prefix that is a whole `str` ends on a character boundary of this one.
+        self.as_str()
+            .starts_with(prefix)
+            .then(|| Self(self.0.slice(prefix.len()..)))
+    }
 }
 
 impl Deref for MqttStr {

@@ -16,7 +16,7 @@ use crate::alias::{OutboundAliases, detached};
 use crate::broker::Broker;
 use crate::conn::Phase;
 use crate::hooks::{AuthDecision, AuthStep, Authorization, ClientRef, ConnectCredentials};
-use crate::ids::ConnectionId;
+use crate::ids::{ConnectionId, ListenerId};
 use crate::message::RetainSource;
 use crate::output::{Event, Output};
 use crate::timer::TimerKey;
@@ -38,7 +38,8 @@ impl Broker {
         };
         c.version = connect.protocol;
         let version = connect.protocol;
-        if let Err(reason) = self.check_connect(&connect) {
+        let listener = c.info.listener;
+        if let Err(reason) = self.check_connect(&mut connect, listener) {
             self.refuse(conn, reason, now);
             return;
         }
@@ -82,10 +83,12 @@ impl Broker {
         self.connect_auth_step(conn, connect, step, None, now);
     }
 
-    /// Protocol-level checks of an accepted-format CONNECT; `Err` is the CONNACK reason.
-    fn check_connect(&self, connect: &Connect) -> Result<(), ReasonCode> {
+    /// Protocol-level checks of an accepted-format CONNECT on `listener`; `Err` is the CONNACK
+    /// reason. The will's topic is put behind the listener's mount point.
+    fn check_connect(&self, connect: &mut Connect, listener: ListenerId) -> Result<(), ReasonCode> {
+        let rules = self.config.rules(listener);
         let id_len = connect.client_id.len();
-        let empty_allowed = self.config.allow_empty_client_id
+        let empty_allowed = rules.allow_empty_client_id
             && match connect.protocol {
                 ProtocolVersion::V3_1 => false,
                 ProtocolVersion::V3_1_1 => connect.clean_start, // [MQTT311-3.1.3-8]
@@ -110,7 +113,10 @@ impl Broker {
         {
             return Err(ReasonCode::ClientIdentifierNotValid);
         }
-        if let Some(will) = &connect.will {
+        if let Some(will) = &mut connect.will {
+            will.topic = rules
+                .mount(&will.topic)
+                .ok_or(ReasonCode::TopicNameInvalid)?;
             if TopicName::with_limits(will.topic.clone().into_bytes(), &self.topic_limits).is_err()
             {
                 return Err(ReasonCode::TopicNameInvalid);
@@ -118,7 +124,7 @@ impl Broker {
             if will.retain && !self.config.retain_available {
                 return Err(ReasonCode::RetainNotSupported); // [MQTT5-3.2.2-13]
             }
-            if will.qos > self.config.maximum_qos {
+            if will.qos > rules.maximum_qos {
                 return Err(ReasonCode::QoSNotSupported); // [MQTT5-3.2.2-12]
             }
         }
@@ -173,7 +179,11 @@ impl Broker {
         let version = connect.protocol;
         let v5 = version.is_v5();
         let assigned = connect.client_id.is_empty();
-        let client_id = if self.config.use_username_as_client_id {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let rules = self.config.rules(c.info.listener);
+        let client_id = if rules.use_username_as_client_id {
             let Some(username) = &connect.username else {
                 self.refuse(conn, ReasonCode::NotAuthorized, now);
                 return;
@@ -181,7 +191,7 @@ impl Broker {
             username.to_string()
         } else if assigned {
             self.sessions
-                .assign_client_id(&self.config.assigned_client_id_prefix)
+                .assign_client_id(&rules.assigned_client_id_prefix)
         } else {
             connect.client_id.to_string()
         };
@@ -255,6 +265,7 @@ impl Broker {
         c.phase = Phase::Connected(session);
         c.username = connect.username.as_deref().map(Box::from);
         c.keep_alive = keep_alive;
+        let rules = config.rules(c.info.listener);
         let mut properties = Properties::default();
         if v5 {
             let p = &connect.properties;
@@ -262,17 +273,17 @@ impl Broker {
             c.receive_maximum = p.receive_maximum.unwrap_or(u16::MAX);
             // The client's maximum bounds the aliases; the broker's own bounds their memory.
             let aliases = p.topic_alias_maximum.unwrap_or(0);
-            c.outbound_aliases = OutboundAliases::new(aliases.min(config.topic_alias_maximum));
+            c.outbound_aliases = OutboundAliases::new(aliases.min(rules.topic_alias_maximum));
             c.problem_information = p.request_problem_information != Some(0);
             properties.receive_maximum =
                 (config.receive_maximum != u16::MAX).then_some(config.receive_maximum);
             properties.maximum_packet_size = Some(config.max_packet_size);
             properties.topic_alias_maximum =
-                (config.topic_alias_maximum > 0).then_some(config.topic_alias_maximum);
+                (rules.topic_alias_maximum > 0).then_some(rules.topic_alias_maximum);
             properties.retain_available = (!config.retain_available).then_some(0);
             // [MQTT5-3.2.2-9]
             properties.maximum_qos =
-                (config.maximum_qos != QoS::ExactlyOnce).then_some(config.maximum_qos as u8);
+                (rules.maximum_qos != QoS::ExactlyOnce).then_some(rules.maximum_qos as u8);
             if assigned {
                 // [MQTT5-3.1.3-7] [MQTT5-3.2.2-16]
                 properties.assigned_client_identifier = MqttStr::try_from(client_id.clone()).ok();

@@ -34,7 +34,8 @@ pub(crate) enum SendOutcome {
     Expired,
     /// The connection is gone.
     NoConnection,
-    /// The authorizer refused this client read access to the topic: skipped silently.
+    /// The authorizer refused this client read access to the topic, or the topic lies outside
+    /// the mount point of the client's listener: skipped silently.
     Denied,
 }
 
@@ -290,6 +291,11 @@ impl Broker {
             return SendOutcome::NoConnection;
         };
         let message = &delivery.message;
+        let rules = self.config.rules(c.info.listener);
+        let Some(topic) = rules.unmount(&message.topic) else {
+            return SendOutcome::Denied;
+        };
+        let mounted = rules.mount_point.is_some();
         let remaining = match message.lifetime(now) {
             Lifetime::Unlimited => None,
             Lifetime::Remaining(secs) => Some(secs),
@@ -297,7 +303,7 @@ impl Broker {
             Lifetime::Expired if dup => Some(1),
             Lifetime::Expired => return SendOutcome::Expired,
         };
-        if packet_id.is_none() && !c.version.is_v5() {
+        if packet_id.is_none() && !c.version.is_v5() && !mounted {
             return self.send_shared_header(conn, delivery, copies, now);
         }
         let qos = match packet_id {
@@ -305,33 +311,29 @@ impl Broker {
             None => PublishQos::AtMostOnce,
         };
         let v5 = c.version.is_v5();
-        let (topic, properties, naming) = if v5 {
+        let (sent_topic, properties, naming) = if v5 {
             let mut properties = message.properties.clone();
             properties.message_expiry_interval = remaining; // [MQTT5-3.3.2-6]
             properties
                 .subscription_identifiers
                 .clone_from(&delivery.subscription_ids);
-            let naming = c.outbound_aliases.name(&message.topic);
-            let topic = match naming {
+            let naming = c.outbound_aliases.name(&topic);
+            let sent = match naming {
                 OutboundTopic::Alias(alias) => {
                     properties.topic_alias = Some(alias);
                     MqttStr::from_static("")
                 }
                 OutboundTopic::Bind(alias) => {
                     properties.topic_alias = Some(alias);
-                    message.topic.clone()
+                    topic.clone()
                 }
-                OutboundTopic::Plain => message.topic.clone(),
+                OutboundTopic::Plain => topic.clone(),
             };
-            (topic, properties, naming)
+            (sent, properties, naming)
         } else {
-            (
-                message.topic.clone(),
-                Properties::default(),
-                OutboundTopic::Plain,
-            )
+            (topic.clone(), Properties::default(), OutboundTopic::Plain)
         };
-        let publish = Publish::new(topic, message.payload.clone())
+        let publish = Publish::new(sent_topic, message.payload.clone())
             .with_dup(dup && packet_id.is_some()) // [MQTT-3.3.1-2]
             .with_qos(qos)
             .with_retain(delivery.retain)
@@ -352,7 +354,7 @@ impl Broker {
             return SendOutcome::NoConnection;
         };
         if let OutboundTopic::Bind(alias) = naming {
-            c.outbound_aliases.bind(message.topic.clone(), alias);
+            c.outbound_aliases.bind(topic, alias);
         }
         self.stats.messages_sent += 1;
         let payload = publish.into_payload();

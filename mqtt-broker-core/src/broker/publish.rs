@@ -40,7 +40,8 @@ impl Broker {
             return Ok(());
         };
         let v5 = c.version.is_v5();
-        if qos.qos() > self.config.maximum_qos {
+        let rules = self.config.rules(c.info.listener);
+        if qos.qos() > rules.maximum_qos {
             // The client was told (v5 CONNACK Maximum QoS) [MQTT5-3.2.2-11]; a 3.x client
             // cannot be, and is disconnected as mosquitto does.
             return Err(ProtocolViolation::new(
@@ -64,7 +65,7 @@ impl Broker {
         let received = publish.topic();
         let (topic, name) = match alias {
             Some(alias) if v5 => {
-                let maximum = self.config.topic_alias_maximum;
+                let maximum = rules.topic_alias_maximum;
                 let topic = c
                     .inbound_aliases
                     .resolve(alias, &publish.topic_str(), maximum)?;
@@ -89,6 +90,22 @@ impl Broker {
                 )
                 .map_err(invalid_name)?;
                 (topic, name)
+            }
+        };
+        // Behind the listener's mount point, the joined topic checked against the limits.
+        let (topic, name) = match &rules.mount_point {
+            None => (topic, name),
+            Some(_) => {
+                let mounted = rules.mount(&topic).ok_or_else(|| {
+                    ProtocolViolation::new(
+                        "MQTT-3.3.2-2",
+                        "topic name too long behind the listener's mount point",
+                        ReasonCode::TopicNameInvalid,
+                    )
+                })?;
+                let name = TopicName::with_limits(mounted.clone().into_bytes(), &self.topic_limits)
+                    .map_err(invalid_name)?;
+                (mounted, name)
             }
         };
         if let Some(response) = &properties.response_topic

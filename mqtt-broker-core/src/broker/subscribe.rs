@@ -6,8 +6,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use mqtt_topic::{SubscriptionFilter, TopicName};
 use mqtt_wire::{
-    Packet, Properties, QoS, ReasonCode, RetainHandling, SubAck, Subscribe, SubscriptionOptions,
-    UnsubAck, Unsubscribe,
+    MqttStr, Packet, Properties, QoS, ReasonCode, RetainHandling, SubAck, Subscribe,
+    SubscriptionOptions, UnsubAck, Unsubscribe,
 };
 
 use crate::broker::Broker;
@@ -34,6 +34,8 @@ impl Broker {
             return Ok(());
         };
         let v5 = c.version.is_v5();
+        let rules = self.config.rules(c.info.listener);
+        let (maximum_qos, mounted) = (rules.maximum_qos, rules.mount_point.is_some());
         let identifier = subscribe
             .properties
             .subscription_identifiers
@@ -43,17 +45,12 @@ impl Broker {
         let mut retained_for: Vec<(SubscriptionFilter, Subscription)> = Vec::new();
         for (text, mut options) in subscribe.filters {
             // Accepted at any QoS, granted at most the server's [MQTT5-3.2.2-10].
-            options.qos = options.qos.min(self.config.maximum_qos);
-            let filter =
-                // Parsed from a copy: the session keeps it, and a view would pin the packet.
-                match SubscriptionFilter::parse(Bytes::copy_from_slice(text.as_bytes()), &self.topic_limits) {
-                    Ok(filter) => filter,
-                    Err(_) => {
-                        self.stats.subscriptions_refused += 1;
-                        codes.push(failure(v5, ReasonCode::TopicFilterInvalid));
-                        continue;
-                    }
-                };
+            options.qos = options.qos.min(maximum_qos);
+            let Some((text, filter)) = self.broker_filter(conn, &text, mounted) else {
+                self.stats.subscriptions_refused += 1;
+                codes.push(failure(v5, ReasonCode::TopicFilterInvalid));
+                continue;
+            };
             if filter.share().is_some() && options.no_local {
                 return Err(ProtocolViolation::new(
                     "MQTT-3.8.3-4",
@@ -94,6 +91,30 @@ impl Broker {
             self.send_retained(session, &filter, subscription, now);
         }
         Ok(())
+    }
+
+    /// A client's filter as the broker keeps it, behind the mount point of its connection's
+    /// listener, and parsed; `None` if the client's filter, or the joined one, is invalid.
+    fn broker_filter(
+        &self,
+        conn: ConnectionId,
+        text: &MqttStr,
+        mounted: bool,
+    ) -> Option<(MqttStr, SubscriptionFilter)> {
+        // Parsed from a copy: the session keeps it, and a view would pin the packet.
+        let parse = |text: &MqttStr| {
+            SubscriptionFilter::parse(Bytes::copy_from_slice(text.as_bytes()), &self.topic_limits)
+                .ok()
+        };
+        if !mounted {
+            return Some((text.clone(), parse(text)?));
+        }
+        // The client's own filter must be valid: `t/` + an empty filter would be.
+        parse(text)?;
+        let listener = self.conns.get(&conn)?.info.listener;
+        let text = self.config.rules(listener).mount_filter(text)?;
+        let filter = parse(&text)?;
+        Some((text, filter))
     }
 
     /// Adds one subscription. Returns the SUBACK code and, on success, whether it is new.
@@ -197,14 +218,25 @@ impl Broker {
         unsubscribe: Unsubscribe,
         now: Instant,
     ) {
-        let v5 = self.conns.get(&conn).is_some_and(|c| c.version.is_v5());
-        let mut codes = Vec::with_capacity(unsubscribe.filters.len());
-        for text in &unsubscribe.filters {
-            let removed = self
-                .sessions
-                .get_mut(&session)
-                .and_then(|s| s.subscriptions.remove(text.as_str()))
-                .and_then(|_| self.parsed_filter(text.as_str()));
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let v5 = c.version.is_v5();
+        let rules = self.config.rules(c.info.listener);
+        let filters: Vec<Option<MqttStr>> = unsubscribe
+            .filters
+            .iter()
+            .map(|text| rules.mount_filter(text))
+            .collect();
+        let mut codes = Vec::with_capacity(filters.len());
+        for text in &filters {
+            // A filter too long behind the mount point was never subscribed.
+            let removed = text.as_ref().and_then(|text| {
+                self.sessions
+                    .get_mut(&session)
+                    .and_then(|s| s.subscriptions.remove(text.as_str()))
+                    .and_then(|_| self.parsed_filter(text.as_str()))
+            });
             let code = match removed {
                 Some(filter) => {
                     let change = self.router.remove(session, &filter);

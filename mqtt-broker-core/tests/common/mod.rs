@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use mqtt_broker_core::{
-    AuthRequest, Broker, Config, ConnectionId, ConnectionInfo, DropReason, Event, Message, Output,
-    hooks::Authorizer, persist::PersistBatch,
+    AuthRequest, Broker, Config, ConnectionId, ConnectionInfo, DropReason, Event, ListenerId,
+    Message, Output, hooks::Authorizer, persist::PersistBatch,
 };
 use mqtt_wire::{
     Ack, ConnAck, Connect, Decoder, Disconnect, LastWill, MqttStr, Packet, PacketId, Properties,
@@ -167,6 +167,11 @@ impl Harness {
 
     /// Opens a connection without sending anything.
     pub fn open(&mut self, version: ProtocolVersion) -> TestClient {
+        self.open_on(version, ListenerId::default())
+    }
+
+    /// Opens a connection on `listener` without sending anything.
+    pub fn open_on(&mut self, version: ProtocolVersion, listener: ListenerId) -> TestClient {
         self.next_conn += 1;
         let conn = ConnectionId(self.next_conn);
         let mut decoder = Decoder::new();
@@ -183,9 +188,9 @@ impl Harness {
                 unflushed: 0,
             },
         );
-        self.broker
-            .handle_open(conn, ConnectionInfo::default(), self.now)
-            .expect("open");
+        let mut info = ConnectionInfo::default();
+        info.listener = listener;
+        self.broker.handle_open(conn, info, self.now).expect("open");
         self.drain();
         TestClient { conn, version }
     }

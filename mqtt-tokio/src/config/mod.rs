@@ -14,6 +14,7 @@ mod toml_file;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use mqtt_broker_core::{ListenerId, ListenerRules};
 use serde::Deserialize;
 
 pub use durability::Durability;
@@ -153,13 +154,23 @@ impl ServerConfig {
         });
     }
 
-    /// The broker core's configuration derived from these limits.
+    /// The broker core's configuration derived from these settings: the server-wide rules,
+    /// and each listener's own (listener `i` is `ListenerId(i)`).
     pub fn core_config(&self) -> mqtt_broker_core::Config {
         let mut core = self.limits.apply(mqtt_broker_core::Config::default());
         core.check_retain_source = self.check_retain_source;
-        core.assigned_client_id_prefix = self.auto_id_prefix.clone();
-        core.use_username_as_client_id = self.use_username_as_clientid;
+        core.listener.assigned_client_id_prefix = self.auto_id_prefix.clone();
+        core.listener.use_username_as_client_id = self.use_username_as_clientid;
         core.required_client_id_prefix = self.clientid_prefixes.clone();
+        for (index, listener) in self.effective_listeners().iter().enumerate() {
+            let Ok(id) = u16::try_from(index) else {
+                break; // refused when the listeners are bound
+            };
+            let rules = listener.rules(&core.listener);
+            if rules != core.listener {
+                core.listeners.insert(ListenerId(id), rules);
+            }
+        }
         core
     }
 
@@ -238,6 +249,23 @@ pub struct ListenerConfig {
     /// Most connections open at once on this listener; a further one is closed at once, as
     /// mosquitto does (default: no limit).
     pub max_connections: Option<usize>,
+    /// Prefix joined to every topic this listener's clients publish to, subscribe to or name in
+    /// a will, and taken off the topics they receive: they see only the tree below it
+    /// (mosquitto's `mount_point`, e.g. `tenant-a/`).
+    pub mount_point: Option<String>,
+    /// Highest QoS this listener's clients may use, instead of `limits.max_qos`.
+    pub max_qos: Option<u8>,
+    /// Topic aliases this listener's v5 clients may set up, instead of `limits.max_topic_alias`.
+    pub max_topic_alias: Option<u16>,
+    /// Whether this listener's clients are known by their user name, instead of the server's
+    /// `use_username_as_clientid`.
+    pub use_username_as_clientid: Option<bool>,
+    /// Whether this listener's clients may send an empty client identifier, instead of
+    /// `limits.allow_zero_length_clientid`.
+    pub allow_zero_length_clientid: Option<bool>,
+    /// Prefix of the identifiers assigned to this listener's clients, instead of the server's
+    /// `auto_id_prefix`.
+    pub auto_id_prefix: Option<String>,
 }
 
 impl Default for ListenerConfig {
@@ -260,11 +288,39 @@ impl Default for ListenerConfig {
             password_file: None,
             acl_file: None,
             max_connections: None,
+            mount_point: None,
+            max_qos: None,
+            max_topic_alias: None,
+            use_username_as_clientid: None,
+            allow_zero_length_clientid: None,
+            auto_id_prefix: None,
         }
     }
 }
 
 impl ListenerConfig {
+    /// The core's rules for this listener: `server`'s, with what this listener sets itself.
+    fn rules(&self, server: &ListenerRules) -> ListenerRules {
+        let mut rules = server.clone();
+        rules.mount_point.clone_from(&self.mount_point);
+        if let Some(qos) = self.max_qos {
+            rules.maximum_qos = qos_of(qos);
+        }
+        if let Some(max) = self.max_topic_alias {
+            rules.topic_alias_maximum = max;
+        }
+        if let Some(on) = self.use_username_as_clientid {
+            rules.use_username_as_client_id = on;
+        }
+        if let Some(allow) = self.allow_zero_length_clientid {
+            rules.allow_empty_client_id = allow;
+        }
+        if let Some(prefix) = &self.auto_id_prefix {
+            rules.assigned_client_id_prefix.clone_from(prefix);
+        }
+        rules
+    }
+
     /// Whether this listener wraps its connections in TLS.
     pub fn is_tls(&self) -> bool {
         self.certfile.is_some()
@@ -287,6 +343,16 @@ impl ListenerConfig {
         }
         if self.max_connections == Some(0) {
             return Err(invalid("max_connections must be at least 1"));
+        }
+        if self.max_qos.is_some_and(|qos| qos > 2) {
+            return Err(invalid("max_qos must be 0, 1 or 2"));
+        }
+        if let Some(mount) = &self.mount_point
+            && (mount.is_empty() || mount.contains(['+', '#', '\0']))
+        {
+            return Err(invalid(
+                "mount_point must be a topic prefix without `+`, `#` or U+0000",
+            ));
         }
         let tls_options = self.tls_version.is_some()
             || self.ciphers.is_some()
@@ -366,6 +432,15 @@ pub struct Limits {
     pub max_qos: u8,
 }
 
+/// The QoS a `max_qos` number names (validated to be 0 to 2).
+fn qos_of(qos: u8) -> mqtt_wire::QoS {
+    match qos {
+        0 => mqtt_wire::QoS::AtMostOnce,
+        1 => mqtt_wire::QoS::AtLeastOnce,
+        _ => mqtt_wire::QoS::ExactlyOnce,
+    }
+}
+
 /// Largest packet the protocol can express: 256 MiB of remaining length plus a fixed header.
 const PROTOCOL_MAX_PACKET: u32 = 268_435_455 + 5;
 
@@ -436,19 +511,15 @@ impl Limits {
         core.connect_timeout = Duration::from_secs(self.connect_timeout);
         core.max_publisher_pause = Duration::from_secs(self.max_publisher_pause);
         core.memory_limit = usize::try_from(self.memory_limit).unwrap_or(usize::MAX);
-        core.topic_alias_maximum = self.max_topic_alias;
+        core.listener.topic_alias_maximum = self.max_topic_alias;
         core.retain_available = self.retain_available;
         core.max_queued_bytes = match self.max_queued_bytes {
             0 => usize::MAX,
             n => usize::try_from(n).unwrap_or(usize::MAX),
         };
-        core.allow_empty_client_id = self.allow_zero_length_clientid;
+        core.listener.allow_empty_client_id = self.allow_zero_length_clientid;
         core.max_payload_size = usize::try_from(self.max_payload_size).unwrap_or(usize::MAX);
-        core.maximum_qos = match self.max_qos {
-            0 => mqtt_wire::QoS::AtMostOnce,
-            1 => mqtt_wire::QoS::AtLeastOnce,
-            _ => mqtt_wire::QoS::ExactlyOnce,
-        };
+        core.listener.maximum_qos = qos_of(self.max_qos);
         core.max_session_expiry_interval = match self.max_session_expiry {
             0 => u32::MAX,
             n => n,

@@ -181,10 +181,7 @@ pub const OPTIONS: &[(&str, Support)] = &[
         "max_packet_size",
         Honoured("at least 20 bytes, as mosquitto"),
     ),
-    (
-        "max_qos",
-        Honoured("for the whole broker: with several listeners only `2`"),
-    ),
+    ("max_qos", Honoured("")),
     ("max_queued_bytes", Honoured("`0` = no byte bound")),
     (
         "max_queued_messages",
@@ -201,8 +198,8 @@ pub const OPTIONS: &[(&str, Support)] = &[
     ),
     (
         "mount_point",
-        Refused(
-            "mount points are not supported yet: clients of all listeners share one topic tree",
+        Honoured(
+            "also taken off the topics a client receives (mosquitto 2.0.11 forgets to; later 2.0 releases do), and joined to the topic of UNSUBSCRIBE; a shared subscription keeps `$share/<group>/` in front",
         ),
     ),
     ("notification_topic", BRIDGE),
@@ -212,7 +209,9 @@ pub const OPTIONS: &[(&str, Support)] = &[
     ("password_file", Honoured("")),
     (
         "per_listener_settings",
-        Honoured("allow_anonymous, password_file and acl_file per listener"),
+        Honoured(
+            "allow_anonymous, password_file, acl_file, allow_zero_length_clientid and auto_id_prefix per listener",
+        ),
     ),
     (
         "persistence",
@@ -295,10 +294,7 @@ pub const OPTIONS: &[(&str, Support)] = &[
             "the certificate subject as user name is not supported; use use_identity_as_username",
         ),
     ),
-    (
-        "use_username_as_clientid",
-        Honoured("for the whole broker: with several listeners it must be the same on all"),
-    ),
+    ("use_username_as_clientid", Honoured("")),
     (
         "user",
         Honoured(
@@ -404,10 +400,6 @@ struct Reader {
     persistent_client_expiration: u32,
     /// `max_packet_size`, combined with `message_size_limit` at the end (0: none).
     max_packet_size: u32,
-    /// `max_qos` and where it was given.
-    max_qos: Option<(u8, String)>,
-    /// `use_username_as_clientid` per listener (`None`: the default listener), with where.
-    use_username: Vec<(Option<usize>, bool, String)>,
 }
 
 /// Parses the text of a mosquitto.conf; `include_dir` is read from the file system, and
@@ -499,7 +491,7 @@ impl Reader {
                         self.read(&text, &name, false)?;
                     }
                 }
-                Some(Honoured(_)) => self.option(option, value, at).map_err(|why| match why {
+                Some(Honoured(_)) => self.option(option, value).map_err(|why| match why {
                     Problem::Unsupported(why) => {
                         ConfigError::Refused(format!("{at}: {option}: {why}"))
                     }
@@ -510,7 +502,7 @@ impl Reader {
         Ok(())
     }
 
-    fn option(&mut self, option: &str, value: &str, at: At<'_>) -> Result<(), Problem> {
+    fn option(&mut self, option: &str, value: &str) -> Result<(), Problem> {
         let limits = &mut self.config.limits;
         match option {
             "listener" => {
@@ -648,16 +640,35 @@ impl Reader {
                 self.max_packet_size = max;
             }
             "max_keepalive" => limits.max_keepalive = number(value)?,
-            "max_topic_alias" => limits.max_topic_alias = number(value)?,
+            "max_topic_alias" => self.listener().max_topic_alias = Some(number(value)?),
             "max_qos" | "maximum_qos" => {
                 let qos: u8 = number(value)?;
                 if qos > 2 {
                     return Err(Problem::Bad(format!("expected 0, 1 or 2, got `{value}`")));
                 }
-                // Per listener in mosquitto; one for the whole broker here (see `finish`).
-                self.max_qos = Some((qos, at.to_string()));
+                self.listener().max_qos = Some(qos);
+            }
+            "mount_point" => {
+                let Some(index) = self.current else {
+                    return Err(Problem::Bad(String::from(
+                        "needs a `listener` line before it, as in mosquitto",
+                    )));
+                };
+                let mount = word(value)?;
+                if mount.contains(['+', '#']) {
+                    return Err(Problem::Bad(format!(
+                        "`{mount}` contains a wildcard character"
+                    )));
+                }
+                self.config.listeners[index].mount_point = Some(mount.to_owned());
             }
             "retain_available" => limits.retain_available = boolean(value)?,
+            "allow_zero_length_clientid" if self.per_listener_settings => {
+                self.listener().allow_zero_length_clientid = Some(boolean(value)?);
+            }
+            "auto_id_prefix" if self.per_listener_settings => {
+                self.listener().auto_id_prefix = Some(word(value)?.to_owned());
+            }
             "allow_zero_length_clientid" => limits.allow_zero_length_clientid = boolean(value)?,
             "auto_id_prefix" => self.config.auto_id_prefix = word(value)?.to_owned(),
             "queue_qos0_messages" => {
@@ -681,9 +692,7 @@ impl Reader {
             "user" => self.config.user = Some(word(value)?.to_owned()),
             "clientid_prefixes" => self.config.clientid_prefixes = Some(word(value)?.to_owned()),
             "use_username_as_clientid" => {
-                let on = boolean(value)?;
-                let index = self.current;
-                self.use_username.push((index, on, at.to_string()));
+                self.listener().use_username_as_clientid = Some(boolean(value)?);
             }
             "log_dest" => {
                 let mut words = value.splitn(2, char::is_whitespace);
@@ -745,7 +754,10 @@ impl Reader {
     }
 
     fn finish(mut self) -> Result<LoadedConfig, ConfigError> {
-        if self.default_opened {
+        // As mosquitto: listener options given before the first `listener` line open the
+        // default listener (port 1883, every interface) beside the others.
+        let default_set = self.default != ListenerConfig::default();
+        if self.default_opened || (default_set && !self.config.listeners.is_empty()) {
             let mut default = std::mem::take(&mut self.default);
             if !self.default_bind_given {
                 default.bind_address = String::from("::");
@@ -763,28 +775,6 @@ impl Reader {
                 allow_anonymous: self.default_anonymous.unwrap_or(anonymous),
                 ..default
             });
-        }
-        // Per listener in mosquitto; one setting for the whole broker here: every listener
-        // must agree.
-        let listeners = self.config.listeners.len().max(1);
-        let on: Vec<&(Option<usize>, bool, String)> =
-            self.use_username.iter().filter(|(_, on, _)| *on).collect();
-        if let Some((_, _, at)) = on.first() {
-            let covered: std::collections::HashSet<_> = on.iter().map(|(l, _, _)| *l).collect();
-            if listeners > 1 && covered.len() < listeners {
-                return Err(ConfigError::Refused(format!(
-                    "{at}: use_username_as_clientid: for one listener of several is not supported yet"
-                )));
-            }
-            self.config.use_username_as_clientid = true;
-        }
-        if let Some((qos, at)) = self.max_qos.take() {
-            if qos < 2 && self.config.listeners.len() > 1 {
-                return Err(ConfigError::Refused(format!(
-                    "{at}: max_qos: a maximum QoS for one listener of several is not supported yet"
-                )));
-            }
-            self.config.limits.max_qos = qos;
         }
         // mosquitto saves every `autosave_interval` seconds (default 1800), or after that many
         // changes with `autosave_on_changes`; 0 means on every change. Ours journals every
@@ -1096,7 +1086,6 @@ mod strictness {
     fn options_that_would_weaken_the_broker_are_refused() {
         for line in [
             "psk_file /etc/mosquitto/psk",
-            "mount_point tenant/",
             "plugin /usr/lib/mosquitto_dynamic_security.so",
             "auth_plugin /usr/lib/auth.so",
             "auth_opt_backends files",
@@ -1247,7 +1236,8 @@ mod strictness {
         .unwrap();
         let config = &loaded.config;
         assert_eq!(config.limits.max_session_expiry, 14 * 86_400);
-        assert_eq!(config.limits.max_topic_alias, 0);
+        // A listener option: on the local-only listener here.
+        assert_eq!(config.listeners[0].max_topic_alias, Some(0));
         assert!(!config.limits.retain_available && !config.limits.allow_zero_length_clientid);
         assert_eq!(config.limits.max_queued_bytes, 1_000_000);
         assert_eq!(config.limits.message_size_limit, 5000);
@@ -1322,60 +1312,91 @@ mod tls_options {
 }
 
 #[cfg(test)]
-mod maximum_qos {
+mod listener_rules {
     use super::*;
+    use mqtt_broker_core::ListenerId;
+    use mqtt_wire::QoS;
 
     #[test]
-    fn max_qos_holds_for_the_whole_broker_and_is_refused_for_one_listener_of_several() {
-        let one = parse_mosquitto_conf("listener 1883\nmax_qos 1\n").unwrap();
-        assert_eq!(one.config.limits.max_qos, 1);
-        assert_eq!(
-            one.config.core_config().maximum_qos,
-            mqtt_wire::QoS::AtLeastOnce
-        );
-        let two = parse_mosquitto_conf("listener 1883\nmax_qos 0\nlistener 1884\n").unwrap_err();
-        assert!(
-            matches!(two, ConfigError::Refused(ref m) if m.starts_with("mosquitto.conf:2: max_qos")),
-            "{two}"
-        );
-        assert!(parse_mosquitto_conf("max_qos 3\n").is_err());
-        assert_eq!(
-            parse_mosquitto_conf("listener 1883\nmax_qos 2\nlistener 1884\n")
-                .unwrap()
-                .config
-                .limits
-                .max_qos,
-            2
-        );
+    fn max_qos_belongs_to_its_listener() {
+        let loaded = parse_mosquitto_conf("listener 1883\nmax_qos 0\nlistener 1884\n").unwrap();
+        let core = loaded.config.core_config();
+        assert_eq!(core.rules(ListenerId(0)).maximum_qos, QoS::AtMostOnce);
+        assert_eq!(core.rules(ListenerId(1)).maximum_qos, QoS::ExactlyOnce);
+        assert!(parse_mosquitto_conf("listener 1883\nmax_qos 3\n").is_err());
     }
-}
-
-#[cfg(test)]
-mod client_identifiers {
-    use super::*;
 
     #[test]
-    fn client_identifier_options_reach_the_core() {
+    fn client_identifier_options_belong_to_their_listener() {
         let loaded = parse_mosquitto_conf(
-            "clientid_prefixes sonoff-\nlistener 1883\nuse_username_as_clientid true\n",
+            "clientid_prefixes sonoff-\nlistener 1883\nuse_username_as_clientid true\nlistener 1884\n",
         )
         .unwrap();
         let core = loaded.config.core_config();
-        assert!(core.use_username_as_client_id);
+        assert!(core.rules(ListenerId(0)).use_username_as_client_id);
+        assert!(!core.rules(ListenerId(1)).use_username_as_client_id);
         assert_eq!(core.required_client_id_prefix.as_deref(), Some("sonoff-"));
-        // On one listener of two: refused, naming where.
-        let err =
-            parse_mosquitto_conf("listener 1883\nuse_username_as_clientid true\nlistener 1884\n")
-                .unwrap_err();
-        assert!(
-            matches!(err, ConfigError::Refused(ref m) if m.starts_with("mosquitto.conf:2: use_username_as_clientid")),
-            "{err}"
-        );
-        // On both: the broker's setting.
-        let both = parse_mosquitto_conf(
-            "listener 1883\nuse_username_as_clientid true\nlistener 1884\nuse_username_as_clientid true\n",
+        // With per_listener_settings, allow_zero_length_clientid and auto_id_prefix too.
+        let loaded = parse_mosquitto_conf(
+            "per_listener_settings true\nlistener 1883\nallow_zero_length_clientid false\n\
+             listener 1884\nauto_id_prefix tenant-\n",
         )
         .unwrap();
-        assert!(both.config.use_username_as_clientid);
+        let core = loaded.config.core_config();
+        assert!(!core.rules(ListenerId(0)).allow_empty_client_id);
+        assert_eq!(core.rules(ListenerId(0)).assigned_client_id_prefix, "auto-");
+        assert!(core.rules(ListenerId(1)).allow_empty_client_id);
+        assert_eq!(
+            core.rules(ListenerId(1)).assigned_client_id_prefix,
+            "tenant-"
+        );
+        // Without it they are the broker's.
+        let loaded = parse_mosquitto_conf(
+            "listener 1883\nallow_zero_length_clientid false\nlistener 1884\n",
+        )
+        .unwrap();
+        let core = loaded.config.core_config();
+        assert!(!core.rules(ListenerId(1)).allow_empty_client_id);
+    }
+
+    #[test]
+    fn mount_points_and_topic_aliases_belong_to_their_listener() {
+        let loaded = parse_mosquitto_conf(
+            "listener 1883\nlistener 1884\nmount_point tenant/\nmax_topic_alias 4\n",
+        )
+        .unwrap();
+        let core = loaded.config.core_config();
+        assert_eq!(core.rules(ListenerId(0)).mount_point, None);
+        assert_eq!(core.rules(ListenerId(0)).topic_alias_maximum, 16);
+        assert_eq!(
+            core.rules(ListenerId(1)).mount_point.as_deref(),
+            Some("tenant/")
+        );
+        assert_eq!(core.rules(ListenerId(1)).topic_alias_maximum, 4);
+        // mosquitto wants a listener first, and no wildcard.
+        let before = parse_mosquitto_conf("mount_point tenant/\nlistener 1883\n").unwrap_err();
+        assert!(
+            before.to_string().contains("mosquitto.conf:1: mount_point"),
+            "{before}"
+        );
+        let wild = parse_mosquitto_conf("listener 1883\nmount_point a/+/\n").unwrap_err();
+        assert!(
+            wild.to_string().contains("mosquitto.conf:2: mount_point"),
+            "{wild}"
+        );
+    }
+
+    #[test]
+    fn listener_options_before_the_first_listener_open_the_default_one_as_mosquitto() {
+        let loaded = parse_mosquitto_conf("max_qos 1\nlistener 8883\n").unwrap();
+        let listeners = &loaded.config.listeners;
+        assert_eq!(listeners.len(), 2);
+        assert_eq!(
+            (listeners[0].port, listeners[0].bind_address.as_str()),
+            (1883, "::")
+        );
+        assert_eq!(listeners[0].max_qos, Some(1));
+        assert_eq!(listeners[1].port, 8883);
+        assert_eq!(listeners[1].max_qos, None);
     }
 }

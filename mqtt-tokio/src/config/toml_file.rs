@@ -132,19 +132,22 @@ mod tests {
         let core = config.core_config();
         assert_eq!(
             (
-                core.topic_alias_maximum,
+                core.listener.topic_alias_maximum,
                 core.retain_available,
                 core.max_queued_bytes
             ),
             (0, false, 5000)
         );
         assert_eq!(
-            (core.allow_empty_client_id, core.max_session_expiry_interval),
+            (
+                core.listener.allow_empty_client_id,
+                core.max_session_expiry_interval
+            ),
             (false, 3600)
         );
-        assert_eq!(core.assigned_client_id_prefix, "gen-");
+        assert_eq!(core.listener.assigned_client_id_prefix, "gen-");
         assert_eq!(core.max_payload_size, 777);
-        assert!(core.use_username_as_client_id);
+        assert!(core.listener.use_username_as_client_id);
         assert_eq!(core.required_client_id_prefix.as_deref(), Some("sonoff-"));
     }
 
