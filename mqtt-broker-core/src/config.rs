@@ -120,6 +120,11 @@ pub struct Config {
     /// Only client identifiers starting with this are admitted (mosquitto's
     /// `clientid_prefixes`); others are refused (Not authorized).
     pub required_client_id_prefix: Option<String>,
+    /// Keep QoS 0 messages for offline persistent sessions, within `max_queued_messages` and
+    /// `max_queued_bytes`, and send them when the client is back, as QoS 1/2 ones are
+    /// (mosquitto's `queue_qos0_messages`; MQTT 5.0 section 4.1 lets session state hold
+    /// them). Off by default: QoS 0 reaches connected clients only.
+    pub queue_qos0_messages: bool,
     /// The rules of every listener not named in `listeners`: mount point, maximum QoS, topic
     /// aliases, client identifier policy.
     pub listener: ListenerRules,
@@ -155,6 +160,7 @@ impl Default for Config {
             memory_limit: 0,
             max_payload_size: 0,
             required_client_id_prefix: None,
+            queue_qos0_messages: false,
             listener: ListenerRules::default(),
             listeners: BTreeMap::new(),
         }

@@ -53,6 +53,50 @@ fn mqtt311_3_1_2_5_offline_qos1_and_qos2_are_queued_qos0_is_not() {
 }
 
 #[test]
+fn queue_qos0_messages_keeps_qos0_for_offline_sessions_in_order() {
+    let modes = [Persistence::Off, Persistence::Sync];
+    for (version, mode) in [V311, V5].into_iter().flat_map(|v| modes.map(|m| (v, m))) {
+        let mut h = Harness::with_config(config(|c| {
+            c.persistence = mode;
+            c.queue_qos0_messages = true;
+            c.max_queued_messages = 3;
+        }));
+        let (sub, _) = persistent(&mut h, version, "s");
+        h.subscribe(sub, "t", QoS::ExactlyOnce);
+        h.disconnect(sub, ReasonCode::Success);
+        let p = h.connect(version, "p");
+        h.publish(p, "t", b"0", QoS::AtMostOnce, false);
+        h.publish(p, "t", b"1", QoS::AtLeastOnce, false);
+        h.publish(p, "t", b"2", QoS::AtMostOnce, false);
+        // Beyond max_queued_messages: dropped and counted like a QoS 1/2 message.
+        h.publish(p, "t", b"3", QoS::AtMostOnce, false);
+        assert_eq!(h.drops(DropReason::QueueFull), 1, "{version:?} {mode:?}");
+        let (sub, present) = persistent(&mut h, version, "s");
+        assert!(present);
+        let got = h.receive_and_ack(sub);
+        let sent: Vec<(&[u8], PublishQos)> = got.iter().map(|p| (p.payload(), p.qos)).collect();
+        // In publication order; QoS 0 without a packet identifier [MQTT-2.2.1-2] and DUP 0
+        // [MQTT-3.3.1-2].
+        assert!(
+            matches!(
+                sent[..],
+                [
+                    (b"0", PublishQos::AtMostOnce),
+                    (b"1", PublishQos::AtLeastOnce(_)),
+                    (b"2", PublishQos::AtMostOnce),
+                ]
+            ),
+            "{version:?} {mode:?}: {sent:?}"
+        );
+        assert!(got.iter().all(|p| !p.dup), "{version:?} {mode:?}: {got:?}");
+        // Sent once: nothing comes again on the next resumption.
+        h.disconnect(sub, ReasonCode::Success);
+        let (sub, _) = persistent(&mut h, version, "s");
+        h.expect_nothing(sub);
+    }
+}
+
+#[test]
 fn mqtt_4_4_0_1_unacknowledged_publish_resent_with_dup_and_same_id() {
     for version in [V311, V5] {
         let mut h = Harness::new();

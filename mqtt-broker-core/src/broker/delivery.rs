@@ -106,8 +106,9 @@ impl Broker {
         self.event(Event::MessageDropped { client_id, reason });
     }
 
-    /// Delivers to one session. QoS 0 goes out now or is dropped (full outbox, or offline), and
-    /// an outbox past half its bound pauses the publisher (see `backpressure`);
+    /// Delivers to one session. QoS 0 goes out now or is dropped (full outbox, or offline unless
+    /// `queue_qos0_messages`, which queues it like QoS 1/2), and an outbox past half its bound
+    /// pauses the publisher (see `backpressure`);
     /// QoS 1/2 goes out now when the window allows, else waits in the bounded session queue
     /// [MQTT311-3.1.2-5]. A queued message still a view into its read is copied first
     /// ([`Message::detach_pinned`]); the copy is returned for the rest of its routing to share.
@@ -118,8 +119,10 @@ impl Broker {
         copies: &mut Copies,
         now: Instant,
     ) -> Option<Arc<Message>> {
-        if delivery.qos == QoS::AtMostOnce {
-            let Some(conn) = self.online_conn(session) else {
+        let online = self.online_conn(session);
+        if delivery.qos == QoS::AtMostOnce && (online.is_some() || !self.config.queue_qos0_messages)
+        {
+            let Some(conn) = online else {
                 return None; // QoS 0 is not kept for offline sessions
             };
             self.outbox_pressure(session, conn, copies.publisher, now);
@@ -164,16 +167,39 @@ impl Broker {
         detached
     }
 
-    /// Sends queued QoS 1/2 deliveries, oldest first, while the window and the outbox allow.
+    /// Sends queued deliveries, oldest first, while the window and the outbox allow. A QoS 0
+    /// one (queued while offline, `queue_qos0_messages`) goes out in its turn without taking a
+    /// place in the window.
     pub(crate) fn pump(&mut self, session: SessionId, now: Instant) {
         while let Some((conn, id)) = self.send_slot(session) {
             let Some(delivery) = self.sessions.get_mut(&session).and_then(|s| s.queue.pop()) else {
                 break;
             };
             self.memory.unqueued(delivery.weight());
-            self.send_in_window(session, conn, id, delivery, now);
+            if delivery.qos == QoS::AtMostOnce {
+                self.send_queued_qos0(session, conn, delivery, now);
+            } else {
+                self.send_in_window(session, conn, id, delivery, now);
+            }
         }
         self.session_drained(session, now);
+    }
+
+    /// Sends a QoS 0 delivery that waited in the queue; it is done once handed out.
+    fn send_queued_qos0(
+        &mut self,
+        session: SessionId,
+        conn: ConnectionId,
+        delivery: Delivery,
+        now: Instant,
+    ) {
+        let outcome = self.send_publish(conn, &delivery, None, false, &mut Copies::one(), now);
+        self.delivery_changed(session, delivery.stored, None);
+        match outcome {
+            SendOutcome::TooLarge => self.dropped(session, DropReason::TooLarge),
+            SendOutcome::Expired => self.dropped(session, DropReason::Expired),
+            SendOutcome::Sent | SendOutcome::NoConnection | SendOutcome::Denied => {}
+        }
     }
 
     /// The connection and a free packet identifier, when `session` may send one more QoS 1/2

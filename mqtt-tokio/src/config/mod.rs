@@ -77,6 +77,9 @@ pub struct ServerConfig {
     /// Only client identifiers starting with this are admitted (mosquitto's
     /// `clientid_prefixes`).
     pub clientid_prefixes: Option<String>,
+    /// QoS 0 messages are queued for offline persistent sessions too, within the queue limits
+    /// (mosquitto's `queue_qos0_messages`; default false).
+    pub queue_qos0_messages: bool,
 }
 
 /// Where and what the `mqtt-broker` binary logs (`[log]` table; mosquitto's `log_dest` and
@@ -127,6 +130,7 @@ impl Default for ServerConfig {
             user: None,
             use_username_as_clientid: false,
             clientid_prefixes: None,
+            queue_qos0_messages: false,
         }
     }
 }
@@ -162,6 +166,7 @@ impl ServerConfig {
         core.listener.assigned_client_id_prefix = self.auto_id_prefix.clone();
         core.listener.use_username_as_client_id = self.use_username_as_clientid;
         core.required_client_id_prefix = self.clientid_prefixes.clone();
+        core.queue_qos0_messages = self.queue_qos0_messages;
         for (index, listener) in self.effective_listeners().iter().enumerate() {
             let Ok(id) = u16::try_from(index) else {
                 break; // refused when the listeners are bound

@@ -244,10 +244,7 @@ pub const OPTIONS: &[(&str, Support)] = &[
         "psk_hint",
         Refused("TLS-PSK is not supported; use certificates"),
     ),
-    (
-        "queue_qos0_messages",
-        Honoured("`false` only (QoS 0 is never queued for offline clients); `true` is refused"),
-    ),
+    ("queue_qos0_messages", Honoured("")),
     ("remote_clientid", BRIDGE),
     ("remote_password", BRIDGE),
     ("remote_username", BRIDGE),
@@ -671,13 +668,7 @@ impl Reader {
             }
             "allow_zero_length_clientid" => limits.allow_zero_length_clientid = boolean(value)?,
             "auto_id_prefix" => self.config.auto_id_prefix = word(value)?.to_owned(),
-            "queue_qos0_messages" => {
-                if boolean(value)? {
-                    return Err(Problem::Unsupported(String::from(
-                        "QoS 0 messages are never queued for offline clients here",
-                    )));
-                }
-            }
+            "queue_qos0_messages" => self.config.queue_qos0_messages = boolean(value)?,
             "upgrade_outgoing_qos" => {
                 if boolean(value)? {
                     return Err(Problem::Unsupported(String::from(
@@ -1107,7 +1098,7 @@ mod strictness {
     fn values_this_broker_does_not_support_are_refusals_not_syntax_errors() {
         for line in [
             "upgrade_outgoing_qos true",
-            "queue_qos0_messages true",
+            "log_dest dlt",
             "log_dest syslog",
             "tls_version tlsv1.1",
         ] {
@@ -1247,7 +1238,13 @@ mod strictness {
         assert_eq!(config.log.dest, [LogDest::Stdout, LogDest::Stderr]);
         assert_eq!(duration("2w"), Ok(14 * 86_400));
         assert!(duration("14").is_err() && duration("d").is_err() && duration("").is_err());
-        assert!(parse_mosquitto_conf("queue_qos0_messages true\n").is_err());
+        assert!(
+            parse_mosquitto_conf("queue_qos0_messages true\n")
+                .unwrap()
+                .config
+                .core_config()
+                .queue_qos0_messages
+        );
         assert!(parse_mosquitto_conf("max_packet_size 19\n").is_err());
         assert_eq!(
             parse_mosquitto_conf("max_packet_size 30\n")
