@@ -125,6 +125,11 @@ pub struct Config {
     /// (mosquitto's `queue_qos0_messages`; MQTT 5.0 section 4.1 lets session state hold
     /// them). Off by default: QoS 0 reaches connected clients only.
     pub queue_qos0_messages: bool,
+    /// Topic and payload bytes of QoS 1/2 messages a session may have sent and not yet had
+    /// acknowledged (PUBACK / PUBREC); further ones wait in its queue (mosquitto's
+    /// `max_inflight_bytes`). One message is always let through, however large. 0, the
+    /// default, means only the client's Receive Maximum bounds the window.
+    pub max_inflight_bytes: usize,
     /// The rules of every listener not named in `listeners`: mount point, maximum QoS, topic
     /// aliases, client identifier policy.
     pub listener: ListenerRules,
@@ -161,6 +166,7 @@ impl Default for Config {
             max_payload_size: 0,
             required_client_id_prefix: None,
             queue_qos0_messages: false,
+            max_inflight_bytes: 0,
             listener: ListenerRules::default(),
             listeners: BTreeMap::new(),
         }

@@ -78,6 +78,18 @@ impl Inflight {
         self.entries().len()
     }
 
+    /// Topic and payload bytes of the PUBLISH packets waiting for PUBACK or PUBREC, counted
+    /// when asked: only a broker with `max_inflight_bytes` asks.
+    pub(crate) fn published_bytes(&self) -> usize {
+        self.entries()
+            .iter()
+            .map(|(_, outbound)| match outbound {
+                Outbound::Published(delivery) => delivery.weight(),
+                Outbound::Released(_) => 0,
+            })
+            .sum()
+    }
+
     /// The packet identifier the next exchange gets: the first after the last one used that no
     /// exchange uses [MQTT-4.3.2-1] [MQTT-4.3.3-1]. It is taken only by [`Inflight::push`], so
     /// asking without sending wastes none (identifiers go up by one per message). `None` when

@@ -412,6 +412,42 @@ fn mqtt311_outbound_window_uses_the_configured_inflight_limit() {
 }
 
 #[test]
+fn the_outbound_window_is_bounded_in_bytes_with_max_inflight_bytes() {
+    // Topic "t" + 9-byte payload: 10 bytes a message; 25 bytes let three out (the third passes
+    // the bound), then the rest waits for acknowledgements.
+    let mut h = Harness::with_config(config(|c| c.max_inflight_bytes = 25));
+    let sub = h.connect(V5, "s");
+    h.subscribe(sub, "t", QoS::ExactlyOnce);
+    let p = h.connect(V5, "p");
+    for _ in 0..5 {
+        h.publish(p, "t", b"123456789", QoS::AtLeastOnce, false);
+    }
+    let first = h.publishes(sub);
+    assert_eq!(first.len(), 3);
+    let Some(pid) = first[0].qos.packet_id() else {
+        panic!("QoS 1 has an id")
+    };
+    h.send(sub, Packet::PubAck(Ack::new(pid)));
+    assert_eq!(
+        h.publishes(sub).len(),
+        1,
+        "an acknowledgement frees room for one"
+    );
+    // A message larger than the bound still goes out, alone.
+    let mut h = Harness::with_config(config(|c| c.max_inflight_bytes = 5));
+    let sub = h.connect(V311, "s");
+    h.subscribe(sub, "t", QoS::AtLeastOnce);
+    let p = h.connect(V311, "p");
+    for _ in 0..3 {
+        h.publish(p, "t", b"123456789", QoS::AtLeastOnce, false);
+    }
+    assert_eq!(h.receive_and_ack(sub).len(), 1);
+    assert_eq!(h.receive_and_ack(sub).len(), 1);
+    assert_eq!(h.receive_and_ack(sub).len(), 1);
+    h.expect_nothing(sub);
+}
+
+#[test]
 fn mqtt5_3_3_4_7_inbound_receive_maximum_exceeded_gets_0x93() {
     let mut h = Harness::with_config(config(|c| c.receive_maximum = 2));
     let p = h.connect(V5, "p");

@@ -203,8 +203,9 @@ impl Broker {
     }
 
     /// The connection and a free packet identifier, when `session` may send one more QoS 1/2
-    /// PUBLISH now: connected, outbox open, and fewer exchanges in flight than the client's
-    /// Receive Maximum [MQTT5-3.3.4-9] [MQTT5-4.9.0-2].
+    /// PUBLISH now: connected, outbox open, fewer exchanges in flight than the client's
+    /// Receive Maximum [MQTT5-3.3.4-9] [MQTT5-4.9.0-2], and fewer bytes than
+    /// `max_inflight_bytes`.
     fn send_slot(&mut self, session: SessionId) -> Option<(ConnectionId, PacketId)> {
         let conn = self.online_conn(session)?;
         if !self.outbox_open(conn) {
@@ -213,6 +214,10 @@ impl Broker {
         let window = usize::from(self.conns.get(&conn)?.receive_maximum);
         let s = self.sessions.get_mut(&session)?;
         if s.inflight.len() >= window {
+            return None;
+        }
+        let max_bytes = self.config.max_inflight_bytes;
+        if max_bytes > 0 && s.inflight.published_bytes() >= max_bytes {
             return None;
         }
         Some((conn, s.inflight.next_id()?))

@@ -391,6 +391,9 @@ impl ListenerConfig {
 pub struct Limits {
     /// QoS 1/2 messages in flight per client in each direction (v5 Receive Maximum; default 32).
     pub max_inflight_messages: u16,
+    /// Topic and payload bytes of QoS 1/2 messages sent to a client and not yet acknowledged;
+    /// further ones wait in its queue, one message always passes (default 0: no byte bound).
+    pub max_inflight_bytes: u64,
     /// Messages queued per session while its client is offline or its window is full
     /// (default 1000).
     pub max_queued_messages: usize,
@@ -453,6 +456,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_inflight_messages: 32,
+            max_inflight_bytes: 0,
             max_queued_messages: 1000,
             message_size_limit: 1024 * 1024,
             max_keepalive: 0,
@@ -508,6 +512,7 @@ impl Limits {
     /// Writes these limits into a core configuration.
     pub fn apply(&self, mut core: mqtt_broker_core::Config) -> mqtt_broker_core::Config {
         core.receive_maximum = self.max_inflight_messages;
+        core.max_inflight_bytes = usize::try_from(self.max_inflight_bytes).unwrap_or(usize::MAX);
         core.max_queued_messages = self.max_queued_messages;
         core.max_packet_size = self.max_packet_size();
         core.max_outbox_bytes = core.max_outbox_bytes.max(core.max_packet_size as usize);

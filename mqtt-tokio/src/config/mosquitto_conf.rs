@@ -171,10 +171,7 @@ pub const OPTIONS: &[(&str, Support)] = &[
         "max_connections",
         Honoured("`-1` = unlimited; a connection beyond it is closed at once"),
     ),
-    (
-        "max_inflight_bytes",
-        Refused("a byte bound on messages in flight is not supported; use max_inflight_messages"),
-    ),
+    ("max_inflight_bytes", Honoured("`0` = no byte bound")),
     ("max_inflight_messages", Honoured("`0` = 65535")),
     ("max_keepalive", Honoured("")),
     (
@@ -627,6 +624,7 @@ impl Reader {
                 limits.max_queued_messages = if max == 0 { 1_000_000 } else { max };
             }
             "max_queued_bytes" => limits.max_queued_bytes = number(value)?,
+            "max_inflight_bytes" => limits.max_inflight_bytes = number(value)?,
             // The payload, as in mosquitto; `max_packet_size` bounds the whole packet.
             "message_size_limit" => limits.max_payload_size = number(value)?,
             "max_packet_size" => {
@@ -1220,7 +1218,7 @@ mod strictness {
     fn limits_take_mosquittos_names_and_syntax() {
         let loaded = parse_mosquitto_conf(
             "persistent_client_expiration 14d\nmax_topic_alias 0\nretain_available false\n\
-             max_queued_bytes 1000000\nallow_zero_length_clientid 0\nauto_id_prefix gen-\n\
+             max_queued_bytes 1000000\nmax_inflight_bytes 4096\nallow_zero_length_clientid 0\nauto_id_prefix gen-\n\
              max_packet_size 5000\nmessage_size_limit 300\nlog_type error\nlog_type notice\n\
              log_dest stdout\nlog_dest stderr\nqueue_qos0_messages false\n",
         )
@@ -1231,6 +1229,7 @@ mod strictness {
         assert_eq!(config.listeners[0].max_topic_alias, Some(0));
         assert!(!config.limits.retain_available && !config.limits.allow_zero_length_clientid);
         assert_eq!(config.limits.max_queued_bytes, 1_000_000);
+        assert_eq!(config.core_config().max_inflight_bytes, 4096);
         assert_eq!(config.limits.message_size_limit, 5000);
         assert_eq!(config.limits.max_payload_size, 300);
         assert_eq!(config.auto_id_prefix, "gen-");

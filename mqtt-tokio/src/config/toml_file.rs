@@ -49,6 +49,7 @@ mod tests {
             pid_file = "/run/mqtt.pid"
             use_username_as_clientid = true
             clientid_prefixes = "sonoff-"
+            queue_qos0_messages = true
 
             [[listener]]
             bind_address = "0.0.0.0"
@@ -64,9 +65,16 @@ mod tests {
 
             [[listener]]
             port = 1884
+            mount_point = "tenant/"
+            max_qos = 0
+            max_topic_alias = 2
+            use_username_as_clientid = false
+            allow_zero_length_clientid = true
+            auto_id_prefix = "t-"
 
             [limits]
             max_inflight_messages = 10
+            max_inflight_bytes = 2048
             max_queued_messages = 20
             message_size_limit = 4096
             max_keepalive = 60
@@ -106,6 +114,7 @@ mod tests {
             config.limits,
             Limits {
                 max_inflight_messages: 10,
+                max_inflight_bytes: 2048,
                 max_queued_messages: 20,
                 message_size_limit: 4096,
                 max_keepalive: 60,
@@ -149,6 +158,19 @@ mod tests {
         assert_eq!(core.max_payload_size, 777);
         assert!(core.listener.use_username_as_client_id);
         assert_eq!(core.required_client_id_prefix.as_deref(), Some("sonoff-"));
+        assert!(core.queue_qos0_messages);
+        assert_eq!(core.max_inflight_bytes, 2048);
+        // The second listener's own rules.
+        let tenant = core.rules(mqtt_broker_core::ListenerId(1));
+        assert_eq!(tenant.mount_point.as_deref(), Some("tenant/"));
+        assert_eq!(tenant.maximum_qos, mqtt_wire::QoS::AtMostOnce);
+        assert_eq!(tenant.topic_alias_maximum, 2);
+        assert!(!tenant.use_username_as_client_id && tenant.allow_empty_client_id);
+        assert_eq!(tenant.assigned_client_id_prefix, "t-");
+        assert_eq!(
+            core.rules(mqtt_broker_core::ListenerId(0)).mount_point,
+            None
+        );
     }
 
     #[test]
