@@ -248,6 +248,55 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for TopicLog {
     }
 }
 
+/// mosquitto's `log_dest syslog`: each event as one datagram to the local syslog daemon's
+/// socket, `<PRI>mqtt-broker[PID]: line` (RFC 3164 without a time stamp: the daemon stamps
+/// what it receives). A daemon that is not there, or is restarting, loses the line, as
+/// syslog(3) does; logging never waits.
+struct SyslogLog {
+    socket: std::os::unix::net::UnixDatagram,
+    /// Facility times 8: `daemon` (3), or `local0` to `local7` (16 to 23).
+    facility: u8,
+    pid: u32,
+}
+
+/// Where the local syslog daemon listens.
+const SYSLOG_SOCKET: &str = "/dev/log";
+
+impl SyslogLog {
+    fn new(facility: Option<u8>) -> Result<SyslogLog, String> {
+        let socket = std::os::unix::net::UnixDatagram::unbound()
+            .map_err(|e| format!("log_dest syslog: {e}"))?;
+        socket
+            .set_nonblocking(true)
+            .map_err(|e| format!("log_dest syslog: {e}"))?;
+        Ok(SyslogLog {
+            socket,
+            facility: facility.map_or(3, |local| 16 + local) * 8,
+            pid: std::process::id(),
+        })
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SyslogLog {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let severity = match *event.metadata().level() {
+            tracing::Level::ERROR => 3,
+            tracing::Level::WARN => 4,
+            tracing::Level::INFO => 6,
+            _ => 7,
+        };
+        let mut line = LogLine(String::new());
+        event.record(&mut line);
+        let datagram = format!(
+            "<{}>mqtt-broker[{}]: {}",
+            self.facility + severity,
+            self.pid,
+            line.0
+        );
+        let _ = self.socket.send_to(datagram.as_bytes(), SYSLOG_SOCKET);
+    }
+}
+
 /// A log event's message and fields as one line.
 struct LogLine(String);
 
@@ -300,8 +349,13 @@ fn start_logging(log: &Logging, verbose: bool) -> Result<Logs, String> {
     let mut writer: Option<BoxMakeWriter> = None;
     let mut files = Vec::new();
     let mut topic = None;
+    let mut syslog = None;
     for dest in &log.dest {
         let next = match dest {
+            LogDest::Syslog => {
+                syslog = Some(SyslogLog::new(log.facility)?);
+                continue;
+            }
             LogDest::Topic => {
                 let (lines, published) = tokio::sync::mpsc::channel(TOPIC_LOG_BACKLOG);
                 topic = Some((TopicLog(lines), published));
@@ -324,9 +378,12 @@ fn start_logging(log: &Logging, verbose: bool) -> Result<Logs, String> {
             None => next,
         });
     }
-    let writer = writer.unwrap_or_else(|| match topic {
-        Some(_) => BoxMakeWriter::new(std::io::sink), // only `log_dest topic`
-        None => BoxMakeWriter::new(std::io::stderr),
+    let writer = writer.unwrap_or_else(|| {
+        if log.dest.is_empty() {
+            BoxMakeWriter::new(std::io::stderr)
+        } else {
+            BoxMakeWriter::new(std::io::sink) // only `topic` and `syslog`
+        }
     });
     let (topic_layer, topic) = match topic {
         Some((layer, published)) => (Some(layer), Some(published)),
@@ -340,6 +397,7 @@ fn start_logging(log: &Logging, verbose: bool) -> Result<Logs, String> {
                 .with_ansi(to_terminal && std::io::stderr().is_terminal()),
         )
         .with(topic_layer)
+        .with(syslog)
         .init();
     Ok(Logs { files, topic })
 }

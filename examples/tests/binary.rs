@@ -383,3 +383,90 @@ fn log_dest_topic_publishes_log_lines_under_sys_as_mosquitto() {
         "{out}"
     );
 }
+
+#[test]
+fn log_dest_syslog_reaches_the_syslog_daemon_with_mosquittos_facility() {
+    let test = "log_dest_syslog_reaches_the_syslog_daemon";
+    if !have("rsyslogd", test) || !have("mosquitto_pub", test) {
+        return;
+    }
+    let socket = Path::new("/dev/log");
+    if socket.exists() {
+        eprintln!("notice: /dev/log belongs to a running syslog daemon; skipping {test}");
+        return;
+    }
+    let dir = scratch_dir(test);
+    let received = dir.join("syslog.txt");
+    let rsyslog_conf = dir.join("rsyslog.conf");
+    std::fs::write(
+        &rsyslog_conf,
+        format!(
+            "global(workDirectory=\"{dir}\")\n\
+             module(load=\"imuxsock\" SysSock.Name=\"/dev/log\")\n\
+             template(name=\"plain\" type=\"string\" \
+             string=\"%syslogfacility-text%.%syslogseverity-text% %programname% %procid% %msg%\\n\")\n\
+             *.* action(type=\"omfile\" file=\"{file}\" template=\"plain\")\n",
+            dir = dir.display(),
+            file = received.display()
+        ),
+    )
+    .expect("write rsyslog.conf");
+    /// The socket rsyslogd made, removed however the test ends (a killed daemon leaves it).
+    struct Made(&'static Path);
+    impl Drop for Made {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(self.0);
+        }
+    }
+    let _made = Made(socket);
+    let _daemon = Guard::spawn(
+        Command::new("rsyslogd")
+            .args(["-n", "-i"])
+            .arg(dir.join("rsyslogd.pid"))
+            .arg("-f")
+            .arg(&rsyslog_conf),
+    );
+    let deadline = std::time::Instant::now() + LIMIT;
+    while !socket.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rsyslogd made no /dev/log"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let port = free_port();
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "log_dest syslog\nlog_facility 5\nlistener {port} 127.0.0.1\nallow_anonymous true\n"
+        ),
+    )
+    .expect("write conf");
+    let broker = serve(&dir, &conf, port);
+    let published = mosquitto_pub("127.0.0.1", port, &["-i", "plug-7", "-t", "t", "-m", "m"]);
+    assert!(published.status.success(), "{published:?}");
+    let wanted = format!("local5.info mqtt-broker {} ", broker.id());
+    let deadline = std::time::Instant::now() + LIMIT;
+    let logged = loop {
+        let logged = std::fs::read_to_string(&received).unwrap_or_default();
+        if logged
+            .lines()
+            .any(|l| l.starts_with(&wanted) && l.contains("client connected"))
+        {
+            break logged;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no `{wanted}... client connected` line in:\n{logged}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        !logged.contains("mqtt-broker") || logged.contains(&wanted),
+        "{logged}"
+    );
+    // Nothing goes to standard error when syslog is the only destination.
+    let (_, _, stderr) = broker.finish(Duration::ZERO);
+    assert!(stderr.is_empty(), "{stderr}");
+}

@@ -32,6 +32,11 @@ impl Drop for Guard {
 }
 
 impl Guard {
+    /// The child's process id.
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+
     /// Starts `command` with piped stdout and stderr.
     pub fn spawn(command: &mut Command) -> Guard {
         Guard(

@@ -93,6 +93,8 @@ pub struct Logging {
     /// Most detailed level logged: `error`, `warn`, `info` (default), `debug` or `trace`;
     /// `RUST_LOG` and `-v` override.
     pub level: Option<String>,
+    /// The syslog facility `local0` to `local7` (0 to 7) for `syslog`; default `daemon`.
+    pub facility: Option<u8>,
 }
 
 /// One log destination.
@@ -110,6 +112,8 @@ pub enum LogDest {
     /// As messages under `$SYS/broker/log/<E|W|I>` (errors, warnings, information), for
     /// clients that subscribe (mosquitto's `log_dest topic`).
     Topic,
+    /// To the local syslog daemon, through `/dev/log`.
+    Syslog,
 }
 
 impl Default for ServerConfig {
@@ -184,6 +188,11 @@ impl ServerConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         for (index, listener) in self.listeners.iter().enumerate() {
             listener.validate(index)?;
+        }
+        if self.log.facility.is_some_and(|f| f > 7) {
+            return Err(ConfigError::Invalid(
+                "log.facility must be 0 to 7 (local0 to local7)".into(),
+            ));
         }
         if let Some(level) = &self.log.level
             && !["off", "error", "warn", "info", "debug", "trace"].contains(&level.as_str())

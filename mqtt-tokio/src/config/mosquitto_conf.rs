@@ -146,13 +146,10 @@ pub const OPTIONS: &[(&str, Support)] = &[
     (
         "log_dest",
         Honoured(
-            "`stderr`, `stdout`, `file PATH`, `topic` (`$SYS/broker/log/E`, `W`, `I`), `none`, several at once; `syslog` and `dlt` are refused",
+            "`stderr`, `stdout`, `file PATH`, `syslog` (to `/dev/log`, as `mqtt-broker[PID]`), `topic` (`$SYS/broker/log/E`, `W`, `I`), `none`, several at once; `dlt` (automotive diagnostic log) is refused",
         ),
     ),
-    (
-        "log_facility",
-        Ignored("applies to syslog, which is not a log destination here"),
-    ),
+    ("log_facility", Honoured("`0` to `7`: local0 to local7")),
     (
         "log_timestamp",
         Ignored("log lines always carry an RFC 3339 time stamp"),
@@ -692,7 +689,8 @@ impl Reader {
                     ("topic", None) => LogDest::Topic,
                     ("file", Some(file)) if !file.is_empty() => LogDest::File(file.into()),
                     ("file", _) => return Err(Problem::Bad(String::from("expected a file name"))),
-                    ("syslog" | "dlt", _) => {
+                    ("syslog", None) => LogDest::Syslog,
+                    ("dlt", _) => {
                         return Err(Problem::Unsupported(format!(
                             "log destination `{value}` is not supported yet"
                         )));
@@ -700,6 +698,15 @@ impl Reader {
                     _ => return Err(Problem::Bad(format!("unknown log destination `{value}`"))),
                 };
                 self.config.log.dest.push(dest);
+            }
+            "log_facility" => {
+                let facility: u8 = number(value)?;
+                if facility > 7 {
+                    return Err(Problem::Bad(format!(
+                        "expected 0 to 7 (local0 to local7), got `{value}`"
+                    )));
+                }
+                self.config.log.facility = Some(facility);
             }
             "log_type" => {
                 let level = match value {
@@ -1080,7 +1087,7 @@ mod strictness {
             "auth_opt_backends files",
             "ciphers HIGH:!aNULL",
             "tls_version tlsv1.1",
-            "log_dest syslog",
+            "log_dest dlt",
             "connection bridge-01",
         ] {
             let err = parse_mosquitto_conf(&format!("listener 8883\n{line}\n")).unwrap_err();
@@ -1097,7 +1104,6 @@ mod strictness {
         for line in [
             "upgrade_outgoing_qos true",
             "log_dest dlt",
-            "log_dest syslog",
             "tls_version tlsv1.1",
         ] {
             let err = parse_mosquitto_conf(&format!("{line}\n")).unwrap_err();
@@ -1220,7 +1226,8 @@ mod strictness {
             "persistent_client_expiration 14d\nmax_topic_alias 0\nretain_available false\n\
              max_queued_bytes 1000000\nmax_inflight_bytes 4096\nallow_zero_length_clientid 0\nauto_id_prefix gen-\n\
              max_packet_size 5000\nmessage_size_limit 300\nlog_type error\nlog_type notice\n\
-             log_dest stdout\nlog_dest stderr\nqueue_qos0_messages false\n",
+             log_dest stdout\nlog_dest stderr\nlog_dest syslog\nlog_facility 5\n\
+             queue_qos0_messages false\n",
         )
         .unwrap();
         let config = &loaded.config;
@@ -1234,7 +1241,12 @@ mod strictness {
         assert_eq!(config.limits.max_payload_size, 300);
         assert_eq!(config.auto_id_prefix, "gen-");
         assert_eq!(config.log.level.as_deref(), Some("info"));
-        assert_eq!(config.log.dest, [LogDest::Stdout, LogDest::Stderr]);
+        assert_eq!(
+            config.log.dest,
+            [LogDest::Stdout, LogDest::Stderr, LogDest::Syslog]
+        );
+        assert_eq!(config.log.facility, Some(5));
+        assert!(parse_mosquitto_conf("log_facility 8\n").is_err());
         assert_eq!(duration("2w"), Ok(14 * 86_400));
         assert!(duration("14").is_err() && duration("d").is_err() && duration("").is_err());
         assert!(
