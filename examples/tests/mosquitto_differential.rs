@@ -48,7 +48,8 @@ struct Case {
     script: &'static [Step],
     /// Arguments every client command of the script gets (`{dir}` expanded).
     client_args: &'static [&'static str],
-    /// Certificates for the case's directory (`ca.pem`, `server.pem`, `server.key`).
+    /// Certificates for the case's directory (`ca.pem`, `server.pem`, `server.key`, and
+    /// `client.pem`, `client.key` for `/C=DE/O=Home Lab/CN=plug-7`).
     tls: bool,
     /// Whether mosquitto delivers something in this script: a script whose every command fails
     /// on both brokers would agree for the wrong reason.
@@ -268,6 +269,60 @@ const CASES: &[Case] = &[
         ],
         // The later -h names the certificate's host; the connection goes to 127.0.0.1.
         client_args: &["--cafile", "{dir}/ca.pem", "-h", "localhost"],
+        tls: true,
+        delivers: true,
+        differences: &[],
+    },
+    Case {
+        name: "client-certificate-subject-as-user-name",
+        ports: 1,
+        files: &[
+            (
+                "mosquitto.conf",
+                "listener {port0} 127.0.0.1\n\
+                 cafile {dir}/ca.pem\n\
+                 certfile {dir}/server.pem\n\
+                 keyfile {dir}/server.key\n\
+                 require_certificate true\n\
+                 use_subject_as_username true\n\
+                 acl_file {dir}/subject.acl\n",
+            ),
+            (
+                "subject.acl",
+                "user CN=plug-7,O=Home Lab,C=DE\n\
+                 topic read tele/#\n\
+                 topic write tele/plug-7/#\n",
+            ),
+        ],
+        script: &[
+            Step::Subscribe {
+                port: 0,
+                login: None,
+                topic: "tele/#",
+            },
+            Step::Publish {
+                port: 0,
+                login: None,
+                topic: "tele/plug-7/STATE",
+                message: "its own topic",
+            },
+            Step::Publish {
+                port: 0,
+                login: None,
+                topic: "tele/plug-8/STATE",
+                message: "another device's topic",
+            },
+        ],
+        client_args: &[
+            "--cafile",
+            "{dir}/ca.pem",
+            "--cert",
+            "{dir}/client.pem",
+            "--key",
+            "{dir}/client.key",
+            "-h",
+            "localhost",
+        ],
         tls: true,
         delivers: true,
         differences: &[],
@@ -498,23 +553,36 @@ fn make_certificates(dir: &Path) {
         "/CN=localhost",
     ];
     openssl(&[&["req"][..], &ec, &csr].concat());
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
+    let sign = |name: &str| {
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &format!("{name}.pem"),
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ])
+    };
+    sign("server");
+    let client = [
+        "-keyout",
+        "client.key",
         "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "server.ext",
-    ]);
+        "client.csr",
+        "-subj",
+        "/C=DE/O=Home Lab/CN=plug-7",
+    ];
+    openssl(&[&["req"][..], &ec, &client].concat());
+    sign("client");
     std::fs::set_permissions(
         dir.join("server.key"),
         std::fs::Permissions::from_mode(0o644),

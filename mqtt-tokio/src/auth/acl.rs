@@ -208,8 +208,10 @@ impl AclFile {
         false
     }
 
-    /// [`AclFile::decide`] for a topic name, without allocating: the first rule matching
-    /// `topic` decides, patterns matched with `%u` / `%c` filled in as they are compared.
+    /// [`AclFile::decide`] for a topic name, without allocating: as in mosquitto, the first
+    /// rule matching `topic` that denies it or grants `want` decides (a matching rule for the
+    /// other direction is passed over), patterns matched with `%u` / `%c` filled in as they
+    /// are compared.
     fn decide_topic(
         &self,
         username: Option<&str>,
@@ -217,16 +219,20 @@ impl AclFile {
         topic: &str,
         want: Want,
     ) -> bool {
+        let decides = |grant: Grant| grant == Grant::Deny || grant.allows(want);
         if let Some(rule) = self
             .own_rules(username)
             .iter()
-            .find(|rule| topic_matches(&rule.filter, topic))
+            .find(|rule| decides(rule.grant) && topic_matches(&rule.filter, topic))
         {
             return rule.grant.allows(want);
         }
         self.patterns
             .iter()
-            .find(|p| pattern_matches(&p.filter, username, client_id, topic) == Some(true))
+            .find(|p| {
+                decides(p.grant)
+                    && pattern_matches(&p.filter, username, client_id, topic) == Some(true)
+            })
             .is_some_and(|p| p.grant.allows(want))
     }
 
@@ -435,6 +441,23 @@ pattern readwrite shared/info
         assert!(acl.allows_read(Some("bob"), "c2", "home/temperature"));
         assert!(!acl.allows_publish(Some("bob"), "c2", "home/temperature"));
         assert!(!acl.allows_read(Some("bob"), "c2", "home/kitchen"));
+    }
+
+    #[test]
+    fn a_matching_rule_for_the_other_direction_does_not_decide() {
+        // mosquitto passes over a rule whose topic matches but whose access does not: the
+        // broad read rule first does not stop the narrower write rule after it.
+        let acl = AclFile::parse(
+            "user CN=plug-7,O=Home Lab,C=DE\ntopic read tele/#\ntopic write tele/plug-7/#\n\
+             pattern read cmnd/#\npattern write cmnd/%c/#\n",
+        )
+        .unwrap();
+        let user = Some("CN=plug-7,O=Home Lab,C=DE");
+        assert!(acl.allows_publish(user, "c", "tele/plug-7/STATE"));
+        assert!(acl.allows_read(user, "c", "tele/plug-7/STATE"));
+        assert!(!acl.allows_publish(user, "c", "tele/plug-8/STATE"));
+        assert!(acl.allows_publish(None, "lamp", "cmnd/lamp/POWER"));
+        assert!(!acl.allows_publish(None, "lamp", "cmnd/other/POWER"));
     }
 
     #[test]

@@ -242,6 +242,10 @@ pub struct ListenerConfig {
     pub require_certificate: bool,
     /// Use the client certificate's common name (CN) as the user name.
     pub use_identity_as_username: bool,
+    /// Use the client certificate's whole subject, as RFC 2253 prints it
+    /// (`CN=plug-7,O=Home Lab,C=DE`), as the user name (mosquitto's `use_subject_as_username`;
+    /// `use_identity_as_username` wins when both are set).
+    pub use_subject_as_username: bool,
     /// Lowest TLS version: `tlsv1.2` (default: TLS 1.2 and 1.3) or `tlsv1.3`.
     pub tls_version: Option<String>,
     /// TLS 1.2 cipher suites allowed, OpenSSL names separated by `:` (e.g. Tasmota's
@@ -294,6 +298,7 @@ impl Default for ListenerConfig {
             keyfile: None,
             require_certificate: false,
             use_identity_as_username: false,
+            use_subject_as_username: false,
             tls_version: None,
             ciphers: None,
             ciphers_tls13: None,
@@ -350,9 +355,11 @@ impl ListenerConfig {
                 "require_certificate needs cafile, certfile and keyfile",
             ));
         }
-        if self.use_identity_as_username && !self.require_certificate {
+        if (self.use_identity_as_username || self.use_subject_as_username)
+            && !self.require_certificate
+        {
             return Err(invalid(
-                "use_identity_as_username needs require_certificate",
+                "use_identity_as_username and use_subject_as_username need require_certificate",
             ));
         }
         if self.max_connections == Some(0) {

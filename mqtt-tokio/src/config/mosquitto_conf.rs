@@ -281,8 +281,8 @@ pub const OPTIONS: &[(&str, Support)] = &[
     ("use_identity_as_username", Honoured("")),
     (
         "use_subject_as_username",
-        Refused(
-            "the certificate subject as user name is not supported; use use_identity_as_username",
+        Honoured(
+            "the subject as OpenSSL prints it in RFC 2253 form, e.g. `CN=plug-7,O=Home Lab,C=DE`",
         ),
     ),
     ("use_username_as_clientid", Honoured("")),
@@ -596,6 +596,7 @@ impl Reader {
             "use_identity_as_username" => {
                 self.listener().use_identity_as_username = boolean(value)?
             }
+            "use_subject_as_username" => self.listener().use_subject_as_username = boolean(value)?,
             "max_connections" => {
                 let max: i64 = number(value)?;
                 self.listener().max_connections = usize::try_from(max).ok().filter(|&n| n > 0);

@@ -21,7 +21,7 @@ use tracing::{debug, warn};
 use super::connection::{Connection, Start};
 use super::input::Input;
 use super::reactor::{Accepted, Reactors};
-use super::tls::{Tls, common_name};
+use super::tls::Tls;
 use super::transport::{ByteStream, WebSocket};
 use super::write_queue::WriteQueue;
 use crate::config::Protocol;
@@ -120,9 +120,10 @@ fn spawn(task: impl Future<Output = ()> + Send + 'static) {
 /// The task that runs the TLS and WebSocket handshakes of one connection, then spawns its
 /// connection task and ends: an idle connection does not keep a task sized for handshakes.
 async fn handshakes(listener: Arc<Listener>, mut start: Start, stream: TcpStream) {
-    let Some(acceptor) = listener.tls.as_ref().map(|tls| tls.acceptor()) else {
+    let Some(tls) = listener.tls.as_ref() else {
         return after_tls(&listener, start, stream).await;
     };
+    let acceptor = tls.acceptor();
     let (conn, peer) = (start.conn, start.info.peer);
     let handshake = tokio::time::timeout(listener.handshake_timeout, acceptor.accept(stream));
     let stream = match handshake.await {
@@ -135,7 +136,7 @@ async fn handshakes(listener: Arc<Listener>, mut start: Start, stream: TcpStream
         .1
         .peer_certificates()
         .and_then(|certs| certs.first())
-        .and_then(|cert| common_name(cert));
+        .and_then(|cert| tls.identity(cert));
     debug!(%conn, ?peer, identity = ?start.info.tls_identity, "TLS established");
     after_tls(&listener, start, stream).await;
 }

@@ -21,6 +21,7 @@
 //! (`closing::Life`: one `Phase`, one linger rule).
 
 mod broker_task;
+mod certificate;
 mod closing;
 mod connection;
 mod events;
@@ -370,7 +371,8 @@ impl ServerBuilder {
             security.push(ListenerSecurity {
                 policy: ListenerPolicy {
                     allow_anonymous: listener.allow_anonymous,
-                    use_identity_as_username: listener.use_identity_as_username,
+                    use_identity_as_username: listener.use_identity_as_username
+                        || listener.use_subject_as_username,
                 },
                 files: shared,
             });

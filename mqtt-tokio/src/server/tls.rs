@@ -1,8 +1,8 @@
 //! TLS for a listener: the rustls server configuration built from PEM files (ring provider),
 //! with the protocol versions and cipher suites the listener allows, optional client-certificate
 //! verification against a CA file and revocation lists, reloaded on SIGHUP, and the client
-//! identity (the certificate's common name) that `use_identity_as_username` turns into the user
-//! name.
+//! identity that `use_identity_as_username` (the certificate's common name) or
+//! `use_subject_as_username` (its whole subject) turns into the user name.
 
 use std::path::Path;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -16,6 +16,7 @@ use tokio_rustls::rustls::{
     RootCertStore, ServerConfig, SupportedCipherSuite, SupportedProtocolVersion, version,
 };
 
+use super::certificate::{common_name, subject_rfc2253};
 use crate::config::{ListenerConfig, tls_names};
 
 /// Builds the TLS acceptor of a listener whose `certfile` and `keyfile` are set.
@@ -42,6 +43,18 @@ impl Tls {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// The identity of the client that presented `certificate` (DER): its subject as RFC 2253
+    /// prints it with `use_subject_as_username` (unless `use_identity_as_username` is also set,
+    /// which wins, as in mosquitto), else its common name.
+    pub(crate) fn identity(&self, certificate: &[u8]) -> Option<String> {
+        let settings = &self.settings;
+        if settings.use_subject_as_username && !settings.use_identity_as_username {
+            subject_rfc2253(certificate)
+        } else {
+            common_name(certificate)
+        }
     }
 
     /// Reads the files again; the problem, if they cannot be used (the old ones stay).
@@ -144,117 +157,4 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
         return Err(format!("{}: no certificate found", path.display()));
     }
     Ok(certs)
-}
-
-/// OID 2.5.4.3 (commonName), DER-encoded.
-const COMMON_NAME_OID: &[u8] = &[0x55, 0x04, 0x03];
-
-/// The subject common name of a DER certificate, if it has one. Never panics on bad input.
-pub(crate) fn common_name(der: &[u8]) -> Option<String> {
-    let (_, certificate, _) = read_tlv(der).filter(|(tag, _, _)| *tag == 0x30)?;
-    let (_, tbs, _) = read_tlv(certificate).filter(|(tag, _, _)| *tag == 0x30)?;
-    let mut rest = tbs;
-    // Optional [0] version, then serial, signature algorithm, issuer, validity, subject.
-    let (tag, _, after) = read_tlv(rest)?;
-    if tag == 0xA0 {
-        rest = after;
-    }
-    for _ in 0..4 {
-        rest = read_tlv(rest)?.2;
-    }
-    let (_, mut subject, _) = read_tlv(rest).filter(|(tag, _, _)| *tag == 0x30)?;
-    let mut found = None;
-    while !subject.is_empty() {
-        let (_, set, next) = read_tlv(subject)?;
-        subject = next;
-        let mut attributes = set;
-        while !attributes.is_empty() {
-            let (_, attribute, next) = read_tlv(attributes)?;
-            attributes = next;
-            let (oid_tag, oid, value) = read_tlv(attribute)?;
-            if oid_tag == 0x06 && oid == COMMON_NAME_OID {
-                let (_, text, _) = read_tlv(value)?;
-                found = Some(String::from_utf8_lossy(text).into_owned());
-            }
-        }
-    }
-    found
-}
-
-/// Splits one DER element off `input`: (tag, contents, rest).
-fn read_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, input) = input.split_first()?;
-    let (&first, mut input) = input.split_first()?;
-    let len = if first < 0x80 {
-        usize::from(first)
-    } else {
-        let count = usize::from(first & 0x7F);
-        if count == 0 || count > 4 {
-            return None;
-        }
-        let (bytes, rest) = input.split_at_checked(count)?;
-        input = rest;
-        bytes
-            .iter()
-            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
-    };
-    let (contents, rest) = input.split_at_checked(len)?;
-    Some((tag, contents, rest))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
-        let mut out = vec![tag];
-        if contents.len() < 0x80 {
-            out.push(contents.len() as u8);
-        } else {
-            out.push(0x82);
-            out.extend_from_slice(&(contents.len() as u16).to_be_bytes());
-        }
-        out.extend_from_slice(contents);
-        out
-    }
-
-    fn name(cn: &str) -> Vec<u8> {
-        let mut attribute = tlv(0x06, COMMON_NAME_OID);
-        attribute.extend(tlv(0x0C, cn.as_bytes()));
-        let mut country = tlv(0x06, &[0x55, 0x04, 0x06]);
-        country.extend(tlv(0x13, b"DE"));
-        let mut rdns = tlv(0x31, &tlv(0x30, &country));
-        rdns.extend(tlv(0x31, &tlv(0x30, &attribute)));
-        tlv(0x30, &rdns)
-    }
-
-    fn certificate(subject_cn: &str) -> Vec<u8> {
-        let mut tbs = tlv(0xA0, &tlv(0x02, &[2]));
-        tbs.extend(tlv(0x02, &[0x01, 0x02]));
-        tbs.extend(tlv(0x30, &tlv(0x06, &[0x2A, 0x86, 0x48])));
-        tbs.extend(name("Issuer CA"));
-        tbs.extend(tlv(0x30, &[0u8; 200]));
-        tbs.extend(name(subject_cn));
-        let mut cert = tlv(0x30, &tbs);
-        cert.extend(tlv(0x30, &[]));
-        tlv(0x30, &cert)
-    }
-
-    #[test]
-    fn finds_the_subject_common_name() {
-        assert_eq!(
-            common_name(&certificate("sensor-7")).as_deref(),
-            Some("sensor-7")
-        );
-    }
-
-    #[test]
-    fn truncated_or_garbage_input_gives_none() {
-        let cert = certificate("x");
-        for len in 0..cert.len() {
-            let _ = common_name(&cert[..len]);
-        }
-        assert_eq!(common_name(&[0x30, 0x84, 0xFF, 0xFF, 0xFF, 0xFF]), None);
-        assert_eq!(common_name(b"not a certificate"), None);
-    }
 }
