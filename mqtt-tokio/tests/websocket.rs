@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::process::Command;
 use std::time::Duration;
 
 use common::TestServer;
@@ -68,6 +69,74 @@ fn mqtt_over_websocket_with_in_process_publish() {
         publish.extend_from_slice(b"ws/in-process");
         publish.extend_from_slice(b"hi");
         assert_eq!(ws_expect(&mut ws, deadline).await, publish);
+    });
+}
+
+#[test]
+fn http_dir_serves_files_to_curl_and_mqtt_to_websocket_clients_on_one_port() {
+    let test = "http_dir_serves_files_to_curl_and_mqtt_to_websocket_clients_on_one_port";
+    if !common::have("curl", test) {
+        return;
+    }
+    let dir = common::scratch_dir(test);
+    let www = dir.join("www");
+    std::fs::create_dir_all(www.join("js")).expect("test setup");
+    std::fs::write(www.join("index.html"), "<h1>Tasmota dashboard</h1>\n").expect("test setup");
+    std::fs::write(www.join("js/mqtt.min.js"), "/* client */\n").expect("test setup");
+    std::fs::write(dir.join("secret.txt"), "not served\n").expect("test setup");
+    let conf = format!(
+        "listener 0 127.0.0.1\nprotocol websockets\nhttp_dir {}\nallow_anonymous true\n",
+        www.display()
+    );
+    let loaded = mqtt_tokio::config::parse_mosquitto_conf(&conf).expect("test setup");
+    let server = TestServer::start(loaded.config);
+    let port = server.port(0);
+    let curl = |path: &str| {
+        let output = common::run(Command::new("curl").args([
+            "-s",
+            "-w",
+            "\n%{http_code} %{content_type}",
+            "--path-as-is",
+            &format!("http://127.0.0.1:{port}{path}"),
+        ]));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert_eq!(
+        curl("/"),
+        "<h1>Tasmota dashboard</h1>\n\n200 text/html; charset=utf-8"
+    );
+    assert_eq!(
+        curl("/js/mqtt.min.js"),
+        "/* client */\n\n200 text/javascript; charset=utf-8"
+    );
+    for outside in ["/missing.html", "/../secret.txt", "/%2e%2e/secret.txt"] {
+        let answer = curl(outside);
+        assert!(
+            answer.ends_with("404 text/plain; charset=utf-8"),
+            "{outside}: {answer}"
+        );
+        assert!(!answer.contains("not served"), "{outside}: {answer}");
+    }
+    // The same port still speaks MQTT over WebSocket [MQTT-6.0.0-3].
+    server.block_on(async move {
+        let mut request = format!("ws://127.0.0.1:{port}/mqtt")
+            .into_client_request()
+            .expect("test setup");
+        request.headers_mut().insert(
+            http::header::SEC_WEBSOCKET_PROTOCOL,
+            http::HeaderValue::from_static("mqtt"),
+        );
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("test setup");
+        let (mut ws, _) = tokio_tungstenite::client_async(request, tcp)
+            .await
+            .expect("the upgrade is handed on");
+        ws_send(&mut ws, CONNECT).await;
+        assert_eq!(
+            ws_expect(&mut ws, Duration::from_secs(10)).await,
+            [0x20, 0x02, 0x00, 0x00]
+        );
     });
 }
 

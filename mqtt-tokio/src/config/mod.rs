@@ -267,6 +267,9 @@ pub struct ListenerConfig {
     /// Most connections open at once on this listener; a further one is closed at once, as
     /// mosquitto does (default: no limit).
     pub max_connections: Option<usize>,
+    /// A directory whose files a WebSocket listener serves to plain HTTP `GET` requests (a
+    /// browser client's page), mosquitto's `http_dir`.
+    pub http_dir: Option<PathBuf>,
     /// Prefix joined to every topic this listener's clients publish to, subscribe to or name in
     /// a will, and taken off the topics they receive: they see only the tree below it
     /// (mosquitto's `mount_point`, e.g. `tenant-a/`).
@@ -307,6 +310,7 @@ impl Default for ListenerConfig {
             password_file: None,
             acl_file: None,
             max_connections: None,
+            http_dir: None,
             mount_point: None,
             max_qos: None,
             max_topic_alias: None,
@@ -364,6 +368,9 @@ impl ListenerConfig {
         }
         if self.max_connections == Some(0) {
             return Err(invalid("max_connections must be at least 1"));
+        }
+        if self.http_dir.is_some() && self.protocol != Protocol::Websockets {
+            return Err(invalid("http_dir needs protocol websockets"));
         }
         if self.max_qos.is_some_and(|qos| qos > 2) {
             return Err(invalid("max_qos must be 0, 1 or 2"));

@@ -124,7 +124,9 @@ pub const OPTIONS: &[(&str, Support)] = &[
     ),
     (
         "http_dir",
-        Refused("serving files over HTTP is not supported"),
+        Honoured(
+            "on a `protocol websockets` listener: `GET`/`HEAD` of files below the directory (`index.html` for a directory), 404 otherwise",
+        ),
     ),
     ("idle_timeout", BRIDGE),
     (
@@ -592,6 +594,7 @@ impl Reader {
                 self.listener().ciphers_tls13 = Some(value.to_owned());
             }
             "crlfile" => self.listener().crlfile = Some(path(value)?),
+            "http_dir" => self.listener().http_dir = Some(path(value)?),
             "require_certificate" => self.listener().require_certificate = boolean(value)?,
             "use_identity_as_username" => {
                 self.listener().use_identity_as_username = boolean(value)?

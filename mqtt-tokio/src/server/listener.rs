@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use mqtt_broker_core::{ConnectionId, ConnectionInfo, ListenerId};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -19,6 +20,7 @@ use tokio_tungstenite::tungstenite::http;
 use tracing::{debug, warn};
 
 use super::connection::{Connection, Start};
+use super::http_files::{HttpDir, Replay};
 use super::input::Input;
 use super::reactor::{Accepted, Reactors};
 use super::tls::Tls;
@@ -36,6 +38,8 @@ pub(crate) struct Listener {
     pub(crate) limit: Option<Arc<Semaphore>>,
     pub(crate) handshake_timeout: Duration,
     pub(crate) queue_cap: usize,
+    /// The files served to plain HTTP requests on a WebSocket listener (`http_dir`).
+    pub(crate) http: Option<Arc<HttpDir>>,
 }
 
 /// Accepts connections until the task is aborted.
@@ -151,14 +155,25 @@ where
     }
 }
 
-/// The WebSocket handshake, then the connection's task.
+/// The WebSocket handshake, then the connection's task. With `http_dir`, a request that is
+/// not an upgrade is answered with a file and the connection ends.
 async fn websocket<S>(listener: &Listener, start: Start, stream: S)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let conn = start.conn;
-    let handshake = tokio::time::timeout(
-        listener.handshake_timeout,
+    let deadline = tokio::time::Instant::now() + listener.handshake_timeout;
+    let stream = match &listener.http {
+        None => Replay::new(Bytes::new(), stream),
+        Some(dir) => match tokio::time::timeout_at(deadline, dir.serve_or_upgrade(stream)).await {
+            Ok(Ok(Some(upgrade))) => upgrade,
+            Ok(Ok(None)) => return debug!(%conn, "HTTP request served"),
+            Ok(Err(error)) => return debug!(%conn, %error, "HTTP request failed"),
+            Err(_) => return debug!(%conn, "HTTP request timed out"),
+        },
+    };
+    let handshake = tokio::time::timeout_at(
+        deadline,
         tokio_tungstenite::accept_hdr_async(stream, choose_mqtt_subprotocol),
     );
     let ws = match handshake.await {

@@ -26,6 +26,7 @@ mod closing;
 mod connection;
 mod events;
 mod flow;
+mod http_files;
 mod input;
 mod listener;
 mod local_client;
@@ -494,6 +495,14 @@ impl ServerBuilder {
                     .map(|n| Arc::new(Semaphore::new(n))),
                 handshake_timeout,
                 queue_cap,
+                http: match &settings.http_dir {
+                    Some(dir) => Some(Arc::new(http_files::HttpDir::new(dir).map_err(|why| {
+                        ServerError::Config(ConfigError::Invalid(format!(
+                            "listener {index}: {why}"
+                        )))
+                    })?)),
+                    None => None,
+                },
             });
         }
 
