@@ -201,6 +201,38 @@ fn a_listener_without_an_address_serves_ipv4_and_ipv6_as_mosquitto() {
     }
 }
 
+#[test]
+fn socket_domain_keeps_a_listener_to_one_ip_version_as_mosquitto() {
+    let test = "socket_domain_keeps_a_listener_to_one_ip_version";
+    if !have("mosquitto_pub", test) {
+        return;
+    }
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("notice: no IPv6 loopback here; skipping {test}");
+        return;
+    }
+    let dir = scratch_dir(test);
+    for (domain, served, refused) in [("ipv4", "127.0.0.1", "::1"), ("ipv6", "::1", "127.0.0.1")] {
+        let port = free_port();
+        let conf = dir.join(format!("{domain}.conf"));
+        std::fs::write(
+            &conf,
+            format!("listener {port}\nsocket_domain {domain}\nallow_anonymous true\n"),
+        )
+        .expect("write conf");
+        let _broker = Guard::spawn(&mut broker_command(&dir, &conf));
+        let deadline = std::time::Instant::now() + LIMIT;
+        while std::net::TcpStream::connect((served, port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "{domain}: not listening");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let published = mosquitto_pub(served, port, &["-t", "t", "-m", domain]);
+        assert!(published.status.success(), "{domain} on {served}: {published:?}");
+        let other = mosquitto_pub(refused, port, &["-t", "t", "-m", domain]);
+        assert!(!other.status.success(), "{domain} on {refused}: {other:?}");
+    }
+}
+
 /// The real, effective, saved and file-system user ids of process `pid`.
 fn uids(pid: u32) -> Vec<u32> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");

@@ -216,6 +216,16 @@ pub enum Protocol {
     Websockets,
 }
 
+/// The one IP version a listener keeps to (mosquitto's `socket_domain`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SocketDomain {
+    /// IPv4 only: `::` binds every IPv4 interface.
+    Ipv4,
+    /// IPv6 only: `::` binds every IPv6 interface and no IPv4 one.
+    Ipv6,
+}
+
 /// One listening socket and the rules for the clients it accepts.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -229,6 +239,8 @@ pub struct ListenerConfig {
     pub bind_interface: Option<String>,
     /// TCP port (default 1883; 0 picks a free port).
     pub port: u16,
+    /// Only IPv4 or only IPv6 (default: what `bind_address` names; `::` is both).
+    pub socket_domain: Option<SocketDomain>,
     /// `mqtt` (default) or `websockets`.
     pub protocol: Protocol,
     /// PEM file of the CA certificates that sign client certificates (enables client
@@ -295,6 +307,7 @@ impl Default for ListenerConfig {
             bind_address: String::from("127.0.0.1"),
             bind_interface: None,
             port: DEFAULT_PORT,
+            socket_domain: None,
             protocol: Protocol::Mqtt,
             cafile: None,
             certfile: None,

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use super::{
     ConfigError, Durability, ListenerConfig, LoadedConfig, LogDest, Protocol, ServerConfig,
-    tls_names,
+    SocketDomain, tls_names,
 };
 
 /// What this reader does with one mosquitto.conf option.
@@ -257,7 +257,7 @@ pub const OPTIONS: &[(&str, Support)] = &[
         "set_tcp_nodelay",
         Ignored("TCP_NODELAY is always set here (low latency)"),
     ),
-    ("socket_domain", Honoured("`ipv4` only; `ipv6` is refused")),
+    ("socket_domain", Honoured("")),
     ("start_type", BRIDGE),
     ("sys_interval", Honoured("")),
     ("threshold", BRIDGE),
@@ -404,6 +404,10 @@ pub fn parse_mosquitto_conf(text: &str) -> Result<LoadedConfig, ConfigError> {
 /// Parses the text of the mosquitto.conf at `path` (named in errors and warnings).
 pub fn parse_mosquitto_conf_file(text: &str, path: &Path) -> Result<LoadedConfig, ConfigError> {
     let mut reader = Reader::default();
+    // mosquitto's defaults where ours differ: 20 messages in flight, no byte bound on a
+    // session's queue (1000 messages bound it, as ours).
+    reader.config.limits.max_inflight_messages = 20;
+    reader.config.limits.max_queued_bytes = 0;
     reader.read(text, &path.display().to_string(), true)?;
     reader.finish()
 }
@@ -525,20 +529,17 @@ impl Reader {
                 self.default_opened = true;
                 self.default_bind_given = true;
             }
-            "socket_domain" => match value {
-                // Ours binds the IPv4 address of a listener without one already.
-                "ipv4" => {}
-                "ipv6" => {
-                    return Err(Problem::Unsupported(String::from(
-                        "IPv6-only listeners are not supported yet",
-                    )));
-                }
-                _ => {
-                    return Err(Problem::Bad(format!(
-                        "expected ipv4 or ipv6, got `{value}`"
-                    )));
-                }
-            },
+            "socket_domain" => {
+                self.listener().socket_domain = Some(match value {
+                    "ipv4" => SocketDomain::Ipv4,
+                    "ipv6" => SocketDomain::Ipv6,
+                    _ => {
+                        return Err(Problem::Bad(format!(
+                            "expected ipv4 or ipv6, got `{value}`"
+                        )));
+                    }
+                })
+            }
             "protocol" => {
                 self.listener().protocol = match value {
                     "mqtt" => Protocol::Mqtt,
@@ -868,13 +869,15 @@ mod tests {
     fn empty_file_keeps_local_only_mode() {
         let loaded = parse_mosquitto_conf("# nothing\n\n").unwrap();
         // mosquitto's defaults: nothing persisted, sessions kept without a cap of ours, packets
-        // bounded by the protocol only.
+        // bounded by the protocol only, 20 in flight, queues bounded by count only.
         let mut expected = ServerConfig {
             persistence: Some(false),
             ..ServerConfig::default()
         };
         expected.limits.max_session_expiry = 0;
         expected.limits.message_size_limit = 0;
+        expected.limits.max_inflight_messages = 20;
+        expected.limits.max_queued_bytes = 0;
         assert_eq!(loaded.config, expected);
         assert!(loaded.warnings.is_empty());
         assert!(loaded.config.effective_listeners()[0].allow_anonymous);

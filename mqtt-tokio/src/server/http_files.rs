@@ -113,7 +113,9 @@ impl HttpDir {
         }
         let file = tokio::fs::File::open(&resolved).await.ok()?;
         let metadata = file.metadata().await.ok()?;
-        metadata.is_file().then_some((file, metadata.len(), resolved))
+        metadata
+            .is_file()
+            .then_some((file, metadata.len(), resolved))
     }
 }
 

@@ -58,7 +58,7 @@ use tracing::{error, info, warn};
 use crate::auth::hooks::{
     FileAuthenticator, FileAuthorizer, ListenerPolicy, ListenerSecurity, SecurityFiles,
 };
-use crate::config::{ConfigError, Protocol, ServerConfig};
+use crate::config::{ConfigError, Protocol, ServerConfig, SocketDomain};
 use broker_task::Outlets;
 use events::EventHub;
 use input::Input;
@@ -456,7 +456,7 @@ impl ServerBuilder {
                     .to_string(),
                 None => settings.bind_address.clone(),
             };
-            let (address, socket) = bind(&host, settings.port).await?;
+            let (address, socket) = bind(&host, settings.port, settings.socket_domain).await?;
             let local = socket
                 .local_addr()
                 .map_err(|e| ServerError::Bind(address.clone(), e))?;
@@ -582,13 +582,48 @@ const EAFNOSUPPORT: i32 = 97;
 /// Binds a listening socket on `host` and `port`; the address it names, and the socket. An
 /// IPv6 literal is bracketed. `::` listens on every interface, IPv6 and IPv4 (a dual-stack
 /// socket, as mosquitto's `listener PORT` opens both); where the host has no IPv6 it falls
-/// back to every IPv4 interface, saying so.
-async fn bind(host: &str, port: u16) -> Result<(String, TcpListener), ServerError> {
+/// back to every IPv4 interface, saying so. A `domain` keeps to one IP version (mosquitto's
+/// `socket_domain`): `::` then means every interface of that version only, and a host name
+/// its first address of that version.
+async fn bind(
+    host: &str,
+    port: u16,
+    domain: Option<SocketDomain>,
+) -> Result<(String, TcpListener), ServerError> {
     let address = if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]:{port}")
     } else {
         format!("{host}:{port}")
     };
+    let bind_error = |e| ServerError::Bind(address.clone(), e);
+    match (host, domain) {
+        (_, None) => {}
+        ("::", Some(SocketDomain::Ipv4)) => {
+            let any = format!("0.0.0.0:{port}");
+            let socket = TcpListener::bind(&any)
+                .await
+                .map_err(|e| ServerError::Bind(any.clone(), e))?;
+            return Ok((any, socket));
+        }
+        ("::", Some(SocketDomain::Ipv6)) => {
+            let socket = bind_ipv6_only(port).map_err(bind_error)?;
+            return Ok((address, socket));
+        }
+        (_, Some(domain)) => {
+            let chosen = tokio::net::lookup_host(&address)
+                .await
+                .map_err(bind_error)?
+                .find(|a| a.is_ipv4() == (domain == SocketDomain::Ipv4))
+                .ok_or_else(|| {
+                    bind_error(std::io::Error::new(
+                        std::io::ErrorKind::AddrNotAvailable,
+                        format!("no {domain:?} address (socket_domain)"),
+                    ))
+                })?;
+            let socket = TcpListener::bind(chosen).await.map_err(bind_error)?;
+            return Ok((chosen.to_string(), socket));
+        }
+    }
     match TcpListener::bind(&address).await {
         Ok(socket) => Ok((address, socket)),
         Err(e)
@@ -607,6 +642,16 @@ async fn bind(host: &str, port: u16) -> Result<(String, TcpListener), ServerErro
         }
         Err(e) => Err(ServerError::Bind(address, e)),
     }
+}
+
+/// A socket listening on every IPv6 interface and no IPv4 one (`IPV6_V6ONLY`).
+fn bind_ipv6_only(port: u16) -> std::io::Result<TcpListener> {
+    let socket = tokio::net::TcpSocket::new_v6()?;
+    nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::Ipv6V6Only, &true)
+        .map_err(std::io::Error::from)?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port)))?;
+    socket.listen(1024)
 }
 
 /// A running server. Dropping it without [`Server::shutdown`] leaves its tasks running.
