@@ -223,11 +223,17 @@ fn socket_domain_keeps_a_listener_to_one_ip_version_as_mosquitto() {
         let _broker = Guard::spawn(&mut broker_command(&dir, &conf));
         let deadline = std::time::Instant::now() + LIMIT;
         while std::net::TcpStream::connect((served, port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "{domain}: not listening");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{domain}: not listening"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         let published = mosquitto_pub(served, port, &["-t", "t", "-m", domain]);
-        assert!(published.status.success(), "{domain} on {served}: {published:?}");
+        assert!(
+            published.status.success(),
+            "{domain} on {served}: {published:?}"
+        );
         let other = mosquitto_pub(refused, port, &["-t", "t", "-m", domain]);
         assert!(!other.status.success(), "{domain} on {refused}: {other:?}");
     }

@@ -372,3 +372,40 @@ fn a_renewed_certificate_serves_new_connections_after_a_reload() {
         "still served after a failed reload"
     );
 }
+
+#[test]
+fn a_capath_directory_of_ca_certificates_verifies_clients() {
+    let Some(dir) = ready("a_capath_directory_of_ca_certificates_verifies_clients") else {
+        return;
+    };
+    // OpenSSL's layout: the CA under its subject hash (`openssl rehash`), beside a file that
+    // holds no certificate.
+    let certs = dir.join("certs");
+    std::fs::create_dir_all(&certs).expect("test setup");
+    std::fs::copy(dir.join("ca.pem"), certs.join("test-ca.pem")).expect("test setup");
+    std::fs::write(certs.join("README"), "CA certificates for the broker\n").expect("test setup");
+    let rehash = run(Command::new("openssl").arg("rehash").arg(&certs));
+    assert!(rehash.status.success(), "{rehash:?}");
+    let path = |name: &str| dir.join(name).display().to_string();
+    let file = |name: &str| format!("{:?}", path(name));
+    let toml = format!(
+        "[[listener]]\nport = 0\ncapath = {capath}\ncertfile = {cert}\nkeyfile = {key}\n\
+         require_certificate = true\nuse_identity_as_username = true\n",
+        capath = file("certs"),
+        cert = file("server.pem"),
+        key = file("server.key"),
+    );
+    let server = TestServer::start(parse_toml(&toml).expect("test setup"));
+    let (ca, cert, key) = (path("ca.pem"), path("client.pem"), path("client.key"));
+    let tls = ["-h", "localhost", "--cafile", &ca, "-t", "t", "-m", "m"];
+    let with_cert = publish(
+        server.port(0),
+        &[&tls[..], &["--cert", &cert, "--key", &key]].concat(),
+    );
+    assert!(with_cert.status.success(), "{with_cert:?}");
+    let without = publish(server.port(0), &tls);
+    assert!(
+        !without.status.success(),
+        "a client without a certificate got in"
+    );
+}

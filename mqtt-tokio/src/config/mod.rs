@@ -246,6 +246,9 @@ pub struct ListenerConfig {
     /// PEM file of the CA certificates that sign client certificates (enables client
     /// certificate verification when `require_certificate` is set).
     pub cafile: Option<PathBuf>,
+    /// A directory of such CA certificates (mosquitto's `capath`): every file in it that holds
+    /// PEM certificates, beside `cafile`'s.
+    pub capath: Option<PathBuf>,
     /// PEM certificate chain of the server; with `keyfile`, turns the listener into TLS.
     pub certfile: Option<PathBuf>,
     /// PEM private key of the server.
@@ -310,6 +313,7 @@ impl Default for ListenerConfig {
             socket_domain: None,
             protocol: Protocol::Mqtt,
             cafile: None,
+            capath: None,
             certfile: None,
             keyfile: None,
             require_certificate: false,
@@ -367,9 +371,10 @@ impl ListenerConfig {
         if self.certfile.is_some() != self.keyfile.is_some() {
             return Err(invalid("certfile and keyfile must be given together"));
         }
-        if self.require_certificate && (self.cafile.is_none() || !self.is_tls()) {
+        let has_ca = self.cafile.is_some() || self.capath.is_some();
+        if self.require_certificate && (!has_ca || !self.is_tls()) {
             return Err(invalid(
-                "require_certificate needs cafile, certfile and keyfile",
+                "require_certificate needs cafile or capath, certfile and keyfile",
             ));
         }
         if (self.use_identity_as_username || self.use_subject_as_username)
@@ -404,8 +409,8 @@ impl ListenerConfig {
                 "tls_version, ciphers, ciphers_tls13 and crlfile need certfile and keyfile",
             ));
         }
-        if self.crlfile.is_some() && self.cafile.is_none() {
-            return Err(invalid("crlfile needs cafile"));
+        if self.crlfile.is_some() && !has_ca {
+            return Err(invalid("crlfile needs cafile or capath"));
         }
         if let Some(version) = &self.tls_version {
             tls_names::allows_tls12(version).map_err(|why| invalid(&why))?;

@@ -92,7 +92,9 @@ pub const OPTIONS: &[(&str, Support)] = &[
     ("cafile", Honoured("")),
     (
         "capath",
-        Refused("a directory of CA certificates is not supported yet; use cafile"),
+        Honoured(
+            "every file of the directory that holds PEM certificates (OpenSSL's hashed names, `.pem`, `.crt`)",
+        ),
     ),
     ("certfile", Honoured("")),
     ("check_retain_source", Honoured("")),
@@ -569,6 +571,7 @@ impl Reader {
             "acl_file" => self.config.acl_file = Some(path(value)?),
             "check_retain_source" => self.config.check_retain_source = boolean(value)?,
             "cafile" => self.listener().cafile = Some(path(value)?),
+            "capath" => self.listener().capath = Some(path(value)?),
             "certfile" => self.listener().certfile = Some(path(value)?),
             "keyfile" => self.listener().keyfile = Some(path(value)?),
             "tls_keyform" => {

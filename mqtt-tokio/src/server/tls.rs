@@ -93,14 +93,8 @@ fn acceptor(listener: &ListenerConfig) -> Result<Option<TlsAcceptor>, String> {
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions)
         .map_err(|e| e.to_string())?;
-    let builder = match &listener.cafile {
-        Some(cafile) => {
-            let mut roots = RootCertStore::empty();
-            for cert in read_certs(cafile)? {
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("cafile {}: {e}", cafile.display()))?;
-            }
+    let builder = match client_roots(listener)? {
+        Some(roots) => {
             let mut verifier =
                 WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
             if let Some(crlfile) = &listener.crlfile {
@@ -147,6 +141,50 @@ fn provider(listener: &ListenerConfig) -> Result<CryptoProvider, String> {
             .is_none_or(|suites| suites.contains(&supported.suite()))
     });
     Ok(provider)
+}
+
+/// The CA certificates client certificates are checked against: `cafile`'s and those of the
+/// files in `capath` (every file holding PEM certificates: OpenSSL's hashed names, `.pem`,
+/// `.crt`; other files are passed over). `None` when neither is set.
+fn client_roots(listener: &ListenerConfig) -> Result<Option<RootCertStore>, String> {
+    if listener.cafile.is_none() && listener.capath.is_none() {
+        return Ok(None);
+    }
+    let mut roots = RootCertStore::empty();
+    let mut add = |path: &Path, certs: Vec<CertificateDer<'static>>| {
+        certs.into_iter().try_for_each(|cert| {
+            roots
+                .add(cert)
+                .map_err(|e| format!("{}: {e}", path.display()))
+        })
+    };
+    if let Some(cafile) = &listener.cafile {
+        add(
+            cafile,
+            read_certs(cafile).map_err(|e| format!("cafile {e}"))?,
+        )?;
+    }
+    if let Some(capath) = &listener.capath {
+        let entries =
+            std::fs::read_dir(capath).map_err(|e| format!("capath {}: {e}", capath.display()))?;
+        let mut found = false;
+        for entry in entries {
+            let path = entry
+                .map_err(|e| format!("capath {}: {e}", capath.display()))?
+                .path();
+            if !path.is_file() {
+                continue;
+            }
+            if let Ok(certs) = read_certs(&path) {
+                found = true;
+                add(&path, certs)?;
+            }
+        }
+        if !found {
+            return Err(format!("capath {}: no certificate found", capath.display()));
+        }
+    }
+    Ok(Some(roots))
 }
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
