@@ -16,7 +16,7 @@ use mqtt_tokio::config::{LoadedConfig, LogDest, Logging, ServerConfig, load_file
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt as _};
-use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::layer::{Layer as _, SubscriberExt as _};
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// jemalloc (feature `jemalloc`, on by default): unlike glibc's malloc, it returns the memory
@@ -344,7 +344,11 @@ fn start_logging(log: &Logging, verbose: bool) -> Result<Logs, String> {
         (Some(level), false) => level.as_str(),
         (None, false) => "info",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    if !log.connection_messages {
+        let quiet = format!("{}=warn", mqtt_tokio::config::CONNECTIONS_LOG_TARGET);
+        filter = filter.add_directive(quiet.parse().map_err(|e| format!("{e}"))?);
+    }
     let mut to_terminal = log.dest.is_empty();
     let mut writer: Option<BoxMakeWriter> = None;
     let mut files = Vec::new();
@@ -389,13 +393,23 @@ fn start_logging(log: &Logging, verbose: bool) -> Result<Logs, String> {
         Some((layer, published)) => (Some(layer), Some(published)),
         None => (None, None),
     };
+    let lines = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(to_terminal && std::io::stderr().is_terminal());
+    // mosquitto's `log_timestamp false` and `log_timestamp_format` (validated with the
+    // configuration).
+    let lines = match (log.timestamp, &log.timestamp_format) {
+        (false, _) => lines.without_time().boxed(),
+        (true, Some(format)) => lines
+            .with_timer(tracing_subscriber::fmt::time::ChronoLocal::new(
+                format.clone(),
+            ))
+            .boxed(),
+        (true, None) => lines.boxed(),
+    };
     tracing_subscriber::registry()
+        .with(lines)
         .with(filter)
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(writer)
-                .with_ansi(to_terminal && std::io::stderr().is_terminal()),
-        )
         .with(topic_layer)
         .with(syslog)
         .init();

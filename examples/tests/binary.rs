@@ -508,3 +508,53 @@ fn log_dest_syslog_reaches_the_syslog_daemon_with_mosquittos_facility() {
     let (_, _, stderr) = broker.finish(Duration::ZERO);
     assert!(stderr.is_empty(), "{stderr}");
 }
+
+#[test]
+fn log_timestamps_and_connection_messages_follow_the_configuration() {
+    let test = "log_timestamps_and_connection_messages_follow_the_configuration";
+    if !have("mosquitto_pub", test) {
+        return;
+    }
+    let dir = scratch_dir(test);
+    for (options, time_stamp, connections) in [
+        ("log_timestamp_format %Y/%m/%d-%H:%M:%S\n", Some('/'), true),
+        (
+            "log_timestamp false\nconnection_messages false\n",
+            None,
+            false,
+        ),
+    ] {
+        let port = free_port();
+        let log = dir.join(format!("{port}.log"));
+        let conf = dir.join(format!("{port}.conf"));
+        std::fs::write(
+            &conf,
+            format!(
+                "{options}log_dest file {}\nlistener {port} 127.0.0.1\nallow_anonymous true\n",
+                log.display()
+            ),
+        )
+        .expect("write conf");
+        let broker = serve(&dir, &conf, port);
+        let published = mosquitto_pub("127.0.0.1", port, &["-t", "t", "-m", "m"]);
+        assert!(published.status.success(), "{published:?}");
+        std::thread::sleep(Duration::from_millis(200));
+        drop(broker);
+        let logged = std::fs::read_to_string(&log).expect("log file");
+        let first = logged.lines().next().expect("a line");
+        match time_stamp {
+            // `2026/12/07-11:59:00  INFO ...`: the date as the format says.
+            Some(separator) => assert_eq!(first.chars().nth(4), Some(separator), "{logged}"),
+            None => assert!(first.trim_start().starts_with("INFO"), "{logged}"),
+        }
+        assert_eq!(logged.contains("client connected"), connections, "{logged}");
+        assert!(logged.contains("listening on"), "{logged}");
+    }
+    let bad = dir.join("bad.conf");
+    std::fs::write(&bad, "log_timestamp_format %Q\n").expect("write conf");
+    let refused = refusal(&dir, &bad);
+    assert!(
+        refused.contains("bad.conf:1: log_timestamp_format"),
+        "{refused}"
+    );
+}

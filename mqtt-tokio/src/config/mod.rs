@@ -84,7 +84,7 @@ pub struct ServerConfig {
 
 /// Where and what the `mqtt-broker` binary logs (`[log]` table; mosquitto's `log_dest` and
 /// `log_type`).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Logging {
@@ -95,6 +95,51 @@ pub struct Logging {
     pub level: Option<String>,
     /// The syslog facility `local0` to `local7` (0 to 7) for `syslog`; default `daemon`.
     pub facility: Option<u8>,
+    /// Whether clients connecting, disconnecting and being refused are logged (default true;
+    /// mosquitto's `connection_messages`). They are logged under the target
+    /// `mqtt_tokio::connections`, which `RUST_LOG` can also filter.
+    pub connection_messages: bool,
+    /// Whether log lines start with a time stamp (default true; mosquitto's `log_timestamp`).
+    pub timestamp: bool,
+    /// strftime format of the time stamp, in local time (mosquitto's `log_timestamp_format`,
+    /// e.g. `%Y-%m-%dT%H:%M:%S`); default RFC 3339 in UTC.
+    pub timestamp_format: Option<String>,
+}
+
+impl Default for Logging {
+    fn default() -> Self {
+        Logging {
+            dest: Vec::new(),
+            level: None,
+            facility: None,
+            connection_messages: true,
+            timestamp: true,
+            timestamp_format: None,
+        }
+    }
+}
+
+/// The log target of clients connecting, disconnecting and being refused, which
+/// [`Logging::connection_messages`] (mosquitto's `connection_messages`) switches off.
+pub const CONNECTIONS_LOG_TARGET: &str = "mqtt_tokio::connections";
+
+/// The conversions of a strftime format this broker can print (chrono's; no `%E` / `%O`
+/// modifiers).
+const STRFTIME_CONVERSIONS: &str = "aAbBcCdDeFgGhHIjklmMnprRsStTuUVwWxXyYzZ%";
+
+/// Whether `format` is a strftime format whose every conversion can be printed.
+pub(crate) fn strftime_ok(format: &str) -> Result<(), String> {
+    let mut chars = format.chars();
+    while let Some(c) = chars.next() {
+        if c == '%' {
+            match chars.next() {
+                Some(conversion) if STRFTIME_CONVERSIONS.contains(conversion) => {}
+                Some(other) => return Err(format!("unsupported conversion `%{other}`")),
+                None => return Err(String::from("a lone `%` at the end")),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One log destination.
@@ -193,6 +238,11 @@ impl ServerConfig {
             return Err(ConfigError::Invalid(
                 "log.facility must be 0 to 7 (local0 to local7)".into(),
             ));
+        }
+        if let Some(format) = &self.log.timestamp_format {
+            strftime_ok(format).map_err(|why| {
+                ConfigError::Invalid(format!("log.timestamp_format `{format}`: {why}"))
+            })?;
         }
         if let Some(level) = &self.log.level
             && !["off", "error", "warn", "info", "debug", "trace"].contains(&level.as_str())

@@ -114,7 +114,7 @@ pub const OPTIONS: &[(&str, Support)] = &[
     ("connection", BRIDGE),
     (
         "connection_messages",
-        Ignored("connections are logged at info level; RUST_LOG filters them"),
+        Honoured("logged under the target `mqtt_tokio::connections`"),
     ),
     (
         "crlfile",
@@ -156,11 +156,13 @@ pub const OPTIONS: &[(&str, Support)] = &[
     ("log_facility", Honoured("`0` to `7`: local0 to local7")),
     (
         "log_timestamp",
-        Ignored("log lines always carry an RFC 3339 time stamp"),
+        Honoured(
+            "the time stamp is RFC 3339 in UTC unless `log_timestamp_format` is given (mosquitto: seconds since 1970)",
+        ),
     ),
     (
         "log_timestamp_format",
-        Ignored("log lines always carry an RFC 3339 time stamp"),
+        Honoured("strftime conversions except the `%E`/`%O` modifiers, in local time"),
     ),
     (
         "log_type",
@@ -707,6 +709,12 @@ impl Reader {
                 };
                 self.config.log.dest.push(dest);
             }
+            "connection_messages" => self.config.log.connection_messages = boolean(value)?,
+            "log_timestamp" => self.config.log.timestamp = boolean(value)?,
+            "log_timestamp_format" => {
+                super::strftime_ok(value).map_err(Problem::Bad)?;
+                self.config.log.timestamp_format = Some(value.to_owned());
+            }
             "log_facility" => {
                 let facility: u8 = number(value)?;
                 if facility > 7 {
@@ -1142,11 +1150,12 @@ mod strictness {
     #[test]
     fn ignored_options_warn_with_their_line_and_reason() {
         let loaded =
-            parse_mosquitto_conf("listener 1883\nlog_timestamp false\nset_tcp_nodelay true\n")
+            parse_mosquitto_conf("listener 1883\nwebsockets_log_level 255\nset_tcp_nodelay true\n")
                 .unwrap();
         assert_eq!(loaded.warnings.len(), 2);
         assert!(
-            loaded.warnings[0].starts_with("mosquitto.conf:2: option `log_timestamp` ignored: ")
+            loaded.warnings[0]
+                .starts_with("mosquitto.conf:2: option `websockets_log_level` ignored: ")
         );
         assert!(loaded.warnings[1].contains("TCP_NODELAY"));
     }

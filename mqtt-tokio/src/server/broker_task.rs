@@ -22,6 +22,7 @@ use super::events::EventHub;
 use super::input::{Input, Sink};
 use super::reactor::Reactors;
 use super::storage::Storage;
+use crate::config::CONNECTIONS_LOG_TARGET;
 
 /// Where the broker task sends what the application asked to see: deferred authentication
 /// requests and events.
@@ -327,16 +328,18 @@ impl BrokerTask {
             } => {
                 let peer = info.peer;
                 let username = username.as_deref();
-                info!(%conn, ?peer, %client_id, ?username, ?protocol, keep_alive, session_present, "client connected");
+                info!(target: CONNECTIONS_LOG_TARGET, %conn, ?peer, %client_id, ?username, ?protocol, keep_alive, session_present, "client connected");
             }
             Event::ClientDisconnected {
                 conn,
                 client_id,
                 reason,
-            } => info!(%conn, %client_id, ?reason, "client disconnected"),
+            } => {
+                info!(target: CONNECTIONS_LOG_TARGET, %conn, %client_id, ?reason, "client disconnected")
+            }
             Event::ConnectRefused { conn, reason } => {
                 let peer = self.broker.connection_info(*conn).and_then(|c| c.peer);
-                info!(%conn, ?peer, ?reason, "connection refused")
+                info!(target: CONNECTIONS_LOG_TARGET, %conn, ?peer, ?reason, "connection refused")
             }
             Event::ProtocolError {
                 conn,
