@@ -104,6 +104,32 @@ pub enum DropReason {
     TooLarge,
 }
 
+impl DropReason {
+    /// Every reason, in [`DropReason::index`] order.
+    pub const ALL: [DropReason; 4] = [
+        DropReason::QueueFull,
+        DropReason::OutboxFull,
+        DropReason::Expired,
+        DropReason::TooLarge,
+    ];
+
+    /// Its place in [`DropReason::ALL`] (and in [`Stats::dropped_by_reason`](crate::Stats)).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// A short lower-case name, for metric labels: `queue_full`, `outbox_full`, `expired`,
+    /// `too_large`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::QueueFull => "queue_full",
+            DropReason::OutboxFull => "outbox_full",
+            DropReason::Expired => "expired",
+            DropReason::TooLarge => "too_large",
+        }
+    }
+}
+
 /// Events for metrics and persistence, delivered as [`Output::Event`].
 ///
 /// ```

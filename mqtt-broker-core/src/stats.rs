@@ -2,6 +2,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::output::DropReason;
+
 /// Counters kept by the broker; read them with [`Broker::stats`](crate::Broker::stats).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -75,9 +77,32 @@ pub struct Stats {
     pub publish_bytes_received: u64,
     /// Payload bytes of the PUBLISH packets sent.
     pub publish_bytes_sent: u64,
+    /// PUBLISH packets received from clients, by QoS (index 0, 1, 2).
+    pub messages_received_by_qos: [u64; 3],
+    /// PUBLISH packets sent to clients, by QoS (index 0, 1, 2).
+    pub messages_sent_by_qos: [u64; 3],
+    /// Messages dropped, by [`DropReason::index`]; read with [`Stats::dropped`].
+    pub dropped_by_reason: [u64; 4],
+    /// Connected clients by protocol version: 3.1, 3.1.1, 5.0.
+    pub clients_by_protocol: [u64; 3],
+    /// CONNECTs refused for their credentials: bad user name or password, not authorized, or
+    /// an authentication method the broker does not offer.
+    pub auth_failures: u64,
 }
 
 impl Stats {
+    /// Messages dropped for `reason`.
+    ///
+    /// ```
+    /// use mqtt_broker_core::{DropReason, Stats};
+    ///
+    /// let stats = Stats::default();
+    /// assert_eq!(stats.dropped(DropReason::QueueFull), 0);
+    /// ```
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.dropped_by_reason[reason.index()]
+    }
+
     /// The `$SYS/broker/...` topics and values, in a fixed order, with mosquitto's names and
     /// meanings: `messages/*` count packets of every kind, `publish/messages/*` PUBLISH packets,
     /// `messages/stored` and `store/messages/*` what waits in session queues.

@@ -391,6 +391,11 @@ fn mqtt5_3_1_4_2_failed_authentication_is_refused_and_closed() {
         assert!(!ack.session_present, "[MQTT311-3.2.2-4] [MQTT5-3.2.2-6]");
         assert!(h.is_closed(c), "[MQTT311-3.2.2-5] [MQTT5-3.2.2-7]");
         assert_eq!(h.raw(c)[0][0].as_ref()[3], raw);
+        assert_eq!(
+            h.broker.stats().auth_failures,
+            1,
+            "counted as an auth failure"
+        );
     }
 }
 

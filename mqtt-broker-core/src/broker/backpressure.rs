@@ -237,6 +237,7 @@ impl Broker {
     /// Counts one message dropped for `session`; the first of an episode is reported.
     pub(crate) fn count_drop(&mut self, session: SessionId, reason: DropReason) {
         self.stats.messages_dropped += 1;
+        self.stats.dropped_by_reason[reason.index()] += 1;
         if let Some(dropped) = self.backpressure.dropping.get_mut(&session) {
             *dropped += 1;
             return;

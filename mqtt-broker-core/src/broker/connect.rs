@@ -22,6 +22,15 @@ use crate::output::{Event, Output};
 use crate::timer::TimerKey;
 use crate::will::{self, Will};
 
+/// Where a protocol version counts in [`Stats::clients_by_protocol`](crate::Stats).
+pub(crate) fn protocol_index(version: ProtocolVersion) -> usize {
+    match version {
+        ProtocolVersion::V3_1 => 0,
+        ProtocolVersion::V3_1_1 => 1,
+        ProtocolVersion::V5 => 2,
+    }
+}
+
 /// Longest client identifier 3.1 allows.
 const V3_1_MAX_CLIENT_ID: usize = 23;
 
@@ -140,6 +149,14 @@ impl Broker {
             ReasonCode::UnspecifiedError
         };
         self.stats.connections_refused += 1;
+        if matches!(
+            reason,
+            ReasonCode::BadUserNameOrPassword
+                | ReasonCode::NotAuthorized
+                | ReasonCode::BadAuthenticationMethod
+        ) {
+            self.stats.auth_failures += 1;
+        }
         self.event(Event::ConnectRefused { conn, reason });
         let connack = ConnAck {
             session_present: false,
@@ -313,6 +330,7 @@ impl Broker {
         };
         self.send_packet(conn, &Packet::ConnAck(connack), now);
         self.stats.clients_connected += 1;
+        self.stats.clients_by_protocol[protocol_index(version)] += 1;
         self.stats.connects_accepted += 1;
         self.stats.clients_maximum = self.stats.clients_maximum.max(self.stats.clients_connected);
         if let (Some(s), Some(c)) = (self.sessions.get(&session), self.conns.get(&conn)) {

@@ -388,6 +388,12 @@ impl Broker {
             c.outbound_aliases.bind(topic, alias);
         }
         self.stats.messages_sent += 1;
+        let sent_qos = if packet_id.is_some() {
+            delivery.qos
+        } else {
+            QoS::AtMostOnce
+        };
+        self.stats.messages_sent_by_qos[sent_qos as usize] += 1;
         let payload = publish.into_payload();
         self.stats.publish_bytes_sent += payload.len() as u64;
         self.out.transmit_publish(conn, c, header, payload, now);
@@ -442,6 +448,7 @@ impl Broker {
             return SendOutcome::NoConnection;
         };
         self.stats.messages_sent += 1;
+        self.stats.messages_sent_by_qos[QoS::AtMostOnce as usize] += 1;
         self.stats.publish_bytes_sent += message.payload.len() as u64;
         self.out
             .transmit_publish(conn, c, header, message.payload.clone(), now);

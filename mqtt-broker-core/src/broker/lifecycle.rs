@@ -8,6 +8,7 @@ use mqtt_topic::TopicName;
 use mqtt_wire::{Disconnect, ReasonCode};
 
 use crate::broker::Broker;
+use crate::broker::connect::protocol_index;
 use crate::conn::Phase;
 use crate::error::ProtocolViolation;
 use crate::ids::ConnectionId;
@@ -50,6 +51,16 @@ impl Broker {
         Ok(())
     }
 
+    /// Counts a connected client gone from `conn` (its session now offline).
+    fn client_left(&mut self, conn: ConnectionId) {
+        self.stats.clients_connected = self.stats.clients_connected.saturating_sub(1);
+        self.stats.clients_disconnected += 1;
+        if let Some(c) = self.conns.get(&conn) {
+            let count = &mut self.stats.clients_by_protocol[protocol_index(c.version)];
+            *count = count.saturating_sub(1);
+        }
+    }
+
     /// Detaches `conn` from everything: its timers, and its session if it had one.
     pub(crate) fn end_connection(&mut self, conn: ConnectionId, reason: ReasonCode, now: Instant) {
         self.arm_conn_timer(conn, None);
@@ -87,8 +98,7 @@ impl Broker {
         let client_id = s.client_id.clone();
         let expiry = s.expiry_interval;
         let will_delay = s.will.as_ref().map(|w| w.delay_interval);
-        self.stats.clients_connected = self.stats.clients_connected.saturating_sub(1);
-        self.stats.clients_disconnected += 1;
+        self.client_left(conn);
         self.event(Event::ClientDisconnected {
             conn,
             client_id,
@@ -138,8 +148,7 @@ impl Broker {
         if !fire {
             s.will = None;
         }
-        self.stats.clients_connected = self.stats.clients_connected.saturating_sub(1);
-        self.stats.clients_disconnected += 1;
+        self.client_left(conn);
         self.event(Event::ClientDisconnected {
             conn,
             client_id,

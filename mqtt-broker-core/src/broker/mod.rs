@@ -165,6 +165,21 @@ impl Broker {
             self.conns.values().map(|c| c.outbox as u64).sum::<u64>(),
             "outbox count drifted"
         );
+        debug_assert_eq!(
+            (
+                stats.clients_by_protocol.iter().sum::<u64>(),
+                stats.messages_received_by_qos.iter().sum::<u64>(),
+                stats.messages_sent_by_qos.iter().sum::<u64>(),
+                stats.dropped_by_reason.iter().sum::<u64>(),
+            ),
+            (
+                stats.clients_connected,
+                stats.messages_received,
+                stats.messages_sent,
+                stats.messages_dropped
+            ),
+            "a breakdown drifted from its total"
+        );
         stats.memory_used = self.memory.used(self.out.unflushed()) as u64;
         (stats.bytes_sent, stats.packets_sent) = self.out.sent();
         stats.retained_messages = self.retained.len() as u64;

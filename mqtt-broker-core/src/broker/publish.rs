@@ -146,6 +146,7 @@ impl Broker {
             }
         }
         self.stats.messages_received += 1;
+        self.stats.messages_received_by_qos[qos.qos() as usize] += 1;
         self.stats.publish_bytes_received += publish.payload().len() as u64;
         let client = ClientRef {
             client_id: &s.client_id,
