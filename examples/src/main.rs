@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use clap::{Parser, Subcommand};
 use mqtt_tokio::Server;
-use mqtt_tokio::config::{LoadedConfig, LogDest, Logging, ServerConfig, load_file};
+use mqtt_tokio::config::{
+    ListenerConfig, LoadedConfig, LogDest, Logging, Protocol, ServerConfig, load_file,
+};
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt as _};
@@ -71,6 +73,15 @@ struct Cli {
     /// input and output go to /dev/null, so log to a file (`log_dest file`).
     #[arg(short = 'd', long = "daemon")]
     daemon: bool,
+    /// Without a configuration file: where the metrics listener (`/metrics`, `/healthz`,
+    /// `/readyz`) listens, a loopback `ADDRESS:PORT`, or `off`. With a file, its listeners
+    /// decide (`protocol http`).
+    #[arg(
+        long = "http",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDRESS:PORT|off"
+    )]
+    http: String,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -88,9 +99,9 @@ fn main() {
         None => serve(
             cli.config,
             &cli.ports,
+            &cli.http,
             cli.verbose,
-            cli.start_fresh,
-            cli.daemon,
+            (cli.start_fresh, cli.daemon),
         ),
     };
     if let Err(message) = result {
@@ -102,10 +113,15 @@ fn main() {
 fn serve(
     config: Option<PathBuf>,
     ports: &[u16],
+    http: &str,
     verbose: bool,
-    start_fresh: bool,
-    daemon: bool,
+    (start_fresh, daemon): (bool, bool),
 ) -> Result<(), String> {
+    // Checked before anything starts: a bad address is a usage error.
+    let http = match (&config, http) {
+        (Some(_), _) | (None, "off") => None,
+        (None, address) => Some(local_http(address)?),
+    };
     let loaded = match &config {
         Some(path) => load_file(path).map_err(|e| e.to_string())?,
         None => LoadedConfig::from(ServerConfig::default()),
@@ -124,6 +140,12 @@ fn serve(
     if config.listeners.is_empty() {
         for &port in ports {
             config.add_local_listener(port);
+        }
+        if let Some(http) = http {
+            if config.listeners.is_empty() {
+                config.listeners = config.effective_listeners();
+            }
+            config.listeners.push(http);
         }
     } else if !ports.is_empty() {
         // As mosquitto: `-p` only replaces the local-only listener.
@@ -175,6 +197,25 @@ fn serve(
         }
         served
     })
+}
+
+/// The metrics listener of a start without a configuration file: a loopback address (it admits
+/// anyone, as the local-only MQTT listener does).
+fn local_http(address: &str) -> Result<ListenerConfig, String> {
+    let address: std::net::SocketAddr = address
+        .parse()
+        .map_err(|_| format!("--http {address}: expected ADDRESS:PORT or off"))?;
+    if !address.ip().is_loopback() {
+        return Err(format!(
+            "--http {address}: only a loopback address (a configuration file can open others, with logins)"
+        ));
+    }
+    let mut listener = ListenerConfig::default();
+    listener.bind_address = address.ip().to_string();
+    listener.port = address.port();
+    listener.protocol = Protocol::Http;
+    listener.allow_anonymous = true;
+    Ok(listener)
 }
 
 /// A log file, reopened on SIGHUP so that logrotate's renamed file is let go, as mosquitto does.

@@ -558,3 +558,46 @@ fn log_timestamps_and_connection_messages_follow_the_configuration() {
         "{refused}"
     );
 }
+
+#[test]
+fn without_a_configuration_file_metrics_are_served_on_a_loopback_http_listener() {
+    let test = "without_a_configuration_file_metrics_are_served";
+    if !have("curl", test) || !have("mosquitto_pub", test) {
+        return;
+    }
+    let dir = scratch_dir(test);
+    let (port, http) = (free_port(), free_port());
+    let _broker = Guard::spawn(
+        Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
+            .current_dir(&dir)
+            .args([
+                "-p",
+                &port.to_string(),
+                "--http",
+                &format!("127.0.0.1:{http}"),
+            ]),
+    );
+    wait_for_port(port, LIMIT);
+    wait_for_port(http, LIMIT);
+    let published = mosquitto_pub("127.0.0.1", port, &["-t", "t", "-m", "m"]);
+    assert!(published.status.success(), "{published:?}");
+    let metrics = run(
+        Command::new("curl").args(["-s", "-f", &format!("http://127.0.0.1:{http}/metrics")]),
+        LIMIT,
+    );
+    let text = String::from_utf8_lossy(&metrics.stdout);
+    assert!(metrics.status.success(), "{metrics:?}");
+    assert!(
+        text.contains("mqtt_messages_received_total{qos=\"0\"} 1"),
+        "{text}"
+    );
+    // Only a loopback address without a file (which could ask for logins).
+    let output = run(
+        Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
+            .current_dir(&dir)
+            .args(["-p", &free_port().to_string(), "--http", "0.0.0.0:9"]),
+        LIMIT,
+    );
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("only a loopback address"));
+}

@@ -272,7 +272,7 @@ fn broker(dir: &Path, port: u16) -> Guard {
 fn broker_with(dir: &Path, port: u16, args: &[&str]) -> Guard {
     let guard = Guard::spawn(
         Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
-            .args(["-p", &port.to_string()])
+            .args(["-p", &port.to_string(), "--http", "off"])
             .args(args)
             .env("RUST_LOG", "warn")
             .current_dir(dir),
@@ -589,7 +589,7 @@ fn store_with_retained(dir: &Path) {
 fn assert_refused(dir: &Path, damage: &str) {
     let output = run(
         Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
-            .args(["-p", &free_port().to_string()])
+            .args(["-p", &free_port().to_string(), "--http", "off"])
             .env("RUST_LOG", "warn")
             .current_dir(dir),
         Duration::from_secs(20),
@@ -676,7 +676,7 @@ fn a_store_from_a_newer_format_is_refused() {
     for args in [&[][..], &["--start-fresh"][..]] {
         let output = run(
             Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
-                .args(["-p", &free_port().to_string()])
+                .args(["-p", &free_port().to_string(), "--http", "off"])
                 .args(args)
                 .env("RUST_LOG", "warn")
                 .current_dir(&dir),

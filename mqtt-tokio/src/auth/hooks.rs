@@ -105,6 +105,12 @@ impl SecurityFiles {
         problems
     }
 
+    /// Whether `user` and `password` match the password file; never without one.
+    pub(crate) fn check_password(&self, user: &str, password: &[u8]) -> bool {
+        self.passwords()
+            .is_some_and(|passwords| passwords.verify(user, password))
+    }
+
     fn passwords(&self) -> Option<Arc<PasswordFile>> {
         self.passwords.read().ok().and_then(|slot| slot.clone())
     }

@@ -264,6 +264,11 @@ pub enum Protocol {
     Mqtt,
     /// MQTT in binary WebSocket messages, subprotocol `mqtt` (or `wss` with TLS).
     Websockets,
+    /// Not MQTT: HTTP for Prometheus (`GET /metrics`) and orchestrators' probes
+    /// (`GET /healthz`, `GET /readyz`); HTTPS with TLS. `/metrics` asks for a user of the
+    /// password file unless the listener binds a loopback address and admits anonymous
+    /// clients.
+    Http,
 }
 
 /// The one IP version a listener keeps to (mosquitto's `socket_domain`).

@@ -235,7 +235,12 @@ pub const OPTIONS: &[(&str, Support)] = &[
     ("plugin", PLUGIN),
     ("plugin_opt_", PLUGIN),
     ("port", Honoured("")),
-    ("protocol", Honoured("")),
+    (
+        "protocol",
+        Honoured(
+            "`mqtt`, `websockets`, and ours: `http` (Prometheus `/metrics`, `/healthz`, `/readyz`)",
+        ),
+    ),
     (
         "psk_file",
         Refused("TLS-PSK is not supported; use certificates"),
@@ -548,6 +553,8 @@ impl Reader {
                 self.listener().protocol = match value {
                     "mqtt" => Protocol::Mqtt,
                     "websockets" => Protocol::Websockets,
+                    // Ours: metrics and probes.
+                    "http" => Protocol::Http,
                     _ => return Err(Problem::Bad(format!("unsupported protocol `{value}`"))),
                 }
             }

@@ -26,18 +26,20 @@ use super::reactor::{Accepted, Reactors};
 use super::tls::Tls;
 use super::transport::{ByteStream, WebSocket};
 use super::write_queue::WriteQueue;
-use crate::config::Protocol;
 
 /// Everything a listener's accept loop needs.
 pub(crate) struct Listener {
     pub(crate) id: ListenerId,
     /// The listening socket, watched by the runtime.
     pub(crate) socket: AsyncFd<mio::net::TcpListener>,
-    pub(crate) protocol: Protocol,
+    /// MQTT in WebSocket messages rather than straight on the byte stream.
+    pub(crate) websocket: bool,
     pub(crate) tls: Option<Arc<Tls>>,
     pub(crate) limit: Option<Arc<Semaphore>>,
     pub(crate) handshake_timeout: Duration,
     pub(crate) queue_cap: usize,
+    /// Counts the connections this listener accepts (metrics).
+    pub(crate) accepted: prometheus_client::metrics::counter::Counter,
     /// The files served to plain HTTP requests on a WebSocket listener (`http_dir`).
     pub(crate) http: Option<Arc<HttpDir>>,
 }
@@ -73,11 +75,12 @@ pub(crate) async fn accept_loop(
             },
             None => None,
         };
+        listener.accepted.inc();
         let _ = stream.set_nodelay(true);
         let conn = ConnectionId(ids.fetch_add(1, Ordering::Relaxed));
         let mut info = Box::new(ConnectionInfo::new(Some(peer)));
         info.listener = listener.id;
-        if listener.tls.is_none() && listener.protocol == Protocol::Mqtt {
+        if listener.tls.is_none() && !listener.websocket {
             reactors.open(Accepted {
                 conn,
                 info,
@@ -149,9 +152,10 @@ async fn after_tls<S>(listener: &Listener, start: Start, stream: S)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    match listener.protocol {
-        Protocol::Mqtt => spawn(Connection::new(start, ByteStream::new(stream))),
-        Protocol::Websockets => websocket(listener, start, stream).await,
+    if listener.websocket {
+        websocket(listener, start, stream).await;
+    } else {
+        spawn(Connection::new(start, ByteStream::new(stream)));
     }
 }
 

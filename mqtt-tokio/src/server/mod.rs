@@ -30,12 +30,14 @@ mod http_files;
 mod input;
 mod listener;
 mod local_client;
+mod metrics;
 mod outbox;
 mod reactor;
 mod read_gate;
 mod storage;
 mod tls;
 mod transport;
+mod web;
 mod write_queue;
 
 use std::fmt;
@@ -63,6 +65,7 @@ use broker_task::Outlets;
 use events::EventHub;
 use input::Input;
 use listener::{Listener, accept_loop};
+use metrics::Metrics;
 use mqtt_broker_core::persist::Persistence;
 use mqtt_store::WallClock;
 use std::path::PathBuf;
@@ -395,6 +398,9 @@ impl ServerBuilder {
         let queue_cap = core_config.max_outbox_bytes.saturating_mul(2) + 64 * 1024;
         let handshake_timeout = core_config.connect_timeout;
         let broker = Broker::try_new(core_config).map_err(ServerError::Core)?;
+        // The HTTP listeners check `/metrics` logins against their listener's password file.
+        let listener_files: Vec<Arc<SecurityFiles>> =
+            security.iter().map(|s| s.files.clone()).collect();
         let broker = broker
             .with_authenticator(
                 self.authenticator
@@ -409,6 +415,7 @@ impl ServerBuilder {
             None => broker,
         };
         let (inputs, receiver) = mpsc::channel(INPUT_CHANNEL);
+        let metrics = Metrics::new();
         let (broker, storage) = if persistent {
             let dir = config
                 .persistence_location
@@ -440,13 +447,20 @@ impl ServerBuilder {
             let mut broker = broker;
             broker.restore(state, now, wall);
             let clock = WallClock::new(now, wall);
-            let storage = Storage::start(store, clock, config.durability, inputs.clone());
+            let storage = Storage::start(
+                store,
+                clock,
+                config.durability,
+                inputs.clone(),
+                metrics.clone(),
+            );
             (broker, Some(storage))
         } else {
             (broker, None)
         };
 
         let mut bound = Vec::with_capacity(listeners.len());
+        let mut web_listeners = Vec::new();
         let mut addresses = Vec::with_capacity(listeners.len());
         let mut tls_sides = Vec::new();
         for (index, settings) in listeners.iter().enumerate() {
@@ -460,10 +474,6 @@ impl ServerBuilder {
             let local = socket
                 .local_addr()
                 .map_err(|e| ServerError::Bind(address.clone(), e))?;
-            let socket = socket
-                .into_std()
-                .and_then(|socket| reactor::watch(mio::net::TcpListener::from_std(socket)))
-                .map_err(|e| ServerError::Bind(address.clone(), e))?;
             let tls = tls::Tls::new(settings)
                 .map_err(ServerError::Tls)?
                 .map(Arc::new);
@@ -473,7 +483,27 @@ impl ServerBuilder {
                 (Protocol::Mqtt, true) => "mqtts",
                 (Protocol::Websockets, false) => "ws",
                 (Protocol::Websockets, true) => "wss",
+                (Protocol::Http, false) => "http",
+                (Protocol::Http, true) => "https",
             };
+            addresses.push(local);
+            if settings.protocol == Protocol::Http {
+                let anonymous = settings.allow_anonymous && local.ip().is_loopback();
+                info!(
+                    "serving metrics on {scheme}://{local}/metrics (login {})",
+                    if anonymous { "not needed" } else { "needed" }
+                );
+                let limit = settings
+                    .max_connections
+                    .map(|n| Arc::new(Semaphore::new(n)));
+                let files = listener_files[index].clone();
+                web_listeners.push((socket, tls, limit, anonymous, files));
+                continue;
+            }
+            let socket = socket
+                .into_std()
+                .and_then(|socket| reactor::watch(mio::net::TcpListener::from_std(socket)))
+                .map_err(|e| ServerError::Bind(address.clone(), e))?;
             info!(
                 "listening on {scheme}://{local} (anonymous {})",
                 if settings.allow_anonymous {
@@ -482,19 +512,19 @@ impl ServerBuilder {
                     "refused"
                 }
             );
-            addresses.push(local);
             bound.push(Listener {
                 id: ListenerId(u16::try_from(index).map_err(|_| {
                     ServerError::Config(ConfigError::Invalid("too many listeners".into()))
                 })?),
                 socket,
-                protocol: settings.protocol,
+                websocket: settings.protocol == Protocol::Websockets,
                 tls,
                 limit: settings
                     .max_connections
                     .map(|n| Arc::new(Semaphore::new(n))),
                 handshake_timeout,
                 queue_cap,
+                accepted: metrics.accepted_on(&format!("{scheme}://{local}")),
                 http: match &settings.http_dir {
                     Some(dir) => Some(Arc::new(http_files::HttpDir::new(dir).map_err(|why| {
                         ServerError::Config(ConfigError::Invalid(format!(
@@ -523,21 +553,32 @@ impl ServerBuilder {
             outlets,
         ));
         let ids = Arc::new(AtomicU64::new(1));
-        let accept_tasks = bound
+        let mut accept_tasks: Vec<JoinHandle<()>> = bound
             .into_iter()
             .map(|l| {
                 let (inputs, ids, reactors) = (inputs.clone(), ids.clone(), reactors.clone());
                 tokio::spawn(accept_loop(l, inputs, ids, reactors))
             })
             .collect();
+        let handle = ServerHandle {
+            inputs,
+            ids,
+            queue_cap,
+            events: Arc::downgrade(&events),
+        };
+        for (socket, tls, limit, anonymous, files) in web_listeners {
+            let web = Arc::new(web::Web {
+                handle: handle.clone(),
+                metrics: metrics.clone(),
+                files,
+                anonymous,
+            });
+            let serving = web::accept_loop(socket, tls, web, limit, handshake_timeout);
+            accept_tasks.push(tokio::spawn(serving));
+        }
         Ok(Server {
             addresses,
-            handle: ServerHandle {
-                inputs,
-                ids,
-                queue_cap,
-                events: Arc::downgrade(&events),
-            },
+            handle,
             files,
             tls: tls_sides,
             broker_task,

@@ -8,6 +8,7 @@
 //! A checkpoint can also be asked for at any time (SIGUSR1, as mosquitto saves its database).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -18,6 +19,7 @@ use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use super::input::Input;
+use super::metrics::Metrics;
 use crate::config::Durability;
 
 /// Name of the store file inside the persistence location.
@@ -83,17 +85,19 @@ pub(crate) struct Storage {
 }
 
 impl Storage {
-    /// Starts the thread; in `Sync` mode it reports durable batches on `inputs`.
+    /// Starts the thread; in `Sync` mode it reports durable batches on `inputs`. Each commit's
+    /// time goes to `metrics`.
     pub(crate) fn start(
         store: DurableStore,
         clock: WallClock,
         durability: Durability,
         inputs: mpsc::Sender<Input>,
+        metrics: Arc<Metrics>,
     ) -> Storage {
         let (batches, receiver) = channel();
         let thread = std::thread::Builder::new()
             .name("mqtt-storage".into())
-            .spawn(move || writer(store, clock, durability, &receiver, &inputs));
+            .spawn(move || writer(store, clock, durability, &receiver, &inputs, &metrics));
         let thread = match thread {
             Ok(thread) => Some(thread),
             Err(e) => {
@@ -143,12 +147,21 @@ fn or_stop<T>(result: Result<T, StoreError>) -> T {
     result.unwrap_or_else(|e| fatal(&e))
 }
 
+/// Runs one commit of the store, recording how long it took.
+fn timed<T>(metrics: &Metrics, commit: impl FnOnce() -> Result<T, StoreError>) -> T {
+    let started = Instant::now();
+    let result = or_stop(commit());
+    metrics.commit_took(started.elapsed().as_secs_f64());
+    result
+}
+
 fn writer(
     mut store: DurableStore,
     clock: WallClock,
     durability: Durability,
     receiver: &Receiver<Job>,
     inputs: &mpsc::Sender<Input>,
+    metrics: &Metrics,
 ) {
     match durability {
         Durability::Periodic(every) => {
@@ -156,19 +169,25 @@ fn writer(
                 &mut store,
                 &clock,
                 (Some(every), u64::MAX),
-                receiver,
-                inputs,
+                (receiver, inputs),
+                metrics,
             );
         }
         Durability::Changes(count) => {
-            journaled(&mut store, &clock, (None, count), receiver, inputs);
+            journaled(
+                &mut store,
+                &clock,
+                (None, count),
+                (receiver, inputs),
+                metrics,
+            );
         }
         _ => {
             while let Ok(first) = receiver.recv() {
                 let (group, checkpoint) = gather(first, receiver);
                 if !group.is_empty() {
                     let records = group.iter().flat_map(|b| &b.records);
-                    or_stop(store.apply(records, &clock, Commit::Durable));
+                    timed(metrics, || store.apply(records, &clock, Commit::Durable));
                 }
                 if checkpoint {
                     info!("checkpoint asked for: every change is already durable (sync mode)");
@@ -191,8 +210,8 @@ fn journaled(
     store: &mut DurableStore,
     clock: &WallClock,
     (every, max_changes): (Option<Duration>, u64),
-    receiver: &Receiver<Job>,
-    inputs: &mpsc::Sender<Input>,
+    (receiver, inputs): (&Receiver<Job>, &mpsc::Sender<Input>),
+    metrics: &Metrics,
 ) {
     let mut next_sync = every.map(|every| Instant::now() + every);
     let mut changes = 0u64;
@@ -207,7 +226,9 @@ fn journaled(
                 let (group, checkpoint) = gather(first, receiver);
                 asked = checkpoint;
                 if !group.is_empty() {
-                    or_stop(store.journal(group.iter().flat_map(|b| &b.records), clock));
+                    timed(metrics, || {
+                        store.journal(group.iter().flat_map(|b| &b.records), clock)
+                    });
                 }
                 changes += group.iter().map(|b| b.records.len() as u64).sum::<u64>();
                 // Journaled: the acknowledgements may leave; the rest is off their path.
@@ -230,7 +251,7 @@ fn journaled(
             );
         }
         if due || asked {
-            or_stop(store.sync());
+            timed(metrics, || store.sync());
             changes = 0;
             next_sync = every.map(|every| Instant::now() + every);
         }
