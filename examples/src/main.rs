@@ -90,12 +90,23 @@ struct Cli {
 enum Command {
     /// Create or edit a password file (mosquitto_passwd format).
     Passwd(passwd::PasswdArgs),
+    /// Import mosquitto's persistence file (mosquitto.db of mosquitto 1.6 or 2.0) into this
+    /// broker's empty store: retained messages, persistent sessions with their subscriptions,
+    /// and the messages queued or in flight for them. The mosquitto file is only read.
+    ImportMosquittoDb {
+        /// The mosquitto.db to read.
+        file: PathBuf,
+        /// The configuration whose `persistence_location` holds the store (default: ./data).
+        #[arg(short = 'c', long = "config-file")]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Passwd(args)) => passwd::run(args),
+        Some(Command::ImportMosquittoDb { file, config }) => import(&file, config.as_deref()),
         None => serve(
             cli.config,
             &cli.ports,
@@ -197,6 +208,24 @@ fn serve(
         }
         served
     })
+}
+
+/// `import-mosquitto-db`: into the store the configuration (or the default) names.
+fn import(file: &std::path::Path, config: Option<&std::path::Path>) -> Result<(), String> {
+    let config = match config {
+        Some(path) => load_file(path).map_err(|e| e.to_string())?.config,
+        None => ServerConfig::default(),
+    };
+    let dir = config
+        .persistence_location
+        .unwrap_or_else(|| PathBuf::from("data"));
+    let import = mqtt_tokio::import_mosquitto_db(file, &dir)?;
+    println!(
+        "imported into {}: {}",
+        dir.display(),
+        mqtt_tokio::describe_import(&import)
+    );
+    Ok(())
 }
 
 /// The metrics listener of a start without a configuration file: a loopback address (it admits

@@ -76,6 +76,27 @@ impl Properties {
         PropertyValues::decode(r, ctx).map(|values| Self(Some(Box::new(values))))
     }
 
+    /// Reads the property section of a PUBLISH kept outside a packet (a length prefix, then
+    /// the properties), as stores such as mosquitto's persistence file keep it; all of `bytes`
+    /// must be that section. String and binary values are views into `bytes`.
+    ///
+    /// ```
+    /// use mqtt_wire::{Bytes, Properties};
+    ///
+    /// // Length 5: Message Expiry Interval (0x02) of 60 seconds.
+    /// let section = Bytes::from_static(&[5, 0x02, 0, 0, 0, 60]);
+    /// let properties = Properties::decode_publish_section(&section)?;
+    /// assert_eq!(properties.message_expiry_interval, Some(60));
+    /// assert!(Properties::decode_publish_section(&Bytes::from_static(&[9, 0x02])).is_err());
+    /// # Ok::<(), mqtt_wire::DecodeError>(())
+    /// ```
+    pub fn decode_publish_section(bytes: &Bytes) -> Result<Self, DecodeError> {
+        let mut reader = Reader::new(bytes, 0, bytes.len());
+        let properties = Self::decode(&mut reader, PropertyContext::Publish)?;
+        reader.finish()?;
+        Ok(properties)
+    }
+
     /// The property list of a packet on a `version` connection: decoded in 5.0, absent (empty)
     /// in MQTT 3.x.
     #[inline]

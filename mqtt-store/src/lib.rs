@@ -46,12 +46,14 @@ mod durable;
 mod error;
 mod format;
 mod journal;
+mod mosquitto_db;
 mod tables;
 
 pub use clock::WallClock;
 pub use durable::{Commit, DEFAULT_JOURNAL_LIMIT, DurableStore, JournalReplay};
 pub use error::StoreError;
 pub use format::FORMAT_VERSION;
+pub use mosquitto_db::{ImportError, MosquittoImport, read_mosquitto_db};
 
 /// The examples of `README.md`, compiled and run as doc tests.
 #[doc = include_str!("../README.md")]

@@ -31,8 +31,9 @@ mod server;
 
 pub use server::{
     DEFAULT_EVENT_CAPACITY, Delivery, EventRecvError, Events, LocalClient, LocalConnectOptions,
-    LocalWill, MessageProperties, PublishRequest, SHUTDOWN_LIMIT, Server, ServerBuilder,
-    ServerError, ServerHandle, SubscribeRequest,
+    LocalWill, MessageProperties, MosquittoImport, PublishRequest, SHUTDOWN_LIMIT, Server,
+    ServerBuilder, ServerError, ServerHandle, SubscribeRequest, describe_import,
+    import_mosquitto_db,
 };
 
 /// The broker core, re-exported for its hook traits ([`mqtt_broker_core::hooks::Authenticator`],

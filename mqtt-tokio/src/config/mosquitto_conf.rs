@@ -220,7 +220,7 @@ pub const OPTIONS: &[(&str, Support)] = &[
     (
         "persistence_file",
         Ignored(
-            "the store is mqtt-broker.redb in persistence_location; mosquitto's file is not written",
+            "the store is mqtt-broker.redb in persistence_location; mosquitto's file is not written (a mosquitto.db there is imported once, on the first start without a store)",
         ),
     ),
     ("persistence_location", Honoured("")),

@@ -71,6 +71,7 @@ use mqtt_store::WallClock;
 use std::path::PathBuf;
 use std::time::SystemTime;
 use storage::Storage;
+pub use storage::{MosquittoImport, describe_import, import_mosquitto_db};
 
 pub use events::{DEFAULT_EVENT_CAPACITY, EventRecvError, Events};
 pub use local_client::{
@@ -421,6 +422,17 @@ impl ServerBuilder {
                 .persistence_location
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("data"));
+            // Switching from mosquitto: its file beside no store of ours is taken over once.
+            let mosquitto_db = dir.join("mosquitto.db");
+            if !dir.join(storage::STORE_FILE).exists() && mosquitto_db.is_file() {
+                let import = import_mosquitto_db(&mosquitto_db, &dir)
+                    .map_err(|why| ServerError::Store(mqtt_store::StoreError::Io(why)))?;
+                info!(
+                    file = %mosquitto_db.display(),
+                    "first start beside a mosquitto.db: imported {}",
+                    describe_import(&import)
+                );
+            }
             let (now, wall) = (Instant::now(), SystemTime::now());
             let (store, state) =
                 storage::open(&dir, config.start_fresh, now).map_err(ServerError::Store)?;

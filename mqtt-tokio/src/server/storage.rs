@@ -59,6 +59,55 @@ pub(crate) fn open(
     }
 }
 
+/// What [`import_mosquitto_db`] brought over.
+pub use mqtt_store::MosquittoImport;
+
+/// Imports mosquitto's persistence file `file` (`mosquitto.db`) into the store in `dir`:
+/// retained messages, persistent sessions with their subscriptions, and the messages queued or
+/// in flight for them, written in one transaction. The store must hold nothing yet (a merge
+/// could contradict what it has); a file that does not read whole is refused with its offset
+/// and nothing is written. `file` is only read.
+pub fn import_mosquitto_db(file: &Path, dir: &Path) -> Result<MosquittoImport, String> {
+    let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    let now_unix = wall
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let import = mqtt_store::read_mosquitto_db(&bytes, now, now_unix)
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    let (mut store, state) =
+        open(dir, false, now).map_err(|e| format!("{}: {e}", dir.display()))?;
+    if !state.retained.is_empty() || !state.sessions.is_empty() {
+        return Err(format!(
+            "{} already holds {} retained messages and {} sessions: import into an empty store \
+             (move {STORE_FILE} aside first)",
+            store.path().display(),
+            state.retained.len(),
+            state.sessions.len()
+        ));
+    }
+    store
+        .apply(&import.records, &WallClock::new(now, wall), Commit::Durable)
+        .map_err(|e| format!("{}: {e}", store.path().display()))?;
+    Ok(import)
+}
+
+/// One line saying what an import brought over.
+pub fn describe_import(import: &MosquittoImport) -> String {
+    format!(
+        "{} retained messages, {} sessions with {} subscriptions, {} queued or in-flight \
+         messages, {} QoS 2 messages awaiting PUBREL ({} expired ones left out; mosquitto.db \
+         format {})",
+        import.retained,
+        import.sessions,
+        import.subscriptions,
+        import.queued,
+        import.incoming_qos2,
+        import.expired,
+        import.version
+    )
+}
+
 fn corrupt_name(path: &Path) -> PathBuf {
     let stamp = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
