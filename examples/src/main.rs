@@ -4,6 +4,7 @@
 //! freed memory back to the system promptly.
 
 mod passwd;
+mod systemd;
 
 use std::fs::File;
 use std::io::{IsTerminal as _, Write};
@@ -194,6 +195,11 @@ fn serve(
                 })?;
             }
         }
+        // systemd (Type=notify): ready once bound, the privileges dropped and the pid file
+        // written; then reloads and the stop.
+        let notifier = systemd::Notifier::from_env();
+        notifier.ready();
+        let notifying = tokio::spawn(notifier.follow_signals());
         let reopening = tokio::spawn(reopen_logs_on_hangup(logs.files));
         let publishing = logs
             .topic
@@ -203,6 +209,7 @@ fn serve(
             e.to_string()
         });
         reopening.abort();
+        notifying.abort();
         if let Some(publishing) = publishing {
             publishing.abort();
         }

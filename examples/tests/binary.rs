@@ -601,3 +601,52 @@ fn without_a_configuration_file_metrics_are_served_on_a_loopback_http_listener()
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("only a loopback address"));
 }
+
+#[test]
+fn systemd_hears_ready_only_once_the_port_accepts_then_reloading_and_stopping() {
+    let test = "systemd_hears_ready_only_once_the_port_accepts";
+    let dir = scratch_dir(test);
+    let socket_path = dir.join("notify.sock");
+    let manager = std::os::unix::net::UnixDatagram::bind(&socket_path).expect("bind");
+    manager.set_read_timeout(Some(LIMIT)).expect("timeout");
+    let port = free_port();
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\n"),
+    )
+    .expect("write conf");
+    let broker = Guard::spawn(broker_command(&dir, &conf).env("NOTIFY_SOCKET", &socket_path));
+    let receive = || {
+        let mut buf = [0u8; 512];
+        let n = manager.recv(&mut buf).expect("a notification in time");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let ready = receive();
+    // Ready means the port accepts now, not later.
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        "READY=1 before the listener accepts"
+    );
+    assert_eq!(ready, format!("READY=1\nMAINPID={}", broker.id()));
+    let pid = broker.id().to_string();
+    assert!(
+        run(Command::new("kill").args(["-HUP", &pid]), LIMIT)
+            .status
+            .success()
+    );
+    let reloading = receive();
+    assert!(
+        reloading.starts_with("RELOADING=1\nMONOTONIC_USEC="),
+        "{reloading}"
+    );
+    assert_eq!(receive(), "READY=1");
+    assert!(
+        run(Command::new("kill").args(["-TERM", &pid]), LIMIT)
+            .status
+            .success()
+    );
+    assert_eq!(receive(), "STOPPING=1");
+    let (status, _, _) = broker.finish(LIMIT);
+    assert_eq!(status.map(|s| s.success()), Some(true));
+}
