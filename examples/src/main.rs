@@ -91,6 +91,13 @@ struct Cli {
 enum Command {
     /// Create or edit a password file (mosquitto_passwd format).
     Passwd(passwd::PasswdArgs),
+    /// Read a configuration (mosquitto.conf with its include_dir, or TOML) and say what this
+    /// broker does with each option, which listeners it would open, and any error, without
+    /// starting. The exit status is 0 only for a configuration it can run.
+    CheckConfig {
+        /// The file to check.
+        file: PathBuf,
+    },
     /// Import mosquitto's persistence file (mosquitto.db of mosquitto 1.6 or 2.0) into this
     /// broker's empty store: retained messages, persistent sessions with their subscriptions,
     /// and the messages queued or in flight for them. The mosquitto file is only read.
@@ -108,6 +115,7 @@ fn main() {
     let result = match cli.command {
         Some(Command::Passwd(args)) => passwd::run(args),
         Some(Command::ImportMosquittoDb { file, config }) => import(&file, config.as_deref()),
+        Some(Command::CheckConfig { file }) => check_config(&file),
         None => serve(
             cli.config,
             &cli.ports,
@@ -215,6 +223,103 @@ fn serve(
         }
         served
     })
+}
+
+/// `check-config`: every option and what is done with it, the listeners, the store, then the
+/// checks that need no socket (files, TLS, limits).
+fn check_config(path: &std::path::Path) -> Result<(), String> {
+    use mqtt_tokio::config::Support;
+    let loaded = load_file(path).map_err(|e| e.to_string())?;
+    if loaded.options.is_empty() {
+        println!(
+            "{}: TOML (every key is honoured; unknown keys are errors)",
+            path.display()
+        );
+    }
+    for option in &loaded.options {
+        let (treatment, note) = match option.support {
+            Support::Honoured(note) => ("honoured", note),
+            Support::Ignored(note) => ("IGNORED", note),
+            Support::Refused(note) => ("REFUSED", note),
+        };
+        let note = if note.is_empty() {
+            String::new()
+        } else {
+            format!(" ({note})")
+        };
+        println!("{}: {}: {treatment}{note}", option.at, option.line);
+    }
+    // The ignored options are listed above already.
+    let ignored = |warning: &&String| {
+        loaded.options.iter().any(|o| {
+            matches!(o.support, Support::Ignored(_)) && warning.starts_with(&format!("{}: ", o.at))
+        })
+    };
+    for warning in loaded.warnings.iter().filter(|w| !ignored(w)) {
+        println!("warning: {warning}");
+    }
+    let config = &loaded.config;
+    println!("listeners:");
+    for listener in config.effective_listeners() {
+        println!("  {}", describe_listener(config, &listener));
+    }
+    match config.persistence {
+        Some(true) => println!(
+            "persistence: {}/mqtt-broker.redb, durability {}",
+            config
+                .persistence_location
+                .as_deref()
+                .unwrap_or(std::path::Path::new("data"))
+                .display(),
+            config.durability
+        ),
+        _ => println!("persistence: off (nothing kept across restarts)"),
+    }
+    mqtt_tokio::check_config(config).map_err(|e| e.to_string())?;
+    println!("{}: OK", path.display());
+    Ok(())
+}
+
+/// One listener as `check-config` shows it: where, what, and who gets in.
+fn describe_listener(config: &ServerConfig, listener: &ListenerConfig) -> String {
+    let scheme = match (listener.protocol, listener.certfile.is_some()) {
+        (Protocol::Mqtt, false) => "mqtt",
+        (Protocol::Mqtt, true) => "mqtts",
+        (Protocol::Websockets, false) => "ws",
+        (Protocol::Websockets, true) => "wss",
+        (Protocol::Http, false) => "http",
+        (Protocol::Http, true) => "https",
+    };
+    let host = match &listener.bind_interface {
+        Some(interface) => format!("<{interface}>"),
+        None if listener.bind_address.contains(':') => format!("[{}]", listener.bind_address),
+        None => listener.bind_address.clone(),
+    };
+    let mut facts = vec![if listener.allow_anonymous {
+        "anonymous allowed".to_owned()
+    } else {
+        "anonymous refused".to_owned()
+    }];
+    if let Some(file) = listener
+        .password_file
+        .as_ref()
+        .or(config.password_file.as_ref())
+    {
+        facts.push(format!("passwords {}", file.display()));
+    }
+    if let Some(file) = listener.acl_file.as_ref().or(config.acl_file.as_ref()) {
+        facts.push(format!("ACL {}", file.display()));
+    }
+    if listener.require_certificate {
+        facts.push("client certificates required".to_owned());
+    }
+    if let Some(mount) = &listener.mount_point {
+        facts.push(format!("mount point {mount}"));
+    }
+    if let Some(max) = listener.max_connections {
+        facts.push(format!("at most {max} connections"));
+    }
+    format!("{scheme}://{host}:{} ({})", listener.port, facts.join(", "))
 }
 
 /// `import-mosquitto-db`: into the store the configuration (or the default) names.

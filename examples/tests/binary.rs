@@ -650,3 +650,65 @@ fn systemd_hears_ready_only_once_the_port_accepts_then_reloading_and_stopping() 
     let (status, _, _) = broker.finish(LIMIT);
     assert_eq!(status.map(|s| s.success()), Some(true));
 }
+
+#[test]
+fn check_config_says_what_each_option_does_and_refuses_without_starting() {
+    let test = "check_config_says_what_each_option_does";
+    let dir = scratch_dir(test);
+    std::fs::create_dir_all(dir.join("conf.d")).expect("dir");
+    let port = free_port();
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "include_dir {}\ndhparamfile /etc/ssl/dh.pem\n",
+            dir.join("conf.d").display()
+        ),
+    )
+    .expect("write conf");
+    std::fs::write(
+        dir.join("conf.d/listener.conf"),
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\nmount_point tenant/\n"),
+    )
+    .expect("write conf");
+    let checked = run(
+        Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
+            .arg("check-config")
+            .arg(&conf),
+        LIMIT,
+    );
+    let out = String::from_utf8_lossy(&checked.stdout);
+    assert!(checked.status.success(), "{checked:?}");
+    for wanted in [
+        "listener.conf:1: listener",
+        ": honoured",
+        "mosquitto.conf:2: dhparamfile /etc/ssl/dh.pem: IGNORED (rustls uses no",
+        &format!("mqtt://127.0.0.1:{port} (anonymous allowed, mount point tenant/)"),
+        "persistence: off",
+        ": OK",
+    ] {
+        assert!(out.contains(wanted), "no `{wanted}` in:\n{out}");
+    }
+    // Nothing was started: the port is still free.
+    assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+    // A refused option, and a TLS file that is not there: errors, non-zero.
+    for (text, error) in [
+        ("listener 1883\npsk_file /etc/psk\n", "bad.conf:2: psk_file"),
+        (
+            "listener 8883\ncertfile /nonexistent.pem\nkeyfile /nonexistent.key\n",
+            "/nonexistent.pem",
+        ),
+    ] {
+        let bad = dir.join("bad.conf");
+        std::fs::write(&bad, text).expect("write conf");
+        let refused = run(
+            Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
+                .arg("check-config")
+                .arg(&bad),
+            LIMIT,
+        );
+        assert!(!refused.status.success(), "{refused:?}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(error), "{stderr}");
+    }
+}

@@ -32,7 +32,7 @@ mod server;
 pub use server::{
     DEFAULT_EVENT_CAPACITY, Delivery, EventRecvError, Events, LocalClient, LocalConnectOptions,
     LocalWill, MessageProperties, MosquittoImport, PublishRequest, SHUTDOWN_LIMIT, Server,
-    ServerBuilder, ServerError, ServerHandle, SubscribeRequest, describe_import,
+    ServerBuilder, ServerError, ServerHandle, SubscribeRequest, check_config, describe_import,
     import_mosquitto_db,
 };
 

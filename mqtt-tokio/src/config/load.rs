@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::Path;
 
-use super::{ServerConfig, parse_mosquitto_conf_file, parse_toml};
+use super::{ServerConfig, Support, parse_mosquitto_conf_file, parse_toml};
 
 /// A configuration that could not be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +41,20 @@ pub struct LoadedConfig {
     pub config: ServerConfig,
     /// One line per ignored option, for the operator.
     pub warnings: Vec<String>,
+    /// Every option line of a mosquitto.conf (and its included files) in reading order, with
+    /// what this broker does with it; empty for TOML, whose keys are all honoured.
+    pub options: Vec<OptionUse>,
+}
+
+/// One option line of a mosquitto.conf and what this broker does with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionUse {
+    /// `file:line`.
+    pub at: String,
+    /// The line as written (option and value).
+    pub line: String,
+    /// Honoured, ignored or refused, with the note of the option table.
+    pub support: Support,
 }
 
 impl From<ServerConfig> for LoadedConfig {
@@ -48,6 +62,7 @@ impl From<ServerConfig> for LoadedConfig {
         LoadedConfig {
             config,
             warnings: Vec::new(),
+            options: Vec::new(),
         }
     }
 }
@@ -63,10 +78,7 @@ pub fn load_file(path: &Path) -> Result<LoadedConfig, ConfigError> {
         _ => looks_like_toml(&text),
     };
     if is_toml {
-        Ok(LoadedConfig {
-            config: parse_toml(&text)?,
-            warnings: Vec::new(),
-        })
+        Ok(LoadedConfig::from(parse_toml(&text)?))
     } else {
         parse_mosquitto_conf_file(&text, path)
     }

@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 pub use durability::Durability;
 
-pub use load::{ConfigError, LoadedConfig, load_file};
+pub use load::{ConfigError, LoadedConfig, OptionUse, load_file};
 pub use mosquitto_conf::{
     OPTIONS, Support, options_table, parse_mosquitto_conf, parse_mosquitto_conf_file, support,
 };

@@ -17,8 +17,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{
-    ConfigError, Durability, ListenerConfig, LoadedConfig, LogDest, Protocol, ServerConfig,
-    SocketDomain, tls_names,
+    ConfigError, Durability, ListenerConfig, LoadedConfig, LogDest, OptionUse, Protocol,
+    ServerConfig, SocketDomain, tls_names,
 };
 
 /// What this reader does with one mosquitto.conf option.
@@ -381,6 +381,8 @@ impl std::fmt::Display for At<'_> {
 struct Reader {
     config: ServerConfig,
     warnings: Vec<String>,
+    /// Every option line read, with its treatment.
+    options: Vec<OptionUse>,
     /// Index in `config.listeners` of the listener that per-listener options apply to, once a
     /// `listener` line was read.
     current: Option<usize>,
@@ -463,6 +465,13 @@ impl Reader {
                 Some((option, value)) => (option, value.trim()),
                 None => (line, ""),
             };
+            if let Some(support) = support(option) {
+                self.options.push(OptionUse {
+                    at: at.to_string(),
+                    line: line.to_owned(),
+                    support,
+                });
+            }
             match support(option) {
                 None => {
                     return Err(ConfigError::Syntax(format!(
@@ -825,6 +834,7 @@ impl Reader {
         Ok(LoadedConfig {
             config: self.config,
             warnings: self.warnings,
+            options: self.options,
         })
     }
 }

@@ -232,6 +232,26 @@ impl fmt::Debug for ServerBuilder {
     }
 }
 
+/// Checks `config` as far as it can be without binding a socket or opening the store: the
+/// values, each listener's password and ACL files, TLS certificate, key, CA and CRL files and
+/// `http_dir`, and the broker core's limits. What `mqtt-broker check-config` runs.
+pub fn check_config(config: &ServerConfig) -> Result<(), ServerError> {
+    config.validate().map_err(ServerError::Config)?;
+    for (index, listener) in config.effective_listeners().iter().enumerate() {
+        let passwords = (listener.password_file.clone()).or_else(|| config.password_file.clone());
+        let acl = (listener.acl_file.clone()).or_else(|| config.acl_file.clone());
+        SecurityFiles::load(passwords, acl).map_err(ServerError::Security)?;
+        tls::Tls::new(listener).map_err(ServerError::Tls)?;
+        if let Some(dir) = &listener.http_dir {
+            http_files::HttpDir::new(dir).map_err(|why| {
+                ServerError::Config(ConfigError::Invalid(format!("listener {index}: {why}")))
+            })?;
+        }
+    }
+    Broker::try_new(config.core_config()).map_err(ServerError::Core)?;
+    Ok(())
+}
+
 impl ServerBuilder {
     /// A builder for `config`.
     pub fn new(config: ServerConfig) -> Self {
