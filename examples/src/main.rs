@@ -3,6 +3,7 @@
 //! `passwd` subcommand. It allocates with jemalloc (default feature `jemalloc`), tuned to give
 //! freed memory back to the system promptly.
 
+mod man;
 mod passwd;
 mod systemd;
 
@@ -53,7 +54,7 @@ fn return_freed_memory_promptly() {
 #[command(
     name = "mqtt-broker",
     version,
-    about,
+    about = "An MQTT 3.1 / 3.1.1 / 5.0 broker that reads mosquitto's configuration, password and ACL files",
     args_conflicts_with_subcommands = true
 )]
 struct Cli {
@@ -98,6 +99,12 @@ enum Command {
         /// The file to check.
         file: PathBuf,
     },
+    /// Write the manual pages (mqtt-broker.8, mqtt-broker.conf.5) into a directory.
+    #[command(hide = true)]
+    Man {
+        /// Where to write them.
+        dir: PathBuf,
+    },
     /// Import mosquitto's persistence file (mosquitto.db of mosquitto 1.6 or 2.0) into this
     /// broker's empty store: retained messages, persistent sessions with their subscriptions,
     /// and the messages queued or in flight for them. The mosquitto file is only read.
@@ -116,6 +123,7 @@ fn main() {
         Some(Command::Passwd(args)) => passwd::run(args),
         Some(Command::ImportMosquittoDb { file, config }) => import(&file, config.as_deref()),
         Some(Command::CheckConfig { file }) => check_config(&file),
+        Some(Command::Man { dir }) => man::write(&dir),
         None => serve(
             cli.config,
             &cli.ports,
@@ -265,11 +273,12 @@ fn check_config(path: &std::path::Path) -> Result<(), String> {
     }
     match config.persistence {
         Some(true) => println!(
-            "persistence: {}/mqtt-broker.redb, durability {}",
+            "persistence: {}, durability {}",
             config
                 .persistence_location
                 .as_deref()
                 .unwrap_or(std::path::Path::new("data"))
+                .join("mqtt-broker.redb")
                 .display(),
             config.durability
         ),
