@@ -712,3 +712,45 @@ fn check_config_says_what_each_option_does_and_refuses_without_starting() {
         assert!(stderr.contains(error), "{stderr}");
     }
 }
+
+#[test]
+fn a_mosquitto_db_that_does_not_read_whole_is_refused_and_no_store_is_written() {
+    let test = "a_mosquitto_db_that_does_not_read_whole_is_refused";
+    let dir = scratch_dir(test);
+    // mosquitto's header, then a chunk that claims more bytes than the file has.
+    let mut truncated = b"\x00\xB5\x00mosquitto db\x00\x00\x00\x00\x00\x00\x00\x06".to_vec();
+    truncated.extend([0, 0, 0, 2, 0, 0, 1, 0, 1, 2, 3]);
+    for (name, bytes) in [
+        ("truncated.db", truncated),
+        ("garbage.db", b"SQLite format 3\0 not mosquitto".to_vec()),
+    ] {
+        let file = dir.join(name);
+        std::fs::write(&file, &bytes).expect("write");
+        let conf = dir.join("broker.toml");
+        std::fs::write(
+            &conf,
+            format!(
+                "persistence_location = {:?}\n",
+                dir.join("store").display().to_string()
+            ),
+        )
+        .expect("write conf");
+        let output = run(
+            Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
+                .arg("import-mosquitto-db")
+                .arg(&file)
+                .arg("-c")
+                .arg(&conf),
+            LIMIT,
+        );
+        assert!(!output.status.success(), "{name}: {output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("mosquitto.db, byte "), "{name}: {stderr}");
+        assert!(!dir.join("store").exists(), "{name}: a store was written");
+        assert_eq!(
+            std::fs::read(&file).expect("read"),
+            bytes,
+            "{name}: the file changed"
+        );
+    }
+}
