@@ -6,6 +6,7 @@
 mod man;
 mod passwd;
 mod systemd;
+mod watch;
 
 use std::fs::File;
 use std::io::{IsTerminal as _, Write};
@@ -99,6 +100,9 @@ enum Command {
         /// The file to check.
         file: PathBuf,
     },
+    /// Print the messages of any MQTT broker whose topics match patterns MQTT cannot express
+    /// (a `*` or `?` inside a level, `--exclude`), like `mosquitto_sub -v`.
+    Watch(watch::WatchArgs),
     /// Write the manual pages (mqtt-broker.8, mqtt-broker.conf.5) into a directory.
     #[command(hide = true)]
     Man {
@@ -124,6 +128,7 @@ fn main() {
         Some(Command::ImportMosquittoDb { file, config }) => import(&file, config.as_deref()),
         Some(Command::CheckConfig { file }) => check_config(&file),
         Some(Command::Man { dir }) => man::write(&dir),
+        Some(Command::Watch(args)) => watch::run(args),
         None => serve(
             cli.config,
             &cli.ports,

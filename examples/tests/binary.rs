@@ -754,3 +754,100 @@ fn a_mosquitto_db_that_does_not_read_whole_is_refused_and_no_store_is_written() 
         );
     }
 }
+
+/// `mqtt-broker watch` against the broker on `port`: waits until it is subscribed (its `ready`
+/// pattern sees a probe), publishes `messages`, and returns the lines it printed after.
+fn watched(port: u16, args: &[&str], messages: &[(&str, &str)]) -> Vec<String> {
+    use std::io::BufRead as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
+        .args(["watch", "-p", &port.to_string(), "ready"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("watch");
+    let stdout = child.stdout.take().expect("stdout");
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "watch never subscribed"
+        );
+        mosquitto_pub("127.0.0.1", port, &["-t", "ready", "-m", "probe"]);
+        if received.recv_timeout(Duration::from_millis(200)).is_ok() {
+            break;
+        }
+    }
+    for (topic, payload) in messages {
+        let published = mosquitto_pub("127.0.0.1", port, &["-t", topic, "-m", payload]);
+        assert!(published.status.success(), "{published:?}");
+    }
+    let mut got = Vec::new();
+    while let Ok(line) = received.recv_timeout(Duration::from_millis(500)) {
+        if line != "ready probe" {
+            got.push(line);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    got
+}
+
+#[test]
+fn watch_matches_wildcards_inside_a_level_and_exclusions_on_ours_and_on_mosquitto() {
+    let test = "watch_matches_wildcards_inside_a_level_and_exclusions";
+    if !have("mosquitto_pub", test) {
+        return;
+    }
+    let dir = scratch_dir(test);
+    let messages = [
+        ("stat/Sonoff-Kitchen/POWER", "ON"),
+        ("stat/Shelly-1/POWER", "ON"),
+        ("tele/plug/SENSOR", "{\"ENERGY\":{\"Power\":12}}"),
+        ("tele/plug/LWT", "Online"),
+        ("stat/Sonoff-Hall/POWER", "OFF"),
+    ];
+    let args = ["stat/Sonoff*/POWER", "tele/#", "--exclude", "tele/+/SENSOR"];
+    let expected = [
+        "stat/Sonoff-Kitchen/POWER ON",
+        "tele/plug/LWT Online",
+        "stat/Sonoff-Hall/POWER OFF",
+    ];
+    let port = free_port();
+    let conf = dir.join("ours.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\n"),
+    )
+    .expect("write conf");
+    let _ours = serve(&dir, &conf, port);
+    assert_eq!(watched(port, &args, &messages), expected, "against ours");
+    // Any broker: the same against Debian's mosquitto.
+    let mosquitto = Path::new("/usr/sbin/mosquitto");
+    if !mosquitto.exists() {
+        eprintln!("notice: Debian's mosquitto is not installed; {test} checked ours only");
+        return;
+    }
+    let port = free_port();
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\n"),
+    )
+    .expect("write conf");
+    let _theirs = Guard::spawn(Command::new(mosquitto).arg("-c").arg(&conf));
+    wait_for_port(port, LIMIT);
+    assert_eq!(
+        watched(port, &args, &messages),
+        expected,
+        "against mosquitto"
+    );
+}

@@ -60,6 +60,7 @@
 
 mod error;
 mod filter;
+mod glob;
 mod limits;
 mod name;
 mod retained;
@@ -70,6 +71,7 @@ mod validate;
 
 pub use error::{TopicError, TrieFull};
 pub use filter::TopicFilter;
+pub use glob::TopicGlob;
 pub use limits::{PROTOCOL_MAX_LEN, TopicLimits};
 pub use name::TopicName;
 pub use retained::RetainedTree;
