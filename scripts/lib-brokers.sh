@@ -115,12 +115,14 @@ next_connection_delay_ms = 0
 EOF
 }
 
-# Starts broker $1 (ours, ours-2cpu, ours-base, mosquitto or rumqttd) in the background with
-# configuration file $2, pinned to CPUs $3, its output appended to $WORK/$1.log; sets BROKER_PID.
-# `ours-base` is another build of ours ($OURS_BASE, e.g. of the commit before a change).
+# Starts broker $1 (ours, ours-2cpu, ours-scraped, ours-base, mosquitto or rumqttd) in the
+# background with configuration file $2, pinned to CPUs $3, its output appended to
+# $WORK/$1.log; sets BROKER_PID. `ours-base` is another build of ours ($OURS_BASE, e.g. of the
+# commit before a change); `ours-scraped` is ours with its /metrics (on $HTTP_PORT) fetched by
+# curl every second, as Prometheus would, for as long as it runs.
 launch_broker() { # broker conf cpus
     case $1 in
-    ours | ours-2cpu)
+    ours | ours-2cpu | ours-scraped)
         RUST_LOG=warn taskset -c "$3" "$TARGET/release/mqtt-broker" -c "$2" >>"$WORK/$1.log" 2>&1 &
         ;;
     ours-base)
@@ -130,6 +132,14 @@ launch_broker() { # broker conf cpus
     rumqttd) taskset -c "$3" "$RUMQTTD" -q -c "$2" >>"$WORK/$1.log" 2>&1 & ;;
     esac
     BROKER_PID=$!
+    if [[ $1 == ours-scraped ]]; then
+        (
+            while kill -0 "$BROKER_PID" 2>/dev/null; do
+                curl -s -o /dev/null "http://127.0.0.1:$HTTP_PORT/metrics" || true
+                sleep 1
+            done
+        ) &
+    fi
 }
 
 # Starts broker $1 on a free port under the limits of compare-brokers.sh, pinned to CPUs $2,
@@ -149,6 +159,10 @@ start_limited_broker() { # broker cpus
     *)
         conf=$WORK/$1-$BROKER_PORT.conf
         ours_conf "$BROKER_PORT" "$conf"
+        if [[ $1 == ours-scraped ]]; then
+            HTTP_PORT=$(free_port)
+            printf 'listener %s 127.0.0.1\nprotocol http\nallow_anonymous true\n' "$HTTP_PORT" >>"$conf"
+        fi
         ;;
     esac
     launch_broker "$1" "$conf" "$2"
