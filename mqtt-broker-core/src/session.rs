@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use mqtt_wire::{PacketId, ProtocolVersion, SubscriptionOptions};
 
+use crate::conn::Conn;
 use crate::idmap::IdMap;
-use crate::ids::{ConnectionId, SessionId};
+use crate::ids::{ConnectionId, ConnectionInfo, SessionId};
 use crate::inflight::Inflight;
 use crate::message::Delivery;
 use crate::will::Will;
@@ -461,12 +462,28 @@ impl Session {
 /// A read-only look at one session, for an operator's dump or a page of clients (see
 /// [`Broker::sessions`](crate::Broker::sessions)).
 #[derive(Clone, Copy)]
-pub struct SessionView<'a>(&'a Session);
+pub struct SessionView<'a>(&'a Session, Option<&'a Conn>);
 
 impl<'a> SessionView<'a> {
-    /// A view of `session`.
-    pub(crate) fn new(session: &'a Session) -> Self {
-        SessionView(session)
+    /// A view of `session`, with the connection its client is on, if any.
+    pub(crate) fn new(session: &'a Session, conn: Option<&'a Conn>) -> Self {
+        SessionView(session, conn)
+    }
+
+    /// What the caller said about the connection its client is on (peer address, listener,
+    /// TLS identity); `None` while it is not connected.
+    pub fn connection(&self) -> Option<&'a ConnectionInfo> {
+        self.1.map(|c| &c.info)
+    }
+
+    /// The keep alive in force on its connection, in seconds (0: none).
+    pub fn keep_alive(&self) -> Option<u16> {
+        self.1.map(|c| c.keep_alive)
+    }
+
+    /// The user name its client connected with.
+    pub fn username(&self) -> Option<&'a str> {
+        self.1.and_then(|c| c.username.as_deref())
     }
 
     /// The client identifier.

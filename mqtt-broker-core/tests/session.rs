@@ -539,3 +539,47 @@ fn mqtt5_4_3_3_inbound_qos2_state_survives_a_reconnect_of_a_kept_session() {
         other => panic!("expected PUBCOMP, got {other:?}"),
     }
 }
+
+#[test]
+fn an_operator_disconnects_a_client_with_administrative_action() {
+    let mut h = Harness::new();
+    let subscriber = h.connect(V5, "dashboard");
+    h.subscribe(subscriber, "tele/#", QoS::AtMostOnce);
+    let plug = h.open(V5);
+    let mut connect = connect_packet(V5, "plug");
+    connect.keep_alive = 30;
+    connect.username = Some(s("tasmota"));
+    connect.will = Some(will("tele/plug/LWT", b"Offline", QoS::AtMostOnce, true));
+    h.connect_with(plug, connect);
+    // The page of clients: who, from where, with which keep alive.
+    let view: Vec<(String, Option<u16>, Option<String>)> = h
+        .broker
+        .sessions()
+        .filter(|s| s.client_id() == "plug")
+        .map(|s| {
+            (
+                s.client_id().to_owned(),
+                s.keep_alive(),
+                s.username().map(str::to_owned),
+            )
+        })
+        .collect();
+    assert_eq!(
+        view,
+        [("plug".to_owned(), Some(30), Some("tasmota".to_owned()))]
+    );
+    let now = h.now;
+    assert!(h.broker.disconnect_client("plug", now));
+    h.drain();
+    // [MQTT5-3.14.2-1] a reason code the server may send: 0x98 Administrative action.
+    match h.expect(plug) {
+        Packet::Disconnect(d) => assert_eq!(d.reason_code, ReasonCode::AdministrativeAction),
+        other => panic!("expected DISCONNECT, got {other:?}"),
+    }
+    assert!(h.is_closed(plug));
+    // Not a clean DISCONNECT from the client: its will goes out [MQTT-3.1.2-8].
+    let wills = h.publishes(subscriber);
+    assert_eq!(wills.len(), 1);
+    assert_eq!(wills[0].topic(), "tele/plug/LWT");
+    assert!(!h.broker.disconnect_client("nobody", now));
+}

@@ -203,7 +203,9 @@ impl Broker {
     /// # Ok::<(), mqtt_broker_core::ApiMisuse>(())
     /// ```
     pub fn sessions(&self) -> impl Iterator<Item = SessionView<'_>> {
-        self.sessions.values().map(SessionView::new)
+        self.sessions
+            .values()
+            .map(|s| SessionView::new(s, s.conn.and_then(|c| self.conns.get(&c)).map(|c| &**c)))
     }
 
     /// The configuration in force.
@@ -558,6 +560,24 @@ impl Broker {
             self.take_over(conn, now);
         }
         self.end_session(session, false, now);
+        true
+    }
+
+    /// Ends the connection of the client `client_id` as an operator asked (a button on a page):
+    /// DISCONNECT 0x98 (Administrative action) to a v5 client, then close. Its will is
+    /// published and its session kept as its expiry says, as for any connection lost. `false`
+    /// when no client of that identifier is connected.
+    pub fn disconnect_client(&mut self, client_id: &str, now: Instant) -> bool {
+        self.tick(now);
+        let conn = self
+            .sessions
+            .find(client_id)
+            .and_then(|s| self.sessions.get(&s))
+            .and_then(|s| s.conn);
+        let Some(conn) = conn else {
+            return false;
+        };
+        self.disconnect(conn, ReasonCode::AdministrativeAction, now);
         true
     }
 

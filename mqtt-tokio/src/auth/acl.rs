@@ -162,6 +162,23 @@ impl AclFile {
         self.decide_topic(username, client_id, topic, Want::Read)
     }
 
+    /// The filters this client may read by its rules (its own, then the patterns with `%u` /
+    /// `%c` filled in), for a viewer that subscribes to what a user may see rather than to
+    /// everything.
+    pub fn read_filters(&self, username: Option<&str>, client_id: &str) -> Vec<String> {
+        let own = self
+            .own_rules(username)
+            .iter()
+            .filter(|rule| rule.grant.allows(Want::Read))
+            .map(|rule| rule.filter.clone());
+        let patterns = self
+            .patterns
+            .iter()
+            .filter(|rule| rule.grant.allows(Want::Read))
+            .filter_map(|rule| substitute(&rule.filter, username, client_id));
+        own.chain(patterns).collect()
+    }
+
     /// May this client subscribe to `filter`? Granted when a read rule covers every topic the
     /// filter can match; refused when a deny rule covers the whole filter. A deny rule covering
     /// only part of it does not refuse: those topics are filtered per delivery by

@@ -105,6 +105,26 @@ impl SecurityFiles {
         problems
     }
 
+    /// The filters `user` may read by the ACL file; `None` without one (everything).
+    pub(crate) fn read_filters(&self, user: Option<&str>) -> Option<Vec<String>> {
+        if !self.has_acl_file() {
+            return None;
+        }
+        Some(
+            self.acl()
+                .map_or_else(Vec::new, |acl| acl.read_filters(user, "")),
+        )
+    }
+
+    /// Whether `user` may subscribe to `filter` by the ACL file (always without one).
+    pub(crate) fn allows_subscribe(&self, user: Option<&str>, filter: &str) -> bool {
+        if !self.has_acl_file() {
+            return true;
+        }
+        self.acl()
+            .is_some_and(|acl| acl.allows_subscribe(user, "", filter))
+    }
+
     /// Whether `user` and `password` match the password file; never without one.
     pub(crate) fn check_password(&self, user: &str, password: &[u8]) -> bool {
         self.passwords()

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, error, info, trace, warn};
 
 use super::events::EventHub;
-use super::input::{Input, Sink};
+use super::input::{Input, SessionSummary, Sink};
 use super::reactor::Reactors;
 use super::storage::Storage;
 use crate::config::CONNECTIONS_LOG_TARGET;
@@ -195,11 +195,46 @@ impl BrokerTask {
                 self.log_sessions();
                 Ok(())
             }
+            Input::Sessions(reply) => {
+                let _ = reply.send(self.session_summaries());
+                Ok(())
+            }
+            Input::DisconnectClient { client_id, done } => {
+                let found = self.broker.disconnect_client(&client_id, Instant::now());
+                self.drain();
+                let _ = done.send(found);
+                Ok(())
+            }
             Input::Shutdown => Ok(()),
         };
         if let Err(misuse) = result {
             error!(%misuse, "broker API misuse");
         }
+    }
+
+    /// Every session, summarised.
+    fn session_summaries(&self) -> Vec<SessionSummary> {
+        self.broker
+            .sessions()
+            .map(|s| SessionSummary {
+                client_id: s.client_id().to_owned(),
+                connected: s.connected(),
+                peer: s.connection().and_then(|c| c.peer),
+                username: s.username().map(str::to_owned),
+                protocol: match s.protocol() {
+                    mqtt_wire::ProtocolVersion::V3_1 => "3.1",
+                    mqtt_wire::ProtocolVersion::V3_1_1 => "3.1.1",
+                    mqtt_wire::ProtocolVersion::V5 => "5.0",
+                },
+                keep_alive: s.keep_alive(),
+                subscriptions: s
+                    .subscriptions()
+                    .map(|(filter, options)| (filter.to_owned(), options.qos as u8))
+                    .collect(),
+                queued: s.queued(),
+                inflight: s.inflight(),
+            })
+            .collect()
     }
 
     /// Writes every session and its subscriptions to the log (mosquitto writes its

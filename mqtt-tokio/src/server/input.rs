@@ -51,6 +51,38 @@ pub(crate) enum Input {
     Checkpoint,
     /// The operator asks for every session and its subscriptions in the log (SIGUSR2).
     LogSessions,
+    /// The application asks for a summary of every session (a page of clients).
+    Sessions(oneshot::Sender<Vec<SessionSummary>>),
+    /// The operator ends a client's connection (DISCONNECT 0x98); answers whether it was
+    /// connected.
+    DisconnectClient {
+        client_id: String,
+        done: oneshot::Sender<bool>,
+    },
+}
+
+/// One session as [`ServerHandle::sessions`](crate::ServerHandle::sessions) lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionSummary {
+    /// The client identifier.
+    pub client_id: String,
+    /// Whether its client is connected.
+    pub connected: bool,
+    /// The connected client's address.
+    pub peer: Option<std::net::SocketAddr>,
+    /// The user name it connected with.
+    pub username: Option<String>,
+    /// The protocol version of its last connection: `3.1`, `3.1.1` or `5.0`.
+    pub protocol: &'static str,
+    /// Keep alive in force, in seconds (0: none), while connected.
+    pub keep_alive: Option<u16>,
+    /// Its subscriptions: filter and granted QoS.
+    pub subscriptions: Vec<(String, u8)>,
+    /// Messages waiting in its queue.
+    pub queued: usize,
+    /// QoS 1/2 messages sent and not yet acknowledged.
+    pub inflight: usize,
 }
 
 /// Where the broker task sends a connection's bytes and orders.

@@ -64,6 +64,7 @@ use crate::config::{ConfigError, Protocol, ServerConfig, SocketDomain};
 use broker_task::Outlets;
 use events::EventHub;
 use input::Input;
+pub use input::SessionSummary;
 use listener::{Listener, accept_loop};
 use metrics::Metrics;
 use mqtt_broker_core::persist::Persistence;
@@ -604,6 +605,8 @@ impl ServerBuilder {
                 metrics: metrics.clone(),
                 files,
                 anonymous,
+                secure: tls.is_some(),
+                logins: Default::default(),
             });
             let serving = web::accept_loop(socket, tls, web, limit, handshake_timeout);
             accept_tasks.push(tokio::spawn(serving));
@@ -907,6 +910,36 @@ impl ServerHandle {
             .await
             .map_err(|_| ServerError::Stopped)?;
         stats.await.map_err(|_| ServerError::Stopped)
+    }
+
+    /// Every session, connected or not, summarised (a page of clients). A walk over all of
+    /// them in the broker task: for an operator's view, not for every message.
+    ///
+    /// # Errors
+    /// [`ServerError::Stopped`] once the server stopped.
+    pub async fn sessions(&self) -> Result<Vec<SessionSummary>, ServerError> {
+        let (reply, sessions) = oneshot::channel();
+        self.inputs
+            .send(Input::Sessions(reply))
+            .await
+            .map_err(|_| ServerError::Stopped)?;
+        sessions.await.map_err(|_| ServerError::Stopped)
+    }
+
+    /// Ends the connection of the client `client_id` as an operator asked: DISCONNECT 0x98
+    /// (Administrative action) to a v5 client, then close; its will is published, its session
+    /// kept as its expiry says. `Ok(false)` when no such client is connected.
+    ///
+    /// # Errors
+    /// [`ServerError::Stopped`] once the server stopped.
+    pub async fn disconnect_client(&self, client_id: &str) -> Result<bool, ServerError> {
+        let (done, found) = oneshot::channel();
+        let client_id = client_id.to_owned();
+        self.inputs
+            .send(Input::DisconnectClient { client_id, done })
+            .await
+            .map_err(|_| ServerError::Stopped)?;
+        found.await.map_err(|_| ServerError::Stopped)
     }
 
     /// A receiver of the broker's events from now on (see [`Events`]): connections accepted
