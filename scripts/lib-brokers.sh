@@ -119,10 +119,11 @@ EOF
 # background with configuration file $2, pinned to CPUs $3, its output appended to
 # $WORK/$1.log; sets BROKER_PID. `ours-base` is another build of ours ($OURS_BASE, e.g. of the
 # commit before a change); `ours-scraped` is ours with its /metrics (on $HTTP_PORT) fetched by
-# curl every second, as Prometheus would, for as long as it runs.
+# curl every second, as Prometheus would, and `ours-page` ours with its web page open on `#`
+# (curl reading the page's live stream of every message), for as long as it runs.
 launch_broker() { # broker conf cpus
     case $1 in
-    ours | ours-2cpu | ours-scraped)
+    ours | ours-2cpu | ours-scraped | ours-page)
         RUST_LOG=warn taskset -c "$3" "$TARGET/release/mqtt-broker" -c "$2" >>"$WORK/$1.log" 2>&1 &
         ;;
     ours-base)
@@ -138,6 +139,18 @@ launch_broker() { # broker conf cpus
                 curl -s -o /dev/null "http://127.0.0.1:$HTTP_PORT/metrics" || true
                 sleep 1
             done
+        ) &
+    fi
+    if [[ $1 == ours-page ]]; then
+        (
+            jar=$(mktemp)
+            for _ in $(seq 50); do
+                curl -s -c "$jar" -o /dev/null "http://127.0.0.1:$HTTP_PORT/api/session" && break
+                sleep 0.1
+            done
+            # What the page's topic tree reads: every message, as server-sent events.
+            curl -s -N -b "$jar" -o /dev/null "http://127.0.0.1:$HTTP_PORT/api/events?filter=%23" || true
+            rm -f "$jar"
         ) &
     fi
 }
@@ -159,7 +172,7 @@ start_limited_broker() { # broker cpus
     *)
         conf=$WORK/$1-$BROKER_PORT.conf
         ours_conf "$BROKER_PORT" "$conf"
-        if [[ $1 == ours-scraped ]]; then
+        if [[ $1 == ours-scraped || $1 == ours-page ]]; then
             HTTP_PORT=$(free_port)
             printf 'listener %s 127.0.0.1\nprotocol http\nallow_anonymous true\n' "$HTTP_PORT" >>"$conf"
         fi
