@@ -223,6 +223,54 @@ fn the_page_in_a_real_browser() {
         .await;
         shot(&client, &shots, "3-payload-as-text").await;
 
+        // A numeric field of a JSON payload, plotted from the history the broker keeps.
+        retained("tele/plug/SENSOR", "{\"ENERGY\":{\"Power\":12}}");
+        let _ = text_of(&client, "[data-topic='tele/plug/SENSOR']").await;
+        client
+            .execute(
+                "document.querySelector(\"[data-topic='tele/plug/SENSOR']\").click();",
+                vec![],
+            )
+            .await
+            .expect("select");
+        until(
+            &client,
+            "document.querySelector(\"#fields button[data-field='ENERGY.Power']\") !== null",
+        )
+        .await;
+        client
+            .find(Locator::Css("#fields button[data-field='ENERGY.Power']"))
+            .await
+            .expect("plot button")
+            .click()
+            .await
+            .expect("click");
+        until(
+            &client,
+            "document.getElementById('history-status').textContent.includes('ENERGY.Power')",
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(1100)).await; // the next second's point
+        publish_ok(
+            mqtt,
+            &[
+                &ADMIN[..],
+                &[
+                    "-t",
+                    "tele/plug/SENSOR",
+                    "-m",
+                    "{\"ENERGY\":{\"Power\":15}}",
+                ],
+            ]
+            .concat(),
+        );
+        until(
+            &client,
+            "document.getElementById('history-status').textContent.endsWith('last 15')",
+        )
+        .await;
+        shot(&client, &shots, "4-field-history").await;
+
         // Live messages on a pattern with a wildcard inside a level.
         client
             .find(Locator::Css("nav button[data-tab='live']"))
@@ -270,7 +318,7 @@ fn the_page_in_a_real_browser() {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        shot(&client, &shots, "4-live").await;
+        shot(&client, &shots, "5-live").await;
 
         // Publishing from the page reaches a mosquitto_sub subscriber.
         let subscriber = tokio::task::spawn_blocking(move || {
@@ -308,7 +356,7 @@ fn the_page_in_a_real_browser() {
             .await
             .expect("lines");
         assert_eq!(lines, ["cmnd/plug/POWER TOGGLE"]);
-        shot(&client, &shots, "5-published").await;
+        shot(&client, &shots, "6-published").await;
 
         // An ACL-limited user sees only what the ACL lets it read, and no clients.
         client
@@ -335,7 +383,7 @@ fn the_page_in_a_real_browser() {
             serde_json::Value::Bool(true),
             "the viewer saw what its ACL hides"
         );
-        shot(&client, &shots, "6-acl-limited").await;
+        shot(&client, &shots, "7-acl-limited").await;
         client.close().await.expect("close");
     });
 }

@@ -607,6 +607,7 @@ impl ServerBuilder {
                 anonymous,
                 secure: tls.is_some(),
                 logins: Default::default(),
+                histories: Default::default(),
             });
             let serving = web::accept_loop(socket, tls, web, limit, handshake_timeout);
             accept_tasks.push(tokio::spawn(serving));

@@ -34,8 +34,12 @@ const STREAM_BACKLOG: usize = 512;
 /// Deliveries an in-process client of a stream holds before the broker counts it slow.
 const CLIENT_CAPACITY: usize = 1024;
 
-/// How often a quiet stream says it is alive, and reports what it dropped.
-const STREAM_TICK: Duration = Duration::from_secs(15);
+/// How often a stream reports what it dropped; a quiet one says it is alive every 15 ticks.
+const STREAM_TICK: Duration = Duration::from_secs(1);
+
+/// Most messages a stream sends a browser per second; more are counted and dropped before they
+/// are encoded, so a page open on a busy broker costs it little.
+const STREAM_RATE: u32 = 2000;
 
 /// Answers a request under `/api/`.
 pub(super) async fn respond(web: &Web, request: Request<Incoming>) -> Response<Body> {
@@ -63,6 +67,8 @@ pub(super) async fn respond(web: &Web, request: Request<Incoming>) -> Response<B
                 (Method::GET, "/api/events") => events(web, &request, &login).await,
                 (Method::GET, "/api/clients") if operator(web, &login) => clients(web).await,
                 (Method::POST, "/api/publish") => publish(web, request, &login).await,
+                (Method::POST, "/api/history") => follow(web, request, &login).await,
+                (Method::GET, "/api/history") => history(web, &request, &login),
                 (Method::POST, "/api/disconnect") if operator(web, &login) => {
                     disconnect(web, request).await
                 }
@@ -181,6 +187,8 @@ async fn events(web: &Web, request: &Request<Incoming>, login: &Login) -> Respon
     drop(tokio::spawn(async move {
         let mut dropped = 0u64;
         let mut tick = tokio::time::interval(STREAM_TICK);
+        let (mut second, mut sent) = (tokio::time::Instant::now(), 0u32);
+        let mut quiet_ticks = 0u32;
         let _ = lines.try_send(Bytes::from_static(b": open\n\n"));
         loop {
             tokio::select! {
@@ -190,6 +198,14 @@ async fn events(web: &Web, request: &Request<Incoming>, login: &Login) -> Respon
                     if !glob.matches(topic) || exclude.iter().any(|x| x.matches(topic)) {
                         continue;
                     }
+                    if second.elapsed() >= Duration::from_secs(1) {
+                        (second, sent) = (tokio::time::Instant::now(), 0);
+                    }
+                    if sent >= STREAM_RATE {
+                        dropped += 1;
+                        continue;
+                    }
+                    sent += 1;
                     let event = json!({
                         "t": topic,
                         "p": BASE64.encode(&delivery.payload),
@@ -204,13 +220,16 @@ async fn events(web: &Web, request: &Request<Incoming>, login: &Login) -> Respon
                 }
                 () = lines.closed() => break,
                 _ = tick.tick() => {
+                    quiet_ticks += 1;
                     let note = if dropped > 0 {
                         format!("event: dropped\ndata: {dropped}\n\n")
-                    } else {
+                    } else if quiet_ticks >= 15 {
                         String::from(": alive\n\n")
+                    } else {
+                        continue;
                     };
                     if lines.try_send(Bytes::from(note)).is_ok() {
-                        dropped = 0;
+                        (dropped, quiet_ticks) = (0, 0);
                     }
                 }
             }
@@ -279,6 +298,60 @@ async fn publish(web: &Web, request: Request<Incoming>, login: &Login) -> Respon
     match published {
         Ok(()) => json_response(StatusCode::OK, &json!({})),
         Err(e) => refused(&e),
+    }
+}
+
+/// `POST /api/history` with `{"topic", "field"}`: the broker starts keeping the last hour of
+/// that numeric JSON field (`ENERGY.Power`), read as the user who asked.
+async fn follow(web: &Web, request: Request<Incoming>, login: &Login) -> Response<Body> {
+    let Some(body) = json_body(request).await else {
+        return json_response(StatusCode::BAD_REQUEST, &json!({"error": "expected JSON"}));
+    };
+    let topic = body["topic"].as_str().unwrap_or_default();
+    let field = body["field"].as_str().unwrap_or_default();
+    if topic.is_empty() || field.is_empty() || topic.contains(['+', '#']) {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": "a topic name and a field"}),
+        );
+    }
+    let client = match connect(web, login, CLIENT_CAPACITY).await {
+        Ok(client) => client,
+        Err(e) => return refused(&e),
+    };
+    match web.histories.follow(topic, field, client).await {
+        Ok(()) => json_response(StatusCode::OK, &json!({})),
+        Err(why) => json_response(StatusCode::FORBIDDEN, &json!({"error": why})),
+    }
+}
+
+/// `GET /api/history?topic=T&field=F`: its points, `[milliseconds since 1970, value]`; without
+/// a topic, the fields followed. Only for a user who may read the topic.
+fn history(web: &Web, request: &Request<Incoming>, login: &Login) -> Response<Body> {
+    let params = query_params(request.uri().query().unwrap_or_default());
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let user = login.user.as_deref();
+    let (Some(topic), Some(field)) = (param("topic"), param("field")) else {
+        let followed: Vec<Value> = web
+            .histories
+            .followed()
+            .into_iter()
+            .filter(|(topic, _)| web.files.allows_subscribe(user, topic))
+            .map(|(topic, field)| json!({"topic": topic, "field": field}))
+            .collect();
+        return json_response(StatusCode::OK, &Value::Array(followed));
+    };
+    if !web.files.allows_subscribe(user, topic) {
+        return json_response(StatusCode::FORBIDDEN, &json!({"error": "not readable"}));
+    }
+    match web.histories.points(topic, field) {
+        Some(points) => json_response(StatusCode::OK, &json!(points)),
+        None => json_response(StatusCode::NOT_FOUND, &json!({"error": "not followed"})),
     }
 }
 

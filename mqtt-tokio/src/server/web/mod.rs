@@ -12,6 +12,7 @@
 //! only its own script, and renders every topic and payload as text.
 
 mod api;
+mod history;
 mod login;
 
 use std::convert::Infallible;
@@ -54,6 +55,7 @@ pub(crate) struct Web {
     /// HTTPS: the session cookie is marked `Secure`.
     pub(crate) secure: bool,
     pub(crate) logins: Logins,
+    pub(crate) histories: history::Histories,
 }
 
 /// Accepts HTTP connections until the task is aborted.

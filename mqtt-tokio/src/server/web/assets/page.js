@@ -21,6 +21,8 @@ const state = {
   pausedDrops: 0,
   renderQueued: false,
   rates: new Map(), // top level -> array of per-second counts
+  fieldsShown: "",
+  plot: null, // { topic, field }
 };
 
 const $ = (id) => document.getElementById(id);
@@ -268,7 +270,89 @@ function renderDetail() {
     " bytes, " + entry.count + " messages seen, last at " + entry.at.toLocaleTimeString();
   const view = state.view === "json" ? asJson : state.view === "hex" ? asHex : asText;
   $("detail-payload").textContent = view(entry.payload);
+  renderFields(state.selected, entry);
 }
+
+// ------------------------------------------------------------------ field histories
+
+function numericFields(value, prefix, out) {
+  for (const [key, v] of Object.entries(value)) {
+    const path = prefix ? prefix + "." + key : key;
+    if (typeof v === "number") out.push(path);
+    else if (v && typeof v === "object" && !Array.isArray(v)) numericFields(v, path, out);
+  }
+  return out;
+}
+
+function renderFields(topic, entry) {
+  let fields = [];
+  try {
+    const value = JSON.parse(asText(entry.payload));
+    if (value && typeof value === "object") fields = numericFields(value, "", []);
+  } catch (e) {
+    fields = [];
+  }
+  const shown = topic + "|" + fields.join(",");
+  if (shown === state.fieldsShown) return; // unchanged: keep the buttons under the pointer
+  state.fieldsShown = shown;
+  $("fields").replaceChildren(...fields.map((field) => {
+    const button = el("button", "Plot " + field);
+    button.type = "button";
+    button.dataset.field = field;
+    button.addEventListener("click", () => plot(topic, field));
+    return button;
+  }));
+}
+
+async function plot(topic, field) {
+  try {
+    await api("POST", "/api/history", { topic, field });
+  } catch (e) {
+    $("history-status").textContent = "not followed: " + e.message;
+    return;
+  }
+  state.plot = { topic, field };
+  loadHistory();
+}
+
+async function loadHistory() {
+  if (!state.plot) return;
+  const { topic, field } = state.plot;
+  let points;
+  try {
+    points = await api("GET", "/api/history?" + new URLSearchParams({ topic, field }).toString());
+  } catch (e) {
+    $("history-status").textContent = e.message;
+    return;
+  }
+  const last = points.length ? points[points.length - 1][1] : "none";
+  $("history-status").textContent =
+    field + " of " + topic + ": " + points.length + " points in the last hour, last " + last;
+  const canvas = $("history-plot");
+  canvas.hidden = false;
+  const g = canvas.getContext("2d");
+  g.clearRect(0, 0, canvas.width, canvas.height);
+  if (points.length === 0) return;
+  const values = points.map((p) => p[1]);
+  const low = Math.min(...values);
+  const high = Math.max(...values);
+  const start = points[0][0];
+  const span = Math.max(1, points[points.length - 1][0] - start);
+  g.strokeStyle = "#2f6fb3";
+  g.beginPath();
+  points.forEach(([at, v], i) => {
+    const x = ((at - start) / span) * (canvas.width - 20) + 10;
+    const y = canvas.height - 15 - ((v - low) / Math.max(1e-9, high - low)) * (canvas.height - 30);
+    if (i === 0) g.moveTo(x, y);
+    else g.lineTo(x, y);
+  });
+  g.stroke();
+  g.fillStyle = "#7a8699";
+  g.fillText(String(high), 2, 10);
+  g.fillText(String(low), 2, canvas.height - 2);
+}
+
+setInterval(loadHistory, 5000);
 
 $("clear-retained").addEventListener("click", async () => {
   if (!state.selected) return;
