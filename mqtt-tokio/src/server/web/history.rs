@@ -25,10 +25,13 @@ const MAX_POINTS: usize = 3600;
 /// One field's points: milliseconds since 1970 and the value.
 type Points = VecDeque<(u64, f64)>;
 
+/// A followed field: its topic and its path.
+type Field = (String, String);
+
 /// The histories of one HTTP listener, by topic and field.
 #[derive(Debug, Default)]
 pub(crate) struct Histories {
-    by_field: Mutex<HashMap<(String, String), Arc<Mutex<Points>>>>,
+    by_field: Mutex<HashMap<Field, Arc<Mutex<Points>>>>,
 }
 
 impl Histories {
