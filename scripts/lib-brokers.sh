@@ -149,7 +149,7 @@ launch_broker() { # broker conf cpus
                 sleep 0.1
             done
             # What the page's topic tree reads: every message, as server-sent events.
-            curl -s -N -b "$jar" -o /dev/null "http://127.0.0.1:$HTTP_PORT/api/events?filter=%23" || true
+            curl -s -N -b "$jar" -o /dev/null "http://127.0.0.1:$HTTP_PORT/api/events?filter=%23&sample=1" || true
             rm -f "$jar"
         ) &
     fi

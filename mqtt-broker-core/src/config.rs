@@ -130,6 +130,10 @@ pub struct Config {
     /// `max_inflight_bytes`). One message is always let through, however large. 0, the
     /// default, means only the client's Receive Maximum bounds the window.
     pub max_inflight_bytes: usize,
+    /// Messages a second handed out as [`Output::Tap`](crate::Output::Tap), a sample of what is
+    /// routed for a viewer (the rest are skipped at the cost of a comparison). 0, the default,
+    /// hands out none.
+    pub tap_per_second: u32,
     /// The rules of every listener not named in `listeners`: mount point, maximum QoS, topic
     /// aliases, client identifier policy.
     pub listener: ListenerRules,
@@ -167,6 +171,7 @@ impl Default for Config {
             required_client_id_prefix: None,
             queue_qos0_messages: false,
             max_inflight_bytes: 0,
+            tap_per_second: 0,
             listener: ListenerRules::default(),
             listeners: BTreeMap::new(),
         }

@@ -117,6 +117,7 @@ mod retained;
 mod router;
 mod session;
 mod stats;
+mod tap;
 mod timer;
 mod will;
 

@@ -62,6 +62,11 @@ pub enum Output {
     /// other nodes to route with [`Broker::publish_remote`](crate::Broker::publish_remote). Its
     /// `publisher` names the client, for No Local there.
     Forward(Arc<Message>),
+    /// With [`Config::tap_per_second`](crate::Config::tap_per_second): a sample of the messages
+    /// routed here (at most that many a second; `$SYS` included), for a viewer such as a web
+    /// page's topic tree. The rest are not handed out: a viewer costs the broker next to
+    /// nothing however busy it is.
+    Tap(Arc<Message>),
 }
 
 /// The credentials of a CONNECT whose authentication was deferred.

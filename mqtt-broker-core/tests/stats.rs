@@ -58,3 +58,28 @@ fn dropped_messages_are_counted_by_reason() {
     assert_eq!(stats.dropped(DropReason::Expired), 0);
     assert_eq!(stats.messages_dropped, 2);
 }
+
+#[test]
+fn the_tap_hands_out_at_most_its_rate_of_routed_messages_a_second() {
+    let mut h = Harness::with_config(config(|c| c.tap_per_second = 2));
+    let publisher = h.connect(V311, "p");
+    for payload in [b"1", b"2", b"3"] {
+        h.publish(
+            publisher,
+            "tele/plug/SENSOR",
+            payload,
+            QoS::AtMostOnce,
+            false,
+        );
+    }
+    let tapped: Vec<&[u8]> = h.tapped.iter().map(|m| &m.payload[..]).collect();
+    assert_eq!(tapped, [b"1", b"2"]);
+    h.advance(std::time::Duration::from_secs(1));
+    h.publish(publisher, "tele/plug/SENSOR", b"4", QoS::AtMostOnce, false);
+    assert_eq!(h.tapped.len(), 3, "a new second");
+    // Off by default: nothing is handed out.
+    let mut quiet = Harness::new();
+    let publisher = quiet.connect(V311, "p");
+    quiet.publish(publisher, "t", b"x", QoS::AtMostOnce, false);
+    assert!(quiet.tapped.is_empty());
+}

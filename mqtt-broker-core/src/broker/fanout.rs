@@ -44,6 +44,9 @@ impl Broker {
         if self.config.cluster && matches!(origin, Origin::Client(_) | Origin::Local) {
             self.emit(Output::Forward(Arc::clone(&message)));
         }
+        if self.tap.take(self.config.tap_per_second, now) {
+            self.emit(Output::Tap(Arc::clone(&message)));
+        }
         let publisher = match origin {
             Origin::Client(conn) => Some(conn),
             Origin::Local | Origin::Sys | Origin::Remote => None,

@@ -39,6 +39,7 @@ use crate::retained::Retained;
 use crate::router::{InterestChange, Router};
 use crate::session::{SessionView, Sessions};
 use crate::stats::{Stats, SysLoad};
+use crate::tap::Tap;
 use crate::timer::{Due, TimerKey, Timers};
 
 /// A sans-IO MQTT broker. See the [crate documentation](crate) for the driving loop.
@@ -74,6 +75,8 @@ pub struct Broker {
     backpressure: Backpressure,
     /// Bytes held for delivery, checked against `Config::memory_limit`.
     memory: MemoryUse,
+    /// The sample of routed messages handed out for viewers.
+    tap: Tap,
 }
 
 impl std::fmt::Debug for Broker {
@@ -116,6 +119,7 @@ impl Broker {
             out,
             backpressure: Backpressure::default(),
             memory: MemoryUse::default(),
+            tap: Tap::default(),
         }
     }
 

@@ -55,6 +55,8 @@ pub struct Harness {
     pub hold_persist: bool,
     /// `Forward` outputs (cluster seam), in order.
     pub forwarded: Vec<Arc<Message>>,
+    /// `Tap` outputs (the sample for viewers), in order.
+    pub tapped: Vec<Arc<Message>>,
     /// Reads fed so far (`send_raw` alternates between the two read inputs).
     reads: u64,
 }
@@ -99,6 +101,7 @@ impl Harness {
             batches: Vec::new(),
             hold_persist: false,
             forwarded: Vec::new(),
+            tapped: Vec::new(),
             reads: 0,
         }
     }
@@ -141,6 +144,7 @@ impl Harness {
                 Output::PauseReading { conn } => self.reading.push((conn, false)),
                 Output::ResumeReading { conn } => self.reading.push((conn, true)),
                 Output::Forward(message) => self.forwarded.push(message),
+                Output::Tap(message) => self.tapped.push(message),
                 Output::Persist(batch) => {
                     let seq = batch.seq;
                     self.batches.push(batch);

@@ -116,6 +116,15 @@ impl SecurityFiles {
         )
     }
 
+    /// Whether `user` may read a message on `topic` by the ACL file (always without one).
+    pub(crate) fn allows_read(&self, user: Option<&str>, topic: &str) -> bool {
+        if !self.has_acl_file() {
+            return true;
+        }
+        self.acl()
+            .is_some_and(|acl| acl.allows_read(user, "", topic))
+    }
+
     /// Whether `user` may subscribe to `filter` by the ACL file (always without one).
     pub(crate) fn allows_subscribe(&self, user: Option<&str>, filter: &str) -> bool {
         if !self.has_acl_file() {

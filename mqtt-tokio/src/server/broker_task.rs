@@ -33,6 +33,9 @@ pub(crate) struct Outlets {
     pub(crate) auth_requests: Option<mpsc::Sender<AuthRequest>>,
     /// The events, for the application's subscribers.
     pub(crate) events: Arc<EventHub>,
+    /// The sample of routed messages (`Output::Tap`), for the web page's viewers; a viewer
+    /// that lags loses the oldest.
+    pub(crate) taps: tokio::sync::broadcast::Sender<Arc<mqtt_broker_core::Message>>,
 }
 
 /// Most inputs handled before the outputs are drained: under load, the outputs of several
@@ -310,6 +313,9 @@ impl BrokerTask {
                     Some(storage) => storage.write(batch),
                     None => error!("persistence batch without a store"),
                 },
+                Output::Tap(message) => {
+                    let _ = self.outlets.taps.send(message); // none listening: nothing to do
+                }
                 _ => {}
             }
         }

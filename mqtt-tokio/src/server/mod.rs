@@ -83,6 +83,12 @@ pub use local_client::{
 /// Capacity of the broker task's input channel; readers wait when it is full.
 const INPUT_CHANNEL: usize = 1024;
 
+/// Messages a second the broker samples for the web page's viewers (with an HTTP listener).
+const TAP_PER_SECOND: u32 = 2000;
+
+/// Sampled messages a slow viewer may lag behind before it loses the oldest.
+const TAP_BACKLOG: usize = 1024;
+
 /// Why the server could not start or a request could not be served.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -412,6 +418,10 @@ impl ServerBuilder {
         // Both modes hold acknowledgements until the storage thread reports their records
         // written: durably (sync), or journaled with one `write` (periodic). Without the
         // storage thread nothing would answer the persistence batches.
+        // The web page's topic tree watches a sample of what is routed.
+        if listeners.iter().any(|l| l.protocol == Protocol::Http) {
+            core_config.tap_per_second = TAP_PER_SECOND;
+        }
         core_config.persistence = if persistent {
             Persistence::Sync
         } else {
@@ -574,9 +584,11 @@ impl ServerBuilder {
         let reactors = reactor::Reactors::start(workers.saturating_sub(1), &inputs, queue_cap)
             .map_err(|e| ServerError::Bind("the connection poller".into(), e))?;
         let events = Arc::new(EventHub::new(self.event_capacity));
+        let (taps, _) = tokio::sync::broadcast::channel(TAP_BACKLOG);
         let outlets = Outlets {
             auth_requests: self.auth_requests,
             events: events.clone(),
+            taps: taps.clone(),
         };
         let broker_task = tokio::spawn(broker_task::run(
             broker,
@@ -598,6 +610,7 @@ impl ServerBuilder {
             ids,
             queue_cap,
             events: Arc::downgrade(&events),
+            taps,
         };
         for (socket, tls, limit, anonymous, files) in web_listeners {
             let web = Arc::new(web::Web {
@@ -827,6 +840,8 @@ pub struct ServerHandle {
     queue_cap: usize,
     /// The broker task's event hub (weak: receivers see the end when the task ends).
     events: std::sync::Weak<EventHub>,
+    /// The sample of routed messages, for the web page.
+    taps: tokio::sync::broadcast::Sender<Arc<Message>>,
 }
 
 impl ServerHandle {
@@ -941,6 +956,11 @@ impl ServerHandle {
             .await
             .map_err(|_| ServerError::Stopped)?;
         found.await.map_err(|_| ServerError::Stopped)
+    }
+
+    /// A receiver of the sample of routed messages (with an HTTP listener).
+    pub(crate) fn taps(&self) -> tokio::sync::broadcast::Receiver<Arc<Message>> {
+        self.taps.subscribe()
     }
 
     /// A receiver of the broker's events from now on (see [`Events`]): connections accepted

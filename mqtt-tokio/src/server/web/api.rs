@@ -12,6 +12,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
+use futures_util::FutureExt as _;
 use http_body_util::{BodyExt as _, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{CONTENT_TYPE, HOST, HeaderValue, ORIGIN, SET_COOKIE};
@@ -19,7 +20,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use mqtt_topic::TopicGlob;
 use mqtt_wire::QoS;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
 use super::login::{COOKIE, Login, cookie};
 use super::{Body, Web, whole};
@@ -145,15 +146,18 @@ async fn login_post(web: &Web, request: Request<Incoming>) -> Response<Body> {
     response
 }
 
-/// `GET /api/events?filter=PATTERN&exclude=PATTERN...`: the messages on `PATTERN` (MQTT
-/// wildcards, `*` and `?` inside a level) as server-sent events, retained ones first.
+/// `GET /api/events?filter=PATTERN&exclude=PATTERN...[&sample=1]`: the messages on `PATTERN`
+/// (MQTT wildcards, `*` and `?` inside a level) as server-sent events, retained ones first.
+/// With `sample=1` (the topic tree) the live messages come from the broker's sample of what it
+/// routes (at most a few thousand a second, read-checked against the user's ACL here) instead
+/// of a subscription: a page watching everything costs the broker next to nothing.
 async fn events(web: &Web, request: &Request<Incoming>, login: &Login) -> Response<Body> {
-    let query = request.uri().query().unwrap_or_default();
-    let params = query_params(query);
+    let params = query_params(request.uri().query().unwrap_or_default());
     let pattern = params
         .iter()
         .find(|(k, _)| k == "filter")
         .map_or("#", |(_, v)| v.as_str());
+    let sampled = params.iter().any(|(k, v)| k == "sample" && v == "1");
     let parse = |text: &str| TopicGlob::parse(text).map_err(|e| format!("`{text}`: {e}"));
     let glob = match parse(pattern) {
         Ok(glob) => glob,
@@ -161,81 +165,94 @@ async fn events(web: &Web, request: &Request<Incoming>, login: &Login) -> Respon
     };
     let exclude: Result<Vec<TopicGlob>, String> = params
         .iter()
-        .filter(|(k, _)| k == "exclude" && !k.is_empty())
-        .filter(|(_, v)| !v.is_empty())
+        .filter(|(k, v)| k == "exclude" && !v.is_empty())
         .map(|(_, v)| parse(v))
         .collect();
     let exclude = match exclude {
         Ok(exclude) => exclude,
         Err(why) => return json_response(StatusCode::BAD_REQUEST, &json!({"error": why})),
     };
+    // Subscribed before the retained messages are asked for: nothing falls between them.
+    let taps = sampled.then(|| web.handle.taps());
     let mut client = match connect(web, login, CLIENT_CAPACITY).await {
         Ok(client) => client,
         Err(e) => return refused(&e),
     };
-    if let Err(e) = client.subscribe(&glob.filter(), QoS::AtMostOnce).await {
-        // The ACL does not let this user read all the pattern covers (a viewer limited to
-        // `public/#` asking for `#`): it gets what it may read, still filtered by the pattern.
-        let Some(readable) = web.files.read_filters(login.user.as_deref()) else {
-            return refused(&e);
-        };
-        for filter in readable {
-            let _ = client.subscribe(&filter, QoS::AtMostOnce).await;
+    let filters = match client.subscribe(&glob.filter(), QoS::AtMostOnce).await {
+        Ok(_) => vec![glob.filter()],
+        Err(e) => {
+            // The ACL does not let this user read all the pattern covers (a viewer limited to
+            // `public/#` asking for `#`): it gets what it may read, still filtered by the
+            // pattern.
+            let Some(readable) = web.files.read_filters(login.user.as_deref()) else {
+                return refused(&e);
+            };
+            for filter in &readable {
+                let _ = client.subscribe(filter, QoS::AtMostOnce).await;
+            }
+            readable
         }
-    }
+    };
+    let wanted =
+        move |topic: &str| glob.matches(topic) && !exclude.iter().any(|x| x.matches(topic));
     let (lines, stream) = mpsc::channel::<Bytes>(STREAM_BACKLOG);
-    drop(tokio::spawn(async move {
-        let mut dropped = 0u64;
-        let mut tick = tokio::time::interval(STREAM_TICK);
-        let (mut second, mut sent) = (tokio::time::Instant::now(), 0u32);
-        let mut quiet_ticks = 0u32;
-        let _ = lines.try_send(Bytes::from_static(b": open\n\n"));
-        loop {
-            tokio::select! {
-                delivery = client.recv() => {
-                    let Some(delivery) = delivery else { break };
-                    let topic = delivery.topic.as_str();
-                    if !glob.matches(topic) || exclude.iter().any(|x| x.matches(topic)) {
-                        continue;
+    let mut outlet = Outlet::new(lines);
+    match taps {
+        None => drop(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(STREAM_TICK);
+            loop {
+                tokio::select! {
+                    delivery = client.recv() => {
+                        let Some(d) = delivery else { break };
+                        if wanted(d.topic.as_str())
+                            && !outlet.offer(d.topic.as_str(), &d.payload, d.qos as u8, d.retain)
+                        {
+                            break;
+                        }
                     }
-                    if second.elapsed() >= Duration::from_secs(1) {
-                        (second, sent) = (tokio::time::Instant::now(), 0);
-                    }
-                    if sent >= STREAM_RATE {
-                        dropped += 1;
-                        continue;
-                    }
-                    sent += 1;
-                    let event = json!({
-                        "t": topic,
-                        "p": BASE64.encode(&delivery.payload),
-                        "q": delivery.qos as u8,
-                        "r": delivery.retain,
-                    });
-                    match lines.try_send(Bytes::from(format!("data: {event}\n\n"))) {
-                        Ok(()) => {}
-                        Err(mpsc::error::TrySendError::Full(_)) => dropped += 1,
-                        Err(mpsc::error::TrySendError::Closed(_)) => break,
-                    }
-                }
-                () = lines.closed() => break,
-                _ = tick.tick() => {
-                    quiet_ticks += 1;
-                    let note = if dropped > 0 {
-                        format!("event: dropped\ndata: {dropped}\n\n")
-                    } else if quiet_ticks >= 15 {
-                        String::from(": alive\n\n")
-                    } else {
-                        continue;
-                    };
-                    if lines.try_send(Bytes::from(note)).is_ok() {
-                        (dropped, quiet_ticks) = (0, 0);
-                    }
+                    () = outlet.lines.closed() => break,
+                    _ = tick.tick() => outlet.tick(),
                 }
             }
+            let _ = client.disconnect().await;
+        })),
+        Some(mut taps) => {
+            // The retained messages: the broker sends them with the SUBACK, so they are in
+            // before the UNSUBACK that ends the subscriptions comes back.
+            for filter in &filters {
+                let _ = client.unsubscribe(filter).await;
+            }
+            while let Some(Some(d)) = client.recv().now_or_never() {
+                if wanted(d.topic.as_str()) {
+                    outlet.offer(d.topic.as_str(), &d.payload, d.qos as u8, d.retain);
+                }
+            }
+            let _ = client.disconnect().await;
+            let (files, user) = (web.files.clone(), login.user.clone());
+            drop(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(STREAM_TICK);
+                loop {
+                    tokio::select! {
+                        tapped = taps.recv() => match tapped {
+                            Ok(m) => {
+                                let topic = m.topic.as_str();
+                                if wanted(topic)
+                                    && files.allows_read(user.as_deref(), topic)
+                                    && !outlet.offer(topic, &m.payload, m.qos as u8, m.retain)
+                                {
+                                    break;
+                                }
+                            }
+                            Err(broadcast::error::RecvError::Lagged(n)) => outlet.dropped += n,
+                            Err(broadcast::error::RecvError::Closed) => break,
+                        },
+                        () = outlet.lines.closed() => break,
+                        _ = tick.tick() => outlet.tick(),
+                    }
+                }
+            }));
         }
-        let _ = client.disconnect().await;
-    }));
+    }
     let frames = futures_util::stream::unfold(stream, |mut stream| async move {
         let line = stream.recv().await?;
         Some((Ok::<_, Infallible>(Frame::data(line)), stream))
@@ -245,6 +262,68 @@ async fn events(web: &Web, request: &Request<Incoming>, login: &Login) -> Respon
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert("cache-control", HeaderValue::from_static("no-cache"));
     response
+}
+
+/// The browser's end of a stream: at most [`STREAM_RATE`] messages a second, what does not fit
+/// counted and reported every tick.
+struct Outlet {
+    lines: mpsc::Sender<Bytes>,
+    dropped: u64,
+    second: tokio::time::Instant,
+    sent: u32,
+    quiet_ticks: u32,
+}
+
+impl Outlet {
+    fn new(lines: mpsc::Sender<Bytes>) -> Outlet {
+        let _ = lines.try_send(Bytes::from_static(b": open\n\n"));
+        Outlet {
+            lines,
+            dropped: 0,
+            second: tokio::time::Instant::now(),
+            sent: 0,
+            quiet_ticks: 0,
+        }
+    }
+
+    /// Sends one message, or counts it dropped; `false` once the browser is gone.
+    fn offer(&mut self, topic: &str, payload: &[u8], qos: u8, retain: bool) -> bool {
+        if self.second.elapsed() >= Duration::from_secs(1) {
+            (self.second, self.sent) = (tokio::time::Instant::now(), 0);
+        }
+        if self.sent >= STREAM_RATE {
+            self.dropped += 1;
+            return true;
+        }
+        self.sent += 1;
+        let event = json!({"t": topic, "p": BASE64.encode(payload), "q": qos, "r": retain});
+        match self
+            .lines
+            .try_send(Bytes::from(format!("data: {event}\n\n")))
+        {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.dropped += 1;
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Reports what was dropped, or that the stream is alive when it has been quiet long.
+    fn tick(&mut self) {
+        self.quiet_ticks += 1;
+        let note = if self.dropped > 0 {
+            format!("event: dropped\ndata: {}\n\n", self.dropped)
+        } else if self.quiet_ticks >= 15 {
+            String::from(": alive\n\n")
+        } else {
+            return;
+        };
+        if self.lines.try_send(Bytes::from(note)).is_ok() {
+            (self.dropped, self.quiet_ticks) = (0, 0);
+        }
+    }
 }
 
 /// `GET /api/clients`: every session, summarised.

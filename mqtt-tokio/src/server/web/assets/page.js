@@ -133,7 +133,7 @@ document.querySelectorAll("nav button").forEach((button) => {
 // ------------------------------------------------------------------ topic tree
 
 function watchTree() {
-  state.tree = new EventSource("/api/events?filter=%23");
+  state.tree = new EventSource("/api/events?filter=%23&sample=1");
   state.tree.onmessage = (event) => {
     const message = JSON.parse(event.data);
     const known = state.topics.get(message.t);
