@@ -296,14 +296,7 @@ fn check_config(path: &std::path::Path) -> Result<(), String> {
 
 /// One listener as `check-config` shows it: where, what, and who gets in.
 fn describe_listener(config: &ServerConfig, listener: &ListenerConfig) -> String {
-    let scheme = match (listener.protocol, listener.certfile.is_some()) {
-        (Protocol::Mqtt, false) => "mqtt",
-        (Protocol::Mqtt, true) => "mqtts",
-        (Protocol::Websockets, false) => "ws",
-        (Protocol::Websockets, true) => "wss",
-        (Protocol::Http, false) => "http",
-        (Protocol::Http, true) => "https",
-    };
+    let scheme = listener.scheme();
     let host = match &listener.bind_interface {
         Some(interface) => format!("<{interface}>"),
         None if listener.bind_address.contains(':') => format!("[{}]", listener.bind_address),

@@ -30,19 +30,7 @@ fn mqtt_over_websocket_with_in_process_publish() {
     let handle = server.server().handle();
     server.block_on(async move {
         let deadline = Duration::from_secs(10);
-        let mut request = format!("ws://127.0.0.1:{port}/mqtt")
-            .into_client_request()
-            .expect("test setup");
-        request.headers_mut().insert(
-            http::header::SEC_WEBSOCKET_PROTOCOL,
-            http::HeaderValue::from_static("mqtt"),
-        );
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .expect("test setup");
-        let (mut ws, response) = tokio_tungstenite::client_async(request, tcp)
-            .await
-            .expect("test setup");
+        let (mut ws, response) = ws_connect(port).await;
         // [MQTT-6.0.0-4]: the server names the subprotocol it chose.
         assert_eq!(
             response
@@ -119,19 +107,7 @@ fn http_dir_serves_files_to_curl_and_mqtt_to_websocket_clients_on_one_port() {
     }
     // The same port still speaks MQTT over WebSocket [MQTT-6.0.0-3].
     server.block_on(async move {
-        let mut request = format!("ws://127.0.0.1:{port}/mqtt")
-            .into_client_request()
-            .expect("test setup");
-        request.headers_mut().insert(
-            http::header::SEC_WEBSOCKET_PROTOCOL,
-            http::HeaderValue::from_static("mqtt"),
-        );
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .expect("test setup");
-        let (mut ws, _) = tokio_tungstenite::client_async(request, tcp)
-            .await
-            .expect("the upgrade is handed on");
+        let (mut ws, _) = ws_connect(port).await;
         ws_send(&mut ws, CONNECT).await;
         assert_eq!(
             ws_expect(&mut ws, Duration::from_secs(10)).await,
@@ -141,6 +117,23 @@ fn http_dir_serves_files_to_curl_and_mqtt_to_websocket_clients_on_one_port() {
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// A WebSocket client on `port` offering the `mqtt` subprotocol, and the server's answer.
+async fn ws_connect(port: u16) -> (Ws, http::Response<Option<Vec<u8>>>) {
+    let mut request = format!("ws://127.0.0.1:{port}/mqtt")
+        .into_client_request()
+        .expect("test setup");
+    request.headers_mut().insert(
+        http::header::SEC_WEBSOCKET_PROTOCOL,
+        http::HeaderValue::from_static("mqtt"),
+    );
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("test setup");
+    tokio_tungstenite::client_async(request, tcp)
+        .await
+        .expect("the upgrade is accepted")
+}
 
 async fn ws_send(ws: &mut Ws, bytes: &[u8]) {
     ws.send(Message::Binary(bytes.to_vec().into()))

@@ -416,6 +416,18 @@ impl ListenerConfig {
         rules
     }
 
+    /// The URL scheme of this listener: `mqtt`, `mqtts`, `ws`, `wss`, `http` or `https`.
+    pub fn scheme(&self) -> &'static str {
+        match (self.protocol, self.is_tls()) {
+            (Protocol::Mqtt, false) => "mqtt",
+            (Protocol::Mqtt, true) => "mqtts",
+            (Protocol::Websockets, false) => "ws",
+            (Protocol::Websockets, true) => "wss",
+            (Protocol::Http, false) => "http",
+            (Protocol::Http, true) => "https",
+        }
+    }
+
     /// Whether this listener wraps its connections in TLS.
     pub fn is_tls(&self) -> bool {
         self.certfile.is_some()

@@ -521,14 +521,7 @@ impl ServerBuilder {
                 .map_err(ServerError::Tls)?
                 .map(Arc::new);
             tls_sides.extend(tls.clone());
-            let scheme = match (settings.protocol, tls.is_some()) {
-                (Protocol::Mqtt, false) => "mqtt",
-                (Protocol::Mqtt, true) => "mqtts",
-                (Protocol::Websockets, false) => "ws",
-                (Protocol::Websockets, true) => "wss",
-                (Protocol::Http, false) => "http",
-                (Protocol::Http, true) => "https",
-            };
+            let scheme = settings.scheme();
             addresses.push(local);
             if settings.protocol == Protocol::Http {
                 let anonymous = settings.allow_anonymous && local.ip().is_loopback();
