@@ -33,7 +33,8 @@
 # Environment: ROUNDS (3), DURATION seconds per run (5), IDLE_CONNECTIONS (10000),
 #   FANOUT_SUBSCRIBERS (100, subscribers of the fanout scenario's one publisher),
 #   BROKERS ("ours mosquitto rumqttd"; also "ours-2cpu", "ours-scraped" (ours with /metrics
-#   fetched every second), "ours-page" (ours with its web page's stream of `#` read) and
+#   fetched every second), "ours-page" (ours with its web page's stream of `#` read),
+#   "ours-watched" (both at once) and
 #   "ours-base" with OURS_BASE set to
 #   another mqtt-broker binary, e.g. the build of the commit before a change), BROKER_CPUS (0), LOAD_CPUS (1), RUMQTTD (path; default rumqttd on PATH or
 #   /work/rumqttd-install/bin/rumqttd), MOSQUITTO (path), CARGO_TARGET_DIR, KEEP_LOGS=1.

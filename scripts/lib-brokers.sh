@@ -119,11 +119,12 @@ EOF
 # background with configuration file $2, pinned to CPUs $3, its output appended to
 # $WORK/$1.log; sets BROKER_PID. `ours-base` is another build of ours ($OURS_BASE, e.g. of the
 # commit before a change); `ours-scraped` is ours with its /metrics (on $HTTP_PORT) fetched by
-# curl every second, as Prometheus would, and `ours-page` ours with its web page open on `#`
-# (curl reading the page's live stream of every message), for as long as it runs.
+# curl every second, as Prometheus would, `ours-page` ours with its web page open on `#`
+# (curl reading the stream of the page's topic tree), and `ours-watched` both at once, for as
+# long as it runs.
 launch_broker() { # broker conf cpus
     case $1 in
-    ours | ours-2cpu | ours-scraped | ours-page)
+    ours | ours-2cpu | ours-scraped | ours-page | ours-watched)
         RUST_LOG=warn taskset -c "$3" "$TARGET/release/mqtt-broker" -c "$2" >>"$WORK/$1.log" 2>&1 &
         ;;
     ours-base)
@@ -133,7 +134,7 @@ launch_broker() { # broker conf cpus
     rumqttd) taskset -c "$3" "$RUMQTTD" -q -c "$2" >>"$WORK/$1.log" 2>&1 & ;;
     esac
     BROKER_PID=$!
-    if [[ $1 == ours-scraped ]]; then
+    if [[ $1 == ours-scraped || $1 == ours-watched ]]; then
         (
             while kill -0 "$BROKER_PID" 2>/dev/null; do
                 curl -s -o /dev/null "http://127.0.0.1:$HTTP_PORT/metrics" || true
@@ -141,7 +142,7 @@ launch_broker() { # broker conf cpus
             done
         ) &
     fi
-    if [[ $1 == ours-page ]]; then
+    if [[ $1 == ours-page || $1 == ours-watched ]]; then
         (
             jar=$(mktemp)
             for _ in $(seq 50); do
@@ -172,7 +173,7 @@ start_limited_broker() { # broker cpus
     *)
         conf=$WORK/$1-$BROKER_PORT.conf
         ours_conf "$BROKER_PORT" "$conf"
-        if [[ $1 == ours-scraped || $1 == ours-page ]]; then
+        if [[ $1 == ours-scraped || $1 == ours-page || $1 == ours-watched ]]; then
             HTTP_PORT=$(free_port)
             printf 'listener %s 127.0.0.1\nprotocol http\nallow_anonymous true\n' "$HTTP_PORT" >>"$conf"
         fi
