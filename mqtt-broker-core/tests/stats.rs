@@ -83,3 +83,24 @@ fn the_tap_hands_out_at_most_its_rate_of_routed_messages_a_second() {
     quiet.publish(publisher, "t", b"x", QoS::AtMostOnce, false);
     assert!(quiet.tapped.is_empty());
 }
+
+#[test]
+fn a_scrape_can_count_messages_in_flight_and_connections_by_listener() {
+    let mut h = Harness::new();
+    let sub = h.connect(V5, "s");
+    h.subscribe(sub, "t", QoS::AtLeastOnce);
+    let publisher = h.open_on(V311, mqtt_broker_core::ListenerId(3));
+    h.connect_with(publisher, connect_packet(V311, "p"));
+    h.publish(publisher, "t", b"1", QoS::AtLeastOnce, false);
+    h.publish(publisher, "t", b"2", QoS::AtLeastOnce, false);
+    // Sent to `s`, not acknowledged yet.
+    assert_eq!(h.publishes(sub).len(), 2);
+    assert_eq!(h.broker.inflight_messages(), 2);
+    let by_listener: Vec<(u16, u64)> = h
+        .broker
+        .connections_by_listener()
+        .into_iter()
+        .map(|(l, n)| (l.0, n))
+        .collect();
+    assert_eq!(by_listener, [(0, 1), (3, 1)]);
+}

@@ -122,6 +122,7 @@ fn metrics_count_a_known_load_and_parse_with_the_prometheus_client() {
         "mqtt_messages_received_total qos=2 0",
         "mqtt_connects_accepted_total  4",
         "mqtt_auth_failures_total  0",
+        "mqtt_messages_inflight  0",
     ] {
         assert!(
             samples.iter().any(|s| s == wanted),
@@ -133,6 +134,9 @@ fn metrics_count_a_known_load_and_parse_with_the_prometheus_client() {
     let accepted =
         format!("mqtt_listener_connections_accepted_total listener=mqtt://127.0.0.1:{mqtt} 4");
     assert!(samples.contains(&accepted), "{}", samples.join("\n"));
+    // Open now, by listener: the publishers are gone.
+    let open = format!("mqtt_listener_connections listener=mqtt://127.0.0.1:{mqtt} 0");
+    assert!(samples.contains(&open), "{}", samples.join("\n"));
 }
 
 #[test]

@@ -29,7 +29,7 @@ use crate::error::{ApiMisuse, ConfigError, ProtocolViolation};
 use crate::hooks::{AllowAll, Authenticator, Authorizer, EnhancedAuthenticator, NoEnhancedAuth};
 use crate::idmap::IdMap;
 use crate::ids::SessionId;
-use crate::ids::{ConnectionId, ConnectionInfo};
+use crate::ids::{ConnectionId, ConnectionInfo, ListenerId};
 use crate::memory::MemoryUse;
 use crate::message::Origin;
 use crate::message::{Delivery, Message};
@@ -210,6 +210,25 @@ impl Broker {
         self.sessions
             .values()
             .map(|s| SessionView::new(s, s.conn.and_then(|c| self.conns.get(&c)).map(|c| &**c)))
+    }
+
+    /// QoS 1/2 messages sent and not yet acknowledged, all sessions together: a walk over the
+    /// sessions (no allocation), for a metrics scrape rather than for every message.
+    pub fn inflight_messages(&self) -> u64 {
+        self.sessions
+            .values()
+            .map(|s| s.inflight.len() as u64)
+            .sum()
+    }
+
+    /// Open connections by the listener they came through: a walk over the connections, for a
+    /// metrics scrape.
+    pub fn connections_by_listener(&self) -> std::collections::BTreeMap<ListenerId, u64> {
+        let mut counts = std::collections::BTreeMap::new();
+        for conn in self.conns.values() {
+            *counts.entry(conn.info.listener).or_insert(0) += 1;
+        }
+        counts
     }
 
     /// The configuration in force.

@@ -187,6 +187,21 @@ impl BrokerTask {
                 let _ = reply.send(self.broker.stats());
                 Ok(())
             }
+            Input::Metrics(reply) => {
+                let by_listener = self
+                    .broker
+                    .connections_by_listener()
+                    .into_iter()
+                    .map(|(listener, open)| (listener.0, open))
+                    .collect();
+                let snapshot = (
+                    self.broker.stats(),
+                    self.broker.inflight_messages(),
+                    by_listener,
+                );
+                let _ = reply.send(snapshot);
+                Ok(())
+            }
             Input::Checkpoint => {
                 match &self.storage {
                     Some(storage) => storage.checkpoint(),

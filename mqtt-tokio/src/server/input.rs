@@ -47,6 +47,9 @@ pub(crate) enum Input {
     },
     /// The application asks for the broker's counters.
     Stats(oneshot::Sender<Stats>),
+    /// A metrics scrape asks for the counters, the messages in flight and the open connections
+    /// by listener index.
+    Metrics(oneshot::Sender<MetricsFigures>),
     /// The operator asks for the persistent state to be written durably now (SIGUSR1).
     Checkpoint,
     /// The operator asks for every session and its subscriptions in the log (SIGUSR2).
@@ -84,6 +87,10 @@ pub struct SessionSummary {
     /// QoS 1/2 messages sent and not yet acknowledged.
     pub inflight: usize,
 }
+
+/// What a metrics scrape gets from the broker task: its counters, the QoS 1/2 messages in
+/// flight, and the open connections by listener index.
+pub(crate) type MetricsFigures = (Stats, u64, Vec<(u16, u64)>);
 
 /// Where the broker task sends a connection's bytes and orders.
 #[derive(Debug)]

@@ -25,12 +25,14 @@ type ListenerLabel = [(&'static str, String); 1];
 #[derive(Debug)]
 pub(crate) struct Metrics {
     registry: Registry,
-    /// The core's counters as of the scrape being rendered.
-    snapshot: Arc<Mutex<Stats>>,
+    /// The core's figures as of the scrape being rendered.
+    snapshot: Arc<Mutex<Snapshot>>,
     /// One render at a time: each sets the snapshot it encodes.
     rendering: Mutex<()>,
     accepted: Family<ListenerLabel, Counter>,
     commit_seconds: Histogram,
+    /// The URL of each MQTT listener, by its index.
+    listeners: Mutex<std::collections::BTreeMap<u16, String>>,
 }
 
 impl Metrics {
@@ -49,7 +51,7 @@ impl Metrics {
             "Time the store took to write (and, in sync durability, fsync) one batch of changes",
             commit_seconds.clone(),
         );
-        let snapshot = Arc::new(Mutex::new(Stats::default()));
+        let snapshot = Arc::new(Mutex::new(Snapshot::default()));
         registry.register_collector(Box::new(CoreStats(snapshot.clone())));
         Arc::new(Metrics {
             registry,
@@ -57,14 +59,38 @@ impl Metrics {
             rendering: Mutex::new(()),
             accepted,
             commit_seconds,
+            listeners: Mutex::default(),
         })
     }
 
-    /// The counter of connections accepted on the listener at `url`.
-    pub(crate) fn accepted_on(&self, url: &str) -> Counter {
+    /// The counter of connections accepted on listener `index`, at `url` (which names it in
+    /// the metrics).
+    pub(crate) fn accepted_on(&self, index: u16, url: &str) -> Counter {
+        self.listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(index, url.to_owned());
         self.accepted
             .get_or_create(&[("listener", url.to_owned())])
             .clone()
+    }
+
+    /// Open connections by listener index, named by their URLs.
+    pub(crate) fn name_listeners(&self, counts: &[(u16, u64)]) -> Vec<(String, u64)> {
+        let names = self
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        names
+            .iter()
+            .map(|(index, url)| {
+                let open = counts
+                    .iter()
+                    .find(|(i, _)| i == index)
+                    .map_or(0, |(_, n)| *n);
+                (url.clone(), open)
+            })
+            .collect()
     }
 
     /// Records one store commit that took `seconds`.
@@ -72,13 +98,13 @@ impl Metrics {
         self.commit_seconds.observe(seconds);
     }
 
-    /// Every metric, the core's as of `stats`, in the OpenMetrics text format.
-    pub(crate) fn render(&self, stats: Stats) -> String {
+    /// Every metric, the core's as of `snapshot`, in the OpenMetrics text format.
+    pub(crate) fn render(&self, snapshot: Snapshot) -> String {
         let _one = self
             .rendering
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        *self.snapshot.lock().unwrap_or_else(PoisonError::into_inner) = stats;
+        *self.snapshot.lock().unwrap_or_else(PoisonError::into_inner) = snapshot;
         let mut out = String::with_capacity(8 * 1024);
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
@@ -88,17 +114,27 @@ impl Metrics {
     }
 }
 
-/// The core's counters, encoded from the snapshot on each scrape.
+/// What a scrape asks the broker task for: its counters, and what takes a walk (messages in
+/// flight, open connections by listener URL).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Snapshot {
+    pub(crate) stats: Stats,
+    pub(crate) inflight: u64,
+    pub(crate) connections: Vec<(String, u64)>,
+}
+
+/// The core's figures, encoded from the snapshot on each scrape.
 #[derive(Debug)]
-struct CoreStats(Arc<Mutex<Stats>>);
+struct CoreStats(Arc<Mutex<Snapshot>>);
 
 impl Collector for CoreStats {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let s = self
+        let snapshot = self
             .0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
+        let s = &snapshot.stats;
         let e = &mut encoder;
         gauge(
             e,
@@ -296,6 +332,25 @@ impl Collector for CoreStats {
             "Times a session started dropping messages",
             s.drop_episodes,
         )?;
+        gauge(
+            e,
+            "mqtt_messages_inflight",
+            "QoS 1/2 messages sent to clients and not yet acknowledged",
+            snapshot.inflight,
+        )?;
+        let by_listener: Vec<(&str, u64)> = snapshot
+            .connections
+            .iter()
+            .map(|(url, n)| (url.as_str(), *n))
+            .collect();
+        let by_listener: Vec<(&&str, u64)> = by_listener.iter().map(|(u, n)| (u, *n)).collect();
+        gauges(
+            e,
+            "mqtt_listener_connections",
+            "Network connections open, by listener",
+            "listener",
+            &by_listener,
+        )?;
         Ok(())
     }
 }
@@ -359,14 +414,19 @@ mod tests {
     #[test]
     fn renders_the_snapshot_and_the_adapter_figures() {
         let metrics = Metrics::new();
-        metrics.accepted_on("mqtt://127.0.0.1:1883").inc_by(3);
+        metrics.accepted_on(0, "mqtt://127.0.0.1:1883").inc_by(3);
         metrics.commit_took(0.002);
         let mut stats = Stats::default();
         stats.messages_received_by_qos = [5, 2, 1];
         stats.messages_received = 8;
         stats.clients_by_protocol = [0, 4, 1];
         stats.dropped_by_reason[DropReason::QueueFull.index()] = 7;
-        let text = metrics.render(stats);
+        let snapshot = Snapshot {
+            stats,
+            inflight: 4,
+            connections: vec![(String::from("mqtt://127.0.0.1:1883"), 2)],
+        };
+        let text = metrics.render(snapshot);
         for line in [
             "mqtt_messages_received_total{qos=\"0\"} 5",
             "mqtt_messages_received_total{qos=\"2\"} 1",
@@ -374,6 +434,8 @@ mod tests {
             "mqtt_messages_dropped_total{reason=\"queue_full\"} 7",
             "mqtt_listener_connections_accepted_total{listener=\"mqtt://127.0.0.1:1883\"} 3",
             "mqtt_store_commit_seconds_count 1",
+            "mqtt_messages_inflight 4",
+            "mqtt_listener_connections{listener=\"mqtt://127.0.0.1:1883\"} 2",
             "# TYPE mqtt_messages_received counter",
         ] {
             assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
@@ -384,8 +446,12 @@ mod tests {
     #[test]
     fn the_grafana_dashboard_and_the_docs_name_only_metrics_that_exist() {
         let metrics = Metrics::new();
-        metrics.accepted_on("mqtt://127.0.0.1:1883").inc();
-        let text = metrics.render(Stats::default());
+        metrics.accepted_on(0, "mqtt://127.0.0.1:1883").inc();
+        let snapshot = Snapshot {
+            connections: vec![(String::from("mqtt://127.0.0.1:1883"), 1)],
+            ..Snapshot::default()
+        };
+        let text = metrics.render(snapshot);
         let samples: Vec<&str> = text
             .lines()
             .filter(|l| !l.starts_with('#'))

@@ -548,10 +548,11 @@ impl ServerBuilder {
                     "refused"
                 }
             );
+            let id = u16::try_from(index).map_err(|_| {
+                ServerError::Config(ConfigError::Invalid("too many listeners".into()))
+            })?;
             bound.push(Listener {
-                id: ListenerId(u16::try_from(index).map_err(|_| {
-                    ServerError::Config(ConfigError::Invalid("too many listeners".into()))
-                })?),
+                id: ListenerId(id),
                 socket,
                 websocket: settings.protocol == Protocol::Websockets,
                 tls,
@@ -560,7 +561,7 @@ impl ServerBuilder {
                     .map(|n| Arc::new(Semaphore::new(n))),
                 handshake_timeout,
                 queue_cap,
-                accepted: metrics.accepted_on(&format!("{scheme}://{local}")),
+                accepted: metrics.accepted_on(id, &format!("{scheme}://{local}")),
                 http: match &settings.http_dir {
                     Some(dir) => Some(Arc::new(http_files::HttpDir::new(dir).map_err(|why| {
                         ServerError::Config(ConfigError::Invalid(format!(
@@ -949,6 +950,17 @@ impl ServerHandle {
             .await
             .map_err(|_| ServerError::Stopped)?;
         found.await.map_err(|_| ServerError::Stopped)
+    }
+
+    /// The broker's counters with what takes a walk (messages in flight, open connections by
+    /// listener index), for a metrics scrape.
+    pub(crate) async fn metrics_snapshot(&self) -> Result<input::MetricsFigures, ServerError> {
+        let (reply, snapshot) = oneshot::channel();
+        self.inputs
+            .send(Input::Metrics(reply))
+            .await
+            .map_err(|_| ServerError::Stopped)?;
+        snapshot.await.map_err(|_| ServerError::Stopped)
     }
 
     /// A receiver of the sample of routed messages (with an HTTP listener).

@@ -33,7 +33,7 @@ use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
 use super::ServerHandle;
-use super::metrics::{CONTENT_TYPE as METRICS_TYPE, Metrics};
+use super::metrics::{CONTENT_TYPE as METRICS_TYPE, Metrics, Snapshot};
 use super::tls::Tls;
 use crate::auth::hooks::SecurityFiles;
 use login::Logins;
@@ -158,15 +158,22 @@ async fn metrics(web: &Web, request: &Request<Incoming>) -> Response<Body> {
         );
         return response;
     }
-    match stats(web).await {
-        Some(stats) => {
-            let mut response = whole(Bytes::from(web.metrics.render(stats)));
+    let snapshot = tokio::time::timeout(STATS_TIMEOUT, web.handle.metrics_snapshot()).await;
+    match snapshot {
+        Ok(Ok((stats, inflight, open))) => {
+            let connections = web.metrics.name_listeners(&open);
+            let snapshot = Snapshot {
+                stats,
+                inflight,
+                connections,
+            };
+            let mut response = whole(Bytes::from(web.metrics.render(snapshot)));
             response
                 .headers_mut()
                 .insert(CONTENT_TYPE, HeaderValue::from_static(METRICS_TYPE));
             response
         }
-        None => text(
+        _ => text(
             StatusCode::SERVICE_UNAVAILABLE,
             "the broker does not answer\n",
         ),
