@@ -307,14 +307,11 @@ fn describe_listener(config: &ServerConfig, listener: &ListenerConfig) -> String
     } else {
         "anonymous refused".to_owned()
     }];
-    if let Some(file) = listener
-        .password_file
-        .as_ref()
-        .or(config.password_file.as_ref())
-    {
+    let (passwords, acl) = config.security_files(listener);
+    if let Some(file) = passwords {
         facts.push(format!("passwords {}", file.display()));
     }
-    if let Some(file) = listener.acl_file.as_ref().or(config.acl_file.as_ref()) {
+    if let Some(file) = acl {
         facts.push(format!("ACL {}", file.display()));
     }
     if listener.require_certificate {

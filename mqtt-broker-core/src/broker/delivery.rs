@@ -322,11 +322,16 @@ impl Broker {
             return SendOutcome::NoConnection;
         };
         let message = &delivery.message;
+        // Behind a mount point the client sees the topic without it; otherwise the topic is
+        // the message's own (taken below, after the shared-header path that needs none).
         let rules = self.config.rules(c.info.listener);
-        let Some(topic) = rules.unmount(&message.topic) else {
-            return SendOutcome::Denied;
+        let mounted = match rules.mount_point {
+            None => None,
+            Some(_) => match rules.unmount(&message.topic) {
+                Some(topic) => Some(topic),
+                None => return SendOutcome::Denied,
+            },
         };
-        let mounted = rules.mount_point.is_some();
         let remaining = match message.lifetime(now) {
             Lifetime::Unlimited => None,
             Lifetime::Remaining(secs) => Some(secs),
@@ -334,9 +339,10 @@ impl Broker {
             Lifetime::Expired if dup => Some(1),
             Lifetime::Expired => return SendOutcome::Expired,
         };
-        if packet_id.is_none() && !c.version.is_v5() && !mounted {
+        if packet_id.is_none() && !c.version.is_v5() && mounted.is_none() {
             return self.send_shared_header(conn, delivery, copies, now);
         }
+        let topic = mounted.unwrap_or_else(|| message.topic.clone());
         let qos = match packet_id {
             Some(id) => PublishQos::new(delivery.qos, id),
             None => PublishQos::AtMostOnce,

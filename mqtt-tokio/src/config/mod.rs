@@ -228,6 +228,15 @@ impl ServerConfig {
         core
     }
 
+    /// The password and ACL files of `listener`: its own where it names them
+    /// (`per_listener_settings`), else the server's.
+    pub fn security_files(&self, listener: &ListenerConfig) -> (Option<PathBuf>, Option<PathBuf>) {
+        (
+            (listener.password_file.clone()).or_else(|| self.password_file.clone()),
+            (listener.acl_file.clone()).or_else(|| self.acl_file.clone()),
+        )
+    }
+
     /// Checks what can be checked without touching the network: TLS files come in pairs, the
     /// limits are usable.
     pub fn validate(&self) -> Result<(), ConfigError> {

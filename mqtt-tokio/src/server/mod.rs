@@ -245,8 +245,7 @@ impl fmt::Debug for ServerBuilder {
 pub fn check_config(config: &ServerConfig) -> Result<(), ServerError> {
     config.validate().map_err(ServerError::Config)?;
     for (index, listener) in config.effective_listeners().iter().enumerate() {
-        let passwords = (listener.password_file.clone()).or_else(|| config.password_file.clone());
-        let acl = (listener.acl_file.clone()).or_else(|| config.acl_file.clone());
+        let (passwords, acl) = config.security_files(listener);
         SecurityFiles::load(passwords, acl).map_err(ServerError::Security)?;
         tls::Tls::new(listener).map_err(ServerError::Tls)?;
         if let Some(dir) = &listener.http_dir {
@@ -384,10 +383,7 @@ impl ServerBuilder {
         let mut loaded: Vec<(SecurityPaths, Arc<SecurityFiles>)> = Vec::new();
         let mut security = Vec::with_capacity(listeners.len());
         for listener in &listeners {
-            let paths = (
-                (listener.password_file.clone()).or_else(|| config.password_file.clone()),
-                (listener.acl_file.clone()).or_else(|| config.acl_file.clone()),
-            );
+            let paths = config.security_files(listener);
             let shared = match loaded.iter().find(|(p, _)| *p == paths) {
                 Some((_, shared)) => shared.clone(),
                 None => {
