@@ -58,6 +58,7 @@ fn publish(topic: &'static str, qos: PublishQos, payload_len: usize) -> Packet {
 fn cases() -> Vec<Case> {
     let connect = Packet::Connect(Box::new(Connect {
         protocol: V4,
+        bridge: false,
         clean_start: true,
         keep_alive: 60,
         client_id: MqttStr::from_static("tasmota_5C1A2B"),

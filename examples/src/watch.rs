@@ -64,6 +64,7 @@ pub fn run(args: WatchArgs) -> Result<(), String> {
     let mut connection = Connection::new(stream);
     let mut connect = Connect {
         protocol: ProtocolVersion::V3_1_1,
+        bridge: false,
         clean_start: true,
         keep_alive: KEEP_ALIVE,
         client_id: string(&format!("mqtt-broker-watch-{}", std::process::id()))?,

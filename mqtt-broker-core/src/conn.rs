@@ -60,6 +60,9 @@ pub(crate) struct Conn {
     pub(crate) awaiting_decision: bool,
     /// Whether the client sent DISCONNECT 0x00 (its will is discarded).
     pub(crate) clean_disconnect: bool,
+    /// The client is another broker's bridge (the bridge bit of a 3.x CONNECT): its
+    /// subscriptions are no-local and retain-as-published, as mosquitto treats them.
+    pub(crate) bridge: bool,
 }
 
 impl Conn {
@@ -85,6 +88,7 @@ impl Conn {
             auth_method: None,
             awaiting_decision: false,
             clean_disconnect: false,
+            bridge: false,
         }
     }
 

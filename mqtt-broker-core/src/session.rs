@@ -419,6 +419,9 @@ pub(crate) struct Session {
     pub(crate) conn: Option<ConnectionId>,
     /// Protocol version of the last connection.
     pub(crate) version: ProtocolVersion,
+    /// The last connection was a 3.x bridge (the bridge bit): retain-as-published is honoured
+    /// for it although 3.1.1 clears RETAIN on forwarded messages otherwise.
+    pub(crate) bridge: bool,
     /// Subscriptions by filter text (including any `$share/` prefix), with the parsed filter.
     pub(crate) subscriptions: Subscriptions,
     /// Outbound QoS 1/2 exchanges.
@@ -446,6 +449,7 @@ impl Session {
             client_id,
             conn: None,
             version,
+            bridge: false,
             subscriptions: Subscriptions::default(),
             inflight: Inflight::default(),
             queue: Queue::default(),

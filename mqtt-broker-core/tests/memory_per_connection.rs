@@ -94,6 +94,7 @@ fn an_idle_subscribed_connection_costs_the_core_little_heap() {
             .expect("open");
         let connect = Connect {
             protocol: ProtocolVersion::V3_1_1,
+            bridge: false,
             clean_start: true,
             keep_alive: 60,
             client_id: MqttStr::try_from(format!("client-{n}")).expect("valid id"),

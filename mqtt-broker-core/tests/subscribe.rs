@@ -168,6 +168,33 @@ fn mqtt311_own_messages_are_delivered() {
 }
 
 #[test]
+fn a_311_bridge_gets_no_local_and_retain_as_published() {
+    // The bridge bit (mosquitto's try_private) is outside the standard; a bridge connecting
+    // with it must not get back what it forwarded, and retained messages stay retained, so two
+    // brokers bridged both ways on `#` do not loop.
+    let mut h = Harness::new();
+    let bridge = h.open(V311);
+    let mut connect = connect_packet(V311, "bridge");
+    connect.bridge = true;
+    assert_eq!(
+        h.connect_with(bridge, connect).reason_code,
+        ReasonCode::Success
+    );
+    h.subscribe(bridge, "#", QoS::AtLeastOnce);
+    h.publish(bridge, "t", b"forwarded", QoS::AtMostOnce, false);
+    assert!(h.publishes(bridge).is_empty());
+    let other = h.connect(V311, "o");
+    h.publish(other, "t", b"retained", QoS::AtMostOnce, true);
+    let got = h.publishes(bridge);
+    assert_eq!(got.len(), 1);
+    assert!(got[0].retain, "retain as published");
+    // A shared subscription of a bridge is not no-local (that would be refused).
+    h.subscribe(bridge, "$share/g/s", QoS::AtMostOnce);
+    h.publish(bridge, "s", b"shared", QoS::AtMostOnce, false);
+    assert_eq!(h.publishes(bridge).len(), 1);
+}
+
+#[test]
 fn mqtt5_3_8_3_4_no_local_on_shared_subscription_is_a_protocol_error() {
     let mut h = Harness::new();
     let c = h.connect(V5, "c");

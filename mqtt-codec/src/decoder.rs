@@ -267,7 +267,7 @@ impl Decoder {
         if self.version.is_none() && header.first_byte >> 4 == PacketType::Connect as u8 {
             let body = start + header.header_len;
             let mut r = Reader::new(buf, body, start + header.frame_len());
-            if let Ok(protocol) = Connect::decode_protocol(&mut r) {
+            if let Ok((protocol, _)) = Connect::decode_protocol(&mut r) {
                 self.version = Some(protocol);
             }
         }

@@ -311,6 +311,7 @@ mod tests {
         let connect = |protocol, client_id| {
             Packet::Connect(Box::new(Connect {
                 protocol,
+                bridge: false,
                 clean_start: true,
                 keep_alive: 0,
                 client_id,
@@ -369,6 +370,7 @@ mod tests {
             });
             let connect = Packet::Connect(Box::new(Connect {
                 protocol: ProtocolVersion::V3_1_1,
+                bridge: false,
                 clean_start: false,
                 keep_alive: 5,
                 client_id: filter.clone(),

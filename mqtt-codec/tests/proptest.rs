@@ -221,6 +221,7 @@ fn connect(version: ProtocolVersion) -> impl Strategy<Value = Packet> {
                 };
                 Packet::Connect(Box::new(Connect {
                     protocol: version,
+                    bridge: false,
                     clean_start,
                     keep_alive,
                     client_id,

@@ -45,6 +45,7 @@ fn connect_311_with_will_user_and_password() {
     let frame = b"\x10\x2a\x00\x04MQTT\x04\xee\x00\x3c\x00\x08client-1\x00\x03w/t\x00\x03bye\x00\x04user\x00\x04pass";
     let packet = Packet::Connect(Box::new(Connect {
         protocol: V3_1_1,
+        bridge: false,
         clean_start: true,
         keep_alive: 60,
         client_id: "client-1".into(),
@@ -63,11 +64,45 @@ fn connect_311_with_will_user_and_password() {
 }
 
 #[test]
+fn connect_311_bridge_bit_as_mosquitto_bridges_send_it() {
+    // A mosquitto bridge with try_private (its default) sends level 0x84: 4 with the top bit.
+    let frame = b"\x10\x10\x00\x04MQTT\x84\x00\x00\x3c\x00\x04br-1";
+    let packet = Packet::Connect(Box::new(Connect {
+        protocol: V3_1_1,
+        bridge: true,
+        clean_start: false,
+        keep_alive: 60,
+        client_id: "br-1".into(),
+        will: None,
+        username: None,
+        password: None,
+        properties: Properties::default(),
+    }));
+    exact(V3_1_1, frame, &packet);
+    let mut v31 = BytesMut::from(&b"\x10\x12\x00\x06MQIsdp\x83\x00\x00\x3c\x00\x04br-1"[..]);
+    let Some(Packet::Connect(connect)) = Decoder::new().decode(&mut v31).unwrap() else {
+        panic!("a CONNECT")
+    };
+    assert_eq!((connect.protocol, connect.bridge), (V3_1, true));
+    // 5.0 has no bridge bit: 0x85 is an unknown level [MQTT5-3.1.2-2].
+    let err = decode_packet(
+        Bytes::from_static(b"\x10\x11\x00\x04MQTT\x85\x00\x00\x3c\x00\x00\x04br-1"),
+        V5,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        mqtt_wire::DecodeError::UnsupportedProtocolVersion(0x85)
+    );
+}
+
+#[test]
 fn connect_31_mqisdp_as_mosquitto_pub_sends_it() {
     // mosquitto_pub -V mqttv31: protocol name "MQIsdp", level 3, clean session, keep alive 60.
     let frame = b"\x10\x1f\x00\x06MQIsdp\x03\x02\x00\x3c\x00\x11mosqpub|1234-host";
     let packet = Packet::Connect(Box::new(Connect {
         protocol: V3_1,
+        bridge: false,
         clean_start: true,
         keep_alive: 60,
         client_id: "mosqpub|1234-host".into(),
@@ -89,6 +124,7 @@ fn connect_5_with_properties_and_will_properties() {
     let frame = b"\x10\x2a\x00\x04MQTT\x05\x06\x00\x3c\x0f\x11\x00\x00\x00\x78\x21\x00\x0a\x26\x00\x01k\x00\x01v\x00\x03abc\x05\x18\x00\x00\x00\x05\x00\x01t\x00\x00";
     let packet = Packet::Connect(Box::new(Connect {
         protocol: V5,
+        bridge: false,
         clean_start: true,
         keep_alive: 60,
         client_id: "abc".into(),
@@ -119,6 +155,7 @@ fn connect_5_password_without_username_is_allowed() {
     let frame = b"\x10\x11\x00\x04MQTT\x05\x40\x00\x00\x00\x00\x00\x00\x02pw";
     let packet = Packet::Connect(Box::new(Connect {
         protocol: V5,
+        bridge: false,
         clean_start: false,
         keep_alive: 0,
         client_id: MqttStr::default(),

@@ -63,6 +63,7 @@ impl Client {
             .map_err(|_| LoadError::Options(format!("invalid client id {client_id:?}")))?;
         let connect = Packet::Connect(Box::new(Connect {
             protocol: config.version,
+            bridge: false,
             clean_start: true,
             keep_alive: config.keep_alive,
             client_id,

@@ -46,6 +46,7 @@ impl Broker {
             return;
         };
         c.version = connect.protocol;
+        c.bridge = connect.bridge;
         let version = connect.protocol;
         let listener = c.info.listener;
         if let Err(reason) = self.check_connect(&mut connect, listener) {
@@ -271,6 +272,7 @@ impl Broker {
         if let Some(s) = self.sessions.get_mut(&session) {
             s.conn = Some(conn);
             s.version = version;
+            s.bridge = connect.bridge;
             s.expiry_interval = expiry;
             s.will = will; // [MQTT5-3.1.2-7]
         }

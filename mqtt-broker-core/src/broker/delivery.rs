@@ -523,6 +523,7 @@ mod tests {
             .expect("new");
         let connect = Connect {
             protocol: ProtocolVersion::V3_1_1,
+            bridge: false,
             clean_start: true,
             keep_alive: 0,
             client_id: s(client_id),

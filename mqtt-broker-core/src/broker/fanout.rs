@@ -76,8 +76,10 @@ impl Broker {
                 continue; // [MQTT5-3.8.3-3]
             }
             let qos = message.qos.min(options.qos); // [MQTT5-3.8.4-8] [MQTT311-3.8.4-6]
-            // [MQTT5-3.3.1-12] [MQTT5-3.3.1-13]; 3.1.1 always clears it [MQTT311-3.3.1-9].
-            let retain = s.version.is_v5() && options.retain_as_published && message.retain;
+            // [MQTT5-3.3.1-12] [MQTT5-3.3.1-13]; 3.1.1 always clears it [MQTT311-3.3.1-9],
+            // except for a bridge that asked with the bridge bit (not a standard client).
+            let retain =
+                (s.version.is_v5() || s.bridge) && options.retain_as_published && message.retain;
             if share.is_none() && s.route_mark.0 == seq {
                 // Another filter of a session already served: merge into its one copy
                 // [MQTT5-3.3.4-2] [MQTT5-3.3.4-4] [MQTT311-3.3.5-1].
@@ -323,6 +325,7 @@ mod tests {
             .expect("new");
         let connect = Connect {
             protocol: V311,
+            bridge: false,
             clean_start: true,
             keep_alive: 0,
             client_id: MqttStr::from_static(client_id),

@@ -33,7 +33,7 @@ impl Broker {
         let Some(c) = self.conns.get(&conn) else {
             return Ok(());
         };
-        let v5 = c.version.is_v5();
+        let (v5, bridge) = (c.version.is_v5(), c.bridge);
         let rules = self.config.rules(c.info.listener);
         let (maximum_qos, mounted) = (rules.maximum_qos, rules.mount_point.is_some());
         let identifier = subscribe
@@ -51,6 +51,13 @@ impl Broker {
                 codes.push(failure(v5, ReasonCode::TopicFilterInvalid));
                 continue;
             };
+            if bridge {
+                // A 3.x bridge cannot ask for these options; it is given them, so that what it
+                // forwards here is not sent back to it and retained messages stay retained.
+                // A shared subscription delivers to one member: there, no-local is refused.
+                options.no_local = filter.share().is_none();
+                options.retain_as_published = true;
+            }
             if filter.share().is_some() && options.no_local {
                 return Err(ProtocolViolation::new(
                     "MQTT-3.8.3-4",

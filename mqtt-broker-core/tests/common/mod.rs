@@ -476,6 +476,7 @@ impl Harness {
 pub fn connect_packet(version: ProtocolVersion, client_id: &str) -> Connect {
     Connect {
         protocol: version,
+        bridge: false,
         clean_start: true,
         keep_alive: 0,
         client_id: s(client_id),

@@ -16,6 +16,12 @@ use crate::string::MqttStr;
 pub struct Connect {
     /// Protocol name and level.
     pub protocol: ProtocolVersion,
+    /// The top bit of a 3.x protocol level (`0x83`, `0x84`): the client is a bridge of
+    /// another broker (mosquitto's `try_private`). Not part of the OASIS standards, which
+    /// know levels 3, 4 and 5 only; a broker that honours it treats the bridge's
+    /// subscriptions as no-local and retain-as-published, so a bridge in both directions
+    /// does not loop. Always `false` in 5.0, which has both options per subscription.
+    pub bridge: bool,
     /// Clean Session (3.x) / Clean Start (5.0).
     pub clean_start: bool,
     /// Keep alive in seconds, 0 = disabled.
@@ -49,13 +55,19 @@ pub struct LastWill {
 
 impl Connect {
     /// Reads the protocol name and level, the first fields of a CONNECT body.
-    pub(crate) fn decode_protocol(r: &mut Reader<'_>) -> Result<ProtocolVersion, DecodeError> {
+    /// With it, whether the level carries the bridge bit (`0x80`, 3.x only; see
+    /// [`Connect::bridge`]).
+    pub(crate) fn decode_protocol(
+        r: &mut Reader<'_>,
+    ) -> Result<(ProtocolVersion, bool), DecodeError> {
         let name = r.prefixed_slice()?;
         let level = r.u8()?;
         match (name, level) {
-            (b"MQTT", 4) => Ok(ProtocolVersion::V3_1_1),
-            (b"MQTT", 5) => Ok(ProtocolVersion::V5),
-            (b"MQIsdp", 3) => Ok(ProtocolVersion::V3_1),
+            (b"MQTT", 4) => Ok((ProtocolVersion::V3_1_1, false)),
+            (b"MQTT", 0x84) => Ok((ProtocolVersion::V3_1_1, true)),
+            (b"MQTT", 5) => Ok((ProtocolVersion::V5, false)),
+            (b"MQIsdp", 3) => Ok((ProtocolVersion::V3_1, false)),
+            (b"MQIsdp", 0x83) => Ok((ProtocolVersion::V3_1, true)),
             (b"MQTT" | b"MQIsdp", other) => Err(DecodeError::UnsupportedProtocolVersion(other)),
             _ => Err(DecodeError::InvalidProtocolName),
         }
@@ -63,7 +75,7 @@ impl Connect {
 
     /// Decodes a CONNECT body; the version is the one the packet names, not the connection's.
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let protocol = Self::decode_protocol(r)?;
+        let (protocol, bridge) = Self::decode_protocol(r)?;
         let v5 = protocol.is_v5();
         let flags = r.u8()?;
         if flags & flag::RESERVED != 0 {
@@ -119,6 +131,7 @@ impl Connect {
         r.finish()?;
         Ok(Self {
             protocol,
+            bridge,
             clean_start: flags & flag::CLEAN_START != 0,
             keep_alive,
             client_id,
@@ -186,12 +199,13 @@ impl Connect {
             }),
             ProtocolVersion::V3_1 | ProtocolVersion::V3_1_1 => {
                 put_frame_exact(out, first_byte, body, |w| {
+                    let bridge = if self.bridge { 0x80 } else { 0 };
                     if self.protocol == ProtocolVersion::V3_1 {
                         w.put(b"\x00\x06MQIsdp");
-                        w.put(&preamble(3));
+                        w.put(&preamble(3 | bridge));
                     } else {
                         w.put(b"\x00\x04MQTT");
-                        w.put(&preamble(4));
+                        w.put(&preamble(4 | bridge));
                     }
                     w.utf8(self.client_id.as_bytes())?;
                     if let Some(will) = &self.will {

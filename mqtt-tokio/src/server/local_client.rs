@@ -510,6 +510,7 @@ impl ServerHandle {
         }
         let connect = Connect {
             protocol: VERSION,
+            bridge: false,
             clean_start: options.clean_start,
             keep_alive: 0,
             client_id: client_id.clone(),

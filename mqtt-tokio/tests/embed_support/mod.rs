@@ -55,6 +55,7 @@ pub fn id(n: u16) -> PacketId {
 pub fn connect_packet(client_id: &str) -> Connect {
     Connect {
         protocol: ProtocolVersion::V5,
+        bridge: false,
         clean_start: true,
         keep_alive: 0,
         client_id: MqttStr::try_from(client_id.to_owned()).expect("valid client id"),
