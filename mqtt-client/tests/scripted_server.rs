@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use mqtt_client::{Client, ClientError, Disconnection, Event, Message, Options};
 use mqtt_wire::{Decoder, Packet, ProtocolVersion, QoS, ReasonCode};
 
@@ -23,7 +23,7 @@ fn events(client: &mut Client) -> Vec<Event> {
 }
 
 fn sent(client: &mut Client, version: ProtocolVersion) -> Vec<Packet> {
-    let mut bytes = BytesMut::from(&client.poll_transmit().unwrap_or_else(Bytes::new)[..]);
+    let mut bytes = BytesMut::from(&client.poll_transmit().unwrap_or_default()[..]);
     let mut decoder = Decoder::new();
     decoder.set_version(version);
     std::iter::from_fn(|| decoder.decode(&mut bytes).unwrap()).collect()
