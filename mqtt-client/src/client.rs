@@ -561,15 +561,23 @@ impl Client {
     }
 
     /// Sends the PUBREL of an outgoing QoS 2 message whose PUBREC came (manual
-    /// acknowledgements) [MQTT5-4.3.3-4].
+    /// acknowledgements) [MQTT5-4.3.3-4], or sends it again. An identifier the client has no
+    /// record of is taken as an exchange whose state the application holds (a relay whose
+    /// other side sends its PUBREL again after a restart): it is recorded as released and the
+    /// PUBREL is sent.
     ///
     /// # Errors
-    /// [`ClientError::UnknownPacketId`] when no PUBREL is due for it;
-    /// [`ClientError::NotConnected`] (it is sent on the resumed session).
+    /// [`ClientError::UnknownPacketId`] when the message still waits for its PUBREC. While
+    /// not connected the PUBREL is recorded and sent on the resumed session.
     pub fn release(&mut self, packet_id: PacketId) -> Result<(), ClientError> {
         match self.session.outgoing.get_mut(&packet_id) {
-            Some((_, Outgoing::Released { sent })) if !*sent => *sent = true,
-            _ => return Err(ClientError::UnknownPacketId(packet_id.get())),
+            Some((_, Outgoing::Publish(_))) => {
+                return Err(ClientError::UnknownPacketId(packet_id.get()));
+            }
+            Some((_, Outgoing::Released { sent })) => *sent = true,
+            None => self
+                .session
+                .insert(packet_id, Outgoing::Released { sent: true }),
         }
         if self.phase == Phase::Connected {
             self.send(&Packet::PubRel(Ack::new(packet_id)));

@@ -2,6 +2,7 @@
 //! with the per-listener policy (anonymous access, certificate identity as user name) and
 //! reloading on demand (SIGHUP).
 
+use crate::BRIDGE_LISTENER;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
@@ -209,6 +210,10 @@ impl FileAuthenticator {
 impl Authenticator for FileAuthenticator {
     fn authenticate(&mut self, credentials: &ConnectCredentials<'_>) -> AuthDecision {
         let refused = AuthDecision::Reject(ReasonCode::NotAuthorized);
+        if credentials.info.listener == BRIDGE_LISTENER {
+            // This broker's own bridge without a local user name: trusted, as in mosquitto.
+            return AuthDecision::Accept;
+        }
         let Some(listener) = self.listeners.get(usize::from(credentials.info.listener.0)) else {
             return refused;
         };
@@ -271,6 +276,9 @@ impl FileAuthorizer {
         client: &ClientRef<'_>,
         allowed: impl FnOnce(&AclFile) -> bool,
     ) -> Authorization {
+        if client.info.listener == BRIDGE_LISTENER {
+            return Authorization::Allow;
+        }
         let Some(listener) = self.listeners.get(usize::from(client.info.listener.0)) else {
             return Authorization::Deny(ReasonCode::NotAuthorized);
         };

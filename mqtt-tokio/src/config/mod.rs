@@ -5,6 +5,7 @@
 //! `127.0.0.1:1883` that admits anonymous clients. A file that declares listeners must say
 //! `allow_anonymous = true` on each listener that should admit clients without a user name.
 
+mod bridge;
 mod durability;
 mod load;
 mod mosquitto_conf;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use mqtt_broker_core::{ListenerId, ListenerRules};
 use serde::Deserialize;
 
+pub use bridge::{BridgeConfig, BridgeProtocol, BridgeTopic, Direction, StartType};
 pub use durability::Durability;
 
 pub use load::{ConfigError, LoadedConfig, OptionUse, load_file};
@@ -80,6 +82,9 @@ pub struct ServerConfig {
     /// QoS 0 messages are queued for offline persistent sessions too, within the queue limits
     /// (mosquitto's `queue_qos0_messages`; default false).
     pub queue_qos0_messages: bool,
+    /// Connections to other brokers (`[[bridge]]` tables; mosquitto's `connection` blocks).
+    #[serde(rename = "bridge")]
+    pub bridges: Vec<BridgeConfig>,
 }
 
 /// Where and what the `mqtt-broker` binary logs (`[log]` table; mosquitto's `log_dest` and
@@ -180,6 +185,7 @@ impl Default for ServerConfig {
             use_username_as_clientid: false,
             clientid_prefixes: None,
             queue_qos0_messages: false,
+            bridges: Vec::new(),
         }
     }
 }
@@ -259,6 +265,16 @@ impl ServerConfig {
             return Err(ConfigError::Invalid(format!(
                 "log.level `{level}`: expected off, error, warn, info, debug or trace"
             )));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for bridge in &self.bridges {
+            bridge.validate()?;
+            if !names.insert(bridge.name.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "duplicate bridge name `{}`",
+                    bridge.name
+                )));
+            }
         }
         self.limits.validate()
     }

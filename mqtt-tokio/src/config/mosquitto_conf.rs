@@ -17,8 +17,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{
-    ConfigError, Durability, ListenerConfig, LoadedConfig, LogDest, OptionUse, Protocol,
-    ServerConfig, SocketDomain, tls_names,
+    BridgeConfig, BridgeProtocol, BridgeTopic, ConfigError, Durability, ListenerConfig,
+    LoadedConfig, LogDest, OptionUse, Protocol, ServerConfig, SocketDomain, StartType, tls_names,
 };
 
 /// What this reader does with one mosquitto.conf option.
@@ -36,7 +36,7 @@ pub enum Support {
 
 use Support::{Honoured, Ignored, Refused};
 
-const BRIDGE: Support = Refused("bridges are not supported yet");
+const BRIDGE: Support = Honoured("in a `connection` block (see BRIDGES.md)");
 const PLUGIN: Support = Refused(
     "plugins are not supported (mosquitto's C plugin interface); use password_file and acl_file, or embed the broker and set an Authenticator",
 );
@@ -80,14 +80,23 @@ pub const OPTIONS: &[(&str, Support)] = &[
     ("bridge_cafile", BRIDGE),
     ("bridge_capath", BRIDGE),
     ("bridge_certfile", BRIDGE),
-    ("bridge_identity", BRIDGE),
+    (
+        "bridge_identity",
+        Refused("TLS-PSK is not supported (rustls has no pre-shared keys); use certificates"),
+    ),
     ("bridge_insecure", BRIDGE),
     ("bridge_keyfile", BRIDGE),
     ("bridge_max_packet_size", BRIDGE),
     ("bridge_outgoing_retain", BRIDGE),
     ("bridge_protocol_version", BRIDGE),
-    ("bridge_psk", BRIDGE),
-    ("bridge_require_ocsp", BRIDGE),
+    (
+        "bridge_psk",
+        Refused("TLS-PSK is not supported (rustls has no pre-shared keys); use certificates"),
+    ),
+    (
+        "bridge_require_ocsp",
+        Refused("OCSP stapling is not checked by this broker's TLS client"),
+    ),
     ("bridge_tls_version", BRIDGE),
     ("cafile", Honoured("")),
     (
@@ -404,6 +413,11 @@ struct Reader {
     persistent_client_expiration: u32,
     /// `max_packet_size`, combined with `message_size_limit` at the end (0: none).
     max_packet_size: u32,
+    /// Index in `config.bridges` of the bridge that bridge options apply to, once a
+    /// `connection` line was read.
+    bridge: Option<usize>,
+    /// Where each bridge's `connection` line is, for the errors of its checks at the end.
+    bridge_lines: Vec<String>,
 }
 
 /// Parses the text of a mosquitto.conf; `include_dir` is read from the file system, and
@@ -506,6 +520,14 @@ impl Reader {
                         self.read(&text, &name, false)?;
                     }
                 }
+                Some(Honoured(_)) if option == "connection" => {
+                    self.bridge_lines.push(at.to_string());
+                    self.option(option, value).map_err(|why| match why {
+                        Problem::Unsupported(why) | Problem::Bad(why) => {
+                            ConfigError::Syntax(format!("{at}: {option}: {why}"))
+                        }
+                    })?
+                }
                 Some(Honoured(_)) => self.option(option, value).map_err(|why| match why {
                     Problem::Unsupported(why) => {
                         ConfigError::Refused(format!("{at}: {option}: {why}"))
@@ -518,6 +540,23 @@ impl Reader {
     }
 
     fn option(&mut self, option: &str, value: &str) -> Result<(), Problem> {
+        if option == "connection" {
+            let name = word(value)?;
+            if self.config.bridges.iter().any(|b| b.name == name) {
+                return Err(Problem::Bad(format!("duplicate bridge name `{name}`")));
+            }
+            self.config.bridges.push(BridgeConfig::new(name));
+            self.bridge = Some(self.config.bridges.len() - 1);
+            return Ok(());
+        }
+        if support(option) == Some(BRIDGE) {
+            let Some(index) = self.bridge else {
+                return Err(Problem::Bad(String::from(
+                    "needs a `connection` line before it, as in mosquitto",
+                )));
+            };
+            return bridge_option(&mut self.config.bridges[index], option, value);
+        }
         let limits = &mut self.config.limits;
         match option {
             "listener" => {
@@ -830,6 +869,11 @@ impl Reader {
                 listener.allow_anonymous = allow;
             }
         }
+        for (bridge, at) in self.config.bridges.iter().zip(&self.bridge_lines) {
+            bridge.check().map_err(|why| {
+                ConfigError::Invalid(format!("{at}: connection {}: {why}", bridge.name))
+            })?;
+        }
         self.config.validate()?;
         Ok(LoadedConfig {
             config: self.config,
@@ -837,6 +881,104 @@ impl Reader {
             options: self.options,
         })
     }
+}
+
+/// One option of a `connection` block.
+fn bridge_option(bridge: &mut BridgeConfig, option: &str, value: &str) -> Result<(), Problem> {
+    let text = |value: &str| word(value).map(|w| Some(w.to_owned()));
+    match option {
+        "address" | "addresses" => {
+            if !bridge.addresses.is_empty() {
+                return Err(Problem::Bad(String::from("addresses given twice")));
+            }
+            bridge.addresses = value
+                .split_whitespace()
+                .take_while(|w| !w.starts_with('#'))
+                .map(str::to_owned)
+                .collect();
+            if bridge.addresses.is_empty() {
+                return Err(Problem::Bad(String::from("expected an address")));
+            }
+            bridge.remote_addresses()?;
+        }
+        "round_robin" => bridge.round_robin = boolean(value)?,
+        "topic" => bridge.topics.push(BridgeTopic::parse(value)?),
+        "clientid" | "remote_clientid" => bridge.remote_clientid = text(value)?,
+        "username" | "remote_username" => bridge.remote_username = text(value)?,
+        "password" | "remote_password" => bridge.remote_password = text(value)?,
+        "local_clientid" => bridge.local_clientid = text(value)?,
+        "local_username" => bridge.local_username = text(value)?,
+        "local_password" => bridge.local_password = text(value)?,
+        "cleansession" => bridge.cleansession = boolean(value)?,
+        "local_cleansession" => bridge.local_cleansession = Some(boolean(value)?),
+        "keepalive_interval" => bridge.keepalive_interval = number(value)?,
+        "bridge_protocol_version" => {
+            bridge.protocol_version = match value {
+                "mqttv31" => BridgeProtocol::Mqttv31,
+                "mqttv311" => BridgeProtocol::Mqttv311,
+                "mqttv50" => BridgeProtocol::Mqttv50,
+                _ => {
+                    return Err(Problem::Bad(format!(
+                        "expected mqttv31, mqttv311 or mqttv50, got `{value}`"
+                    )));
+                }
+            }
+        }
+        "try_private" => bridge.try_private = boolean(value)?,
+        "notifications" => bridge.notifications = boolean(value)?,
+        "notifications_local_only" => bridge.notifications_local_only = boolean(value)?,
+        "notification_topic" => bridge.notification_topic = text(value)?,
+        "restart_timeout" => {
+            let mut words = value.split_whitespace();
+            // As mosquitto: below one second is one second.
+            let base = number::<u64>(words.next().unwrap_or(""))?.max(1);
+            let cap = words.next().map(number::<u64>).transpose()?;
+            if cap.is_some_and(|cap| cap < base) {
+                return Err(Problem::Bad(String::from(
+                    "backoff cap is lower than the base",
+                )));
+            }
+            bridge.restart_timeout = Some((base, cap));
+        }
+        "start_type" => {
+            bridge.start_type = match value {
+                "automatic" => StartType::Automatic,
+                "lazy" => StartType::Lazy,
+                "once" => StartType::Once,
+                "manual" => {
+                    return Err(Problem::Unsupported(String::from(
+                        "manual start_type is not supported (nor by mosquitto)",
+                    )));
+                }
+                _ => return Err(Problem::Bad(format!("invalid start_type `{value}`"))),
+            }
+        }
+        "idle_timeout" => bridge.idle_timeout = number::<u64>(value)?.max(1),
+        "threshold" => bridge.threshold = number::<usize>(value)?.max(1),
+        "bridge_cafile" => bridge.bridge_cafile = Some(path(value)?),
+        "bridge_capath" => bridge.bridge_capath = Some(path(value)?),
+        "bridge_certfile" => bridge.bridge_certfile = Some(path(value)?),
+        "bridge_keyfile" => bridge.bridge_keyfile = Some(path(value)?),
+        "bridge_insecure" => bridge.bridge_insecure = boolean(value)?,
+        "bridge_tls_version" => {
+            tls_names::allows_tls12(value).map_err(|why| match value {
+                "tlsv1" | "tlsv1.1" => Problem::Unsupported(why),
+                _ => Problem::Bad(why),
+            })?;
+            bridge.bridge_tls_version = text(value)?;
+        }
+        "bridge_alpn" => bridge.bridge_alpn = text(value)?,
+        "bridge_bind_address" => bridge.bridge_bind_address = text(value)?,
+        "bridge_max_packet_size" => bridge.bridge_max_packet_size = number(value)?,
+        "bridge_outgoing_retain" => bridge.bridge_outgoing_retain = boolean(value)?,
+        "bridge_attempt_unsubscribe" => bridge.bridge_attempt_unsubscribe = boolean(value)?,
+        _ => {
+            return Err(Problem::Bad(String::from(
+                "honoured but not handled (a bug: please report it)",
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn boolean(value: &str) -> Result<bool, String> {
@@ -1095,7 +1237,7 @@ mod strictness {
                 _ => None,
             })
             .collect();
-        assert!(refused.len() > 40, "bridge, plugin, TLS and more");
+        assert!(refused.len() > 5, "plugins, TLS-PSK and more");
         for (name, why) in refused {
             let text = format!("listener 1883\n{}\n", sample(name));
             let file = Path::new("/etc/mosquitto/mosquitto.conf");
@@ -1114,6 +1256,119 @@ mod strictness {
     }
 
     #[test]
+    fn connection_blocks_are_read_with_mosquittos_meaning() {
+        let text = "listener 1883\n\
+            connection cloud\n\
+            address broker.example.net:8883 backup.example.net # fail-over\n\
+            topic tele/# out 1 home/ site-a/\n\
+            topic cmnd/# in 2\n\
+            topic \"\" both 0 local/state remote/state\n\
+            remote_clientid house\n\
+            remote_username bridge\n\
+            remote_password secret\n\
+            cleansession false\n\
+            local_cleansession true\n\
+            keepalive_interval 30\n\
+            bridge_protocol_version mqttv50\n\
+            try_private false\n\
+            notifications true\n\
+            notification_topic house/bridge/state\n\
+            restart_timeout 2 20\n\
+            start_type lazy\n\
+            threshold 3\n\
+            idle_timeout 90\n\
+            bridge_cafile /etc/ssl/ca.pem\n\
+            bridge_insecure true\n\
+            bridge_tls_version tlsv1.3\n\
+            bridge_alpn mqtt\n\
+            bridge_max_packet_size 4096\n\
+            bridge_outgoing_retain false\n\
+            local_username bridge-local\n\
+            connection second\n\
+            addresses 10.0.0.9\n\
+            topic # both\n\
+            round_robin true\n";
+        let config = parse_mosquitto_conf(text).unwrap().config;
+        assert_eq!(config.bridges.len(), 2);
+        let cloud = &config.bridges[0];
+        assert_eq!(cloud.name, "cloud");
+        assert_eq!(
+            cloud.remote_addresses().unwrap(),
+            [
+                ("broker.example.net".to_owned(), 8883),
+                ("backup.example.net".to_owned(), 1883)
+            ]
+        );
+        assert_eq!(cloud.topics.len(), 3);
+        assert_eq!(
+            cloud.topics[0].to_remote("home/tele/x").as_deref(),
+            Some("site-a/tele/x")
+        );
+        assert_eq!(cloud.topics[1].qos, 2);
+        assert_eq!(cloud.topics[2].pattern, None);
+        assert_eq!(cloud.remote_client_id(), "house");
+        assert_eq!(cloud.local_client_id(), "local.house");
+        assert_eq!(cloud.remote_username.as_deref(), Some("bridge"));
+        assert!(!cloud.cleansession && cloud.local_clean());
+        assert_eq!(cloud.keepalive_interval, 30);
+        assert_eq!(cloud.protocol_version, BridgeProtocol::Mqttv50);
+        assert!(!cloud.try_private);
+        assert_eq!(cloud.notification_topic(), "house/bridge/state");
+        assert_eq!(cloud.restart_timeout, Some((2, Some(20))));
+        assert_eq!(
+            (cloud.start_type, cloud.threshold, cloud.idle_timeout),
+            (StartType::Lazy, 3, 90)
+        );
+        assert!(cloud.is_tls() && cloud.bridge_insecure);
+        assert_eq!(cloud.bridge_max_packet_size, 4096);
+        assert!(!cloud.bridge_outgoing_retain);
+        assert_eq!(cloud.local_username.as_deref(), Some("bridge-local"));
+        let second = &config.bridges[1];
+        assert!(second.round_robin && second.try_private && second.notifications);
+        assert_eq!(second.start_type, StartType::Automatic);
+        // The listener after which the blocks came is still there.
+        assert_eq!(config.listeners.len(), 1);
+    }
+
+    #[test]
+    fn a_bridge_mosquitto_would_refuse_names_its_file_and_line() {
+        for (text, line, why) in [
+            ("topic a/#\n", 1, "needs a `connection` line"),
+            ("connection a\nconnection a\n", 2, "duplicate bridge name"),
+            ("connection a\naddress h\n", 1, "no topics defined"),
+            ("connection a\ntopic #\n", 1, "no remote addresses"),
+            ("connection a\naddress h:0\n", 2, "invalid port"),
+            (
+                "connection a\naddress h\ntopic # sideways\n",
+                3,
+                "direction",
+            ),
+            (
+                "connection a\naddress h\ntopic # out 0\nstart_type manual\n",
+                4,
+                "manual",
+            ),
+            (
+                "connection a\naddress h\ntopic # out 0\nrestart_timeout 30 5\n",
+                4,
+                "lower than the base",
+            ),
+            (
+                "connection a\naddress h\ntopic #\nbridge_insecure true\n",
+                1,
+                "need bridge_cafile",
+            ),
+        ] {
+            let file = Path::new("/etc/mosquitto/conf.d/bridge.conf");
+            let err = parse_mosquitto_conf_file(text, file)
+                .unwrap_err()
+                .to_string();
+            let at = format!("/etc/mosquitto/conf.d/bridge.conf:{line}: ");
+            assert!(err.contains(&at) && err.contains(why), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
     fn options_that_would_weaken_the_broker_are_refused() {
         for line in [
             "psk_file /etc/mosquitto/psk",
@@ -1123,7 +1378,7 @@ mod strictness {
             "ciphers HIGH:!aNULL",
             "tls_version tlsv1.1",
             "log_dest dlt",
-            "connection bridge-01",
+            "bridge_psk 0123abcd",
         ] {
             let err = parse_mosquitto_conf(&format!("listener 8883\n{line}\n")).unwrap_err();
             let message = match &err {

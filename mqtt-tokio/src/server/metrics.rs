@@ -4,6 +4,7 @@
 //! itself (connections accepted per listener, the store's commit latency).
 
 use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use mqtt_broker_core::{DropReason, Stats};
@@ -14,6 +15,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use super::bridge::BridgeStatus;
 
 /// The media type of what [`Metrics::render`] writes.
 pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -33,6 +36,8 @@ pub(crate) struct Metrics {
     commit_seconds: Histogram,
     /// The URL of each MQTT listener, by its index.
     listeners: Mutex<std::collections::BTreeMap<u16, String>>,
+    /// The bridges' states, read at each scrape.
+    bridges: Arc<Mutex<Vec<Arc<BridgeStatus>>>>,
 }
 
 impl Metrics {
@@ -53,6 +58,8 @@ impl Metrics {
         );
         let snapshot = Arc::new(Mutex::new(Snapshot::default()));
         registry.register_collector(Box::new(CoreStats(snapshot.clone())));
+        let bridges = Arc::new(Mutex::new(Vec::new()));
+        registry.register_collector(Box::new(Bridges(bridges.clone())));
         Arc::new(Metrics {
             registry,
             snapshot,
@@ -60,7 +67,13 @@ impl Metrics {
             accepted,
             commit_seconds,
             listeners: Mutex::default(),
+            bridges,
         })
+    }
+
+    /// The bridges whose states the metrics show.
+    pub(crate) fn watch_bridges(&self, bridges: Vec<Arc<BridgeStatus>>) {
+        *self.bridges.lock().unwrap_or_else(PoisonError::into_inner) = bridges;
     }
 
     /// The counter of connections accepted on listener `index`, at `url` (which names it in
@@ -351,6 +364,85 @@ impl Collector for CoreStats {
             "listener",
             &by_listener,
         )?;
+        Ok(())
+    }
+}
+
+/// The bridges' figures, read from their shared states on each scrape.
+#[derive(Debug)]
+struct Bridges(Arc<Mutex<Vec<Arc<BridgeStatus>>>>);
+
+impl Collector for Bridges {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let bridges = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if bridges.is_empty() {
+            return Ok(());
+        }
+        let e = &mut encoder;
+        let read = |field: fn(&BridgeStatus) -> u64| -> Vec<(String, u64)> {
+            bridges.iter().map(|b| (b.name.clone(), field(b))).collect()
+        };
+        let connected = read(|b| u64::from(b.connected.load(Ordering::Relaxed)));
+        let queued = read(|b| b.queued.load(Ordering::Relaxed));
+        let sent = read(|b| b.sent.load(Ordering::Relaxed));
+        let received = read(|b| b.received.load(Ordering::Relaxed));
+        let dropped = read(|b| b.dropped.load(Ordering::Relaxed));
+        let connections = read(|b| b.connections.load(Ordering::Relaxed));
+        let by_name = |values: &[(String, u64)]| -> Vec<(String, u64)> { values.to_vec() };
+        for (name, help, values, is_gauge) in [
+            (
+                "mqtt_bridge_connected",
+                "Whether the bridge is connected to its remote broker",
+                by_name(&connected),
+                true,
+            ),
+            (
+                "mqtt_bridge_queued_messages",
+                "Messages waiting in the bridge's local session (as of its last look)",
+                by_name(&queued),
+                true,
+            ),
+            (
+                "mqtt_bridge_messages_sent",
+                "Messages the bridge sent to its remote broker",
+                by_name(&sent),
+                false,
+            ),
+            (
+                "mqtt_bridge_messages_received",
+                "Messages the bridge brought in from its remote broker",
+                by_name(&received),
+                false,
+            ),
+            (
+                "mqtt_bridge_messages_dropped",
+                "Messages the bridge acknowledged and dropped (the remote broker cannot take them)",
+                by_name(&dropped),
+                false,
+            ),
+            (
+                "mqtt_bridge_connections",
+                "Connections the bridge made to its remote broker",
+                by_name(&connections),
+                false,
+            ),
+        ] {
+            let names: Vec<&str> = values.iter().map(|(n, _)| n.as_str()).collect();
+            let labelled: Vec<(&&str, u64)> = names
+                .iter()
+                .zip(values.iter())
+                .map(|(n, (_, v))| (n, *v))
+                .collect();
+            if is_gauge {
+                gauges(e, name, help, "bridge", &labelled)?;
+            } else {
+                counters(e, name, help, "bridge", &labelled)?;
+            }
+        }
         Ok(())
     }
 }

@@ -20,6 +20,7 @@
 //! the flow control of the bytes going out), and the same closing state machine
 //! (`closing::Life`: one `Phase`, one linger rule).
 
+pub(crate) mod bridge;
 mod broker_task;
 mod certificate;
 mod closing;
@@ -30,6 +31,7 @@ mod http_files;
 mod input;
 mod listener;
 mod local_client;
+mod local_link;
 mod metrics;
 mod outbox;
 mod reactor;
@@ -425,6 +427,11 @@ impl ServerBuilder {
         };
         let queue_cap = core_config.max_outbox_bytes.saturating_mul(2) + 64 * 1024;
         let handshake_timeout = core_config.connect_timeout;
+        let bridge_side = bridge::LocalSide {
+            receive_maximum: core_config.receive_maximum,
+            max_inflight: config.limits.max_inflight_messages.max(1),
+            sys_interval: core_config.sys_interval,
+        };
         let broker = Broker::try_new(core_config).map_err(ServerError::Core)?;
         // The HTTP listeners check `/metrics` logins against their listener's password file.
         let listener_files: Vec<Arc<SecurityFiles>> =
@@ -602,6 +609,9 @@ impl ServerBuilder {
             events: Arc::downgrade(&events),
             taps,
         };
+        let (bridge_tasks, bridges) = bridge::start(&config.bridges, &handle, bridge_side)?;
+        accept_tasks.extend(bridge_tasks);
+        metrics.watch_bridges(bridges);
         for (socket, tls, limit, anonymous, files) in web_listeners {
             let web = Arc::new(web::Web {
                 handle: handle.clone(),

@@ -93,7 +93,8 @@ fn acceptor(listener: &ListenerConfig) -> Result<Option<TlsAcceptor>, String> {
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions)
         .map_err(|e| e.to_string())?;
-    let builder = match client_roots(listener)? {
+    let roots = ca_roots(listener.cafile.as_deref(), listener.capath.as_deref())?;
+    let builder = match roots {
         Some(roots) => {
             let mut verifier =
                 WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
@@ -143,11 +144,15 @@ fn provider(listener: &ListenerConfig) -> Result<CryptoProvider, String> {
     Ok(provider)
 }
 
-/// The CA certificates client certificates are checked against: `cafile`'s and those of the
-/// files in `capath` (every file holding PEM certificates: OpenSSL's hashed names, `.pem`,
-/// `.crt`; other files are passed over). `None` when neither is set.
-fn client_roots(listener: &ListenerConfig) -> Result<Option<RootCertStore>, String> {
-    if listener.cafile.is_none() && listener.capath.is_none() {
+/// The CA certificates peer certificates are checked against (clients of a listener, the
+/// remote broker of a bridge): `cafile`'s and those of the files in `capath` (every file
+/// holding PEM certificates: OpenSSL's hashed names, `.pem`, `.crt`; other files are passed
+/// over). `None` when neither is set.
+pub(crate) fn ca_roots(
+    cafile: Option<&Path>,
+    capath: Option<&Path>,
+) -> Result<Option<RootCertStore>, String> {
+    if cafile.is_none() && capath.is_none() {
         return Ok(None);
     }
     let mut roots = RootCertStore::empty();
@@ -158,13 +163,13 @@ fn client_roots(listener: &ListenerConfig) -> Result<Option<RootCertStore>, Stri
                 .map_err(|e| format!("{}: {e}", path.display()))
         })
     };
-    if let Some(cafile) = &listener.cafile {
+    if let Some(cafile) = cafile {
         add(
             cafile,
             read_certs(cafile).map_err(|e| format!("cafile {e}"))?,
         )?;
     }
-    if let Some(capath) = &listener.capath {
+    if let Some(capath) = capath {
         let entries =
             std::fs::read_dir(capath).map_err(|e| format!("capath {}: {e}", capath.display()))?;
         let mut found = false;
@@ -187,7 +192,7 @@ fn client_roots(listener: &ListenerConfig) -> Result<Option<RootCertStore>, Stri
     Ok(Some(roots))
 }
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+pub(crate) fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
         .map_err(|e| format!("{}: {e}", path.display()))?;
