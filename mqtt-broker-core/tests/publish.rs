@@ -79,6 +79,51 @@ fn clients_cannot_publish_to_sys() {
 }
 
 #[test]
+fn a_bridge_may_publish_its_state_under_sys_as_mosquitto_allows() {
+    // mosquitto's bridges publish `$SYS/broker/connection/<id>/state` and set it as their
+    // will on the broker they connect to; refusing it would refuse the bridge's CONNECT.
+    let mut h = Harness::new();
+    let sys = h.connect(V5, "sys");
+    h.subscribe(sys, "$SYS/broker/connection/#", QoS::AtMostOnce);
+    let bridge = h.open(V311);
+    let mut connect = connect_packet(V311, "house.cloud");
+    connect.will = Some(will(
+        "$SYS/broker/connection/house.cloud/state",
+        b"0",
+        QoS::AtLeastOnce,
+        true,
+    ));
+    assert_eq!(
+        h.connect_with(bridge, connect).reason_code,
+        ReasonCode::Success
+    );
+    h.publish(
+        bridge,
+        "$SYS/broker/connection/house.cloud/state",
+        b"1",
+        QoS::AtLeastOnce,
+        true,
+    );
+    assert_eq!(h.publishes(sys).len(), 1);
+    // Anything else under `$SYS`, and a will there, stays the broker's.
+    for topic in [
+        "$SYS/broker/connection/a/b/state",
+        "$SYS/broker/connection//state",
+    ] {
+        h.send_publish(
+            bridge,
+            publish_packet(topic, b"1", PublishQos::AtLeastOnce(id(2)), false),
+        );
+        assert!(h.recv(bridge).is_some());
+        assert!(h.publishes(sys).is_empty(), "{topic}");
+    }
+    let other = h.open(V5);
+    let mut connect = connect_packet(V5, "other");
+    connect.will = Some(will("$SYS/broker/uptime", b"0", QoS::AtMostOnce, false));
+    assert!(h.connect_with(other, connect).reason_code.is_error());
+}
+
+#[test]
 fn mqtt5_3_3_2_1_empty_topic_without_alias_is_a_protocol_error() {
     let mut h = Harness::new();
     let p = h.connect(V5, "p");

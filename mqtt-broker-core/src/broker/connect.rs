@@ -359,7 +359,7 @@ impl Broker {
         let (Some(will), Some(c)) = (&connect.will, self.conns.get(&conn)) else {
             return true;
         };
-        if will.topic.starts_with("$SYS/") {
+        if super::publish::reserved_for_broker(will.topic.as_bytes()) {
             return false;
         }
         let client = ClientRef {

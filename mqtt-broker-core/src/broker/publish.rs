@@ -21,6 +21,21 @@ use crate::persist::{DeliveryState, PersistRecord};
 /// Topics the broker publishes its statistics under.
 const SYS_PREFIX: &str = "$SYS/";
 
+/// Whether clients may not write `topic`: everything under `$SYS/` belongs to the broker,
+/// except a bridge's state, `$SYS/broker/connection/<name>/state`, which bridges (mosquitto's
+/// and ours) publish and set as their will on the broker they connect to, as mosquitto
+/// allows. The authorizer still decides on those.
+pub(crate) fn reserved_for_broker(topic: &[u8]) -> bool {
+    let Some(rest) = topic.strip_prefix(SYS_PREFIX.as_bytes()) else {
+        return false;
+    };
+    let bridge_state = rest
+        .strip_prefix(b"broker/connection/")
+        .and_then(|name| name.strip_suffix(b"/state"))
+        .is_some_and(|name| !name.is_empty() && !name.contains(&b'/'));
+    !bridge_state
+}
+
 impl Broker {
     /// A PUBLISH from a connected client, borrowed from the batch it was decoded from: topic and
     /// payload are read in place. Nothing is taken from the received frame until the topic is
@@ -154,8 +169,8 @@ impl Broker {
             info: &c.info,
         };
         // Checked as bytes: `name` would check its UTF-8 again to show it as a `str`.
-        let mut verdict = if name.as_bytes().starts_with(SYS_PREFIX.as_bytes()) {
-            // `$SYS` belongs to the broker: clients may read it, never write it.
+        let mut verdict = if reserved_for_broker(name.as_bytes()) {
+            // `$SYS` belongs to the broker: clients may read it, not write it.
             Authorization::Deny(ReasonCode::NotAuthorized)
         } else {
             let text = if alias.is_some() {
