@@ -1,0 +1,277 @@
+//! Bridges over real sockets with real second brokers: our broker bridged to Debian's
+//! mosquitto and to a second instance of ours, mosquitto bridged to ours; directions,
+//! prefixes, QoS 0/1/2, retained messages, both bridge protocols, TLS to the remote, loops,
+//! and streams of numbered messages across kills and restarts of either side.
+//!
+//! Every broker is a process started by the test from a mosquitto.conf (our binary reads the
+//! same files), every client our own `mqtt-client` over a socket.
+
+mod common;
+#[path = "common/client.rs"]
+mod client;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use client::{TestClient, s, text};
+use common::{Guard, free_port, have, scratch_dir};
+use mqtt_client::Options;
+use mqtt_wire::{ProtocolVersion, QoS};
+
+/// A broker process listening on loopback `port`, its files in `dir`.
+struct Proc {
+    guard: Option<Guard>,
+    port: u16,
+    dir: PathBuf,
+    conf: PathBuf,
+    ours: bool,
+}
+
+impl Proc {
+    /// Our binary with `conf` (a mosquitto.conf; `PORT` is replaced by the port).
+    fn ours(dir: &Path, name: &str, conf: &str) -> Proc {
+        Self::start(dir, name, conf, true)
+    }
+
+    /// Debian's mosquitto with `conf`.
+    fn mosquitto(dir: &Path, name: &str, conf: &str) -> Proc {
+        Self::start(dir, name, conf, false)
+    }
+
+    fn start(dir: &Path, name: &str, conf: &str, ours: bool) -> Proc {
+        let dir = dir.join(name);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let port = free_port();
+        let path = dir.join("broker.conf");
+        std::fs::write(&path, conf.replace("PORT", &port.to_string())).expect("conf");
+        let mut proc = Proc {
+            guard: None,
+            port,
+            dir,
+            conf: path,
+            ours,
+        };
+        proc.launch();
+        proc
+    }
+
+    fn launch(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("broker.log"))
+            .expect("log");
+        let mut command = if self.ours {
+            let mut c = Command::new(env!("CARGO_BIN_EXE_mqtt-broker"));
+            c.env("RUST_LOG", "info");
+            c
+        } else {
+            Command::new("mosquitto")
+        };
+        command
+            .current_dir(&self.dir)
+            .arg("-c")
+            .arg(&self.conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        self.guard = Some(Guard(command.spawn().expect("spawn broker")));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "broker did not listen: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("broker.log")).unwrap_or_default()
+    }
+
+    /// SIGKILL: nothing is written on the way out.
+    fn kill(&mut self) {
+        if let Some(mut guard) = self.guard.take() {
+            let _ = guard.0.kill();
+            let _ = guard.0.wait();
+        }
+    }
+
+    /// SIGTERM and wait for the exit.
+    fn stop(&mut self) {
+        if let Some(mut guard) = self.guard.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(guard.0.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while guard.0.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    fn client(&self, id: &str, version: ProtocolVersion) -> TestClient {
+        TestClient::connect(self.port, Options::new(s(id)).version(version))
+    }
+
+    /// Waits until the retained bridge state `topic` reads `value` here.
+    fn wait_state(&self, topic: &str, value: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut c = self.client("state-watch", ProtocolVersion::V3_1_1);
+            c.subscribe(topic, QoS::AtMostOnce);
+            if c.recv(Duration::from_millis(300))
+                .is_some_and(|m| text(&m) == value)
+            {
+                return;
+            }
+            c.disconnect();
+            assert!(
+                Instant::now() < deadline,
+                "{topic} never read {value}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+const QUIET: Duration = Duration::from_millis(700);
+
+fn mosquitto_conf() -> &'static str {
+    "listener PORT 127.0.0.1\nallow_anonymous true\n"
+}
+
+/// Our broker bridged to mosquitto, in every direction, with prefixes, at each QoS, with
+/// retained messages, over 3.1.1 and 5.0.
+#[test]
+fn ours_bridged_to_mosquitto() {
+    if !have("mosquitto", "ours_bridged_to_mosquitto") {
+        return;
+    }
+    for protocol in ["mqttv311", "mqttv50"] {
+        let dir = scratch_dir(&format!("bridge-to-mosquitto-{protocol}"));
+        let remote = Proc::mosquitto(&dir, "remote", mosquitto_conf());
+        let conf = format!(
+            "listener PORT 127.0.0.1\nallow_anonymous true\n\
+             connection cloud\naddress 127.0.0.1:{}\nremote_clientid house\n\
+             bridge_protocol_version {protocol}\nrestart_timeout 1\n\
+             topic tele/# out 1 home/ site/\n\
+             topic cmnd/# in 2\n\
+             topic both/# both 1\n\
+             topic \"\" out 0 home/state site/state\n",
+            remote.port
+        );
+        let local = Proc::ours(&dir, "local", &conf);
+        remote.wait_state("$SYS/broker/connection/house/state", "1");
+        local.wait_state("$SYS/broker/connection/house/state", "1");
+        check_directions(&local, &remote, protocol);
+    }
+}
+
+/// The checks of one bridge between `local` (which has the bridge) and `remote`.
+fn check_directions(local: &Proc, remote: &Proc, what: &str) {
+    use ProtocolVersion::{V3_1_1, V5};
+    let mut local_sub = local.client("local-sub", V5);
+    local_sub.subscribe("cmnd/#", QoS::ExactlyOnce);
+    local_sub.subscribe("both/#", QoS::AtLeastOnce);
+    let mut remote_sub = remote.client("remote-sub", V3_1_1);
+    remote_sub.subscribe("site/#", QoS::AtLeastOnce);
+    remote_sub.subscribe("both/#", QoS::AtLeastOnce);
+    let mut local_pub = local.client("local-pub", V3_1_1);
+    let mut remote_pub = remote.client("remote-pub", V5);
+
+    // out, with prefixes: home/tele/... here is site/tele/... there.
+    local_pub.publish("home/tele/plug/SENSOR", b"{\"W\":12}", QoS::AtLeastOnce, false);
+    let got = remote_sub.drain(QUIET);
+    assert_eq!(got.len(), 1, "{what}: {got:?}");
+    assert_eq!(got[0].topic(), "site/tele/plug/SENSOR", "{what}");
+    assert_eq!(got[0].qos.qos(), QoS::AtLeastOnce, "{what}");
+    // A `""` pattern: the prefixes are the whole topics.
+    local_pub.publish("home/state", b"up", QoS::AtMostOnce, false);
+    let got = remote_sub.drain(QUIET);
+    assert_eq!(got.iter().map(|m| m.topic()).collect::<Vec<_>>(), ["site/state"], "{what}");
+
+    // in, at QoS 2: exactly once.
+    remote_pub.publish("cmnd/plug/POWER", b"ON", QoS::ExactlyOnce, false);
+    let got = local_sub.drain(QUIET);
+    assert_eq!(got.len(), 1, "{what}: {got:?}");
+    assert_eq!((got[0].topic(), text(&got[0]).as_str()), ("cmnd/plug/POWER", "ON"));
+    assert_eq!(got[0].qos.qos(), QoS::ExactlyOnce, "{what}");
+
+    // both: each side's subscriber gets each message once; nothing comes back.
+    local_pub.publish("both/a", b"from-local", QoS::AtLeastOnce, false);
+    remote_pub.publish("both/b", b"from-remote", QoS::AtLeastOnce, false);
+    let mut here: Vec<String> = local_sub.drain(QUIET).iter().map(text).collect();
+    let mut there: Vec<String> = remote_sub.drain(QUIET).iter().map(text).collect();
+    here.sort();
+    there.sort();
+    assert_eq!(here, ["from-local", "from-remote"], "{what}");
+    assert_eq!(there, ["from-local", "from-remote"], "{what}");
+
+    // Retained crosses as retained.
+    local_pub.publish("home/tele/plug/LWT", b"Online", QoS::AtLeastOnce, true);
+    std::thread::sleep(QUIET);
+    let mut late = remote.client("late", V3_1_1);
+    late.subscribe("site/tele/plug/LWT", QoS::AtLeastOnce);
+    let got = late.recv(Duration::from_secs(3)).expect("retained");
+    assert!(got.retain, "{what}");
+    assert_eq!(text(&got), "Online");
+}
+
+/// mosquitto bridged to ours (its `connection` block pointing at us, with its bridge bit).
+#[test]
+fn mosquitto_bridged_to_ours() {
+    if !have("mosquitto", "mosquitto_bridged_to_ours") {
+        return;
+    }
+    let dir = scratch_dir("mosquitto-bridged-to-ours");
+    let remote = Proc::ours(&dir, "remote", mosquitto_conf());
+    let conf = format!(
+        "listener PORT 127.0.0.1\nallow_anonymous true\n\
+         connection tous\naddress 127.0.0.1:{}\nremote_clientid house\n\
+         restart_timeout 1\n\
+         topic tele/# out 1 home/ site/\n\
+         topic cmnd/# in 2\n\
+         topic both/# both 1\n\
+         topic \"\" out 0 home/state site/state\n",
+        remote.port
+    );
+    let local = Proc::mosquitto(&dir, "local", &conf);
+    remote.wait_state("$SYS/broker/connection/house/state", "1");
+    check_directions(&local, &remote, "mosquitto to ours");
+}
+
+/// Two of ours bridged both ways on `#`: one publish is delivered once on each side.
+#[test]
+fn ours_bridged_to_ours_both_ways_does_not_loop() {
+    let dir = scratch_dir("bridge-ours-to-ours");
+    for protocol in ["mqttv311", "mqttv50"] {
+        let remote = Proc::ours(&dir, &format!("remote-{protocol}"), mosquitto_conf());
+        let conf = format!(
+            "listener PORT 127.0.0.1\nallow_anonymous true\n\
+             connection peer\naddress 127.0.0.1:{}\nremote_clientid peer-{protocol}\n\
+             bridge_protocol_version {protocol}\n\
+             topic # both 2\n",
+            remote.port
+        );
+        let local = Proc::ours(&dir, &format!("local-{protocol}"), &conf);
+        remote.wait_state(&format!("$SYS/broker/connection/peer-{protocol}/state"), "1");
+        let mut a = local.client("a", ProtocolVersion::V5);
+        a.subscribe("x/#", QoS::ExactlyOnce);
+        let mut b = remote.client("b", ProtocolVersion::V5);
+        b.subscribe("x/#", QoS::ExactlyOnce);
+        a.publish("x/1", b"one", QoS::ExactlyOnce, false);
+        b.publish("x/2", b"two", QoS::ExactlyOnce, false);
+        let mut on_a: Vec<String> = a.drain(Duration::from_secs(1)).iter().map(text).collect();
+        let mut on_b: Vec<String> = b.drain(Duration::from_secs(1)).iter().map(text).collect();
+        on_a.sort();
+        on_b.sort();
+        assert_eq!(on_a, ["one", "two"], "{protocol}");
+        assert_eq!(on_b, ["one", "two"], "{protocol}");
+    }
+}
