@@ -6,9 +6,9 @@
 //! Every broker is a process started by the test from a mosquitto.conf (our binary reads the
 //! same files), every client our own `mqtt-client` over a socket.
 
-mod common;
 #[path = "common/client.rs"]
 mod client;
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -64,7 +64,10 @@ impl Proc {
             .expect("log");
         let mut command = if self.ours {
             let mut c = Command::new(env!("CARGO_BIN_EXE_mqtt-broker"));
-            c.env("RUST_LOG", "info");
+            c.env(
+                "RUST_LOG",
+                std::env::var("BRIDGE_TEST_LOG").unwrap_or_else(|_| String::from("info")),
+            );
             c
         } else {
             Command::new("mosquitto")
@@ -186,7 +189,12 @@ fn check_directions(local: &Proc, remote: &Proc, what: &str) {
     let mut remote_pub = remote.client("remote-pub", V5);
 
     // out, with prefixes: home/tele/... here is site/tele/... there.
-    local_pub.publish("home/tele/plug/SENSOR", b"{\"W\":12}", QoS::AtLeastOnce, false);
+    local_pub.publish(
+        "home/tele/plug/SENSOR",
+        b"{\"W\":12}",
+        QoS::AtLeastOnce,
+        false,
+    );
     let got = remote_sub.drain(QUIET);
     assert_eq!(got.len(), 1, "{what}: {got:?}");
     assert_eq!(got[0].topic(), "site/tele/plug/SENSOR", "{what}");
@@ -194,13 +202,20 @@ fn check_directions(local: &Proc, remote: &Proc, what: &str) {
     // A `""` pattern: the prefixes are the whole topics.
     local_pub.publish("home/state", b"up", QoS::AtMostOnce, false);
     let got = remote_sub.drain(QUIET);
-    assert_eq!(got.iter().map(|m| m.topic()).collect::<Vec<_>>(), ["site/state"], "{what}");
+    assert_eq!(
+        got.iter().map(|m| m.topic()).collect::<Vec<_>>(),
+        ["site/state"],
+        "{what}"
+    );
 
     // in, at QoS 2: exactly once.
     remote_pub.publish("cmnd/plug/POWER", b"ON", QoS::ExactlyOnce, false);
     let got = local_sub.drain(QUIET);
     assert_eq!(got.len(), 1, "{what}: {got:?}");
-    assert_eq!((got[0].topic(), text(&got[0]).as_str()), ("cmnd/plug/POWER", "ON"));
+    assert_eq!(
+        (got[0].topic(), text(&got[0]).as_str()),
+        ("cmnd/plug/POWER", "ON")
+    );
     assert_eq!(got[0].qos.qos(), QoS::ExactlyOnce, "{what}");
 
     // both: each side's subscriber gets each message once; nothing comes back.
@@ -260,7 +275,10 @@ fn ours_bridged_to_ours_both_ways_does_not_loop() {
             remote.port
         );
         let local = Proc::ours(&dir, &format!("local-{protocol}"), &conf);
-        remote.wait_state(&format!("$SYS/broker/connection/peer-{protocol}/state"), "1");
+        remote.wait_state(
+            &format!("$SYS/broker/connection/peer-{protocol}/state"),
+            "1",
+        );
         let mut a = local.client("a", ProtocolVersion::V5);
         a.subscribe("x/#", QoS::ExactlyOnce);
         let mut b = remote.client("b", ProtocolVersion::V5);
@@ -274,4 +292,200 @@ fn ours_bridged_to_ours_both_ways_does_not_loop() {
         assert_eq!(on_a, ["one", "two"], "{protocol}");
         assert_eq!(on_b, ["one", "two"], "{protocol}");
     }
+}
+
+/// What happens to a broker in the middle of a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// The remote broker (ours, sync durability) gets SIGKILL and is started again.
+    KillRemote,
+    /// The remote broker (Debian's mosquitto, persistence on) gets SIGTERM and is started
+    /// again (mosquitto itself loses acknowledged messages on SIGKILL).
+    StopMosquittoRemote,
+    /// Our broker with the bridge (persistence true, as mosquitto.conf says it) gets SIGKILL
+    /// and is started again.
+    KillLocal,
+}
+
+const STREAM: usize = 10_000;
+
+/// 10,000 numbered messages published on our broker at `qos`, bridged out at `qos`, read by a
+/// persistent subscriber on the remote broker, with `fault` a third of the way in: every one
+/// arrives, in order; at QoS 2 none twice.
+fn stream_through_bridge(name: &str, fault: Fault, qos: QoS) {
+    let dir = scratch_dir(name);
+    let remote_dir = dir.join("remote");
+    std::fs::create_dir_all(&remote_dir).expect("dir");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // mosquitto, started as root, writes its file as its own user.
+        std::fs::set_permissions(&remote_dir, std::fs::Permissions::from_mode(0o777))
+            .expect("chmod");
+    }
+    let mut remote = if fault == Fault::StopMosquittoRemote {
+        let conf = format!(
+            "listener PORT 127.0.0.1\nallow_anonymous true\npersistence true\n\
+             persistence_location {}/\nmax_queued_messages 0\n",
+            remote_dir.display()
+        );
+        Proc::mosquitto(&dir, "remote", &conf)
+    } else {
+        let conf = "listener PORT 127.0.0.1\nallow_anonymous true\npersistence true\n\
+                    autosave_interval 0\nmax_queued_messages 0\n";
+        Proc::ours(&dir, "remote", conf)
+    };
+    let level = qos as u8;
+    let conf = format!(
+        "listener PORT 127.0.0.1\nallow_anonymous true\npersistence true\n\
+         max_queued_messages 0\n\
+         connection far\naddress 127.0.0.1:{}\nremote_clientid far\nrestart_timeout 1\n\
+         topic stream/# out {level}\n",
+        remote.port
+    );
+    let mut local = Proc::ours(&dir, "local", &conf);
+    remote.wait_state("$SYS/broker/connection/far/state", "1");
+
+    let subscriber_options = Options::new(s("reader"))
+        .clean_start(false)
+        .session_expiry_interval(3600);
+    let mut reader = TestClient::connect(remote.port, subscriber_options);
+    reader.subscribe("stream/#", qos);
+
+    let local_port = local.port;
+    let publisher = std::thread::spawn(move || {
+        let options = Options::new(s("writer"))
+            .clean_start(false)
+            .session_expiry_interval(3600);
+        let mut writer = TestClient::connect(local_port, options);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut acked = 0;
+        let mut sent = 0;
+        while acked < STREAM && Instant::now() < deadline {
+            if !writer.is_connected() {
+                std::thread::sleep(Duration::from_millis(100));
+                writer.reconnect(local_port);
+                continue;
+            }
+            while sent < STREAM && writer.inner().send_quota() > 0 {
+                let message = mqtt_client::Message::new(s("stream/t"), sent.to_string()).qos(qos);
+                if writer.inner().publish(message, Instant::now()).is_err() {
+                    break;
+                }
+                sent += 1;
+            }
+            acked += writer.take_completions(Duration::from_millis(5));
+        }
+        acked
+    });
+
+    let mut seen: Vec<usize> = Vec::with_capacity(STREAM);
+    let mut faulted = false;
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let mut distinct = std::collections::BTreeSet::new();
+    while distinct.len() < STREAM && Instant::now() < deadline {
+        if !faulted && distinct.len() >= STREAM / 3 {
+            faulted = true;
+            match fault {
+                Fault::KillRemote => {
+                    remote.kill();
+                    remote.launch();
+                }
+                Fault::StopMosquittoRemote => {
+                    remote.stop();
+                    remote.launch();
+                }
+                Fault::KillLocal => {
+                    local.kill();
+                    local.launch();
+                }
+            }
+        }
+        if !reader.is_connected() {
+            std::thread::sleep(Duration::from_millis(100));
+            reader.reconnect(remote.port);
+            continue;
+        }
+        if let Some(message) = reader.recv(Duration::from_millis(200)) {
+            let n: usize = text(&message).parse().expect("a number");
+            distinct.insert(n);
+            seen.push(n);
+        }
+    }
+    let acked = publisher.join().expect("publisher");
+    // Whatever is still on its way.
+    if reader.is_connected() {
+        for message in reader.drain(Duration::from_secs(1)) {
+            let n: usize = text(&message).parse().expect("a number");
+            distinct.insert(n);
+            seen.push(n);
+        }
+    }
+    let context = || {
+        format!(
+            "{name}: acked {acked}, distinct {}, received {}; local log:\n{}\nremote log:\n{}",
+            distinct.len(),
+            seen.len(),
+            tail(&local.log()),
+            tail(&remote.log())
+        )
+    };
+    assert_eq!(acked, STREAM, "{}", context());
+    let missing: Vec<usize> = (0..STREAM)
+        .filter(|n| !distinct.contains(n))
+        .take(10)
+        .collect();
+    assert!(missing.is_empty(), "missing {missing:?}; {}", context());
+    // In order: a number is new only after every smaller one was seen.
+    let mut next = 0;
+    for &n in &seen {
+        if n >= next {
+            assert_eq!(
+                n,
+                next,
+                "out of order at {n} (expected {next}); {}",
+                context()
+            );
+            next += 1;
+        }
+    }
+    if qos == QoS::ExactlyOnce {
+        assert_eq!(seen.len(), STREAM, "duplicates at QoS 2; {}", context());
+    }
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+#[test]
+fn a_stream_survives_a_sigkill_of_the_remote_broker() {
+    stream_through_bridge("bridge-kill-remote-1", Fault::KillRemote, QoS::AtLeastOnce);
+    stream_through_bridge("bridge-kill-remote-2", Fault::KillRemote, QoS::ExactlyOnce);
+}
+
+#[test]
+fn a_stream_survives_a_restart_of_a_mosquitto_remote() {
+    if !have(
+        "mosquitto",
+        "a_stream_survives_a_restart_of_a_mosquitto_remote",
+    ) {
+        return;
+    }
+    stream_through_bridge(
+        "bridge-stop-mosquitto-1",
+        Fault::StopMosquittoRemote,
+        QoS::AtLeastOnce,
+    );
+    stream_through_bridge(
+        "bridge-stop-mosquitto-2",
+        Fault::StopMosquittoRemote,
+        QoS::ExactlyOnce,
+    );
+}
+
+#[test]
+fn a_stream_survives_a_sigkill_of_the_bridging_broker() {
+    stream_through_bridge("bridge-kill-local-1", Fault::KillLocal, QoS::AtLeastOnce);
+    stream_through_bridge("bridge-kill-local-2", Fault::KillLocal, QoS::ExactlyOnce);
 }

@@ -17,6 +17,7 @@ pub const ANSWER: Duration = Duration::from_secs(10);
 
 /// A connected client.
 pub struct TestClient {
+    port: u16,
     stream: TcpStream,
     client: Client,
     input: BytesMut,
@@ -40,21 +41,27 @@ impl TestClient {
         let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
         let mut this = TestClient {
+            port,
             stream,
             client: Client::new(options),
             input: BytesMut::new(),
             messages: VecDeque::new(),
             events: VecDeque::new(),
         };
-        this.client
+        this.handshake()?;
+        Ok(this)
+    }
+
+    fn handshake(&mut self) -> Result<(), String> {
+        self.client
             .connect(Instant::now())
             .map_err(|e| e.to_string())?;
         let deadline = Instant::now() + ANSWER;
         loop {
-            this.pump(Duration::from_millis(50));
-            while let Some(event) = this.events.pop_front() {
+            self.pump(Duration::from_millis(50));
+            while let Some(event) = self.events.pop_front() {
                 match event {
-                    Event::Connected { .. } => return Ok(this),
+                    Event::Connected { .. } => return Ok(()),
                     Event::Refused(code) => return Err(format!("refused: {code:?}")),
                     Event::Disconnected(why) => return Err(format!("disconnected: {why:?}")),
                     _ => {}
@@ -64,6 +71,32 @@ impl TestClient {
                 return Err(String::from("no CONNACK"));
             }
         }
+    }
+
+    /// Connects again on a new socket (to `port`), keeping the client's session state:
+    /// unfinished messages are sent again and duplicates of received QoS 2 messages are
+    /// recognised. `false` when the broker cannot be reached or refuses.
+    pub fn reconnect(&mut self, port: u16) -> bool {
+        self.client.connection_lost();
+        while self.client.poll_event().is_some() {}
+        let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        let _ = stream.set_nodelay(true);
+        self.port = port;
+        self.stream = stream;
+        self.input.clear();
+        self.handshake().is_ok()
+    }
+
+    /// The port it last connected to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The sans-IO client inside.
+    pub fn inner(&mut self) -> &mut Client {
+        &mut self.client
     }
 
     /// Writes what is due, reads for up to `wait`, and sorts what came in.
@@ -113,7 +146,11 @@ impl TestClient {
             ..SubscriptionOptions::default()
         };
         self.client
-            .subscribe(vec![(s(filter), options)], Properties::default(), Instant::now())
+            .subscribe(
+                vec![(s(filter), options)],
+                Properties::default(),
+                Instant::now(),
+            )
             .expect("subscribe");
         let deadline = Instant::now() + ANSWER;
         loop {
@@ -160,7 +197,13 @@ impl TestClient {
     /// Publishes `count` messages `topic` with payloads `0`, `1`, ... at `qos`, keeping as
     /// many in flight as the broker allows; returns once all are acknowledged (or `limit`
     /// passed: then the number acknowledged so far).
-    pub fn publish_numbered(&mut self, topic: &str, count: usize, qos: QoS, limit: Duration) -> usize {
+    pub fn publish_numbered(
+        &mut self,
+        topic: &str,
+        count: usize,
+        qos: QoS,
+        limit: Duration,
+    ) -> usize {
         let deadline = Instant::now() + limit;
         let mut next = 0;
         let mut done = 0;
@@ -174,15 +217,23 @@ impl TestClient {
             }
             self.pump(Duration::from_millis(5));
             let before = self.events.len();
-            self.events.retain(|e| {
-                !matches!(e, Event::Acknowledged { .. } | Event::Completed { .. })
-            });
+            self.events
+                .retain(|e| !matches!(e, Event::Acknowledged { .. } | Event::Completed { .. }));
             done += before - self.events.len();
             if !self.client.is_connected() {
                 break;
             }
         }
         done
+    }
+
+    /// Pumps once and counts the QoS 1/2 publications the broker finished acknowledging.
+    pub fn take_completions(&mut self, wait: Duration) -> usize {
+        self.pump(wait);
+        let before = self.events.len();
+        self.events
+            .retain(|e| !matches!(e, Event::Acknowledged { .. } | Event::Completed { .. }));
+        before - self.events.len()
     }
 
     /// The next message, waiting up to `limit`.

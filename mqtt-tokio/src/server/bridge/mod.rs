@@ -300,8 +300,8 @@ impl Task {
         } else {
             self.local.max_inflight
         };
-        let mut link = match self.connect_local(window).await {
-            Ok(link) => link,
+        let (mut link, resent) = match self.connect_local(window).await {
+            Ok(opened) => opened,
             Err(why) => {
                 warn!(bridge = %name, "the bridge's local connection failed: {why}");
                 client.disconnect(ReasonCode::UnspecifiedError);
@@ -324,7 +324,7 @@ impl Task {
                 &mut input,
                 &mut link,
                 &mut relay,
-                early,
+                (early, resent),
             )
             .await;
         info!(bridge = %name, "connection to {host}:{port} ended: {why}");
@@ -452,8 +452,9 @@ impl Task {
         }
     }
 
-    /// Connects the bridge's local session and subscribes it to the `out` lines.
-    async fn connect_local(&self, window: u16) -> Result<LocalLink, String> {
+    /// Connects the bridge's local session and subscribes it to the `out` lines; returns the
+    /// link and what came after the CONNACK (a resumed session's messages, sent again).
+    async fn connect_local(&self, window: u16) -> Result<(LocalLink, Vec<Packet>), String> {
         let bridge = &self.bridge;
         let mut info = ConnectionInfo::default();
         if bridge.local_username.is_none() {
@@ -484,19 +485,22 @@ impl Task {
         link.send(&Packet::Connect(Box::new(connect)))
             .await
             .map_err(|e| e.to_string())?;
-        loop {
+        let after = loop {
             let packets = link.recv().await;
             if packets.is_empty() {
                 return Err(String::from("closed by the broker"));
             }
-            match packets.into_iter().next() {
-                Some(Packet::ConnAck(ack)) if !ack.reason_code.is_error() => break,
+            let mut packets = packets.into_iter();
+            match packets.next() {
+                Some(Packet::ConnAck(ack)) if !ack.reason_code.is_error() => {
+                    break packets.collect::<Vec<_>>();
+                }
                 Some(Packet::ConnAck(ack)) => {
                     return Err(format!("refused: {:?}", ack.reason_code));
                 }
                 _ => {}
             }
-        }
+        };
         let filters: Vec<(MqttStr, SubscriptionOptions)> = (bridge.topics.iter())
             .filter(|t| t.direction.out())
             .map(|t| {
@@ -519,13 +523,13 @@ impl Task {
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        Ok(link)
+        Ok((link, after))
     }
 
     /// Opens the local session once at start and leaves it, so it exists (and queues) before
     /// the remote broker is first reached.
     async fn prime_local_session(&self) -> Result<(), String> {
-        let mut link = self.connect_local(self.local.max_inflight).await?;
+        let (mut link, _) = self.connect_local(self.local.max_inflight).await?;
         // Wait for the SUBACK; deliveries of a resumed session stay in it (not acknowledged).
         while !link.is_closed() {
             let packets = link.recv().await;
@@ -550,7 +554,7 @@ impl Task {
         input: &mut BytesMut,
         link: &mut LocalLink,
         relay: &mut Relay,
-        early: Vec<Event>,
+        (early, resent): (Vec<Event>, Vec<Packet>),
     ) -> String {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut last_traffic = Instant::now();
@@ -561,6 +565,13 @@ impl Task {
             let now = Instant::now();
             for packet in relay.from_remote(event, client, now) {
                 if link.send(&packet).await.is_err() {
+                    return String::from("the local connection ended");
+                }
+            }
+        }
+        for packet in resent {
+            for reply in relay.from_local(packet, client, Instant::now()) {
+                if link.send(&reply).await.is_err() {
                     return String::from("the local connection ended");
                 }
             }
