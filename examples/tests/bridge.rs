@@ -489,3 +489,109 @@ fn a_stream_survives_a_sigkill_of_the_bridging_broker() {
     stream_through_bridge("bridge-kill-local-1", Fault::KillLocal, QoS::AtLeastOnce);
     stream_through_bridge("bridge-kill-local-2", Fault::KillLocal, QoS::ExactlyOnce);
 }
+
+/// TLS to the remote broker: mosquitto with a TLS listener that requires a client
+/// certificate; our bridge verifies mosquitto's certificate against the CA and presents its
+/// own.
+#[test]
+fn a_bridge_speaks_tls_to_its_remote_broker() {
+    if !have("mosquitto", "a_bridge_speaks_tls") || !have("openssl", "a_bridge_speaks_tls") {
+        return;
+    }
+    let dir = scratch_dir("bridge-tls");
+    common::make_certificates(&dir);
+    let file = |name: &str| dir.join(name).display().to_string();
+    let remote_conf = format!(
+        "listener PORT 127.0.0.1\nallow_anonymous true\ncafile {}\ncertfile {}\nkeyfile {}\n\
+         require_certificate true\n",
+        file("ca.pem"),
+        file("server.pem"),
+        file("server.key")
+    );
+    let remote = Proc::mosquitto(&dir, "remote", &remote_conf);
+    for protocol in ["mqttv311", "mqttv50"] {
+        let conf = format!(
+            "listener PORT 127.0.0.1\nallow_anonymous true\n\
+             connection secure\naddress 127.0.0.1:{}\nremote_clientid secure-{protocol}\n\
+             bridge_protocol_version {protocol}\nbridge_cafile {}\nbridge_certfile {}\n\
+             bridge_keyfile {}\nbridge_tls_version tlsv1.2\ntopic tls/# both 1\n",
+            remote.port,
+            file("ca.pem"),
+            file("client.pem"),
+            file("client.key")
+        );
+        let local = Proc::ours(&dir, &format!("local-{protocol}"), &conf);
+        local.wait_state(
+            &format!("$SYS/broker/connection/secure-{protocol}/state"),
+            "1",
+        );
+        // The remote side is read through its TLS listener, with a certificate too: here
+        // the local side's subscriber checks what came in, and a local publish goes out.
+        let mut here = local.client("here", ProtocolVersion::V5);
+        here.subscribe("tls/in", QoS::AtLeastOnce);
+        let out = std::process::Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &remote.port.to_string()])
+            .args(["--cafile", &file("ca.pem"), "--cert", &file("client.pem")])
+            .args([
+                "--key",
+                &file("client.key"),
+                "-q",
+                "1",
+                "-t",
+                "tls/in",
+                "-m",
+                "secret",
+            ])
+            .output()
+            .expect("mosquitto_pub");
+        assert!(out.status.success(), "{out:?}");
+        let got = here.recv(Duration::from_secs(5)).expect("came in over TLS");
+        assert_eq!(text(&got), "secret", "{protocol}");
+    }
+}
+
+/// A remote that breaks the protocol after its CONNACK is dropped and tried again with
+/// backoff; the broker goes on serving, and what waits for the bridge is kept.
+#[test]
+fn a_remote_that_sends_garbage_is_dropped_and_retried() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let fake = std::thread::spawn(move || {
+        let mut connects = 0;
+        listener.set_nonblocking(false).expect("blocking");
+        for stream in listener.incoming().take(2) {
+            let mut stream = stream.expect("accept");
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf); // the CONNECT
+            connects += 1;
+            // CONNACK, then a PUBLISH with QoS 3 (malformed) and a flood of noise.
+            let _ = stream.write_all(b"\x20\x02\x00\x00\x36\x05\x00\x01t\x00\x01");
+            let _ = stream.write_all(&[0xff; 4096]);
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        connects
+    });
+    let dir = scratch_dir("bridge-garbage");
+    let conf = format!(
+        "listener PORT 127.0.0.1\nallow_anonymous true\n\
+         connection bad\naddress 127.0.0.1:{port}\nrestart_timeout 1\ntopic q/# out 1\n"
+    );
+    let local = Proc::ours(&dir, "local", &conf);
+    let mut c = local.client("c", ProtocolVersion::V5);
+    c.subscribe("q/#", QoS::AtLeastOnce);
+    c.publish("q/1", b"kept", QoS::AtLeastOnce, false);
+    assert_eq!(
+        c.recv(Duration::from_secs(3)).map(|m| text(&m)).as_deref(),
+        Some("kept")
+    );
+    assert_eq!(fake.join().expect("fake remote"), 2, "tried again");
+    // Still serving.
+    c.publish("q/2", b"still", QoS::AtLeastOnce, false);
+    assert!(c.recv(Duration::from_secs(3)).is_some());
+    assert!(
+        local.log().contains("broke the protocol"),
+        "{}",
+        local.log()
+    );
+}

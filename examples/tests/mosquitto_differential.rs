@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Guard, free_port, have, run, scratch_dir};
+use common::{Guard, free_port, have, make_certificates, run, scratch_dir};
 
 const LIMIT: Duration = Duration::from_secs(10);
 
@@ -512,82 +512,6 @@ fn wait_for_listener(port: u16) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// A CA and a server certificate for `localhost` / 127.0.0.1 in `dir`, made with `openssl`;
-/// the key readable by mosquitto's own user.
-fn make_certificates(dir: &Path) {
-    let openssl = |args: &[&str]| {
-        let output = run(Command::new("openssl").current_dir(dir).args(args), LIMIT);
-        assert!(output.status.success(), "openssl {args:?}: {output:?}");
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let ca = [
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=Test CA",
-    ];
-    openssl(&[&["req", "-x509"][..], &ec, &ca].concat());
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .expect("test setup");
-    let csr = [
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=localhost",
-    ];
-    openssl(&[&["req"][..], &ec, &csr].concat());
-    let sign = |name: &str| {
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            &format!("{name}.pem"),
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-        ])
-    };
-    sign("server");
-    let client = [
-        "-keyout",
-        "client.key",
-        "-out",
-        "client.csr",
-        "-subj",
-        "/C=DE/O=Home Lab/CN=plug-7",
-    ];
-    openssl(&[&["req"][..], &ec, &client].concat());
-    sign("client");
-    std::fs::set_permissions(
-        dir.join("server.key"),
-        std::fs::Permissions::from_mode(0o644),
-    )
-    .expect("chmod");
 }
 
 fn login_args(command: &mut Command, login: Login) {

@@ -119,3 +119,83 @@ pub fn scratch_dir(test: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
 }
+
+/// A CA and a server certificate for `localhost` / 127.0.0.1 in `dir`, made with `openssl` (and a
+/// client certificate `client.pem` for `/C=DE/O=Home Lab/CN=plug-7`);
+/// the key readable by mosquitto's own user.
+pub fn make_certificates(dir: &std::path::Path) {
+    let openssl = |args: &[&str]| {
+        let output = run(
+            Command::new("openssl").current_dir(dir).args(args),
+            Duration::from_secs(30),
+        );
+        assert!(output.status.success(), "openssl {args:?}: {output:?}");
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let ca = [
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Test CA",
+    ];
+    openssl(&[&["req", "-x509"][..], &ec, &ca].concat());
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("test setup");
+    let csr = [
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ];
+    openssl(&[&["req"][..], &ec, &csr].concat());
+    let sign = |name: &str| {
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &format!("{name}.pem"),
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ])
+    };
+    sign("server");
+    let client = [
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+        "-subj",
+        "/C=DE/O=Home Lab/CN=plug-7",
+    ];
+    openssl(&[&["req"][..], &ec, &client].concat());
+    sign("client");
+    std::fs::set_permissions(
+        dir.join("server.key"),
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o644),
+    )
+    .expect("chmod");
+}

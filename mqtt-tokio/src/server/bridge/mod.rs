@@ -287,10 +287,10 @@ impl Task {
                 )
                 .await
             }
-            None => false,
+            None => Err(String::from("the subscriptions could not be sent")),
         };
-        if !answered {
-            warn!(bridge = %name, "{host}:{port}: the subscriptions failed");
+        if let Err(why) = answered {
+            warn!(bridge = %name, "{host}:{port}: connection ended while setting up: {why}");
             return Ended::Failed;
         }
         // The local side: the bridge's session here, resumed.
@@ -416,13 +416,13 @@ impl Task {
         input: &mut BytesMut,
         mut waiting: usize,
         early: &mut Vec<Event>,
-    ) -> bool {
+    ) -> Result<(), String> {
         let bridge = &self.bridge;
         let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
         loop {
-            if flush(client, stream).await.is_err() {
-                return false;
-            }
+            flush(client, stream)
+                .await
+                .map_err(|why| format!("write failed: {why}"))?;
             while let Some(event) = client.poll_event() {
                 match event {
                     Event::Subscribed(ack) => {
@@ -438,16 +438,18 @@ impl Task {
                         waiting = waiting.saturating_sub(1);
                     }
                     Event::Unsubscribed(_) => waiting = waiting.saturating_sub(1),
-                    Event::Disconnected(_) => return false,
+                    Event::Disconnected(why) => return Err(describe(&why)),
                     other => early.push(other),
                 }
             }
             if waiting == 0 {
-                return true;
+                return Ok(());
             }
             match tokio::time::timeout_at(deadline, stream.read_buf(input)).await {
                 Ok(Ok(n)) if n > 0 => client.handle_input(input, Instant::now()),
-                _ => return false,
+                Ok(Ok(_)) => return Err(String::from("closed by the remote broker")),
+                Ok(Err(why)) => return Err(format!("read failed: {why}")),
+                Err(_) => return Err(String::from("no answer to the subscriptions")),
             }
         }
     }
