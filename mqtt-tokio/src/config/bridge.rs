@@ -114,10 +114,10 @@ impl BridgeTopic {
             ("local", &self.local_prefix),
             ("remote", &self.remote_prefix),
         ] {
-            if let Some(prefix) = prefix {
-                if prefix.contains(['+', '#']) || prefix.is_empty() {
-                    return Err(format!("invalid bridge topic {side} prefix `{prefix}`"));
-                }
+            if let Some(prefix) = prefix
+                && (prefix.contains(['+', '#']) || prefix.is_empty())
+            {
+                return Err(format!("invalid bridge topic {side} prefix `{prefix}`"));
             }
         }
         for filter in [self.local_filter(), self.remote_filter()] {
@@ -401,46 +401,43 @@ impl BridgeConfig {
 
     /// What [`BridgeConfig::validate`] finds wrong, without the bridge's name.
     pub(super) fn check(&self) -> Result<(), String> {
-        let invalid = |why: String| why;
         if self.name.is_empty() {
             return Err(String::from("a bridge needs a name (connection NAME)"));
         }
         if self.addresses.is_empty() {
-            return Err(invalid(String::from("no remote addresses defined")));
+            return Err(String::from("no remote addresses defined"));
         }
-        self.remote_addresses().map_err(invalid)?;
+        self.remote_addresses()?;
         if self.topics.is_empty() {
-            return Err(invalid(String::from("no topics defined")));
+            return Err(String::from("no topics defined"));
         }
         for topic in &self.topics {
-            topic.check().map_err(invalid)?;
+            topic.check()?;
         }
         if self.bridge_certfile.is_some() != self.bridge_keyfile.is_some() {
-            return Err(invalid(String::from(
+            return Err(String::from(
                 "bridge_certfile and bridge_keyfile must be given together",
-            )));
+            ));
         }
         if (self.bridge_certfile.is_some() || self.bridge_insecure || self.bridge_alpn.is_some())
             && !self.is_tls()
         {
-            return Err(invalid(String::from(
+            return Err(String::from(
                 "TLS options need bridge_cafile or bridge_capath",
-            )));
+            ));
         }
         if let Some(version) = &self.bridge_tls_version {
-            tls_names::allows_tls12(version).map_err(invalid)?;
+            tls_names::allows_tls12(version)?;
         }
         if let Some((base, Some(cap))) = self.restart_timeout
             && cap < base
         {
-            return Err(invalid(String::from(
+            return Err(String::from(
                 "backoff cap is lower than the base in restart_timeout",
-            )));
+            ));
         }
         if self.remote_password.is_some() && self.remote_username.is_none() {
-            return Err(invalid(String::from(
-                "remote_password needs remote_username",
-            )));
+            return Err(String::from("remote_password needs remote_username"));
         }
         Ok(())
     }
@@ -547,6 +544,50 @@ mod tests {
         ] {
             assert!(BridgeTopic::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_same_bridge_in_toml() {
+        let config = crate::config::parse_toml(
+            r##"
+            [[bridge]]
+            name = "cloud"
+            addresses = ["broker.example.net:8883", "backup.example.net"]
+            topic = ["tele/# out 1 home/ site-a/", "cmnd/# in 2"]
+            remote_clientid = "house"
+            protocol_version = "mqttv50"
+            restart_timeout = [2, 20]
+            start_type = "lazy"
+            bridge_cafile = "/etc/ssl/ca.pem"
+
+            [[bridge]]
+            name = "second"
+            addresses = ["10.0.0.9"]
+            topic = ["# both"]
+            restart_timeout = 3
+            "##,
+        )
+        .unwrap();
+        let cloud = &config.bridges[0];
+        assert_eq!(
+            cloud.topics[0].to_remote("home/tele/x").as_deref(),
+            Some("site-a/tele/x")
+        );
+        assert_eq!(cloud.protocol_version, BridgeProtocol::Mqttv50);
+        assert_eq!(cloud.restart_timeout, Some((2, Some(20))));
+        assert_eq!(cloud.start_type, StartType::Lazy);
+        assert!(cloud.is_tls());
+        assert_eq!(config.bridges[1].restart_timeout, Some((3, None)));
+        assert!(
+            crate::config::parse_toml(
+                "[[bridge]]\nname = \"x\"\naddresses = [\"h\"]\ntopic = [\"a/# sideways\"]\n"
+            )
+            .is_err()
+        );
+        assert!(
+            crate::config::parse_toml("[[bridge]]\nname = \"x\"\naddresses = [\"h\"]\n").is_err(),
+            "no topics"
+        );
     }
 
     #[test]

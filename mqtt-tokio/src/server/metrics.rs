@@ -383,64 +383,56 @@ impl Collector for Bridges {
             return Ok(());
         }
         let e = &mut encoder;
-        let read = |field: fn(&BridgeStatus) -> u64| -> Vec<(String, u64)> {
-            bridges.iter().map(|b| (b.name.clone(), field(b))).collect()
-        };
-        let connected = read(|b| u64::from(b.connected.load(Ordering::Relaxed)));
-        let queued = read(|b| b.queued.load(Ordering::Relaxed));
-        let sent = read(|b| b.sent.load(Ordering::Relaxed));
-        let received = read(|b| b.received.load(Ordering::Relaxed));
-        let dropped = read(|b| b.dropped.load(Ordering::Relaxed));
-        let connections = read(|b| b.connections.load(Ordering::Relaxed));
-        let by_name = |values: &[(String, u64)]| -> Vec<(String, u64)> { values.to_vec() };
-        for (name, help, values, is_gauge) in [
+        let names: Vec<&str> = bridges.iter().map(|b| b.name.as_str()).collect();
+        type Field = fn(&BridgeStatus) -> u64;
+        let figures: [(&str, &str, Field, bool); 6] = [
             (
                 "mqtt_bridge_connected",
                 "Whether the bridge is connected to its remote broker",
-                by_name(&connected),
+                |b| u64::from(b.connected.load(Ordering::Relaxed)),
                 true,
             ),
             (
                 "mqtt_bridge_queued_messages",
                 "Messages waiting in the bridge's local session (as of its last look)",
-                by_name(&queued),
+                |b| b.queued.load(Ordering::Relaxed),
                 true,
             ),
             (
                 "mqtt_bridge_messages_sent",
                 "Messages the bridge sent to its remote broker",
-                by_name(&sent),
+                |b| b.sent.load(Ordering::Relaxed),
                 false,
             ),
             (
                 "mqtt_bridge_messages_received",
                 "Messages the bridge brought in from its remote broker",
-                by_name(&received),
+                |b| b.received.load(Ordering::Relaxed),
                 false,
             ),
             (
                 "mqtt_bridge_messages_dropped",
                 "Messages the bridge acknowledged and dropped (the remote broker cannot take them)",
-                by_name(&dropped),
+                |b| b.dropped.load(Ordering::Relaxed),
                 false,
             ),
             (
                 "mqtt_bridge_connections",
                 "Connections the bridge made to its remote broker",
-                by_name(&connections),
+                |b| b.connections.load(Ordering::Relaxed),
                 false,
             ),
-        ] {
-            let names: Vec<&str> = values.iter().map(|(n, _)| n.as_str()).collect();
-            let labelled: Vec<(&&str, u64)> = names
+        ];
+        for (name, help, field, is_gauge) in figures {
+            let values: Vec<(&&str, u64)> = names
                 .iter()
-                .zip(values.iter())
-                .map(|(n, (_, v))| (n, *v))
+                .zip(bridges.iter())
+                .map(|(n, b)| (n, field(b)))
                 .collect();
             if is_gauge {
-                gauges(e, name, help, "bridge", &labelled)?;
+                gauges(e, name, help, "bridge", &values)?;
             } else {
-                counters(e, name, help, "bridge", &labelled)?;
+                counters(e, name, help, "bridge", &values)?;
             }
         }
         Ok(())
@@ -513,6 +505,11 @@ mod tests {
         stats.messages_received = 8;
         stats.clients_by_protocol = [0, 4, 1];
         stats.dropped_by_reason[DropReason::QueueFull.index()] = 7;
+        let bridge = Arc::new(BridgeStatus::new("cloud"));
+        bridge.connected.store(true, Ordering::Relaxed);
+        bridge.sent.store(5, Ordering::Relaxed);
+        bridge.queued.store(2, Ordering::Relaxed);
+        metrics.watch_bridges(vec![bridge]);
         let snapshot = Snapshot {
             stats,
             inflight: 4,
@@ -529,6 +526,10 @@ mod tests {
             "mqtt_messages_inflight 4",
             "mqtt_listener_connections{listener=\"mqtt://127.0.0.1:1883\"} 2",
             "# TYPE mqtt_messages_received counter",
+            "mqtt_bridge_connected{bridge=\"cloud\"} 1",
+            "mqtt_bridge_messages_sent_total{bridge=\"cloud\"} 5",
+            "mqtt_bridge_queued_messages{bridge=\"cloud\"} 2",
+            "mqtt_bridge_messages_dropped_total{bridge=\"cloud\"} 0",
         ] {
             assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
         }
@@ -539,6 +540,7 @@ mod tests {
     fn the_grafana_dashboard_and_the_docs_name_only_metrics_that_exist() {
         let metrics = Metrics::new();
         metrics.accepted_on(0, "mqtt://127.0.0.1:1883").inc();
+        metrics.watch_bridges(vec![Arc::new(BridgeStatus::new("cloud"))]);
         let snapshot = Snapshot {
             connections: vec![(String::from("mqtt://127.0.0.1:1883"), 1)],
             ..Snapshot::default()

@@ -72,7 +72,8 @@ pub(crate) struct BridgeStatus {
 }
 
 impl BridgeStatus {
-    fn new(name: &str) -> Self {
+    /// A bridge named `name`, not connected, with every count at zero.
+    pub(crate) fn new(name: &str) -> Self {
         BridgeStatus {
             name: name.to_owned(),
             connected: AtomicBool::new(false),
@@ -97,6 +98,9 @@ pub(crate) struct LocalSide {
     pub(crate) sys_interval: Option<Duration>,
 }
 
+/// The bridges' tasks and their shared states.
+pub(crate) type Started = (Vec<JoinHandle<()>>, Vec<Arc<BridgeStatus>>);
+
 /// Starts one task per bridge.
 ///
 /// # Errors
@@ -105,7 +109,7 @@ pub(crate) fn start(
     bridges: &[BridgeConfig],
     handle: &ServerHandle,
     local: LocalSide,
-) -> Result<(Vec<JoinHandle<()>>, Vec<Arc<BridgeStatus>>), ServerError> {
+) -> Result<Started, ServerError> {
     let mut tasks = Vec::new();
     let mut statuses = Vec::new();
     for (index, bridge) in bridges.iter().enumerate() {
@@ -565,14 +569,14 @@ impl Task {
         let mut subscribed = false;
         for event in early {
             let now = Instant::now();
-            for packet in relay.from_remote(event, client, now) {
+            for packet in relay.remote_event(event, client, now) {
                 if link.send(&packet).await.is_err() {
                     return String::from("the local connection ended");
                 }
             }
         }
         for packet in resent {
-            for reply in relay.from_local(packet, client, Instant::now()) {
+            for reply in relay.local_packet(packet, client, Instant::now()) {
                 if link.send(&reply).await.is_err() {
                     return String::from("the local connection ended");
                 }
@@ -586,7 +590,7 @@ impl Task {
                 if let Event::Disconnected(why) = &event {
                     return describe(why);
                 }
-                for packet in relay.from_remote(event, client, Instant::now()) {
+                for packet in relay.remote_event(event, client, Instant::now()) {
                     if link.send(&packet).await.is_err() {
                         return String::from("the local connection ended");
                     }
@@ -629,7 +633,7 @@ impl Task {
                                 return format!("the local broker disconnected the bridge: {:?}", d.reason_code);
                             }
                             packet => {
-                                for reply in relay.from_local(packet, client, now) {
+                                for reply in relay.local_packet(packet, client, now) {
                                     if link.send(&reply).await.is_err() {
                                         return String::from("the local connection ended");
                                     }

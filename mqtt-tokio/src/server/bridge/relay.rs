@@ -78,7 +78,7 @@ impl Relay {
     }
 
     /// A packet the local broker sent the bridge; returns the packets to send back to it.
-    pub(crate) fn from_local(
+    pub(crate) fn local_packet(
         &mut self,
         packet: Packet,
         client: &mut Client,
@@ -127,7 +127,7 @@ impl Relay {
     }
 
     /// An event of the remote client; returns the packets to send to the local broker.
-    pub(crate) fn from_remote(
+    pub(crate) fn remote_event(
         &mut self,
         event: Event,
         client: &mut Client,
