@@ -56,6 +56,13 @@ pub struct Options {
     /// Broker port.
     #[arg(long, default_value_t = 1883)]
     pub port: u16,
+    /// Port the subscribers connect to, when it is another broker's than the publishers'
+    /// (e.g. the far side of a bridge); default `--port`.
+    #[arg(long)]
+    pub sub_port: Option<u16>,
+    /// Host the subscribers connect to with `--sub-port`; default `--host`.
+    #[arg(long)]
+    pub sub_host: Option<String>,
     /// A label for the broker in the result line (default host:port).
     #[arg(long)]
     pub broker: Option<String>,

@@ -41,7 +41,12 @@ pub async fn run(options: &Options) -> Result<Report, LoadError> {
     };
     match options.scenario {
         Scenario::Fanin | Scenario::Fanout | Scenario::Qos1 | Scenario::Latency => {
-            pubsub::run(options, &config).await
+            let sub_host = options.sub_host.as_deref().unwrap_or(&options.host);
+            let sub_config = ClientConfig {
+                addr: resolve(sub_host, options.sub_port.unwrap_or(options.port))?,
+                ..config
+            };
+            pubsub::run(options, &config, &sub_config).await
         }
         Scenario::Idle => idle::run(options, &config).await,
         Scenario::Connrate => connrate::run(options, &config).await,

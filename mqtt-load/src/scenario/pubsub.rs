@@ -96,7 +96,11 @@ fn topics(scenario: Scenario, index: u32) -> (String, &'static str) {
 ///
 /// # Errors
 /// A client cannot connect or subscribe before the run starts.
-pub async fn run(options: &Options, config: &ClientConfig) -> Result<Report, LoadError> {
+pub async fn run(
+    options: &Options,
+    config: &ClientConfig,
+    sub_config: &ClientConfig,
+) -> Result<Report, LoadError> {
     let plan = Plan {
         publishers: options.publishers().max(1),
         subscribers: options.subscribers(),
@@ -110,7 +114,7 @@ pub async fn run(options: &Options, config: &ClientConfig) -> Result<Report, Loa
     let (_, filter) = topics(options.scenario, 0);
     let mut subscribers = Vec::new();
     for i in 0..plan.subscribers {
-        let mut client = Client::connect(config, &format!("load-sub-{i}")).await?;
+        let mut client = Client::connect(sub_config, &format!("load-sub-{i}")).await?;
         client.subscribe(filter, plan.qos).await?;
         subscribers.push(client);
     }
