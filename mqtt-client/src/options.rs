@@ -65,6 +65,11 @@ impl Options {
         self.client_id.as_str()
     }
 
+    /// The protocol version it speaks.
+    pub fn protocol_version(&self) -> ProtocolVersion {
+        self.version
+    }
+
     /// The protocol version spoken.
     pub fn version(mut self, version: ProtocolVersion) -> Self {
         self.version = version;

@@ -431,6 +431,7 @@ impl ServerBuilder {
             receive_maximum: core_config.receive_maximum,
             max_inflight: config.limits.max_inflight_messages.max(1),
             sys_interval: core_config.sys_interval,
+            max_packet_size: core_config.max_packet_size,
         };
         let broker = Broker::try_new(core_config).map_err(ServerError::Core)?;
         // The HTTP listeners check `/metrics` logins against their listener's password file.

@@ -96,6 +96,9 @@ pub(crate) struct LocalSide {
     pub(crate) max_inflight: u16,
     /// The `$SYS` interval (none: no `$SYS` topics).
     pub(crate) sys_interval: Option<Duration>,
+    /// The largest packet this broker accepts: also the largest the bridge takes from the
+    /// remote broker.
+    pub(crate) max_packet_size: u32,
 }
 
 /// The bridges' tasks and their shared states.
@@ -171,6 +174,9 @@ impl Task {
             BridgeProtocol::Mqttv50 => ProtocolVersion::V5,
         };
         let mut try_private = bridge.try_private;
+        if let Some(interval) = self.local.sys_interval {
+            tokio::spawn(self.reporter().run(interval));
+        }
         self.notify_locally(false).await;
         // The local session exists from the start, so what is to go out queues while the
         // remote broker is not reached yet.
@@ -320,6 +326,7 @@ impl Task {
             bridge.topics.clone(),
             bridge.bridge_outgoing_retain,
             self.local.receive_maximum,
+            bridge.bridge_max_packet_size,
         );
         let why = self
             .relay(
@@ -347,6 +354,7 @@ impl Task {
             .clean_start(bridge.cleansession)
             .keep_alive(bridge.keepalive_interval)
             .receive_maximum(self.local.receive_maximum)
+            .maximum_packet_size(self.local.max_packet_size)
             .manual_acks(true)
             .connect_timeout(CONNECT_TIMEOUT);
         if !bridge.cleansession {
@@ -564,7 +572,6 @@ impl Task {
     ) -> String {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut last_traffic = Instant::now();
-        let mut last_sys = Instant::now();
         let mut seen = relay.counts;
         let mut subscribed = false;
         for event in early {
@@ -652,12 +659,6 @@ impl Task {
                         let _ = flush(client, stream).await;
                         return String::from("idle (lazy bridge)");
                     }
-                    if let Some(interval) = self.local.sys_interval
-                        && now.duration_since(last_sys) >= interval
-                    {
-                        last_sys = now;
-                        self.publish_sys().await;
-                    }
                 }
             }
         }
@@ -674,52 +675,18 @@ impl Task {
         status.dropped.fetch_max(counts.dropped, Ordering::Relaxed);
     }
 
-    /// `$SYS/broker/bridge/<name>/...`: state, messages each way, dropped, waiting.
-    async fn publish_sys(&self) {
-        self.refresh_queued().await;
-        let status = &self.status;
-        let prefix = format!("$SYS/broker/bridge/{}", self.bridge.name);
-        let values = [
-            (
-                "connected",
-                u64::from(status.connected.load(Ordering::Relaxed)),
-            ),
-            ("messages/sent", status.sent.load(Ordering::Relaxed)),
-            ("messages/received", status.received.load(Ordering::Relaxed)),
-            ("messages/dropped", status.dropped.load(Ordering::Relaxed)),
-            ("queued", status.queued.load(Ordering::Relaxed)),
-        ];
-        for (name, value) in values {
-            let _ = self
-                .handle
-                .publish(
-                    &format!("{prefix}/{name}"),
-                    value.to_string(),
-                    QoS::AtMostOnce,
-                    true,
-                )
-                .await;
+    fn reporter(&self) -> Reporter {
+        Reporter {
+            handle: self.handle.clone(),
+            status: self.status.clone(),
+            local_client_id: self.bridge.local_client_id(),
         }
-    }
-
-    /// Looks up how many messages wait in the bridge's local session.
-    async fn refresh_queued(&self) -> u64 {
-        let id = self.bridge.local_client_id();
-        let queued = match self.handle.sessions().await {
-            Ok(sessions) => sessions
-                .iter()
-                .find(|s| s.client_id == id)
-                .map_or(0, |s| (s.queued + s.inflight) as u64),
-            Err(_) => 0,
-        };
-        self.status.queued.store(queued, Ordering::Relaxed);
-        queued
     }
 
     /// A lazy bridge waits until `threshold` messages wait for it.
     async fn wait_for_threshold(&self) {
         loop {
-            if self.refresh_queued().await >= self.bridge.threshold as u64 {
+            if self.reporter().refresh_queued().await >= self.bridge.threshold as u64 {
                 return;
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -750,6 +717,65 @@ impl Task {
             .retain(client.server_limits().retain_available);
             let _ = client.publish(message, Instant::now());
         }
+    }
+}
+
+/// Publishes a bridge's figures under `$SYS/broker/bridge/NAME/`, connected or not.
+struct Reporter {
+    handle: ServerHandle,
+    status: Arc<BridgeStatus>,
+    local_client_id: String,
+}
+
+impl Reporter {
+    /// Every `interval` until the server stops.
+    async fn run(self, interval: Duration) {
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tick.tick().await;
+            if self.publish().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// `$SYS/broker/bridge/NAME/...`: state, messages each way, dropped, waiting.
+    async fn publish(&self) -> Result<(), ServerError> {
+        self.refresh_queued().await;
+        let status = &self.status;
+        let prefix = format!("$SYS/broker/bridge/{}", status.name);
+        let values = [
+            (
+                "connected",
+                u64::from(status.connected.load(Ordering::Relaxed)),
+            ),
+            ("messages/sent", status.sent.load(Ordering::Relaxed)),
+            ("messages/received", status.received.load(Ordering::Relaxed)),
+            ("messages/dropped", status.dropped.load(Ordering::Relaxed)),
+            ("queued", status.queued.load(Ordering::Relaxed)),
+        ];
+        for (name, value) in values {
+            let topic = format!("{prefix}/{name}");
+            (self.handle)
+                .publish(&topic, value.to_string(), QoS::AtMostOnce, true)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Looks up how many messages wait in the bridge's local session (a walk over the
+    /// sessions in the broker task: at the `$SYS` pace, or each second while a lazy bridge
+    /// waits).
+    async fn refresh_queued(&self) -> u64 {
+        let queued = match self.handle.sessions().await {
+            Ok(sessions) => sessions
+                .iter()
+                .find(|s| s.client_id == self.local_client_id)
+                .map_or(0, |s| (s.queued + s.inflight) as u64),
+            Err(_) => 0,
+        };
+        self.status.queued.store(queued, Ordering::Relaxed);
+        queued
     }
 }
 

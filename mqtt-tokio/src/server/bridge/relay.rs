@@ -53,12 +53,19 @@ pub(crate) struct Relay {
     held: VecDeque<Publish>,
     /// The local broker's Receive Maximum.
     local_window: usize,
+    /// `bridge_max_packet_size`: the largest packet sent out (0: the remote's limit only).
+    max_out: usize,
     pub(crate) counts: Counts,
 }
 
 impl Relay {
     /// A relay for `topics`; `local_window` is the local broker's Receive Maximum.
-    pub(crate) fn new(topics: Vec<BridgeTopic>, outgoing_retain: bool, local_window: u16) -> Self {
+    pub(crate) fn new(
+        topics: Vec<BridgeTopic>,
+        outgoing_retain: bool,
+        local_window: u16,
+        max_out: u32,
+    ) -> Self {
         Relay {
             topics,
             outgoing_retain,
@@ -67,6 +74,7 @@ impl Relay {
             waiting: VecDeque::new(),
             held: VecDeque::new(),
             local_window: usize::from(local_window.max(1)),
+            max_out: max_out as usize,
             counts: Counts::default(),
         }
     }
@@ -194,22 +202,21 @@ impl Relay {
         replies: &mut Vec<Packet>,
     ) {
         let local_qos = publish.qos;
-        let Some(topic) = self
-            .topics
-            .iter()
-            .find_map(|t| t.to_remote(publish.topic()))
-        else {
-            self.counts.dropped += 1;
-            done_locally(local_qos, replies);
-            return;
-        };
-        let Ok(topic) = MqttStr::try_from(topic) else {
-            self.counts.dropped += 1;
-            done_locally(local_qos, replies);
-            return;
-        };
         let limits = client.server_limits();
         let remote_qos = local_qos.qos().min(limits.maximum_qos);
+        if let Some(id) = local_qos.packet_id() {
+            let flight = Outward {
+                local: local_qos.qos(),
+                remote: remote_qos,
+            };
+            self.outward.insert(id, flight);
+        }
+        let topic = (self.topics.iter())
+            .find_map(|t| t.to_remote(publish.topic()))
+            .and_then(|topic| MqttStr::try_from(topic).ok());
+        let Some(topic) = topic else {
+            return self.drop_locally(local_qos, replies);
+        };
         let retain = publish.retain && self.outgoing_retain && limits.retain_available;
         let mut out = publish.clone().with_retain(retain);
         out.set_topic(topic);
@@ -218,14 +225,9 @@ impl Relay {
             Some(id) if remote_qos != QoS::AtMostOnce => PublishQos::new(remote_qos, id),
             _ => PublishQos::AtMostOnce,
         };
-        if let Some(id) = local_qos.packet_id() {
-            self.outward.insert(
-                id,
-                Outward {
-                    local: local_qos.qos(),
-                    remote: remote_qos,
-                },
-            );
+        let version = client.options().protocol_version();
+        if self.max_out > 0 && Packet::Publish(out.clone()).encoded_len(version) > self.max_out {
+            return self.drop_locally(local_qos, replies);
         }
         match client.forward(out.clone(), now) {
             Ok(()) => {
@@ -236,22 +238,25 @@ impl Relay {
                 }
             }
             Err(ClientError::ReceiveMaximum(_)) => self.held.push_back(out),
-            Err(_) => {
-                self.counts.dropped += 1;
-                self.answer_locally(local_qos, replies);
-            }
+            Err(_) => self.drop_locally(local_qos, replies),
         }
     }
 
-    /// Acknowledges a local message the remote side will not acknowledge.
+    /// A local message the remote broker will not get: acknowledged and counted.
+    fn drop_locally(&mut self, qos: PublishQos, replies: &mut Vec<Packet>) {
+        self.counts.dropped += 1;
+        self.answer_locally(qos, replies);
+    }
+
+    /// Acknowledges a local message the remote side will not acknowledge: PUBACK, or PUBREC
+    /// with the PUBREL to come answered here.
     fn answer_locally(&mut self, qos: PublishQos, replies: &mut Vec<Packet>) {
-        if let Some(id) = qos.packet_id()
-            && qos.qos() == QoS::AtLeastOnce
-        {
-            self.outward.remove(&id);
-        }
-        if let Some(flight) = qos.packet_id().and_then(|id| self.outward.get_mut(&id)) {
-            flight.remote = QoS::AtMostOnce; // the PUBREL is answered here
+        if let Some(id) = qos.packet_id() {
+            if qos.qos() == QoS::AtLeastOnce {
+                self.outward.remove(&id);
+            } else if let Some(flight) = self.outward.get_mut(&id) {
+                flight.remote = QoS::AtMostOnce;
+            }
         }
         done_locally(qos, replies);
     }
@@ -265,10 +270,7 @@ impl Relay {
             let qos = out.qos;
             match client.forward(out, now) {
                 Ok(()) => self.counts.sent += 1,
-                Err(_) => {
-                    self.counts.dropped += 1;
-                    self.answer_locally(qos, replies);
-                }
+                Err(_) => self.drop_locally(qos, replies),
             }
         }
     }
@@ -325,5 +327,179 @@ fn ack(packet_id: PacketId, reason_code: ReasonCode) -> Ack {
         packet_id,
         reason_code,
         properties: Properties::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use bytes::{Bytes, BytesMut};
+    use mqtt_client::Options;
+    use mqtt_wire::{Decoder, ProtocolVersion};
+
+    use super::*;
+
+    fn id(n: u16) -> PacketId {
+        PacketId::new(n).unwrap()
+    }
+
+    /// A relay for `lines` and a remote client connected with CONNACK `connack` (5.0).
+    fn pair(lines: &[&str], window: u16, max_out: u32, connack: &[u8]) -> (Relay, Client) {
+        let topics = lines
+            .iter()
+            .map(|l| BridgeTopic::parse(l).unwrap())
+            .collect();
+        let mut client = Client::new(Options::new("bridge").manual_acks(true));
+        let now = Instant::now();
+        client.connect(now).unwrap();
+        client.poll_transmit();
+        client.handle_input(&mut BytesMut::from(connack), now);
+        while client.poll_event().is_some() {}
+        (Relay::new(topics, true, window, max_out), client)
+    }
+
+    /// What the client sent to the remote broker.
+    fn sent(client: &mut Client) -> Vec<Packet> {
+        let mut bytes = BytesMut::from(&client.poll_transmit().unwrap_or_default()[..]);
+        let mut decoder = Decoder::new();
+        decoder.set_version(ProtocolVersion::V5);
+        std::iter::from_fn(|| decoder.decode(&mut bytes).unwrap()).collect()
+    }
+
+    /// Feeds the remote's `bytes` to the client and its events to the relay.
+    fn from_remote(relay: &mut Relay, client: &mut Client, bytes: &[u8]) -> Vec<Packet> {
+        let now = Instant::now();
+        client.handle_input(&mut BytesMut::from(bytes), now);
+        let mut replies = Vec::new();
+        while let Some(event) = client.poll_event() {
+            replies.extend(relay.remote_event(event, client, now));
+        }
+        replies
+    }
+
+    fn publish(topic: &'static str, qos: PublishQos) -> Packet {
+        Packet::Publish(Publish::new(MqttStr::from(topic), Bytes::from_static(b"x")).with_qos(qos))
+    }
+
+    const CONNACK: &[u8] = b"\x20\x03\x00\x00\x00";
+
+    #[test]
+    fn qos1_out_keeps_the_local_identifier_and_acknowledges_when_the_remote_did() {
+        let (mut relay, mut client) = pair(&["# out 1 home/ site/"], 10, 0, CONNACK);
+        let now = Instant::now();
+        let replies = relay.local_packet(
+            publish("home/a", PublishQos::AtLeastOnce(id(7))),
+            &mut client,
+            now,
+        );
+        assert!(
+            replies.is_empty(),
+            "nothing acknowledged before the remote did"
+        );
+        let out = sent(&mut client);
+        let [Packet::Publish(p)] = &out[..] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            (p.topic(), p.qos),
+            ("site/a", PublishQos::AtLeastOnce(id(7)))
+        );
+        let replies = from_remote(&mut relay, &mut client, b"\x40\x02\x00\x07");
+        assert!(matches!(&replies[..], [Packet::PubAck(a)] if a.packet_id == id(7)));
+        assert_eq!(relay.counts.sent, 1);
+    }
+
+    #[test]
+    fn qos2_out_to_a_qos1_remote_is_finished_here() {
+        // CONNACK with Maximum QoS 1.
+        let (mut relay, mut client) = pair(&["# out 2"], 10, 0, b"\x20\x05\x00\x00\x02\x24\x01");
+        let now = Instant::now();
+        relay.local_packet(
+            publish("a", PublishQos::ExactlyOnce(id(9))),
+            &mut client,
+            now,
+        );
+        let out = sent(&mut client);
+        assert!(
+            matches!(&out[..], [Packet::Publish(p)] if p.qos == PublishQos::AtLeastOnce(id(9)))
+        );
+        let replies = from_remote(&mut relay, &mut client, b"\x40\x02\x00\x09");
+        assert!(matches!(&replies[..], [Packet::PubRec(a)] if a.packet_id == id(9)));
+        let replies = relay.local_packet(Packet::PubRel(Ack::new(id(9))), &mut client, now);
+        assert!(matches!(&replies[..], [Packet::PubComp(a)] if a.packet_id == id(9)));
+        assert!(
+            sent(&mut client).is_empty(),
+            "no PUBREL to a QoS 1 exchange"
+        );
+    }
+
+    #[test]
+    fn a_message_too_large_for_bridge_max_packet_size_is_dropped_and_counted() {
+        let (mut relay, mut client) = pair(&["# out 2"], 10, 16, CONNACK);
+        let now = Instant::now();
+        let big = Packet::Publish(
+            Publish::new(MqttStr::from("a"), Bytes::from(vec![0u8; 64]))
+                .with_qos(PublishQos::ExactlyOnce(id(4))),
+        );
+        let replies = relay.local_packet(big, &mut client, now);
+        assert!(matches!(&replies[..], [Packet::PubRec(a)] if a.packet_id == id(4)));
+        assert!(sent(&mut client).is_empty());
+        assert_eq!(relay.counts.dropped, 1);
+        let replies = relay.local_packet(Packet::PubRel(Ack::new(id(4))), &mut client, now);
+        assert!(matches!(&replies[..], [Packet::PubComp(_)]));
+        assert!(sent(&mut client).is_empty());
+    }
+
+    #[test]
+    fn qos2_in_is_relayed_step_by_step_with_the_remote_identifier() {
+        let (mut relay, mut client) = pair(&["cmnd/# in 2 local/ \"\""], 10, 0, CONNACK);
+        let now = Instant::now();
+        // PUBLISH QoS 2, id 3, "cmnd/x".
+        let replies = from_remote(
+            &mut relay,
+            &mut client,
+            b"\x34\x0c\x00\x06cmnd/x\x00\x03\x00y",
+        );
+        let [Packet::Publish(p)] = &replies[..] else {
+            panic!("{replies:?}")
+        };
+        assert_eq!(
+            (p.topic(), p.qos),
+            ("local/cmnd/x", PublishQos::ExactlyOnce(id(3)))
+        );
+        assert!(
+            sent(&mut client).is_empty(),
+            "no PUBREC before the local broker's"
+        );
+        relay.local_packet(Packet::PubRec(Ack::new(id(3))), &mut client, now);
+        assert!(matches!(&sent(&mut client)[..], [Packet::PubRec(a)] if a.packet_id == id(3)));
+        let replies = from_remote(&mut relay, &mut client, b"\x62\x02\x00\x03");
+        assert!(matches!(&replies[..], [Packet::PubRel(a)] if a.packet_id == id(3)));
+        assert!(
+            sent(&mut client).is_empty(),
+            "no PUBCOMP before the local broker's"
+        );
+        relay.local_packet(Packet::PubComp(Ack::new(id(3))), &mut client, now);
+        assert!(matches!(&sent(&mut client)[..], [Packet::PubComp(a)] if a.packet_id == id(3)));
+    }
+
+    #[test]
+    fn incoming_messages_wait_for_room_under_the_local_receive_maximum() {
+        let (mut relay, mut client) = pair(&["# in 1"], 1, 0, CONNACK);
+        let now = Instant::now();
+        let first = from_remote(&mut relay, &mut client, b"\x32\x06\x00\x01a\x00\x01\x00");
+        assert_eq!(first.len(), 1);
+        let second = from_remote(&mut relay, &mut client, b"\x32\x06\x00\x01a\x00\x02\x00");
+        assert!(second.is_empty());
+        assert!(
+            !relay.can_read_remote(),
+            "the remote socket is not read meanwhile"
+        );
+        let replies = relay.local_packet(Packet::PubAck(Ack::new(id(1))), &mut client, now);
+        assert!(
+            matches!(&replies[..], [Packet::Publish(p)] if p.qos == PublishQos::AtLeastOnce(id(2)))
+        );
+        assert!(relay.can_read_remote());
     }
 }
