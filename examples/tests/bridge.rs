@@ -595,3 +595,78 @@ fn a_remote_that_sends_garbage_is_dropped_and_retried() {
         local.log()
     );
 }
+
+/// With `local_username`, what the bridge takes out and brings in is authorized by this
+/// broker's ACL as that user.
+#[test]
+fn local_username_puts_the_bridge_under_the_acl() {
+    let dir = scratch_dir("bridge-acl");
+    let remote = Proc::ours(&dir, "remote", mosquitto_conf());
+    std::fs::create_dir_all(dir.join("local")).expect("dir");
+    let acl = dir.join("local").join("acl");
+    std::fs::write(
+        &acl,
+        "topic readwrite #\n\nuser bridge\ntopic read allowed/#\ntopic write cmnd/ok/#\n",
+    )
+    .expect("acl");
+    let conf = format!(
+        "listener PORT 127.0.0.1\nallow_anonymous true\nacl_file {}\n\
+         connection acl\naddress 127.0.0.1:{}\nremote_clientid acl\nlocal_username bridge\n\
+         topic allowed/# out 1\ntopic secret/# out 1\ntopic cmnd/# in 1\n",
+        acl.display(),
+        remote.port
+    );
+    let local = Proc::ours(&dir, "local", &conf);
+    remote.wait_state("$SYS/broker/connection/acl/state", "1");
+    let mut there = remote.client("there", ProtocolVersion::V5);
+    there.subscribe("allowed/#", QoS::AtLeastOnce);
+    there.subscribe("secret/#", QoS::AtLeastOnce);
+    let mut here = local.client("here", ProtocolVersion::V5);
+    here.subscribe("cmnd/#", QoS::AtLeastOnce);
+    here.publish("allowed/1", b"a", QoS::AtLeastOnce, false);
+    here.publish("secret/1", b"s", QoS::AtLeastOnce, false);
+    let got: Vec<String> = there
+        .drain(QUIET)
+        .iter()
+        .map(|m| m.topic().to_owned())
+        .collect();
+    assert_eq!(got, ["allowed/1"]);
+    there.publish("cmnd/ok/1", b"yes", QoS::AtLeastOnce, false);
+    there.publish("cmnd/no/1", b"no", QoS::AtLeastOnce, false);
+    let got: Vec<String> = here
+        .drain(QUIET)
+        .iter()
+        .map(|m| m.topic().to_owned())
+        .collect();
+    assert_eq!(got, ["cmnd/ok/1"]);
+}
+
+/// `start_type lazy`: no connection until `threshold` messages wait; then they all go.
+#[test]
+fn a_lazy_bridge_connects_once_threshold_messages_wait() {
+    let dir = scratch_dir("bridge-lazy");
+    let remote = Proc::ours(&dir, "remote", mosquitto_conf());
+    let conf = format!(
+        "listener PORT 127.0.0.1\nallow_anonymous true\n\
+         connection lazy\naddress 127.0.0.1:{}\nremote_clientid lazy\nstart_type lazy\n\
+         threshold 3\ntopic q/# out 1\n",
+        remote.port
+    );
+    let local = Proc::ours(&dir, "local", &conf);
+    let mut there = remote.client("there", ProtocolVersion::V5);
+    there.subscribe("q/#", QoS::AtLeastOnce);
+    let mut here = local.client("here", ProtocolVersion::V5);
+    here.publish("q/1", b"1", QoS::AtLeastOnce, false);
+    here.publish("q/2", b"2", QoS::AtLeastOnce, false);
+    assert!(
+        there.recv(Duration::from_millis(2500)).is_none(),
+        "connected before the threshold"
+    );
+    here.publish("q/3", b"3", QoS::AtLeastOnce, false);
+    let got: Vec<String> = there
+        .collect(3, Duration::from_secs(5))
+        .iter()
+        .map(text)
+        .collect();
+    assert_eq!(got, ["1", "2", "3"]);
+}
