@@ -20,7 +20,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
@@ -34,7 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
 use super::flow::Credit;
-use super::input::{Input, Sink};
+use super::input::Input;
 use super::write_queue::{Next, WriteQueue};
 use super::{ServerError, ServerHandle};
 
@@ -520,19 +519,9 @@ impl ServerHandle {
             properties,
         };
 
-        let conn = ConnectionId(self.ids.fetch_add(1, Ordering::Relaxed));
         let mut info = ConnectionInfo::new(None);
         info.tls_identity = options.identity;
-        let queue = Arc::new(WriteQueue::new(self.queue_cap));
-        let open = Input::Open {
-            conn,
-            info: Box::new(info),
-            sink: Sink::Task(queue.clone()),
-        };
-        self.inputs
-            .send(open)
-            .await
-            .map_err(|_| ServerError::Stopped)?;
+        let (conn, queue) = self.open_in_process(info).await?;
         let shared = Arc::new(Shared {
             conn,
             inputs: self.inputs.clone(),

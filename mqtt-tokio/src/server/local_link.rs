@@ -42,17 +42,7 @@ impl ServerHandle {
     /// Opens an in-process connection described by `info`; nothing is sent yet (the first
     /// packet must be a CONNECT).
     pub(crate) async fn open_link(&self, info: ConnectionInfo) -> Result<LocalLink, ServerError> {
-        let conn = ConnectionId(self.ids.fetch_add(1, Ordering::Relaxed));
-        let queue = Arc::new(WriteQueue::new(self.queue_cap));
-        let open = Input::Open {
-            conn,
-            info: Box::new(info),
-            sink: Sink::Task(queue.clone()),
-        };
-        self.inputs
-            .send(open)
-            .await
-            .map_err(|_| ServerError::Stopped)?;
+        let (conn, queue) = self.open_in_process(info).await?;
         let mut decoder = Decoder::new();
         decoder.set_version(ProtocolVersion::V5);
         Ok(LocalLink {
@@ -66,6 +56,28 @@ impl ServerHandle {
             pending: Vec::new(),
             unflushed: 0,
         })
+    }
+}
+
+impl ServerHandle {
+    /// Opens a connection with no socket: a new id, a write queue for what the broker
+    /// transmits, and `Input::Open`. In-process clients and bridges start here.
+    pub(crate) async fn open_in_process(
+        &self,
+        info: ConnectionInfo,
+    ) -> Result<(ConnectionId, Arc<WriteQueue>), ServerError> {
+        let conn = ConnectionId(self.ids.fetch_add(1, Ordering::Relaxed));
+        let queue = Arc::new(WriteQueue::new(self.queue_cap));
+        let open = Input::Open {
+            conn,
+            info: Box::new(info),
+            sink: Sink::Task(queue.clone()),
+        };
+        self.inputs
+            .send(open)
+            .await
+            .map_err(|_| ServerError::Stopped)?;
+        Ok((conn, queue))
     }
 }
 

@@ -81,17 +81,8 @@ fn acceptor(listener: &ListenerConfig) -> Result<Option<TlsAcceptor>, String> {
     let key = PrivateKeyDer::from_pem_file(keyfile)
         .map_err(|e| format!("keyfile {}: {e}", keyfile.display()))?;
     let provider = Arc::new(provider(listener)?);
-    let allows_tls12 = match &listener.tls_version {
-        Some(version) => tls_names::allows_tls12(version)?,
-        None => true,
-    };
-    let versions: &[&SupportedProtocolVersion] = if allows_tls12 {
-        &[&version::TLS13, &version::TLS12]
-    } else {
-        &[&version::TLS13]
-    };
     let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(versions)
+        .with_protocol_versions(protocol_versions(listener.tls_version.as_deref())?)
         .map_err(|e| e.to_string())?;
     let roots = ca_roots(listener.cafile.as_deref(), listener.capath.as_deref())?;
     let builder = match roots {
@@ -120,6 +111,20 @@ fn acceptor(listener: &ListenerConfig) -> Result<Option<TlsAcceptor>, String> {
         .with_single_cert(certs, key)
         .map_err(|e| format!("certfile {}: {e}", certfile.display()))?;
     Ok(Some(TlsAcceptor::from(Arc::new(config))))
+}
+
+/// The TLS versions a `tls_version` value allows (`tlsv1.2`, the default: 1.2 and 1.3;
+/// `tlsv1.3`: 1.3 only), for listeners and bridges alike.
+pub(crate) fn protocol_versions(
+    tls_version: Option<&str>,
+) -> Result<&'static [&'static SupportedProtocolVersion], String> {
+    let allows_tls12 = match tls_version {
+        Some(version) => tls_names::allows_tls12(version)?,
+        None => true,
+    };
+    static BOTH: [&SupportedProtocolVersion; 2] = [&version::TLS13, &version::TLS12];
+    static ONLY_13: [&SupportedProtocolVersion; 1] = [&version::TLS13];
+    Ok(if allows_tls12 { &BOTH } else { &ONLY_13 })
 }
 
 /// rustls' cryptography with the cipher suites the listener allows (`ciphers` for TLS 1.2,

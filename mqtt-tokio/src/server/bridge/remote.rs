@@ -18,11 +18,10 @@ use tokio_rustls::rustls::client::danger::{
 };
 use tokio_rustls::rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, Error as TlsError, SignatureScheme,
-    SupportedProtocolVersion, version,
 };
 
-use crate::config::{BridgeConfig, tls_names};
-use crate::server::tls::{ca_roots, read_certs};
+use crate::config::BridgeConfig;
+use crate::server::tls::{ca_roots, protocol_versions, read_certs};
 
 /// A connection to the remote broker.
 pub(super) enum Stream {
@@ -107,17 +106,8 @@ fn client_config(bridge: &BridgeConfig) -> Result<ClientConfig, String> {
     )?
     .ok_or("bridge TLS needs bridge_cafile or bridge_capath")?;
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let allows_tls12 = match &bridge.bridge_tls_version {
-        Some(version) => tls_names::allows_tls12(version)?,
-        None => true,
-    };
-    let versions: &[&SupportedProtocolVersion] = if allows_tls12 {
-        &[&version::TLS13, &version::TLS12]
-    } else {
-        &[&version::TLS13]
-    };
     let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(versions)
+        .with_protocol_versions(protocol_versions(bridge.bridge_tls_version.as_deref())?)
         .map_err(|e| e.to_string())?;
     let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
         .build()
