@@ -29,7 +29,7 @@ pub mod auth;
 pub mod config;
 mod server;
 
-pub use server::bridge::BRIDGE_LISTENER;
+pub use auth::hooks::BRIDGE_LISTENER;
 pub use server::{
     DEFAULT_EVENT_CAPACITY, Delivery, EventRecvError, Events, LocalClient, LocalConnectOptions,
     LocalWill, MessageProperties, MosquittoImport, PublishRequest, SHUTDOWN_LIMIT, Server,

@@ -2,7 +2,6 @@
 //! with the per-listener policy (anonymous access, certificate identity as user name) and
 //! reloading on demand (SIGHUP).
 
-use crate::BRIDGE_LISTENER;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
@@ -10,6 +9,11 @@ use mqtt_broker_core::hooks::{
     AuthDecision, Authenticator, Authorization, Authorizer, ClientRef, ConnectCredentials,
 };
 use mqtt_wire::{QoS, ReasonCode};
+
+/// The listener id on which this broker's own bridges connect locally when they have no
+/// `local_username`: the file authenticator and authorizer trust such connections, as
+/// mosquitto trusts its bridges. An embedder's own hooks see it too.
+pub const BRIDGE_LISTENER: mqtt_broker_core::ListenerId = mqtt_broker_core::ListenerId(u16::MAX);
 
 use super::acl::{AclError, AclFile};
 use super::password::{PasswordError, PasswordFile};

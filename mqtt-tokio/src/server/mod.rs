@@ -20,7 +20,8 @@
 //! the flow control of the bytes going out), and the same closing state machine
 //! (`closing::Life`: one `Phase`, one linger rule).
 
-pub(crate) mod bridge;
+mod bridge;
+mod bridge_status;
 mod broker_task;
 mod certificate;
 mod closing;

@@ -24,11 +24,11 @@ mod relay;
 mod remote;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use mqtt_broker_core::{ConnectionInfo, ListenerId};
+use mqtt_broker_core::ConnectionInfo;
 use mqtt_client::{Backoff, Client, Disconnection, Event, Options};
 use mqtt_wire::{
     Connect, LastWill, MqttStr, Packet, PacketId, Properties, ProtocolVersion, QoS, ReasonCode,
@@ -40,51 +40,14 @@ use tracing::{debug, info, warn};
 
 use self::relay::Relay;
 use self::remote::{Connector, Stream};
+use super::bridge_status::BridgeStatus;
 use super::local_link::LocalLink;
 use super::{ServerError, ServerHandle};
+use crate::auth::hooks::BRIDGE_LISTENER;
 use crate::config::{BridgeConfig, BridgeProtocol, Direction, StartType};
-
-/// The listener id the local connection of a bridge without `local_username` arrives on: the
-/// file authenticator and authorizer trust it, as mosquitto trusts its bridges.
-pub const BRIDGE_LISTENER: ListenerId = ListenerId(u16::MAX);
 
 /// How long a connection attempt (TCP, TLS and CONNACK) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// The state of one bridge, read by `$SYS`, the metrics and the logs.
-#[derive(Debug)]
-pub(crate) struct BridgeStatus {
-    /// The bridge's name.
-    pub(crate) name: String,
-    /// Connected to the remote broker.
-    pub(crate) connected: AtomicBool,
-    /// Messages sent to the remote broker.
-    pub(crate) sent: AtomicU64,
-    /// Messages brought in.
-    pub(crate) received: AtomicU64,
-    /// Messages acknowledged and dropped (too large for the remote broker, ...).
-    pub(crate) dropped: AtomicU64,
-    /// Messages waiting in the bridge's local session (queued and in flight), as of the last
-    /// look.
-    pub(crate) queued: AtomicU64,
-    /// Connections made.
-    pub(crate) connections: AtomicU64,
-}
-
-impl BridgeStatus {
-    /// A bridge named `name`, not connected, with every count at zero.
-    pub(crate) fn new(name: &str) -> Self {
-        BridgeStatus {
-            name: name.to_owned(),
-            connected: AtomicBool::new(false),
-            sent: AtomicU64::new(0),
-            received: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
-            queued: AtomicU64::new(0),
-            connections: AtomicU64::new(0),
-        }
-    }
-}
 
 /// What the bridges need to know of this broker.
 #[derive(Debug, Clone, Copy)]
