@@ -670,3 +670,76 @@ fn a_lazy_bridge_connects_once_threshold_messages_wait() {
         .collect();
     assert_eq!(got, ["1", "2", "3"]);
 }
+
+/// Several addresses: one where nothing listens is passed over for the next, in order.
+#[test]
+fn a_bridge_fails_over_to_the_next_address() {
+    let dir = scratch_dir("bridge-failover");
+    let remote = Proc::ours(&dir, "remote", mosquitto_conf());
+    let dead = free_port(); // nothing listens there
+    let conf = format!(
+        "listener PORT 127.0.0.1\nallow_anonymous true\n\
+         connection over\naddresses 127.0.0.1:{dead} 127.0.0.1:{}\nremote_clientid over\n\
+         restart_timeout 1\ntopic f/# out 1\n",
+        remote.port
+    );
+    let local = Proc::ours(&dir, "local", &conf);
+    remote.wait_state("$SYS/broker/connection/over/state", "1");
+    let mut there = remote.client("there", ProtocolVersion::V5);
+    there.subscribe("f/#", QoS::AtLeastOnce);
+    let mut here = local.client("here", ProtocolVersion::V5);
+    here.publish("f/1", b"over", QoS::AtLeastOnce, false);
+    assert_eq!(
+        there
+            .recv(Duration::from_secs(3))
+            .map(|m| text(&m))
+            .as_deref(),
+        Some("over")
+    );
+    assert!(
+        local
+            .log()
+            .contains(&format!("cannot connect to 127.0.0.1:{dead}"))
+    );
+}
+
+/// `start_type once` does not connect again once its connection ended;
+/// `notifications_local_only` keeps the state off the remote broker.
+#[test]
+fn start_type_once_and_local_only_notifications() {
+    let dir = scratch_dir("bridge-once");
+    let mut remote = Proc::ours(&dir, "remote", mosquitto_conf());
+    let conf = format!(
+        "listener PORT 127.0.0.1\nallow_anonymous true\n\
+         connection once\naddress 127.0.0.1:{}\nremote_clientid once\nrestart_timeout 1\n\
+         start_type once\nnotifications_local_only true\ntopic o/# both 1\n",
+        remote.port
+    );
+    let local = Proc::ours(&dir, "local", &conf);
+    local.wait_state("$SYS/broker/connection/once/state", "1");
+    let mut there = remote.client("there", ProtocolVersion::V5);
+    there.subscribe("$SYS/broker/connection/#", QoS::AtMostOnce);
+    assert!(
+        there.recv(Duration::from_millis(500)).is_none(),
+        "a local-only notification reached the remote broker"
+    );
+    drop(there);
+    // The remote broker goes away and comes back: a `once` bridge stays down.
+    remote.kill();
+    local.wait_state("$SYS/broker/connection/once/state", "0");
+    remote.launch();
+    std::thread::sleep(Duration::from_secs(3));
+    let mut there = remote.client("there", ProtocolVersion::V5);
+    there.subscribe("o/#", QoS::AtLeastOnce);
+    let mut here = local.client("here", ProtocolVersion::V5);
+    here.publish("o/1", b"x", QoS::AtLeastOnce, false);
+    assert!(
+        there.recv(Duration::from_secs(2)).is_none(),
+        "the once bridge came back"
+    );
+    assert!(
+        local.log().contains("start_type once has ended"),
+        "{}",
+        local.log()
+    );
+}
