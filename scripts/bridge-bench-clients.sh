@@ -33,29 +33,13 @@ log() { echo "[bridge-clients] $*" >&2; }
 # shellcheck source=scripts/lib-brokers.sh
 . "$ROOT/scripts/lib-brokers.sh"
 
-start() { # broker conf cpus port
-    launch_broker "$1" "$2" "$3"
-    PIDS+=("$BROKER_PID")
-    wait_for_port "$4" "$BROKER_PID" || { log "$1 did not start"; exit 1; }
-}
-
-conf() { # broker port file
-    if [[ $1 == ours ]]; then ours_conf "$2" "$3"; else mosquitto_conf "$2" "$3"; fi
-}
-
 seq 1 "$N" >"$WORK/lines"
 
 one_round() { # broker
     local broker=$1 remote local total start end got pid
-    remote=$(free_port)
-    local=$(free_port)
-    conf "$broker" "$remote" "$WORK/remote.conf"
-    conf "$broker" "$local" "$WORK/local.conf"
-    printf 'connection bench\naddress 127.0.0.1:%s\nremote_clientid bench\ncleansession true\ntopic load/# out %s\n' \
-        "$remote" "$Q" >>"$WORK/local.conf"
-    start "$broker" "$WORK/remote.conf" 1 "$remote"
-    start "$broker" "$WORK/local.conf" 0 "$local"
-    timeout 20 mosquitto_sub -p "$remote" -C 1 -t '$SYS/broker/connection/bench/state' | grep -q 1
+    start_bridge_pair "$broker" "$Q" bridged
+    remote=$REMOTE_PORT
+    local=$LOCAL_PORT
     total=$((P * N))
     timeout "$LIMIT" mosquitto_sub -p "$remote" -q "$Q" -t 'load/#' -C "$total" >"$WORK/got" &
     local sub=$!

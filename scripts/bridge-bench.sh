@@ -39,50 +39,16 @@ log() { echo "[bridge-bench] $*" >&2; }
 # shellcheck source=scripts/lib-brokers.sh
 . "$ROOT/scripts/lib-brokers.sh"
 
-# Starts broker $1 (ours or mosquitto) with configuration file $2 on CPUs $3, port $4;
-# appends its PID to PIDS and prints it.
-start() { # broker conf cpus port
-    launch_broker "$1" "$2" "$3"
-    PIDS+=("$BROKER_PID")
-    wait_for_port "$4" "$BROKER_PID" || { log "$1 did not start"; cat "$WORK/$1.log" >&2; exit 1; }
-}
-
-# Writes broker $1's configuration for port $2 to file $3.
-conf() { # broker port file
-    if [[ $1 == ours ]]; then ours_conf "$2" "$3"; else mosquitto_conf "$2" "$3"; fi
-}
-
-# Waits until the bridge's state on the remote broker (port $1) reads 1.
-wait_bridge() { # remote-port
-    timeout 20 mosquitto_sub -p "$1" -C 1 -t '$SYS/broker/connection/bench/state' \
-        | grep -q 1 || { log "the bridge did not come up"; exit 1; }
-}
-
 # One measurement: broker $1, load $2 (qos0 or qos1), mode $3 (direct or bridged).
 measure() { # broker load mode
-    local broker=$1 load=$2 mode=$3 remote local rconf lconf qos args line
-    remote=$(free_port)
-    rconf=$WORK/$broker-remote.conf
-    conf "$broker" "$remote" "$rconf"
-    start "$broker" "$rconf" 1 "$remote"
-    local pub_port=$remote
-    if [[ $mode == bridged ]]; then
-        local=$(free_port)
-        lconf=$WORK/$broker-local.conf
-        conf "$broker" "$local" "$lconf"
-        qos=${load#qos}
-        printf 'connection bench\naddress 127.0.0.1:%s\nremote_clientid bench\ncleansession true\ntopic load/# out %s\n' \
-            "$remote" "$qos" >>"$lconf"
-        start "$broker" "$lconf" 0 "$local"
-        wait_bridge "$remote"
-        pub_port=$local
-    fi
+    local broker=$1 load=$2 mode=$3 args line
+    start_bridge_pair "$broker" "${load#qos}" "$mode"
     case $load in
     qos0) args="fanin --publishers 8 --subscribers 1 --qos 0 --drain 3" ;;
     qos1) args="qos1 --publishers 8 --window 64 --drain 20" ;;
     esac
     # shellcheck disable=SC2086
-    line=$("$TARGET/release/mqtt-load" $args --port "$pub_port" --sub-port "$remote" \
+    line=$("$TARGET/release/mqtt-load" $args --port "$LOCAL_PORT" --sub-port "$REMOTE_PORT" \
         --duration "$DURATION" --quiet --broker "$broker-$mode" | grep '^RESULT' || true)
     echo "$broker $load $mode $line" >>"$RESULTS"
     log "$broker $load $mode: $(grep -o 'msg_per_s=[0-9.]*' <<<"$line") $(grep -o 'delivered_pct=[0-9.]*' <<<"$line")"

@@ -202,3 +202,35 @@ build_release() {
     log "building mqtt-broker and mqtt-load (release) into $TARGET"
     (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release --locked -q -p mqtt-broker -p mqtt-load)
 }
+
+# The bridge benchmarks' brokers (bridge-bench.sh, bridge-bench-clients.sh). The sourcing script
+# keeps the PIDs it must stop in the array PIDS.
+
+# Starts broker $1 with configuration file $2 on CPUs $3, listening on port $4; adds its PID to
+# PIDS. Fails, showing its log, when it does not listen.
+start_tracked() { # broker conf cpus port
+    launch_broker "$1" "$2" "$3"
+    PIDS+=("$BROKER_PID")
+    wait_for_port "$4" "$BROKER_PID" || { log "$1 did not start"; cat "$WORK/$1.log" >&2; exit 1; }
+}
+
+# Starts a remote broker $1 (ours or mosquitto) on CPU 1 and, unless $3 is `direct`, a local
+# one of the same kind on CPU 0 that bridges `load/#` out to it at QoS $2, and waits until the
+# bridge is up (its state reads 1 on the remote broker). Sets REMOTE_PORT, and LOCAL_PORT (the
+# remote port when direct).
+start_bridge_pair() { # broker qos mode
+    local conf=ours_conf
+    [[ $1 == ours ]] || conf=mosquitto_conf
+    REMOTE_PORT=$(free_port)
+    $conf "$REMOTE_PORT" "$WORK/$1-remote.conf"
+    start_tracked "$1" "$WORK/$1-remote.conf" 1 "$REMOTE_PORT"
+    LOCAL_PORT=$REMOTE_PORT
+    [[ $3 != direct ]] || return 0
+    LOCAL_PORT=$(free_port)
+    $conf "$LOCAL_PORT" "$WORK/$1-local.conf"
+    printf 'connection bench\naddress 127.0.0.1:%s\nremote_clientid bench\ncleansession true\ntopic load/# out %s\n' \
+        "$REMOTE_PORT" "$2" >>"$WORK/$1-local.conf"
+    start_tracked "$1" "$WORK/$1-local.conf" 0 "$LOCAL_PORT"
+    timeout 20 mosquitto_sub -p "$REMOTE_PORT" -C 1 -t '$SYS/broker/connection/bench/state' \
+        | grep -q 1 || { log "the bridge did not come up"; exit 1; }
+}

@@ -32,8 +32,8 @@ use mqtt_wire::{
 use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
-use super::flow::Credit;
 use super::input::Input;
+use super::local_link::packet_input;
 use super::write_queue::{Next, WriteQueue};
 use super::{ServerError, ServerHandle};
 
@@ -370,17 +370,8 @@ impl Shared {
         if self.pending.lock().map_or(true, |pending| pending.closed) {
             return Err(ServerError::Disconnected);
         }
-        let mut out = BytesMut::new();
-        packet
-            .encode(VERSION, &mut out)
-            .map_err(|_| ServerError::InvalidTopic)?;
-        let input = Input::Bytes {
-            conn: self.conn,
-            data: out.freeze(),
-            credit: Credit::none(),
-        };
         self.inputs
-            .send(input)
+            .send(packet_input(self.conn, packet)?)
             .await
             .map_err(|_| ServerError::Stopped)
     }

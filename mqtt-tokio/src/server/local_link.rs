@@ -59,6 +59,20 @@ impl ServerHandle {
     }
 }
 
+/// `packet`, encoded in MQTT 5.0, as the input of the in-process connection `conn` (read from
+/// no socket, so it carries no credit).
+pub(crate) fn packet_input(conn: ConnectionId, packet: &Packet) -> Result<Input, ServerError> {
+    let mut out = BytesMut::new();
+    packet
+        .encode(ProtocolVersion::V5, &mut out)
+        .map_err(|_| ServerError::InvalidTopic)?;
+    Ok(Input::Bytes {
+        conn,
+        data: out.freeze(),
+        credit: Credit::none(),
+    })
+}
+
 impl ServerHandle {
     /// Opens a connection with no socket: a new id, a write queue for what the broker
     /// transmits, and `Input::Open`. In-process clients and bridges start here.
@@ -91,17 +105,8 @@ impl LocalLink {
         if matches!(packet, Packet::Publish(_)) {
             self.queue.gate().open().await;
         }
-        let mut out = BytesMut::new();
-        packet
-            .encode(ProtocolVersion::V5, &mut out)
-            .map_err(|_| ServerError::InvalidTopic)?;
-        let input = Input::Bytes {
-            conn: self.conn,
-            data: out.freeze(),
-            credit: Credit::none(),
-        };
         self.inputs
-            .send(input)
+            .send(packet_input(self.conn, packet)?)
             .await
             .map_err(|_| ServerError::Stopped)
     }

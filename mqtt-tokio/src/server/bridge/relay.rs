@@ -13,7 +13,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-use mqtt_client::{Client, ClientError, Event};
+use mqtt_client::{Client, Event};
 use mqtt_wire::{Ack, MqttStr, Packet, PacketId, Properties, Publish, PublishQos, QoS, ReasonCode};
 
 use crate::config::BridgeTopic;
@@ -218,9 +218,9 @@ impl Relay {
             return self.drop_locally(local_qos, replies);
         };
         let retain = publish.retain && self.outgoing_retain && limits.retain_available;
-        let mut out = publish.clone().with_retain(retain);
+        let mut out = publish.with_retain(retain);
         out.set_topic(topic);
-        out.properties = message_properties(&publish.properties);
+        keep_message_properties(&mut out.properties);
         out.qos = match local_qos.packet_id() {
             Some(id) if remote_qos != QoS::AtMostOnce => PublishQos::new(remote_qos, id),
             _ => PublishQos::AtMostOnce,
@@ -229,7 +229,14 @@ impl Relay {
         if self.max_out > 0 && Packet::Publish(out.clone()).encoded_len(version) > self.max_out {
             return self.drop_locally(local_qos, replies);
         }
-        match client.forward(out.clone(), now) {
+        if out.qos.packet_id().is_some() && client.send_quota() == 0 {
+            // The remote broker's Receive Maximum is reached: sent once an acknowledgement
+            // makes room (the bridge's client is new on each connection, so an identifier
+            // in use there is never a resend).
+            self.held.push_back(out);
+            return;
+        }
+        match client.forward(out, now) {
             Ok(()) => {
                 self.counts.sent += 1;
                 if let (Some(_), QoS::AtMostOnce) = (local_qos.packet_id(), remote_qos) {
@@ -237,7 +244,6 @@ impl Relay {
                     self.answer_locally(local_qos, replies);
                 }
             }
-            Err(ClientError::ReceiveMaximum(_)) => self.held.push_back(out),
             Err(_) => self.drop_locally(local_qos, replies),
         }
     }
@@ -289,13 +295,13 @@ impl Relay {
                 .iter()
                 .find_map(|t| t.to_local(publish.topic()))
                 .and_then(|t| MqttStr::try_from(t).ok());
-            let mut local = publish.clone();
+            let mut local = publish;
             if let Some(topic) = topic {
                 local.set_topic(topic);
             }
-            local.properties = message_properties(&publish.properties);
-            if let Some(id) = publish.qos.packet_id() {
-                self.inward.insert(id, publish.qos.qos());
+            keep_message_properties(&mut local.properties);
+            if let Some(id) = local.qos.packet_id() {
+                self.inward.insert(id, local.qos.qos());
             }
             self.counts.received += 1;
             replies.push(Packet::Publish(local));
@@ -305,11 +311,9 @@ impl Relay {
 
 /// The properties that belong to the message, not to one connection: no topic alias and no
 /// subscription identifiers (a client must not send those [MQTT5-3.3.4-6]).
-fn message_properties(properties: &Properties) -> Properties {
-    let mut kept = properties.clone();
-    kept.topic_alias = None;
-    kept.subscription_identifiers.clear();
-    kept
+fn keep_message_properties(properties: &mut Properties) {
+    properties.topic_alias = None;
+    properties.subscription_identifiers.clear();
 }
 
 /// The local broker's message is done as far as the bridge goes: PUBACK, or PUBREC (its
