@@ -216,16 +216,17 @@ fn serve(
                 })?;
             }
         }
-        // systemd (Type=notify): ready once bound, the privileges dropped and the pid file
-        // written; then reloads and the stop.
-        let notifier = systemd::Notifier::from_env();
-        notifier.ready();
-        let notifying = tokio::spawn(notifier.follow_signals());
+        // systemd (Type=notify): ready once bound, the privileges dropped, the pid file written
+        // and every signal handler installed (a SIGHUP right after READY=1 reloads); then
+        // reloads and the stop.
+        let handle = server.handle();
+        let serving = server.run_until_signalled();
         let reopening = tokio::spawn(reopen_logs_on_hangup(logs.files));
+        let notifying = tokio::spawn(systemd::Notifier::from_env().ready_then_follow_signals());
         let publishing = logs
             .topic
-            .map(|lines| tokio::spawn(publish_logs(lines, server.handle())));
-        let served = server.run_until_signalled().await.map_err(|e| {
+            .map(|lines| tokio::spawn(publish_logs(lines, handle)));
+        let served = serving.await.map_err(|e| {
             error!(%e, "signal handling failed");
             e.to_string()
         });
@@ -603,16 +604,22 @@ fn start_logging(log: &Logging, verbose: bool) -> Result<Logs, String> {
 }
 
 /// Reopens the log files on every SIGHUP (the server itself reloads its security files then).
-async fn reopen_logs_on_hangup(files: Vec<Arc<LogFile>>) {
+/// The handler is installed by this call, before the future is first polled.
+fn reopen_logs_on_hangup(files: Vec<Arc<LogFile>>) -> impl Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    if files.is_empty() {
-        return;
+    let hangup = (!files.is_empty()).then(|| signal(SignalKind::hangup()));
+    async move {
+        let Some(Ok(mut hangup)) = hangup else {
+            return;
+        };
+        reopen_on_each(&mut hangup, &files).await;
     }
-    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
-        return;
-    };
+}
+
+/// Reopens `files` each time `hangup` fires.
+async fn reopen_on_each(hangup: &mut tokio::signal::unix::Signal, files: &[Arc<LogFile>]) {
     while hangup.recv().await.is_some() {
-        for file in &files {
+        for file in files {
             match file.reopen() {
                 Ok(()) => info!(file = %file.path.display(), "log file reopened"),
                 Err(e) => error!("{e}"),

@@ -40,36 +40,37 @@ impl Notifier {
         }
     }
 
-    /// The broker serves: its listeners are bound.
-    pub fn ready(&self) {
+    /// Tells the manager that the broker serves (its listeners are bound, and the server's own
+    /// signal handlers installed), then returns what tells it of every reload (SIGHUP:
+    /// `RELOADING=1` with the monotonic time `Type=notify-reload` wants, then `READY=1` once it
+    /// is handed on) and of the stop (SIGTERM or SIGINT: `STOPPING=1`), until the process ends.
+    /// The handlers are installed before `READY=1` goes out, so a signal the manager sends
+    /// right after it is not missed. Call it inside the runtime.
+    pub fn ready_then_follow_signals(self) -> impl Future<Output = ()> {
+        let signals = self.target.is_some().then(|| {
+            (
+                signal(SignalKind::hangup()),
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            )
+        });
         self.send(&format!("READY=1\nMAINPID={}", std::process::id()));
-    }
-
-    /// Tells the manager of every reload (SIGHUP: `RELOADING=1` with the monotonic time
-    /// `Type=notify-reload` wants, then `READY=1` once it is handed on) and of the stop (SIGTERM
-    /// or SIGINT: `STOPPING=1`), until the process ends.
-    pub async fn follow_signals(self) {
-        if self.target.is_none() {
-            return;
-        }
-        let (Ok(mut hangup), Ok(mut terminate), Ok(mut interrupt)) = (
-            signal(SignalKind::hangup()),
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            return;
-        };
-        loop {
-            tokio::select! {
-                Some(()) = hangup.recv() => {
-                    self.send(&format!("RELOADING=1\nMONOTONIC_USEC={}", monotonic_usec()));
-                    // The server reloads on the same signal; the files are read by then.
-                    tokio::task::yield_now().await;
-                    self.send("READY=1");
+        async move {
+            let Some((Ok(mut hangup), Ok(mut terminate), Ok(mut interrupt))) = signals else {
+                return;
+            };
+            loop {
+                tokio::select! {
+                    Some(()) = hangup.recv() => {
+                        self.send(&format!("RELOADING=1\nMONOTONIC_USEC={}", monotonic_usec()));
+                        // The server reloads on the same signal; the files are read by then.
+                        tokio::task::yield_now().await;
+                        self.send("READY=1");
+                    }
+                    Some(()) = terminate.recv() => self.send("STOPPING=1"),
+                    Some(()) = interrupt.recv() => self.send("STOPPING=1"),
+                    else => return,
                 }
-                Some(()) = terminate.recv() => self.send("STOPPING=1"),
-                Some(()) = interrupt.recv() => self.send("STOPPING=1"),
-                else => return,
             }
         }
     }

@@ -818,10 +818,17 @@ impl Server {
 
     /// Serves until SIGINT or SIGTERM (Ctrl-C elsewhere), reloading the security files on
     /// SIGHUP, then shuts down.
-    pub async fn run_until_signalled(self) -> std::io::Result<()> {
-        signals::serve(&self).await?;
-        self.shutdown().await;
-        Ok(())
+    ///
+    /// The signal handlers are installed by this call, before the returned future is first
+    /// polled: a signal sent any time after it (say, right after a service manager heard that the
+    /// broker is ready) is seen. Call it inside the runtime.
+    pub fn run_until_signalled(self) -> impl Future<Output = std::io::Result<()>> {
+        let signals = signals::Signals::install();
+        async move {
+            signals?.serve(&self).await;
+            self.shutdown().await;
+            Ok(())
+        }
     }
 }
 
@@ -997,39 +1004,71 @@ mod signals {
     #[cfg(unix)]
     use super::input::Input;
 
+    /// The operator's signals, listened to from [`Signals::install`] on.
     #[cfg(unix)]
-    pub(super) async fn serve(server: &Server) -> std::io::Result<()> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut terminate = signal(SignalKind::terminate())?;
-        let mut interrupt = signal(SignalKind::interrupt())?;
-        let mut hangup = signal(SignalKind::hangup())?;
-        let mut save = signal(SignalKind::user_defined1())?;
-        let mut dump = signal(SignalKind::user_defined2())?;
-        loop {
-            tokio::select! {
-                _ = terminate.recv() => break,
-                _ = interrupt.recv() => break,
-                _ = hangup.recv() => {
-                    info!("SIGHUP: reloading password and ACL files");
-                    server.reload_security().iter().for_each(|p| error!("{p}"));
-                }
-                _ = save.recv() => {
-                    info!("SIGUSR1: writing the persistent state");
-                    server.operator(Input::Checkpoint).await;
-                }
-                _ = dump.recv() => {
-                    info!("SIGUSR2: logging sessions and subscriptions");
-                    server.operator(Input::LogSessions).await;
-                }
-            }
-        }
-        info!("signal received, stopping");
-        Ok(())
+    pub(super) struct Signals {
+        terminate: tokio::signal::unix::Signal,
+        interrupt: tokio::signal::unix::Signal,
+        hangup: tokio::signal::unix::Signal,
+        save: tokio::signal::unix::Signal,
+        dump: tokio::signal::unix::Signal,
     }
 
+    #[cfg(unix)]
+    impl Signals {
+        /// Installs the handlers now (inside the runtime).
+        pub(super) fn install() -> std::io::Result<Signals> {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                terminate: signal(SignalKind::terminate())?,
+                interrupt: signal(SignalKind::interrupt())?,
+                hangup: signal(SignalKind::hangup())?,
+                save: signal(SignalKind::user_defined1())?,
+                dump: signal(SignalKind::user_defined2())?,
+            })
+        }
+
+        /// Acts on each signal until one that stops the server.
+        pub(super) async fn serve(mut self, server: &Server) {
+            loop {
+                tokio::select! {
+                    _ = self.terminate.recv() => break,
+                    _ = self.interrupt.recv() => break,
+                    _ = self.hangup.recv() => {
+                        info!("SIGHUP: reloading password and ACL files");
+                        server.reload_security().iter().for_each(|p| error!("{p}"));
+                    }
+                    _ = self.save.recv() => {
+                        info!("SIGUSR1: writing the persistent state");
+                        server.operator(Input::Checkpoint).await;
+                    }
+                    _ = self.dump.recv() => {
+                        info!("SIGUSR2: logging sessions and subscriptions");
+                        server.operator(Input::LogSessions).await;
+                    }
+                }
+            }
+            info!("signal received, stopping");
+        }
+    }
+
+    /// Ctrl-C, where there are no Unix signals.
     #[cfg(not(unix))]
-    pub(super) async fn serve(_server: &Server) -> std::io::Result<()> {
-        tokio::signal::ctrl_c().await
+    pub(super) struct Signals;
+
+    #[cfg(not(unix))]
+    impl Signals {
+        /// Nothing to install ahead.
+        pub(super) fn install() -> std::io::Result<Signals> {
+            Ok(Signals)
+        }
+
+        /// Waits for Ctrl-C.
+        pub(super) async fn serve(self, _server: &Server) {
+            if let Err(e) = tokio::signal::ctrl_c().await {
+                error!(%e, "Ctrl-C cannot be awaited; stopping");
+            }
+        }
     }
 }
 
