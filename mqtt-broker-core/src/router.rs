@@ -45,6 +45,19 @@ struct Group {
     cursor: usize,
 }
 
+/// Which subscriptions one routing serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope<'f> {
+    /// Every matching subscription, one member per shared group.
+    All,
+    /// The plain subscriptions only: in a cluster the backplane picks the broker that serves
+    /// each shared group.
+    Plain,
+    /// One member of this shared subscription (a `$share/...` filter): the broker the
+    /// backplane picked for it.
+    Share(&'f SubscriptionFilter),
+}
+
 /// Route buffers longer than this are not kept between routings (a fan-out to more sessions
 /// allocates its buffer each time rather than holding the memory for good).
 const KEPT_ROUTES: usize = 4096;
@@ -127,22 +140,38 @@ impl Router {
         self.trie.len()
     }
 
-    /// Where a message published to `topic` goes: every matching plain subscription, in trie
-    /// order, and for every matching shared group the member picked by [`Router::pick`]. Give
-    /// the buffer back with [`Router::recycle`].
+    /// Where a message published to `topic` goes: as `scope` says, every matching plain
+    /// subscription, in trie order, and for every matching shared group the member picked by
+    /// [`pick`]. Give the buffer back with [`Router::recycle`].
     pub(crate) fn route(
         &mut self,
         topic: &TopicName,
+        scope: Scope<'_>,
         reach: impl Fn(SessionId) -> Reach,
     ) -> Vec<Route> {
         let mut routes = std::mem::take(&mut self.spare);
         let Router { trie, groups, .. } = self;
+        if let Scope::Share(filter) = scope {
+            let members = trie.shared_members(filter);
+            let share = filter.share().map_or("", |s| s.as_str());
+            if let Some(group) = group(groups, share).filter(|_| !members.is_empty())
+                && let Some(member) = pick(group, members, None, &reach)
+            {
+                routes.push(Route {
+                    session: member.key,
+                    subscription: member.value,
+                    share: Some(Arc::clone(&group.name)),
+                });
+            }
+            return routes;
+        }
         trie.for_each_match(topic, |found| match found {
             Match::Subscriber(member) => routes.push(Route {
                 session: member.key,
                 subscription: member.value,
                 share: None,
             }),
+            Match::Shared { .. } if scope == Scope::Plain => {}
             Match::Shared { share, members } => {
                 let Some(group) = group(groups, share) else {
                     return;
@@ -157,6 +186,11 @@ impl Router {
             }
         });
         routes
+    }
+
+    /// Whether the shared subscription `filter` has a member here.
+    pub(crate) fn has_shared_members(&self, filter: &SubscriptionFilter) -> bool {
+        !self.trie.shared_members(filter).is_empty()
     }
 
     /// Takes back a buffer lent by [`Router::route`], emptied, for the next routing.
@@ -291,7 +325,7 @@ mod tests {
         }
         let mut picked = Vec::new();
         for _ in 0..3 {
-            let routes = router.route(&topic("t"), |_| Reach::Ready);
+            let routes = router.route(&topic("t"), Scope::All, |_| Reach::Ready);
             assert_eq!(routes.len(), 1);
             assert_eq!(routes[0].share.as_deref(), Some("g"));
             picked.extend(sessions(&routes));
@@ -307,12 +341,12 @@ mod tests {
             _ => Reach::Ready,
         };
         for _ in 0..3 {
-            let routes = router.route(&topic("t"), reach);
+            let routes = router.route(&topic("t"), Scope::All, reach);
             assert_eq!(sessions(&routes), [1]);
             router.recycle(routes);
         }
         // Nobody connected: the member at the cursor queues it.
-        let routes = router.route(&topic("t"), |_| Reach::Offline);
+        let routes = router.route(&topic("t"), Scope::All, |_| Reach::Offline);
         assert_eq!(routes.len(), 1);
         router.recycle(routes);
     }
@@ -392,13 +426,13 @@ mod tests {
         router
             .insert(SessionId(2), &filter("$share/g/a/b"), subscription())
             .expect("room");
-        let routes = router.route(&topic("a/b"), |_| Reach::Ready);
+        let routes = router.route(&topic("a/b"), Scope::All, |_| Reach::Ready);
         let mut found = sessions(&routes);
         found.sort_unstable();
         assert_eq!(found, [1, 2]);
         let buffer = routes.as_ptr();
         router.recycle(routes);
-        let routes = router.route(&topic("a/c"), |_| Reach::Ready);
+        let routes = router.route(&topic("a/c"), Scope::All, |_| Reach::Ready);
         assert_eq!(sessions(&routes), [1]);
         assert_eq!(routes.as_ptr(), buffer, "no new buffer");
     }

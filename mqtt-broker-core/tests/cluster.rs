@@ -15,10 +15,17 @@ fn node() -> Harness {
     Harness::with_config(config(|c| c.cluster = true))
 }
 
-/// Hands every message `from` forwarded so far to `to`, as a backplane would.
+/// Hands every message `from` forwarded so far to `to`, as a backplane would: routed to its
+/// plain subscriptions, and a retained one made its retained message (the backplane's
+/// retained set changed).
 fn link(from: &mut Harness, to: &mut Harness) {
     for message in std::mem::take(&mut from.forwarded) {
         let message: Message = Arc::unwrap_or_clone(message);
+        if message.retain {
+            to.broker
+                .retain_remote(message.clone(), to.now)
+                .expect("valid topic");
+        }
         to.broker
             .publish_remote(message, to.now)
             .expect("valid topic");
@@ -80,6 +87,92 @@ fn a_retained_message_from_another_node_is_retained_here_too() {
         "[MQTT-3.3.1-6] sent with RETAIN 1 to a new subscription"
     );
     assert_eq!(retained[0].payload(), b"Online");
+}
+
+#[test]
+fn routing_a_remote_message_leaves_the_retained_set_to_the_backplane() {
+    let (mut a, mut b) = (node(), node());
+    let device = a.connect(V311, "tasmota");
+    a.publish(device, "tele/tasmota/LWT", b"Online", QoS::AtMostOnce, true);
+    let message = Arc::unwrap_or_clone(a.forwarded.remove(0));
+    b.broker
+        .publish_remote(message.clone(), b.now)
+        .expect("valid topic");
+    assert_eq!(b.broker.stats().retained_messages, 0);
+    b.broker.retain_remote(message, b.now).expect("valid topic");
+    assert_eq!(b.broker.stats().retained_messages, 1);
+    // An empty retained payload clears [MQTT311-3.3.1-10]; nothing is delivered.
+    let watcher = b.connect(V5, "watcher");
+    b.subscribe(watcher, "tele/#", QoS::AtMostOnce);
+    let _retained = b.publishes(watcher);
+    a.publish(device, "tele/tasmota/LWT", b"", QoS::AtMostOnce, true);
+    let clear = Arc::unwrap_or_clone(a.forwarded.remove(0));
+    b.broker.retain_remote(clear, b.now).expect("valid topic");
+    b.drain();
+    assert_eq!(b.broker.stats().retained_messages, 0);
+    assert!(b.publishes(watcher).is_empty(), "keeping is not delivering");
+}
+
+#[test]
+fn mqtt5_4_8_2_2_in_a_cluster_each_shared_group_gets_its_copy_where_the_backplane_says() {
+    let (mut a, mut b) = (node(), node());
+    let plain = a.connect(V5, "plain");
+    a.subscribe(plain, "jobs/+", QoS::AtLeastOnce);
+    let (w1, w2) = (a.connect(V5, "w1"), a.connect(V311, "w2"));
+    a.subscribe(w1, "$share/pool/jobs/+", QoS::AtLeastOnce);
+    a.subscribe(w2, "$share/pool/jobs/+", QoS::AtLeastOnce);
+    let other = a.connect(V5, "other");
+    a.subscribe(other, "$share/pool/jobs/#", QoS::AtLeastOnce);
+    // Published here: the plain subscriber gets it now, the groups through the backplane.
+    let publisher = a.connect(V5, "publisher");
+    a.publish(publisher, "jobs/1", b"x", QoS::AtLeastOnce, false);
+    assert_eq!(a.receive_and_ack(plain).len(), 1);
+    let mut none = Vec::new();
+    for worker in [w1, w2, other] {
+        none.extend(a.receive_and_ack(worker));
+    }
+    assert!(
+        none.is_empty(),
+        "no group served before the backplane picks"
+    );
+    let message = Arc::unwrap_or_clone(a.forwarded.remove(0));
+    // The backplane picked this node for `$share/pool/jobs/+`, twice: one member each time,
+    // in turn; the group under `jobs/#` is another subscription and gets nothing from it.
+    for _ in 0..2 {
+        let served = a
+            .broker
+            .publish_remote_shared(message.clone(), "$share/pool/jobs/+", a.now)
+            .expect("a shared filter matching the topic");
+        assert!(served);
+        a.drain();
+    }
+    let got: Vec<usize> = [w1, w2, other]
+        .into_iter()
+        .map(|w| a.receive_and_ack(w).len())
+        .collect();
+    assert_eq!(got, [1, 1, 0]);
+    assert_eq!(
+        a.receive_and_ack(plain).len(),
+        0,
+        "the plain subscriber had its copy"
+    );
+    // A node without members says so; a filter that is not shared, or does not match, is
+    // the caller's mistake.
+    assert_eq!(
+        b.broker
+            .publish_remote_shared(message.clone(), "$share/pool/jobs/+", b.now),
+        Ok(false)
+    );
+    assert!(
+        b.broker
+            .publish_remote_shared(message.clone(), "jobs/+", b.now)
+            .is_err()
+    );
+    assert!(
+        b.broker
+            .publish_remote_shared(message, "$share/pool/other/+", b.now)
+            .is_err()
+    );
 }
 
 #[test]

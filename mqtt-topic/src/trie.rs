@@ -183,6 +183,37 @@ impl<K: Copy + Eq + Hash, V> SubscriptionTrie<K, V> {
         self.subs.get(node.subs as usize)?.get(share, tail, key)
     }
 
+    /// The members of the shared group of `filter` (`$share/{ShareName}/{filter}`): the
+    /// same members [`SubscriptionTrie::for_each_match`] reports for it, found without a
+    /// topic (a cluster that picked this broker for one delivery to the group asks for them).
+    /// Empty for a plain filter or a group with no member.
+    ///
+    /// ```
+    /// use mqtt_topic::{SubscriptionFilter, SubscriptionTrie};
+    ///
+    /// let mut trie = SubscriptionTrie::new();
+    /// let pool = SubscriptionFilter::from_static("$share/pool/jobs/+")?;
+    /// trie.insert(&pool, "worker1", ())?;
+    /// trie.insert(&SubscriptionFilter::from_static("$share/pool/jobs/#")?, "worker2", ())?;
+    /// let members: Vec<_> = trie.shared_members(&pool).iter().map(|m| m.key).collect();
+    /// assert_eq!(members, ["worker1"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn shared_members(&self, filter: &SubscriptionFilter) -> &[Member<K, V>] {
+        let Some(share) = filter.share() else {
+            return &[];
+        };
+        self.find_node(filter, |_, _, _| {})
+            .and_then(|(node, tail)| {
+                let slot = self.nodes.get(node as usize)?.subs;
+                self.subs
+                    .get(slot as usize)?
+                    .group_members(share.as_str(), tail)
+            })
+            .unwrap_or(&[])
+    }
+
     /// Removes `key`'s subscription to `filter`; returns its data. Nodes that
     /// no longer lead to a subscription are freed.
     pub fn remove(&mut self, filter: &SubscriptionFilter, key: K) -> Option<V> {

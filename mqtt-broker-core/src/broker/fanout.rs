@@ -23,13 +23,15 @@ use crate::ids::SessionId;
 use crate::message::{Delivery, Message, Origin};
 use crate::output::{Event, Output};
 use crate::persist::PersistRecord;
-use crate::router::{Reach, Route};
+use crate::router::{Reach, Route, Scope};
 use crate::session::{Sessions, Subscription};
 
 impl Broker {
     /// Routes `message`, published to `topic`, to every matching subscription. A full
     /// subscriber may pause the publishing client (see `backpressure`). With `Config::cluster`,
-    /// a message published here is also handed out for the other nodes (`Output::Forward`).
+    /// a message published here is also handed out for the other nodes (`Output::Forward`),
+    /// and its shared subscriptions are left to the backplane, which picks the node that
+    /// serves each group (see [`Broker::publish_remote_shared`]).
     pub(crate) fn route(
         &mut self,
         topic: TopicName,
@@ -37,8 +39,28 @@ impl Broker {
         origin: Origin,
         now: Instant,
     ) {
+        let scope = match origin {
+            Origin::Client(_) | Origin::Local | Origin::Remote if self.config.cluster => {
+                Scope::Plain
+            }
+            _ => Scope::All,
+        };
+        self.route_to(topic, message, origin, scope, now);
+    }
+
+    /// Routes `message` to the subscriptions `scope` names. A message from another node
+    /// ([`Origin::Remote`]) leaves the retained store alone: the backplane keeps it
+    /// ([`Broker::retain_remote`]).
+    pub(crate) fn route_to(
+        &mut self,
+        topic: TopicName,
+        message: Message,
+        origin: Origin,
+        scope: Scope<'_>,
+        now: Instant,
+    ) {
         let mut message = Arc::new(message);
-        if message.retain {
+        if message.retain && origin != Origin::Remote {
             self.update_retained(&topic, &mut message);
         }
         if self.config.cluster && matches!(origin, Origin::Client(_) | Origin::Local) {
@@ -53,7 +75,7 @@ impl Broker {
         };
         let routes = {
             let (sessions, conns, backpressure) = (&self.sessions, &self.conns, &self.backpressure);
-            self.router.route(&topic, |session| {
+            self.router.route(&topic, scope, |session| {
                 reach(sessions, conns, backpressure, session)
             })
         };
@@ -130,7 +152,7 @@ impl Broker {
     /// Stores, replaces or clears the retained message of `topic`. A message stored that is
     /// still a view into its read is replaced by its copy (for the routing too), and so is the
     /// topic name it is stored under, which is a view into the same read.
-    fn update_retained(&mut self, topic: &TopicName, message: &mut Arc<Message>) {
+    pub(crate) fn update_retained(&mut self, topic: &TopicName, message: &mut Arc<Message>) {
         if !self.config.retain_available {
             return;
         }

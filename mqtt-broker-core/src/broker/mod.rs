@@ -36,7 +36,7 @@ use crate::message::{Delivery, Message};
 use crate::outbox::Outbox;
 use crate::output::{Event, Output};
 use crate::retained::Retained;
-use crate::router::{InterestChange, Router};
+use crate::router::{InterestChange, Router, Scope};
 use crate::session::{SessionView, Sessions};
 use crate::stats::{Stats, SysLoad};
 use crate::tap::Tap;
@@ -536,10 +536,12 @@ impl Broker {
     }
 
     /// Cluster seam: routes `message`, published on another broker of a cluster (handed out
-    /// there as [`Output::Forward`]), to the subscriptions of this one. Its `publisher` is the
-    /// client that published it, so No Local holds across brokers [MQTT5-3.8.3-3]; a retained
-    /// message also becomes this broker's retained message of its topic. It is not handed out
-    /// again.
+    /// there as [`Output::Forward`]), to the plain subscriptions of this one; shared groups
+    /// get theirs through [`Broker::publish_remote_shared`]. Its `publisher` is the client
+    /// that published it, so No Local holds across brokers [MQTT5-3.8.3-3]. A retained
+    /// message is delivered as retained where Retain As Published asks, but it does not
+    /// change this broker's retained messages: the backplane keeps one retained set for the
+    /// cluster and hands each change to [`Broker::retain_remote`]. It is not handed out again.
     ///
     /// ```
     /// use std::time::Instant;
@@ -555,6 +557,8 @@ impl Broker {
     /// while let Some(output) = here.poll_output() {
     ///     if let Output::Forward(message) = output {
     ///         there.publish_remote((*message).clone(), now)?;
+    ///         assert_eq!(there.stats().retained_messages, 0, "routing leaves the retained set alone");
+    ///         there.retain_remote((*message).clone(), now)?;
     ///     }
     /// }
     /// assert_eq!(there.stats().retained_messages, 1);
@@ -564,7 +568,46 @@ impl Broker {
     pub fn publish_remote(&mut self, message: Message, now: Instant) -> Result<(), ApiMisuse> {
         self.tick(now);
         let topic = self.topic_of(&message)?;
-        self.route(topic, message, Origin::Remote, now);
+        self.route_to(topic, message, Origin::Remote, Scope::Plain, now);
+        Ok(())
+    }
+
+    /// Cluster seam: delivers `message` (published on any broker of the cluster) to one member
+    /// here of the shared subscription `filter` (`$share/{ShareName}/{filter}`, as reported by
+    /// [`Event::InterestChanged`]): the backplane picked this broker for the group's one copy
+    /// [MQTT5-4.8.2-2]. The member is picked as for a local message (round robin, connected
+    /// members first). `Ok(false)` when no session here belongs to that group any more: the
+    /// copy is the backplane's to place elsewhere.
+    pub fn publish_remote_shared(
+        &mut self,
+        message: Message,
+        filter: &str,
+        now: Instant,
+    ) -> Result<bool, ApiMisuse> {
+        self.tick(now);
+        let topic = self.topic_of(&message)?;
+        let filter = mqtt_topic::SubscriptionFilter::parse(
+            Bytes::copy_from_slice(filter.as_bytes()),
+            &self.topic_limits,
+        )
+        .map_err(|_| ApiMisuse::InvalidTopic)?;
+        if filter.share().is_none() || !filter.filter().matches(&topic) {
+            return Err(ApiMisuse::InvalidTopic);
+        }
+        let served = self.router.has_shared_members(&filter);
+        self.route_to(topic, message, Origin::Remote, Scope::Share(&filter), now);
+        Ok(served)
+    }
+
+    /// Cluster seam: makes `message` this broker's retained message of its topic, or clears
+    /// it when the payload is empty [MQTT-3.3.1-5] [MQTT5-3.3.1-6], without delivering it: the
+    /// backplane's retained set changed (on any broker). Limits apply as to a local retained
+    /// message.
+    pub fn retain_remote(&mut self, message: Message, now: Instant) -> Result<(), ApiMisuse> {
+        self.tick(now);
+        let topic = self.topic_of(&message)?;
+        let mut message = std::sync::Arc::new(message);
+        self.update_retained(&topic, &mut message);
         Ok(())
     }
 

@@ -6,6 +6,7 @@
 //! `allow_anonymous = true` on each listener that should admit clients without a user name.
 
 mod bridge;
+mod cluster;
 mod durability;
 mod load;
 mod mosquitto_conf;
@@ -19,6 +20,7 @@ use mqtt_broker_core::{ListenerId, ListenerRules};
 use serde::Deserialize;
 
 pub use bridge::{BridgeConfig, BridgeProtocol, BridgeTopic, Direction, StartType};
+pub use cluster::ClusterConfig;
 pub use durability::Durability;
 
 pub use load::{ConfigError, LoadedConfig, OptionUse, load_file};
@@ -85,6 +87,8 @@ pub struct ServerConfig {
     /// Connections to other brokers (`[[bridge]]` tables; mosquitto's `connection` blocks).
     #[serde(rename = "bridge")]
     pub bridges: Vec<BridgeConfig>,
+    /// This server as a node of a cluster over NATS (`[cluster]`); `None`: a single broker.
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// Where and what the `mqtt-broker` binary logs (`[log]` table; mosquitto's `log_dest` and
@@ -186,6 +190,7 @@ impl Default for ServerConfig {
             clientid_prefixes: None,
             queue_qos0_messages: false,
             bridges: Vec::new(),
+            cluster: None,
         }
     }
 }
@@ -275,6 +280,9 @@ impl ServerConfig {
                     bridge.name
                 )));
             }
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster.validate()?;
         }
         self.limits.validate()
     }

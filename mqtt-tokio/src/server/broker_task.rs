@@ -18,8 +18,9 @@ use mqtt_broker_core::{AuthRequest, Broker, ConnectionId, Event, Output};
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, trace, warn};
 
+use super::cluster_port::{ClusterOutput, ClusterPort};
 use super::events::EventHub;
-use super::input::{Input, SessionSummary, Sink};
+use super::input::{Input, RemoteInput, SessionSummary, Sink};
 use super::reactor::Reactors;
 use super::storage::Storage;
 use crate::config::CONNECTIONS_LOG_TARGET;
@@ -36,6 +37,8 @@ pub(crate) struct Outlets {
     /// The sample of routed messages (`Output::Tap`), for the web page's viewers; a viewer
     /// that lags loses the oldest.
     pub(crate) taps: tokio::sync::broadcast::Sender<Arc<mqtt_broker_core::Message>>,
+    /// The cluster's backplane, when this server is a node of one.
+    pub(crate) cluster: Option<ClusterPort>,
 }
 
 /// Most inputs handled before the outputs are drained: under load, the outputs of several
@@ -217,6 +220,7 @@ impl BrokerTask {
                 let _ = reply.send(self.session_summaries());
                 Ok(())
             }
+            Input::Remote(remote) => self.remote(remote, now),
             Input::DisconnectClient { client_id, done } => {
                 let found = self.broker.disconnect_client(&client_id, Instant::now());
                 self.drain();
@@ -311,7 +315,28 @@ impl BrokerTask {
                 Output::AuthRequest(request) => self.hand_auth_request(request),
                 Output::Event(event) => {
                     self.log_event(&event);
+                    if let Some(cluster) = &self.outlets.cluster {
+                        match &event {
+                            Event::InterestChanged { filter, present } => {
+                                cluster.control(ClusterOutput::Interest {
+                                    filter: Arc::clone(filter),
+                                    present: *present,
+                                });
+                            }
+                            Event::ClientConnected { client_id, .. } => {
+                                cluster.control(ClusterOutput::Connected {
+                                    client_id: Arc::clone(client_id),
+                                });
+                            }
+                            _ => {}
+                        }
+                    }
                     self.outlets.events.publish(event);
+                }
+                Output::Forward(message) => {
+                    if let Some(cluster) = &self.outlets.cluster {
+                        cluster.forward(message);
+                    }
                 }
                 Output::PauseReading { conn } => {
                     if let Some(entry) = self.conns.get(&conn) {
@@ -338,6 +363,33 @@ impl BrokerTask {
             if let Some(entry) = self.conns.get_mut(&conn) {
                 entry.pending = None;
                 hand_over(conn, &entry.sink, chunks);
+            }
+        }
+    }
+
+    /// Applies what the cluster's backplane handed in.
+    fn remote(
+        &mut self,
+        remote: RemoteInput,
+        now: Instant,
+    ) -> Result<(), mqtt_broker_core::ApiMisuse> {
+        match remote {
+            RemoteInput::Publish(message) => self.broker.publish_remote(*message, now),
+            RemoteInput::Shared(message, filter) => {
+                if !self.broker.publish_remote_shared(*message, &filter, now)? {
+                    debug!(%filter, "a shared copy for a group with no member here any more");
+                }
+                Ok(())
+            }
+            RemoteInput::Retain(message) => self.broker.retain_remote(*message, now),
+            RemoteInput::TakenOver(client_id) => {
+                if self.broker.session_taken_over(&client_id, now) {
+                    info!(
+                        client_id = &*client_id,
+                        "session taken over by another node"
+                    );
+                }
+                Ok(())
             }
         }
     }

@@ -56,12 +56,27 @@ pub(crate) enum Input {
     LogSessions,
     /// The application asks for a summary of every session (a page of clients).
     Sessions(oneshot::Sender<Vec<SessionSummary>>),
+    /// From the cluster's backplane.
+    Remote(RemoteInput),
     /// The operator ends a client's connection (DISCONNECT 0x98); answers whether it was
     /// connected.
     DisconnectClient {
         client_id: String,
         done: oneshot::Sender<bool>,
     },
+}
+
+/// What a cluster's backplane hands the broker.
+#[derive(Debug)]
+pub(crate) enum RemoteInput {
+    /// A message published on another node, for the plain subscriptions here.
+    Publish(Box<Message>),
+    /// A message for one member here of a shared subscription (`$share/...`).
+    Shared(Box<Message>, Arc<str>),
+    /// The cluster's retained message of a topic changed.
+    Retain(Box<Message>),
+    /// The session of this client identifier belongs to another node now.
+    TakenOver(Box<str>),
 }
 
 /// One session as [`ServerHandle::sessions`](crate::ServerHandle::sessions) lists it.

@@ -25,6 +25,7 @@ mod bridge_status;
 mod broker_task;
 mod certificate;
 mod closing;
+mod cluster_port;
 mod connection;
 mod events;
 mod flow;
@@ -65,9 +66,10 @@ use crate::auth::hooks::{
 };
 use crate::config::{ConfigError, Protocol, ServerConfig, SocketDomain};
 use broker_task::Outlets;
+pub use cluster_port::{ClusterOutput, ClusterOutputs, FORWARD_CAPACITY};
 use events::EventHub;
-use input::Input;
 pub use input::SessionSummary;
+use input::{Input, RemoteInput};
 use listener::{Listener, accept_loop};
 use metrics::Metrics;
 use mqtt_broker_core::persist::Persistence;
@@ -223,6 +225,7 @@ pub struct ServerBuilder {
     core_config: Vec<CoreConfigChange>,
     auth_requests: Option<mpsc::Sender<AuthRequest>>,
     event_capacity: usize,
+    cluster: bool,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -238,6 +241,7 @@ impl fmt::Debug for ServerBuilder {
             .field("core_config_changes", &self.core_config.len())
             .field("auth_requests", &self.auth_requests.is_some())
             .field("event_capacity", &self.event_capacity)
+            .field("cluster", &self.cluster)
             .finish()
     }
 }
@@ -272,6 +276,7 @@ impl ServerBuilder {
             core_config: Vec::new(),
             auth_requests: None,
             event_capacity: events::DEFAULT_EVENT_CAPACITY,
+            cluster: false,
         }
     }
 
@@ -375,6 +380,17 @@ impl ServerBuilder {
         self
     }
 
+    /// Makes this server a node of a cluster: the broker core runs with
+    /// [`Config::cluster`], and what a backplane needs (messages published here, interest,
+    /// connections) is waiting in [`Server::cluster_outputs`] from the start; the backplane
+    /// answers through [`ServerHandle::publish_remote`], [`ServerHandle::publish_remote_shared`],
+    /// [`ServerHandle::retain_remote`] and [`ServerHandle::session_taken_over`]. Shared
+    /// subscriptions are then served only as the backplane says.
+    pub fn cluster(mut self) -> Self {
+        self.cluster = true;
+        self
+    }
+
     /// Loads the security files, binds every listener and starts serving.
     pub async fn start(self) -> Result<Server, ServerError> {
         let config = self.config;
@@ -414,6 +430,14 @@ impl ServerBuilder {
         self.core_config
             .into_iter()
             .for_each(|change| change(&mut core_config));
+        core_config.cluster |= self.cluster;
+        let (cluster_port, cluster_outputs) = match core_config.cluster {
+            true => {
+                let (port, outputs) = cluster_port::channel();
+                (Some(port), Some(outputs))
+            }
+            false => (None, None),
+        };
         // Both modes hold acknowledgements until the storage thread reports their records
         // written: durably (sync), or journaled with one `write` (periodic). Without the
         // storage thread nothing would answer the persistence batches.
@@ -588,6 +612,7 @@ impl ServerBuilder {
             auth_requests: self.auth_requests,
             events: events.clone(),
             taps: taps.clone(),
+            cluster: cluster_port,
         };
         let broker_task = tokio::spawn(broker_task::run(
             broker,
@@ -634,6 +659,7 @@ impl ServerBuilder {
             tls: tls_sides,
             broker_task,
             accept_tasks,
+            cluster_outputs,
         })
     }
 }
@@ -768,12 +794,20 @@ pub struct Server {
     tls: Vec<Arc<tls::Tls>>,
     broker_task: JoinHandle<()>,
     accept_tasks: Vec<JoinHandle<()>>,
+    /// What the backplane reads, until it is taken.
+    cluster_outputs: Option<ClusterOutputs>,
 }
 
 impl Server {
     /// A builder for `config`.
     pub fn builder(config: ServerConfig) -> ServerBuilder {
         ServerBuilder::new(config)
+    }
+
+    /// What this node hands its cluster's backplane (see [`ServerBuilder::cluster`]); `None`
+    /// when the server is not a node of a cluster, or once taken.
+    pub fn cluster_outputs(&mut self) -> Option<ClusterOutputs> {
+        self.cluster_outputs.take()
     }
 
     /// The bound address of each listener, in configuration order (useful with port 0).
@@ -854,6 +888,46 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
+    /// Cluster: routes `message`, published on another node, to this node's plain
+    /// subscriptions ([`Broker::publish_remote`](mqtt_broker_core::Broker::publish_remote)).
+    pub async fn publish_remote(&self, message: Message) -> Result<(), ServerError> {
+        self.remote(RemoteInput::Publish(Box::new(message))).await
+    }
+
+    /// Cluster: delivers `message` to one member here of the shared subscription `filter`
+    /// (`$share/{ShareName}/{filter}`), which the backplane picked this node for
+    /// ([`Broker::publish_remote_shared`](mqtt_broker_core::Broker::publish_remote_shared)).
+    /// A group with no member here any more gets nothing (logged).
+    pub async fn publish_remote_shared(
+        &self,
+        message: Message,
+        filter: Arc<str>,
+    ) -> Result<(), ServerError> {
+        self.remote(RemoteInput::Shared(Box::new(message), filter))
+            .await
+    }
+
+    /// Cluster: the cluster's retained message of `message`'s topic changed (an empty payload
+    /// clears it); it becomes this node's, without a delivery
+    /// ([`Broker::retain_remote`](mqtt_broker_core::Broker::retain_remote)).
+    pub async fn retain_remote(&self, message: Message) -> Result<(), ServerError> {
+        self.remote(RemoteInput::Retain(Box::new(message))).await
+    }
+
+    /// Cluster: the session of `client_id` belongs to another node now; a connection holding
+    /// it here is taken over (DISCONNECT 0x8E to a v5 client) and the session ends here
+    /// ([`Broker::session_taken_over`](mqtt_broker_core::Broker::session_taken_over)).
+    pub async fn session_taken_over(&self, client_id: &str) -> Result<(), ServerError> {
+        self.remote(RemoteInput::TakenOver(client_id.into())).await
+    }
+
+    async fn remote(&self, input: RemoteInput) -> Result<(), ServerError> {
+        self.inputs
+            .send(Input::Remote(input))
+            .await
+            .map_err(|_| ServerError::Stopped)
+    }
+
     /// Publishes `payload` to `topic` as if a client had, waiting only for room in the broker's
     /// input channel.
     pub async fn publish(

@@ -140,6 +140,14 @@ impl<K: Copy + Eq + Hash, V> SubSet<K, V> {
         member.map(|m| &m.value)
     }
 
+    /// The members of the shared group `share` whose filter ends here with `tail`.
+    pub(super) fn group_members(&self, share: &str, tail: Tail) -> Option<&[Member<K, V>]> {
+        match self {
+            Self::Many(list) => list.group(share, tail).map(|g| g.members.as_slice()),
+            Self::Vacant | Self::One(..) => None,
+        }
+    }
+
     /// Adds or replaces `key`'s subscription; returns the replaced value.
     pub(super) fn insert(
         &mut self,
