@@ -198,11 +198,22 @@ fn serve(
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let cluster = config.cluster.clone();
     runtime.block_on(async {
-        let server = Server::builder(config)
+        let mut server = Server::builder(config)
             .start()
             .await
             .map_err(|e| e.to_string())?;
+        // A node of a cluster (`[cluster]`) joins it before it is ready: NATS and JetStream
+        // must answer, or the broker does not start.
+        let _node = match &cluster {
+            Some(cluster) => Some(
+                mqtt_cluster::join(cluster, &mut server)
+                    .await
+                    .map_err(|e| format!("cluster: {e}"))?,
+            ),
+            None => None,
+        };
         // Written once the listeners are bound, as mosquitto does; removed when it stops.
         let _pid_file = pid_file.map(PidFile::write).transpose()?;
         if let Some(user) = &user {

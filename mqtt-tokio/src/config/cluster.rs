@@ -147,11 +147,17 @@ mod tests {
             "[cluster]\nnode = \"pi-2\"\nnats = [\"nats://10.0.0.1:4222\", \"nats://10.0.0.2:4222\"]\n",
         )
         .expect("valid");
-        let cluster = config.cluster.expect("a cluster");
+        let cluster = config.cluster.clone().expect("a cluster");
         assert_eq!(cluster.node, "pi-2");
         assert_eq!(cluster.nats.len(), 2);
         assert_eq!((cluster.prefix.as_str(), cluster.replicas), ("mqtt", 1));
         assert!(parse_toml("").expect("valid").cluster.is_none());
+        let core = config.core_config();
+        assert!(core.cluster);
+        assert_eq!(
+            core.listener.assigned_client_id_prefix, "auto-pi-2-",
+            "assigned identifiers differ from node to node"
+        );
     }
 
     #[test]

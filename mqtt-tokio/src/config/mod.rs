@@ -223,7 +223,12 @@ impl ServerConfig {
     pub fn core_config(&self) -> mqtt_broker_core::Config {
         let mut core = self.limits.apply(mqtt_broker_core::Config::default());
         core.check_retain_source = self.check_retain_source;
-        core.listener.assigned_client_id_prefix = self.auto_id_prefix.clone();
+        // A node of a cluster names the identifiers it assigns after itself: the cluster
+        // keeps one session per identifier, and two nodes must not both assign `auto-1`.
+        let node = self.cluster.as_ref().map(|c| format!("{}-", c.node));
+        core.cluster = node.is_some();
+        core.listener.assigned_client_id_prefix =
+            format!("{}{}", self.auto_id_prefix, node.as_deref().unwrap_or(""));
         core.listener.use_username_as_client_id = self.use_username_as_clientid;
         core.required_client_id_prefix = self.clientid_prefixes.clone();
         core.queue_qos0_messages = self.queue_qos0_messages;
@@ -231,7 +236,10 @@ impl ServerConfig {
             let Ok(id) = u16::try_from(index) else {
                 break; // refused when the listeners are bound
             };
-            let rules = listener.rules(&core.listener);
+            let mut rules = listener.rules(&core.listener);
+            if let (Some(node), Some(_)) = (&node, &listener.auto_id_prefix) {
+                rules.assigned_client_id_prefix.push_str(node);
+            }
             if rules != core.listener {
                 core.listeners.insert(ListenerId(id), rules);
             }

@@ -328,6 +328,11 @@ impl BrokerTask {
                                     client_id: Arc::clone(client_id),
                                 });
                             }
+                            Event::SessionEnded { client_id } => {
+                                cluster.control(ClusterOutput::SessionEnded {
+                                    client_id: Arc::clone(client_id),
+                                });
+                            }
                             _ => {}
                         }
                     }

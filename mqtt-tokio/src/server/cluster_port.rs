@@ -37,6 +37,12 @@ pub enum ClusterOutput {
         /// The client identifier.
         client_id: Arc<str>,
     },
+    /// The session of a client identifier ended here (expired, closed with a clean session,
+    /// replaced by a clean start, or taken over by another node).
+    SessionEnded {
+        /// The client identifier.
+        client_id: Arc<str>,
+    },
 }
 
 /// Messages waiting for the backplane before further ones are dropped (counted).

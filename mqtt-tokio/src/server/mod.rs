@@ -380,8 +380,9 @@ impl ServerBuilder {
         self
     }
 
-    /// Makes this server a node of a cluster: the broker core runs with
-    /// [`Config::cluster`], and what a backplane needs (messages published here, interest,
+    /// Makes this server a node of a cluster (as a `[cluster]` table in the configuration
+    /// does; with this alone, give each node its own `auto_id_prefix`): the broker core runs
+    /// with [`Config::cluster`], and what a backplane needs (messages published here, interest,
     /// connections) is waiting in [`Server::cluster_outputs`] from the start; the backplane
     /// answers through [`ServerHandle::publish_remote`], [`ServerHandle::publish_remote_shared`],
     /// [`ServerHandle::retain_remote`] and [`ServerHandle::session_taken_over`]. Shared
