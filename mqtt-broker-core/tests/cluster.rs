@@ -114,7 +114,7 @@ fn routing_a_remote_message_leaves_the_retained_set_to_the_backplane() {
 }
 
 #[test]
-fn mqtt5_4_8_2_2_in_a_cluster_each_shared_group_gets_its_copy_where_the_backplane_says() {
+fn in_a_cluster_each_shared_group_gets_its_copy_where_the_backplane_says() {
     let (mut a, mut b) = (node(), node());
     let plain = a.connect(V5, "plain");
     a.subscribe(plain, "jobs/+", QoS::AtLeastOnce);

@@ -118,11 +118,7 @@ pub async fn join(config: &ClusterConfig, server: &mut Server) -> Result<Node, C
         owners: owners_tx,
     };
     let tasks = vec![
-        tokio::spawn(retained::follow(
-            retained,
-            handle.clone(),
-            Arc::clone(&status),
-        )),
+        retained::follow(retained, handle.clone(), Arc::clone(&status)).await,
         tokio::spawn(owners::run(
             sessions,
             handle,

@@ -67,41 +67,109 @@ impl Writer {
 }
 
 /// Follows the bucket into `handle`'s retained store until the server stops: the changes
-/// from now on, and every key's current value. A key's change is applied only when its
-/// revision is newer than the one applied (the load and the changes overlap).
-pub async fn follow(store: Store, handle: ServerHandle, status: std::sync::Arc<Status>) {
-    let mut applied: HashMap<String, u64> = HashMap::new();
-    loop {
+/// from now on, and every key's current value, which are applied before this returns (a
+/// node serves the cluster's retained set from the start). A key's change is applied only
+/// when its revision is newer than the one applied (the load and the changes overlap).
+pub async fn follow(
+    store: Store,
+    handle: ServerHandle,
+    status: std::sync::Arc<Status>,
+) -> tokio::task::JoinHandle<()> {
+    let mut follower = Follower {
+        store,
+        handle,
+        status,
+        applied: HashMap::new(),
+    };
+    let first = follower.start().await;
+    tokio::spawn(async move {
+        let mut changes = first;
+        loop {
+            if let Some(changes) = changes.as_mut() {
+                while let Some(entry) = changes.next().await {
+                    match entry {
+                        Ok(entry) => {
+                            if !follower.apply(entry).await {
+                                return;
+                            }
+                        }
+                        Err(error) => warn!(%error, "following the cluster's retained messages"),
+                    }
+                }
+            }
+            tokio::time::sleep(RETRY).await;
+            changes = follower.start().await;
+        }
+    })
+}
+
+/// What the following task keeps.
+struct Follower {
+    store: Store,
+    handle: ServerHandle,
+    status: std::sync::Arc<Status>,
+    /// The revision applied per key.
+    applied: HashMap<String, u64>,
+}
+
+impl Follower {
+    /// Watches the changes from now on, then applies every key's current value; the changes,
+    /// or `None` when the bucket cannot be watched now.
+    async fn start(&mut self) -> Option<async_nats::jetstream::kv::Watch> {
         // The changes first, then the load: nothing falls between the two.
-        let mut changes = match store.watch_all().await {
+        let changes = match self.store.watch_all().await {
             Ok(changes) => changes,
             Err(error) => {
                 warn!(%error, "cannot follow the cluster's retained messages; retrying");
-                tokio::time::sleep(RETRY).await;
-                continue;
+                return None;
             }
         };
-        match load(&store).await {
+        match load(&self.store).await {
             Ok(entries) => {
                 for entry in entries {
-                    if !apply(entry, &mut applied, &handle, &status).await {
-                        return;
-                    }
+                    self.apply(entry).await;
                 }
             }
             Err(error) => warn!(%error, "cannot read the cluster's retained messages"),
         }
-        while let Some(entry) = changes.next().await {
-            match entry {
-                Ok(entry) => {
-                    if !apply(entry, &mut applied, &handle, &status).await {
-                        return;
-                    }
-                }
-                Err(error) => warn!(%error, "following the cluster's retained messages"),
-            }
+        Some(changes)
+    }
+
+    /// Applies one change unless a newer one of its key was; `false` once the server stopped.
+    async fn apply(&mut self, entry: Entry) -> bool {
+        if self
+            .applied
+            .get(&entry.key)
+            .is_some_and(|&r| r >= entry.revision)
+        {
+            return true;
         }
-        tokio::time::sleep(RETRY).await;
+        self.applied.insert(entry.key.clone(), entry.revision);
+        let message = match entry.operation {
+            Operation::Put => match frame::decode(entry.value, Instant::now(), SystemTime::now()) {
+                Ok((message, _)) => message,
+                Err(error) => {
+                    warn!(key = entry.key, %error, "a retained message that does not decode");
+                    return true;
+                }
+            },
+            Operation::Delete | Operation::Purge => {
+                let Some(topic) = topic_of_retained_key(&entry.key) else {
+                    return true;
+                };
+                let Ok(topic) = MqttStr::try_from(topic) else {
+                    return true;
+                };
+                Message::new(topic, Bytes::new(), QoS::AtMostOnce, true, Instant::now())
+            }
+        };
+        debug!(
+            key = entry.key,
+            revision = entry.revision,
+            "cluster retained change"
+        );
+        self.status.retained_applied();
+        self.handle.retain_remote(message).await.is_ok()
     }
 }
 
@@ -119,45 +187,4 @@ async fn load(store: &Store) -> Result<Vec<Entry>, String> {
         }
     }
     Ok(entries)
-}
-
-/// Applies one change unless a newer one of its key was; `false` once the server stopped.
-async fn apply(
-    entry: Entry,
-    applied: &mut HashMap<String, u64>,
-    handle: &ServerHandle,
-    status: &Status,
-) -> bool {
-    if applied
-        .get(&entry.key)
-        .is_some_and(|&r| r >= entry.revision)
-    {
-        return true;
-    }
-    applied.insert(entry.key.clone(), entry.revision);
-    let message = match entry.operation {
-        Operation::Put => match frame::decode(entry.value, Instant::now(), SystemTime::now()) {
-            Ok((message, _)) => message,
-            Err(error) => {
-                warn!(key = entry.key, %error, "a retained message that does not decode");
-                return true;
-            }
-        },
-        Operation::Delete | Operation::Purge => {
-            let Some(topic) = topic_of_retained_key(&entry.key) else {
-                return true;
-            };
-            let Ok(topic) = MqttStr::try_from(topic) else {
-                return true;
-            };
-            Message::new(topic, Bytes::new(), QoS::AtMostOnce, true, Instant::now())
-        }
-    };
-    debug!(
-        key = entry.key,
-        revision = entry.revision,
-        "cluster retained change"
-    );
-    status.retained_applied();
-    handle.retain_remote(message).await.is_ok()
 }

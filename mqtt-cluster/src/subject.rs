@@ -171,7 +171,7 @@ pub fn client_of_key(key: &str) -> Option<String> {
 /// The NATS queue group of the shared subscription `$share/{group}/{filter}`: NATS picks one
 /// member per queue group among all subscriptions matching a subject (whatever their
 /// subjects), so the group is named after the whole shared filter, as MQTT counts a group per
-/// ShareName and filter [MQTT5-4.8.2-2].
+/// ShareName and filter.
 pub fn queue_group(shared_filter: &str) -> String {
     let mut queue = String::with_capacity(shared_filter.len() + 4);
     queue.push('q');

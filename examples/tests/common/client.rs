@@ -145,6 +145,15 @@ impl TestClient {
             qos,
             ..SubscriptionOptions::default()
         };
+        self.subscribe_with(filter, options)
+    }
+
+    /// Subscribes with `options` and waits for the SUBACK; returns its reason codes.
+    pub fn subscribe_with(
+        &mut self,
+        filter: &str,
+        options: SubscriptionOptions,
+    ) -> Vec<mqtt_wire::ReasonCode> {
         self.client
             .subscribe(
                 vec![(s(filter), options)],
@@ -269,6 +278,18 @@ impl TestClient {
             }
         }
         got
+    }
+
+    /// How the connection ended, waiting up to `limit` for it to end; `None` while open.
+    pub fn disconnection(&mut self, limit: Duration) -> Option<mqtt_client::Disconnection> {
+        let deadline = Instant::now() + limit;
+        while self.is_connected() && Instant::now() < deadline {
+            self.pump(Duration::from_millis(20));
+        }
+        self.events.iter().find_map(|e| match e {
+            Event::Disconnected(how) => Some(how.clone()),
+            _ => None,
+        })
     }
 
     /// A normal DISCONNECT.

@@ -574,8 +574,8 @@ impl Broker {
 
     /// Cluster seam: delivers `message` (published on any broker of the cluster) to one member
     /// here of the shared subscription `filter` (`$share/{ShareName}/{filter}`, as reported by
-    /// [`Event::InterestChanged`]): the backplane picked this broker for the group's one copy
-    /// [MQTT5-4.8.2-2]. The member is picked as for a local message (round robin, connected
+    /// [`Event::InterestChanged`]): the backplane picked this broker for the group's one copy.
+    /// The member is picked as for a local message (round robin, connected
     /// members first). `Ok(false)` when no session here belongs to that group any more: the
     /// copy is the backplane's to place elsewhere.
     pub fn publish_remote_shared(
@@ -600,7 +600,7 @@ impl Broker {
     }
 
     /// Cluster seam: makes `message` this broker's retained message of its topic, or clears
-    /// it when the payload is empty [MQTT-3.3.1-5] [MQTT5-3.3.1-6], without delivering it: the
+    /// it when the payload is empty [MQTT311-3.3.1-10] [MQTT5-3.3.1-6], without delivering it: the
     /// backplane's retained set changed (on any broker). Limits apply as to a local retained
     /// message.
     pub fn retain_remote(&mut self, message: Message, now: Instant) -> Result<(), ApiMisuse> {

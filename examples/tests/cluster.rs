@@ -1,0 +1,399 @@
+//! A cluster over real sockets: a real `nats-server -js` (Debian's package) and three nodes of
+//! our binary, each with its own `[cluster]` table, and real clients on different nodes:
+//! Debian's mosquitto_pub / mosquitto_sub and our own `mqtt-client`. Each node is waited for
+//! through the systemd notification it sends once it has joined the cluster.
+//!
+//! Skips with a notice where `nats-server` or the mosquitto clients are not installed
+//! (`.ci/run` installs both).
+
+#[path = "common/client.rs"]
+mod client;
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use client::{TestClient, s, text};
+use common::{Guard, free_port, have, run, scratch_dir, wait_for_port};
+use mqtt_client::{Disconnection, Options};
+use mqtt_wire::{ProtocolVersion, QoS, ReasonCode, SubscriptionOptions};
+
+const LIMIT: Duration = Duration::from_secs(10);
+/// How long to wait for copies that should not come.
+const QUIET: Duration = Duration::from_millis(600);
+
+/// A NATS server with JetStream, its store in the test's directory.
+struct Nats {
+    _guard: Guard,
+    port: u16,
+}
+
+impl Nats {
+    fn start(dir: &Path) -> Nats {
+        let port = free_port();
+        let store = dir.join("jetstream");
+        let guard = Guard::spawn(Command::new("nats-server").args([
+            "-js",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-sd",
+            &store.display().to_string(),
+        ]));
+        wait_for_port(port, LIMIT);
+        Nats {
+            _guard: guard,
+            port,
+        }
+    }
+}
+
+/// One node of ours.
+struct Node {
+    _guard: Guard,
+    port: u16,
+}
+
+impl Node {
+    /// Starts node `name` on NATS at `nats` and waits until it has joined (READY=1).
+    fn start(dir: &Path, name: &str, nats: u16) -> Node {
+        let dir = dir.join(name);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let port = free_port();
+        let conf = dir.join("broker.toml");
+        std::fs::write(&conf, node_config(name, port, nats)).expect("conf");
+        let socket_path = dir.join("notify.sock");
+        let _ = std::fs::remove_file(&socket_path);
+        let manager = UnixDatagram::bind(&socket_path).expect("bind");
+        manager.set_read_timeout(Some(LIMIT)).expect("timeout");
+        let guard = Guard::spawn(
+            Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
+                .current_dir(&dir)
+                .arg("-c")
+                .arg(&conf)
+                .env("NOTIFY_SOCKET", &socket_path)
+                .env("RUST_LOG", "warn"),
+        );
+        let mut buf = [0u8; 256];
+        let n = manager
+            .recv(&mut buf)
+            .expect("READY=1 from the node in time");
+        assert!(buf[..n].starts_with(b"READY=1"), "{:?}", &buf[..n]);
+        Node {
+            _guard: guard,
+            port,
+        }
+    }
+}
+
+fn node_config(name: &str, port: u16, nats: u16) -> String {
+    format!(
+        "persistence = false\n\
+         [[listener]]\nport = {port}\nbind_address = \"127.0.0.1\"\nallow_anonymous = true\n\
+         [cluster]\nnode = \"{name}\"\nnats = [\"nats://127.0.0.1:{nats}\"]\n"
+    )
+}
+
+/// NATS and three nodes, or `None` (with a notice) where the tools are missing.
+fn cluster(test: &str) -> Option<(Nats, [Node; 3], PathBuf)> {
+    if !have("nats-server", test) || !have("mosquitto_sub", test) {
+        return None;
+    }
+    let dir = scratch_dir(test);
+    let nats = Nats::start(&dir);
+    let nodes = ["a", "b", "c"].map(|name| Node::start(&dir, name, nats.port));
+    Some((nats, nodes, dir))
+}
+
+fn v5(id: &str) -> Options {
+    Options::new(s(id)).version(ProtocolVersion::V5)
+}
+
+fn v311(id: &str) -> Options {
+    Options::new(s(id)).version(ProtocolVersion::V3_1_1)
+}
+
+/// A mosquitto_sub on `port` printing `topic payload` lines until `count` arrived.
+fn mosquitto_sub(port: u16, args: &[&str]) -> Guard {
+    Guard::spawn(
+        Command::new("mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-v"])
+            .args(args),
+    )
+}
+
+fn mosquitto_pub(port: u16, args: &[&str]) {
+    let out = run(
+        Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(args),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// Waits until `check` holds (interest and retained changes cross the cluster in a few
+/// milliseconds, not at once).
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + LIMIT;
+    while !check() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_message_published_on_one_node_reaches_every_matching_subscriber_on_every_node_once() {
+    let Some((_nats, [a, b, c], _dir)) = cluster("cluster_routing") else {
+        return;
+    };
+    // On b: one client with two overlapping filters, at QoS 0 and 1; on c: mosquitto_sub.
+    let mut dashboard = TestClient::connect(b.port, v5("dashboard"));
+    dashboard.subscribe("tele/+/LWT", QoS::AtMostOnce);
+    dashboard.subscribe("tele/#", QoS::AtLeastOnce);
+    let watcher = mosquitto_sub(c.port, &["-V", "311", "-t", "tele/+/LWT", "-C", "2"]);
+    // Not for either of them; a `$` topic for no leading wildcard [MQTT-4.7.2-1].
+    let mut strict = TestClient::connect(c.port, v311("strict"));
+    strict.subscribe("+/plug/LWT", QoS::AtMostOnce);
+    std::thread::sleep(QUIET); // the interest reaches NATS
+    mosquitto_pub(
+        a.port,
+        &[
+            "-V",
+            "5",
+            "-q",
+            "1",
+            "-t",
+            "tele/plug/LWT",
+            "-m",
+            "Online",
+            "-D",
+            "publish",
+            "user-property",
+            "room",
+            "kitchen",
+        ],
+    );
+    mosquitto_pub(a.port, &["-q", "2", "-t", "tele/plug/LWT", "-m", "Offline"]);
+    mosquitto_pub(a.port, &["-t", "$aws/plug/LWT", "-m", "hidden"]);
+
+    let got = dashboard.drain(QUIET);
+    let texts: Vec<String> = got.iter().map(text).collect();
+    assert_eq!(
+        texts,
+        ["Online", "Offline"],
+        "one copy per client, in order [MQTT5-3.3.4-2]"
+    );
+    assert_eq!(
+        got[0].qos.qos(),
+        QoS::AtLeastOnce,
+        "the highest QoS of its matching subscriptions"
+    );
+    assert_eq!(
+        got[0]
+            .properties
+            .user_properties
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+        [("room", "kitchen")],
+        "v5 properties cross the cluster"
+    );
+    let (status, out, _) = watcher.finish(LIMIT);
+    assert_eq!(status.map(|s| s.success()), Some(true));
+    assert_eq!(out, "tele/plug/LWT Online\ntele/plug/LWT Offline\n");
+    let strictly: Vec<String> = strict.drain(QUIET).iter().map(text).collect();
+    assert_eq!(strictly, ["Online", "Offline"], "no `$` topic for `+/...`");
+}
+
+#[test]
+fn a_shared_subscription_gets_each_message_once_across_all_nodes() {
+    let Some((_nats, [a, b, c], _dir)) = cluster("cluster_shared") else {
+        return;
+    };
+    let mut workers: Vec<TestClient> = [(&a, "w-a"), (&b, "w-b"), (&c, "w-c")]
+        .into_iter()
+        .map(|(node, id)| {
+            let mut worker = TestClient::connect(node.port, v5(id));
+            worker.subscribe("$share/workers/jobs/+", QoS::AtLeastOnce);
+            worker
+        })
+        .collect();
+    let mut audit = TestClient::connect(c.port, v311("audit"));
+    audit.subscribe("jobs/#", QoS::AtLeastOnce);
+    std::thread::sleep(QUIET);
+    let mut producer = TestClient::connect(a.port, v5("producer"));
+    let sent = producer.publish_numbered("jobs/render", 90, QoS::AtLeastOnce, LIMIT);
+    assert_eq!(sent, 90);
+    let per_worker: Vec<usize> = workers.iter_mut().map(|w| w.drain(QUIET).len()).collect();
+    assert_eq!(
+        per_worker.iter().sum::<usize>(),
+        90,
+        "one copy per group, cluster-wide: {per_worker:?}"
+    );
+    assert!(
+        per_worker.iter().all(|n| *n > 0),
+        "every node's member gets some: {per_worker:?}"
+    );
+    assert_eq!(
+        audit.collect(90, QUIET).len(),
+        90,
+        "the plain subscriber gets all"
+    );
+}
+
+#[test]
+fn every_node_serves_the_same_retained_messages_and_a_clear_reaches_all() {
+    let Some((_nats, [a, b, c], _dir)) = cluster("cluster_retained") else {
+        return;
+    };
+    mosquitto_pub(
+        a.port,
+        &["-r", "-q", "1", "-t", "tele/plug/LWT", "-m", "Online"],
+    );
+    mosquitto_pub(b.port, &["-r", "-t", "stat/plug/POWER", "-m", "ON"]);
+    // A subscriber that arrives later, on a node where neither was published
+    // [MQTT-3.3.1-6] (MQTT311).
+    eventually("both retained messages on c", || {
+        let mut late = TestClient::connect(c.port, v311("late"));
+        late.subscribe("+/plug/+", QoS::AtLeastOnce);
+        let got = late.drain(Duration::from_millis(300));
+        got.len() == 2 && got.iter().all(|p| p.retain)
+    });
+    // Cleared on b with an empty retained payload [MQTT311-3.3.1-10] [MQTT5-3.3.1-6].
+    mosquitto_pub(b.port, &["-r", "-n", "-t", "tele/plug/LWT"]);
+    for node in [&a, &b, &c] {
+        eventually("the clear on every node", || {
+            let mut late = TestClient::connect(node.port, v5("later"));
+            late.subscribe("+/plug/+", QoS::AtLeastOnce);
+            let got: Vec<String> = late
+                .drain(Duration::from_millis(300))
+                .iter()
+                .map(text)
+                .collect();
+            got == ["ON"]
+        });
+    }
+    // A node that starts after the fact serves the same set.
+    let d = Node::start(&_dir, "d", _nats.port);
+    let mut newcomer = TestClient::connect(d.port, v5("newcomer"));
+    newcomer.subscribe("#", QoS::AtLeastOnce);
+    let got: Vec<String> = newcomer.drain(QUIET).iter().map(text).collect();
+    assert_eq!(got, ["ON"]);
+}
+
+#[test]
+fn mqtt5_3_1_4_3_a_client_connecting_to_another_node_takes_its_session_over() {
+    let Some((_nats, [a, b, _c], _dir)) = cluster("cluster_takeover") else {
+        return;
+    };
+    let mut first = TestClient::connect(a.port, v5("plug"));
+    first.subscribe("cmnd/plug/POWER", QoS::AtLeastOnce);
+    let mut second = TestClient::connect(b.port, v5("plug"));
+    assert_eq!(
+        first.disconnection(LIMIT),
+        Some(Disconnection::ByServer(ReasonCode::SessionTakenOver))
+    );
+    assert!(!first.is_connected());
+    assert_eq!(
+        second.disconnection(QUIET),
+        None,
+        "the new connection stays"
+    );
+    // A 3.1.1 client is closed without a DISCONNECT [MQTT-3.1.4-2] (MQTT311).
+    let mut old = TestClient::connect(b.port, v311("sonoff"));
+    let _new = TestClient::connect(a.port, v311("sonoff"));
+    old.disconnection(LIMIT);
+    assert!(!old.is_connected());
+}
+
+#[test]
+fn of_two_simultaneous_connects_on_two_nodes_exactly_one_stays() {
+    let Some((_nats, [a, b, c], _dir)) = cluster("cluster_simultaneous") else {
+        return;
+    };
+    for round in 0..5 {
+        let id = format!("twin-{round}");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(3));
+        let clients: Vec<_> = [a.port, b.port, c.port]
+            .into_iter()
+            .map(|port| {
+                let (barrier, id) = (barrier.clone(), id.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    TestClient::connect(port, v5(&id))
+                })
+            })
+            .collect();
+        let mut clients: Vec<TestClient> = clients
+            .into_iter()
+            .map(|t| t.join().expect("connected"))
+            .collect();
+        std::thread::sleep(Duration::from_secs(1));
+        let alive = clients
+            .iter_mut()
+            .filter_map(|client| {
+                client.pump(Duration::from_millis(50));
+                client.is_connected().then_some(())
+            })
+            .count();
+        assert_eq!(alive, 1, "round {round}: one session per client id");
+    }
+}
+
+#[test]
+fn a_node_that_cannot_reach_nats_refuses_to_start() {
+    let test = "cluster_unreachable";
+    let dir = scratch_dir(test);
+    let conf = dir.join("broker.toml");
+    std::fs::write(&conf, node_config("lonely", free_port(), free_port())).expect("conf");
+    let out = run(
+        Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
+            .current_dir(&dir)
+            .arg("-c")
+            .arg(&conf),
+        Duration::from_secs(20),
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cluster: cannot connect to NATS"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn subscription_options_hold_for_messages_from_other_nodes() {
+    let Some((_nats, [a, b, _c], _dir)) = cluster("cluster_options") else {
+        return;
+    };
+    let mut keeper = TestClient::connect(b.port, v5("keeper"));
+    keeper.subscribe_with(
+        "stat/#",
+        SubscriptionOptions {
+            qos: QoS::AtLeastOnce,
+            retain_as_published: true,
+            ..SubscriptionOptions::default()
+        },
+    );
+    let mut plain = TestClient::connect(b.port, v5("plain"));
+    plain.subscribe("stat/#", QoS::AtLeastOnce);
+    std::thread::sleep(QUIET);
+    mosquitto_pub(
+        a.port,
+        &["-r", "-q", "1", "-t", "stat/plug/POWER", "-m", "ON"],
+    );
+    let kept = keeper.collect(1, LIMIT);
+    assert!(
+        kept[0].retain,
+        "Retain As Published keeps the flag [MQTT5-3.3.1-13]"
+    );
+    let live = plain.collect(1, LIMIT);
+    assert!(
+        !live[0].retain,
+        "otherwise a live message goes out with RETAIN 0 [MQTT5-3.3.1-12]"
+    );
+}
