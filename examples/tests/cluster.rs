@@ -32,7 +32,11 @@ struct Nats {
 
 impl Nats {
     fn start(dir: &Path) -> Nats {
-        let port = free_port();
+        Self::start_on(dir, free_port())
+    }
+
+    /// On `port`, with the store kept in `dir` (a restart finds its streams again).
+    fn start_on(dir: &Path, port: u16) -> Nats {
         let store = dir.join("jetstream");
         let guard = Guard::spawn(Command::new("nats-server").args([
             "-js",
@@ -93,7 +97,7 @@ fn node_config(name: &str, port: u16, nats: u16) -> String {
     format!(
         "persistence = false\n\
          [[listener]]\nport = {port}\nbind_address = \"127.0.0.1\"\nallow_anonymous = true\n\
-         [cluster]\nnode = \"{name}\"\nnats = [\"nats://127.0.0.1:{nats}\"]\n"
+         [cluster]\nnode = \"{name}\"\nnats = [\"nats://127.0.0.1:{nats}\"]\nstatus_interval = 1\n"
     )
 }
 
@@ -396,4 +400,81 @@ fn subscription_options_hold_for_messages_from_other_nodes() {
         !live[0].retain,
         "otherwise a live message goes out with RETAIN 0 [MQTT5-3.3.1-12]"
     );
+}
+
+/// The retained `$SYS/broker/cluster/...` values a new subscriber on `port` gets.
+fn cluster_sys(port: u16) -> std::collections::BTreeMap<String, String> {
+    let mut watcher = TestClient::connect(port, v311("sys-watcher"));
+    watcher.subscribe("$SYS/broker/cluster/#", QoS::AtMostOnce);
+    watcher
+        .drain(Duration::from_millis(300))
+        .iter()
+        .map(|p| (p.topic().to_owned(), text(p)))
+        .collect()
+}
+
+#[test]
+fn sys_shows_the_cluster_and_a_node_without_nats_serves_its_own_clients_then_catches_up() {
+    let Some((nats, [a, b, c], dir)) = cluster("cluster_degraded") else {
+        return;
+    };
+    let _busy = TestClient::connect(b.port, v5("busy"));
+    eventually("$SYS shows three nodes, b with its client", || {
+        let sys = cluster_sys(a.port);
+        sys.get("$SYS/broker/cluster/nodes").map(String::as_str) == Some("3")
+            && sys.get("$SYS/broker/cluster/state").map(String::as_str) == Some("connected")
+            && sys.get("$SYS/broker/cluster/node").map(String::as_str) == Some("a")
+            && sys
+                .get("$SYS/broker/cluster/nodes/b/clients")
+                .map(String::as_str)
+                == Some("1")
+    });
+    let nats_port = nats.port;
+    drop(nats); // NATS goes away
+    eventually("a reports the cluster degraded", || {
+        cluster_sys(a.port)
+            .get("$SYS/broker/cluster/state")
+            .map(String::as_str)
+            == Some("degraded")
+    });
+    // Local clients are still served: plain and shared subscriptions, retained messages.
+    let mut plain = TestClient::connect(a.port, v5("plain"));
+    plain.subscribe("cmnd/+/POWER", QoS::AtLeastOnce);
+    let mut worker = TestClient::connect(a.port, v5("worker"));
+    worker.subscribe("$share/g/cmnd/#", QoS::AtLeastOnce);
+    mosquitto_pub(a.port, &["-q", "1", "-t", "cmnd/plug/POWER", "-m", "ON"]);
+    mosquitto_pub(
+        a.port,
+        &["-r", "-q", "1", "-t", "tele/plug/LWT", "-m", "Offline"],
+    );
+    assert_eq!(plain.collect(1, LIMIT).len(), 1);
+    assert_eq!(
+        worker.collect(1, LIMIT).len(),
+        1,
+        "the group served here meanwhile"
+    );
+    // NATS comes back on its port with its store: the nodes reconnect by themselves, and the
+    // retained message set on a meanwhile reaches the others.
+    let _nats = Nats::start_on(&dir, nats_port);
+    eventually("a connected again", || {
+        cluster_sys(a.port)
+            .get("$SYS/broker/cluster/state")
+            .map(String::as_str)
+            == Some("connected")
+    });
+    eventually("the retained message set during the outage on c", || {
+        let mut late = TestClient::connect(c.port, v311("late"));
+        late.subscribe("tele/plug/LWT", QoS::AtLeastOnce);
+        late.drain(Duration::from_millis(300))
+            .iter()
+            .map(text)
+            .collect::<Vec<_>>()
+            == ["Offline"]
+    });
+    let mut far = TestClient::connect(c.port, v5("far"));
+    far.subscribe("cmnd/#", QoS::AtLeastOnce);
+    eventually("routing across nodes again", || {
+        mosquitto_pub(a.port, &["-q", "1", "-t", "cmnd/plug/POWER", "-m", "OFF"]);
+        far.recv(Duration::from_millis(300)).is_some()
+    });
 }

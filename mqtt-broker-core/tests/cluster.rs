@@ -176,6 +176,33 @@ fn in_a_cluster_each_shared_group_gets_its_copy_where_the_backplane_says() {
 }
 
 #[test]
+fn without_its_backplane_a_node_serves_its_shared_groups_itself() {
+    let mut a = node();
+    let (w1, w2) = (a.connect(V5, "w1"), a.connect(V5, "w2"));
+    a.subscribe(w1, "$share/pool/jobs/+", QoS::AtLeastOnce);
+    a.subscribe(w2, "$share/pool/jobs/+", QoS::AtLeastOnce);
+    let publisher = a.connect(V5, "publisher");
+    a.broker.set_cluster_link(false);
+    a.publish(publisher, "jobs/1", b"x", QoS::AtLeastOnce, false);
+    a.publish(publisher, "jobs/2", b"y", QoS::AtLeastOnce, false);
+    let got = [a.receive_and_ack(w1).len(), a.receive_and_ack(w2).len()];
+    assert_eq!(
+        got,
+        [1, 1],
+        "one member per message, in turn, as a single broker"
+    );
+    assert_eq!(
+        a.forwarded.len(),
+        2,
+        "still handed out, for the backplane to count"
+    );
+    a.broker.set_cluster_link(true);
+    a.publish(publisher, "jobs/3", b"z", QoS::AtLeastOnce, false);
+    let got = [a.receive_and_ack(w1).len(), a.receive_and_ack(w2).len()];
+    assert_eq!(got, [0, 0], "the backplane's to place again");
+}
+
+#[test]
 fn mqtt5_3_8_3_3_no_local_holds_for_a_message_that_came_through_another_node() {
     let (mut a, mut b) = (node(), node());
     let publisher = a.connect(V5, "c");
@@ -248,6 +275,17 @@ fn wills_are_handed_out_and_sys_messages_are_not() {
     h.drop_connection(c);
     let topics: Vec<_> = h.forwarded.iter().map(|m| m.topic.to_string()).collect();
     assert_eq!(topics, ["tele/device/LWT"]);
+    // The application's `$SYS/...` is this broker's too.
+    let sys = Message::new(
+        mqtt_wire::MqttStr::from_static("$SYS/broker/cluster/state"),
+        bytes::Bytes::from_static(b"up"),
+        QoS::AtMostOnce,
+        true,
+        h.now,
+    );
+    h.broker.publish(sys, h.now).expect("valid topic");
+    h.drain();
+    assert_eq!(h.forwarded.len(), 1);
 }
 
 #[test]

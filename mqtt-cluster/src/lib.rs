@@ -32,6 +32,7 @@
 pub mod dedup;
 pub mod frame;
 pub mod owners;
+pub mod presence;
 pub mod retained;
 mod router;
 pub mod status;
@@ -100,7 +101,8 @@ pub async fn join(config: &ClusterConfig, server: &mut Server) -> Result<Node, C
     let outputs = server.cluster_outputs().ok_or(ClusterError::NotANode)?;
     let handle = server.handle();
     let status = Arc::new(Status::default());
-    let client = connect(config, &status).await?;
+    let (links, mut link_changes) = mpsc::unbounded_channel();
+    let client = connect(config, &status, links).await?;
     status.set_connected(true);
     let stream = jetstream::new(client.clone());
     let retained = bucket(&stream, &format!("{}_retained", config.prefix), config).await?;
@@ -109,7 +111,7 @@ pub async fn join(config: &ClusterConfig, server: &mut Server) -> Result<Node, C
     let (owners_tx, owners_rx) = mpsc::unbounded_channel();
     let me = format!("{} {incarnation:016x}", config.node);
     let router = router::Router {
-        client,
+        client: client.clone(),
         prefix: config.prefix.clone(),
         incarnation,
         handle: handle.clone(),
@@ -121,12 +123,28 @@ pub async fn join(config: &ClusterConfig, server: &mut Server) -> Result<Node, C
         retained::follow(retained, handle.clone(), Arc::clone(&status)).await,
         tokio::spawn(owners::run(
             sessions,
-            handle,
+            handle.clone(),
             Arc::clone(&status),
             me,
             owners_rx,
         )),
+        tokio::spawn(presence::run(
+            client.clone(),
+            config.prefix.clone(),
+            config.node.clone(),
+            Duration::from_secs(config.status_interval.max(1)),
+            handle.clone(),
+            Arc::clone(&status),
+        )),
         tokio::spawn(router.run(outputs)),
+        // The broker hears whether NATS is reachable (its shared groups depend on it).
+        tokio::spawn(async move {
+            while let Some(up) = link_changes.recv().await {
+                if handle.set_cluster_link(up).await.is_err() {
+                    return;
+                }
+            }
+        }),
     ];
     info!(node = config.node, nats = ?config.nats, "joined the cluster");
     Ok(Node { status, tasks })
@@ -136,6 +154,7 @@ pub async fn join(config: &ClusterConfig, server: &mut Server) -> Result<Node, C
 async fn connect(
     config: &ClusterConfig,
     status: &Arc<Status>,
+    links: mpsc::UnboundedSender<bool>,
 ) -> Result<async_nats::Client, ClusterError> {
     let addresses = config
         .nats
@@ -152,16 +171,18 @@ async fn connect(
         .request_timeout(Some(NATS_TIMEOUT))
         .max_reconnects(None)
         .event_callback(move |event| {
-            let watched = Arc::clone(&watched);
+            let (watched, links) = (Arc::clone(&watched), links.clone());
             async move {
                 match event {
                     async_nats::Event::Connected => {
                         info!("NATS connection up");
                         watched.set_connected(true);
+                        let _ = links.send(true);
                     }
                     async_nats::Event::Disconnected => {
                         warn!("NATS connection lost; serving local clients only until it is back");
                         watched.set_connected(false);
+                        let _ = links.send(false);
                     }
                     other => warn!(event = %other, "NATS"),
                 }

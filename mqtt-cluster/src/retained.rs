@@ -35,22 +35,37 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writing task on `store`.
+    /// Starts the writing task on `store`. A change the bucket does not take (NATS out of
+    /// reach) is kept, the last one per topic, and written again every second until it is
+    /// taken, unless a later change of its topic was taken first: the cluster catches up with
+    /// what was retained here meanwhile.
     pub fn start(store: Store, status: std::sync::Arc<Status>) -> Writer {
         let (changes, mut pending) = mpsc::channel::<Change>(PENDING);
         tokio::spawn(async move {
-            while let Some((key, value)) = pending.recv().await {
-                let written = match value {
-                    Some(frame) => store
-                        .put(&key, frame)
-                        .await
-                        .map(drop)
-                        .map_err(|e| e.to_string()),
-                    None => store.delete(&key).await.map_err(|e| e.to_string()),
-                };
-                if let Err(error) = written {
-                    status.retained_write_failed();
-                    warn!(key, %error, "retained message not written to the cluster");
+            let mut failed: HashMap<String, Option<Bytes>> = HashMap::new();
+            let mut retry = tokio::time::interval(RETRY);
+            loop {
+                tokio::select! {
+                    change = pending.recv() => {
+                        let Some((key, value)) = change else {
+                            return;
+                        };
+                        failed.remove(&key);
+                        if let Err(error) = write(&store, &key, value.clone()).await {
+                            status.retained_write_failed();
+                            warn!(key, %error, "retained message not written to the cluster yet");
+                            failed.insert(key, value);
+                        }
+                    }
+                    _ = retry.tick(), if !failed.is_empty() => {
+                        let keys: Vec<String> = failed.keys().cloned().collect();
+                        for key in keys {
+                            let value = failed.get(&key).cloned().flatten();
+                            if write(&store, &key, value).await.is_ok() {
+                                failed.remove(&key);
+                            }
+                        }
+                    }
                 }
             }
         });
@@ -173,7 +188,19 @@ impl Follower {
     }
 }
 
-/// Wait before following the bucket again.
+/// Puts `value` under `key`, or deletes the key for `None`.
+async fn write(store: &Store, key: &str, value: Option<Bytes>) -> Result<(), String> {
+    match value {
+        Some(frame) => store
+            .put(key, frame)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        None => store.delete(key).await.map_err(|e| e.to_string()),
+    }
+}
+
+/// Wait before following the bucket again, or writing again what it did not take.
 const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Every key's current value.

@@ -53,13 +53,15 @@ pub struct Options {
     /// Broker host.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
-    /// Broker port.
-    #[arg(long, default_value_t = 1883)]
-    pub port: u16,
-    /// Port the subscribers connect to, when it is another broker's than the publishers'
-    /// (e.g. the far side of a bridge); default `--port`.
-    #[arg(long)]
-    pub sub_port: Option<u16>,
+    /// Broker port; several (`1883,1884,1885`, e.g. the nodes of a cluster) spread the
+    /// publishers over them, publisher `i` on the `i`-th port modulo their number.
+    #[arg(long, default_value = "1883", value_delimiter = ',', num_args = 1..)]
+    pub port: Vec<u16>,
+    /// Ports the subscribers connect to, when they are other brokers' than the publishers'
+    /// (the far side of a bridge, other nodes of a cluster), spread as `--port`; default
+    /// `--port`.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub sub_port: Vec<u16>,
     /// Host the subscribers connect to with `--sub-port`; default `--host`.
     #[arg(long)]
     pub sub_host: Option<String>,
@@ -210,9 +212,10 @@ impl Options {
     /// The label of the broker in the result line.
     #[must_use]
     pub fn broker_label(&self) -> String {
-        self.broker
-            .clone()
-            .unwrap_or_else(|| format!("{}:{}", self.host, self.port))
+        self.broker.clone().unwrap_or_else(|| {
+            let ports: Vec<String> = self.port.iter().map(u16::to_string).collect();
+            format!("{}:{}", self.host, ports.join(","))
+        })
     }
 }
 

@@ -40,7 +40,7 @@ impl Broker {
         now: Instant,
     ) {
         let scope = match origin {
-            Origin::Client(_) | Origin::Local | Origin::Remote if self.config.cluster => {
+            Origin::Client(_) | Origin::Local | Origin::Remote if self.shares_by_backplane() => {
                 Scope::Plain
             }
             _ => Scope::All,
@@ -63,7 +63,11 @@ impl Broker {
         if message.retain && origin != Origin::Remote {
             self.update_retained(&topic, &mut message);
         }
-        if self.config.cluster && matches!(origin, Origin::Client(_) | Origin::Local) {
+        // `$SYS/...` belongs to each broker (its statistics, its bridges' states).
+        if self.config.cluster
+            && matches!(origin, Origin::Client(_) | Origin::Local)
+            && !topic.as_str().starts_with("$SYS/")
+        {
             self.emit(Output::Forward(Arc::clone(&message)));
         }
         if self.tap.take(self.config.tap_per_second, now) {

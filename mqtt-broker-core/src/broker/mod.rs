@@ -77,6 +77,9 @@ pub struct Broker {
     memory: MemoryUse,
     /// The sample of routed messages handed out for viewers.
     tap: Tap,
+    /// With `Config::cluster`: whether the backplane reaches the other nodes (see
+    /// [`Broker::set_cluster_link`]).
+    cluster_link: bool,
 }
 
 impl std::fmt::Debug for Broker {
@@ -120,6 +123,7 @@ impl Broker {
             backpressure: Backpressure::default(),
             memory: MemoryUse::default(),
             tap: Tap::default(),
+            cluster_link: true,
         }
     }
 
@@ -609,6 +613,20 @@ impl Broker {
         let mut message = std::sync::Arc::new(message);
         self.update_retained(&topic, &mut message);
         Ok(())
+    }
+
+    /// Cluster seam: whether the backplane reaches the other nodes (it does until told
+    /// otherwise). While it does not, this broker serves its shared subscriptions itself,
+    /// one member per group among its own sessions, as a single broker would: the clients
+    /// here keep being served while the cluster is out of reach. Messages published here are
+    /// still handed out ([`Output::Forward`]), for the backplane to count as not sent.
+    pub fn set_cluster_link(&mut self, up: bool) {
+        self.cluster_link = up;
+    }
+
+    /// Whether this broker leaves its shared subscriptions to the cluster's backplane.
+    pub(crate) fn shares_by_backplane(&self) -> bool {
+        self.config.cluster && self.cluster_link
     }
 
     /// Cluster seam: the session of `client_id` now belongs to another broker of the cluster

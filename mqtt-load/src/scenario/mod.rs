@@ -27,29 +27,40 @@ const HANDSHAKE_READ_CHUNK: usize = 256;
 /// The options are inconsistent, or the broker cannot be reached at all. Failures of single
 /// connections during a run are counted in the report instead.
 pub async fn run(options: &Options) -> Result<Report, LoadError> {
-    let addr = resolve(&options.host, options.port)?;
     let read_chunk = match options.scenario {
         Scenario::Idle | Scenario::Connrate => HANDSHAKE_READ_CHUNK,
         _ => STREAM_READ_CHUNK,
     };
-    let config = ClientConfig {
-        addr,
-        version: options.version(),
-        keep_alive: options.keep_alive(),
-        read_chunk,
-        source: None,
+    let configs = |host: &str, ports: &[u16]| -> Result<Vec<ClientConfig>, LoadError> {
+        if ports.is_empty() {
+            return Err(LoadError::Options("no port given".into()));
+        }
+        ports
+            .iter()
+            .map(|port| {
+                Ok(ClientConfig {
+                    addr: resolve(host, *port)?,
+                    version: options.version(),
+                    keep_alive: options.keep_alive(),
+                    read_chunk,
+                    source: None,
+                })
+            })
+            .collect()
     };
+    let publishers = configs(&options.host, &options.port)?;
     match options.scenario {
         Scenario::Fanin | Scenario::Fanout | Scenario::Qos1 | Scenario::Latency => {
             let sub_host = options.sub_host.as_deref().unwrap_or(&options.host);
-            let sub_config = ClientConfig {
-                addr: resolve(sub_host, options.sub_port.unwrap_or(options.port))?,
-                ..config
+            let sub_ports = match options.sub_port.is_empty() {
+                true => &options.port,
+                false => &options.sub_port,
             };
-            pubsub::run(options, &config, &sub_config).await
+            let subscribers = configs(sub_host, sub_ports)?;
+            pubsub::run(options, &publishers, &subscribers).await
         }
-        Scenario::Idle => idle::run(options, &config).await,
-        Scenario::Connrate => connrate::run(options, &config).await,
+        Scenario::Idle => idle::run(options, &publishers[0]).await,
+        Scenario::Connrate => connrate::run(options, &publishers[0]).await,
     }
 }
 

@@ -92,15 +92,23 @@ fn topics(scenario: Scenario, index: u32) -> (String, &'static str) {
     }
 }
 
-/// Runs one publish/subscribe scenario.
+/// Runs one publish/subscribe scenario: publisher `i` connects to `configs[i % len]`,
+/// subscriber `i` to `sub_configs[i % len]` (both non-empty).
 ///
 /// # Errors
 /// A client cannot connect or subscribe before the run starts.
 pub async fn run(
     options: &Options,
-    config: &ClientConfig,
-    sub_config: &ClientConfig,
+    configs: &[ClientConfig],
+    sub_configs: &[ClientConfig],
 ) -> Result<Report, LoadError> {
+    let spread = |configs: &[ClientConfig], i: u32| -> Result<ClientConfig, LoadError> {
+        let at = usize::try_from(i).unwrap_or(0) % configs.len().max(1);
+        configs
+            .get(at)
+            .cloned()
+            .ok_or_else(|| LoadError::Options("no broker address".into()))
+    };
     let plan = Plan {
         publishers: options.publishers().max(1),
         subscribers: options.subscribers(),
@@ -114,13 +122,15 @@ pub async fn run(
     let (_, filter) = topics(options.scenario, 0);
     let mut subscribers = Vec::new();
     for i in 0..plan.subscribers {
-        let mut client = Client::connect(sub_config, &format!("load-sub-{i}")).await?;
+        let mut client =
+            Client::connect(&spread(sub_configs, i)?, &format!("load-sub-{i}")).await?;
         client.subscribe(filter, plan.qos).await?;
         subscribers.push(client);
     }
     let mut publishers = Vec::new();
     for i in 0..plan.publishers {
-        let client = Client::connect(config, &format!("load-pub-{i}")).await?;
+        let config = spread(configs, i)?;
+        let client = Client::connect(&config, &format!("load-pub-{i}")).await?;
         let (topic, _) = topics(options.scenario, i);
         let template = PublishTemplate::new(&topic, plan.qos, options.size, config.version)?;
         publishers.push((client, template));

@@ -47,6 +47,15 @@ pub struct ClusterConfig {
     /// 1 (default) on a single NATS server, 3 on a NATS cluster of three or more.
     #[serde(default = "default_replicas")]
     pub replicas: usize,
+    /// Seconds between two announcements of this node to the others (its name and clients),
+    /// and between two updates of `$SYS/broker/cluster/...` here; a node not heard of for
+    /// three of them is taken as gone. Default 5, at least 1.
+    #[serde(default = "default_status_interval")]
+    pub status_interval: u64,
+}
+
+fn default_status_interval() -> u64 {
+    5
 }
 
 fn default_prefix() -> String {
@@ -73,6 +82,7 @@ impl ClusterConfig {
             tls_cert: None,
             tls_key: None,
             replicas: default_replicas(),
+            status_interval: default_status_interval(),
         }
     }
 
@@ -132,6 +142,9 @@ impl ClusterConfig {
                 "replicas {}: JetStream keeps 1 to 5 copies",
                 self.replicas
             ));
+        }
+        if self.status_interval == 0 {
+            return invalid(String::from("status_interval must be at least 1 second"));
         }
         Ok(())
     }

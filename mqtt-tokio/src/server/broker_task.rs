@@ -387,6 +387,10 @@ impl BrokerTask {
                 Ok(())
             }
             RemoteInput::Retain(message) => self.broker.retain_remote(*message, now),
+            RemoteInput::Link(up) => {
+                self.broker.set_cluster_link(up);
+                Ok(())
+            }
             RemoteInput::TakenOver(client_id) => {
                 if self.broker.session_taken_over(&client_id, now) {
                     info!(

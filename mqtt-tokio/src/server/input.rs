@@ -77,6 +77,8 @@ pub(crate) enum RemoteInput {
     Retain(Box<Message>),
     /// The session of this client identifier belongs to another node now.
     TakenOver(Box<str>),
+    /// The backplane reaches the other nodes (`true`) or lost them.
+    Link(bool),
 }
 
 /// One session as [`ServerHandle::sessions`](crate::ServerHandle::sessions) lists it.

@@ -922,6 +922,13 @@ impl ServerHandle {
         self.remote(RemoteInput::TakenOver(client_id.into())).await
     }
 
+    /// Cluster: whether the backplane reaches the other nodes; while it does not, this node
+    /// serves its shared subscriptions itself
+    /// ([`Broker::set_cluster_link`](mqtt_broker_core::Broker::set_cluster_link)).
+    pub async fn set_cluster_link(&self, up: bool) -> Result<(), ServerError> {
+        self.remote(RemoteInput::Link(up)).await
+    }
+
     async fn remote(&self, input: RemoteInput) -> Result<(), ServerError> {
         self.inputs
             .send(Input::Remote(input))
