@@ -109,7 +109,6 @@ pub async fn join(config: &ClusterConfig, server: &mut Server) -> Result<Node, C
     let sessions = bucket(&stream, &format!("{}_sessions", config.prefix), config).await?;
     let incarnation = incarnation();
     let (owners_tx, owners_rx) = mpsc::unbounded_channel();
-    let me = format!("{} {incarnation:016x}", config.node);
     let router = router::Router {
         client: client.clone(),
         prefix: config.prefix.clone(),
@@ -123,9 +122,14 @@ pub async fn join(config: &ClusterConfig, server: &mut Server) -> Result<Node, C
         retained::follow(retained, handle.clone(), Arc::clone(&status)).await,
         tokio::spawn(owners::run(
             sessions,
+            client.clone(),
             handle.clone(),
             Arc::clone(&status),
-            me,
+            owners::Identity {
+                prefix: config.prefix.clone(),
+                node: config.node.clone(),
+                incarnation,
+            },
             owners_rx,
         )),
         tokio::spawn(presence::run(

@@ -1,17 +1,23 @@
 //! One session per client identifier in the whole cluster. A JetStream key-value bucket holds,
-//! per client identifier ([`client_key`]), the node incarnation that holds its session. When
-//! a client connects to a node, the node claims the key with a compare-and-set on the key's
-//! last revision (retried when another node wrote in between); every node follows the bucket.
-//! A node whose client's key was claimed later (a higher revision) by another node gives the
-//! session up: its connection is taken over (DISCONNECT 0x8E for MQTT 5.0) [MQTT5-3.1.4-3]
-//! [MQTT311-3.1.4-2]. The bucket's revisions order every claim the same way for every node,
-//! so of two CONNECTs at once on two nodes exactly one keeps its connection: the one whose
-//! claim came last, as if the two had connected to one broker in that order.
+//! per client identifier ([`client_key`]), the node incarnation that holds its session. When a
+//! client connects to a node, the node claims the key with a compare-and-set on the key's last
+//! revision (read again and retried when another node wrote in between). The value it replaced
+//! names the previous holder, which the claimant then tells directly, on that incarnation's
+//! own subject (`{prefix}.owner.{incarnation}`), which revision took the key. A node told of a
+//! revision later than its own claim gives the session up: its connection is taken over
+//! (DISCONNECT 0x8E for MQTT 5.0) [MQTT5-3.1.4-3] [MQTT311-3.1.4-2].
+//!
+//! Every claim is a compare-and-set on the revision before it, so the claims of one client
+//! identifier form one chain, and each holder in it hears from its successor. Of two CONNECTs
+//! at once on two nodes exactly one keeps its connection: the one whose claim came last, as if
+//! the two had connected to one broker in that order. A connect costs two requests to the
+//! bucket and at most one notice, whatever the number of nodes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_nats::Client;
 use async_nats::jetstream::kv::{Operation, Store};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -37,83 +43,114 @@ pub enum Change {
 /// This node's hold on one client identifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Claim {
-    /// The compare-and-set of this attempt (a number counted per node) is under way.
-    Pending(u64),
+    /// The compare-and-set of this attempt (a number counted per node) is under way; the
+    /// latest revision another node told of meanwhile.
+    Pending(u64, Option<u64>),
     /// Held from this revision of the key.
     Held(u64),
 }
 
+/// Who a node is in the bucket and on NATS.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The subject prefix.
+    pub prefix: String,
+    /// The node's name.
+    pub node: String,
+    /// This start of the node.
+    pub incarnation: u64,
+}
+
+impl Identity {
+    /// The value this node writes as a key's owner: `{node} {incarnation:016x}`.
+    fn value(&self) -> Bytes {
+        Bytes::from(format!("{} {:016x}", self.node, self.incarnation))
+    }
+
+    /// The subject the holder written as `value` hears its successors on.
+    fn notices(&self, value: &[u8]) -> Option<String> {
+        let text = std::str::from_utf8(value).ok()?;
+        let incarnation = text.split(' ').nth(1)?;
+        Some(format!("{}.owner.{incarnation}", self.prefix))
+    }
+}
+
+/// A finished claim: the key, the attempt, and the revision written with the value it
+/// replaced (or `None` when every attempt failed).
+type Claimed = (String, u64, Option<(u64, Option<Bytes>)>);
+
 /// The owner task's state.
 struct Owners {
     store: Store,
+    client: Client,
     handle: ServerHandle,
     status: Arc<Status>,
-    /// This node's value in the bucket: its name and incarnation.
-    me: Bytes,
-    /// The last revision of each key seen in the bucket, and whether it names this node.
-    latest: HashMap<String, (u64, bool)>,
+    me: Identity,
     claims: HashMap<String, Claim>,
     attempts: u64,
-    results: mpsc::UnboundedSender<(String, u64, Option<u64>)>,
+    results: mpsc::UnboundedSender<Claimed>,
 }
 
 /// Runs the owner task until the server stops or `changes` ends.
 pub async fn run(
     store: Store,
+    client: Client,
     handle: ServerHandle,
     status: Arc<Status>,
-    me: String,
+    me: Identity,
     mut changes: mpsc::UnboundedReceiver<Change>,
 ) {
-    // Claims from now on: one made before this node's own claims cannot be newer than them.
-    let mut watch = match store.watch_all().await {
-        Ok(watch) => watch,
+    let own = format!("{}.owner.{:016x}", me.prefix, me.incarnation);
+    let mut notices = match client.subscribe(own).await {
+        Ok(notices) => notices,
         Err(error) => {
-            warn!(%error, "cannot follow the cluster's session owners");
+            warn!(%error, "cannot hear of sessions taken over by other nodes");
             return;
         }
     };
     let (results, mut claimed) = mpsc::unbounded_channel();
     let mut owners = Owners {
         store,
+        client,
         handle,
         status,
-        me: Bytes::from(me),
-        latest: HashMap::new(),
+        me,
         claims: HashMap::new(),
         attempts: 0,
         results,
     };
     loop {
-        tokio::select! {
+        let alive = tokio::select! {
             change = changes.recv() => match change {
-                Some(Change::Connected(client)) => owners.claim(&client),
-                Some(Change::Ended(client)) => owners.release(&client),
-                None => return,
+                Some(Change::Connected(client)) => {
+                    owners.claim(&client);
+                    true
+                }
+                Some(Change::Ended(client)) => {
+                    owners.release(&client);
+                    true
+                }
+                None => false,
             },
-            entry = watch.next() => match entry {
-                Some(Ok(entry)) => {
-                    let mine = entry.operation == Operation::Put && entry.value == owners.me;
-                    if !owners.seen(entry.key, entry.revision, mine).await {
-                        return;
-                    }
-                }
-                Some(Err(error)) => warn!(%error, "following the cluster's session owners"),
-                None => {
-                    warn!("the cluster's session owners can no longer be followed; following again");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    if let Ok(again) = owners.store.watch_all().await {
-                        watch = again;
-                    }
-                }
+            Some(notice) = notices.next() => match parse_notice(&notice.payload) {
+                Some((key, revision)) => owners.told(key, revision).await,
+                None => true,
             },
-            Some((key, attempt, revision)) = claimed.recv() => {
-                if !owners.claimed(key, attempt, revision).await {
-                    return;
-                }
+            Some((key, attempt, written)) = claimed.recv() => {
+                owners.claimed(key, attempt, written).await
             }
+        };
+        if !alive {
+            return;
         }
     }
+}
+
+/// A notice's payload: `{key} {revision}`.
+fn parse_notice(payload: &[u8]) -> Option<(String, u64)> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let (key, revision) = text.rsplit_once(' ')?;
+    Some((key.to_owned(), revision.parse().ok()?))
 }
 
 impl Owners {
@@ -122,11 +159,12 @@ impl Owners {
         let key = client_key(client);
         self.attempts += 1;
         let attempt = self.attempts;
-        self.claims.insert(key.clone(), Claim::Pending(attempt));
-        let (store, me, results) = (self.store.clone(), self.me.clone(), self.results.clone());
+        self.claims
+            .insert(key.clone(), Claim::Pending(attempt, None));
+        let (store, me, results) = (self.store.clone(), self.me.value(), self.results.clone());
         tokio::spawn(async move {
-            let revision = compare_and_set(&store, &key, me).await;
-            let _ = results.send((key, attempt, revision));
+            let written = compare_and_set(&store, &key, me).await;
+            let _ = results.send((key, attempt, written));
         });
     }
 
@@ -143,31 +181,50 @@ impl Owners {
     }
 
     /// A claim of this node finished; `false` once the server has stopped.
-    async fn claimed(&mut self, key: String, attempt: u64, revision: Option<u64>) -> bool {
-        if self.claims.get(&key) != Some(&Claim::Pending(attempt)) {
-            return true; // a later claim, or the session ended meanwhile
-        }
-        let Some(revision) = revision else {
-            warn!(
-                key,
-                "could not claim the session in the cluster; keeping it here"
-            );
-            self.claims.remove(&key);
+    async fn claimed(
+        &mut self,
+        key: String,
+        attempt: u64,
+        written: Option<(u64, Option<Bytes>)>,
+    ) -> bool {
+        let Some((revision, previous)) = written else {
+            if matches!(self.claims.get(&key), Some(Claim::Pending(a, _)) if *a == attempt) {
+                warn!(
+                    key,
+                    "could not claim the session in the cluster; keeping it here"
+                );
+                self.claims.remove(&key);
+            }
             return true;
         };
+        // The previous holder hears of it, whatever became of this attempt since.
+        if let Some(previous) = previous.filter(|p| *p != self.me.value())
+            && let Some(subject) = self.me.notices(&previous)
+        {
+            let notice = format!("{key} {revision}");
+            if let Err(error) = self.client.publish(subject, notice.into()).await {
+                debug!(key, %error, "takeover notice not sent");
+            }
+        }
+        let told = match self.claims.get(&key) {
+            Some(Claim::Pending(a, told)) if *a == attempt => *told,
+            _ => return true, // a later claim, or the session ended meanwhile
+        };
         self.claims.insert(key.clone(), Claim::Held(revision));
-        match self.latest.get(&key) {
-            Some(&(latest, false)) if latest > revision => self.give_up(&key).await,
+        match told {
+            Some(later) if later > revision => self.give_up(&key).await,
             _ => true,
         }
     }
 
-    /// The bucket's key `key` is at `revision` (naming this node when `mine`); `false` once
-    /// the server has stopped.
-    async fn seen(&mut self, key: String, revision: u64, mine: bool) -> bool {
-        self.latest.insert(key.clone(), (revision, mine));
-        match self.claims.get(&key) {
-            Some(&Claim::Held(held)) if !mine && revision > held => self.give_up(&key).await,
+    /// Another node took `key` at `revision`; `false` once the server has stopped.
+    async fn told(&mut self, key: String, revision: u64) -> bool {
+        match self.claims.get_mut(&key) {
+            Some(Claim::Held(held)) if revision > *held => self.give_up(&key).await,
+            Some(Claim::Pending(_, told)) => {
+                *told = Some(told.map_or(revision, |t| t.max(revision)));
+                true
+            }
             _ => true,
         }
     }
@@ -188,14 +245,16 @@ impl Owners {
 }
 
 /// Writes `me` as the owner of `key` over whatever revision is there now; the revision
-/// written, or `None` when every attempt lost or failed.
-async fn compare_and_set(store: &Store, key: &str, me: Bytes) -> Option<u64> {
+/// written and the value it replaced, or `None` when every attempt lost or failed.
+async fn compare_and_set(store: &Store, key: &str, me: Bytes) -> Option<(u64, Option<Bytes>)> {
     for attempt in 0..CLAIM_ATTEMPTS {
         let written = match store.entry(key).await {
-            Ok(Some(entry)) if entry.operation == Operation::Put => {
-                store.update(key, me.clone(), entry.revision).await.ok()
-            }
-            Ok(_) => store.create(key, me.clone()).await.ok(),
+            Ok(Some(entry)) if entry.operation == Operation::Put => store
+                .update(key, me.clone(), entry.revision)
+                .await
+                .ok()
+                .map(|revision| (revision, Some(entry.value))),
+            Ok(_) => store.create(key, me.clone()).await.ok().map(|r| (r, None)),
             Err(error) => {
                 debug!(key, %error, "reading a session owner");
                 None
@@ -208,4 +267,26 @@ async fn compare_and_set(store: &Store, key: &str, me: Bytes) -> Option<u64> {
         tokio::time::sleep(Duration::from_millis(5 << attempt.min(6))).await;
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_notice_reaches_the_incarnation_written_in_the_value() {
+        let me = Identity {
+            prefix: "mqtt".into(),
+            node: "b".into(),
+            incarnation: 0xab,
+        };
+        assert_eq!(&me.value()[..], b"b 00000000000000ab");
+        assert_eq!(
+            me.notices(b"a 00000000000000ff").as_deref(),
+            Some("mqtt.owner.00000000000000ff")
+        );
+        assert_eq!(me.notices(b"garbage"), None);
+        assert_eq!(parse_notice(b"c.plug 42"), Some(("c.plug".to_owned(), 42)));
+        assert_eq!(parse_notice(b"c.plug x"), None);
+    }
 }
