@@ -111,14 +111,25 @@ measure() { # system load
     fanin0) args="fanin --publishers 8 --subscribers 1 --qos 0 --drain 3" ;;
     qos1) args="qos1 --publishers 8 --window 64 --drain 20" ;;
     esac
+    local pid before=0 after=0
+    for pid in "${PIDS[@]}"; do before=$(awk -v a="$before" -v b="$(cpu_seconds "$pid")" 'BEGIN {print a + b}'); done
     # shellcheck disable=SC2086
     line=$("$TARGET/release/mqtt-load" $args --port "$pub" --sub-port "$sub" \
         --duration "$DURATION" --quiet --broker "$system" | grep '^RESULT' || true)
+    for pid in "${PIDS[@]}"; do after=$(awk -v a="$after" -v b="$(cpu_seconds "$pid")" 'BEGIN {print a + b}'); done
+    # Server CPU (every node and nats-server) per delivered message, in microseconds.
+    local received
+    received=$(grep -o ' received=[0-9]*' <<<"$line" | cut -d= -f2)
+    line="$line cpu_us_per_msg=$(awk -v c="$(awk -v a="$after" -v b="$before" 'BEGIN {print a - b}')" -v n="${received:-0}" 'BEGIN {printf "%.2f", (n > 0) ? c * 1e6 / n : 0}')"
     echo "$system $load $line" >>"$RESULTS"
-    log "$system $load: $(grep -o 'msg_per_s=[0-9.]*' <<<"$line") $(grep -o 'delivered_pct=[0-9.]*' <<<"$line")"
-    local pid
+    log "$system $load: $(grep -o 'msg_per_s=[0-9.]*' <<<"$line") $(grep -o 'delivered_pct=[0-9.]*' <<<"$line") $(grep -o 'cpu_us_per_msg=[0-9.]*' <<<"$line")"
     for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
     PIDS=()
+}
+
+# CPU seconds (user + system) process $1 has used so far.
+cpu_seconds() { # pid
+    awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print 0}'; }
@@ -152,6 +163,12 @@ main() {
             "$(ratio "$c" "$n")" "$(ratio "$c" "$s")" \
             "$(figure single "$load" delivered_pct)" "$(figure cluster "$load" delivered_pct)" \
             "$(figure nats "$load" delivered_pct)"
+    done
+    echo
+    printf '%-8s %12s %12s %12s   (server CPU per delivered message, µs: all nodes and nats-server)\n' load single cluster nats
+    for load in fanout0 fanin0 qos1; do
+        printf '%-8s %12s %12s %12s\n' "$load" "$(figure single "$load" cpu_us_per_msg)" \
+            "$(figure cluster "$load" cpu_us_per_msg)" "$(figure nats "$load" cpu_us_per_msg)"
     done
     echo
     # QoS 0 may be dropped by design; a lost QoS 1 message or a failed check is a fault.

@@ -1,5 +1,5 @@
 //! The cluster's retained messages: one JetStream key-value bucket, one key per topic
-//! ([`retained_key`]), the message as a [`frame`](crate::frame) (history 1: only the last
+//! ([`retained_key`]), the message as a [`frame`] (history 1: only the last
 //! value is kept). A node writes the retained messages published on it ([`Writer`], in the
 //! order they were published) and follows the bucket from its first key on ([`follow`]):
 //! every node ends with the same retained set, the bucket's, and a node that starts late
@@ -73,7 +73,7 @@ impl Writer {
     }
 
     /// Sets (or, with an empty payload, clears) the cluster's retained message of `message`'s
-    /// topic; `frame` is the message's frame. Waits while [`PENDING`] changes are ahead.
+    /// topic; `frame` is the message's frame. Waits while 4,096 changes are ahead.
     pub async fn write(&self, message: &Message, frame: Bytes) {
         let key = retained_key(message.topic.as_str());
         let value = (!message.payload.is_empty()).then_some(frame);

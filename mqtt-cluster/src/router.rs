@@ -1,6 +1,6 @@
 //! The router task: moves messages between this node's broker and NATS.
 //!
-//! Out: each message published here goes, as a [`frame`](crate::frame), to the subject of its
+//! Out: each message published here goes, as a [`frame`], to the subject of its
 //! topic ([`message_subject`]); with no subscription anywhere NATS drops it at once. A retained
 //! one also goes to the retained bucket. In: for each filter this broker has subscribers for,
 //! a NATS subscription per subject of the filter ([`filter_subjects`]): plain filters with a
