@@ -16,7 +16,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use client::{TestClient, s, text};
-use common::{Guard, free_port, have, run, scratch_dir, wait_for_port};
+use common::{Guard, free_port, have, run, scratch_dir};
 use mqtt_client::{Disconnection, Options};
 use mqtt_wire::{ProtocolVersion, QoS, ReasonCode, SubscriptionOptions};
 
@@ -37,17 +37,22 @@ impl Nats {
 
     /// On `port`, with the store kept in `dir` (a restart finds its streams again).
     fn start_on(dir: &Path, port: u16) -> Nats {
+        Self::start_at(dir, "127.0.0.1", port)
+    }
+
+    /// On `host`:`port`.
+    fn start_at(dir: &Path, host: &str, port: u16) -> Nats {
         let store = dir.join("jetstream");
         let guard = Guard::spawn(Command::new("nats-server").args([
             "-js",
             "-a",
-            "127.0.0.1",
+            host,
             "-p",
             &port.to_string(),
             "-sd",
             &store.display().to_string(),
         ]));
-        wait_for_port(port, LIMIT);
+        wait_until_accepting(host, port);
         Nats {
             _guard: guard,
             port,
@@ -64,17 +69,33 @@ struct Node {
 impl Node {
     /// Starts node `name` on NATS at `nats` and waits until it has joined (READY=1).
     fn start(dir: &Path, name: &str, nats: u16) -> Node {
+        Self::start_in(dir, name, None, "127.0.0.1", &format!("127.0.0.1:{nats}"))
+    }
+
+    /// Starts node `name` listening on `host`, in network namespace `netns` if given, on the
+    /// NATS at `nats` (host:port).
+    fn start_in(dir: &Path, name: &str, netns: Option<&str>, host: &str, nats: &str) -> Node {
         let dir = dir.join(name);
         std::fs::create_dir_all(&dir).expect("dir");
         let port = free_port();
         let conf = dir.join("broker.toml");
-        std::fs::write(&conf, node_config(name, port, nats)).expect("conf");
+        std::fs::write(&conf, node_config_at(name, host, port, nats)).expect("conf");
         let socket_path = dir.join("notify.sock");
         let _ = std::fs::remove_file(&socket_path);
         let manager = UnixDatagram::bind(&socket_path).expect("bind");
         manager.set_read_timeout(Some(LIMIT)).expect("timeout");
+        let mut command = match netns {
+            Some(netns) => {
+                let mut command = Command::new("ip");
+                command
+                    .args(["netns", "exec", netns])
+                    .arg(env!("CARGO_BIN_EXE_mqtt-broker"));
+                command
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_mqtt-broker")),
+        };
         let guard = Guard::spawn(
-            Command::new(env!("CARGO_BIN_EXE_mqtt-broker"))
+            command
                 .current_dir(&dir)
                 .arg("-c")
                 .arg(&conf)
@@ -94,11 +115,22 @@ impl Node {
 }
 
 fn node_config(name: &str, port: u16, nats: u16) -> String {
+    node_config_at(name, "127.0.0.1", port, &format!("127.0.0.1:{nats}"))
+}
+
+fn node_config_at(name: &str, host: &str, port: u16, nats: &str) -> String {
     format!(
         "persistence = false\n\
-         [[listener]]\nport = {port}\nbind_address = \"127.0.0.1\"\nallow_anonymous = true\n\
-         [cluster]\nnode = \"{name}\"\nnats = [\"nats://127.0.0.1:{nats}\"]\nstatus_interval = 1\n"
+         [[listener]]\nport = {port}\nbind_address = \"{host}\"\nallow_anonymous = true\n\
+         [cluster]\nnode = \"{name}\"\nnats = [\"nats://{nats}\"]\nstatus_interval = 1\n"
     )
+}
+
+/// Waits until `host`:`port` accepts TCP connections.
+fn wait_until_accepting(host: &str, port: u16) {
+    eventually("the port accepts", || {
+        std::net::TcpStream::connect((host, port)).is_ok()
+    });
 }
 
 /// NATS and three nodes, or `None` (with a notice) where the tools are missing.
@@ -476,5 +508,202 @@ fn sys_shows_the_cluster_and_a_node_without_nats_serves_its_own_clients_then_cat
     eventually("routing across nodes again", || {
         mosquitto_pub(a.port, &["-q", "1", "-t", "cmnd/plug/POWER", "-m", "OFF"]);
         far.recv(Duration::from_millis(300)).is_some()
+    });
+}
+
+/// A network namespace with a veth pair to the host: `10.213.N.1` on the host's side,
+/// `10.213.N.2` inside. Removed (with the pair) when dropped.
+struct Netns {
+    name: String,
+    host_link: String,
+    host_ip: String,
+    inner_ip: String,
+}
+
+impl Netns {
+    /// Makes one, or `None` with a notice where this process may not (not root, no `ip`).
+    fn make(test: &str) -> Option<Netns> {
+        let n = std::process::id() % 250 + 1;
+        let netns = Netns {
+            name: format!("mqc{}", std::process::id()),
+            host_link: format!("mqh{}", std::process::id()),
+            host_ip: format!("10.213.{n}.1"),
+            inner_ip: format!("10.213.{n}.2"),
+        };
+        let inner_link = format!("mqn{}", std::process::id());
+        let steps: [&[&str]; 8] = [
+            &["netns", "add", &netns.name],
+            &[
+                "link",
+                "add",
+                &netns.host_link,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &inner_link,
+            ],
+            &["link", "set", &inner_link, "netns", &netns.name],
+            &[
+                "addr",
+                "add",
+                &format!("{}/24", netns.host_ip),
+                "dev",
+                &netns.host_link,
+            ],
+            &["link", "set", &netns.host_link, "up"],
+            &[
+                "netns",
+                "exec",
+                &netns.name,
+                "ip",
+                "addr",
+                "add",
+                &format!("{}/24", netns.inner_ip),
+                "dev",
+                &inner_link,
+            ],
+            &[
+                "netns",
+                "exec",
+                &netns.name,
+                "ip",
+                "link",
+                "set",
+                &inner_link,
+                "up",
+            ],
+            &[
+                "netns",
+                "exec",
+                &netns.name,
+                "ip",
+                "link",
+                "set",
+                "lo",
+                "up",
+            ],
+        ];
+        for step in steps {
+            let out = run(Command::new("ip").args(step), LIMIT);
+            if !out.status.success() {
+                eprintln!(
+                    "notice: cannot make a network namespace ({}); skipping {test}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                return None;
+            }
+        }
+        Some(netns)
+    }
+
+    /// Takes the host's end of the link down (`false`) or up again.
+    fn link(&self, up: bool) {
+        let state = if up { "up" } else { "down" };
+        let out = run(
+            Command::new("ip").args(["link", "set", &self.host_link, state]),
+            LIMIT,
+        );
+        assert!(out.status.success(), "{out:?}");
+    }
+
+    /// Runs `program` with `args` inside the namespace.
+    fn exec(&self, program: &str, args: &[&str]) -> std::process::Output {
+        run(
+            Command::new("ip")
+                .args(["netns", "exec", &self.name, program])
+                .args(args),
+            LIMIT,
+        )
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes the pair with it.
+        let _ = run(Command::new("ip").args(["netns", "del", &self.name]), LIMIT);
+        let _ = run(
+            Command::new("ip").args(["link", "del", &self.host_link]),
+            LIMIT,
+        );
+    }
+}
+
+#[test]
+fn a_node_cut_off_by_a_partition_keeps_serving_its_clients_and_catches_up_when_it_heals() {
+    let test = "cluster_partition";
+    if !have("nats-server", test) || !have("mosquitto_sub", test) {
+        return;
+    }
+    let Some(netns) = Netns::make(test) else {
+        return;
+    };
+    let dir = scratch_dir(test);
+    let nats_port = free_port();
+    let nats = format!("{}:{nats_port}", netns.host_ip);
+    let _nats = Nats::start_at(&dir, &netns.host_ip, nats_port);
+    let a = Node::start_in(&dir, "a", None, "127.0.0.1", &nats);
+    let b = Node::start_in(&dir, "b", None, "127.0.0.1", &nats);
+    // c is a host of its own, behind the link.
+    let c = Node::start_in(&dir, "c", Some(&netns.name), &netns.inner_ip, &nats);
+    let c_port = c.port.to_string();
+    let on_c = |args: &[&str]| -> String {
+        let mut all = vec!["-h", netns.inner_ip.as_str(), "-p", c_port.as_str()];
+        all.extend_from_slice(args);
+        let program = if args.contains(&"-m") || args.contains(&"-n") {
+            "mosquitto_pub"
+        } else {
+            "mosquitto_sub"
+        };
+        let out = netns.exec(program, &all);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let state_of_c = || on_c(&["-t", "$SYS/broker/cluster/state", "-C", "1", "-W", "3"]);
+
+    let mut watcher = TestClient::connect(a.port, v5("watcher"));
+    watcher.subscribe("tele/#", QoS::AtLeastOnce);
+    std::thread::sleep(QUIET);
+    on_c(&["-q", "1", "-t", "tele/c/STATE", "-m", "before"]);
+    assert_eq!(
+        watcher
+            .collect(1, LIMIT)
+            .iter()
+            .map(text)
+            .collect::<Vec<_>>(),
+        ["before"]
+    );
+
+    netns.link(false);
+    eventually("c reports the partition", || {
+        state_of_c().trim() == "degraded"
+    });
+    // The majority side goes on: a to b.
+    let mut far = TestClient::connect(b.port, v5("far"));
+    far.subscribe("cmnd/#", QoS::AtLeastOnce);
+    std::thread::sleep(QUIET);
+    mosquitto_pub(a.port, &["-q", "1", "-t", "cmnd/b/POWER", "-m", "ON"]);
+    assert_eq!(far.collect(1, LIMIT).len(), 1, "a and b still one broker");
+    // c serves its own clients, and keeps what they retain.
+    on_c(&["-r", "-q", "1", "-t", "tele/c/LWT", "-m", "Online"]);
+    let retained_on_c = on_c(&["-t", "tele/c/LWT", "-C", "1", "-W", "3"]);
+    assert_eq!(retained_on_c.trim(), "Online");
+
+    netns.link(true);
+    eventually("c connected again", || state_of_c().trim() == "connected");
+    eventually("what c retained meanwhile reaches a", || {
+        let mut late = TestClient::connect(a.port, v311("late"));
+        late.subscribe("tele/c/LWT", QoS::AtLeastOnce);
+        late.drain(Duration::from_millis(300))
+            .iter()
+            .map(text)
+            .collect::<Vec<_>>()
+            == ["Online"]
+    });
+    eventually("routing from c to a again", || {
+        on_c(&["-q", "1", "-t", "tele/c/STATE", "-m", "after"]);
+        watcher
+            .drain(Duration::from_millis(300))
+            .iter()
+            .any(|p| text(p) == "after")
     });
 }

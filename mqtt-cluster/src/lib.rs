@@ -93,6 +93,10 @@ impl Node {
 
 /// How long a NATS connection attempt or request may take.
 const NATS_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the NATS connection is pinged: a connection that stops answering (a network
+/// partition, not a closed socket) is taken as lost after two unanswered pings, and the node
+/// reports itself degraded and serves its shared groups itself.
+const NATS_PING: Duration = Duration::from_secs(2);
 
 /// Connects `server` (started with
 /// [`ServerBuilder::cluster`](mqtt_tokio::ServerBuilder::cluster)) to the cluster `config`
@@ -172,6 +176,7 @@ async fn connect(
     let mut options = async_nats::ConnectOptions::new()
         .name(format!("mqtt-cluster {}", config.node))
         .connection_timeout(NATS_TIMEOUT)
+        .ping_interval(NATS_PING)
         .request_timeout(Some(NATS_TIMEOUT))
         .max_reconnects(None)
         .event_callback(move |event| {

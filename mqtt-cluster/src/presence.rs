@@ -52,6 +52,11 @@ pub async fn run(
     };
     let mut nodes: BTreeMap<String, Heard> = BTreeMap::new();
     let mut published: BTreeMap<String, String> = BTreeMap::new();
+    // This node hears its own announcements back through NATS: the end-to-end check that
+    // NATS is reachable (a partition leaves the socket open, and the client's pings wait
+    // while it has traffic to send).
+    let mut heard_self = Instant::now();
+    let mut reachable = true;
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -69,8 +74,23 @@ pub async fn run(
                 let now = Instant::now();
                 nodes.retain(|_, heard| now.saturating_duration_since(heard.at) < every * GONE_AFTER);
                 let counters = status.counters();
+                let silent = now.saturating_duration_since(heard_self) >= every * GONE_AFTER;
+                if silent && counters.connected {
+                    // Connected by the client's account, yet nothing comes back: start over.
+                    warn!("no answer from NATS; reconnecting");
+                    status.set_connected(false);
+                    let _ = client.force_reconnect().await;
+                    heard_self = now;
+                }
+                let up = counters.connected && !silent;
+                if up != reachable {
+                    reachable = up;
+                    if handle.set_cluster_link(up).await.is_err() {
+                        return;
+                    }
+                }
                 let mut topics = BTreeMap::new();
-                let state = if counters.connected { "connected" } else { "degraded" };
+                let state = if up { "connected" } else { "degraded" };
                 topics.insert("state".to_owned(), state.to_owned());
                 topics.insert("node".to_owned(), node.clone());
                 topics.insert("nodes".to_owned(), nodes.len().to_string());
@@ -91,6 +111,9 @@ pub async fn run(
                     .ok()
                     .and_then(|text| text.parse().ok())
                     .unwrap_or(0);
+                if name == node {
+                    heard_self = Instant::now();
+                }
                 nodes.insert(name.to_owned(), Heard { clients, at: Instant::now() });
             }
         }
