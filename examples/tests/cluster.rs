@@ -707,3 +707,48 @@ fn a_node_cut_off_by_a_partition_keeps_serving_its_clients_and_catches_up_when_i
             .any(|p| text(p) == "after")
     });
 }
+
+#[test]
+fn when_a_node_is_killed_the_others_go_on_and_its_clients_reconnect_elsewhere() {
+    let Some((_nats, [a, b, c], _dir)) = cluster("cluster_node_killed") else {
+        return;
+    };
+    let mut victim_client = TestClient::connect(c.port, v5("plug"));
+    victim_client.subscribe("cmnd/plug/#", QoS::AtLeastOnce);
+    let mut dashboard = TestClient::connect(b.port, v5("dashboard"));
+    dashboard.subscribe("tele/#", QoS::AtLeastOnce);
+    eventually("three nodes", || {
+        cluster_sys(a.port)
+            .get("$SYS/broker/cluster/nodes")
+            .map(String::as_str)
+            == Some("3")
+    });
+    let Node {
+        _guard: mut killed, ..
+    } = c;
+    killed.0.kill().expect("SIGKILL"); // kill -9
+    let _ = killed.0.wait();
+    victim_client.disconnection(LIMIT);
+    assert!(!victim_client.is_connected(), "its socket closed with it");
+    // The client reconnects to another node (its claim replaces the dead node's).
+    let mut moved = TestClient::connect(a.port, v5("plug"));
+    moved.subscribe("cmnd/plug/#", QoS::AtLeastOnce);
+    std::thread::sleep(QUIET);
+    mosquitto_pub(b.port, &["-q", "1", "-t", "cmnd/plug/POWER", "-m", "ON"]);
+    assert_eq!(
+        moved.collect(1, LIMIT).iter().map(text).collect::<Vec<_>>(),
+        ["ON"]
+    );
+    mosquitto_pub(a.port, &["-q", "1", "-t", "tele/plug/STATE", "-m", "x"]);
+    assert_eq!(
+        dashboard.collect(1, LIMIT).len(),
+        1,
+        "a and b still one broker"
+    );
+    eventually("the dead node leaves $SYS", || {
+        cluster_sys(a.port)
+            .get("$SYS/broker/cluster/nodes")
+            .map(String::as_str)
+            == Some("2")
+    });
+}
