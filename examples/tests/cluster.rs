@@ -752,3 +752,48 @@ fn when_a_node_is_killed_the_others_go_on_and_its_clients_reconnect_elsewhere() 
             == Some("2")
     });
 }
+
+#[test]
+fn mqtt5_3_2_2_2_a_persistent_session_moves_with_its_client_to_another_node() {
+    let Some((_nats, [a, b, c], _dir)) = cluster("cluster_session_moves") else {
+        return;
+    };
+    let persistent = |id: &str, clean: bool| v5(id).clean_start(clean).session_expiry_interval(300);
+    let mut phone = TestClient::connect(a.port, persistent("phone", true));
+    phone.subscribe("cmnd/#", QoS::AtLeastOnce);
+    phone.disconnect(); // the session stays on a, with its subscription
+    std::thread::sleep(QUIET);
+    for n in ["1", "2", "3"] {
+        mosquitto_pub(b.port, &["-q", "1", "-t", "cmnd/plug/POWER", "-m", n]);
+    }
+    // Back on another node: the session comes along, with what was queued for it.
+    let mut phone = TestClient::connect(c.port, persistent("phone", false));
+    assert!(
+        phone.session_present(),
+        "[MQTT5-3.2.2-2] the session resumed on c"
+    );
+    let queued: Vec<String> = phone.collect(3, LIMIT).iter().map(text).collect();
+    assert_eq!(queued, ["1", "2", "3"], "in order, once");
+    std::thread::sleep(QUIET);
+    mosquitto_pub(b.port, &["-q", "1", "-t", "cmnd/plug/POWER", "-m", "4"]);
+    let live: Vec<String> = phone.collect(1, LIMIT).iter().map(text).collect();
+    assert_eq!(live, ["4"], "its subscription lives on c now");
+    assert!(phone.drain(QUIET).is_empty(), "nothing twice");
+
+    // mosquitto_sub with a persistent 3.1.1 session (-c): its messages follow it too.
+    let first = mosquitto_sub(
+        a.port,
+        &["-c", "-i", "dash", "-q", "1", "-t", "tele/#", "-C", "1"],
+    );
+    std::thread::sleep(QUIET);
+    mosquitto_pub(b.port, &["-q", "1", "-t", "tele/plug/STATE", "-m", "seen"]);
+    let (_, out, _) = first.finish(LIMIT);
+    assert_eq!(out, "tele/plug/STATE seen\n");
+    mosquitto_pub(b.port, &["-q", "1", "-t", "tele/plug/STATE", "-m", "away"]);
+    let again = mosquitto_sub(
+        c.port,
+        &["-c", "-i", "dash", "-q", "1", "-t", "tele/#", "-C", "1"],
+    );
+    let (_, out, _) = again.finish(LIMIT);
+    assert_eq!(out, "tele/plug/STATE away\n", "queued on a, delivered by c");
+}

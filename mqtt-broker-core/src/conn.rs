@@ -16,10 +16,25 @@ pub(crate) enum Phase {
     AwaitingConnect,
     /// CONNECT received; waiting for the caller's or the enhanced authenticator's decision.
     Authenticating(Box<Connect>),
+    /// Authenticated, in a cluster: waiting for the backplane to admit the client
+    /// ([`Broker::admit`](crate::Broker::admit)) once it holds the session cluster-wide.
+    Admitting(Box<Admission>),
     /// CONNACK sent; attached to this session.
     Connected(SessionId),
     /// Refused or disconnecting: input is ignored [MQTT5-3.1.4-6] [MQTT311-3.1.4-5], only a close follows.
     Closing,
+}
+
+/// An authenticated CONNECT waiting for the cluster's backplane.
+#[derive(Debug)]
+pub(crate) struct Admission {
+    pub(crate) connect: Connect,
+    /// Authentication data for the CONNACK (enhanced authentication).
+    pub(crate) auth_data: Option<bytes::Bytes>,
+    /// The client identifier in force (given, the user name, or assigned).
+    pub(crate) client_id: String,
+    /// Whether the broker assigned it.
+    pub(crate) assigned: bool,
 }
 
 /// Per-connection state.

@@ -62,6 +62,20 @@ pub enum Output {
     /// other nodes to route with [`Broker::publish_remote`](crate::Broker::publish_remote). Its
     /// `publisher` names the client, for No Local there.
     Forward(Arc<Message>),
+    /// With [`Config::cluster`](crate::Config::cluster): an authenticated client waits to be
+    /// admitted. The backplane makes this node the holder of the client's session
+    /// cluster-wide (taking it from the node that held it, with its subscriptions and
+    /// messages unless `clean_start`), then calls [`Broker::admit`](crate::Broker::admit); the
+    /// CONNACK goes out then. Without an answer before the CONNECT deadline the connection is
+    /// closed.
+    Admit {
+        /// The waiting connection.
+        conn: ConnectionId,
+        /// The client identifier in force (as given, the user name, or assigned).
+        client_id: Arc<str>,
+        /// Whether the client asked for a clean start (no session to resume).
+        clean_start: bool,
+    },
     /// With [`Config::tap_per_second`](crate::Config::tap_per_second): a sample of the messages
     /// routed here (at most that many a second; `$SYS` included), for a viewer such as a web
     /// page's topic tree. The rest are not handed out: a viewer costs the broker next to

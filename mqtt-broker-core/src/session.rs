@@ -275,7 +275,8 @@ impl Sessions {
 pub(crate) struct PacketIds(Option<Box<Vec<PacketId>>>);
 
 impl PacketIds {
-    fn ids(&self) -> &[PacketId] {
+    /// The identifiers, in order.
+    pub(crate) fn ids(&self) -> &[PacketId] {
         self.0.as_deref().map_or(&[], Vec::as_slice)
     }
 
@@ -370,6 +371,11 @@ impl Queue {
     }
 
     /// The waiting deliveries, oldest first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Delivery> {
+        self.0.iter().flat_map(|queue| queue.items.iter())
+    }
+
+    /// The waiting deliveries, oldest first, to change.
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut Delivery> {
         self.0.iter_mut().flat_map(|queue| queue.items.iter_mut())
     }

@@ -329,3 +329,111 @@ fn mqtt311_3_1_4_2_a_taken_over_3_1_1_client_is_closed_and_its_will_published() 
     assert_eq!(wills.len(), 1);
     assert_eq!(wills[0].payload(), b"gone");
 }
+
+/// A v5 CONNECT of `id` with a session that outlives its connection.
+fn persistent(id: &str, clean_start: bool) -> mqtt_wire::Connect {
+    let mut connect = connect_packet(V5, id);
+    connect.clean_start = clean_start;
+    connect.properties.session_expiry_interval = Some(300);
+    connect
+}
+
+#[test]
+fn mqtt5_3_2_2_2_a_persistent_session_moves_to_the_node_its_client_connects_to() {
+    let (mut a, mut b) = (node(), node());
+    b.admit_at_once = false;
+    let c = a.open(V5);
+    a.connect_with(c, persistent("c", true));
+    a.subscribe(c, "cmnd/#", QoS::AtLeastOnce);
+    let publisher = a.connect(V5, "publisher");
+    a.publish(publisher, "cmnd/plug/POWER", b"ON", QoS::AtLeastOnce, false);
+    let unacknowledged = a.publishes(c); // received, never acknowledged
+    assert_eq!(unacknowledged.len(), 1);
+    a.drop_connection(c);
+    a.publish(
+        publisher,
+        "cmnd/plug/POWER",
+        b"OFF",
+        QoS::AtLeastOnce,
+        false,
+    ); // queued
+
+    // The client connects to b, which asks the backplane first.
+    let moved = b.open(V5);
+    b.send(moved, Packet::Connect(Box::new(persistent("c", false))));
+    assert_eq!(b.admissions, [(moved.conn, "c".to_owned(), false)]);
+    assert!(
+        b.recv_all(moved).is_empty(),
+        "no CONNACK before the admission"
+    );
+    let session = a
+        .broker
+        .export_session("c", a.now, wall())
+        .expect("a holds the session");
+    assert_eq!(session.record.subscriptions.len(), 1);
+    assert_eq!(session.messages.len(), 2, "one unacknowledged, one queued");
+    assert!(
+        a.broker.export_session("c", a.now, wall()).is_none(),
+        "given up: one session per client identifier"
+    );
+    b.broker
+        .admit(moved.conn, Some(session), b.now, wall())
+        .expect("waiting");
+    b.drain();
+    match b.expect(moved) {
+        Packet::ConnAck(ack) => assert!(ack.session_present, "[MQTT5-3.2.2-2] the session resumed"),
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+    let got = b.publishes(moved);
+    assert_eq!(
+        got.iter()
+            .map(|p| (p.payload().to_vec(), p.dup))
+            .collect::<Vec<_>>(),
+        [(b"ON".to_vec(), true), (b"OFF".to_vec(), false)],
+        "the unacknowledged one again with DUP [MQTT5-4.4.0-1], then the queued one"
+    );
+    assert!(
+        interest(&b).contains(&("cmnd/#".to_owned(), true)),
+        "its subscription is b's interest now"
+    );
+}
+
+#[test]
+fn mqtt5_3_1_4_3_a_connected_client_is_taken_over_when_its_session_moves() {
+    let (mut a, mut b) = (node(), node());
+    b.admit_at_once = false;
+    let c = a.open(V5);
+    a.connect_with(c, persistent("c", true));
+    let session = a.broker.export_session("c", a.now, wall());
+    a.drain();
+    match a.expect(c) {
+        Packet::Disconnect(d) => assert_eq!(d.reason_code, ReasonCode::SessionTakenOver),
+        other => panic!("expected DISCONNECT 0x8E, got {other:?}"),
+    }
+    assert!(a.is_closed(c));
+    // A clean start gets no session, whatever was handed over [MQTT5-3.1.2-4].
+    let fresh = b.open(V5);
+    b.send(fresh, Packet::Connect(Box::new(persistent("c", true))));
+    b.broker
+        .admit(fresh.conn, session, b.now, wall())
+        .expect("waiting");
+    b.drain();
+    match b.expect(fresh) {
+        Packet::ConnAck(ack) => assert!(!ack.session_present),
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+    assert!(
+        b.broker.admit(fresh.conn, None, b.now, wall()).is_err(),
+        "admitted once"
+    );
+}
+
+#[test]
+fn a_client_the_backplane_never_admits_is_closed_at_the_connect_deadline() {
+    let mut b = node();
+    b.admit_at_once = false;
+    let waiting = b.open(V5);
+    b.send(waiting, Packet::Connect(Box::new(persistent("c", false))));
+    b.advance(std::time::Duration::from_secs(3600));
+    assert!(b.is_closed(waiting));
+}

@@ -1,26 +1,35 @@
-//! One session per client identifier in the whole cluster. A JetStream key-value bucket holds,
-//! per client identifier ([`client_key`]), the node incarnation that holds its session. When a
-//! client connects to a node, the node claims the key with a compare-and-set on the key's last
-//! revision (read again and retried when another node wrote in between). The value it replaced
-//! names the previous holder, which the claimant then tells directly, on that incarnation's
-//! own subject (`{prefix}.owner.{incarnation}`), which revision took the key. A node told of a
-//! revision later than its own claim gives the session up: its connection is taken over
-//! (DISCONNECT 0x8E for MQTT 5.0) [MQTT5-3.1.4-3] [MQTT311-3.1.4-2].
+//! One session per client identifier in the whole cluster, and the session moving with its
+//! client. A JetStream key-value bucket holds, per client identifier ([`client_key`]), the node
+//! incarnation that holds its session. An authenticated client waits (no CONNACK yet) while
+//! the node claims the key with a compare-and-set on the key's last revision (read again and
+//! retried when another node wrote in between). The value it replaced names the previous
+//! holder. Unless the client asked for a clean start, the node asks that holder for the session
+//! (`{prefix}.session.{incarnation}`, a NATS request): the holder takes its connection over
+//! (DISCONNECT 0x8E for MQTT 5.0 [MQTT5-3.1.4-3], a close for 3.x [MQTT311-3.1.4-2]) and hands
+//! the session over — subscriptions, expiry, the QoS 1/2 messages queued for it and those not
+//! yet acknowledged — in the store's record layouts ([`mqtt_store::encode_handover`]). The
+//! client is then admitted with it, and CONNACK says the session is present [MQTT5-3.2.2-2].
+//! With a clean start the previous holder is only told (`{prefix}.owner.{incarnation}`) which
+//! revision took the key, and ends its connection and session.
 //!
 //! Every claim is a compare-and-set on the revision before it, so the claims of one client
 //! identifier form one chain, and each holder in it hears from its successor. Of two CONNECTs
 //! at once on two nodes exactly one keeps its connection: the one whose claim came last, as if
 //! the two had connected to one broker in that order. A connect costs two requests to the
-//! bucket and at most one notice, whatever the number of nodes.
+//! bucket and at most one request or notice to one node, whatever the number of nodes. A
+//! holder that is gone (killed) answers nothing: the client is admitted without a session
+//! after [`HANDOVER_TIMEOUT`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use async_nats::Client;
 use async_nats::jetstream::kv::{Operation, Store};
 use bytes::Bytes;
 use futures_util::StreamExt;
+use mqtt_broker_core::ConnectionId;
+use mqtt_broker_core::persist::RecoveredSession;
 use mqtt_tokio::ServerHandle;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -31,11 +40,24 @@ use crate::subject::{client_key, client_of_key};
 /// Attempts at a claim before giving up (each one lost to another node's write).
 const CLAIM_ATTEMPTS: usize = 16;
 
+/// How long a node waits for the previous holder to hand a session over.
+pub const HANDOVER_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a claim may take before the client is admitted anyway, as on a single broker
+/// (the bucket is out of reach: a node cut off from NATS keeps taking clients).
+pub const CLAIM_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// What the router tells the owner task.
 #[derive(Debug)]
 pub enum Change {
-    /// A client connected here.
-    Connected(Arc<str>),
+    /// An authenticated client waits to be admitted here.
+    Admit {
+        /// Its connection.
+        conn: ConnectionId,
+        /// Its client identifier.
+        client_id: Arc<str>,
+        /// Whether it asked for a clean start.
+        clean_start: bool,
+    },
     /// A session ended here.
     Ended(Arc<str>),
 }
@@ -69,15 +91,31 @@ impl Identity {
 
     /// The subject the holder written as `value` hears its successors on.
     fn notices(&self, value: &[u8]) -> Option<String> {
+        self.subject_of(value, "owner")
+    }
+
+    /// The subject the holder written as `value` hands its sessions over on.
+    fn handovers(&self, value: &[u8]) -> Option<String> {
+        self.subject_of(value, "session")
+    }
+
+    fn subject_of(&self, value: &[u8], kind: &str) -> Option<String> {
         let text = std::str::from_utf8(value).ok()?;
         let incarnation = text.split(' ').nth(1)?;
-        Some(format!("{}.owner.{incarnation}", self.prefix))
+        Some(format!("{}.{kind}.{incarnation}", self.prefix))
     }
 }
 
-/// A finished claim: the key, the attempt, and the revision written with the value it
-/// replaced (or `None` when every attempt failed).
-type Claimed = (String, u64, Option<(u64, Option<Bytes>)>);
+/// A finished claim.
+struct Claimed {
+    key: String,
+    attempt: u64,
+    conn: ConnectionId,
+    /// The revision written (`None` when every attempt failed).
+    revision: Option<u64>,
+    /// The session the previous holder handed over.
+    session: Option<RecoveredSession>,
+}
 
 /// The owner task's state.
 struct Owners {
@@ -101,13 +139,15 @@ pub async fn run(
     mut changes: mpsc::UnboundedReceiver<Change>,
 ) {
     let own = format!("{}.owner.{:016x}", me.prefix, me.incarnation);
-    let mut notices = match client.subscribe(own).await {
-        Ok(notices) => notices,
-        Err(error) => {
-            warn!(%error, "cannot hear of sessions taken over by other nodes");
-            return;
-        }
-    };
+    let asked = format!("{}.session.{:016x}", me.prefix, me.incarnation);
+    let (mut notices, mut requests) =
+        match tokio::try_join!(client.subscribe(own), client.subscribe(asked)) {
+            Ok(subscribed) => subscribed,
+            Err(error) => {
+                warn!(%error, "cannot hear of sessions taken over by other nodes");
+                return;
+            }
+        };
     let (results, mut claimed) = mpsc::unbounded_channel();
     let mut owners = Owners {
         store,
@@ -122,8 +162,8 @@ pub async fn run(
     loop {
         let alive = tokio::select! {
             change = changes.recv() => match change {
-                Some(Change::Connected(client)) => {
-                    owners.claim(&client);
+                Some(Change::Admit { conn, client_id, clean_start }) => {
+                    owners.claim(conn, &client_id, clean_start);
                     true
                 }
                 Some(Change::Ended(client)) => {
@@ -136,9 +176,8 @@ pub async fn run(
                 Some((key, revision)) => owners.told(key, revision).await,
                 None => true,
             },
-            Some((key, attempt, written)) = claimed.recv() => {
-                owners.claimed(key, attempt, written).await
-            }
+            Some(request) = requests.next() => owners.hand_over(request).await,
+            Some(claimed) = claimed.recv() => owners.claimed(claimed).await,
         };
         if !alive {
             return;
@@ -154,17 +193,57 @@ fn parse_notice(payload: &[u8]) -> Option<(String, u64)> {
 }
 
 impl Owners {
-    /// Starts claiming `client`'s key.
-    fn claim(&mut self, client: &str) {
+    /// Starts claiming `client`'s key for the client waiting on `conn`: the compare-and-set,
+    /// then the session from the previous holder unless `clean_start` (or a notice to it).
+    fn claim(&mut self, conn: ConnectionId, client: &str, clean_start: bool) {
         let key = client_key(client);
         self.attempts += 1;
         let attempt = self.attempts;
         self.claims
             .insert(key.clone(), Claim::Pending(attempt, None));
-        let (store, me, results) = (self.store.clone(), self.me.value(), self.results.clone());
+        let reachable = self.status.counters().connected;
+        let (store, nats, me, results) = (
+            self.store.clone(),
+            self.client.clone(),
+            self.me.clone(),
+            self.results.clone(),
+        );
+        let client = client.to_owned();
         tokio::spawn(async move {
-            let written = compare_and_set(&store, &key, me).await;
-            let _ = results.send((key, attempt, written));
+            // Cut off from NATS, the client is let in at once, as on a single broker.
+            let written = match reachable {
+                true => {
+                    tokio::time::timeout(CLAIM_TIMEOUT, compare_and_set(&store, &key, me.value()))
+                        .await
+                        .ok()
+                        .flatten()
+                }
+                false => None,
+            };
+            let revision = written.as_ref().map(|(revision, _)| *revision);
+            let previous = written
+                .and_then(|(_, previous)| previous)
+                .filter(|previous| *previous != me.value());
+            let mut session = None;
+            if let (Some(previous), Some(revision)) = (previous, revision) {
+                if clean_start {
+                    if let Some(subject) = me.notices(&previous) {
+                        let notice = format!("{key} {revision}");
+                        if let Err(error) = nats.publish(subject, notice.into()).await {
+                            debug!(key, %error, "takeover notice not sent");
+                        }
+                    }
+                } else if let Some(subject) = me.handovers(&previous) {
+                    session = fetch(&nats, subject, &client).await;
+                }
+            }
+            let _ = results.send(Claimed {
+                key,
+                attempt,
+                conn,
+                revision,
+                session,
+            });
         });
     }
 
@@ -180,41 +259,66 @@ impl Owners {
         }
     }
 
-    /// A claim of this node finished; `false` once the server has stopped.
-    async fn claimed(
-        &mut self,
-        key: String,
-        attempt: u64,
-        written: Option<(u64, Option<Bytes>)>,
-    ) -> bool {
-        let Some((revision, previous)) = written else {
-            if matches!(self.claims.get(&key), Some(Claim::Pending(a, _)) if *a == attempt) {
-                warn!(
-                    key,
-                    "could not claim the session in the cluster; keeping it here"
-                );
-                self.claims.remove(&key);
-            }
-            return true;
-        };
-        // The previous holder hears of it, whatever became of this attempt since.
-        if let Some(previous) = previous.filter(|p| *p != self.me.value())
-            && let Some(subject) = self.me.notices(&previous)
-        {
-            let notice = format!("{key} {revision}");
-            if let Err(error) = self.client.publish(subject, notice.into()).await {
-                debug!(key, %error, "takeover notice not sent");
-            }
+    /// A claim of this node finished: the client is admitted (given up at once when a later
+    /// claim came meanwhile); `false` once the server has stopped.
+    async fn claimed(&mut self, claimed: Claimed) -> bool {
+        let Claimed {
+            key,
+            attempt,
+            conn,
+            revision,
+            session,
+        } = claimed;
+        if self.handle.admit(conn, session).await.is_err() {
+            return false;
         }
         let told = match self.claims.get(&key) {
             Some(Claim::Pending(a, told)) if *a == attempt => *told,
             _ => return true, // a later claim, or the session ended meanwhile
+        };
+        let Some(revision) = revision else {
+            warn!(
+                key,
+                "could not claim the session in the cluster (NATS out of reach); admitted here alone"
+            );
+            self.claims.remove(&key);
+            return true;
         };
         self.claims.insert(key.clone(), Claim::Held(revision));
         match told {
             Some(later) if later > revision => self.give_up(&key).await,
             _ => true,
         }
+    }
+
+    /// Another node asks for a session held here (its client connected there): it is given
+    /// up and sent back (empty when there is none to resume); `false` once the server has
+    /// stopped.
+    async fn hand_over(&mut self, request: async_nats::Message) -> bool {
+        let Some(reply) = request.reply else {
+            return true;
+        };
+        let Ok(client) = std::str::from_utf8(&request.payload) else {
+            return true;
+        };
+        self.claims.remove(&client_key(client));
+        let session = match self.handle.export_session(client).await {
+            Ok(session) => session,
+            Err(_) => return false,
+        };
+        let bytes = session.map_or_else(Vec::new, |session| {
+            let clock = mqtt_store::WallClock::new(Instant::now(), SystemTime::now());
+            mqtt_store::encode_handover(&session, &clock)
+        });
+        info!(
+            client_id = client,
+            "session handed over to another node of the cluster"
+        );
+        self.status.takeovers();
+        if let Err(error) = self.client.publish(reply, bytes.into()).await {
+            warn!(client_id = client, %error, "session hand-over not sent");
+        }
+        true
     }
 
     /// Another node took `key` at `revision`; `false` once the server has stopped.
@@ -241,6 +345,32 @@ impl Owners {
         );
         self.status.takeovers();
         self.handle.session_taken_over(&client).await.is_ok()
+    }
+}
+
+/// Asks the previous holder on `subject` for `client`'s session.
+async fn fetch(nats: &Client, subject: String, client: &str) -> Option<RecoveredSession> {
+    let asked = nats.request(subject, client.to_owned().into());
+    match tokio::time::timeout(HANDOVER_TIMEOUT, asked).await {
+        Ok(Ok(reply)) if reply.payload.is_empty() => None,
+        Ok(Ok(reply)) => match mqtt_store::decode_handover(&reply.payload, Instant::now()) {
+            Ok(session) => Some(session),
+            Err(error) => {
+                warn!(client_id = client, %error, "a session hand-over that does not decode");
+                None
+            }
+        },
+        Ok(Err(error)) => {
+            debug!(client_id = client, %error, "no session hand-over (its node is gone)");
+            None
+        }
+        Err(_) => {
+            warn!(
+                client_id = client,
+                "no session hand-over in time (its node is gone?)"
+            );
+            None
+        }
     }
 }
 

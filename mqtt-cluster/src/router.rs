@@ -104,11 +104,16 @@ impl State {
                     tasks.iter().for_each(JoinHandle::abort);
                 }
             }
-            ClusterOutput::Connected { client_id } => {
-                let _ = self
-                    .router
-                    .owners
-                    .send(owners::Change::Connected(client_id));
+            ClusterOutput::Admit {
+                conn,
+                client_id,
+                clean_start,
+            } => {
+                let _ = self.router.owners.send(owners::Change::Admit {
+                    conn,
+                    client_id,
+                    clean_start,
+                });
             }
             ClusterOutput::SessionEnded { client_id } => {
                 let _ = self.router.owners.send(owners::Change::Ended(client_id));

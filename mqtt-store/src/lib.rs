@@ -45,6 +45,7 @@ mod clock;
 mod durable;
 mod error;
 mod format;
+mod handover;
 mod journal;
 mod mosquitto_db;
 mod tables;
@@ -53,6 +54,7 @@ pub use clock::WallClock;
 pub use durable::{Commit, DEFAULT_JOURNAL_LIMIT, DurableStore, JournalReplay};
 pub use error::StoreError;
 pub use format::FORMAT_VERSION;
+pub use handover::{HandoverError, decode_handover, encode_handover};
 pub use mosquitto_db::{ImportError, MosquittoImport, read_mosquitto_db};
 
 /// The examples of `README.md`, compiled and run as doc tests.

@@ -23,6 +23,8 @@ pub struct TestClient {
     input: BytesMut,
     messages: VecDeque<Publish>,
     events: VecDeque<Event>,
+    /// What the last CONNACK said.
+    session_present: bool,
 }
 
 /// `text` as an MQTT string.
@@ -47,6 +49,7 @@ impl TestClient {
             input: BytesMut::new(),
             messages: VecDeque::new(),
             events: VecDeque::new(),
+            session_present: false,
         };
         this.handshake()?;
         Ok(this)
@@ -61,7 +64,12 @@ impl TestClient {
             self.pump(Duration::from_millis(50));
             while let Some(event) = self.events.pop_front() {
                 match event {
-                    Event::Connected { .. } => return Ok(()),
+                    Event::Connected {
+                        session_present, ..
+                    } => {
+                        self.session_present = session_present;
+                        return Ok(());
+                    }
                     Event::Refused(code) => return Err(format!("refused: {code:?}")),
                     Event::Disconnected(why) => return Err(format!("disconnected: {why:?}")),
                     _ => {}
@@ -87,6 +95,11 @@ impl TestClient {
         self.stream = stream;
         self.input.clear();
         self.handshake().is_ok()
+    }
+
+    /// Whether the last CONNACK said the session was resumed.
+    pub fn session_present(&self) -> bool {
+        self.session_present
     }
 
     /// The port it last connected to.

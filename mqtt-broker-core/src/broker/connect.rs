@@ -14,7 +14,8 @@ use mqtt_wire::{
 
 use crate::alias::{OutboundAliases, detached};
 use crate::broker::Broker;
-use crate::conn::Phase;
+use crate::conn::{Admission, Phase};
+use crate::error::ApiMisuse;
 use crate::hooks::{AuthDecision, AuthStep, Authorization, ClientRef, ConnectCredentials};
 use crate::ids::{ConnectionId, ListenerId};
 use crate::message::RetainSource;
@@ -186,7 +187,8 @@ impl Broker {
         self.refuse(conn, ReasonCode::UnsupportedProtocolVersion, now);
     }
 
-    /// Lets an authenticated client in: takeover, session, CONNACK, resend, queue.
+    /// An authenticated client: its client identifier in force, then (in a cluster, once
+    /// admitted) takeover, session, CONNACK, resend, queue.
     pub(crate) fn complete_connect(
         &mut self,
         conn: ConnectionId,
@@ -194,8 +196,6 @@ impl Broker {
         auth_data: Option<Bytes>,
         now: Instant,
     ) {
-        let version = connect.protocol;
-        let v5 = version.is_v5();
         let assigned = connect.client_id.is_empty();
         let Some(c) = self.conns.get(&conn) else {
             return;
@@ -217,6 +217,79 @@ impl Broker {
             self.refuse(conn, ReasonCode::NotAuthorized, now);
             return;
         }
+        if self.config.cluster {
+            // The backplane takes the session cluster-wide first (see `admit`).
+            let request = Output::Admit {
+                conn,
+                client_id: Arc::from(client_id.as_str()),
+                clean_start: connect.clean_start,
+            };
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.phase = Phase::Admitting(Box::new(Admission {
+                    connect,
+                    auth_data,
+                    client_id,
+                    assigned,
+                }));
+            }
+            self.emit(request);
+            return;
+        }
+        self.finish_connect(conn, connect, auth_data, client_id, assigned, now);
+    }
+
+    /// Cluster seam: admits a client waiting after [`Output::Admit`]: `session` is its
+    /// session as the node that held it handed it over (subscriptions, queued and unacknowledged
+    /// messages, will), or `None` (a clean start, no session anywhere, or its node is gone).
+    /// The client is then let in as on a single broker: its session here (the one handed over,
+    /// or one this broker still has) is resumed unless it asked for a clean start, and CONNACK
+    /// says so [MQTT5-3.2.2-2] [MQTT311-3.2.2-2].
+    pub fn admit(
+        &mut self,
+        conn: ConnectionId,
+        session: Option<crate::persist::RecoveredSession>,
+        now: Instant,
+        wall_now: std::time::SystemTime,
+    ) -> Result<(), ApiMisuse> {
+        self.tick(now);
+        let c = self
+            .conns
+            .get_mut(&conn)
+            .ok_or(ApiMisuse::UnknownConnection(conn.0))?;
+        let Phase::Admitting(_) = c.phase else {
+            return Err(ApiMisuse::NoPendingAuthentication(conn.0));
+        };
+        let Phase::Admitting(admission) = std::mem::replace(&mut c.phase, Phase::AwaitingConnect)
+        else {
+            return Ok(());
+        };
+        let Admission {
+            connect,
+            auth_data,
+            client_id,
+            assigned,
+        } = *admission;
+        if let Some(session) = session.filter(|s| s.client_id == client_id)
+            && self.sessions.find(&client_id).is_none()
+        {
+            self.adopt_session(session, now, wall_now);
+        }
+        self.finish_connect(conn, connect, auth_data, client_id, assigned, now);
+        Ok(())
+    }
+
+    /// Lets an authenticated, admitted client in: takeover, session, CONNACK, resend, queue.
+    fn finish_connect(
+        &mut self,
+        conn: ConnectionId,
+        connect: Connect,
+        auth_data: Option<Bytes>,
+        client_id: String,
+        assigned: bool,
+        now: Instant,
+    ) {
+        let version = connect.protocol;
+        let v5 = version.is_v5();
         let existing = self.sessions.find(&client_id);
         if existing.is_none() && self.sessions.len() >= self.config.max_sessions {
             self.refuse(conn, ReasonCode::QuotaExceeded, now);

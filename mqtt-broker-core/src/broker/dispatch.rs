@@ -61,7 +61,7 @@ impl Broker {
                 self.handle_connect_auth(conn, auth, now);
                 Ok(())
             }
-            (Phase::Authenticating(_), _) => Err(ProtocolViolation::new(
+            (Phase::Authenticating(_) | Phase::Admitting(_), _) => Err(ProtocolViolation::new(
                 "MQTT-3.1.2-30",
                 "packet other than AUTH before CONNACK",
                 ReasonCode::ProtocolError,

@@ -19,7 +19,8 @@ use crate::timer::TimerKey;
 use crate::will::Will;
 
 use crate::persist::{
-    DeliveryState, PersistRecord, Persistence, RecoveredSession, RecoveredState, StoredDelivery,
+    DeliveryState, PersistRecord, Persistence, RecoveredDelivery, RecoveredSession, RecoveredState,
+    SessionRecord, StoredDelivery,
 };
 
 /// Shifts a message read back from a store to the broker's clock: its expiry interval is reduced
@@ -198,6 +199,115 @@ impl Broker {
         }
         for recovered in state.sessions {
             self.restore_session(recovered, now, wall_now);
+        }
+    }
+
+    /// Cluster seam: gives up the session of `client_id` to the node of the cluster its client
+    /// is connecting to, and returns it as that node's [`Broker::admit`] takes it: its
+    /// subscriptions, expiry and protocol version, the QoS 1/2 messages queued for it and those
+    /// sent and not yet acknowledged (resent there with DUP [MQTT-4.4.0-1]), and the QoS 2
+    /// packet identifiers it awaits PUBREL for. Its connection here is taken over first
+    /// (DISCONNECT 0x8E for v5; a will without delay is published, as on any takeover). Copies
+    /// from shared subscriptions stay with their groups here (handed to other members). `None`
+    /// when this broker has no such session, or one that ends with its connection (nothing to
+    /// resume).
+    pub fn export_session(
+        &mut self,
+        client_id: &str,
+        now: Instant,
+        wall_now: SystemTime,
+    ) -> Option<RecoveredSession> {
+        self.tick(now);
+        let session = self.sessions.find(client_id)?;
+        if let Some(conn) = self.sessions.get(&session).and_then(|s| s.conn) {
+            self.take_over(conn, now);
+        }
+        let s = self.sessions.get(&session)?;
+        if s.expiry_interval == 0 {
+            self.end_session(session, false, now);
+            return None;
+        }
+        let mut record = SessionRecord::new(s.version, s.expiry_interval);
+        record.subscriptions = s
+            .subscriptions
+            .values()
+            .map(|(text, sub)| (text.to_owned(), sub.options, sub.identifier))
+            .collect();
+        let received = |message: &Message| {
+            wall_now
+                .checked_sub(now.saturating_duration_since(message.received_at))
+                .unwrap_or(wall_now)
+        };
+        let mut messages = Vec::new();
+        let mut keep = |delivery: &Delivery, state: DeliveryState| {
+            let number = messages.len() as u64 + 1;
+            messages.push(RecoveredDelivery {
+                number,
+                delivery: StoredDelivery {
+                    message: Arc::clone(&delivery.message),
+                    qos: delivery.qos,
+                    retain: delivery.retain,
+                    subscription_ids: delivery.subscription_ids.clone(),
+                    share: None,
+                    state,
+                },
+                received: received(&delivery.message),
+            });
+        };
+        for (id, outbound) in s.inflight.iter() {
+            match outbound {
+                Outbound::Published(delivery) if delivery.share.is_none() => {
+                    keep(delivery, DeliveryState::Sent(*id));
+                }
+                Outbound::Released(_) => {
+                    // Only the identifier is left of a released QoS 2 exchange.
+                    let placeholder = Delivery {
+                        message: Arc::new(Message::new(
+                            mqtt_wire::MqttStr::from_static("$released"),
+                            bytes::Bytes::new(),
+                            mqtt_wire::QoS::ExactlyOnce,
+                            false,
+                            now,
+                        )),
+                        qos: mqtt_wire::QoS::ExactlyOnce,
+                        retain: false,
+                        subscription_ids: Vec::new(),
+                        share: None,
+                        stored: 0,
+                    };
+                    keep(&placeholder, DeliveryState::Released(*id));
+                }
+                Outbound::Published(_) => {}
+            }
+        }
+        for delivery in s.queue.iter().filter(|d| d.share.is_none()) {
+            keep(delivery, DeliveryState::Queued);
+        }
+        let exported = RecoveredSession {
+            client_id: client_id.to_owned(),
+            record,
+            disconnected: None,
+            messages,
+            incoming_qos2: s.incoming_qos2.ids().to_vec(),
+        };
+        self.end_session(session, false, now);
+        Some(exported)
+    }
+
+    /// Takes over a session another node of the cluster held: restored as from a store, then
+    /// written to this broker's own store (if it keeps one) as a session new here.
+    pub(crate) fn adopt_session(
+        &mut self,
+        recovered: RecoveredSession,
+        now: Instant,
+        wall_now: SystemTime,
+    ) {
+        let client_id = recovered.client_id.clone();
+        self.restore_session(recovered, now, wall_now);
+        if let Some(session) = self.sessions.find(&client_id)
+            && let Some(s) = self.sessions.get_mut(&session)
+        {
+            s.persisted = false;
         }
     }
 

@@ -233,10 +233,12 @@ impl Broker {
 
     /// A connection that has not completed CONNECT in time is closed.
     pub(crate) fn connect_deadline(&mut self, conn: ConnectionId, now: Instant) {
-        let waiting = self
-            .conns
-            .get(&conn)
-            .is_some_and(|c| matches!(c.phase, Phase::AwaitingConnect | Phase::Authenticating(_)));
+        let waiting = self.conns.get(&conn).is_some_and(|c| {
+            matches!(
+                c.phase,
+                Phase::AwaitingConnect | Phase::Authenticating(_) | Phase::Admitting(_)
+            )
+        });
         if waiting {
             self.close(conn, ReasonCode::MaximumConnectTime, now);
         }

@@ -734,7 +734,10 @@ impl Broker {
             return;
         };
         c.timer_stamp = 0;
-        if matches!(c.phase, Phase::AwaitingConnect | Phase::Authenticating(_)) {
+        if matches!(
+            c.phase,
+            Phase::AwaitingConnect | Phase::Authenticating(_) | Phase::Admitting(_)
+        ) {
             self.connect_deadline(conn, now);
         } else {
             self.keep_alive_check(conn, now);

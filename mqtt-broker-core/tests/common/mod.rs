@@ -57,6 +57,11 @@ pub struct Harness {
     pub forwarded: Vec<Arc<Message>>,
     /// `Tap` outputs (the sample for viewers), in order.
     pub tapped: Vec<Arc<Message>>,
+    /// Whether a client waiting for the cluster's backplane (`Admit`) is admitted at once,
+    /// without a session from elsewhere (default), or kept in `admissions`.
+    pub admit_at_once: bool,
+    /// `Admit` outputs kept: connection, client identifier, clean start.
+    pub admissions: Vec<(ConnectionId, String, bool)>,
     /// Reads fed so far (`send_raw` alternates between the two read inputs).
     reads: u64,
 }
@@ -64,6 +69,12 @@ pub struct Harness {
 #[allow(clippy::disallowed_methods)]
 fn epoch() -> Instant {
     Instant::now()
+}
+
+/// The wall clock, for the cluster seam's hand-overs.
+#[allow(clippy::disallowed_methods)]
+pub fn wall() -> std::time::SystemTime {
+    std::time::SystemTime::now()
 }
 
 pub fn id(n: u16) -> PacketId {
@@ -102,6 +113,8 @@ impl Harness {
             hold_persist: false,
             forwarded: Vec::new(),
             tapped: Vec::new(),
+            admit_at_once: true,
+            admissions: Vec::new(),
             reads: 0,
         }
     }
@@ -144,6 +157,19 @@ impl Harness {
                 Output::PauseReading { conn } => self.reading.push((conn, false)),
                 Output::ResumeReading { conn } => self.reading.push((conn, true)),
                 Output::Forward(message) => self.forwarded.push(message),
+                Output::Admit { conn, .. } if self.admit_at_once => {
+                    // A backplane with no other node holding the session.
+                    self.broker
+                        .admit(conn, None, self.now, wall())
+                        .expect("admitted");
+                }
+                Output::Admit {
+                    conn,
+                    client_id,
+                    clean_start,
+                } => self
+                    .admissions
+                    .push((conn, client_id.to_string(), clean_start)),
                 Output::Tap(message) => self.tapped.push(message),
                 Output::Persist(batch) => {
                     let seq = batch.seq;

@@ -323,11 +323,6 @@ impl BrokerTask {
                                     present: *present,
                                 });
                             }
-                            Event::ClientConnected { client_id, .. } => {
-                                cluster.control(ClusterOutput::Connected {
-                                    client_id: Arc::clone(client_id),
-                                });
-                            }
                             Event::SessionEnded { client_id } => {
                                 cluster.control(ClusterOutput::SessionEnded {
                                     client_id: Arc::clone(client_id),
@@ -343,6 +338,23 @@ impl BrokerTask {
                         cluster.forward(message);
                     }
                 }
+                Output::Admit {
+                    conn,
+                    client_id,
+                    clean_start,
+                } => match &self.outlets.cluster {
+                    Some(cluster) => cluster.control(ClusterOutput::Admit {
+                        conn,
+                        client_id,
+                        clean_start,
+                    }),
+                    None => {
+                        let now = Instant::now();
+                        let _ = self
+                            .broker
+                            .admit(conn, None, now, std::time::SystemTime::now());
+                    }
+                },
                 Output::PauseReading { conn } => {
                     if let Some(entry) = self.conns.get(&conn) {
                         debug!(%conn, "pausing a publisher: a subscriber queue is filling up");
@@ -387,6 +399,19 @@ impl BrokerTask {
                 Ok(())
             }
             RemoteInput::Retain(message) => self.broker.retain_remote(*message, now),
+            RemoteInput::Admit(conn, session) => {
+                let _ =
+                    self.broker
+                        .admit(conn, session.map(|s| *s), now, std::time::SystemTime::now());
+                Ok(())
+            }
+            RemoteInput::Export(client_id, reply) => {
+                let session =
+                    self.broker
+                        .export_session(&client_id, now, std::time::SystemTime::now());
+                let _ = reply.send(session);
+                Ok(())
+            }
             RemoteInput::Link(up) => {
                 self.broker.set_cluster_link(up);
                 Ok(())

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use mqtt_broker_core::Message;
+use mqtt_broker_core::{ConnectionId, Message};
 use tokio::sync::mpsc;
 
 /// What the broker hands its backplane, in the order it happened per kind.
@@ -31,11 +31,16 @@ pub enum ClusterOutput {
         /// Whether a subscription to it exists now.
         present: bool,
     },
-    /// A client completed CONNECT here: the cluster's other holder of that client
-    /// identifier, if any, must give its session up.
-    Connected {
-        /// The client identifier.
+    /// An authenticated client waits to be admitted
+    /// ([`ServerHandle::admit`](crate::ServerHandle::admit)) once this node holds its session
+    /// cluster-wide (taken, with its state unless `clean_start`, from the node that held it).
+    Admit {
+        /// The waiting connection.
+        conn: ConnectionId,
+        /// The client identifier in force.
         client_id: Arc<str>,
+        /// Whether it asked for a clean start.
+        clean_start: bool,
     },
     /// The session of a client identifier ended here (expired, closed with a clean session,
     /// replaced by a clean start, or taken over by another node).

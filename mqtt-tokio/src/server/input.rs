@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use mqtt_broker_core::persist::RecoveredSession;
 use mqtt_broker_core::{ApiMisuse, ConnectionId, ConnectionInfo, Message, Stats, hooks::AuthStep};
 use tokio::sync::oneshot;
 
@@ -79,6 +80,10 @@ pub(crate) enum RemoteInput {
     TakenOver(Box<str>),
     /// The backplane reaches the other nodes (`true`) or lost them.
     Link(bool),
+    /// A client waiting for admission is let in, with the session handed over, if any.
+    Admit(ConnectionId, Option<Box<RecoveredSession>>),
+    /// Another node asks for a session: given up here and sent back.
+    Export(Box<str>, oneshot::Sender<Option<RecoveredSession>>),
 }
 
 /// One session as [`ServerHandle::sessions`](crate::ServerHandle::sessions) lists it.

@@ -922,6 +922,31 @@ impl ServerHandle {
         self.remote(RemoteInput::TakenOver(client_id.into())).await
     }
 
+    /// Cluster: lets the client waiting on `conn` ([`ClusterOutput::Admit`]) in, with
+    /// `session` as the node that held it handed it over
+    /// ([`Broker::admit`](mqtt_broker_core::Broker::admit)).
+    pub async fn admit(
+        &self,
+        conn: ConnectionId,
+        session: Option<mqtt_broker_core::persist::RecoveredSession>,
+    ) -> Result<(), ServerError> {
+        self.remote(RemoteInput::Admit(conn, session.map(Box::new)))
+            .await
+    }
+
+    /// Cluster: gives the session of `client_id` up to another node and returns it
+    /// ([`Broker::export_session`](mqtt_broker_core::Broker::export_session)); `None` when
+    /// there is none here to resume.
+    pub async fn export_session(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<mqtt_broker_core::persist::RecoveredSession>, ServerError> {
+        let (reply, session) = oneshot::channel();
+        self.remote(RemoteInput::Export(client_id.into(), reply))
+            .await?;
+        session.await.map_err(|_| ServerError::Stopped)
+    }
+
     /// Cluster: whether the backplane reaches the other nodes; while it does not, this node
     /// serves its shared subscriptions itself
     /// ([`Broker::set_cluster_link`](mqtt_broker_core::Broker::set_cluster_link)).
