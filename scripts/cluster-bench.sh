@@ -11,7 +11,8 @@
 #   fanout0   1 publisher, 50 subscribers of its topic, QoS 0, as fast as possible;
 #   fanin0    8 publishers, 1 `#` subscriber, QoS 0 (cluster: publishers on A and B,
 #             subscriber on C);
-#   qos1      8 publishers with 64 in flight, 1 subscriber, QoS 1, checked for loss.
+#   qos1      8 publishers with 64 in flight, 1 subscriber, QoS 1, checked for loss;
+#   qos1r     the same at a fixed 30,000 msg/s in all (what every system carries): latency.
 # Rounds alternate the systems. Prints medians of delivered msg/s and delivery, and the
 # ratios cluster/nats and cluster/single.
 #
@@ -145,7 +146,7 @@ main() {
     build_release
     log "$ROUNDS rounds of ${DURATION}s; $("$NATS_SERVER" --version 2>&1 | head -1)"
     for round in $(seq "$ROUNDS"); do
-        for load in fanout0 fanin0 qos1; do
+        for load in fanout0 fanin0 qos1 qos1r; do
             for system in cluster nats single; do
                 log "round $round"
                 measure "$system" "$load"
@@ -154,7 +155,7 @@ main() {
     done
     echo
     printf '%-8s %12s %12s %12s %14s %15s %s\n' load single cluster nats cluster/nats cluster/single 'delivered%(s/c/n)'
-    for load in fanout0 fanin0 qos1; do
+    for load in fanout0 fanin0 qos1 qos1r; do
         local s c n
         s=$(figure single "$load" msg_per_s)
         c=$(figure cluster "$load" msg_per_s)
@@ -166,10 +167,14 @@ main() {
     done
     echo
     printf '%-8s %12s %12s %12s   (server CPU per delivered message, µs: all nodes and nats-server)\n' load single cluster nats
-    for load in fanout0 fanin0 qos1; do
+    for load in fanout0 fanin0 qos1 qos1r; do
         printf '%-8s %12s %12s %12s\n' "$load" "$(figure single "$load" cpu_us_per_msg)" \
             "$(figure cluster "$load" cpu_us_per_msg)" "$(figure nats "$load" cpu_us_per_msg)"
     done
+    echo
+    printf '%-8s %12s %12s %12s   (p99 publish-to-delivery latency, µs)\n' load single cluster nats
+    printf '%-8s %12s %12s %12s\n' qos1r "$(figure single qos1r p99_us)" \
+        "$(figure cluster qos1r p99_us)" "$(figure nats qos1r p99_us)"
     echo
     # QoS 0 may be dropped by design; a lost QoS 1 message or a failed check is a fault.
     grep -h " qos=1 .*lost=[1-9]\|verified=FAILED\|errors=[1-9]" "$RESULTS" | sed 's/^/anomaly: /' || true

@@ -53,27 +53,26 @@ pub struct Router {
 impl Router {
     /// Runs until the server stops.
     pub async fn run(self, mut outputs: ClusterOutputs) {
-        let (incoming_tx, mut incoming) = mpsc::channel::<Incoming>(INCOMING);
+        let (incoming_tx, incoming) = mpsc::channel::<Incoming>(INCOMING);
+        // The two directions are tasks of their own: handing a message to the broker (which
+        // may wait for room) never holds up what the broker hands out, nor the other way.
+        let mut receiver = Receiver {
+            incarnation: self.incarnation,
+            handle: self.handle.clone(),
+            status: Arc::clone(&self.status),
+            dedup: Dedup::default(),
+        };
+        let receiving = tokio::spawn(async move { receiver.run(incoming).await });
         let mut state = State {
             router: self,
             subscriptions: HashMap::new(),
             incoming: incoming_tx,
-            dedup: Dedup::default(),
             seq: 0,
         };
-        loop {
-            tokio::select! {
-                output = outputs.recv() => match output {
-                    Some(output) => state.output(output).await,
-                    None => break,
-                },
-                Some(copy) = incoming.recv() => {
-                    if !state.deliver(copy).await {
-                        break;
-                    }
-                }
-            }
+        while let Some(output) = outputs.recv().await {
+            state.output(output).await;
         }
+        receiving.abort();
         state
             .subscriptions
             .values()
@@ -82,14 +81,22 @@ impl Router {
     }
 }
 
+/// The sending side: what the broker hands out, to NATS.
 struct State {
     router: Router,
     /// The forwarding tasks of each filter's NATS subscriptions.
     subscriptions: HashMap<Arc<str>, Vec<JoinHandle<()>>>,
     incoming: mpsc::Sender<Incoming>,
-    dedup: Dedup,
     /// Messages sent from this incarnation.
     seq: u64,
+}
+
+/// The receiving side: copies from NATS, to the broker.
+struct Receiver {
+    incarnation: u64,
+    handle: ServerHandle,
+    status: Arc<Status>,
+    dedup: Dedup,
 }
 
 impl State {
@@ -192,6 +199,16 @@ impl State {
             old.iter().for_each(JoinHandle::abort);
         }
     }
+}
+
+impl Receiver {
+    async fn run(&mut self, mut incoming: mpsc::Receiver<Incoming>) {
+        while let Some(copy) = incoming.recv().await {
+            if !self.deliver(copy).await {
+                return;
+            }
+        }
+    }
 
     /// Hands a copy from NATS to the broker; `false` once the server has stopped.
     async fn deliver(&mut self, copy: Incoming) -> bool {
@@ -205,22 +222,19 @@ impl State {
         };
         let handed = match copy.shared {
             Some(filter) => {
-                self.router.status.received();
-                self.router
-                    .handle
-                    .publish_remote_shared(message, filter)
-                    .await
+                self.status.received();
+                self.handle.publish_remote_shared(message, filter).await
             }
             None => {
-                if origin.node == self.router.incarnation {
+                if origin.node == self.incarnation {
                     return true; // published here: its subscribers here have it
                 }
                 if !self.dedup.first(origin.node, origin.seq, now) {
-                    self.router.status.duplicates();
+                    self.status.duplicates();
                     return true;
                 }
-                self.router.status.received();
-                self.router.handle.publish_remote(message).await
+                self.status.received();
+                self.handle.publish_remote(message).await
             }
         };
         handed.is_ok()

@@ -32,10 +32,9 @@ mod server;
 pub use auth::hooks::BRIDGE_LISTENER;
 pub use server::{
     ClusterOutput, ClusterOutputs, DEFAULT_EVENT_CAPACITY, Delivery, EventRecvError, Events,
-    FORWARD_CAPACITY, LocalClient, LocalConnectOptions, LocalWill, MessageProperties,
-    MosquittoImport, PublishRequest, SHUTDOWN_LIMIT, Server, ServerBuilder, ServerError,
-    ServerHandle, SessionSummary, SubscribeRequest, check_config, describe_import,
-    import_mosquitto_db,
+    FORWARD_HIGH, LocalClient, LocalConnectOptions, LocalWill, MessageProperties, MosquittoImport,
+    PublishRequest, SHUTDOWN_LIMIT, Server, ServerBuilder, ServerError, ServerHandle,
+    SessionSummary, SubscribeRequest, check_config, describe_import, import_mosquitto_db,
 };
 
 /// The broker core, re-exported for its hook traits ([`mqtt_broker_core::hooks::Authenticator`],

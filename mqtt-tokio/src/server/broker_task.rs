@@ -52,6 +52,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 struct ConnEntry {
     sink: Sink,
+    /// Paused by the core (a full subscriber queue), whatever the cluster's pause.
+    paused: bool,
     /// Where the connection's chunks of this drain wait in `BrokerTask::dirty`, if it has any.
     pending: Option<u32>,
 }
@@ -65,6 +67,8 @@ struct BrokerTask {
     /// got them (kept out of the connection map: an idle connection's entry holds no `Vec`).
     dirty: Vec<(ConnectionId, Vec<Bytes>)>,
     outlets: Outlets,
+    /// Whether reading stopped because the cluster's backplane is behind.
+    cluster_paused: bool,
 }
 
 /// Runs until a [`Input::Shutdown`] has been handled (and the connections closed, or the grace
@@ -84,6 +88,7 @@ pub(crate) async fn run(
         storage,
         dirty: Vec::new(),
         outlets,
+        cluster_paused: false,
     };
     serve(&mut task, inputs).await;
     reactors.stop();
@@ -161,8 +166,12 @@ impl BrokerTask {
                 debug!(%conn, peer = ?info.peer, "new connection");
                 let entry = ConnEntry {
                     sink,
+                    paused: false,
                     pending: None,
                 };
+                if self.cluster_paused {
+                    entry.sink.pause(conn, true);
+                }
                 self.conns.insert(conn, entry);
                 self.broker.handle_open(conn, *info, now)
             }
@@ -221,6 +230,11 @@ impl BrokerTask {
                 Ok(())
             }
             Input::Remote(remote) => self.remote(remote, now),
+            Input::ClusterDrained => {
+                self.cluster_paused = false;
+                self.pause_all(false);
+                Ok(())
+            }
             Input::DisconnectClient { client_id, done } => {
                 let found = self.broker.disconnect_client(&client_id, Instant::now());
                 self.drain();
@@ -334,8 +348,14 @@ impl BrokerTask {
                     self.outlets.events.publish(event);
                 }
                 Output::Forward(message) => {
-                    if let Some(cluster) = &self.outlets.cluster {
-                        cluster.forward(message);
+                    if let Some(cluster) = &self.outlets.cluster
+                        && cluster.forward(message)
+                    {
+                        debug!(
+                            "the cluster's backplane is behind: reading nothing until it caught up"
+                        );
+                        self.cluster_paused = true;
+                        self.pause_all(true);
                     }
                 }
                 Output::Admit {
@@ -356,14 +376,18 @@ impl BrokerTask {
                     }
                 },
                 Output::PauseReading { conn } => {
-                    if let Some(entry) = self.conns.get(&conn) {
+                    if let Some(entry) = self.conns.get_mut(&conn) {
                         debug!(%conn, "pausing a publisher: a subscriber queue is filling up");
+                        entry.paused = true;
                         entry.sink.pause(conn, true);
                     }
                 }
                 Output::ResumeReading { conn } => {
-                    if let Some(entry) = self.conns.get(&conn) {
-                        entry.sink.pause(conn, false);
+                    if let Some(entry) = self.conns.get_mut(&conn) {
+                        entry.paused = false;
+                        if !self.cluster_paused {
+                            entry.sink.pause(conn, false);
+                        }
                     }
                 }
                 Output::Persist(batch) => match &self.storage {
@@ -380,6 +404,16 @@ impl BrokerTask {
             if let Some(entry) = self.conns.get_mut(&conn) {
                 entry.pending = None;
                 hand_over(conn, &entry.sink, chunks);
+            }
+        }
+    }
+
+    /// Stops (`true`) or resumes reading every connection for the cluster's backplane; a
+    /// connection the core paused stays paused.
+    fn pause_all(&self, pause: bool) {
+        for (conn, entry) in &self.conns {
+            if !entry.paused {
+                entry.sink.pause(*conn, pause);
             }
         }
     }

@@ -4,17 +4,20 @@
 //! nodes, the cluster's retained changes, sessions taken over elsewhere). The backplane itself
 //! (NATS, for one) lives outside this crate: see the `mqtt-cluster` crate.
 //!
-//! The broker task never waits on the backplane. Messages go through a bounded channel: when
-//! the backplane falls that far behind, a message is not handed out (it still reaches this
-//! broker's subscribers) and is counted ([`ClusterOutputs::dropped`]). Interest and connection
-//! changes are few (one per first or last subscription of a filter, one per CONNECT) and must
-//! not be lost, so they go through a channel of their own without a bound.
+//! The broker task never waits on the backplane, and a message published here is never
+//! dropped on the way to it: when the backplane falls [`FORWARD_HIGH`] messages behind, the
+//! broker task stops reading every connection (publishers wait, as TCP makes them) until the
+//! backplane has caught up to a quarter of that, so that QoS 1 and 2 messages acknowledged here
+//! do reach the backplane. Interest, admissions and ended sessions go through a channel of
+//! their own (few: one per first or last subscription of a filter, one per CONNECT).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use mqtt_broker_core::{ConnectionId, Message};
 use tokio::sync::mpsc;
+
+use super::input::Input;
 
 /// What the broker hands its backplane, in the order it happened per kind.
 #[derive(Debug, Clone)]
@@ -50,23 +53,35 @@ pub enum ClusterOutput {
     },
 }
 
-/// Messages waiting for the backplane before further ones are dropped (counted).
-pub const FORWARD_CAPACITY: usize = 65_536;
+/// Messages waiting for the backplane at which the broker stops reading its connections.
+pub const FORWARD_HIGH: usize = 16_384;
+/// Messages waiting at which it reads them again.
+const FORWARD_LOW: usize = FORWARD_HIGH / 4;
 
 /// The broker task's end: never waits.
 #[derive(Debug)]
 pub(crate) struct ClusterPort {
-    forward: mpsc::Sender<Arc<Message>>,
+    forward: mpsc::UnboundedSender<Arc<Message>>,
     control: mpsc::UnboundedSender<ClusterOutput>,
-    dropped: Arc<AtomicU64>,
+    flow: Arc<Flow>,
+}
+
+/// How far the backplane is behind, shared by both ends.
+#[derive(Debug, Default)]
+struct Flow {
+    /// Messages handed out and not yet taken.
+    waiting: AtomicUsize,
+    /// Whether the broker stopped reading for the backplane.
+    paused: AtomicBool,
 }
 
 impl ClusterPort {
-    /// Hands a message out, or counts it when the backplane is [`FORWARD_CAPACITY`] behind.
-    pub(crate) fn forward(&self, message: Arc<Message>) {
-        if self.forward.try_send(message).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+    /// Hands a message out; `true` when the backplane just fell [`FORWARD_HIGH`] behind: the
+    /// broker task then stops reading its connections until [`Input::ClusterDrained`].
+    pub(crate) fn forward(&self, message: Arc<Message>) -> bool {
+        let waiting = self.flow.waiting.fetch_add(1, Ordering::Relaxed) + 1;
+        let _ = self.forward.send(message);
+        waiting >= FORWARD_HIGH && !self.flow.paused.swap(true, Ordering::AcqRel)
     }
 
     /// Hands an interest or connection change out (dropped only when the backplane is gone).
@@ -79,44 +94,54 @@ impl ClusterPort {
 /// [`ServerBuilder::cluster`](crate::ServerBuilder::cluster).
 #[derive(Debug)]
 pub struct ClusterOutputs {
-    forward: mpsc::Receiver<Arc<Message>>,
+    forward: mpsc::UnboundedReceiver<Arc<Message>>,
     control: mpsc::UnboundedReceiver<ClusterOutput>,
-    dropped: Arc<AtomicU64>,
+    flow: Arc<Flow>,
+    /// The broker task's inputs, to say it may read again.
+    inputs: mpsc::Sender<Input>,
 }
 
 impl ClusterOutputs {
-    /// The next output; interest and connection changes before messages. `None` once the
-    /// server has stopped.
+    /// The next output; interest, admissions and ended sessions before messages. `None` once
+    /// the server has stopped. Taking messages lets a paused broker read again.
     pub async fn recv(&mut self) -> Option<ClusterOutput> {
-        tokio::select! {
+        let output = tokio::select! {
             biased;
-            Some(change) = self.control.recv() => Some(change),
-            Some(message) = self.forward.recv() => Some(ClusterOutput::Forward(message)),
-            else => None,
+            Some(change) = self.control.recv() => change,
+            Some(message) = self.forward.recv() => ClusterOutput::Forward(message),
+            else => return None,
+        };
+        if let ClusterOutput::Forward(_) = output {
+            let waiting = self.flow.waiting.fetch_sub(1, Ordering::Relaxed) - 1;
+            if waiting <= FORWARD_LOW && self.flow.paused.swap(false, Ordering::AcqRel) {
+                let _ = self.inputs.send(Input::ClusterDrained).await;
+            }
         }
+        Some(output)
     }
 
-    /// Messages not handed out because the backplane was [`FORWARD_CAPACITY`] behind.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+    /// Messages handed out and not yet taken.
+    pub fn waiting(&self) -> usize {
+        self.flow.waiting.load(Ordering::Relaxed)
     }
 }
 
-/// A connected pair of ends.
-pub(crate) fn channel() -> (ClusterPort, ClusterOutputs) {
-    let (forward_tx, forward) = mpsc::channel(FORWARD_CAPACITY);
+/// A connected pair of ends; `inputs` reaches the broker task.
+pub(crate) fn channel(inputs: mpsc::Sender<Input>) -> (ClusterPort, ClusterOutputs) {
+    let (forward_tx, forward) = mpsc::unbounded_channel();
     let (control_tx, control) = mpsc::unbounded_channel();
-    let dropped = Arc::new(AtomicU64::new(0));
+    let flow = Arc::new(Flow::default());
     (
         ClusterPort {
             forward: forward_tx,
             control: control_tx,
-            dropped: Arc::clone(&dropped),
+            flow: Arc::clone(&flow),
         },
         ClusterOutputs {
             forward,
             control,
-            dropped,
+            flow,
+            inputs,
         },
     )
 }

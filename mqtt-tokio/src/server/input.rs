@@ -59,6 +59,8 @@ pub(crate) enum Input {
     Sessions(oneshot::Sender<Vec<SessionSummary>>),
     /// From the cluster's backplane.
     Remote(RemoteInput),
+    /// The cluster's backplane caught up: connections may be read again.
+    ClusterDrained,
     /// The operator ends a client's connection (DISCONNECT 0x98); answers whether it was
     /// connected.
     DisconnectClient {

@@ -66,7 +66,7 @@ use crate::auth::hooks::{
 };
 use crate::config::{ConfigError, Protocol, ServerConfig, SocketDomain};
 use broker_task::Outlets;
-pub use cluster_port::{ClusterOutput, ClusterOutputs, FORWARD_CAPACITY};
+pub use cluster_port::{ClusterOutput, ClusterOutputs, FORWARD_HIGH};
 use events::EventHub;
 pub use input::SessionSummary;
 use input::{Input, RemoteInput};
@@ -432,13 +432,7 @@ impl ServerBuilder {
             .into_iter()
             .for_each(|change| change(&mut core_config));
         core_config.cluster |= self.cluster;
-        let (cluster_port, cluster_outputs) = match core_config.cluster {
-            true => {
-                let (port, outputs) = cluster_port::channel();
-                (Some(port), Some(outputs))
-            }
-            false => (None, None),
-        };
+        let cluster = core_config.cluster;
         // Both modes hold acknowledgements until the storage thread reports their records
         // written: durably (sync), or journaled with one `write` (periodic). Without the
         // storage thread nothing would answer the persistence batches.
@@ -609,6 +603,13 @@ impl ServerBuilder {
             .map_err(|e| ServerError::Bind("the connection poller".into(), e))?;
         let events = Arc::new(EventHub::new(self.event_capacity));
         let (taps, _) = tokio::sync::broadcast::channel(TAP_BACKLOG);
+        let (cluster_port, cluster_outputs) = match cluster {
+            true => {
+                let (port, outputs) = cluster_port::channel(inputs.clone());
+                (Some(port), Some(outputs))
+            }
+            false => (None, None),
+        };
         let outlets = Outlets {
             auth_requests: self.auth_requests,
             events: events.clone(),
