@@ -111,6 +111,7 @@ measure() { # system load
     fanout0) args="fanout --publishers 1 --subscribers 50 --qos 0 --drain 3" ;;
     fanin0) args="fanin --publishers 8 --subscribers 1 --qos 0 --drain 3" ;;
     qos1) args="qos1 --publishers 8 --window 64 --drain 20" ;;
+    qos1r) args="qos1 --publishers 8 --window 64 --drain 20 --rate 30000" ;;
     esac
     local pid before=0 after=0
     for pid in "${PIDS[@]}"; do before=$(awk -v a="$before" -v b="$(cpu_seconds "$pid")" 'BEGIN {print a + b}'); done
