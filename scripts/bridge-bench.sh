@@ -26,12 +26,7 @@ RESULTS=$WORK/results.txt
 : >"$RESULTS"
 PIDS=()
 
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-    if [[ ${KEEP_LOGS:-0} == 1 ]]; then echo "logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
+trap cleanup_tracked EXIT
 trap 'exit 130' INT TERM
 
 log() { echo "[bridge-bench] $*" >&2; }
@@ -56,8 +51,6 @@ measure() { # broker load mode
     for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
     PIDS=()
 }
-
-median() { sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print 0}'; }
 
 # The median of field $4 over the rounds of broker $1, load $2, mode $3.
 figure() { # broker load mode field

@@ -32,12 +32,7 @@ RESULTS=$WORK/results.txt
 : >"$RESULTS"
 PIDS=()
 
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-    if [[ ${KEEP_LOGS:-0} == 1 ]]; then echo "logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
+trap cleanup_tracked EXIT
 trap 'exit 130' INT TERM
 
 log() { echo "[cluster-bench] $*" >&2; }
@@ -133,8 +128,6 @@ measure() { # system load
 cpu_seconds() { # pid
     awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0
 }
-
-median() { sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print 0}'; }
 
 # The median of field $3 over the rounds of system $1, load $2.
 figure() { # system load field

@@ -234,3 +234,14 @@ start_bridge_pair() { # broker qos mode
     timeout 20 mosquitto_sub -p "$REMOTE_PORT" -C 1 -t '$SYS/broker/connection/bench/state' \
         | grep -q 1 || { log "the bridge did not come up"; exit 1; }
 }
+
+# What the benchmarks that keep PIDS share: on exit, stop every tracked broker and remove WORK
+# (kept with KEEP_LOGS=1). Set with `trap cleanup_tracked EXIT`.
+cleanup_tracked() {
+    local pid
+    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+    if [[ ${KEEP_LOGS:-0} == 1 ]]; then echo "logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
+}
+
+# The median of the numbers on standard input, one per line (0 for none).
+median() { sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print 0}'; }

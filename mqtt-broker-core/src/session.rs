@@ -449,6 +449,17 @@ pub(crate) struct Session {
 }
 
 impl Session {
+    /// Its durable fields without the will: version, expiry, subscriptions.
+    pub(crate) fn record(&self) -> crate::persist::SessionRecord {
+        let mut record = crate::persist::SessionRecord::new(self.version, self.expiry_interval);
+        record.subscriptions = self
+            .subscriptions
+            .values()
+            .map(|(text, sub)| (text.to_owned(), sub.options, sub.identifier))
+            .collect();
+        record
+    }
+
     /// A new, empty session.
     pub(crate) fn new(client_id: Arc<str>, version: ProtocolVersion) -> Self {
         Session {

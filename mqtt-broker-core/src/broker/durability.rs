@@ -20,7 +20,7 @@ use crate::will::Will;
 
 use crate::persist::{
     DeliveryState, PersistRecord, Persistence, RecoveredDelivery, RecoveredSession, RecoveredState,
-    SessionRecord, StoredDelivery,
+    StoredDelivery,
 };
 
 /// Shifts a message read back from a store to the broker's clock: its expiry interval is reduced
@@ -227,12 +227,7 @@ impl Broker {
             self.end_session(session, false, now);
             return None;
         }
-        let mut record = SessionRecord::new(s.version, s.expiry_interval);
-        record.subscriptions = s
-            .subscriptions
-            .values()
-            .map(|(text, sub)| (text.to_owned(), sub.options, sub.identifier))
-            .collect();
+        let record = s.record();
         let received = |message: &Message| {
             wall_now
                 .checked_sub(now.saturating_duration_since(message.received_at))

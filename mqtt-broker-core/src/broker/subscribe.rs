@@ -17,7 +17,7 @@ use crate::hooks::{Authorization, ClientRef};
 use crate::ids::ConnectionId;
 use crate::ids::SessionId;
 use crate::message::{Delivery, Lifetime, Message};
-use crate::persist::{PersistRecord, SessionRecord};
+use crate::persist::PersistRecord;
 use crate::session::{Session, Subscription};
 
 impl Broker {
@@ -309,12 +309,7 @@ impl Broker {
             return;
         }
         let newly_persisted = !std::mem::replace(&mut s.persisted, true);
-        let mut record = SessionRecord::new(s.version, s.expiry_interval);
-        record.subscriptions = s
-            .subscriptions
-            .values()
-            .map(|(text, sub)| (text.to_owned(), sub.options, sub.identifier))
-            .collect();
+        let mut record = s.record();
         record.will = s.will.as_ref().map(|will| will.to_record(now));
         record.disconnected_at = s.conn.is_none().then_some(now);
         let client_id = s.client_id.to_string();
