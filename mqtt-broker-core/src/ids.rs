@@ -9,6 +9,17 @@ use std::net::SocketAddr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnectionId(pub u64);
 
+impl ConnectionId {
+    /// Not a connection: the other nodes of a cluster, as the publisher of the messages
+    /// routed with [`Broker::publish_remote`](crate::Broker::publish_remote). A subscriber
+    /// here that falls behind pauses them as it would pause a client:
+    /// [`Output::PauseReading`](crate::Output::PauseReading) with this id asks the backplane
+    /// to stop the messages coming from the other nodes (and their publishers), and
+    /// [`Output::ResumeReading`](crate::Output::ResumeReading) lets them come again. A caller
+    /// never gives a real connection this id.
+    pub const CLUSTER: ConnectionId = ConnectionId(u64::MAX);
+}
+
 impl fmt::Display for ConnectionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "conn#{}", self.0)

@@ -437,3 +437,33 @@ fn a_client_the_backplane_never_admits_is_closed_at_the_connect_deadline() {
     b.advance(std::time::Duration::from_secs(3600));
     assert!(b.is_closed(waiting));
 }
+
+#[test]
+fn a_subscriber_falling_behind_messages_from_other_nodes_pauses_the_cluster_as_a_publisher() {
+    let (mut a, mut b) = (node(), node());
+    let slow = b.connect(V311, "slow");
+    b.subscribe(slow, "t", QoS::AtLeastOnce);
+    let publisher = a.connect(V5, "publisher");
+    for _ in 0..700 {
+        a.publish(publisher, "t", b"x", QoS::AtLeastOnce, false);
+    }
+    link(&mut a, &mut b);
+    let cluster = mqtt_broker_core::ConnectionId::CLUSTER;
+    assert_eq!(
+        b.reading,
+        [(cluster, false)],
+        "the other nodes are asked to stop, as a client would be paused"
+    );
+    assert_eq!(b.broker.stats().messages_dropped, 0);
+    let mut received = 0;
+    while received < 700 {
+        let got = b.receive_and_ack(slow).len();
+        assert!(got > 0, "everything arrives: {received} so far");
+        received += got;
+    }
+    assert_eq!(
+        b.reading,
+        [(cluster, false), (cluster, true)],
+        "and to go on once it drained"
+    );
+}

@@ -33,6 +33,7 @@ pub mod dedup;
 pub mod frame;
 pub mod owners;
 pub mod presence;
+pub mod pressure;
 pub mod retained;
 mod router;
 pub mod status;
@@ -121,6 +122,7 @@ pub async fn join(config: &ClusterConfig, server: &mut Server) -> Result<Node, C
         status: Arc::clone(&status),
         retained: retained::Writer::start(retained.clone(), Arc::clone(&status)),
         owners: owners_tx,
+        node: config.node.clone(),
     };
     let tasks = vec![
         retained::follow(retained, handle.clone(), Arc::clone(&status)).await,
@@ -143,6 +145,12 @@ pub async fn join(config: &ClusterConfig, server: &mut Server) -> Result<Node, C
             Duration::from_secs(config.status_interval.max(1)),
             handle.clone(),
             Arc::clone(&status),
+        )),
+        tokio::spawn(pressure::follow(
+            client.clone(),
+            config.prefix.clone(),
+            config.node.clone(),
+            handle.clone(),
         )),
         tokio::spawn(router.run(outputs)),
         // The broker hears whether NATS is reachable (its shared groups depend on it).

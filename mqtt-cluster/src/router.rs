@@ -19,19 +19,25 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use mqtt_broker_core::Message;
 use mqtt_tokio::{ClusterOutput, ClusterOutputs, ServerHandle};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use crate::dedup::Dedup;
 use crate::frame::{self, Origin};
 use crate::owners;
+use crate::pressure;
 use crate::retained::Writer;
 use crate::status::Status;
 use crate::subject::{filter_subjects, message_subject, queue_group, split_shared};
 
 /// Copies from NATS waiting for this task before the subscriptions' own buffers fill.
 const INCOMING: usize = 8192;
+/// Every this many messages handed to the broker, the receiver waits until the broker routed
+/// the one before: at most twice this many are on their way into the broker, so that when a
+/// subscriber here falls behind and its broker pauses the cluster, few arrive after the pause
+/// (within the subscriber queue's headroom above the mark that paused it).
+const TRACK_EVERY: u64 = 64;
 
 /// One message from a NATS subscription: its frame, and the shared filter it came for.
 struct Incoming {
@@ -48,12 +54,24 @@ pub struct Router {
     pub(crate) status: Arc<Status>,
     pub(crate) retained: Writer,
     pub(crate) owners: mpsc::UnboundedSender<owners::Change>,
+    /// This node's name, for its backpressure announcements.
+    pub(crate) node: String,
 }
 
 impl Router {
     /// Runs until the server stops.
     pub async fn run(self, mut outputs: ClusterOutputs) {
         let (incoming_tx, incoming) = mpsc::channel::<Incoming>(INCOMING);
+        // Backpressure across nodes (see `pressure`): the broker's pause of the cluster is
+        // announced, and the messages from NATS wait meanwhile.
+        let (behind, behind_rx) = pressure::Behind::new();
+        let behind = Arc::new(behind);
+        let (hold_tx, hold) = watch::channel(false);
+        let announcing = tokio::spawn(pressure::announce(
+            self.client.clone(),
+            format!("{}.pressure.{}", self.prefix, self.node),
+            behind_rx,
+        ));
         // The two directions are tasks of their own: handing a message to the broker (which
         // may wait for room) never holds up what the broker hands out, nor the other way.
         let mut receiver = Receiver {
@@ -61,6 +79,10 @@ impl Router {
             handle: self.handle.clone(),
             status: Arc::clone(&self.status),
             dedup: Dedup::default(),
+            hold,
+            handed: 0,
+            routed: None,
+            behind: Arc::clone(&behind),
         };
         let receiving = tokio::spawn(async move { receiver.run(incoming).await });
         let mut state = State {
@@ -68,11 +90,14 @@ impl Router {
             subscriptions: HashMap::new(),
             incoming: incoming_tx,
             seq: 0,
+            behind,
+            hold: hold_tx,
         };
         while let Some(output) = outputs.recv().await {
             state.output(output).await;
         }
         receiving.abort();
+        announcing.abort();
         state
             .subscriptions
             .values()
@@ -89,6 +114,10 @@ struct State {
     incoming: mpsc::Sender<Incoming>,
     /// Messages sent from this incarnation.
     seq: u64,
+    /// Whether this node is behind.
+    behind: Arc<pressure::Behind>,
+    /// Whether the receiver holds the messages from NATS (the broker paused the cluster).
+    hold: watch::Sender<bool>,
 }
 
 /// The receiving side: copies from NATS, to the broker.
@@ -97,6 +126,14 @@ struct Receiver {
     handle: ServerHandle,
     status: Arc<Status>,
     dedup: Dedup,
+    /// While set, the messages from NATS wait (a subscriber here is behind).
+    hold: watch::Receiver<bool>,
+    /// Messages handed to the broker.
+    handed: u64,
+    /// Told when the last tracked one was routed.
+    routed: Option<tokio::sync::oneshot::Receiver<()>>,
+    /// Whether this node is behind (set here when the messages from NATS pile up).
+    behind: Arc<pressure::Behind>,
 }
 
 impl State {
@@ -124,6 +161,10 @@ impl State {
             }
             ClusterOutput::SessionEnded { client_id } => {
                 let _ = self.router.owners.send(owners::Change::Ended(client_id));
+            }
+            ClusterOutput::Pressure { behind } => {
+                let _ = self.hold.send(behind);
+                self.behind.broker(behind);
             }
             _ => {}
         }
@@ -204,6 +245,20 @@ impl State {
 impl Receiver {
     async fn run(&mut self, mut incoming: mpsc::Receiver<Incoming>) {
         while let Some(copy) = incoming.recv().await {
+            // More than half the buffer waiting: the other nodes are asked to wait until a
+            // quarter of it is left (their publishers pause, as a slow subscriber pauses them
+            // on one broker) rather than NATS dropping what this node cannot take in time.
+            let waiting = incoming.len();
+            if waiting > INCOMING / 2 {
+                self.behind.backlog(true);
+            } else if waiting < INCOMING / 4 {
+                self.behind.backlog(false);
+            }
+            while *self.hold.borrow() {
+                if self.hold.changed().await.is_err() {
+                    break;
+                }
+            }
             if !self.deliver(copy).await {
                 return;
             }
@@ -234,7 +289,22 @@ impl Receiver {
                     return true;
                 }
                 self.status.received();
-                self.handle.publish_remote(message).await
+                self.handed += 1;
+                if !self.handed.is_multiple_of(TRACK_EVERY) {
+                    self.handle.publish_remote(message).await
+                } else {
+                    // At most two windows handed in and not yet routed (see `TRACK_EVERY`).
+                    if let Some(routed) = self.routed.take() {
+                        let _ = routed.await;
+                    }
+                    match self.handle.publish_remote_tracked(message).await {
+                        Ok(routed) => {
+                            self.routed = Some(routed);
+                            Ok(())
+                        }
+                        Err(error) => Err(error),
+                    }
+                }
             }
         };
         handed.is_ok()

@@ -75,7 +75,9 @@ impl Broker {
         }
         let publisher = match origin {
             Origin::Client(conn) => Some(conn),
-            Origin::Local | Origin::Sys | Origin::Remote => None,
+            // The other nodes pause as one publisher (see `ConnectionId::CLUSTER`).
+            Origin::Remote => Some(ConnectionId::CLUSTER),
+            Origin::Local | Origin::Sys => None,
         };
         let routes = {
             let (sessions, conns, backpressure) = (&self.sessions, &self.conns, &self.backpressure);

@@ -67,8 +67,18 @@ struct BrokerTask {
     /// got them (kept out of the connection map: an idle connection's entry holds no `Vec`).
     dirty: Vec<(ConnectionId, Vec<Bytes>)>,
     outlets: Outlets,
-    /// Whether reading stopped because the cluster's backplane is behind.
-    cluster_paused: bool,
+    /// Why reading is stopped for the cluster ([`Hold`] bits); 0: it is not.
+    cluster_holds: u8,
+}
+
+/// Why a node stops reading its connections for its cluster.
+#[derive(Debug, Clone, Copy)]
+#[repr(u8)]
+enum Hold {
+    /// The backplane is behind with the messages published here.
+    Backplane = 1,
+    /// A subscriber on another node is behind with the messages from here.
+    OtherNode = 2,
 }
 
 /// Runs until a [`Input::Shutdown`] has been handled (and the connections closed, or the grace
@@ -88,7 +98,7 @@ pub(crate) async fn run(
         storage,
         dirty: Vec::new(),
         outlets,
-        cluster_paused: false,
+        cluster_holds: 0,
     };
     serve(&mut task, inputs).await;
     reactors.stop();
@@ -169,7 +179,7 @@ impl BrokerTask {
                     paused: false,
                     pending: None,
                 };
-                if self.cluster_paused {
+                if self.cluster_paused() {
                     entry.sink.pause(conn, true);
                 }
                 self.conns.insert(conn, entry);
@@ -231,8 +241,7 @@ impl BrokerTask {
             }
             Input::Remote(remote) => self.remote(remote, now),
             Input::ClusterDrained => {
-                self.cluster_paused = false;
-                self.pause_all(false);
+                self.hold(Hold::Backplane, false);
                 Ok(())
             }
             Input::DisconnectClient { client_id, done } => {
@@ -354,8 +363,7 @@ impl BrokerTask {
                         debug!(
                             "the cluster's backplane is behind: reading nothing until it caught up"
                         );
-                        self.cluster_paused = true;
-                        self.pause_all(true);
+                        self.hold(Hold::Backplane, true);
                     }
                 }
                 Output::Admit {
@@ -375,6 +383,17 @@ impl BrokerTask {
                             .admit(conn, None, now, std::time::SystemTime::now());
                     }
                 },
+                Output::PauseReading { conn } if conn == ConnectionId::CLUSTER => {
+                    if let Some(cluster) = &self.outlets.cluster {
+                        debug!("a subscriber here is behind: asking the other nodes to wait");
+                        cluster.control(ClusterOutput::Pressure { behind: true });
+                    }
+                }
+                Output::ResumeReading { conn } if conn == ConnectionId::CLUSTER => {
+                    if let Some(cluster) = &self.outlets.cluster {
+                        cluster.control(ClusterOutput::Pressure { behind: false });
+                    }
+                }
                 Output::PauseReading { conn } => {
                     if let Some(entry) = self.conns.get_mut(&conn) {
                         debug!(%conn, "pausing a publisher: a subscriber queue is filling up");
@@ -383,9 +402,10 @@ impl BrokerTask {
                     }
                 }
                 Output::ResumeReading { conn } => {
+                    let held = self.cluster_paused();
                     if let Some(entry) = self.conns.get_mut(&conn) {
                         entry.paused = false;
-                        if !self.cluster_paused {
+                        if !held {
                             entry.sink.pause(conn, false);
                         }
                     }
@@ -408,12 +428,27 @@ impl BrokerTask {
         }
     }
 
-    /// Stops (`true`) or resumes reading every connection for the cluster's backplane; a
-    /// connection the core paused stays paused.
-    fn pause_all(&self, pause: bool) {
-        for (conn, entry) in &self.conns {
-            if !entry.paused {
-                entry.sink.pause(*conn, pause);
+    /// Whether reading is stopped for the cluster.
+    fn cluster_paused(&self) -> bool {
+        self.cluster_holds != 0
+    }
+
+    /// Stops (`true`) or lets go (`false`) reading every connection for one of the cluster's
+    /// reasons; reading resumes once no reason holds it, except on a connection the core
+    /// paused itself.
+    fn hold(&mut self, why: Hold, on: bool) {
+        let before = self.cluster_paused();
+        if on {
+            self.cluster_holds |= why as u8;
+        } else {
+            self.cluster_holds &= !(why as u8);
+        }
+        let after = self.cluster_paused();
+        if before != after {
+            for (conn, entry) in &self.conns {
+                if !entry.paused {
+                    entry.sink.pause(*conn, after);
+                }
             }
         }
     }
@@ -425,7 +460,13 @@ impl BrokerTask {
         now: Instant,
     ) -> Result<(), mqtt_broker_core::ApiMisuse> {
         match remote {
-            RemoteInput::Publish(message) => self.broker.publish_remote(*message, now),
+            RemoteInput::Publish(message, handled) => {
+                let routed = self.broker.publish_remote(*message, now);
+                if let Some(handled) = handled {
+                    let _ = handled.send(());
+                }
+                routed
+            }
             RemoteInput::Shared(message, filter) => {
                 if !self.broker.publish_remote_shared(*message, &filter, now)? {
                     debug!(%filter, "a shared copy for a group with no member here any more");
@@ -444,6 +485,10 @@ impl BrokerTask {
                     self.broker
                         .export_session(&client_id, now, std::time::SystemTime::now());
                 let _ = reply.send(session);
+                Ok(())
+            }
+            RemoteInput::Pressure(behind) => {
+                self.hold(Hold::OtherNode, behind);
                 Ok(())
             }
             RemoteInput::Link(up) => {

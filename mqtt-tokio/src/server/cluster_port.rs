@@ -45,6 +45,13 @@ pub enum ClusterOutput {
         /// Whether it asked for a clean start.
         clean_start: bool,
     },
+    /// A subscriber here is behind with the messages from other nodes (`behind`), or caught
+    /// up: the other nodes should stop their publishers until it has
+    /// ([`ServerHandle::set_cluster_pressure`](crate::ServerHandle::set_cluster_pressure) there).
+    Pressure {
+        /// Whether it is behind.
+        behind: bool,
+    },
     /// The session of a client identifier ended here (expired, closed with a clean session,
     /// replaced by a clean start, or taken over by another node).
     SessionEnded {

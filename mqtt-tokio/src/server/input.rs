@@ -72,8 +72,9 @@ pub(crate) enum Input {
 /// What a cluster's backplane hands the broker.
 #[derive(Debug)]
 pub(crate) enum RemoteInput {
-    /// A message published on another node, for the plain subscriptions here.
-    Publish(Box<Message>),
+    /// A message published on another node, for the plain subscriptions here; told on the
+    /// sender when routed.
+    Publish(Box<Message>, Option<oneshot::Sender<()>>),
     /// A message for one member here of a shared subscription (`$share/...`).
     Shared(Box<Message>, Arc<str>),
     /// The cluster's retained message of a topic changed.
@@ -82,6 +83,9 @@ pub(crate) enum RemoteInput {
     TakenOver(Box<str>),
     /// The backplane reaches the other nodes (`true`) or lost them.
     Link(bool),
+    /// A subscriber on another node is behind with the messages from here (`true`): reading
+    /// stops until it caught up.
+    Pressure(bool),
     /// A client waiting for admission is let in, with the session handed over, if any.
     Admit(ConnectionId, Option<Box<RecoveredSession>>),
     /// Another node asks for a session: given up here and sent back.

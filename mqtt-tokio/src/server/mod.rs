@@ -893,7 +893,23 @@ impl ServerHandle {
     /// Cluster: routes `message`, published on another node, to this node's plain
     /// subscriptions ([`Broker::publish_remote`](mqtt_broker_core::Broker::publish_remote)).
     pub async fn publish_remote(&self, message: Message) -> Result<(), ServerError> {
-        self.remote(RemoteInput::Publish(Box::new(message))).await
+        self.remote(RemoteInput::Publish(Box::new(message), None))
+            .await
+    }
+
+    /// Cluster: [`ServerHandle::publish_remote`], and a receiver told once the broker routed
+    /// the message: a backplane that waits on it now and then keeps the messages it has handed
+    /// in and the broker has not yet routed few, so that a pause of the cluster
+    /// ([`ConnectionId::CLUSTER`](mqtt_broker_core::ConnectionId::CLUSTER)) takes effect at
+    /// once.
+    pub async fn publish_remote_tracked(
+        &self,
+        message: Message,
+    ) -> Result<oneshot::Receiver<()>, ServerError> {
+        let (routed, receiver) = oneshot::channel();
+        self.remote(RemoteInput::Publish(Box::new(message), Some(routed)))
+            .await?;
+        Ok(receiver)
     }
 
     /// Cluster: delivers `message` to one member here of the shared subscription `filter`
@@ -953,6 +969,13 @@ impl ServerHandle {
     /// ([`Broker::set_cluster_link`](mqtt_broker_core::Broker::set_cluster_link)).
     pub async fn set_cluster_link(&self, up: bool) -> Result<(), ServerError> {
         self.remote(RemoteInput::Link(up)).await
+    }
+
+    /// Cluster: a subscriber on another node is behind with the messages from here (`true`):
+    /// this node stops reading its connections, as a single broker pauses a publisher for a
+    /// full subscriber, until told it caught up (`false`).
+    pub async fn set_cluster_pressure(&self, behind: bool) -> Result<(), ServerError> {
+        self.remote(RemoteInput::Pressure(behind)).await
     }
 
     async fn remote(&self, input: RemoteInput) -> Result<(), ServerError> {
