@@ -77,18 +77,12 @@ pub enum ClusterError {
 #[derive(Debug)]
 pub struct Node {
     status: Arc<Status>,
-    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Node {
     /// The node's counters now.
     pub fn counters(&self) -> Counters {
         self.status.counters()
-    }
-
-    /// Stops the node's tasks (the server goes on as a single broker).
-    pub fn leave(self) {
-        self.tasks.iter().for_each(JoinHandle::abort);
     }
 }
 
@@ -124,7 +118,8 @@ pub async fn join(config: &ClusterConfig, server: &mut Server) -> Result<Node, C
         owners: owners_tx,
         node: config.node.clone(),
     };
-    let tasks = vec![
+    // The node's tasks run until the server stops (each ends when its server handle fails).
+    let _detached: [JoinHandle<()>; 6] = [
         retained::follow(retained, handle.clone(), Arc::clone(&status)).await,
         tokio::spawn(owners::run(
             sessions,
@@ -163,7 +158,7 @@ pub async fn join(config: &ClusterConfig, server: &mut Server) -> Result<Node, C
         }),
     ];
     info!(node = config.node, nats = ?config.nats, "joined the cluster");
-    Ok(Node { status, tasks })
+    Ok(Node { status })
 }
 
 /// The NATS connection `config` asks for.

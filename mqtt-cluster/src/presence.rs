@@ -57,6 +57,7 @@ pub async fn run(
     // while it has traffic to send).
     let mut heard_self = Instant::now();
     let mut reachable = true;
+    let announced = format!("{prefix}.nodes.");
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -104,7 +105,7 @@ pub async fn run(
                 }
             }
             Some(message) = others.next() => {
-                let Some(name) = message.subject.as_str().strip_prefix(&format!("{prefix}.nodes.")) else {
+                let Some(name) = message.subject.as_str().strip_prefix(&announced) else {
                     continue;
                 };
                 let clients = std::str::from_utf8(&message.payload)

@@ -189,7 +189,7 @@ impl State {
         }
         let subject = message_subject(&self.router.prefix, message.topic.as_str());
         match self.router.client.publish(subject, frame).await {
-            Ok(()) => self.router.status.forwarded(1),
+            Ok(()) => self.router.status.forwarded(),
             Err(error) => {
                 self.router.status.forward_failed();
                 warn!(topic = %message.topic, %error, "message not sent to the cluster");

@@ -51,7 +51,9 @@ macro_rules! counter {
 }
 
 counter!(
+    forwarded,
     forward_failed,
+    retained_write_failed,
     received,
     duplicates,
     retained_applied,
@@ -59,16 +61,6 @@ counter!(
 );
 
 impl Status {
-    /// Counts `n` messages sent to NATS.
-    pub(crate) fn forwarded(&self, n: u64) {
-        self.forwarded.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// Counts a retained change the bucket refused.
-    pub(crate) fn retained_write_failed(&self) {
-        self.retained_write_failed.fetch_add(1, Ordering::Relaxed);
-    }
-
     /// Records whether NATS is reachable.
     pub(crate) fn set_connected(&self, up: bool) {
         self.connected.store(up, Ordering::Relaxed);

@@ -256,12 +256,12 @@ impl Broker {
             .conns
             .get_mut(&conn)
             .ok_or(ApiMisuse::UnknownConnection(conn.0))?;
-        let Phase::Admitting(_) = c.phase else {
-            return Err(ApiMisuse::NoPendingAuthentication(conn.0));
-        };
-        let Phase::Admitting(admission) = std::mem::replace(&mut c.phase, Phase::AwaitingConnect)
-        else {
-            return Ok(());
+        let admission = match std::mem::replace(&mut c.phase, Phase::AwaitingConnect) {
+            Phase::Admitting(admission) => admission,
+            other => {
+                c.phase = other;
+                return Err(ApiMisuse::NoPendingAuthentication(conn.0));
+            }
         };
         let Admission {
             connect,

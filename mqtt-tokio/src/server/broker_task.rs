@@ -370,19 +370,16 @@ impl BrokerTask {
                     conn,
                     client_id,
                     clean_start,
-                } => match &self.outlets.cluster {
-                    Some(cluster) => cluster.control(ClusterOutput::Admit {
-                        conn,
-                        client_id,
-                        clean_start,
-                    }),
-                    None => {
-                        let now = Instant::now();
-                        let _ = self
-                            .broker
-                            .admit(conn, None, now, std::time::SystemTime::now());
+                } => {
+                    // The core asks only with `Config::cluster`, which always has a port.
+                    if let Some(cluster) = &self.outlets.cluster {
+                        cluster.control(ClusterOutput::Admit {
+                            conn,
+                            client_id,
+                            clean_start,
+                        });
                     }
-                },
+                }
                 Output::PauseReading { conn } if conn == ConnectionId::CLUSTER => {
                     if let Some(cluster) = &self.outlets.cluster {
                         debug!("a subscriber here is behind: asking the other nodes to wait");

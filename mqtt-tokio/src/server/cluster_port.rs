@@ -126,11 +126,6 @@ impl ClusterOutputs {
         }
         Some(output)
     }
-
-    /// Messages handed out and not yet taken.
-    pub fn waiting(&self) -> usize {
-        self.flow.waiting.load(Ordering::Relaxed)
-    }
 }
 
 /// A connected pair of ends; `inputs` reaches the broker task.

@@ -383,10 +383,12 @@ impl ServerBuilder {
     /// Makes this server a node of a cluster (as a `[cluster]` table in the configuration
     /// does; with this alone, give each node its own `auto_id_prefix`): the broker core runs
     /// with [`Config::cluster`], and what a backplane needs (messages published here, interest,
-    /// connections) is waiting in [`Server::cluster_outputs`] from the start; the backplane
-    /// answers through [`ServerHandle::publish_remote`], [`ServerHandle::publish_remote_shared`],
-    /// [`ServerHandle::retain_remote`] and [`ServerHandle::session_taken_over`]. Shared
-    /// subscriptions are then served only as the backplane says.
+    /// clients waiting to be admitted, ended sessions, backpressure) is waiting in
+    /// [`Server::cluster_outputs`] from the start; the backplane answers through the cluster
+    /// methods of [`ServerHandle`] (`publish_remote`, `publish_remote_shared`, `retain_remote`,
+    /// `admit`, `export_session`, `session_taken_over`, `set_cluster_link`,
+    /// `set_cluster_pressure`). Every CONNECT then waits for `admit`, and shared subscriptions
+    /// are served as the backplane says.
     pub fn cluster(mut self) -> Self {
         self.cluster = true;
         self
