@@ -124,6 +124,14 @@ impl DurabilityGate {
         Ok(())
     }
 
+    /// `conn` is gone: its held outputs are dropped, as nothing can be written to it any more
+    /// (and its identifier may be given to a new connection).
+    pub(crate) fn forget(&mut self, conn: ConnectionId) {
+        if self.held_per_conn.remove(&conn).is_some() {
+            self.held.retain(|(_, output)| output_conn(output) != Some(conn));
+        }
+    }
+
     /// The batch an output for a connection of `session` produced now depends on: the batch
     /// being filled if the input being handled recorded anything (its own records); else the
     /// newest batch holding a record of `session` (a state this output confirms, such as an

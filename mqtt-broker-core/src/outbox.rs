@@ -153,6 +153,11 @@ impl Outbox {
         &mut self.scratch
     }
 
+    /// `conn` is gone: outputs held for it are dropped.
+    pub(crate) fn forget(&mut self, conn: ConnectionId) {
+        self.gate.forget(conn);
+    }
+
     /// `bytes` handed out for a connection were written (or dropped with it).
     pub(crate) fn flushed(&mut self, bytes: usize) {
         self.unflushed = self.unflushed.saturating_sub(bytes);

@@ -129,3 +129,28 @@ fn a_puback_that_recorded_nothing_does_not_wait_for_another_clients_batch() {
     h.persist_now();
     assert!(matches!(h.expect(publisher), Packet::PubAck(_)));
 }
+
+/// Found by the simulator (`mqtt-sim`, seed 91): a connection that ended while its
+/// acknowledgement waited for the disk got that acknowledgement (and its `Close`) after the
+/// caller had reported it closed. Held outputs of a closed connection are dropped.
+#[test]
+fn outputs_held_for_a_connection_that_closed_meanwhile_are_dropped() {
+    let mut h = sync_harness();
+    let sub = persistent_subscriber(&mut h, QoS::AtLeastOnce);
+    let publisher = h.connect(V311, "pub");
+    h.hold_persist = true;
+    h.send(
+        publisher,
+        Packet::Publish(
+            mqtt_wire::Publish::new(s("t"), mqtt_wire::Bytes::from_static(b"m"))
+                .with_qos(PublishQos::AtLeastOnce(id(1))),
+        ),
+    );
+    // The PUBACK waits for the subscriber's queued copy to be durable; the publisher goes.
+    h.drop_connection(publisher);
+    h.expect_nothing(publisher);
+    // The harness panics on any output for a connection it reported closed.
+    h.persist_now();
+    assert!(h.recv_all(publisher).is_empty());
+    assert!(matches!(h.recv(sub), Some(Packet::Publish(_))));
+}

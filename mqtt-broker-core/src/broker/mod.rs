@@ -501,6 +501,7 @@ impl Broker {
         if let Some(c) = self.conns.remove(&conn) {
             self.out.flushed(c.outbox);
         }
+        self.out.forget(conn);
         self.prune_conn_timers();
         self.stats.connections_open = self.stats.connections_open.saturating_sub(1);
         Ok(())

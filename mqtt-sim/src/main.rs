@@ -1,0 +1,148 @@
+//! `mqtt-sim`: runs seeds of the deterministic simulation and reports violations with the
+//! command that replays each.
+//!
+//! ```text
+//! mqtt-sim --seeds 10000 [--start 0] [--clients 6] [--duration 60] [--jobs 2]
+//! mqtt-sim --seed 1234 --trace 200           # replay one seed, print its last events
+//! mqtt-sim --seeds 2000 --mutation ack-before-commit   # how soon does the oracle notice?
+//! ```
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use mqtt_sim::{Mutation, Options, Report, replay_command, run};
+
+struct Args {
+    start: u64,
+    seeds: u64,
+    jobs: u64,
+    opts: Options,
+    /// Stop at the first failing seed.
+    first: bool,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: mqtt-sim [--seed S | --seeds N [--start S]] [--clients N] [--duration SECS] \
+         [--no-faults] [--durable | --in-memory] [--mutation NAME] [--trace EVENTS] [--jobs N] [--first]\n\
+         mutations: {}",
+        Mutation::ALL.map(|(_, n)| n).join(", ")
+    );
+    std::process::exit(2)
+}
+
+fn parse() -> Args {
+    let mut args = Args {
+        start: 0,
+        seeds: 100,
+        jobs: 1,
+        opts: Options::default(),
+        first: false,
+    };
+    let mut it = std::env::args().skip(1);
+    let num = |v: Option<String>| -> u64 { v.and_then(|v| v.parse().ok()).unwrap_or_else(|| usage()) };
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--seed" => {
+                args.start = num(it.next());
+                args.seeds = 1;
+            }
+            "--seeds" => args.seeds = num(it.next()),
+            "--start" => args.start = num(it.next()),
+            "--clients" => args.opts.clients = num(it.next()) as usize,
+            "--duration" => args.opts.duration_ms = num(it.next()) * 1000,
+            "--no-faults" => args.opts.faults = false,
+            "--durable" => args.opts.durable = Some(true),
+            "--in-memory" => args.opts.durable = Some(false),
+            "--mutation" => {
+                let name = it.next().unwrap_or_else(|| usage());
+                args.opts.mutation = Some(Mutation::named(&name).unwrap_or_else(|| usage()));
+            }
+            "--trace" => args.opts.trace = num(it.next()) as usize,
+            "--jobs" => args.jobs = num(it.next()).max(1),
+            "--first" => args.first = true,
+            _ => usage(),
+        }
+    }
+    args
+}
+
+fn print_failure(report: &Report, opts: &Options) {
+    println!("seed {} FAILED:", report.seed);
+    for v in &report.violations {
+        println!("  {v}");
+    }
+    for line in &report.trace {
+        println!("    {line}");
+    }
+    println!("  replay: {}", replay_command(report.seed, opts));
+}
+
+fn main() -> ExitCode {
+    let args = parse();
+    #[allow(clippy::disallowed_methods)]
+    let started = std::time::Instant::now();
+    let next = Arc::new(AtomicU64::new(args.start));
+    let end = args.start + args.seeds;
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let totals = Arc::new(Mutex::new((0u64, 0u64, 0u64)));
+    let workers: Vec<_> = (0..args.jobs)
+        .map(|_| {
+            let (next, stop, failures, totals) =
+                (next.clone(), stop.clone(), failures.clone(), totals.clone());
+            let opts = args.opts.clone();
+            let first = args.first;
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= end {
+                        break;
+                    }
+                    let report = run(seed, &opts);
+                    {
+                        let mut t = totals.lock().unwrap_or_else(|e| e.into_inner());
+                        t.0 += 1;
+                        t.1 += report.counts.events;
+                        t.2 += report.counts.sim_ms;
+                    }
+                    if !report.violations.is_empty() {
+                        print_failure(&report, &opts);
+                        failures
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(seed);
+                        if first {
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        if w.join().is_err() {
+            eprintln!("a worker panicked (the panic message above names the seed's event)");
+            return ExitCode::FAILURE;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let (runs, events, sim_ms) = *totals.lock().unwrap_or_else(|e| e.into_inner());
+    let failures = failures.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    println!(
+        "{runs} seeds from {} in {secs:.1} s: {:.1} seeds/s, {:.0} events/s, {:.0} simulated client-seconds per second; {} failed{}",
+        args.start,
+        runs as f64 / secs,
+        events as f64 / secs,
+        (sim_ms as f64 / 1000.0) * args.opts.clients as f64 / secs,
+        failures.len(),
+        if failures.is_empty() { String::new() } else { format!(": {failures:?}") }
+    );
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,681 @@
+//! The oracle: what every client saw, what the network and the disk did, and the guarantees of
+//! MQTT and of docs/STORAGE.md checked against it. It knows nothing of the broker's insides; it
+//! is told facts in time order (a publish was acknowledged, a SUBACK arrived, a PUBLISH was
+//! received, a DISCONNECT reached the broker, the broker crashed) and reports a violation as
+//! soon as one is certain, or at the end of the run for what must have happened by then.
+//!
+//! Where the outside cannot know what the broker knew (a CONNECT whose CONNACK was lost, a
+//! subscription whose SUBACK never came back, a will whose connection was taken over), the
+//! oracle asks nothing rather than guess: every rule below is one a correct broker cannot break.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Time in simulated milliseconds.
+pub type Ms = u64;
+
+/// Slack for clocks that differ between the two ends of a connection: the longest a packet can
+/// be on its way, stalls included, with margin.
+pub const SLACK: Ms = 10_000;
+
+/// The identity of a message, carried in the first 8 bytes of its payload.
+pub type MsgId = u64;
+
+/// A published message, as the oracle follows it.
+#[derive(Debug, Clone)]
+struct Published {
+    publisher: usize,
+    topic: String,
+    qos: u8,
+    /// First sent (or, for a will, when its connection ended at the broker).
+    sent_at: Ms,
+    /// Acknowledged to the publisher (PUBACK, PUBREC), or a will known to be due.
+    acked_at: Option<Ms>,
+}
+
+/// A subscription the broker confirmed.
+#[derive(Debug, Clone)]
+struct Subscription {
+    epoch: u64,
+    filter: String,
+    qos: u8,
+    confirmed_at: Ms,
+    /// When its client asked to remove it (UNSUBSCRIBE sent), if it did.
+    ended_at: Option<Ms>,
+}
+
+/// What the next CONNACK's Session Present must say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// A session is there: resumed unless expired before `until`.
+    Present { until: Option<Ms> },
+    /// No session can be there.
+    Absent,
+    /// The broker may or may not have one (a CONNECT without CONNACK, a crash that may have
+    /// undone a change).
+    Unknown,
+}
+
+/// A will armed by a CONNECT.
+#[derive(Debug, Clone)]
+struct Will {
+    client: usize,
+    conn: u64,
+    topic: String,
+    qos: u8,
+    retain: bool,
+    delay: Ms,
+    /// A normal DISCONNECT reached the broker at this time.
+    cancelled_at: Option<Ms>,
+}
+
+#[derive(Debug)]
+struct ClientFacts {
+    name: String,
+    /// Session identity as the broker confirmed it: changes when a session starts anew.
+    epoch: u64,
+    /// The client's own session state (inbound QoS 2 identifiers): reset with Session Present 0.
+    chain: u64,
+    expect: Expect,
+    subs: Vec<Subscription>,
+    /// Messages received per (epoch, message).
+    received: HashSet<(u64, MsgId)>,
+    /// Messages received per (chain, message).
+    first_copies: HashSet<(u64, MsgId)>,
+    /// Copies received per (chain, message) at QoS 2, not counting retained copies.
+    qos2_copies: HashMap<(u64, MsgId), u32>,
+    /// Newest message seen per (chain, publisher, topic, QoS of the copy).
+    newest: HashMap<(u64, usize, String, u8), MsgId>,
+    /// Whether the broker reported a message dropped for this client (queue limits): loss is
+    /// then allowed, as documented.
+    dropped: bool,
+    /// Whether its last connection is up at the end of the run (its epoch is checked).
+    up_at_end: bool,
+}
+
+/// A retained value a topic may hold at the end.
+#[derive(Debug, Clone)]
+struct RetainedWrite {
+    /// The publish.
+    msg: MsgId,
+    /// Whether it clears the topic (empty payload).
+    clear: bool,
+    sent_at: Ms,
+    acked_at: Option<Ms>,
+}
+
+/// Facts and checks of one run.
+#[derive(Debug)]
+pub struct Oracle {
+    durable: bool,
+    messages: BTreeMap<MsgId, Published>,
+    clients: Vec<ClientFacts>,
+    wills: BTreeMap<MsgId, Will>,
+    retained: BTreeMap<String, Vec<RetainedWrite>>,
+    crashes: Vec<Ms>,
+    violations: Vec<String>,
+}
+
+/// Whether `filter` matches `topic`, written out from the spec's rules (§4.7) independently of
+/// the broker's trie.
+pub fn matches(filter: &str, topic: &str) -> bool {
+    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+        return false;
+    }
+    let mut f = filter.split('/');
+    let mut t = topic.split('/');
+    loop {
+        match (f.next(), t.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+impl Oracle {
+    /// An oracle for `clients` clients named as given, for a broker whose acknowledgements are
+    /// durable (`durable`) or that keeps everything in memory.
+    pub fn new(names: Vec<String>, durable: bool) -> Oracle {
+        let clients = names
+            .into_iter()
+            .map(|name| ClientFacts {
+                name,
+                epoch: 0,
+                chain: 0,
+                expect: Expect::Absent,
+                subs: Vec::new(),
+                received: HashSet::new(),
+                first_copies: HashSet::new(),
+                qos2_copies: HashMap::new(),
+                newest: HashMap::new(),
+                dropped: false,
+                up_at_end: false,
+            })
+            .collect();
+        Oracle {
+            durable,
+            messages: BTreeMap::new(),
+            clients,
+            wills: BTreeMap::new(),
+            retained: BTreeMap::new(),
+            crashes: Vec::new(),
+            violations: Vec::new(),
+        }
+    }
+
+    fn violation(&mut self, at: Ms, text: String) {
+        self.violations.push(format!("at {at} ms: {text}"));
+    }
+
+    /// Violations found so far.
+    pub fn violations(&self) -> &[String] {
+        &self.violations
+    }
+
+    // ---- publishing ----
+
+    /// `client` sent message `msg` for the first time.
+    #[allow(clippy::too_many_arguments)]
+    pub fn published(
+        &mut self,
+        client: usize,
+        msg: MsgId,
+        topic: &str,
+        qos: u8,
+        retain: bool,
+        clear: bool,
+        now: Ms,
+    ) {
+        // A clear has an empty payload: its copies cannot be told apart, so only its effect
+        // on the retained set is followed.
+        if !clear {
+            self.messages.insert(
+                msg,
+                Published {
+                    publisher: client,
+                    topic: topic.to_owned(),
+                    qos,
+                    sent_at: now,
+                    acked_at: None,
+                },
+            );
+        }
+        if retain {
+            self.retained
+                .entry(topic.to_owned())
+                .or_default()
+                .push(RetainedWrite {
+                    msg,
+                    clear,
+                    sent_at: now,
+                    acked_at: None,
+                });
+        }
+    }
+
+    /// The broker acknowledged `msg` (PUBACK, or PUBREC for QoS 2): from now on it owns it.
+    pub fn acknowledged(&mut self, msg: MsgId, now: Ms) {
+        if let Some(m) = self.messages.get_mut(&msg) {
+            m.acked_at.get_or_insert(now);
+        }
+        for writes in self.retained.values_mut() {
+            for w in writes.iter_mut().filter(|w| w.msg == msg) {
+                w.acked_at.get_or_insert(now);
+            }
+        }
+    }
+
+    // ---- sessions and subscriptions ----
+
+    /// `client` received a CONNACK accepting a CONNECT with `clean_start`; `persistent` says
+    /// whether the session outlives the connection, `expiry` for how long (ms; `None`: no
+    /// limit). Returns whether the client keeps its session state.
+    pub fn connack(
+        &mut self,
+        client: usize,
+        clean_start: bool,
+        session_present: bool,
+        persistent: bool,
+        now: Ms,
+    ) -> bool {
+        let facts = &self.clients[client];
+        let name = facts.name.clone();
+        let expect = facts.expect;
+        if clean_start && session_present {
+            self.violation(
+                now,
+                format!("{name}: Session Present 1 after a clean start [MQTT-3.2.2-1] [MQTT5-3.2.2-2]"),
+            );
+        } else if !clean_start {
+            match expect {
+                Expect::Present { until } if !session_present && until.is_none_or(|u| now < u) => {
+                    self.violation(
+                        now,
+                        format!(
+                            "{name}: its persistent session was lost (Session Present 0) [MQTT-3.2.2-2] [MQTT5-3.2.2-3]"
+                        ),
+                    );
+                }
+                Expect::Absent if session_present => self.violation(
+                    now,
+                    format!(
+                        "{name}: Session Present 1 though no session can exist [MQTT-3.2.2-3] [MQTT5-3.2.2-3]"
+                    ),
+                ),
+                _ => {}
+            }
+        }
+        let facts = &mut self.clients[client];
+        if !session_present || expect == Expect::Unknown {
+            facts.epoch += 1;
+        }
+        if !session_present {
+            facts.chain += 1;
+        }
+        facts.expect = if persistent {
+            Expect::Present { until: None }
+        } else {
+            Expect::Absent
+        };
+        session_present
+    }
+
+    /// `client` sent a CONNECT; until its CONNACK arrives nothing is certain about its session.
+    pub fn connect_sent(&mut self, client: usize) {
+        self.clients[client].expect = Expect::Unknown;
+    }
+
+    /// `client`'s connection ended (as it saw it); a persistent session lasts `expiry` ms more
+    /// from when the broker notices (`None`: forever).
+    pub fn connection_lost(&mut self, client: usize, expiry: Option<Ms>, now: Ms) {
+        let facts = &mut self.clients[client];
+        if let Expect::Present { .. } = facts.expect {
+            facts.expect = Expect::Present {
+                until: expiry.map(|e| (now + e).saturating_sub(SLACK)),
+            };
+        }
+    }
+
+    /// The broker confirmed a subscription (SUBACK with a granted QoS).
+    pub fn subscribed(&mut self, client: usize, filter: &str, qos: u8, now: Ms) {
+        let facts = &mut self.clients[client];
+        let epoch = facts.epoch;
+        facts.subs.push(Subscription {
+            epoch,
+            filter: filter.to_owned(),
+            qos,
+            confirmed_at: now,
+            ended_at: None,
+        });
+    }
+
+    /// `client` sent UNSUBSCRIBE for `filter`.
+    pub fn unsubscribing(&mut self, client: usize, filter: &str, now: Ms) {
+        let facts = &mut self.clients[client];
+        let epoch = facts.epoch;
+        for s in facts
+            .subs
+            .iter_mut()
+            .filter(|s| s.epoch == epoch && s.filter == filter && s.ended_at.is_none())
+        {
+            s.ended_at = Some(now);
+        }
+    }
+
+    /// The broker reported a message dropped for the client named `name` (queue limits).
+    pub fn dropped_for(&mut self, name: &str) {
+        if let Some(c) = self.clients.iter_mut().find(|c| c.name == name) {
+            c.dropped = true;
+        }
+    }
+
+    // ---- deliveries ----
+
+    /// `client` received message `msg` at `qos` with the RETAIN flag `retain`; `duplicate` when
+    /// its own QoS 2 state recognised the packet identifier (not handed to the application).
+    pub fn received(
+        &mut self,
+        client: usize,
+        msg: MsgId,
+        qos: u8,
+        retain: bool,
+        duplicate: bool,
+        now: Ms,
+    ) {
+        let Some(published) = self.messages.get(&msg).cloned() else {
+            self.violation(now, format!("{}: received a message never published ({msg})", self.clients[client].name));
+            return;
+        };
+        let name = self.clients[client].name.clone();
+        if qos > published.qos {
+            self.violation(
+                now,
+                format!("{name}: message {msg} published at QoS {} arrived at QoS {qos} [MQTT-3.8.4-6] [MQTT5-3.8.4-8]", published.qos),
+            );
+        }
+        let facts = &mut self.clients[client];
+        facts.received.insert((facts.epoch, msg));
+        let chain = facts.chain;
+        let first = facts.first_copies.insert((chain, msg));
+        if duplicate {
+            return;
+        }
+        // Retained copies (a SUBSCRIBE's, one per matching filter) are new deliveries each.
+        if qos == 2 && !retain {
+            let copies = facts.qos2_copies.entry((chain, msg)).or_insert(0);
+            *copies += 1;
+            if *copies == 2 {
+                self.violation(
+                    now,
+                    format!("{name}: QoS 2 message {msg} on {} handed over twice [MQTT-4.3.3-2] [MQTT5-4.3.3-13]", published.topic),
+                );
+            }
+        }
+        // Order binds first copies: a QoS 1 message resent by its publisher is routed again,
+        // as a new message, after later ones.
+        if first && qos >= 1 && !retain && published.qos >= 1 {
+            let key = (chain, published.publisher, published.topic.clone(), qos);
+            let newest = self.clients[client].newest.entry(key).or_insert(0);
+            if msg < *newest {
+                let older = *newest;
+                self.violation(
+                    now,
+                    format!(
+                        "{name}: message {msg} on {} arrived after {older}, sent later by the same client at the same QoS [MQTT-4.6.0-6] [MQTT5-4.6.0-6]",
+                        published.topic
+                    ),
+                );
+            } else {
+                *newest = msg;
+            }
+        }
+    }
+
+    // ---- wills ----
+
+    /// A CONNECT on `conn` carrying will message `msg` went out.
+    #[allow(clippy::too_many_arguments)]
+    pub fn will_armed(
+        &mut self,
+        client: usize,
+        conn: u64,
+        msg: MsgId,
+        topic: &str,
+        qos: u8,
+        retain: bool,
+        delay: Ms,
+        now: Ms,
+    ) {
+        self.messages.insert(
+            msg,
+            Published {
+                publisher: client,
+                topic: topic.to_owned(),
+                qos,
+                sent_at: now,
+                acked_at: None,
+            },
+        );
+        if retain {
+            self.retained
+                .entry(topic.to_owned())
+                .or_default()
+                .push(RetainedWrite {
+                    msg,
+                    clear: false,
+                    sent_at: now,
+                    acked_at: None,
+                });
+        }
+        self.wills.insert(
+            msg,
+            Will {
+                client,
+                conn,
+                topic: topic.to_owned(),
+                qos,
+                retain,
+                delay,
+                cancelled_at: None,
+            },
+        );
+    }
+
+    /// A normal DISCONNECT of `conn` reached the broker: its will must not be published.
+    pub fn disconnect_delivered(&mut self, conn: u64, now: Ms) {
+        for will in self.wills.values_mut().filter(|w| w.conn == conn) {
+            will.cancelled_at.get_or_insert(now);
+        }
+    }
+
+    /// The broker saw `conn` end without DISCONNECT at `now` (the network dropped it, or the
+    /// broker closed it for keep alive), no other connection of its client being open: a will
+    /// without delay is due now. (A delayed will depends on whether the session resumes in
+    /// time, which the oracle does not predict.)
+    pub fn abnormal_end(&mut self, conn: u64, now: Ms) {
+        let due: Vec<MsgId> = self
+            .wills
+            .iter()
+            .filter(|(_, w)| w.conn == conn && w.cancelled_at.is_none() && w.delay == 0)
+            .map(|(m, _)| *m)
+            .collect();
+        for msg in due {
+            if let Some(m) = self.messages.get_mut(&msg) {
+                // Routed at the close: like a publish sent and acknowledged then.
+                m.sent_at = now;
+                m.acked_at = Some(now);
+            }
+        }
+    }
+
+    /// The store failed where it must not (it does not open or read after a restart).
+    pub fn store_failure(&mut self, now: Ms, text: String) {
+        self.violation(now, text);
+    }
+
+    /// The broker process ended at `now` (crash or power cut); restarting, it keeps what its
+    /// durability mode promises.
+    pub fn crashed(&mut self, now: Ms) {
+        self.crashes.push(now);
+        if !self.durable {
+            // In memory only: every session and retained message is gone, and nothing
+            // acknowledged before is owed any more.
+            for facts in &mut self.clients {
+                facts.expect = Expect::Absent;
+            }
+            for m in self.messages.values_mut() {
+                m.acked_at = None;
+            }
+            for writes in self.retained.values_mut() {
+                writes.clear();
+            }
+        }
+    }
+
+    // ---- the end ----
+
+    /// Whether a crash happened within `[from, to]`.
+    fn crash_between(&self, from: Ms, to: Ms) -> bool {
+        self.crashes.iter().any(|&c| c >= from && c <= to)
+    }
+
+    /// `client`'s final connection is up: its session's messages are checked.
+    pub fn up_at_end(&mut self, client: usize) {
+        self.clients[client].up_at_end = true;
+    }
+
+    /// Checks what must have happened by the end: every acknowledged QoS 1/2 message reached
+    /// every surviving session subscribed before it was sent; wills fired when due and never
+    /// after a normal DISCONNECT; and `retained` (topic → message, read by a fresh client at the
+    /// end) holds for each topic a value the publishes allow.
+    pub fn finish(&mut self, retained: &BTreeMap<String, MsgId>, now: Ms) -> Vec<String> {
+        self.check_wills(now);
+        self.check_deliveries(now);
+        self.check_retained(retained, now);
+        std::mem::take(&mut self.violations)
+    }
+
+    fn check_wills(&mut self, now: Ms) {
+        let mut found = Vec::new();
+        for (msg, will) in &self.wills {
+            let Some(at) = will.cancelled_at else { continue };
+            if self.crash_between(at.saturating_sub(SLACK), now) {
+                continue; // a crash may undo the DISCONNECT's record
+            }
+            let fired: Vec<&str> = self
+                .clients
+                .iter()
+                .filter(|c| c.received.iter().any(|(_, m)| m == msg))
+                .map(|c| c.name.as_str())
+                .collect();
+            if !fired.is_empty() {
+                found.push(format!(
+                    "will {msg} of {} on {} (QoS {}, retain {}) published after a normal DISCONNECT reached the broker at {at} ms (received by {fired:?}) [MQTT-3.1.2-10] [MQTT5-3.1.2-10]",
+                    self.clients[will.client].name, will.topic, will.qos, will.retain
+                ));
+            }
+        }
+        for text in found {
+            self.violation(now, text);
+        }
+    }
+
+    fn check_deliveries(&mut self, now: Ms) {
+        let mut found = Vec::new();
+        for facts in &self.clients {
+            if !facts.up_at_end || facts.dropped {
+                continue;
+            }
+            for (msg, m) in &self.messages {
+                let Some(acked) = m.acked_at else { continue };
+                if m.qos == 0 {
+                    continue;
+                }
+                if self.wills.contains_key(msg) && self.crash_between(m.sent_at.saturating_sub(SLACK), acked + SLACK) {
+                    continue;
+                }
+                let owed = facts.subs.iter().find(|s| {
+                    s.epoch == facts.epoch
+                        && s.qos >= 1
+                        && s.confirmed_at < m.sent_at
+                        && s.ended_at.is_none_or(|e| e > acked)
+                        && matches(&s.filter, &m.topic)
+                });
+                if let Some(s) = owed {
+                    if !facts.received.contains(&(facts.epoch, *msg)) {
+                        found.push(format!(
+                            "{}: QoS {} message {msg} on {} from {} (sent {} ms, acknowledged {acked} ms) never arrived though subscribed to {} at QoS {} since {} ms [MQTT-4.3.2-2] [MQTT5-4.3.2-3]",
+                            facts.name,
+                            m.qos,
+                            m.topic,
+                            self.clients[m.publisher].name,
+                            m.sent_at,
+                            s.filter,
+                            s.qos,
+                            s.confirmed_at
+                        ));
+                    }
+                }
+            }
+        }
+        for text in found {
+            self.violation(now, text);
+        }
+    }
+
+    fn check_retained(&mut self, retained: &BTreeMap<String, MsgId>, now: Ms) {
+        let mut found = Vec::new();
+        for (topic, writes) in &self.retained {
+            let held = retained.get(topic).copied();
+            // A write is certainly superseded when an acknowledged write was sent after it was
+            // acknowledged.
+            let superseded = |w: &RetainedWrite| {
+                w.acked_at.is_some_and(|a| {
+                    writes
+                        .iter()
+                        .any(|later| later.acked_at.is_some() && later.sent_at > a)
+                })
+            };
+            let candidates: Vec<Option<MsgId>> = writes
+                .iter()
+                .filter(|w| !superseded(w))
+                .map(|w| (!w.clear).then_some(w.msg))
+                .collect();
+            let any_certain = writes.iter().any(|w| w.acked_at.is_some());
+            let allowed = candidates.contains(&held) || (held.is_none() && !any_certain);
+            if !allowed {
+                found.push(format!(
+                    "retained message of {topic} is {held:?}; the acknowledged publishes allow only {candidates:?} [MQTT-3.3.1-5] [MQTT5-3.3.1-5]"
+                ));
+            }
+        }
+        for (topic, msg) in retained {
+            if !self.retained.contains_key(topic) {
+                found.push(format!("{topic} retains message {msg}, never published with RETAIN"));
+            }
+        }
+        for text in found {
+            self.violation(now, text);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matching_follows_the_spec() {
+        assert!(matches("#", "a/b"));
+        assert!(matches("a/#", "a"));
+        assert!(matches("a/+", "a/b"));
+        assert!(!matches("a/+", "a/b/c"));
+        assert!(matches("+/+", "/b"));
+        assert!(!matches("#", "$SYS/x"));
+        assert!(matches("$SYS/#", "$SYS/x"));
+    }
+
+    #[test]
+    fn an_acknowledged_message_owed_to_a_subscriber_is_missed() {
+        let mut oracle = Oracle::new(vec!["p".into(), "s".into()], true);
+        oracle.connack(1, true, false, true, 0);
+        oracle.subscribed(1, "t/#", 1, 10);
+        oracle.published(0, 1, "t/a", 1, false, false, 20);
+        oracle.acknowledged(1, 30);
+        oracle.up_at_end(1);
+        let violations = oracle.finish(&BTreeMap::new(), 100);
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert!(violations[0].contains("never arrived"));
+    }
+
+    #[test]
+    fn qos2_twice_and_out_of_order_are_caught() {
+        let mut oracle = Oracle::new(vec!["p".into(), "s".into()], true);
+        oracle.published(0, 1, "t", 2, false, false, 0);
+        oracle.published(0, 2, "t", 2, false, false, 1);
+        oracle.received(1, 2, 2, false, false, 5);
+        oracle.received(1, 1, 2, false, false, 6);
+        oracle.received(1, 1, 2, false, false, 7);
+        oracle.received(1, 1, 2, false, true, 8); // recognised by the client: fine
+        assert_eq!(oracle.violations().len(), 2, "{:?}", oracle.violations());
+    }
+
+    #[test]
+    fn retained_state_must_be_the_last_acknowledged_write_or_a_later_one() {
+        let mut oracle = Oracle::new(vec!["p".into()], true);
+        oracle.published(0, 1, "r", 1, true, false, 0);
+        oracle.acknowledged(1, 5);
+        oracle.published(0, 2, "r", 1, true, false, 10);
+        oracle.acknowledged(2, 15);
+        oracle.published(0, 3, "r", 0, true, false, 20);
+        let held = |m: Option<MsgId>| m.map(|m| (String::from("r"), m)).into_iter().collect();
+        for (value, ok) in [(Some(2), true), (Some(3), true), (Some(1), false), (None, false)] {
+            let mut o = Oracle::new(vec!["p".into()], true);
+            o.retained = oracle.retained.clone();
+            o.messages = oracle.messages.clone();
+            assert_eq!(o.finish(&held(value), 30).is_empty(), ok, "{value:?}");
+        }
+    }
+}

@@ -1,0 +1,874 @@
+//! The simulated world of one run: a clock, a network of connections, the broker's process
+//! (the sans-IO [`Broker`] and its [`DurableStore`] on a [`SimDisk`]), the clients, the fault
+//! schedule and the oracle, all driven by one event queue in time order. Nothing here reads a
+//! clock, opens a socket or starts a thread: the seed decides everything.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use mqtt_broker_core::persist::{PersistBatch, Persistence};
+use mqtt_broker_core::{Broker, Config, ConnectionId, ConnectionInfo, Event, Output};
+use mqtt_store::{Commit, DurableStore, WallClock};
+use mqtt_wire::{
+    Connect, Decoder, MqttStr, Packet, PacketId, Properties, ProtocolVersion, PublishQos, QoS,
+    Subscribe, SubscriptionOptions,
+};
+
+use crate::client::{Client, Link, Out, msg_of};
+use crate::disk::{Ending, SimDisk};
+use crate::oracle::{Ms, MsgId, Oracle};
+use crate::rng::Rng;
+use crate::{Mutation, Options};
+
+/// Where the store's file is said to be (it lives on the simulated disk; no journal is found
+/// there).
+const STORE_PATH: &str = "/nonexistent/mqtt-sim/broker.redb";
+
+/// The connection the auditor reads the retained set on at the end.
+const AUDITOR: u64 = u64::MAX - 1;
+
+#[derive(Debug)]
+enum Ev {
+    /// Bytes from a client reach the broker.
+    ToBroker(u64, Bytes),
+    /// The client end of a connection closed (FIN) or the network dropped it: the broker
+    /// learns it now.
+    BrokerSeesClose(u64),
+    /// Bytes from the broker reach the client.
+    ToClient(u64, Bytes),
+    /// The client learns its connection ended.
+    ClientSeesClose(u64),
+    /// A client's next step.
+    Client(usize),
+    /// The broker's timer, set for this process.
+    Timer(u64),
+    /// The storage thread's group commit, for this process.
+    Commit(u64),
+    /// The broker's process ends.
+    Crash(Ending),
+    /// The broker's process starts again.
+    Restart,
+    /// Faults stop; clients resume and read.
+    Heal,
+    /// A fresh client reads the retained set.
+    Audit,
+}
+
+/// One connection, as the network sees it.
+#[derive(Debug)]
+struct Conn {
+    client: usize,
+    /// The broker process that accepted it (`None`: refused, the broker was down).
+    process: Option<u64>,
+    /// The broker has not closed it (nor been told it closed).
+    broker_open: bool,
+    /// The client still uses it.
+    client_open: bool,
+    /// The client left it without telling anyone (half-open).
+    abandoned: bool,
+    /// When the last bytes in each direction arrive: a connection keeps its order.
+    to_broker_at: Ms,
+    to_client_at: Ms,
+    /// Reading paused by the broker (backpressure): bytes wait here.
+    paused: bool,
+    held: VecDeque<Bytes>,
+    /// Bytes the broker wrote that the client has not read yet (reported flushed on read).
+    delivered_any: bool,
+    /// A normal DISCONNECT is among the bytes sent.
+    disconnect_sent: bool,
+}
+
+/// The broker's process.
+struct Process {
+    incarnation: u64,
+    broker: Broker,
+    store: DurableStore,
+    disk: SimDisk,
+    /// Batches waiting for the group commit.
+    batches: Vec<PersistBatch>,
+    commit_scheduled: bool,
+    timer_at: Option<Ms>,
+}
+
+/// What a run did, for the report.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counts {
+    /// Events handled.
+    pub events: u64,
+    /// Messages published (including wills armed).
+    pub messages: u64,
+    /// Crashes and power cuts.
+    pub crashes: u64,
+    /// Connections opened.
+    pub connections: u64,
+    /// Simulated milliseconds.
+    pub sim_ms: u64,
+}
+
+/// One run.
+pub struct World {
+    opts: Options,
+    rng: Rng,
+    now: Ms,
+    base: Instant,
+    wall_base: SystemTime,
+    seq: u64,
+    queue: BinaryHeap<Reverse<(Ms, u64)>>,
+    events: HashMap<u64, Ev>,
+    process: Option<Process>,
+    /// The disk the next process starts from.
+    disk: SimDisk,
+    incarnations: u64,
+    conns: HashMap<u64, Conn>,
+    next_conn: u64,
+    clients: Vec<Client>,
+    oracle: Oracle,
+    next_msg: MsgId,
+    healing: bool,
+    /// The auditor's view of the retained set.
+    audit: Option<(Decoder, BytesMut, BTreeMap<String, MsgId>)>,
+    config: Config,
+    /// The last events, for a failure's report.
+    trace: VecDeque<String>,
+    counts: Counts,
+}
+
+impl World {
+    /// A world for `seed`.
+    pub fn new(seed: u64, opts: Options, base: Instant) -> World {
+        let mut rng = Rng::new(seed);
+        let durable = opts.durable.unwrap_or_else(|| rng.chance(80));
+        let clients: Vec<Client> = (0..opts.clients)
+            .map(|i| {
+                let mut c = Client::new(i, rng.fork());
+                if opts.trace > 0 {
+                    c.log = Some(Vec::new());
+                }
+                c
+            })
+            .collect();
+        let oracle = Oracle::new(clients.iter().map(|c| c.name.clone()).collect(), durable);
+        let mut config = Config::default();
+        config.persistence = if durable {
+            Persistence::Sync
+        } else {
+            Persistence::Off
+        };
+        config.max_queued_messages = *rng.pick(&[1000, 1000, 20]);
+        config.receive_maximum = *rng.pick(&[32, 4]);
+        config.queue_qos0_messages = rng.chance(50);
+        World {
+            opts,
+            rng,
+            now: 0,
+            base,
+            wall_base: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            seq: 0,
+            queue: BinaryHeap::new(),
+            events: HashMap::new(),
+            process: None,
+            disk: SimDisk::new(),
+            incarnations: 0,
+            conns: HashMap::new(),
+            next_conn: 0,
+            clients,
+            oracle,
+            next_msg: 0,
+            healing: false,
+            audit: None,
+            config,
+            trace: VecDeque::new(),
+            counts: Counts::default(),
+        }
+    }
+
+    fn at(&self, ms: Ms) -> Instant {
+        self.base + Duration::from_millis(ms)
+    }
+
+    fn wall(&self) -> SystemTime {
+        self.wall_base + Duration::from_millis(self.now)
+    }
+
+    fn to_ms(&self, at: Instant) -> Ms {
+        let d = at.saturating_duration_since(self.base);
+        // Round up: a timer must not fire before its deadline.
+        (d.as_nanos().div_ceil(1_000_000)) as Ms
+    }
+
+    fn schedule(&mut self, at: Ms, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Reverse((at.max(self.now), self.seq)));
+        self.events.insert(self.seq, ev);
+    }
+
+    fn note(&mut self, text: impl FnOnce() -> String) {
+        if self.opts.trace > 0 {
+            if self.trace.len() == self.opts.trace {
+                self.trace.pop_front();
+            }
+            let line = format!("{:>8} {}", self.now, text());
+            self.trace.push_back(line);
+        }
+    }
+
+    /// The last events of the run (with `Options::trace`).
+    pub fn trace(&self) -> impl Iterator<Item = &String> {
+        self.trace.iter()
+    }
+
+    fn latency(&mut self) -> Ms {
+        if self.opts.faults && !self.healing && self.rng.chance(2) {
+            self.rng.between(200, 3000) // a stall
+        } else {
+            self.rng.between(1, 15)
+        }
+    }
+
+    /// Runs the whole schedule; returns the violations found.
+    pub fn run(&mut self) -> (Vec<String>, Counts) {
+        self.start_process();
+        for c in 0..self.clients.len() {
+            let at = self.rng.below(500);
+            self.schedule(at, Ev::Client(c));
+        }
+        let active = self.opts.duration_ms;
+        if self.opts.faults {
+            let mut t = 0;
+            loop {
+                t += self.rng.between(2_000, 30_000);
+                if t >= active {
+                    break;
+                }
+                let ending = if self.rng.chance(50) {
+                    Ending::ProcessCrash
+                } else {
+                    Ending::PowerCut
+                };
+                self.schedule(t, Ev::Crash(ending));
+            }
+        }
+        self.schedule(active, Ev::Heal);
+        let end = active + 60_000;
+        self.schedule(end - 10_000, Ev::Audit);
+        while let Some(Reverse((at, seq))) = self.queue.pop() {
+            if at > end {
+                break;
+            }
+            self.now = at;
+            let Some(ev) = self.events.remove(&seq) else {
+                continue;
+            };
+            self.counts.events += 1;
+            self.handle(ev);
+            if self.opts.trace > 0 {
+                for i in 0..self.clients.len() {
+                    let lines = self.clients[i].log.as_mut().map(std::mem::take).unwrap_or_default();
+                    for line in lines {
+                        self.note(|| line);
+                    }
+                }
+            }
+        }
+        self.counts.sim_ms = end;
+        self.counts.messages = self.next_msg;
+        for (i, c) in self.clients.iter().enumerate() {
+            if matches!(c.link(), Link::Up(_)) {
+                self.oracle.up_at_end(i);
+            }
+        }
+        let retained = self
+            .audit
+            .take()
+            .map(|(_, _, retained)| retained)
+            .unwrap_or_default();
+        let violations = self.oracle.finish(&retained, end);
+        (violations, self.counts)
+    }
+
+    fn handle(&mut self, ev: Ev) {
+        match ev {
+            Ev::ToBroker(conn, bytes) => self.to_broker(conn, bytes),
+            Ev::BrokerSeesClose(conn) => {
+                let Some(c) = self.conns.get_mut(&conn) else {
+                    return;
+                };
+                if !c.broker_open || c.process != self.process.as_ref().map(|p| p.incarnation) {
+                    return;
+                }
+                c.broker_open = false;
+                let (client, clean) = (c.client, c.disconnect_sent);
+                self.note(|| format!("broker sees conn {conn} close"));
+                if !clean && !self.has_other_connection(client, conn) {
+                    self.oracle.abnormal_end(conn, self.now);
+                }
+                let now = self.at(self.now);
+                if let Some(p) = &mut self.process {
+                    p.broker
+                        .handle_closed(ConnectionId(conn), now)
+                        .unwrap_or_else(|e| panic!("handle_closed: {e}"));
+                }
+                self.drain();
+            }
+            Ev::ToClient(conn, bytes) => self.to_client(conn, bytes),
+            Ev::ClientSeesClose(conn) => {
+                let Some(c) = self.conns.get_mut(&conn) else {
+                    return;
+                };
+                if !c.client_open {
+                    return;
+                }
+                c.client_open = false;
+                let client = c.client;
+                self.note(|| format!("c{client} sees conn {conn} close"));
+                self.clients[client].closed(conn, self.now, &mut self.oracle);
+            }
+            Ev::Client(c) => self.client_step(c),
+            Ev::Timer(incarnation) => {
+                let now = self.now;
+                let at = self.at(now);
+                if let Some(p) = self.process.as_mut().filter(|p| p.incarnation == incarnation) {
+                    if p.timer_at.is_some_and(|t| t <= now) {
+                        p.timer_at = None;
+                        p.broker.handle_timeout(at);
+                        self.drain();
+                    }
+                }
+            }
+            Ev::Commit(incarnation) => self.commit(incarnation),
+            Ev::Crash(ending) => self.crash(ending),
+            Ev::Restart => self.start_process(),
+            Ev::Heal => {
+                self.healing = true;
+                self.note(|| "heal".to_owned());
+                if self.process.is_none() {
+                    self.start_process();
+                }
+                for c in &mut self.clients {
+                    c.heal();
+                }
+            }
+            Ev::Audit => self.audit(),
+        }
+    }
+
+    /// Whether `client` has a connection besides `conn` (a takeover, whose will the oracle
+    /// leaves alone).
+    fn has_other_connection(&self, client: usize, conn: u64) -> bool {
+        self.conns
+            .iter()
+            .any(|(id, c)| *id != conn && c.client == client && c.client_open)
+    }
+
+    // ---- the broker's process ----
+
+    fn start_process(&mut self) {
+        self.incarnations += 1;
+        let incarnation = self.incarnations;
+        let disk = self.disk.clone();
+        if let Some(m) = self.opts.mutation.filter(|_| self.opts.faults) {
+            if m == Mutation::IgnoreFsyncError && self.rng.chance(50) {
+                disk.fail_sync_after(self.rng.between(5, 40));
+            }
+        }
+        if self.opts.faults && !self.healing {
+            match self.rng.below(20) {
+                0 => disk.fail_sync_after(self.rng.between(5, 60)),
+                1 => disk.fill_up_after(self.rng.index(64 * 1024)),
+                _ => {}
+            }
+        }
+        let store = match DurableStore::open_on(disk.clone(), STORE_PATH) {
+            Ok(store) => store,
+            Err(e) => {
+                let text = format!("the store does not open after a restart: {e}");
+                self.oracle_violation(text);
+                // Nothing more to learn from this run: end it.
+                self.queue.clear();
+                return;
+            }
+        };
+        let broker = Broker::try_new(self.config.clone())
+            .unwrap_or_else(|e| panic!("the simulator's configuration is invalid: {e}"));
+        let now = self.at(self.now);
+        let mut process = Process {
+            incarnation,
+            broker,
+            store,
+            disk,
+            batches: Vec::new(),
+            commit_scheduled: false,
+            timer_at: None,
+        };
+        if self.config.persistence == Persistence::Sync {
+            match process.store.load(now) {
+                Ok(state) => process.broker.restore(state, now, self.wall()),
+                Err(e) => {
+                    self.oracle_violation(format!("the store cannot be read after a restart: {e}"));
+                    self.queue.clear();
+                    return;
+                }
+            }
+        }
+        self.note(|| format!("broker process {incarnation} starts"));
+        self.process = Some(process);
+        self.drain();
+    }
+
+    fn oracle_violation(&mut self, text: String) {
+        let now = self.now;
+        self.oracle.store_failure(now, text);
+    }
+
+    fn crash(&mut self, ending: Ending) {
+        let Some(process) = self.process.take() else {
+            return;
+        };
+        self.counts.crashes += 1;
+        self.note(|| format!("broker crash: {ending:?}"));
+        self.disk = process.disk.after(ending, &mut self.rng);
+        drop(process);
+        self.oracle.crashed(self.now);
+        let open: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.broker_open)
+            .map(|(id, _)| *id)
+            .collect();
+        for conn in open {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.broker_open = false;
+            }
+            let delay = match ending {
+                // The kernel resets the sockets of a dead process.
+                Ending::ProcessCrash => self.rng.between(1, 10),
+                // A dead machine says nothing: the clients notice by their own timers.
+                Ending::PowerCut => self.rng.between(500, 8000),
+            };
+            self.schedule(self.now + delay, Ev::ClientSeesClose(conn));
+        }
+        let down = self.rng.between(100, 4000);
+        self.schedule(self.now + down, Ev::Restart);
+    }
+
+    /// The storage thread: writes every waiting batch in one durable transaction, then
+    /// reports the newest durable.
+    fn commit(&mut self, incarnation: u64) {
+        let clock = WallClock::new(self.base, self.wall_base);
+        let now = self.at(self.now);
+        let mutation = self.opts.mutation;
+        let Some(p) = self.process.as_mut().filter(|p| p.incarnation == incarnation) else {
+            return;
+        };
+        p.commit_scheduled = false;
+        let batches = std::mem::take(&mut p.batches);
+        let Some(last) = batches.last().map(|b| b.seq) else {
+            return;
+        };
+        let records = batches.iter().flat_map(|b| b.records.iter());
+        match p.store.apply(records, &clock, Commit::Durable) {
+            Ok(()) => {
+                if mutation != Some(Mutation::AckBeforeCommit) {
+                    p.broker
+                        .handle_persisted(last, now)
+                        .unwrap_or_else(|e| panic!("handle_persisted: {e}"));
+                }
+                self.drain();
+            }
+            Err(e) if mutation == Some(Mutation::IgnoreFsyncError) => {
+                p.broker
+                    .handle_persisted(last, now)
+                    .unwrap_or_else(|e| panic!("handle_persisted: {e}"));
+                self.note(|| format!("store error ignored: {e}"));
+                self.drain();
+            }
+            Err(e) => {
+                // As the storage thread does: a store that cannot write stops the broker, which
+                // must not acknowledge what is not durable.
+                self.note(|| format!("store error, the broker stops: {e}"));
+                self.crash(Ending::PowerCut);
+            }
+        }
+    }
+
+    /// Drains the broker's outputs, as the driving-loop rule says, and sets its timer.
+    fn drain(&mut self) {
+        loop {
+            let Some(p) = self.process.as_mut() else {
+                return;
+            };
+            let Some(output) = p.broker.poll_output() else {
+                break;
+            };
+            self.output(output);
+        }
+        let Some(p) = self.process.as_ref() else {
+            return;
+        };
+        if let Some(deadline) = p.broker.poll_timeout() {
+            let at = self.to_ms(deadline).max(self.now);
+            let incarnation = p.incarnation;
+            if p.timer_at.is_none_or(|t| at < t) {
+                if let Some(p) = self.process.as_mut() {
+                    p.timer_at = Some(at);
+                }
+                self.schedule(at, Ev::Timer(incarnation));
+            }
+        }
+    }
+
+    fn output(&mut self, output: Output) {
+        let now = self.at(self.now);
+        match output {
+            Output::Transmit { conn, data } => {
+                let conn = conn.0;
+                let bytes = if data.len() == 1 {
+                    data.into_iter().next().unwrap_or_default()
+                } else {
+                    let mut all = BytesMut::new();
+                    for chunk in &data {
+                        all.extend_from_slice(chunk);
+                    }
+                    all.freeze()
+                };
+                if conn == AUDITOR {
+                    self.audit_read(&bytes);
+                    return;
+                }
+                let lat = self.latency();
+                let Some(c) = self.conns.get_mut(&conn) else {
+                    return;
+                };
+                if c.abandoned || !c.client_open {
+                    return; // nobody reads: never flushed
+                }
+                c.to_client_at = c.to_client_at.max(self.now + lat);
+                let at = c.to_client_at;
+                self.schedule(at, Ev::ToClient(conn, bytes));
+            }
+            Output::Close { conn } => {
+                let conn = conn.0;
+                if let Some(p) = self.process.as_mut() {
+                    p.broker
+                        .handle_closed(ConnectionId(conn), now)
+                        .unwrap_or_else(|e| panic!("handle_closed: {e}"));
+                }
+                if conn == AUDITOR {
+                    return;
+                }
+                let lat = self.latency();
+                let mut abnormal = None;
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    if c.broker_open && !c.disconnect_sent {
+                        abnormal = Some(c.client);
+                    }
+                    c.broker_open = false;
+                    c.to_client_at = c.to_client_at.max(self.now + lat);
+                    let at = c.to_client_at;
+                    self.schedule(at, Ev::ClientSeesClose(conn));
+                }
+                if let Some(client) = abnormal {
+                    // Closed by the broker (keep alive, protocol error): a will may be due,
+                    // except after a takeover, which the oracle leaves alone.
+                    if !self.has_other_connection(client, conn) {
+                        self.oracle.abnormal_end(conn, self.now);
+                    }
+                }
+            }
+            Output::Persist(batch) => {
+                let mutation = self.opts.mutation;
+                let latency = self.rng.between(1, 8);
+                let Some(p) = self.process.as_mut() else {
+                    return;
+                };
+                if mutation == Some(Mutation::AckBeforeCommit) {
+                    p.broker
+                        .handle_persisted(batch.seq, now)
+                        .unwrap_or_else(|e| panic!("handle_persisted: {e}"));
+                }
+                p.batches.push(batch);
+                if !p.commit_scheduled {
+                    p.commit_scheduled = true;
+                    let incarnation = p.incarnation;
+                    self.schedule(self.now + latency, Ev::Commit(incarnation));
+                }
+            }
+            Output::PauseReading { conn } => {
+                if let Some(c) = self.conns.get_mut(&conn.0) {
+                    c.paused = true;
+                }
+            }
+            Output::ResumeReading { conn } => {
+                let conn = conn.0;
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.paused = false;
+                    let held: Vec<Bytes> = c.held.drain(..).collect();
+                    for bytes in held {
+                        self.schedule(self.now, Ev::ToBroker(conn, bytes));
+                    }
+                }
+            }
+            Output::Event(Event::MessageDropped { client_id, .. }) => {
+                self.oracle.dropped_for(&client_id);
+            }
+            _ => {}
+        }
+    }
+
+    // ---- the network ----
+
+    fn to_broker(&mut self, conn: u64, bytes: Bytes) {
+        let incarnation = self.process.as_ref().map(|p| p.incarnation);
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if !c.broker_open || c.process != incarnation {
+            return;
+        }
+        if c.paused {
+            c.held.push_back(bytes);
+            return;
+        }
+        let client = c.client;
+        if c.disconnect_sent && bytes[..] == [0xE0, 0x00] {
+            self.oracle.disconnect_delivered(conn, self.now);
+        }
+        if !c.delivered_any {
+            c.delivered_any = true;
+            self.oracle.connect_sent(client);
+        }
+        let now = self.at(self.now);
+        if let Some(p) = self.process.as_mut() {
+            p.broker
+                .handle_read(ConnectionId(conn), bytes, now)
+                .unwrap_or_else(|e| panic!("handle_read: {e}"));
+        }
+        self.drain();
+    }
+
+    fn to_client(&mut self, conn: u64, bytes: Bytes) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        if !c.client_open || c.abandoned {
+            return;
+        }
+        let (client, process) = (c.client, c.process);
+        let stalled = self.clients[client].stalled_until;
+        if stalled > self.now {
+            self.schedule(stalled, Ev::ToClient(conn, bytes));
+            return;
+        }
+        let len = bytes.len();
+        let broker_open = c.broker_open;
+        if broker_open && process == self.process.as_ref().map(|p| p.incarnation) {
+            let now = self.at(self.now);
+            if let Some(p) = self.process.as_mut() {
+                p.broker
+                    .handle_flushed(ConnectionId(conn), len, now)
+                    .unwrap_or_else(|e| panic!("handle_flushed: {e}"));
+            }
+        }
+        let outs = self.clients[client].received(conn, &bytes, self.now, &mut self.oracle);
+        self.client_outputs(client, conn, outs);
+        self.drain();
+    }
+
+    fn client_step(&mut self, client: usize) {
+        let (outs, next) = self.clients[client].act(self.now, &mut self.next_msg, &mut self.oracle);
+        let conn = match self.clients[client].link() {
+            Link::Up(c) | Link::Connecting(c) => c,
+            Link::Down => 0,
+        };
+        self.client_outputs(client, conn, outs);
+        self.schedule(self.now + next, Ev::Client(client));
+    }
+
+    fn client_outputs(&mut self, client: usize, conn: u64, outs: Vec<Out>) {
+        for out in outs {
+            match out {
+                Out::Connect => self.open(client),
+                Out::Send(bytes) => self.send(conn, bytes),
+                Out::Close => {
+                    let lat = self.latency();
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.client_open = false;
+                        c.to_broker_at = c.to_broker_at.max(self.now + lat);
+                        let at = c.to_broker_at;
+                        self.schedule(at, Ev::BrokerSeesClose(conn));
+                    }
+                }
+                Out::NetDrop => self.net_drop(conn),
+                Out::Abandon => {
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.client_open = false;
+                        c.abandoned = true;
+                    }
+                    self.note(|| format!("c{client} abandons conn {conn}"));
+                }
+            }
+        }
+    }
+
+    fn net_drop(&mut self, conn: u64) {
+        let lat = self.latency();
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.client_open = false;
+            c.to_broker_at = c.to_broker_at.max(self.now + lat);
+            let at = c.to_broker_at;
+            self.schedule(at, Ev::BrokerSeesClose(conn));
+        }
+        self.note(|| format!("network drops conn {conn}"));
+    }
+
+    fn send(&mut self, conn: u64, bytes: Bytes) {
+        let lat = self.latency();
+        let cut = self.opts.faults && !self.healing && self.rng.chance(1);
+        let cut_at = if cut { self.rng.index(bytes.len()) } else { 0 };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if !c.client_open {
+            return;
+        }
+        if bytes.first() == Some(&0xE0) {
+            c.disconnect_sent = true;
+        }
+        c.to_broker_at = c.to_broker_at.max(self.now + lat);
+        let at = c.to_broker_at;
+        if cut {
+            // The network fails in the middle of this write: the broker gets a prefix, the
+            // client learns of it a little later.
+            if cut_at > 0 {
+                self.schedule(at, Ev::ToBroker(conn, bytes.slice(..cut_at)));
+            }
+            self.net_drop(conn);
+            let notice = self.now + self.rng.between(1, 50);
+            self.schedule(notice, Ev::ClientSeesClose(conn));
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.client_open = true; // until the notice arrives
+            }
+            return;
+        }
+        self.schedule(at, Ev::ToBroker(conn, bytes));
+    }
+
+    fn open(&mut self, client: usize) {
+        self.next_conn += 1;
+        let conn = self.next_conn;
+        self.counts.connections += 1;
+        let process = self.process.as_ref().map(|p| p.incarnation);
+        self.conns.insert(
+            conn,
+            Conn {
+                client,
+                process,
+                broker_open: process.is_some(),
+                client_open: true,
+                abandoned: false,
+                to_broker_at: self.now,
+                to_client_at: self.now,
+                paused: false,
+                held: VecDeque::new(),
+                delivered_any: false,
+                disconnect_sent: false,
+            },
+        );
+        let outs = self.clients[client].opened(conn, self.now, &mut self.next_msg, &mut self.oracle);
+        match self.process.as_mut() {
+            Some(p) => {
+                let now = self.base + Duration::from_millis(self.now);
+                p.broker
+                    .handle_open(ConnectionId(conn), ConnectionInfo::default(), now)
+                    .unwrap_or_else(|e| panic!("handle_open: {e}"));
+                self.note(|| format!("c{client} opens conn {conn}"));
+                self.client_outputs(client, conn, outs);
+                self.drain();
+            }
+            None => {
+                // Connection refused.
+                let at = self.now + self.rng.between(1, 5);
+                self.schedule(at, Ev::ClientSeesClose(conn));
+            }
+        }
+    }
+
+    // ---- the audit of the retained set ----
+
+    fn audit(&mut self) {
+        let now = self.at(self.now);
+        let Some(p) = self.process.as_mut() else {
+            self.oracle_violation("the broker is down at the audit".to_owned());
+            return;
+        };
+        let mut decoder = Decoder::new();
+        decoder.set_version(ProtocolVersion::V5);
+        self.audit = Some((decoder, BytesMut::new(), BTreeMap::new()));
+        let connect = Connect {
+            protocol: ProtocolVersion::V5,
+            bridge: false,
+            clean_start: true,
+            keep_alive: 0,
+            client_id: MqttStr::from_static("sim-auditor"),
+            will: None,
+            username: None,
+            password: None,
+            properties: Properties::default(),
+        };
+        let subscribe = Subscribe {
+            packet_id: PacketId::new(1).unwrap_or_else(|| unreachable!()),
+            filters: vec![(
+                MqttStr::from_static("#"),
+                SubscriptionOptions {
+                    qos: QoS::AtMostOnce,
+                    ..SubscriptionOptions::default()
+                },
+            )],
+            properties: Properties::default(),
+        };
+        let mut bytes = BytesMut::new();
+        for packet in [Packet::Connect(Box::new(connect)), Packet::Subscribe(subscribe)] {
+            packet
+                .encode(ProtocolVersion::V5, &mut bytes)
+                .unwrap_or_else(|e| panic!("auditor packet: {e}"));
+        }
+        p.broker
+            .handle_open(ConnectionId(AUDITOR), ConnectionInfo::default(), now)
+            .unwrap_or_else(|e| panic!("handle_open: {e}"));
+        p.broker
+            .handle_read(ConnectionId(AUDITOR), bytes.freeze(), now)
+            .unwrap_or_else(|e| panic!("handle_read: {e}"));
+        self.drain();
+        // The SUBACK waits for the session's record: run the storage a few times.
+        for _ in 0..3 {
+            if let Some(incarnation) = self.process.as_ref().map(|p| p.incarnation) {
+                self.commit(incarnation);
+            }
+        }
+    }
+
+    fn audit_read(&mut self, bytes: &[u8]) {
+        let Some((decoder, buf, retained)) = self.audit.as_mut() else {
+            return;
+        };
+        buf.extend_from_slice(bytes);
+        while let Ok(Some(packet)) = decoder.decode(buf) {
+            if let Packet::Publish(p) = packet {
+                if p.retain && p.qos == PublishQos::AtMostOnce {
+                    if let Some(msg) = msg_of(p.payload()) {
+                        retained.insert(p.topic().to_owned(), msg);
+                    }
+                }
+            }
+        }
+        let len = bytes.len();
+        let now = self.at(self.now);
+        if let Some(p) = self.process.as_mut() {
+            p.broker
+                .handle_flushed(ConnectionId(AUDITOR), len, now)
+                .unwrap_or_else(|e| panic!("handle_flushed: {e}"));
+        }
+    }
+}
