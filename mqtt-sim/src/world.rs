@@ -40,6 +40,8 @@ enum Ev {
     ToClient(u64, Bytes),
     /// The client learns its connection ended.
     ClientSeesClose(u64),
+    /// A slow reader's stall ended: it reads what waits on the connection.
+    Read(u64),
     /// A client's next step.
     Client(usize),
     /// The broker's timer, set for this process.
@@ -74,7 +76,11 @@ struct Conn {
     /// Reading paused by the broker (backpressure): bytes wait here.
     paused: bool,
     held: VecDeque<Bytes>,
-    /// Bytes the broker wrote that the client has not read yet (reported flushed on read).
+    /// Bytes arrived that a slow reader has not read yet, oldest first.
+    unread: VecDeque<Bytes>,
+    /// A `Read` event is due for `unread`.
+    read_scheduled: bool,
+    /// Bytes of the client's reached the broker (its CONNECT, at least in part).
     delivered_any: bool,
     /// A normal DISCONNECT is among the bytes sent.
     disconnect_sent: bool,
@@ -313,6 +319,7 @@ impl World {
                 self.drain();
             }
             Ev::ToClient(conn, bytes) => self.to_client(conn, bytes),
+            Ev::Read(conn) => self.read(conn),
             Ev::ClientSeesClose(conn) => {
                 let Some(c) = self.conns.get_mut(&conn) else {
                     return;
@@ -339,7 +346,11 @@ impl World {
             }
             Ev::Commit(incarnation) => self.commit(incarnation),
             Ev::Crash(ending) => self.crash(ending),
-            Ev::Restart => self.start_process(),
+            Ev::Restart => {
+                if self.process.is_none() {
+                    self.start_process();
+                }
+            }
             Ev::Heal => {
                 self.healing = true;
                 self.note(|| "heal".to_owned());
@@ -382,6 +393,15 @@ impl World {
         }
         let store = match DurableStore::open_on(disk.clone(), STORE_PATH) {
             Ok(store) => store,
+            Err(e) if !e.is_corrupt() => {
+                // The broker refuses to start (a full disk, a failing fsync); the operator
+                // makes room and starts it again.
+                self.note(|| format!("the broker does not start: {e}"));
+                self.disk = disk.after(Ending::ProcessCrash, &mut self.rng);
+                let later = self.now + self.rng.between(1000, 5000);
+                self.schedule(later, Ev::Restart);
+                return;
+            }
             Err(e) => {
                 let text = format!("the store does not open after a restart: {e}");
                 self.oracle_violation(text);
@@ -537,6 +557,10 @@ impl World {
                     self.audit_read(&bytes);
                     return;
                 }
+                if self.opts.trace > 0 {
+                    let held = self.conns.get(&conn).map(|c| c.to_client_at);
+                    self.note(|| format!("broker -> conn {conn}: {} bytes {:02x?} (after {held:?})", bytes.len(), &bytes[..bytes.len().min(6)]));
+                }
                 let lat = self.latency();
                 let Some(c) = self.conns.get_mut(&conn) else {
                     return;
@@ -655,12 +679,48 @@ impl World {
         if !c.client_open || c.abandoned {
             return;
         }
-        let (client, process) = (c.client, c.process);
+        let client = c.client;
         let stalled = self.clients[client].stalled_until;
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.unread.push_back(bytes);
         if stalled > self.now {
-            self.schedule(stalled, Ev::ToClient(conn, bytes));
+            // A slow reader: what arrives waits, in order, for the stall to end.
+            if !c.read_scheduled {
+                c.read_scheduled = true;
+                self.schedule(stalled, Ev::Read(conn));
+            }
             return;
         }
+        self.read(conn);
+    }
+
+    /// The client reads what waits on `conn`, in order.
+    fn read(&mut self, conn: u64) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.read_scheduled = false;
+        let stalled = self.clients[c.client].stalled_until;
+        if stalled > self.now {
+            c.read_scheduled = true;
+            self.schedule(stalled, Ev::Read(conn));
+            return;
+        }
+        while let Some(bytes) = self.conns.get_mut(&conn).and_then(|c| c.unread.pop_front()) {
+            self.deliver(conn, bytes);
+        }
+    }
+
+    fn deliver(&mut self, conn: u64, bytes: Bytes) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        if !c.client_open || c.abandoned {
+            return;
+        }
+        let (client, process) = (c.client, c.process);
         let len = bytes.len();
         let broker_open = c.broker_open;
         if broker_open && process == self.process.as_ref().map(|p| p.incarnation) {
@@ -772,6 +832,8 @@ impl World {
                 to_client_at: self.now,
                 paused: false,
                 held: VecDeque::new(),
+                unread: VecDeque::new(),
+                read_scheduled: false,
                 delivered_any: false,
                 disconnect_sent: false,
             },

@@ -110,6 +110,30 @@ pub struct DurableStore {
     replayed: Option<JournalReplay>,
 }
 
+/// Why redb could not open the database at `path`: damage (a bad checksum or structure, a
+/// short file), or a failure to reach it (permissions, a full disk, a lock) that says nothing
+/// about the content.
+fn open_error(path: &Path, error: redb::DatabaseError) -> StoreError {
+    let path = path.to_path_buf();
+    match error {
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail)) => {
+            StoreError::Corrupt { path, detail }
+        }
+        redb::DatabaseError::Storage(redb::StorageError::Io(e))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            StoreError::Corrupt {
+                path,
+                detail: e.to_string(),
+            }
+        }
+        source => StoreError::Open { path, source },
+    }
+}
+
 fn io(error: impl std::fmt::Display) -> StoreError {
     StoreError::Io(error.to_string())
 }
@@ -122,27 +146,10 @@ impl DurableStore {
         let path = path.as_ref().to_path_buf();
         // A plain open trusts the file (and may panic on one damaged outside redb); the check
         // verifies every page checksum and reports damage as `Corrupted`.
-        let db = match Database::builder()
+        let db = Database::builder()
             .set_check_integrity_on_open(true)
             .create(&path)
-        {
-            Ok(db) => db,
-            Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail))) => {
-                return Err(StoreError::Corrupt { path, detail });
-            }
-            Err(redb::DatabaseError::Storage(redb::StorageError::Io(e)))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
-                ) =>
-            {
-                return Err(StoreError::Corrupt {
-                    path,
-                    detail: e.to_string(),
-                });
-            }
-            Err(source) => return Err(StoreError::Open { path, source }),
-        };
+            .map_err(|e| open_error(&path, e))?;
         Self::on(db, path)
     }
 
@@ -156,10 +163,7 @@ impl DurableStore {
         let db = Database::builder()
             .set_check_integrity_on_open(true)
             .create_with_backend(backend)
-            .map_err(|e| StoreError::Corrupt {
-                path: path.clone(),
-                detail: e.to_string(),
-            })?;
+            .map_err(|e| open_error(&path, e))?;
         Self::on(db, path)
     }
 
