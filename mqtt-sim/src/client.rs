@@ -559,6 +559,9 @@ impl Client {
                 self.pending_subs.clear();
                 self.pending_unsubs.clear();
                 if present {
+                    for o in &self.inflight {
+                        oracle.resent(o.msg);
+                    }
                     let resend: Vec<Packet> = self
                         .inflight
                         .iter()

@@ -88,7 +88,7 @@ fn main() -> ExitCode {
     let end = args.start + args.seeds;
     let stop = Arc::new(AtomicBool::new(false));
     let failures = Arc::new(Mutex::new(Vec::new()));
-    let totals = Arc::new(Mutex::new((0u64, 0u64, 0u64)));
+    let totals = Arc::new(Mutex::new((0u64, 0u64, 0u64, 0u64)));
     let workers: Vec<_> = (0..args.jobs)
         .map(|_| {
             let (next, stop, failures, totals) =
@@ -107,6 +107,7 @@ fn main() -> ExitCode {
                         t.0 += 1;
                         t.1 += report.counts.events;
                         t.2 += report.counts.sim_ms;
+                        t.3 ^= report.counts.digest.rotate_left((seed % 64) as u32);
                     }
                     if !report.violations.is_empty() {
                         print_failure(&report, &opts);
@@ -129,10 +130,10 @@ fn main() -> ExitCode {
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    let (runs, events, sim_ms) = *totals.lock().unwrap_or_else(|e| e.into_inner());
+    let (runs, events, sim_ms, digest) = *totals.lock().unwrap_or_else(|e| e.into_inner());
     let failures = failures.lock().unwrap_or_else(|e| e.into_inner()).clone();
     println!(
-        "{runs} seeds from {} in {secs:.1} s: {:.1} seeds/s, {:.0} events/s, {:.0} simulated client-seconds per second; {} failed{}",
+        "{runs} seeds from {} in {secs:.1} s: {:.1} seeds/s, {:.0} events/s, {:.0} simulated client-seconds per second; digest {digest:016x}; {} failed{}",
         args.start,
         runs as f64 / secs,
         events as f64 / secs,

@@ -30,6 +30,9 @@ struct Published {
     sent_at: Ms,
     /// Acknowledged to the publisher (PUBACK, PUBREC), or a will known to be due.
     acked_at: Option<Ms>,
+    /// Sent again by its publisher (DUP) on a resumed session: routed again, as a new message
+    /// [MQTT-4.3.2-2], so its copies may follow later messages.
+    resent: bool,
 }
 
 /// A subscription the broker confirmed.
@@ -199,6 +202,7 @@ impl Oracle {
                     qos,
                     sent_at: now,
                     acked_at: None,
+                    resent: false,
                 },
             );
         }
@@ -212,6 +216,13 @@ impl Oracle {
                     sent_at: now,
                     acked_at: None,
                 });
+        }
+    }
+
+    /// The publisher sent `msg` again (DUP) after resuming its session.
+    pub fn resent(&mut self, msg: MsgId) {
+        if let Some(m) = self.messages.get_mut(&msg) {
+            m.resent = true;
         }
     }
 
@@ -375,7 +386,7 @@ impl Oracle {
         }
         // Order binds first copies: a QoS 1 message resent by its publisher is routed again,
         // as a new message, after later ones.
-        if first && qos >= 1 && !retain && published.qos >= 1 {
+        if first && qos >= 1 && !retain && published.qos >= 1 && !published.resent {
             let key = (chain, published.publisher, published.topic.clone(), qos);
             let newest = self.clients[client].newest.entry(key).or_insert(0);
             if msg < *newest {
@@ -416,6 +427,7 @@ impl Oracle {
                 qos,
                 sent_at: now,
                 acked_at: None,
+                resent: false,
             },
         );
         if retain {
