@@ -125,7 +125,7 @@ pub struct Client {
     choice: Choice,
     inflight: VecDeque<Outgoing>,
     incoming_qos2: HashSet<u16>,
-    pending_subs: HashMap<u16, Vec<(&'static str, u8)>>,
+    pending_subs: HashMap<u16, (Vec<(&'static str, u8)>, Ms)>,
     pending_unsubs: HashSet<u16>,
     next_pid: u16,
     decoder: Decoder,
@@ -378,7 +378,7 @@ impl Client {
             vec![(*self.rng.pick(&FILTERS), self.rng.below(3) as u8)]
         };
         let id = self.packet_id();
-        self.pending_subs.insert(id.get(), filters.clone());
+        self.pending_subs.insert(id.get(), (filters.clone(), now));
         let subscribe = Subscribe {
             packet_id: id,
             filters: filters
@@ -585,7 +585,7 @@ impl Client {
                 if !present || self.rng.chance(30) {
                     let filters = self.profile.filters.clone();
                     let id = self.packet_id();
-                    self.pending_subs.insert(id.get(), filters.clone());
+                    self.pending_subs.insert(id.get(), (filters.clone(), now));
                     let subscribe = Subscribe {
                         packet_id: id,
                         filters: filters
@@ -672,10 +672,10 @@ impl Client {
                 }
             }
             Packet::SubAck(ack) => {
-                if let Some(filters) = self.pending_subs.remove(&ack.packet_id.get()) {
+                if let Some((filters, asked_at)) = self.pending_subs.remove(&ack.packet_id.get()) {
                     for ((filter, _), code) in filters.iter().zip(&ack.reason_codes) {
                         if let Some(granted) = granted_qos(*code) {
-                            oracle.subscribed(self.idx, filter, granted, now);
+                            oracle.subscribed(self.idx, filter, granted, asked_at, now);
                         }
                     }
                 }

@@ -93,6 +93,10 @@ struct ClientFacts {
     dropped: bool,
     /// Whether its last connection is up at the end of the run (its epoch is checked).
     up_at_end: bool,
+    /// When its last CONNECT reached the broker.
+    connect_at: Ms,
+    /// Every UNSUBSCRIBE sent: filter and time.
+    unsubscribes: Vec<(String, Ms)>,
 }
 
 /// A retained value a topic may hold at the end.
@@ -155,6 +159,8 @@ impl Oracle {
                 newest: HashMap::new(),
                 dropped: false,
                 up_at_end: false,
+                connect_at: 0,
+                unsubscribes: Vec::new(),
             })
             .collect();
         Oracle {
@@ -253,7 +259,15 @@ impl Oracle {
     ) -> bool {
         let facts = &self.clients[client];
         let name = facts.name.clone();
-        let expect = facts.expect;
+        // A CONNACK still on its way when an in-memory broker crashed speaks of a session the
+        // crash took with it.
+        let lost_in_crash =
+            !self.durable && self.crashes.last().is_some_and(|&c| c >= facts.connect_at);
+        let expect = if lost_in_crash {
+            Expect::Unknown
+        } else {
+            facts.expect
+        };
         if clean_start && session_present {
             self.violation(
                 now,
@@ -285,7 +299,7 @@ impl Oracle {
         if !session_present {
             facts.chain += 1;
         }
-        facts.expect = if persistent {
+        facts.expect = if persistent && !lost_in_crash {
             Expect::Present { until: None }
         } else {
             Expect::Absent
@@ -294,8 +308,10 @@ impl Oracle {
     }
 
     /// `client` sent a CONNECT; until its CONNACK arrives nothing is certain about its session.
-    pub fn connect_sent(&mut self, client: usize) {
-        self.clients[client].expect = Expect::Unknown;
+    pub fn connect_sent(&mut self, client: usize, now: Ms) {
+        let facts = &mut self.clients[client];
+        facts.expect = Expect::Unknown;
+        facts.connect_at = now;
     }
 
     /// `client`'s connection ended (as it saw it); a persistent session lasts `expiry` ms more
@@ -309,22 +325,31 @@ impl Oracle {
         }
     }
 
-    /// The broker confirmed a subscription (SUBACK with a granted QoS).
-    pub fn subscribed(&mut self, client: usize, filter: &str, qos: u8, now: Ms) {
+    /// The broker confirmed a subscription (SUBACK with a granted QoS) asked for at
+    /// `asked_at`.
+    pub fn subscribed(&mut self, client: usize, filter: &str, qos: u8, asked_at: Ms, now: Ms) {
         let facts = &mut self.clients[client];
         let epoch = facts.epoch;
+        // An UNSUBSCRIBE sent after the SUBSCRIBE ends it, even if the SUBACK came later.
+        let ended_at = facts
+            .unsubscribes
+            .iter()
+            .filter(|(f, t)| f == filter && *t >= asked_at)
+            .map(|(_, t)| *t)
+            .min();
         facts.subs.push(Subscription {
             epoch,
             filter: filter.to_owned(),
             qos,
             confirmed_at: now,
-            ended_at: None,
+            ended_at,
         });
     }
 
     /// `client` sent UNSUBSCRIBE for `filter`.
     pub fn unsubscribing(&mut self, client: usize, filter: &str, now: Ms) {
         let facts = &mut self.clients[client];
+        facts.unsubscribes.push((filter.to_owned(), now));
         let epoch = facts.epoch;
         for s in facts
             .subs
@@ -653,7 +678,7 @@ mod tests {
     fn an_acknowledged_message_owed_to_a_subscriber_is_missed() {
         let mut oracle = Oracle::new(vec!["p".into(), "s".into()], true);
         oracle.connack(1, true, false, true, 0);
-        oracle.subscribed(1, "t/#", 1, 10);
+        oracle.subscribed(1, "t/#", 1, 5, 10);
         oracle.published(0, 1, "t/a", 1, false, false, 20);
         oracle.acknowledged(1, 30);
         oracle.up_at_end(1);

@@ -100,6 +100,8 @@ struct Conn {
     delivered_any: bool,
     /// A normal DISCONNECT is among the bytes sent.
     disconnect_sent: bool,
+    /// The broker accepted its CONNECT (a will exists only then).
+    accepted: bool,
 }
 
 /// The broker's process.
@@ -327,7 +329,7 @@ impl World {
                     return;
                 }
                 c.broker_open = false;
-                let (client, clean) = (c.client, c.disconnect_sent);
+                let (client, clean) = (c.client, c.disconnect_sent || !c.accepted);
                 self.note(|| format!("broker sees conn {conn} close"));
                 if !clean && !self.has_other_connection(client, conn) {
                     self.oracle.abnormal_end(conn, self.now);
@@ -607,7 +609,7 @@ impl World {
                 let lat = self.latency();
                 let mut abnormal = None;
                 if let Some(c) = self.conns.get_mut(&conn) {
-                    if c.broker_open && !c.disconnect_sent {
+                    if c.broker_open && c.accepted && !c.disconnect_sent {
                         abnormal = Some(c.client);
                     }
                     c.broker_open = false;
@@ -656,6 +658,11 @@ impl World {
                     }
                 }
             }
+            Output::Event(Event::ClientConnected { conn, .. }) => {
+                if let Some(c) = self.conns.get_mut(&conn.0) {
+                    c.accepted = true;
+                }
+            }
             Output::Event(Event::MessageDropped { client_id, .. }) => {
                 self.oracle.dropped_for(&client_id);
             }
@@ -683,7 +690,7 @@ impl World {
         }
         if !c.delivered_any {
             c.delivered_any = true;
-            self.oracle.connect_sent(client);
+            self.oracle.connect_sent(client, self.now);
         }
         let now = self.at(self.now);
         if let Some(p) = self.process.as_mut() {
@@ -858,6 +865,7 @@ impl World {
                 read_scheduled: false,
                 delivered_any: false,
                 disconnect_sent: false,
+                accepted: false,
             },
         );
         let outs = self.clients[client].opened(conn, self.now, &mut self.next_msg, &mut self.oracle);
