@@ -84,6 +84,7 @@ fn main() -> ExitCode {
     let args = parse();
     #[allow(clippy::disallowed_methods)]
     let started = std::time::Instant::now();
+    let started = &started;
     let next = Arc::new(AtomicU64::new(args.start));
     let end = args.start + args.seeds;
     let stop = Arc::new(AtomicBool::new(false));
@@ -95,6 +96,7 @@ fn main() -> ExitCode {
                 (next.clone(), stop.clone(), failures.clone(), totals.clone());
             let opts = args.opts.clone();
             let first = args.first;
+            let started = *started;
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     let seed = next.fetch_add(1, Ordering::Relaxed);
@@ -108,6 +110,14 @@ fn main() -> ExitCode {
                         t.1 += report.counts.events;
                         t.2 += report.counts.sim_ms;
                         t.3 ^= report.counts.digest.rotate_left((seed % 64) as u32);
+                        if t.0 % 10_000 == 0 {
+                            let failed = failures.lock().map_or(0, |f| f.len());
+                            println!(
+                                "progress: {} seeds run, {failed} failed, {:.0} s",
+                                t.0,
+                                started.elapsed().as_secs_f64()
+                            );
+                        }
                     }
                     if !report.violations.is_empty() {
                         print_failure(&report, &opts);
