@@ -438,6 +438,13 @@ impl Client {
             persistent,
         };
         self.link = Link::Connecting(conn);
+        if clean_start {
+            // The client discards its session state when it asks for a clean start, whether
+            // or not the CONNACK arrives [MQTT-3.1.2-4] [MQTT5-3.1.2-4].
+            self.inflight.clear();
+            self.incoming_qos2.clear();
+            oracle.client_state_reset(self.idx);
+        }
         self.buf.clear();
         self.decoder = Decoder::new();
         self.decoder.set_version(version);
@@ -492,6 +499,13 @@ impl Client {
     fn lost(&mut self, now: Ms, oracle: &mut Oracle) {
         if let Link::Up(_) = self.link {
             oracle.connection_lost(self.idx, self.expiry_ms(), now);
+        }
+        if !self.choice.persistent {
+            // A session that lasts only as long as its connection ends with it, on both sides
+            // [MQTT-3.1.2-6] [MQTT5-3.1.2-23]: nothing of it is resent on the next connection.
+            self.inflight.clear();
+            self.incoming_qos2.clear();
+            oracle.client_state_reset(self.idx);
         }
         self.link = Link::Down;
     }

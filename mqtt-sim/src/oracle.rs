@@ -307,6 +307,13 @@ impl Oracle {
         session_present
     }
 
+    /// `client` discarded its session state (a clean start asked for, or a session that ended
+    /// with its connection): a QoS 2 message the broker still holds for an older session may
+    /// then reach the application again, which no broker can prevent.
+    pub fn client_state_reset(&mut self, client: usize) {
+        self.clients[client].chain += 1;
+    }
+
     /// `client` sent a CONNECT; until its CONNACK arrives nothing is certain about its session.
     pub fn connect_sent(&mut self, client: usize, now: Ms) {
         let facts = &mut self.clients[client];

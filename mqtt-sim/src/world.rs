@@ -42,6 +42,8 @@ enum Ev {
     ClientSeesClose(u64),
     /// A slow reader's stall ended: it reads what waits on the connection.
     Read(u64),
+    /// The broker resumed reading a connection: it reads what waited.
+    Unheld(u64),
     /// A client's next step.
     Client(usize),
     /// The broker's timer, set for this process.
@@ -63,7 +65,9 @@ impl Ev {
     fn kind(&self) -> u64 {
         match self {
             Ev::ToBroker(c, b) | Ev::ToClient(c, b) => c ^ (b.len() as u64) << 20,
-            Ev::BrokerSeesClose(c) | Ev::ClientSeesClose(c) | Ev::Read(c) => c << 1,
+            Ev::BrokerSeesClose(c) | Ev::ClientSeesClose(c) | Ev::Read(c) | Ev::Unheld(c) => {
+                c << 1
+            }
             Ev::Client(c) => *c as u64,
             Ev::Timer(i) | Ev::Commit(i) => *i,
             Ev::Crash(e) => *e as u64,
@@ -89,9 +93,10 @@ struct Conn {
     /// When the last bytes in each direction arrive: a connection keeps its order.
     to_broker_at: Ms,
     to_client_at: Ms,
-    /// Reading paused by the broker (backpressure): bytes wait here.
+    /// Reading paused by the broker (backpressure): bytes (and the end of the stream, `None`)
+    /// wait here.
     paused: bool,
-    held: VecDeque<Bytes>,
+    held: VecDeque<Option<Bytes>>,
     /// Bytes arrived that a slow reader has not read yet, oldest first.
     unread: VecDeque<Bytes>,
     /// A `Read` event is due for `unread`.
@@ -328,22 +333,16 @@ impl World {
                 if !c.broker_open || c.process != self.process.as_ref().map(|p| p.incarnation) {
                     return;
                 }
-                c.broker_open = false;
-                let (client, clean) = (c.client, c.disconnect_sent || !c.accepted);
-                self.note(|| format!("broker sees conn {conn} close"));
-                if !clean && !self.has_other_connection(client, conn) {
-                    self.oracle.abnormal_end(conn, self.now);
+                if c.paused || !c.held.is_empty() {
+                    // Not reading, the broker does not see the end of the stream either.
+                    c.held.push_back(None);
+                    return;
                 }
-                let now = self.at(self.now);
-                if let Some(p) = &mut self.process {
-                    p.broker
-                        .handle_closed(ConnectionId(conn), now)
-                        .unwrap_or_else(|e| panic!("handle_closed: {e}"));
-                }
-                self.drain();
+                self.broker_sees_close(conn);
             }
             Ev::ToClient(conn, bytes) => self.to_client(conn, bytes),
             Ev::Read(conn) => self.read(conn),
+            Ev::Unheld(conn) => self.unheld(conn),
             Ev::ClientSeesClose(conn) => {
                 let Some(c) = self.conns.get_mut(&conn) else {
                     return;
@@ -387,6 +386,27 @@ impl World {
             }
             Ev::Audit => self.audit(),
         }
+    }
+
+    /// The broker reads the end of `conn`'s stream (FIN, reset, or the network's failure).
+    fn broker_sees_close(&mut self, conn: u64) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.broker_open = false;
+        c.held.clear();
+        let (client, clean) = (c.client, c.disconnect_sent || !c.accepted);
+        self.note(|| format!("broker sees conn {conn} close"));
+        if !clean && !self.has_other_connection(client, conn) {
+            self.oracle.abnormal_end(conn, self.now);
+        }
+        let now = self.at(self.now);
+        if let Some(p) = &mut self.process {
+            p.broker
+                .handle_closed(ConnectionId(conn), now)
+                .unwrap_or_else(|e| panic!("handle_closed: {e}"));
+        }
+        self.drain();
     }
 
     /// Whether `client` has a connection besides `conn` (a takeover, whose will the oracle
@@ -652,9 +672,8 @@ impl World {
                 let conn = conn.0;
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.paused = false;
-                    let held: Vec<Bytes> = c.held.drain(..).collect();
-                    for bytes in held {
-                        self.schedule(self.now, Ev::ToBroker(conn, bytes));
+                    if !c.held.is_empty() {
+                        self.schedule(self.now, Ev::Unheld(conn));
                     }
                 }
             }
@@ -680,8 +699,45 @@ impl World {
         if !c.broker_open || c.process != incarnation {
             return;
         }
-        if c.paused {
-            c.held.push_back(bytes);
+        if c.paused || !c.held.is_empty() {
+            // Bytes that arrive while reading is paused, or before what waited since is read,
+            // queue behind it.
+            c.held.push_back(Some(bytes));
+            return;
+        }
+        self.feed(conn, bytes);
+    }
+
+    /// The broker reads what waited while its reading of `conn` was paused, in order, until it
+    /// pauses again.
+    fn unheld(&mut self, conn: u64) {
+        loop {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
+            if c.paused {
+                return;
+            }
+            match c.held.pop_front() {
+                Some(Some(bytes)) => self.feed(conn, bytes),
+                Some(None) => {
+                    if c.broker_open {
+                        self.broker_sees_close(conn);
+                    }
+                    return;
+                }
+                None => return,
+            }
+        }
+    }
+
+    /// Hands bytes of `conn` to the broker.
+    fn feed(&mut self, conn: u64, bytes: Bytes) {
+        let incarnation = self.process.as_ref().map(|p| p.incarnation);
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if !c.broker_open || c.process != incarnation {
             return;
         }
         let client = c.client;
