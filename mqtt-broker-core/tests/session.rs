@@ -583,3 +583,20 @@ fn an_operator_disconnects_a_client_with_administrative_action() {
     assert_eq!(wills[0].topic(), "tele/plug/LWT");
     assert!(!h.broker.disconnect_client("nobody", now));
 }
+
+/// MQTT 3.1 has no Session Present flag (the byte is reserved, 0), but resumes the session all
+/// the same (the simulator's oracle first took the 0 for a lost session).
+#[test]
+fn mqtt311_3_1_2_4_a_persistent_session_taken_over_is_resumed() {
+    for version in [V311, ProtocolVersion::V3_1] {
+        let mut h = Harness::new();
+        let (first, _) = persistent(&mut h, version, "c");
+        h.subscribe(first, "t", QoS::AtLeastOnce);
+        let (second, present) = persistent(&mut h, version, "c");
+        assert!(h.is_closed(first), "taken over");
+        assert_eq!(present, version == V311, "{version:?}: the flag exists since 3.1.1");
+        let p = h.connect(V311, "p");
+        h.publish(p, "t", b"x", QoS::AtLeastOnce, false);
+        assert_eq!(h.receive_and_ack(second).len(), 1, "{version:?}");
+    }
+}

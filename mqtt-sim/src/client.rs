@@ -57,6 +57,8 @@ pub enum Out {
 #[derive(Debug, Clone)]
 struct Profile {
     version: ProtocolVersion,
+    /// Never asks for a clean start (after its first connection).
+    steady: bool,
     /// Percent of connections that keep their session.
     persistent_pct: u64,
     /// v5 session expiry of a persistent session, seconds (`u32::MAX`: never).
@@ -136,6 +138,8 @@ pub struct Client {
     healing: bool,
     /// Reads are held until then (a slow reader).
     pub stalled_until: Ms,
+    /// Offline until then (switched off).
+    away_until: Ms,
     /// Packets sent and received, for a failure's trace (kept only when tracing).
     pub log: Option<Vec<String>>,
 }
@@ -191,10 +195,23 @@ impl Client {
                 0
             },
         });
+        // A steady client keeps one persistent session all run long (a dashboard, a home
+        // automation server): what it is owed across crashes and reconnects is checked at the
+        // end.
+        let steady = rng.chance(40);
         let profile = Profile {
             version,
-            persistent_pct: *rng.pick(&[0, 50, 90, 100]),
-            expiry: *rng.pick(&[u32::MAX, 3600, 60, 20]),
+            steady,
+            persistent_pct: if steady {
+                100
+            } else {
+                *rng.pick(&[0, 50, 90, 100])
+            },
+            expiry: if steady {
+                *rng.pick(&[u32::MAX, 3600])
+            } else {
+                *rng.pick(&[u32::MAX, 3600, 60, 20])
+            },
             keep_alive: *rng.pick(&[0, 5, 10, 30]),
             will,
             filters,
@@ -223,8 +240,15 @@ impl Client {
             receive_maximum: 8,
             healing: false,
             stalled_until: 0,
+            away_until: 0,
             log: None,
         }
+    }
+
+    /// What the latest CONNECT asked for: a clean start, a session that outlives the
+    /// connection.
+    pub fn asked(&self) -> (bool, bool) {
+        (self.choice.clean_start, self.choice.persistent)
     }
 
     /// The connection the client believes in.
@@ -281,7 +305,7 @@ impl Client {
         }
         match self.link {
             Link::Down => {
-                if self.healing || self.rng.chance(60) {
+                if self.healing || (now >= self.away_until && self.rng.chance(60)) {
                     out.push(Out::Connect);
                 }
             }
@@ -318,6 +342,10 @@ impl Client {
                 self.send(&disconnect, now, out);
                 out.push(Out::Close);
                 self.lost(now, oracle);
+                if self.rng.chance(50) {
+                    // Switched off for a while: its session collects what it is sent.
+                    self.away_until = now + self.rng.between(2_000, 20_000);
+                }
             }
             71..=73 => {
                 out.push(Out::NetDrop);
@@ -421,7 +449,7 @@ impl Client {
         let version = self.profile.version;
         let persistent = self.healing && self.choice.persistent
             || self.rng.chance(self.profile.persistent_pct);
-        let clean_start = if self.healing {
+        let clean_start = if self.healing || self.profile.steady {
             false
         } else if version.is_v5() {
             self.rng.chance(25)
@@ -563,10 +591,11 @@ impl Client {
                     .properties
                     .receive_maximum
                     .map_or(8, |m| usize::from(m).min(8));
+                let flag = (self.profile.version != ProtocolVersion::V3_1).then_some(ack.session_present);
                 let present = oracle.connack(
                     self.idx,
                     self.choice.clean_start,
-                    ack.session_present,
+                    flag,
                     self.choice.persistent,
                     now,
                 );

@@ -29,6 +29,8 @@ pub mod world;
 
 use std::time::Instant;
 
+use mqtt_broker_core::persist::PersistRecord;
+
 pub use world::Counts;
 
 /// A deliberate fault in the system under test, to show the oracle notices (a mutation
@@ -40,14 +42,45 @@ pub enum Mutation {
     AckBeforeCommit,
     /// The storage layer carries on after a failed write or fsync as if it had succeeded.
     IgnoreFsyncError,
+    /// The store does not keep inbound QoS 2 packet identifiers (a message resent with DUP
+    /// after a restart is routed again).
+    ForgetIncomingQos2,
+    /// The store does not keep the clearing of a retained message (an old one comes back).
+    ForgetRetainedClear,
+    /// The store does not keep a session's subscriptions.
+    ForgetSubscriptions,
+    /// The store does not keep messages queued for persistent sessions.
+    ForgetQueuedMessages,
 }
 
 impl Mutation {
     /// Every mutation, with its command-line name.
-    pub const ALL: [(Mutation, &'static str); 2] = [
+    pub const ALL: [(Mutation, &'static str); 6] = [
         (Mutation::AckBeforeCommit, "ack-before-commit"),
         (Mutation::IgnoreFsyncError, "ignore-fsync-error"),
+        (Mutation::ForgetIncomingQos2, "forget-incoming-qos2"),
+        (Mutation::ForgetRetainedClear, "forget-retained-clear"),
+        (Mutation::ForgetSubscriptions, "forget-subscriptions"),
+        (Mutation::ForgetQueuedMessages, "forget-queued-messages"),
     ];
+
+    /// Whether the store under this mutation writes `record` (as given, or changed).
+    pub(crate) fn filter(self, record: &PersistRecord) -> Option<PersistRecord> {
+        match (self, record) {
+            (Mutation::ForgetIncomingQos2, PersistRecord::IncomingQos2 { .. })
+            | (Mutation::ForgetRetainedClear, PersistRecord::RetainedCleared { .. })
+            | (Mutation::ForgetQueuedMessages, PersistRecord::MessageStored { .. }) => None,
+            (Mutation::ForgetSubscriptions, PersistRecord::SessionSaved { client_id, record }) => {
+                let mut record = record.clone();
+                record.subscriptions.clear();
+                Some(PersistRecord::SessionSaved {
+                    client_id: client_id.clone(),
+                    record,
+                })
+            }
+            _ => Some(record.clone()),
+        }
+    }
 
     /// The mutation named `name`.
     pub fn named(name: &str) -> Option<Mutation> {

@@ -89,7 +89,7 @@ fn main() -> ExitCode {
     let end = args.start + args.seeds;
     let stop = Arc::new(AtomicBool::new(false));
     let failures = Arc::new(Mutex::new(Vec::new()));
-    let totals = Arc::new(Mutex::new((0u64, 0u64, 0u64, 0u64)));
+    let totals = Arc::new(Mutex::new((0u64, 0u64, 0u64, 0u64, 0u64)));
     let workers: Vec<_> = (0..args.jobs)
         .map(|_| {
             let (next, stop, failures, totals) =
@@ -109,6 +109,7 @@ fn main() -> ExitCode {
                         t.0 += 1;
                         t.1 += report.counts.events;
                         t.2 += report.counts.sim_ms;
+                        t.4 += report.counts.owed;
                         t.3 ^= report.counts.digest.rotate_left((seed % 64) as u32);
                         if t.0 % 10_000 == 0 {
                             let failed = failures.lock().map_or(0, |f| f.len());
@@ -117,6 +118,12 @@ fn main() -> ExitCode {
                                 t.0,
                                 started.elapsed().as_secs_f64()
                             );
+                        }
+                    }
+                    if report.violations.is_empty() && end - seed == 1 && opts.trace > 0 {
+                        // One seed asked for with a trace: show it even when it passes.
+                        for line in &report.trace {
+                            println!("    {line}");
                         }
                     }
                     if !report.violations.is_empty() {
@@ -140,10 +147,10 @@ fn main() -> ExitCode {
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    let (runs, events, sim_ms, digest) = *totals.lock().unwrap_or_else(|e| e.into_inner());
+    let (runs, events, sim_ms, digest, owed) = *totals.lock().unwrap_or_else(|e| e.into_inner());
     let failures = failures.lock().unwrap_or_else(|e| e.into_inner()).clone();
     println!(
-        "{runs} seeds from {} in {secs:.1} s: {:.1} seeds/s, {:.0} events/s, {:.0} simulated client-seconds per second; digest {digest:016x}; {} failed{}",
+        "{runs} seeds from {} in {secs:.1} s: {:.1} seeds/s, {:.0} events/s, {:.0} simulated client-seconds per second; {owed} owed deliveries checked; digest {digest:016x}; {} failed{}",
         args.start,
         runs as f64 / secs,
         events as f64 / secs,

@@ -120,6 +120,8 @@ pub struct Oracle {
     retained: BTreeMap<String, Vec<RetainedWrite>>,
     crashes: Vec<Ms>,
     violations: Vec<String>,
+    /// Deliveries the final check required (and found, unless reported).
+    owed_checked: u64,
 }
 
 /// Whether `filter` matches `topic`, written out from the spec's rules (§4.7) independently of
@@ -171,11 +173,17 @@ impl Oracle {
             retained: BTreeMap::new(),
             crashes: Vec::new(),
             violations: Vec::new(),
+            owed_checked: 0,
         }
     }
 
     fn violation(&mut self, at: Ms, text: String) {
         self.violations.push(format!("at {at} ms: {text}"));
+    }
+
+    /// Deliveries the final check required of the broker.
+    pub fn owed_checked(&self) -> u64 {
+        self.owed_checked
     }
 
     /// Violations found so far.
@@ -253,12 +261,28 @@ impl Oracle {
         &mut self,
         client: usize,
         clean_start: bool,
-        session_present: bool,
+        flag: Option<bool>,
         persistent: bool,
         now: Ms,
     ) -> bool {
         let facts = &self.clients[client];
         let name = facts.name.clone();
+        // MQTT 3.1 has no Session Present flag: its client can only assume its session was
+        // resumed, unless it is known gone.
+        let Some(session_present) = flag else {
+            let present = !clean_start && facts.expect != Expect::Absent;
+            let facts = &mut self.clients[client];
+            if !present || facts.expect == Expect::Unknown {
+                facts.epoch += 1;
+                facts.chain += 1;
+            }
+            facts.expect = if persistent {
+                Expect::Present { until: None }
+            } else {
+                Expect::Absent
+            };
+            return present;
+        };
         // A CONNACK still on its way when an in-memory broker crashed speaks of a session the
         // crash took with it.
         let lost_in_crash =
@@ -315,9 +339,16 @@ impl Oracle {
     }
 
     /// `client` sent a CONNECT; until its CONNACK arrives nothing is certain about its session.
-    pub fn connect_sent(&mut self, client: usize, now: Ms) {
+    /// A CONNECT of `client` asking for `clean_start` and a session that outlives the
+    /// connection (`persistent`) or not reached the broker. Until its CONNACK arrives the
+    /// session is uncertain, unless the CONNECT can only resume it as it is (no clean start,
+    /// persistent again).
+    pub fn connect_sent(&mut self, client: usize, clean_start: bool, persistent: bool, now: Ms) {
         let facts = &mut self.clients[client];
-        facts.expect = Expect::Unknown;
+        let resumes = !clean_start && persistent && matches!(facts.expect, Expect::Present { .. });
+        if !resumes {
+            facts.expect = Expect::Unknown;
+        }
         facts.connect_at = now;
     }
 
@@ -588,6 +619,7 @@ impl Oracle {
 
     fn check_deliveries(&mut self, now: Ms) {
         let mut found = Vec::new();
+        let mut owed_checked = 0;
         for facts in &self.clients {
             if !facts.up_at_end || facts.dropped {
                 continue;
@@ -608,6 +640,7 @@ impl Oracle {
                         && matches(&s.filter, &m.topic)
                 });
                 if let Some(s) = owed {
+                    owed_checked += 1;
                     if !facts.received.contains(&(facts.epoch, *msg)) {
                         found.push(format!(
                             "{}: QoS {} message {msg} on {} from {} (sent {} ms, acknowledged {acked} ms) never arrived though subscribed to {} at QoS {} since {} ms [MQTT-4.3.2-2] [MQTT5-4.3.2-3]",
@@ -624,6 +657,7 @@ impl Oracle {
                 }
             }
         }
+        self.owed_checked += owed_checked;
         for text in found {
             self.violation(now, text);
         }
@@ -684,7 +718,7 @@ mod tests {
     #[test]
     fn an_acknowledged_message_owed_to_a_subscriber_is_missed() {
         let mut oracle = Oracle::new(vec!["p".into(), "s".into()], true);
-        oracle.connack(1, true, false, true, 0);
+        oracle.connack(1, true, Some(false), true, 0);
         oracle.subscribed(1, "t/#", 1, 5, 10);
         oracle.published(0, 1, "t/a", 1, false, false, 20);
         oracle.acknowledged(1, 30);

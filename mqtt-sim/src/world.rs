@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use mqtt_broker_core::persist::{PersistBatch, Persistence};
-use mqtt_broker_core::{Broker, Config, ConnectionId, ConnectionInfo, Event, Output};
+use mqtt_broker_core::{Broker, Config, ConnectionId, ConnectionInfo, DropReason, Event, Output};
 use mqtt_store::{Commit, DurableStore, WallClock};
 use mqtt_wire::{
     Connect, Decoder, MqttStr, Packet, PacketId, Properties, ProtocolVersion, PublishQos, QoS,
@@ -134,6 +134,8 @@ pub struct Counts {
     pub connections: u64,
     /// Simulated milliseconds.
     pub sim_ms: u64,
+    /// Deliveries of acknowledged QoS 1/2 messages the oracle required at the end.
+    pub owed: u64,
     /// A digest of the event sequence (time and kind of every event): two runs of a seed
     /// that differ here did not replay exactly.
     pub digest: u64,
@@ -320,6 +322,7 @@ impl World {
             .map(|(_, _, retained)| retained)
             .unwrap_or_default();
         let violations = self.oracle.finish(&retained, end);
+        self.counts.owed = self.oracle.owed_checked();
         (violations, self.counts)
     }
 
@@ -531,8 +534,24 @@ impl World {
         let Some(last) = batches.last().map(|b| b.seq) else {
             return;
         };
-        let records = batches.iter().flat_map(|b| b.records.iter());
-        match p.store.apply(records, &clock, Commit::Durable) {
+        let written = match mutation {
+            Some(m) => p.store.apply(
+                batches
+                    .iter()
+                    .flat_map(|b| b.records.iter())
+                    .filter_map(|r| m.filter(r))
+                    .collect::<Vec<_>>()
+                    .iter(),
+                &clock,
+                Commit::Durable,
+            ),
+            None => p.store.apply(
+                batches.iter().flat_map(|b| b.records.iter()),
+                &clock,
+                Commit::Durable,
+            ),
+        };
+        match written {
             Ok(()) => {
                 if mutation != Some(Mutation::AckBeforeCommit) {
                     p.broker
@@ -682,7 +701,11 @@ impl World {
                     c.accepted = true;
                 }
             }
-            Output::Event(Event::MessageDropped { client_id, .. }) => {
+            // QoS 0 meeting a full outbox is dropped by design and owed nothing; any other
+            // drop (a full queue) makes the client's losses allowed, as documented.
+            Output::Event(Event::MessageDropped { client_id, reason })
+                if reason != DropReason::OutboxFull =>
+            {
                 self.oracle.dropped_for(&client_id);
             }
             _ => {}
@@ -746,7 +769,9 @@ impl World {
         }
         if !c.delivered_any {
             c.delivered_any = true;
-            self.oracle.connect_sent(client, self.now);
+            let (clean_start, persistent) = self.clients[client].asked();
+            self.oracle
+                .connect_sent(client, clean_start, persistent, self.now);
         }
         let now = self.at(self.now);
         if let Some(p) = self.process.as_mut() {
@@ -822,11 +847,12 @@ impl World {
     }
 
     fn client_step(&mut self, client: usize) {
-        let (outs, next) = self.clients[client].act(self.now, &mut self.next_msg, &mut self.oracle);
+        // The connection the step acts on: the one before the step (which may leave it).
         let conn = match self.clients[client].link() {
             Link::Up(c) | Link::Connecting(c) => c,
             Link::Down => 0,
         };
+        let (outs, next) = self.clients[client].act(self.now, &mut self.next_msg, &mut self.oracle);
         self.client_outputs(client, conn, outs);
         self.schedule(self.now + next, Ev::Client(client));
     }
