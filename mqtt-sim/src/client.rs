@@ -335,7 +335,7 @@ impl Client {
                     self.publish(now, next_msg, oracle, out);
                 }
             }
-            55..=61 => self.subscribe(now, out),
+            55..=61 => self.subscribe(now, oracle, out),
             62..=65 => self.unsubscribe(now, oracle, out),
             66..=70 => {
                 let disconnect = Packet::Disconnect(Disconnect::default());
@@ -399,7 +399,7 @@ impl Client {
         self.send(&Packet::Publish(publish), now, out);
     }
 
-    fn subscribe(&mut self, now: Ms, out: &mut Vec<Out>) {
+    fn subscribe(&mut self, now: Ms, oracle: &mut Oracle, out: &mut Vec<Out>) {
         let filters: Vec<(&'static str, u8)> = if self.rng.chance(50) {
             self.profile.filters.clone()
         } else {
@@ -407,6 +407,9 @@ impl Client {
         };
         let id = self.packet_id();
         self.pending_subs.insert(id.get(), (filters.clone(), now));
+        for (filter, _) in &filters {
+            oracle.resubscribing(self.idx, filter, now);
+        }
         let subscribe = Subscribe {
             packet_id: id,
             filters: filters
@@ -603,7 +606,7 @@ impl Client {
                 self.pending_unsubs.clear();
                 if present {
                     for o in &self.inflight {
-                        oracle.resent(o.msg);
+                        oracle.resent(o.msg, now);
                     }
                     let resend: Vec<Packet> = self
                         .inflight
@@ -629,6 +632,9 @@ impl Client {
                     let filters = self.profile.filters.clone();
                     let id = self.packet_id();
                     self.pending_subs.insert(id.get(), (filters.clone(), now));
+        for (filter, _) in &filters {
+            oracle.resubscribing(self.idx, filter, now);
+        }
                     let subscribe = Subscribe {
                         packet_id: id,
                         filters: filters
@@ -716,7 +722,11 @@ impl Client {
             }
             Packet::SubAck(ack) => {
                 if let Some((filters, asked_at)) = self.pending_subs.remove(&ack.packet_id.get()) {
-                    for ((filter, _), code) in filters.iter().zip(&ack.reason_codes) {
+                    for (i, ((filter, _), code)) in filters.iter().zip(&ack.reason_codes).enumerate() {
+                        // The same filter twice in one SUBSCRIBE: the later replaces the earlier.
+                        if filters[i + 1..].iter().any(|(f, _)| f == filter) {
+                            continue;
+                        }
                         if let Some(granted) = granted_qos(*code) {
                             oracle.subscribed(self.idx, filter, granted, asked_at, now);
                         }

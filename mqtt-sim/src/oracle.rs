@@ -118,6 +118,8 @@ pub struct Oracle {
     clients: Vec<ClientFacts>,
     wills: BTreeMap<MsgId, Will>,
     retained: BTreeMap<String, Vec<RetainedWrite>>,
+    /// Topic and clear flag of every retained publish, by message.
+    retained_publishes: HashMap<MsgId, (String, bool)>,
     crashes: Vec<Ms>,
     violations: Vec<String>,
     /// Deliveries the final check required (and found, unless reported).
@@ -171,6 +173,7 @@ impl Oracle {
             clients,
             wills: BTreeMap::new(),
             retained: BTreeMap::new(),
+            retained_publishes: HashMap::new(),
             crashes: Vec::new(),
             violations: Vec::new(),
             owed_checked: 0,
@@ -221,6 +224,8 @@ impl Oracle {
             );
         }
         if retain {
+            self.retained_publishes
+                .insert(msg, (topic.to_owned(), clear));
             self.retained
                 .entry(topic.to_owned())
                 .or_default()
@@ -233,10 +238,22 @@ impl Oracle {
         }
     }
 
-    /// The publisher sent `msg` again (DUP) after resuming its session.
-    pub fn resent(&mut self, msg: MsgId) {
+    /// The publisher sent `msg` again (DUP) after resuming its session. Its effect on the
+    /// retained set counts from now if a crash of an in-memory broker forgot the first send.
+    pub fn resent(&mut self, msg: MsgId, now: Ms) {
         if let Some(m) = self.messages.get_mut(&msg) {
             m.resent = true;
+        }
+        if let Some((topic, clear)) = self.retained_publishes.get(&msg) {
+            let writes = self.retained.entry(topic.clone()).or_default();
+            if !writes.iter().any(|w| w.msg == msg) {
+                writes.push(RetainedWrite {
+                    msg,
+                    clear: *clear,
+                    sent_at: now,
+                    acked_at: None,
+                });
+            }
         }
     }
 
@@ -386,8 +403,16 @@ impl Oracle {
 
     /// `client` sent UNSUBSCRIBE for `filter`.
     pub fn unsubscribing(&mut self, client: usize, filter: &str, now: Ms) {
+        self.clients[client]
+            .unsubscribes
+            .push((filter.to_owned(), now));
+        self.resubscribing(client, filter, now);
+    }
+
+    /// `client` sent SUBSCRIBE for `filter` again: it replaces the subscription, QoS included
+    /// [MQTT-3.8.4-3] [MQTT5-3.8.4-3], so what was owed at the old QoS stops being owed then.
+    pub fn resubscribing(&mut self, client: usize, filter: &str, now: Ms) {
         let facts = &mut self.clients[client];
-        facts.unsubscribes.push((filter.to_owned(), now));
         let epoch = facts.epoch;
         for s in facts
             .subs
