@@ -154,3 +154,30 @@ fn outputs_held_for_a_connection_that_closed_meanwhile_are_dropped() {
     assert!(h.recv_all(publisher).is_empty());
     assert!(matches!(h.recv(sub), Some(Packet::Publish(_))));
 }
+
+/// Found by the simulator (`mqtt-sim`, seed 330): the CONNACK of a new persistent session went
+/// out before the session's record was even made, so nothing held it; a power cut before the
+/// record's batch was durable lost a session the client had been told exists.
+#[test]
+fn the_connack_of_a_new_persistent_session_waits_for_its_record() {
+    for version in [V311, V5] {
+        let mut h = sync_harness();
+        h.hold_persist = true;
+        let client = h.open(version);
+        let mut connect = connect_packet(version, "c");
+        connect.clean_start = false;
+        if version == V5 {
+            connect.properties.session_expiry_interval = Some(600);
+        }
+        h.send(client, Packet::Connect(Box::new(connect)));
+        h.expect_nothing(client);
+        assert!(
+            records(&h)
+                .iter()
+                .any(|r| matches!(r, PersistRecord::SessionSaved { client_id, .. } if client_id == "c")),
+            "{version:?}: the session is recorded"
+        );
+        h.persist_now();
+        assert!(matches!(h.expect(client), Packet::ConnAck(_)), "{version:?}");
+    }
+}

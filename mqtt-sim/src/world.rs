@@ -551,6 +551,13 @@ impl World {
                 Commit::Durable,
             ),
         };
+        if self.opts.trace > 0 {
+            let ok = written.is_ok();
+            self.note(|| format!("commit up to batch {last}: {ok}"));
+        }
+        let Some(p) = self.process.as_mut().filter(|p| p.incarnation == incarnation) else {
+            return;
+        };
         match written {
             Ok(()) => {
                 if mutation != Some(Mutation::AckBeforeCommit) {
@@ -665,6 +672,14 @@ impl World {
                 }
             }
             Output::Persist(batch) => {
+                if self.opts.trace > 0 {
+                    let kinds: Vec<String> = batch
+                        .records
+                        .iter()
+                        .map(|r| format!("{r:?}").chars().take(60).collect())
+                        .collect();
+                    self.note(|| format!("persist batch {}: {kinds:?}", batch.seq));
+                }
                 let mutation = self.opts.mutation;
                 let latency = self.rng.between(1, 8);
                 let Some(p) = self.process.as_mut() else {

@@ -403,6 +403,10 @@ impl Broker {
             reason_code: ReasonCode::Success,
             properties,
         };
+        // The record first: in `Sync` persistence the CONNACK confirming the session waits for
+        // the batch that holds it (found by the simulator, seed 330: a CONNACK went out ahead of
+        // its session's record and a power cut then lost the session).
+        self.save_session(session, now);
         self.send_packet(conn, &Packet::ConnAck(connack), now);
         self.stats.clients_connected += 1;
         self.stats.clients_by_protocol[protocol_index(version)] += 1;
@@ -420,7 +424,6 @@ impl Broker {
             };
             self.event(event);
         }
-        self.save_session(session, now);
         if session_present {
             self.resend_inflight(session, conn, now);
         }
