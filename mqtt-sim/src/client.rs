@@ -127,7 +127,7 @@ pub struct Client {
     choice: Choice,
     inflight: VecDeque<Outgoing>,
     incoming_qos2: HashSet<u16>,
-    pending_subs: HashMap<u16, (Vec<(&'static str, u8)>, Ms)>,
+    pending_subs: HashMap<u16, Vec<(&'static str, u8, u64)>>,
     pending_unsubs: HashSet<u16>,
     next_pid: u16,
     decoder: Decoder,
@@ -406,10 +406,11 @@ impl Client {
             vec![(*self.rng.pick(&FILTERS), self.rng.below(3) as u8)]
         };
         let id = self.packet_id();
-        self.pending_subs.insert(id.get(), (filters.clone(), now));
-        for (filter, _) in &filters {
-            oracle.resubscribing(self.idx, filter, now);
-        }
+        let asked = filters
+            .iter()
+            .map(|(f, q)| (*f, *q, oracle.subscribing(self.idx, f, now)))
+            .collect();
+        self.pending_subs.insert(id.get(), asked);
         let subscribe = Subscribe {
             packet_id: id,
             filters: filters
@@ -631,10 +632,11 @@ impl Client {
                 if !present || self.rng.chance(30) {
                     let filters = self.profile.filters.clone();
                     let id = self.packet_id();
-                    self.pending_subs.insert(id.get(), (filters.clone(), now));
-        for (filter, _) in &filters {
-            oracle.resubscribing(self.idx, filter, now);
-        }
+                    let asked = filters
+            .iter()
+            .map(|(f, q)| (*f, *q, oracle.subscribing(self.idx, f, now)))
+            .collect();
+        self.pending_subs.insert(id.get(), asked);
                     let subscribe = Subscribe {
                         packet_id: id,
                         filters: filters
@@ -721,14 +723,12 @@ impl Client {
                 }
             }
             Packet::SubAck(ack) => {
-                if let Some((filters, asked_at)) = self.pending_subs.remove(&ack.packet_id.get()) {
-                    for (i, ((filter, _), code)) in filters.iter().zip(&ack.reason_codes).enumerate() {
-                        // The same filter twice in one SUBSCRIBE: the later replaces the earlier.
-                        if filters[i + 1..].iter().any(|(f, _)| f == filter) {
-                            continue;
-                        }
+                if let Some(filters) = self.pending_subs.remove(&ack.packet_id.get()) {
+                    for ((filter, _, asked), code) in filters.iter().zip(&ack.reason_codes) {
+                        // (The same filter twice in one SUBSCRIBE: the later one's number ends
+                        // the earlier.)
                         if let Some(granted) = granted_qos(*code) {
-                            oracle.subscribed(self.idx, filter, granted, asked_at, now);
+                            oracle.subscribed(self.idx, filter, granted, *asked, now);
                         }
                     }
                 }

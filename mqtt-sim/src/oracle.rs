@@ -95,8 +95,8 @@ struct ClientFacts {
     up_at_end: bool,
     /// When its last CONNECT reached the broker.
     connect_at: Ms,
-    /// Every UNSUBSCRIBE sent: filter and time.
-    unsubscribes: Vec<(String, Ms)>,
+    /// Every SUBSCRIBE and UNSUBSCRIBE sent, per filter: filter, number, time.
+    filter_changes: Vec<(String, u64, Ms)>,
 }
 
 /// A retained value a topic may hold at the end.
@@ -164,7 +164,7 @@ impl Oracle {
                 dropped: false,
                 up_at_end: false,
                 connect_at: 0,
-                unsubscribes: Vec::new(),
+                filter_changes: Vec::new(),
             })
             .collect();
         Oracle {
@@ -380,17 +380,18 @@ impl Oracle {
         }
     }
 
-    /// The broker confirmed a subscription (SUBACK with a granted QoS) asked for at
-    /// `asked_at`.
-    pub fn subscribed(&mut self, client: usize, filter: &str, qos: u8, asked_at: Ms, now: Ms) {
+    /// The broker confirmed a subscription (SUBACK with a granted QoS) asked for by the
+    /// SUBSCRIBE numbered `asked` (see [`Oracle::subscribing`]).
+    pub fn subscribed(&mut self, client: usize, filter: &str, qos: u8, asked: u64, now: Ms) {
         let facts = &mut self.clients[client];
         let epoch = facts.epoch;
-        // An UNSUBSCRIBE sent after the SUBSCRIBE ends it, even if the SUBACK came later.
+        // A SUBSCRIBE or UNSUBSCRIBE of the same filter sent after this one replaces or ends
+        // it, even when this SUBACK arrives later.
         let ended_at = facts
-            .unsubscribes
+            .filter_changes
             .iter()
-            .filter(|(f, t)| f == filter && *t >= asked_at)
-            .map(|(_, t)| *t)
+            .filter(|(f, n, _)| f == filter && *n > asked)
+            .map(|(_, _, t)| *t)
             .min();
         facts.subs.push(Subscription {
             epoch,
@@ -401,18 +402,22 @@ impl Oracle {
         });
     }
 
-    /// `client` sent UNSUBSCRIBE for `filter`.
-    pub fn unsubscribing(&mut self, client: usize, filter: &str, now: Ms) {
-        self.clients[client]
-            .unsubscribes
-            .push((filter.to_owned(), now));
-        self.resubscribing(client, filter, now);
+    /// `client` sent SUBSCRIBE for `filter`: it replaces a subscription of the same filter,
+    /// QoS included [MQTT-3.8.4-3] [MQTT5-3.8.4-3], so what was owed at the old QoS stops
+    /// being owed now. Returns the number to confirm it by.
+    pub fn subscribing(&mut self, client: usize, filter: &str, now: Ms) -> u64 {
+        self.change_filter(client, filter, now)
     }
 
-    /// `client` sent SUBSCRIBE for `filter` again: it replaces the subscription, QoS included
-    /// [MQTT-3.8.4-3] [MQTT5-3.8.4-3], so what was owed at the old QoS stops being owed then.
-    pub fn resubscribing(&mut self, client: usize, filter: &str, now: Ms) {
+    /// `client` sent UNSUBSCRIBE for `filter`.
+    pub fn unsubscribing(&mut self, client: usize, filter: &str, now: Ms) {
+        self.change_filter(client, filter, now);
+    }
+
+    fn change_filter(&mut self, client: usize, filter: &str, now: Ms) -> u64 {
         let facts = &mut self.clients[client];
+        let number = facts.filter_changes.len() as u64;
+        facts.filter_changes.push((filter.to_owned(), number, now));
         let epoch = facts.epoch;
         for s in facts
             .subs
@@ -421,6 +426,7 @@ impl Oracle {
         {
             s.ended_at = Some(now);
         }
+        number
     }
 
     /// The broker reported a message dropped for the client named `name` (queue limits).
@@ -744,7 +750,8 @@ mod tests {
     fn an_acknowledged_message_owed_to_a_subscriber_is_missed() {
         let mut oracle = Oracle::new(vec!["p".into(), "s".into()], true);
         oracle.connack(1, true, Some(false), true, 0);
-        oracle.subscribed(1, "t/#", 1, 5, 10);
+        let asked = oracle.subscribing(1, "t/#", 5);
+        oracle.subscribed(1, "t/#", 1, asked, 10);
         oracle.published(0, 1, "t/a", 1, false, false, 20);
         oracle.acknowledged(1, 30);
         oracle.up_at_end(1);
