@@ -514,6 +514,23 @@ fn mqtt5_3_3_4_7_inbound_receive_maximum_exceeded_gets_0x93() {
     assert!(h.is_closed(p));
 }
 
+/// A 3.1.1 client was never told the broker's Receive Maximum: more QoS 2 messages in flight
+/// than it are answered, not punished with a close (found by the simulator, seed 2557, where a
+/// closed publisher's will went out).
+#[test]
+fn mqtt311_more_qos2_in_flight_than_the_receive_maximum_is_accepted() {
+    let mut h = Harness::with_config(config(|c| c.receive_maximum = 2));
+    let p = h.connect(V311, "p");
+    for n in 1..=5 {
+        h.send_publish(
+            p,
+            publish_packet("t", b"x", PublishQos::ExactlyOnce(id(n)), false),
+        );
+        assert!(matches!(h.expect(p), Packet::PubRec(_)), "PUBLISH {n}");
+    }
+    assert!(!h.is_closed(p));
+}
+
 #[test]
 fn fan_out_shares_one_payload_buffer() {
     let mut h = Harness::new();

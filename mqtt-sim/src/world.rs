@@ -107,6 +107,8 @@ struct Conn {
     disconnect_sent: bool,
     /// The broker accepted its CONNECT (a will exists only then).
     accepted: bool,
+    /// The broker ended the connection (reported at once, even while its `Close` waits).
+    ended: bool,
 }
 
 /// The broker's process.
@@ -698,17 +700,27 @@ impl World {
                 }
             }
             Output::PauseReading { conn } => {
+                self.note(|| format!("broker pauses reading {conn}"));
                 if let Some(c) = self.conns.get_mut(&conn.0) {
                     c.paused = true;
                 }
             }
             Output::ResumeReading { conn } => {
+                self.note(|| format!("broker resumes reading {conn}"));
                 let conn = conn.0;
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.paused = false;
                     if !c.held.is_empty() {
                         self.schedule(self.now, Ev::Unheld(conn));
                     }
+                }
+            }
+            // The broker ended the connection (whatever it still sends, held or not): bytes
+            // that reach it later, a DISCONNECT included, are not read.
+            Output::Event(Event::ClientDisconnected { conn, reason, .. }) => {
+                self.note(|| format!("broker ends {conn}: {reason:?}"));
+                if let Some(c) = self.conns.get_mut(&conn.0) {
+                    c.ended = true;
                 }
             }
             Output::Event(Event::ClientConnected { conn, .. }) => {
@@ -779,7 +791,7 @@ impl World {
             return;
         }
         let client = c.client;
-        if c.disconnect_sent && bytes[..] == [0xE0, 0x00] {
+        if c.disconnect_sent && !c.ended && bytes[..] == [0xE0, 0x00] {
             self.oracle.disconnect_delivered(conn, self.now);
         }
         if !c.delivered_any {
@@ -788,6 +800,7 @@ impl World {
             self.oracle
                 .connect_sent(client, clean_start, persistent, self.now);
         }
+        self.note(|| format!("broker reads {} bytes of conn {conn}: {:02x?}", bytes.len(), &bytes[..bytes.len().min(4)]));
         let now = self.at(self.now);
         if let Some(p) = self.process.as_mut() {
             p.broker
@@ -963,6 +976,7 @@ impl World {
                 delivered_any: false,
                 disconnect_sent: false,
                 accepted: false,
+                ended: false,
             },
         );
         let outs = self.clients[client].opened(conn, self.now, &mut self.next_msg, &mut self.oracle);

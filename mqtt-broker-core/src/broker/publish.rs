@@ -152,7 +152,12 @@ impl Broker {
                 self.send_packet(conn, &Packet::PubRec(Ack::new(id)), now);
                 return Ok(());
             }
-            if s.incoming_qos2.len() >= usize::from(self.config.receive_maximum) {
+            // Only a 5.0 client was told the limit (CONNACK Receive Maximum); a 3.x client may
+            // have as many in flight as it has packet identifiers (mosquitto_pub -l keeps 20),
+            // and is not disconnected for it. Found by the simulator (seed 2557).
+            if c.version.is_v5()
+                && s.incoming_qos2.len() >= usize::from(self.config.receive_maximum)
+            {
                 return Err(ProtocolViolation::new(
                     "MQTT-3.3.4-7",
                     "more unacknowledged QoS 2 PUBLISH than Receive Maximum",
