@@ -128,7 +128,8 @@ impl DurabilityGate {
     /// (and its identifier may be given to a new connection).
     pub(crate) fn forget(&mut self, conn: ConnectionId) {
         if self.held_per_conn.remove(&conn).is_some() {
-            self.held.retain(|(_, output)| output_conn(output) != Some(conn));
+            self.held
+                .retain(|(_, output)| output_conn(output) != Some(conn));
         }
     }
 

@@ -38,8 +38,9 @@ impl Retained {
     /// order): the same for every run, whatever order the tree's hash maps visit them in.
     pub(crate) fn matching(&self, filter: &TopicFilter) -> Vec<Arc<Message>> {
         let mut found = Vec::new();
-        self.tree
-            .for_each_match(filter, |topic, message| found.push((topic, Arc::clone(message))));
+        self.tree.for_each_match(filter, |topic, message| {
+            found.push((topic, Arc::clone(message)))
+        });
         found.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
         found.into_iter().map(|(_, message)| message).collect()
     }

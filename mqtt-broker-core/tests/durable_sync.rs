@@ -172,12 +172,15 @@ fn the_connack_of_a_new_persistent_session_waits_for_its_record() {
         h.send(client, Packet::Connect(Box::new(connect)));
         h.expect_nothing(client);
         assert!(
-            records(&h)
-                .iter()
-                .any(|r| matches!(r, PersistRecord::SessionSaved { client_id, .. } if client_id == "c")),
+            records(&h).iter().any(
+                |r| matches!(r, PersistRecord::SessionSaved { client_id, .. } if client_id == "c")
+            ),
             "{version:?}: the session is recorded"
         );
         h.persist_now();
-        assert!(matches!(h.expect(client), Packet::ConnAck(_)), "{version:?}");
+        assert!(
+            matches!(h.expect(client), Packet::ConnAck(_)),
+            "{version:?}"
+        );
     }
 }

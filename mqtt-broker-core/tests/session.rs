@@ -594,7 +594,11 @@ fn mqtt311_3_1_2_4_a_persistent_session_taken_over_is_resumed() {
         h.subscribe(first, "t", QoS::AtLeastOnce);
         let (second, present) = persistent(&mut h, version, "c");
         assert!(h.is_closed(first), "taken over");
-        assert_eq!(present, version == V311, "{version:?}: the flag exists since 3.1.1");
+        assert_eq!(
+            present,
+            version == V311,
+            "{version:?}: the flag exists since 3.1.1"
+        );
         let p = h.connect(V311, "p");
         h.publish(p, "t", b"x", QoS::AtLeastOnce, false);
         assert_eq!(h.receive_and_ack(second).len(), 1, "{version:?}");

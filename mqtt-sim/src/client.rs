@@ -81,11 +81,11 @@ struct WillProfile {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
     /// QoS 1, waiting for PUBACK.
-    PubAck,
+    Acknowledgement,
     /// QoS 2, waiting for PUBREC.
-    PubRec,
+    Receipt,
     /// QoS 2, PUBREL sent, waiting for PUBCOMP.
-    PubComp,
+    Completion,
 }
 
 #[derive(Debug, Clone)]
@@ -393,7 +393,11 @@ impl Client {
                 pid: id,
                 msg,
                 publish: publish.clone(),
-                stage: if qos == 1 { Stage::PubAck } else { Stage::PubRec },
+                stage: if qos == 1 {
+                    Stage::Acknowledgement
+                } else {
+                    Stage::Receipt
+                },
             });
         }
         self.send(&Packet::Publish(publish), now, out);
@@ -451,8 +455,8 @@ impl Client {
         oracle: &mut Oracle,
     ) -> Vec<Out> {
         let version = self.profile.version;
-        let persistent = self.healing && self.choice.persistent
-            || self.rng.chance(self.profile.persistent_pct);
+        let persistent =
+            self.healing && self.choice.persistent || self.rng.chance(self.profile.persistent_pct);
         let clean_start = if self.healing || self.profile.steady {
             false
         } else if version.is_v5() {
@@ -581,7 +585,11 @@ impl Client {
         out: &mut Vec<Out>,
     ) {
         if let Some(log) = &mut self.log {
-            log.push(format!("{} <- {} (conn {conn})", self.name, describe(&packet)));
+            log.push(format!(
+                "{} <- {} (conn {conn})",
+                self.name,
+                describe(&packet)
+            ));
         }
         match packet {
             Packet::ConnAck(ack) => {
@@ -595,7 +603,8 @@ impl Client {
                     .properties
                     .receive_maximum
                     .map_or(8, |m| usize::from(m).min(8));
-                let flag = (self.profile.version != ProtocolVersion::V3_1).then_some(ack.session_present);
+                let flag =
+                    (self.profile.version != ProtocolVersion::V3_1).then_some(ack.session_present);
                 let present = oracle.connack(
                     self.idx,
                     self.choice.clean_start,
@@ -613,12 +622,12 @@ impl Client {
                         .inflight
                         .iter()
                         .map(|o| match o.stage {
-                            Stage::PubAck | Stage::PubRec => {
+                            Stage::Acknowledgement | Stage::Receipt => {
                                 let mut publish = o.publish.clone();
                                 publish.dup = true;
                                 Packet::Publish(publish)
                             }
-                            Stage::PubComp => Packet::PubRel(Ack::new(o.pid)),
+                            Stage::Completion => Packet::PubRel(Ack::new(o.pid)),
                         })
                         .collect();
                     for packet in resend {
@@ -633,10 +642,10 @@ impl Client {
                     let filters = self.profile.filters.clone();
                     let id = self.packet_id();
                     let asked = filters
-            .iter()
-            .map(|(f, q)| (*f, *q, oracle.subscribing(self.idx, f, now)))
-            .collect();
-        self.pending_subs.insert(id.get(), asked);
+                        .iter()
+                        .map(|(f, q)| (*f, *q, oracle.subscribing(self.idx, f, now)))
+                        .collect();
+                    self.pending_subs.insert(id.get(), asked);
                     let subscribe = Subscribe {
                         packet_id: id,
                         filters: filters
@@ -691,7 +700,7 @@ impl Client {
                 if let Some(at) = self
                     .inflight
                     .iter()
-                    .position(|o| o.pid == ack.packet_id && o.stage == Stage::PubAck)
+                    .position(|o| o.pid == ack.packet_id && o.stage == Stage::Acknowledgement)
                 {
                     let o = self.inflight.remove(at).unwrap_or_else(|| unreachable!());
                     if !ack.reason_code.is_error() {
@@ -706,9 +715,9 @@ impl Client {
                         return;
                     }
                     let o = &mut self.inflight[at];
-                    if o.stage == Stage::PubRec {
+                    if o.stage == Stage::Receipt {
                         oracle.acknowledged(o.msg, now);
-                        o.stage = Stage::PubComp;
+                        o.stage = Stage::Completion;
                     }
                     self.send(&Packet::PubRel(Ack::new(ack.packet_id)), now, out);
                 }
@@ -717,7 +726,7 @@ impl Client {
                 if let Some(at) = self
                     .inflight
                     .iter()
-                    .position(|o| o.pid == ack.packet_id && o.stage == Stage::PubComp)
+                    .position(|o| o.pid == ack.packet_id && o.stage == Stage::Completion)
                 {
                     self.inflight.remove(at);
                 }
@@ -781,7 +790,10 @@ fn describe(packet: &Packet) -> String {
         Packet::Subscribe(s) => format!(
             "SUBSCRIBE {} {:?}",
             s.packet_id,
-            s.filters.iter().map(|(f, o)| (f.as_str().to_owned(), o.qos)).collect::<Vec<_>>()
+            s.filters
+                .iter()
+                .map(|(f, o)| (f.as_str().to_owned(), o.qos))
+                .collect::<Vec<_>>()
         ),
         Packet::SubAck(a) => format!("SUBACK {} {:?}", a.packet_id, a.reason_codes),
         Packet::Unsubscribe(u) => format!("UNSUBSCRIBE {} {:?}", u.packet_id, u.filters),

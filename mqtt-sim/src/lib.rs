@@ -161,7 +161,11 @@ pub fn replay_command(seed: u64, opts: &Options) -> String {
         cmd.push_str(" --no-faults");
     }
     if let Some(durable) = opts.durable {
-        cmd.push_str(if durable { " --durable" } else { " --in-memory" });
+        cmd.push_str(if durable {
+            " --durable"
+        } else {
+            " --in-memory"
+        });
     }
     if let Some(m) = opts.mutation {
         let name = Mutation::ALL

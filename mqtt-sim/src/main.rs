@@ -42,7 +42,8 @@ fn parse() -> Args {
         first: false,
     };
     let mut it = std::env::args().skip(1);
-    let num = |v: Option<String>| -> u64 { v.and_then(|v| v.parse().ok()).unwrap_or_else(|| usage()) };
+    let num =
+        |v: Option<String>| -> u64 { v.and_then(|v| v.parse().ok()).unwrap_or_else(|| usage()) };
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--seed" => {
@@ -156,7 +157,11 @@ fn main() -> ExitCode {
         events as f64 / secs,
         (sim_ms as f64 / 1000.0) * args.opts.clients as f64 / secs,
         failures.len(),
-        if failures.is_empty() { String::new() } else { format!(": {failures:?}") }
+        if failures.is_empty() {
+            String::new()
+        } else {
+            format!(": {failures:?}")
+        }
     );
     if failures.is_empty() {
         ExitCode::SUCCESS

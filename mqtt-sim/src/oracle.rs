@@ -312,7 +312,9 @@ impl Oracle {
         if clean_start && session_present {
             self.violation(
                 now,
-                format!("{name}: Session Present 1 after a clean start [MQTT-3.2.2-1] [MQTT5-3.2.2-2]"),
+                format!(
+                    "{name}: Session Present 1 after a clean start [MQTT-3.2.2-1] [MQTT5-3.2.2-2]"
+                ),
             );
         } else if !clean_start {
             match expect {
@@ -450,7 +452,13 @@ impl Oracle {
         now: Ms,
     ) {
         let Some(published) = self.messages.get(&msg).cloned() else {
-            self.violation(now, format!("{}: received a message never published ({msg})", self.clients[client].name));
+            self.violation(
+                now,
+                format!(
+                    "{}: received a message never published ({msg})",
+                    self.clients[client].name
+                ),
+            );
             return;
         };
         let name = self.clients[client].name.clone();
@@ -626,7 +634,9 @@ impl Oracle {
     fn check_wills(&mut self, now: Ms) {
         let mut found = Vec::new();
         for (msg, will) in &self.wills {
-            let Some(at) = will.cancelled_at else { continue };
+            let Some(at) = will.cancelled_at else {
+                continue;
+            };
             if self.crash_between(at.saturating_sub(SLACK), now) {
                 continue; // a crash may undo the DISCONNECT's record
             }
@@ -660,7 +670,9 @@ impl Oracle {
                 if m.qos == 0 {
                     continue;
                 }
-                if self.wills.contains_key(msg) && self.crash_between(m.sent_at.saturating_sub(SLACK), acked + SLACK) {
+                if self.wills.contains_key(msg)
+                    && self.crash_between(m.sent_at.saturating_sub(SLACK), acked + SLACK)
+                {
                     continue;
                 }
                 let owed = facts.subs.iter().find(|s| {
@@ -722,7 +734,9 @@ impl Oracle {
         }
         for (topic, msg) in retained {
             if !self.retained.contains_key(topic) {
-                found.push(format!("{topic} retains message {msg}, never published with RETAIN"));
+                found.push(format!(
+                    "{topic} retains message {msg}, never published with RETAIN"
+                ));
             }
         }
         for text in found {
@@ -781,7 +795,12 @@ mod tests {
         oracle.acknowledged(2, 15);
         oracle.published(0, 3, "r", 0, true, false, 20);
         let held = |m: Option<MsgId>| m.map(|m| (String::from("r"), m)).into_iter().collect();
-        for (value, ok) in [(Some(2), true), (Some(3), true), (Some(1), false), (None, false)] {
+        for (value, ok) in [
+            (Some(2), true),
+            (Some(3), true),
+            (Some(1), false),
+            (None, false),
+        ] {
             let mut o = Oracle::new(vec!["p".into()], true);
             o.retained = oracle.retained.clone();
             o.messages = oracle.messages.clone();

@@ -65,9 +65,7 @@ impl Ev {
     fn kind(&self) -> u64 {
         match self {
             Ev::ToBroker(c, b) | Ev::ToClient(c, b) => c ^ (b.len() as u64) << 20,
-            Ev::BrokerSeesClose(c) | Ev::ClientSeesClose(c) | Ev::Read(c) | Ev::Unheld(c) => {
-                c << 1
-            }
+            Ev::BrokerSeesClose(c) | Ev::ClientSeesClose(c) | Ev::Read(c) | Ev::Unheld(c) => c << 1,
             Ev::Client(c) => *c as u64,
             Ev::Timer(i) | Ev::Commit(i) => *i,
             Ev::Crash(e) => *e as u64,
@@ -304,7 +302,11 @@ impl World {
             self.handle(ev);
             if self.opts.trace > 0 {
                 for i in 0..self.clients.len() {
-                    let lines = self.clients[i].log.as_mut().map(std::mem::take).unwrap_or_default();
+                    let lines = self.clients[i]
+                        .log
+                        .as_mut()
+                        .map(std::mem::take)
+                        .unwrap_or_default();
                     for line in lines {
                         self.note(|| line);
                     }
@@ -330,7 +332,7 @@ impl World {
 
     fn handle(&mut self, ev: Ev) {
         match ev {
-            Ev::ToBroker(conn, bytes) => self.to_broker(conn, bytes),
+            Ev::ToBroker(conn, bytes) => self.arrive_at_broker(conn, bytes),
             Ev::BrokerSeesClose(conn) => {
                 let Some(c) = self.conns.get_mut(&conn) else {
                     return;
@@ -345,7 +347,7 @@ impl World {
                 }
                 self.broker_sees_close(conn);
             }
-            Ev::ToClient(conn, bytes) => self.to_client(conn, bytes),
+            Ev::ToClient(conn, bytes) => self.arrive_at_client(conn, bytes),
             Ev::Read(conn) => self.read(conn),
             Ev::Unheld(conn) => self.unheld(conn),
             Ev::ClientSeesClose(conn) => {
@@ -364,12 +366,12 @@ impl World {
             Ev::Timer(incarnation) => {
                 let now = self.now;
                 let at = self.at(now);
-                if let Some(p) = self.process.as_mut().filter(|p| p.incarnation == incarnation) {
-                    if p.timer_at.is_some_and(|t| t <= now) {
-                        p.timer_at = None;
-                        p.broker.handle_timeout(at);
-                        self.drain();
-                    }
+                if let Some(p) = self.process.as_mut().filter(|p| {
+                    p.incarnation == incarnation && p.timer_at.is_some_and(|t| t <= now)
+                }) {
+                    p.timer_at = None;
+                    p.broker.handle_timeout(at);
+                    self.drain();
                 }
             }
             Ev::Commit(incarnation) => self.commit(incarnation),
@@ -428,10 +430,11 @@ impl World {
         self.incarnations += 1;
         let incarnation = self.incarnations;
         let disk = self.disk.clone();
-        if let Some(m) = self.opts.mutation.filter(|_| self.opts.faults) {
-            if m == Mutation::IgnoreFsyncError && self.rng.chance(50) {
-                disk.fail_sync_after(self.rng.between(5, 40));
-            }
+        if self.opts.faults
+            && self.opts.mutation == Some(Mutation::IgnoreFsyncError)
+            && self.rng.chance(50)
+        {
+            disk.fail_sync_after(self.rng.between(5, 40));
         }
         if self.opts.faults && !self.healing {
             match self.rng.below(20) {
@@ -528,7 +531,11 @@ impl World {
         let clock = WallClock::new(self.base, self.wall_base);
         let now = self.at(self.now);
         let mutation = self.opts.mutation;
-        let Some(p) = self.process.as_mut().filter(|p| p.incarnation == incarnation) else {
+        let Some(p) = self
+            .process
+            .as_mut()
+            .filter(|p| p.incarnation == incarnation)
+        else {
             return;
         };
         p.commit_scheduled = false;
@@ -557,7 +564,11 @@ impl World {
             let ok = written.is_ok();
             self.note(|| format!("commit up to batch {last}: {ok}"));
         }
-        let Some(p) = self.process.as_mut().filter(|p| p.incarnation == incarnation) else {
+        let Some(p) = self
+            .process
+            .as_mut()
+            .filter(|p| p.incarnation == incarnation)
+        else {
             return;
         };
         match written {
@@ -631,7 +642,13 @@ impl World {
                 }
                 if self.opts.trace > 0 {
                     let held = self.conns.get(&conn).map(|c| c.to_client_at);
-                    self.note(|| format!("broker -> conn {conn}: {} bytes {:02x?} (after {held:?})", bytes.len(), &bytes[..bytes.len().min(6)]));
+                    self.note(|| {
+                        format!(
+                            "broker -> conn {conn}: {} bytes {:02x?} (after {held:?})",
+                            bytes.len(),
+                            &bytes[..bytes.len().min(6)]
+                        )
+                    });
                 }
                 let lat = self.latency();
                 let Some(c) = self.conns.get_mut(&conn) else {
@@ -741,7 +758,7 @@ impl World {
 
     // ---- the network ----
 
-    fn to_broker(&mut self, conn: u64, bytes: Bytes) {
+    fn arrive_at_broker(&mut self, conn: u64, bytes: Bytes) {
         let incarnation = self.process.as_ref().map(|p| p.incarnation);
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
@@ -800,7 +817,13 @@ impl World {
             self.oracle
                 .connect_sent(client, clean_start, persistent, self.now);
         }
-        self.note(|| format!("broker reads {} bytes of conn {conn}: {:02x?}", bytes.len(), &bytes[..bytes.len().min(4)]));
+        self.note(|| {
+            format!(
+                "broker reads {} bytes of conn {conn}: {:02x?}",
+                bytes.len(),
+                &bytes[..bytes.len().min(4)]
+            )
+        });
         let now = self.at(self.now);
         if let Some(p) = self.process.as_mut() {
             p.broker
@@ -810,7 +833,7 @@ impl World {
         self.drain();
     }
 
-    fn to_client(&mut self, conn: u64, bytes: Bytes) {
+    fn arrive_at_client(&mut self, conn: u64, bytes: Bytes) {
         let Some(c) = self.conns.get(&conn) else {
             return;
         };
@@ -979,7 +1002,8 @@ impl World {
                 ended: false,
             },
         );
-        let outs = self.clients[client].opened(conn, self.now, &mut self.next_msg, &mut self.oracle);
+        let outs =
+            self.clients[client].opened(conn, self.now, &mut self.next_msg, &mut self.oracle);
         match self.process.as_mut() {
             Some(p) => {
                 let now = self.base + Duration::from_millis(self.now);
@@ -1032,7 +1056,10 @@ impl World {
             properties: Properties::default(),
         };
         let mut bytes = BytesMut::new();
-        for packet in [Packet::Connect(Box::new(connect)), Packet::Subscribe(subscribe)] {
+        for packet in [
+            Packet::Connect(Box::new(connect)),
+            Packet::Subscribe(subscribe),
+        ] {
             packet
                 .encode(ProtocolVersion::V5, &mut bytes)
                 .unwrap_or_else(|e| panic!("auditor packet: {e}"));
@@ -1058,12 +1085,12 @@ impl World {
         };
         buf.extend_from_slice(bytes);
         while let Ok(Some(packet)) = decoder.decode(buf) {
-            if let Packet::Publish(p) = packet {
-                if p.retain && p.qos == PublishQos::AtMostOnce {
-                    if let Some(msg) = msg_of(p.payload()) {
-                        retained.insert(p.topic().to_owned(), msg);
-                    }
-                }
+            if let Packet::Publish(p) = packet
+                && p.retain
+                && p.qos == PublishQos::AtMostOnce
+                && let Some(msg) = msg_of(p.payload())
+            {
+                retained.insert(p.topic().to_owned(), msg);
             }
         }
         let len = bytes.len();
