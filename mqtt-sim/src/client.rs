@@ -409,12 +409,17 @@ impl Client {
         } else {
             vec![(*self.rng.pick(&FILTERS), self.rng.below(3) as u8)]
         };
+        self.send_subscribe(filters, now, oracle, out);
+    }
+
+    fn send_subscribe(
+        &mut self,
+        filters: Vec<(&'static str, u8)>,
+        now: Ms,
+        oracle: &mut Oracle,
+        out: &mut Vec<Out>,
+    ) {
         let id = self.packet_id();
-        let asked = filters
-            .iter()
-            .map(|(f, q)| (*f, *q, oracle.subscribing(self.idx, f, now)))
-            .collect();
-        self.pending_subs.insert(id.get(), asked);
         let subscribe = Subscribe {
             packet_id: id,
             filters: filters
@@ -429,6 +434,11 @@ impl Client {
                 .collect(),
             properties: Properties::default(),
         };
+        let asked = filters
+            .into_iter()
+            .map(|(f, q)| (f, q, oracle.subscribing(self.idx, f, now)))
+            .collect();
+        self.pending_subs.insert(id.get(), asked);
         self.send(&Packet::Subscribe(subscribe), now, out);
     }
 
@@ -640,27 +650,7 @@ impl Client {
                 }
                 if !present || self.rng.chance(30) {
                     let filters = self.profile.filters.clone();
-                    let id = self.packet_id();
-                    let asked = filters
-                        .iter()
-                        .map(|(f, q)| (*f, *q, oracle.subscribing(self.idx, f, now)))
-                        .collect();
-                    self.pending_subs.insert(id.get(), asked);
-                    let subscribe = Subscribe {
-                        packet_id: id,
-                        filters: filters
-                            .iter()
-                            .map(|(f, q)| {
-                                let options = SubscriptionOptions {
-                                    qos: qos_of(*q),
-                                    ..SubscriptionOptions::default()
-                                };
-                                (text(f), options)
-                            })
-                            .collect(),
-                        properties: Properties::default(),
-                    };
-                    self.send(&Packet::Subscribe(subscribe), now, out);
+                    self.send_subscribe(filters, now, oracle, out);
                 }
             }
             Packet::Publish(publish) => {

@@ -10,6 +10,9 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use bytes::Bytes;
+use mqtt_topic::{TopicFilter, TopicName};
+
 /// Time in simulated milliseconds.
 pub type Ms = u64;
 
@@ -126,23 +129,12 @@ pub struct Oracle {
     owed_checked: u64,
 }
 
-/// Whether `filter` matches `topic`, written out from the spec's rules (§4.7) independently of
-/// the broker's trie.
+/// Whether `filter` matches `topic` (§4.7), by `mqtt-topic`'s plain matcher, not the
+/// subscription trie the broker routes with.
 pub fn matches(filter: &str, topic: &str) -> bool {
-    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
-        return false;
-    }
-    let mut f = filter.split('/');
-    let mut t = topic.split('/');
-    loop {
-        match (f.next(), t.next()) {
-            (Some("#"), _) => return true,
-            (Some("+"), Some(_)) => {}
-            (Some(a), Some(b)) if a == b => {}
-            (None, None) => return true,
-            _ => return false,
-        }
-    }
+    let filter = TopicFilter::new(Bytes::copy_from_slice(filter.as_bytes()));
+    let topic = TopicName::new(Bytes::copy_from_slice(topic.as_bytes()));
+    matches!((filter, topic), (Ok(f), Ok(t)) if f.matches(&t))
 }
 
 impl Oracle {
@@ -211,31 +203,40 @@ impl Oracle {
         // A clear has an empty payload: its copies cannot be told apart, so only its effect
         // on the retained set is followed.
         if !clear {
-            self.messages.insert(
-                msg,
-                Published {
-                    publisher: client,
-                    topic: topic.to_owned(),
-                    qos,
-                    sent_at: now,
-                    acked_at: None,
-                    resent: false,
-                },
-            );
+            self.follow(client, msg, topic, qos, now);
         }
         if retain {
             self.retained_publishes
                 .insert(msg, (topic.to_owned(), clear));
-            self.retained
-                .entry(topic.to_owned())
-                .or_default()
-                .push(RetainedWrite {
-                    msg,
-                    clear,
-                    sent_at: now,
-                    acked_at: None,
-                });
+            self.retained_write(topic, msg, clear, now);
         }
+    }
+
+    /// Follows message `msg` of `client`, sent now.
+    fn follow(&mut self, client: usize, msg: MsgId, topic: &str, qos: u8, now: Ms) {
+        let published = Published {
+            publisher: client,
+            topic: topic.to_owned(),
+            qos,
+            sent_at: now,
+            acked_at: None,
+            resent: false,
+        };
+        self.messages.insert(msg, published);
+    }
+
+    /// `msg`, sent now, may set (or, `clear`, clear) the retained message of `topic`.
+    fn retained_write(&mut self, topic: &str, msg: MsgId, clear: bool, now: Ms) {
+        let write = RetainedWrite {
+            msg,
+            clear,
+            sent_at: now,
+            acked_at: None,
+        };
+        self.retained
+            .entry(topic.to_owned())
+            .or_default()
+            .push(write);
     }
 
     /// The publisher sent `msg` again (DUP) after resuming its session. Its effect on the
@@ -245,14 +246,13 @@ impl Oracle {
             m.resent = true;
         }
         if let Some((topic, clear)) = self.retained_publishes.get(&msg) {
-            let writes = self.retained.entry(topic.clone()).or_default();
-            if !writes.iter().any(|w| w.msg == msg) {
-                writes.push(RetainedWrite {
-                    msg,
-                    clear: *clear,
-                    sent_at: now,
-                    acked_at: None,
-                });
+            let (topic, clear) = (topic.clone(), *clear);
+            let known = self
+                .retained
+                .get(&topic)
+                .is_some_and(|writes| writes.iter().any(|w| w.msg == msg));
+            if !known {
+                self.retained_write(&topic, msg, clear, now);
             }
         }
     }
@@ -521,27 +521,9 @@ impl Oracle {
         delay: Ms,
         now: Ms,
     ) {
-        self.messages.insert(
-            msg,
-            Published {
-                publisher: client,
-                topic: topic.to_owned(),
-                qos,
-                sent_at: now,
-                acked_at: None,
-                resent: false,
-            },
-        );
+        self.follow(client, msg, topic, qos, now);
         if retain {
-            self.retained
-                .entry(topic.to_owned())
-                .or_default()
-                .push(RetainedWrite {
-                    msg,
-                    clear: false,
-                    sent_at: now,
-                    acked_at: None,
-                });
+            self.retained_write(topic, msg, false, now);
         }
         self.wills.insert(
             msg,

@@ -758,14 +758,18 @@ impl World {
 
     // ---- the network ----
 
-    fn arrive_at_broker(&mut self, conn: u64, bytes: Bytes) {
+    /// `conn`, if the running broker process has it open.
+    fn open_at_broker(&mut self, conn: u64) -> Option<&mut Conn> {
         let incarnation = self.process.as_ref().map(|p| p.incarnation);
-        let Some(c) = self.conns.get_mut(&conn) else {
+        self.conns
+            .get_mut(&conn)
+            .filter(|c| c.broker_open && c.process == incarnation)
+    }
+
+    fn arrive_at_broker(&mut self, conn: u64, bytes: Bytes) {
+        let Some(c) = self.open_at_broker(conn) else {
             return;
         };
-        if !c.broker_open || c.process != incarnation {
-            return;
-        }
         if c.paused || !c.held.is_empty() {
             // Bytes that arrive while reading is paused, or before what waited since is read,
             // queue behind it.
@@ -800,19 +804,16 @@ impl World {
 
     /// Hands bytes of `conn` to the broker.
     fn feed(&mut self, conn: u64, bytes: Bytes) {
-        let incarnation = self.process.as_ref().map(|p| p.incarnation);
-        let Some(c) = self.conns.get_mut(&conn) else {
+        let Some(c) = self.open_at_broker(conn) else {
             return;
         };
-        if !c.broker_open || c.process != incarnation {
-            return;
-        }
         let client = c.client;
-        if c.disconnect_sent && !c.ended && bytes[..] == [0xE0, 0x00] {
+        let disconnect = c.disconnect_sent && !c.ended && bytes[..] == [0xE0, 0x00];
+        let first = !std::mem::replace(&mut c.delivered_any, true);
+        if disconnect {
             self.oracle.disconnect_delivered(conn, self.now);
         }
-        if !c.delivered_any {
-            c.delivered_any = true;
+        if first {
             let (clean_start, persistent) = self.clients[client].asked();
             self.oracle
                 .connect_sent(client, clean_start, persistent, self.now);
