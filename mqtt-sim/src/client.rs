@@ -38,6 +38,29 @@ pub const FILTERS: [&str; 9] = [
     "x",
 ];
 
+/// A subscription a client asks for.
+#[derive(Debug, Clone, Copy)]
+struct Want {
+    filter: &'static str,
+    qos: u8,
+    /// No Local (5.0).
+    no_local: bool,
+    /// Retain As Published (5.0).
+    retain_as_published: bool,
+}
+
+impl Want {
+    /// A subscription to `filter` with options drawn from `rng` (5.0 ones for a 5.0 client).
+    fn draw(filter: &'static str, v5: bool, rng: &mut Rng) -> Want {
+        Want {
+            filter,
+            qos: rng.below(3) as u8,
+            no_local: v5 && rng.chance(20),
+            retain_as_published: v5 && rng.chance(25),
+        }
+    }
+}
+
 /// What a client asks of the world.
 #[derive(Debug)]
 pub enum Out {
@@ -65,8 +88,10 @@ struct Profile {
     expiry: u32,
     keep_alive: u16,
     will: Option<WillProfile>,
-    filters: Vec<(&'static str, u8)>,
+    filters: Vec<Want>,
     topics: Vec<&'static str>,
+    /// Publishes with topic aliases when the broker allows them (5.0).
+    aliases: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -127,7 +152,7 @@ pub struct Client {
     choice: Choice,
     inflight: VecDeque<Outgoing>,
     incoming_qos2: HashSet<u16>,
-    pending_subs: HashMap<u16, Vec<(&'static str, u8, u64)>>,
+    pending_subs: HashMap<u16, Vec<(&'static str, u64)>>,
     pending_unsubs: HashSet<u16>,
     next_pid: u16,
     decoder: Decoder,
@@ -140,6 +165,9 @@ pub struct Client {
     pub stalled_until: Ms,
     /// Offline until then (switched off).
     away_until: Ms,
+    /// Topic aliases of this connection (5.0), and how many the broker allows.
+    aliases: HashMap<&'static str, u16>,
+    alias_maximum: u16,
     /// Packets sent and received, for a failure's trace (kept only when tracing).
     pub log: Option<Vec<String>>,
 }
@@ -182,8 +210,12 @@ impl Client {
             1..=4 => ProtocolVersion::V3_1_1,
             _ => ProtocolVersion::V5,
         };
+        let v5 = version.is_v5();
         let filters = (0..rng.between(1, 3))
-            .map(|_| (*rng.pick(&FILTERS), rng.below(3) as u8))
+            .map(|_| {
+                let filter = *rng.pick(&FILTERS);
+                Want::draw(filter, v5, &mut rng)
+            })
             .collect();
         let topics = (0..rng.between(1, 3)).map(|_| *rng.pick(&TOPICS)).collect();
         let will = rng.chance(50).then(|| WillProfile {
@@ -216,6 +248,7 @@ impl Client {
             will,
             filters,
             topics,
+            aliases: v5 && rng.chance(50),
         };
         let mut decoder = Decoder::new();
         decoder.set_version(version);
@@ -241,6 +274,8 @@ impl Client {
             healing: false,
             stalled_until: 0,
             away_until: 0,
+            aliases: HashMap::new(),
+            alias_maximum: 0,
             log: None,
         }
     }
@@ -400,21 +435,60 @@ impl Client {
                 },
             });
         }
+        let publish = self.aliased(topic, publish);
         self.send(&Packet::Publish(publish), now, out);
     }
 
+    /// `publish` (to `topic`) as it goes out on this connection: with a topic alias where the
+    /// broker allows them, the topic itself only the first time [MQTT5-3.3.2-12].
+    fn aliased(&mut self, topic: &'static str, publish: Publish) -> Publish {
+        if self.alias_maximum == 0 {
+            return publish;
+        }
+        let known = self.aliases.get(topic).copied();
+        let alias = match known {
+            Some(alias) => alias,
+            None if self.aliases.len() < usize::from(self.alias_maximum) => {
+                let alias = self.aliases.len() as u16 + 1;
+                self.aliases.insert(topic, alias);
+                alias
+            }
+            None => return publish,
+        };
+        let name = if known.is_some() {
+            MqttStr::from_static("")
+        } else {
+            text(topic)
+        };
+        let mut aliased = Publish::new(name, publish.payload_bytes())
+            .with_qos(publish.qos)
+            .with_retain(publish.retain);
+        aliased.dup = publish.dup;
+        aliased.properties = PropertyValues {
+            topic_alias: Some(alias),
+            ..PropertyValues::default()
+        }
+        .into();
+        aliased
+    }
+
     fn subscribe(&mut self, now: Ms, oracle: &mut Oracle, out: &mut Vec<Out>) {
-        let filters: Vec<(&'static str, u8)> = if self.rng.chance(50) {
+        let filters = if self.rng.chance(50) {
             self.profile.filters.clone()
         } else {
-            vec![(*self.rng.pick(&FILTERS), self.rng.below(3) as u8)]
+            let filter = *self.rng.pick(&FILTERS);
+            vec![Want::draw(
+                filter,
+                self.profile.version.is_v5(),
+                &mut self.rng,
+            )]
         };
         self.send_subscribe(filters, now, oracle, out);
     }
 
     fn send_subscribe(
         &mut self,
-        filters: Vec<(&'static str, u8)>,
+        filters: Vec<Want>,
         now: Ms,
         oracle: &mut Oracle,
         out: &mut Vec<Out>,
@@ -424,19 +498,25 @@ impl Client {
             packet_id: id,
             filters: filters
                 .iter()
-                .map(|(f, q)| {
+                .map(|w| {
                     let options = SubscriptionOptions {
-                        qos: qos_of(*q),
+                        qos: qos_of(w.qos),
+                        no_local: w.no_local,
+                        retain_as_published: w.retain_as_published,
                         ..SubscriptionOptions::default()
                     };
-                    (text(f), options)
+                    (text(w.filter), options)
                 })
                 .collect(),
             properties: Properties::default(),
         };
         let asked = filters
             .into_iter()
-            .map(|(f, q)| (f, q, oracle.subscribing(self.idx, f, now)))
+            .map(|w| {
+                let asked =
+                    oracle.subscribing(self.idx, w.filter, w.no_local, w.retain_as_published, now);
+                (w.filter, asked)
+            })
             .collect();
         self.pending_subs.insert(id.get(), asked);
         self.send(&Packet::Subscribe(subscribe), now, out);
@@ -484,6 +564,9 @@ impl Client {
             persistent,
         };
         self.link = Link::Connecting(conn);
+        // Topic aliases belong to a connection [MQTT5-3.3.2-7].
+        self.aliases.clear();
+        self.alias_maximum = 0;
         if clean_start {
             // The client discards its session state when it asks for a clean start, whether
             // or not the CONNACK arrives [MQTT-3.1.2-4] [MQTT5-3.1.2-4].
@@ -613,6 +696,9 @@ impl Client {
                     .properties
                     .receive_maximum
                     .map_or(8, |m| usize::from(m).min(8));
+                if self.profile.aliases {
+                    self.alias_maximum = ack.properties.topic_alias_maximum.unwrap_or(0);
+                }
                 let flag =
                     (self.profile.version != ProtocolVersion::V3_1).then_some(ack.session_present);
                 let present = oracle.connack(
@@ -723,7 +809,7 @@ impl Client {
             }
             Packet::SubAck(ack) => {
                 if let Some(filters) = self.pending_subs.remove(&ack.packet_id.get()) {
-                    for ((filter, _, asked), code) in filters.iter().zip(&ack.reason_codes) {
+                    for ((filter, asked), code) in filters.iter().zip(&ack.reason_codes) {
                         // (The same filter twice in one SUBSCRIBE: the later one's number ends
                         // the earlier.)
                         if let Some(granted) = granted_qos(*code) {

@@ -33,6 +33,8 @@ struct Published {
     sent_at: Ms,
     /// Acknowledged to the publisher (PUBACK, PUBREC), or a will known to be due.
     acked_at: Option<Ms>,
+    /// Published with RETAIN.
+    retain: bool,
     /// Sent again by its publisher (DUP) on a resumed session: routed again, as a new message
     /// [MQTT-4.3.2-2], so its copies may follow later messages.
     resent: bool,
@@ -44,6 +46,8 @@ struct Subscription {
     epoch: u64,
     filter: String,
     qos: u8,
+    /// No Local: its client's own messages are not owed through it.
+    no_local: bool,
     confirmed_at: Ms,
     /// When its client asked to remove it (UNSUBSCRIBE sent), if it did.
     ended_at: Option<Ms>,
@@ -100,6 +104,10 @@ struct ClientFacts {
     connect_at: Ms,
     /// Every SUBSCRIBE and UNSUBSCRIBE sent, per filter: filter, number, time.
     filter_changes: Vec<(String, u64, Ms)>,
+    /// Every subscription ever asked for: filter, No Local, Retain As Published.
+    requested: Vec<(String, bool, bool)>,
+    /// The numbers of the SUBSCRIBEs asking for No Local.
+    no_local: HashSet<u64>,
 }
 
 /// A retained value a topic may hold at the end.
@@ -157,6 +165,8 @@ impl Oracle {
                 up_at_end: false,
                 connect_at: 0,
                 filter_changes: Vec::new(),
+                requested: Vec::new(),
+                no_local: HashSet::new(),
             })
             .collect();
         Oracle {
@@ -203,7 +213,7 @@ impl Oracle {
         // A clear has an empty payload: its copies cannot be told apart, so only its effect
         // on the retained set is followed.
         if !clear {
-            self.follow(client, msg, topic, qos, now);
+            self.follow(client, msg, topic, qos, retain, now);
         }
         if retain {
             self.retained_publishes
@@ -213,11 +223,12 @@ impl Oracle {
     }
 
     /// Follows message `msg` of `client`, sent now.
-    fn follow(&mut self, client: usize, msg: MsgId, topic: &str, qos: u8, now: Ms) {
+    fn follow(&mut self, client: usize, msg: MsgId, topic: &str, qos: u8, retain: bool, now: Ms) {
         let published = Published {
             publisher: client,
             topic: topic.to_owned(),
             qos,
+            retain,
             sent_at: now,
             acked_at: None,
             resent: false,
@@ -395,20 +406,37 @@ impl Oracle {
             .filter(|(f, n, _)| f == filter && *n > asked)
             .map(|(_, _, t)| *t)
             .min();
+        let no_local = facts.no_local.contains(&asked);
         facts.subs.push(Subscription {
             epoch,
             filter: filter.to_owned(),
             qos,
+            no_local,
             confirmed_at: now,
             ended_at,
         });
     }
 
-    /// `client` sent SUBSCRIBE for `filter`: it replaces a subscription of the same filter,
-    /// QoS included [MQTT-3.8.4-3] [MQTT5-3.8.4-3], so what was owed at the old QoS stops
-    /// being owed now. Returns the number to confirm it by.
-    pub fn subscribing(&mut self, client: usize, filter: &str, now: Ms) -> u64 {
-        self.change_filter(client, filter, now)
+    /// `client` sent SUBSCRIBE for `filter` with No Local and Retain As Published as given:
+    /// it replaces a subscription of the same filter, QoS included [MQTT-3.8.4-3]
+    /// [MQTT5-3.8.4-3], so what was owed at the old QoS stops being owed now. Returns the
+    /// number to confirm it by.
+    pub fn subscribing(
+        &mut self,
+        client: usize,
+        filter: &str,
+        no_local: bool,
+        retain_as_published: bool,
+        now: Ms,
+    ) -> u64 {
+        self.clients[client]
+            .requested
+            .push((filter.to_owned(), no_local, retain_as_published));
+        let asked = self.change_filter(client, filter, now);
+        if no_local {
+            self.clients[client].no_local.insert(asked);
+        }
+        asked
     }
 
     /// `client` sent UNSUBSCRIBE for `filter`.
@@ -468,6 +496,7 @@ impl Oracle {
                 format!("{name}: message {msg} published at QoS {} arrived at QoS {qos} [MQTT-3.8.4-6] [MQTT5-3.8.4-8]", published.qos),
             );
         }
+        self.check_flags(client, msg, &published, retain, now);
         let facts = &mut self.clients[client];
         facts.received.insert((facts.epoch, msg));
         let chain = facts.chain;
@@ -506,6 +535,53 @@ impl Oracle {
         }
     }
 
+    /// The RETAIN flag and No Local, as far as every subscription the client ever asked for
+    /// that matches the topic agrees.
+    fn check_flags(
+        &mut self,
+        client: usize,
+        msg: MsgId,
+        published: &Published,
+        retain: bool,
+        now: Ms,
+    ) {
+        let facts = &self.clients[client];
+        let name = facts.name.clone();
+        let mut matching = facts
+            .requested
+            .iter()
+            .filter(|(f, _, _)| matches(f, &published.topic))
+            .peekable();
+        let any = matching.peek().is_some();
+        let (mut all_no_local, mut all_as_published) = (any, any);
+        for (_, no_local, as_published) in matching {
+            all_no_local &= *no_local;
+            all_as_published &= *as_published;
+        }
+        let topic = &published.topic;
+        if retain && !published.retain {
+            self.violation(
+                now,
+                format!("{name}: message {msg} on {topic}, published without RETAIN, arrived with it [MQTT-3.3.1-9] [MQTT5-3.3.1-12]"),
+            );
+        }
+        if published.retain && !retain && all_as_published {
+            self.violation(
+                now,
+                format!("{name}: retained message {msg} on {topic} arrived without RETAIN through Retain As Published subscriptions [MQTT5-3.3.1-13]"),
+            );
+        }
+        // (A will is published by the broker for a connection that is gone; whether No Local
+        // covers it the spec leaves open.)
+        let will = self.wills.contains_key(&msg);
+        if published.publisher == client && !retain && all_no_local && !will {
+            self.violation(
+                now,
+                format!("{name}: its own message {msg} on {topic} came back through No Local subscriptions [MQTT5-3.8.3-3]"),
+            );
+        }
+    }
+
     // ---- wills ----
 
     /// A CONNECT on `conn` carrying will message `msg` went out.
@@ -521,7 +597,7 @@ impl Oracle {
         delay: Ms,
         now: Ms,
     ) {
-        self.follow(client, msg, topic, qos, now);
+        self.follow(client, msg, topic, qos, retain, now);
         if retain {
             self.retained_write(topic, msg, false, now);
         }
@@ -657,9 +733,11 @@ impl Oracle {
                 {
                     continue;
                 }
+                let own = std::ptr::eq(&self.clients[m.publisher], facts);
                 let owed = facts.subs.iter().find(|s| {
                     s.epoch == facts.epoch
                         && s.qos >= 1
+                        && !(s.no_local && own)
                         && s.confirmed_at < m.sent_at
                         && s.ended_at.is_none_or(|e| e > acked)
                         && matches(&s.filter, &m.topic)
@@ -746,7 +824,7 @@ mod tests {
     fn an_acknowledged_message_owed_to_a_subscriber_is_missed() {
         let mut oracle = Oracle::new(vec!["p".into(), "s".into()], true);
         oracle.connack(1, true, Some(false), true, 0);
-        let asked = oracle.subscribing(1, "t/#", 5);
+        let asked = oracle.subscribing(1, "t/#", false, false, 5);
         oracle.subscribed(1, "t/#", 1, asked, 10);
         oracle.published(0, 1, "t/a", 1, false, false, 20);
         oracle.acknowledged(1, 30);
@@ -765,6 +843,22 @@ mod tests {
         oracle.received(1, 1, 2, false, false, 6);
         oracle.received(1, 1, 2, false, false, 7);
         oracle.received(1, 1, 2, false, true, 8); // recognised by the client: fine
+        assert_eq!(oracle.violations().len(), 2, "{:?}", oracle.violations());
+    }
+
+    #[test]
+    fn no_local_and_the_retain_flag_are_checked_where_every_subscription_agrees() {
+        let mut oracle = Oracle::new(vec!["c".into()], true);
+        oracle.subscribing(0, "t/#", true, true, 0);
+        oracle.published(0, 1, "t/a", 1, false, false, 1);
+        oracle.received(0, 1, 1, false, false, 2); // its own, through No Local
+        oracle.published(0, 2, "t/b", 1, false, false, 3);
+        oracle.received(0, 2, 1, true, true, 4); // RETAIN on a message published without
+        assert_eq!(oracle.violations().len(), 2, "{:?}", oracle.violations());
+        // Another subscription without No Local makes its own messages allowed.
+        oracle.subscribing(0, "t/a", false, true, 5);
+        oracle.published(0, 3, "t/a", 1, false, false, 6);
+        oracle.received(0, 3, 1, false, false, 7);
         assert_eq!(oracle.violations().len(), 2, "{:?}", oracle.violations());
     }
 
