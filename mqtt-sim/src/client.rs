@@ -435,6 +435,12 @@ impl Client {
                 },
             });
         }
+        if let Some(log) = &mut self.log {
+            log.push(format!(
+                "{} publishes {msg} on {topic} (QoS {qos}, retain {retain})",
+                self.name
+            ));
+        }
         let publish = self.aliased(topic, publish);
         self.send(&Packet::Publish(publish), now, out);
     }
@@ -845,8 +851,11 @@ fn granted_qos(code: ReasonCode) -> Option<u8> {
 fn describe(packet: &Packet) -> String {
     match packet {
         Packet::Publish(p) => format!(
-            "PUBLISH {} {:?} dup={} retain={} msg={:?}",
+            "PUBLISH {}{} {:?} dup={} retain={} msg={:?}",
             p.topic(),
+            p.properties
+                .topic_alias
+                .map_or(String::new(), |a| format!(" (alias {a})")),
             p.qos,
             p.dup,
             p.retain,

@@ -88,6 +88,19 @@ impl Mutation {
     }
 }
 
+/// How the simulated broker keeps its state (docs/STORAGE.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `durability sync`: nothing is acknowledged before it is on disk.
+    Sync,
+    /// `durability periodic`: every change is journaled (one `write`) before it is
+    /// acknowledged, the store is made durable at checkpoints: a process crash loses nothing,
+    /// a power cut what came after the last checkpoint.
+    Periodic,
+    /// No store: a crash loses everything.
+    Memory,
+}
+
 /// What a run simulates.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -97,8 +110,8 @@ pub struct Options {
     pub duration_ms: u64,
     /// Whether faults are injected.
     pub faults: bool,
-    /// Durable (`Some(true)`: sync persistence) or in-memory broker; `None`: the seed chooses.
-    pub durable: Option<bool>,
+    /// How the broker keeps its state; `None`: the seed chooses.
+    pub durability: Option<Durability>,
     /// A deliberate fault to plant.
     pub mutation: Option<Mutation>,
     /// Events to keep for a failure's report (0: none).
@@ -111,7 +124,7 @@ impl Default for Options {
             clients: 6,
             duration_ms: 60_000,
             faults: true,
-            durable: None,
+            durability: None,
             mutation: None,
             trace: 0,
         }
@@ -160,11 +173,11 @@ pub fn replay_command(seed: u64, opts: &Options) -> String {
     if !opts.faults {
         cmd.push_str(" --no-faults");
     }
-    if let Some(durable) = opts.durable {
-        cmd.push_str(if durable {
-            " --durable"
-        } else {
-            " --in-memory"
+    if let Some(durability) = opts.durability {
+        cmd.push_str(match durability {
+            Durability::Sync => " --durable",
+            Durability::Periodic => " --periodic",
+            Durability::Memory => " --in-memory",
         });
     }
     if let Some(m) = opts.mutation {

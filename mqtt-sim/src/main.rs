@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use mqtt_sim::{Mutation, Options, Report, replay_command, run};
+use mqtt_sim::{Durability, Mutation, Options, Report, replay_command, run};
 
 struct Args {
     start: u64,
@@ -29,7 +29,7 @@ struct Args {
 fn usage() -> ! {
     eprintln!(
         "usage: mqtt-sim [--seed S | --seeds N [--start S]] [--clients N] [--duration SECS] \
-         [--no-faults] [--durable | --in-memory] [--mutation NAME] [--trace EVENTS] [--jobs N] [--first] [--shrink]\n\
+         [--no-faults] [--durable | --periodic | --in-memory] [--mutation NAME] [--trace EVENTS] [--jobs N] [--first] [--shrink]\n\
          mutations: {}",
         Mutation::ALL.map(|(_, n)| n).join(", ")
     );
@@ -59,8 +59,9 @@ fn parse() -> Args {
             "--clients" => args.opts.clients = num(it.next()) as usize,
             "--duration" => args.opts.duration_ms = num(it.next()) * 1000,
             "--no-faults" => args.opts.faults = false,
-            "--durable" => args.opts.durable = Some(true),
-            "--in-memory" => args.opts.durable = Some(false),
+            "--durable" => args.opts.durability = Some(Durability::Sync),
+            "--periodic" => args.opts.durability = Some(Durability::Periodic),
+            "--in-memory" => args.opts.durability = Some(Durability::Memory),
             "--mutation" => {
                 let name = it.next().unwrap_or_else(|| usage());
                 args.opts.mutation = Some(Mutation::named(&name).unwrap_or_else(|| usage()));

@@ -132,6 +132,8 @@ pub struct Oracle {
     /// Topic and clear flag of every retained publish, by message.
     retained_publishes: HashMap<MsgId, (String, bool)>,
     crashes: Vec<Ms>,
+    /// Power cuts of a broker with periodic durability.
+    power_cuts: Vec<Ms>,
     violations: Vec<String>,
     /// Deliveries the final check required (and found, unless reported).
     owed_checked: u64,
@@ -177,6 +179,7 @@ impl Oracle {
             retained: BTreeMap::new(),
             retained_publishes: HashMap::new(),
             crashes: Vec::new(),
+            power_cuts: Vec::new(),
             violations: Vec::new(),
             owed_checked: 0,
         }
@@ -270,11 +273,19 @@ impl Oracle {
 
     /// The broker acknowledged `msg` (PUBACK, or PUBREC for QoS 2): from now on it owns it.
     pub fn acknowledged(&mut self, msg: MsgId, now: Ms) {
-        if let Some(m) = self.messages.get_mut(&msg) {
+        // An acknowledgement that arrives after a power cut for a message sent before it may
+        // come from the process that died, whose journal the cut shortened: it promises
+        // nothing.
+        let cuts = &self.power_cuts;
+        let trusted = |sent_at: Ms| !cuts.iter().any(|&c| c >= sent_at && c <= now);
+        if let Some(m) = self.messages.get_mut(&msg).filter(|m| trusted(m.sent_at)) {
             m.acked_at.get_or_insert(now);
         }
         for writes in self.retained.values_mut() {
-            for w in writes.iter_mut().filter(|w| w.msg == msg) {
+            for w in writes
+                .iter_mut()
+                .filter(|w| w.msg == msg && trusted(w.sent_at))
+            {
                 w.acked_at.get_or_insert(now);
             }
         }
@@ -295,30 +306,35 @@ impl Oracle {
     ) -> bool {
         let facts = &self.clients[client];
         let name = facts.name.clone();
-        // MQTT 3.1 has no Session Present flag: its client can only assume its session was
-        // resumed, unless it is known gone.
-        let Some(session_present) = flag else {
-            let present = !clean_start && facts.expect != Expect::Absent;
-            let facts = &mut self.clients[client];
-            if !present || facts.expect == Expect::Unknown {
-                facts.epoch += 1;
-                facts.chain += 1;
-            }
-            facts.expect = if persistent {
-                Expect::Present { until: None }
-            } else {
-                Expect::Absent
-            };
-            return present;
-        };
         // A CONNACK still on its way when an in-memory broker crashed speaks of a session the
-        // crash took with it.
-        let lost_in_crash =
-            !self.durable && self.crashes.last().is_some_and(|&c| c >= facts.connect_at);
+        // crash took with it; when a broker with periodic durability lost power, of one the
+        // cut may have taken.
+        let since_connect = |t: &Ms| *t >= facts.connect_at;
+        let cut = self.power_cuts.iter().any(since_connect);
+        let lost_in_crash = cut || (!self.durable && self.crashes.iter().any(since_connect));
         let expect = if lost_in_crash {
             Expect::Unknown
         } else {
             facts.expect
+        };
+        let after = if cut {
+            Expect::Unknown
+        } else if persistent && !lost_in_crash {
+            Expect::Present { until: None }
+        } else {
+            Expect::Absent
+        };
+        // MQTT 3.1 has no Session Present flag: its client can only assume its session was
+        // resumed, unless it is known gone.
+        let Some(session_present) = flag else {
+            let present = !clean_start && expect != Expect::Absent;
+            let facts = &mut self.clients[client];
+            if !present || expect == Expect::Unknown {
+                facts.epoch += 1;
+                facts.chain += 1;
+            }
+            facts.expect = after;
+            return present;
         };
         if clean_start && session_present {
             self.violation(
@@ -353,11 +369,7 @@ impl Oracle {
         if !session_present {
             facts.chain += 1;
         }
-        facts.expect = if persistent && !lost_in_crash {
-            Expect::Present { until: None }
-        } else {
-            Expect::Absent
-        };
+        facts.expect = after;
         session_present
     }
 
@@ -501,7 +513,13 @@ impl Oracle {
         facts.received.insert((facts.epoch, msg));
         let chain = facts.chain;
         let first = facts.first_copies.insert((chain, msg));
-        if duplicate {
+        // A power cut of a broker with periodic durability may roll sessions back to the last
+        // checkpoint: what was sent before it may come again, QoS 2 included, and out of order.
+        let rolled_back = self
+            .power_cuts
+            .iter()
+            .any(|&c| c >= published.sent_at && c <= now);
+        if duplicate || rolled_back {
             return;
         }
         // Retained copies (a SUBSCRIBE's, one per matching filter) are new deliveries each.
@@ -663,6 +681,27 @@ impl Oracle {
             for writes in self.retained.values_mut() {
                 writes.clear();
             }
+        }
+    }
+
+    /// A power cut hit a broker with periodic durability whose last checkpoint was at
+    /// `checkpoint`: what was acknowledged after it may be lost (docs/STORAGE.md), and the
+    /// sessions may be as they were then, their QoS 2 exchanges included (see `received`).
+    pub fn power_cut(&mut self, checkpoint: Ms, now: Ms) {
+        self.power_cuts.push(now);
+        let lost = |at: &mut Option<Ms>| {
+            if at.is_some_and(|a| a > checkpoint) {
+                *at = None;
+            }
+        };
+        for m in self.messages.values_mut() {
+            lost(&mut m.acked_at);
+        }
+        for w in self.retained.values_mut().flatten() {
+            lost(&mut w.acked_at);
+        }
+        for facts in &mut self.clients {
+            facts.expect = Expect::Unknown;
         }
     }
 

@@ -5,6 +5,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
@@ -20,7 +21,7 @@ use crate::client::{Client, Link, Out, msg_of};
 use crate::disk::{Ending, SimDisk};
 use crate::oracle::{Ms, MsgId, Oracle};
 use crate::rng::Rng;
-use crate::{Mutation, Options};
+use crate::{Durability, Mutation, Options};
 
 /// Where the store's file is said to be (it lives on the simulated disk; no journal is found
 /// there).
@@ -50,6 +51,8 @@ enum Ev {
     Timer(u64),
     /// The storage thread's group commit, for this process.
     Commit(u64),
+    /// Periodic durability's checkpoint, for this process.
+    Checkpoint(u64),
     /// The broker's process ends.
     Crash(Ending),
     /// The broker's process starts again.
@@ -68,6 +71,7 @@ impl Ev {
             Ev::BrokerSeesClose(c) | Ev::ClientSeesClose(c) | Ev::Read(c) | Ev::Unheld(c) => c << 1,
             Ev::Client(c) => *c as u64,
             Ev::Timer(i) | Ev::Commit(i) => *i,
+            Ev::Checkpoint(i) => i << 8,
             Ev::Crash(e) => *e as u64,
             Ev::Restart => 1,
             Ev::Heal => 2,
@@ -141,9 +145,27 @@ pub struct Counts {
     pub digest: u64,
 }
 
+/// Periodic durability: the store's journal (a real file in a directory of the run) and its
+/// checkpoints.
+struct Journaled {
+    dir: PathBuf,
+    /// Simulated milliseconds between checkpoints.
+    interval: Ms,
+    /// The last checkpoint: a power cut loses what was acknowledged after it.
+    checkpoint_at: Ms,
+}
+
+impl Journaled {
+    fn store(&self) -> PathBuf {
+        self.dir.join("broker.redb")
+    }
+}
+
 /// One run.
 pub struct World {
     opts: Options,
+    /// Periodic durability's journal, when the run uses it.
+    journal: Option<Journaled>,
     rng: Rng,
     now: Ms,
     base: Instant,
@@ -173,7 +195,22 @@ impl World {
     /// A world for `seed`.
     pub fn new(seed: u64, opts: Options, base: Instant) -> World {
         let mut rng = Rng::new(seed);
-        let durable = opts.durable.unwrap_or_else(|| rng.chance(80));
+        let durable = match opts.durability {
+            Some(d) => d != Durability::Memory,
+            None => rng.chance(80),
+        };
+        // Drawn apart, so that the seeds of the other modes run as before periodic mode was
+        // simulated.
+        let mut side = Rng::new(seed ^ 0x7065_7269_6f64_6963);
+        let periodic = match opts.durability {
+            Some(d) => d == Durability::Periodic,
+            None => durable && side.chance(40),
+        };
+        let journal = periodic.then(|| Journaled {
+            dir: std::env::temp_dir().join(format!("mqtt-sim-{}-{seed}", std::process::id())),
+            interval: side.between(2_000, 20_000),
+            checkpoint_at: 0,
+        });
         let clients: Vec<Client> = (0..opts.clients)
             .map(|i| {
                 let mut c = Client::new(i, rng.fork());
@@ -195,6 +232,7 @@ impl World {
         config.queue_qos0_messages = rng.chance(50);
         World {
             opts,
+            journal,
             rng,
             now: 0,
             base,
@@ -375,6 +413,7 @@ impl World {
                 }
             }
             Ev::Commit(incarnation) => self.commit(incarnation),
+            Ev::Checkpoint(incarnation) => self.checkpoint(incarnation),
             Ev::Crash(ending) => self.crash(ending),
             Ev::Restart => {
                 if self.process.is_none() {
@@ -443,7 +482,14 @@ impl World {
                 _ => {}
             }
         }
-        let store = match DurableStore::open_on(disk.clone(), STORE_PATH) {
+        let path = self
+            .journal
+            .as_ref()
+            .map_or_else(|| PathBuf::from(STORE_PATH), Journaled::store);
+        if let Some(j) = &self.journal {
+            std::fs::create_dir_all(&j.dir).unwrap_or_else(|e| panic!("{}: {e}", j.dir.display()));
+        }
+        let store = match DurableStore::open_on(disk.clone(), &path) {
             Ok(store) => store,
             Err(e) if !e.is_corrupt() => {
                 // The broker refuses to start (a full disk, a failing fsync); the operator
@@ -486,6 +532,12 @@ impl World {
         }
         self.note(|| format!("broker process {incarnation} starts"));
         self.process = Some(process);
+        if let Some(j) = &mut self.journal {
+            // Opening wrote what the journal held into the file, durably.
+            j.checkpoint_at = self.now;
+            let at = self.now + j.interval;
+            self.schedule(at, Ev::Checkpoint(incarnation));
+        }
         self.drain();
     }
 
@@ -503,6 +555,9 @@ impl World {
         self.disk = process.disk.after(ending, &mut self.rng);
         drop(process);
         self.oracle.crashed(self.now);
+        if ending == Ending::PowerCut {
+            self.cut_journal();
+        }
         let open: Vec<u64> = self
             .conns
             .iter()
@@ -543,6 +598,11 @@ impl World {
         let Some(last) = batches.last().map(|b| b.seq) else {
             return;
         };
+        let how = if self.journal.is_some() {
+            Commit::Journaled
+        } else {
+            Commit::Durable
+        };
         let written = match mutation {
             Some(m) => p.store.apply(
                 batches
@@ -552,13 +612,11 @@ impl World {
                     .collect::<Vec<_>>()
                     .iter(),
                 &clock,
-                Commit::Durable,
+                how,
             ),
-            None => p.store.apply(
-                batches.iter().flat_map(|b| b.records.iter()),
-                &clock,
-                Commit::Durable,
-            ),
+            None => p
+                .store
+                .apply(batches.iter().flat_map(|b| b.records.iter()), &clock, how),
         };
         if self.opts.trace > 0 {
             let ok = written.is_ok();
@@ -594,6 +652,52 @@ impl World {
                 self.crash(Ending::PowerCut);
             }
         }
+    }
+
+    /// Periodic durability: the store writes what it journaled into the file, durably.
+    fn checkpoint(&mut self, incarnation: u64) {
+        let Some(p) = self
+            .process
+            .as_mut()
+            .filter(|p| p.incarnation == incarnation)
+        else {
+            return;
+        };
+        match p.store.sync() {
+            Ok(()) => {
+                if let Some(j) = &mut self.journal {
+                    j.checkpoint_at = self.now;
+                    let at = self.now + j.interval;
+                    self.schedule(at, Ev::Checkpoint(incarnation));
+                }
+                self.note(|| "checkpoint".to_owned());
+            }
+            Err(e) => {
+                self.note(|| format!("checkpoint failed, the broker stops: {e}"));
+                self.crash(Ending::PowerCut);
+            }
+        }
+    }
+
+    /// A power cut: the journal was never synced, so any tail of it may be gone.
+    fn cut_journal(&mut self) {
+        let Some(j) = &self.journal else {
+            return;
+        };
+        let path = DurableStore::journal_path(j.store());
+        let Ok(len) = std::fs::metadata(&path).map(|m| m.len()) else {
+            return;
+        };
+        let keep = self.rng.below(len + 1);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        file.set_len(keep)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let since = j.checkpoint_at;
+        self.note(|| format!("journal cut to {keep} of {len} bytes; last checkpoint {since} ms"));
+        self.oracle.power_cut(since, self.now);
     }
 
     /// Drains the broker's outputs, as the driving-loop rule says, and sets its timer.
@@ -1100,6 +1204,15 @@ impl World {
             p.broker
                 .handle_flushed(ConnectionId(AUDITOR), len, now)
                 .unwrap_or_else(|e| panic!("handle_flushed: {e}"));
+        }
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        if let Some(j) = &self.journal {
+            // Best effort: a leftover directory in the temporary directory harms nothing.
+            let _ = std::fs::remove_dir_all(&j.dir);
         }
     }
 }

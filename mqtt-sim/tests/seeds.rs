@@ -3,7 +3,7 @@
 //! simulator found, a check that a seed replays exactly, and the mutation checks that show the
 //! oracle notices a broken guarantee. A failure prints the command that replays the seed.
 
-use mqtt_sim::{Mutation, Options, Report, replay_command, run};
+use mqtt_sim::{Durability, Mutation, Options, Report, replay_command, run};
 
 fn check(report: &Report, opts: &Options) {
     assert!(
@@ -29,10 +29,19 @@ fn seeds_with_faults_keep_every_guarantee() {
 #[test]
 fn seeds_with_a_durable_broker_keep_every_guarantee() {
     let opts = Options {
-        durable: Some(true),
+        durability: Some(Durability::Sync),
         ..Options::default()
     };
     seeds(1000..1120, &opts);
+}
+
+#[test]
+fn seeds_with_periodic_durability_keep_what_it_promises() {
+    let opts = Options {
+        durability: Some(Durability::Periodic),
+        ..Options::default()
+    };
+    seeds(2000..2080, &opts);
 }
 
 #[test]
@@ -51,7 +60,7 @@ fn seeds_without_faults_keep_every_guarantee() {
 fn regression_seeds() {
     // A CONNACK sent ahead of its session's record (lost by a crash), and a 3.x client closed
     // for exceeding a Receive Maximum it was never told.
-    for seed in [330, 897, 1084, 1151, 1268] {
+    for seed in [422, 1691, 1986, 2306, 2503] {
         check(&run(seed, &Options::default()), &Options::default());
     }
 }
@@ -79,7 +88,7 @@ fn planted_faults_are_found() {
             _ => 20,
         };
         let opts = Options {
-            durable: Some(true),
+            durability: Some(Durability::Sync),
             mutation: Some(mutation),
             ..Options::default()
         };
