@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::*;
 use mqtt_broker_core::{DropReason, Event};
-use mqtt_wire::{Packet, Publish, PublishQos, QoS};
+use mqtt_wire::{Packet, Properties, Publish, PublishQos, QoS, SubscriptionOptions};
 
 const PAUSE: Duration = Duration::from_secs(2);
 
@@ -232,6 +232,50 @@ fn mqtt5_4_8_2_a_stuck_shared_member_is_passed_over_and_its_queue_goes_to_the_ot
     let expected: Vec<u32> = (0..n + 100).filter(|m| !to_stuck.contains(m)).collect();
     assert_eq!(read, expected, "every other message went to the reader");
     assert_eq!(h.reading.len(), 2, "paused once");
+}
+
+/// Found by the simulator (`mqtt-sim`): a copy handed from one member of a group to another
+/// kept the RETAIN flag shaped by the first member's subscription; it follows the subscription
+/// it goes out through [MQTT5-3.3.1-13] (as its QoS does [MQTT5-4.8.2-3]).
+#[test]
+fn mqtt5_3_3_1_13_a_shared_copy_handed_to_another_member_follows_its_retain_as_published() {
+    let mut h = harness();
+    // Retain As Published 0 (it would clear the flag); a window of 2, never acknowledged.
+    let stuck = h.open(V5);
+    let mut connect = connect_packet(V5, "stuck");
+    connect.properties.receive_maximum = Some(2);
+    h.connect_with(stuck, connect);
+    h.subscribe(stuck, "$share/g/t", QoS::AtLeastOnce);
+    let reader = h.connect(V5, "reader");
+    let options = SubscriptionOptions {
+        qos: QoS::AtLeastOnce,
+        retain_as_published: true,
+        ..SubscriptionOptions::default()
+    };
+    h.subscribe_with(reader, "$share/g/t", options, Properties::default());
+    let publisher = h.connect(V5, "pub");
+    let mut read = Vec::new();
+    let mut n = 0;
+    while h.reading.is_empty() && n < 100 {
+        h.send_publish(publisher, numbered("t", n, 1).with_retain(true));
+        n += 1;
+        read.extend(h.receive_and_ack(reader));
+    }
+    h.advance(PAUSE); // the stuck member's queued copies go to the reader
+    loop {
+        let got = h.receive_and_ack(reader);
+        if got.is_empty() {
+            break;
+        }
+        read.extend(got);
+    }
+    let handed: Vec<u32> = numbers(&read).into_iter().filter(|m| m % 2 == 0).collect();
+    assert!(
+        !handed.is_empty(),
+        "copies of the stuck member reached the reader"
+    );
+    let cleared: Vec<u32> = numbers(&read.into_iter().filter(|p| !p.retain).collect::<Vec<_>>());
+    assert!(cleared.is_empty(), "RETAIN cleared on {cleared:?}");
 }
 
 #[test]

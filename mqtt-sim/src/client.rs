@@ -61,6 +61,9 @@ impl Want {
     }
 }
 
+/// Shared subscriptions a worker client takes part in (groups `g` and `h`).
+pub const SHARED: [&str; 3] = ["$share/g/tele/+/STATE", "$share/g/cmnd/#", "$share/h/#"];
+
 /// What a client asks of the world.
 #[derive(Debug)]
 pub enum Out {
@@ -89,6 +92,8 @@ struct Profile {
     keep_alive: u16,
     will: Option<WillProfile>,
     filters: Vec<Want>,
+    /// Subscribes only through its shared subscription.
+    worker: bool,
     topics: Vec<&'static str>,
     /// Publishes with topic aliases when the broker allows them (5.0).
     aliases: bool,
@@ -211,12 +216,21 @@ impl Client {
             _ => ProtocolVersion::V5,
         };
         let v5 = version.is_v5();
-        let filters = (0..rng.between(1, 3))
-            .map(|_| {
-                let filter = *rng.pick(&FILTERS);
-                Want::draw(filter, v5, &mut rng)
-            })
-            .collect();
+        // A worker takes messages through one shared subscription and has no other.
+        let worker = rng.chance(25);
+        let filters = if worker {
+            let filter = *rng.pick(&SHARED);
+            let mut want = Want::draw(filter, v5, &mut rng);
+            want.no_local = false; // a Protocol Error on a shared subscription [MQTT5-3.8.3-4]
+            vec![want]
+        } else {
+            (0..rng.between(1, 3))
+                .map(|_| {
+                    let filter = *rng.pick(&FILTERS);
+                    Want::draw(filter, v5, &mut rng)
+                })
+                .collect()
+        };
         let topics = (0..rng.between(1, 3)).map(|_| *rng.pick(&TOPICS)).collect();
         let will = rng.chance(50).then(|| WillProfile {
             qos: rng.below(3) as u8,
@@ -230,7 +244,7 @@ impl Client {
         // A steady client keeps one persistent session all run long (a dashboard, a home
         // automation server): what it is owed across crashes and reconnects is checked at the
         // end.
-        let steady = rng.chance(40);
+        let steady = rng.chance(40) || (worker && rng.chance(60));
         let profile = Profile {
             version,
             steady,
@@ -247,6 +261,7 @@ impl Client {
             keep_alive: *rng.pick(&[0, 5, 10, 30]),
             will,
             filters,
+            worker,
             topics,
             aliases: v5 && rng.chance(50),
         };
@@ -479,7 +494,7 @@ impl Client {
     }
 
     fn subscribe(&mut self, now: Ms, oracle: &mut Oracle, out: &mut Vec<Out>) {
-        let filters = if self.rng.chance(50) {
+        let filters = if self.profile.worker || self.rng.chance(50) {
             self.profile.filters.clone()
         } else {
             let filter = *self.rng.pick(&FILTERS);
@@ -529,7 +544,10 @@ impl Client {
     }
 
     fn unsubscribe(&mut self, now: Ms, oracle: &mut Oracle, out: &mut Vec<Out>) {
-        let filter = *self.rng.pick(&FILTERS);
+        let filter = match self.profile.filters.first() {
+            Some(share) if self.profile.worker => share.filter,
+            _ => *self.rng.pick(&FILTERS),
+        };
         let id = self.packet_id();
         self.pending_unsubs.insert(id.get());
         oracle.unsubscribing(self.idx, filter, now);

@@ -108,6 +108,8 @@ struct ClientFacts {
     requested: Vec<(String, bool, bool)>,
     /// The numbers of the SUBSCRIBEs asking for No Local.
     no_local: HashSet<u64>,
+    /// Filters it ever sent UNSUBSCRIBE for.
+    left: HashSet<String>,
 }
 
 /// A retained value a topic may hold at the end.
@@ -140,11 +142,24 @@ pub struct Oracle {
 }
 
 /// Whether `filter` matches `topic` (§4.7), by `mqtt-topic`'s plain matcher, not the
-/// subscription trie the broker routes with.
+/// subscription trie the broker routes with. A shared subscription's filter
+/// (`$share/GROUP/FILTER`) matches as its FILTER.
 pub fn matches(filter: &str, topic: &str) -> bool {
+    let filter = unshared(filter).1;
     let filter = TopicFilter::new(Bytes::copy_from_slice(filter.as_bytes()));
     let topic = TopicName::new(Bytes::copy_from_slice(topic.as_bytes()));
     matches!((filter, topic), (Ok(f), Ok(t)) if f.matches(&t))
+}
+
+/// The group of a shared subscription's filter, if it is one, and the filter proper.
+fn unshared(filter: &str) -> (Option<&str>, &str) {
+    match filter
+        .strip_prefix("$share/")
+        .and_then(|rest| rest.split_once('/'))
+    {
+        Some((group, filter)) => (Some(group), filter),
+        None => (None, filter),
+    }
 }
 
 impl Oracle {
@@ -169,6 +184,7 @@ impl Oracle {
                 filter_changes: Vec::new(),
                 requested: Vec::new(),
                 no_local: HashSet::new(),
+                left: HashSet::new(),
             })
             .collect();
         Oracle {
@@ -453,6 +469,7 @@ impl Oracle {
 
     /// `client` sent UNSUBSCRIBE for `filter`.
     pub fn unsubscribing(&mut self, client: usize, filter: &str, now: Ms) {
+        self.clients[client].left.insert(filter.to_owned());
         self.change_filter(client, filter, now);
     }
 
@@ -535,7 +552,12 @@ impl Oracle {
         }
         // Order binds first copies: a QoS 1 message resent by its publisher is routed again,
         // as a new message, after later ones.
-        if first && qos >= 1 && !retain && published.qos >= 1 && !published.resent {
+        // Copies through a shared subscription may be handed from member to member.
+        let shared = self.clients[client]
+            .requested
+            .iter()
+            .any(|(f, _, _)| unshared(f).0.is_some() && matches(f, &published.topic));
+        if first && qos >= 1 && !retain && published.qos >= 1 && !published.resent && !shared {
             let key = (chain, published.publisher, published.topic.clone(), qos);
             let newest = self.clients[client].newest.entry(key).or_insert(0);
             if msg < *newest {
@@ -775,6 +797,7 @@ impl Oracle {
                 let own = std::ptr::eq(&self.clients[m.publisher], facts);
                 let owed = facts.subs.iter().find(|s| {
                     s.epoch == facts.epoch
+                        && unshared(&s.filter).0.is_none()
                         && s.qos >= 1
                         && !(s.no_local && own)
                         && s.confirmed_at < m.sent_at
@@ -796,6 +819,71 @@ impl Oracle {
                             s.confirmed_at
                         ));
                     }
+                }
+            }
+        }
+        self.owed_checked += owed_checked;
+        for text in found {
+            self.violation(now, text);
+        }
+        self.check_groups(now);
+    }
+
+    /// Shared subscriptions: an acknowledged QoS 1/2 message matching a group's filter reaches
+    /// one of its members (§4.8.2, which gives it no statement of its own), checked where the outside can be sure
+    /// which members could have taken it: every client that ever joined the group kept its
+    /// session to the end, at QoS 1 or 2, and none had a message dropped.
+    fn check_groups(&mut self, now: Ms) {
+        let mut groups: Vec<&str> = self
+            .clients
+            .iter()
+            .flat_map(|c| c.requested.iter().map(|(f, _, _)| f.as_str()))
+            .filter(|f| unshared(f).0.is_some())
+            .collect();
+        groups.sort_unstable();
+        groups.dedup();
+        let mut found = Vec::new();
+        let mut owed_checked = 0;
+        for group in groups {
+            let members: Vec<&ClientFacts> = self
+                .clients
+                .iter()
+                .filter(|c| c.requested.iter().any(|(f, _, _)| f == group))
+                .collect();
+            let certain = members.iter().all(|c| {
+                c.up_at_end
+                    && !c.dropped
+                    && !c.left.contains(group)
+                    && c.subs
+                        .iter()
+                        .filter(|s| s.filter == group)
+                        .all(|s| s.epoch == c.epoch && s.qos >= 1)
+            });
+            if !certain {
+                continue;
+            }
+            for (msg, m) in &self.messages {
+                let Some(acked) = m.acked_at else { continue };
+                if m.qos == 0 || self.wills.contains_key(msg) || !matches(group, &m.topic) {
+                    continue;
+                }
+                let subscribed = members.iter().any(|c| {
+                    c.subs
+                        .iter()
+                        .any(|s| s.filter == group && s.confirmed_at < m.sent_at)
+                });
+                if !subscribed {
+                    continue;
+                }
+                owed_checked += 1;
+                if !members
+                    .iter()
+                    .any(|c| c.received.contains(&(c.epoch, *msg)))
+                {
+                    found.push(format!(
+                        "QoS {} message {msg} on {} from {} (acknowledged {acked} ms) reached no member of {group} (§4.8.2)",
+                        m.qos, m.topic, self.clients[m.publisher].name
+                    ));
                 }
             }
         }

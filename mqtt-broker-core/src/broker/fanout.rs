@@ -253,9 +253,18 @@ impl Broker {
             match target {
                 Some((other, subscription)) => {
                     self.delivery_changed(session, delivery.stored, None);
+                    // Shaped anew by the subscription it now goes out through: QoS
+                    // [MQTT5-4.8.2-3], RETAIN [MQTT5-3.3.1-12] [MQTT5-3.3.1-13] (found by the
+                    // simulator: the first member's Retain As Published stuck to the copy).
+                    let keeps_retain = self
+                        .sessions
+                        .get(&other)
+                        .is_some_and(|o| o.version.is_v5() || o.bridge)
+                        && subscription.options.retain_as_published;
                     let delivery = Delivery {
                         stored: 0,
                         qos: delivery.message.qos.min(subscription.options.qos),
+                        retain: keeps_retain && delivery.message.retain,
                         subscription_ids: subscription.identifier.into_iter().collect(),
                         ..delivery
                     };
