@@ -586,22 +586,18 @@ impl World {
         let clock = WallClock::new(self.base, self.wall_base);
         let now = self.at(self.now);
         let mutation = self.opts.mutation;
-        let Some(p) = self
-            .process
-            .as_mut()
-            .filter(|p| p.incarnation == incarnation)
-        else {
+        let how = if self.journal.is_some() {
+            Commit::Journaled
+        } else {
+            Commit::Durable
+        };
+        let Some(p) = self.process_of(incarnation) else {
             return;
         };
         p.commit_scheduled = false;
         let batches = std::mem::take(&mut p.batches);
         let Some(last) = batches.last().map(|b| b.seq) else {
             return;
-        };
-        let how = if self.journal.is_some() {
-            Commit::Journaled
-        } else {
-            Commit::Durable
         };
         let written = match mutation {
             Some(m) => p.store.apply(
@@ -622,11 +618,7 @@ impl World {
             let ok = written.is_ok();
             self.note(|| format!("commit up to batch {last}: {ok}"));
         }
-        let Some(p) = self
-            .process
-            .as_mut()
-            .filter(|p| p.incarnation == incarnation)
-        else {
+        let Some(p) = self.process_of(incarnation) else {
             return;
         };
         match written {
@@ -654,13 +646,17 @@ impl World {
         }
     }
 
-    /// Periodic durability: the store writes what it journaled into the file, durably.
-    fn checkpoint(&mut self, incarnation: u64) {
-        let Some(p) = self
-            .process
+    /// The broker's process, if it is still incarnation `incarnation` (an event of a process
+    /// that crashed since finds none).
+    fn process_of(&mut self, incarnation: u64) -> Option<&mut Process> {
+        self.process
             .as_mut()
             .filter(|p| p.incarnation == incarnation)
-        else {
+    }
+
+    /// Periodic durability: the store writes what it journaled into the file, durably.
+    fn checkpoint(&mut self, incarnation: u64) {
+        let Some(p) = self.process_of(incarnation) else {
             return;
         };
         match p.store.sync() {
