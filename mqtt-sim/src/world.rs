@@ -1014,15 +1014,7 @@ impl World {
             match out {
                 Out::Connect => self.open(client),
                 Out::Send(bytes) => self.send(conn, bytes),
-                Out::Close => {
-                    let lat = self.latency();
-                    if let Some(c) = self.conns.get_mut(&conn) {
-                        c.client_open = false;
-                        c.to_broker_at = c.to_broker_at.max(self.now + lat);
-                        let at = c.to_broker_at;
-                        self.schedule(at, Ev::BrokerSeesClose(conn));
-                    }
-                }
+                Out::Close => self.end_stream(conn),
                 Out::NetDrop => self.net_drop(conn),
                 Out::Abandon => {
                     if let Some(c) = self.conns.get_mut(&conn) {
@@ -1035,7 +1027,9 @@ impl World {
         }
     }
 
-    fn net_drop(&mut self, conn: u64) {
+    /// The client's end of `conn` closes (FIN) or the network fails: the broker sees the end
+    /// of the stream after the bytes before it.
+    fn end_stream(&mut self, conn: u64) {
         let lat = self.latency();
         if let Some(c) = self.conns.get_mut(&conn) {
             c.client_open = false;
@@ -1043,6 +1037,10 @@ impl World {
             let at = c.to_broker_at;
             self.schedule(at, Ev::BrokerSeesClose(conn));
         }
+    }
+
+    fn net_drop(&mut self, conn: u64) {
+        self.end_stream(conn);
         self.note(|| format!("network drops conn {conn}"));
     }
 
