@@ -34,6 +34,9 @@ struct State {
     synced: Vec<u8>,
     /// Writes since the last sync, oldest first: offset and bytes.
     unsynced: Vec<(usize, Vec<u8>)>,
+    /// Byte ranges of `current` that may differ from `synced` (writes, and zeros a write or a
+    /// longer length added), so a sync copies only those.
+    dirty: Vec<(usize, usize)>,
     /// The size the file may not grow past (a full disk); `usize::MAX` by default.
     capacity: usize,
     /// Syncs that succeed before one fails (`None`: all succeed).
@@ -137,6 +140,10 @@ impl StorageBackend for SimDisk {
         if len > state.capacity {
             return Err(error(std::io::ErrorKind::StorageFull, "no space left"));
         }
+        let old = state.current.len();
+        if len > old {
+            state.dirty.push((old, len));
+        }
         state.current.resize(len, 0);
         Ok(())
     }
@@ -152,7 +159,20 @@ impl StorageBackend for SimDisk {
             Some(n) => state.syncs_before_failure = Some(n - 1),
             None => {}
         }
-        state.synced = state.current.clone();
+        let State {
+            current,
+            synced,
+            dirty,
+            ..
+        } = &mut *state;
+        synced.resize(current.len(), 0);
+        for (start, end) in dirty.drain(..) {
+            let end = end.min(current.len());
+            if start < end {
+                synced[start..end].copy_from_slice(&current[start..end]);
+            }
+        }
+        debug_assert!(*synced == *current);
         state.unsynced.clear();
         state.syncs += 1;
         Ok(())
@@ -166,9 +186,11 @@ impl StorageBackend for SimDisk {
         if end > state.capacity {
             return Err(error(std::io::ErrorKind::StorageFull, "no space left"));
         }
-        if state.current.len() < end {
+        let old = state.current.len();
+        if old < end {
             state.current.resize(end, 0);
         }
+        state.dirty.push((old.min(start), end));
         state.current[start..end].copy_from_slice(data);
         state.unsynced.push((start, data.to_vec()));
         state.bytes_written += data.len() as u64;

@@ -10,9 +10,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use bytes::Bytes;
-use mqtt_topic::{TopicFilter, TopicName};
-
 /// Time in simulated milliseconds.
 pub type Ms = u64;
 
@@ -145,10 +142,23 @@ pub struct Oracle {
 /// subscription trie the broker routes with. A shared subscription's filter
 /// (`$share/GROUP/FILTER`) matches as its FILTER.
 pub fn matches(filter: &str, topic: &str) -> bool {
+    // Written out from §4.7 rather than borrowed from the broker's matcher, so the oracle does
+    // not share its bugs.
     let filter = unshared(filter).1;
-    let filter = TopicFilter::new(Bytes::copy_from_slice(filter.as_bytes()));
-    let topic = TopicName::new(Bytes::copy_from_slice(topic.as_bytes()));
-    matches!((filter, topic), (Ok(f), Ok(t)) if f.matches(&t))
+    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+        return false; // [MQTT-4.7.2-1]
+    }
+    let mut levels = topic.split('/');
+    for wanted in filter.split('/') {
+        if wanted == "#" {
+            return true; // and the parent level too (§4.7.1.2)
+        }
+        match levels.next() {
+            Some(level) if wanted == "+" || wanted == level => {}
+            _ => return false,
+        }
+    }
+    levels.next().is_none()
 }
 
 /// The group of a shared subscription's filter, if it is one, and the filter proper.
@@ -457,9 +467,10 @@ impl Oracle {
         retain_as_published: bool,
         now: Ms,
     ) -> u64 {
-        self.clients[client]
-            .requested
-            .push((filter.to_owned(), no_local, retain_as_published));
+        let wanted = (filter.to_owned(), no_local, retain_as_published);
+        if !self.clients[client].requested.contains(&wanted) {
+            self.clients[client].requested.push(wanted);
+        }
         let asked = self.change_filter(client, filter, now);
         if no_local {
             self.clients[client].no_local.insert(asked);
