@@ -2,17 +2,18 @@
 //! side with the crates a user would pick instead (`mqttrs`, which borrows from its input, and
 //! `mqttbytes`, rumqtt's codec) and a memcpy of the same bytes as the floor.
 //!
-//! Every contender does the same work: parse a whole frame with full validation (UTF-8
-//! included) into its packet type, or write a packet into a reused buffer. Frames are produced
-//! by our encoder and checked to decode identically with each peer before measuring.
+//! Every decode row follows one convention, the one an application's read loop lives by: the
+//! frame sits in a `BytesMut` read buffer (filled outside the timing), and inside the timing the
+//! codec takes one frame out of it, the fields are looked at (topic and payload lengths, the
+//! client id, the filter count) and the packet is dropped. Encode rows write a packet into a
+//! reused buffer. Frames are produced by our encoder and checked to decode identically with each
+//! peer before measuring. mqttrs cannot say how long the frame it decoded was, so its rows
+//! advance the buffer by the known frame length, which favours it slightly.
 //!
-//! Rows (see docs/PERFORMANCE-codec.md): `decode/<case>/mqtt-wire` decodes an owned frame whose
-//! clone is made in the setup and whose packet is dropped after the timing, the same work as
-//! `mqttrs`, which borrows from the caller's buffer; `mqtt-wire+clone+drop` includes the frame
-//! clone and the packet drop (two atomic operations); `mqttbytes` includes its frame clone and
-//! drop. The stream rows include everything: finding each frame, splitting it off, decoding
-//! and dropping it (mqttrs cannot report consumed bytes, so its frames are pre-chunked by
-//! their known length, which favours it).
+//! Rows (see docs/PERFORMANCE-codec.md): `mqtt-wire in-place` is `Decoder::decode_in_place`
+//! (the packet borrows from the buffer), `mqtt-wire decode` is `Decoder::decode` (the packet
+//! owns a shared view of its frame), `mqtt-wire split+borrowed` is `Decoder::split_frames`
+//! then `Decoder::decode_borrowed` / `Decoder::packets`.
 
 use std::hint::black_box;
 use std::num::NonZeroU16;
@@ -21,8 +22,8 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, Bytes, BytesMut};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group};
 use mqtt_wire::{
-    Connect, Decoder, LastWill, MqttStr, Packet, Properties, ProtocolVersion, Publish, PublishQos,
-    QoS, RetainHandling, Subscribe, SubscriptionOptions, decode_packet,
+    Connect, Decoder, LastWill, MqttStr, Packet, PacketRef, Properties, ProtocolVersion, Publish,
+    PublishQos, QoS, RetainHandling, Subscribe, SubscriptionOptions, decode_packet,
 };
 
 const V4: ProtocolVersion = ProtocolVersion::V3_1_1;
@@ -141,6 +142,94 @@ fn mqttbytes_encode(packet: &mqttbytes::v4::Packet, out: &mut BytesMut) -> usize
     .expect("mqttbytes encodes")
 }
 
+/// Something to look at in a decoded packet, so no field read is optimised away.
+fn touch(packet: &Packet) -> usize {
+    match packet {
+        Packet::Publish(p) => p.topic().len() + p.payload().len(),
+        Packet::Connect(c) => c.client_id.len(),
+        Packet::Subscribe(s) => s.filters.len(),
+        _ => 0,
+    }
+}
+
+fn touch_ref(packet: &PacketRef<'_>) -> usize {
+    match packet {
+        PacketRef::Publish(p) => p.topic().len() + p.payload().len(),
+        PacketRef::Other(packet) => touch(packet),
+    }
+}
+
+fn touch_mqttrs(packet: &mqttrs::Packet<'_>) -> usize {
+    match packet {
+        mqttrs::Packet::Publish(p) => p.topic_name.len() + p.payload.len(),
+        mqttrs::Packet::Connect(c) => c.client_id.len(),
+        mqttrs::Packet::Subscribe(s) => s.topics.len(),
+        _ => 0,
+    }
+}
+
+fn touch_mqttbytes(packet: &mqttbytes::v4::Packet) -> usize {
+    match packet {
+        mqttbytes::v4::Packet::Publish(p) => p.topic.len() + p.payload.len(),
+        mqttbytes::v4::Packet::Connect(c) => c.client_id.len(),
+        mqttbytes::v4::Packet::Subscribe(s) => s.filters.len(),
+        _ => 0,
+    }
+}
+
+/// One way to take the frame at the front of a read buffer out of it, look at the packet and
+/// drop it; `frame_len` is the frame's known length (only mqttrs needs it).
+type DecodeRow = fn(&mut Decoder, &mut BytesMut, usize) -> usize;
+
+fn in_place(decoder: &mut Decoder, buf: &mut BytesMut, _: usize) -> usize {
+    let (packet, len) = decoder.decode_in_place(buf).expect("valid").expect("whole");
+    let seen = touch_ref(&packet);
+    drop(packet);
+    buf.advance(len);
+    seen
+}
+
+fn owned(decoder: &mut Decoder, buf: &mut BytesMut, _: usize) -> usize {
+    touch(&decoder.decode(buf).expect("valid").expect("whole"))
+}
+
+fn split_borrowed(decoder: &mut Decoder, buf: &mut BytesMut, _: usize) -> usize {
+    let frames = decoder.split_frames(buf).expect("valid");
+    let mut offset = 0;
+    let packet = decoder
+        .decode_borrowed(&frames, &mut offset)
+        .expect("valid")
+        .expect("whole");
+    touch_ref(&packet)
+}
+
+fn with_mqttrs(_: &mut Decoder, buf: &mut BytesMut, frame_len: usize) -> usize {
+    let packet = mqttrs::decode_slice(buf).expect("valid").expect("whole");
+    let seen = touch_mqttrs(&packet);
+    drop(packet);
+    buf.advance(frame_len);
+    seen
+}
+
+fn with_mqttbytes(_: &mut Decoder, buf: &mut BytesMut, _: usize) -> usize {
+    touch_mqttbytes(&mqttbytes::v4::read(buf, usize::MAX).expect("valid"))
+}
+
+/// The decode rows, ours first.
+const DECODE_ROWS: [(&str, DecodeRow); 5] = [
+    ("mqtt-wire in-place", in_place),
+    ("mqtt-wire decode", owned),
+    ("mqtt-wire split+borrowed", split_borrowed),
+    ("mqttrs", with_mqttrs),
+    ("mqttbytes", with_mqttbytes),
+];
+
+fn v4_decoder() -> Decoder {
+    let mut decoder = Decoder::new();
+    decoder.set_version(V4);
+    decoder
+}
+
 fn decode_single(c: &mut Criterion) {
     for case in cases() {
         let mut group = c.benchmark_group(format!("decode/{}", case.name));
@@ -149,43 +238,27 @@ fn decode_single(c: &mut Criterion) {
             decode_packet(case.frame.clone(), V4).as_ref(),
             Ok(&case.packet)
         );
-        assert!(matches!(mqttrs::decode_slice(&case.frame), Ok(Some(_))));
-        let _ = mqttbytes_decode(&case.frame);
-
-        // The same work as mqttrs, which borrows from a buffer the caller owns: decode from an
-        // owned frame; the frame clone (setup) and the packet drop happen outside the timing.
-        group.bench_function("mqtt-wire", |b| {
-            b.iter_batched(
-                || case.frame.clone(),
-                |frame| decode_packet(black_box(frame), V4),
-                BatchSize::SmallInput,
-            )
-        });
-        // The borrowing API on the frame the bench owns, as mqttrs borrows: no clone, no drop
-        // of a frame reference (non-PUBLISH packets still take views of their fields).
-        let mut decoder = Decoder::new();
-        decoder.set_version(V4);
-        group.bench_function("mqtt-wire-borrowed", |b| {
-            b.iter(|| decoder.decode_borrowed(black_box(&case.frame), &mut 0))
-        });
-        // The same plus taking a reference to a shared frame and dropping the packet: one
-        // atomic increment and one decrement.
-        group.bench_function("mqtt-wire+clone+drop", |b| {
-            b.iter(|| decode_packet(black_box(case.frame.clone()), V4))
-        });
-        group.bench_function("mqttrs", |b| {
-            b.iter(|| mqttrs::decode_slice(black_box(&case.frame[..])))
-        });
-        group.bench_function("mqttbytes", |b| {
-            b.iter(|| mqttbytes_decode(black_box(&case.frame)))
-        });
+        let expected = touch(&case.packet);
+        for (name, row) in DECODE_ROWS {
+            let mut decoder = v4_decoder();
+            let mut buf = BytesMut::from(&case.frame[..]);
+            assert_eq!(
+                row(&mut decoder, &mut buf, case.frame.len()),
+                expected,
+                "{name}"
+            );
+            assert!(buf.is_empty(), "{name} takes the frame out");
+            group.bench_function(name, |b| {
+                b.iter_batched_ref(
+                    || BytesMut::from(&case.frame[..]),
+                    |buf| row(&mut decoder, black_box(buf), case.frame.len()),
+                    BatchSize::SmallInput,
+                )
+            });
+        }
         let mut floor = vec![0u8; case.frame.len()];
         group.bench_function("memcpy", |b| {
             b.iter(|| floor.copy_from_slice(black_box(&case.frame[..])))
-        });
-        // What the two atomic reference-count updates of `+clone+drop` cost on this machine.
-        group.bench_function("bytes-clone-drop", |b| {
-            b.iter(|| black_box(black_box(&case.frame).clone()))
         });
         group.finish();
     }
@@ -241,75 +314,49 @@ fn encode_single(c: &mut Criterion) {
 
 /// 10,000 back-to-back QoS 0 PUBLISH frames (16 B topic, 64 B payload) in one buffer, as a
 /// socket read would deliver them.
-fn decode_stream(c: &mut Criterion) {
+fn stream() -> (Vec<u8>, usize) {
     let frame = encode(&publish("stat/sonoff/POWE", PublishQos::AtMostOnce, 64));
-    let stream: Vec<u8> = frame
+    let stream = frame
         .iter()
         .copied()
         .cycle()
         .take(frame.len() * STREAM_FRAMES)
         .collect();
+    (stream, frame.len())
+}
+
+/// Decodes every frame of `buf` with `row`; the split+borrowed row splits once for all.
+fn drain_stream(name: &str, row: DecodeRow, decoder: &mut Decoder, buf: &mut BytesMut, len: usize) {
+    let mut n = 0;
+    if name == "mqtt-wire split+borrowed" {
+        let frames = decoder.split_frames(buf).expect("valid");
+        for packet in decoder.packets(&frames) {
+            black_box(touch_ref(&packet.expect("valid")));
+            n += 1;
+        }
+    } else {
+        while !buf.is_empty() {
+            black_box(row(decoder, buf, len));
+            n += 1;
+        }
+    }
+    assert_eq!(n, STREAM_FRAMES);
+}
+
+fn decode_stream(c: &mut Criterion) {
+    let (stream, len) = stream();
     let mut group = c.benchmark_group("decode/stream_10k_publish_qos0");
     group.throughput(Throughput::Elements(STREAM_FRAMES as u64));
-
-    group.bench_function("mqtt-wire", |b| {
-        b.iter_batched_ref(
-            || BytesMut::from(&stream[..]),
-            |buf| {
-                let mut decoder = Decoder::new();
-                decoder.set_version(V4);
-                let mut n = 0;
-                while let Some(packet) = decoder.decode(buf).expect("valid stream") {
-                    black_box(packet);
-                    n += 1;
-                }
-                assert_eq!(n, STREAM_FRAMES);
-            },
-            BatchSize::LargeInput,
-        )
-    });
-    group.bench_function("mqtt-wire-packets", |b| {
-        b.iter_batched_ref(
-            || BytesMut::from(&stream[..]),
-            |buf| {
-                let mut decoder = Decoder::new();
-                decoder.set_version(V4);
-                let frames = decoder.split_frames(buf).expect("valid stream");
-                let mut n = 0;
-                for packet in decoder.packets(&frames) {
-                    black_box(packet.expect("valid stream"));
-                    n += 1;
-                }
-                assert_eq!(n, STREAM_FRAMES);
-            },
-            BatchSize::LargeInput,
-        )
-    });
-    group.bench_function("mqttrs", |b| {
-        b.iter(|| {
-            // mqttrs does not report the consumed length; every frame here has the same one.
-            let mut n = 0;
-            for chunk in black_box(&stream[..]).chunks_exact(frame.len()) {
-                black_box(mqttrs::decode_slice(chunk).expect("valid").expect("whole"));
-                n += 1;
-            }
-            assert_eq!(n, STREAM_FRAMES);
-        })
-    });
-    group.bench_function("mqttbytes", |b| {
-        b.iter_batched_ref(
-            || BytesMut::from(&stream[..]),
-            |buf| {
-                let mut n = 0;
-                while !buf.is_empty() {
-                    black_box(mqttbytes::v4::read(buf, usize::MAX).expect("valid"));
-                    n += 1;
-                }
-                assert_eq!(n, STREAM_FRAMES);
-            },
-            BatchSize::LargeInput,
-        )
-    });
+    for (name, row) in DECODE_ROWS {
+        let mut decoder = v4_decoder();
+        group.bench_function(name, |b| {
+            b.iter_batched_ref(
+                || BytesMut::from(&stream[..]),
+                |buf| drain_stream(name, row, &mut decoder, buf, len),
+                BatchSize::LargeInput,
+            )
+        });
+    }
     let mut floor = vec![0u8; stream.len()];
     group.bench_function("memcpy", |b| {
         b.iter(|| floor.copy_from_slice(black_box(&stream[..])))
@@ -340,13 +387,6 @@ fn placed(len: usize, round: usize) -> BytesMut {
     buf.advance(shift);
     buf.clear();
     buf
-}
-
-/// A copy of `bytes` placed as [`placed`] says (a different offset than the outputs').
-fn placed_copy(bytes: &[u8], round: usize) -> Bytes {
-    let mut buf = placed(bytes.len(), round * 5 + 3);
-    buf.extend_from_slice(bytes);
-    buf.freeze()
 }
 
 /// Times `ops` repetitions of `op`.
@@ -402,71 +442,43 @@ fn interleaved(rounds: usize) {
     println!("| case | row | best ns/op | vs mqttrs | vs mqttbytes |");
     println!("|---|---|---:|---:|---:|");
     for case in cases() {
-        let frame = case.frame.clone();
         let name = format!("decode/{}", case.name);
-        let (f, mut round) = (frame.clone(), 0);
-        let borrowed = contender("mqtt-wire-borrowed", move || {
-            round += 1;
-            let f = placed_copy(&f, round);
-            let mut decoder = Decoder::new();
-            decoder.set_version(V4);
-            timed(OPS, || {
-                black_box(decoder.decode_borrowed(black_box(&f), &mut 0)).ok();
+        let mut all: Vec<Contender> = DECODE_ROWS
+            .into_iter()
+            .map(|(row_name, row)| {
+                let (frame, mut round) = (case.frame.clone(), 0);
+                let mut decoder = v4_decoder();
+                // Read buffers filled outside the timing, in batches small enough to stay in
+                // the cache (as criterion's `iter_batched_ref` does).
+                const BATCH: usize = 100;
+                let mut bufs = Vec::with_capacity(BATCH);
+                contender(row_name, move || {
+                    round += 1;
+                    let mut took = Duration::ZERO;
+                    for batch in 0..OPS / BATCH {
+                        bufs.extend((0..BATCH).map(|i| {
+                            let mut buf = placed(frame.len(), round + batch + i);
+                            buf.extend_from_slice(&frame);
+                            buf
+                        }));
+                        let start = Instant::now();
+                        for buf in &mut bufs {
+                            black_box(row(&mut decoder, black_box(buf), frame.len()));
+                        }
+                        took += start.elapsed();
+                        bufs.clear();
+                    }
+                    took
+                })
             })
-        });
-        let (f, mut round) = (frame.clone(), 0);
-        // Frame clones made and packets dropped outside the timing, in batches small enough
-        // to stay in the cache (as criterion's `iter_batched` does).
-        const BATCH: usize = 100;
-        let mut frames = Vec::with_capacity(BATCH);
-        let mut packets = Vec::with_capacity(BATCH);
-        let owned = contender("mqtt-wire", move || {
-            round += 1;
-            let f = placed_copy(&f, round);
-            let mut took = Duration::ZERO;
-            for _ in 0..OPS / BATCH {
-                frames.extend(std::iter::repeat_n(f.clone(), BATCH));
-                let start = Instant::now();
-                for frame in frames.drain(..) {
-                    packets.push(decode_packet(black_box(frame), V4));
-                }
-                took += start.elapsed();
-                packets.clear();
-            }
-            took
-        });
-        let (f, mut round) = (frame.clone(), 0);
-        let clone_drop = contender("mqtt-wire+clone+drop", move || {
-            round += 1;
-            let f = placed_copy(&f, round);
-            timed(OPS, || {
-                black_box(decode_packet(black_box(f.clone()), V4).is_ok());
-            })
-        });
-        let (f, mut round) = (frame.clone(), 0);
-        let mqttrs = contender("mqttrs", move || {
-            round += 1;
-            let f = placed_copy(&f, round);
-            timed(OPS, || {
-                black_box(mqttrs::decode_slice(black_box(&f[..]))).ok();
-            })
-        });
-        let (f, mut round) = (frame.clone(), 0);
-        let mqttbytes = contender("mqttbytes", move || {
-            round += 1;
-            let f = placed_copy(&f, round);
-            timed(OPS, || {
-                black_box(mqttbytes_decode(black_box(&f)));
-            })
-        });
-        let (f, mut round) = (frame.clone(), 0);
-        let memcpy = contender("memcpy", move || {
+            .collect();
+        let (f, mut round) = (case.frame.clone(), 0);
+        all.push(contender("memcpy", move || {
             round += 1;
             let mut floor = placed(f.len(), round);
             floor.resize(f.len(), 0);
             timed(OPS, || floor.copy_from_slice(black_box(&f[..])))
-        });
-        let all = vec![borrowed, owned, clone_drop, mqttrs, mqttbytes, memcpy];
+        }));
         best_of(&name, rounds, OPS, all);
     }
     for case in cases() {
@@ -511,66 +523,31 @@ fn interleaved(rounds: usize) {
         });
         best_of(&name, rounds, OPS, vec![ours, mqttrs, mqttbytes, memcpy]);
     }
-    let frame = encode(&publish("stat/sonoff/POWE", PublishQos::AtMostOnce, 64));
-    let stream: Bytes = frame
-        .iter()
-        .copied()
-        .cycle()
-        .take(frame.len() * STREAM_FRAMES)
+    let (stream, len) = stream();
+    let mut all: Vec<Contender> = DECODE_ROWS
+        .into_iter()
+        .map(|(row_name, row)| {
+            let s = stream.clone();
+            let mut decoder = v4_decoder();
+            contender(row_name, move || {
+                let mut buf = BytesMut::from(&s[..]);
+                let start = Instant::now();
+                drain_stream(row_name, row, &mut decoder, &mut buf, len);
+                start.elapsed()
+            })
+        })
         .collect();
-    let s = stream.clone();
-    let packets = contender("mqtt-wire-packets", move || {
-        let mut buf = BytesMut::from(&s[..]);
+    let mut floor = vec![0u8; stream.len()];
+    all.push(contender("memcpy", move || {
         let start = Instant::now();
-        let mut decoder = Decoder::new();
-        decoder.set_version(V4);
-        let frames = decoder.split_frames(&mut buf).expect("valid");
-        for packet in decoder.packets(&frames) {
-            black_box(packet.expect("valid"));
-        }
-        drop(frames);
+        floor.copy_from_slice(black_box(&stream[..]));
         start.elapsed()
-    });
-    let s = stream.clone();
-    let owned = contender("mqtt-wire", move || {
-        let mut buf = BytesMut::from(&s[..]);
-        let start = Instant::now();
-        let mut decoder = Decoder::new();
-        decoder.set_version(V4);
-        while let Some(packet) = decoder.decode(&mut buf).expect("valid") {
-            black_box(packet);
-        }
-        start.elapsed()
-    });
-    let (s, len) = (stream.clone(), frame.len());
-    let mqttrs = contender("mqttrs", move || {
-        let start = Instant::now();
-        for chunk in black_box(&s[..]).chunks_exact(len) {
-            black_box(mqttrs::decode_slice(chunk).expect("valid").expect("whole"));
-        }
-        start.elapsed()
-    });
-    let s = stream.clone();
-    let mqttbytes = contender("mqttbytes", move || {
-        let mut buf = BytesMut::from(&s[..]);
-        let start = Instant::now();
-        while !buf.is_empty() {
-            black_box(mqttbytes::v4::read(&mut buf, usize::MAX).expect("valid"));
-        }
-        start.elapsed()
-    });
-    let s = stream;
-    let mut floor = vec![0u8; s.len()];
-    let memcpy = contender("memcpy", move || {
-        let start = Instant::now();
-        floor.copy_from_slice(black_box(&s[..]));
-        start.elapsed()
-    });
+    }));
     best_of(
         "decode/stream_10k_publish_qos0 (per frame)",
         rounds,
         STREAM_FRAMES,
-        vec![packets, owned, mqttrs, mqttbytes, memcpy],
+        all,
     );
 }
 

@@ -1,7 +1,8 @@
 //! Shared body of the per-version decode targets: decode a byte stream fed in two pieces,
 //! re-encode every packet that decodes and check that it decodes back to the same packet, and
-//! check that the borrowed stream API decodes the same packets.
+//! check that the borrowed stream API and in-place decoding decode the same packets.
 
+use bytes::Buf as _;
 use mqtt_wire::{BytesMut, DecodeError, Decoder, Packet, ProtocolVersion, decode_packet};
 
 /// Largest packet the targets accept: small, so a declared huge length is refused at once.
@@ -9,7 +10,7 @@ const MAX_PACKET: u32 = 64 * 1024;
 
 /// Feeds `data` to a decoder of `version` (split where the first byte says), round-tripping
 /// every decoded packet, and checks that the borrowed stream API (`split_frames` + `packets`)
-/// fed the same way yields the same packets and the same error. Panics only on a broken codec
+/// and `decode_in_place` fed the same way yield the same packets and the same error. Panics only on a broken codec
 /// invariant.
 pub fn run(version: ProtocolVersion, data: &[u8]) {
     let Some((&split, rest)) = data.split_first() else {
@@ -26,8 +27,10 @@ pub fn run(version: ProtocolVersion, data: &[u8]) {
     if let Some(error) = owned.1 {
         check_error(error);
     }
-    let borrowed = decode_borrowed(decoder, first, second);
+    let borrowed = decode_borrowed(decoder.clone(), first, second);
     assert_eq!(borrowed, owned, "borrowed and owned decoding agree");
+    let in_place = decode_in_place(decoder, first, second);
+    assert_eq!(in_place, owned, "in-place and owned decoding agree");
 }
 
 /// What `Decoder::decode` yields from `first`, then `first` + `second`: the packets, then the
@@ -61,6 +64,21 @@ fn decode_borrowed(
                 got.push(packet?.into_packet());
             }
         }
+    })
+}
+
+/// The same through `Decoder::decode_in_place`, consuming each frame after its packet.
+fn decode_in_place(
+    mut decoder: Decoder,
+    first: &[u8],
+    second: &[u8],
+) -> (Vec<Packet>, Option<DecodeError>) {
+    feed_in_two(first, second, |buf, got| {
+        while let Some((packet, len)) = decoder.decode_in_place(buf)? {
+            got.push(packet.into_packet());
+            buf.advance(len);
+        }
+        Ok(())
     })
 }
 

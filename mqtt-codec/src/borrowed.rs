@@ -17,11 +17,13 @@ use crate::properties::Properties;
 use crate::string::MqttStr;
 
 /// A packet decoded from a shared buffer of frames ([`crate::Decoder::packets`],
-/// [`crate::Decoder::decode_borrowed`]).
+/// [`crate::Decoder::decode_borrowed`]) or in place from the caller's buffer
+/// ([`crate::Decoder::decode_in_place`]).
 ///
 /// A PUBLISH, the packet that streams, borrows its frame; every other packet is decoded to its
-/// owned form (its strings and binary fields are views into the buffer, as with
-/// [`crate::Decoder::decode`]; acknowledgements and pings hold none).
+/// owned form (its strings and binary fields are views into the shared buffer, as with
+/// [`crate::Decoder::decode`], or copies when decoded in place; acknowledgements and pings of
+/// 3.1.1 hold none).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PacketRef<'a> {
     /// A PUBLISH whose topic and payload are read in place.
@@ -73,7 +75,10 @@ pub struct PublishRef<'a> {
     /// PUBLISH properties (5.0).
     pub properties: Properties,
     /// The buffer the frame is in, and where.
-    buf: &'a Bytes,
+    buf: &'a [u8],
+    /// The shared buffer `buf` is the contents of, when decoded from one (views of it are
+    /// taken instead of copies).
+    owner: Option<&'a Bytes>,
     frame_start: usize,
     frame_end: usize,
     /// Offsets from `frame_start`.
@@ -86,12 +91,14 @@ impl<'a> PublishRef<'a> {
     /// The PUBLISH whose frame is `buf[frame_start..frame_end]`, parsed into `layout`.
     #[inline(always)]
     pub(crate) fn new(
-        buf: &'a Bytes,
+        buf: &'a [u8],
+        owner: Option<&'a Bytes>,
         frame_start: usize,
         frame_end: usize,
         layout: PublishLayout,
     ) -> Self {
         Self {
+            owner,
             dup: layout.dup,
             qos: layout.qos,
             retain: layout.retain,
@@ -109,7 +116,7 @@ impl<'a> PublishRef<'a> {
     #[inline]
     #[must_use]
     pub fn frame(&self) -> &'a [u8] {
-        let buf: &'a Bytes = self.buf;
+        let buf: &'a [u8] = self.buf;
         buf.get(self.frame_start..self.frame_end)
             .unwrap_or_default()
     }
@@ -140,32 +147,42 @@ impl<'a> PublishRef<'a> {
             .unwrap_or_default()
     }
 
-    /// The topic as a shared string (a view into the buffer: one reference-count update).
+    /// `buf[start..end]` as `Bytes`: a view of the shared buffer, or a copy.
+    fn bytes(&self, start: usize, end: usize) -> Bytes {
+        match self.owner {
+            Some(owner) => owner.slice(start..end),
+            None => Bytes::copy_from_slice(self.buf.get(start..end).unwrap_or_default()),
+        }
+    }
+
+    /// The topic as a shared string: a view into the shared buffer (one reference-count
+    /// update), or a copy when decoded in place ([`crate::Decoder::decode_in_place`]).
     #[must_use]
     pub fn topic_str(&self) -> MqttStr {
         let start = self.frame_start + self.topic_start as usize;
         let end = self.frame_start + self.topic_end as usize;
-        MqttStr::from_validated(self.buf.slice(start..end))
+        MqttStr::from_validated(self.bytes(start, end))
     }
 
-    /// The payload as a shared buffer (a view into the buffer: one reference-count update).
+    /// The payload as a shared buffer: a view into the shared buffer (one reference-count
+    /// update), or a copy when decoded in place.
     #[must_use]
     pub fn payload_bytes(&self) -> Bytes {
         let start = self.frame_start + self.payload_start as usize;
-        self.buf.slice(start..self.frame_end)
+        self.bytes(start, self.frame_end)
     }
 
-    /// The owned [`Publish`], sharing the frame (one reference-count update, no copy).
+    /// The owned [`Publish`], sharing the frame (one reference-count update, no copy), or
+    /// with a copy of the frame when decoded in place.
     #[must_use]
     pub fn to_publish(&self) -> Publish {
         self.clone().into_publish()
     }
 
-    /// The owned [`Publish`], sharing the frame (one reference-count update, no copy); the
-    /// properties are moved.
+    /// The owned [`Publish`] as [`PublishRef::to_publish`]; the properties are moved.
     #[must_use]
     pub fn into_publish(self) -> Publish {
-        let frame = self.buf.slice(self.frame_start..self.frame_end);
+        let frame = self.bytes(self.frame_start, self.frame_end);
         let layout = PublishLayout {
             dup: self.dup,
             qos: self.qos,
@@ -291,6 +308,32 @@ mod tests {
         let mut decoder = Decoder::new();
         decoder.set_version(ProtocolVersion::V3_1_1);
         decoder
+    }
+
+    #[test]
+    fn in_place_publish_points_into_the_callers_buffer() {
+        let buf = BytesMut::from(&b"\x32\x09\x00\x03a/b\x00\x07hi\x40\x02\x00\x07"[..]);
+        let mut decoder = v311();
+        let Some((PacketRef::Publish(publish), len)) = decoder.decode_in_place(&buf).unwrap()
+        else {
+            panic!("a PUBLISH");
+        };
+        assert_eq!(len, 11);
+        assert_eq!(publish.topic().as_ptr(), buf[4..].as_ptr());
+        assert_eq!(publish.payload().as_ptr(), buf[9..].as_ptr());
+        // Kept, it becomes an owned copy that outlives the buffer.
+        let owned = publish.to_publish();
+        assert_ne!(owned.payload().as_ptr(), buf[9..].as_ptr());
+        let rest = &buf[len..];
+        let id = PacketId::new(7).unwrap();
+        let Some((PacketRef::Other(Packet::PubAck(ack)), 4)) =
+            decoder.decode_in_place(rest).unwrap()
+        else {
+            panic!("a PUBACK");
+        };
+        assert_eq!(ack.packet_id, id);
+        drop(buf);
+        assert_eq!((owned.topic(), owned.payload()), ("a/b", &b"hi"[..]));
     }
 
     #[test]

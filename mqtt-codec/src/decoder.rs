@@ -234,12 +234,77 @@ impl Decoder {
         if header.first_byte >> 4 == PacketType::Publish as u8 {
             let flags = header.first_byte & 0x0F;
             let body_start = start + header.header_len;
-            let layout = PublishLayout::parse(flags, frames, start, body_start, end, version)?;
+            let owner = Some(frames);
+            let layout =
+                PublishLayout::parse(flags, frames, owner, start, body_start, end, version)?;
             return Ok(Some(PacketRef::Publish(PublishRef::new(
-                frames, start, end, layout,
+                frames, owner, start, end, layout,
             ))));
         }
-        decode_other(frames, start, header, version).map(|packet| Some(PacketRef::Other(packet)))
+        decode_other(frames, Some(frames), start, header, version)
+            .map(|packet| Some(PacketRef::Other(packet)))
+    }
+
+    /// Decodes the frame at the front of `buf` in place, without taking it out of the buffer:
+    /// the packet borrows from `buf` and the frame's length comes with it, for the caller to
+    /// consume (`BytesMut::advance`) once the packet is dropped. `Ok(None)`: no whole frame
+    /// yet. Validation, version and size rules are those of [`Decoder::decode`].
+    ///
+    /// This is the cheapest way to handle a packet that is read and then dropped (a client
+    /// reading acknowledgements and messages, a load generator): no reference count changes
+    /// and nothing is allocated for a PUBLISH (5.0 properties aside, which are copied) or an
+    /// acknowledgement of 3.1.1. Other packets whose owned form holds `Bytes` fields (CONNECT,
+    /// SUBSCRIBE, UNSUBSCRIBE, anything of 5.0) are decoded from one copy of their frame; a
+    /// packet to keep is better decoded with [`Decoder::decode`] or
+    /// [`Decoder::decode_borrowed`], which share the frame.
+    ///
+    /// ```
+    /// use bytes::Buf as _;
+    /// use mqtt_wire::{BytesMut, Decoder, PacketRef, PacketType, ProtocolVersion};
+    ///
+    /// let mut decoder = Decoder::new();
+    /// decoder.set_version(ProtocolVersion::V3_1_1);
+    /// let mut input = BytesMut::from(&b"\x30\x07\x00\x03a/bhi\x40\x02\x00\x01\x30"[..]);
+    /// let mut seen = Vec::new();
+    /// while let Some((packet, len)) = decoder.decode_in_place(&input)? {
+    ///     match packet {
+    ///         PacketRef::Publish(publish) => seen.push((publish.topic().to_owned(), publish.payload()[0])),
+    ///         PacketRef::Other(packet) => assert_eq!(packet.packet_type(), PacketType::PubAck),
+    ///     }
+    ///     input.advance(len);
+    /// }
+    /// assert_eq!(seen, [("a/b".to_owned(), b'h')]);
+    /// assert_eq!(&input[..], b"\x30"); // a partial frame waits for more bytes
+    /// # Ok::<(), mqtt_wire::DecodeError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`Decoder::decode`]; after an error the connection must be closed.
+    #[inline(always)]
+    pub fn decode_in_place<'a>(
+        &mut self,
+        buf: &'a [u8],
+    ) -> Result<Option<(PacketRef<'a>, usize)>, DecodeError> {
+        let Some(header) = self.whole_frame(buf)? else {
+            return Ok(None);
+        };
+        let end = header.frame_len();
+        let version = self.version_for(buf, 0, header);
+        if header.first_byte >> 4 == PacketType::Publish as u8 {
+            let flags = header.first_byte & 0x0F;
+            let layout =
+                PublishLayout::parse(flags, buf, None, 0, header.header_len, end, version)?;
+            let publish = PublishRef::new(buf, None, 0, end, layout);
+            return Ok(Some((PacketRef::Publish(publish), end)));
+        }
+        let packet = if holds_bytes(header.first_byte >> 4, version) {
+            // One copy of the frame, of which the fields take views.
+            let frame = Bytes::copy_from_slice(buf.get(..end).unwrap_or_default());
+            decode_other(&frame, Some(&frame), 0, header, version)?
+        } else {
+            decode_other(buf, None, 0, header, version)?
+        };
+        Ok(Some((PacketRef::Other(packet), end)))
     }
 
     /// The fixed header of the frame at the start of `buf` if the whole frame is there;
@@ -262,17 +327,27 @@ impl Decoder {
     /// The version to decode the frame at `buf[start..]` with. A CONNECT while no version is
     /// known makes the decoder adopt the version it names.
     #[inline(always)]
-    fn version_for(&mut self, buf: &Bytes, start: usize, header: FixedHeader) -> ProtocolVersion {
+    fn version_for(&mut self, buf: &[u8], start: usize, header: FixedHeader) -> ProtocolVersion {
         let version = self.version.unwrap_or(ProtocolVersion::V3_1_1);
         if self.version.is_none() && header.first_byte >> 4 == PacketType::Connect as u8 {
             let body = start + header.header_len;
-            let mut r = Reader::new(buf, body, start + header.frame_len());
+            let mut r = Reader::borrowed(buf, body, start + header.frame_len());
             if let Ok((protocol, _)) = Connect::decode_protocol(&mut r) {
                 self.version = Some(protocol);
             }
         }
         version
     }
+}
+
+/// Whether a packet of type `type_bits` can hold strings or binary data (which the owned packet
+/// types keep as `Bytes`): anything with 5.0 properties, CONNECT, SUBSCRIBE and UNSUBSCRIBE.
+#[inline]
+fn holds_bytes(type_bits: u8, version: ProtocolVersion) -> bool {
+    version.is_v5()
+        || type_bits == PacketType::Connect as u8
+        || type_bits == PacketType::Subscribe as u8
+        || type_bits == PacketType::Unsubscribe as u8
 }
 
 /// Decodes one whole frame (fixed header included) received on a connection of `version`.
@@ -322,15 +397,17 @@ fn decode_body(
         let flags = header.first_byte & 0x0F;
         return Publish::decode(flags, frame, header.header_len, version).map(Packet::Publish);
     }
-    decode_other(&frame, 0, header, version)
+    decode_other(&frame, Some(&frame), 0, header, version)
 }
 
 /// Checks the packet type and its fixed-header flags, then decodes the body of the frame at
-/// `buf[start..]` (the caller has checked that it is whole). Fields are views into `buf`.
+/// `buf[start..]` (the caller has checked that it is whole). Fields are views into `owner`, the
+/// shared buffer `buf` is the contents of, or copies when there is none.
 /// Out of line, so the PUBLISH paths that inline it stay small.
 #[inline(never)]
 fn decode_other(
-    buf: &Bytes,
+    buf: &[u8],
+    owner: Option<&Bytes>,
     start: usize,
     header: FixedHeader,
     version: ProtocolVersion,
@@ -353,11 +430,15 @@ fn decode_other(
         });
     }
     let (body_start, end) = (start + header.header_len, start + header.frame_len());
-    let body = || Reader::new(buf, body_start, end);
+    let body = || Reader::over(buf, owner, body_start, end);
     Ok(match packet_type {
         PacketType::Publish => {
-            let layout = PublishLayout::parse(flags, buf, start, body_start, end, version)?;
-            Packet::Publish(Publish::from_layout(layout, buf.slice(start..end)))
+            let layout = PublishLayout::parse(flags, buf, owner, start, body_start, end, version)?;
+            let frame = match owner {
+                Some(owner) => owner.slice(start..end),
+                None => Bytes::copy_from_slice(buf.get(start..end).unwrap_or_default()),
+            };
+            Packet::Publish(Publish::from_layout(layout, frame))
         }
         PacketType::Connect => Packet::Connect(Box::new(Connect::decode(&mut body())?)),
         PacketType::ConnAck => Packet::ConnAck(ConnAck::decode(&mut body(), version)?),

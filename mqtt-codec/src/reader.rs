@@ -1,5 +1,6 @@
-//! A bounds-checked cursor over one received frame. Every field it returns is a view into the
-//! frame (`Bytes::slice`), so decoding copies no payload, topic or string.
+//! A bounds-checked cursor over one received frame. When the frame is shared [`Bytes`], every
+//! field it returns as `Bytes` is a view into it (`Bytes::slice`), so decoding copies no
+//! payload, topic or string; over a borrowed slice (in-place decoding) such a field is copied.
 
 use bytes::Bytes;
 
@@ -10,19 +11,57 @@ use crate::string::{MqttStr, validate};
 
 /// Reads fields from `frame[pos..end]`.
 pub(crate) struct Reader<'a> {
-    frame: &'a Bytes,
+    frame: &'a [u8],
+    /// The shared buffer `frame` is the contents of, when there is one.
+    owner: Option<&'a Bytes>,
     pos: usize,
     end: usize,
 }
 
 impl<'a> Reader<'a> {
-    /// A reader over `frame[start..end]`; the caller guarantees `start <= end <= frame.len()`.
+    /// A reader over `frame[start..end]` whose `Bytes` fields are views into `frame`; the
+    /// caller guarantees `start <= end <= frame.len()`.
     #[inline]
     pub(crate) fn new(frame: &'a Bytes, start: usize, end: usize) -> Self {
         Self {
             frame,
+            owner: Some(frame),
             pos: start,
             end,
+        }
+    }
+
+    /// A reader over `frame[start..end]` of a buffer the caller owns: `Bytes` fields are
+    /// copies.
+    #[inline]
+    pub(crate) fn borrowed(frame: &'a [u8], start: usize, end: usize) -> Self {
+        Self::over(frame, None, start, end)
+    }
+
+    /// A reader over `frame[start..end]` whose `Bytes` fields are views of `owner` when it is
+    /// given (it must then be the buffer `frame` is the contents of), copies otherwise.
+    #[inline]
+    pub(crate) fn over(
+        frame: &'a [u8],
+        owner: Option<&'a Bytes>,
+        start: usize,
+        end: usize,
+    ) -> Self {
+        debug_assert!(owner.is_none_or(|owner| owner.as_ptr() == frame.as_ptr()));
+        Self {
+            frame,
+            owner,
+            pos: start,
+            end,
+        }
+    }
+
+    /// `frame[start..end]` as `Bytes`: a view of the shared buffer, or a copy.
+    #[inline]
+    fn bytes(&self, start: usize, end: usize) -> Bytes {
+        match self.owner {
+            Some(owner) => owner.slice(start..end),
+            None => Bytes::copy_from_slice(self.frame.get(start..end).unwrap_or_default()),
         }
     }
 
@@ -114,7 +153,7 @@ impl<'a> Reader<'a> {
         }
         let start = self.pos;
         self.pos += len;
-        Ok(self.frame.slice(start..self.pos))
+        Ok(self.bytes(start, self.pos))
     }
 
     /// A reader over the next `len` bytes, which this reader skips.
@@ -125,14 +164,19 @@ impl<'a> Reader<'a> {
         }
         let start = self.pos;
         self.pos += len;
-        Ok(Reader::new(self.frame, start, self.pos))
+        Ok(Reader {
+            frame: self.frame,
+            owner: self.owner,
+            pos: start,
+            end: self.pos,
+        })
     }
 
     /// Two-byte length-prefixed raw bytes, not yet viewed as `Bytes`.
     #[inline]
     pub(crate) fn prefixed_slice(&mut self) -> Result<&'a [u8], DecodeError> {
         let len = usize::from(self.u16()?);
-        let frame: &'a Bytes = self.frame;
+        let frame: &'a [u8] = self.frame;
         let bytes = frame
             .get(self.pos..self.end)
             .and_then(|rest| rest.get(..len))
@@ -159,7 +203,7 @@ impl<'a> Reader<'a> {
         self.pos += len;
         let bytes = self.frame.get(start..self.pos).unwrap_or_default();
         validate(bytes)?;
-        Ok(MqttStr::from_validated(self.frame.slice(start..self.pos)))
+        Ok(MqttStr::from_validated(self.bytes(start, self.pos)))
     }
 }
 
@@ -186,6 +230,12 @@ mod tests {
         let s = r.string().unwrap();
         assert_eq!(s, "hi");
         assert_eq!(s.as_bytes().as_ptr(), frame[2..].as_ptr());
+        // Over a borrowed slice the same field is an equal copy.
+        let mut r = Reader::borrowed(&frame, 0, frame.len());
+        let s = r.string().unwrap();
+        assert_eq!(s, "hi");
+        assert_ne!(s.as_bytes().as_ptr(), frame[2..].as_ptr());
+        assert_eq!(&r.take(2).unwrap()[..], &[9, 9]);
     }
 
     #[test]

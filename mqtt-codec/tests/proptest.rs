@@ -6,6 +6,7 @@
 // Strategy helpers outside #[test] functions unwrap too; a failure is a test failure.
 #![allow(clippy::unwrap_used)]
 
+use bytes::Buf as _;
 use mqtt_wire::{
     Ack, Auth, Bytes, BytesMut, ConnAck, Connect, DecodeError, Decoder, Disconnect, LastWill,
     MqttStr, Packet, PacketId, PacketType, Properties, PropertyValues, ProtocolVersion, Publish,
@@ -504,6 +505,22 @@ fn borrowed_all(mut decoder: Decoder, data: &[u8]) -> (Vec<Packet>, Option<Decod
     }
 }
 
+/// The same through `decode_in_place`, consuming each frame after its packet is taken.
+fn in_place_all(mut decoder: Decoder, data: &[u8]) -> (Vec<Packet>, Option<DecodeError>) {
+    let mut buf = BytesMut::from(data);
+    let mut got = Vec::new();
+    loop {
+        match decoder.decode_in_place(&buf) {
+            Ok(Some((p, len))) => {
+                got.push(p.into_packet());
+                buf.advance(len);
+            }
+            Ok(None) => return (got, None),
+            Err(e) => return (got, Some(e)),
+        }
+    }
+}
+
 proptest! {
     /// decode(encode(p)) == p, the length is exact, and re-encoding the decoded packet gives the
     /// same bytes, for every packet type in every version.
@@ -586,6 +603,8 @@ proptest! {
         prop_assert_eq!(borrowed.version(), Some(version));
         prop_assert_eq!(&from_borrowed, &from_owned);
         prop_assert_eq!(&from_owned[1..], &packets[..]);
+        // In place, on the whole stream: the same packets, the version learnt from the CONNECT.
+        prop_assert_eq!(in_place_all(Decoder::new(), &stream), (from_owned, None));
     }
 
     /// On arbitrary bytes the borrowed stream API and `Decoder::decode` agree: the same packets,
@@ -600,7 +619,9 @@ proptest! {
         if let Some(version) = version {
             decoder.set_version(version);
         }
-        prop_assert_eq!(borrowed_all(decoder.clone(), &data), owned_all(decoder, &data));
+        let owned = owned_all(decoder.clone(), &data);
+        prop_assert_eq!(&borrowed_all(decoder.clone(), &data), &owned);
+        prop_assert_eq!(&in_place_all(decoder, &data), &owned);
     }
 
     /// Arbitrary bytes never panic the decoder, whatever the version and size limit.

@@ -230,7 +230,15 @@ impl Publish {
         body_start: usize,
         version: ProtocolVersion,
     ) -> Result<Self, DecodeError> {
-        let layout = PublishLayout::parse(flags, &frame, 0, body_start, frame.len(), version)?;
+        let layout = PublishLayout::parse(
+            flags,
+            &frame,
+            Some(&frame),
+            0,
+            body_start,
+            frame.len(),
+            version,
+        )?;
         Ok(Self::from_layout(layout, frame))
     }
 
@@ -422,11 +430,13 @@ impl PublishLayout {
     /// Parses the PUBLISH whose frame is `buf[frame_start..frame_end]` and whose body starts at
     /// `body_start` (an offset into `buf`); `flags` is the lower nibble of its fixed header.
     /// The topic is validated [MQTT-1.5.3-1/2]; nothing is copied and no reference count
-    /// changes (properties of 5.0 aside, which are views).
+    /// changes (properties of 5.0 aside, which are views of `owner`, the shared buffer `buf`
+    /// is the contents of, or copies when there is none).
     #[inline(always)]
     pub(crate) fn parse(
         flags: u8,
-        buf: &Bytes,
+        buf: &[u8],
+        owner: Option<&Bytes>,
         frame_start: usize,
         body_start: usize,
         frame_end: usize,
@@ -468,7 +478,7 @@ impl PublishLayout {
             _ => return Err(DecodeError::InvalidQoS(qos_bits)), // [MQTT-3.3.1-4]
         };
         let properties = if version.is_v5() {
-            let r = &mut Reader::new(buf, frame_start + payload_start, frame_end);
+            let r = &mut Reader::over(buf, owner, frame_start + payload_start, frame_end);
             let properties = Properties::decode(r, PropertyContext::Publish)?;
             payload_start = r.position() - frame_start;
             properties
