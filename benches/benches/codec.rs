@@ -131,6 +131,14 @@ fn mqttbytes_decode(frame: &Bytes) -> mqttbytes::v4::Packet {
     }
 }
 
+/// mqtt-protocol's packet for `frame`, decoded by it (its encoder is the fastest SUBSCRIBE
+/// writer among the peers).
+fn mqtt_protocol_packet(frame: &[u8]) -> mqtt::packet::VariablePacket {
+    use mqtt::Decodable as _;
+    mqtt::packet::VariablePacket::decode(&mut std::io::Cursor::new(frame))
+        .expect("mqtt-protocol decodes")
+}
+
 fn mqttbytes_encode(packet: &mqttbytes::v4::Packet, out: &mut BytesMut) -> usize {
     use mqttbytes::v4::Packet;
     match packet {
@@ -304,6 +312,17 @@ fn encode_single(c: &mut Criterion) {
             })
         });
 
+        let protocol = mqtt_protocol_packet(&case.frame);
+        let mut out = Vec::with_capacity(len);
+        mqtt::Encodable::encode(&protocol, &mut out).expect("encodes");
+        assert_eq!(&out[..], &case.frame[..]);
+        group.bench_function("mqtt-protocol", |b| {
+            b.iter(|| {
+                out.clear();
+                mqtt::Encodable::encode(black_box(&protocol), &mut out).expect("encodes")
+            })
+        });
+
         let mut floor = vec![0u8; len];
         group.bench_function("memcpy", |b| {
             b.iter(|| floor.copy_from_slice(black_box(&case.frame[..])))
@@ -399,8 +418,8 @@ fn timed(ops: usize, mut op: impl FnMut()) -> Duration {
 }
 
 /// Runs every contender in turn, `rounds` times, keeps each one's fastest round (a round slowed
-/// by another process does not count) and prints ns per operation with the ratios to mqttrs
-/// and mqttbytes (> 1: the row is faster).
+/// by another process does not count) and prints ns per operation with the ratios to mqttrs,
+/// mqttbytes and the fastest peer crate of the case (> 1: the row is faster).
 fn best_of(case: &str, rounds: usize, ops: usize, mut contenders: Vec<Contender>) {
     // `CODEC_ONLY=<text>`: only the cases whose name contains it.
     if std::env::var("CODEC_ONLY").is_ok_and(|only| !case.contains(&only)) {
@@ -423,13 +442,21 @@ fn best_of(case: &str, rounds: usize, ops: usize, mut contenders: Vec<Contender>
             .map(|i| per_op[i])
     };
     let (mqttrs, mqttbytes) = (of("mqttrs"), of("mqttbytes"));
+    // The fastest peer crate's row (neither ours nor the memcpy floor).
+    let fastest_peer = contenders
+        .iter()
+        .zip(&per_op)
+        .filter(|(c, _)| !c.name.starts_with("mqtt-wire") && c.name != "memcpy")
+        .map(|(_, ns)| *ns)
+        .reduce(f64::min);
     for (c, ns) in contenders.iter().zip(&per_op) {
         let ratio = |peer: Option<f64>| peer.map_or("-".into(), |p| format!("{:.2}x", p / ns));
         println!(
-            "| {case} | {} | {ns:.1} | {} | {} |",
+            "| {case} | {} | {ns:.1} | {} | {} | {} |",
             c.name,
             ratio(mqttrs),
-            ratio(mqttbytes)
+            ratio(mqttbytes),
+            ratio(fastest_peer)
         );
     }
 }
@@ -439,8 +466,8 @@ fn best_of(case: &str, rounds: usize, ops: usize, mut contenders: Vec<Contender>
 /// turn so that all see the same machine load.
 fn interleaved(rounds: usize) {
     const OPS: usize = 10_000;
-    println!("| case | row | best ns/op | vs mqttrs | vs mqttbytes |");
-    println!("|---|---|---:|---:|---:|");
+    println!("| case | row | best ns/op | vs mqttrs | vs mqttbytes | vs fastest peer |");
+    println!("|---|---|---:|---:|---:|---:|");
     for case in cases() {
         let name = format!("decode/{}", case.name);
         let mut all: Vec<Contender> = DECODE_ROWS
@@ -521,7 +548,17 @@ fn interleaved(rounds: usize) {
             floor.resize(len, 0);
             timed(OPS, || floor.copy_from_slice(black_box(&frame[..])))
         });
-        best_of(&name, rounds, OPS, vec![ours, mqttrs, mqttbytes, memcpy]);
+        let (protocol, mut round) = (mqtt_protocol_packet(&case.frame), 0);
+        let mqtt_protocol = contender("mqtt-protocol", move || {
+            round += 1;
+            let mut out = placed(len, round).to_vec();
+            timed(OPS, || {
+                out.clear();
+                mqtt::Encodable::encode(black_box(&protocol), &mut out).expect("encodes");
+            })
+        });
+        let all = vec![ours, mqttrs, mqttbytes, mqtt_protocol, memcpy];
+        best_of(&name, rounds, OPS, all);
     }
     let (stream, len) = stream();
     let mut all: Vec<Contender> = DECODE_ROWS
