@@ -1,27 +1,65 @@
-//! [`Client`]: one MQTT client connection as the load generator needs it: connect and wait for
-//! the CONNACK, subscribe and wait for the SUBACK, then read raw bytes into a buffer and pull
-//! packets out with `mqtt-wire`'s [`Decoder`], and write pre-encoded bytes.
+//! [`Client`]: one MQTT client connection as the load generator needs it: connect (over any
+//! [`Transport`]) and wait for the CONNACK, subscribe and wait for the SUBACK, then read raw
+//! bytes into a buffer and pull packets out with `mqtt-wire`'s [`Decoder`], and write
+//! pre-encoded bytes.
 
 use std::net::{IpAddr, SocketAddr};
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use mqtt_wire::{
-    BytesMut, Connect, Decoder, Disconnect, MqttStr, Packet, PacketId, Properties, ProtocolVersion,
-    QoS, Subscribe, SubscriptionOptions,
+    Bytes, BytesMut, Connect, Decoder, Disconnect, MqttStr, Packet, PacketId, Properties,
+    ProtocolVersion, QoS, Subscribe, SubscriptionOptions,
 };
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::Instant;
 
 use crate::error::LoadError;
+use crate::transport::{Stream, Transport};
 
-/// How long the broker may take to answer a CONNECT or SUBSCRIBE.
+/// How long the broker may take to accept a connection or answer a CONNECT or SUBSCRIBE.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// PINGREQ.
+const PINGREQ: [u8; 2] = [0xc0, 0x00];
+
+/// What a CONNECT carries besides the client identifier: session and credentials.
+#[derive(Clone, Debug)]
+pub struct SessionOptions {
+    /// Clean Session (3.x) / Clean Start (5.0); `false` resumes a persistent session.
+    pub clean_start: bool,
+    /// Session Expiry Interval in seconds (5.0 only).
+    pub session_expiry: Option<u32>,
+    /// User name.
+    pub username: Option<String>,
+    /// Password.
+    pub password: Option<Bytes>,
+}
+
+impl Default for SessionOptions {
+    /// A clean session without credentials.
+    fn default() -> Self {
+        Self {
+            clean_start: true,
+            session_expiry: None,
+            username: None,
+            password: None,
+        }
+    }
+}
 
 /// Connection settings shared by every client of a run.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ClientConfig {
     /// Broker address.
     pub addr: SocketAddr,
+    /// Broker host name, as given (the WebSocket request names it).
+    pub host: Arc<str>,
+    /// TCP, TLS, WebSocket or WebSocket over TLS.
+    pub transport: Arc<Transport>,
+    /// Session and credentials of the CONNECT.
+    pub session: Arc<SessionOptions>,
     /// Protocol version spoken.
     pub version: ProtocolVersion,
     /// Keep-alive announced in the CONNECT, in seconds.
@@ -32,24 +70,50 @@ pub struct ClientConfig {
     pub source: Option<IpAddr>,
 }
 
+impl ClientConfig {
+    /// Plain TCP to `addr`, MQTT 3.1.1, clean session, no credentials, keep-alive 60 s.
+    #[must_use]
+    pub fn tcp(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            host: addr.ip().to_string().into(),
+            transport: Arc::new(Transport::tcp()),
+            session: Arc::new(SessionOptions::default()),
+            version: ProtocolVersion::V3_1_1,
+            keep_alive: 60,
+            read_chunk: 4096,
+            source: None,
+        }
+    }
+}
+
 /// One connected client.
 #[derive(Debug)]
 pub struct Client {
-    stream: TcpStream,
+    stream: Stream,
     decoder: Decoder,
     input: BytesMut,
     read_chunk: usize,
     version: ProtocolVersion,
+    session_present: bool,
+    /// PUBLISH packets that arrived while waiting for a SUBACK.
+    early: Vec<Packet>,
+    keep_alive: u16,
+    last_write: Instant,
 }
 
 impl Client {
-    /// Opens a TCP connection, sends a clean-start CONNECT and waits for a successful CONNACK.
+    /// Opens a connection, sends a CONNECT and waits for a successful CONNACK.
     ///
     /// # Errors
     /// The connection fails, the broker refuses or answers with anything else.
     pub async fn connect(config: &ClientConfig, client_id: &str) -> Result<Self, LoadError> {
-        let stream = open_stream(config).await?;
-        stream.set_nodelay(true)?;
+        let opening = config
+            .transport
+            .open(&config.host, config.addr, config.source);
+        let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, opening)
+            .await
+            .map_err(|_| LoadError::Timeout("the connection"))??;
         let mut decoder = Decoder::new();
         decoder.set_version(config.version);
         let mut client = Self {
@@ -58,28 +122,59 @@ impl Client {
             input: BytesMut::new(),
             read_chunk: config.read_chunk,
             version: config.version,
+            session_present: false,
+            early: Vec::new(),
+            keep_alive: config.keep_alive,
+            last_write: Instant::now(),
         };
         let client_id = MqttStr::try_from(client_id.to_owned())
             .map_err(|_| LoadError::Options(format!("invalid client id {client_id:?}")))?;
+        let session = &config.session;
+        let username = match &session.username {
+            Some(name) => Some(
+                MqttStr::try_from(name.clone())
+                    .map_err(|_| LoadError::Options(format!("invalid user name {name:?}")))?,
+            ),
+            None => None,
+        };
+        let mut properties = Properties::default();
+        if config.version.is_v5() && session.session_expiry.is_some() {
+            properties.session_expiry_interval = session.session_expiry;
+        }
         let connect = Packet::Connect(Box::new(Connect {
             protocol: config.version,
             bridge: false,
-            clean_start: true,
+            clean_start: session.clean_start,
             keep_alive: config.keep_alive,
             client_id,
             will: None,
-            username: None,
-            password: None,
-            properties: Properties::default(),
+            username,
+            password: session.password.clone(),
+            properties,
         }));
         client.send(&connect).await?;
         match client.next_packet("CONNACK").await? {
             Packet::ConnAck(ack) if ack.reason_code.is_error() => {
                 Err(LoadError::Refused(ack.reason_code))
             }
-            Packet::ConnAck(_) => Ok(client),
+            Packet::ConnAck(ack) => {
+                client.session_present = ack.session_present;
+                Ok(client)
+            }
             _ => Err(LoadError::Unexpected("expected CONNACK")),
         }
+    }
+
+    /// Whether the broker resumed a session (the CONNACK's Session Present flag).
+    #[must_use]
+    pub const fn session_present(&self) -> bool {
+        self.session_present
+    }
+
+    /// The PUBLISH packets that arrived before the SUBACK (retained or queued messages),
+    /// handed over once.
+    pub fn take_early(&mut self) -> Vec<Packet> {
+        std::mem::take(&mut self.early)
     }
 
     /// Subscribes to one filter and waits for a granting SUBACK.
@@ -107,8 +202,9 @@ impl Client {
                         None => Ok(()),
                     };
                 }
-                // Retained messages may arrive before the SUBACK; they are not part of a run.
-                Packet::Publish(_) => {}
+                // Retained (and, in a resumed session, queued) messages may arrive before the
+                // SUBACK; they are kept for the caller.
+                packet @ Packet::Publish(_) => self.early.push(packet),
                 _ => return Err(LoadError::Unexpected("expected SUBACK")),
             }
         }
@@ -136,7 +232,30 @@ impl Client {
     /// The socket fails.
     pub async fn write_all(&mut self, bytes: &[u8]) -> Result<(), LoadError> {
         self.stream.write_all(bytes).await?;
+        self.stream.flush().await?;
+        self.last_write = Instant::now();
         Ok(())
+    }
+
+    /// Sends a PINGREQ when nothing was written for three quarters of the keep-alive (the
+    /// PINGRESP is read and dropped like any other packet the caller does not expect).
+    ///
+    /// # Errors
+    /// The socket fails.
+    pub async fn ping_if_due(&mut self) -> Result<(), LoadError> {
+        if self.keep_alive > 0
+            && self.last_write.elapsed() >= Duration::from_secs(u64::from(self.keep_alive)) * 3 / 4
+        {
+            self.write_all(&PINGREQ).await?;
+        }
+        Ok(())
+    }
+
+    /// When the next PINGREQ is due, if the keep-alive is on.
+    #[must_use]
+    pub fn ping_due_at(&self) -> Option<Instant> {
+        (self.keep_alive > 0)
+            .then(|| self.last_write + Duration::from_secs(u64::from(self.keep_alive)) * 3 / 4)
     }
 
     /// Writes bytes until all are written or `deadline` passes; returns how many were written
@@ -158,6 +277,11 @@ impl Client {
                 Err(_) => break,
             }
         }
+        // TLS and WebSocket hold written bytes until flushed.
+        if let Ok(flushed) = tokio::time::timeout_at(deadline, self.stream.flush()).await {
+            flushed?;
+        }
+        self.last_write = Instant::now();
         Ok(written)
     }
 
@@ -180,11 +304,13 @@ impl Client {
     /// The socket fails or the broker closed it ([`LoadError::Closed`]).
     pub fn try_fill(&mut self) -> Result<usize, LoadError> {
         self.reserve();
-        match self.stream.try_read_buf(&mut self.input) {
-            Ok(0) => Err(LoadError::Closed),
-            Ok(n) => Ok(n),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
-            Err(e) => Err(e.into()),
+        let read = pin!(self.stream.read_buf(&mut self.input));
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match read.poll(&mut cx) {
+            Poll::Pending => Ok(0),
+            Poll::Ready(Ok(0)) => Err(LoadError::Closed),
+            Poll::Ready(Ok(n)) => Ok(n),
+            Poll::Ready(Err(e)) => Err(e.into()),
         }
     }
 
@@ -232,9 +358,9 @@ impl Client {
         Ok(())
     }
 
-    /// Gives up the protocol state and keeps only the socket (for idle connections).
+    /// Gives up the protocol state and keeps only the stream (for idle connections).
     #[must_use]
-    pub fn into_stream(self) -> TcpStream {
+    pub fn into_stream(self) -> Stream {
         self.stream
     }
 
@@ -245,17 +371,4 @@ impl Client {
             self.input.reserve(self.read_chunk);
         }
     }
-}
-
-/// Connects to the broker, from `config.source` when one is given.
-async fn open_stream(config: &ClientConfig) -> Result<TcpStream, LoadError> {
-    let Some(source) = config.source else {
-        return Ok(TcpStream::connect(config.addr).await?);
-    };
-    let socket = match source {
-        IpAddr::V4(_) => TcpSocket::new_v4()?,
-        IpAddr::V6(_) => TcpSocket::new_v6()?,
-    };
-    socket.bind(SocketAddr::new(source, 0))?;
-    Ok(socket.connect(config.addr).await?)
 }

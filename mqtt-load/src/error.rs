@@ -27,6 +27,10 @@ pub enum LoadError {
     Timeout(&'static str),
     /// The options cannot describe a run.
     Options(String),
+    /// The TLS settings cannot be used (a file, a certificate, a version or suite choice).
+    Tls(String),
+    /// The WebSocket upgrade failed.
+    WebSocket(String),
 }
 
 impl fmt::Display for LoadError {
@@ -41,6 +45,8 @@ impl fmt::Display for LoadError {
             Self::Unexpected(what) => write!(f, "unexpected packet: {what}"),
             Self::Timeout(what) => write!(f, "timed out waiting for {what}"),
             Self::Options(why) => write!(f, "bad options: {why}"),
+            Self::Tls(why) => write!(f, "TLS: {why}"),
+            Self::WebSocket(why) => write!(f, "WebSocket upgrade failed: {why}"),
         }
     }
 }

@@ -1,8 +1,11 @@
-//! `mqtt-load`: a load generator for MQTT brokers, in the spirit of emqtt-bench.
+//! `mqtt-load`: a load generator for any MQTT broker, in the spirit of emqtt-bench.
 //!
-//! Six scenarios ([`Scenario`]): `fanin`, `fanout`, `qos1`, `latency`, `idle` and `connrate`.
-//! Each run is bounded by `--duration` (and optionally `--count`), prints a progress line per
-//! second to stderr and ends with one `RESULT key=value ...` line ([`Report`]) on stdout.
+//! Three modes ([`Scenario`]) with clients described by templates, `conn`, `pub` and `sub`, and
+//! six fixed scenarios: `fanin`, `fanout`, `qos1`, `latency`, `idle` and `connrate`. Every
+//! one runs over TCP, TLS, WebSocket or WebSocket over TLS ([`Transport`]), at MQTT 3.1, 3.1.1
+//! or 5 and QoS 0, 1 or 2. Each run is bounded by `--duration` (and optionally `--count`),
+//! prints a progress line per second to stderr and ends with one `RESULT key=value ...` line
+//! ([`Report`]) on stdout, and with `--json` a JSON summary.
 //!
 //! The tool must never be the bottleneck, so the hot paths avoid per-message work:
 //!
@@ -42,17 +45,21 @@ mod rss;
 mod scenario;
 mod sequence;
 mod stats;
+mod template;
+mod transport;
 
-pub use client::{Client, ClientConfig};
+pub use client::{Client, ClientConfig, SessionOptions};
 pub use error::LoadError;
 pub use histogram::Histogram;
-pub use options::{Options, Scenario};
+pub use options::{Options, Scenario, Target, TlsVersionArg};
 pub use payload::{PublishTemplate, STAMP_LEN, Stamp};
 pub use report::Report;
 pub use rss::resident_bytes;
 pub use scenario::run;
-pub use sequence::{Arrival, MAX_SEQUENCE, SequenceTracker};
+pub use sequence::{Arrival, MAX_GROWN_PUBLISHERS, MAX_SEQUENCE, SequenceTracker};
 pub use stats::{Counters, spawn_progress};
+pub use template::{Rng, Template, Vars};
+pub use transport::{Stream, TlsOptions, TlsVersion, Transport, WsIo};
 
 /// The examples of `README.md`, compiled and run as doc tests.
 #[doc = include_str!("../README.md")]

@@ -1,8 +1,9 @@
 //! The `mqtt-load` binary: parses the options, builds a multi-threaded runtime of
-//! `--threads` workers, runs the scenario and prints its `RESULT` line.
+//! `--threads` workers, runs the scenario or mode and prints its `RESULT` line (and, with
+//! `--json` / `--json-file`, its JSON summary).
 
 use clap::Parser as _;
-use mqtt_load::{Options, run};
+use mqtt_load::{Options, Report, run};
 
 fn main() {
     let options = Options::parse();
@@ -14,17 +15,26 @@ fn main() {
         Ok(runtime) => runtime.block_on(run(&options)),
         Err(e) => Err(e.into()),
     };
-    match result {
-        Ok(report) => println!("{report}"),
+    let (report, failed) = match result {
+        Ok(report) => (report, false),
         Err(e) => {
             eprintln!("mqtt-load: {e}");
-            println!(
-                "RESULT scenario={} broker={} error=\"{}\"",
-                options.scenario.name(),
-                options.broker_label(),
-                e.to_string().replace(char::is_whitespace, "_")
-            );
-            std::process::exit(1);
+            let mut report = Report::new(options.scenario.name(), &options.broker_label());
+            report.add("error", format_args!("\"{e}\""));
+            (report, true)
         }
+    };
+    println!("{report}");
+    if options.json {
+        println!("{}", report.to_json());
+    }
+    if let Some(path) = &options.json_file
+        && let Err(e) = std::fs::write(path, report.to_json() + "\n")
+    {
+        eprintln!("mqtt-load: cannot write {}: {e}", path.display());
+        std::process::exit(1);
+    }
+    if failed {
+        std::process::exit(1);
     }
 }

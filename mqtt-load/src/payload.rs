@@ -20,7 +20,9 @@ pub struct Stamp {
     pub publisher: u32,
     /// Per-publisher sequence number, from 0.
     pub sequence: u64,
-    /// Send time, in nanoseconds since the run's common epoch.
+    /// Send time, in nanoseconds since the Unix epoch (the wall clock read once at the start
+    /// of the run, advanced by the monotonic clock), so a subscriber in another process on
+    /// the same machine (or one with a synchronised clock) can measure latency.
     pub sent_ns: u64,
 }
 
@@ -60,13 +62,15 @@ pub struct PublishTemplate {
     frame: BytesMut,
     payload_at: usize,
     packet_id_at: Option<usize>,
+    stamped: bool,
 }
 
 impl PublishTemplate {
-    /// Encodes a PUBLISH of `size` payload bytes to `topic` at `qos` (0 or 1) in `version`.
+    /// Encodes a PUBLISH of `size` payload bytes (a stamp, then zeros) to `topic` at `qos`
+    /// in `version`.
     ///
     /// # Errors
-    /// `size` is below [`STAMP_LEN`], the QoS is 2, or the frame cannot be encoded.
+    /// `size` is below [`STAMP_LEN`], or the frame cannot be encoded.
     pub fn new(
         topic: &str,
         qos: QoS,
@@ -78,23 +82,45 @@ impl PublishTemplate {
                 "message size {size} is below the {STAMP_LEN}-byte stamp"
             )));
         }
-        if qos == QoS::ExactlyOnce {
-            return Err(LoadError::Options("QoS 2 is not supported".into()));
+        Self::with_payload(topic, qos, false, vec![0; size], true, version)
+    }
+
+    /// Encodes a PUBLISH of `payload` to `topic` at `qos`, with the RETAIN flag `retain`, in
+    /// `version`. When `stamped`, the first [`STAMP_LEN`] bytes of the payload are replaced by
+    /// each message's [`Stamp`].
+    ///
+    /// # Errors
+    /// A stamped payload shorter than the stamp, or a frame that cannot be encoded.
+    pub fn with_payload(
+        topic: &str,
+        qos: QoS,
+        retain: bool,
+        payload: Vec<u8>,
+        stamped: bool,
+        version: ProtocolVersion,
+    ) -> Result<Self, LoadError> {
+        let size = payload.len();
+        if stamped && size < STAMP_LEN {
+            return Err(LoadError::Options(format!(
+                "message size {size} is below the {STAMP_LEN}-byte stamp"
+            )));
         }
         let topic = MqttStr::try_from(topic.to_owned())
             .map_err(|_| LoadError::Options(format!("invalid topic {topic:?}")))?;
-        let publish =
-            Publish::new(topic, vec![0; size].into()).with_qos(PublishQos::new(qos, PacketId::MIN));
+        let publish = Publish::new(topic, payload.into())
+            .with_qos(PublishQos::new(qos, PacketId::MIN))
+            .with_retain(retain);
         let mut frame = BytesMut::new();
         Packet::Publish(publish).encode(version, &mut frame)?;
         let payload_at = frame.len() - size;
         // The packet identifier sits right before the (empty, one-byte) v5 property list.
         let properties_len = usize::from(version.is_v5());
-        let packet_id_at = (qos == QoS::AtLeastOnce).then(|| payload_at - properties_len - 2);
+        let packet_id_at = (qos != QoS::AtMostOnce).then(|| payload_at - properties_len - 2);
         Ok(Self {
             frame,
             payload_at,
             packet_id_at,
+            stamped,
         })
     }
 
@@ -110,7 +136,8 @@ impl PublishTemplate {
         self.frame.is_empty()
     }
 
-    /// Appends one frame carrying `stamp` (and `packet_id` at QoS 1) to `out`.
+    /// Appends one frame carrying `stamp` (unless the payload is not stamped) and `packet_id`
+    /// (at QoS 1 and 2) to `out`.
     #[inline]
     pub fn append(&self, out: &mut BytesMut, stamp: Stamp, packet_id: PacketId) {
         let start = out.len();
@@ -120,7 +147,9 @@ impl PublishTemplate {
         {
             dst.copy_from_slice(&packet_id.get().to_be_bytes());
         }
-        if let Some(payload) = out.get_mut(start + self.payload_at..) {
+        if self.stamped
+            && let Some(payload) = out.get_mut(start + self.payload_at..)
+        {
             stamp.write(payload);
         }
     }
@@ -170,7 +199,35 @@ mod tests {
         for version in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
             round_trip(QoS::AtMostOnce, version);
             round_trip(QoS::AtLeastOnce, version);
+            round_trip(QoS::ExactlyOnce, version);
         }
+    }
+
+    #[test]
+    fn retained_text_payloads_keep_their_bytes() {
+        let template = PublishTemplate::with_payload(
+            "t/1",
+            QoS::AtLeastOnce,
+            true,
+            b"{\"temp\": 21}".to_vec(),
+            false,
+            ProtocolVersion::V5,
+        )
+        .unwrap();
+        let mut out = BytesMut::new();
+        let stamp = Stamp {
+            publisher: 1,
+            sequence: 2,
+            sent_ns: 3,
+        };
+        template.append(&mut out, stamp, PacketId::new(9).unwrap());
+        let Packet::Publish(publish) = decode_packet(out.freeze(), ProtocolVersion::V5).unwrap()
+        else {
+            panic!("not a PUBLISH");
+        };
+        assert!(publish.retain);
+        assert_eq!(publish.payload(), b"{\"temp\": 21}");
+        assert_eq!(publish.qos.packet_id(), PacketId::new(9));
     }
 
     #[test]

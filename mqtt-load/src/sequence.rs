@@ -6,6 +6,8 @@
 
 /// Sequence numbers must be below this (2^32 messages per publisher, 512 MiB of bits at most).
 pub const MAX_SEQUENCE: u64 = 1 << 32;
+/// A growing tracker follows publisher indexes below this.
+pub const MAX_GROWN_PUBLISHERS: u32 = 1 << 20;
 
 /// What one received sequence number means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +29,7 @@ pub struct SequenceTracker {
     duplicates: u64,
     out_of_order: u64,
     invalid: u64,
+    grows: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -46,9 +49,26 @@ impl SequenceTracker {
         }
     }
 
+    /// A tracker for publishers it learns from the messages (indexes below
+    /// [`MAX_GROWN_PUBLISHERS`]), when the subscriber does not know how many there are.
+    #[must_use]
+    pub fn growing() -> Self {
+        Self {
+            grows: true,
+            ..Self::default()
+        }
+    }
+
     /// Records that message `sequence` of `publisher` arrived.
     #[inline]
     pub fn record(&mut self, publisher: u32, sequence: u64) -> Arrival {
+        if self.grows
+            && publisher < MAX_GROWN_PUBLISHERS
+            && publisher as usize >= self.publishers.len()
+        {
+            self.publishers
+                .resize(publisher as usize + 1, PublisherRecord::default());
+        }
         let record = match self.publishers.get_mut(publisher as usize) {
             Some(record) if sequence < MAX_SEQUENCE => record,
             _ => {
@@ -102,6 +122,22 @@ impl SequenceTracker {
     #[must_use]
     pub const fn invalid(&self) -> u64 {
         self.invalid
+    }
+
+    /// Messages missing below the highest number received from each publisher (all a
+    /// subscriber can tell when it does not know how many were sent).
+    #[must_use]
+    pub fn gaps(&self) -> u64 {
+        self.publishers
+            .iter()
+            .map(|record| record.next.saturating_sub(record.unique))
+            .sum()
+    }
+
+    /// Publishers heard from.
+    #[must_use]
+    pub fn publishers_seen(&self) -> usize {
+        self.publishers.iter().filter(|p| p.unique > 0).count()
     }
 
     /// Messages never received, given how many each publisher sent (numbers `0..sent[i]`).
@@ -166,6 +202,16 @@ mod tests {
         assert_eq!(t.record(0, MAX_SEQUENCE), Arrival::Invalid);
         assert_eq!(t.invalid(), 2);
         assert_eq!(t.unique(), 0);
+    }
+
+    #[test]
+    fn a_growing_tracker_learns_its_publishers() {
+        let mut t = SequenceTracker::growing();
+        assert_eq!(t.record(3, 0), Arrival::InOrder);
+        assert_eq!(t.record(3, 2), Arrival::InOrder);
+        assert_eq!(t.record(0, 0), Arrival::InOrder);
+        assert_eq!(t.record(MAX_GROWN_PUBLISHERS, 0), Arrival::Invalid);
+        assert_eq!((t.unique(), t.gaps(), t.publishers_seen()), (3, 1, 2));
     }
 
     #[test]

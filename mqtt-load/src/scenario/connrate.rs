@@ -34,7 +34,7 @@ pub async fn run(options: &Options, config: &ClientConfig) -> Result<Report, Loa
     }));
     let mut tasks = JoinSet::new();
     for worker in 0..options.concurrency {
-        let (config, counters, budget) = (*config, counters.clone(), budget.clone());
+        let (config, counters, budget) = (config.clone(), counters.clone(), budget.clone());
         tasks.spawn(async move {
             let mut latency = Histogram::new();
             let mut first_error = None;
@@ -84,10 +84,7 @@ pub async fn run(options: &Options, config: &ClientConfig) -> Result<Report, Loa
     report.add("connects", connects);
     report.add("failed", Counters::get(&counters.errors));
     report.add_rate("conn_per_s", connects, elapsed.as_secs_f64());
-    let micros = |ns: u64| format!("{:.1}", ns as f64 / 1000.0);
-    report.add("p50_us", micros(latency.percentile(50.0)));
-    report.add("p99_us", micros(latency.percentile(99.0)));
-    report.add("max_us", micros(latency.max()));
+    report.add_latency("", &latency);
     if let Some(e) = first_error {
         report.add("first_error", format_args!("\"{e}\""));
     }

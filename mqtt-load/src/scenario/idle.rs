@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -15,6 +14,7 @@ use crate::options::Options;
 use crate::report::Report;
 use crate::rss::resident_bytes;
 use crate::stats::{Counters, spawn_progress};
+use crate::transport::Stream;
 
 /// Time for the broker to settle (allocator, lazily freed buffers) before memory is read:
 /// three times the 1 s in which our binary's allocator gives freed pages back. With 1 s, the
@@ -37,19 +37,22 @@ pub async fn run(options: &Options, config: &ClientConfig) -> Result<Report, Loa
     let qos = options.qos();
     let mut tasks = JoinSet::new();
     for worker in 0..workers {
-        let (config, counters) = (*config, counters.clone());
+        let (config, counters) = (config.clone(), counters.clone());
         let sources: Vec<_> = (worker..total)
             .step_by(workers as usize)
             .map(|i| options.source_addr(i))
             .collect();
         tasks.spawn(async move {
-            let mut open: Vec<TcpStream> = Vec::new();
+            let mut open: Vec<Stream> = Vec::new();
             let mut first_error = None;
             for (i, source) in (worker..total).step_by(workers as usize).zip(sources) {
                 if Instant::now() >= deadline {
                     break;
                 }
-                let config = ClientConfig { source, ..config };
+                let config = ClientConfig {
+                    source,
+                    ..config.clone()
+                };
                 match connect_and_subscribe(&config, i, qos).await {
                     Ok(stream) => {
                         open.push(stream);
@@ -105,7 +108,8 @@ pub async fn run(options: &Options, config: &ClientConfig) -> Result<Report, Loa
             "held_s",
             format_args!("{:.0}", options.hold().as_secs_f64()),
         );
-        report.add("still_open", still_open(&open));
+        let still_open = open.iter_mut().map(Stream::is_open).filter(|open| *open);
+        report.add("still_open", still_open.count());
         if let Some(end) = options.pid.and_then(resident_bytes) {
             report.add("rss_end_kb", end / 1024);
         }
@@ -117,24 +121,11 @@ pub async fn run(options: &Options, config: &ClientConfig) -> Result<Report, Loa
     Ok(report)
 }
 
-/// How many of `streams` the broker has not closed (nothing to read means still open).
-fn still_open(streams: &[TcpStream]) -> usize {
-    let mut probe = [0u8; 64];
-    streams
-        .iter()
-        .filter(|stream| match stream.try_read(&mut probe) {
-            Ok(0) => false,
-            Ok(_) => true,
-            Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
-        })
-        .count()
-}
-
 async fn connect_and_subscribe(
     config: &ClientConfig,
     index: u32,
     qos: mqtt_wire::QoS,
-) -> Result<TcpStream, LoadError> {
+) -> Result<Stream, LoadError> {
     let mut client = Client::connect(config, &format!("load-idle-{index}")).await?;
     client.subscribe(&format!("load/idle/{index}"), qos).await?;
     Ok(client.into_stream())

@@ -1,20 +1,30 @@
-//! The scenarios: [`run`] picks one from the [`Options`] and returns its [`Report`].
+//! The scenarios and modes: [`run`] picks one from the [`Options`] and returns its [`Report`].
 //!
 //! `fanin`, `fanout`, `qos1` and `latency` are one publish/subscribe engine ([`pubsub`]) with
-//! different topics, counts, QoS and pacing; `idle` and `connrate` only open connections.
+//! different topics, counts, QoS and pacing; `idle` and `connrate` only open connections. The
+//! modes `conn`, `pub` and `sub` ramp up clients described by templates ([`ramp`]); `pub`
+//! and `sub` share the publisher and subscriber of the engine.
 
+mod conn;
 mod connrate;
 mod idle;
+mod publish;
 mod publisher;
 mod pubsub;
+mod ramp;
+mod subscribe;
 mod subscriber;
 
 use std::net::{SocketAddr, ToSocketAddrs as _};
+use std::sync::Arc;
 
-use crate::client::ClientConfig;
+use mqtt_wire::Bytes;
+
+use crate::client::{ClientConfig, SessionOptions};
 use crate::error::LoadError;
 use crate::options::{Options, Scenario};
 use crate::report::Report;
+use crate::transport::Transport;
 
 /// Read buffer step for connections that receive a stream of messages.
 const STREAM_READ_CHUNK: usize = 256 * 1024;
@@ -27,19 +37,38 @@ const HANDSHAKE_READ_CHUNK: usize = 256;
 /// The options are inconsistent, or the broker cannot be reached at all. Failures of single
 /// connections during a run are counted in the report instead.
 pub async fn run(options: &Options) -> Result<Report, LoadError> {
+    options.validate()?;
+    let target = options.target()?;
     let read_chunk = match options.scenario {
-        Scenario::Idle | Scenario::Connrate => HANDSHAKE_READ_CHUNK,
+        Scenario::Idle | Scenario::Connrate | Scenario::Conn => HANDSHAKE_READ_CHUNK,
         _ => STREAM_READ_CHUNK,
     };
+    let tls = target
+        .tls
+        .then(|| options.tls_options().unwrap_or_default());
+    let session = Arc::new(SessionOptions {
+        clean_start: !options.no_clean,
+        session_expiry: options.session_expiry,
+        username: options.username.clone(),
+        password: options.password.clone().map(Bytes::from),
+    });
     let configs = |host: &str, ports: &[u16]| -> Result<Vec<ClientConfig>, LoadError> {
         if ports.is_empty() {
             return Err(LoadError::Options("no port given".into()));
         }
+        let transport = Arc::new(Transport::new(
+            host,
+            tls.as_ref(),
+            target.ws_path.as_deref(),
+        )?);
         ports
             .iter()
             .map(|port| {
                 Ok(ClientConfig {
                     addr: resolve(host, *port)?,
+                    host: host.into(),
+                    transport: transport.clone(),
+                    session: session.clone(),
                     version: options.version(),
                     keep_alive: options.keep_alive(),
                     read_chunk,
@@ -48,12 +77,12 @@ pub async fn run(options: &Options) -> Result<Report, LoadError> {
             })
             .collect()
     };
-    let publishers = configs(&options.host, &options.port)?;
+    let publishers = configs(&target.host, &target.ports)?;
     match options.scenario {
         Scenario::Fanin | Scenario::Fanout | Scenario::Qos1 | Scenario::Latency => {
-            let sub_host = options.sub_host.as_deref().unwrap_or(&options.host);
+            let sub_host = options.sub_host.as_deref().unwrap_or(&target.host);
             let sub_ports = match options.sub_port.is_empty() {
-                true => &options.port,
+                true => &target.ports,
                 false => &options.sub_port,
             };
             let subscribers = configs(sub_host, sub_ports)?;
@@ -61,6 +90,9 @@ pub async fn run(options: &Options) -> Result<Report, LoadError> {
         }
         Scenario::Idle => idle::run(options, &publishers[0]).await,
         Scenario::Connrate => connrate::run(options, &publishers[0]).await,
+        Scenario::Conn => conn::run(options, &publishers).await,
+        Scenario::Pub => publish::run(options, &publishers).await,
+        Scenario::Sub => subscribe::run(options, &publishers).await,
     }
 }
 

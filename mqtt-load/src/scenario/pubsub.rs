@@ -29,9 +29,11 @@ pub struct Plan {
     pub subscribers: u32,
     /// QoS of messages and subscriptions.
     pub qos: QoS,
-    /// Total messages per second, 0 for unlimited.
+    /// Total messages per second, 0 for unlimited (for the report).
     pub rate: u64,
-    /// Unacknowledged messages per publisher at QoS 1.
+    /// Messages per second of each publisher, 0 for unlimited.
+    pub per_publisher_rate: f64,
+    /// Unacknowledged messages per publisher at QoS 1 and 2.
     pub window: Option<u32>,
     /// Messages per publisher, 0 for unlimited.
     pub count: u64,
@@ -46,17 +48,36 @@ pub struct Plan {
 pub struct RunState {
     /// Totals for the progress line.
     pub counters: Arc<Counters>,
-    /// The common epoch of payload timestamps; publishing starts here.
+    /// When the run started; publishing starts here.
     pub start: Instant,
+    /// The wall clock at `start`, in nanoseconds since the Unix epoch.
+    start_unix_ns: u64,
     publishing_done: AtomicBool,
     sent: Vec<AtomicU64>,
 }
 
 impl RunState {
-    /// Nanoseconds since the epoch.
+    /// A run starting now, with totals in `counters` and `publishers` publishers.
+    #[must_use]
+    pub fn new(counters: Arc<Counters>, publishers: u32) -> Self {
+        let start_unix_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        Self {
+            counters,
+            start: Instant::now(),
+            start_unix_ns,
+            publishing_done: AtomicBool::new(false),
+            sent: (0..publishers).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// Nanoseconds since the Unix epoch: the wall clock at the start advanced by the
+    /// monotonic clock (the stamps' time base).
     #[inline]
     pub fn now_ns(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        let elapsed = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.start_unix_ns.saturating_add(elapsed)
     }
 
     /// Counts `n` more messages written whole by publisher `index`.
@@ -77,7 +98,8 @@ impl RunState {
         })
     }
 
-    fn finish_publishing(&self) {
+    /// Marks every publisher as stopped.
+    pub fn finish_publishing(&self) {
         self.publishing_done.store(true, Ordering::Release);
     }
 }
@@ -114,7 +136,8 @@ pub async fn run(
         subscribers: options.subscribers(),
         qos: options.qos(),
         rate: options.rate(),
-        window: (options.qos() == QoS::AtLeastOnce).then_some(options.window),
+        per_publisher_rate: options.per_publisher_rate(),
+        window: (options.qos() != QoS::AtMostOnce).then_some(options.window),
         count: options.count,
         duration: options.duration(),
         drain: options.drain(),
@@ -132,19 +155,14 @@ pub async fn run(
         let config = spread(configs, i)?;
         let client = Client::connect(&config, &format!("load-pub-{i}")).await?;
         let (topic, _) = topics(options.scenario, i);
-        let template = PublishTemplate::new(&topic, plan.qos, options.size, config.version)?;
+        let template = PublishTemplate::new(&topic, plan.qos, options.size(), config.version)?;
         publishers.push((client, template));
     }
 
     let counters = Arc::new(Counters::default());
     let progress =
         (!options.quiet).then(|| spawn_progress(counters.clone(), options.scenario.name()));
-    let state = Arc::new(RunState {
-        counters,
-        start: Instant::now(),
-        publishing_done: AtomicBool::new(false),
-        sent: (0..plan.publishers).map(|_| AtomicU64::new(0)).collect(),
-    });
+    let state = Arc::new(RunState::new(counters, plan.publishers));
     let plan = Arc::new(plan);
     let mut receiving = JoinSet::new();
     for client in subscribers {
@@ -152,10 +170,12 @@ pub async fn run(
         receiving.spawn(async move { subscriber::receive(client, &plan, &state).await });
     }
     let mut publishing = JoinSet::new();
-    for (index, (client, template)) in (0u32..).zip(publishers) {
+    for (index, (mut client, template)) in (0u32..).zip(publishers) {
         let (plan, state) = (plan.clone(), state.clone());
-        publishing
-            .spawn(async move { publisher::publish(client, template, index, &plan, &state).await });
+        publishing.spawn(async move {
+            let began = state.start;
+            publisher::publish(&mut client, template, index, &plan, &state, began).await
+        });
     }
     let mut published = Vec::new();
     while let Some(joined) = publishing.join_next().await {
@@ -224,7 +244,7 @@ fn summarize(
     let mut report = Report::new(options.scenario.name(), &options.broker_label());
     report.add("mqtt", options.mqtt_version);
     report.add("qos", plan.qos as u8);
-    report.add("size", options.size);
+    report.add("size", options.size());
     report.add("publishers", plan.publishers);
     report.add("subscribers", plan.subscribers);
     report.add("rate", plan.rate);
@@ -252,6 +272,7 @@ fn summarize(
             "unexpected_acks",
             published.iter().map(|o| o.unexpected_acks).sum::<u64>(),
         );
+        report.add("refused", published.iter().map(|o| o.refused).sum::<u64>());
         report.add(
             "verified",
             if missing == 0 && errors.is_empty() {
@@ -267,11 +288,7 @@ fn summarize(
     );
     report.add_rate("sent_per_s", total_sent, publish_time.as_secs_f64());
     report.add_rate("msg_per_s", total_received, receive_time.as_secs_f64());
-    let micros = |ns: u64| format!("{:.1}", ns as f64 / 1000.0);
-    report.add("p50_us", micros(latency.percentile(50.0)));
-    report.add("p99_us", micros(latency.percentile(99.0)));
-    report.add("p999_us", micros(latency.percentile(99.9)));
-    report.add("max_us", micros(latency.max()));
+    report.add_latency("", &latency);
     report.add("errors", errors.len());
     if let Some(first) = errors.first() {
         report.add("first_error", format_args!("\"{first}\""));
