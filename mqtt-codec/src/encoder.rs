@@ -137,6 +137,24 @@ impl SliceWriter<'_> {
         Ok(())
     }
 
+    /// A two-byte-length-prefixed string given as its UTF-8 bytes, then one byte (a SUBSCRIBE
+    /// entry: filter and options), with one bounds check for the three.
+    #[inline(always)]
+    pub(crate) fn utf8_and_byte(&mut self, s: &[u8], byte: u8) -> Result<(), EncodeError> {
+        let len = u16::try_from(s.len()).map_err(|_| EncodeError::StringTooLong)?;
+        let end = self.pos + 2 + s.len() + 1;
+        if let Some(dst) = self.buf.get_mut(self.pos..end)
+            && let Some((head, rest)) = dst.split_first_chunk_mut::<2>()
+            && let Some((last, middle)) = rest.split_last_mut()
+        {
+            *head = len.to_be_bytes();
+            copy_short(middle, s);
+            *last = byte;
+        }
+        self.pos = end;
+        Ok(())
+    }
+
     /// Two-byte-length-prefixed binary data.
     #[inline(always)]
     pub(crate) fn binary(&mut self, data: &[u8]) -> Result<(), EncodeError> {

@@ -357,9 +357,7 @@ impl Publish {
             // Fixed header and topic length in one constant-size write.
             out.extend_from_slice(&[first_byte, body as u8, len_high, len_low]);
         } else {
-            // Writes nothing when it fails (too large), so `out` is unchanged on every error.
-            put_fixed_header(out, first_byte, body)?;
-            out.extend_from_slice(&[len_high, len_low]);
+            put_long_header(out, first_byte, body, topic_len)?;
         }
         out.extend_from_slice(topic);
         if let Some(id) = packet_id {
@@ -529,6 +527,27 @@ impl fmt::Debug for Publish {
             .field("payload", &self.payload_bytes())
             .finish()
     }
+}
+
+/// A PUBLISH fixed header with a remaining length of 128 bytes or more, then the topic length:
+/// one constant-size write up to 16 KiB. Out of line, so the small-message path stays short.
+/// Writes nothing when the frame is too large, so `out` is unchanged on every error.
+#[inline(never)]
+fn put_long_header(
+    out: &mut BytesMut,
+    first_byte: u8,
+    body: usize,
+    topic_len: u16,
+) -> Result<(), EncodeError> {
+    let [len_high, len_low] = topic_len.to_be_bytes();
+    if body < 0x4000 {
+        let (low, high) = ((body as u8) | 0x80, (body >> 7) as u8);
+        out.extend_from_slice(&[first_byte, low, high, len_high, len_low]);
+    } else {
+        put_fixed_header(out, first_byte, body)?;
+        out.extend_from_slice(&[len_high, len_low]);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -164,8 +164,7 @@ impl Subscribe {
         put_frame_exact(out, first_byte, body, |w| {
             w.put(&self.packet_id.get().to_be_bytes());
             for (filter, options) in &self.filters {
-                w.utf8(filter.as_bytes())?;
-                w.put(&[options.to_byte(version)]);
+                w.utf8_and_byte(filter.as_bytes(), options.to_byte(version))?;
             }
             Ok(())
         })
