@@ -96,6 +96,7 @@ pub struct Client {
     read_chunk: usize,
     version: ProtocolVersion,
     session_present: bool,
+    receive_maximum: Option<u16>,
     /// PUBLISH packets that arrived while waiting for a SUBACK.
     early: Vec<Packet>,
     keep_alive: u16,
@@ -123,6 +124,7 @@ impl Client {
             read_chunk: config.read_chunk,
             version: config.version,
             session_present: false,
+            receive_maximum: None,
             early: Vec::new(),
             keep_alive: config.keep_alive,
             last_write: Instant::now(),
@@ -159,6 +161,7 @@ impl Client {
             }
             Packet::ConnAck(ack) => {
                 client.session_present = ack.session_present;
+                client.receive_maximum = ack.properties.receive_maximum;
                 Ok(client)
             }
             _ => Err(LoadError::Unexpected("expected CONNACK")),
@@ -169,6 +172,13 @@ impl Client {
     #[must_use]
     pub const fn session_present(&self) -> bool {
         self.session_present
+    }
+
+    /// The broker's Receive Maximum (MQTT 5 CONNACK): how many QoS 1 and 2 messages this
+    /// client may have unacknowledged [MQTT-3.3.4-7].
+    #[must_use]
+    pub const fn receive_maximum(&self) -> Option<u16> {
+        self.receive_maximum
     }
 
     /// The PUBLISH packets that arrived before the SUBACK (retained or queued messages),

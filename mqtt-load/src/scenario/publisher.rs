@@ -59,7 +59,8 @@ pub struct PublisherOutcome {
 }
 
 /// Publisher `index` runs until the plan's deadline (and, at QoS 1 and 2, until its window
-/// drains or the drain time is over). Its rate counts from `began`, when it connected.
+/// drains or the drain time is over). Its rate counts from `began`, when it connected. The
+/// window never exceeds the broker's Receive Maximum.
 pub async fn publish(
     client: &mut Client,
     template: PublishTemplate,
@@ -74,8 +75,9 @@ pub async fn publish(
     } else {
         0
     };
+    let receive_maximum = client.receive_maximum().map_or(u64::MAX, u64::from);
     let mut me = Publisher {
-        window: plan.window.map(u64::from),
+        window: plan.window.map(|w| u64::from(w).min(receive_maximum)),
         slots: vec![Slot::Free; slots],
         sent_at: vec![0; slots],
         next_id: 0,
