@@ -197,9 +197,11 @@ pub struct Options {
     /// (default: latency 1000, pub 1 per client per second, others 0).
     #[arg(long)]
     pub rate: Option<u64>,
-    /// Unacknowledged QoS 1 and 2 messages each publisher keeps in flight.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=60_000))]
-    pub window: u32,
+    /// Unacknowledged QoS 1 and 2 messages each publisher keeps in flight (default 64 at QoS 1,
+    /// 20 at QoS 2: brokers drop or refuse 3.1.1 clients with more QoS 2 messages in flight
+    /// than their limit, mosquitto's being 20). Capped by an MQTT 5 broker's Receive Maximum.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=60_000))]
+    pub window: Option<u32>,
     /// How long to publish (or connect, or hold the connections), in seconds.
     #[arg(short = 'd', long, default_value_t = 5.0)]
     pub duration: f64,
@@ -317,6 +319,15 @@ impl Options {
             Scenario::Fanout => 100,
             Scenario::Sub => self.clients(),
             _ => 1,
+        })
+    }
+
+    /// The window of unacknowledged messages per publisher, with its QoS's default.
+    #[must_use]
+    pub fn window(&self) -> u32 {
+        self.window.unwrap_or(match self.qos() {
+            QoS::ExactlyOnce => 20,
+            _ => 64,
         })
     }
 

@@ -137,7 +137,7 @@ pub async fn run(
         qos: options.qos(),
         rate: options.rate(),
         per_publisher_rate: options.per_publisher_rate(),
-        window: (options.qos() != QoS::AtMostOnce).then_some(options.window),
+        window: (options.qos() != QoS::AtMostOnce).then_some(options.window()),
         count: options.count,
         duration: options.duration(),
         drain: options.drain(),
