@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use mqtt_benches::{connect, publish, subscribe};
 use mqtt_broker_core::{Broker, Config, ConnectionId, ConnectionInfo, Output};
 
 /// Counts allocations so the bench can report allocations per delivered message.
@@ -47,54 +48,6 @@ static GLOBAL: CountingAllocator = CountingAllocator;
 
 const PAYLOAD: usize = 64;
 
-/// Appends an MQTT string (length-prefixed).
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    let len = u16::try_from(s.len()).expect("short string");
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
-/// A whole frame: first byte, remaining length (VBI), body.
-fn frame(first: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![first];
-    let mut len = body.len();
-    loop {
-        let mut byte = (len % 128) as u8;
-        len /= 128;
-        if len > 0 {
-            byte |= 0x80;
-        }
-        out.push(byte);
-        if len == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(body);
-    out
-}
-
-fn connect(client_id: &str) -> Vec<u8> {
-    let mut body = Vec::new();
-    put_str(&mut body, "MQTT");
-    body.extend_from_slice(&[4, 0x02, 0, 0]); // 3.1.1, clean session, no keep alive
-    put_str(&mut body, client_id);
-    frame(0x10, &body)
-}
-
-fn subscribe(filter: &str) -> Vec<u8> {
-    let mut body = vec![0, 1];
-    put_str(&mut body, filter);
-    body.push(0); // QoS 0
-    frame(0x82, &body)
-}
-
-fn publish(topic: &str) -> Vec<u8> {
-    let mut body = Vec::new();
-    put_str(&mut body, topic);
-    body.extend_from_slice(&[b'x'; PAYLOAD]);
-    frame(0x30, &body)
-}
-
 /// A broker with connections driven like an adapter would: outputs drained after each input and
 /// every transmit reported as flushed at once.
 struct Harness {
@@ -119,9 +72,9 @@ impl Harness {
         self.broker
             .handle_open(conn, ConnectionInfo::default(), self.now)
             .expect("new connection");
-        self.feed(conn, &connect(&format!("bench-{id}")));
+        self.feed(conn, &connect(&format!("bench-{id}"), true));
         if let Some(filter) = filter {
-            self.feed(conn, &subscribe(filter));
+            self.feed(conn, &subscribe(&[filter], 0));
         }
         self.deliveries = 0;
         conn
@@ -164,7 +117,7 @@ impl Scenario {
         Scenario {
             name: "1_to_1",
             harness,
-            publishes: vec![(publisher, publish("bench/t"))],
+            publishes: vec![(publisher, publish("bench/t", PAYLOAD))],
             deliveries_per_publish: 1,
         }
     }
@@ -178,7 +131,7 @@ impl Scenario {
         Scenario {
             name: "1_to_1000",
             harness,
-            publishes: vec![(publisher, publish("bench/t"))],
+            publishes: vec![(publisher, publish("bench/t", PAYLOAD))],
             deliveries_per_publish: subscribers,
         }
     }
@@ -189,7 +142,7 @@ impl Scenario {
         let publishes = (0..publishers)
             .map(|i| {
                 let conn = harness.client(i + 2, None);
-                (conn, publish(&format!("bench/{i}")))
+                (conn, publish(&format!("bench/{i}"), PAYLOAD))
             })
             .collect();
         Scenario {
