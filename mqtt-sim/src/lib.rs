@@ -25,12 +25,14 @@ pub mod client;
 pub mod disk;
 pub mod oracle;
 pub mod rng;
+pub mod shrink;
 pub mod world;
 
 use std::time::Instant;
 
 use mqtt_broker_core::persist::PersistRecord;
 
+pub use shrink::shrink;
 pub use world::Counts;
 
 /// A deliberate fault in the system under test, to show the oracle notices (a mutation
@@ -116,6 +118,9 @@ pub struct Options {
     pub mutation: Option<Mutation>,
     /// Events to keep for a failure's report (0: none).
     pub trace: usize,
+    /// Faults left out, by their number in the run (sorted): see `Counts::faults`. The
+    /// shrinker bisects the fault schedule with it.
+    pub faults_off: Vec<u64>,
 }
 
 impl Default for Options {
@@ -127,6 +132,7 @@ impl Default for Options {
             durability: None,
             mutation: None,
             trace: 0,
+            faults_off: Vec::new(),
         }
     }
 }
@@ -186,6 +192,10 @@ pub fn replay_command(seed: u64, opts: &Options) -> String {
             .find(|(x, _)| *x == m)
             .map_or("?", |(_, n)| n);
         cmd.push_str(&format!(" --mutation {name}"));
+    }
+    if !opts.faults_off.is_empty() {
+        let off: Vec<String> = opts.faults_off.iter().map(u64::to_string).collect();
+        cmd.push_str(&format!(" --faults-off {}", off.join(",")));
     }
     cmd.push_str(" --trace 200");
     cmd

@@ -140,6 +140,10 @@ pub struct Counts {
     pub sim_ms: u64,
     /// Deliveries of acknowledged QoS 1/2 messages the oracle required at the end.
     pub owed: u64,
+    /// Faults the run met (stalls, cut connections, crashes, power cuts, failing fsyncs, full
+    /// disks), numbered from 0 in the order met, those left out by `Options::faults_off`
+    /// included.
+    pub faults: u64,
     /// A digest of the event sequence (time and kind of every event): two runs of a seed
     /// that differ here did not replay exactly.
     pub digest: u64,
@@ -276,6 +280,22 @@ impl World {
         self.events.insert(self.seq, ev);
     }
 
+    /// Whether the fault the run meets now happens: it does unless `Options::faults_off`
+    /// leaves its number out (the shrinker's bisection of the fault schedule). Every fault site
+    /// asks once, after the seed has chosen the fault.
+    fn fault(&mut self, what: &str) -> bool {
+        let number = self.counts.faults;
+        self.counts.faults += 1;
+        let on = self.opts.faults_off.binary_search(&number).is_err();
+        self.note(|| {
+            format!(
+                "fault {number}: {what}{}",
+                if on { "" } else { " (left out)" }
+            )
+        });
+        on
+    }
+
     fn note(&mut self, text: impl FnOnce() -> String) {
         if self.opts.trace > 0 {
             if self.trace.len() == self.opts.trace {
@@ -293,7 +313,11 @@ impl World {
 
     fn latency(&mut self) -> Ms {
         if self.opts.faults && !self.healing && self.rng.chance(2) {
-            self.rng.between(200, 3000) // a stall
+            let stall = self.rng.between(200, 3000);
+            if self.fault("stall") {
+                return stall;
+            }
+            1 + stall % 15
         } else {
             self.rng.between(1, 15)
         }
@@ -414,7 +438,15 @@ impl World {
             }
             Ev::Commit(incarnation) => self.commit(incarnation),
             Ev::Checkpoint(incarnation) => self.checkpoint(incarnation),
-            Ev::Crash(ending) => self.crash(ending),
+            Ev::Crash(ending) => {
+                let what = match ending {
+                    Ending::ProcessCrash => "process crash",
+                    Ending::PowerCut => "power cut",
+                };
+                if self.fault(what) {
+                    self.crash(ending);
+                }
+            }
             Ev::Restart => {
                 if self.process.is_none() {
                     self.start_process();
@@ -473,12 +505,25 @@ impl World {
             && self.opts.mutation == Some(Mutation::IgnoreFsyncError)
             && self.rng.chance(50)
         {
-            disk.fail_sync_after(self.rng.between(5, 40));
+            let n = self.rng.between(5, 40);
+            if self.fault("fsync fails (planted)") {
+                disk.fail_sync_after(n);
+            }
         }
         if self.opts.faults && !self.healing {
             match self.rng.below(20) {
-                0 => disk.fail_sync_after(self.rng.between(5, 60)),
-                1 => disk.fill_up_after(self.rng.index(64 * 1024)),
+                0 => {
+                    let n = self.rng.between(5, 60);
+                    if self.fault("fsync fails") {
+                        disk.fail_sync_after(n);
+                    }
+                }
+                1 => {
+                    let room = self.rng.index(64 * 1024);
+                    if self.fault("disk fills up") {
+                        disk.fill_up_after(room);
+                    }
+                }
                 _ => {}
             }
         }
@@ -1048,6 +1093,7 @@ impl World {
         let lat = self.latency();
         let cut = self.opts.faults && !self.healing && self.rng.chance(1);
         let cut_at = if cut { self.rng.index(bytes.len()) } else { 0 };
+        let cut = cut && self.fault("connection cut");
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
