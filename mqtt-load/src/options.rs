@@ -266,6 +266,16 @@ pub struct Options {
     /// The name the broker's certificate must carry (default: the host).
     #[arg(long)]
     pub tls_server_name: Option<String>,
+    /// Resume TLS sessions (the default): the clients of a run share one in-memory session
+    /// cache, so a new connection resumes an earlier one's session where the broker allows
+    /// it (TLS 1.3 tickets, TLS 1.2 session ids or tickets). Turns TLS on.
+    #[arg(long, overrides_with = "no_tls_resume")]
+    pub tls_resume: bool,
+    /// Never resume a TLS session: every connection makes a full handshake (certificate,
+    /// key exchange), e.g. to measure full handshakes per second with `connrate`. Turns TLS
+    /// on.
+    #[arg(long, overrides_with = "tls_resume")]
+    pub no_tls_resume: bool,
     /// MQTT over WebSocket (subprotocol `mqtt`); over TLS with any TLS option (`wss`).
     #[arg(long)]
     pub ws: bool,
@@ -443,6 +453,8 @@ impl Options {
             || self.tls_version.is_some()
             || !self.ciphers.is_empty()
             || self.tls_server_name.is_some()
+            || self.tls_resume
+            || self.no_tls_resume
     }
 
     /// The TLS settings, when TLS is on.
@@ -459,6 +471,7 @@ impl Options {
             }),
             ciphers: self.ciphers.clone(),
             server_name: self.tls_server_name.clone(),
+            no_resumption: self.no_tls_resume,
         })
     }
 
@@ -773,6 +786,28 @@ mod tests {
         let o = Options::parse_from(["mqtt-load", "sub", "--ws", "--cafile", "ca.pem"]);
         let t = o.target().unwrap();
         assert_eq!((t.tls, t.ws_path.as_deref()), (true, Some("/mqtt")));
+    }
+
+    #[test]
+    fn tls_resumption_is_on_unless_refused() {
+        let tls = |args: &[&str]| {
+            Options::parse_from([&["mqtt-load", "connrate"], args].concat()).tls_options()
+        };
+        assert!(tls(&[]).is_none());
+        assert!(!tls(&["--tls"]).unwrap().no_resumption);
+        assert!(!tls(&["--tls-resume"]).unwrap().no_resumption);
+        assert!(tls(&["--no-tls-resume"]).unwrap().no_resumption);
+        // The last of the two wins.
+        assert!(
+            !tls(&["--no-tls-resume", "--tls-resume"])
+                .unwrap()
+                .no_resumption
+        );
+        assert!(
+            tls(&["--tls-resume", "--no-tls-resume"])
+                .unwrap()
+                .no_resumption
+        );
     }
 
     #[test]

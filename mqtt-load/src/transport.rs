@@ -4,7 +4,10 @@
 //!
 //! TLS is rustls with the *ring* provider: the server is verified against `--cafile` (or the
 //! system's CA bundle), or not at all with `--insecure`; a client certificate is offered with
-//! `--cert`/`--key`; `--tls-version` and `--ciphers` narrow what the client offers. WebSocket
+//! `--cert`/`--key`; `--tls-version` and `--ciphers` narrow what the client offers. Sessions are
+//! resumed (rustls's in-memory cache, shared by every client of a run) unless
+//! `--no-tls-resume` asks for a full handshake on every connection; the transport counts the
+//! handshakes that were resumptions. WebSocket
 //! offers the `mqtt` subprotocol and carries MQTT in binary messages (MQTT 5.0 §6).
 
 use std::fmt;
@@ -13,6 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
@@ -27,7 +31,9 @@ use tokio_rustls::rustls::client::danger::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
 };
 use tokio_rustls::rustls::crypto::{CryptoProvider, ring};
-use tokio_rustls::rustls::{self, DigitallySignedStruct, SignatureScheme, SupportedCipherSuite};
+use tokio_rustls::rustls::{
+    self, DigitallySignedStruct, HandshakeKind, SignatureScheme, SupportedCipherSuite,
+};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -105,6 +111,10 @@ pub struct TlsOptions {
     pub ciphers: Vec<String>,
     /// The name the broker's certificate must carry; default the host connected to.
     pub server_name: Option<String>,
+    /// Never resume a TLS session: every connection makes a full handshake. By default
+    /// (`false`) the clients of a run share rustls's in-memory session cache and resume
+    /// (TLS 1.3 tickets, TLS 1.2 session ids or tickets) where the broker allows it.
+    pub no_resumption: bool,
 }
 
 /// How every client of a run reaches the broker: plain or TLS, raw MQTT or WebSocket.
@@ -112,6 +122,8 @@ pub struct TlsOptions {
 pub struct Transport {
     tls: Option<(TlsConnector, ServerName<'static>)>,
     websocket_path: Option<String>,
+    /// TLS handshakes of this transport (and its clones) that resumed a session.
+    resumed: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for Transport {
@@ -119,6 +131,7 @@ impl fmt::Debug for Transport {
         f.debug_struct("Transport")
             .field("tls", &self.tls.as_ref().map(|(_, name)| name))
             .field("websocket_path", &self.websocket_path)
+            .field("resumed", &self.resumed_handshakes())
             .finish()
     }
 }
@@ -126,10 +139,11 @@ impl fmt::Debug for Transport {
 impl Transport {
     /// Plain TCP.
     #[must_use]
-    pub const fn tcp() -> Self {
+    pub fn tcp() -> Self {
         Self {
             tls: None,
             websocket_path: None,
+            resumed: Arc::default(),
         }
     }
 
@@ -167,6 +181,7 @@ impl Transport {
         Ok(Self {
             tls,
             websocket_path,
+            resumed: Arc::default(),
         })
     }
 
@@ -174,6 +189,13 @@ impl Transport {
     #[must_use]
     pub const fn is_tls(&self) -> bool {
         self.tls.is_some()
+    }
+
+    /// How many TLS handshakes so far resumed an earlier session instead of making a full
+    /// handshake (0 without TLS, or with [`TlsOptions::no_resumption`]).
+    #[must_use]
+    pub fn resumed_handshakes(&self) -> u64 {
+        self.resumed.load(Ordering::Relaxed)
     }
 
     /// The URL scheme of this transport: `mqtt`, `mqtts`, `ws` or `wss`.
@@ -208,13 +230,24 @@ impl Transport {
             }
             (Some((connector, name)), None) => {
                 let tls = connector.connect(name.clone(), tcp).await?;
+                self.count_resumption(&tls);
                 Ok(Stream::Tls(Box::new(tls)))
             }
             (Some((connector, name)), Some(path)) => {
                 let tls = connector.connect(name.clone(), tcp).await?;
+                self.count_resumption(&tls);
                 let ws = upgrade(tls, "wss", host, addr.port(), path).await?;
                 Ok(Stream::Wss(Box::new(ws)))
             }
+        }
+    }
+}
+
+impl Transport {
+    /// Counts the handshake of `tls` if it resumed a session.
+    fn count_resumption(&self, tls: &TlsStream<TcpStream>) {
+        if tls.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed) {
+            self.resumed.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -296,20 +329,26 @@ fn tls_config(options: &TlsOptions) -> Result<rustls::ClientConfig, LoadError> {
         }
         builder.with_root_certificates(roots)
     };
-    match (&options.cert, &options.key) {
+    let mut config = match (&options.cert, &options.key) {
         (Some(cert), Some(key)) => {
             let chain = read_certificates(cert)?;
             let key = PrivateKeyDer::from_pem_file(key)
                 .map_err(|e| LoadError::Tls(format!("{}: {e}", key.display())))?;
             builder
                 .with_client_auth_cert(chain, key)
-                .map_err(|e| LoadError::Tls(format!("client certificate: {e}")))
+                .map_err(|e| LoadError::Tls(format!("client certificate: {e}")))?
         }
-        (None, None) => Ok(builder.with_no_client_auth()),
-        _ => Err(LoadError::Options(
-            "--cert and --key go together".to_owned(),
-        )),
+        (None, None) => builder.with_no_client_auth(),
+        _ => {
+            return Err(LoadError::Options(
+                "--cert and --key go together".to_owned(),
+            ));
+        }
+    };
+    if options.no_resumption {
+        config.resumption = rustls::client::Resumption::disabled();
     }
+    Ok(config)
 }
 
 /// The suites named in `names` (IANA or OpenSSL names, any case), in that order; every suite

@@ -1,11 +1,11 @@
 //! The modes of `mqtt-load` against our own broker (mqtt-tokio, in this process) over real
 //! loopback sockets: QoS 2 publish/subscribe losing nothing, persistent MQTT 5 sessions, the
-//! keep-alive pings of `conn`, topic templates, a fixed scenario over WebSocket, the JSON
-//! summary and refused options.
+//! keep-alive pings of `conn`, topic templates, a fixed scenario over WebSocket, TLS session
+//! resumption on and off, the JSON summary and refused options.
 
 mod common;
 
-use common::{OurBroker, TempDir, load, subscribed};
+use common::{OurBroker, TempDir, have, load, make_certificates, subscribed};
 
 /// A plain listener, then a WebSocket one.
 const LISTENERS: &str = "[[listener]]\nport = 0\nallow_anonymous = true\n\
@@ -298,6 +298,73 @@ fn scenarios_and_modes_run_over_websocket() {
     .ok();
     assert_eq!(run.num("connected"), 3.0);
     assert_eq!(run.field("transport"), "ws");
+}
+
+#[test]
+fn tls_sessions_are_resumed_unless_refused() {
+    if !have("openssl", "tls_sessions_are_resumed_unless_refused") {
+        return;
+    }
+    let dir = TempDir::new("resume");
+    make_certificates(&dir);
+    let broker = OurBroker::start(&format!(
+        "[[listener]]\nport = 0\nallow_anonymous = true\ncertfile = {:?}\nkeyfile = {:?}\n",
+        dir.file("server.pem"),
+        dir.file("server.key"),
+    ));
+    let port = broker.port(0);
+    let ca = dir.file("ca.pem");
+    // One worker, one connection after the other: each can resume the session of the one
+    // before it.
+    let connrate = |extra: &[&str]| {
+        load(
+            &[
+                &[
+                    "connrate",
+                    "--port",
+                    &port,
+                    "--cafile",
+                    &ca,
+                    "--concurrency",
+                    "1",
+                    "--count",
+                    "6",
+                    "--quiet",
+                ][..],
+                extra,
+            ]
+            .concat(),
+        )
+        .ok()
+    };
+    for version in ["1.2", "1.3"] {
+        let resumed = connrate(&["--tls-version", version]);
+        assert_eq!(resumed.num("connects"), 6.0, "{resumed:#?}");
+        assert_eq!(resumed.num("failed"), 0.0, "{resumed:#?}");
+        // The first connection has no session to resume.
+        assert_eq!(
+            resumed.num("tls_resumed"),
+            5.0,
+            "TLS {version}: {resumed:#?}"
+        );
+        let explicit = connrate(&["--tls-version", version, "--tls-resume"]);
+        assert_eq!(explicit.num("tls_resumed"), 5.0, "{explicit:#?}");
+        let full = connrate(&["--tls-version", version, "--no-tls-resume"]);
+        assert_eq!(full.num("connects"), 6.0, "{full:#?}");
+        assert_eq!(full.num("tls_resumed"), 0.0, "TLS {version}: {full:#?}");
+    }
+    // Without TLS there is nothing to resume, and nothing is reported.
+    let plain = OurBroker::start(LISTENERS);
+    let run = load(&[
+        "connrate",
+        "--port",
+        &plain.port(0),
+        "--count",
+        "2",
+        "--quiet",
+    ])
+    .ok();
+    assert!(!run.fields.contains_key("tls_resumed"), "{run:#?}");
 }
 
 #[test]

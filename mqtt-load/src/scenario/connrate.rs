@@ -1,5 +1,6 @@
 //! `connrate`: C workers each loop over connect, CONNACK, DISCONNECT, close; reports
-//! connections per second and the connect-to-CONNACK latency.
+//! connections per second and the connect-to-CONNACK latency; over TLS also how many
+//! handshakes resumed a session (`tls_resumed`; 0 with `--no-tls-resume`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -84,6 +85,9 @@ pub async fn run(options: &Options, config: &ClientConfig) -> Result<Report, Loa
     report.add("connects", connects);
     report.add("failed", Counters::get(&counters.errors));
     report.add_rate("conn_per_s", connects, elapsed.as_secs_f64());
+    if config.transport.is_tls() {
+        report.add("tls_resumed", config.transport.resumed_handshakes());
+    }
     report.add_latency("", &latency);
     if let Some(e) = first_error {
         report.add("first_error", format_args!("\"{e}\""));
