@@ -5,7 +5,8 @@
 #
 # The sourcing script defines ROOT, TARGET (cargo target directory), WORK (scratch directory),
 # MOSQUITTO and RUMQTTD (paths; RUMQTTD only if it runs rumqttd) and `log`, and keeps the PID of
-# the running broker in BROKER_PID.
+# the running broker in BROKER_PID. Brokers with a TLS listener use the certificates that
+# make_test_certificates writes to TLS_DIR.
 # shellcheck shell=bash
 
 # Prints a TCP port that is free on 127.0.0.1 now.
@@ -49,15 +50,44 @@ stop_pid() { # pid
     wait "$pid" 2>/dev/null || true
 }
 
+# Makes a test CA and a server certificate for 127.0.0.1 and localhost in directory $1 with
+# the `openssl` command: ca.pem, server.pem and server.key, all RSA 2048 (so that the TLS 1.2
+# ECDHE-RSA suites, Tasmota's ECDHE-RSA-AES128-GCM-SHA256 among them, apply). Valid for two
+# days; made at run time, never kept. The files are readable by all and the directories
+# searchable, since mosquitto started as root reads them as its own user.
+make_test_certificates() { # dir
+    local dir=$1
+    mkdir -p "$dir"
+    (
+        cd "$dir" || exit 1
+        openssl req -x509 -nodes -newkey rsa:2048 -keyout ca.key -out ca.pem -days 2 \
+            -subj "/CN=compare-brokers test CA" 2>/dev/null
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >server.ext
+        openssl req -nodes -newkey rsa:2048 -keyout server.key -out server.csr \
+            -subj "/CN=localhost" 2>/dev/null
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+            -out server.pem -days 2 -extfile server.ext 2>/dev/null
+        chmod 644 server.key server.pem ca.pem
+    )
+    chmod 755 "$dir"
+    chmod 711 "$(dirname "$dir")"
+}
+
 # Writes to file $2 what every run of ours and mosquitto shares: a listener on 127.0.0.1 port
-# $1, anonymous clients allowed, no persistence, no connection limit.
-listener_conf() { # port file
+# $1, anonymous clients allowed, no persistence, no connection limit. Listener kind $3: `tcp`
+# (default), `tls` (the certificate of TLS_DIR, no client certificates asked for) or `ws`
+# (MQTT over WebSocket).
+listener_conf() { # port file [kind]
     cat >"$2" <<EOF
 listener $1 127.0.0.1
 allow_anonymous true
 persistence false
 max_connections -1
 EOF
+    case ${3:-tcp} in
+    tls) printf 'certfile %s\nkeyfile %s\n' "$TLS_DIR/server.pem" "$TLS_DIR/server.key" >>"$2" ;;
+    ws) echo 'protocol websockets' >>"$2" ;;
+    esac
 }
 
 # Appends to file $1 the per-client limits of compare-brokers.sh in ours' and mosquitto's
@@ -76,23 +106,34 @@ mosquitto_io_conf() { # file
     printf 'set_tcp_nodelay true\nlog_dest none\n' >>"$1"
 }
 
-# Writes our broker's configuration under the limits of compare-brokers.sh to file $2 (port $1).
-ours_conf() { # port file
-    listener_conf "$1" "$2"
+# Writes our broker's configuration under the limits of compare-brokers.sh to file $2 (port $1,
+# listener kind $3 as listener_conf's).
+ours_conf() { # port file [kind]
+    listener_conf "$1" "$2" "${3:-tcp}"
     limits_conf "$2"
 }
 
-# Writes mosquitto's configuration under the limits of compare-brokers.sh to file $2 (port $1),
-# including the 16 MiB queued-bytes bound that ours has built in.
-mosquitto_conf() { # port file
-    listener_conf "$1" "$2"
+# Writes mosquitto's configuration under the limits of compare-brokers.sh to file $2 (port $1,
+# listener kind $3 as listener_conf's), including the 16 MiB queued-bytes bound that ours has
+# built in. mosquitto 2.0 refuses to start with WebSocket listeners only: a `ws` configuration
+# gets a second, plain listener on a free port that nobody uses.
+mosquitto_conf() { # port file [kind]
+    listener_conf "$1" "$2" "${3:-tcp}"
     limits_conf "$2"
     echo 'max_queued_bytes 16777216' >>"$2"
     mosquitto_io_conf "$2"
+    if [[ ${3:-tcp} == ws ]]; then
+        echo "listener $(free_port) 127.0.0.1" >>"$2"
+    fi
 }
 
-# Writes rumqttd's configuration under the limits of compare-brokers.sh to file $2 (port $1).
-rumqttd_conf() { # port file
+# Writes rumqttd's configuration under the limits of compare-brokers.sh to file $2 (port $1):
+# listener kind $3 `tcp` (default) is its v4 (MQTT 3.1.1) listener, `tls` the same with the
+# certificate of TLS_DIR (rustls; no client certificates asked for), `ws` its WebSocket
+# listener (also MQTT 3.1.1).
+rumqttd_conf() { # port file [kind]
+    local section=v4 name=v4-1
+    if [[ ${3:-tcp} == ws ]]; then section=ws name=ws-1; fi
     cat >"$2" <<EOF
 id = 0
 
@@ -103,16 +144,23 @@ max_outgoing_packet_count = 200
 max_segment_size = 104857600
 max_segment_count = 10
 
-[v4.1]
-name = "v4-1"
+[$section.1]
+name = "$name"
 listen = "127.0.0.1:$1"
 next_connection_delay_ms = 0
-    [v4.1.connections]
+    [$section.1.connections]
     connection_timeout_ms = 60000
     max_payload_size = 1048576
     max_inflight_count = 100
     dynamic_filters = true
 EOF
+    if [[ ${3:-tcp} == tls ]]; then
+        cat >>"$2" <<EOF
+    [$section.1.tls]
+    certpath = "$TLS_DIR/server.pem"
+    keypath = "$TLS_DIR/server.key"
+EOF
+    fi
 }
 
 # Starts broker $1 (ours, ours-2cpu, ours-scraped, ours-base, mosquitto or rumqttd) in the
@@ -157,22 +205,23 @@ launch_broker() { # broker conf cpus
 }
 
 # Starts broker $1 on a free port under the limits of compare-brokers.sh, pinned to CPUs $2,
-# and waits until it listens; sets BROKER_PID and BROKER_PORT.
-start_limited_broker() { # broker cpus
-    local conf
+# its listener of kind $3 (`tcp`, the default; `tls` or `ws`, see listener_conf), and waits
+# until it listens; sets BROKER_PID and BROKER_PORT.
+start_limited_broker() { # broker cpus [kind]
+    local conf kind=${3:-tcp}
     BROKER_PORT=$(free_port)
     case $1 in
     rumqttd)
         conf=$WORK/$1-$BROKER_PORT.toml # rumqttd picks the format by extension
-        rumqttd_conf "$BROKER_PORT" "$conf"
+        rumqttd_conf "$BROKER_PORT" "$conf" "$kind"
         ;;
     mosquitto)
         conf=$WORK/$1-$BROKER_PORT.conf
-        mosquitto_conf "$BROKER_PORT" "$conf"
+        mosquitto_conf "$BROKER_PORT" "$conf" "$kind"
         ;;
     *)
         conf=$WORK/$1-$BROKER_PORT.conf
-        ours_conf "$BROKER_PORT" "$conf"
+        ours_conf "$BROKER_PORT" "$conf" "$kind"
         if [[ $1 == ours-scraped || $1 == ours-page || $1 == ours-watched ]]; then
             HTTP_PORT=$(free_port)
             printf 'listener %s 127.0.0.1\nprotocol http\nallow_anonymous true\n' "$HTTP_PORT" >>"$conf"
