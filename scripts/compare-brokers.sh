@@ -75,6 +75,9 @@
 #   "ours-base" with OURS_BASE set to
 #   another mqtt-broker binary, e.g. the build of the commit before a change), BROKER_CPUS (0), LOAD_CPUS (1), RUMQTTD (path; default rumqttd on PATH or
 #   /work/rumqttd-install/bin/rumqttd), MOSQUITTO (path), CARGO_TARGET_DIR, KEEP_LOGS=1.
+# rumqttd (0.20.0, with rustls and websockets, its default features) installs with
+#   `cargo install --root /work/rumqttd-install rumqttd`; with `--locked` it pins metrics 0.22.1,
+#   which current compilers refuse (E0521), so the newest compatible 0.22.x is taken instead.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
