@@ -128,6 +128,35 @@ fn mqtt311_3_3_5_2_at_the_limit_a_311_qos1_publisher_is_disconnected_not_acknowl
     assert_eq!(consistent(&h).publishes_refused_memory, 2);
 }
 
+/// A 3.1.1 client resends what it had in flight before it reads on [MQTT-4.4.0-1]: closing it
+/// for the resend at the limit would close it on every reconnect, before it could acknowledge
+/// the messages it holds of the full queues (the simulator's seed 1085 went round that loop
+/// for a minute). The resend (DUP) is taken; a new message is still refused.
+#[test]
+fn mqtt311_4_4_0_1_at_the_limit_a_resent_publish_is_taken_so_the_client_can_read_on() {
+    let mut h = harness();
+    let (_sub, _) = stuck_and_publisher(&mut h);
+    let publisher = h.connect(V311, "pub311");
+    h.publish_n(publisher, "t", &PAYLOAD, QoS::AtLeastOnce, 42);
+    let mut resend = publish_packet("t", &PAYLOAD, PublishQos::AtLeastOnce(id(9)), false);
+    resend.dup = true;
+    h.send_publish(publisher, resend);
+    match h.recv(publisher) {
+        Some(Packet::PubAck(ack)) => assert_eq!(ack.packet_id, id(9)),
+        other => panic!("expected PUBACK, got {other:?}"),
+    }
+    assert!(!h.is_closed(publisher));
+    let stats = consistent(&h);
+    assert_eq!(stats.publishes_refused_memory, 0);
+    assert_eq!(stats.bytes_queued, (41 * WEIGHT) as u64, "one more held");
+    h.send_publish(
+        publisher,
+        publish_packet("t", &PAYLOAD, PublishQos::AtLeastOnce(id(10)), false),
+    );
+    h.expect_nothing(publisher);
+    assert!(h.is_closed(publisher), "a new message is refused as before");
+}
+
 #[test]
 fn unflushed_outboxes_count_and_are_released_when_their_connection_closes() {
     let mut h = harness();

@@ -431,7 +431,18 @@ impl Client {
             Bytes::from(p)
         };
         let mut publish = Publish::new(text(topic), payload).with_retain(retain);
-        oracle.published(self.idx, msg, topic, qos, retain, clear, now);
+        // One message in five of a 5.0 publisher expires after 1 to 8 s (chosen from its
+        // number, so the clients' draws stay as they were).
+        let expiry = (self.profile.version.is_v5() && msg.is_multiple_of(5))
+            .then(|| 1 + (msg / 5 % 8) as u32);
+        if let Some(secs) = expiry {
+            publish.properties = PropertyValues {
+                message_expiry_interval: Some(secs),
+                ..PropertyValues::default()
+            }
+            .into();
+        }
+        oracle.published(self.idx, msg, topic, qos, retain, clear, expiry, now);
         if qos > 0 {
             let id = self.packet_id();
             publish = publish.with_qos(if qos == 1 {
@@ -485,11 +496,9 @@ impl Client {
             .with_qos(publish.qos)
             .with_retain(publish.retain);
         aliased.dup = publish.dup;
-        aliased.properties = PropertyValues {
-            topic_alias: Some(alias),
-            ..PropertyValues::default()
-        }
-        .into();
+        let mut properties = (*publish.properties).clone();
+        properties.topic_alias = Some(alias);
+        aliased.properties = properties.into();
         aliased
     }
 
@@ -601,6 +610,12 @@ impl Client {
         self.buf.clear();
         self.decoder = Decoder::new();
         self.decoder.set_version(version);
+        // How long the session outlives this connection (a delayed will waits at most that).
+        let session_ms = match (version.is_v5() && persistent, self.profile.expiry) {
+            (false, _) => Some(0),
+            (true, u32::MAX) => None,
+            (true, secs) => Some(u64::from(secs) * 1000),
+        };
         let will = self.profile.will.clone().map(|w| {
             *next_msg += 1;
             let msg = *next_msg;
@@ -613,6 +628,7 @@ impl Client {
                 w.qos,
                 w.retain,
                 u64::from(w.delay) * 1000,
+                session_ms,
                 now,
             );
             let mut properties = PropertyValues::default();
@@ -771,22 +787,28 @@ impl Client {
                     PublishQos::ExactlyOnce(_) => 2,
                 };
                 let msg = msg_of(publish.payload());
+                // What a 5.0 client was told of the message's lifetime.
+                let expiry = self
+                    .profile
+                    .version
+                    .is_v5()
+                    .then_some(publish.properties.message_expiry_interval);
                 match publish.qos {
                     PublishQos::AtMostOnce => {
                         if let Some(msg) = msg {
-                            oracle.received(self.idx, msg, qos, retain, false, now);
+                            oracle.received(self.idx, msg, qos, retain, false, expiry, now);
                         }
                     }
                     PublishQos::AtLeastOnce(id) => {
                         if let Some(msg) = msg {
-                            oracle.received(self.idx, msg, qos, retain, false, now);
+                            oracle.received(self.idx, msg, qos, retain, false, expiry, now);
                         }
                         self.send(&Packet::PubAck(Ack::new(id)), now, out);
                     }
                     PublishQos::ExactlyOnce(id) => {
                         let duplicate = !self.incoming_qos2.insert(id.get());
                         if let Some(msg) = msg {
-                            oracle.received(self.idx, msg, qos, retain, duplicate, now);
+                            oracle.received(self.idx, msg, qos, retain, duplicate, expiry, now);
                         }
                         self.send(&Packet::PubRec(Ack::new(id)), now, out);
                     }

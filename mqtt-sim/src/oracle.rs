@@ -35,6 +35,9 @@ struct Published {
     /// Sent again by its publisher (DUP) on a resumed session: routed again, as a new message
     /// [MQTT-4.3.2-2], so its copies may follow later messages.
     resent: bool,
+    /// Message Expiry Interval in seconds (5.0), if set: such a message is not owed (it may
+    /// expire first) and its copies must carry what is left of it.
+    expiry: Option<u32>,
 }
 
 /// A subscription the broker confirmed.
@@ -71,8 +74,15 @@ struct Will {
     qos: u8,
     retain: bool,
     delay: Ms,
+    /// How long its session outlives the connection (`None`: for ever): the will waits at
+    /// most that [MQTT5-3.1.3-9].
+    session: Option<Ms>,
     /// A normal DISCONNECT reached the broker at this time.
     cancelled_at: Option<Ms>,
+    /// The broker saw the connection end without DISCONNECT at this time.
+    ended_at: Option<Ms>,
+    /// When a copy of it first arrived anywhere.
+    first_seen: Option<Ms>,
 }
 
 #[derive(Debug)]
@@ -99,6 +109,8 @@ struct ClientFacts {
     up_at_end: bool,
     /// When its last CONNECT reached the broker.
     connect_at: Ms,
+    /// When each of its CONNECTs reached the broker.
+    connects: Vec<Ms>,
     /// Every SUBSCRIBE and UNSUBSCRIBE sent, per filter: filter, number, time.
     filter_changes: Vec<(String, u64, Ms)>,
     /// Every subscription ever asked for: filter, No Local, Retain As Published.
@@ -118,6 +130,9 @@ struct RetainedWrite {
     clear: bool,
     sent_at: Ms,
     acked_at: Option<Ms>,
+    /// Sent with a Message Expiry Interval: expired by the end-of-run audit, which comes long
+    /// after the last publish.
+    expires: bool,
 }
 
 /// Facts and checks of one run.
@@ -191,6 +206,7 @@ impl Oracle {
                 dropped: false,
                 up_at_end: false,
                 connect_at: 0,
+                connects: Vec::new(),
                 filter_changes: Vec::new(),
                 requested: Vec::new(),
                 no_local: HashSet::new(),
@@ -237,17 +253,21 @@ impl Oracle {
         qos: u8,
         retain: bool,
         clear: bool,
+        expiry: Option<u32>,
         now: Ms,
     ) {
         // A clear has an empty payload: its copies cannot be told apart, so only its effect
         // on the retained set is followed.
         if !clear {
             self.follow(client, msg, topic, qos, retain, now);
+            if let Some(m) = self.messages.get_mut(&msg) {
+                m.expiry = expiry;
+            }
         }
         if retain {
             self.retained_publishes
                 .insert(msg, (topic.to_owned(), clear));
-            self.retained_write(topic, msg, clear, now);
+            self.retained_write(topic, msg, clear, expiry.is_some(), now);
         }
     }
 
@@ -261,17 +281,19 @@ impl Oracle {
             sent_at: now,
             acked_at: None,
             resent: false,
+            expiry: None,
         };
         self.messages.insert(msg, published);
     }
 
     /// `msg`, sent now, may set (or, `clear`, clear) the retained message of `topic`.
-    fn retained_write(&mut self, topic: &str, msg: MsgId, clear: bool, now: Ms) {
+    fn retained_write(&mut self, topic: &str, msg: MsgId, clear: bool, expires: bool, now: Ms) {
         let write = RetainedWrite {
             msg,
             clear,
             sent_at: now,
             acked_at: None,
+            expires,
         };
         self.retained
             .entry(topic.to_owned())
@@ -287,12 +309,13 @@ impl Oracle {
         }
         if let Some((topic, clear)) = self.retained_publishes.get(&msg) {
             let (topic, clear) = (topic.clone(), *clear);
+            let expires = self.messages.get(&msg).is_some_and(|m| m.expiry.is_some());
             let known = self
                 .retained
                 .get(&topic)
                 .is_some_and(|writes| writes.iter().any(|w| w.msg == msg));
             if !known {
-                self.retained_write(&topic, msg, clear, now);
+                self.retained_write(&topic, msg, clear, expires, now);
             }
         }
     }
@@ -418,6 +441,7 @@ impl Oracle {
             facts.expect = Expect::Unknown;
         }
         facts.connect_at = now;
+        facts.connects.push(now);
     }
 
     /// `client`'s connection ended (as it saw it); a persistent session lasts `expiry` ms more
@@ -510,6 +534,7 @@ impl Oracle {
 
     /// `client` received message `msg` at `qos` with the RETAIN flag `retain`; `duplicate` when
     /// its own QoS 2 state recognised the packet identifier (not handed to the application).
+    #[allow(clippy::too_many_arguments)]
     pub fn received(
         &mut self,
         client: usize,
@@ -517,6 +542,7 @@ impl Oracle {
         qos: u8,
         retain: bool,
         duplicate: bool,
+        expiry: Option<Option<u32>>,
         now: Ms,
     ) {
         let Some(published) = self.messages.get(&msg).cloned() else {
@@ -537,6 +563,12 @@ impl Oracle {
             );
         }
         self.check_flags(client, msg, &published, retain, now);
+        if let Some(will) = self.wills.get_mut(&msg) {
+            will.first_seen.get_or_insert(now);
+        }
+        if let (Some(sent), Some(left)) = (published.expiry, expiry) {
+            self.check_expiry(&name, msg, &published, sent, left, now);
+        }
         let facts = &mut self.clients[client];
         facts.received.insert((facts.epoch, msg));
         let chain = facts.chain;
@@ -583,6 +615,33 @@ impl Oracle {
             } else {
                 *newest = msg;
             }
+        }
+    }
+
+    /// A copy of a message published with a Message Expiry Interval of `sent` seconds, as a 5.0
+    /// client received it with `left`: the broker forwards what is left of the interval
+    /// [MQTT5-3.3.2-6] and delivers nothing expired [MQTT5-3.3.2-5]; time left never shows 0
+    /// (it rounds up), and a QoS 2 copy resent after it expired may show 1 [MQTT5-4.3.3-7].
+    fn check_expiry(
+        &mut self,
+        name: &str,
+        msg: MsgId,
+        published: &Published,
+        sent: u32,
+        left: Option<u32>,
+        now: Ms,
+    ) {
+        let topic = &published.topic;
+        let Some(left) = left else {
+            self.violation(now, format!("{name}: message {msg} on {topic}, published with a Message Expiry Interval of {sent} s, arrived without one [MQTT5-3.3.2-6]"));
+            return;
+        };
+        // The broker received it after it was sent and handed it on before it arrived.
+        let waited_at_most = now - published.sent_at;
+        if left == 0 || left > sent {
+            self.violation(now, format!("{name}: message {msg} on {topic} arrived with {left} s of its {sent} s expiry interval left [MQTT5-3.3.2-6]"));
+        } else if left > 1 && u64::from(left) * 1000 + waited_at_most < u64::from(sent) * 1000 {
+            self.violation(now, format!("{name}: message {msg} on {topic} arrived {waited_at_most} ms after it was sent with {left} s of {sent} s left: more than it waited was taken off [MQTT5-3.3.2-6]"));
         }
     }
 
@@ -646,11 +705,12 @@ impl Oracle {
         qos: u8,
         retain: bool,
         delay: Ms,
+        session: Option<Ms>,
         now: Ms,
     ) {
         self.follow(client, msg, topic, qos, retain, now);
         if retain {
-            self.retained_write(topic, msg, false, now);
+            self.retained_write(topic, msg, false, false, now);
         }
         self.wills.insert(
             msg,
@@ -661,7 +721,10 @@ impl Oracle {
                 qos,
                 retain,
                 delay,
+                session,
                 cancelled_at: None,
+                ended_at: None,
+                first_seen: None,
             },
         );
     }
@@ -675,9 +738,16 @@ impl Oracle {
 
     /// The broker saw `conn` end without DISCONNECT at `now` (the network dropped it, or the
     /// broker closed it for keep alive), no other connection of its client being open: a will
-    /// without delay is due now. (A delayed will depends on whether the session resumes in
-    /// time, which the oracle does not predict.)
+    /// without delay is due now; a delayed one is judged at the end, when the oracle knows
+    /// whether its client came back in time.
     pub fn abnormal_end(&mut self, conn: u64, now: Ms) {
+        for will in self
+            .wills
+            .values_mut()
+            .filter(|w| w.conn == conn && w.cancelled_at.is_none())
+        {
+            will.ended_at.get_or_insert(now);
+        }
         let due: Vec<MsgId> = self
             .wills
             .iter()
@@ -693,8 +763,9 @@ impl Oracle {
         }
     }
 
-    /// The store failed where it must not (it does not open or read after a restart).
-    pub fn store_failure(&mut self, now: Ms, text: String) {
+    /// A guarantee the world saw broken itself: the store does not open or read after a
+    /// restart, a memory limit passed.
+    pub fn seen(&mut self, now: Ms, text: String) {
         self.violation(now, text);
     }
 
@@ -756,6 +827,7 @@ impl Oracle {
     /// end) holds for each topic a value the publishes allow.
     pub fn finish(&mut self, retained: &BTreeMap<String, MsgId>, now: Ms) -> Vec<String> {
         self.check_wills(now);
+        self.check_delayed_wills(now);
         self.check_deliveries(now);
         self.check_retained(retained, now);
         std::mem::take(&mut self.violations)
@@ -788,6 +860,50 @@ impl Oracle {
         }
     }
 
+    /// A will with a delay, of a connection that ended without DISCONNECT: the broker publishes
+    /// it when the delay or the session ends, whichever comes first, unless the client comes
+    /// back first [MQTT5-3.1.3-9] [MQTT5-3.1.2-8]. Where no crash came near and no CONNECT of
+    /// its client reached the broker until then, it must not arrive before that time, and from
+    /// then on it is owed like an acknowledged message.
+    fn check_delayed_wills(&mut self, now: Ms) {
+        let mut due_wills = Vec::new();
+        let mut found = Vec::new();
+        for (msg, will) in &self.wills {
+            let Some(ended) = will.ended_at else { continue };
+            if will.delay == 0 || will.cancelled_at.is_some() {
+                continue;
+            }
+            let due = ended + will.delay.min(will.session.unwrap_or(Ms::MAX));
+            // One clock runs the broker and the oracle: a second of margin covers a CONNECT
+            // that reaches the broker in the same instant the delay runs out.
+            let came_back = self.clients[will.client]
+                .connects
+                .iter()
+                .any(|&at| at >= ended && at <= due + 1_000);
+            if came_back || self.crash_between(ended.saturating_sub(SLACK), due + 1_000) {
+                continue;
+            }
+            if let Some(seen) = will.first_seen.filter(|&seen| seen < due) {
+                found.push(format!(
+                    "will {msg} of {} on {} arrived at {seen} ms, before its delay ran out at {due} ms (connection ended at {ended} ms, delay {} ms) [MQTT5-3.1.3-9]",
+                    self.clients[will.client].name, will.topic, will.delay
+                ));
+            }
+            if due + SLACK < now {
+                due_wills.push((*msg, due));
+            }
+        }
+        for (msg, due) in due_wills {
+            if let Some(m) = self.messages.get_mut(&msg) {
+                m.sent_at = due;
+                m.acked_at = Some(due);
+            }
+        }
+        for text in found {
+            self.violation(now, text);
+        }
+    }
+
     fn check_deliveries(&mut self, now: Ms) {
         let mut found = Vec::new();
         let mut owed_checked = 0;
@@ -797,7 +913,7 @@ impl Oracle {
             }
             for (msg, m) in &self.messages {
                 let Some(acked) = m.acked_at else { continue };
-                if m.qos == 0 {
+                if m.qos == 0 || m.expiry.is_some() {
                     continue;
                 }
                 if self.wills.contains_key(msg)
@@ -875,7 +991,11 @@ impl Oracle {
             }
             for (msg, m) in &self.messages {
                 let Some(acked) = m.acked_at else { continue };
-                if m.qos == 0 || self.wills.contains_key(msg) || !matches(group, &m.topic) {
+                if m.qos == 0
+                    || m.expiry.is_some()
+                    || self.wills.contains_key(msg)
+                    || !matches(group, &m.topic)
+                {
                     continue;
                 }
                 let subscribed = members.iter().any(|c| {
@@ -920,13 +1040,13 @@ impl Oracle {
             let candidates: Vec<Option<MsgId>> = writes
                 .iter()
                 .filter(|w| !superseded(w))
-                .map(|w| (!w.clear).then_some(w.msg))
+                .map(|w| (!w.clear && !w.expires).then_some(w.msg))
                 .collect();
             let any_certain = writes.iter().any(|w| w.acked_at.is_some());
             let allowed = candidates.contains(&held) || (held.is_none() && !any_certain);
             if !allowed {
                 found.push(format!(
-                    "retained message of {topic} is {held:?}; the acknowledged publishes allow only {candidates:?} [MQTT-3.3.1-5] [MQTT5-3.3.1-5]"
+                    "retained message of {topic} is {held:?}; the acknowledged publishes allow only {candidates:?} (a message with an expiry interval has expired by now) [MQTT-3.3.1-5] [MQTT5-3.3.1-5] [MQTT5-3.3.2-5]"
                 ));
             }
         }
@@ -964,7 +1084,7 @@ mod tests {
         oracle.connack(1, true, Some(false), true, 0);
         let asked = oracle.subscribing(1, "t/#", false, false, 5);
         oracle.subscribed(1, "t/#", 1, asked, 10);
-        oracle.published(0, 1, "t/a", 1, false, false, 20);
+        oracle.published(0, 1, "t/a", 1, false, false, None, 20);
         oracle.acknowledged(1, 30);
         oracle.up_at_end(1);
         let violations = oracle.finish(&BTreeMap::new(), 100);
@@ -973,14 +1093,42 @@ mod tests {
     }
 
     #[test]
+    fn expiry_must_be_forwarded_counted_down_and_never_owed() {
+        let mut oracle = Oracle::new(vec!["p".into(), "s".into()], true);
+        oracle.connack(1, true, Some(false), true, 0);
+        let asked = oracle.subscribing(1, "t/#", false, false, 5);
+        oracle.subscribed(1, "t/#", 1, asked, 10);
+        for msg in 1..=5 {
+            oracle.published(0, msg, "t/a", 1, false, false, Some(10), 1_000);
+            oracle.acknowledged(msg, 1_010);
+        }
+        oracle.received(1, 1, 1, false, false, Some(Some(8)), 3_500); // waited 2.5 s: fine
+        oracle.received(1, 2, 1, false, false, Some(None), 3_500); // no interval [MQTT5-3.3.2-6]
+        oracle.received(1, 3, 1, false, false, Some(Some(11)), 3_500); // more than sent
+        oracle.received(1, 4, 1, false, false, Some(Some(3)), 2_000); // 7 s taken in 1 s
+        oracle.received(1, 5, 1, false, false, None, 2_000); // a 3.x client is told nothing
+        assert_eq!(oracle.violations().len(), 3, "{:?}", oracle.violations());
+        // Message 5 never reached it again, and others were not re-sent: nothing is owed,
+        // as each may have expired first.
+        oracle.up_at_end(1);
+        let mut retained = BTreeMap::new();
+        retained.insert("t/r".to_owned(), 9);
+        oracle.published(0, 9, "t/r", 1, true, false, Some(2), 1_100);
+        oracle.acknowledged(9, 1_110);
+        let violations = oracle.finish(&retained, 100_000);
+        assert_eq!(violations.len(), 4, "{violations:?}");
+        assert!(violations[3].contains("has expired"), "{violations:?}");
+    }
+
+    #[test]
     fn qos2_twice_and_out_of_order_are_caught() {
         let mut oracle = Oracle::new(vec!["p".into(), "s".into()], true);
-        oracle.published(0, 1, "t", 2, false, false, 0);
-        oracle.published(0, 2, "t", 2, false, false, 1);
-        oracle.received(1, 2, 2, false, false, 5);
-        oracle.received(1, 1, 2, false, false, 6);
-        oracle.received(1, 1, 2, false, false, 7);
-        oracle.received(1, 1, 2, false, true, 8); // recognised by the client: fine
+        oracle.published(0, 1, "t", 2, false, false, None, 0);
+        oracle.published(0, 2, "t", 2, false, false, None, 1);
+        oracle.received(1, 2, 2, false, false, None, 5);
+        oracle.received(1, 1, 2, false, false, None, 6);
+        oracle.received(1, 1, 2, false, false, None, 7);
+        oracle.received(1, 1, 2, false, true, None, 8); // recognised by the client: fine
         assert_eq!(oracle.violations().len(), 2, "{:?}", oracle.violations());
     }
 
@@ -988,26 +1136,26 @@ mod tests {
     fn no_local_and_the_retain_flag_are_checked_where_every_subscription_agrees() {
         let mut oracle = Oracle::new(vec!["c".into()], true);
         oracle.subscribing(0, "t/#", true, true, 0);
-        oracle.published(0, 1, "t/a", 1, false, false, 1);
-        oracle.received(0, 1, 1, false, false, 2); // its own, through No Local
-        oracle.published(0, 2, "t/b", 1, false, false, 3);
-        oracle.received(0, 2, 1, true, true, 4); // RETAIN on a message published without
+        oracle.published(0, 1, "t/a", 1, false, false, None, 1);
+        oracle.received(0, 1, 1, false, false, None, 2); // its own, through No Local
+        oracle.published(0, 2, "t/b", 1, false, false, None, 3);
+        oracle.received(0, 2, 1, true, true, None, 4); // RETAIN on a message published without
         assert_eq!(oracle.violations().len(), 2, "{:?}", oracle.violations());
         // Another subscription without No Local makes its own messages allowed.
         oracle.subscribing(0, "t/a", false, true, 5);
-        oracle.published(0, 3, "t/a", 1, false, false, 6);
-        oracle.received(0, 3, 1, false, false, 7);
+        oracle.published(0, 3, "t/a", 1, false, false, None, 6);
+        oracle.received(0, 3, 1, false, false, None, 7);
         assert_eq!(oracle.violations().len(), 2, "{:?}", oracle.violations());
     }
 
     #[test]
     fn retained_state_must_be_the_last_acknowledged_write_or_a_later_one() {
         let mut oracle = Oracle::new(vec!["p".into()], true);
-        oracle.published(0, 1, "r", 1, true, false, 0);
+        oracle.published(0, 1, "r", 1, true, false, None, 0);
         oracle.acknowledged(1, 5);
-        oracle.published(0, 2, "r", 1, true, false, 10);
+        oracle.published(0, 2, "r", 1, true, false, None, 10);
         oracle.acknowledged(2, 15);
-        oracle.published(0, 3, "r", 0, true, false, 20);
+        oracle.published(0, 3, "r", 0, true, false, None, 20);
         let held = |m: Option<MsgId>| m.map(|m| (String::from("r"), m)).into_iter().collect();
         for (value, ok) in [
             (Some(2), true),

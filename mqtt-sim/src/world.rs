@@ -190,6 +190,8 @@ pub struct World {
     /// The auditor's view of the retained set.
     audit: Option<(Decoder, BytesMut, BTreeMap<String, MsgId>)>,
     config: Config,
+    /// A memory limit was found broken (reported once).
+    limits_broken: bool,
     /// The last events, for a failure's report.
     trace: VecDeque<String>,
     counts: Counts,
@@ -234,6 +236,10 @@ impl World {
         config.max_queued_messages = *rng.pick(&[1000, 1000, 20]);
         config.receive_maximum = *rng.pick(&[32, 4]);
         config.queue_qos0_messages = rng.chance(50);
+        // A broker-wide memory limit in two runs of five (drawn apart, as above): small, so
+        // that publishes are refused (v5: Quota exceeded; 3.x QoS 1/2: the connection closed)
+        // while slow readers and offline sessions hold messages.
+        config.memory_limit = *side.pick(&[0, 0, 0, 1024, 2048]);
         World {
             opts,
             journal,
@@ -255,6 +261,7 @@ impl World {
             healing: false,
             audit: None,
             config,
+            limits_broken: false,
             trace: VecDeque::new(),
             counts: Counts::default(),
         }
@@ -588,7 +595,7 @@ impl World {
 
     fn oracle_violation(&mut self, text: String) {
         let now = self.now;
-        self.oracle.store_failure(now, text);
+        self.oracle.seen(now, text);
     }
 
     fn crash(&mut self, ending: Ending) {
@@ -752,6 +759,7 @@ impl World {
             };
             self.output(output);
         }
+        self.check_limits();
         let Some(p) = self.process.as_ref() else {
             return;
         };
@@ -764,6 +772,41 @@ impl World {
                 }
                 self.schedule(at, Ev::Timer(incarnation));
             }
+        }
+    }
+
+    /// Session queues stay within `max_queued_messages`, and the broker's count of queued
+    /// messages (what `memory_limit` is enforced with) agrees with its sessions' queues. (The
+    /// broker's own view: how much it holds is the one thing the outside cannot see.)
+    fn check_limits(&mut self) {
+        let Some(p) = self.process.as_ref() else {
+            return;
+        };
+        if self.limits_broken {
+            return; // reported once a run
+        }
+        let most = self.config.max_queued_messages;
+        let mut found = Vec::new();
+        let mut queued = 0;
+        for session in p.broker.sessions() {
+            queued += session.queued();
+            if session.queued() > most {
+                found.push(format!(
+                    "{} has {} messages queued, more than max_queued_messages ({most})",
+                    session.client_id(),
+                    session.queued()
+                ));
+            }
+        }
+        let counted = p.broker.stats().messages_queued;
+        if counted != queued as u64 {
+            found.push(format!(
+                "the broker counts {counted} messages queued for its memory limit; its sessions hold {queued}"
+            ));
+        }
+        self.limits_broken = !found.is_empty();
+        for text in found {
+            self.oracle_violation(text);
         }
     }
 

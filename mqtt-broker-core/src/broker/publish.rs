@@ -214,6 +214,11 @@ impl Broker {
             } else if self
                 .memory
                 .at_limit(self.config.memory_limit, self.out.unflushed())
+                // A 3.x resend is let through: its client resends everything in flight before
+                // it reads on, so closing it for a resend would close it on every reconnect,
+                // before it could acknowledge what it holds of the full queues (a livelock the
+                // simulator found, seed 1085). Its window bounds what this adds.
+                && (v5 || !publish.dup)
             {
                 // See `memory`: refused rather than held.
                 self.stats.publishes_refused_memory += 1;
