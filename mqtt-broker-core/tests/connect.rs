@@ -102,6 +102,8 @@ fn mqtt_3_1_2_3_reserved_connect_flag_closes_without_connack() {
 
 #[test]
 fn mqtt311_3_1_3_8_empty_client_id_needs_clean_session() {
+    // The client broke [MQTT-3.1.3-7]; the broker rejects the identifier with CONNACK 0x02 and
+    // closes [MQTT-3.1.3-9].
     let mut h = Harness::new();
     let c = h.open(V311);
     let mut connect = connect_packet(V311, "");
