@@ -257,6 +257,8 @@ fn mqtt311_3_1_2_24_silent_client_closed_after_one_and_a_half_keep_alive() {
     connect.will = Some(will("will/k", b"gone", QoS::AtMostOnce, false));
     h.connect_with(c, connect);
     h.advance(Duration::from_secs(9));
+    // A client keeps within its Keep Alive by a PINGREQ when otherwise idle [MQTT-3.1.2-23]: the
+    // broker answers and keeps it; one that falls silent is closed at one and a half times it.
     h.send(c, Packet::PingReq); // activity resets the clock
     assert_eq!(h.expect(c), Packet::PingResp);
     h.advance(Duration::from_secs(14));

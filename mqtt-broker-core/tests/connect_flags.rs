@@ -95,7 +95,8 @@ fn mqtt311_3_1_2_18_no_user_name_flag_no_user_name() {
 
 #[test]
 fn mqtt311_3_1_2_13_will_qos_without_will_flag_is_malformed() {
-    // Will Flag 0 requires Will QoS 0 [MQTT-3.1.2-13]: the broker closes without CONNACK.
+    // Will Flag 0 requires Will QoS 0 [MQTT-3.1.2-13]: the broker closes without CONNACK, as
+    // no return code applies to a malformed CONNECT [MQTT-3.2.2-6].
     let (h, _, ok) = accepted(&connect(CLEAN | WILL_QOS1, &[b"dev"]));
     assert!(!ok);
     assert!(

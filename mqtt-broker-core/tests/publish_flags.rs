@@ -135,3 +135,65 @@ fn pubrel_with_other_fixed_header_flags_is_malformed() {
         assert!(matches!(h.expect(publisher), Packet::PubComp(_)));
     }
 }
+
+#[test]
+fn after_disconnect_nothing_more_is_taken() {
+    for version in [V311, V5] {
+        let mut h = Harness::new();
+        let sub = h.connect(version, "sub");
+        h.subscribe(sub, "t", QoS::AtMostOnce);
+        let c = h.connect(version, "c");
+        // A client closes after DISCONNECT and sends nothing more [MQTT-3.14.4-1]
+        // [MQTT-3.14.4-2]: a PUBLISH behind it in the same read is not taken, and the broker
+        // closes the connection.
+        let mut bytes = vec![0xe0, 0x00];
+        bytes.extend_from_slice(&[0x30, 0x04, 0x00, 0x01, b't', b'x']);
+        h.send_raw(c, &bytes);
+        assert!(h.is_closed(c), "{version:?}");
+        assert!(
+            h.publishes(sub).is_empty(),
+            "{version:?}: nothing after DISCONNECT"
+        );
+    }
+}
+
+#[test]
+fn a_qos2_identifier_reused_before_pubrel_is_the_same_message() {
+    for version in [V311, V5] {
+        let mut h = Harness::new();
+        let sub = h.connect(version, "sub");
+        h.subscribe(sub, "t", QoS::ExactlyOnce);
+        let publisher = h.connect(version, "pub");
+        // A client takes an identifier not in use for a new message [MQTT-2.3.1-2]; one that
+        // reuses an identifier still waiting for its PUBREL is taken at its word as resending:
+        // PUBREC again, nothing delivered twice [MQTT5-4.3.3-10].
+        for payload in [&b"first"[..], b"second"] {
+            h.send_publish(
+                publisher,
+                publish_packet("t", payload, PublishQos::ExactlyOnce(id(5)), false),
+            );
+            assert!(
+                matches!(h.expect(publisher), Packet::PubRec(_)),
+                "{version:?}"
+            );
+        }
+        let got = h.receive_and_ack(sub);
+        assert_eq!(got.len(), 1, "{version:?}");
+        assert_eq!(got[0].payload(), b"first");
+        // After PUBCOMP the identifier is free again [MQTT-2.3.1-3].
+        h.send(publisher, Packet::PubRel(Ack::new(id(5))));
+        assert!(matches!(h.expect(publisher), Packet::PubComp(_)));
+        h.send_publish(
+            publisher,
+            publish_packet("t", b"third", PublishQos::ExactlyOnce(id(5)), false),
+        );
+        assert!(matches!(h.expect(publisher), Packet::PubRec(_)));
+        let got = h.receive_and_ack(sub);
+        assert_eq!(
+            got.len(),
+            1,
+            "{version:?}: a new message under the freed identifier"
+        );
+        assert_eq!(got[0].payload(), b"third");
+    }
+}

@@ -136,6 +136,8 @@ fn mqtt_4_4_0_1_pubrel_resent_on_resumption() {
         Packet::PubRel(ack) => assert_eq!(ack.packet_id, pid),
         other => panic!("expected PUBREL, got {other:?}"),
     }
+    // The broker as a QoS 2 sender: PUBLISH until PUBREC, then PUBREL until PUBCOMP
+    // [MQTT-4.3.3-1].
     h.expect_nothing(sub); // [MQTT5-4.3.3-6] the PUBLISH is not sent again
     h.send(sub, Packet::PubComp(Ack::new(pid)));
 }
