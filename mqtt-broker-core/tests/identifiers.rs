@@ -121,7 +121,7 @@ fn the_brokers_identifiers_are_non_zero_and_never_in_use_twice() {
         let publisher = h.connect(version, "pub");
         h.publish_n(publisher, "t", b"m", QoS::AtLeastOnce, 12);
         // Non-zero [MQTT-2.3.1-1], and unused among those in flight
-        // [MQTT-2.3.1-4] [MQTT5-2.2.1-4]: acknowledge one at a time and check every new
+        // [MQTT-2.3.1-4] [MQTT5-2.2.1-4] [MQTT5-4.3.2-1]: acknowledge one at a time and check every new
         // identifier against those still unacknowledged.
         let mut in_flight: Vec<u16> = Vec::new();
         let mut delivered = 0;
@@ -187,11 +187,15 @@ fn the_broker_sends_pubrel_in_the_order_the_pubrecs_came() {
             .publishes(sub)
             .iter()
             .map(|p| match p.qos {
-                PublishQos::ExactlyOnce(pid) => pid.get(),
-                _ => panic!("QoS 2 expected"),
+                PublishQos::ExactlyOnce(pid) if !p.dup => pid.get(),
+                _ => panic!("QoS 2 and DUP 0 expected: {p:?}"),
             })
             .collect();
         assert_eq!(ids.len(), 3);
+        // As a QoS 2 sender the broker gives each message its own unused identifier, QoS 2 and
+        // DUP 0 [MQTT5-4.3.3-1] [MQTT5-4.3.3-2].
+        let distinct: std::collections::BTreeSet<u16> = ids.iter().copied().collect();
+        assert_eq!(distinct.len(), 3);
         // PUBRECs out of order: the PUBRELs follow them, each echoing its identifier
         // [MQTT-4.6.0-4] [MQTT5-4.6.0-4] [MQTT5-2.2.1-5].
         let order = [ids[2], ids[0], ids[1]];
