@@ -186,6 +186,8 @@ fn mqtt311_3_1_2_7_retained_messages_outlive_sessions() {
 
 #[test]
 fn mqtt5_retain_unavailable_refuses_retained_publish() {
+    // A client told Retain Available 0 sends no retained PUBLISH [MQTT5-3.2.2-14]; one that
+    // does is disconnected with 0x9A.
     let mut h = Harness::with_config(config(|c| c.retain_available = false));
     let c = h.open(V5);
     let ack = h.connect_with(c, connect_packet(V5, "p"));

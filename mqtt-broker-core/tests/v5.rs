@@ -50,7 +50,9 @@ fn mqtt5_3_3_2_12_inbound_topic_alias_binds_and_resolves() {
 
 #[test]
 fn mqtt5_3_3_2_12_topic_alias_above_maximum_gets_0x94() {
-    // Alias 0 is refused by the codec (malformed); above the maximum is the core's call.
+    // Alias 0 is refused by the codec (malformed); above the maximum is the core's call. A
+    // client must keep within the Topic Alias Maximum of the CONNACK [MQTT5-3.2.2-17]
+    // [MQTT5-3.3.2-9]: one that does not is disconnected with 0x94.
     let mut h = Harness::new(); // topic alias maximum 16
     let p = h.connect(V5, "p");
     h.send(
@@ -103,6 +105,7 @@ fn mqtt5_3_1_2_26_outbound_aliases_when_the_client_allows_them() {
     h.publish(p, "a/b", b"2", QoS::AtMostOnce, false);
     h.publish(p, "c", b"3", QoS::AtMostOnce, false);
     let got = h.publishes(sub);
+    // The broker's aliases start at 1: 0 is never sent [MQTT5-3.3.2-8].
     assert_eq!(
         (got[0].topic(), got[0].properties.topic_alias),
         ("a/b", Some(1))
