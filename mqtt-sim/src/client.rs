@@ -543,8 +543,14 @@ impl Client {
         let asked = filters
             .into_iter()
             .map(|w| {
-                let asked =
-                    oracle.subscribing(self.idx, w.filter, w.no_local, w.retain_as_published, now);
+                let asked = oracle.subscribing(
+                    self.idx,
+                    w.filter,
+                    w.qos,
+                    w.no_local,
+                    w.retain_as_published,
+                    now,
+                );
                 (w.filter, asked)
             })
             .collect();

@@ -119,6 +119,8 @@ struct ClientFacts {
     filter_changes: Vec<(String, u64, Ms)>,
     /// Every subscription ever asked for: filter, No Local, Retain As Published.
     requested: Vec<(String, bool, bool)>,
+    /// Filters it ever asked for at QoS 0 (whether or not the SUBACK came back).
+    asked_qos0: HashSet<String>,
     /// The numbers of the SUBSCRIBEs asking for No Local.
     no_local: HashSet<u64>,
     /// Filters it ever sent UNSUBSCRIBE for.
@@ -213,6 +215,7 @@ impl Oracle {
                 connects: Vec::new(),
                 filter_changes: Vec::new(),
                 requested: Vec::new(),
+                asked_qos0: HashSet::new(),
                 no_local: HashSet::new(),
                 left: HashSet::new(),
             })
@@ -491,10 +494,14 @@ impl Oracle {
         &mut self,
         client: usize,
         filter: &str,
+        qos: u8,
         no_local: bool,
         retain_as_published: bool,
         now: Ms,
     ) -> u64 {
+        if qos == 0 {
+            self.clients[client].asked_qos0.insert(filter.to_owned());
+        }
         let wanted = (filter.to_owned(), no_local, retain_as_published);
         if !self.clients[client].requested.contains(&wanted) {
             self.clients[client].requested.push(wanted);
@@ -984,10 +991,13 @@ impl Oracle {
                 .iter()
                 .filter(|c| c.requested.iter().any(|(f, _, _)| f == group))
                 .collect();
+            // A member that ever asked for the group at QoS 0 may have been handed a message
+            // at QoS 0 (lost when it was offline), whether or not its SUBACK came back.
             let certain = members.iter().all(|c| {
                 c.up_at_end
                     && !c.dropped
                     && !c.left.contains(group)
+                    && !c.asked_qos0.contains(group)
                     && c.subs
                         .iter()
                         .filter(|s| s.filter == group)
@@ -1089,7 +1099,7 @@ mod tests {
     fn an_acknowledged_message_owed_to_a_subscriber_is_missed() {
         let mut oracle = Oracle::new(vec!["p".into(), "s".into()], true);
         oracle.connack(1, true, Some(false), true, 0);
-        let asked = oracle.subscribing(1, "t/#", false, false, 5);
+        let asked = oracle.subscribing(1, "t/#", 1, false, false, 5);
         oracle.subscribed(1, "t/#", 1, asked, 10);
         oracle.published(0, 1, "t/a", 1, false, false, None, 20);
         oracle.acknowledged(1, 30);
@@ -1103,7 +1113,7 @@ mod tests {
     fn expiry_must_be_forwarded_counted_down_and_never_owed() {
         let mut oracle = Oracle::new(vec!["p".into(), "s".into()], true);
         oracle.connack(1, true, Some(false), true, 0);
-        let asked = oracle.subscribing(1, "t/#", false, false, 5);
+        let asked = oracle.subscribing(1, "t/#", 1, false, false, 5);
         oracle.subscribed(1, "t/#", 1, asked, 10);
         for msg in 1..=5 {
             oracle.published(0, msg, "t/a", 1, false, false, Some(10), 1_000);
@@ -1142,14 +1152,14 @@ mod tests {
     #[test]
     fn no_local_and_the_retain_flag_are_checked_where_every_subscription_agrees() {
         let mut oracle = Oracle::new(vec!["c".into()], true);
-        oracle.subscribing(0, "t/#", true, true, 0);
+        oracle.subscribing(0, "t/#", 1, true, true, 0);
         oracle.published(0, 1, "t/a", 1, false, false, None, 1);
         oracle.received(0, 1, 1, false, false, None, 2); // its own, through No Local
         oracle.published(0, 2, "t/b", 1, false, false, None, 3);
         oracle.received(0, 2, 1, true, true, None, 4); // RETAIN on a message published without
         assert_eq!(oracle.violations().len(), 2, "{:?}", oracle.violations());
         // Another subscription without No Local makes its own messages allowed.
-        oracle.subscribing(0, "t/a", false, true, 5);
+        oracle.subscribing(0, "t/a", 1, false, true, 5);
         oracle.published(0, 3, "t/a", 1, false, false, None, 6);
         oracle.received(0, 3, 1, false, false, None, 7);
         assert_eq!(oracle.violations().len(), 2, "{:?}", oracle.violations());
