@@ -24,7 +24,7 @@ if grep -q "mosquitto" <<<"$(awk '{print $6}' <<<"$contents")"; then
   exit 1
 fi
 dpkg-deb --field "$deb" Package Depends
-dpkg-deb --ctrl-tarfile "$deb" | tar -t | grep -q postinst || { echo "no postinst" >&2; exit 1; }
+dpkg-deb --ctrl-tarfile "$deb" | tar -t | grep postinst >/dev/null || { echo "no postinst" >&2; exit 1; }
 grep -q "adduser --system" <(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./postinst)
 grep -q "^conffiles\|/etc/mqtt-broker/mqtt-broker.conf" <(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles)
 
