@@ -12,8 +12,20 @@ use mqtt_wire::QoS;
 /// A 3.1.1 CONNECT frame with connect `flags`, keep alive 60 and `fields` as the payload, each
 /// a two-byte length and the bytes.
 fn connect(flags: u8, fields: &[&[u8]]) -> Vec<u8> {
-    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, flags, 0, 60];
-    for field in fields {
+    connect_frame(4, flags, fields)
+}
+
+/// A CONNECT frame of protocol `level` (4: 3.1.1, 5: 5.0, then with no CONNECT properties and,
+/// when `flags` has a will, empty Will Properties before the will topic, the second field).
+fn connect_frame(level: u8, flags: u8, fields: &[&[u8]]) -> Vec<u8> {
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', level, flags, 0, 60];
+    if level == 5 {
+        body.push(0); // CONNECT properties: none
+    }
+    for (i, field) in fields.iter().enumerate() {
+        if level == 5 && i == 1 && flags & WILL != 0 {
+            body.push(0); // Will Properties: none
+        }
         body.extend_from_slice(&(field.len() as u16).to_be_bytes());
         body.extend_from_slice(field);
     }
@@ -125,20 +137,9 @@ fn mqtt311_3_1_3_10_names_must_be_utf8() {
     assert!(h.is_closed(c), "SUBSCRIBE filter");
 }
 
-/// A 5.0 CONNECT frame: no CONNECT properties; `will` puts an empty Will Properties before the
-/// will topic (the second field).
+/// A 5.0 CONNECT frame (see [`connect_frame`]).
 fn connect_v5(flags: u8, fields: &[&[u8]]) -> Vec<u8> {
-    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 5, flags, 0, 60, 0];
-    for (i, field) in fields.iter().enumerate() {
-        if i == 1 && flags & WILL != 0 {
-            body.push(0); // Will Properties: none
-        }
-        body.extend_from_slice(&(field.len() as u16).to_be_bytes());
-        body.extend_from_slice(field);
-    }
-    let mut frame = vec![0x10, body.len() as u8];
-    frame.extend_from_slice(&body);
-    frame
+    connect_frame(5, flags, fields)
 }
 
 /// Whether `bytes` as the first packet of a 5.0 connection is accepted (the connection stays

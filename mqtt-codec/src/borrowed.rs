@@ -149,10 +149,7 @@ impl<'a> PublishRef<'a> {
 
     /// `buf[start..end]` as `Bytes`: a view of the shared buffer, or a copy.
     fn bytes(&self, start: usize, end: usize) -> Bytes {
-        match self.owner {
-            Some(owner) => owner.slice(start..end),
-            None => Bytes::copy_from_slice(self.buf.get(start..end).unwrap_or_default()),
-        }
+        crate::reader::view_or_copy(self.owner, self.buf, start, end)
     }
 
     /// The topic as a shared string: a view into the shared buffer (one reference-count

@@ -434,10 +434,7 @@ fn decode_other(
     Ok(match packet_type {
         PacketType::Publish => {
             let layout = PublishLayout::parse(flags, buf, owner, start, body_start, end, version)?;
-            let frame = match owner {
-                Some(owner) => owner.slice(start..end),
-                None => Bytes::copy_from_slice(buf.get(start..end).unwrap_or_default()),
-            };
+            let frame = crate::reader::view_or_copy(owner, buf, start, end);
             Packet::Publish(Publish::from_layout(layout, frame))
         }
         PacketType::Connect => Packet::Connect(Box::new(Connect::decode(&mut body())?)),

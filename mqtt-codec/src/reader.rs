@@ -9,6 +9,16 @@ use crate::frame::parse_vbi;
 use crate::primitives::PacketId;
 use crate::string::{MqttStr, validate};
 
+/// `buf[start..end]` as `Bytes`: a view of `owner` (the shared buffer `buf` is the contents
+/// of) when there is one, a copy otherwise.
+#[inline]
+pub(crate) fn view_or_copy(owner: Option<&Bytes>, buf: &[u8], start: usize, end: usize) -> Bytes {
+    match owner {
+        Some(owner) => owner.slice(start..end),
+        None => Bytes::copy_from_slice(buf.get(start..end).unwrap_or_default()),
+    }
+}
+
 /// Reads fields from `frame[pos..end]`.
 pub(crate) struct Reader<'a> {
     frame: &'a [u8],
@@ -59,10 +69,7 @@ impl<'a> Reader<'a> {
     /// `frame[start..end]` as `Bytes`: a view of the shared buffer, or a copy.
     #[inline]
     fn bytes(&self, start: usize, end: usize) -> Bytes {
-        match self.owner {
-            Some(owner) => owner.slice(start..end),
-            None => Bytes::copy_from_slice(self.frame.get(start..end).unwrap_or_default()),
-        }
+        view_or_copy(self.owner, self.frame, start, end)
     }
 
     /// Offset of the next byte in the frame.
